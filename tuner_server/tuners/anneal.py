@@ -1,0 +1,119 @@
+"""Anneal: hyperopt-style simulated annealing over the search space.
+
+The first few results come from the prior. After that each suggestion starts from a good
+earlier trial -- trials are ranked by loss and the rank is drawn from a geometric
+distribution with mean ``avg_best_idx`` (2), so the best trial is picked most often --
+and re-samples every active parameter in a neighbourhood of that trial's value. The
+neighbourhood shrinks with the number T of observations of the parameter, by
+``1 / (1 + T * shrink_coef)`` (shrink_coef 0.1):
+
+* bounded numeric types: uniform over a window of that fraction of the range (in log space
+  for log types), shifted to stay inside the bounds, then rounded as the type says;
+* normal types: a normal around the value with sigma scaled by the factor;
+* choice: keep the value with probability 1 - factor, else draw from the prior;
+* a parameter the chosen trial did not have (another branch of a nested choice) comes
+  from the prior.
+
+Running trials are ranked with a constant-liar loss (min / max / mean of the results).
+No configuration is suggested twice; a finite space ends with NoMoreTrials.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from tuner_server.history import OptimizeMode, TrialRecord
+from tuner_server.searchspace import LOG_TYPES, NORMAL_TYPES, Dimension, NestedOption
+from tuner_server.tuners.base import NoMoreTrials, Tuner, arg, reject_unknown
+from tuner_server.tuners.tpe import HistoryMemo, flat_key, fresh_prior_sample, parse_liar
+
+AVG_BEST_IDX = 2.0
+SHRINK_COEF = 0.1
+N_STARTUP = 5
+_RETRIES = 24
+
+
+class AnnealTuner(Tuner):
+    name = "Anneal"
+    aliases = ("AnnealTuner",)
+    default_mode = OptimizeMode.MINIMIZE
+
+    def configure(self, args: dict[str, Any]) -> None:
+        reject_unknown(self.name, args, ("parallel_optimize", "constant_liar_type"))
+        arg(self.name, args, "parallel_optimize", False, bool)
+        self.liar = parse_liar(self.name, "constant_liar_type", args.get("constant_liar_type", "min"))
+        self._memo = HistoryMemo(self.space)
+        self._card = self.space.cardinality()
+
+    def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
+        obs = self._memo.observations(history, self.mode, self.liar)
+        if self._card is not None and len(obs.seen) >= self._card:
+            raise NoMoreTrials(f"all {self._card} configurations of the search space were tried")
+        if obs.n_completed < N_STARTUP:
+            return self.space.to_parameters(fresh_prior_sample(self.space, obs.seen, rng, self._card))
+        # Observations per parameter (how far annealing has progressed for it).
+        counts: dict[str, int] = {}
+        for f in obs.flats:
+            for k in f:
+                counts[k] = counts.get(k, 0) + 1
+        ranking = np.argsort(obs.losses, kind="stable")
+        for attempt in range(_RETRIES):
+            pick = min(int(rng.geometric(1.0 / AVG_BEST_IDX)) - 1, len(ranking) - 1)
+            center = obs.flats[int(ranking[pick])]
+            # Repeats mean the neighbourhood has collapsed onto tried points: widen it.
+            widen = 1.0 + attempt
+            flat = self._neighbour(center, counts, widen, rng)
+            if flat_key(flat) not in obs.seen:
+                return self.space.to_parameters(flat)
+        return self.space.to_parameters(fresh_prior_sample(self.space, obs.seen, rng, self._card))
+
+    def _neighbour(
+        self, center: dict[str, Any], counts: dict[str, int], widen: float, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+
+        def walk(keys: Sequence[str]) -> None:
+            for k in keys:
+                d = self.space[k]
+                if k in center:
+                    shrink = min(1.0, widen / (1.0 + counts.get(k, 0) * SHRINK_COEF))
+                    out[k] = _perturb(d, center[k], shrink, rng)
+                else:
+                    out[k] = d.sample(rng)
+                if d.is_nested_choice:
+                    opt = d.options[out[k]]
+                    if isinstance(opt, NestedOption):
+                        walk(opt.children)
+
+        walk(self.space.top)
+        return out
+
+
+def _perturb(d: Dimension, value: Any, shrink: float, rng: np.random.Generator) -> Any:
+    """A value near ``value``; ``shrink`` in (0, 1] is the neighbourhood's relative size."""
+    t = d.type
+    if d.is_categorical:
+        return int(value) if rng.random() >= shrink else int(rng.integers(len(d.options)))
+    if t in NORMAL_TYPES:
+        mu, sigma = float(d.args[0]), float(d.args[1])
+        if t in LOG_TYPES:
+            floor = (d.q or 0.0) / 2 or 1e-300
+            c = math.log(max(float(value), floor))
+            return d.quantize(math.exp(rng.normal(c, sigma * shrink)))
+        del mu
+        return d.quantize(rng.normal(float(value), sigma * shrink))
+    if t == "randint":
+        lo, hi, c = float(d.args[0]), float(d.args[1]), float(value) + 0.5
+    elif t in LOG_TYPES:
+        lo, hi, c = math.log(d.low), math.log(d.high), math.log(max(float(value), d.low))
+    else:
+        lo, hi, c = d.low, d.high, float(value)
+    half = 0.5 * (hi - lo) * shrink
+    mid = min(max(c, lo + half), hi - half)
+    x = rng.uniform(mid - half, mid + half)
+    if t in LOG_TYPES:
+        x = math.exp(x)
+    return d.quantize(x)
