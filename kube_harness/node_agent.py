@@ -1,0 +1,841 @@
+"""Fake nodes that run pods as local processes: a scheduler and a "kubelet" in one small loop.
+
+This is test harness, not a kubelet. What it does:
+  * registers Node objects (capacity/allocatable for cpu, memory, pods, nvidia.com/gpu,
+    huawei.com/Ascend910; Ready) and renews their Leases so the node lifecycle controller
+    leaves them alone;
+  * binds pending pods (schedulerName default-scheduler) to a node that fits: resource
+    requests incl. extended resources, nodeSelector, tolerations vs NoSchedule/NoExecute
+    taints, spec.unschedulable; otherwise sets PodScheduled=False/Unschedulable;
+  * runs each container's command+args as a process group on this host with the
+    container's env (value, $(VAR) expansion, valueFrom secretKeyRef/configMapKeyRef/
+    fieldRef/resourceFieldRef, envFrom) and workingDir (a sandbox dir when it is unset or
+    does not exist here); init containers run first, one by one;
+  * reports phase, conditions and (init)containerStatuses through the status subresource,
+    restarts per restartPolicy (Always/OnFailure/Never), kills the process group on graceful
+    deletion and then removes the pod with grace period 0;
+  * keeps stdout+stderr per container in <state-dir>/pods/<ns>_<pod>_<uid>/<container>.log
+    and serves them to kube-apiserver (so `kubectl logs` works).
+Not emulated: images (the command must exist on this host), volumes and volumeMounts,
+networking (every pod gets podIP 127.0.0.1), probes, resource limits enforcement, exec/
+attach/port-forward, ephemeral and sidecar containers, lifecycle hooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import re
+import signal
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.utils.quantity import parse_quantity
+
+log = logging.getLogger("kube_harness.node_agent")
+
+GPU = "nvidia.com/gpu"
+NPU = "huawei.com/Ascend910"
+DEFAULT_NODES = [
+    {"name": "fake-node-cpu",
+     "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110", GPU: "0", NPU: "0"}},
+    {"name": "fake-node-gpu", "labels": {"autotune.dev/accelerator": "nvidia-gpu"},
+     "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110", GPU: "2", NPU: "0"}},
+    {"name": "fake-node-npu", "labels": {"autotune.dev/accelerator": "huawei-ascend910"},
+     "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110", GPU: "0", NPU: "8"}},
+]
+# Host environment a pod's processes inherit (a container would get its image's env).
+PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
+LEASE_SECONDS = 40
+POLL = 0.3
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_micro() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _raw(resp) -> dict:
+    return json.loads(resp.data)
+
+
+# ---------------------------------------------------------------------------- scheduling
+def pod_requests(pod: dict) -> dict[str, float]:
+    """Effective requests: max(sum of containers, any init container), per resource."""
+    def of(c):
+        res = c.get("resources") or {}
+        req = dict(res.get("limits") or {})  # extended resources: requests default to limits
+        req.update(res.get("requests") or {})
+        return {k: float(parse_quantity(v)) for k, v in req.items()}
+
+    total: dict[str, float] = {}
+    for c in pod["spec"].get("containers", []):
+        for k, v in of(c).items():
+            total[k] = total.get(k, 0.0) + v
+    for c in pod["spec"].get("initContainers") or []:
+        for k, v in of(c).items():
+            total[k] = max(total.get(k, 0.0), v)
+    return total
+
+
+def tolerates(tolerations: list[dict], taint: dict) -> bool:
+    for t in tolerations or []:
+        if t.get("effect") and t["effect"] != taint.get("effect"):
+            continue
+        op = t.get("operator", "Equal")
+        if op == "Exists" and (not t.get("key") or t["key"] == taint.get("key")):
+            return True
+        if op == "Equal" and t.get("key") == taint.get("key") \
+                and (t.get("value") or "") == (taint.get("value") or ""):
+            return True
+    return False
+
+
+def why_not(node: dict, pod: dict, used: dict[str, float], req: dict[str, float]) -> str | None:
+    """None when the pod fits the node, otherwise a short reason."""
+    if node["spec"].get("unschedulable"):
+        return "node is unschedulable"
+    labels = node["metadata"].get("labels") or {}
+    for k, v in (pod["spec"].get("nodeSelector") or {}).items():
+        if labels.get(k) != v:
+            return "node didn't match Pod's node selector"
+    for taint in node["spec"].get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and \
+                not tolerates(pod["spec"].get("tolerations"), taint):
+            return f"node had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
+    alloc = {k: float(parse_quantity(v))
+             for k, v in (node["status"].get("allocatable") or {}).items()}
+    if used.get("pods", 0) + 1 > alloc.get("pods", 0):
+        return "Too many pods"
+    for k, v in req.items():
+        if v and used.get(k, 0.0) + v > alloc.get(k, 0.0) + 1e-9:
+            return f"Insufficient {k}"
+    return None
+
+
+# ------------------------------------------------------------------------------ env vars
+_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(s: str, env: dict[str, str]) -> str:
+    """Kubernetes $(VAR) expansion: defined vars are replaced, $$ escapes, others stay."""
+    def sub(m):
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return _VAR.sub(sub, s)
+
+
+class ConfigError(Exception):
+    """The container cannot start yet (CreateContainerConfigError)."""
+
+
+# ---------------------------------------------------------------------------- pod runner
+class PodRunner(threading.Thread):
+    def __init__(self, agent: "Agent", pod: dict):
+        super().__init__(daemon=True, name=f"pod-{pod['metadata']['name']}")
+        self.agent = agent
+        self.pod = pod
+        m = pod["metadata"]
+        self.ns, self.name, self.uid = m["namespace"], m["name"], m["uid"]
+        self.dir = agent.state_dir / "pods" / f"{self.ns}_{self.name}_{self.uid}"
+        self.restart_policy = pod["spec"].get("restartPolicy", "Always")
+        self.delete_grace: float | None = None  # set when the pod is being deleted
+        self.wake = threading.Event()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.lock = threading.Lock()
+        self.start_time = now()
+        self.statuses: dict[str, dict] = {}  # container name -> containerStatus
+        self.init_statuses: dict[str, dict] = {}
+        self.phase = "Pending"
+        self.initialized = False
+        self.message = ""
+
+    # -- plumbing -----------------------------------------------------------------
+    def request_delete(self, grace: float) -> None:
+        if self.delete_grace is None:
+            self.delete_grace = grace
+            self.wake.set()
+
+    def _status_doc(self) -> dict:
+        t = now()
+        running = [s for s in self.statuses.values() if "running" in s["state"]]
+        all_ready = self.phase == "Running" and len(running) == len(self.statuses)
+        terminal = self.phase in ("Succeeded", "Failed")
+
+        def cond(type_, ok, reason=None):
+            c = {"type": type_, "status": "True" if ok else "False", "lastTransitionTime": t}
+            if reason and not ok:
+                c["reason"] = reason
+            return c
+
+        reason = "PodCompleted" if terminal else "ContainersNotReady"
+        doc = {
+            "phase": self.phase,
+            "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.start_time,
+            "conditions": [
+                cond("PodScheduled", True),
+                cond("Initialized", self.initialized or terminal, "ContainersNotInitialized"),
+                cond("ContainersReady", all_ready, reason),
+                cond("Ready", all_ready, reason),
+            ],
+            "containerStatuses": list(self.statuses.values()),
+        }
+        if self.init_statuses:
+            doc["initContainerStatuses"] = list(self.init_statuses.values())
+        if self.message:
+            doc["message"] = self.message
+        return doc
+
+    def report(self) -> None:
+        try:
+            self.agent.core.patch_namespaced_pod_status(
+                self.name, self.ns, {"status": self._status_doc()}, _preload_content=False)
+        except ApiException as e:
+            if e.status != 404:
+                log.warning("status of %s/%s: %s", self.ns, self.name, e.reason)
+
+    def _new_status(self, c: dict) -> dict:
+        return {"name": c["name"], "image": c.get("image", ""), "imageID": "",
+                "ready": False, "restartCount": 0, "started": False,
+                "state": {"waiting": {"reason": "ContainerCreating"}}}
+
+    # -- environment ---------------------------------------------------------------
+    def _lookup(self, kind: str, ref: dict) -> str | None:
+        name, key, optional = ref.get("name"), ref.get("key"), ref.get("optional", False)
+        try:
+            if kind == "secret":
+                data = self.agent.core.read_namespaced_secret(name, self.ns).data or {}
+                val = data.get(key)
+                val = base64.b64decode(val).decode() if val is not None else None
+            else:
+                val = (self.agent.core.read_namespaced_config_map(name, self.ns).data
+                       or {}).get(key)
+        except ApiException as e:
+            if e.status == 404 and optional:
+                return None
+            raise ConfigError(f'{kind} "{name}" not found') from None
+        if val is None and not optional:
+            raise ConfigError(f"couldn't find key {key} in {kind} {self.ns}/{name}")
+        return val
+
+    def _field(self, path: str) -> str:
+        m = self.pod["metadata"]
+        g = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+        if g:
+            return (m.get(g.group(1)) or {}).get(g.group(2), "")
+        simple = {
+            "metadata.name": m["name"], "metadata.namespace": m["namespace"],
+            "metadata.uid": m["uid"], "spec.nodeName": self.pod["spec"].get("nodeName", ""),
+            "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", ""),
+            "status.hostIP": "127.0.0.1", "status.hostIPs": "127.0.0.1",
+            "status.podIP": "127.0.0.1", "status.podIPs": "127.0.0.1",
+        }
+        if path in ("metadata.labels", "metadata.annotations"):
+            d = m.get(path.split(".")[1]) or {}
+            return "\n".join(f'{k}="{v}"' for k, v in sorted(d.items()))
+        return simple.get(path, "")
+
+    def _resource(self, c: dict, ref: dict) -> str:
+        target = c
+        if ref.get("containerName"):
+            target = next((x for x in self.pod["spec"]["containers"]
+                           if x["name"] == ref["containerName"]), c)
+        kind, _, res = ref["resource"].partition(".")
+        res_spec = target.get("resources") or {}
+        v = (res_spec.get(kind) or {}).get(res)
+        if v is None and kind == "limits":  # unset limit: the node's allocatable
+            v = self.agent.allocatable(self.pod["spec"].get("nodeName", "")).get(res, "0")
+        if v is None:
+            v = "0"
+        q = parse_quantity(v) / parse_quantity(ref.get("divisor", "1"))
+        return str(math.ceil(q))
+
+    def build_env(self, c: dict) -> dict[str, str]:
+        env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+        env["HOSTNAME"] = self.name
+        env["KUBERNETES_SERVICE_HOST"] = "127.0.0.1"
+        env["KUBERNETES_SERVICE_PORT"] = str(self.agent.api_port)
+        declared: dict[str, str] = {}
+        for src in c.get("envFrom") or []:
+            prefix = src.get("prefix", "")
+            for kind in ("configMapRef", "secretRef"):
+                ref = src.get(kind)
+                if not ref:
+                    continue
+                try:
+                    if kind == "secretRef":
+                        d = self.agent.core.read_namespaced_secret(ref["name"], self.ns).data
+                        d = {k: base64.b64decode(v).decode() for k, v in (d or {}).items()}
+                    else:
+                        d = self.agent.core.read_namespaced_config_map(
+                            ref["name"], self.ns).data or {}
+                except ApiException:
+                    if ref.get("optional"):
+                        continue
+                    raise ConfigError(f'{kind} "{ref["name"]}" not found') from None
+                declared.update({prefix + k: v for k, v in d.items()})
+        for e in c.get("env") or []:
+            name, vf = e["name"], e.get("valueFrom")
+            if vf is None:
+                declared[name] = expand(e.get("value", ""), declared)
+            elif "fieldRef" in vf:
+                declared[name] = self._field(vf["fieldRef"]["fieldPath"])
+            elif "resourceFieldRef" in vf:
+                declared[name] = self._resource(c, vf["resourceFieldRef"])
+            else:
+                kind = "secret" if "secretKeyRef" in vf else "configmap"
+                val = self._lookup(kind, vf.get("secretKeyRef") or vf.get("configMapKeyRef"))
+                if val is not None:
+                    declared[name] = val
+        env.update(declared)
+        return env
+
+    # -- processes -----------------------------------------------------------------
+    def _start(self, c: dict, status: dict) -> subprocess.Popen | None:
+        name = c["name"]
+        try:
+            env = self.build_env(c)
+        except ConfigError as e:
+            status["state"] = {"waiting": {"reason": "CreateContainerConfigError",
+                                           "message": str(e)}}
+            return None
+        argv = [expand(a, env) for a in (c.get("command") or []) + (c.get("args") or [])]
+        logf = self.dir / f"{name}.log"
+        if not argv:
+            status["state"] = {"waiting": {"reason": "CreateContainerError", "message":
+                               "no command or args: images are not emulated by the fake node"}}
+            return None
+        wd = c.get("workingDir")
+        if not wd or not os.path.isdir(wd):
+            sandbox = self.dir / f"{name}.workdir"
+            sandbox.mkdir(parents=True, exist_ok=True)
+            if wd:
+                msg = (f"workingDir {wd} does not exist on this host; "
+                       f"running container {name} in {sandbox}")
+                log.info("%s/%s: %s", self.ns, self.name, msg)
+                self.agent.event(self.pod, "WorkingDirMissing", msg, "Warning")
+                with open(logf, "a") as f:
+                    f.write(f"[fake-node] {msg}\n")
+            wd = str(sandbox)
+        try:
+            with open(logf, "ab") as out:
+                p = subprocess.Popen(argv, cwd=wd, env=env, stdout=out,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        except OSError as e:
+            with open(logf, "a") as f:
+                f.write(f"[fake-node] cannot start {argv[0]!r}: {e}\n")
+            status["state"] = {"terminated": {"exitCode": 128, "reason": "StartError",
+                                              "message": str(e), "startedAt": now(),
+                                              "finishedAt": now()}}
+            return None
+        status["state"] = {"running": {"startedAt": now()}}
+        status["started"] = True
+        status["ready"] = True
+        status["containerID"] = f"fakeproc://{p.pid}"
+        return p
+
+    def _finish(self, p: subprocess.Popen, status: dict, started_at: str) -> int:
+        rc = p.returncode
+        code = rc if rc >= 0 else 128 - rc
+        status["state"] = {"terminated": {
+            "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+            "startedAt": started_at, "finishedAt": now(),
+            "containerID": status.get("containerID", "")}}
+        status["ready"] = False
+        status["started"] = False
+        return code
+
+    def kill_all(self, grace: float) -> None:
+        with self.lock:
+            procs = [p for p in self.procs.values() if p.poll() is None]
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # whatever is left in the group, too
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+    def _should_restart(self, code: int) -> bool:
+        return self.restart_policy == "Always" or (
+            self.restart_policy == "OnFailure" and code != 0)
+
+    # -- lifecycle -----------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            log.exception("pod %s/%s", self.ns, self.name)
+        finally:
+            self.kill_all(0)
+            if self.delete_grace is not None:
+                self.agent.delete_now(self.pod)
+
+    def _run(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        spec = self.pod["spec"]
+        for c in spec.get("initContainers") or []:
+            self.init_statuses[c["name"]] = self._new_status(c)
+        for c in spec["containers"]:
+            self.statuses[c["name"]] = self._new_status(c)
+        self.report()
+        self.agent.event(self.pod, "Started", "running containers as local processes")
+
+        for c in spec.get("initContainers") or []:  # one by one, each until it succeeds
+            st = self.init_statuses[c["name"]]
+            while True:
+                code = self._run_to_end(c, st)
+                if code is None:
+                    return  # deleted
+                if code == 0:
+                    break
+                if self.restart_policy == "Never":
+                    self.phase = "Failed"
+                    self.report()
+                    return
+                st["restartCount"] += 1
+                self.wake.wait(1)
+        self.initialized = True
+
+        started: dict[str, str] = {}
+        for c in spec["containers"]:
+            st = self.statuses[c["name"]]
+            p = self._start(c, st)
+            if p:
+                with self.lock:
+                    self.procs[c["name"]] = p
+                started[c["name"]] = st["state"]["running"]["startedAt"]
+        self.phase = "Running" if started else "Pending"
+        self.report()
+
+        retry_at: dict[str, float] = {}
+        while True:
+            if self.delete_grace is not None:
+                self.kill_all(min(self.delete_grace, 10))
+                return
+            changed = False
+            for c in spec["containers"]:
+                n, st = c["name"], self.statuses[c["name"]]
+                p = self.procs.get(n)
+                if p is not None and p.poll() is not None:
+                    code = self._finish(p, st, started.get(n, now()))
+                    with self.lock:
+                        del self.procs[n]
+                    changed = True
+                    if self._should_restart(code):
+                        retry_at[n] = time.monotonic() + min(10, 2 ** min(st["restartCount"], 3))
+                elif p is None and "waiting" in st["state"] and n not in retry_at:
+                    retry_at[n] = time.monotonic() + 2  # config error: try again soon
+                if n in retry_at and time.monotonic() >= retry_at[n]:
+                    del retry_at[n]
+                    prev = st["state"]
+                    was_run = "terminated" in prev
+                    p = self._start(c, st)
+                    if was_run:
+                        st["lastState"] = prev
+                        st["restartCount"] += 1
+                    if p:
+                        with self.lock:
+                            self.procs[n] = p
+                        started[n] = st["state"]["running"]["startedAt"]
+                        self.phase = "Running"
+                    changed = True
+            done = [s for s in self.statuses.values() if "terminated" in s["state"]]
+            if len(done) == len(self.statuses) and not retry_at and not self.procs:
+                codes = [s["state"]["terminated"]["exitCode"] for s in done]
+                self.phase = "Succeeded" if all(x == 0 for x in codes) else "Failed"
+                self.report()
+                return
+            if changed:
+                self.report()
+            self.wake.wait(0.2)
+            self.wake.clear()
+
+    def _run_to_end(self, c: dict, st: dict) -> int | None:
+        while True:
+            p = self._start(c, st)
+            if p is not None or "terminated" in st["state"]:
+                break
+            self.report()
+            if self.wake.wait(2) and self.delete_grace is not None:
+                return None
+        if p is None:
+            return st["state"]["terminated"]["exitCode"]
+        with self.lock:
+            self.procs[c["name"]] = p
+        started = st["state"]["running"]["startedAt"]
+        self.report()
+        while p.poll() is None:
+            if self.delete_grace is not None:
+                self.kill_all(min(self.delete_grace, 10))
+                return None
+            self.wake.wait(0.2)
+        with self.lock:
+            del self.procs[c["name"]]
+        code = self._finish(p, st, started)
+        self.report()
+        return code
+
+
+# ---------------------------------------------------------------------------------- agent
+class Agent:
+    def __init__(self, api: client.ApiClient, state_dir: Path, nodes: list[dict],
+                 kubelet_port: int, api_port: int):
+        self.core = client.CoreV1Api(api)
+        self.coord = client.CoordinationV1Api(api)
+        self.state_dir = state_dir
+        self.node_specs = nodes
+        self.node_names = {n["name"] for n in nodes}
+        self.kubelet_port = kubelet_port
+        self.api_port = api_port
+        self.runners: dict[str, PodRunner] = {}
+        self.finished: set[str] = set()
+        self.deleting: dict[str, float] = {}
+        self.unsched_msgs: dict[str, str] = {}
+        self.nodes: dict[str, dict] = {}
+        self.stopping = threading.Event()
+
+    # -- nodes ---------------------------------------------------------------------
+    def register_nodes(self) -> None:
+        for spec in self.node_specs:
+            name = spec["name"]
+            labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                      "kubernetes.io/arch": "amd64", "autotune.dev/fake-node": "true",
+                      **(spec.get("labels") or {})}
+            body = {"metadata": {"name": name, "labels": labels},
+                    "spec": {"taints": spec.get("taints") or []}}
+            try:
+                self.core.create_node({"apiVersion": "v1", "kind": "Node", **body},
+                                      _preload_content=False)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                self.core.patch_node(name, body, _preload_content=False)
+            cap = spec["capacity"]
+            t = now()
+            conds = [("Ready", "True", "KubeletReady"),
+                     ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                     ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                     ("PIDPressure", "False", "KubeletHasSufficientPID")]
+            status = {
+                "capacity": cap, "allocatable": spec.get("allocatable", cap),
+                "conditions": [{"type": ty, "status": s, "reason": r, "lastHeartbeatTime": t,
+                                "lastTransitionTime": t, "message": "fake node (kube_harness)"}
+                               for ty, s, r in conds],
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                              {"type": "Hostname", "address": name}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
+                "nodeInfo": {"machineID": name, "systemUUID": name, "bootID": name,
+                             "kernelVersion": os.uname().release, "osImage": "kube_harness",
+                             "containerRuntimeVersion": "fakeproc://0.1",
+                             "kubeletVersion": "v1.34.4-fake", "kubeProxyVersion": "",
+                             "operatingSystem": "linux", "architecture": "amd64"},
+            }
+            self.core.patch_node_status(name, {"status": status}, _preload_content=False)
+            self.renew_lease(name)
+
+    def renew_lease(self, name: str) -> None:
+        spec = {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": now_micro()}
+        try:
+            self.coord.patch_namespaced_lease(name, "kube-node-lease", {"spec": spec},
+                                              _preload_content=False)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self.coord.create_namespaced_lease("kube-node-lease", {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name}, "spec": spec}, _preload_content=False)
+
+    def heartbeat_loop(self) -> None:
+        while not self.stopping.wait(10):
+            for name in self.node_names:
+                try:
+                    self.renew_lease(name)
+                except Exception as e:  # keep beating; the apiserver may be restarting
+                    log.warning("lease %s: %s", name, e)
+
+    def allocatable(self, node: str) -> dict[str, str]:
+        return (self.nodes.get(node, {}).get("status") or {}).get("allocatable") or {}
+
+    # -- events --------------------------------------------------------------------
+    def event(self, pod: dict, reason: str, message: str, type_: str = "Normal") -> None:
+        m = pod["metadata"]
+        t = now()
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{m['name']}.", "namespace": m["namespace"]},
+            "involvedObject": {"kind": "Pod", "apiVersion": "v1", "name": m["name"],
+                               "namespace": m["namespace"], "uid": m["uid"]},
+            "reason": reason, "message": message, "type": type_,
+            "source": {"component": "kube-harness-fake-node"},
+            "firstTimestamp": t, "lastTimestamp": t, "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(m["namespace"], body, _preload_content=False)
+        except ApiException as e:
+            log.debug("event: %s", e)
+
+    # -- pods ----------------------------------------------------------------------
+    def delete_now(self, pod: dict) -> None:
+        m = pod["metadata"]
+        try:
+            self.core.delete_namespaced_pod(
+                m["name"], m["namespace"], grace_period_seconds=0,
+                body=client.V1DeleteOptions(grace_period_seconds=0,
+                                            preconditions=client.V1Preconditions(uid=m["uid"])),
+                _preload_content=False)
+        except ApiException as e:
+            if e.status not in (404, 409):
+                log.warning("delete %s/%s: %s", m["namespace"], m["name"], e.reason)
+
+    def schedule(self, pending: list[dict], pods: list[dict]) -> None:
+        used: dict[str, dict[str, float]] = {n: {} for n in self.nodes}
+        for p in pods:
+            node = p["spec"].get("nodeName")
+            if node in used and p.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+                u = used[node]
+                for k, v in pod_requests(p).items():
+                    u[k] = u.get(k, 0.0) + v
+                u["pods"] = u.get("pods", 0) + 1
+        for pod in sorted(pending, key=lambda p: p["metadata"]["creationTimestamp"]):
+            m = pod["metadata"]
+            req = pod_requests(pod)
+            reasons: dict[str, str] = {}
+            fits = []
+            for name, node in sorted(self.nodes.items()):
+                r = why_not(node, pod, used[name], req)
+                if r is None:
+                    free = float(parse_quantity(self.allocatable(name).get("cpu", "0"))) \
+                        - used[name].get("cpu", 0.0)
+                    fits.append((-free, name))
+                else:
+                    reasons[name] = r
+            if not fits:
+                counts: dict[str, int] = {}
+                for r in reasons.values():
+                    counts[r] = counts.get(r, 0) + 1
+                msg = f"0/{len(self.nodes)} nodes are available: " + ", ".join(
+                    f"{c} {r}" for r, c in sorted(counts.items())) + "."
+                if self.unsched_msgs.get(m["uid"]) != msg:
+                    self.unsched_msgs[m["uid"]] = msg
+                    try:
+                        self.core.patch_namespaced_pod_status(m["name"], m["namespace"], {
+                            "status": {"conditions": [{
+                                "type": "PodScheduled", "status": "False",
+                                "reason": "Unschedulable", "message": msg,
+                                "lastTransitionTime": now()}]}}, _preload_content=False)
+                    except ApiException:
+                        pass
+                    self.event(pod, "FailedScheduling", msg, "Warning")
+                continue
+            node = min(fits)[1]
+            try:
+                self.core.create_namespaced_pod_binding(m["name"], m["namespace"], {
+                    "apiVersion": "v1", "kind": "Binding",
+                    "metadata": {"name": m["name"], "uid": m["uid"]},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
+                    _preload_content=False)
+            except ApiException as e:
+                log.info("bind %s/%s: %s", m["namespace"], m["name"], e.reason)
+                continue
+            self.unsched_msgs.pop(m["uid"], None)
+            u = used[node]
+            for k, v in req.items():
+                u[k] = u.get(k, 0.0) + v
+            u["pods"] = u.get("pods", 0) + 1
+            self.event(pod, "Scheduled", f"Successfully assigned {m['namespace']}/{m['name']} "
+                                         f"to {node}")
+
+    def sync(self) -> None:
+        self.nodes = {n["metadata"]["name"]: n
+                      for n in _raw(self.core.list_node(_preload_content=False))["items"]
+                      if n["metadata"]["name"] in self.node_names}
+        pods = _raw(self.core.list_pod_for_all_namespaces(_preload_content=False))["items"]
+        seen = set()
+        pending = []
+        for pod in pods:
+            m, spec = pod["metadata"], pod["spec"]
+            uid = m["uid"]
+            seen.add(uid)
+            node = spec.get("nodeName")
+            phase = (pod.get("status") or {}).get("phase")
+            if not node:
+                if not m.get("deletionTimestamp") and spec.get("schedulerName") in (
+                        None, "default-scheduler") and phase == "Pending":
+                    pending.append(pod)
+                continue
+            if node not in self.node_names:
+                continue
+            runner = self.runners.get(uid)
+            if m.get("deletionTimestamp"):
+                if runner is not None and runner.is_alive():
+                    runner.request_delete(float(m.get("deletionGracePeriodSeconds") or 0))
+                elif time.monotonic() - self.deleting.get(uid, 0) > 5:
+                    self.deleting[uid] = time.monotonic()
+                    self.delete_now(pod)
+                continue
+            if runner is not None or uid in self.finished:
+                continue
+            if phase == "Pending":
+                r = PodRunner(self, pod)
+                self.runners[uid] = r
+                r.start()
+            elif phase == "Running":  # this agent restarted and lost the process
+                self.finished.add(uid)
+                self.core.patch_namespaced_pod_status(m["name"], m["namespace"], {
+                    "status": {"phase": "Failed", "reason": "NodeAgentRestarted",
+                               "message": "the fake node agent lost this pod's processes"}},
+                    _preload_content=False)
+        for uid, r in list(self.runners.items()):
+            if uid not in seen:  # force-deleted: just kill
+                r.request_delete(0)
+            if not r.is_alive():
+                self.finished.add(uid)
+                del self.runners[uid]
+        self.deleting = {u: t for u, t in self.deleting.items() if u in seen}
+        self.finished &= seen
+        if pending:
+            self.schedule(pending, pods)
+
+    def run(self) -> None:
+        self.register_nodes()
+        threading.Thread(target=self.heartbeat_loop, daemon=True).start()
+        while not self.stopping.is_set():
+            try:
+                self.sync()
+            except Exception as e:
+                log.warning("sync: %s", e)
+                self.stopping.wait(1)
+            self.stopping.wait(POLL)
+        for r in list(self.runners.values()):
+            r.kill_all(2)
+
+    # -- logs for kube-apiserver ---------------------------------------------------
+    def serve_logs(self, cert: str, key: str, ca: str | None) -> ThreadingHTTPServer:
+        agent = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                u = urllib.parse.urlparse(self.path)
+                parts = u.path.strip("/").split("/")
+                if len(parts) != 4 or parts[0] != "containerLogs":
+                    self.send_error(404, "only /containerLogs/<ns>/<pod>/<container> is served")
+                    return
+                _, ns, pod, container = parts
+                q = urllib.parse.parse_qs(u.query)
+                dirs = sorted((agent.state_dir / "pods").glob(f"{ns}_{pod}_*"),
+                              key=lambda p: p.stat().st_mtime)
+                f = dirs[-1] / f"{container}.log" if dirs else None
+                if f is None or not f.is_file():
+                    self.send_error(404, f"no log for {ns}/{pod}/{container}")
+                    return
+                data = f.read_bytes()
+                if "tailLines" in q:
+                    n = int(q["tailLines"][0])
+                    lines = data.splitlines(keepends=True)
+                    data = b"".join(lines[-n:]) if n else b""
+                if "limitBytes" in q:
+                    data = data[: int(q["limitBytes"][0])]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(data)
+                if q.get("follow", ["false"])[0] == "true":
+                    pos = f.stat().st_size
+                    runner = next((r for r in agent.runners.values()
+                                   if r.ns == ns and r.name == pod), None)
+                    while runner is not None and runner.is_alive():
+                        time.sleep(0.3)
+                        with open(f, "rb") as fh:
+                            fh.seek(pos)
+                            chunk = fh.read()
+                        pos += len(chunk)
+                        if chunk:
+                            self.wfile.write(chunk)
+                            self.wfile.flush()
+
+        srv = ThreadingHTTPServer(("127.0.0.1", self.kubelet_port), Handler)
+        srv.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        return srv
+
+
+def load_nodes() -> list[dict]:
+    """Fake node definitions: $AUTOTUNE_FAKE_NODES (JSON list, or @path to a JSON file)."""
+    raw = os.environ.get("AUTOTUNE_FAKE_NODES")
+    if not raw:
+        return DEFAULT_NODES
+    if raw.startswith("@"):
+        raw = Path(raw[1:]).read_text()
+    return json.loads(raw)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kubeconfig", required=True)
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--port", type=int, required=True, help="port for the log endpoint")
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    api = config.new_client_from_config(config_file=a.kubeconfig)
+    api.configuration.connection_pool_maxsize = 32
+    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 32
+    agent = Agent(api, Path(a.state_dir), load_nodes(), a.port,
+                  int(urllib.parse.urlparse(a.server).port or 443))
+
+    def on_term(signum, frame):
+        agent.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    if a.cert and a.key:
+        agent.serve_logs(a.cert, a.key, None)
+    log.info("fake nodes %s up; log endpoint on 127.0.0.1:%d",
+             sorted(agent.node_names), a.port)
+    agent.run()
+    log.info("stopped; pod processes killed")
+
+
+if __name__ == "__main__":
+    main()
