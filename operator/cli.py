@@ -1,0 +1,198 @@
+"""`autotune`: run an AutoTuneExperiment on this machine, or check one.
+
+    autotune run EXPERIMENT.yaml [--output DIR] [--workdir DIR] [--devices 0,1]
+    autotune validate EXPERIMENT.yaml
+
+Exit codes of `run`: 0 DONE or TIMEOUT, 1 ERROR, 2 invalid experiment, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Sequence
+
+from autotune_operator.controller import ExperimentController
+from autotune_operator.decide import Phase
+from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
+from autotune_operator.progress import Progress
+from autotune_operator.results import write_status, write_trials_csv
+from autotune_operator.spec import Experiment, SpecError, load_experiment
+from autotune_operator.status import ExperimentStatus
+from tuner_server.client import HttpClient, InProcessClient, TunerClient, TunerServerError
+from tuner_server.embedded import EmbeddedServer
+from tuner_server.engine import Conflict, Engine
+from tuner_server.store import Store
+
+EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class LocalSetupError(ValueError):
+    """The manifest is valid but cannot run on this machine as written."""
+
+
+def process_template(exp: Experiment, manifest_path: Path, workdir: str | None) -> ProcessTemplate:
+    """The first task's first container, as a local process."""
+    task = exp.spec.trainingConfig.tasks[0]
+    container = task.template["spec"]["containers"][0]
+    where = "spec.trainingConfig.tasks[0].template.spec.containers[0]"
+    command = list(container.get("command") or []) + list(container.get("args") or [])
+    if not command:
+        raise LocalSetupError(f"{where} has no command or args: local mode cannot use an image's entrypoint")
+    env: dict[str, str] = {}
+    for i, e in enumerate(container.get("env") or []):
+        if "value" in e:
+            env[e["name"]] = str(e["value"])
+        elif "valueFrom" in e:
+            raise LocalSetupError(
+                f"{where}.env[{i}] ({e.get('name')}) uses valueFrom, which needs a cluster; give it a value for local runs"
+            )
+    base = manifest_path.resolve().parent
+    if workdir is not None:
+        wd = Path(workdir).resolve()
+    elif container.get("workingDir"):
+        wd = (base / container["workingDir"]).resolve()
+    else:
+        wd = base
+    if not wd.is_dir():
+        raise LocalSetupError(
+            f"{where}.workingDir {container.get('workingDir')!r} does not exist on this machine; "
+            f"pass --workdir DIR to run the trials somewhere else"
+        )
+    return ProcessTemplate(tuple(command), env, str(wd))
+
+
+def _install_sdk(directory: Path) -> str:
+    """Put the dependency-free SDK where any Python the trial command uses can import it."""
+    import autotune
+
+    target = directory / ".sdk" / "autotune"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(autotune.__file__, target / "__init__.py")
+    return str(target.parent)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        exp = load_experiment(args.experiment)
+    except SpecError as e:
+        print(f"autotune: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    for w in exp.warnings:
+        print(f"autotune: warning: {w}", file=sys.stderr)
+    space = exp.space.cardinality()
+    print(
+        f"{args.experiment}: valid AutoTuneExperiment '{exp.name}' "
+        f"({len(exp.space.dims)} parameters, {'infinite' if space is None else space} configurations, "
+        f"tuner {exp.algorithm}, objective {exp.optimize_mode.value})"
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        exp = load_experiment(args.experiment)
+        template = process_template(exp, Path(args.experiment), args.workdir)
+    except (SpecError, LocalSetupError) as e:
+        print(f"autotune: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    for w in exp.warnings:
+        print(f"autotune: warning: {w}", file=sys.stderr)
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else []
+    out = Path(args.output).resolve() / exp.name
+    out.mkdir(parents=True, exist_ok=True)
+    exp_id = f"local.{exp.name}"
+    executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out))
+    progress = Progress(exp.spec.maxTrialNum, quiet=args.quiet)
+
+    def on_status(s: ExperimentStatus) -> None:
+        progress.update(s)
+        write_status(out, s)
+        write_trials_csv(out, client.trials(exp_id))
+
+    server: EmbeddedServer | None = None
+    client: TunerClient
+    if args.server:
+        token = os.environ.get("AUTOTUNE_ADMIN_TOKEN", "")
+        if not token:
+            print("autotune: --server needs the admin token in $AUTOTUNE_ADMIN_TOKEN", file=sys.stderr)
+            return EXIT_INVALID
+        client, url = HttpClient(args.server, token), args.server
+    else:
+        token = secrets.token_urlsafe(32)
+        engine = Engine(Store(out / "autotune.db"))
+        server = EmbeddedServer(engine, token).__enter__()
+        client, url = InProcessClient(engine), server.url
+    controller = ExperimentController(exp, exp_id, client, executor, url)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        try:
+            status = controller.run(on_status)
+        except KeyboardInterrupt:
+            status = controller.interrupt("interrupted by the user; run the same command again to continue")
+            on_status(status)
+            progress.close()
+            print(f"autotune: interrupted; every trial process was stopped. Results in {out}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except (Conflict, TunerServerError) as e:
+            progress.close()
+            print(f"autotune: {e} (results of an earlier, different experiment named '{exp.name}' are in {out}; "
+                  f"use another --output)", file=sys.stderr)
+            return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        executor.shutdown()
+        if server is not None:
+            server.__exit__(None, None, None)
+    progress.close()
+    _print_result(status, out)
+    return EXIT_ERROR if status.phase is Phase.ERROR else EXIT_OK
+
+
+def _print_result(s: ExperimentStatus, out: Path) -> None:
+    c = s.trials
+    print(f"experiment {s.phase.value}: {s.message}")
+    print(f"trials: {c.total} total, {c.succeeded} succeeded, {c.failed} failed, {c.earlyStopped} early-stopped, {c.stopped} stopped")
+    if s.bestTrial:
+        b = s.bestTrial
+        print(f"best trial ({s.optimizeMode}): {b.name} value={b.value:.6g} parameters={b.parameters}")
+    else:
+        print("best trial: none (no trial succeeded)")
+    print(f"results: {out}/status.json, {out}/trials.csv, logs in {out}/trials/")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="autotune", description="AutoTune: hyperparameter optimization, locally or on Kubernetes.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run an experiment here, trials as local processes")
+    r.add_argument("experiment", help="AutoTuneExperiment YAML file")
+    r.add_argument("--output", default="autotune-runs", help="results go to DIR/<metadata.name>/ (default autotune-runs)")
+    r.add_argument("--workdir", help="run trials in DIR instead of the container's workingDir")
+    r.add_argument("--devices", help="comma-separated device ids: one trial per device (sets CUDA_VISIBLE_DEVICES, "
+                   "ASCEND_RT_VISIBLE_DEVICES and DEVICE_ID)")
+    r.add_argument("--server", help="use this tuner server (URL) instead of an embedded one; admin token in $AUTOTUNE_ADMIN_TOKEN")
+    r.add_argument("--quiet", action="store_true", help="no progress line")
+    r.add_argument("-v", "--verbose", action="store_true", help="log every trial start and end")
+    v = sub.add_parser("validate", help="check an experiment file and exit (0 valid, 2 invalid)")
+    v.add_argument("experiment")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s")
+    if args.command == "validate":
+        return cmd_validate(args)
+    return cmd_run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

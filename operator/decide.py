@@ -1,0 +1,72 @@
+"""What an experiment should do next: a pure function of what was observed.
+
+No clock, no I/O: the controller observes (time, trial counts, tuner state), calls
+:func:`decide`, and carries out the decision. Both local mode and the Kubernetes
+operator use this, so the phase rules are written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Phase(str, Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    TIMEOUT = "TIMEOUT"
+    ERROR = "ERROR"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Phase.DONE, Phase.TIMEOUT, Phase.ERROR)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_trials: int | None
+    concurrency: int
+    max_seconds: int | None
+    capacity: int | None = None  # executor slots (e.g. devices); None = unlimited
+
+
+@dataclass(frozen=True)
+class Observed:
+    elapsed: float  # seconds since the experiment started
+    issued: int  # trials the tuner handed out (every state)
+    active: int  # issued and not ended
+    exhausted: bool = False  # the tuner said it has nothing new
+    error: str | None = None  # the tuner/spec failed
+
+
+@dataclass(frozen=True)
+class Decision:
+    phase: Phase
+    launch: int = 0  # new trials to start now
+    stop_active: bool = False  # stop every running trial (timeout, error)
+    finished: bool = False  # terminal and nothing left running: the loop may end
+    message: str = ""
+
+
+def decide(limits: Limits, obs: Observed) -> Decision:
+    ended = obs.issued - obs.active
+    if obs.error is not None:
+        return Decision(Phase.ERROR, stop_active=obs.active > 0, finished=obs.active == 0, message=obs.error)
+    if limits.max_seconds is not None and obs.elapsed >= limits.max_seconds:
+        return Decision(
+            Phase.TIMEOUT,
+            stop_active=obs.active > 0,
+            finished=obs.active == 0,
+            message=f"maxExecSeconds ({limits.max_seconds}s) reached after {ended} trial(s) ended",
+        )
+    if limits.max_trials is not None and ended >= limits.max_trials:
+        return Decision(Phase.DONE, finished=obs.active == 0, message=f"all {limits.max_trials} trials ended")
+    if obs.exhausted and obs.active == 0:
+        return Decision(Phase.DONE, finished=True, message=f"the tuner has no new configurations after {obs.issued} trial(s)")
+    slots = limits.concurrency if limits.capacity is None else min(limits.concurrency, limits.capacity)
+    budget = slots - obs.active
+    if limits.max_trials is not None:
+        budget = min(budget, limits.max_trials - obs.issued)
+    launch = 0 if obs.exhausted else max(budget, 0)
+    return Decision(Phase.RUNNING, launch=launch)

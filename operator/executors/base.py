@@ -1,0 +1,72 @@
+"""The executor protocol: launches, watches and kills trial workloads.
+
+The controller knows nothing of processes or Kubernetes; it only calls these methods.
+``launch`` is idempotent by trial id: after a controller restart, launching a trial
+that already runs adopts it instead of starting a second copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+from autotune_operator.spec import PLACEHOLDER
+
+
+@dataclass(frozen=True)
+class TrialLaunch:
+    trial_id: str
+    sequence: int
+    parameters: Mapping[str, Any]
+    env: Mapping[str, str] = field(default_factory=dict)  # AUTOTUNE_* variables for the SDK
+
+
+@dataclass(frozen=True)
+class TrialExit:
+    trial_id: str
+    exit_code: int | None
+    killed: bool = False  # ended because the experiment killed it
+    message: str | None = None
+
+
+class Executor(Protocol):
+    def capacity(self) -> int | None: ...
+    def launch(self, trial: TrialLaunch) -> None: ...
+    def active(self) -> set[str]: ...
+    def poll(self) -> list[TrialExit]: ...
+    def kill(self, trial_id: str, reason: str) -> None: ...
+    def wait(self, timeout: float) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+def format_parameter(v: Any) -> str:
+    """How a parameter value appears in a command line: strings bare, the rest as JSON."""
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def substitute(text: str, parameters: Mapping[str, Any]) -> str:
+    """Replace ``${parameters.NAME}`` (dotted for nested choices) with the trial's values."""
+
+    def one(m: re.Match[str]) -> str:
+        cur: Any = parameters
+        for part in m.group(1).split("."):
+            if not isinstance(cur, Mapping) or part not in cur:
+                raise KeyError(f"${{parameters.{m.group(1)}}} is not among this trial's parameters")
+            cur = cur[part]
+        return format_parameter(cur)
+
+    return PLACEHOLDER.sub(one, text)
+
+
+def trial_env(server_url: str, token: str, exp_id: str, trial_id: str, sequence: int, parameters: Mapping[str, Any]) -> dict[str, str]:
+    """The variables every trial receives, in every executor."""
+    return {
+        "AUTOTUNE_SERVER_URL": server_url,
+        "AUTOTUNE_TOKEN": token,
+        "AUTOTUNE_EXPERIMENT_ID": exp_id,
+        "AUTOTUNE_TRIAL_ID": trial_id,
+        "AUTOTUNE_SEQUENCE_ID": str(sequence),
+        "AUTOTUNE_PARAMETERS": json.dumps(parameters),
+    }

@@ -1,0 +1,57 @@
+"""The live progress line of `autotune run`: trials done/running/failed, best, elapsed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from autotune_operator.status import ExperimentStatus
+
+
+def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None) -> str:
+    c = s.trials
+    done = c.succeeded + c.failed + c.earlyStopped + c.stopped
+    of = f"/{max_trials}" if max_trials else ""
+    parts = [f"[{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}] {s.phase.value:<7}", f"trials {done}{of} done"]
+    detail = [f"{c.succeeded} ok"]
+    if c.failed:
+        detail.append(f"{c.failed} failed")
+    if c.earlyStopped:
+        detail.append(f"{c.earlyStopped} early-stopped")
+    if c.stopped:
+        detail.append(f"{c.stopped} stopped")
+    parts[-1] += f" ({', '.join(detail)}), {c.running + c.waiting} running"
+    if s.bestTrial:
+        parts.append(f"best {s.bestTrial.value:.6g} ({s.bestTrial.name})")
+    return " | ".join(parts)
+
+
+class Progress:
+    """Rewrites one line on a terminal; prints a line per change otherwise (CI logs)."""
+
+    def __init__(self, max_trials: int | None, stream: TextIO = sys.stderr, quiet: bool = False) -> None:
+        self.max_trials = max_trials
+        self.stream = stream
+        self.quiet = quiet
+        self.tty = stream.isatty()
+        self.start = time.monotonic()
+        self._last = ""
+
+    def update(self, s: ExperimentStatus) -> None:
+        if self.quiet:
+            return
+        line = format_progress(s, time.monotonic() - self.start, self.max_trials)
+        key = line.split("]", 1)[1]
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            self.stream.flush()
+        elif key != self._last:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        self._last = key
+
+    def close(self) -> None:
+        if self.tty and not self.quiet:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,389 @@
+"""The AutoTuneExperiment manifest (tensorstack.dev/v1beta1) as pydantic models.
+
+Accepts the T9k manual's example unchanged. :func:`load_experiment` does every check
+that can be done before anything starts and raises :class:`SpecError` whose lines each
+name the field (``spec.maxTrialNum``) or search-space parameter and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tuner_server.assessors import assessor_names, create_assessor
+from tuner_server.history import OptimizeMode
+from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
+from tuner_server.tuners import Tuner, TunerArgsError, create_tuner, tuner_classes
+
+API_GROUP = "tensorstack.dev"
+API_VERSION = "v1beta1"
+KIND = "AutoTuneExperiment"
+
+# Replica types each framework's training job knows (Kubeflow and T9k agree on these).
+REPLICA_TYPES: dict[str, frozenset[str]] = {
+    "tensorflow": frozenset({"chief", "ps", "worker", "evaluator", "master"}),
+    "pytorch": frozenset({"master", "worker"}),
+    "xgboost": frozenset({"master", "worker"}),
+}
+PLACEHOLDER = re.compile(r"\$\{parameters\.([A-Za-z0-9_.\-]+)\}")
+# RFC 1123 subdomain, as Kubernetes requires of metadata.name.
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+Number = int | float
+
+
+class SpecError(ValueError):
+    """An invalid experiment. ``problems`` are lines like 'spec.maxTrialNum: must be >= 1'."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid AutoTuneExperiment:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _class_args(v: Any, where: str) -> dict[str, Any]:
+    """classArgs is a JSON string in the manual (``|-`` block); a YAML mapping is accepted too."""
+    if v is None or v == "":
+        return {}
+    if isinstance(v, Mapping):
+        return dict(v)
+    if isinstance(v, str):
+        try:
+            parsed = json.loads(v)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        if not isinstance(parsed, dict):
+            raise ValueError("must be a JSON object")
+        return parsed
+    raise ValueError(f"must be a JSON object (as a string) or a mapping, got {type(v).__name__}")
+
+
+class TunerSpec(_Model):
+    builtinTunerName: str = Field(min_length=1)
+    classArgs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("classArgs", mode="before")
+    @classmethod
+    def _args(cls, v: Any) -> dict[str, Any]:
+        return _class_args(v, "tuner")
+
+
+class AssessorSpec(_Model):
+    builtinAssessorName: str = Field(min_length=1)
+    classArgs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("classArgs", mode="before")
+    @classmethod
+    def _args(cls, v: Any) -> dict[str, Any]:
+        return _class_args(v, "assessor")
+
+
+class AdvisorSpec(_Model):
+    builtinAdvisorName: str = Field(min_length=1)
+    classArgs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("classArgs", mode="before")
+    @classmethod
+    def _args(cls, v: Any) -> dict[str, Any]:
+        return _class_args(v, "advisor")
+
+
+class TaskSpec(_Model):
+    type: str = Field(min_length=1)
+    replicas: int = Field(default=1, ge=1)
+    template: dict[str, Any]
+    restartPolicy: str | None = None
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: dict[str, Any]) -> dict[str, Any]:
+        spec = v.get("spec")
+        if not isinstance(spec, Mapping):
+            raise ValueError("must have a pod 'spec'")
+        containers = spec.get("containers")
+        if not isinstance(containers, list) or not containers:
+            raise ValueError("spec.containers must be a non-empty list")
+        for i, c in enumerate(containers):
+            if not isinstance(c, Mapping):
+                raise ValueError(f"spec.containers[{i}] must be a mapping")
+            if not isinstance(c.get("name"), str) or not c.get("name"):
+                raise ValueError(f"spec.containers[{i}].name is required")
+            for key in ("command", "args"):
+                if key in c and not (isinstance(c[key], list) and all(isinstance(a, str) for a in c[key])):
+                    raise ValueError(f"spec.containers[{i}].{key} must be a list of strings")
+        return v
+
+
+class TrainingConfig(_Model):
+    type: Literal["tensorflow", "pytorch", "xgboost"]
+    tasks: list[TaskSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _replica_types(self) -> "TrainingConfig":
+        allowed = REPLICA_TYPES[self.type]
+        seen: set[str] = set()
+        for i, t in enumerate(self.tasks):
+            rt = t.type.lower()
+            if rt not in allowed:
+                raise ValueError(f"tasks[{i}].type '{t.type}' is not a {self.type} replica type; expected one of {sorted(allowed)}")
+            if rt in seen:
+                raise ValueError(f"tasks[{i}].type '{t.type}' appears twice")
+            seen.add(rt)
+        return self
+
+
+class AIStoreSpec(_Model):
+    folder: str = Field(min_length=1)
+    secret: str = Field(min_length=1)
+
+
+class StorageSpec(_Model):
+    """Where the tuner server keeps this experiment's history (a PVC size / class)."""
+
+    size: str | None = None
+    storageClassName: str | None = None
+
+
+class ExperimentSpec(_Model):
+    maxExecSeconds: int | None = Field(default=None, ge=1)
+    maxTrialNum: int | None = Field(default=None, ge=1)
+    trialConcurrency: int = Field(default=1, ge=1)
+    searchSpace: str | dict[str, Any]
+    trainingConfig: TrainingConfig
+    tuner: TunerSpec | None = None
+    assessor: AssessorSpec | None = None
+    advisor: AdvisorSpec | None = None
+    aistore: AIStoreSpec | None = None
+    storage: StorageSpec | str | None = None
+    # AutoTune extension: the RNG seed, so a run can be repeated.
+    seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _tuner_or_advisor(self) -> "ExperimentSpec":
+        if self.tuner is None and self.advisor is None:
+            raise ValueError("one of spec.tuner or spec.advisor is required")
+        if self.tuner is not None and self.advisor is not None:
+            raise ValueError("spec.tuner and spec.advisor are mutually exclusive (an advisor is a tuner)")
+        return self
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    namespace: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v) or len(v) > 63:
+            raise ValueError("must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.'; at most 63 characters)")
+        return v
+
+
+class AutoTuneExperiment(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+    spec: ExperimentSpec
+    status: dict[str, Any] | None = None
+
+    @field_validator("apiVersion")
+    @classmethod
+    def _api(cls, v: str) -> str:
+        if v != f"{API_GROUP}/{API_VERSION}":
+            raise ValueError(f"must be {API_GROUP}/{API_VERSION}")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v != KIND:
+            raise ValueError(f"must be {KIND}")
+        return v
+
+
+@dataclass
+class Experiment:
+    """A validated experiment: the manifest plus what validation derived from it."""
+
+    manifest: AutoTuneExperiment
+    space: SearchSpace
+    optimize_mode: OptimizeMode
+    mode_source: str  # where optimize_mode came from, for the user
+    algorithm: str  # builtinTunerName (or advisor name)
+    class_args: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.metadata.name
+
+    @property
+    def spec(self) -> ExperimentSpec:
+        return self.manifest.spec
+
+    def tuner_config(self) -> dict[str, Any]:
+        """What the tuner server needs to host this experiment's algorithms."""
+        s = self.spec
+        return {
+            "searchSpace": s.searchSpace if isinstance(s.searchSpace, str) else json.dumps(s.searchSpace),
+            "tuner": {"name": self.algorithm, "classArgs": self.class_args},
+            "assessor": (
+                {"name": s.assessor.builtinAssessorName, "classArgs": s.assessor.classArgs} if s.assessor else None
+            ),
+            "optimizeMode": self.optimize_mode.value,
+            "seed": s.seed,
+        }
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after[_template(), dict[str,any]]",):
+            continue
+        else:
+            if isinstance(part, str) and (part.startswith("function-") or part in ("str", "dict[str,any]", "StorageSpec", "int", "float")):
+                continue
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _pydantic_problems(e: ValidationError) -> list[str]:
+    problems: list[str] = []
+    for err in e.errors():
+        where = _loc(err["loc"])
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check its spelling)"
+        elif err["type"] == "missing":
+            msg = "is required"
+        got = err.get("input")
+        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):
+            msg = f"{msg} (got {got!r})"
+        line = f"{where}: {msg}" if where else msg
+        if line not in problems:
+            problems.append(line)
+    return problems
+
+
+def resolve_mode(spec: ExperimentSpec) -> tuple[OptimizeMode, str]:
+    """The experiment's objective direction: tuner, then advisor, then assessor; else maximize."""
+    for where, block in (("spec.tuner", spec.tuner), ("spec.advisor", spec.advisor), ("spec.assessor", spec.assessor)):
+        if block is not None and block.classArgs.get("optimize_mode") in ("maximize", "minimize"):
+            return OptimizeMode(block.classArgs["optimize_mode"]), f"{where}.classArgs.optimize_mode"
+    return OptimizeMode.MAXIMIZE, "default (no optimize_mode given: maximize)"
+
+
+def with_mode(algorithm: str, args: Mapping[str, Any], mode: OptimizeMode) -> dict[str, Any]:
+    """classArgs with the experiment's direction filled in, so every algorithm agrees on it."""
+    cls = tuner_classes().get(algorithm.lower())
+    out = dict(args)
+    if cls is not None and "optimize_mode" not in cls.ignored_args:
+        out.setdefault("optimize_mode", mode.value)
+    return out
+
+
+def validate_manifest(doc: Any) -> Experiment:
+    """Validate a parsed manifest document; raises SpecError listing every problem found."""
+    if not isinstance(doc, Mapping):
+        raise SpecError([f"the manifest must be a YAML mapping, got {type(doc).__name__}"])
+    try:
+        m = AutoTuneExperiment.model_validate(doc)
+    except ValidationError as e:
+        raise SpecError(_pydantic_problems(e)) from None
+    spec = m.spec
+    problems: list[str] = []
+    try:
+        space = parse_search_space(spec.searchSpace)
+    except SearchSpaceError as e:
+        raise SpecError([f"spec.{e}"]) from None
+    mode, source = resolve_mode(spec)
+    warnings: list[str] = []
+    if spec.tuner is not None:
+        algorithm, args, where = spec.tuner.builtinTunerName, dict(spec.tuner.classArgs), "spec.tuner"
+    else:
+        assert spec.advisor is not None
+        algorithm, args, where = spec.advisor.builtinAdvisorName, dict(spec.advisor.classArgs), "spec.advisor"
+        problems.append(
+            f"spec.advisor: builtinAdvisorName '{algorithm}' is not available in this version of AutoTune "
+            f"(multi-fidelity advisors are planned); use spec.tuner"
+        )
+    tuner: Tuner | None = None
+    if not problems:
+        try:
+            tuner = create_tuner(algorithm, space, with_mode(algorithm, args, mode), seed=spec.seed)
+            warnings += tuner.warnings
+        except TunerArgsError as e:
+            problems.append(f"{where}: {e}")
+    if spec.assessor is not None:
+        a = spec.assessor
+        try:
+            assessor = create_assessor(a.builtinAssessorName, a.classArgs, default_mode=mode)
+            if assessor.mode is not mode:
+                warnings.append(
+                    f"spec.assessor.classArgs.optimize_mode is '{assessor.mode.value}' but the objective is "
+                    f"'{mode.value}' ({source}); the assessor follows its own setting"
+                )
+        except ValueError as e:
+            problems.append(f"spec.assessor: {e}")
+    problems += _placeholder_problems(spec, space, tuner)
+    if problems:
+        raise SpecError(problems)
+    if source.startswith("default"):
+        warnings.append("no optimize_mode given anywhere: the objective is maximized")
+    return Experiment(m, space, mode, source, algorithm, args, warnings)
+
+
+def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner | None) -> list[str]:
+    if tuner is not None and tuner.name == "Batch":
+        return []  # Batch parameter sets carry their own keys
+    top_names = {space[k].name for k in space.top}
+    problems = []
+    for ti, task in enumerate(spec.trainingConfig.tasks):
+        for ci, c in enumerate(task.template["spec"]["containers"]):
+            for key in ("command", "args"):
+                for ai, a in enumerate(c.get(key) or []):
+                    for ref in PLACEHOLDER.findall(a):
+                        if ref.split(".")[0] not in top_names:
+                            problems.append(
+                                f"spec.trainingConfig.tasks[{ti}].template.spec.containers[{ci}].{key}[{ai}]: "
+                                f"${{parameters.{ref}}} names no search-space parameter (have {sorted(top_names)})"
+                            )
+    return problems
+
+
+def load_experiment_text(text: str, source: str = "<input>") -> Experiment:
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        raise SpecError([f"{source} is not valid YAML: {e}"]) from None
+    if not docs:
+        raise SpecError([f"{source} is empty"])
+    exps = [d for d in docs if isinstance(d, Mapping) and d.get("kind") == KIND]
+    if len(docs) > 1:
+        if len(exps) != 1:
+            raise SpecError([f"{source} holds {len(docs)} documents; exactly one must be an {KIND}"])
+        return validate_manifest(exps[0])
+    return validate_manifest(docs[0])
+
+
+def load_experiment(path: str) -> Experiment:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise SpecError([f"cannot read {path}: {e.strerror}"]) from None
+    return load_experiment_text(text, source=path)

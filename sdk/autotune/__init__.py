@@ -1,0 +1,161 @@
+"""AutoTune trial SDK: the few calls a training script makes. Standard library only.
+
+    import autotune
+    params = autotune.get_next_parameter()
+    for epoch in range(epochs):
+        ...
+        if autotune.report_intermediate_result(accuracy):
+            break  # the assessor says this trial will not win
+    autotune.report_final_result(accuracy)
+
+A metric is a number or a dict whose ``default`` key holds the objective. Each report
+returns True when the trial should stop. Outside an experiment (no AUTOTUNE_* variables)
+the calls print the metric and return False, so the same script runs by hand.
+
+The trial's identity and the server come from environment variables set by the local
+runner or the operator: AUTOTUNE_SERVER_URL, AUTOTUNE_TOKEN, AUTOTUNE_EXPERIMENT_ID,
+AUTOTUNE_TRIAL_ID, AUTOTUNE_SEQUENCE_ID, AUTOTUNE_PARAMETERS (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+__all__ = [
+    "get_next_parameter",
+    "get_current_parameter",
+    "report_intermediate_result",
+    "report_final_result",
+    "get_trial_id",
+    "get_experiment_id",
+    "get_sequence_id",
+    "get_budget",
+    "ReportError",
+]
+
+
+class ReportError(RuntimeError):
+    """The tuner server refused a report (bad metric, wrong token, unknown trial)."""
+
+
+_state: dict[str, Any] = {"step": 0, "params": None}
+
+
+def _env(name: str) -> str | None:
+    v = os.environ.get(name)
+    return v if v else None
+
+
+def get_experiment_id() -> str | None:
+    return _env("AUTOTUNE_EXPERIMENT_ID")
+
+
+def get_trial_id() -> str | None:
+    return _env("AUTOTUNE_TRIAL_ID")
+
+
+def get_sequence_id() -> int | None:
+    v = _env("AUTOTUNE_SEQUENCE_ID")
+    return int(v) if v is not None else None
+
+
+def get_budget() -> int | None:
+    """The epochs (budget) a multi-fidelity advisor gave this trial, if any."""
+    v = _env("AUTOTUNE_BUDGET") or _env("EPOCHS")
+    return int(float(v)) if v is not None else None
+
+
+def get_next_parameter() -> dict[str, Any]:
+    """This trial's hyperparameters (an empty dict outside an experiment)."""
+    if _state["params"] is None:
+        raw = _env("AUTOTUNE_PARAMETERS")
+        if raw is not None:
+            _state["params"] = json.loads(raw)
+        elif _connected():
+            trial = _request("GET", _trial_path(), None)
+            _state["params"] = trial["parameters"]
+        else:
+            _state["params"] = {}
+    return dict(_state["params"])
+
+
+get_current_parameter = get_next_parameter
+
+
+def _check_metric(metric: Any) -> Any:
+    value = metric.get("default") if isinstance(metric, dict) else metric
+    if isinstance(metric, dict) and "default" not in metric:
+        raise ValueError("a metric dict needs a 'default' key holding the objective value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"the objective value must be a finite number, got {value!r}")
+    return metric
+
+
+def report_intermediate_result(metric: Any) -> bool:
+    """Report a per-epoch metric. Returns True when the trial should stop early."""
+    metric = _check_metric(metric)
+    step = _state["step"]
+    _state["step"] = step + 1
+    if not _connected():
+        print(f"[autotune] intermediate result {step}: {metric}", file=sys.stderr)
+        return False
+    answer = _request("POST", _trial_path() + "/intermediate", {"metric": metric, "step": step})
+    return bool(answer.get("stop"))
+
+
+def report_final_result(metric: Any) -> bool:
+    """Report the trial's final metric (the objective the tuner optimizes)."""
+    metric = _check_metric(metric)
+    if not _connected():
+        print(f"[autotune] final result: {metric}", file=sys.stderr)
+        return False
+    answer = _request("POST", _trial_path() + "/final", {"metric": metric})
+    return bool(answer.get("stop"))
+
+
+def _connected() -> bool:
+    return all(_env(k) for k in ("AUTOTUNE_SERVER_URL", "AUTOTUNE_TOKEN", "AUTOTUNE_EXPERIMENT_ID", "AUTOTUNE_TRIAL_ID"))
+
+
+def _trial_path() -> str:
+    e = urllib.parse.quote(os.environ["AUTOTUNE_EXPERIMENT_ID"], safe="")
+    t = urllib.parse.quote(os.environ["AUTOTUNE_TRIAL_ID"], safe="")
+    return f"/api/v1/experiments/{e}/trials/{t}"
+
+
+def _request(method: str, path: str, body: Any) -> Any:
+    """One call to the tuner server, retried while it is unreachable (it may be restarting)."""
+    url = os.environ["AUTOTUNE_SERVER_URL"].rstrip("/") + path
+    data = None if body is None else json.dumps(body).encode()
+    deadline = time.monotonic() + float(os.environ.get("AUTOTUNE_REPORT_TIMEOUT", "300"))
+    delay = 0.05
+    while True:
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + os.environ["AUTOTUNE_TOKEN"])
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            if e.code in (502, 503, 504) and time.monotonic() < deadline:
+                pass
+            else:
+                try:
+                    detail = json.loads(e.read()).get("detail")
+                except Exception:
+                    detail = e.reason
+                raise ReportError(f"tuner server refused {method} {path}: {e.code} {detail}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+            if time.monotonic() >= deadline:
+                raise ReportError(f"tuner server at {url} unreachable: {e}") from None
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)

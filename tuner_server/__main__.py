@@ -1,0 +1,39 @@
+"""`autotune-tuner-server` / `python -m tuner_server`: serve the tuner API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import uvicorn
+
+from tuner_server.api import create_app
+from tuner_server.engine import Engine
+from tuner_server.store import Store
+
+
+def _admin_token(args: argparse.Namespace) -> str:
+    if args.admin_token_file:
+        with open(args.admin_token_file, encoding="utf-8") as f:
+            return f.read().strip()
+    token = os.environ.get("AUTOTUNE_ADMIN_TOKEN", "")
+    if not token:
+        sys.exit("tuner server: set AUTOTUNE_ADMIN_TOKEN or pass --admin-token-file")
+    return token
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="autotune-tuner-server", description=__doc__)
+    p.add_argument("--db", default=os.environ.get("AUTOTUNE_DB", "autotune.db"), help="SQLite file (default autotune.db)")
+    p.add_argument("--host", default=os.environ.get("AUTOTUNE_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("AUTOTUNE_PORT", "8080")))
+    p.add_argument("--admin-token-file", help="file holding the admin token (else $AUTOTUNE_ADMIN_TOKEN)")
+    p.add_argument("--log-level", default="warning")
+    args = p.parse_args(argv)
+    app = create_app(Engine(Store(args.db)), _admin_token(args))
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

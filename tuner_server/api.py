@@ -1,0 +1,147 @@
+"""HTTP API of the tuner server. Routes are thin: authenticate, validate, call the engine.
+
+Authentication is a bearer token. The admin token (held by the operator or the local
+controller) may do everything; an experiment's own token (handed to its trials) may
+only report to and read that experiment. No token -> 401, a wrong one -> 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tuner_server.engine import Engine, EngineError, ExperimentConfig, metric_value, trial_view
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=ID_PATTERN)
+    config: ExperimentConfig
+    token: str | None = Field(default=None, min_length=16)
+
+
+class SuggestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sequence: int | None = Field(default=None, ge=0)
+
+
+class MetricRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: float | int | dict[str, Any]
+    step: int | None = Field(default=None, ge=0)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: Any) -> Any:
+        metric_value(v)  # raises ValueError naming what is wrong
+        return v
+
+
+class EndRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    exitCode: int | None = None
+    killed: bool = False
+    message: str | None = Field(default=None, max_length=4096)
+
+
+class StopRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="stop requested", max_length=1024)
+
+
+def create_app(engine: Engine, admin_token: str) -> FastAPI:
+    if len(admin_token) < 16:
+        raise ValueError("the admin token must be at least 16 characters")
+    app = FastAPI(title="AutoTune tuner server", version="v1")
+
+    @app.exception_handler(EngineError)
+    async def _engine_error(_: Request, e: EngineError) -> JSONResponse:
+        return JSONResponse(status_code=e.status, content={"detail": str(e)})
+
+    def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        return authorization[7:].strip()
+
+    def admin(token: Annotated[str, Depends(bearer)]) -> None:
+        if not hmac.compare_digest(token, admin_token):
+            raise HTTPException(403, "this operation needs the admin token")
+
+    def member(exp_id: str, token: Annotated[str, Depends(bearer)]) -> None:
+        """The admin, or the holder of this experiment's own token."""
+        if hmac.compare_digest(token, admin_token):
+            return
+        h = engine.find(exp_id)
+        if h is None or not hmac.compare_digest(token, h.stored.token):
+            raise HTTPException(403, "token not valid for this experiment")
+
+    Admin = Depends(admin)
+    Member = Depends(member)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/experiments", dependencies=[Admin])
+    def list_experiments() -> list[dict[str, Any]]:
+        return [engine.summary(h.stored.id) for h in engine.list()]
+
+    @app.put("/api/v1/experiments/{exp_id}", dependencies=[Admin])
+    def register(exp_id: Annotated[str, Path(pattern=ID_PATTERN)], body: RegisterRequest) -> dict[str, Any]:
+        h = engine.register(exp_id, body.name, body.config, body.token)
+        return {"experimentId": h.stored.id, "token": h.stored.token, "created": h.stored.created}
+
+    @app.delete("/api/v1/experiments/{exp_id}", dependencies=[Admin])
+    def delete(exp_id: str) -> dict[str, str]:
+        engine.delete(exp_id)
+        return {"deleted": exp_id}
+
+    @app.get("/api/v1/experiments/{exp_id}", dependencies=[Member])
+    def summary(exp_id: str) -> dict[str, Any]:
+        return engine.summary(exp_id)
+
+    @app.get("/api/v1/experiments/{exp_id}/trials", dependencies=[Member])
+    def trials(exp_id: str) -> list[dict[str, Any]]:
+        return engine.trials_view(exp_id)
+
+    @app.post("/api/v1/experiments/{exp_id}/trials", dependencies=[Admin])
+    def suggest(exp_id: str, body: SuggestRequest) -> dict[str, Any]:
+        a = engine.suggest(exp_id, body.sequence)
+        if a is None:
+            return {"exhausted": True}
+        return {"exhausted": False, "trialId": a.trial_id, "sequence": a.sequence, "parameters": a.parameters}
+
+    @app.get("/api/v1/experiments/{exp_id}/trials/{trial_id}", dependencies=[Member])
+    def trial(exp_id: str, trial_id: str) -> dict[str, Any]:
+        return trial_view(engine.trial(exp_id, trial_id))
+
+    @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/start", dependencies=[Admin])
+    def start(exp_id: str, trial_id: str) -> dict[str, bool]:
+        engine.started(exp_id, trial_id)
+        return {"ok": True}
+
+    @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/intermediate", dependencies=[Member])
+    def intermediate(exp_id: str, trial_id: str, body: MetricRequest) -> dict[str, bool]:
+        return {"stop": engine.report_intermediate(exp_id, trial_id, body.metric, body.step)}
+
+    @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/final", dependencies=[Member])
+    def final(exp_id: str, trial_id: str, body: MetricRequest) -> dict[str, bool]:
+        engine.report_final(exp_id, trial_id, body.metric)
+        return {"stop": False}
+
+    @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/stop", dependencies=[Admin])
+    def stop(exp_id: str, trial_id: str, body: StopRequest) -> dict[str, bool]:
+        engine.request_stop(exp_id, trial_id, body.reason)
+        return {"ok": True}
+
+    @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/end", dependencies=[Admin])
+    def end(exp_id: str, trial_id: str, body: EndRequest) -> dict[str, str]:
+        return {"state": engine.end(exp_id, trial_id, body.exitCode, body.killed, body.message).value}
+
+    return app

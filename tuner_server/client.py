@@ -1,0 +1,120 @@
+"""How a controller talks to the tuner server: in-process, or over HTTP.
+
+Both clients expose the same methods so the experiment controller does not know which
+one it has. The HTTP client retries connection failures (the server may be restarting)
+until ``retry_seconds`` pass: a restarted server continues where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Protocol
+
+from tuner_server.engine import Assignment, Engine, ExperimentConfig
+
+
+class TunerServerError(RuntimeError):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        super().__init__(f"tuner server answered {status}: {detail}")
+
+
+class TunerClient(Protocol):
+    def register(self, exp_id: str, name: str, config: ExperimentConfig) -> dict[str, Any]: ...
+    def suggest(self, exp_id: str, sequence: int) -> Assignment | None: ...
+    def started(self, exp_id: str, trial_id: str) -> None: ...
+    def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> str: ...
+    def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None: ...
+    def summary(self, exp_id: str) -> dict[str, Any]: ...
+    def trials(self, exp_id: str) -> list[dict[str, Any]]: ...
+
+
+class InProcessClient:
+    """Local mode: the controller and the engine share a process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def register(self, exp_id: str, name: str, config: ExperimentConfig) -> dict[str, Any]:
+        h = self.engine.register(exp_id, name, config)
+        return {"experimentId": h.stored.id, "token": h.stored.token, "created": h.stored.created}
+
+    def suggest(self, exp_id: str, sequence: int) -> Assignment | None:
+        return self.engine.suggest(exp_id, sequence)
+
+    def started(self, exp_id: str, trial_id: str) -> None:
+        self.engine.started(exp_id, trial_id)
+
+    def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> str:
+        return self.engine.end(exp_id, trial_id, exit_code, killed, message).value
+
+    def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None:
+        self.engine.request_stop(exp_id, trial_id, reason)
+
+    def summary(self, exp_id: str) -> dict[str, Any]:
+        return self.engine.summary(exp_id)
+
+    def trials(self, exp_id: str) -> list[dict[str, Any]]:
+        return self.engine.trials_view(exp_id)
+
+
+class HttpClient:
+    def __init__(self, url: str, admin_token: str, timeout: float = 30.0, retry_seconds: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = admin_token
+        self.timeout = timeout
+        self.retry_seconds = retry_seconds
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.05
+        while True:
+            req = urllib.request.Request(self.url + path, data=data, method=method)
+            req.add_header("Authorization", f"Bearer {self.token}")
+            if data is not None:
+                req.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read() or b"null")
+            except urllib.error.HTTPError as e:
+                try:
+                    detail = json.loads(e.read()).get("detail")
+                except Exception:
+                    detail = e.reason
+                # 502-504 come from a proxy while the server restarts; 500 is a real failure.
+                if e.code not in (502, 503, 504) or time.monotonic() >= deadline:
+                    raise TunerServerError(e.code, str(detail)) from None
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def register(self, exp_id: str, name: str, config: ExperimentConfig) -> dict[str, Any]:
+        return self._call("PUT", f"/api/v1/experiments/{exp_id}", {"name": name, "config": config.model_dump(mode="json")})
+
+    def suggest(self, exp_id: str, sequence: int) -> Assignment | None:
+        r = self._call("POST", f"/api/v1/experiments/{exp_id}/trials", {"sequence": sequence})
+        if r["exhausted"]:
+            return None
+        return Assignment(r["trialId"], r["sequence"], r["parameters"])
+
+    def started(self, exp_id: str, trial_id: str) -> None:
+        self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/start", {})
+
+    def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> str:
+        body = {"exitCode": exit_code, "killed": killed, "message": message}
+        return self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/end", body)["state"]
+
+    def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None:
+        self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/stop", {"reason": reason})
+
+    def summary(self, exp_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/experiments/{exp_id}")
+
+    def trials(self, exp_id: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/v1/experiments/{exp_id}/trials")

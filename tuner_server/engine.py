@@ -1,0 +1,370 @@
+"""The tuner server's core: hosts every experiment's tuner and assessor over the store.
+
+No HTTP here: the FastAPI routes and the in-process client of local mode both call this.
+Every change is written to the store before the method returns, and each experiment's
+in-memory view is rebuilt from the store when the engine starts.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuner_server.assessors import Assessor, create_assessor
+from tuner_server.history import OptimizeMode, TrialRecord, TrialState
+from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
+from tuner_server.store import Store, StoredExperiment, StoredTrial
+from tuner_server.tuners import NoMoreTrials, Tuner, TunerArgsError, create_tuner
+
+
+class AlgorithmSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    classArgs: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExperimentConfig(BaseModel):
+    """What the tuner server needs to host an experiment (a subset of the manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+    searchSpace: str
+    tuner: AlgorithmSpec
+    assessor: AlgorithmSpec | None = None
+    optimizeMode: OptimizeMode = OptimizeMode.MAXIMIZE
+    seed: int = Field(default=0, ge=0)
+
+
+class EngineError(Exception):
+    status = 400
+
+
+class NotFound(EngineError):
+    status = 404
+
+
+class Conflict(EngineError):
+    status = 409
+
+
+class InvalidConfig(EngineError):
+    status = 422
+
+
+class AlgorithmFailure(EngineError):
+    """The tuner or assessor raised: a bug or a state it cannot handle. The experiment errs."""
+
+    status = 500
+
+
+@dataclass
+class Assignment:
+    trial_id: str
+    sequence: int
+    parameters: dict[str, Any]
+
+
+@dataclass
+class Hosted:
+    """One experiment as the engine holds it in memory (a cache of the store)."""
+
+    stored: StoredExperiment
+    config: ExperimentConfig
+    space: SearchSpace
+    tuner: Tuner
+    assessor: Assessor | None
+    trials: list[StoredTrial] = field(default_factory=list)
+    by_id: dict[str, StoredTrial] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def mode(self) -> OptimizeMode:
+        return self.config.optimizeMode
+
+    def history(self) -> list[TrialRecord]:
+        return [t.record for t in self.trials]
+
+    def add(self, t: StoredTrial) -> None:
+        self.trials.append(t)
+        self.by_id[t.record.trial_id] = t
+
+
+def metric_value(metric: Any) -> tuple[float, Any]:
+    """A reported metric -> (objective value, the metric as reported). NNI's forms."""
+    if isinstance(metric, Mapping):
+        if "default" not in metric:
+            raise ValueError("a metric dict needs a 'default' key holding the objective value")
+        value = metric["default"]
+    else:
+        value = metric
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"the objective value must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"the objective value must be finite, got {value!r}")
+    return float(value), metric
+
+
+def build_algorithms(config: ExperimentConfig) -> tuple[SearchSpace, Tuner, Assessor | None]:
+    try:
+        space = parse_search_space(config.searchSpace)
+    except SearchSpaceError as e:
+        raise InvalidConfig(str(e)) from None
+    args = dict(config.tuner.classArgs)
+    try:
+        tuner = create_tuner(config.tuner.name, space, args, seed=config.seed)
+    except TunerArgsError as e:
+        raise InvalidConfig(f"tuner: {e}") from None
+    assessor = None
+    if config.assessor is not None:
+        try:
+            assessor = create_assessor(config.assessor.name, config.assessor.classArgs, default_mode=config.optimizeMode)
+        except ValueError as e:
+            raise InvalidConfig(f"assessor: {e}") from None
+    return space, tuner, assessor
+
+
+class Engine:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self._experiments: dict[str, Hosted] = {}
+        self._lock = threading.Lock()
+        for se in store.experiments():
+            config = ExperimentConfig.model_validate(se.config)
+            space, tuner, assessor = build_algorithms(config)
+            h = Hosted(se, config, space, tuner, assessor)
+            for st in store.trials(se.id):
+                h.add(st)
+            self._experiments[se.id] = h
+
+    # ----- experiments -----
+    def register(self, exp_id: str, name: str, config: ExperimentConfig, token: str | None = None) -> Hosted:
+        """Create an experiment, or return it unchanged if it exists with the same config."""
+        with self._lock:
+            h = self._experiments.get(exp_id)
+            if h is not None:
+                if h.config != config or h.stored.name != name:
+                    raise Conflict(f"experiment '{exp_id}' exists with a different configuration; delete it first")
+                if token is not None and token != h.stored.token:
+                    raise Conflict(f"experiment '{exp_id}' exists with a different token")
+                return h
+            space, tuner, assessor = build_algorithms(config)
+            se = StoredExperiment(exp_id, name, config.model_dump(mode="json"), token or secrets.token_urlsafe(32), self.clock())
+            self.store.add_experiment(se)
+            h = Hosted(se, config, space, tuner, assessor)
+            self._experiments[exp_id] = h
+            return h
+
+    def get(self, exp_id: str) -> Hosted:
+        h = self._experiments.get(exp_id)
+        if h is None:
+            raise NotFound(f"no experiment '{exp_id}'")
+        return h
+
+    def find(self, exp_id: str) -> Hosted | None:
+        return self._experiments.get(exp_id)
+
+    def list(self) -> list[Hosted]:
+        return list(self._experiments.values())
+
+    def delete(self, exp_id: str) -> None:
+        with self._lock:
+            self.get(exp_id)
+            self.store.delete_experiment(exp_id)
+            del self._experiments[exp_id]
+
+    # ----- trials -----
+    def suggest(self, exp_id: str, sequence: int | None = None) -> Assignment | None:
+        """The trial at ``sequence`` (the next one if None); None when the tuner is exhausted.
+
+        Asking again for an existing sequence returns the same trial: a controller that
+        crashed between asking and launching gets the same parameters back.
+        """
+        h = self.get(exp_id)
+        with h.lock:
+            n = len(h.trials)
+            if sequence is not None and sequence < n:
+                t = h.trials[sequence].record
+                return Assignment(t.trial_id, t.sequence, dict(t.parameters))
+            if sequence is not None and sequence > n:
+                raise Conflict(f"trial sequence {sequence} requested but the next one is {n}")
+            rng = np.random.default_rng([h.config.seed, n])
+            try:
+                params = h.tuner.suggest(h.history(), rng)
+            except NoMoreTrials:
+                return None
+            except Exception as e:  # an algorithm bug must end this experiment, not the server
+                raise AlgorithmFailure(f"tuner {h.tuner.name} failed: {type(e).__name__}: {e}") from e
+            rec = TrialRecord(sequence=n, trial_id=f"{h.stored.name}-{n}", parameters=params)
+            now = self.clock()
+            self.store.add_trial(exp_id, rec, now)
+            h.add(StoredTrial(rec, False, now, None, None, None, None))
+            return Assignment(rec.trial_id, n, dict(params))
+
+    def trial(self, exp_id: str, trial_id: str) -> StoredTrial:
+        t = self.get(exp_id).by_id.get(trial_id)
+        if t is None:
+            raise NotFound(f"no trial '{trial_id}' in experiment '{exp_id}'")
+        return t
+
+    def started(self, exp_id: str, trial_id: str) -> None:
+        h = self.get(exp_id)
+        with h.lock:
+            t = self.trial(exp_id, trial_id)
+            if t.record.state is TrialState.WAITING:
+                now = self.clock()
+                self.store.set_started(exp_id, trial_id, now)
+                t.record.state = TrialState.RUNNING
+                t.started = t.started or now
+
+    def report_intermediate(self, exp_id: str, trial_id: str, metric: Any, step: int | None = None) -> bool:
+        """Record an intermediate metric; True when the trial should stop (assessor or stop)."""
+        value, raw = metric_value(metric)
+        h = self.get(exp_id)
+        with h.lock:
+            t = self.trial(exp_id, trial_id)
+            if t.record.state.ended:
+                return True
+            curve = t.record.intermediate
+            step = len(curve) if step is None else step
+            if step < len(curve):  # a retried report: idempotent
+                return t.stop_requested
+            if step > len(curve):
+                raise Conflict(f"intermediate step {step} reported but the next step of {trial_id} is {len(curve)}")
+            self.store.add_intermediate(exp_id, trial_id, step, value, raw, self.clock())
+            curve.append(value)
+            if t.record.state is TrialState.WAITING:
+                self.started(exp_id, trial_id)
+            if not t.stop_requested and h.assessor is not None:
+                try:
+                    stop = h.assessor.should_stop(t.record, h.history())
+                except Exception as e:
+                    raise AlgorithmFailure(f"assessor {h.assessor.name} failed: {type(e).__name__}: {e}") from e
+                if stop:
+                    self.store.set_stop_requested(exp_id, trial_id, f"{h.assessor.name}: early stop at step {step}")
+                    t.stop_requested = True
+            return t.stop_requested
+
+    def report_final(self, exp_id: str, trial_id: str, metric: Any) -> None:
+        value, raw = metric_value(metric)
+        h = self.get(exp_id)
+        with h.lock:
+            t = self.trial(exp_id, trial_id)
+            if t.record.state.ended:
+                raise Conflict(f"trial {trial_id} already ended ({t.record.state.value})")
+            self.store.set_final(exp_id, trial_id, value, raw)
+            t.record.value = value
+            t.record.metrics = raw if isinstance(raw, Mapping) else None
+
+    def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None:
+        h = self.get(exp_id)
+        with h.lock:
+            t = self.trial(exp_id, trial_id)
+            if not t.stop_requested and not t.record.state.ended:
+                self.store.set_stop_requested(exp_id, trial_id, reason)
+                t.stop_requested = True
+
+    def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> TrialState:
+        """Record how a trial's process/workload ended and decide its final state.
+
+        - stopped by an assessor (or a stop request) -> EARLY_STOPPED, keeping its last metric
+        - killed by the experiment otherwise (timeout, interrupt) -> STOPPED
+        - exit code 0 with a final metric -> SUCCEEDED
+        - anything else -> FAILED with a message saying why (never silently dropped)
+        Idempotent: ending an ended trial returns its state.
+        """
+        h = self.get(exp_id)
+        with h.lock:
+            t = self.trial(exp_id, trial_id)
+            rec = t.record
+            if rec.state.ended:
+                return rec.state
+            value = rec.value
+            if t.stop_requested:
+                state = TrialState.EARLY_STOPPED
+                if value is None and rec.intermediate:
+                    value = rec.intermediate[-1]
+                message = message or "stopped early by the assessor"
+            elif killed:
+                state = TrialState.STOPPED
+                message = message or "stopped by the experiment"
+            elif exit_code == 0 and value is not None:
+                state = TrialState.SUCCEEDED
+            elif exit_code == 0:
+                state = TrialState.FAILED
+                message = message or "exited 0 without reporting a final metric"
+            else:
+                state = TrialState.FAILED
+                message = message or (f"exited with code {exit_code}" if exit_code is not None else "ended without an exit code")
+            now = self.clock()
+            self.store.set_ended(exp_id, trial_id, state, value, exit_code, message, now)
+            rec.state, rec.value = state, value
+            t.ended, t.exit_code, t.message = now, exit_code, message
+            return state
+
+    # ----- views -----
+    def best(self, h: Hosted) -> StoredTrial | None:
+        best: StoredTrial | None = None
+        for t in h.trials:
+            r = t.record
+            if r.state is TrialState.SUCCEEDED and r.value is not None:
+                if best is None or h.mode.better(r.value, best.record.value):  # type: ignore[arg-type]
+                    best = t
+        return best
+
+    def summary(self, exp_id: str) -> dict[str, Any]:
+        h = self.get(exp_id)
+        with h.lock:
+            counts = {s: 0 for s in TrialState}
+            for t in h.trials:
+                counts[t.record.state] += 1
+            best = self.best(h)
+            return {
+                "experimentId": h.stored.id,
+                "name": h.stored.name,
+                "created": h.stored.created,
+                "optimizeMode": h.mode.value,
+                "trials": {
+                    "total": len(h.trials),
+                    "waiting": counts[TrialState.WAITING],
+                    "running": counts[TrialState.RUNNING],
+                    "succeeded": counts[TrialState.SUCCEEDED],
+                    "failed": counts[TrialState.FAILED],
+                    "earlyStopped": counts[TrialState.EARLY_STOPPED],
+                    "stopped": counts[TrialState.STOPPED],
+                },
+                "bestTrial": trial_brief(best) if best else None,
+                "stopRequested": [t.record.trial_id for t in h.trials if t.stop_requested and not t.record.state.ended],
+            }
+
+    def trials_view(self, exp_id: str) -> list[dict[str, Any]]:
+        h = self.get(exp_id)
+        with h.lock:
+            return [trial_view(t) for t in h.trials]
+
+
+def trial_brief(t: StoredTrial) -> dict[str, Any]:
+    r = t.record
+    return {"name": r.trial_id, "sequence": r.sequence, "parameters": dict(r.parameters), "value": r.value}
+
+
+def trial_view(t: StoredTrial) -> dict[str, Any]:
+    r = t.record
+    return {
+        **trial_brief(t),
+        "state": r.state.value,
+        "metrics": r.metrics,
+        "intermediate": list(r.intermediate),
+        "stopRequested": t.stop_requested,
+        "created": t.created,
+        "started": t.started,
+        "ended": t.ended,
+        "exitCode": t.exit_code,
+        "message": t.message,
+    }

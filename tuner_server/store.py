@@ -1,0 +1,270 @@
+"""Durable history of every experiment: SQLite, written before anything is acknowledged.
+
+Each mutation is one transaction that updates the current state (experiments, trials,
+intermediate metrics) and appends to an event log, with ``synchronous=FULL`` so that a
+SIGKILL (or power loss) after an acknowledgement loses nothing. On start the tuner
+server reads the state back and rebuilds every experiment's tuner from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from tuner_server.history import TrialRecord, TrialState
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    token TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    exp_id TEXT NOT NULL,
+    trial_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    parameters TEXT NOT NULL,
+    state TEXT NOT NULL,
+    value REAL,
+    metrics TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    exit_code INTEGER,
+    message TEXT,
+    PRIMARY KEY (exp_id, trial_id),
+    UNIQUE (exp_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS intermediate (
+    exp_id TEXT NOT NULL,
+    trial_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL NOT NULL,
+    metrics TEXT,
+    ts REAL NOT NULL,
+    PRIMARY KEY (exp_id, trial_id, step)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    exp_id TEXT NOT NULL,
+    trial_id TEXT,
+    kind TEXT NOT NULL,
+    payload TEXT,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_exp ON events (exp_id, id);
+"""
+
+
+@dataclass
+class StoredExperiment:
+    id: str
+    name: str
+    config: dict[str, Any]
+    token: str
+    created: float
+
+
+@dataclass
+class StoredTrial:
+    record: TrialRecord
+    stop_requested: bool
+    created: float
+    started: float | None
+    ended: float | None
+    exit_code: int | None
+    message: str | None
+
+
+class Store:
+    """One SQLite database; a lock serialises writers (SQLite would anyway)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ----- writes: each is one transaction plus an event -----
+    def _tx(self, exp_id: str, trial_id: str | None, kind: str, payload: Mapping[str, Any], stmts: list[tuple[str, tuple]]) -> None:
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in stmts:
+                    cur.execute(sql, args)
+                cur.execute(
+                    "INSERT INTO events (exp_id, trial_id, kind, payload, ts) VALUES (?, ?, ?, ?, ?)",
+                    (exp_id, trial_id, kind, json.dumps(payload, default=str), time.time()),
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def add_experiment(self, exp: StoredExperiment) -> None:
+        self._tx(
+            exp.id,
+            None,
+            "experiment_registered",
+            {"name": exp.name, "config": exp.config},
+            [
+                (
+                    "INSERT INTO experiments (id, name, config, token, created) VALUES (?, ?, ?, ?, ?)",
+                    (exp.id, exp.name, json.dumps(exp.config), exp.token, exp.created),
+                )
+            ],
+        )
+
+    def delete_experiment(self, exp_id: str) -> None:
+        self._tx(
+            exp_id,
+            None,
+            "experiment_deleted",
+            {},
+            [
+                ("DELETE FROM intermediate WHERE exp_id = ?", (exp_id,)),
+                ("DELETE FROM trials WHERE exp_id = ?", (exp_id,)),
+                ("DELETE FROM experiments WHERE id = ?", (exp_id,)),
+            ],
+        )
+
+    def add_trial(self, exp_id: str, t: TrialRecord, created: float) -> None:
+        self._tx(
+            exp_id,
+            t.trial_id,
+            "trial_issued",
+            {"sequence": t.sequence, "parameters": t.parameters},
+            [
+                (
+                    "INSERT INTO trials (exp_id, trial_id, sequence, parameters, state, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (exp_id, t.trial_id, t.sequence, json.dumps(t.parameters), t.state.value, created),
+                )
+            ],
+        )
+
+    def set_started(self, exp_id: str, trial_id: str, ts: float) -> None:
+        self._tx(
+            exp_id,
+            trial_id,
+            "trial_started",
+            {},
+            [("UPDATE trials SET state = ?, started = COALESCE(started, ?) WHERE exp_id = ? AND trial_id = ?",
+              (TrialState.RUNNING.value, ts, exp_id, trial_id))],
+        )
+
+    def add_intermediate(self, exp_id: str, trial_id: str, step: int, value: float, metrics: Any, ts: float) -> None:
+        self._tx(
+            exp_id,
+            trial_id,
+            "intermediate_metric",
+            {"step": step, "value": value, "metrics": metrics},
+            [
+                (
+                    "INSERT OR REPLACE INTO intermediate (exp_id, trial_id, step, value, metrics, ts) VALUES (?, ?, ?, ?, ?, ?)",
+                    (exp_id, trial_id, step, value, json.dumps(metrics), ts),
+                )
+            ],
+        )
+
+    def set_final(self, exp_id: str, trial_id: str, value: float, metrics: Any) -> None:
+        self._tx(
+            exp_id,
+            trial_id,
+            "final_metric",
+            {"value": value, "metrics": metrics},
+            [("UPDATE trials SET value = ?, metrics = ? WHERE exp_id = ? AND trial_id = ?",
+              (value, json.dumps(metrics), exp_id, trial_id))],
+        )
+
+    def set_stop_requested(self, exp_id: str, trial_id: str, reason: str) -> None:
+        self._tx(
+            exp_id,
+            trial_id,
+            "stop_requested",
+            {"reason": reason},
+            [("UPDATE trials SET stop_requested = 1 WHERE exp_id = ? AND trial_id = ?", (exp_id, trial_id))],
+        )
+
+    def set_ended(
+        self, exp_id: str, trial_id: str, state: TrialState, value: float | None, exit_code: int | None, message: str | None, ts: float
+    ) -> None:
+        self._tx(
+            exp_id,
+            trial_id,
+            "trial_ended",
+            {"state": state.value, "value": value, "exitCode": exit_code, "message": message},
+            [
+                (
+                    "UPDATE trials SET state = ?, value = ?, exit_code = ?, message = ?, ended = ? WHERE exp_id = ? AND trial_id = ?",
+                    (state.value, value, exit_code, message, ts, exp_id, trial_id),
+                )
+            ],
+        )
+
+    # ----- reads -----
+    def experiments(self) -> Iterator[StoredExperiment]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, name, config, token, created FROM experiments ORDER BY created").fetchall()
+        for r in rows:
+            yield StoredExperiment(r[0], r[1], json.loads(r[2]), r[3], r[4])
+
+    def trials(self, exp_id: str) -> list[StoredTrial]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT trial_id, sequence, parameters, state, value, metrics, stop_requested, created, started, ended, "
+                "exit_code, message FROM trials WHERE exp_id = ? ORDER BY sequence",
+                (exp_id,),
+            ).fetchall()
+            inter = self._db.execute(
+                "SELECT trial_id, value FROM intermediate WHERE exp_id = ? ORDER BY trial_id, step", (exp_id,)
+            ).fetchall()
+        curves: dict[str, list[float]] = {}
+        for tid, v in inter:
+            curves.setdefault(tid, []).append(v)
+        out = []
+        for r in rows:
+            rec = TrialRecord(
+                sequence=r[1],
+                trial_id=r[0],
+                parameters=json.loads(r[2]),
+                state=TrialState(r[3]),
+                value=r[4],
+                metrics=json.loads(r[5]) if r[5] else None,
+                intermediate=curves.get(r[0], []),
+            )
+            out.append(StoredTrial(rec, bool(r[6]), r[7], r[8], r[9], r[10], r[11]))
+        return out
+
+    def intermediate(self, exp_id: str, trial_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT step, value, metrics, ts FROM intermediate WHERE exp_id = ? AND trial_id = ? ORDER BY step",
+                (exp_id, trial_id),
+            ).fetchall()
+        return [{"step": r[0], "value": r[1], "metrics": json.loads(r[2]) if r[2] else None, "ts": r[3]} for r in rows]
+
+    def events(self, exp_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, trial_id, kind, payload, ts FROM events WHERE exp_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (exp_id, after, limit),
+            ).fetchall()
+        return [{"id": r[0], "trialId": r[1], "kind": r[2], "payload": json.loads(r[3] or "null"), "ts": r[4]} for r in rows]

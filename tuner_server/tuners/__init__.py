@@ -1,0 +1,44 @@
+"""Built-in tuners by builtinTunerName. One module per algorithm."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from tuner_server.searchspace import SearchSpace
+from tuner_server.tuners.base import NoMoreTrials, Tuner, TunerArgsError
+from tuner_server.tuners.batch import BatchTuner
+from tuner_server.tuners.gridsearch import GridSearchTuner
+from tuner_server.tuners.random import RandomTuner
+
+_ALL: tuple[type[Tuner], ...] = (RandomTuner, GridSearchTuner, BatchTuner)
+
+
+def _register_optional() -> tuple[type[Tuner], ...]:
+    # Model-based tuners live in their own modules; collected here by name.
+    from tuner_server.tuners.anneal import AnnealTuner
+    from tuner_server.tuners.tpe import TPETuner
+
+    return (TPETuner, AnnealTuner)
+
+
+def tuner_classes() -> dict[str, type[Tuner]]:
+    """Lower-cased name or alias -> class."""
+    out: dict[str, type[Tuner]] = {}
+    for cls in _ALL + _register_optional():
+        for n in (cls.name, *cls.aliases):
+            out[n.lower()] = cls
+    return out
+
+
+def tuner_names() -> list[str]:
+    return sorted({c.name for c in tuner_classes().values()})
+
+
+def create_tuner(name: str, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0) -> Tuner:
+    cls = tuner_classes().get(str(name).lower())
+    if cls is None:
+        raise TunerArgsError(f"unknown builtinTunerName '{name}'; known tuners: {tuner_names()}")
+    return cls(space, class_args, seed)
+
+
+__all__ = ["NoMoreTrials", "Tuner", "TunerArgsError", "create_tuner", "tuner_classes", "tuner_names"]

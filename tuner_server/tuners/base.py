@@ -1,0 +1,121 @@
+"""The tuner protocol: every algorithm is a function of the recorded history plus a seeded RNG.
+
+A tuner never keeps state that cannot be rebuilt from the history it is handed: the
+tuner server persists every trial and, after a restart, simply calls ``suggest`` again
+with the same history. The RNG passed to ``suggest`` is derived from the experiment's
+seed and the trial's sequence number, so the same history gives the same suggestion.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from tuner_server.history import OptimizeMode, TrialRecord
+from tuner_server.searchspace import SearchSpace, canonical
+
+
+class NoMoreTrials(Exception):
+    """The tuner has nothing new to give: the experiment should end DONE."""
+
+
+class TunerArgsError(ValueError):
+    """Invalid classArgs or a search space the algorithm cannot handle."""
+
+
+class Tuner(ABC):
+    #: builtinTunerName as users spell it, plus accepted aliases (matched case-insensitively).
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: search-space _types this algorithm supports; others are rejected at validation time.
+    supported_types: ClassVar[frozenset[str]] = frozenset(
+        {"choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal", "lognormal", "qlognormal"}
+    )
+    #: classArgs accepted and ignored (with a warning), e.g. the seed's Batch example.
+    ignored_args: ClassVar[frozenset[str]] = frozenset()
+    #: default optimize_mode when classArgs omit it (NNI's default for the algorithm).
+    default_mode: ClassVar[OptimizeMode] = OptimizeMode.MAXIMIZE
+
+    def __init__(self, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0) -> None:
+        self.space = space
+        self.seed = seed
+        self.warnings: list[str] = []
+        args = dict(class_args)
+        for k in sorted(set(args) & self.ignored_args):
+            self.warnings.append(f"{self.name} ignores classArgs.{k}")
+            args.pop(k)
+        unsupported = sorted({d.type for d in space.dims} - self.supported_types)
+        if unsupported:
+            which = [d.key for d in space.dims if d.type in unsupported]
+            raise TunerArgsError(
+                f"tuner {self.name} does not support search-space type(s) {unsupported} "
+                f"(parameter(s) {which}); it supports {sorted(self.supported_types)}"
+            )
+        if "seed" in args:
+            self.seed = arg(self.name, args, "seed", 0, int, lambda v: v >= 0, "must be >= 0")
+            args.pop("seed")
+        mode = args.pop("optimize_mode", None)
+        if mode is None:
+            self.mode = self.default_mode
+            self.mode_given = False
+        else:
+            if mode not in ("maximize", "minimize"):
+                raise TunerArgsError(f"classArgs.optimize_mode must be 'maximize' or 'minimize', got {mode!r}")
+            self.mode = OptimizeMode(mode)
+            self.mode_given = True
+        self.configure(args)
+
+    def configure(self, args: dict[str, Any]) -> None:
+        """Validate and take the algorithm's own classArgs; the default takes none."""
+        reject_unknown(self.name, args, ())
+
+    @abstractmethod
+    def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
+        """The next trial's parameters. Raise NoMoreTrials when nothing new remains."""
+
+    # ----- helpers shared by algorithms -----
+    def losses(self, history: Sequence[TrialRecord]) -> list[tuple[TrialRecord, float]]:
+        """Completed trials with a result, as (trial, loss) with lower = better."""
+        return [(t, self.mode.loss(t.value)) for t in history if t.value is not None and t.state.ended and math.isfinite(t.value)]
+
+    def space_exhausted(self, history: Sequence[TrialRecord]) -> bool:
+        card = self.space.cardinality()
+        return card is not None and len({canonical(t.parameters) for t in history}) >= card
+
+    def sample_new(self, history: Sequence[TrialRecord], rng: np.random.Generator, tries: int = 200) -> dict[str, Any]:
+        """A prior sample not tried before (NoMoreTrials when a finite space is used up)."""
+        if self.space_exhausted(history):
+            raise NoMoreTrials(f"all {self.space.cardinality()} configurations of the search space were tried")
+        seen = {canonical(t.parameters) for t in history}
+        params = self.space.to_parameters(self.space.sample_flat(rng))
+        for _ in range(tries):
+            if canonical(params) not in seen:
+                return params
+            params = self.space.to_parameters(self.space.sample_flat(rng))
+        return params  # a nearly exhausted finite space: a repeat beats stalling
+
+
+def reject_unknown(tuner: str, args: Mapping[str, Any], known: Sequence[str]) -> None:
+    unknown = sorted(set(args) - set(known))
+    if unknown:
+        hint = f"; known: {sorted(known)}" if known else "; it takes none"
+        raise TunerArgsError(f"{tuner} does not know classArgs {unknown}{hint}")
+
+
+def arg(
+    tuner: str, args: Mapping[str, Any], key: str, default: Any, kind: type | tuple[type, ...], check: Any = None, why: str = ""
+) -> Any:
+    """Read one classArg with a type check and an optional predicate; errors name the arg."""
+    v = args.get(key, default)
+    if v is None and default is None:
+        return None
+    ok_type = isinstance(v, kind) and not (isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)))
+    if not ok_type:
+        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise TunerArgsError(f"{tuner} classArgs.{key} must be {want}, got {v!r}")
+    if check is not None and not check(v):
+        raise TunerArgsError(f"{tuner} classArgs.{key} {why}, got {v!r}")
+    return v

@@ -1,0 +1,40 @@
+"""Batch: the user lists whole parameter sets; they are handed out once each, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Sequence
+
+import numpy as np
+
+from tuner_server.history import TrialRecord
+from tuner_server.searchspace import SearchSpace
+from tuner_server.tuners.base import NoMoreTrials, Tuner, TunerArgsError
+
+
+class BatchTuner(Tuner):
+    name = "Batch"
+    aliases = ("BatchTuner",)
+    supported_types = frozenset({"choice"})
+    # The T9k manual's Batch example passes these although Batch takes no arguments.
+    ignored_args = frozenset({"optimize_mode", "population_size"})
+
+    def __init__(self, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0) -> None:
+        if len(space.top) != 1 or space.is_nested:
+            raise TunerArgsError(
+                f"Batch needs a search space with exactly one 'choice' parameter listing the parameter "
+                f"sets; this one has {len(space.top)}: {list(space.top)}"
+            )
+        super().__init__(space, class_args, seed)
+        dim = space[space.top[0]]
+        # A dict element is a whole parameter set (NNI's combine_params); a scalar is the
+        # value of the single parameter.
+        self.sets: list[dict[str, Any]] = [
+            dict(o) if isinstance(o, Mapping) else {dim.name: o} for o in dim.options
+        ]
+
+    def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
+        n = len(history)
+        if n >= len(self.sets):
+            raise NoMoreTrials(f"all {len(self.sets)} parameter sets of the batch were handed out")
+        return dict(self.sets[n])

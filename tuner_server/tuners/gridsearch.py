@@ -1,0 +1,101 @@
+"""Grid search: every combination exactly once.
+
+Finite dimensions (choice, randint, quniform, qloguniform) are enumerated completely.
+Continuous ones are bisected in CDF space epoch by epoch (1/2; then 1/4, 3/4; then 1/8,
+3/8, ...), so an experiment with a continuous parameter refines the grid for as long as
+its budget lasts. When a finite grid is used up the tuner says so and the experiment
+ends DONE. Nothing is remembered but the history: a restarted server never repeats.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+from scipy.stats import norm
+
+from tuner_server.history import TrialRecord
+from tuner_server.searchspace import Dimension, NestedOption, SearchSpace, canonical, quniform_grid
+from tuner_server.tuners.base import NoMoreTrials, Tuner
+
+MAX_EPOCH = 24
+
+
+def _cdf_points(epoch: int) -> list[float]:
+    """CDF positions introduced at one bisection epoch (epoch 1 -> [0.5])."""
+    n = 2**epoch
+    return [k / n for k in range(1, n, 2)]
+
+
+def dimension_values(d: Dimension, epoch: int) -> list[Any] | None:
+    """All grid values of a leaf dimension up to ``epoch`` (None: it is finite, see options)."""
+    t = d.type
+    if t in ("choice", "layer_choice"):
+        return None
+    if t == "randint":
+        return list(range(int(d.args[0]), int(d.args[1])))
+    if t in ("quniform", "qloguniform"):
+        vals = quniform_grid(d.low, d.high, float(d.args[2]))
+        return [d.quantize(v) for v in vals]
+    if t == "input_choice":
+        cands, k = d.args
+        return [list(c) for c in itertools.combinations(cands, k)]
+    out: list[Any] = []
+    seen: set[Any] = set()
+    for e in range(1, epoch + 1):
+        for p in _cdf_points(e):
+            if t == "uniform":
+                x = d.low + p * (d.high - d.low)
+            elif t == "loguniform":
+                x = math.exp(math.log(d.low) + p * (math.log(d.high) - math.log(d.low)))
+            else:
+                x = float(norm.ppf(p, loc=float(d.args[0]), scale=float(d.args[1])))
+                if t in ("lognormal", "qlognormal"):
+                    x = math.exp(x)
+            v = d.quantize(x)
+            if v not in seen:
+                seen.add(v)
+                out.append(v)
+    return out
+
+
+def is_finite(space: SearchSpace) -> bool:
+    return space.cardinality() is not None
+
+
+class GridSearchTuner(Tuner):
+    name = "GridSearch"
+    aliases = ("Grid", "GridSearchTuner")
+    supported_types = Tuner.supported_types | {"layer_choice", "input_choice"}
+    ignored_args = frozenset({"optimize_mode"})
+
+    def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
+        seen = {canonical(t.parameters) for t in history}
+        epochs = range(1, 2) if is_finite(self.space) else range(1, MAX_EPOCH + 1)
+        for epoch in epochs:
+            for params in self._configs(self.space.top, epoch):
+                if canonical(params) not in seen:
+                    return params
+        raise NoMoreTrials(f"the grid of {len(seen)} configurations is exhausted")
+
+    def _configs(self, keys: Sequence[str], epoch: int) -> Iterator[dict[str, Any]]:
+        per_key = [list(self._leaf_configs(k, epoch)) for k in keys]
+        for combo in itertools.product(*per_key):
+            out: dict[str, Any] = {}
+            for k, v in zip(keys, combo):
+                out[self.space[k].name] = v
+            yield out
+
+    def _leaf_configs(self, key: str, epoch: int) -> Iterator[Any]:
+        d = self.space[key]
+        if d.type in ("choice", "layer_choice"):
+            for opt in d.options:
+                if isinstance(opt, NestedOption):
+                    for sub in self._configs(opt.children, epoch):
+                        yield {"_name": opt.name, **sub}
+                else:
+                    yield opt
+            return
+        yield from dimension_values(d, epoch) or []
