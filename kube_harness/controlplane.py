@@ -127,6 +127,23 @@ class ControlPlane:
         return subprocess.run([build.binary("kubectl"), *args], env=self.env(), input=input,
                               capture_output=True, text=True, check=check, timeout=timeout)
 
+    def helm(self, *args: str, check: bool = True,
+             timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([build.binary("helm"), *args], env=self.env(),
+                              capture_output=True, text=True, check=check, timeout=timeout)
+
+    def new_namespace(self, prefix: str = "e2e", timeout: float = 30) -> str:
+        """Create a uniquely named namespace and wait for its default ServiceAccount
+        (pods are refused until the controller-manager has made it)."""
+        from kubernetes import client
+
+        api = client.CoreV1Api(self.api_client())
+        ns = f"{prefix}-{secrets.token_hex(3)}"
+        api.create_namespace({"metadata": {"name": ns}})
+        wait_for(lambda: api.read_namespaced_service_account("default", ns), timeout,
+                 f"ServiceAccount default in {ns}")
+        return ns
+
     def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
         """Stdout+stderr of a pod's container as the fake node kept it (all restarts)."""
         root = self.state_dir / "pods"
@@ -348,6 +365,24 @@ class ControlPlane:
 
     def status(self) -> dict[str, bool]:
         return {n: self._alive(n) for n in self.pids}
+
+
+def wait_for(probe, timeout: float = 30, what: str = "condition", interval: float = 0.2):
+    """Call probe() until it returns something truthy (exceptions count as not yet);
+    return that value, or raise TimeoutError naming `what` and the last exception."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            v = probe()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - e.g. 404 until the object appears
+            last = e
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}"
+                               + (f" (last error: {last})" if last else ""))
+        time.sleep(interval)
 
 
 def _reap(pid: int) -> None:
