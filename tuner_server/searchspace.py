@@ -165,7 +165,9 @@ class Dimension:
         if t in ("uniform", "quniform"):
             return self.quantize(rng.uniform(self.low, self.high))
         if t in ("loguniform", "qloguniform"):
-            return self.quantize(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+            # exp(log(high)) may round above high (0.1 -> 0.10000000000000002): clip.
+            x = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+            return self.quantize(min(max(x, self.low), self.high))
         mu, sigma = float(self.args[0]), float(self.args[1])
         x = rng.normal(mu, sigma)
         if t in ("lognormal", "qlognormal"):

@@ -222,3 +222,12 @@ def test_fast_at_1000_trials():
         t.suggest(hist, np.random.default_rng(k))
         times.append(time.perf_counter() - t0)
     assert np.median(times) < 0.1  # ~5 ms on a laptop; generous for loaded CI machines
+
+
+@pytest.mark.parametrize("name", ["TPE", "Anneal"])
+def test_log_types_never_leave_bounds_at_the_edge(name):
+    """Optimum at the upper bound: exp(log(0.1)) is 0.10000000000000002, which must not leak out."""
+    space = {"lr": {"_type": "loguniform", "_value": [1e-4, 0.1]}, "wd": {"_type": "loguniform", "_value": [1e-3, 1000]}}
+    _, hist = optimize(name, space, lambda p: -p["lr"] - p["wd"], 80, 0, {"tpe_args": {"n_startup_jobs": 5}} if name == "TPE" else {})
+    assert all(1e-4 <= h.parameters["lr"] <= 0.1 and 1e-3 <= h.parameters["wd"] <= 1000 for h in hist)
+    assert max(h.parameters["lr"] for h in hist) > 0.09  # it did push against the bound

@@ -115,5 +115,5 @@ def _perturb(d: Dimension, value: Any, shrink: float, rng: np.random.Generator) 
     mid = min(max(c, lo + half), hi - half)
     x = rng.uniform(mid - half, mid + half)
     if t in LOG_TYPES:
-        x = math.exp(x)
+        x = min(max(math.exp(x), d.low), d.high)  # exp(log(high)) can exceed high by an ulp
     return d.quantize(x)

@@ -451,6 +451,8 @@ class TPETuner(Tuner):
         if nm.q is None:
             score = mixture_logpdf(l_mix, x) - mixture_logpdf(g_mix, x)
             raw = np.exp(x) if nm.log else x
+            if nm.x_lo is not None:  # exp(log(high)) can be high * (1 + 2e-16)
+                raw = np.clip(raw, nm.x_lo, nm.x_hi)
             return [d.quantize(float(r)) for r in raw[np.argsort(-score, kind="stable")]]
         v = nm.values(x)
         lo_e, hi_e = nm.bins(v)
