@@ -5,7 +5,6 @@ controller) may do everything; an experiment's own token (handed to its trials) 
 only report to and read that experiment. No token -> 401, a wrong one -> 403.
 """
 
-from __future__ import annotations
 
 import hmac
 from typing import Annotated, Any
@@ -33,7 +32,7 @@ class SuggestRequest(BaseModel):
 
 class MetricRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    metric: float | int | dict[str, Any]
+    metric: Any = Field(description="a number, or a dict whose default key is the objective")
     step: int | None = Field(default=None, ge=0)
 
     @field_validator("metric")
