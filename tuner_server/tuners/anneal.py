@@ -98,12 +98,11 @@ def _perturb(d: Dimension, value: Any, shrink: float, rng: np.random.Generator) 
     if d.is_categorical:
         return int(value) if rng.random() >= shrink else int(rng.integers(len(d.options)))
     if t in NORMAL_TYPES:
-        mu, sigma = float(d.args[0]), float(d.args[1])
+        sigma = float(d.args[1])
         if t in LOG_TYPES:
             floor = (d.q or 0.0) / 2 or 1e-300
             c = math.log(max(float(value), floor))
             return d.quantize(math.exp(rng.normal(c, sigma * shrink)))
-        del mu
         return d.quantize(rng.normal(float(value), sigma * shrink))
     if t == "randint":
         lo, hi, c = float(d.args[0]), float(d.args[1]), float(value) + 0.5

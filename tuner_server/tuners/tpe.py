@@ -455,8 +455,9 @@ class TPETuner(Tuner):
                 raw = np.clip(raw, nm.x_lo, nm.x_hi)
             return [d.quantize(float(r)) for r in raw[np.argsort(-score, kind="stable")]]
         v = nm.values(x)
-        lo_e, hi_e = nm.bins(v)
-        score = mixture_logmass(l_mix, lo_e, hi_e) - mixture_logmass(g_mix, lo_e, hi_e)
+        uv, inv = np.unique(v, return_inverse=True)  # draws often share a bin: score each once
+        lo_e, hi_e = nm.bins(uv)
+        score = (mixture_logmass(l_mix, lo_e, hi_e) - mixture_logmass(g_mix, lo_e, hi_e))[inv.reshape(-1)]
         # quantize() makes the value exactly what the search space semantics produce.
         vals = [d.quantize(float(r)) for r in v]
         return _distinct_by_score(vals, score)
