@@ -1,0 +1,55 @@
+"""The experiment's phase rules, as a pure function of observed state (no clock, no I/O)."""
+
+from autotune_operator.decide import Limits, Observed, Phase, decide
+
+
+def test_fills_concurrency_without_passing_max_trials() -> None:
+    lim = Limits(max_trials=5, concurrency=3, max_seconds=None)
+    assert decide(lim, Observed(0, issued=0, active=0)).launch == 3
+    assert decide(lim, Observed(0, issued=3, active=1)).launch == 2
+    assert decide(lim, Observed(0, issued=4, active=2)).launch == 1  # only one left in the budget
+    d = decide(lim, Observed(0, issued=5, active=2))
+    assert d.phase is Phase.RUNNING and d.launch == 0 and not d.finished
+
+
+def test_done_when_max_trials_ended_any_way() -> None:
+    lim = Limits(max_trials=5, concurrency=3, max_seconds=100)
+    d = decide(lim, Observed(10, issued=5, active=0))
+    assert d.phase is Phase.DONE and d.finished and d.launch == 0
+
+
+def test_capacity_caps_concurrency() -> None:
+    lim = Limits(max_trials=None, concurrency=4, max_seconds=None, capacity=2)
+    assert decide(lim, Observed(0, issued=0, active=0)).launch == 2
+    assert decide(lim, Observed(0, issued=7, active=2)).launch == 0
+
+
+def test_timeout_stops_running_trials_and_finishes_when_they_are_gone() -> None:
+    lim = Limits(max_trials=50, concurrency=3, max_seconds=60)
+    d = decide(lim, Observed(60, issued=7, active=3))
+    assert d.phase is Phase.TIMEOUT and d.stop_active and not d.finished and d.launch == 0
+    assert "60s" in d.message
+    d = decide(lim, Observed(75, issued=7, active=0))
+    assert d.phase is Phase.TIMEOUT and d.finished and not d.stop_active
+    assert decide(lim, Observed(59.9, issued=7, active=3)).phase is Phase.RUNNING
+
+
+def test_exhausted_tuner_waits_for_running_trials_then_done() -> None:
+    lim = Limits(max_trials=50, concurrency=3, max_seconds=None)
+    d = decide(lim, Observed(0, issued=6, active=2, exhausted=True))
+    assert d.phase is Phase.RUNNING and d.launch == 0
+    d = decide(lim, Observed(0, issued=6, active=0, exhausted=True))
+    assert d.phase is Phase.DONE and d.finished and "no new configurations" in d.message
+
+
+def test_error_wins_and_stops_everything() -> None:
+    lim = Limits(max_trials=5, concurrency=3, max_seconds=10)
+    d = decide(lim, Observed(100, issued=3, active=2, error="tuner failed: boom"))
+    assert d.phase is Phase.ERROR and d.stop_active and d.message == "tuner failed: boom" and not d.finished
+    assert decide(lim, Observed(100, issued=3, active=0, error="x")).finished
+
+
+def test_unlimited_trials_keep_going() -> None:
+    lim = Limits(max_trials=None, concurrency=2, max_seconds=None)
+    d = decide(lim, Observed(1e6, issued=10_000, active=1))
+    assert d.phase is Phase.RUNNING and d.launch == 1
