@@ -16,9 +16,10 @@ _ALL: tuple[type[Tuner], ...] = (RandomTuner, GridSearchTuner, BatchTuner)
 def _register_optional() -> tuple[type[Tuner], ...]:
     # Model-based tuners live in their own modules; collected here by name.
     from tuner_server.tuners.anneal import AnnealTuner
+    from tuner_server.tuners.evolution import EvolutionTuner
     from tuner_server.tuners.tpe import TPETuner
 
-    return (TPETuner, AnnealTuner)
+    return (TPETuner, AnnealTuner, EvolutionTuner)
 
 
 def tuner_classes() -> dict[str, type[Tuner]]:
