@@ -45,11 +45,21 @@ class SpecError(ValueError):
         super().__init__("invalid AutoTuneExperiment:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class FieldError(ValueError):
+    """Raised by a validator about a field below the one it validates: ``path`` is relative
+    to it (``spec.containers[0].name`` inside a task's ``template``), so the problem line
+    names the exact field."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-def _class_args(v: Any, where: str) -> dict[str, Any]:
+def _class_args(v: Any) -> dict[str, Any]:
     """classArgs is a JSON string in the manual (``|-`` block); a YAML mapping is accepted too."""
     if v is None or v == "":
         return {}
@@ -63,7 +73,7 @@ def _class_args(v: Any, where: str) -> dict[str, Any]:
         if not isinstance(parsed, dict):
             raise ValueError("must be a JSON object")
         return parsed
-    raise ValueError(f"must be a JSON object (as a string) or a mapping, got {type(v).__name__}")
+    raise ValueError("must be a JSON object (as a string) or a mapping")
 
 
 class TunerSpec(_Model):
@@ -73,7 +83,7 @@ class TunerSpec(_Model):
     @field_validator("classArgs", mode="before")
     @classmethod
     def _args(cls, v: Any) -> dict[str, Any]:
-        return _class_args(v, "tuner")
+        return _class_args(v)
 
 
 class AssessorSpec(_Model):
@@ -83,7 +93,7 @@ class AssessorSpec(_Model):
     @field_validator("classArgs", mode="before")
     @classmethod
     def _args(cls, v: Any) -> dict[str, Any]:
-        return _class_args(v, "assessor")
+        return _class_args(v)
 
 
 class AdvisorSpec(_Model):
@@ -93,7 +103,7 @@ class AdvisorSpec(_Model):
     @field_validator("classArgs", mode="before")
     @classmethod
     def _args(cls, v: Any) -> dict[str, Any]:
-        return _class_args(v, "advisor")
+        return _class_args(v)
 
 
 class TaskSpec(_Model):
@@ -107,18 +117,18 @@ class TaskSpec(_Model):
     def _template(cls, v: dict[str, Any]) -> dict[str, Any]:
         spec = v.get("spec")
         if not isinstance(spec, Mapping):
-            raise ValueError("must have a pod 'spec'")
+            raise FieldError("spec", "is required (the pod spec of the trial)")
         containers = spec.get("containers")
         if not isinstance(containers, list) or not containers:
-            raise ValueError("spec.containers must be a non-empty list")
+            raise FieldError("spec.containers", "must be a non-empty list")
         for i, c in enumerate(containers):
             if not isinstance(c, Mapping):
-                raise ValueError(f"spec.containers[{i}] must be a mapping")
+                raise FieldError(f"spec.containers[{i}]", "must be a mapping")
             if not isinstance(c.get("name"), str) or not c.get("name"):
-                raise ValueError(f"spec.containers[{i}].name is required")
+                raise FieldError(f"spec.containers[{i}].name", "is required")
             for key in ("command", "args"):
                 if key in c and not (isinstance(c[key], list) and all(isinstance(a, str) for a in c[key])):
-                    raise ValueError(f"spec.containers[{i}].{key} must be a list of strings")
+                    raise FieldError(f"spec.containers[{i}].{key}", "must be a list of strings")
         return v
 
 
@@ -133,9 +143,11 @@ class TrainingConfig(_Model):
         for i, t in enumerate(self.tasks):
             rt = t.type.lower()
             if rt not in allowed:
-                raise ValueError(f"tasks[{i}].type '{t.type}' is not a {self.type} replica type; expected one of {sorted(allowed)}")
+                raise FieldError(
+                    f"tasks[{i}].type", f"'{t.type}' is not a {self.type} replica type; expected one of {sorted(allowed)}"
+                )
             if rt in seen:
-                raise ValueError(f"tasks[{i}].type '{t.type}' appears twice")
+                raise FieldError(f"tasks[{i}].type", f"'{t.type}' appears twice; each replica type may be listed once")
             seen.add(rt)
         return self
 
@@ -169,9 +181,9 @@ class ExperimentSpec(_Model):
     @model_validator(mode="after")
     def _tuner_or_advisor(self) -> "ExperimentSpec":
         if self.tuner is None and self.advisor is None:
-            raise ValueError("one of spec.tuner or spec.advisor is required")
+            raise FieldError("tuner", "is required (or spec.advisor): the experiment needs an algorithm")
         if self.tuner is not None and self.advisor is not None:
-            raise ValueError("spec.tuner and spec.advisor are mutually exclusive (an advisor is a tuner)")
+            raise FieldError("advisor", "cannot be given together with spec.tuner (an advisor is a tuner); keep one")
         return self
 
 
@@ -245,18 +257,42 @@ class Experiment:
         }
 
 
+# Parts of a pydantic error location that are not fields: the member of a union that was
+# tried ("str", "dict[str,any]", "StorageSpec") or a validator ("function-after[...]").
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none"})
+
+
+def _is_tag(part: str) -> bool:
+    return part.startswith("function-") or "[" in part or part in _TYPE_TAGS or part in _model_names()
+
+
+def _model_names() -> frozenset[str]:
+    return frozenset(c.__name__ for c in (*_Model.__subclasses__(), AutoTuneExperiment, Metadata))
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
+    """('spec', 'trainingConfig', 'tasks', 0, 'replicas') -> 'spec.trainingConfig.tasks[0].replicas'."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after[_template(), dict[str,any]]",):
-            continue
-        else:
-            if isinstance(part, str) and (part.startswith("function-") or part in ("str", "dict[str,any]", "StorageSpec", "int", "float")):
-                continue
+        elif not _is_tag(str(part)):
             out += ("." if out else "") + str(part)
     return out
+
+
+def _join(where: str, sub: str) -> str:
+    if not where:
+        return sub
+    return where + sub if sub.startswith("[") else f"{where}.{sub}"
+
+
+def _shown(v: Any) -> str | None:
+    """The offending value, when it is short enough to help on one line."""
+    if isinstance(v, (dict, list)):
+        return None
+    text = repr(v)
+    return None if "\n" in str(v) or len(text) > 60 else text
 
 
 def _pydantic_problems(e: ValidationError) -> list[str]:
@@ -264,15 +300,17 @@ def _pydantic_problems(e: ValidationError) -> list[str]:
     for err in e.errors():
         where = _loc(err["loc"])
         msg = err["msg"]
-        if msg.startswith("Value error, "):
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            where, msg = _join(where, cause.path), str(cause)
+        elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check its spelling)"
         elif err["type"] == "missing":
             msg = "is required"
-        got = err.get("input")
-        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):
-            msg = f"{msg} (got {got!r})"
+        elif not isinstance(cause, FieldError) and (got := _shown(err.get("input"))) is not None:
+            msg = f"{msg} (got {got})"
         line = f"{where}: {msg}" if where else msg
         if line not in problems:
             problems.append(line)
