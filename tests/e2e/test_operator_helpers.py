@@ -1,0 +1,165 @@
+"""Shared pieces of the operator e2e tests (no tests here): the CRD, a tuner server and
+the operator as local processes, waiting for an experiment's status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = str(ROOT / "crds" / "autotuneexperiments.yaml")
+ADMIN = "e2e-operator-admin-token-0123456789"
+SEED_EXAMPLE = """\
+apiVersion: tensorstack.dev/v1beta1
+kind: AutoTuneExperiment
+metadata:
+  name: experiment-sample
+spec:
+  maxExecSeconds: 7200
+  maxTrialNum: 50
+  trialConcurrency: 3
+  searchSpace: |-
+    {
+      "batch_size": {"_type": "choice", "_value": [512, 1024, 2048, 4096, 8092]},
+      "learning_rate": {"_type": "choice", "_value": [0.0001, 0.001, 0.01, 0.1]}
+    }
+  trainingConfig:
+    type: tensorflow
+    tasks:
+      - type: worker
+        replicas: 1
+        template:
+          spec:
+            securityContext:
+              runAsUser: 1000
+            containers:
+              - command:
+                  - python3
+                  - dist_mnist.py
+                workingDir: /mnt/mnist-distributed
+                imagePullPolicy: IfNotPresent
+                image: t9kpublic/tensorflow-1.15.2:tuner-2.23
+                name: tensorflow
+  tuner:
+    builtinTunerName: TPE
+    classArgs: |-
+      {
+        "optimize_mode": "minimize", 
+        "constant_liar_type": "min"
+      }
+"""
+
+
+def install_crd(cluster) -> None:
+    cluster.kubectl("apply", "-f", CRD)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/autotuneexperiments.tensorstack.dev")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class TunerServer:
+    db: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "AUTOTUNE_ADMIN_TOKEN": ADMIN}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tuner_server", "--db", str(self.db), "--port", str(self.port)],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._healthy, 30, "the tuner server")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def get(self, path: str) -> Any:
+        return httpx.get(self.url + path, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@dataclass
+class OperatorProcess:
+    """`python -m autotune_operator` against the test cluster, watching given namespaces."""
+
+    cluster: Any
+    server: TunerServer
+    namespaces: list[str]
+    log: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **self.cluster.env(),
+            "AUTOTUNE_SERVER_URL": self.server.url,
+            "AUTOTUNE_ADMIN_TOKEN": ADMIN,
+            "AUTOTUNE_NAMESPACES": ",".join(self.namespaces),
+            **self.extra_env,
+        }
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "autotune_operator"], env=env, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def get_ate(cluster, ns: str, name: str) -> dict[str, Any]:
+    r = cluster.kubectl("get", "ate", name, "-n", ns, "-o", "json", check=False)
+    return json.loads(r.stdout) if r.returncode == 0 else {}
+
+
+def phase_of(cluster, ns: str, name: str) -> str | None:
+    return (get_ate(cluster, ns, name).get("status") or {}).get("phase")
