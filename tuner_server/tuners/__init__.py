@@ -17,9 +17,10 @@ def _register_optional() -> tuple[type[Tuner], ...]:
     # Model-based tuners live in their own modules; collected here by name.
     from tuner_server.tuners.anneal import AnnealTuner
     from tuner_server.tuners.evolution import EvolutionTuner
+    from tuner_server.tuners.gp import GPTuner
     from tuner_server.tuners.tpe import TPETuner
 
-    return (TPETuner, AnnealTuner, EvolutionTuner)
+    return (TPETuner, AnnealTuner, EvolutionTuner, GPTuner)
 
 
 def tuner_classes() -> dict[str, type[Tuner]]:
