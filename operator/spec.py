@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tuner_server.assessors import assessor_names, create_assessor
 from tuner_server.history import OptimizeMode
@@ -76,34 +76,23 @@ def _class_args(v: Any) -> dict[str, Any]:
     raise ValueError("must be a JSON object (as a string) or a mapping")
 
 
+# classArgs in any block: a JSON string (the manual's form) or a mapping, always a dict after.
+ClassArgs = Annotated[dict[str, Any], BeforeValidator(_class_args)]
+
+
 class TunerSpec(_Model):
     builtinTunerName: str = Field(min_length=1)
-    classArgs: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("classArgs", mode="before")
-    @classmethod
-    def _args(cls, v: Any) -> dict[str, Any]:
-        return _class_args(v)
+    classArgs: ClassArgs = Field(default_factory=dict)
 
 
 class AssessorSpec(_Model):
     builtinAssessorName: str = Field(min_length=1)
-    classArgs: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("classArgs", mode="before")
-    @classmethod
-    def _args(cls, v: Any) -> dict[str, Any]:
-        return _class_args(v)
+    classArgs: ClassArgs = Field(default_factory=dict)
 
 
 class AdvisorSpec(_Model):
     builtinAdvisorName: str = Field(min_length=1)
-    classArgs: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("classArgs", mode="before")
-    @classmethod
-    def _args(cls, v: Any) -> dict[str, Any]:
-        return _class_args(v)
+    classArgs: ClassArgs = Field(default_factory=dict)
 
 
 class TaskSpec(_Model):
