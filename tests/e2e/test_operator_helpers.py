@@ -163,3 +163,50 @@ def get_ate(cluster, ns: str, name: str) -> dict[str, Any]:
 
 def phase_of(cluster, ns: str, name: str) -> str | None:
     return (get_ate(cluster, ns, name).get("status") or {}).get("phase")
+
+
+TRIAL_SCRIPT = '''\
+import sys, time
+import autotune
+p = autotune.get_next_parameter()
+x = float(p["x"])
+for step in range(3):
+    time.sleep(float(p.get("sleep", 0.05)))
+    autotune.report_intermediate_result(x * (step + 1) / 3)
+if p.get("fail"):
+    sys.exit(3)
+autotune.report_final_result({"default": x, "argv": sys.argv[1]})
+'''
+
+
+def experiment_yaml(name: str, script: Path, *, max_trials: int = 4, concurrency: int = 1,
+                    space: str = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4]}}',
+                    max_seconds: int | None = None, tuner: str = "GridSearch", extra_meta: str = "",
+                    training_type: str = "pytorch", tasks: str | None = None) -> str:
+    import textwrap
+
+    limit = f"  maxExecSeconds: {max_seconds}\n" if max_seconds else ""
+    if tasks is None:
+        tasks = textwrap.dedent(f"""\
+              - type: master
+                replicas: 1
+                template:
+                  spec:
+                    containers:
+                      - name: {training_type}
+                        image: python:3.11
+                        command: ["{sys.executable}", "{script}", "--x=${{parameters.x}}"]
+            """)
+    tasks = textwrap.indent(textwrap.dedent(tasks), "      ")
+    return (
+        "apiVersion: tensorstack.dev/v1beta1\nkind: AutoTuneExperiment\n"
+        f"metadata:\n  name: {name}\n{extra_meta}"
+        f"spec:\n{limit}  maxTrialNum: {max_trials}\n  trialConcurrency: {concurrency}\n"
+        f"  searchSpace: '{space}'\n"
+        f"  trainingConfig:\n    type: {training_type}\n    tasks:\n{tasks}"
+        f"  tuner:\n    builtinTunerName: {tuner}\n    classArgs: '{{\"optimize_mode\": \"maximize\"}}'\n"
+    )
+
+
+def apply_text(cluster, ns: str, text: str):
+    return cluster.kubectl("apply", "-n", ns, "-f", "-", input=text)

@@ -1,0 +1,245 @@
+"""Trials as Kubernetes workloads (batch Job, Kubeflow or T9k training jobs).
+
+Implements the :class:`~autotune_operator.executors.base.Executor` protocol for one
+experiment. The workload of a trial is named after the trial (``<experiment>-<n>``), so
+creating it is idempotent: a 409 AlreadyExists means a previous operator made it and it
+is adopted. What is running and what has finished is read from the API server (one LIST
+by label per call), so a restarted operator sees exactly what its predecessor left.
+The experiment's tuner-server token lives in a per-experiment Secret that trials read
+through ``secretKeyRef``; it never appears in a workload.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from autotune_operator.executors.base import TrialExit, TrialLaunch
+from autotune_operator.spec import API_GROUP, API_VERSION, KIND, ExperimentSpec
+from autotune_operator.workloads import (
+    EXPERIMENT_LABEL,
+    TRIAL_LABEL,
+    TrialWorkload,
+    build,
+    kind_for,
+    outcome,
+)
+from autotune_operator.workloads.accelerators import AcceleratorPolicy
+from autotune_operator.workloads.common import TOKEN_KEY, Owner
+
+log = logging.getLogger("autotune.k8s")
+
+
+@dataclass(frozen=True)
+class ExperimentRef:
+    namespace: str
+    name: str
+    uid: str
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(f"{API_GROUP}/{API_VERSION}", KIND, self.name, self.uid)
+
+    @property
+    def token_secret(self) -> str:
+        return f"{self.name}-autotune-token"
+
+
+class EventRecorder:
+    """Posts core/v1 Events about the experiment (trial created / ended / stopped)."""
+
+    def __init__(self, api: client.ApiClient, ref: ExperimentRef, component: str = "autotune-operator") -> None:
+        self.core = client.CoreV1Api(api)
+        self.ref = ref
+        self.component = component
+
+    def emit(self, reason: str, message: str, warning: bool = False) -> None:
+        now = dt.datetime.now(dt.timezone.utc)
+        ev = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{self.ref.name}."),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{API_GROUP}/{API_VERSION}", kind=KIND, name=self.ref.name,
+                namespace=self.ref.namespace, uid=self.ref.uid,
+            ),
+            reason=reason,
+            message=message[:1024],
+            type="Warning" if warning else "Normal",
+            source=client.V1EventSource(component=self.component),
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            reporting_component=self.component,
+        )
+        try:
+            self.core.create_namespaced_event(self.ref.namespace, ev)
+        except ApiException as e:  # events are best effort
+            log.warning("could not post event %s for %s/%s: %s", reason, self.ref.namespace, self.ref.name, e.reason)
+
+
+@dataclass
+class KubernetesExecutor:
+    api: client.ApiClient
+    ref: ExperimentRef
+    spec: ExperimentSpec
+    family: str
+    wake: threading.Event = field(default_factory=threading.Event)
+    accelerators: AcceleratorPolicy = field(default_factory=AcceleratorPolicy)
+    events: EventRecorder | None = None
+    on_created: Callable[[str], None] | None = None  # hook for latency measurements
+
+    def __post_init__(self) -> None:
+        self.kind = kind_for(self.family, self.spec.trainingConfig.type)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self._reported: set[str] = set()
+        self._killed: dict[str, str] = {}
+        self._launched: set[str] = set()
+        self._token: str | None = None
+        if self.events is None:
+            self.events = EventRecorder(self.api, self.ref)
+
+    # ----- helpers -----
+    def _list(self) -> list[dict[str, Any]]:
+        k = self.kind
+        resp = self.custom.list_namespaced_custom_object(
+            k.group, k.version, self.ref.namespace, k.plural, label_selector=f"{EXPERIMENT_LABEL}={self.ref.name}"
+        )
+        return [o for o in resp.get("items", []) if _owned_by(o, self.ref.uid)]
+
+    def _ensure_secret(self, token: str) -> None:
+        if self._token == token:
+            return
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=self.ref.token_secret,
+                namespace=self.ref.namespace,
+                labels={EXPERIMENT_LABEL: self.ref.name},
+                owner_references=[client.V1OwnerReference(
+                    api_version=self.ref.owner.api_version, kind=KIND, name=self.ref.name, uid=self.ref.uid,
+                    controller=True, block_owner_deletion=True,
+                )],
+            ),
+            type="Opaque",
+            string_data={TOKEN_KEY: token},
+        )
+        try:
+            self.core.create_namespaced_secret(self.ref.namespace, body)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            self.core.replace_namespaced_secret(self.ref.token_secret, self.ref.namespace, body)
+        self._token = token
+
+    def manifest(self, trial: TrialLaunch) -> dict[str, Any]:
+        tw = TrialWorkload(
+            name=trial.trial_id,
+            namespace=self.ref.namespace,
+            experiment=self.ref.name,
+            owner=self.ref.owner,
+            parameters=trial.parameters,
+            env=trial.env,
+            token_secret=self.ref.token_secret,
+            sequence=trial.sequence,
+            accelerators=self.accelerators,
+        )
+        return build(self.family, self.spec, tw)
+
+    # ----- Executor protocol -----
+    def capacity(self) -> int | None:
+        return None
+
+    def launch(self, trial: TrialLaunch) -> None:
+        if "AUTOTUNE_TOKEN" in trial.env:
+            self._ensure_secret(trial.env["AUTOTUNE_TOKEN"])
+        body = self.manifest(trial)
+        k = self.kind
+        self._reported.discard(trial.trial_id)
+        self._launched.add(trial.trial_id)
+        try:
+            self.custom.create_namespaced_custom_object(k.group, k.version, self.ref.namespace, k.plural, body)
+        except ApiException as e:
+            if e.status != 409:
+                self._launched.discard(trial.trial_id)
+                raise
+            log.info("adopted existing %s %s/%s", k.kind, self.ref.namespace, trial.trial_id)
+            return
+        if self.on_created:
+            self.on_created(trial.trial_id)
+        assert self.events is not None
+        self.events.emit("TrialCreated", f"created {k.kind} {trial.trial_id} with parameters {dict(trial.parameters)}")
+
+    def active(self) -> set[str]:
+        out = set()
+        for o in self._list():
+            tid = _trial(o)
+            if tid and tid not in self._killed and outcome(self.family, o) is None and not o["metadata"].get("deletionTimestamp"):
+                out.add(tid)
+        return out
+
+    def poll(self) -> list[TrialExit]:
+        exits: list[TrialExit] = []
+        seen: set[str] = set()
+        assert self.events is not None
+        for o in self._list():
+            tid = _trial(o)
+            if not tid:
+                continue
+            seen.add(tid)
+            if tid in self._reported:
+                continue
+            if tid in self._killed:
+                exits.append(TrialExit(tid, None, True, self._killed[tid]))
+                continue
+            res = outcome(self.family, o)
+            if res is None:
+                continue
+            exits.append(TrialExit(tid, res.exit_code, False, res.message))
+            if res.exit_code == 0:
+                self.events.emit("TrialSucceeded", f"{self.kind.kind} {tid} completed")
+            else:
+                self.events.emit("TrialFailed", f"{self.kind.kind} {tid} failed: {res.message or ''}", warning=True)
+        for tid in (set(self._killed) | self._launched) - seen - self._reported:
+            reason = self._killed.get(tid)
+            exits.append(TrialExit(tid, None, reason is not None, reason or "the trial's workload was deleted"))
+        for ex in exits:
+            self._reported.add(ex.trial_id)
+        return exits
+
+    def kill(self, trial_id: str, reason: str) -> None:
+        if trial_id in self._killed:
+            return
+        self._killed[trial_id] = reason
+        k = self.kind
+        try:
+            self.custom.delete_namespaced_custom_object(
+                k.group, k.version, self.ref.namespace, k.plural, trial_id, propagation_policy="Background"
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+        assert self.events is not None
+        early = "assessor" in reason
+        self.events.emit("TrialEarlyStopped" if early else "TrialStopped", f"{trial_id}: {reason}")
+        self.wake.set()
+
+    def wait(self, timeout: float) -> None:
+        if self.wake.wait(timeout):
+            self.wake.clear()
+
+    def shutdown(self) -> None:
+        """Workloads keep running: a restarted operator adopts them."""
+
+
+def _trial(o: dict[str, Any]) -> str | None:
+    return ((o.get("metadata") or {}).get("labels") or {}).get(TRIAL_LABEL)
+
+
+def _owned_by(o: dict[str, Any], uid: str) -> bool:
+    refs = (o.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid for r in refs)

@@ -1,0 +1,60 @@
+"""kopf wiring, kept thin: every handler hands over to :class:`OperatorRuntime`.
+
+- one daemon per AutoTuneExperiment runs its reconcile loop (sync, in a worker thread);
+- events on any workload carrying the experiment label wake the owning experiment's loop
+  at once, so the next trial starts right after one finishes (no slow poll);
+- on deletion (kopf finalizer) the experiment's tuner-server state is removed; its
+  workloads and token Secret go by ownerReferences and the garbage collector.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from autotune_operator.runtime import PLURAL, OperatorRuntime, Settings
+from autotune_operator.spec import API_GROUP, API_VERSION
+from autotune_operator.workloads import EXPERIMENT_LABEL, all_kinds
+
+PREFIX = "autotune.tensorstack.dev"
+
+
+def _api_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config()
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours = Settings.from_env()
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX, key="last-handled-configuration")
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 200  # one thread per running experiment's daemon
+    settings.watching.server_timeout = 300
+    memo.runtime = OperatorRuntime(ours, _api_client())
+
+
+@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=15.0, backoff=5.0)
+def experiment(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.run_experiment(body, lambda: bool(stopped))
+
+
+@kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
+def experiment_deleted(namespace: str, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.forget(namespace, name, uid)
+
+
+async def workload_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.wake(namespace, labels[EXPERIMENT_LABEL])
+
+
+for _kind in all_kinds():
+    kopf.on.event(_kind.group, _kind.version, _kind.plural, labels={EXPERIMENT_LABEL: kopf.PRESENT})(workload_changed)

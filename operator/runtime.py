@@ -1,0 +1,273 @@
+"""The operator's work for one AutoTuneExperiment, independent of kopf.
+
+:class:`OperatorRuntime` holds what the whole operator shares (settings, a Kubernetes
+API client, the tuner-server client, one wake-up event per experiment). ``run_experiment``
+is the reconcile loop of one experiment: validate, build an :class:`ExperimentController`
+with a :class:`KubernetesExecutor`, and step it whenever a workload changes (or every
+``resync`` seconds, for the time limit), writing ``.status`` as it goes. kopf_handlers.py
+only wires kopf's callbacks to these methods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from autotune_operator.controller import ExperimentController
+from autotune_operator.decide import Phase
+from autotune_operator.executors.base import trial_env
+from autotune_operator.executors.kubernetes import EventRecorder, ExperimentRef, KubernetesExecutor
+from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_manifest
+from autotune_operator.status import ExperimentStatus
+from autotune_operator.workloads import WorkloadError, build, choose_family, kubeflow, t9k
+from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy
+from autotune_operator.workloads.common import Owner, TrialWorkload
+from tuner_server.client import HttpClient, TunerServerError
+
+log = logging.getLogger("autotune.operator")
+
+PLURAL = "autotuneexperiments"
+WORKLOAD_KIND_ANNOTATION = "autotune.tensorstack.dev/workload-kind"
+
+
+@dataclass(frozen=True)
+class Settings:
+    server_url: str
+    admin_token: str
+    trial_server_url: str
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    workload_kind: str | None = None  # job | kubeflow | t9k; None: discover
+    resync_seconds: float = 2.0
+    accelerators: AcceleratorPolicy = field(default_factory=AcceleratorPolicy)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+        url = env.get("AUTOTUNE_SERVER_URL", "http://autotune-tuner-server:8080")
+        token = env.get("AUTOTUNE_ADMIN_TOKEN", "")
+        if not token and env.get("AUTOTUNE_ADMIN_TOKEN_FILE"):
+            with open(env["AUTOTUNE_ADMIN_TOKEN_FILE"], encoding="utf-8") as f:
+                token = f.read().strip()
+        if not token:
+            raise SystemExit("AUTOTUNE_ADMIN_TOKEN (or AUTOTUNE_ADMIN_TOKEN_FILE) must be set")
+        kind = env.get("AUTOTUNE_WORKLOAD_KIND", "").strip() or None
+        selectors = dict(DEFAULT_NODE_SELECTORS)
+        if env.get("AUTOTUNE_ACCELERATOR_NODE_SELECTORS"):
+            selectors = json.loads(env["AUTOTUNE_ACCELERATOR_NODE_SELECTORS"])
+        return cls(
+            server_url=url,
+            admin_token=token,
+            trial_server_url=env.get("AUTOTUNE_TRIAL_SERVER_URL", url),
+            namespaces=tuple(n.strip() for n in env.get("AUTOTUNE_NAMESPACES", "").split(",") if n.strip()),
+            workload_kind=None if kind in (None, "auto") else kind,
+            resync_seconds=float(env.get("AUTOTUNE_RESYNC_SECONDS", "2")),
+            accelerators=AcceleratorPolicy(
+                tolerate=env.get("AUTOTUNE_ACCELERATOR_TOLERATIONS", "true").lower() != "false",
+                node_selectors=selectors,
+            ),
+        )
+
+
+class OperatorClient(HttpClient):
+    """The tuner-server client plus forgetting an experiment."""
+
+    def delete(self, exp_id: str) -> None:
+        try:
+            self._call("DELETE", f"/api/v1/experiments/{exp_id}")
+        except TunerServerError as e:
+            if e.status != 404:
+                raise
+
+
+def discover_groups(api: client.ApiClient) -> dict[str, set[str]]:
+    """Resource plurals served by the training-job API groups that exist in the cluster."""
+    out: dict[str, set[str]] = {}
+    for group, version in ((kubeflow.GROUP, kubeflow.VERSION), (t9k.GROUP, t9k.VERSION)):
+        try:
+            resp = client.CustomObjectsApi(api).get_api_resources(group, version)
+        except ApiException:
+            continue
+        out[group] = {r.name for r in (resp.resources or []) if "/" not in r.name}
+    return out
+
+
+def conditions(phase: Phase, message: str, previous: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
+    """One condition per phase kind, True for the current one; transition times kept."""
+    wanted = {
+        "Running": phase is Phase.RUNNING,
+        "Succeeded": phase is Phase.DONE,
+        "TimedOut": phase is Phase.TIMEOUT,
+        "Failed": phase is Phase.ERROR,
+    }
+    prev = {c.get("type"): c for c in previous or []}
+    out = []
+    for ctype, on in wanted.items():
+        status = "True" if on else "False"
+        old = prev.get(ctype)
+        if old is None and not on:
+            continue
+        changed = old is None or old.get("status") != status
+        out.append({
+            "type": ctype,
+            "status": status,
+            "reason": phase.value if on else (old or {}).get("reason", phase.value),
+            "message": message if on else (old or {}).get("message", ""),
+            "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
+        })
+    return out
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StatusWriter:
+    """Patches the experiment's status subresource, only when something changed."""
+
+    def __init__(self, api: client.ApiClient, ref: ExperimentRef, current: Mapping[str, Any] | None) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.ref = ref
+        self.last: dict[str, Any] = dict(current or {})
+
+    def write(self, patch: dict[str, Any]) -> None:
+        new = {**self.last, **patch}
+        new["conditions"] = conditions(Phase(new["phase"]), new.get("message", ""), self.last.get("conditions") or [], now_iso())
+        if new == self.last:
+            return
+        self.custom.patch_namespaced_custom_object_status(
+            API_GROUP, API_VERSION, self.ref.namespace, PLURAL, self.ref.name, {"status": new}
+        )
+        self.last = new
+
+
+class OperatorRuntime:
+    def __init__(self, settings: Settings, api: client.ApiClient, tuner: OperatorClient | None = None) -> None:
+        self.settings = settings
+        self.api = api
+        self.tuner = tuner or OperatorClient(settings.server_url, settings.admin_token)
+        self._wakers: dict[tuple[str, str], threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def waker(self, namespace: str, name: str) -> threading.Event:
+        with self._lock:
+            return self._wakers.setdefault((namespace, name), threading.Event())
+
+    def wake(self, namespace: str, name: str) -> None:
+        """A workload of this experiment changed: reconcile it now."""
+        with self._lock:
+            ev = self._wakers.get((namespace, name))
+        if ev is not None:
+            ev.set()
+
+    def forget(self, namespace: str, name: str, uid: str) -> None:
+        """The experiment is being deleted: drop its tuner-server state (workloads go by GC)."""
+        with self._lock:
+            ev = self._wakers.pop((namespace, name), None)
+        if ev is not None:
+            ev.set()
+        self.tuner.delete(uid)
+
+    def _family(self, body: Mapping[str, Any]) -> str:
+        status = body.get("status") or {}
+        if status.get("workloadKind"):
+            return str(status["workloadKind"])  # keep what the experiment started with
+        override = ((body.get("metadata") or {}).get("annotations") or {}).get(WORKLOAD_KIND_ANNOTATION)
+        override = override or self.settings.workload_kind
+        return choose_family({} if override else discover_groups(self.api), override)
+
+    def run_experiment(self, body: Mapping[str, Any], stopped: Callable[[], bool], sleep: Callable[[float], Any] | None = None) -> None:
+        """Reconcile one experiment until it is finished or ``stopped()``."""
+        md = body["metadata"]
+        ref = ExperimentRef(md["namespace"], md["name"], md["uid"])
+        status = dict(body.get("status") or {})
+        writer = StatusWriter(self.api, ref, status)
+        events = EventRecorder(self.api, ref)
+        if status.get("phase") in ("DONE", "TIMEOUT", "ERROR"):
+            return
+        if not status.get("phase"):
+            writer.write({"phase": Phase.PENDING.value, "message": "starting"})
+        try:
+            doc = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
+            doc["metadata"] = {"name": md["name"], "namespace": md["namespace"]}
+            exp = validate_manifest(doc)
+            family = self._family(body)
+            _check_buildable(exp.spec, ref, family, self.settings.accelerators)
+        except (SpecError, WorkloadError) as e:
+            self._fail(writer, events, str(e))
+            return
+        wake = self.waker(ref.namespace, ref.name)
+        executor = KubernetesExecutor(self.api, ref, exp.spec, family, wake=wake,
+                                      accelerators=self.settings.accelerators, events=events)
+        controller = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url)
+        pause = sleep or wake.wait
+        backoff = 1.0
+        started = False
+        last_phase = status.get("phase")
+        while not stopped():
+            try:
+                if not started:
+                    controller.start()
+                    started = True
+                d = controller.step()
+                st = controller.status()
+            except TunerServerError as e:
+                if 400 <= e.status < 500:
+                    self._fail(writer, events, f"the tuner server refused the experiment: {e}")
+                    return
+                log.warning("%s/%s: %s; retrying", ref.namespace, ref.name, e)
+                pause(backoff)
+                backoff = min(backoff * 2, 30)
+                continue
+            except Exception as e:  # API hiccups, server down: never crash, retry
+                log.exception("%s/%s: reconcile failed; retrying", ref.namespace, ref.name)
+                try:
+                    writer.write({"message": f"reconcile failed, retrying: {e}"[:500], "phase": writer.last.get("phase", "PENDING")})
+                except Exception:
+                    pass
+                pause(backoff)
+                backoff = min(backoff * 2, 30)
+                continue
+            backoff = 1.0
+            writer.write(_status_patch(st, family))
+            if st.phase.value != last_phase:
+                events.emit(f"Experiment{st.phase.value.capitalize()}", st.message or st.phase.value,
+                            warning=st.phase is Phase.ERROR)
+                last_phase = st.phase.value
+            if d.finished:
+                return
+            if d.launch and not controller.state.exhausted and controller.state.error is None:
+                continue
+            if wake.wait(self.settings.resync_seconds):
+                wake.clear()
+
+    @staticmethod
+    def _fail(writer: StatusWriter, events: EventRecorder, message: str) -> None:
+        log.warning("experiment %s/%s: %s", writer.ref.namespace, writer.ref.name, message)
+        writer.write({"phase": Phase.ERROR.value, "message": message, "completionTime": now_iso()})
+        events.emit("ExperimentError", message, warning=True)
+
+
+def _status_patch(st: ExperimentStatus, family: str) -> dict[str, Any]:
+    out = st.model_dump(mode="json")
+    out["workloadKind"] = family
+    return out
+
+
+def _check_buildable(spec: Any, ref: ExperimentRef, family: str, acc: AcceleratorPolicy) -> None:
+    """Build one dummy trial's workload so a spec this workload kind cannot run is an ERROR now."""
+    params = {}
+    env = trial_env("http://x", "t", ref.uid, f"{ref.name}-0", 0, params)
+    tw = TrialWorkload(f"{ref.name}-0", ref.namespace, ref.name, Owner("a/b", "K", ref.name, ref.uid), params, env,
+                       ref.token_secret, 0, acc)
+    try:
+        build(family, spec, tw)
+    except KeyError:
+        pass  # ${parameters.X} with no value in the dummy trial: placeholders were checked by validation

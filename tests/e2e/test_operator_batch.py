@@ -1,0 +1,124 @@
+"""The operator end to end with batch/v1 Jobs: a real kube-apiserver + controller-manager,
+fake nodes running the trial pods as local processes, the tuner server and the operator
+(`python -m autotune_operator`) as local processes."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client, watch
+
+from tests.e2e.test_operator_helpers import (
+    TRIAL_SCRIPT,
+    OperatorProcess,
+    TunerServer,
+    apply_text,
+    experiment_yaml,
+    get_ate,
+    install_crd,
+    phase_of,
+    wait_for,
+)
+
+LABEL = "autotune.tensorstack.dev/experiment"
+
+
+@pytest.fixture(scope="module")
+def env(kube_cluster, tmp_path_factory):
+    install_crd(kube_cluster)
+    tmp = tmp_path_factory.mktemp("operator")
+    script = tmp / "trial.py"
+    script.write_text(TRIAL_SCRIPT)
+    ns = kube_cluster.new_namespace("op")
+    server = TunerServer(tmp / "tuner.db")
+    server.start()
+    op = OperatorProcess(kube_cluster, server, [ns], tmp / "operator.log",
+                         extra_env={"AUTOTUNE_WORKLOAD_KIND": "auto"})
+    op.start()
+    yield {"ns": ns, "script": script, "server": server, "op": op}
+    op.stop()
+    server.stop()
+
+
+def jobs(kube_cluster, ns: str, exp: str) -> list[dict]:
+    out = kube_cluster.kubectl("get", "jobs", "-n", ns, "-l", f"{LABEL}={exp}", "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+class JobTimeline:
+    """Watches Jobs and records (monotonic) when each was first seen and when it completed."""
+
+    def __init__(self, api: client.ApiClient, ns: str) -> None:
+        self.batch = client.BatchV1Api(api)
+        self.ns = ns
+        self.created: dict[str, float] = {}
+        self.done: dict[str, float] = {}
+        self.w = watch.Watch()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self) -> None:
+        try:
+            for ev in self.w.stream(self.batch.list_namespaced_job, self.ns, timeout_seconds=300):
+                j = ev["object"]
+                now = time.monotonic()
+                self.created.setdefault(j.metadata.name, now)
+                if any(c.type == "Complete" and c.status == "True" for c in (j.status.conditions or [])):
+                    self.done.setdefault(j.metadata.name, now)
+        except Exception:
+            pass
+
+    def gaps(self) -> list[float]:
+        """Seconds from one Job completing to the next one being created (concurrency 1)."""
+        order = sorted(self.created, key=self.created.get)
+        return [self.created[b] - self.done[a] for a, b in zip(order, order[1:]) if a in self.done]
+
+    def stop(self) -> None:
+        self.w.stop()
+
+
+def test_experiment_runs_to_done(kube_cluster, env, capsys):
+    ns, name = env["ns"], "grid"
+    timeline = JobTimeline(kube_cluster.api_client(), ns)
+    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=4, concurrency=1))
+    wait_for(lambda: phase_of(kube_cluster, ns, name) in ("RUNNING", "DONE"), 60, "RUNNING")
+    seen_running = phase_of(kube_cluster, ns, name) == "RUNNING"
+    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 180,
+             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
+    timeline.stop()
+    assert seen_running
+    st = get_ate(kube_cluster, ns, name)["status"]
+    assert st["trials"]["total"] == 4 and st["trials"]["succeeded"] == 4, st
+    assert st["bestTrial"]["value"] == 4 and st["bestTrial"]["parameters"] == {"x": 4}
+    assert st["workloadKind"] == "job" and st["startTime"] and st["completionTime"]
+    assert any(c["type"] == "Succeeded" and c["status"] == "True" for c in st["conditions"])
+    row = kube_cluster.kubectl("get", "ate", name, "-n", ns, "--no-headers").stdout.split()
+    assert row[1:4] == ["DONE", "4", "4"], row
+
+    js = jobs(kube_cluster, ns, name)
+    assert sorted(j["metadata"]["name"] for j in js) == [f"{name}-{i}" for i in range(4)] or len(js) == 4
+    j = js[0]
+    ref = j["metadata"]["ownerReferences"][0]
+    assert ref["kind"] == "AutoTuneExperiment" and ref["name"] == name
+    c = j["spec"]["template"]["spec"]["containers"][0]
+    env_vars = {e["name"]: e for e in c["env"]}
+    assert env_vars["AUTOTUNE_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == f"{name}-autotune-token"
+    assert c["command"][-1].startswith("--x=") and "${" not in c["command"][-1]
+    # the trial saw its substituted argument: the final result carries it
+    trials = env["server"].get(f"/api/v1/experiments/{ref['uid']}/trials").json()
+    assert all(t["state"] == "SUCCEEDED" for t in trials)
+
+    evs = kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                               f"involvedObject.name={name}", "-o", "json").stdout
+    reasons = {e["reason"] for e in json.loads(evs)["items"]}
+    assert {"TrialCreated", "TrialSucceeded", "ExperimentDone"} <= reasons, reasons
+
+    gaps = timeline.gaps()
+    with capsys.disabled():
+        print(f"\n[operator latency] job complete -> next job created: "
+              f"{', '.join(f'{g:.2f}s' for g in gaps)}")
+    assert gaps and max(gaps) < 5.0, gaps
