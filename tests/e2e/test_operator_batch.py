@@ -122,3 +122,72 @@ def test_experiment_runs_to_done(kube_cluster, env, capsys):
         print(f"\n[operator latency] job complete -> next job created: "
               f"{', '.join(f'{g:.2f}s' for g in gaps)}")
     assert gaps and max(gaps) < 5.0, gaps
+
+
+def test_timeout_stops_running_trials(kube_cluster, env):
+    ns, name = env["ns"], "slow"
+    space = '{"x": {"_type": "choice", "_value": [1, 2]}, "sleep": {"_type": "choice", "_value": [20]}}'
+    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=10, concurrency=2,
+                                                 space=space, max_seconds=4, tuner="Random"))
+    wait_for(lambda: phase_of(kube_cluster, ns, name) == "TIMEOUT", 60,
+             f"TIMEOUT; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
+    st = get_ate(kube_cluster, ns, name)["status"]
+    assert st["trials"]["stopped"] == 2 and st["trials"]["running"] == 0, st
+    assert "maxExecSeconds" in st["message"]
+    wait_for(lambda: not jobs(kube_cluster, ns, name), 30, "the timed-out trials' Jobs to be deleted")
+    assert any(c["type"] == "TimedOut" and c["status"] == "True" for c in st["conditions"])
+
+
+@pytest.mark.parametrize(
+    "name,kwargs,expect",
+    [
+        ("badspace", {"space": '{"x": {"_type": "choice", "_value": []}}'}, "x"),
+        ("badtype", {"space": '{"x": {"_type": "gaussian", "_value": [1, 2]}}'}, "gaussian"),
+        ("distributed", {"tasks": None, "concurrency": 1}, "one process"),
+    ],
+)
+def test_invalid_spec_past_the_crd_is_error(kube_cluster, env, name, kwargs, expect):
+    ns = env["ns"]
+    text = experiment_yaml(name, env["script"], **kwargs)
+    if name == "distributed":
+        text = text.replace("replicas: 1", "replicas: 2")
+    apply_text(kube_cluster, ns, text)
+    wait_for(lambda: phase_of(kube_cluster, ns, name) == "ERROR", 60,
+             f"ERROR; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
+    st = get_ate(kube_cluster, ns, name)["status"]
+    assert expect in st["message"], st
+    assert not jobs(kube_cluster, ns, name)
+    assert env["op"].proc.poll() is None, "the operator must not crash on an invalid experiment"
+
+
+def test_restart_neither_loses_nor_duplicates_trials(kube_cluster, env):
+    ns, name = env["ns"], "restart"
+    space = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4, 5, 6]}, "sleep": {"_type": "choice", "_value": [0.7]}}'
+    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=6, concurrency=2,
+                                                 space=space, tuner="GridSearch"))
+    wait_for(lambda: len(jobs(kube_cluster, ns, name)) >= 2, 60, "two trial Jobs")
+    env["op"].kill()
+    time.sleep(3)  # trials end while no operator runs
+    env["op"].start()
+    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 120,
+             f"DONE after restart; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
+    st = get_ate(kube_cluster, ns, name)["status"]
+    assert st["trials"]["total"] == 6 and st["trials"]["succeeded"] == 6, st
+    names = sorted(j["metadata"]["name"] for j in jobs(kube_cluster, ns, name))
+    assert names == sorted(f"{name}-{i}" for i in range(6)), names
+    pods = json.loads(kube_cluster.kubectl("get", "pods", "-n", ns, "-l", f"{LABEL}={name}", "-o", "json").stdout)["items"]
+    assert len(pods) == 6, "one pod per trial: nothing ran twice"
+
+
+def test_delete_removes_workloads_secret_and_server_state(kube_cluster, env):
+    ns, name = env["ns"], "gone"
+    space = '{"x": {"_type": "choice", "_value": [1, 2]}, "sleep": {"_type": "choice", "_value": [20]}}'
+    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=2, space=space))
+    wait_for(lambda: len(jobs(kube_cluster, ns, name)) == 2, 60, "the trial Jobs")
+    uid = get_ate(kube_cluster, ns, name)["metadata"]["uid"]
+    assert env["server"].get(f"/api/v1/experiments/{uid}").status_code == 200
+    kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--timeout=60s")
+    wait_for(lambda: not jobs(kube_cluster, ns, name), 60, "GC of the experiment's Jobs")
+    wait_for(lambda: kube_cluster.kubectl("get", "secret", f"{name}-autotune-token", "-n", ns, check=False).returncode != 0,
+             30, "GC of the token Secret")
+    assert env["server"].get(f"/api/v1/experiments/{uid}").status_code == 404
