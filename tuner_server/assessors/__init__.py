@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tuner_server.assessors.base import Assessor, AssessorArgsError
+from tuner_server.assessors.bandit import BanditAssessor
+from tuner_server.assessors.curvefitting import CurvefittingAssessor
 from tuner_server.assessors.medianstop import MedianstopAssessor
+from tuner_server.assessors.truncation import TruncationSelectionAssessor
 from tuner_server.history import OptimizeMode
 
-_ALL: tuple[type[Assessor], ...] = (MedianstopAssessor,)
-# Named in the T9k manual, planned: refused with a clear message rather than ignored.
-_PLANNED = ("Curvefitting",)
+_ALL: tuple[type[Assessor], ...] = (
+    MedianstopAssessor,
+    CurvefittingAssessor,
+    BanditAssessor,
+    TruncationSelectionAssessor,
+)
+# Named but not implemented yet: refused with a clear message rather than ignored.
+_PLANNED: tuple[str, ...] = ()
 
 
 def assessor_names() -> list[str]:
