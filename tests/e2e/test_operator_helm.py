@@ -1,0 +1,163 @@
+"""The Helm chart: lint, install against the real apiserver, least-privilege RBAC for the
+operator's ServiceAccount (checked with its own token, and by running the operator with
+it), and the restricted Pod Security Standard for the chart's pods."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.e2e.test_operator_helpers import (
+    ROOT,
+    TRIAL_SCRIPT,
+    OperatorProcess,
+    TunerServer,
+    apply_text,
+    experiment_yaml,
+    get_ate,
+    install_crd,
+    phase_of,
+    wait_for,
+)
+
+CHART = str(ROOT / "helm" / "autotune")
+
+
+@pytest.mark.parametrize("values", [[], ["--set", "watchNamespaces={a,b}"], ["--set", "tunerServer.persistence.enabled=false"]])
+def test_helm_lint_is_clean(kube_cluster, values):
+    r = kube_cluster.helm("lint", "--strict", CHART, *values)
+    assert "0 chart(s) failed" in r.stdout, r.stdout + r.stderr
+    assert "[WARNING]" not in r.stdout and "[ERROR]" not in r.stdout, r.stdout
+
+
+def test_chart_crd_matches_crds_dir():
+    assert (ROOT / "helm/autotune/crds/autotuneexperiments.yaml").read_text() == (ROOT / "crds/autotuneexperiments.yaml").read_text()
+
+
+@pytest.fixture(scope="module")
+def release(kube_cluster):
+    install_crd(kube_cluster)
+    rel_ns = kube_cluster.new_namespace("autotune")
+    team = kube_cluster.new_namespace("team")
+    name = "at" + uuid.uuid4().hex[:6]
+    # The images are not on the fake nodes: the Deployments are scaled to 0 and the
+    # operator runs as a local process with the chart's ServiceAccount token instead.
+    kube_cluster.helm("install", name, CHART, "-n", rel_ns, "--set", f"watchNamespaces={{{team}}}",
+                      "--set", "operator.replicas=0", "--set", "tunerServer.replicas=0")
+    yield {"name": name, "ns": rel_ns, "team": team}
+    kube_cluster.helm("uninstall", name, "-n", rel_ns, check=False)
+
+
+def sa_token(kube_cluster, release) -> str:
+    sa = f"{release['name']}-autotune-operator"
+    return kube_cluster.kubectl("create", "token", sa, "-n", release["ns"], "--duration=1h").stdout.strip()
+
+
+def test_helm_install_creates_everything(kube_cluster, release):
+    ns, name = release["ns"], release["name"]
+    out = json.loads(kube_cluster.kubectl("get", "deploy,svc,pvc,secret,sa", "-n", ns, "-o", "json").stdout)["items"]
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in out}
+    full = f"{name}-autotune"
+    for want in [("Deployment", f"{full}-operator"), ("Deployment", f"{full}-tuner-server"), ("Service", f"{full}-tuner-server"),
+                 ("PersistentVolumeClaim", f"{full}-tuner-server"), ("Secret", f"{full}-admin-token"),
+                 ("ServiceAccount", f"{full}-operator")]:
+        assert want in kinds, (want, sorted(kinds))
+    kube_cluster.kubectl("get", "rolebinding", f"{full}-operator", "-n", release["team"])
+    status = kube_cluster.helm("status", name, "-n", ns).stdout
+    assert "STATUS: deployed" in status
+
+
+def can(api: client.ApiClient, verb: str, resource: str, ns: str | None, group: str = "", sub: str | None = None) -> bool:
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+        resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource, namespace=ns, group=group, subresource=sub)))
+    return client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed
+
+
+def test_operator_service_account_has_least_privilege(kube_cluster, release):
+    api = kube_cluster.token_client(sa_token(kube_cluster, release))
+    team, other = release["team"], release["ns"]
+    allowed = [
+        ("watch", "autotuneexperiments", team, "tensorstack.dev", None),
+        ("patch", "autotuneexperiments", team, "tensorstack.dev", "status"),
+        ("create", "jobs", team, "batch", None),
+        ("delete", "jobs", team, "batch", None),
+        ("create", "tfjobs", team, "kubeflow.org", None),
+        ("create", "pytorchtrainingjobs", team, "batch.tensorstack.dev", None),
+        ("create", "secrets", team, "", None),
+        ("create", "events", team, "", None),
+        ("list", "customresourcedefinitions", None, "apiextensions.k8s.io", None),
+    ]
+    denied = [
+        ("create", "jobs", other, "batch", None),  # not a watched namespace
+        ("create", "jobs", "kube-system", "batch", None),
+        ("list", "autotuneexperiments", None, "tensorstack.dev", None),  # not cluster-wide
+        ("get", "secrets", team, "", None),  # can write its token Secret, never read Secrets
+        ("list", "secrets", team, "", None),
+        ("create", "pods", team, "", None),
+        ("delete", "pods", team, "", None),
+        ("create", "deployments", team, "apps", None),
+        ("create", "rolebindings", team, "rbac.authorization.k8s.io", None),
+        ("delete", "namespaces", None, "", None),
+        ("update", "customresourcedefinitions", None, "apiextensions.k8s.io", None),
+        ("delete", "autotuneexperiments", team, "tensorstack.dev", None),
+    ]
+    bad = [a for a in allowed if not can(api, a[0], a[1], a[2], a[3], a[4])]
+    assert not bad, f"the operator cannot: {bad}"
+    extra = [d for d in denied if can(api, d[0], d[1], d[2], d[3], d[4])]
+    assert not extra, f"the operator may, but should not: {extra}"
+
+
+def test_operator_runs_with_only_its_service_account(kube_cluster, release, tmp_path):
+    """The chart's RBAC is enough: the operator, authenticated only by the SA token, runs an experiment."""
+    token = sa_token(kube_cluster, release)
+    kubeconfig = tmp_path / "sa.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": {"server": kube_cluster.server, "certificate-authority": str(kube_cluster.ca_file)}}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
+    }))
+    script = tmp_path / "trial.py"
+    script.write_text(TRIAL_SCRIPT)
+    server = TunerServer(tmp_path / "tuner.db")
+    server.start()
+    op = OperatorProcess(kube_cluster, server, [release["team"]], tmp_path / "op.log",
+                         extra_env={"KUBECONFIG": str(kubeconfig)})
+    op.start()
+    try:
+        ns, name = release["team"], "rbac"
+        apply_text(kube_cluster, ns, experiment_yaml(name, script, max_trials=2, concurrency=2))
+        wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 120,
+                 f"DONE; operator log:\n{op.output()[-4000:]}", interval=0.5)
+        st = get_ate(kube_cluster, ns, name)["status"]
+        assert st["trials"]["succeeded"] == 2, st
+        assert "Forbidden" not in op.output() and " 403" not in op.output(), op.output()[-4000:]
+    finally:
+        op.stop()
+        server.stop()
+
+
+def test_chart_pods_meet_restricted_pod_security(kube_cluster, release):
+    ns = kube_cluster.new_namespace("pss")
+    kube_cluster.kubectl("label", "ns", ns, "pod-security.kubernetes.io/enforce=restricted")
+    rendered = kube_cluster.helm("template", "x", CHART, "-n", ns).stdout
+    deployments = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment"]
+    assert len(deployments) == 2
+
+    def pod(name: str, spec: dict) -> str:
+        return yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+
+    for d in deployments:
+        spec = dict(d["spec"]["template"]["spec"])
+        spec.pop("serviceAccountName", None)  # its ServiceAccount lives in the release namespace
+        r = kube_cluster.kubectl("create", "--dry-run=server", "-n", ns, "-f", "-", input=pod("p", spec), check=False)
+        assert r.returncode == 0, (d["metadata"]["name"], r.stderr)
+    # control: the namespace really enforces the restricted level
+    lax = {"containers": [{"name": "c", "image": "busybox"}]}
+    r = kube_cluster.kubectl("create", "--dry-run=server", "-n", ns, "-f", "-", input=pod("bad", lax), check=False)
+    assert r.returncode != 0 and "restricted" in r.stderr, r.stderr
