@@ -1,0 +1,222 @@
+"""Kubeflow (kubeflow.org/v1) and T9k (batch.tensorstack.dev/v1beta1) trial workloads.
+
+Minimal CRDs for those kinds are installed (no controller runs them): the test plays the
+training operator by running each workload's container command as a local process with
+the env the operator injected (token resolved from the Secret), then patching the
+workload's status to Succeeded/Failed, as the real controllers would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.test_operator_helpers import (
+    TRIAL_SCRIPT,
+    OperatorProcess,
+    TunerServer,
+    apply_text,
+    experiment_yaml,
+    get_ate,
+    install_crd,
+    phase_of,
+    wait_for,
+)
+
+LABEL = "autotune.tensorstack.dev/experiment"
+KINDS = [
+    ("kubeflow.org", "v1", "TFJob", "tfjobs"),
+    ("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs"),
+    ("kubeflow.org", "v1", "XGBoostJob", "xgboostjobs"),
+    ("batch.tensorstack.dev", "v1beta1", "TensorFlowTrainingJob", "tensorflowtrainingjobs"),
+    ("batch.tensorstack.dev", "v1beta1", "PyTorchTrainingJob", "pytorchtrainingjobs"),
+    ("batch.tensorstack.dev", "v1beta1", "XGBoostTrainingJob", "xgboosttrainingjobs"),
+]
+
+
+def crd(group: str, version: str, kind: str, plural: str) -> dict:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group, "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+            "versions": [{"name": version, "served": True, "storage": True, "subresources": {"status": {}},
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def env(kube_cluster, tmp_path_factory):
+    install_crd(kube_cluster)
+    docs = "\n---\n".join(yaml.safe_dump(crd(*k)) for k in KINDS)
+    kube_cluster.kubectl("apply", "-f", "-", input=docs)
+    for g, _, _, p in KINDS:
+        kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{p}.{g}")
+    tmp = tmp_path_factory.mktemp("training-jobs")
+    script = tmp / "trial.py"
+    script.write_text(TRIAL_SCRIPT)
+    ns = kube_cluster.new_namespace("tj")
+    server = TunerServer(tmp / "tuner.db")
+    server.start()
+    op = OperatorProcess(kube_cluster, server, [ns], tmp / "operator.log")  # workload kind: discovered
+    op.start()
+    yield {"ns": ns, "script": script, "server": server, "op": op}
+    op.stop()
+    server.stop()
+    kube_cluster.kubectl("delete", "crd", *[f"{p}.{g}" for g, _, _, p in KINDS], "--wait=false", check=False)
+
+
+def workloads(kube_cluster, ns: str, plural: str, exp: str) -> list[dict]:
+    out = kube_cluster.kubectl("get", plural, "-n", ns, "-l", f"{LABEL}={exp}", "-o", "json").stdout
+    return sorted(json.loads(out)["items"], key=lambda o: o["metadata"]["name"])
+
+
+def play_trial(kube_cluster, ns: str, containers: list[dict]) -> int:
+    """Run the first container's command as the training job would, with its env."""
+    c = containers[0]
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "PYTHONPATH", "VIRTUAL_ENV") if k in os.environ}
+    for e in c["env"]:
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            ref = e["valueFrom"]["secretKeyRef"]
+            data = json.loads(kube_cluster.kubectl("get", "secret", ref["name"], "-n", ns, "-o", "json").stdout)["data"]
+            env[e["name"]] = base64.b64decode(data[ref["key"]]).decode()
+    return subprocess.run(c["command"] + c.get("args", []), env=env, timeout=60).returncode
+
+
+def set_status(kube_cluster, ns: str, plural: str, name: str, status: dict) -> None:
+    kube_cluster.kubectl("patch", plural, name, "-n", ns, "--subresource=status", "--type=merge",
+                         "-p", json.dumps({"status": status}))
+
+
+def check_env(containers: list[dict], exp: str) -> None:
+    for c in containers:
+        names = {e["name"]: e for e in c["env"]}
+        for k in ("AUTOTUNE_SERVER_URL", "AUTOTUNE_EXPERIMENT_ID", "AUTOTUNE_TRIAL_ID", "AUTOTUNE_PARAMETERS"):
+            assert k in names, (k, c["name"])
+        assert names["AUTOTUNE_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == f"{exp}-autotune-token"
+
+
+TF_TASKS = """\
+- type: worker
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: tensorflow
+          image: t9kpublic/tensorflow-1.15.2:tuner-2.23
+          command: ["{py}", "{script}", "--x=${{parameters.x}}"]
+          resources:
+            limits: {{nvidia.com/gpu: 1}}
+- type: ps
+  replicas: 1
+  template:
+    spec:
+      containers:
+        - name: tensorflow
+          image: t9kpublic/tensorflow-1.15.2:tuner-2.23
+          command: ["{py}", "{script}", "--x=${{parameters.x}}"]
+"""
+
+
+def test_t9k_tensorflow_training_jobs_discovered(kube_cluster, env):
+    import sys
+
+    ns, name = env["ns"], "t9k-tf"
+    tasks = TF_TASKS.format(py=sys.executable, script=env["script"])
+    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=2,
+                                                 training_type="tensorflow", tasks=tasks))
+    objs = wait_for(lambda: len(w := workloads(kube_cluster, ns, "tensorflowtrainingjobs", name)) == 2 and w, 60,
+                    f"2 TensorFlowTrainingJobs; operator log:\n{env['op'].output()[-3000:]}")
+    assert get_ate(kube_cluster, ns, name)["status"]["workloadKind"] == "t9k"
+    for o in objs:
+        assert o["metadata"]["ownerReferences"][0]["kind"] == "AutoTuneExperiment"
+        specs = {r["type"]: r for r in o["spec"]["replicaSpecs"]}
+        assert set(specs) == {"worker", "ps"} and specs["worker"]["replicas"] == 2 and specs["ps"]["replicas"] == 1
+        worker = specs["worker"]["template"]["spec"]
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in worker["tolerations"]
+        assert "tolerations" not in specs["ps"]["template"]["spec"]  # no accelerator asked for
+        for r in specs.values():
+            check_env(r["template"]["spec"]["containers"], name)
+        assert play_trial(kube_cluster, ns, worker["containers"]) == 0
+        set_status(kube_cluster, ns, "tensorflowtrainingjobs", o["metadata"]["name"], {"phase": "Succeeded"})
+    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 60,
+             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.3)
+    st = get_ate(kube_cluster, ns, name)["status"]
+    assert st["trials"]["succeeded"] == 2 and st["bestTrial"]["value"] in (1, 2, 3, 4), st
+
+
+PT_TASKS = """\
+- type: master
+  replicas: 1
+  template:
+    spec:
+      containers:
+        - name: pytorch
+          image: pytorch
+          command: ["{py}", "{script}", "--x=${{parameters.x}}"]
+          resources:
+            limits: {{huawei.com/Ascend910: 8}}
+- type: worker
+  replicas: 3
+  template:
+    spec:
+      containers:
+        - name: pytorch
+          image: pytorch
+          command: ["{py}", "{script}", "--x=${{parameters.x}}"]
+          resources:
+            limits: {{huawei.com/Ascend910: 8}}
+"""
+
+
+def test_kubeflow_pytorch_jobs_by_annotation(kube_cluster, env):
+    import sys
+
+    ns, name = env["ns"], "kf-pt"
+    tasks = PT_TASKS.format(py=sys.executable, script=env["script"])
+    meta = "  annotations:\n    autotune.tensorstack.dev/workload-kind: kubeflow\n"
+    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=2,
+                                                 training_type="pytorch", tasks=tasks, extra_meta=meta))
+    objs = wait_for(lambda: len(w := workloads(kube_cluster, ns, "pytorchjobs", name)) == 2 and w, 60,
+                    f"2 PyTorchJobs; operator log:\n{env['op'].output()[-3000:]}")
+    for o in objs:
+        specs = o["spec"]["pytorchReplicaSpecs"]
+        assert set(specs) == {"Master", "Worker"} and specs["Worker"]["replicas"] == 3
+        for r in specs.values():
+            pod = r["template"]["spec"]
+            assert pod["nodeSelector"] == {"accelerator": "huawei-Ascend910"}
+            assert {"key": "huawei.com/Ascend910", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+            check_env(pod["containers"], name)
+    ok, bad = objs
+    assert play_trial(kube_cluster, ns, ok["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"]) == 0
+    set_status(kube_cluster, ns, "pytorchjobs", ok["metadata"]["name"],
+               {"conditions": [{"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded"}]})
+    set_status(kube_cluster, ns, "pytorchjobs", bad["metadata"]["name"],
+               {"conditions": [{"type": "Failed", "status": "True", "reason": "PyTorchJobFailed", "message": "OOM"}]})
+    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 60,
+             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.3)
+    st = get_ate(kube_cluster, ns, name)["status"]
+    assert st["workloadKind"] == "kubeflow"
+    assert st["trials"]["succeeded"] == 1 and st["trials"]["failed"] == 1, st
+    evs = json.loads(kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                                          f"involvedObject.name={name}", "-o", "json").stdout)["items"]
+    assert any(e["reason"] == "TrialFailed" and "OOM" in e["message"] for e in evs)
+
+
+def test_kubeflow_xgboost_job_kind(kube_cluster, env):
+    ns, name = env["ns"], "kf-xgb"
+    meta = "  annotations:\n    autotune.tensorstack.dev/workload-kind: kubeflow\n"
+    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=1, training_type="xgboost", extra_meta=meta))
+    (o,) = wait_for(lambda: workloads(kube_cluster, ns, "xgboostjobs", name), 60, "an XGBoostJob")
+    assert set(o["spec"]["xgbReplicaSpecs"]) == {"Master"}
+    kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--timeout=60s")
