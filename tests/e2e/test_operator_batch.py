@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from kubernetes import client, watch
@@ -191,3 +190,36 @@ def test_delete_removes_workloads_secret_and_server_state(kube_cluster, env):
     wait_for(lambda: kube_cluster.kubectl("get", "secret", f"{name}-autotune-token", "-n", ns, check=False).returncode != 0,
              30, "GC of the token Secret")
     assert env["server"].get(f"/api/v1/experiments/{uid}").status_code == 404
+
+
+EARLY_STOP_SCRIPT = '''\
+import time
+import autotune
+x = float(autotune.get_next_parameter()["x"])
+for step in range(4):
+    time.sleep(1.5)
+    autotune.report_intermediate_result(x * (step + 1))
+autotune.report_final_result(x * 4)
+'''
+
+
+def test_assessor_stops_a_bad_trial_early(kube_cluster, env, tmp_path):
+    """Medianstop: the second trial (x=1) is below the first one's (x=4) running average at
+    step 1, so the operator deletes its Job; the trial ends EARLY_STOPPED with an Event."""
+    ns, name = env["ns"], "median"
+    script = tmp_path / "early.py"
+    script.write_text(EARLY_STOP_SCRIPT)
+    text = experiment_yaml(name, script, max_trials=2, concurrency=1,
+                           space='{"x": {"_type": "choice", "_value": [4, 1]}}', tuner="Batch")
+    text += "  assessor:\n    builtinAssessorName: Medianstop\n    classArgs: '{\"optimize_mode\": \"maximize\"}'\n"
+    apply_text(kube_cluster, ns, text)
+    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 120,
+             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
+    st = get_ate(kube_cluster, ns, name)["status"]
+    assert st["trials"]["succeeded"] == 1 and st["trials"]["earlyStopped"] == 1, st
+    assert st["bestTrial"]["parameters"] == {"x": 4}
+    evs = json.loads(kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                                          f"involvedObject.name={name}", "-o", "json").stdout)["items"]
+    assert any(e["reason"] == "TrialEarlyStopped" and f"{name}-1" in e["message"] for e in evs), [e["reason"] for e in evs]
+    wait_for(lambda: [j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)] == [f"{name}-0"], 30,
+             "the stopped trial's Job to be deleted")

@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
