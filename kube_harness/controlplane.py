@@ -310,7 +310,7 @@ class ControlPlane:
             sys.executable, "-m", "kube_harness.node_agent",
             f"--kubeconfig={self.kubeconfig}", f"--state-dir={self.state_dir}",
             f"--port={p['kubelet']}", f"--server={self.server}",
-            f"--cert={pk.kubelet_crt}", f"--key={pk.kubelet_key}",
+            f"--ca={pk.ca_crt}", f"--cert={pk.kubelet_crt}", f"--key={pk.kubelet_key}",
         ], env=agent_env)
         self.save()
 

@@ -14,6 +14,10 @@ This is test harness, not a kubelet. What it does:
   * reports phase, conditions and (init)containerStatuses through the status subresource,
     restarts per restartPolicy (Always/OnFailure/Never), kills the process group on graceful
     deletion and then removes the pod with grace period 0;
+  * gives each pod's processes KUBECONFIG pointing at a kubeconfig with a token of the
+    pod's ServiceAccount (TokenRequest bound to the pod) unless automountServiceAccountToken
+    is false, so in-pod clients that load a kubeconfig act as that ServiceAccount under
+    RBAC (load_incluster_config() does not work: nothing is mounted);
   * keeps stdout+stderr per container in <state-dir>/pods/<ns>_<pod>_<uid>/<container>.log
     and serves them to kube-apiserver (so `kubectl logs` works).
 Not emulated: images (the command must exist on this host), volumes and volumeMounts,
@@ -166,6 +170,7 @@ class PodRunner(threading.Thread):
         self.phase = "Pending"
         self.initialized = False
         self.message = ""
+        self.sa_kubeconfig: Path | None = None
 
     # -- plumbing -----------------------------------------------------------------
     def request_delete(self, grace: float) -> None:
@@ -217,6 +222,31 @@ class PodRunner(threading.Thread):
         return {"name": c["name"], "image": c.get("image", ""), "imageID": "",
                 "ready": False, "restartCount": 0, "started": False,
                 "state": {"waiting": {"reason": "ContainerCreating"}}}
+
+    def _write_sa_kubeconfig(self) -> Path | None:
+        spec = self.pod["spec"]
+        if spec.get("automountServiceAccountToken") is False or not self.agent.ca_file:
+            return None
+        sa = spec.get("serviceAccountName") or "default"
+        try:
+            tr = self.agent.core.create_namespaced_service_account_token(sa, self.ns, {
+                "spec": {"expirationSeconds": 24 * 3600, "boundObjectRef": {
+                    "kind": "Pod", "apiVersion": "v1", "name": self.name, "uid": self.uid}}},
+                _preload_content=False)
+        except ApiException as e:
+            log.warning("token for %s/%s: %s", self.ns, sa, e.reason)
+            return None
+        token = _raw(tr)["status"]["token"]
+        path = self.dir / "serviceaccount.kubeconfig"
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+            "clusters": [{"name": "c", "cluster": {
+                "server": self.agent.server, "certificate-authority": self.agent.ca_file}}],
+            "users": [{"name": sa, "user": {"token": token}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "c", "user": sa,
+                                                    "namespace": self.ns}}]}))
+        path.chmod(0o600)
+        return path
 
     # -- environment ---------------------------------------------------------------
     def _lookup(self, kind: str, ref: dict) -> str | None:
@@ -274,6 +304,8 @@ class PodRunner(threading.Thread):
         env["HOSTNAME"] = self.name
         env["KUBERNETES_SERVICE_HOST"] = "127.0.0.1"
         env["KUBERNETES_SERVICE_PORT"] = str(self.agent.api_port)
+        if self.sa_kubeconfig:
+            env["KUBECONFIG"] = str(self.sa_kubeconfig)
         declared: dict[str, str] = {}
         for src in c.get("envFrom") or []:
             prefix = src.get("prefix", "")
@@ -409,6 +441,7 @@ class PodRunner(threading.Thread):
         for c in spec["containers"]:
             self.statuses[c["name"]] = self._new_status(c)
         self.report()
+        self.sa_kubeconfig = self._write_sa_kubeconfig()
         self.agent.event(self.pod, "Started", "running containers as local processes")
 
         for c in spec.get("initContainers") or []:  # one by one, each until it succeeds
@@ -510,14 +543,16 @@ class PodRunner(threading.Thread):
 # ---------------------------------------------------------------------------------- agent
 class Agent:
     def __init__(self, api: client.ApiClient, state_dir: Path, nodes: list[dict],
-                 kubelet_port: int, api_port: int):
+                 kubelet_port: int, server: str, ca_file: str | None = None):
         self.core = client.CoreV1Api(api)
         self.coord = client.CoordinationV1Api(api)
         self.state_dir = state_dir
         self.node_specs = nodes
         self.node_names = {n["name"] for n in nodes}
         self.kubelet_port = kubelet_port
-        self.api_port = api_port
+        self.server = server
+        self.api_port = int(urllib.parse.urlparse(server).port or 443)
+        self.ca_file = ca_file
         self.runners: dict[str, PodRunner] = {}
         self.finished: set[str] = set()
         self.deleting: dict[str, float] = {}
@@ -813,6 +848,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--port", type=int, required=True, help="port for the log endpoint")
     ap.add_argument("--server", required=True)
+    ap.add_argument("--ca", help="CA of the apiserver, for the pods' kubeconfigs")
     ap.add_argument("--cert")
     ap.add_argument("--key")
     a = ap.parse_args(argv)
@@ -821,8 +857,7 @@ def main(argv: list[str] | None = None) -> None:
     api = config.new_client_from_config(config_file=a.kubeconfig)
     api.configuration.connection_pool_maxsize = 32
     api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 32
-    agent = Agent(api, Path(a.state_dir), load_nodes(), a.port,
-                  int(urllib.parse.urlparse(a.server).port or 443))
+    agent = Agent(api, Path(a.state_dir), load_nodes(), a.port, a.server, a.ca)
 
     def on_term(signum, frame):
         agent.stopping.set()

@@ -330,3 +330,26 @@ def test_node_selector_and_taints_are_respected(kube_cluster, core_v1, namespace
         assert core_v1.read_namespaced_pod("picky", namespace).spec.node_name is None
     finally:
         core_v1.patch_node("fake-node-cpu", {"spec": {"taints": None}})
+
+
+def test_pod_process_acts_as_its_service_account(kube_cluster, core_v1, namespace):
+    code = textwrap.dedent("""
+        from kubernetes import client, config
+        from kubernetes.client.rest import ApiException
+        config.load_kube_config()  # KUBECONFIG from the fake node: the pod's SA token
+        review = client.AuthenticationV1Api().create_self_subject_review({})
+        print("user", review.status.user_info.username)
+        try:
+            client.CoreV1Api().list_namespaced_secret("default")
+        except ApiException as e:
+            print("secrets", e.status)
+    """)
+    core_v1.create_namespaced_pod(namespace, {
+        "metadata": {"name": "whoami"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "main", "image": "none", "command": [PY, "-c", code]}]}})
+    wait_for(lambda: core_v1.read_namespaced_pod("whoami", namespace).status.phase
+             in ("Succeeded", "Failed"), 60, "pod whoami to finish")
+    log = kube_cluster.pod_log(namespace, "whoami")
+    assert f"user system:serviceaccount:{namespace}:default" in log, log
+    assert "secrets 403" in log, log
