@@ -35,6 +35,8 @@ from autotune_operator.workloads.common import TOKEN_KEY, Owner
 
 log = logging.getLogger("autotune.k8s")
 
+ENDED_ANNOTATION = "autotune.tensorstack.dev/ended"
+
 
 @dataclass(frozen=True)
 class ExperimentRef:
@@ -199,17 +201,32 @@ class KubernetesExecutor:
             res = outcome(self.family, o)
             if res is None:
                 continue
+            # Always reported (ending a trial is idempotent in the tuner server), but the
+            # Event is posted once: a restarted operator sees the annotation.
             exits.append(TrialExit(tid, res.exit_code, False, res.message))
+            if ((o["metadata"].get("annotations") or {}).get(ENDED_ANNOTATION)):
+                continue
             if res.exit_code == 0:
                 self.events.emit("TrialSucceeded", f"{self.kind.kind} {tid} completed")
             else:
                 self.events.emit("TrialFailed", f"{self.kind.kind} {tid} failed: {res.message or ''}", warning=True)
+            self._mark_ended(tid)
         for tid in (set(self._killed) | self._launched) - seen - self._reported:
             reason = self._killed.get(tid)
             exits.append(TrialExit(tid, None, reason is not None, reason or "the trial's workload was deleted"))
         for ex in exits:
             self._reported.add(ex.trial_id)
         return exits
+
+    def _mark_ended(self, trial_id: str) -> None:
+        k = self.kind
+        try:
+            self.custom.patch_namespaced_custom_object(
+                k.group, k.version, self.ref.namespace, k.plural, trial_id,
+                {"metadata": {"annotations": {ENDED_ANNOTATION: "true"}}},
+            )
+        except ApiException as e:  # only costs a repeated Event after a restart
+            log.warning("could not annotate %s %s: %s", k.kind, trial_id, e.reason)
 
     def kill(self, trial_id: str, reason: str) -> None:
         if trial_id in self._killed:

@@ -176,6 +176,10 @@ def test_restart_neither_loses_nor_duplicates_trials(kube_cluster, env):
     assert names == sorted(f"{name}-{i}" for i in range(6)), names
     pods = json.loads(kube_cluster.kubectl("get", "pods", "-n", ns, "-l", f"{LABEL}={name}", "-o", "json").stdout)["items"]
     assert len(pods) == 6, "one pod per trial: nothing ran twice"
+    evs = json.loads(kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                                          f"involvedObject.name={name}", "-o", "json").stdout)["items"]
+    ended = sorted(e["message"].split()[1] for e in evs if e["reason"] == "TrialSucceeded")
+    assert ended == sorted(names), f"one TrialSucceeded event per trial, even across the restart: {ended}"
 
 
 def test_delete_removes_workloads_secret_and_server_state(kube_cluster, env):
