@@ -1,0 +1,40 @@
+"""Pure parts of the operator runtime: settings from the environment, status conditions."""
+
+from __future__ import annotations
+
+import pytest
+
+from autotune_operator.decide import Phase
+from autotune_operator.runtime import Settings, conditions
+
+
+def test_settings_from_env():
+    s = Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t" * 20, "AUTOTUNE_SERVER_URL": "http://s:1",
+                           "AUTOTUNE_NAMESPACES": "a, b,", "AUTOTUNE_WORKLOAD_KIND": "auto"})
+    assert s.namespaces == ("a", "b") and s.workload_kind is None
+    assert s.trial_server_url == "http://s:1" and s.resync_seconds == 2.0
+    s = Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "x", "AUTOTUNE_WORKLOAD_KIND": "kubeflow",
+                           "AUTOTUNE_TRIAL_SERVER_URL": "http://public",
+                           "AUTOTUNE_ACCELERATOR_NODE_SELECTORS": '{"nvidia.com/gpu": {"gpu": "yes"}}',
+                           "AUTOTUNE_ACCELERATOR_TOLERATIONS": "false"})
+    assert s.workload_kind == "kubeflow" and s.trial_server_url == "http://public"
+    assert s.accelerators.node_selectors == {"nvidia.com/gpu": {"gpu": "yes"}} and not s.accelerators.tolerate
+    with pytest.raises(SystemExit, match="AUTOTUNE_ADMIN_TOKEN"):
+        Settings.from_env({})
+
+
+def test_settings_token_file(tmp_path):
+    f = tmp_path / "tok"
+    f.write_text("from-file\n")
+    assert Settings.from_env({"AUTOTUNE_ADMIN_TOKEN_FILE": str(f)}).admin_token == "from-file"
+
+
+def test_conditions_follow_the_phase_and_keep_transition_times():
+    c1 = conditions(Phase.RUNNING, "", [], "t1")
+    assert c1 == [{"type": "Running", "status": "True", "reason": "RUNNING", "message": "", "lastTransitionTime": "t1"}]
+    assert conditions(Phase.RUNNING, "", c1, "t2") == c1  # unchanged: same time
+    c3 = {c["type"]: c for c in conditions(Phase.TIMEOUT, "maxExecSeconds reached", c1, "t3")}
+    assert c3["Running"]["status"] == "False" and c3["Running"]["lastTransitionTime"] == "t3"
+    assert c3["TimedOut"] == {"type": "TimedOut", "status": "True", "reason": "TIMEOUT",
+                              "message": "maxExecSeconds reached", "lastTransitionTime": "t3"}
+    assert "Succeeded" not in c3 and "Failed" not in c3
