@@ -18,9 +18,10 @@ def _register_optional() -> tuple[type[Tuner], ...]:
     from tuner_server.tuners.anneal import AnnealTuner
     from tuner_server.tuners.evolution import EvolutionTuner
     from tuner_server.tuners.gp import GPTuner
+    from tuner_server.tuners.metis import MetisTuner
     from tuner_server.tuners.tpe import TPETuner
 
-    return (TPETuner, AnnealTuner, EvolutionTuner, GPTuner)
+    return (TPETuner, AnnealTuner, EvolutionTuner, GPTuner, MetisTuner)
 
 
 def tuner_classes() -> dict[str, type[Tuner]]:
