@@ -38,3 +38,23 @@ def test_conditions_follow_the_phase_and_keep_transition_times():
     assert c3["TimedOut"] == {"type": "TimedOut", "status": "True", "reason": "TIMEOUT",
                               "message": "maxExecSeconds reached", "lastTransitionTime": "t3"}
     assert "Succeeded" not in c3 and "Failed" not in c3
+
+
+def test_crd_enums_name_only_existing_algorithms():
+    """The CRD refuses unknown tuner/assessor names at apply time; it must never accept one
+    the tuner server does not have. (A new algorithm also needs adding to the CRD's enum.)"""
+    from pathlib import Path
+
+    import yaml
+
+    from tuner_server.assessors import assessor_names
+    from tuner_server.tuners import tuner_names
+
+    root = Path(__file__).resolve().parents[2]
+    crd = yaml.safe_load((root / "crds" / "autotuneexperiments.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    tuners = spec["tuner"]["properties"]["builtinTunerName"]["enum"]
+    assessors = spec["assessor"]["properties"]["builtinAssessorName"]["enum"]
+    assert set(tuners) <= set(tuner_names()) and "TPE" in tuners
+    assert set(assessors) <= set(assessor_names()) and "Medianstop" in assessors
+    assert (root / "helm/autotune/crds/autotuneexperiments.yaml").read_text() == (root / "crds/autotuneexperiments.yaml").read_text()
