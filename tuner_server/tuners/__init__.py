@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from tuner_server.searchspace import SearchSpace
-from tuner_server.tuners.base import NoMoreTrials, Tuner, TunerArgsError
+from tuner_server.tuners.base import NoMoreTrials, TryLater, Tuner, TunerArgsError
 from tuner_server.tuners.batch import BatchTuner
 from tuner_server.tuners.gridsearch import GridSearchTuner
 from tuner_server.tuners.random import RandomTuner
@@ -19,9 +19,10 @@ def _register_optional() -> tuple[type[Tuner], ...]:
     from tuner_server.tuners.evolution import EvolutionTuner
     from tuner_server.tuners.gp import GPTuner
     from tuner_server.tuners.metis import MetisTuner
+    from tuner_server.tuners.pbt import PBTTuner
     from tuner_server.tuners.tpe import TPETuner
 
-    return (TPETuner, AnnealTuner, EvolutionTuner, GPTuner, MetisTuner)
+    return (TPETuner, AnnealTuner, EvolutionTuner, GPTuner, MetisTuner, PBTTuner)
 
 
 def tuner_classes() -> dict[str, type[Tuner]]:
@@ -44,4 +45,4 @@ def create_tuner(name: str, space: SearchSpace, class_args: Mapping[str, Any], s
     return cls(space, class_args, seed)
 
 
-__all__ = ["NoMoreTrials", "Tuner", "TunerArgsError", "create_tuner", "tuner_classes", "tuner_names"]
+__all__ = ["NoMoreTrials", "TryLater", "Tuner", "TunerArgsError", "create_tuner", "tuner_classes", "tuner_names"]

@@ -22,6 +22,10 @@ class NoMoreTrials(Exception):
     """The tuner has nothing new to give: the experiment should end DONE."""
 
 
+class TryLater(Exception):
+    """The tuner has nothing to give until running trials end (e.g. PBT's next generation)."""
+
+
 class TunerArgsError(ValueError):
     """Invalid classArgs or a search space the algorithm cannot handle."""
 

@@ -1,0 +1,126 @@
+"""PBTTuner: classArgs, generations (TryLater until one ends), exploit/explore, checkpoint paths."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from tests.unit.tuner_helpers import record
+from tuner_server.history import OptimizeMode, TrialState
+from tuner_server.searchspace import parse_search_space
+from tuner_server.tuners import TryLater, TunerArgsError, create_tuner
+
+SPACE = {
+    "lr": {"_type": "loguniform", "_value": [1e-4, 1.0]},
+    "bs": {"_type": "choice", "_value": [16, 32, 64, 128]},
+    "opt": {"_type": "choice", "_value": ["sgd", "adam"]},
+    "layers": {"_type": "randint", "_value": [1, 8]},
+}
+
+
+def pbt(args, space=SPACE, seed=0):
+    return create_tuner("PBTTuner", parse_search_space(space), args, seed)
+
+
+def test_class_args_and_defaults(monkeypatch):
+    monkeypatch.setenv("AUTOTUNE_CHECKPOINT_DIR", "/shared/ckpt")
+    t = pbt({}, seed=7)
+    assert t.mode is OptimizeMode.MAXIMIZE and t.checkpoint_dir == "/shared/ckpt/7"
+    assert (t.population_size, t.factor, t.resample_probability, t.fraction, t.n_exploit) == (10, 0.2, 0.25, 0.2, 2)
+    monkeypatch.delenv("AUTOTUNE_CHECKPOINT_DIR")
+    assert pbt({}, seed=3).checkpoint_dir == os.path.join(os.path.expanduser("~"), "autotune-checkpoints", "3")
+    t = pbt({"all_checkpoint_dir": "/mnt/c", "population_size": 4, "factor": 0.5, "resample_probability": 0, "fraction": 0.25})
+    assert (t.checkpoint_dir, t.population_size, t.n_exploit) == ("/mnt/c", 4, 1)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [({"all_checkpoint_dir": 3}, "all_checkpoint_dir"), ({"all_checkpoint_dir": " "}, "all_checkpoint_dir"),
+     ({"population_size": 1}, "population_size"), ({"factor": 1.5}, "factor"),
+     ({"resample_probability": -0.1}, "resample_probability"), ({"fraction": 0.8}, "fraction"),
+     ({"frobnicate": 1}, "frobnicate")],
+)
+def test_bad_class_args(args, words):
+    with pytest.raises(TunerArgsError, match=words):
+        pbt(args)
+
+
+def test_unsupported_and_reserved_names():
+    with pytest.raises(TunerArgsError, match="layer_choice"):
+        pbt({}, {"ops": {"_type": "layer_choice", "_value": ["a", "b"]}})
+    with pytest.raises(TunerArgsError, match="save_checkpoint_dir"):
+        pbt({}, {"save_checkpoint_dir": {"_type": "uniform", "_value": [0, 1]}})
+
+
+def score(p):
+    return -abs(np.log10(p["lr"]) + 2) - (p["opt"] != "adam") + p["layers"] / 10
+
+
+def run_generation(t, hist, seed, finish=True):
+    g0 = len(hist)
+    for m in range(t.population_size):
+        hist.append(record(g0 + m, t.suggest(hist, np.random.default_rng([seed, g0 + m])), None, TrialState.RUNNING))
+    if finish:
+        for i in range(g0, len(hist)):
+            hist[i] = record(i, hist[i].parameters, score(hist[i].parameters))
+    return hist[g0:]
+
+
+def test_generations_checkpoints_exploit_and_explore():
+    t = pbt({"all_checkpoint_dir": "/ckpt", "population_size": 10, "optimize_mode": "maximize"})
+    hist = []
+    gen0 = run_generation(t, hist, 0, finish=False)
+    assert [p.parameters["load_checkpoint_dir"] for p in gen0] == [""] * 10
+    assert [p.parameters["save_checkpoint_dir"] for p in gen0] == [f"/ckpt/{m}/0" for m in range(10)]
+    with pytest.raises(TryLater):  # generation 0 is still running: nothing to give
+        t.suggest(hist, np.random.default_rng(0))
+    for i in range(9):
+        hist[i] = record(i, hist[i].parameters, score(hist[i].parameters))
+    hist[9] = record(9, hist[9].parameters, None, TrialState.FAILED)  # a failed member ranks last
+    with pytest.raises(TryLater):
+        hist[8] = record(8, hist[8].parameters, None, TrialState.RUNNING)
+        t.suggest(hist, np.random.default_rng(0))
+    hist[8] = record(8, hist[8].parameters, score(hist[8].parameters))
+    gen1 = run_generation(t, hist, 1)
+    vals = [score(h.parameters) for h in gen0[:9]] + [-np.inf]
+    ranking = sorted(range(10), key=lambda i: (-vals[i], i))
+    top, bottom = ranking[:2], ranking[-2:]
+    strip = lambda p: {k: v for k, v in p.items() if not k.endswith("checkpoint_dir")}
+    for m, h in enumerate(gen1):
+        p = h.parameters
+        assert p["save_checkpoint_dir"] == f"/ckpt/{m}/1"
+        if m in bottom:
+            src = int(p["load_checkpoint_dir"].split("/")[2])
+            assert src in top and p["load_checkpoint_dir"] == f"/ckpt/{src}/0"
+            assert parse_search_space(SPACE).contains(strip(p))
+        else:
+            assert p["load_checkpoint_dir"] == f"/ckpt/{m}/0"
+            assert strip(p) == strip(gen0[m].parameters)
+
+
+def test_explore_perturbs_and_resamples():
+    t = pbt({"resample_probability": 0.0, "factor": 0.2})
+    flat = {"lr": 0.01, "bs": 1, "opt": 0, "layers": 4}
+    rng = np.random.default_rng(0)
+    outs = [t.explore(flat, rng) for _ in range(200)]
+    assert all(abs(o["lr"] / 0.01 - 1) == pytest.approx(0.2) for o in outs)
+    assert {o["bs"] for o in outs} == {0, 2} and {o["opt"] for o in outs} == {0, 1}
+    assert {o["layers"] for o in outs} <= {3, 5}
+    t = pbt({"resample_probability": 1.0})
+    outs = [t.explore(flat, rng)["lr"] for _ in range(50)]
+    assert len(set(outs)) == 50  # fresh prior draws
+
+
+def test_deterministic_and_improves_over_generations():
+    t = pbt({"population_size": 8, "resample_probability": 0.25})
+    hist = []
+    means = []
+    for g in range(8):
+        gen = run_generation(t, hist, 0)
+        means.append(np.mean([h.value for h in hist[-8:]]))
+    assert means[-1] > means[0]
+    a = pbt({"population_size": 8}).suggest(hist, np.random.default_rng(3))
+    b = pbt({"population_size": 8}).suggest(list(hist), np.random.default_rng(3))
+    assert a == b

@@ -1,0 +1,117 @@
+"""PBTTuner: population based training with synchronous generations.
+
+Trials are issued in generations of ``population_size``: trial number ``k`` (in sequence
+order) is member ``k % population_size`` of generation ``k // population_size``. Every
+trial's parameters carry two extra strings, ``load_checkpoint_dir`` (empty in generation
+0: start from scratch) and ``save_checkpoint_dir`` = ``<all_checkpoint_dir>/<member>/<generation>``;
+the trial loads its model from the former and saves to the latter (creating it).
+
+* Generation 0: prior samples (no repeats while the space has new ones).
+* Generation g+1 is issued only when every trial of generation g has ended. While some
+  are still running, ``suggest`` raises :class:`TryLater` (the engine should ask again
+  when a trial ends).
+* Ranking of generation g by result (failed trials, or ones without a result, rank last).
+  The bottom ``fraction`` of members **exploit**: each copies the hyper-parameters of a
+  random member of the top ``fraction`` and loads that member's checkpoint; then
+  **explore**: every parameter is re-sampled from the prior with probability
+  ``resample_probability``, else perturbed by a factor ``1 +/- factor`` (numbers; clipped
+  to bounds and rounded as the type says) or moved one index step (choice). The other
+  members continue unchanged from their own checkpoint.
+
+State is rebuilt from the history each call. The default ``all_checkpoint_dir`` is
+``$AUTOTUNE_CHECKPOINT_DIR/<seed>``, else ``~/autotune-checkpoints/<seed>``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from tuner_server.history import OptimizeMode, TrialRecord
+from tuner_server.searchspace import LOG_TYPES, Dimension
+from tuner_server.tuners.base import TryLater, Tuner, TunerArgsError, arg, reject_unknown
+
+LOAD = "load_checkpoint_dir"
+SAVE = "save_checkpoint_dir"
+
+
+class PBTTuner(Tuner):
+    name = "PBTTuner"
+    aliases = ("PBT",)
+    default_mode = OptimizeMode.MAXIMIZE
+
+    def configure(self, args: dict[str, Any]) -> None:
+        n = self.name
+        reject_unknown(n, args, ("all_checkpoint_dir", "population_size", "factor", "resample_probability", "fraction"))
+        for d in self.space.dims:
+            if d.is_nested_choice:
+                raise TunerArgsError(f"tuner {n} does not support nested choice (parameter '{d.key}')")
+            if d.name in (LOAD, SAVE):
+                raise TunerArgsError(f"tuner {n}: parameter name '{d.name}' is reserved for checkpoint paths")
+        base = os.environ.get("AUTOTUNE_CHECKPOINT_DIR") or os.path.join(os.path.expanduser("~"), "autotune-checkpoints")
+        self.checkpoint_dir = arg(n, args, "all_checkpoint_dir", os.path.join(base, str(self.seed)), str,
+                                  lambda v: bool(v.strip()), "must be a non-empty path")
+        self.population_size = arg(n, args, "population_size", 10, int, lambda v: v >= 2, "must be >= 2")
+        self.factor = float(arg(n, args, "factor", 0.2, (int, float), lambda v: 0 < v < 1, "must be in (0, 1)"))
+        self.resample_probability = float(arg(n, args, "resample_probability", 0.25, (int, float),
+                                              lambda v: 0 <= v <= 1, "must be in [0, 1]"))
+        self.fraction = float(arg(n, args, "fraction", 0.2, (int, float), lambda v: 0 < v <= 0.5, "must be in (0, 0.5]"))
+        self.n_exploit = max(1, int(self.fraction * self.population_size))
+
+    def save_dir(self, member: int, generation: int) -> str:
+        return os.path.join(self.checkpoint_dir, str(member), str(generation))
+
+    def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
+        trials = sorted(history, key=lambda t: t.sequence)
+        g, m = divmod(len(trials), self.population_size)
+        if g == 0:
+            params = dict(self.sample_new(trials, rng))
+            params.update({LOAD: "", SAVE: self.save_dir(m, 0)})
+            return params
+        prev = trials[(g - 1) * self.population_size : g * self.population_size]
+        if any(not t.state.ended for t in prev):
+            raise TryLater(f"generation {g - 1} of {self.name} still has running trials")
+        losses = [self.mode.loss(float(t.value)) if t.value is not None and math.isfinite(t.value) else math.inf for t in prev]
+        ranking = sorted(range(len(prev)), key=lambda i: (losses[i], i))
+        top, bottom = ranking[: self.n_exploit], ranking[-self.n_exploit :]
+        if m in bottom:
+            src = top[int(rng.integers(len(top)))]
+            flat = self.explore(self.space.to_flat(prev[src].parameters), rng)
+            load = self.save_dir(src, g - 1)
+        else:
+            flat = self.space.to_flat(prev[m].parameters)
+            load = self.save_dir(m, g - 1)
+        params = dict(self.space.to_parameters(flat))
+        params.update({LOAD: load, SAVE: self.save_dir(m, g)})
+        return params
+
+    def explore(self, flat: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        out = {}
+        for k, v in flat.items():
+            d = self.space[k]
+            if rng.random() < self.resample_probability:
+                out[k] = d.sample(rng)
+            else:
+                out[k] = _perturb(d, v, self.factor, rng)
+        return out
+
+
+def _perturb(d: Dimension, v: Any, factor: float, rng: np.random.Generator) -> Any:
+    up = rng.random() < 0.5
+    if d.is_categorical:
+        return int(min(max(int(v) + (1 if up else -1), 0), len(d.options) - 1))
+    x = float(v) * (1 + factor if up else 1 - factor)
+    if d.type == "randint":
+        lo, hi = int(d.args[0]), int(d.args[1]) - 1
+        step = round(x) - int(v)
+        if step == 0:  # a small integer would never move: step by one
+            step = 1 if up else -1
+        return int(min(max(int(v) + step, lo), hi))
+    if d.bounded:
+        x = min(max(x, d.low), d.high)
+    if d.type in LOG_TYPES and x <= 0:
+        x = float(v)
+    return d.quantize(x)
