@@ -16,10 +16,10 @@
 * Acquisition (on the loss, lower = better): ei, ucb (lower confidence bound, kappa) or
   poi, with xi in units of the normalised y. Maximised by a random warm-up followed by
   L-BFGS-B from the best warm-up points (gradients by batched finite differences).
-  ``selection_num_warm_up`` (NNI 100000) is capped at 2000 and
+  ``selection_num_warm_up`` (NNI 100000) is capped at 1000 and
   ``selection_num_starting_points`` (NNI 250) at 10: scoring 100000 points against a
   500-trial posterior costs a 100000 x 500 kernel matrix per suggestion (seconds), while
-  2000 warm-up points plus 10 local searches already find the acquisition's optimum
+  1000 warm-up points plus 10 local searches already find the acquisition's optimum
   on the low-dimensional spaces a GP is meant for, in well under the 500 ms budget.
 * The first ``cold_start_num`` results come from the prior. No configuration is suggested
   twice (the best-scoring unseen candidate is taken, else a fresh prior sample); a finite
@@ -41,7 +41,7 @@ from tuner_server.searchspace import LOG_TYPES, Dimension, SearchSpace
 from tuner_server.tuners.base import NoMoreTrials, Tuner, TunerArgsError, arg, reject_unknown
 from tuner_server.tuners.tpe import HistoryMemo, flat_key, fresh_prior_sample
 
-WARM_UP_CAP = 2000
+WARM_UP_CAP = 1000
 STARTING_POINTS_CAP = 10
 FIT_SUBSET = 150
 _FD = 1e-4
