@@ -32,10 +32,26 @@ from kube_harness.controlplane import ControlPlane
 _HERE = Path(__file__).resolve().parent
 
 
+_GO_MISSING = build.find_go() is None
+
+
 def pytest_collection_modifyitems(config, items):
+    skipped = 0
     for item in items:
         if _HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
+            # Only tests that need the cluster; a marker, so -ra folds it per file.
+            if _GO_MISSING and "kube_cluster" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.skip(reason=build.NO_GO_REASON))
+                skipped += 1
+    config._autotune_e2e_skipped = skipped
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    n = getattr(config, "_autotune_e2e_skipped", 0)
+    if n:
+        terminalreporter.write_sep("=", "e2e tier skipped", yellow=True)
+        terminalreporter.write_line(f"{n} e2e tests skipped: {build.NO_GO_REASON}")
 
 
 def _say(request, msg: str) -> None:
@@ -54,6 +70,7 @@ def kube_cluster(request, tmp_path_factory):
         pytest.skip(build.NO_GO_REASON)
     capman = request.config.pluginmanager.getplugin("capturemanager")
     t0 = time.monotonic()
+    failure = None
     try:
         if capman is not None:
             with capman.global_and_fixture_disabled():
@@ -61,7 +78,9 @@ def kube_cluster(request, tmp_path_factory):
         else:
             build.ensure_built(out=sys.stderr)
     except build.BuildFailed as e:
-        pytest.fail(f"building the e2e control plane failed: {e}", pytrace=False)
+        failure = str(e)
+    if failure:  # Go is there but the build broke: that is a failure, never a skip
+        pytest.fail(f"building the e2e control plane failed: {failure}", pytrace=False)
     built = time.monotonic() - t0
 
     state_dir = Path(os.environ.get("AUTOTUNE_E2E_CLUSTER_DIR")
