@@ -701,8 +701,9 @@ class Agent:
                     "metadata": {"name": m["name"], "uid": m["uid"]},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
                     _preload_content=False)
-            except ApiException as e:
-                log.info("bind %s/%s: %s", m["namespace"], m["name"], e.reason)
+            except ApiException as e:  # 403 while its namespace terminates: expected
+                (log.debug if e.status == 403 else log.info)(
+                    "bind %s/%s: %s", m["namespace"], m["name"], e.reason)
                 continue
             self.unsched_msgs.pop(m["uid"], None)
             u = used[node]

@@ -353,3 +353,44 @@ def test_pod_process_acts_as_its_service_account(kube_cluster, core_v1, namespac
     log = kube_cluster.pod_log(namespace, "whoami")
     assert f"user system:serviceaccount:{namespace}:default" in log, log
     assert "secrets 403" in log, log
+
+
+# The fake node's scheduling and env rules on their own (no cluster needed).
+from kube_harness import node_agent as na  # noqa: E402
+
+
+def _node(alloc, labels=None, taints=None):
+    return {"metadata": {"name": "n", "labels": labels or {}},
+            "spec": {"taints": taints or []}, "status": {"allocatable": alloc}}
+
+
+def test_fit_rules_of_the_fake_scheduler():
+    pod = {"spec": {"containers": [
+        {"resources": {"requests": {"cpu": "500m"}, "limits": {"nvidia.com/gpu": "1"}}},
+        {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}],
+        "initContainers": [{"resources": {"requests": {"cpu": "2"}}}]}}
+    req = na.pod_requests(pod)
+    assert req == {"cpu": 2.0, "nvidia.com/gpu": 1.0, "memory": 2.0 ** 30}
+    gpu = _node({"cpu": "4", "memory": "8Gi", "pods": "10", "nvidia.com/gpu": "1"})
+    assert na.why_not(gpu, pod, {}, req) is None
+    assert na.why_not(gpu, pod, {"nvidia.com/gpu": 1.0}, req) == "Insufficient nvidia.com/gpu"
+    assert na.why_not(_node({"cpu": "4", "memory": "8Gi", "pods": "10"}), pod, {}, req) \
+        == "Insufficient nvidia.com/gpu"
+    assert na.why_not(gpu, pod, {"pods": 10}, req) == "Too many pods"
+    pod["spec"]["nodeSelector"] = {"zone": "a"}
+    assert "node selector" in na.why_not(gpu, pod, {}, req)
+    tainted = _node({"cpu": "4", "memory": "8Gi", "pods": "10", "nvidia.com/gpu": "1"},
+                    labels={"zone": "a"}, taints=[{"key": "k", "value": "v",
+                                                   "effect": "NoSchedule"}])
+    assert "untolerated taint" in na.why_not(tainted, pod, {}, req)
+    pod["spec"]["tolerations"] = [{"key": "k", "operator": "Equal", "value": "v"}]
+    assert na.why_not(tainted, pod, {}, req) is None
+    pod["spec"]["tolerations"] = [{"key": "k", "operator": "Equal", "value": "other"}]
+    assert na.why_not(tainted, pod, {}, req) is not None
+    pod["spec"]["tolerations"] = [{"operator": "Exists"}]
+    assert na.why_not(tainted, pod, {}, req) is None
+
+
+def test_dependent_env_expansion():
+    env = {"A": "1", "B": "two"}
+    assert na.expand("$(A)-$(B)-$(C)-$$(A)", env) == "1-two-$(C)-$(A)"
