@@ -74,7 +74,7 @@ def now_micro() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _raw(resp) -> dict:
+def _raw(resp) -> dict:  # reading .data also hands the connection back to the pool
     return json.loads(resp.data)
 
 
@@ -213,7 +213,7 @@ class PodRunner(threading.Thread):
     def report(self) -> None:
         try:
             self.agent.core.patch_namespaced_pod_status(
-                self.name, self.ns, {"status": self._status_doc()}, _preload_content=False)
+                self.name, self.ns, {"status": self._status_doc()}, _preload_content=False).data
         except ApiException as e:
             if e.status != 404:
                 log.warning("status of %s/%s: %s", self.ns, self.name, e.reason)
@@ -571,11 +571,11 @@ class Agent:
                     "spec": {"taints": spec.get("taints") or []}}
             try:
                 self.core.create_node({"apiVersion": "v1", "kind": "Node", **body},
-                                      _preload_content=False)
+                                      _preload_content=False).data
             except ApiException as e:
                 if e.status != 409:
                     raise
-                self.core.patch_node(name, body, _preload_content=False)
+                self.core.patch_node(name, body, _preload_content=False).data
             cap = spec["capacity"]
             t = now()
             conds = [("Ready", "True", "KubeletReady"),
@@ -596,7 +596,7 @@ class Agent:
                              "kubeletVersion": "v1.34.4-fake", "kubeProxyVersion": "",
                              "operatingSystem": "linux", "architecture": "amd64"},
             }
-            self.core.patch_node_status(name, {"status": status}, _preload_content=False)
+            self.core.patch_node_status(name, {"status": status}, _preload_content=False).data
             self.renew_lease(name)
 
     def renew_lease(self, name: str) -> None:
@@ -604,13 +604,13 @@ class Agent:
                 "renewTime": now_micro()}
         try:
             self.coord.patch_namespaced_lease(name, "kube-node-lease", {"spec": spec},
-                                              _preload_content=False)
+                                              _preload_content=False).data
         except ApiException as e:
             if e.status != 404:
                 raise
             self.coord.create_namespaced_lease("kube-node-lease", {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name}, "spec": spec}, _preload_content=False)
+                "metadata": {"name": name}, "spec": spec}, _preload_content=False).data
 
     def heartbeat_loop(self) -> None:
         while not self.stopping.wait(10):
@@ -637,7 +637,7 @@ class Agent:
             "firstTimestamp": t, "lastTimestamp": t, "count": 1,
         }
         try:
-            self.core.create_namespaced_event(m["namespace"], body, _preload_content=False)
+            self.core.create_namespaced_event(m["namespace"], body, _preload_content=False).data
         except ApiException as e:
             log.debug("event: %s", e)
 
@@ -649,7 +649,7 @@ class Agent:
                 m["name"], m["namespace"], grace_period_seconds=0,
                 body=client.V1DeleteOptions(grace_period_seconds=0,
                                             preconditions=client.V1Preconditions(uid=m["uid"])),
-                _preload_content=False)
+                _preload_content=False).data
         except ApiException as e:
             if e.status not in (404, 409):
                 log.warning("delete %s/%s: %s", m["namespace"], m["name"], e.reason)
@@ -689,7 +689,7 @@ class Agent:
                             "status": {"conditions": [{
                                 "type": "PodScheduled", "status": "False",
                                 "reason": "Unschedulable", "message": msg,
-                                "lastTransitionTime": now()}]}}, _preload_content=False)
+                                "lastTransitionTime": now()}]}}, _preload_content=False).data
                     except ApiException:
                         pass
                     self.event(pod, "FailedScheduling", msg, "Warning")
@@ -700,7 +700,7 @@ class Agent:
                     "apiVersion": "v1", "kind": "Binding",
                     "metadata": {"name": m["name"], "uid": m["uid"]},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": node}},
-                    _preload_content=False)
+                    _preload_content=False).data
             except ApiException as e:  # 403 while its namespace terminates: expected
                 (log.debug if e.status == 403 else log.info)(
                     "bind %s/%s: %s", m["namespace"], m["name"], e.reason)
@@ -752,7 +752,7 @@ class Agent:
                 self.core.patch_namespaced_pod_status(m["name"], m["namespace"], {
                     "status": {"phase": "Failed", "reason": "NodeAgentRestarted",
                                "message": "the fake node agent lost this pod's processes"}},
-                    _preload_content=False)
+                    _preload_content=False).data
         for uid, r in list(self.runners.items()):
             if uid not in seen:  # force-deleted: just kill
                 r.request_delete(0)

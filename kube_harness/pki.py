@@ -101,16 +101,11 @@ def _leaf(ca_key, ca_name, cn, orgs=(), *, server_sans=None, client=False):
     return key, b.sign(ca_key, hashes.SHA256())
 
 
-def generate(directory: Path, *, service_ip: str = "10.0.0.1") -> Pki:
-    """Write a fresh CA, serving/client certs and the service-account key pair."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    pki = Pki(d)
-
-    ca_key = _key()
-    ca_name = _name("autotune-test-ca")
-    ca = (
-        _builder(ca_name, ca_name, ca_key.public_key())
+def _ca(cn: str):
+    key = _key()
+    name = _name(cn)
+    crt = (
+        _builder(name, name, key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -120,8 +115,18 @@ def generate(directory: Path, *, service_ip: str = "10.0.0.1") -> Pki:
             ),
             critical=True,
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
+    return key, name, crt
+
+
+def generate(directory: Path, *, service_ip: str = "10.0.0.1") -> Pki:
+    """Write a fresh CA, serving/client certs and the service-account key pair."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    pki = Pki(d)
+
+    ca_key, ca_name, ca = _ca("autotune-test-ca")
     _write_key(pki.ca_key, ca_key)
     _write_crt(pki.ca_crt, ca)
 
@@ -143,6 +148,16 @@ def generate(directory: Path, *, service_ip: str = "10.0.0.1") -> Pki:
         key, crt = _leaf(ca_key, ca_name, **kw)
         _write_key(d / f"{stem}.key", key)
         _write_crt(d / f"{stem}.crt", crt)
+
+    # Request-header (front-proxy) CA, separate as in real clusters: the apiserver trusts
+    # X-Remote-User headers only from front-proxy-client, and delegating components
+    # (controller-manager) find a complete extension-apiserver-authentication ConfigMap.
+    fp_key, fp_name, fp = _ca("autotune-front-proxy-ca")
+    _write_key(pki.front_proxy_ca_key, fp_key)
+    _write_crt(pki.front_proxy_ca_crt, fp)
+    key, crt = _leaf(fp_key, fp_name, "front-proxy-client", client=True)
+    _write_key(pki.front_proxy_client_key, key)
+    _write_crt(pki.front_proxy_client_crt, crt)
 
     sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki.sa_key, sa)
