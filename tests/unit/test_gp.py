@@ -148,4 +148,4 @@ def test_speed_at_500_trials():
         t0 = time.perf_counter()
         t.suggest(hist, np.random.default_rng(k))
         times.append(time.perf_counter() - t0)
-    assert min(times) < 1.5  # ~0.3-0.5 s measured; generous for loaded CI machines
+    assert min(times) < 5.0  # ~0.42 s measured idle; only catches pathological slowness on loaded CI

@@ -20,9 +20,10 @@ def _register_optional() -> tuple[type[Tuner], ...]:
     from tuner_server.tuners.gp import GPTuner
     from tuner_server.tuners.metis import MetisTuner
     from tuner_server.tuners.pbt import PBTTuner
+    from tuner_server.tuners.ppo import PPOTuner
     from tuner_server.tuners.tpe import TPETuner
 
-    return (TPETuner, AnnealTuner, EvolutionTuner, GPTuner, MetisTuner, PBTTuner)
+    return (TPETuner, AnnealTuner, EvolutionTuner, GPTuner, MetisTuner, PBTTuner, PPOTuner)
 
 
 def tuner_classes() -> dict[str, type[Tuner]]:
