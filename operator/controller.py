@@ -18,7 +18,7 @@ from autotune_operator.executors.base import Executor, TrialLaunch, trial_env
 from autotune_operator.spec import Experiment
 from autotune_operator.status import ExperimentStatus, build_status
 from tuner_server.client import TunerClient, TunerServerError
-from tuner_server.engine import AlgorithmFailure, ExperimentConfig
+from tuner_server.engine import AlgorithmFailure, ExperimentConfig, NotNow
 
 log = logging.getLogger("autotune.controller")
 
@@ -30,6 +30,7 @@ class ControllerState:
     token: str = ""
     created: float = 0.0
     exhausted: bool = False
+    tuner_waiting: bool = False  # the tuner gives more only after a running trial ends
     error: str | None = None
     phase: Phase = Phase.PENDING
     message: str = ""
@@ -106,6 +107,7 @@ class ExperimentController:
                 self.state.stopping.add(tid)
                 self.executor.kill(tid, d.message)
         issued = counts["total"]
+        self.state.tuner_waiting = False
         for _ in range(d.launch):
             try:
                 a = self.client.suggest(self.exp_id, issued)
@@ -115,6 +117,9 @@ class ExperimentController:
             if a is None:
                 self.state.exhausted = True
                 break
+            if isinstance(a, NotNow):
+                self.state.tuner_waiting = True
+                break  # asked again on the next pass, after a trial ends
             try:
                 self._launch(a.trial_id, a.sequence, a.parameters)
             except Exception as e:  # a trial that cannot start is a failed trial, not a lost one
@@ -140,7 +145,7 @@ class ExperimentController:
                 on_status(status)
             if d.finished:
                 return status
-            if d.launch and not self.state.exhausted and self.state.error is None:
+            if d.launch and not self.state.tuner_waiting and not self.state.exhausted and self.state.error is None:
                 continue  # launched up to the limit; look again at once
             self.executor.wait(tick)
 

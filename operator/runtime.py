@@ -242,7 +242,7 @@ class OperatorRuntime:
                 last_phase = st.phase.value
             if d.finished:
                 return
-            if d.launch and not controller.state.exhausted and controller.state.error is None:
+            if d.launch and not controller.state.tuner_waiting and not controller.state.exhausted and controller.state.error is None:
                 continue
             if wake.wait(self.settings.resync_seconds):
                 wake.clear()

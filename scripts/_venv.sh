@@ -1,6 +1,9 @@
 # Sourced by the other scripts: makes .venv (Python >= 3.11) with AutoTune and its test
 # extras installed, and re-installs only when pyproject.toml changed since the last time.
 set -euo pipefail
+# The repository's operator/ folder must never shadow the standard library's `operator`
+# module: never put the current directory on sys.path (Python 3.11+).
+export PYTHONSAFEPATH=1
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${AUTOTUNE_VENV:-$root/.venv}"
 py="${PYTHON:-python3}"

@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tuner_server.engine import Engine, EngineError, ExperimentConfig, metric_value, trial_view
+from tuner_server.engine import Engine, EngineError, ExperimentConfig, NotNow, metric_value, trial_view
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 
@@ -113,8 +113,10 @@ def create_app(engine: Engine, admin_token: str) -> FastAPI:
     def suggest(exp_id: str, body: SuggestRequest) -> dict[str, Any]:
         a = engine.suggest(exp_id, body.sequence)
         if a is None:
-            return {"exhausted": True}
-        return {"exhausted": False, "trialId": a.trial_id, "sequence": a.sequence, "parameters": a.parameters}
+            return {"exhausted": True, "wait": False}
+        if isinstance(a, NotNow):
+            return {"exhausted": False, "wait": True, "message": a.reason}
+        return {"exhausted": False, "wait": False, "trialId": a.trial_id, "sequence": a.sequence, "parameters": a.parameters}
 
     @app.get("/api/v1/experiments/{exp_id}/trials/{trial_id}", dependencies=[Member])
     def trial(exp_id: str, trial_id: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Protocol
 
-from tuner_server.engine import Assignment, Engine, ExperimentConfig
+from tuner_server.engine import Assignment, Engine, ExperimentConfig, NotNow
 
 
 class TunerServerError(RuntimeError):
@@ -24,7 +24,7 @@ class TunerServerError(RuntimeError):
 
 class TunerClient(Protocol):
     def register(self, exp_id: str, name: str, config: ExperimentConfig) -> dict[str, Any]: ...
-    def suggest(self, exp_id: str, sequence: int) -> Assignment | None: ...
+    def suggest(self, exp_id: str, sequence: int) -> Assignment | NotNow | None: ...
     def started(self, exp_id: str, trial_id: str) -> None: ...
     def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> str: ...
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None: ...
@@ -42,7 +42,7 @@ class InProcessClient:
         h = self.engine.register(exp_id, name, config)
         return {"experimentId": h.stored.id, "token": h.stored.token, "created": h.stored.created}
 
-    def suggest(self, exp_id: str, sequence: int) -> Assignment | None:
+    def suggest(self, exp_id: str, sequence: int) -> Assignment | NotNow | None:
         return self.engine.suggest(exp_id, sequence)
 
     def started(self, exp_id: str, trial_id: str) -> None:
@@ -97,10 +97,12 @@ class HttpClient:
     def register(self, exp_id: str, name: str, config: ExperimentConfig) -> dict[str, Any]:
         return self._call("PUT", f"/api/v1/experiments/{exp_id}", {"name": name, "config": config.model_dump(mode="json")})
 
-    def suggest(self, exp_id: str, sequence: int) -> Assignment | None:
+    def suggest(self, exp_id: str, sequence: int) -> Assignment | NotNow | None:
         r = self._call("POST", f"/api/v1/experiments/{exp_id}/trials", {"sequence": sequence})
         if r["exhausted"]:
             return None
+        if r.get("wait"):
+            return NotNow(r.get("message") or NotNow.reason)
         return Assignment(r["trialId"], r["sequence"], r["parameters"])
 
     def started(self, exp_id: str, trial_id: str) -> None:

@@ -21,7 +21,7 @@ from tuner_server.assessors import Assessor, create_assessor
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.store import Store, StoredExperiment, StoredTrial
-from tuner_server.tuners import NoMoreTrials, Tuner, TunerArgsError, create_tuner
+from tuner_server.tuners import NoMoreTrials, TryLater, Tuner, TunerArgsError, create_tuner
 
 
 class AlgorithmSpec(BaseModel):
@@ -68,6 +68,13 @@ class Assignment:
     trial_id: str
     sequence: int
     parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NotNow:
+    """The tuner has nothing to give until a running trial ends (e.g. PBT's next generation)."""
+
+    reason: str = "waiting for running trials to end"
 
 
 @dataclass
@@ -180,8 +187,9 @@ class Engine:
             del self._experiments[exp_id]
 
     # ----- trials -----
-    def suggest(self, exp_id: str, sequence: int | None = None) -> Assignment | None:
-        """The trial at ``sequence`` (the next one if None); None when the tuner is exhausted.
+    def suggest(self, exp_id: str, sequence: int | None = None) -> Assignment | NotNow | None:
+        """The trial at ``sequence`` (the next one if None); None when the tuner is exhausted,
+        NotNow when it can only give more after a running trial ends.
 
         Asking again for an existing sequence returns the same trial: a controller that
         crashed between asking and launching gets the same parameters back.
@@ -199,6 +207,8 @@ class Engine:
                 params = h.tuner.suggest(h.history(), rng)
             except NoMoreTrials:
                 return None
+            except TryLater as e:
+                return NotNow(str(e) or NotNow.reason)
             except Exception as e:  # an algorithm bug must end this experiment, not the server
                 raise AlgorithmFailure(f"tuner {h.tuner.name} failed: {type(e).__name__}: {e}") from e
             rec = TrialRecord(sequence=n, trial_id=f"{h.stored.name}-{n}", parameters=params)

@@ -164,3 +164,21 @@ def test_sdk_outside_an_experiment_returns_false_and_prints(tmp_path: Path) -> N
     r = subprocess.run(toy("--steps", "2"), env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "[autotune] intermediate result 1" in r.stderr and "[autotune] final result" in r.stderr
+
+
+def test_pbt_waits_for_each_generation(tmp_path: Path) -> None:
+    """PBT's tuner says 'try later' until a generation ends: the controller waits, not ends."""
+    rec = tmp_path / "records.jsonl"
+    space = {"x": {"_type": "uniform", "_value": [-2, 2]}}
+    args = {"optimize_mode": "maximize", "population_size": 2, "all_checkpoint_dir": str(tmp_path / "ckpt")}
+    doc = manifest(space=space, tuner="PBTTuner", class_args=args, command=toy("--sleep", "0.2"), max_trials=6,
+                   concurrency=4, env=[{"name": "TOY_RECORD", "value": str(rec)}])
+    r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(tmp_path / "out")])
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path / "out", "toy")
+    assert s["phase"] == "DONE" and s["trials"]["succeeded"] == 6
+    records = sorted(read_records(rec), key=lambda x: x["sequence"])
+    for gen in (1, 2):
+        prev_end = max(x["end"] for x in records if x["sequence"] // 2 == gen - 1)
+        assert all(x["start"] >= prev_end for x in records if x["sequence"] // 2 == gen)
+    assert all(x["params"]["save_checkpoint_dir"] for x in records)
