@@ -18,45 +18,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 CRD = str(ROOT / "crds" / "autotuneexperiments.yaml")
 ADMIN = "e2e-operator-admin-token-0123456789"
-SEED_EXAMPLE = """\
-apiVersion: tensorstack.dev/v1beta1
-kind: AutoTuneExperiment
-metadata:
-  name: experiment-sample
-spec:
-  maxExecSeconds: 7200
-  maxTrialNum: 50
-  trialConcurrency: 3
-  searchSpace: |-
-    {
-      "batch_size": {"_type": "choice", "_value": [512, 1024, 2048, 4096, 8092]},
-      "learning_rate": {"_type": "choice", "_value": [0.0001, 0.001, 0.01, 0.1]}
-    }
-  trainingConfig:
-    type: tensorflow
-    tasks:
-      - type: worker
-        replicas: 1
-        template:
-          spec:
-            securityContext:
-              runAsUser: 1000
-            containers:
-              - command:
-                  - python3
-                  - dist_mnist.py
-                workingDir: /mnt/mnist-distributed
-                imagePullPolicy: IfNotPresent
-                image: t9kpublic/tensorflow-1.15.2:tuner-2.23
-                name: tensorflow
-  tuner:
-    builtinTunerName: TPE
-    classArgs: |-
-      {
-        "optimize_mode": "minimize", 
-        "constant_liar_type": "min"
-      }
-"""
+# The T9k manual's example, verbatim (shared with the spec tests).
+SEED_EXAMPLE = (ROOT / "tests" / "fixtures" / "seed-001-example.yaml").read_text()
 
 
 def install_crd(cluster) -> None:
