@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import httpx
+from tests.integration.conftest import ADMIN
+from tests.integration.conftest import ServerProcess as TunerServer  # the same real tuner-server process
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = str(ROOT / "crds" / "autotuneexperiments.yaml")
-ADMIN = "e2e-operator-admin-token-0123456789"
 # The T9k manual's example, verbatim (shared with the spec tests).
 SEED_EXAMPLE = (ROOT / "tests" / "fixtures" / "seed-001-example.yaml").read_text()
 
@@ -26,14 +26,6 @@ def install_crd(cluster) -> None:
     cluster.kubectl("apply", "-f", CRD)
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                     "crd/autotuneexperiments.tensorstack.dev")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -45,37 +37,6 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: floa
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-@dataclass
-class TunerServer:
-    db: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {**os.environ, "AUTOTUNE_ADMIN_TOKEN": ADMIN}
-        self.proc = subprocess.Popen([sys.executable, "-m", "tuner_server", "--db", str(self.db), "--port", str(self.port)],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._healthy, 30, "the tuner server")
-
-    def _healthy(self) -> bool:
-        try:
-            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def get(self, path: str) -> Any:
-        return httpx.get(self.url + path, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 @dataclass
