@@ -184,8 +184,14 @@ class ControlPlane:
                 if f.read().split(") ", 1)[1][0] == "Z":
                     return False
             with open(f"/proc/{pid}/cmdline", "rb") as f:  # guard against a reused pid
-                marker = "kube_harness.node_agent" if name == "node-agent" else name
-                return marker.encode() in f.read()
+                cmdline = f.read()
+            # Empty while execve is still setting up the new image: Popen returns (vfork
+            # released, CLOEXEC pipe closed) before the kernel has written argv, so a check
+            # right after spawning read "" and took a starting kube-apiserver for dead.
+            if not cmdline:
+                return True
+            marker = "kube_harness.node_agent" if name == "node-agent" else name
+            return marker.encode() in cmdline
         except (FileNotFoundError, IndexError, ProcessLookupError):
             return False
 
