@@ -23,7 +23,7 @@ from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
 from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
 from autotune_operator.progress import Progress
-from autotune_operator.results import write_status, write_trials_csv
+from autotune_operator.results import format_pareto, write_pareto_plot, write_status, write_trials_csv
 from autotune_operator.spec import Experiment, SpecError, load_experiment
 from autotune_operator.status import ExperimentStatus
 from tuner_server.client import HttpClient, InProcessClient, TunerClient, TunerServerError
@@ -83,6 +83,12 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _objective_text(exp: Experiment) -> str:
+    if exp.spec.objectives:
+        return "objectives " + ", ".join(f"{o.name} {o.optimizeMode.value}" for o in exp.spec.objectives)
+    return f"objective {exp.optimize_mode.value}"
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         exp = load_experiment(args.experiment)
@@ -95,7 +101,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(
         f"{args.experiment}: valid AutoTuneExperiment '{exp.name}' "
         f"({len(exp.space.dims)} parameters, {'infinite' if space is None else space} configurations, "
-        f"tuner {exp.algorithm}, objective {exp.optimize_mode.value})"
+        f"tuner {exp.algorithm}, {_objective_text(exp)})"
     )
     return EXIT_OK
 
@@ -119,7 +125,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     def on_status(s: ExperimentStatus) -> None:
         progress.update(s)
         write_status(out, s)
-        write_trials_csv(out, client.trials(exp_id))
+        trials = client.trials(exp_id)
+        write_trials_csv(out, trials)
+        write_pareto_plot(out, s, trials)
 
     server: EmbeddedServer | None = None
     client: TunerClient
@@ -167,9 +175,12 @@ def _print_result(s: ExperimentStatus, out: Path) -> None:
     if s.bestTrial:
         b = s.bestTrial
         print(f"best trial ({s.optimizeMode}): {b.name} value={b.value:.6g} parameters={b.parameters}")
+    elif s.paretoFront:
+        print("\n".join(format_pareto(s)))
     else:
         print("best trial: none (no trial succeeded)")
-    print(f"results: {out}/status.json, {out}/trials.csv, logs in {out}/trials/")
+    plot = f", {out}/pareto.svg" if s.paretoFront is not None else ""
+    print(f"results: {out}/status.json, {out}/trials.csv{plot}, logs in {out}/trials/")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,8 @@ def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None)
     parts[-1] += f" ({', '.join(detail)}), {c.running + c.waiting} running"
     if s.bestTrial:
         parts.append(f"best {s.bestTrial.value:.6g} ({s.bestTrial.name})")
+    if s.paretoFront:
+        parts.append(f"pareto front {len(s.paretoFront)} trial(s)")
     return " | ".join(parts)
 
 

@@ -1,4 +1,5 @@
-"""Local mode's result files: status.json (the resource's .status) and trials.csv."""
+"""Local mode's result files: status.json (the resource's .status), trials.csv and, for a
+multi-objective experiment, pareto.svg (the Pareto front)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from autotune_operator.pareto_plot import pareto_svg
 from autotune_operator.status import ExperimentStatus
+
+# Multi-objective fields, left out of a single-objective status.json rather than written as null.
+_MO_FIELDS = ("objectives", "paretoFront", "bestTrials")
 
 TRIAL_COLUMNS = ["id", "sequence", "state", "value", "parameters", "metrics", "intermediate", "duration_s", "exit_code", "message"]
 
@@ -20,7 +25,42 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_status(directory: Path, status: ExperimentStatus) -> None:
-    _atomic_write(directory / "status.json", status.model_dump_json(indent=2) + "\n")
+    unset = {k for k in _MO_FIELDS if getattr(status, k) is None}
+    _atomic_write(directory / "status.json", status.model_dump_json(indent=2, exclude=unset) + "\n")
+
+
+def write_pareto_plot(directory: Path, status: ExperimentStatus, trials: list[dict[str, Any]]) -> Path | None:
+    """pareto.svg: every succeeded trial on the first two objectives, the front highlighted.
+    Plain SVG text, so no plotting library is needed. None for single-objective experiments."""
+    if not status.objectives or status.paretoFront is None:
+        return None
+    names = [o.name for o in status.objectives]
+    points = []
+    for t in trials:
+        m = t.get("metrics")
+        if t.get("state") == "SUCCEEDED" and isinstance(m, dict) and all(n in m for n in names[:2]):
+            points.append((t["name"], float(m[names[0]]), float(m[names[1]])))
+    front = {p.name for p in status.paretoFront}
+    svg = pareto_svg(points, front, [(o.name, o.optimizeMode) for o in status.objectives], title=f"Pareto front ({len(front)} of {len(points)} trials)")
+    path = directory / "pareto.svg"
+    _atomic_write(path, svg)
+    return path
+
+
+def format_pareto(status: ExperimentStatus, limit: int = 10) -> list[str]:
+    """Lines describing the front and each objective's best, for the end of `autotune run`."""
+    if not status.objectives or status.paretoFront is None:
+        return []
+    goals = ", ".join(f"{o.name} ({o.optimizeMode})" for o in status.objectives)
+    out = [f"pareto front: {len(status.paretoFront)} trial(s) on {goals}"]
+    for p in status.paretoFront[:limit]:
+        vals = " ".join(f"{k}={v:.6g}" for k, v in p.values.items())
+        out.append(f"  {p.name}: {vals} parameters={p.parameters}")
+    if len(status.paretoFront) > limit:
+        out.append(f"  ... and {len(status.paretoFront) - limit} more (status.json)")
+    for b in status.bestTrials or []:
+        out.append(f"best {b.objective} ({b.optimizeMode}): {b.name} {b.objective}={b.values[b.objective]:.6g}")
+    return out
 
 
 def write_trials_csv(directory: Path, trials: list[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from tuner_server.assessors import assessor_names, create_assessor
 from tuner_server.history import OptimizeMode
+from tuner_server.objectives import Objective, duplicate_names
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.tuners import Tuner, TunerArgsError, create_tuner, tuner_classes
 
@@ -166,6 +167,23 @@ class ExperimentSpec(_Model):
     storage: StorageSpec | str | None = None
     # AutoTune extension: the RNG seed, so a run can be repeated.
     seed: int = Field(default=0, ge=0)
+    # AutoTune extension: several objectives, each a key of the reported metric dict with
+    # its own direction (then no optimize_mode anywhere). Absent: one objective, as in NNI.
+    objectives: list[Objective] | None = None
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list[Objective] | None) -> list[Objective] | None:
+        if v is None:
+            return v
+        if len(v) < 2:
+            raise ValueError(
+                "needs at least 2 objectives; for one objective leave spec.objectives out and set optimize_mode in classArgs"
+            )
+        dup = duplicate_names(v)
+        if dup:
+            raise ValueError(f"objective name(s) {dup} appear more than once; each objective needs its own metric")
+        return v
 
     @model_validator(mode="after")
     def _tuner_or_advisor(self) -> "ExperimentSpec":
@@ -243,6 +261,7 @@ class Experiment:
             ),
             "optimizeMode": self.optimize_mode.value,
             "seed": s.seed,
+            **({"objectives": [o.model_dump(mode="json") for o in s.objectives]} if s.objectives else {}),
         }
 
 
@@ -339,6 +358,10 @@ def validate_manifest(doc: Any) -> Experiment:
         raise SpecError([f"spec.{e}"]) from None
     mode, source = resolve_mode(spec)
     warnings: list[str] = []
+    objectives = [o.optimizeMode for o in spec.objectives or []]
+    if spec.objectives:
+        problems += _multi_objective_problems(spec)
+        mode, source = spec.objectives[0].optimizeMode, "spec.objectives[0]"
     if spec.tuner is not None:
         algorithm, args, where = spec.tuner.builtinTunerName, dict(spec.tuner.classArgs), "spec.tuner"
     else:
@@ -351,11 +374,12 @@ def validate_manifest(doc: Any) -> Experiment:
     tuner: Tuner | None = None
     if not problems:
         try:
-            tuner = create_tuner(algorithm, space, with_mode(algorithm, args, mode), seed=spec.seed)
+            tuner_args = args if objectives else with_mode(algorithm, args, mode)
+            tuner = create_tuner(algorithm, space, tuner_args, seed=spec.seed, objectives=objectives)
             warnings += tuner.warnings
         except TunerArgsError as e:
             problems.append(f"{where}: {e}")
-    if spec.assessor is not None:
+    if spec.assessor is not None and not spec.objectives:
         a = spec.assessor
         try:
             assessor = create_assessor(a.builtinAssessorName, a.classArgs, default_mode=mode)
@@ -372,6 +396,24 @@ def validate_manifest(doc: Any) -> Experiment:
     if source.startswith("default"):
         warnings.append("no optimize_mode given anywhere: the objective is maximized")
     return Experiment(m, space, mode, source, algorithm, args, warnings)
+
+
+def _multi_objective_problems(spec: ExperimentSpec) -> list[str]:
+    """spec.objectives gives every direction: nothing else may give one, and early stopping
+    (which compares one curve across trials) has no single metric to compare."""
+    problems = []
+    for where, block in (("spec.tuner", spec.tuner), ("spec.advisor", spec.advisor), ("spec.assessor", spec.assessor)):
+        if block is not None and "optimize_mode" in block.classArgs:
+            problems.append(
+                f"{where}.classArgs.optimize_mode: conflicts with spec.objectives, which gives each objective its "
+                f"optimizeMode; remove it"
+            )
+    if spec.assessor is not None:
+        problems.append(
+            "spec.assessor: early stopping compares one metric across trials and is not available with "
+            "spec.objectives; remove the assessor"
+        )
+    return problems
 
 
 def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner | None) -> list[str]:

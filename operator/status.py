@@ -27,6 +27,25 @@ class BestTrial(BaseModel):
     value: float
 
 
+class ObjectiveStatus(BaseModel):
+    name: str
+    optimizeMode: str
+
+
+class ParetoTrial(BaseModel):
+    """A succeeded trial of a multi-objective experiment with each objective's value."""
+
+    name: str
+    sequence: int
+    parameters: dict[str, Any]
+    values: dict[str, float]
+
+
+class ObjectiveBest(ParetoTrial):
+    objective: str
+    optimizeMode: str
+
+
 class ExperimentStatus(BaseModel):
     phase: Phase
     message: str = ""
@@ -35,6 +54,11 @@ class ExperimentStatus(BaseModel):
     completionTime: str | None = None
     trials: TrialCounts = Field(default_factory=TrialCounts)
     bestTrial: BestTrial | None = None
+    # Multi-objective experiments only (spec.objectives): bestTrial is then null, as no
+    # single trial is best; the front and each objective's best stand in for it.
+    objectives: list[ObjectiveStatus] | None = None
+    paretoFront: list[ParetoTrial] | None = None
+    bestTrials: list[ObjectiveBest] | None = None
 
 
 def iso(ts: float | None) -> str | None:
@@ -55,4 +79,7 @@ def build_status(
         completionTime=iso(completion) if phase.terminal else None,
         trials=TrialCounts(**summary["trials"]),
         bestTrial=BestTrial(**best) if best else None,
+        objectives=[ObjectiveStatus(**o) for o in summary["objectives"]] if "objectives" in summary else None,
+        paretoFront=[ParetoTrial(**t) for t in summary["paretoFront"]] if "paretoFront" in summary else None,
+        bestTrials=[ObjectiveBest(**t) for t in summary["bestTrials"]] if "bestTrials" in summary else None,
     )

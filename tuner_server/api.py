@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tuner_server.engine import Engine, EngineError, ExperimentConfig, NotNow, metric_value, trial_view
+from tuner_server.engine import Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 
@@ -32,13 +32,13 @@ class SuggestRequest(BaseModel):
 
 class MetricRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    metric: Any = Field(description="a number, or a dict whose default key is the objective")
+    metric: Any = Field(description="a number, or a dict whose default key is the objective (or with the keys of spec.objectives)")
     step: int | None = Field(default=None, ge=0)
 
     @field_validator("metric")
     @classmethod
     def _metric(cls, v: Any) -> Any:
-        metric_value(v)  # raises ValueError naming what is wrong
+        check_metric_shape(v)  # raises ValueError naming what is wrong; the engine checks the keys
         return v
 
 

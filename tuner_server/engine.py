@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tuner_server.assessors import Assessor, create_assessor
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
+from tuner_server.objectives import MetricError, Objective, curve_value, metric_vector
+from tuner_server.pareto import pareto_front, to_losses
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.store import Store, StoredExperiment, StoredTrial
 from tuner_server.tuners import NoMoreTrials, TryLater, Tuner, TunerArgsError, create_tuner
@@ -39,6 +41,8 @@ class ExperimentConfig(BaseModel):
     assessor: AlgorithmSpec | None = None
     optimizeMode: OptimizeMode = OptimizeMode.MAXIMIZE
     seed: int = Field(default=0, ge=0)
+    # Several objectives (spec.objectives); None for a single-objective experiment.
+    objectives: list[Objective] | None = None
 
 
 class EngineError(Exception):
@@ -54,6 +58,12 @@ class Conflict(EngineError):
 
 
 class InvalidConfig(EngineError):
+    status = 422
+
+
+class BadMetric(EngineError):
+    """A reported metric this experiment cannot use (a missing objective, not a number)."""
+
     status = 422
 
 
@@ -94,6 +104,10 @@ class Hosted:
     def mode(self) -> OptimizeMode:
         return self.config.optimizeMode
 
+    @property
+    def objectives(self) -> list[Objective]:
+        return self.config.objectives or []
+
     def history(self) -> list[TrialRecord]:
         return [t.record for t in self.trials]
 
@@ -117,6 +131,18 @@ def metric_value(metric: Any) -> tuple[float, Any]:
     return float(value), metric
 
 
+def check_metric_shape(metric: Any) -> None:
+    """What any experiment accepts: a finite number or a non-empty dict. Which keys the
+    dict needs (``default``, or the names in spec.objectives) is checked per experiment."""
+    if isinstance(metric, Mapping):
+        if not metric:
+            raise ValueError("a metric dict must not be empty")
+        if "default" in metric:
+            metric_value(metric)
+        return
+    metric_value(metric)
+
+
 def build_algorithms(config: ExperimentConfig) -> tuple[SearchSpace, Tuner, Assessor | None]:
     try:
         space = parse_search_space(config.searchSpace)
@@ -124,7 +150,8 @@ def build_algorithms(config: ExperimentConfig) -> tuple[SearchSpace, Tuner, Asse
         raise InvalidConfig(str(e)) from None
     args = dict(config.tuner.classArgs)
     try:
-        tuner = create_tuner(config.tuner.name, space, args, seed=config.seed)
+        objectives = [o.optimizeMode for o in config.objectives or []]
+        tuner = create_tuner(config.tuner.name, space, args, seed=config.seed, objectives=objectives)
     except TunerArgsError as e:
         raise InvalidConfig(f"tuner: {e}") from None
     assessor = None
@@ -147,6 +174,11 @@ class Engine:
             space, tuner, assessor = build_algorithms(config)
             h = Hosted(se, config, space, tuner, assessor)
             for st in store.trials(se.id):
+                if config.objectives and st.record.metrics is not None:
+                    try:  # the vector is derived from the stored metric dict, not stored twice
+                        st.record.values = metric_vector(st.record.metrics, config.objectives)
+                    except MetricError:
+                        pass
                 h.add(st)
             self._experiments[se.id] = h
 
@@ -235,8 +267,11 @@ class Engine:
 
     def report_intermediate(self, exp_id: str, trial_id: str, metric: Any, step: int | None = None) -> bool:
         """Record an intermediate metric; True when the trial should stop (assessor or stop)."""
-        value, raw = metric_value(metric)
         h = self.get(exp_id)
+        try:
+            value, raw = (curve_value(metric, h.objectives), metric) if h.objectives else metric_value(metric)
+        except ValueError as e:
+            raise BadMetric(str(e)) from None
         with h.lock:
             t = self.trial(exp_id, trial_id)
             if t.record.state.ended:
@@ -262,8 +297,20 @@ class Engine:
             return t.stop_requested
 
     def report_final(self, exp_id: str, trial_id: str, metric: Any) -> None:
-        value, raw = metric_value(metric)
         h = self.get(exp_id)
+        values: tuple[float, ...] | None = None
+        try:
+            if h.objectives:
+                values = metric_vector(metric, h.objectives)
+                value, raw = values[0], metric
+            else:
+                value, raw = metric_value(metric)
+        except ValueError as e:
+            if h.objectives and trial_id in h.by_id and not h.by_id[trial_id].record.state.ended:
+                # The trial cannot give this experiment a result: it fails now, saying why
+                # (the process exits on the SDK's error and its end keeps this reason).
+                self.end(exp_id, trial_id, None, message=f"bad final metric: {e}")
+            raise BadMetric(str(e)) from None
         with h.lock:
             t = self.trial(exp_id, trial_id)
             if t.record.state.ended:
@@ -271,6 +318,7 @@ class Engine:
             self.store.set_final(exp_id, trial_id, value, raw)
             t.record.value = value
             t.record.metrics = raw if isinstance(raw, Mapping) else None
+            t.record.values = values
 
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None:
         h = self.get(exp_id)
@@ -349,9 +397,27 @@ class Engine:
                     "earlyStopped": counts[TrialState.EARLY_STOPPED],
                     "stopped": counts[TrialState.STOPPED],
                 },
-                "bestTrial": trial_brief(best) if best else None,
+                "bestTrial": trial_brief(best) if best and not h.objectives else None,
+                **(self._multi_objective_view(h) if h.objectives else {}),
                 "stopRequested": [t.record.trial_id for t in h.trials if t.stop_requested and not t.record.state.ended],
             }
+
+    def _multi_objective_view(self, h: Hosted) -> dict[str, Any]:
+        """The Pareto front of the succeeded trials and the best trial of each objective."""
+        objs = h.objectives
+        done = [t for t in h.trials if t.record.state is TrialState.SUCCEEDED and t.record.values is not None]
+        losses = [to_losses(t.record.values or (), [o.optimizeMode for o in objs]) for t in done]
+        front = [done[i] for i in pareto_front(losses)]
+        best_each = []
+        for k, o in enumerate(objs):
+            if done:
+                b = min(range(len(done)), key=lambda i: (losses[i][k], done[i].record.sequence))
+                best_each.append({"objective": o.name, "optimizeMode": o.optimizeMode.value, **pareto_brief(done[b], objs)})
+        return {
+            "objectives": [o.model_dump(mode="json") for o in objs],
+            "paretoFront": [pareto_brief(t, objs) for t in sorted(front, key=lambda t: t.record.values or ())],
+            "bestTrials": best_each,
+        }
 
     def trials_view(self, exp_id: str) -> list[dict[str, Any]]:
         h = self.get(exp_id)
@@ -362,6 +428,16 @@ class Engine:
 def trial_brief(t: StoredTrial) -> dict[str, Any]:
     r = t.record
     return {"name": r.trial_id, "sequence": r.sequence, "parameters": dict(r.parameters), "value": r.value}
+
+
+def pareto_brief(t: StoredTrial, objectives: list[Objective]) -> dict[str, Any]:
+    r = t.record
+    return {
+        "name": r.trial_id,
+        "sequence": r.sequence,
+        "parameters": dict(r.parameters),
+        "values": {o.name: v for o, v in zip(objectives, r.values or ())},
+    }
 
 
 def trial_view(t: StoredTrial) -> dict[str, Any]:

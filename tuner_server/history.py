@@ -42,6 +42,9 @@ class TrialRecord:
     state: TrialState = TrialState.WAITING
     value: float | None = None
     metrics: Mapping[str, Any] | None = None  # the final metric dict, when a dict was reported
+    # Multi-objective experiments: the final value of each of spec.objectives, in their
+    # order, as reported (not negated); ``value`` then holds the first of them.
+    values: tuple[float, ...] | None = None
     intermediate: list[float] = field(default_factory=list)
 
     @property

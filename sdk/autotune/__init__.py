@@ -91,9 +91,13 @@ get_current_parameter = get_next_parameter
 
 
 def _check_metric(metric: Any) -> Any:
-    value = metric.get("default") if isinstance(metric, dict) else metric
+    # A dict without 'default' is a multi-objective result ({"accuracy": .., "size": ..}):
+    # the tuner server checks it against the experiment's spec.objectives.
     if isinstance(metric, dict) and "default" not in metric:
-        raise ValueError("a metric dict needs a 'default' key holding the objective value")
+        if not metric:
+            raise ValueError("a metric dict needs a 'default' key (or the keys of the experiment's objectives)")
+        return metric
+    value = metric.get("default") if isinstance(metric, dict) else metric
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"the objective value must be a finite number, got {value!r}")
     return metric

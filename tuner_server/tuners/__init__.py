@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+from tuner_server.history import OptimizeMode
 from tuner_server.searchspace import SearchSpace
 from tuner_server.tuners.base import NoMoreTrials, TryLater, Tuner, TunerArgsError
 from tuner_server.tuners.batch import BatchTuner
@@ -19,11 +20,12 @@ def _register_optional() -> tuple[type[Tuner], ...]:
     from tuner_server.tuners.evolution import EvolutionTuner
     from tuner_server.tuners.gp import GPTuner
     from tuner_server.tuners.metis import MetisTuner
+    from tuner_server.tuners.motpe import MOTPETuner
     from tuner_server.tuners.pbt import PBTTuner
     from tuner_server.tuners.ppo import PPOTuner
     from tuner_server.tuners.tpe import TPETuner
 
-    return (TPETuner, AnnealTuner, EvolutionTuner, GPTuner, MetisTuner, PBTTuner, PPOTuner)
+    return (TPETuner, AnnealTuner, EvolutionTuner, GPTuner, MetisTuner, PBTTuner, PPOTuner, MOTPETuner)
 
 
 def tuner_classes() -> dict[str, type[Tuner]]:
@@ -39,11 +41,25 @@ def tuner_names() -> list[str]:
     return sorted({c.name for c in tuner_classes().values()})
 
 
-def create_tuner(name: str, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0) -> Tuner:
+def multi_objective_tuner_names() -> list[str]:
+    return sorted({c.name for c in tuner_classes().values() if c.multi_objective})
+
+
+def create_tuner(
+    name: str, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0, objectives: Sequence[OptimizeMode] = ()
+) -> Tuner:
+    """``objectives``: the direction of each of spec.objectives (empty: one objective)."""
     cls = tuner_classes().get(str(name).lower())
     if cls is None:
         raise TunerArgsError(f"unknown builtinTunerName '{name}'; known tuners: {tuner_names()}")
-    return cls(space, class_args, seed)
+    if objectives and not cls.multi_objective:
+        raise TunerArgsError(
+            f"tuner {cls.name} optimizes a single objective but spec.objectives names {len(objectives)}; "
+            f"multi-objective tuners: {multi_objective_tuner_names()}"
+        )
+    tuner = cls(space, class_args, seed)
+    tuner.objectives = tuple(objectives)
+    return tuner
 
 
-__all__ = ["NoMoreTrials", "TryLater", "Tuner", "TunerArgsError", "create_tuner", "tuner_classes", "tuner_names"]
+__all__ = ["NoMoreTrials", "TryLater", "Tuner", "TunerArgsError", "create_tuner", "multi_objective_tuner_names", "tuner_classes", "tuner_names"]

@@ -42,6 +42,12 @@ class Tuner(ABC):
     ignored_args: ClassVar[frozenset[str]] = frozenset()
     #: default optimize_mode when classArgs omit it (NNI's default for the algorithm).
     default_mode: ClassVar[OptimizeMode] = OptimizeMode.MAXIMIZE
+    #: True for tuners that handle several objectives (spec.objectives): they read each
+    #: trial's ``values`` with the directions in ``self.objectives``. Others are refused
+    #: for a multi-objective experiment at validation time.
+    multi_objective: ClassVar[bool] = False
+    #: the direction of each objective (empty for a single-objective experiment).
+    objectives: tuple[OptimizeMode, ...] = ()
 
     def __init__(self, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0) -> None:
         self.space = space

@@ -67,6 +67,7 @@ def is_finite(space: SearchSpace) -> bool:
 
 class GridSearchTuner(Tuner):
     name = "GridSearch"
+    multi_objective = True  # never reads results, so any number of objectives works
     aliases = ("Grid", "GridSearchTuner")
     supported_types = Tuner.supported_types | {"layer_choice", "input_choice"}
     ignored_args = frozenset({"optimize_mode"})

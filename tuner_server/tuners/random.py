@@ -12,6 +12,7 @@ from tuner_server.tuners.base import Tuner
 
 class RandomTuner(Tuner):
     name = "Random"
+    multi_objective = True  # never reads results, so any number of objectives works
     aliases = ("RandomSearch",)
     default_mode = OptimizeMode.MINIMIZE
     # Random has nothing to optimize; seed forms of the hyperopt family pass these.

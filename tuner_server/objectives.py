@@ -1,0 +1,74 @@
+"""Multi-objective experiments: the objectives and how a reported metric maps onto them.
+
+An experiment names its objectives in ``spec.objectives``, e.g.::
+
+    objectives:
+      - {name: accuracy, optimizeMode: maximize}
+      - {name: model_size, optimizeMode: minimize}
+
+and each trial reports a dict holding those keys (``report_final_result({"accuracy": 0.97,
+"model_size": 12034})``). The direction word is NNI's ``optimize_mode`` (also Katib's
+``objective.type``) in the CRD's camelCase, the same key the status already carries.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tuner_server.history import OptimizeMode
+
+
+class Objective(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128, description="the key of the reported metric dict")
+    optimizeMode: OptimizeMode
+
+
+class MetricError(ValueError):
+    """A reported metric does not give every objective a finite number."""
+
+
+def _number(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise MetricError(f"objective '{name}' must be a number, got {v!r}")
+    if not math.isfinite(v):
+        raise MetricError(f"objective '{name}' must be finite, got {v!r}")
+    return float(v)
+
+
+def metric_vector(metric: Any, objectives: Sequence[Objective]) -> tuple[float, ...]:
+    """The value of each objective in a reported final metric (a dict with their names)."""
+    names = [o.name for o in objectives]
+    if not isinstance(metric, Mapping):
+        raise MetricError(f"the final metric must be a dict with keys {names} (spec.objectives), got {metric!r}")
+    missing = [n for n in names if n not in metric]
+    if missing:
+        raise MetricError(
+            f"the final metric misses objective(s) {missing} named in spec.objectives; it has keys {sorted(map(str, metric))}"
+        )
+    return tuple(_number(n, metric[n]) for n in names)
+
+
+def curve_value(metric: Any, objectives: Sequence[Objective]) -> float:
+    """The number an intermediate report adds to the trial's curve: the number itself, else
+    the dict's ``default``, else its first objective (intermediate reports are progress, not
+    results, so they need not carry every objective)."""
+    if isinstance(metric, Mapping):
+        for key in ("default", *(o.name for o in objectives[:1])):
+            if key in metric:
+                return _number(key, metric[key])
+        raise MetricError(f"an intermediate metric dict needs 'default' or '{objectives[0].name}', got keys {sorted(map(str, metric))}")
+    return _number("intermediate", metric)
+
+
+def duplicate_names(objectives: Sequence[Objective]) -> list[str]:
+    seen: set[str] = set()
+    dup = []
+    for o in objectives:
+        if o.name in seen and o.name not in dup:
+            dup.append(o.name)
+        seen.add(o.name)
+    return dup

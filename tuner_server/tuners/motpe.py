@@ -1,0 +1,115 @@
+"""MOTPE: multi-objective TPE (Ozaki et al., GECCO 2020; the algorithm behind Optuna's
+multi-objective TPESampler), on top of our TPE.
+
+TPE models the good trials l(x) and the rest g(x) and proposes the candidate maximising
+l(x)/g(x). With several objectives there is no single loss to rank trials by, so MOTPE
+ranks them by Pareto dominance instead:
+
+* completed trials are sorted into non-dominated fronts (rank 0 = the Pareto front);
+* the good set is the best ``n = min(ceil(gamma * N), 25)`` trials in that order (a share of
+  N, not of sqrt(N) as single-objective TPE: a front needs more points than an optimum);
+* within the front that the cut falls into, trials adding more hypervolume come first, so
+  the good set keeps the front's spread rather than one crowded corner;
+* trials still running count as dominated (the bad set): the next suggestions move away
+  from them, which spreads concurrent trials out.
+
+Everything else (Parzen estimators, candidates, nested choices, no repeats) is TPE's.
+Like every tuner it is a pure function of the history and the RNG. Given a
+single-objective experiment it behaves as TPE.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from tuner_server.history import OptimizeMode, TrialRecord
+from tuner_server.pareto import hypervolume_contributions, non_dominated_ranks, reference_point
+from tuner_server.tuners.base import NoMoreTrials, TunerArgsError
+from tuner_server.tuners.tpe import Observations, TPETuner, fresh_prior_sample, flat_key
+
+
+def motpe_order(losses: Sequence[Sequence[float]], n_good: int) -> np.ndarray:
+    """Position of every loss vector in MOTPE's order (0 = best): by non-dominated rank,
+    then, inside the rank that the good set's cut splits, by hypervolume contribution."""
+    n = len(losses)
+    if n == 0:
+        return np.zeros(0)
+    ranks = non_dominated_ranks(losses)
+    tiebreak = np.zeros(n)
+    by_rank = np.asarray(ranks)
+    counted = 0
+    for r in range(max(ranks) + 1):
+        members = np.flatnonzero(by_rank == r)
+        if counted < n_good < counted + len(members):
+            pts = [losses[i] for i in members]
+            contrib = hypervolume_contributions(pts, reference_point(losses))
+            tiebreak[members] = -np.asarray(contrib)
+            break
+        counted += len(members)
+    order = np.lexsort((np.arange(n), tiebreak, by_rank))  # rank, then -contribution, then age
+    pos = np.empty(n)
+    pos[order] = np.arange(n)
+    return pos
+
+
+class MOTPETuner(TPETuner):
+    name = "MOTPE"
+    aliases = ("MOTPETuner", "MultiObjectiveTPE")
+    default_mode = OptimizeMode.MINIMIZE
+    multi_objective = True
+
+    def configure(self, args: dict[str, Any]) -> None:
+        tpe_args = args.get("tpe_args") or {}
+        if not isinstance(tpe_args, Mapping):
+            raise TunerArgsError(f"{self.name} classArgs.tpe_args must be an object, got {tpe_args!r}")
+        if "constant_liar_type" in args or "constant_liar_type" in tpe_args:
+            raise TunerArgsError(f"{self.name} does not take constant_liar_type: running trials always count as dominated")
+        # MOTPE's own defaults (Optuna's): 10 random trials first; gamma is the good share of N.
+        defaults = {"n_startup_jobs": 10, "gamma": 0.1}
+        super().configure({**args, "tpe_args": {**defaults, **tpe_args}})
+
+    def _split(self, idx: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.objectives:
+            return super()._split(idx, losses)
+        m = len(idx)
+        n_below = min(int(math.ceil(self.gamma * m)), 25) if m else 0
+        order = np.argsort(losses[idx], kind="stable")
+        return np.sort(order[:n_below]), np.sort(order[n_below:])
+
+    def _mo_observations(self, history: Sequence[TrialRecord]) -> Observations:
+        flats: list[dict[str, Any]] = []
+        vectors: list[tuple[float, ...]] = []
+        pending: list[dict[str, Any]] = []
+        seen: set[tuple] = set()
+        for t in sorted(history, key=lambda t: t.sequence):
+            flat, key = self._memo.flat(t)
+            if key is not None:
+                seen.add(key)
+            if flat is None:
+                continue
+            if not t.state.ended:
+                pending.append(flat)
+            elif t.values is not None and len(t.values) == len(self.objectives) and all(map(math.isfinite, t.values)):
+                flats.append(flat)
+                vectors.append(tuple(m.loss(v) for m, v in zip(self.objectives, t.values)))
+        n_good = min(int(math.ceil(self.gamma * (len(flats) + len(pending)))), 25)
+        pos = motpe_order(vectors, n_good)
+        # Pending trials rank after every result: in g(x), never in l(x).
+        losses = np.concatenate([pos, np.full(len(pending), float(len(flats)))]) if pending else pos
+        return Observations(flats + pending, losses, len(flats), seen)
+
+    def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
+        if not self.objectives:
+            return super().suggest(history, rng)
+        obs = self._mo_observations(history)
+        if self._card is not None and len(obs.seen) >= self._card:
+            raise NoMoreTrials(f"all {self._card} configurations of the search space were tried")
+        if obs.n_completed < max(self.n_startup, 1):
+            return self.space.to_parameters(fresh_prior_sample(self.space, obs.seen, rng, self._card))
+        flat, ranked = self._propose(self._columns(obs), obs.losses, rng)
+        if flat_key(flat) in obs.seen:
+            flat = self._dedup(flat, ranked, obs.seen, rng)
+        return self.space.to_parameters(flat)
