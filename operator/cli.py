@@ -1,6 +1,6 @@
 """`autotune`: run an AutoTuneExperiment on this machine, or check one.
 
-    autotune run EXPERIMENT.yaml [--output DIR] [--workdir DIR] [--devices 0,1]
+    autotune run EXPERIMENT.yaml [--output DIR] [--workdir DIR] [--devices 0,1] [--ui]
     autotune validate EXPERIMENT.yaml
 
 Exit codes of `run`: 0 DONE or TIMEOUT, 1 ERROR, 2 invalid experiment, 130 interrupted.
@@ -32,6 +32,7 @@ from tuner_server.engine import Conflict, Engine
 from tuner_server.store import Store
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+from tuner_server.ui import UiOptions, local_phase, local_trial_log
 
 
 class LocalSetupError(ValueError):
@@ -140,15 +141,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         token = secrets.token_urlsafe(32)
         engine = Engine(Store(out / "autotune.db"))
-        server = EmbeddedServer(engine, token).__enter__()
+        ui = UiOptions(trial_log=local_trial_log(out), phase=local_phase(out))
+        server = EmbeddedServer(engine, token, ui=ui).__enter__()
         client, url = InProcessClient(engine), server.url
     controller = ExperimentController(exp, exp_id, client, executor, url)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    if args.ui:
+        _announce_ui(server, url, exp_id)
     try:
         try:
             status = controller.run(on_status)
         except KeyboardInterrupt:
             status = controller.interrupt("interrupted by the user; run the same command again to continue")
+            if server is not None and args.ui:
+                _keep_ui_open(server, status)
             on_status(status)
             progress.close()
             print(f"autotune: interrupted; every trial process was stopped. Results in {out}", file=sys.stderr)
@@ -170,6 +176,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _print_result(s: ExperimentStatus, out: Path) -> None:
     c = s.trials
+def _announce_ui(server: EmbeddedServer | None, url: str, exp_id: str) -> None:
+    """Where to look. The embedded server's random admin token is never shown: the link
+    carries a single-use login code instead, so the URL is worthless once opened."""
+    if server is None:
+        print(f"autotune: web UI: {url}/ui/experiments/{exp_id} (log in with the server's viewer or admin token)", file=sys.stderr)
+        return
+    link = server.login_link(f"/ui/experiments/{exp_id}")
+    print(f"autotune: web UI (single-use login link, this machine only): {link}", file=sys.stderr)
+
+
+def _keep_ui_open(server: EmbeddedServer, status: ExperimentStatus) -> None:
+    """After the run, keep serving the UI until the user is done looking (a terminal only)."""
+    if not sys.stdin.isatty():
+        return
+    print(f"autotune: experiment {status.phase.value}; the web UI stays at {server.url}/ui/ "
+          f"(new login link: {server.login_link()}). Press Enter or Ctrl-C to exit.", file=sys.stderr)
+    try:
+        sys.stdin.readline()
+    except KeyboardInterrupt:
+        pass
+
+
     print(f"experiment {s.phase.value}: {s.message}")
     print(f"trials: {c.total} total, {c.succeeded} succeeded, {c.failed} failed, {c.earlyStopped} early-stopped, {c.stopped} stopped")
     if s.bestTrial:
@@ -197,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("-v", "--verbose", action="store_true", help="log every trial start and end")
     v = sub.add_parser("validate", help="check an experiment file and exit (0 valid, 2 invalid)")
     v.add_argument("experiment")
+    r.add_argument("--ui", action="store_true", help="serve the web UI while the experiment runs and print a login link")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")

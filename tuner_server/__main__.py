@@ -11,6 +11,7 @@ import uvicorn
 from tuner_server.api import create_app
 from tuner_server.engine import Engine
 from tuner_server.store import Store
+from tuner_server.ui import UiOptions
 
 
 def _admin_token(args: argparse.Namespace) -> str:
@@ -23,6 +24,14 @@ def _admin_token(args: argparse.Namespace) -> str:
     return token
 
 
+def _viewer_token(args: argparse.Namespace) -> str | None:
+    """The web UI's read-only token (optional: the admin token always logs in too)."""
+    if args.viewer_token_file:
+        with open(args.viewer_token_file, encoding="utf-8") as f:
+            return f.read().strip() or None
+    return os.environ.get("AUTOTUNE_VIEWER_TOKEN") or None
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="autotune-tuner-server", description=__doc__)
     p.add_argument("--db", default=os.environ.get("AUTOTUNE_DB", "autotune.db"), help="SQLite file (default autotune.db)")
@@ -30,8 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=int(os.environ.get("AUTOTUNE_PORT", "8080")))
     p.add_argument("--admin-token-file", help="file holding the admin token (else $AUTOTUNE_ADMIN_TOKEN)")
     p.add_argument("--log-level", default="warning")
+    p.add_argument("--viewer-token-file", help="file holding the web UI's read-only token (else $AUTOTUNE_VIEWER_TOKEN)")
     args = p.parse_args(argv)
-    app = create_app(Engine(Store(args.db)), _admin_token(args))
+    app = create_app(Engine(Store(args.db)), _admin_token(args), UiOptions(viewer_token=_viewer_token(args)))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
 
 

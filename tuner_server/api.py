@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuner_server.engine import Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
+from tuner_server.ui import UiOptions, install_ui
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 
@@ -54,7 +55,7 @@ class StopRequest(BaseModel):
     reason: str = Field(default="stop requested", max_length=1024)
 
 
-def create_app(engine: Engine, admin_token: str) -> FastAPI:
+def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None) -> FastAPI:
     if len(admin_token) < 16:
         raise ValueError("the admin token must be at least 16 characters")
     app = FastAPI(title="AutoTune tuner server", version="v1")
@@ -145,4 +146,6 @@ def create_app(engine: Engine, admin_token: str) -> FastAPI:
     def end(exp_id: str, trial_id: str, body: EndRequest) -> dict[str, str]:
         return {"state": engine.end(exp_id, trial_id, body.exitCode, body.killed, body.message).value}
 
+    # The read-only web UI (pages + /ui/api); its state issues local mode's login codes.
+    app.state.ui = install_ui(app, engine, admin_token, ui)
     return app

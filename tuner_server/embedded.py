@@ -9,20 +9,25 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from urllib.parse import urlencode
 
 import uvicorn
 
 from tuner_server.api import create_app
 from tuner_server.engine import Engine
+from tuner_server.ui import UiOptions
 
 
 class EmbeddedServer:
-    def __init__(self, engine: Engine, admin_token: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, engine: Engine, admin_token: str, host: str = "127.0.0.1", port: int = 0, ui: UiOptions | None = None
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.url = f"http://{host}:{self._sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(engine, admin_token), log_level="warning", access_log=False, lifespan="off")
+        self.app = create_app(engine, admin_token, ui)
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the CLI owns signals
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
@@ -35,6 +40,10 @@ class EmbeddedServer:
                 raise RuntimeError("the embedded tuner server did not start")
             time.sleep(0.01)
         return self
+
+    def login_link(self, page: str = "/ui/") -> str:
+        """A single-use link that logs a browser into the web UI (the code is not a token)."""
+        return f"{self.url}/ui/login?{urlencode({'code': self.app.state.ui.codes.issue(), 'next': page})}"
 
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True

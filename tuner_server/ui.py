@@ -1,0 +1,291 @@
+"""AutoTune Web: the read-only web UI, served by the tuner server on its own port.
+
+Pages are static files (tuner_server/web/); they fetch JSON from ``/ui/api/...`` and draw
+with the vendored ECharts build, so nothing is built or templated at run time and no
+secret can end up in a page. Who may look: a browser session made by logging in with the
+viewer (or admin) token, see ui_auth.py; scripts may instead send that token as a bearer
+token. Every route here only reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from tuner_server.engine import Engine, Hosted
+from tuner_server.history import TrialState
+from tuner_server.ui_auth import LoginCodes, Role, Session, Sessions, TokenCheck
+
+WEB = Path(__file__).parent / "web"
+COOKIE = "autotune_ui"
+LOG_TAIL_BYTES = 1 << 20  # a trial log can be huge; the page shows its end
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+@dataclass(frozen=True)
+class UiOptions:
+    """What the embedding process knows beyond the engine.
+
+    ``trial_log`` finds a trial's log file (local mode writes them); ``phase`` tells an
+    experiment's phase when the process runs its controller (the tuner server alone only
+    sees trials). Without them the UI says how to get the log and derives an activity label.
+    """
+
+    viewer_token: str | None = None
+    trial_log: Callable[[str, str], Path | None] | None = None
+    phase: Callable[[str], str | None] | None = None
+    session_ttl: float = 12 * 3600
+    login_code_ttl: float = 600
+
+
+@dataclass
+class UiState:
+    tokens: TokenCheck
+    sessions: Sessions
+    codes: LoginCodes
+    options: UiOptions = field(default_factory=UiOptions)
+
+
+def revision(h: Hosted) -> str:
+    """A fingerprint of everything the experiment page shows; changes whenever a trial does.
+
+    O(trials) over in-memory state, so a poll that finds nothing new costs no JSON of the
+    whole history.
+    """
+    with h.lock:
+        parts = [len(h.trials)]
+        for t in h.trials:
+            r = t.record
+            parts.append(hash((r.state.value, len(r.intermediate), r.value, t.stop_requested, t.started, t.ended)))
+    return format(hash(tuple(parts)) & 0xFFFFFFFFFFFF, "x")
+
+
+def derived_phase(summary: dict[str, Any]) -> str:
+    """The tuner server alone does not know the controller's phase; say what it can see."""
+    c = summary.get("trials") or {}
+    if c.get("running", 0) or c.get("waiting", 0):
+        return "RUNNING"
+    return "IDLE" if c.get("total", 0) else "PENDING"
+
+
+def _search_space(h: Hosted) -> Any:
+    try:
+        return json.loads(h.config.searchSpace)
+    except ValueError:
+        return None
+
+
+def _safe_next(value: str | None) -> str:
+    """Only redirect within the UI after login (no open redirect)."""
+    if value and value.startswith("/ui/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/ui/"
+
+
+def _same_origin(request: Request) -> bool:
+    """Refuse a form posted from another site (login CSRF). Browsers send Sec-Fetch-Site
+    and Origin on a POST; a client that sends neither (curl, a script) is not a browser
+    that could be tricked."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+    return True
+
+
+def _secure(request: Request) -> bool:
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+    return proto.split(",")[0].strip() == "https"
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(WEB / name, media_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOptions | None = None) -> UiState:
+    """Add the UI's routes and static files to ``app``; returns its state (to issue login codes)."""
+    opts = options or UiOptions()
+    state = UiState(TokenCheck(admin_token, opts.viewer_token), Sessions(ttl=opts.session_ttl), LoginCodes(ttl=opts.login_code_ttl), opts)
+    router = APIRouter()
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        if request.url.path.startswith("/ui"):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            # A login code in the address bar must never travel to another site as a Referer.
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    def session_of(request: Request) -> Session | None:
+        return state.sessions.get(request.cookies.get(COOKIE))
+
+    def viewer(request: Request) -> Role:
+        """A session cookie, or the viewer/admin token as a bearer token (for scripts)."""
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            role = state.tokens.role(auth[7:].strip())
+            if role is None:
+                raise HTTPException(403, "token not valid for the web UI (use the viewer or admin token)")
+            return role
+        s = session_of(request)
+        if s is None:
+            raise HTTPException(401, "log in at /ui/login", headers={"WWW-Authenticate": "Bearer"})
+        return s.role
+
+    Viewer = Depends(viewer)
+
+    def start_session(role: Role, request: Request, to: str) -> RedirectResponse:
+        r = RedirectResponse(to, status_code=303)
+        r.set_cookie(
+            COOKIE, state.sessions.create(role), max_age=int(state.sessions.ttl), path="/ui",
+            httponly=True, samesite="strict", secure=_secure(request),
+        )
+        return r
+
+    # ----- pages -----
+    @router.get("/ui", include_in_schema=False)
+    def ui_root() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=307)
+
+    @router.get("/ui/", include_in_schema=False)
+    def index(request: Request) -> Response:
+        if session_of(request) is None:
+            return RedirectResponse("/ui/login", status_code=303)
+        return _page("index.html")
+
+    @router.get("/ui/experiments/{exp_id}", include_in_schema=False)
+    def experiment_page(exp_id: str, request: Request) -> Response:
+        if session_of(request) is None:
+            return RedirectResponse("/ui/login?next=" + request.url.path, status_code=303)
+        return _page("experiment.html")
+
+    @router.get("/ui/login", include_in_schema=False)
+    def login_page(request: Request, code: str | None = None, next: str | None = None) -> Response:
+        if code is not None:
+            role = state.codes.redeem(code)
+            if role is None:
+                return RedirectResponse("/ui/login?error=code", status_code=303)
+            # Redirect at once: the code leaves the address bar (and the history entry).
+            return start_session(role, request, _safe_next(next))
+        return _page("login.html")
+
+    @router.post("/ui/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        if not _same_origin(request):
+            raise HTTPException(403, "cross-site login refused")
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        nxt = _safe_next((form.get("next") or [None])[0])
+        role = state.tokens.role(token) if token else None
+        if role is None:
+            return RedirectResponse("/ui/login?error=token", status_code=303)
+        return start_session(role, request, nxt)
+
+    @router.post("/ui/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        if not _same_origin(request):
+            raise HTTPException(403, "cross-site logout refused")
+        state.sessions.end(request.cookies.get(COOKIE))
+        r = RedirectResponse("/ui/login", status_code=303)
+        r.delete_cookie(COOKIE, path="/ui")
+        return r
+
+    # ----- read-only JSON for the pages -----
+    def with_phase(summary: dict[str, Any]) -> dict[str, Any]:
+        phase = opts.phase(summary["experimentId"]) if opts.phase else None
+        return {**summary, "phase": phase or summary.get("phase") or derived_phase(summary)}
+
+    def no_store(content: Any) -> JSONResponse:
+        return JSONResponse(content, headers={"Cache-Control": "no-store"})
+
+    @router.get("/ui/api/experiments", dependencies=[Viewer])
+    def experiments() -> JSONResponse:
+        return no_store([with_phase(engine.summary(h.stored.id)) for h in engine.list()])
+
+    @router.get("/ui/api/experiments/{exp_id}", dependencies=[Viewer])
+    def experiment(exp_id: str) -> JSONResponse:
+        h = engine.get(exp_id)
+        cfg = h.config
+        return no_store({
+            **with_phase(engine.summary(exp_id)),
+            "revision": revision(h),
+            "searchSpace": _search_space(h),
+            "tuner": cfg.tuner.name,
+            "assessor": cfg.assessor.name if cfg.assessor else None,
+            "logs": "file" if opts.trial_log else "kubectl",
+        })
+
+    @router.get("/ui/api/experiments/{exp_id}/trials", dependencies=[Viewer])
+    def trials(exp_id: str, rev: str | None = None) -> JSONResponse:
+        h = engine.get(exp_id)
+        current = revision(h)
+        if rev is not None and rev == current:
+            return no_store({"revision": current, "unchanged": True})
+        return no_store({"revision": current, "unchanged": False, "trials": engine.trials_view(exp_id)})
+
+    @router.get("/ui/api/experiments/{exp_id}/trials/{trial_id}/log", dependencies=[Viewer])
+    def trial_log(exp_id: str, trial_id: str) -> Response:
+        h = engine.get(exp_id)
+        engine.trial(exp_id, trial_id)  # 404 for a trial that is not in this experiment
+        path = opts.trial_log(exp_id, trial_id) if opts.trial_log else None
+        if path is None:
+            hint = (
+                f"The tuner server does not hold trial logs on a cluster. The trial runs as the workload "
+                f"'{trial_id}' in the namespace of experiment '{h.stored.name}':\n"
+                f"  kubectl logs -n <namespace> -l autotune.tensorstack.dev/trial={trial_id} --all-containers --prefix\n"
+            )
+            return PlainTextResponse(hint, status_code=404, headers={"Cache-Control": "no-store"})
+        if not path.is_file():
+            return PlainTextResponse(f"no log yet for {trial_id} (the trial has not started)\n", status_code=404)
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if size > LOG_TAIL_BYTES:
+                f.seek(size - LOG_TAIL_BYTES)
+            data = f.read(LOG_TAIL_BYTES)
+        prefix = f"[... first {size - LOG_TAIL_BYTES} bytes left out ...]\n".encode() if size > LOG_TAIL_BYTES else b""
+        return Response(prefix + data, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=WEB / "static"), name="ui-static")
+    return state
+
+
+def local_trial_log(output: Path) -> Callable[[str, str], Path | None]:
+    """Local mode's logs: ``<output>/trials/<trial>/trial.log`` (see executors/local.py)."""
+    root = output.resolve()
+
+    def find(exp_id: str, trial_id: str) -> Path | None:
+        p = (root / "trials" / trial_id / "trial.log").resolve()
+        # trial ids come from the engine, but never follow one out of the output folder
+        return p if os.path.commonpath([root, p]) == str(root) else None
+
+    return find
+
+
+def local_phase(output: Path) -> Callable[[str], str | None]:
+    """Local mode's phase: the controller writes it to ``<output>/status.json``."""
+    status = output / "status.json"
+
+    def phase(exp_id: str) -> str | None:
+        try:
+            value = json.loads(status.read_text(encoding="utf-8")).get("phase")
+        except (OSError, ValueError, AttributeError):
+            return None  # not written yet, or mid-replace
+        return value if isinstance(value, str) else None
+
+    return phase

@@ -1,0 +1,186 @@
+// ECharts options for each view, built from the trials. Pure functions: data in, option out.
+import { fmtNumber } from "./common.js";
+import { STATE_COLORS, axisFor, dimLabel, dimValue } from "./model.js";
+
+const X_MARK = "path://M2,0L5,3L8,0L10,2L7,5L10,8L8,10L5,7L2,10L0,8L3,5L0,2Z";
+const BIG = 200; // above this many trials: thinner, fainter lines
+
+// No animation: charts redraw on every live update, and an animated redraw of hundreds
+// of series costs frames for nothing.
+const base = (n) => ({
+  animation: false,
+  grid: { left: 64, right: 32, top: 40, bottom: 56, containLabel: true },
+  tooltip: { trigger: "item", confine: true },
+  textStyle: { fontFamily: "system-ui, sans-serif" },
+});
+
+// Objective per trial with the best-so-far line: how the search converged.
+export function historyOption(trials, mode) {
+  const better = mode === "minimize" ? (a, b) => a < b : (a, b) => a > b;
+  const points = [];
+  const bestLine = [];
+  let best = null;
+  for (const t of [...trials].sort((a, b) => a.sequence - b.sequence)) {
+    if (t.value === null || t.value === undefined) continue;
+    points.push({ value: [t.sequence, t.value], name: t.name, itemStyle: { color: STATE_COLORS[t.state] } });
+    if (t.state === "SUCCEEDED" && (best === null || better(t.value, best))) best = t.value;
+    if (best !== null) bestLine.push([t.sequence, best]);
+  }
+  return {
+    ...base(trials.length),
+    legend: { top: 4 },
+    xAxis: { type: "value", name: "trial #", nameLocation: "middle", nameGap: 28, minInterval: 1 },
+    yAxis: { type: "value", name: "objective", scale: true },
+    dataZoom: [{ type: "inside" }],
+    series: [
+      { name: "trial value", type: "scatter", data: points, symbolSize: trials.length > BIG ? 5 : 8, large: trials.length > 2000,
+        tooltip: { formatter: (p) => `${p.name}<br>value ${fmtNumber(p.value[1])}` } },
+      { name: `best so far (${mode})`, type: "line", step: "end", data: bestLine, showSymbol: false, lineStyle: { width: 2, color: "#222" },
+        itemStyle: { color: "#222" }, tooltip: { show: false } },
+    ],
+  };
+}
+
+// One line per trial that reported intermediate results; early-stopped ones dashed, with
+// a ✕ where they were stopped (one extra scatter series holds all those marks).
+export function curvesOption(trials, bestName) {
+  const withCurves = trials.filter((t) => t.intermediate && t.intermediate.length);
+  const many = withCurves.length > BIG;
+  const series = withCurves.map((t) => {
+    const early = t.state === "EARLY_STOPPED";
+    const isBest = t.name === bestName;
+    return {
+      name: early ? `${t.name} (early-stopped)` : t.name,
+      type: "line",
+      data: t.intermediate.map((v, i) => [i, v]),
+      showSymbol: false,
+      symbol: "none",
+      smooth: false,
+      z: isBest ? 5 : 2,
+      lineStyle: {
+        width: isBest ? 3 : many ? 1 : 1.5,
+        type: early ? "dashed" : "solid",
+        opacity: isBest ? 1 : many ? 0.45 : 0.85,
+        color: isBest ? "#111" : STATE_COLORS[t.state],
+      },
+      itemStyle: { color: isBest ? "#111" : STATE_COLORS[t.state] },
+      emphasis: { focus: "series", lineStyle: { width: 3, opacity: 1 } },
+      tooltip: { formatter: (p) => `${t.name} (${t.state.toLowerCase()})<br>step ${p.value[0]}: ${fmtNumber(p.value[1])}` },
+    };
+  });
+  const stops = withCurves.filter((t) => t.state === "EARLY_STOPPED").map((t) => ({
+    name: t.name, value: [t.intermediate.length - 1, t.intermediate[t.intermediate.length - 1]],
+  }));
+  if (stops.length) {
+    series.push({
+      name: "early stop", type: "scatter", data: stops, symbol: X_MARK, symbolSize: 9, z: 6,
+      itemStyle: { color: STATE_COLORS.EARLY_STOPPED },
+      tooltip: { formatter: (p) => `${p.name} stopped early at step ${p.value[0]}` },
+    });
+  }
+  return {
+    ...base(withCurves.length),
+    xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 28, minInterval: 1 },
+    yAxis: { type: "value", name: "intermediate metric", scale: true },
+    dataZoom: [{ type: "inside" }, { type: "slider", height: 18, bottom: 6 }],
+    series,
+  };
+}
+
+// Parameters vs. the objective: one axis per parameter, the objective last.
+export function parallelOption(trials, params, space, mode, bestName) {
+  const rows = trials.filter((t) => t.value !== null && t.value !== undefined);
+  const keys = [...params.map((p) => "param:" + p), "objective"];
+  const axes = keys.map((k, i) => {
+    const a = axisFor(rows.map((t) => dimValue(t, k)));
+    const spec = space && k.startsWith("param:") ? space[k.slice(6)] : null;
+    const logScale = a.type === "value" && spec && /log/.test(spec._type || "") && rows.every((t) => dimValue(t, k) > 0);
+    return { dim: i, name: dimLabel(k), type: logScale ? "log" : a.type, data: a.data, scale: true,
+             nameTextStyle: { fontWeight: k === "objective" ? "bold" : "normal" } };
+  });
+  const toRow = (t) => keys.map((k) => { const v = dimValue(t, k); return v === undefined ? null : v; });
+  const values = rows.map((t) => t.value);
+  const lo = values.length ? Math.min(...values) : 0;
+  const hi = values.length ? Math.max(...values) : 1;
+  const many = rows.length > BIG;
+  const best = rows.find((t) => t.name === bestName);
+  const series = [{
+    name: "trials", type: "parallel", data: rows.map((t) => ({ name: t.name, value: toRow(t) })),
+    lineStyle: { width: 1, opacity: many ? 0.25 : 0.6 }, progressive: 500, smooth: false,
+    emphasis: { lineStyle: { width: 3, opacity: 1 } },
+  }];
+  if (best) series.push({ name: "best trial", type: "parallel", data: [{ name: best.name, value: toRow(best) }],
+                          lineStyle: { width: 4, opacity: 1, color: "#111" }, z: 5 });
+  return {
+    animation: false,
+    tooltip: { trigger: "item", confine: true, formatter: (p) => p.name },
+    parallel: { left: 60, right: 110, top: 50, bottom: 40, parallelAxisDefault: { nameLocation: "end", nameGap: 16 } },
+    parallelAxis: axes,
+    visualMap: {
+      type: "continuous", dimension: keys.length - 1, min: lo, max: hi === lo ? lo + 1 : hi, seriesIndex: 0,
+      inRange: { color: mode === "minimize" ? ["#1a9850", "#fee08b", "#d73027"] : ["#d73027", "#fee08b", "#1a9850"] },
+      right: 8, top: "middle", calculable: true, text: ["objective", ""], itemHeight: 160,
+    },
+    series,
+  };
+}
+
+// Any two dimensions against each other, one series per trial state.
+export function scatterOption(trials, xKey, yKey, bestName) {
+  const xs = axisFor(trials.map((t) => dimValue(t, xKey)));
+  const ys = axisFor(trials.map((t) => dimValue(t, yKey)));
+  const byState = new Map();
+  let best = null;
+  for (const t of trials) {
+    const x = dimValue(t, xKey);
+    const y = dimValue(t, yKey);
+    if (x === null || x === undefined || y === null || y === undefined) continue;
+    const point = { name: t.name, value: [xs.type === "category" ? String(x) : x, ys.type === "category" ? String(y) : y] };
+    if (!byState.has(t.state)) byState.set(t.state, []);
+    byState.get(t.state).push(point);
+    if (t.name === bestName) best = point;
+  }
+  const series = [...byState.entries()].map(([state, data]) => ({
+    name: state.toLowerCase().replace("_", "-"), type: "scatter", data, symbolSize: trials.length > BIG ? 6 : 10,
+    itemStyle: { color: STATE_COLORS[state], opacity: 0.8 }, large: data.length > 2000,
+  }));
+  if (best) series.push({ name: "best trial", type: "scatter", data: [best], symbol: "diamond", symbolSize: 18, z: 5,
+                          itemStyle: { color: "#111" } });
+  const fmt = (p) => `${p.name}<br>${dimLabel(xKey)}: ${fmtNumber(p.value[0])}<br>${dimLabel(yKey)}: ${fmtNumber(p.value[1])}`;
+  return {
+    ...base(trials.length),
+    legend: { top: 4 },
+    tooltip: { trigger: "item", confine: true, formatter: fmt },
+    xAxis: { ...xs, name: dimLabel(xKey), nameLocation: "middle", nameGap: 28, scale: true },
+    yAxis: { ...ys, name: dimLabel(yKey), scale: true },
+    series,
+  };
+}
+
+// Two objectives of a multi-objective experiment; the server's Pareto front highlighted
+// and joined in order of the x objective.
+export function paretoOption(trials, frontNames, xKey, yKey) {
+  const front = new Set(frontNames);
+  const all = [];
+  const onFront = [];
+  for (const t of trials) {
+    const x = dimValue(t, xKey);
+    const y = dimValue(t, yKey);
+    if (typeof x !== "number" || typeof y !== "number") continue;
+    (front.has(t.name) ? onFront : all).push({ name: t.name, value: [x, y] });
+  }
+  onFront.sort((a, b) => a.value[0] - b.value[0]);
+  const fmt = (p) => `${p.name}<br>${dimLabel(xKey)}: ${fmtNumber(p.value[0])}<br>${dimLabel(yKey)}: ${fmtNumber(p.value[1])}`;
+  return {
+    ...base(trials.length),
+    legend: { top: 4 },
+    tooltip: { trigger: "item", confine: true, formatter: fmt },
+    xAxis: { type: "value", name: dimLabel(xKey), nameLocation: "middle", nameGap: 28, scale: true },
+    yAxis: { type: "value", name: dimLabel(yKey), scale: true },
+    series: [
+      { name: "dominated trials", type: "scatter", data: all, symbolSize: 8, itemStyle: { color: "#9aa0a6", opacity: 0.7 } },
+      { name: "Pareto front", type: "line", data: onFront, symbol: "circle", symbolSize: 12, z: 5,
+        lineStyle: { color: "#d43b3b", width: 2 }, itemStyle: { color: "#d43b3b" } },
+    ],
+  };
+}
