@@ -231,3 +231,62 @@ def test_log_types_never_leave_bounds_at_the_edge(name):
     _, hist = optimize(name, space, lambda p: -p["lr"] - p["wd"], 80, 0, {"tpe_args": {"n_startup_jobs": 5}} if name == "TPE" else {})
     assert all(1e-4 <= h.parameters["lr"] <= 0.1 and 1e-3 <= h.parameters["wd"] <= 1000 for h in hist)
     assert max(h.parameters["lr"] for h in hist) > 0.09  # it did push against the bound
+
+
+# --------------------------------------------------------------------------- multivariate (AutoTune's default)
+
+
+def test_multivariate_is_the_default_and_can_be_turned_off():
+    assert tpe({}).multivariate is True
+    assert tpe({"tpe_args": {"multivariate": False}}).multivariate is False
+    with pytest.raises(TunerArgsError, match="multivariate"):
+        tpe({"tpe_args": {"multivariate": "yes"}})
+
+
+def test_multivariate_split_gamma_default_and_explicit_gamma_kept():
+    # without a gamma the joint model splits at ceil(1.0 * sqrt(n)); a given gamma is used as given
+    assert tpe({}).split_gamma == 1.0
+    assert tpe({"tpe_args": {"gamma": 0.4}}).split_gamma == 0.4
+    assert tpe({"tpe_args": {"multivariate": False}}).split_gamma == 0.25  # NNI's TPE exactly
+
+
+def test_multivariate_beats_per_parameter_on_branin():
+    """Branin's curved valley couples x and y: a joint model follows it, a per-parameter one
+    cannot. Median regret over 10 seeds at 60 trials (observed: 0.13 joint vs 0.81 per-parameter)."""
+    from tests.unit.tuner_helpers import BRANIN, BRANIN_MIN, branin
+
+    def regret(mv: bool) -> float:
+        return float(np.median([optimize("TPE", BRANIN, branin, 60, s, {"tpe_args": {"multivariate": mv}})[0] - BRANIN_MIN
+                                for s in range(10)]))
+
+    joint, per_param = regret(True), regret(False)
+    assert joint < 0.5 * per_param, (joint, per_param)
+
+
+def test_multivariate_nested_groups_learn_each_branch():
+    """The children of a nested option form their own joint group, fitted only on trials that chose it."""
+    best, hist = optimize("TPE", NESTED, nested_loss, 80, 1, {"tpe_args": {"multivariate": True, "n_startup_jobs": 10}})
+    convs = [h for h in hist[40:] if h.parameters["layer"]["_name"] == "Conv"]
+    assert len(convs) > 20
+    # inside the Conv branch the kernel concentrates on its best value (5), not uniform over 4
+    assert sum(h.parameters["layer"]["kernel"] == 5 for h in convs) > len(convs) / 2
+    assert best < 1.0
+
+
+@pytest.mark.parametrize("mv", [True, False])
+def test_both_modes_deterministic_and_distinct_with_pending(mv):
+    space = {"a": {"_type": "randint", "_value": [0, 4]}, "b": {"_type": "choice", "_value": ["x", "y"]},
+             "c": {"_type": "quniform", "_value": [0, 1, 0.5]}}
+    sp = parse_search_space(space)
+    t = create_tuner("TPE", sp, {"tpe_args": {"n_startup_jobs": 3, "multivariate": mv}}, 0)
+    hist = []
+    for i in range(5):
+        p = t.suggest(hist, np.random.default_rng([0, i]))
+        hist.append(record(i, p, float(p["a"]) + (p["b"] == "x") + p["c"]))
+    for i in range(5, 24):  # all 24 configurations, most of them still running
+        hist.append(record(i, t.suggest(hist, np.random.default_rng([0, i])), None, TrialState.RUNNING))
+    assert distinct(hist)
+    with pytest.raises(NoMoreTrials):
+        t.suggest(hist, np.random.default_rng(0))
+    again = create_tuner("TPE", sp, {"tpe_args": {"n_startup_jobs": 3, "multivariate": mv}}, 0)
+    assert again.suggest(hist[:10], np.random.default_rng([0, 10])) == hist[10].parameters

@@ -20,6 +20,14 @@ The algorithm (Bergstra et al. 2011, as in hyperopt and NNI):
 * Trials still running get a "constant liar" loss (best / worst / mean of the observed
   losses) so that concurrent suggestions spread out.
 
+AutoTune's default (``tpe_args.multivariate``, true unless set false) replaces the
+per-dimension step with one *joint* estimator per group of co-active parameters
+(:mod:`tuner_server.tuners.tpe_multivariate`, as Optuna's multivariate TPE), which follows
+coupled parameters (Branin: median regret 0.13 vs 0.81 at 60 trials), and splits at
+``ceil(1.0 * sqrt(N))`` unless ``gamma`` is given. ``multivariate: false`` is NNI's TPE
+exactly. The joint model is weaker on many (~10) independent parameters (the
+all-ten-types test problem: median best 4.5 vs 2.9 at 60 trials); set it false there.
+
 Nothing is kept between calls except a memo of each trial's flattened parameters (pure
 caching: the output is a function of the history and the RNG only). Every step is
 vectorised with numpy; a suggestion over 1,000 trials x 10 parameters takes a few ms.
@@ -37,6 +45,7 @@ from scipy.special import ndtr, ndtri
 
 from tuner_server.history import OptimizeMode, TrialRecord
 from tuner_server.searchspace import LOG_TYPES, NORMAL_TYPES, Dimension, NestedOption, SearchSpace
+from tuner_server.tuners import tpe_multivariate
 from tuner_server.tuners.base import NoMoreTrials, Tuner, TunerArgsError, arg, reject_unknown
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -46,6 +55,11 @@ _TINY = 1e-300
 _ENUMERATE_LIMIT = 200_000
 
 # Both spellings of the constant-liar types are accepted, wherever they are given.
+# tpe_args.multivariate's default: one joint estimator per group of parameters
+# (tpe_multivariate.py) instead of one per parameter.
+MULTIVARIATE_DEFAULT = True
+MULTIVARIATE_GAMMA = 1.0
+
 _LIAR_ALIASES = {"best": "best", "min": "best", "worst": "worst", "max": "worst", "mean": "mean"}
 
 
@@ -339,7 +353,8 @@ class TPETuner(Tuner):
     aliases = ("TPETuner", "tpe")
     default_mode = OptimizeMode.MINIMIZE
 
-    _TPE_ARGS = ("constant_liar_type", "n_startup_jobs", "n_ei_candidates", "linear_forgetting", "prior_weight", "gamma")
+    _TPE_ARGS = ("constant_liar_type", "n_startup_jobs", "n_ei_candidates", "linear_forgetting", "prior_weight", "gamma",
+                 "multivariate")
 
     def configure(self, args: dict[str, Any]) -> None:
         reject_unknown(self.name, args, ("parallel_optimize", "tpe_args", "constant_liar_type"))
@@ -365,6 +380,13 @@ class TPETuner(Tuner):
         self.lf = arg(n, t, "linear_forgetting", 25, int, lambda v: v >= 0, "must be >= 0")
         self.prior_weight = float(arg(n, t, "prior_weight", 1.0, (int, float), lambda v: v > 0, "must be > 0"))
         self.gamma = float(arg(n, t, "gamma", 0.25, (int, float), lambda v: 0 < v <= 1, "must be in (0, 1]"))
+        # AutoTune's addition (not an NNI classArg): model the parameters jointly.
+        self.multivariate = arg(n, t, "multivariate", MULTIVARIATE_DEFAULT, bool)
+        # A joint estimator needs more good points than a per-parameter one to cover several
+        # dimensions: without an explicit gamma it splits at ceil(1.0 * sqrt(n)) (about
+        # Optuna's 10% at 100 trials; bench/quality.py: mean normalized regret 0.49 -> 0.28
+        # at 100 trials over 8 problems). A given gamma is used as given, in either mode.
+        self.split_gamma = self.gamma if ("gamma" in t or not self.multivariate) else MULTIVARIATE_GAMMA
         self._memo = HistoryMemo(self.space)
         self._card = self.space.cardinality()
         self._models = {d.key: NumericModel.of(d) for d in self.space.dims if not d.is_categorical}
@@ -376,8 +398,13 @@ class TPETuner(Tuner):
             raise NoMoreTrials(f"all {self._card} configurations of the search space were tried")
         if obs.n_completed < max(self.n_startup, 1):
             return self.space.to_parameters(fresh_prior_sample(self.space, obs.seen, rng, self._card))
-        cols = self._columns(obs)
-        flat, ranked = self._propose(cols, obs.losses, rng)
+        if self.multivariate:
+            flat, ranked = tpe_multivariate.propose(
+                self.space, self._models, obs.flats, lambda idx: self._split(idx, obs.losses), self.n_candidates,
+                self.prior_weight, self.lf, rng,
+            )
+        else:
+            flat, ranked = self._propose(self._columns(obs), obs.losses, rng)
         if flat_key(flat) in obs.seen:
             flat = self._dedup(flat, ranked, obs.seen, rng)
         return self.space.to_parameters(flat)
@@ -402,7 +429,7 @@ class TPETuner(Tuner):
     def _split(self, idx: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions (into idx, time-ordered) of the good and the bad observations."""
         m = len(idx)
-        n_below = min(int(math.ceil(self.gamma * math.sqrt(m))), 25) if m else 0
+        n_below = min(int(math.ceil(self.split_gamma * math.sqrt(m))), 25) if m else 0
         order = np.argsort(losses[idx], kind="stable")
         return np.sort(order[:n_below]), np.sort(order[n_below:])
 
