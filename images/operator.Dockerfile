@@ -15,4 +15,4 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 # The restricted Pod Security Standard: a numeric non-root user (the chart sets the same).
 USER 65532:65532
 ENV PYTHONUNBUFFERED=1
-ENTRYPOINT ["python", "-m", "autotune_operator"]
+ENTRYPOINT ["autotune", "operator"]

@@ -41,7 +41,8 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: floa
 
 @dataclass
 class OperatorProcess:
-    """`python -m autotune_operator` against the test cluster, watching given namespaces."""
+    """`autotune operator` against the test cluster, watching given namespaces (a flag,
+    the rest from the environment as the Helm chart sets it)."""
 
     cluster: Any
     server: TunerServer
@@ -55,12 +56,11 @@ class OperatorProcess:
             **self.cluster.env(),
             "AUTOTUNE_SERVER_URL": self.server.url,
             "AUTOTUNE_ADMIN_TOKEN": ADMIN,
-            "AUTOTUNE_NAMESPACES": ",".join(self.namespaces),
             **self.extra_env,
         }
         out = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "autotune_operator"], env=env, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        argv = [sys.executable, "-m", "autotune_operator.cli", "operator", "--namespaces", ",".join(self.namespaces)]
+        self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
 
     def kill(self) -> None:
