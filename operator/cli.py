@@ -2,6 +2,7 @@
 
     autotune run EXPERIMENT.yaml [--output DIR] [--workdir DIR] [--devices 0,1] [--ui]
     autotune validate EXPERIMENT.yaml
+    autotune operator [--namespaces a,b] [--server-url URL] ...   (the Kubernetes operator)
 
 Exit codes of `run`: 0 DONE or TIMEOUT, 1 ERROR, 2 invalid experiment, 130 interrupted.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Sequence
 
+from autotune_operator import __main__ as operator_main
 from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
 from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
@@ -30,9 +32,9 @@ from tuner_server.client import HttpClient, InProcessClient, TunerClient, TunerS
 from tuner_server.embedded import EmbeddedServer
 from tuner_server.engine import Conflict, Engine
 from tuner_server.store import Store
+from tuner_server.ui import UiOptions, local_phase, local_trial_log
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-from tuner_server.ui import UiOptions, local_phase, local_trial_log
 
 
 class LocalSetupError(ValueError):
@@ -144,17 +146,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         ui = UiOptions(trial_log=local_trial_log(out), phase=local_phase(out))
         server = EmbeddedServer(engine, token, ui=ui).__enter__()
         client, url = InProcessClient(engine), server.url
-    controller = ExperimentController(exp, exp_id, client, executor, url)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     if args.ui:
         _announce_ui(server, url, exp_id)
+    controller = ExperimentController(exp, exp_id, client, executor, url)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         try:
             status = controller.run(on_status)
-        except KeyboardInterrupt:
-            status = controller.interrupt("interrupted by the user; run the same command again to continue")
             if server is not None and args.ui:
                 _keep_ui_open(server, status)
+        except KeyboardInterrupt:
+            status = controller.interrupt("interrupted by the user; run the same command again to continue")
             on_status(status)
             progress.close()
             print(f"autotune: interrupted; every trial process was stopped. Results in {out}", file=sys.stderr)
@@ -174,8 +176,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_ERROR if status.phase is Phase.ERROR else EXIT_OK
 
 
-def _print_result(s: ExperimentStatus, out: Path) -> None:
-    c = s.trials
 def _announce_ui(server: EmbeddedServer | None, url: str, exp_id: str) -> None:
     """Where to look. The embedded server's random admin token is never shown: the link
     carries a single-use login code instead, so the URL is worthless once opened."""
@@ -198,6 +198,8 @@ def _keep_ui_open(server: EmbeddedServer, status: ExperimentStatus) -> None:
         pass
 
 
+def _print_result(s: ExperimentStatus, out: Path) -> None:
+    c = s.trials
     print(f"experiment {s.phase.value}: {s.message}")
     print(f"trials: {c.total} total, {c.succeeded} succeeded, {c.failed} failed, {c.earlyStopped} early-stopped, {c.stopped} stopped")
     if s.bestTrial:
@@ -223,14 +225,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--server", help="use this tuner server (URL) instead of an embedded one; admin token in $AUTOTUNE_ADMIN_TOKEN")
     r.add_argument("--quiet", action="store_true", help="no progress line")
     r.add_argument("-v", "--verbose", action="store_true", help="log every trial start and end")
+    r.add_argument("--ui", action="store_true", help="serve the web UI while the experiment runs and print a login link")
     v = sub.add_parser("validate", help="check an experiment file and exit (0 valid, 2 invalid)")
     v.add_argument("experiment")
-    r.add_argument("--ui", action="store_true", help="serve the web UI while the experiment runs and print a login link")
+    o = sub.add_parser("operator", help="run the Kubernetes operator for AutoTuneExperiments (flags override AUTOTUNE_* env)")
+    operator_main.add_arguments(o)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
     if args.command == "validate":
         return cmd_validate(args)
+    if args.command == "operator":
+        return operator_main.run(args)  # configures logging itself (AUTOTUNE_LOG_LEVEL / --log-level)
     return cmd_run(args)
 
 
