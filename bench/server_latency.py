@@ -3,7 +3,7 @@
 Usage: python bench/server_latency.py [--history 1000] [--calls 200]
 
 Starts `python -m tuner_server` on loopback with a fresh SQLite database, registers a
-TPE experiment with 10 parameters, fills 1,000 trials of history through the API
+TPE experiment with the 10 parameters of bench/speed_space.py, fills 1,000 trials of history through the API
 (suggest, intermediate reports, final report, end), then times each kind of call over
 the next --calls trials. Every call includes the durable SQLite write (synchronous=FULL).
 Prints p50/p99 milliseconds per call kind.
@@ -24,23 +24,15 @@ import time
 import httpx
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from speed_space import SPACE, loss  # noqa: E402  (the space tuner_speed.py times too)
+
 ADMIN = "bench-admin-token-0123456789"
-SPACE = {
-    "lr": {"_type": "loguniform", "_value": [1e-5, 1e-1]},
-    "momentum": {"_type": "uniform", "_value": [0.0, 0.99]},
-    "batch_size": {"_type": "choice", "_value": [16, 32, 64, 128, 256]},
-    "layers": {"_type": "randint", "_value": [1, 8]},
-    "dropout": {"_type": "quniform", "_value": [0.0, 0.5, 0.05]},
-    "width": {"_type": "qloguniform", "_value": [16, 1024, 16]},
-    "optimizer": {"_type": "choice", "_value": ["sgd", "adam", "rmsprop"]},
-    "wd": {"_type": "loguniform", "_value": [1e-6, 1e-2]},
-    "warmup": {"_type": "randint", "_value": [0, 10]},
-    "init_scale": {"_type": "normal", "_value": [1.0, 0.2]},
-}
 
 
 def objective(p: dict) -> float:
-    return -((math.log10(p["lr"]) + 3) ** 2) - (p["momentum"] - 0.9) ** 2 - 0.1 * abs(p["layers"] - 4) - p["dropout"]
+    return -loss(p)  # the experiment maximizes
 
 
 def pct(xs: list[float], q: float) -> float:

@@ -1,0 +1,314 @@
+"""Search-quality benchmark: AutoTune's tuners against hyperopt, Optuna, scikit-optimize
+(and NNI 3.0 when its environment exists) on the same problems, seeds and budgets.
+
+Usage (peers live in .venv-bench):
+    scripts/bench bench/quality.py --quick        # a few problems and seeds, for iteration
+    scripts/bench bench/quality.py                # the full run: every problem, 10 seeds
+
+Each run asks a method for 100 trials one at a time (each result is reported before the
+next suggestion); budgets 25/50/100 are prefixes of it. Scores are normalized regret
+(bench/quality_score.py: random search = 1, optimum = 0; median over seeds, mean over
+problems) and the average rank per budget. Prints a markdown table and writes
+bench/results/quality.md, quality.png (score against trials) and quality-runs.json.
+Peers are deterministic given their seed, so their runs are cached in
+bench/results/quality-peer-cache.json (--no-cache to redo them); AutoTune's are always run.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one core per worker
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from typing import Any, Mapping  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import quality_peers as peers  # noqa: E402
+import quality_problems as qp  # noqa: E402
+import quality_score as qs  # noqa: E402
+
+from tuner_server.history import TrialRecord, TrialState  # noqa: E402
+from tuner_server.searchspace import parse_search_space  # noqa: E402
+from tuner_server.tuners import NoMoreTrials, TunerArgsError, create_tuner  # noqa: E402
+
+RESULTS = os.path.join(HERE, "results")
+BUDGETS = (25, 50, 100)
+BASELINE = "AutoTune Random"
+CACHE_VERSION = 1
+
+
+_EXPERIMENTS: dict[str, dict[str, Any]] = json.loads(os.environ.get("QUALITY_TPE_EXPERIMENTS", "{}"))
+
+
+def ours(name: str, class_args: Mapping[str, Any] | None = None) -> peers.Runner:
+    def run(raw: dict[str, Any], loss: qp.Loss, seed: int, n: int) -> list[float]:
+        space = parse_search_space(raw)
+        try:
+            tuner = create_tuner(name, space, {"optimize_mode": "minimize", **(class_args or {})}, seed)
+        except TunerArgsError as e:
+            raise peers.Unsupported(str(e)) from None
+        hist: list[TrialRecord] = []
+        out: list[float] = []
+        for i in range(n):
+            try:
+                p = tuner.suggest(hist, np.random.default_rng([seed, i]))
+            except NoMoreTrials:
+                break
+            v = loss(p)
+            out.append(v)
+            hist.append(TrialRecord(i, f"t{i}", p, TrialState.SUCCEEDED, v))
+        return out
+
+    return run
+
+
+def methods(with_nni: bool, with_optuna_gp: bool) -> dict[str, peers.Runner]:
+    m: dict[str, peers.Runner] = {
+        "AutoTune Random": ours("Random"),
+        "AutoTune TPE": ours("TPE"),
+        "AutoTune TPE univariate": ours("TPE", {"tpe_args": {"multivariate": False}}),
+        **{f"AutoTune TPE x{k}": ours("TPE", {"tpe_args": v}) for k, v in _EXPERIMENTS.items()},
+        "AutoTune Anneal": ours("Anneal"),
+        "AutoTune Evolution": ours("Evolution"),
+        "AutoTune GP": ours("GPTuner"),
+        "AutoTune Metis": ours("MetisTuner"),
+        "AutoTune GridSearch": ours("GridSearch"),
+        "hyperopt tpe": peers.hyperopt_runner("tpe"),
+        "hyperopt anneal": peers.hyperopt_runner("anneal"),
+        "hyperopt rand": peers.hyperopt_runner("rand"),
+        "Optuna TPE": peers.optuna_runner("tpe"),
+        "Optuna TPE multivariate": peers.optuna_runner("tpe-mv"),
+        "Optuna CMA-ES": peers.optuna_runner("cmaes"),
+        "skopt gp_minimize": peers.skopt_runner,
+    }
+    if with_optuna_gp:
+        m["Optuna GP"] = peers.optuna_runner("gp")
+    if with_nni:
+        for t in ("TPE", "GPTuner", "MetisTuner", "Evolution"):
+            m[f"NNI 3.0 {t}"] = peers.nni_runner(t)
+    return m
+
+
+# --------------------------------------------------------------------------- workers
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(tables: dict[str, dict[str, float]], with_nni: bool, with_optuna_gp: bool) -> None:
+    try:
+        os.nice(10)  # also when started without nice: this benchmark yields to everything else
+    except OSError:
+        pass
+    warnings.filterwarnings("ignore")
+    _STATE["problems"] = {p.name: p for p in qp.problems(tables)}
+    _STATE["methods"] = methods(with_nni, with_optuna_gp)
+
+
+def _run_one(task: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], list[float] | str, float]:
+    method, problem, seed, n = task
+    p = _STATE["problems"][problem]
+    t0 = time.perf_counter()
+    try:
+        out: list[float] | str = _STATE["methods"][method](p.space, p.loss, seed, n)
+    except peers.Unsupported as e:
+        out = f"unsupported: {e}"
+    except Exception as e:  # a peer crashing is a finding, not a reason to lose the run
+        out = f"error: {type(e).__name__}: {e}"
+    return task, out, time.perf_counter() - t0
+
+
+def _build_tables(names: list[str], pool: Any) -> dict[str, dict[str, float]]:
+    tables = {}
+    for name in names:
+        space, ev = qp.REAL_EVALUATORS[name]
+        t0 = time.perf_counter()
+        tables[name] = qp.build_table(name, space, ev, pool)
+        dt = time.perf_counter() - t0
+        if dt > 1:
+            print(f"# built the {name} table ({len(tables[name])} configurations) in {dt:.0f} s", file=sys.stderr)
+    return tables
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else (f"{x:.3f}" if x < 10 else f"{x:.1f}")
+
+
+def markdown(rows: list[dict[str, object]], per_problem: dict[str, dict[str, np.ndarray]], problems: list[str],
+             n_problems: int, seeds: int, secs: dict[str, float], budgets: list[int]) -> str:
+    head = "| method | problems | " + " | ".join(f"score@{b}" for b in budgets) + " | " + \
+        " | ".join(f"rank@{b}" for b in budgets) + " | s/run |"
+    lines = [f"Normalized regret (0 = optimum, 1 = random search's median), median over {seeds} seeds, mean over "
+             f"the problems a method supports (of {n_problems}); rank = average rank over problems.", "",
+             head, "|" + "---|" * (3 + 2 * len(budgets))]
+    for r in rows:
+        m = str(r["method"])
+        lines.append(f"| {m} | {r['problems']} | " + " | ".join(_fmt(float(r[f'score@{b}'])) for b in budgets) + " | "
+                     + " | ".join(f"{float(r[f'rank@{b}']):.2f}" for b in budgets) + f" | {secs.get(m, float('nan')):.2f} |")
+    lines += ["", f"Per problem, normalized regret at {len(next(iter(next(iter(per_problem.values())).values())))} trials:", "",
+              "| method | " + " | ".join(problems) + " |", "|" + "---|" * (1 + len(problems))]
+    for r in rows:
+        m = str(r["method"])
+        lines.append(f"| {m} | " + " | ".join(_fmt(float(per_problem[m][p][-1])) if p in per_problem[m] else "-"
+                                           for p in problems) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(score: dict[str, dict[str, np.ndarray]], path: str, n: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 6))
+    xs = np.arange(1, n + 1)
+    for m, per in sorted(score.items()):
+        y = np.mean(np.stack(list(per.values())), axis=0)
+        ax.plot(xs, np.maximum(y, 1e-3), "-" if m.startswith("AutoTune") else "--", label=f"{m} ({len(per)})", lw=1.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("trials")
+    ax.set_ylabel("normalized regret (mean over problems; random = 1)")
+    ax.axvline(25, color="grey", lw=0.5)
+    ax.axvline(50, color="grey", lw=0.5)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 problems, 3 seeds: for iterating on a tuner")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds per (method, problem); default 10 (quick: 3)")
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--problems", default=None, help="comma-separated subset")
+    ap.add_argument("--methods", default=None, help="comma-separated subset (substring match); the baseline always runs")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--nni", choices=("auto", "yes", "no"), default="auto", help="NNI 3.0 runners (from $NNI_PYTHON)")
+    ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--tag", default="", help="suffix of the result files")
+    a = ap.parse_args()
+    t_start = time.perf_counter()
+    seeds = a.seeds or (3 if a.quick else 10)
+    n = a.trials
+    os.makedirs(RESULTS, exist_ok=True)
+
+    nni_why = peers.nni_available() if a.nni != "no" else "disabled (--nni no)"
+    if a.nni == "yes" and nni_why:
+        sys.exit(f"--nni yes, but {nni_why}")
+    gp_why = peers.optuna_gp_available()
+    print(f"# NNI 3.0: {'available' if not nni_why else nni_why}; Optuna GPSampler: {'available' if not gp_why else gp_why}",
+          file=sys.stderr)
+    all_methods = methods(not nni_why, not gp_why)
+    names = list(all_methods)
+    if a.methods:
+        want = [w.strip().lower() for w in a.methods.split(",")]
+        names = [m for m in names if m == BASELINE or any(w in m.lower() for w in want)]
+    probs = [p.name for p in qp.problems({k: {} for k in qp.REAL_EVALUATORS})]
+    if a.problems:
+        probs = [p for p in a.problems.split(",")]
+    elif a.quick:
+        probs = ["branin", "mixed", "conditional"]
+    unknown = set(probs) - {p.name for p in qp.problems({k: {} for k in qp.REAL_EVALUATORS})}
+    if unknown:
+        sys.exit(f"unknown problem(s) {sorted(unknown)}")
+
+    cache_path = os.path.join(RESULTS, "quality-peer-cache.json")
+    cache: dict[str, Any] = {}
+    if not a.no_cache and os.path.exists(cache_path):
+        with open(cache_path) as f:
+            cache = json.load(f)
+
+    def ckey(m: str, p: str, s: int) -> str:
+        return f"v{CACHE_VERSION}|{qp.TABLE_VERSION}|{m}|{p}|{s}|{n}"
+
+    ctx = mp.get_context("fork")
+    with ctx.Pool(a.workers, initializer=_init_worker, initargs=({}, False, False)) as pool:
+        tables = _build_tables([p for p in probs if p in qp.REAL_EVALUATORS], pool)
+    problems = {p.name: p for p in qp.problems(tables) if p.name in probs}
+
+    tasks = [(m, p, s, n) for m in names for p in probs for s in range(seeds)
+             if m.startswith("AutoTune") or ckey(m, p, s) not in cache]
+    # the slowest kinds first, so that the two workers finish together
+    weight = {"skopt": 0, "NNI 3.0 GP": 1, "NNI 3.0 Metis": 1, "AutoTune GP": 2, "AutoTune Metis": 2, "Optuna GP": 0}
+    tasks.sort(key=lambda t: min([v for k, v in weight.items() if t[0].startswith(k)] + [9]))
+    results: dict[tuple[str, str, int], list[float] | str] = {}
+    secs: dict[str, list[float]] = {}
+    for m in names:
+        for p in probs:
+            for s in range(seeds):
+                hit = cache.get(ckey(m, p, s))
+                if hit is not None and not m.startswith("AutoTune"):
+                    results[(m, p, s)] = hit["losses"]
+                    secs.setdefault(m, []).append(hit["secs"])
+    print(f"# {len(tasks)} runs to do ({len(names)} methods x {len(probs)} problems x {seeds} seeds, "
+          f"{len(results)} peer runs from the cache), {a.workers} workers", file=sys.stderr)
+    done = 0
+    with ctx.Pool(a.workers, initializer=_init_worker, initargs=(tables, not nni_why, not gp_why)) as pool:
+        for (m, p, s, _), out, dt in pool.imap_unordered(_run_one, tasks, chunksize=1):
+            results[(m, p, s)] = out
+            if isinstance(out, list):
+                secs.setdefault(m, []).append(dt)
+                if not m.startswith("AutoTune"):
+                    cache[ckey(m, p, s)] = {"losses": out, "secs": dt}
+            done += 1
+            if done % 50 == 0 or done == len(tasks):
+                print(f"# {done}/{len(tasks)} runs, {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
+                with open(cache_path + ".tmp", "w") as f:
+                    json.dump(cache, f)
+                os.replace(cache_path + ".tmp", cache_path)
+
+    runs: dict[str, dict[str, np.ndarray]] = {}
+    notes: list[str] = []
+    for m in names:
+        for p in probs:
+            outs = [results[(m, p, s)] for s in range(seeds)]
+            bad = [o for o in outs if isinstance(o, str)]
+            if bad:
+                notes.append(f"{m} on {p}: {bad[0]}")
+                continue
+            arr = np.full((seeds, n), np.nan)
+            for s, o in enumerate(outs):
+                arr[s, : len(o)] = o
+            runs.setdefault(m, {})[p] = arr
+    optima = {p: problems[p].optimum for p in probs}
+    score = qs.normalized_regret(runs, optima, BASELINE, n)
+    budgets = [b for b in BUDGETS if b <= n] or [n]
+    rows = qs.summary(score, budgets)
+    mean_secs = {m: float(np.mean(v)) for m, v in secs.items()}
+    md = markdown(rows, score, probs, len(probs), seeds, mean_secs, budgets)
+    wall = time.perf_counter() - t_start
+    md += f"\nWall time {wall:.0f} s with {a.workers} workers; s/run = mean seconds per {n}-trial run " \
+          f"(cached peer runs keep the time measured when they ran).\n"
+    md += f"NNI 3.0: {'included' if not nni_why else nni_why}. Optuna GPSampler: {'included' if not gp_why else gp_why}.\n"
+    if notes:
+        md += "\nNot run:\n" + "".join(f"- {x}\n" for x in sorted(set(n_.split(':')[0] + ':' + n_.split(':', 2)[1] for n_ in notes)))
+    print(md)
+    tag = f"-{a.tag}" if a.tag else ("-quick" if a.quick else "")
+    with open(os.path.join(RESULTS, f"quality{tag}.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(RESULTS, f"quality{tag}-runs.json"), "w") as f:
+        json.dump({"optima": optima, "runs": {m: {p: a_.tolist() for p, a_ in per.items()} for m, per in runs.items()},
+                   "notes": notes}, f)
+    plot(score, os.path.join(RESULTS, f"quality{tag}.png"), n)
+    print(f"# wrote {RESULTS}/quality{tag}.md, .png, -runs.json ({wall:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
