@@ -46,6 +46,12 @@ class TrialRecord:
     # order, as reported (not negated); ``value`` then holds the first of them.
     values: tuple[float, ...] | None = None
     intermediate: list[float] = field(default_factory=list)
+    # Multi-fidelity advisors: the epochs this trial was given (EPOCHS), and the advisor's
+    # bookkeeping (bracket, rung, config, resume), persisted so a restart rebuilds its state.
+    budget: int | None = None
+    info: Mapping[str, Any] | None = None
+    # "search", or "final": a rerun at full budget after the search (never shown to tuners).
+    kind: str = "search"
 
     @property
     def pending(self) -> bool:

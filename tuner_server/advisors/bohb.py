@@ -1,0 +1,98 @@
+"""BOHB (Falkner et al., 2018): Hyperband's brackets with configs from per-budget KDE models.
+
+NNI's classArgs: ``optimize_mode``, ``min_budget`` (1), ``max_budget`` (3), ``eta`` (3),
+``min_points_in_model`` (number of parameters + 1), ``top_n_percent`` (15),
+``num_samples`` (64), ``random_fraction`` (1/3), ``bandwidth_factor`` (3),
+``min_bandwidth`` (1e-3); plus ``exec_mode``, ``max_brackets`` and ``promotion``
+(default ``restart``: as in the paper, each budget is an independent evaluation, so a
+promoted config retrains from scratch for the larger budget).
+
+Brackets as hpbandster: ``s_max = floor(log_eta(max/min))``, bracket ``i`` has
+``s = s_max - (i mod (s_max + 1))``, ``n = floor((s_max + 1) / (s + 1) * eta^s)`` configs and the
+budgets ``max_budget * eta^-s .. max_budget`` (whole epochs). Every result is filed under
+the budget it was trained for (NNI files all under budget 0): one good/bad KDE pair per
+budget, and a new config comes from the model of the largest budget holding at least
+``min_points_in_model + 2`` results (random with probability ``random_fraction`` or while
+no budget has one).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from tuner_server.advisors.base import check_budgets, check_eta, integer_budgets, run_loss, runs_of
+from tuner_server.advisors.brackets import BracketAdvisor, BracketPlan
+from tuner_server.advisors.kde import Encoder, ProductKDE, encode_all, propose_kde, split_good_bad
+from tuner_server.advisors.successive_halving import rung_count
+from tuner_server.history import TrialRecord
+from tuner_server.tuners.base import arg, reject_unknown
+
+
+class BOHBAdvisor(BracketAdvisor):
+    name = "BOHB"
+    default_promotion = "restart"
+
+    def configure(self, args: dict[str, Any]) -> None:
+        n = self.name
+        reject_unknown(n, args, ("min_budget", "max_budget", "eta", "min_points_in_model", "top_n_percent", "num_samples",
+                                 "random_fraction", "bandwidth_factor", "min_bandwidth", "exec_mode", "max_brackets",
+                                 "promotion"))
+        self.min_b, self.max_b = check_budgets(n, args, "min_budget", 1, "max_budget", 3)
+        self.eta = check_eta(n, args)
+        self.encoder = Encoder(self.space, n)
+        d = len(self.encoder.dims)
+        self.min_points = arg(n, args, "min_points_in_model", None, int, lambda v: v >= 1, "must be >= 1")
+        if self.min_points is None:
+            self.min_points = d + 1
+        self.top_n_percent = float(arg(n, args, "top_n_percent", 15, (int, float), lambda v: 0 < v < 100, "must be in (0, 100)"))
+        self.num_samples = arg(n, args, "num_samples", 64, int, lambda v: v >= 1, "must be >= 1")
+        self.random_fraction = float(arg(n, args, "random_fraction", 1 / 3, (int, float), lambda v: 0 <= v <= 1,
+                                         "must be in [0, 1]"))
+        self.bandwidth_factor = float(arg(n, args, "bandwidth_factor", 3, (int, float), lambda v: v > 0, "must be > 0"))
+        self.min_bandwidth = float(arg(n, args, "min_bandwidth", 1e-3, (int, float), lambda v: v > 0, "must be > 0"))
+        self.s_max = rung_count(self.min_b, self.max_b, self.eta)
+        self.all_budgets = integer_budgets([self.max_b * self.eta ** (-s) for s in range(self.s_max, -1, -1)])
+        self.take_exec_mode(args)
+        self.take_max_brackets(args)
+        self.take_promotion(args)
+
+    @property
+    def max_budget(self) -> int:
+        return self.all_budgets[-1]
+
+    def plan(self, i: int) -> BracketPlan:
+        s = self.s_max - (i % (self.s_max + 1))
+        n0 = int((self.s_max + 1) / (s + 1) * self.eta**s + 1e-9)
+        sizes = tuple(max(int(n0 * self.eta ** (-j) + 1e-9), 1) for j in range(s + 1))
+        return BracketPlan(sizes, self.all_budgets[len(self.all_budgets) - s - 1 :])
+
+    def results_by_budget(self, history: Sequence[TrialRecord]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Encoded configs and losses of the ended runs, filed under their real budget."""
+        rows: dict[int, tuple[list[dict[str, Any]], list[float]]] = {}
+        for r in runs_of(history):
+            loss = run_loss(self.mode, r)
+            if r.ended and math.isfinite(loss):
+                ps, ls = rows.setdefault(r.budget, ([], []))
+                ps.append(dict(r.trial.parameters))
+                ls.append(loss)
+        return {b: (encode_all(self.encoder, ps), np.array(ls)) for b, (ps, ls) in rows.items()}
+
+    def model_budget(self, history: Sequence[TrialRecord]) -> int | None:
+        """The largest budget with enough results for a model (None: sample at random)."""
+        ok = [b for b, (_, ls) in self.results_by_budget(history).items() if len(ls) >= self.min_points + 2]
+        return max(ok) if ok else None
+
+    def new_config(self, history: Sequence[TrialRecord], rng: np.random.Generator, budget: int) -> dict[str, Any]:
+        by_budget = self.results_by_budget(history)
+        b = self.model_budget(history)
+        if b is None or rng.random() < self.random_fraction:
+            return dict(self.sample_new(history, rng))
+        x, losses = by_budget[b]
+        good_x, bad_x = split_good_bad(x, losses, self.top_n_percent, self.min_points)
+        levels = self.encoder.levels
+        good = ProductKDE.fit(good_x, levels, self.min_bandwidth)
+        bad = ProductKDE.fit(bad_x, levels, self.min_bandwidth)
+        return self.encoder.decode(propose_kde(good, bad, self.num_samples, self.bandwidth_factor, self.min_bandwidth, rng))

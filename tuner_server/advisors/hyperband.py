@@ -1,0 +1,51 @@
+"""Hyperband (Li et al., 2018) with NNI's classArgs: ``optimize_mode``, ``R`` (60), ``eta`` (3),
+``exec_mode`` (``parallelism`` | ``serial``), plus ``max_brackets`` and ``promotion``.
+
+``s_max = floor(log_eta R)``; bracket ``i`` uses ``s = s_max - (i mod (s_max + 1))``: it starts
+``n = ceil((s_max + 1) / (s + 1) * eta^s)`` configs with ``r = R * eta^-s`` epochs and runs
+synchronous successive halving (``n_k = floor(n * eta^-k)`` configs at ``r * eta^k`` epochs,
+rounded to whole epochs) up to ``R``. Brackets cycle from the most aggressive (``s_max``)
+to plain random search (``s = 0``), then start again, until maxTrialNum / maxExecSeconds
+(or ``max_brackets``). In ``parallelism`` mode a bracket waiting for its rung to end lets the
+next bracket start (as NNI); ``serial`` waits. Promotions resume from the checkpoint of the
+config's previous rung by default (``promotion: restart`` retrains from scratch, as NNI).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tuner_server.advisors.base import check_eta, integer_budgets
+from tuner_server.advisors.brackets import BracketAdvisor, BracketPlan
+from tuner_server.advisors.successive_halving import rung_count
+from tuner_server.tuners.base import arg, reject_unknown
+
+
+def hyperband_plan(R: float, eta: float, s: int, s_max: int) -> BracketPlan:
+    n = int(math.ceil((s_max + 1) / (s + 1) * eta**s - 1e-9))
+    r = R * eta ** (-s)
+    sizes = tuple(max(1, int(n * eta ** (-k) + 1e-9)) for k in range(s + 1))
+    return BracketPlan(sizes, integer_budgets([r * eta**k for k in range(s + 1)]))
+
+
+class HyperbandAdvisor(BracketAdvisor):
+    name = "Hyperband"
+
+    def configure(self, args: dict[str, Any]) -> None:
+        n = self.name
+        reject_unknown(n, args, ("R", "eta", "exec_mode", "max_brackets", "promotion"))
+        self.R = float(arg(n, args, "R", 60, (int, float), lambda v: v >= 1, "must be >= 1 (the largest budget, in epochs)"))
+        self.eta = check_eta(n, args)
+        self.s_max = rung_count(1, self.R, self.eta)
+        self.take_exec_mode(args)
+        self.take_max_brackets(args)
+        self.take_promotion(args)
+
+    @property
+    def max_budget(self) -> int:
+        return max(1, int(round(self.R)))
+
+    def plan(self, i: int) -> BracketPlan:
+        s = self.s_max - (i % (self.s_max + 1))
+        return hyperband_plan(self.R, self.eta, s, self.s_max)
