@@ -46,7 +46,7 @@ export function historyOption(trials, mode) {
 export function curvesOption(trials, bestName) {
   const withCurves = trials.filter((t) => t.intermediate && t.intermediate.length);
   const many = withCurves.length > BIG;
-  const series = withCurves.map((t) => {
+  const series = many ? packedCurves(withCurves, bestName) : withCurves.map((t) => {
     const early = t.state === "EARLY_STOPPED";
     const isBest = t.name === bestName;
     return {
@@ -85,6 +85,32 @@ export function curvesOption(trials, bestName) {
     dataZoom: [{ type: "inside" }, { type: "slider", height: 18, bottom: 6 }],
     series,
   };
+}
+
+// Above BIG trials, one series per state (trials separated by gaps) instead of one per
+// trial: ECharts pays per series, and 1,000 series block the page for most of a second.
+// Each point carries its trial's index so the tooltip still names the trial.
+function packedCurves(withCurves, bestName) {
+  const groups = new Map();
+  for (const [k, t] of withCurves.entries()) {
+    const key = t.name === bestName ? "BEST" : t.state;
+    if (!groups.has(key)) groups.set(key, []);
+    const data = groups.get(key);
+    t.intermediate.forEach((v, i) => data.push([i, v, k]));
+    data.push(["-", "-", k]); // a gap: the next trial's line starts afresh
+  }
+  return [...groups.entries()].map(([key, data]) => {
+    const isBest = key === "BEST";
+    const color = isBest ? "#111" : STATE_COLORS[key];
+    const n = data.filter((d) => d[0] === "-").length;
+    return {
+      name: isBest ? `best trial ${bestName}` : `${key.toLowerCase().replace("_", "-")} (${n} trials)`,
+      type: "line", data, showSymbol: false, symbol: "none", connectNulls: false, z: isBest ? 5 : 2,
+      lineStyle: { width: isBest ? 3 : 1, opacity: isBest ? 1 : 0.35, color, type: key === "EARLY_STOPPED" ? "dashed" : "solid" },
+      itemStyle: { color }, emphasis: { disabled: true },
+      tooltip: { formatter: (p) => `${withCurves[p.value[2]].name}<br>step ${p.value[0]}: ${fmtNumber(p.value[1])}` },
+    };
+  });
 }
 
 // Parameters vs. the objective: one axis per parameter, the objective last.

@@ -14,7 +14,9 @@ const STATES = ["WAITING", "RUNNING", "SUCCEEDED", "FAILED", "EARLY_STOPPED", "S
 const state = {
   summary: null, trials: [], revision: null, params: [], metrics: [], view: "overview",
   dirty: new Set(VIEWS), charts: {}, firstRender: null,
+  resized: new Set(), // views whose chart missed a window resize while hidden
 };
+const CHART_OF = { overview: "history", curves: "curves", parallel: "parallel", scatter: "scatter", pareto: "pareto" };
 const table = new TrialsTable(document.getElementById("trials"), document.getElementById("table-info"), expId);
 // For tests and the benchmark: the live state and the chart instances, never a secret.
 window.autotuneUI = state;
@@ -123,7 +125,6 @@ function renderView(view) {
   if (!state.summary || !state.dirty.has(view)) return;
   state.dirty.delete(view);
   RENDER[view]();
-  if (state.charts[view]) state.charts[view].resize();
 }
 
 function show(view) {
@@ -132,8 +133,9 @@ function show(view) {
   for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.view === view);
   for (const v of VIEWS) document.getElementById("view-" + v).hidden = v !== view;
   if (history.replaceState) history.replaceState(null, "", "#" + view);
+  const c = state.charts[CHART_OF[view]];
+  if (c && state.resized.has(view)) { state.resized.delete(view); c.resize(); }
   renderView(view);
-  if (view === "overview" && state.charts.history) state.charts.history.resize();
 }
 
 async function refresh() {
@@ -175,7 +177,12 @@ document.getElementById("prev").addEventListener("click", () => table.next(-1));
 document.getElementById("next").addEventListener("click", () => table.next(1));
 for (const id of ["scatter-x", "scatter-y"]) document.getElementById(id).addEventListener("change", () => { state.dirty.add("scatter"); renderView("scatter"); });
 for (const id of ["pareto-x", "pareto-y"]) document.getElementById(id).addEventListener("change", () => { state.dirty.add("pareto"); renderView("pareto"); });
-window.addEventListener("resize", () => { for (const c of Object.values(state.charts)) c.resize(); });
+// A hidden chart has no size: resize only the visible one now, the others when shown.
+window.addEventListener("resize", () => {
+  for (const v of VIEWS) if (CHART_OF[v]) state.resized.add(v);
+  const c = state.charts[CHART_OF[state.view]];
+  if (c) { state.resized.delete(state.view); c.resize(); }
+});
 window.addEventListener("hashchange", () => show(location.hash.slice(1)));
 
 show(location.hash.slice(1) || "overview");
