@@ -25,16 +25,21 @@ from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
 from autotune_operator.executors.base import trial_env
 from autotune_operator.executors.kubernetes import EventRecorder, ExperimentRef, KubernetesExecutor
+from autotune_operator.orphans import PendingDeletes
 from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_manifest
 from autotune_operator.status import ExperimentStatus
 from autotune_operator.workloads import WorkloadError, build, choose_family, kubeflow, t9k
 from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy
 from autotune_operator.workloads.common import Owner, TrialWorkload
-from tuner_server.client import HttpClient, TunerServerError
+from tuner_server.client import HttpClient, TunerClient, TunerServerError
 
 log = logging.getLogger("autotune.operator")
 
 PLURAL = "autotuneexperiments"
+# The reconcile loop retries on its own (with backoff, status message, and a stop check in
+# between), so one tuner-server call retries only briefly: a daemon stuck for minutes in a
+# call cannot see that its experiment is being deleted.
+CALL_RETRY_SECONDS = 10.0
 WORKLOAD_KIND_ANNOTATION = "autotune.tensorstack.dev/workload-kind"
 
 
@@ -73,17 +78,6 @@ class Settings:
                 node_selectors=selectors,
             ),
         )
-
-
-class OperatorClient(HttpClient):
-    """The tuner-server client plus forgetting an experiment."""
-
-    def delete(self, exp_id: str) -> None:
-        try:
-            self._call("DELETE", f"/api/v1/experiments/{exp_id}")
-        except TunerServerError as e:
-            if e.status != 404:
-                raise
 
 
 def discover_groups(api: client.ApiClient) -> dict[str, set[str]]:
@@ -148,12 +142,13 @@ class StatusWriter:
 
 
 class OperatorRuntime:
-    def __init__(self, settings: Settings, api: client.ApiClient, tuner: OperatorClient | None = None) -> None:
+    def __init__(self, settings: Settings, api: client.ApiClient, tuner: TunerClient | None = None) -> None:
         self.settings = settings
         self.api = api
-        self.tuner = tuner or OperatorClient(settings.server_url, settings.admin_token)
+        self.tuner: TunerClient = tuner or HttpClient(settings.server_url, settings.admin_token, retry_seconds=CALL_RETRY_SECONDS)
         self._wakers: dict[tuple[str, str], threading.Event] = {}
         self._lock = threading.Lock()
+        self.pending_deletes = PendingDeletes(self.tuner.delete_experiment)
 
     def waker(self, namespace: str, name: str) -> threading.Event:
         with self._lock:
@@ -167,12 +162,25 @@ class OperatorRuntime:
             ev.set()
 
     def forget(self, namespace: str, name: str, uid: str) -> None:
-        """The experiment is being deleted: drop its tuner-server state (workloads go by GC)."""
+        """The experiment is being deleted: drop its tuner-server state (workloads go by GC).
+
+        Never blocks the deletion for long: the client retries an unreachable tuner server
+        for a bounded time; after that the experiment goes anyway (a Warning Event and the
+        log say so) and its state is deleted in the background once the server is back.
+        """
         with self._lock:
             ev = self._wakers.pop((namespace, name), None)
         if ev is not None:
             ev.set()
-        self.tuner.delete(uid)
+        try:
+            self.tuner.delete_experiment(uid)
+        except (TunerServerError, OSError) as e:
+            msg = (f"could not remove the experiment's tuner-server state ({e}); deleting the experiment anyway. "
+                   f"The operator retries in the background; by hand: DELETE {self.settings.server_url}"
+                   f"/api/v1/experiments/{uid} with the admin token")
+            log.warning("%s/%s: %s", namespace, name, msg)
+            EventRecorder(self.api, ExperimentRef(namespace, name, uid)).emit("TunerStateNotDeleted", msg, warning=True)
+            self.pending_deletes.add(uid, f"{namespace}/{name}")
 
     def _family(self, body: Mapping[str, Any]) -> str:
         status = body.get("status") or {}
@@ -203,9 +211,16 @@ class OperatorRuntime:
             self._fail(writer, events, str(e))
             return
         wake = self.waker(ref.namespace, ref.name)
-        executor = KubernetesExecutor(self.api, ref, exp.spec, family, wake=wake,
-                                      accelerators=self.settings.accelerators, events=events)
-        controller = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url)
+
+        def fresh() -> ExperimentController:
+            # After a failed pass the controller is rebuilt as after an operator restart:
+            # an executor remembers which trial ends it reported, and a report the tuner
+            # server never got must be made again (ending a trial is idempotent there).
+            executor = KubernetesExecutor(self.api, ref, exp.spec, family, wake=wake,
+                                          accelerators=self.settings.accelerators, events=events)
+            return ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url)
+
+        controller = fresh()
         pause = sleep or wake.wait
         backoff = 1.0
         started = False
@@ -218,15 +233,23 @@ class OperatorRuntime:
                 d = controller.step()
                 st = controller.status()
             except TunerServerError as e:
+                if stopped():
+                    return  # being deleted: the finalizer may already have removed the server's state (404)
                 if 400 <= e.status < 500:
                     self._fail(writer, events, f"the tuner server refused the experiment: {e}")
                     return
                 log.warning("%s/%s: %s; retrying", ref.namespace, ref.name, e)
+                try:
+                    writer.write({"message": f"tuner server error, retrying: {e}"[:500], "phase": writer.last.get("phase", "PENDING")})
+                except Exception:
+                    pass
+                controller, started = fresh(), False
                 pause(backoff)
                 backoff = min(backoff * 2, 30)
                 continue
             except Exception as e:  # API hiccups, server down: never crash, retry
                 log.exception("%s/%s: reconcile failed; retrying", ref.namespace, ref.name)
+                controller, started = fresh(), False
                 try:
                     writer.write({"message": f"reconcile failed, retrying: {e}"[:500], "phase": writer.last.get("phase", "PENDING")})
                 except Exception:

@@ -3,6 +3,8 @@
 Both clients expose the same methods so the experiment controller does not know which
 one it has. The HTTP client retries connection failures (the server may be restarting)
 until ``retry_seconds`` pass: a restarted server continues where it was.
+``delete_experiment`` retries for a short, separate time (``delete_retry_seconds``): it runs
+in a Kubernetes finalizer, which must not hold an object's deletion for minutes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ import urllib.error
 import urllib.request
 from typing import Any, Protocol
 
-from tuner_server.engine import Assignment, Engine, ExperimentConfig, NotNow
+from tuner_server.engine import Assignment, Engine, ExperimentConfig, NotFound, NotNow
+
+DELETE_RETRY_SECONDS = 10.0
+
+
+def _assignment(r: dict[str, Any]) -> Assignment:
+    return Assignment(r["trialId"], r["sequence"], r["parameters"], r.get("budget"), r.get("resume"), r.get("kind", "search"))
 
 
 class TunerServerError(RuntimeError):
@@ -30,6 +38,8 @@ class TunerClient(Protocol):
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None: ...
     def summary(self, exp_id: str) -> dict[str, Any]: ...
     def trials(self, exp_id: str) -> list[dict[str, Any]]: ...
+    def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment: ...
+    def delete_experiment(self, exp_id: str) -> bool: ...
 
 
 class InProcessClient:
@@ -60,17 +70,33 @@ class InProcessClient:
     def trials(self, exp_id: str) -> list[dict[str, Any]]:
         return self.engine.trials_view(exp_id)
 
+    def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment:
+        return self.engine.final_trial(exp_id, sequence, parameters, budget)
+
+    def delete_experiment(self, exp_id: str) -> bool:
+        """Forget the experiment and its trials; False if there was nothing to forget."""
+        try:
+            self.engine.delete(exp_id)
+        except NotFound:
+            return False
+        return True
+
 
 class HttpClient:
-    def __init__(self, url: str, admin_token: str, timeout: float = 30.0, retry_seconds: float = 120.0) -> None:
+    def __init__(self, url: str, admin_token: str, timeout: float = 30.0, retry_seconds: float = 120.0,
+                 delete_retry_seconds: float = DELETE_RETRY_SECONDS) -> None:
         self.url = url.rstrip("/")
         self.token = admin_token
         self.timeout = timeout
         self.retry_seconds = retry_seconds
+        self.delete_retry_seconds = delete_retry_seconds
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, retry_seconds: float | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        deadline = time.monotonic() + self.retry_seconds
+        budget = self.retry_seconds if retry_seconds is None else retry_seconds
+        deadline = time.monotonic() + budget
+        # One request may not outlast the whole budget (a hung server, not only a down one).
+        timeout = min(self.timeout, max(budget, 1.0))
         delay = 0.05
         while True:
             req = urllib.request.Request(self.url + path, data=data, method=method)
@@ -78,7 +104,7 @@ class HttpClient:
             if data is not None:
                 req.add_header("Content-Type", "application/json")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
                     return json.loads(resp.read() or b"null")
             except urllib.error.HTTPError as e:
                 try:
@@ -103,7 +129,11 @@ class HttpClient:
             return None
         if r.get("wait"):
             return NotNow(r.get("message") or NotNow.reason)
-        return Assignment(r["trialId"], r["sequence"], r["parameters"])
+        return _assignment(r)
+
+    def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment:
+        body = {"sequence": sequence, "parameters": parameters, "budget": budget}
+        return _assignment(self._call("POST", f"/api/v1/experiments/{exp_id}/final-trials", body))
 
     def started(self, exp_id: str, trial_id: str) -> None:
         self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/start", {})
@@ -120,3 +150,17 @@ class HttpClient:
 
     def trials(self, exp_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/api/v1/experiments/{exp_id}/trials")
+
+    def delete_experiment(self, exp_id: str) -> bool:
+        """Forget the experiment and its trials; False if the server did not know it (404).
+
+        Retries an unreachable server for ``delete_retry_seconds`` only, then raises
+        (OSError, or TunerServerError for an HTTP error): the caller decides what to do.
+        """
+        try:
+            self._call("DELETE", f"/api/v1/experiments/{exp_id}", retry_seconds=self.delete_retry_seconds)
+        except TunerServerError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
