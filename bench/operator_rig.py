@@ -129,7 +129,7 @@ def rig(operator_env: dict[str, str] | None = None, log=print) -> Iterator[Rig]:
 
 def experiment(name: str, command: list[str], *, max_trials: int, concurrency: int = 1,
                values: int = 64, tuner: str = "GridSearch") -> str:
-    """An AutoTuneExperiment whose trials are batch Jobs running `command` (plus --x=...)."""
+    """An AutoTuneExperiment whose trials are batch Jobs running `command` plus `--x=<x>`."""
     space = json.dumps({"x": {"_type": "choice", "_value": list(range(values))}})
     cmd = json.dumps([*command, "--x=${parameters.x}"])
     return textwrap.dedent(f"""\
