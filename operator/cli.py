@@ -148,7 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         client, url = InProcessClient(engine), server.url
     if args.ui:
         _announce_ui(server, url, exp_id)
-    controller = ExperimentController(exp, exp_id, client, executor, url)
+    # Trials may save checkpoints under <output>/checkpoints/<trial>; advisors' promotions resume from them.
+    controller = ExperimentController(exp, exp_id, client, executor, url, checkpoint_root=str(out / "checkpoints"))
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         try:

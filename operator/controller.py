@@ -9,8 +9,9 @@ is finished. The clock is injected so tests can drive time.
 from __future__ import annotations
 
 import logging
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from autotune_operator.decide import Decision, Limits, Observed, Phase, decide
@@ -18,7 +19,7 @@ from autotune_operator.executors.base import Executor, TrialLaunch, trial_env
 from autotune_operator.spec import Experiment
 from autotune_operator.status import ExperimentStatus, build_status
 from tuner_server.client import TunerClient, TunerServerError
-from tuner_server.engine import AlgorithmFailure, ExperimentConfig, NotNow
+from tuner_server.engine import AlgorithmFailure, Assignment, ExperimentConfig, NotNow
 
 log = logging.getLogger("autotune.controller")
 
@@ -47,6 +48,7 @@ class ExperimentController:
         executor: Executor,
         server_url: str,
         clock: Callable[[], float] = time.time,
+        checkpoint_root: str | None = None,
     ) -> None:
         self.exp = experiment
         self.exp_id = exp_id
@@ -54,9 +56,13 @@ class ExperimentController:
         self.executor = executor
         self.server_url = server_url
         self.clock = clock
+        # Where trials save checkpoints (<root>/<trial>): a promoted trial of a multi-fidelity
+        # advisor is told its predecessor's. None: no checkpoint directories (promotions restart).
+        self.checkpoint_root = checkpoint_root
         self.state = ControllerState()
         spec = experiment.spec
-        self.limits = Limits(spec.maxTrialNum, spec.trialConcurrency, spec.maxExecSeconds, executor.capacity())
+        final = spec.finalTraining is not None and spec.finalTraining.enabled
+        self.limits = Limits(spec.maxTrialNum, spec.trialConcurrency, spec.maxExecSeconds, executor.capacity(), final)
 
     # ----- lifecycle -----
     def start(self) -> None:
@@ -69,13 +75,22 @@ class ExperimentController:
         for t in self.client.trials(self.exp_id):
             if t["state"] in ("WAITING", "RUNNING") and t["name"] not in running:
                 # Left over from a crashed controller: start it again (or adopt it: launch is idempotent).
-                self._launch(t["name"], t["sequence"], t["parameters"])
+                info = t.get("info") or {}
+                self._launch(Assignment(t["name"], t["sequence"], t["parameters"], t.get("budget"), info.get("resume"),
+                                        t.get("kind", "search")))
 
-    def _launch(self, trial_id: str, sequence: int, parameters: dict[str, Any]) -> None:
-        env = trial_env(self.server_url, self.state.token, self.exp_id, trial_id, sequence, parameters)
-        self.executor.launch(TrialLaunch(trial_id, sequence, parameters, env))
-        self.client.started(self.exp_id, trial_id)
-        log.info("trial %s started with %s", trial_id, parameters)
+    def _checkpoint_dir(self, trial_id: str | None) -> str | None:
+        if trial_id is None or self.checkpoint_root is None:
+            return None
+        return os.path.join(self.checkpoint_root, trial_id)
+
+    def _launch(self, a: Assignment) -> None:
+        env = trial_env(self.server_url, self.state.token, self.exp_id, a.trial_id, a.sequence, a.parameters,
+                        budget=a.budget, checkpoint_dir=self._checkpoint_dir(a.trial_id),
+                        resume_dir=self._checkpoint_dir(a.resume), kind=a.kind)
+        self.executor.launch(TrialLaunch(a.trial_id, a.sequence, a.parameters, env))
+        self.client.started(self.exp_id, a.trial_id)
+        log.info("trial %s started with %s%s", a.trial_id, a.parameters, f" (budget {a.budget})" if a.budget else "")
 
     def step(self) -> Decision:
         """One reconcile pass."""
@@ -93,12 +108,16 @@ class ExperimentController:
                 self.executor.kill(tid, "stopped early by the assessor")
         counts = summary["trials"]
         active = counts["waiting"] + counts["running"]
+        finals = summary.get("finalTrials") or []
+        final_active = sum(1 for f in finals if f["state"] in ("WAITING", "RUNNING"))
         obs = Observed(
             elapsed=self.clock() - self.state.created,
-            issued=counts["total"],
-            active=active,
+            issued=counts["total"] - len(finals),
+            active=active - final_active,
             exhausted=self.state.exhausted,
             error=self.state.error,
+            final_issued=len(finals),
+            final_active=final_active,
         )
         d = decide(self.limits, obs)
         # 3. Act.
@@ -120,15 +139,33 @@ class ExperimentController:
             if isinstance(a, NotNow):
                 self.state.tuner_waiting = True
                 break  # asked again on the next pass, after a trial ends
-            try:
-                self._launch(a.trial_id, a.sequence, a.parameters)
-            except Exception as e:  # a trial that cannot start is a failed trial, not a lost one
-                self.client.end(self.exp_id, a.trial_id, None, False, f"could not start: {e}")
+            self._launch_or_fail(a)
             issued += 1
+        if d.launch_final:
+            self._final_training(summary, issued)
         self.state.phase, self.state.message = d.phase, d.message
         if d.finished and self.state.completion is None:
             self.state.completion = self.clock()
         return d
+
+    def _launch_or_fail(self, a: Assignment) -> None:
+        try:
+            self._launch(a)
+        except Exception as e:  # a trial that cannot start is a failed trial, not a lost one
+            self.client.end(self.exp_id, a.trial_id, None, False, f"could not start: {e}")
+
+    def _final_training(self, summary: dict[str, Any], sequence: int) -> None:
+        """Rerun the best configuration (each of the Pareto front with several objectives)
+        at the final budget, as trials of kind "final"."""
+        ft = self.exp.spec.finalTraining
+        budget = ft.budget if ft is not None and ft.budget is not None else summary.get("maxBudget")
+        chosen = summary.get("paretoFront") or ([summary["bestTrial"]] if summary.get("bestTrial") else [])
+        for i, best in enumerate(chosen):
+            a = self.client.final_trial(self.exp_id, sequence + i, dict(best["parameters"]), budget)
+            self._launch_or_fail(a)
+        if not chosen:  # nothing to rerun: the experiment ends as the search did
+            log.warning("final training skipped: no succeeded trial")
+            self.limits = replace(self.limits, final_training=False)
 
     def status(self) -> ExperimentStatus:
         return build_status(

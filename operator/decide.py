@@ -7,7 +7,7 @@ operator use this, so the phase rules are written once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 
@@ -29,6 +29,7 @@ class Limits:
     concurrency: int
     max_seconds: int | None
     capacity: int | None = None  # executor slots (e.g. devices); None = unlimited
+    final_training: bool = False  # rerun the best configuration(s) after the search
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class Observed:
     active: int  # issued and not ended
     exhausted: bool = False  # the tuner said it has nothing new
     error: str | None = None  # the tuner/spec failed
+    # Final training (counted apart from issued/active, which are the search's trials).
+    final_issued: int = 0
+    final_active: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,27 @@ class Decision:
     stop_active: bool = False  # stop every running trial (timeout, error)
     finished: bool = False  # terminal and nothing left running: the loop may end
     message: str = ""
+    launch_final: bool = False  # start final training now (the search is DONE)
 
 
 def decide(limits: Limits, obs: Observed) -> Decision:
+    """The search's decision, then final training: only after a search that ended DONE
+    (not on TIMEOUT or ERROR), once, after every search trial has ended."""
+    d = decide_search(limits, obs)
+    if d.phase in (Phase.TIMEOUT, Phase.ERROR) and obs.final_active > 0:
+        return replace(d, stop_active=True, finished=False)  # stop final training too, then end
+    if not limits.final_training or d.phase is not Phase.DONE:
+        return d
+    if obs.final_issued == 0:
+        if not d.finished:
+            return Decision(Phase.RUNNING, message=d.message)
+        return Decision(Phase.RUNNING, launch_final=True, message=f"{d.message}; final training")
+    if obs.final_active > 0:
+        return Decision(Phase.RUNNING, message=f"{d.message}; final training")
+    return Decision(Phase.DONE, finished=True, message=f"{d.message}; final training ended")
+
+
+def decide_search(limits: Limits, obs: Observed) -> Decision:
     ended = obs.issued - obs.active
     if obs.error is not None:
         return Decision(Phase.ERROR, stop_active=obs.active > 0, finished=obs.active == 0, message=obs.error)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tuner_server.advisors import advisor_classes, advisor_names, create_advisor, is_advisor
 from tuner_server.assessors import assessor_names, create_assessor
 from tuner_server.history import OptimizeMode
 from tuner_server.objectives import Objective, duplicate_names
@@ -96,6 +97,16 @@ class AdvisorSpec(_Model):
     classArgs: ClassArgs = Field(default_factory=dict)
 
 
+class FinalTrainingSpec(_Model):
+    """AutoTune extension (seed 000's "fullytrain"): after a search that ended DONE, rerun
+    the best configuration (each of the Pareto front with spec.objectives) once more."""
+
+    enabled: bool = True
+    # Epochs for the rerun (AUTOTUNE_BUDGET); default: the advisor's largest budget, or
+    # none with a plain tuner (the script trains its own full epochs).
+    budget: int | None = Field(default=None, ge=1)
+
+
 class TaskSpec(_Model):
     type: str = Field(min_length=1)
     replicas: int = Field(default=1, ge=1)
@@ -170,6 +181,7 @@ class ExperimentSpec(_Model):
     # AutoTune extension: several objectives, each a key of the reported metric dict with
     # its own direction (then no optimize_mode anywhere). Absent: one objective, as in NNI.
     objectives: list[Objective] | None = None
+    finalTraining: FinalTrainingSpec | None = None
 
     @field_validator("objectives")
     @classmethod
@@ -335,7 +347,7 @@ def resolve_mode(spec: ExperimentSpec) -> tuple[OptimizeMode, str]:
 
 def with_mode(algorithm: str, args: Mapping[str, Any], mode: OptimizeMode) -> dict[str, Any]:
     """classArgs with the experiment's direction filled in, so every algorithm agrees on it."""
-    cls = tuner_classes().get(algorithm.lower())
+    cls = tuner_classes().get(algorithm.lower()) or advisor_classes().get(algorithm.lower())
     out = dict(args)
     if cls is not None and "optimize_mode" not in cls.ignored_args:
         out.setdefault("optimize_mode", mode.value)
@@ -367,15 +379,18 @@ def validate_manifest(doc: Any) -> Experiment:
     else:
         assert spec.advisor is not None
         algorithm, args, where = spec.advisor.builtinAdvisorName, dict(spec.advisor.classArgs), "spec.advisor"
-        problems.append(
-            f"spec.advisor: builtinAdvisorName '{algorithm}' is not available in this version of AutoTune "
-            f"(multi-fidelity advisors are planned); use spec.tuner"
-        )
+        if not is_advisor(algorithm):
+            problems.append(f"spec.advisor.builtinAdvisorName: unknown advisor '{algorithm}'; known advisors: {advisor_names()}")
+        elif objectives:
+            problems.append("spec.advisor: advisors optimize one objective; remove spec.objectives or use a multi-objective tuner")
     tuner: Tuner | None = None
     if not problems:
         try:
             tuner_args = args if objectives else with_mode(algorithm, args, mode)
-            tuner = create_tuner(algorithm, space, tuner_args, seed=spec.seed, objectives=objectives)
+            if spec.advisor is not None:
+                tuner = create_advisor(algorithm, space, tuner_args, seed=spec.seed)
+            else:
+                tuner = create_tuner(algorithm, space, tuner_args, seed=spec.seed, objectives=objectives)
             warnings += tuner.warnings
         except TunerArgsError as e:
             problems.append(f"{where}: {e}")

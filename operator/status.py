@@ -25,6 +25,18 @@ class BestTrial(BaseModel):
     sequence: int
     parameters: dict[str, Any]
     value: float
+    budget: int | None = None  # the epochs it was trained for (multi-fidelity advisors)
+
+
+class FinalTrial(BaseModel):
+    """A final-training rerun of a chosen configuration (spec.finalTraining)."""
+
+    name: str
+    sequence: int
+    parameters: dict[str, Any]
+    value: float | None = None
+    budget: int | None = None
+    state: str
 
 
 class ObjectiveStatus(BaseModel):
@@ -59,6 +71,7 @@ class ExperimentStatus(BaseModel):
     objectives: list[ObjectiveStatus] | None = None
     paretoFront: list[ParetoTrial] | None = None
     bestTrials: list[ObjectiveBest] | None = None
+    finalTraining: list[FinalTrial] | None = None
 
 
 def iso(ts: float | None) -> str | None:
@@ -82,4 +95,5 @@ def build_status(
         objectives=[ObjectiveStatus(**o) for o in summary["objectives"]] if "objectives" in summary else None,
         paretoFront=[ParetoTrial(**t) for t in summary["paretoFront"]] if "paretoFront" in summary else None,
         bestTrials=[ObjectiveBest(**t) for t in summary["bestTrials"]] if "bestTrials" in summary else None,
+        finalTraining=[FinalTrial(**t) for t in summary["finalTrials"]] if summary.get("finalTrials") else None,
     )

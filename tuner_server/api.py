@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tuner_server.engine import Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
+from tuner_server.engine import Assignment, Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
 from tuner_server.ui import UiOptions, install_ui
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
@@ -29,6 +29,15 @@ class RegisterRequest(BaseModel):
 class SuggestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sequence: int | None = Field(default=None, ge=0)
+
+
+class FinalTrialRequest(BaseModel):
+    """Final training: rerun a chosen configuration (at ``budget`` epochs, if given)."""
+
+    model_config = ConfigDict(extra="forbid")
+    sequence: int = Field(ge=0)
+    parameters: dict[str, Any]
+    budget: int | None = Field(default=None, ge=1)
 
 
 class MetricRequest(BaseModel):
@@ -53,6 +62,11 @@ class EndRequest(BaseModel):
 class StopRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="stop requested", max_length=1024)
+
+
+def assignment_view(a: Assignment) -> dict[str, Any]:
+    return {"trialId": a.trial_id, "sequence": a.sequence, "parameters": a.parameters, "budget": a.budget,
+            "resume": a.resume, "kind": a.kind}
 
 
 def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None) -> FastAPI:
@@ -117,7 +131,11 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None) ->
             return {"exhausted": True, "wait": False}
         if isinstance(a, NotNow):
             return {"exhausted": False, "wait": True, "message": a.reason}
-        return {"exhausted": False, "wait": False, "trialId": a.trial_id, "sequence": a.sequence, "parameters": a.parameters}
+        return {"exhausted": False, "wait": False, **assignment_view(a)}
+
+    @app.post("/api/v1/experiments/{exp_id}/final-trials", dependencies=[Admin])
+    def final_trial(exp_id: str, body: FinalTrialRequest) -> dict[str, Any]:
+        return assignment_view(engine.final_trial(exp_id, body.sequence, body.parameters, body.budget))
 
     @app.get("/api/v1/experiments/{exp_id}/trials/{trial_id}", dependencies=[Member])
     def trial(exp_id: str, trial_id: str) -> dict[str, Any]:

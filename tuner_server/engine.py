@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.objectives import MetricError, Objective, curve_value, metric_vector
@@ -78,6 +79,16 @@ class Assignment:
     trial_id: str
     sequence: int
     parameters: dict[str, Any]
+    # Multi-fidelity advisors: the epochs to train (EPOCHS) and the trial whose checkpoint
+    # to resume from (a promotion with ``promotion: resume``); None otherwise.
+    budget: int | None = None
+    resume: str | None = None
+    kind: str = "search"  # "final": final training of a chosen configuration
+
+    @classmethod
+    def of(cls, t: TrialRecord) -> "Assignment":
+        resume = (t.info or {}).get("resume")
+        return cls(t.trial_id, t.sequence, dict(t.parameters), t.budget, resume, t.kind)
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,8 @@ class Hosted:
         return self.config.objectives or []
 
     def history(self) -> list[TrialRecord]:
-        return [t.record for t in self.trials]
+        """What the tuner and assessor see: the search trials (not final training)."""
+        return [t.record for t in self.trials if t.record.kind == "search"]
 
     def add(self, t: StoredTrial) -> None:
         self.trials.append(t)
@@ -151,16 +163,23 @@ def build_algorithms(config: ExperimentConfig) -> tuple[SearchSpace, Tuner, Asse
     args = dict(config.tuner.classArgs)
     try:
         objectives = [o.optimizeMode for o in config.objectives or []]
+        if is_advisor(config.tuner.name):
+            if objectives:
+                raise TunerArgsError(f"advisor {config.tuner.name} optimizes a single objective; remove spec.objectives")
+            return space, create_advisor(config.tuner.name, space, args, seed=config.seed), _assessor(config)
         tuner = create_tuner(config.tuner.name, space, args, seed=config.seed, objectives=objectives)
     except TunerArgsError as e:
         raise InvalidConfig(f"tuner: {e}") from None
-    assessor = None
-    if config.assessor is not None:
-        try:
-            assessor = create_assessor(config.assessor.name, config.assessor.classArgs, default_mode=config.optimizeMode)
-        except ValueError as e:
-            raise InvalidConfig(f"assessor: {e}") from None
-    return space, tuner, assessor
+    return space, tuner, _assessor(config)
+
+
+def _assessor(config: ExperimentConfig) -> Assessor | None:
+    if config.assessor is None:
+        return None
+    try:
+        return create_assessor(config.assessor.name, config.assessor.classArgs, default_mode=config.optimizeMode)
+    except ValueError as e:
+        raise InvalidConfig(f"assessor: {e}") from None
 
 
 class Engine:
@@ -230,24 +249,51 @@ class Engine:
         with h.lock:
             n = len(h.trials)
             if sequence is not None and sequence < n:
-                t = h.trials[sequence].record
-                return Assignment(t.trial_id, t.sequence, dict(t.parameters))
+                return Assignment.of(h.trials[sequence].record)
             if sequence is not None and sequence > n:
                 raise Conflict(f"trial sequence {sequence} requested but the next one is {n}")
             rng = np.random.default_rng([h.config.seed, n])
+            budget: int | None = None
+            info: dict[str, Any] | None = None
             try:
-                params = h.tuner.suggest(h.history(), rng)
+                if isinstance(h.tuner, Advisor):
+                    p = h.tuner.propose(h.history(), rng)
+                    params, budget, info = p.parameters, p.budget, p.info
+                else:
+                    params = h.tuner.suggest(h.history(), rng)
             except NoMoreTrials:
                 return None
             except TryLater as e:
                 return NotNow(str(e) or NotNow.reason)
             except Exception as e:  # an algorithm bug must end this experiment, not the server
                 raise AlgorithmFailure(f"tuner {h.tuner.name} failed: {type(e).__name__}: {e}") from e
-            rec = TrialRecord(sequence=n, trial_id=f"{h.stored.name}-{n}", parameters=params)
+            rec = TrialRecord(sequence=n, trial_id=f"{h.stored.name}-{n}", parameters=params, budget=budget, info=info)
             now = self.clock()
             self.store.add_trial(exp_id, rec, now)
             h.add(StoredTrial(rec, False, now, None, None, None, None))
-            return Assignment(rec.trial_id, n, dict(params))
+            return Assignment.of(rec)
+
+    def final_trial(self, exp_id: str, sequence: int, parameters: Mapping[str, Any], budget: int | None) -> Assignment:
+        """Issue a final-training trial (a chosen configuration rerun at full budget) at
+        ``sequence``; asking again for the same sequence returns the same trial."""
+        h = self.get(exp_id)
+        with h.lock:
+            n = len(h.trials)
+            if sequence < n:
+                return Assignment.of(h.trials[sequence].record)
+            if sequence > n:
+                raise Conflict(f"trial sequence {sequence} requested but the next one is {n}")
+            rec = TrialRecord(sequence=n, trial_id=f"{h.stored.name}-final-{n}", parameters=dict(parameters),
+                              budget=budget, kind="final")
+            now = self.clock()
+            self.store.add_trial(exp_id, rec, now)
+            h.add(StoredTrial(rec, False, now, None, None, None, None))
+            return Assignment.of(rec)
+
+    def max_budget(self, exp_id: str) -> int | None:
+        """The largest budget the experiment's advisor gives (None without an advisor)."""
+        t = self.get(exp_id).tuner
+        return t.max_budget if isinstance(t, Advisor) else None
 
     def trial(self, exp_id: str, trial_id: str) -> StoredTrial:
         t = self.get(exp_id).by_id.get(trial_id)
@@ -286,7 +332,7 @@ class Engine:
             curve.append(value)
             if t.record.state is TrialState.WAITING:
                 self.started(exp_id, trial_id)
-            if not t.stop_requested and h.assessor is not None:
+            if not t.stop_requested and h.assessor is not None and t.record.kind == "search":
                 try:
                     stop = h.assessor.should_stop(t.record, h.history())
                 except Exception as e:
@@ -368,12 +414,17 @@ class Engine:
 
     # ----- views -----
     def best(self, h: Hosted) -> StoredTrial | None:
+        """The best succeeded search trial. With an advisor, results at different budgets do
+        not compare: the best is taken among the trials of the largest budget that has one."""
+        done = [t for t in h.trials if t.record.kind == "search" and t.record.state is TrialState.SUCCEEDED
+                and t.record.value is not None]
+        if any(t.record.budget is not None for t in done):
+            top = max(t.record.budget or 0 for t in done)
+            done = [t for t in done if (t.record.budget or 0) == top]
         best: StoredTrial | None = None
-        for t in h.trials:
-            r = t.record
-            if r.state is TrialState.SUCCEEDED and r.value is not None:
-                if best is None or h.mode.better(r.value, best.record.value):  # type: ignore[arg-type]
-                    best = t
+        for t in done:
+            if best is None or h.mode.better(t.record.value, best.record.value):  # type: ignore[arg-type]
+                best = t
         return best
 
     def summary(self, exp_id: str) -> dict[str, Any]:
@@ -400,6 +451,8 @@ class Engine:
                 "bestTrial": trial_brief(best) if best and not h.objectives else None,
                 **(self._multi_objective_view(h) if h.objectives else {}),
                 "stopRequested": [t.record.trial_id for t in h.trials if t.stop_requested and not t.record.state.ended],
+                "maxBudget": h.tuner.max_budget if isinstance(h.tuner, Advisor) else None,
+                "finalTrials": [{**trial_brief(t), "state": t.record.state.value} for t in h.trials if t.record.kind == "final"],
             }
 
     def _multi_objective_view(self, h: Hosted) -> dict[str, Any]:
@@ -427,7 +480,10 @@ class Engine:
 
 def trial_brief(t: StoredTrial) -> dict[str, Any]:
     r = t.record
-    return {"name": r.trial_id, "sequence": r.sequence, "parameters": dict(r.parameters), "value": r.value}
+    brief = {"name": r.trial_id, "sequence": r.sequence, "parameters": dict(r.parameters), "value": r.value}
+    if r.budget is not None:
+        brief["budget"] = r.budget
+    return brief
 
 
 def pareto_brief(t: StoredTrial, objectives: list[Objective]) -> dict[str, Any]:
@@ -453,4 +509,6 @@ def trial_view(t: StoredTrial) -> dict[str, Any]:
         "ended": t.ended,
         "exitCode": t.exit_code,
         "message": t.message,
+        "kind": r.kind,
+        "info": dict(r.info) if r.info is not None else None,
     }

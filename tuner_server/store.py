@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS trials (
     ended REAL,
     exit_code INTEGER,
     message TEXT,
+    budget INTEGER,
+    info TEXT,
+    kind TEXT NOT NULL DEFAULT 'search',
     PRIMARY KEY (exp_id, trial_id),
     UNIQUE (exp_id, sequence)
 );
@@ -62,6 +65,9 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_exp ON events (exp_id, id);
 """
+
+# Columns added after the first release: (name, declaration), added by Store._migrate.
+_TRIAL_COLUMNS_ADDED = (("budget", "INTEGER"), ("info", "TEXT"), ("kind", "TEXT NOT NULL DEFAULT 'search'"))
 
 
 @dataclass
@@ -97,6 +103,14 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a database written by an older version lacks (budget, info, kind)."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(trials)").fetchall()}
+        for col, decl in _TRIAL_COLUMNS_ADDED:
+            if col not in have:
+                self._db.execute(f"ALTER TABLE trials ADD COLUMN {col} {decl}")
 
     def close(self) -> None:
         with self._lock:
@@ -151,11 +165,13 @@ class Store:
             exp_id,
             t.trial_id,
             "trial_issued",
-            {"sequence": t.sequence, "parameters": t.parameters},
+            {"sequence": t.sequence, "parameters": t.parameters, "budget": t.budget, "info": t.info, "kind": t.kind},
             [
                 (
-                    "INSERT INTO trials (exp_id, trial_id, sequence, parameters, state, created) VALUES (?, ?, ?, ?, ?, ?)",
-                    (exp_id, t.trial_id, t.sequence, json.dumps(t.parameters), t.state.value, created),
+                    "INSERT INTO trials (exp_id, trial_id, sequence, parameters, state, created, budget, info, kind) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (exp_id, t.trial_id, t.sequence, json.dumps(t.parameters), t.state.value, created, t.budget,
+                     json.dumps(t.info) if t.info is not None else None, t.kind),
                 )
             ],
         )
@@ -230,7 +246,7 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT trial_id, sequence, parameters, state, value, metrics, stop_requested, created, started, ended, "
-                "exit_code, message FROM trials WHERE exp_id = ? ORDER BY sequence",
+                "exit_code, message, budget, info, kind FROM trials WHERE exp_id = ? ORDER BY sequence",
                 (exp_id,),
             ).fetchall()
             inter = self._db.execute(
@@ -249,6 +265,9 @@ class Store:
                 value=r[4],
                 metrics=json.loads(r[5]) if r[5] else None,
                 intermediate=curves.get(r[0], []),
+                budget=r[12],
+                info=json.loads(r[13]) if r[13] else None,
+                kind=r[14] or "search",
             )
             out.append(StoredTrial(rec, bool(r[6]), r[7], r[8], r[9], r[10], r[11]))
         return out

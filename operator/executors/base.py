@@ -60,13 +60,44 @@ def substitute(text: str, parameters: Mapping[str, Any]) -> str:
     return PLACEHOLDER.sub(one, text)
 
 
-def trial_env(server_url: str, token: str, exp_id: str, trial_id: str, sequence: int, parameters: Mapping[str, Any]) -> dict[str, str]:
-    """The variables every trial receives, in every executor."""
-    return {
+def trial_env(
+    server_url: str,
+    token: str,
+    exp_id: str,
+    trial_id: str,
+    sequence: int,
+    parameters: Mapping[str, Any],
+    *,
+    budget: int | None = None,
+    checkpoint_dir: str | None = None,
+    resume_dir: str | None = None,
+    kind: str = "search",
+) -> dict[str, str]:
+    """The variables every trial receives, in every executor.
+
+    Seed 000's contract: ``PIPESTEP`` is ``hpo`` during the search and ``fullytrain`` for
+    final training; ``EPOCHS`` carries a multi-fidelity advisor's budget during the search
+    only (final training unsets it, so a seed-000 script trains its own full epochs), while
+    ``AUTOTUNE_BUDGET`` (what ``autotune.get_budget()`` reads) is set in both phases when
+    there is a budget. ``AUTOTUNE_SAVE_DIR`` is where the trial may save a checkpoint and
+    ``AUTOTUNE_RESUME_DIR`` the checkpoint a promoted trial continues from.
+    """
+    env = {
         "AUTOTUNE_SERVER_URL": server_url,
         "AUTOTUNE_TOKEN": token,
         "AUTOTUNE_EXPERIMENT_ID": exp_id,
         "AUTOTUNE_TRIAL_ID": trial_id,
         "AUTOTUNE_SEQUENCE_ID": str(sequence),
         "AUTOTUNE_PARAMETERS": json.dumps(parameters),
+        "AUTOTUNE_TRIAL_KIND": kind,
+        "PIPESTEP": "fullytrain" if kind == "final" else "hpo",
     }
+    if budget is not None:
+        env["AUTOTUNE_BUDGET"] = str(int(budget))
+        if kind != "final":
+            env["EPOCHS"] = str(int(budget))
+    if checkpoint_dir:
+        env["AUTOTUNE_SAVE_DIR"] = checkpoint_dir
+    if resume_dir:
+        env["AUTOTUNE_RESUME_DIR"] = resume_dir
+    return env

@@ -75,6 +75,8 @@ class LocalExecutor:
             env = dict(os.environ)
             env.update({k: substitute(v, trial.parameters) for k, v in self.template.env.items()})
             env.update(trial.env)
+            if trial.env.get("PIPESTEP") == "fullytrain":
+                env.pop("EPOCHS", None)  # seed 000: final training runs without EPOCHS
             env["AUTOTUNE_TRIAL_DIR"] = str(tdir)
             if self.sdk_path:
                 env["PYTHONPATH"] = os.pathsep.join(p for p in (self.sdk_path, env.get("PYTHONPATH")) if p)

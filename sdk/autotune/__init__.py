@@ -38,6 +38,9 @@ __all__ = [
     "get_experiment_id",
     "get_sequence_id",
     "get_budget",
+    "get_checkpoint_dir",
+    "get_resume_dir",
+    "is_final_training",
     "ReportError",
 ]
 
@@ -68,9 +71,31 @@ def get_sequence_id() -> int | None:
 
 
 def get_budget() -> int | None:
-    """The epochs (budget) a multi-fidelity advisor gave this trial, if any."""
+    """The epochs (budget) a multi-fidelity advisor gave this trial, if any: the total to
+    reach, counting the epochs of the checkpoint in :func:`get_resume_dir` when resuming.
+    Also set for final training when it has a budget (``EPOCHS`` is not, as in seed 000)."""
     v = _env("AUTOTUNE_BUDGET") or _env("EPOCHS")
     return int(float(v)) if v is not None else None
+
+
+def get_checkpoint_dir() -> str | None:
+    """Where this trial may save a checkpoint (created on demand), if the runner gives one."""
+    v = _env("AUTOTUNE_SAVE_DIR")
+    if v is not None:
+        os.makedirs(v, exist_ok=True)
+    return v
+
+
+def get_resume_dir() -> str | None:
+    """The checkpoint a promoted trial continues from (a lower-budget run of the same
+    configuration), or None to train from scratch."""
+    v = _env("AUTOTUNE_RESUME_DIR")
+    return v if v is not None and os.path.isdir(v) else None
+
+
+def is_final_training() -> bool:
+    """True when this trial reruns a chosen configuration after the search (``PIPESTEP=fullytrain``)."""
+    return _env("AUTOTUNE_TRIAL_KIND") == "final" or _env("PIPESTEP") == "fullytrain"
 
 
 def get_next_parameter() -> dict[str, Any]:
