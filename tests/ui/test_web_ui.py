@@ -334,3 +334,22 @@ def test_local_mode_ui_link_logs_in_once_and_serves_trial_logs(ui_page: UiPage, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_names_and_values_from_the_experiment_are_shown_as_text(ui_page: UiPage, ui_server: UiServer) -> None:
+    nasty = "<img src=x id=pwned>"
+    space = json.dumps({"opt<b>": {"_type": "choice", "_value": [nasty, "plain"]}})
+    with ui_server.admin() as c:
+        _register(c, "escape", {"searchSpace": space, "tuner": {"name": "GridSearch"}, "optimizeMode": "maximize"}).raise_for_status()
+        for k in range(2):
+            _run_trial(c, "escape", [0.1, 0.2], 0.5 + k)
+        ui_page.login(VIEWER, "/ui/experiments/escape")
+        ui_page.wait_loaded()
+        show(ui_page, "trials")
+        assert nasty in ui_page.page.inner_text("#trials tbody")
+        show(ui_page, "scatter")
+        ui_page.page.evaluate("autotuneUI.charts.scatter.dispatchAction({type: 'showTip', seriesIndex: 0, dataIndex: 0})")
+        wait_until(ui_page, "[...document.querySelectorAll('#chart-scatter div')].some(d => d.textContent.includes('opt<b>'))")
+        assert ui_page.page.evaluate("document.querySelector('#pwned') === null && document.querySelector('#chart-scatter b') === null")
+        c.delete("/api/v1/experiments/escape").raise_for_status()
+    assert ui_page.errors == []

@@ -2,6 +2,12 @@
 import { fmtNumber } from "./common.js";
 import { STATE_COLORS, axisFor, dimLabel, dimValue } from "./model.js";
 
+// Tooltips are HTML: every name or value in one is escaped (parameter names and choice
+// values come from whoever wrote the experiment).
+const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const esc = (v) => String(v);
+const num = (v) => esc(fmtNumber(v));
+
 const X_MARK = "path://M2,0L5,3L8,0L10,2L7,5L10,8L8,10L5,7L2,10L0,8L3,5L0,2Z";
 const BIG = 200; // above this many trials: thinner, fainter lines
 
@@ -34,7 +40,7 @@ export function historyOption(trials, mode) {
     dataZoom: [{ type: "inside" }],
     series: [
       { name: "trial value", type: "scatter", data: points, symbolSize: trials.length > BIG ? 5 : 8, large: trials.length > 2000,
-        tooltip: { formatter: (p) => `${p.name}<br>value ${fmtNumber(p.value[1])}` } },
+        tooltip: { formatter: (p) => `${esc(p.name)}<br>value ${num(p.value[1])}` } },
       { name: `best so far (${mode})`, type: "line", step: "end", data: bestLine, showSymbol: false, lineStyle: { width: 2, color: "#222" },
         itemStyle: { color: "#222" }, tooltip: { show: false } },
     ],
@@ -65,7 +71,7 @@ export function curvesOption(trials, bestName) {
       },
       itemStyle: { color: isBest ? "#111" : STATE_COLORS[t.state] },
       emphasis: { focus: "series", lineStyle: { width: 3, opacity: 1 } },
-      tooltip: { formatter: (p) => `${t.name} (${t.state.toLowerCase()})<br>step ${p.value[0]}: ${fmtNumber(p.value[1])}` },
+      tooltip: { formatter: (p) => `${esc(t.name)} (${esc(t.state.toLowerCase())})<br>step ${num(p.value[0])}: ${num(p.value[1])}` },
     };
   });
   const stops = withCurves.filter((t) => t.state === "EARLY_STOPPED").map((t) => ({
@@ -75,7 +81,7 @@ export function curvesOption(trials, bestName) {
     series.push({
       name: "early stop", type: "scatter", data: stops, symbol: X_MARK, symbolSize: 9, z: 6,
       itemStyle: { color: STATE_COLORS.EARLY_STOPPED },
-      tooltip: { formatter: (p) => `${p.name} stopped early at step ${p.value[0]}` },
+      tooltip: { formatter: (p) => `${esc(p.name)} stopped early at step ${num(p.value[0])}` },
     });
   }
   return {
@@ -108,7 +114,7 @@ function packedCurves(withCurves, bestName) {
       type: "line", data, showSymbol: false, symbol: "none", connectNulls: false, z: isBest ? 5 : 2,
       lineStyle: { width: isBest ? 3 : 1, opacity: isBest ? 1 : 0.35, color, type: key === "EARLY_STOPPED" ? "dashed" : "solid" },
       itemStyle: { color }, emphasis: { disabled: true },
-      tooltip: { formatter: (p) => `${withCurves[p.value[2]].name}<br>step ${p.value[0]}: ${fmtNumber(p.value[1])}` },
+      tooltip: { formatter: (p) => `${esc(withCurves[p.value[2]].name)}<br>step ${num(p.value[0])}: ${num(p.value[1])}` },
     };
   });
 }
@@ -139,7 +145,7 @@ export function parallelOption(trials, params, space, mode, bestName) {
                           lineStyle: { width: 4, opacity: 1, color: "#111" }, z: 5 });
   return {
     animation: false,
-    tooltip: { trigger: "item", confine: true, formatter: (p) => p.name },
+    tooltip: { trigger: "item", confine: true, formatter: (p) => esc(p.name) },
     parallel: { left: 60, right: 110, top: 50, bottom: 40, parallelAxisDefault: { nameLocation: "end", nameGap: 16 } },
     parallelAxis: axes,
     visualMap: {
@@ -172,7 +178,7 @@ export function scatterOption(trials, xKey, yKey, bestName) {
   }));
   if (best) series.push({ name: "best trial", type: "scatter", data: [best], symbol: "diamond", symbolSize: 18, z: 5,
                           itemStyle: { color: "#111" } });
-  const fmt = (p) => `${p.name}<br>${dimLabel(xKey)}: ${fmtNumber(p.value[0])}<br>${dimLabel(yKey)}: ${fmtNumber(p.value[1])}`;
+  const fmt = (p) => `${esc(p.name)}<br>${esc(dimLabel(xKey))}: ${num(p.value[0])}<br>${esc(dimLabel(yKey))}: ${num(p.value[1])}`;
   return {
     ...base(trials.length),
     legend: { top: 4 },
@@ -196,7 +202,7 @@ export function paretoOption(trials, frontNames, xKey, yKey) {
     (front.has(t.name) ? onFront : all).push({ name: t.name, value: [x, y] });
   }
   onFront.sort((a, b) => a.value[0] - b.value[0]);
-  const fmt = (p) => `${p.name}<br>${dimLabel(xKey)}: ${fmtNumber(p.value[0])}<br>${dimLabel(yKey)}: ${fmtNumber(p.value[1])}`;
+  const fmt = (p) => `${esc(p.name)}<br>${esc(dimLabel(xKey))}: ${num(p.value[0])}<br>${esc(dimLabel(yKey))}: ${num(p.value[1])}`;
   return {
     ...base(trials.length),
     legend: { top: 4 },
