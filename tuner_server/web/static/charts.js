@@ -5,7 +5,7 @@ import { STATE_COLORS, axisFor, dimLabel, dimValue } from "./model.js";
 // Tooltips are HTML: every name or value in one is escaped (parameter names and choice
 // values come from whoever wrote the experiment).
 const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
-const esc = (v) => String(v);
+const esc = (v) => String(v).replace(/[&<>"']/g, (c) => ESC[c]);
 const num = (v) => esc(fmtNumber(v));
 
 const X_MARK = "path://M2,0L5,3L8,0L10,2L7,5L10,8L8,10L5,7L2,10L0,8L3,5L0,2Z";
