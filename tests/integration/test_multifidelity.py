@@ -1,0 +1,78 @@
+"""`autotune run` with multi-fidelity advisors: a real SGDClassifier trained epoch by epoch
+on digits, budgets arriving as EPOCHS, promotions resuming from the trial's checkpoint,
+and final training rerunning the best configuration at full budget."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.integration.conftest import TRIALS, manifest, read_records, read_status, run_autotune, write_manifest
+
+SPACE = {"alpha": {"_type": "loguniform", "_value": [1e-5, 1e-1]}, "eta0": {"_type": "loguniform", "_value": [1e-4, 1e-1]}}
+
+
+def advisor_manifest(name: str, advisor: str, args: dict[str, Any], max_trials: int, record: Path,
+                     final: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc = manifest(name=name, space=SPACE, command=[sys.executable, str(TRIALS / "sgd_epochs.py")], max_trials=max_trials,
+                   concurrency=2, env=[{"name": "SGD_RECORD", "value": str(record)}])
+    spec = doc["spec"]
+    del spec["tuner"]
+    spec["advisor"] = {"builtinAdvisorName": advisor, "classArgs": json.dumps(args)}
+    if final is not None:
+        spec["finalTraining"] = final
+    return doc
+
+
+def trials_csv(out: Path, name: str) -> list[dict[str, str]]:
+    with open(out / name / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_hyperband_budgets_resume_and_final_training(tmp_path: Path) -> None:
+    rec = tmp_path / "runs.jsonl"
+    args = {"optimize_mode": "maximize", "R": 9, "eta": 3, "max_brackets": 1}
+    doc = advisor_manifest("hb", "Hyperband", args, 20, rec, final={"enabled": True})
+    r = run_autotune(["run", str(write_manifest(tmp_path / "hb.yaml", doc)), "--output", str(tmp_path / "out")], timeout=600)
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path / "out", "hb")
+    assert s["phase"] == "DONE", s["message"]
+    runs = read_records(rec)
+    search = [x for x in runs if not x["final"]]
+    # one bracket with s = 2: 9 configs x 1 epoch, 3 x 3 epochs, 1 x 9 epochs
+    assert Counter(x["budget"] for x in search) == {1: 9, 3: 3, 9: 1}
+    assert all(x["EPOCHS"] == str(x["budget"]) and x["PIPESTEP"] == "hpo" for x in search)
+    # promotions resumed from the lower rung's checkpoint: they trained only the missing epochs
+    promoted = [x for x in search if x["budget"] > 1]
+    assert [x["start"] for x in promoted if x["budget"] == 3] == [1, 1, 1]
+    assert [x["start"] for x in promoted if x["budget"] == 9] == [3]
+    assert all(x["epochs"] == x["budget"] for x in search)
+    # the best trial is the one trained for the full budget, then rerun once in final training
+    assert s["bestTrial"]["budget"] == 9
+    final = [x for x in runs if x["final"]]
+    assert len(final) == 1 and final[0]["budget"] == 9 and final[0]["start"] == 0 and final[0]["EPOCHS"] is None
+    assert final[0]["PIPESTEP"] == "fullytrain"
+    assert len(s["finalTraining"]) == 1 and s["finalTraining"][0]["state"] == "SUCCEEDED"
+    assert s["finalTraining"][0]["parameters"] == s["bestTrial"]["parameters"]
+    assert s["finalTraining"][0]["value"] > 0.85  # a linear model on digits
+    assert len(trials_csv(tmp_path / "out", "hb")) == 14
+
+
+def test_asha_runs_with_any_concurrency_and_stops_at_max_trial_num(tmp_path: Path) -> None:
+    rec = tmp_path / "runs.jsonl"
+    doc = advisor_manifest("asha", "ASHA", {"optimize_mode": "maximize", "min_budget": 1, "max_budget": 9, "eta": 3}, 14, rec)
+    r = run_autotune(["run", str(write_manifest(tmp_path / "asha.yaml", doc)), "--output", str(tmp_path / "out")], timeout=600)
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path / "out", "asha")
+    assert s["phase"] == "DONE" and s["trials"]["total"] == 14 and s["trials"]["failed"] == 0
+    runs = read_records(rec)
+    budgets = Counter(x["budget"] for x in runs)
+    assert set(budgets) <= {1, 3, 9} and budgets[3] >= 1  # something was promoted
+    assert budgets[1] > budgets[3] >= budgets[9]
+    assert all(x["start"] in (0, 1, 3) and x["epochs"] == x["budget"] for x in runs)
+    assert all(x["start"] > 0 for x in runs if x["budget"] > 1)  # promotions resumed
+    assert s.get("finalTraining") is None
