@@ -2,6 +2,7 @@
 
     autotune run EXPERIMENT.yaml [--output DIR] [--workdir DIR] [--devices 0,1] [--ui]
     autotune validate EXPERIMENT.yaml
+    autotune ui RESULTS_DIR                 (a finished local run in the web UI)
     autotune operator [--namespaces a,b] [--server-url URL] ...   (the Kubernetes operator)
 
 Exit codes of `run`: 0 DONE or TIMEOUT, 1 ERROR, 2 invalid experiment, 130 interrupted.
@@ -21,6 +22,7 @@ from types import FrameType
 from typing import Sequence
 
 from autotune_operator import __main__ as operator_main
+from autotune_operator import ui_command
 from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
 from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
@@ -231,11 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     v.add_argument("experiment")
     o = sub.add_parser("operator", help="run the Kubernetes operator for AutoTuneExperiments (flags override AUTOTUNE_* env)")
     operator_main.add_arguments(o)
+    u = sub.add_parser("ui", help="open a finished local run's results in the web UI (127.0.0.1, until Ctrl-C)")
+    ui_command.add_arguments(u)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
     if args.command == "validate":
         return cmd_validate(args)
+    if args.command == "ui":
+        return ui_command.run(args)
     if args.command == "operator":
         return operator_main.run(args)  # configures logging itself (AUTOTUNE_LOG_LEVEL / --log-level)
     return cmd_run(args)

@@ -334,6 +334,23 @@ def test_local_mode_ui_link_logs_in_once_and_serves_trial_logs(ui_page: UiPage, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # Afterwards, `autotune ui` shows the finished run from what it left on disk.
+    viewer = subprocess.Popen(autotune_cmd() + ["ui", str(tmp_path / "out" / "local-ui")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert viewer.stderr is not None
+        m = re.search(r"(http://127\.0\.0\.1:\d+/ui/login\?\S+)", viewer.stderr.readline())
+        assert m, "autotune ui must print a login link"
+        context = ui_page.page.context.browser.new_context()
+        page = context.new_page()
+        page.goto(m.group(1) + "#trials")
+        page.wait_for_selector("body[data-loaded='1']", state="attached")
+        assert page.inner_text("#phase") == "DONE"
+        assert len(page.query_selector_all("#trials tbody tr")) == 6
+        context.close()
+    finally:
+        viewer.terminate()
+        assert viewer.wait(timeout=10) == 0
 
 
 def test_names_and_values_from_the_experiment_are_shown_as_text(ui_page: UiPage, ui_server: UiServer) -> None:
