@@ -3,6 +3,8 @@
 - one daemon per AutoTuneExperiment runs its reconcile loop (sync, in a worker thread);
 - events on any workload carrying the experiment label wake the owning experiment's loop
   at once, so the next trial starts right after one finishes (no slow poll);
+- an edit of the experiment's spec (a new metadata.generation) wakes its loop too, which
+  takes the new limits (see spec_change.py);
 - on deletion (kopf finalizer) the experiment's tuner-server state is removed; its
   workloads and token Secret go by ownerReferences and the garbage collector.
 """
@@ -50,6 +52,11 @@ def experiment(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
 def experiment_deleted(namespace: str, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
     memo.runtime.forget(namespace, name, uid)
+
+
+@kopf.on.event(API_GROUP, API_VERSION, PLURAL)
+async def experiment_event(namespace: str, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.experiment_seen(namespace, name, meta.get("generation"))
 
 
 async def workload_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:

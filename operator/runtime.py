@@ -22,10 +22,11 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from autotune_operator.controller import ExperimentController
-from autotune_operator.decide import Phase
+from autotune_operator.decide import Limits, Phase
 from autotune_operator.executors.base import trial_env
 from autotune_operator.executors.kubernetes import EventRecorder, ExperimentRef, KubernetesExecutor
 from autotune_operator.orphans import PendingDeletes
+from autotune_operator.spec_change import MUTABLE, SpecChange, describe_limits, diff_spec, refused_message
 from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_manifest
 from autotune_operator.status import ExperimentStatus
 from autotune_operator.workloads import WorkloadError, build, choose_family, kubeflow, t9k
@@ -147,6 +148,7 @@ class OperatorRuntime:
         self.api = api
         self.tuner: TunerClient = tuner or HttpClient(settings.server_url, settings.admin_token, retry_seconds=CALL_RETRY_SECONDS)
         self._wakers: dict[tuple[str, str], threading.Event] = {}
+        self._generations: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self.pending_deletes = PendingDeletes(self.tuner.delete_experiment)
 
@@ -161,6 +163,17 @@ class OperatorRuntime:
         if ev is not None:
             ev.set()
 
+    def experiment_seen(self, namespace: str, name: str, generation: int | None) -> None:
+        """An event on the experiment itself: reconcile now if its spec changed (the
+        generation moves only then; our own status writes do not wake the loop)."""
+        if generation is None:
+            return
+        with self._lock:
+            changed = self._generations.get((namespace, name)) != generation
+            self._generations[(namespace, name)] = generation
+        if changed:
+            self.wake(namespace, name)
+
     def forget(self, namespace: str, name: str, uid: str) -> None:
         """The experiment is being deleted: drop its tuner-server state (workloads go by GC).
 
@@ -170,6 +183,7 @@ class OperatorRuntime:
         """
         with self._lock:
             ev = self._wakers.pop((namespace, name), None)
+            self._generations.pop((namespace, name), None)
         if ev is not None:
             ev.set()
         try:
@@ -211,6 +225,8 @@ class OperatorRuntime:
             self._fail(writer, events, str(e))
             return
         wake = self.waker(ref.namespace, ref.name)
+        applied: dict[str, Any] = dict(body.get("spec") or {})  # the spec this loop runs with
+        applied_gen = md.get("generation")
 
         def fresh() -> ExperimentController:
             # After a failed pass the controller is rebuilt as after an operator restart:
@@ -218,7 +234,9 @@ class OperatorRuntime:
             # server never got must be made again (ending a trial is idempotent there).
             executor = KubernetesExecutor(self.api, ref, exp.spec, family, wake=wake,
                                           accelerators=self.settings.accelerators, events=events)
-            return ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url)
+            c = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url)
+            c.limits = _limits(applied, c.limits.capacity)
+            return c
 
         controller = fresh()
         pause = sleep or wake.wait
@@ -226,6 +244,11 @@ class OperatorRuntime:
         started = False
         last_phase = status.get("phase")
         while not stopped():
+            generation = (body.get("metadata") or {}).get("generation")  # kopf's body is live
+            if generation != applied_gen:
+                applied_gen = generation
+                applied = _apply_spec_edit(applied, dict(body.get("spec") or {}), events, ref)
+                controller.limits = _limits(applied, controller.limits.capacity)
             try:
                 if not started:
                     controller.start()
@@ -258,7 +281,7 @@ class OperatorRuntime:
                 backoff = min(backoff * 2, 30)
                 continue
             backoff = 1.0
-            writer.write(_status_patch(st, family))
+            writer.write({**_status_patch(st, family), **({"observedGeneration": applied_gen} if applied_gen else {})})
             if st.phase.value != last_phase:
                 events.emit(f"Experiment{st.phase.value.capitalize()}", st.message or st.phase.value,
                             warning=st.phase is Phase.ERROR)
@@ -281,6 +304,32 @@ def _status_patch(st: ExperimentStatus, family: str) -> dict[str, Any]:
     out = st.model_dump(mode="json")
     out["workloadKind"] = family
     return out
+
+
+def _limits(spec: Mapping[str, Any], capacity: int | None) -> Limits:
+    return Limits(spec.get("maxTrialNum"), int(spec.get("trialConcurrency") or 1), spec.get("maxExecSeconds"), capacity)
+
+
+def _valid_limit(key: str, value: Any) -> bool:
+    if value is None:
+        return key != "trialConcurrency"
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _apply_spec_edit(applied: dict[str, Any], new: dict[str, Any], events: EventRecorder, ref: ExperimentRef) -> dict[str, Any]:
+    """Take the new limits; refuse (Warning Event) every other change. Returns the spec to run with."""
+    change = diff_spec(applied, new)
+    bad = [k for k in change.limits if not _valid_limit(k, new.get(k))]
+    if bad or change.refused:
+        refused = SpecChange({}, tuple(sorted({*change.refused, *bad})))
+        log.warning("%s/%s: %s", ref.namespace, ref.name, refused_message(refused))
+        events.emit("SpecChangeRefused", refused_message(refused), warning=True)
+    ok = SpecChange({k: v for k, v in change.limits.items() if k not in bad})
+    if ok.empty:
+        return applied
+    log.info("%s/%s: spec updated: %s", ref.namespace, ref.name, describe_limits(ok))
+    events.emit("SpecUpdated", f"{describe_limits(ok)} (applies from now on)")
+    return {**applied, **{k: new.get(k) for k in MUTABLE if k in ok.limits}}
 
 
 def _check_buildable(spec: Any, ref: ExperimentRef, family: str, acc: AcceleratorPolicy) -> None:

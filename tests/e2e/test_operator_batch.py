@@ -227,3 +227,61 @@ def test_assessor_stops_a_bad_trial_early(kube_cluster, env, tmp_path):
     assert any(e["reason"] == "TrialEarlyStopped" and f"{name}-1" in e["message"] for e in evs), [e["reason"] for e in evs]
     wait_for(lambda: [j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)] == [f"{name}-0"], 30,
              "the stopped trial's Job to be deleted")
+
+
+def events_of(kube_cluster, ns: str, name: str) -> list[dict]:
+    return json.loads(kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                                           f"involvedObject.name={name}", "-o", "json").stdout)["items"]
+
+
+def patch_spec(kube_cluster, ns: str, name: str, spec: dict):
+    return kube_cluster.kubectl("patch", "ate", name, "-n", ns, "--type=merge", "-p", json.dumps({"spec": spec}),
+                                check=False)
+
+
+def test_limits_edited_while_running_take_effect(kube_cluster, env):
+    """maxTrialNum and trialConcurrency raised on a running experiment: it runs the new
+    number of trials (not the original 2), with a SpecUpdated Event and observedGeneration."""
+    ns, name = env["ns"], "grow"
+    space = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4, 5, 6]}, "sleep": {"_type": "choice", "_value": [1.0]}}'
+    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=1, space=space))
+    wait_for(lambda: jobs(kube_cluster, ns, name), 60, "the first trial's Job")
+    r = patch_spec(kube_cluster, ns, name, {"maxTrialNum": 5, "trialConcurrency": 2})
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 180,
+             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
+    ate = get_ate(kube_cluster, ns, name)
+    st = ate["status"]
+    assert st["trials"]["total"] == 5 and st["trials"]["succeeded"] == 5, st
+    assert st["observedGeneration"] == ate["metadata"]["generation"] == 2, (st, ate["metadata"])
+    updated = [e["message"] for e in events_of(kube_cluster, ns, name) if e["reason"] == "SpecUpdated"]
+    assert updated and "maxTrialNum 2 -> 5" in updated[0] and "trialConcurrency 1 -> 2" in updated[0], updated
+    # The experiment has ended: no edit at all is accepted any more.
+    r = patch_spec(kube_cluster, ns, name, {"maxTrialNum": 9})
+    assert r.returncode != 0 and "the experiment has ended" in r.stderr, r.stderr
+
+
+def test_search_defining_edits_are_refused_at_apply_time(kube_cluster, env):
+    ns, name = env["ns"], "fixed"
+    space = '{"x": {"_type": "choice", "_value": [1, 2]}, "sleep": {"_type": "choice", "_value": [20]}}'
+    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=1, space=space))
+    wait_for(lambda: jobs(kube_cluster, ns, name), 60, "the first trial's Job")
+    generation = get_ate(kube_cluster, ns, name)["metadata"]["generation"]
+
+    # searchSpace is schemaless: the ValidatingAdmissionPolicy from crds/ refuses it (it
+    # becomes active a moment after it is created, hence the wait).
+    new_space = '{"x": {"_type": "choice", "_value": [7]}}'
+    r = wait_for(lambda: (lambda r: r if r.returncode else None)(patch_spec(kube_cluster, ns, name, {"searchSpace": new_space})),
+                 30, "the admission policy to refuse a searchSpace edit")
+    assert "spec.searchSpace cannot change" in r.stderr, r.stderr
+    for edit, field in [({"tuner": {"builtinTunerName": "Random"}}, "spec.tuner"),
+                        ({"tuner": {"classArgs": '{"optimize_mode": "minimize"}'}}, "spec.tuner"),
+                        ({"assessor": {"builtinAssessorName": "Medianstop"}}, "spec.assessor"),
+                        ({"seed": 5}, "spec.seed"),
+                        ({"trainingConfig": {"type": "xgboost"}}, "spec.trainingConfig")]:
+        r = patch_spec(kube_cluster, ns, name, edit)
+        assert r.returncode != 0 and f"{field} cannot change" in r.stderr, (edit, r.stderr)
+        assert "maxTrialNum, trialConcurrency and maxExecSeconds" in r.stderr
+    ate = get_ate(kube_cluster, ns, name)
+    assert ate["metadata"]["generation"] == generation and ate["spec"]["searchSpace"] == space
+    kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--wait=false")

@@ -160,3 +160,18 @@ def test_chart_pods_meet_restricted_pod_security(kube_cluster, release):
     lax = {"containers": [{"name": "c", "image": "busybox"}]}
     r = kube_cluster.kubectl("create", "--dry-run=server", "-n", ns, "-f", "-", input=pod("bad", lax), check=False)
     assert r.returncode != 0 and "restricted" in r.stderr, r.stderr
+
+
+def test_chart_admission_policy_matches_crds_dir(kube_cluster):
+    """The chart's immutable-spec policy is the one in crds/ (only names and labels differ)."""
+    rendered = [d for d in yaml.safe_load_all(kube_cluster.helm("template", "x", CHART).stdout) if d]
+    ours = [d for d in yaml.safe_load_all((ROOT / "crds" / "autotuneexperiments-immutable.yaml").read_text()) if d]
+    policy = {d["kind"]: d for d in rendered if d["kind"].startswith("ValidatingAdmissionPolicy")}
+    plain = {d["kind"]: d for d in ours}
+    assert set(policy) == set(plain) == {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    assert policy["ValidatingAdmissionPolicy"]["spec"] == plain["ValidatingAdmissionPolicy"]["spec"]
+    binding = policy["ValidatingAdmissionPolicyBinding"]["spec"]
+    assert binding["policyName"] == policy["ValidatingAdmissionPolicy"]["metadata"]["name"]
+    assert binding["validationActions"] == ["Deny"]
+    off = kube_cluster.helm("template", "x", CHART, "--set", "immutableSpecPolicy=false").stdout
+    assert "ValidatingAdmissionPolicy" not in off

@@ -23,7 +23,8 @@ SEED_EXAMPLE = (ROOT / "tests" / "fixtures" / "seed-001-example.yaml").read_text
 
 
 def install_crd(cluster) -> None:
-    cluster.kubectl("apply", "-f", CRD)
+    """The CRD and the admission policy next to it (everything in crds/)."""
+    cluster.kubectl("apply", "-f", str(ROOT / "crds"))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                     "crd/autotuneexperiments.tensorstack.dev")
 
