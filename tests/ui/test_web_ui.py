@@ -291,7 +291,7 @@ def test_local_mode_ui_link_logs_in_once_and_serves_trial_logs(ui_page: UiPage, 
     # The trial prints a line (its log) and then runs the toy trial slowly enough to look at.
     code = (
         "import runpy, sys; print('hello from the trial log', flush=True); "
-        f"sys.argv = ['toy.py', '--steps', '6', '--sleep', '0.5']; runpy.run_path({str(TRIALS / 'toy.py')!r}, run_name='__main__')"
+        f"sys.argv = ['toy.py', '--steps', '6', '--sleep', '0.8']; runpy.run_path({str(TRIALS / 'toy.py')!r}, run_name='__main__')"
     )
     doc = manifest(name="local-ui", command=[sys.executable, "-c", code], max_trials=6, concurrency=2)
     path = write_manifest(tmp_path / "local-ui.yaml", doc)
@@ -313,7 +313,8 @@ def test_local_mode_ui_link_logs_in_once_and_serves_trial_logs(ui_page: UiPage, 
         ui_page.page.goto(link)
         assert ui_page.page.url.split("#")[0] == f"{base}/ui/experiments/local.local-ui", "the link lands on the experiment, code gone"
         ui_page.wait_loaded()
-        assert ui_page.page.inner_text("#phase") == "RUNNING", "local mode knows the controller's phase"
+        # Local mode knows the controller's phase (from status.json, once it is written).
+        wait_until(ui_page, "document.querySelector('#phase').textContent === 'RUNNING'")
         show(ui_page, "trials")
         wait_until(ui_page, "document.querySelectorAll('#trials tbody tr').length >= 3", timeout=20)
         ui_page.page.screenshot(path=str(screenshots / "09-local-mode-running.png"), full_page=True)
