@@ -47,6 +47,7 @@ def test_motpe_order_front_first_then_contribution():
     # Front: (1,3), (2,2), (3,1), (2.9,1.05); (2.9,1.05) adds little next to (3,1).
     pos = motpe_order(losses, n_good=2)
     order = list(np.argsort(pos))
+    assert set(order[:2]) == {1, 3}  # each objective's best first, as NSGA-II keeps a front's ends
     assert set(order[:4]) == {1, 2, 3, 5}
     assert order[-2:] == [4, 0]  # rank 1 then rank 2
     assert pos[5] == 3  # the least contributing front point comes last of the front

@@ -8,12 +8,14 @@ ranks them by Pareto dominance instead:
 * completed trials are sorted into non-dominated fronts (rank 0 = the Pareto front);
 * the good set is the best ``n = min(ceil(gamma * N), 25)`` trials in that order (a share of
   N, not of sqrt(N) as single-objective TPE: a front needs more points than an optimum);
-* within the front that the cut falls into, trials adding more hypervolume come first, so
-  the good set keeps the front's spread rather than one crowded corner;
+* within the front that the cut falls into, each objective's best trial comes first, then
+  trials adding more hypervolume, so the good set keeps the front's spread rather than one
+  crowded corner;
 * trials still running count as dominated (the bad set): the next suggestions move away
   from them, which spreads concurrent trials out.
 
-Everything else (Parzen estimators, candidates, nested choices, no repeats) is TPE's.
+Everything else (Parzen estimators, candidates, nested choices, no repeats) is TPE's, with
+MOTPE's defaults: ``n_startup_jobs`` 10, ``gamma`` 0.1, one estimator per parameter.
 Like every tuner it is a pure function of the history and the RNG. Given a
 single-objective experiment it behaves as TPE.
 """
@@ -27,13 +29,15 @@ import numpy as np
 
 from tuner_server.history import OptimizeMode, TrialRecord
 from tuner_server.pareto import hypervolume_contributions, non_dominated_ranks, reference_point
+from tuner_server.tuners import tpe_multivariate
 from tuner_server.tuners.base import NoMoreTrials, TunerArgsError
 from tuner_server.tuners.tpe import Observations, TPETuner, fresh_prior_sample, flat_key
 
 
 def motpe_order(losses: Sequence[Sequence[float]], n_good: int) -> np.ndarray:
     """Position of every loss vector in MOTPE's order (0 = best): by non-dominated rank,
-    then, inside the rank that the good set's cut splits, by hypervolume contribution."""
+    then, inside the rank that the good set's cut splits, each objective's best point first
+    and the others by hypervolume contribution."""
     n = len(losses)
     if n == 0:
         return np.zeros(0)
@@ -45,8 +49,12 @@ def motpe_order(losses: Sequence[Sequence[float]], n_good: int) -> np.ndarray:
         members = np.flatnonzero(by_rank == r)
         if counted < n_good < counted + len(members):
             pts = [losses[i] for i in members]
-            contrib = hypervolume_contributions(pts, reference_point(losses))
-            tiebreak[members] = -np.asarray(contrib)
+            contrib = np.asarray(hypervolume_contributions(pts, reference_point(losses)))
+            # Each objective's best point of the front is kept first (as NSGA-II's infinite
+            # crowding distance does): measured against a reference point just past the
+            # worst, an end of the front contributes little, yet it anchors the front's spread.
+            contrib[np.argmin(np.asarray(pts), axis=0)] = np.inf
+            tiebreak[members] = -contrib
             break
         counted += len(members)
     order = np.lexsort((np.arange(n), tiebreak, by_rank))  # rank, then -contribution, then age
@@ -68,7 +76,9 @@ class MOTPETuner(TPETuner):
         if "constant_liar_type" in args or "constant_liar_type" in tpe_args:
             raise TunerArgsError(f"{self.name} does not take constant_liar_type: running trials always count as dominated")
         # MOTPE's own defaults (Optuna's): 10 random trials first; gamma is the good share of N.
-        defaults = {"n_startup_jobs": 10, "gamma": 0.1}
+        # Univariate by default: on bench/multiobjective.py the joint estimators of TPE's
+        # multivariate mode did worse on 2 of 4 problems (tpe_args.multivariate: true to use them).
+        defaults = {"n_startup_jobs": 10, "gamma": 0.1, "multivariate": False}
         super().configure({**args, "tpe_args": {**defaults, **tpe_args}})
 
     def _split(self, idx: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +119,13 @@ class MOTPETuner(TPETuner):
             raise NoMoreTrials(f"all {self._card} configurations of the search space were tried")
         if obs.n_completed < max(self.n_startup, 1):
             return self.space.to_parameters(fresh_prior_sample(self.space, obs.seen, rng, self._card))
-        flat, ranked = self._propose(self._columns(obs), obs.losses, rng)
+        if self.multivariate:  # TPE's default: joint estimators, which follow a front's shape
+            flat, ranked = tpe_multivariate.propose(
+                self.space, self._models, obs.flats, lambda idx: self._split(idx, obs.losses), self.n_candidates,
+                self.prior_weight, self.lf, rng,
+            )
+        else:
+            flat, ranked = self._propose(self._columns(obs), obs.losses, rng)
         if flat_key(flat) in obs.seen:
             flat = self._dedup(flat, ranked, obs.seen, rng)
         return self.space.to_parameters(flat)
