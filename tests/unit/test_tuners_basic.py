@@ -139,3 +139,39 @@ def test_unknown_tuner_name_lists_known():
 def test_bad_optimize_mode():
     with pytest.raises(TunerArgsError, match="optimize_mode"):
         create_tuner("Random", parse_search_space(SMALL), {"optimize_mode": "up"})
+
+
+# --------------------------------------------------------------------------- repeat detection
+
+
+def test_param_key_equal_as_json_values_but_bools_apart():
+    from tuner_server.tuners.base import param_key
+
+    assert param_key({"a": 1, "b": "x"}) == param_key({"b": "x", "a": 1.0})  # order and 1 == 1.0
+    assert param_key({"a": True}) != param_key({"a": 1})
+    assert param_key({"m": {"_name": "svm", "C": 1.5}}) == param_key({"m": {"C": 1.5, "_name": "svm"}})
+    assert param_key({"m": {"_name": "svm", "C": 1.5}}) != param_key({"m": {"_name": "svm", "C": 2.5}})
+    assert param_key({"l": [1, 2]}) != param_key({"l": [2, 1]})
+
+
+@pytest.mark.parametrize("name", ["Random", "GridSearch"])
+def test_true_and_one_are_different_options(name):
+    space = {"c": {"_type": "choice", "_value": [1, True, "1"]}}
+    t = create_tuner(name, parse_search_space(space), {})
+    hist, ended = drive(t, 10)
+    assert ended and len(hist) == 3
+    assert sorted(repr(h.parameters["c"]) for h in hist) == ["'1'", "1", "True"]
+
+
+@pytest.mark.parametrize("name", ["Random", "GridSearch"])
+def test_repeats_found_in_fresh_equal_records(name):
+    """The server hands new (equal) record objects each call; the key memo must still see repeats."""
+    t = create_tuner(name, parse_search_space(FINITE), {})
+    hist, _ = drive(t, 3)
+    for _ in range(3):
+        fresh = [record(h.sequence, dict(h.parameters)) for h in hist]
+        hist.append(record(len(hist), t.suggest(fresh, np.random.default_rng(len(hist)))))
+    assert len({canonical(h.parameters) for h in hist}) == len(hist) == 6
+    # an edited record (same sequence and id, other parameters) is re-keyed, not served from the memo
+    edited = [record(0, {"a": "z", "b": 1})] + [record(h.sequence, dict(h.parameters)) for h in hist[1:]]
+    assert t.space_exhausted(edited) is (canonical(hist[0].parameters) == canonical({"a": "z", "b": 1}))

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from tuner_server.history import OptimizeMode, TrialRecord
-from tuner_server.searchspace import SearchSpace, canonical
+from tuner_server.searchspace import SearchSpace
 
 
 class NoMoreTrials(Exception):
@@ -53,6 +53,8 @@ class Tuner(ABC):
         self.space = space
         self.seed = seed
         self.warnings: list[str] = []
+        # (sequence, trial id) -> (parameters, their param_key): pure cache for seen_keys
+        self._key_memo: dict[tuple[int, str], tuple[Mapping[str, Any], Any]] = {}
         args = dict(class_args)
         for k in sorted(set(args) & self.ignored_args):
             self.warnings.append(f"{self.name} ignores classArgs.{k}")
@@ -91,21 +93,55 @@ class Tuner(ABC):
         """Completed trials with a result, as (trial, loss) with lower = better."""
         return [(t, self.mode.loss(t.value)) for t in history if t.value is not None and t.state.ended and math.isfinite(t.value)]
 
-    def space_exhausted(self, history: Sequence[TrialRecord]) -> bool:
+    def seen_keys(self, history: Sequence[TrialRecord]) -> set[Any]:
+        """param_key of every trial in the history (any state).
+
+        Each trial's key is computed once and reused while its parameters compare equal
+        (the server hands fresh but equal records each call): at 1,000 trials this is a
+        dict lookup and an equality test per trial instead of a JSON encoding.
+        """
+        memo = self._key_memo
+        out: set[Any] = set()
+        for t in history:
+            ck = (t.sequence, t.trial_id)
+            hit = memo.get(ck)
+            if hit is None or not (hit[0] is t.parameters or hit[0] == t.parameters):
+                hit = (t.parameters, param_key(t.parameters))
+                memo[ck] = hit
+            out.add(hit[1])
+        return out
+
+    def space_exhausted(self, history: Sequence[TrialRecord], seen: set[Any] | None = None) -> bool:
         card = self.space.cardinality()
-        return card is not None and len({canonical(t.parameters) for t in history}) >= card
+        return card is not None and len(self.seen_keys(history) if seen is None else seen) >= card
 
     def sample_new(self, history: Sequence[TrialRecord], rng: np.random.Generator, tries: int = 200) -> dict[str, Any]:
         """A prior sample not tried before (NoMoreTrials when a finite space is used up)."""
-        if self.space_exhausted(history):
+        seen = self.seen_keys(history)
+        if self.space_exhausted(history, seen):
             raise NoMoreTrials(f"all {self.space.cardinality()} configurations of the search space were tried")
-        seen = {canonical(t.parameters) for t in history}
         params = self.space.to_parameters(self.space.sample_flat(rng))
         for _ in range(tries):
-            if canonical(params) not in seen:
+            if param_key(params) not in seen:
                 return params
             params = self.space.to_parameters(self.space.sample_flat(rng))
         return params  # a nearly exhausted finite space: a repeat beats stalling
+
+
+def param_key(v: Any) -> Any:
+    """A hashable identity of a parameter set, for finding repeats.
+
+    Equal as JSON values are equal (1 == 1.0, as JSON round trips need), except that
+    booleans stay apart from numbers (a choice may list both True and 1). Key order is
+    irrelevant. Much cheaper than json.dumps(sort_keys=True).
+    """
+    if isinstance(v, Mapping):
+        return frozenset((k, param_key(x)) for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return tuple(param_key(x) for x in v)
+    if isinstance(v, bool):
+        return ("bool", v)
+    return v
 
 
 def reject_unknown(tuner: str, args: Mapping[str, Any], known: Sequence[str]) -> None:

@@ -17,8 +17,8 @@ import numpy as np
 from scipy.stats import norm
 
 from tuner_server.history import TrialRecord
-from tuner_server.searchspace import Dimension, NestedOption, SearchSpace, canonical, quniform_grid
-from tuner_server.tuners.base import NoMoreTrials, Tuner
+from tuner_server.searchspace import Dimension, NestedOption, SearchSpace, quniform_grid
+from tuner_server.tuners.base import NoMoreTrials, Tuner, param_key
 
 MAX_EPOCH = 24
 
@@ -73,11 +73,11 @@ class GridSearchTuner(Tuner):
     ignored_args = frozenset({"optimize_mode"})
 
     def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
-        seen = {canonical(t.parameters) for t in history}
+        seen = self.seen_keys(history)
         epochs = range(1, 2) if is_finite(self.space) else range(1, MAX_EPOCH + 1)
         for epoch in epochs:
             for params in self._configs(self.space.top, epoch):
-                if canonical(params) not in seen:
+                if param_key(params) not in seen:
                     return params
         raise NoMoreTrials(f"the grid of {len(seen)} configurations is exhausted")
 
