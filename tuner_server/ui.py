@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tuner_server.engine import Engine, Hosted
-from tuner_server.history import TrialState
 from tuner_server.ui_auth import LoginCodes, Role, Session, Sessions, TokenCheck
 
 WEB = Path(__file__).parent / "web"
@@ -111,6 +111,33 @@ def _secure(request: Request) -> bool:
     return proto.split(",")[0].strip() == "https"
 
 
+class UiHeaders:
+    """Security headers on every /ui response. Plain ASGI: the API's own requests pass
+    straight through (an http middleware would add a task per request to all of them)."""
+
+    HEADERS = [
+        (b"content-security-policy", CSP.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        # A login code in the address bar must never travel to another site as a Referer.
+        (b"referrer-policy", b"same-origin"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/ui"):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + self.HEADERS
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def _page(name: str) -> FileResponse:
     return FileResponse(WEB / name, media_type="text/html", headers={"Cache-Control": "no-store"})
 
@@ -121,15 +148,7 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
     state = UiState(TokenCheck(admin_token, opts.viewer_token), Sessions(ttl=opts.session_ttl), LoginCodes(ttl=opts.login_code_ttl), opts)
     router = APIRouter()
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        response: Response = await call_next(request)
-        if request.url.path.startswith("/ui"):
-            response.headers.setdefault("Content-Security-Policy", CSP)
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            # A login code in the address bar must never travel to another site as a Referer.
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    app.add_middleware(UiHeaders)
 
     def session_of(request: Request) -> Session | None:
         return state.sessions.get(request.cookies.get(COOKIE))

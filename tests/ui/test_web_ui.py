@@ -371,3 +371,10 @@ def test_names_and_values_from_the_experiment_are_shown_as_text(ui_page: UiPage,
         assert ui_page.page.evaluate("document.querySelector('#pwned') === null && document.querySelector('#chart-scatter b') === null")
         c.delete("/api/v1/experiments/escape").raise_for_status()
     assert ui_page.errors == []
+
+
+def test_ui_responses_carry_security_headers_and_the_api_is_untouched(ui_server: UiServer) -> None:
+    page = httpx.get(ui_server.url + "/ui/login")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["referrer-policy"] == "same-origin"
+    assert "content-security-policy" not in httpx.get(ui_server.url + "/healthz").headers
