@@ -1,0 +1,119 @@
+"""Multi-objective experiments end to end: `autotune run` of real scikit-learn trials, a
+trial whose report lacks an objective, and the tuner server over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import xml.dom.minidom
+from pathlib import Path
+
+import yaml
+
+from tests.integration.conftest import TRIALS, ServerProcess, manifest, read_status, run_autotune, write_manifest
+from tuner_server.history import OptimizeMode
+from tuner_server.pareto import pareto_front, to_losses
+
+REPO = Path(__file__).resolve().parents[2]
+OBJS = [{"name": "score", "optimizeMode": "maximize"}, {"name": "cost", "optimizeMode": "minimize"}]
+
+
+def rows(out: Path, name: str) -> list[dict[str, str]]:
+    with open(out / name / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_digits_mlp_accuracy_against_size(tmp_path: Path) -> None:
+    """The example, shortened: real MLPs on digits; the front in status.json is exactly the
+    non-dominated set of the succeeded trials in trials.csv, and it is drawn."""
+    doc = yaml.safe_load((REPO / "examples" / "digits-multiobjective.yaml").read_text())
+    doc["spec"]["maxTrialNum"] = 12
+    container = doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]
+    container["command"] = [sys.executable, "digits_mlp_size.py", "--epochs", "15"]
+    path = write_manifest(tmp_path / "mo.yaml", doc)
+    r = run_autotune(["run", str(path), "--output", str(tmp_path / "out"), "--workdir", str(REPO / "examples"), "--quiet"],
+                     timeout=600)
+    assert r.returncode == 0, r.stderr
+    name = doc["metadata"]["name"]
+    s = read_status(tmp_path / "out", name)
+    assert s["phase"] == "DONE" and s["trials"]["succeeded"] == 12
+    assert s["bestTrial"] is None
+    table = {t["id"]: json.loads(t["metrics"]) for t in rows(tmp_path / "out", name) if t["state"] == "SUCCEEDED"}
+    names = list(table)
+    losses = [to_losses((table[n]["accuracy"], table[n]["n_params"]), (OptimizeMode.MAXIMIZE, OptimizeMode.MINIMIZE))
+              for n in names]
+    expected = {names[i] for i in pareto_front(losses)}
+    front = {p["name"]: p for p in s["paretoFront"]}
+    assert set(front) == expected and len(front) >= 2  # size and accuracy do trade off
+    for n, p in front.items():
+        assert p["values"] == {"accuracy": table[n]["accuracy"], "n_params": table[n]["n_params"]}
+        assert set(p["parameters"]) == {"hidden_units", "layers", "learning_rate", "alpha"}
+    best = {b["objective"]: b for b in s["bestTrials"]}
+    assert best["accuracy"]["values"]["accuracy"] == max(m["accuracy"] for m in table.values())
+    assert best["n_params"]["values"]["n_params"] == min(m["n_params"] for m in table.values())
+    assert best["accuracy"]["values"]["accuracy"] > 0.9  # a real network learned the digits
+    svg = xml.dom.minidom.parse(str(tmp_path / "out" / name / "pareto.svg"))
+    assert len(svg.getElementsByTagName("circle")) == 12
+    assert "pareto front:" in r.stdout and "pareto.svg" in r.stdout
+
+
+def test_missing_objective_fails_the_trial_with_the_reason(tmp_path: Path) -> None:
+    doc = manifest("mo-missing", space={"x": {"_type": "uniform", "_value": [0, 2]}},
+                   command=[sys.executable, str(TRIALS / "mo_report.py"), "--mode", "missing"],
+                   tuner="MOTPE", class_args={}, max_trials=2, concurrency=1)
+    doc["spec"]["objectives"] = OBJS
+    doc["spec"]["tuner"]["classArgs"] = "{}"  # the directions come from spec.objectives
+    path = write_manifest(tmp_path / "m.yaml", doc)
+    r = run_autotune(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"])
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path / "out", "mo-missing")
+    assert s["trials"]["failed"] == 2 and s["paretoFront"] == []
+    for t in rows(tmp_path / "out", "mo-missing"):
+        assert t["state"] == "FAILED"
+        assert "bad final metric: the final metric misses objective(s) ['cost']" in t["message"]
+
+
+def test_tuner_server_over_http(server: ServerProcess) -> None:
+    config = {"searchSpace": json.dumps({"x": {"_type": "uniform", "_value": [0, 2]}}),
+              "tuner": {"name": "MOTPE", "classArgs": {"tpe_args": {"n_startup_jobs": 3}}}, "objectives": OBJS, "seed": 3}
+    with server.client() as admin:
+        r = admin.put("/api/v1/experiments/mo", json={"name": "mo", "config": config})
+        assert r.status_code == 200, r.text
+        token = r.json()["token"]
+        bad = {**config, "tuner": {"name": "TPE", "classArgs": {}}}
+        r = admin.put("/api/v1/experiments/mo2", json={"name": "mo2", "config": bad})
+        assert r.status_code == 422 and "optimizes a single objective" in r.text
+    reported = {}
+    for _ in range(8):
+        with server.client() as admin:
+            t = admin.post("/api/v1/experiments/mo/trials", json={}).json()
+            admin.post(f"/api/v1/experiments/mo/trials/{t['trialId']}/start")
+        x = t["parameters"]["x"]
+        metric = {"score": 1.0 - (x - 1.0) ** 2, "cost": x * x}
+        with server.client(token=token) as trial:
+            r = trial.post(f"/api/v1/experiments/mo/trials/{t['trialId']}/final", json={"metric": metric})
+            assert r.status_code == 200, r.text
+        with server.client() as admin:
+            assert admin.post(f"/api/v1/experiments/mo/trials/{t['trialId']}/end", json={"exitCode": 0}).json() == {"state": "SUCCEEDED"}
+        reported[t["trialId"]] = metric
+    # A report without an objective is refused with the reason, and the trial fails.
+    with server.client() as admin:
+        t = admin.post("/api/v1/experiments/mo/trials", json={}).json()
+    with server.client(token=token) as trial:
+        r = trial.post(f"/api/v1/experiments/mo/trials/{t['trialId']}/final", json={"metric": {"score": 0.5}})
+        assert r.status_code == 422 and "misses objective(s) ['cost']" in r.text
+    with server.client() as admin:
+        s = admin.get("/api/v1/experiments/mo").json()
+        assert admin.get(f"/api/v1/experiments/mo/trials/{t['trialId']}").json()["state"] == "FAILED"
+    summary = s
+    names = list(reported)
+    losses = [to_losses((m["score"], m["cost"]), (OptimizeMode.MAXIMIZE, OptimizeMode.MINIMIZE)) for m in reported.values()]
+    assert {p["name"] for p in summary["paretoFront"]} == {names[i] for i in pareto_front(losses)}
+    assert [b["objective"] for b in summary["bestTrials"]] == ["score", "cost"]
+    # A restarted server rebuilds the same front from its database.
+    server.kill()
+    server.start()
+    with server.client() as admin:
+        again = admin.get("/api/v1/experiments/mo").json()
+    assert again["paretoFront"] == summary["paretoFront"]
