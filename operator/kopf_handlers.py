@@ -1,6 +1,8 @@
 """kopf wiring, kept thin: every handler hands over to :class:`OperatorRuntime`.
 
-- one daemon per AutoTuneExperiment runs its reconcile loop (sync, in a worker thread);
+- one daemon per AutoTuneExperiment runs its reconcile loop in a thread of its own (not
+  kopf's shared worker pool: a pool full of endless loops would starve every sync handler,
+  the deletion finalizer included, once there are more experiments than workers);
 - events on any workload carrying the experiment label wake the owning experiment's loop
   at once, so the next trial starts right after one finishes (no slow poll);
 - an edit of the experiment's spec (a new metadata.generation) wakes its loop too, which
@@ -11,7 +13,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 import kopf
@@ -39,14 +43,41 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX, key="last-handled-configuration")
     settings.posting.level = logging.WARNING
-    settings.execution.max_workers = 200  # one thread per running experiment's daemon
+    settings.execution.max_workers = 20  # short sync handlers only (finalizers); loops have own threads
     settings.watching.server_timeout = 300
     memo.runtime = OperatorRuntime(ours, _api_client())
 
 
 @kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=15.0, backoff=5.0)
-def experiment(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.runtime.run_experiment(body, lambda: bool(stopped))
+async def experiment(stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str, name: str,
+                     memo: kopf.Memo, **_: Any) -> None:
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if not done.done():
+            done.set_result(None) if error is None else done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            memo.runtime.run_experiment(body, lambda: bool(stopped))  # body is kopf's live view
+        except BaseException as e:  # handed to kopf, which backs off and restarts the daemon
+            error = e
+        try:
+            loop.call_soon_threadsafe(settle, error)
+        except RuntimeError:  # the operator is exiting and its event loop is closed
+            pass
+
+    threading.Thread(target=run, name=f"experiment {namespace}/{name}", daemon=True).start()
+    stop = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not done.done():
+            memo.runtime.wake(namespace, name)  # stopping: the loop checks stopped() at once
+        await done
+    finally:
+        stop.cancel()
 
 
 @kopf.on.delete(API_GROUP, API_VERSION, PLURAL)
