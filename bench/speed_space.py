@@ -33,6 +33,15 @@ BOUNDED_SPACE: dict[str, dict[str, Any]] = {
 }
 
 
+# Metis models only choice/randint/uniform/quniform (as NNI's): the same ten without log types.
+METIS_SPACE: dict[str, dict[str, Any]] = {
+    **BOUNDED_SPACE,
+    "lr": {"_type": "uniform", "_value": [1e-5, 1e-1]},
+    "hidden": {"_type": "quniform", "_value": [16, 1024, 16]},
+    "weight_decay": {"_type": "uniform", "_value": [1e-6, 1e-2]},
+}
+
+
 def loss(p: Mapping[str, Any]) -> float:
     """Lower is better; optimum 0 near lr=1e-3, momentum=0.9, 4 layers, no dropout, adamw."""
     return (
