@@ -1,0 +1,239 @@
+"""Multi-fidelity benchmark: epochs spent to find a good configuration, on real learning curves.
+
+Run:  nice -n 10 python bench/multifidelity.py [--seeds 5] [--R 27]   (inside .venv or scripts/bench)
+
+Workload: SGDClassifier (hinge loss) trained epoch by epoch with ``partial_fit`` on
+scikit-learn's digits (70/30 split, standardised), validation accuracy after each epoch.
+The search space is a grid so that every curve can be computed once and cached
+(bench/results/mf-curves-sgd-R<R>.json): ``alpha`` = 1e-6 * 10^(a/2), a in randint[0, 12),
+``eta0`` = 1e-4 * 10^(e/3), e in randint[0, 12), ``learning_rate`` in {constant, invscaling,
+adaptive}: 432 configurations, each trained once for R epochs (deterministic), so every
+method sees exactly the same curves.
+
+Methods (the tuner server's own algorithm code, driven in-process, one trial at a time):
+Random at full budget R; SuccessiveHalving, Hyperband, ASHA, BOSS (min budget 1, max R,
+eta 3; promotions resume: cost = new budget - old budget); BOHB (min 1, max R, eta 3;
+promotions restart: cost = the whole budget); Random + Medianstop and Random +
+Curvefitting (each trial runs epoch by epoch and stops when the assessor says so).
+
+Measures, per seed:
+* target = (best final accuracy of a full-budget random search of --ref configs) - 0.005;
+  the reference random search uses seed 10_000 + s, independent of the methods' runs;
+* epochs to target = epochs trained until a trial trained to the full budget R reports an
+  accuracy >= target (a method has "found" a configuration when it trained it fully);
+* for the assessors, over --n-assess trials of Random with the same configurations:
+  epochs saved versus no assessor, and the drop in the best full-budget accuracy.
+Prints tables and writes bench/results/multifidelity.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tuner_server.advisors import Advisor, create_advisor  # noqa: E402
+from tuner_server.assessors import create_assessor  # noqa: E402
+from tuner_server.history import TrialRecord, TrialState  # noqa: E402
+from tuner_server.searchspace import parse_search_space  # noqa: E402
+from tuner_server.tuners import NoMoreTrials, TryLater, create_tuner  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+LRS = ("constant", "invscaling", "adaptive")
+SPACE = {
+    "a": {"_type": "randint", "_value": [0, 12]},
+    "e": {"_type": "randint", "_value": [0, 12]},
+    "learning_rate": {"_type": "choice", "_value": list(LRS)},
+}
+
+
+def key(p: dict[str, Any]) -> str:
+    return f"{int(p['a'])}/{int(p['e'])}/{p['learning_rate']}"
+
+
+def learning_curves(R: int) -> dict[str, list[float]]:
+    """Validation accuracy after each of R epochs for all 432 configurations (cached)."""
+    path = RESULTS / f"mf-curves-sgd-R{R}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    sc = StandardScaler().fit(X_tr)
+    X_tr, X_va = sc.transform(X_tr), sc.transform(X_va)
+    classes = np.arange(10)
+    out: dict[str, list[float]] = {}
+    t0 = time.time()
+    for a in range(12):
+        for e in range(12):
+            for lr in LRS:
+                m = SGDClassifier(alpha=1e-6 * 10 ** (a / 2), eta0=1e-4 * 10 ** (e / 3), learning_rate=lr, random_state=0)
+                rng = np.random.default_rng(0)
+                curve = []
+                for _ in range(R):
+                    order = rng.permutation(len(X_tr))
+                    m.partial_fit(X_tr[order], y_tr[order], classes=classes)
+                    curve.append(round(float(m.score(X_va, y_va)), 6))
+                out[f"{a}/{e}/{lr}"] = curve
+    print(f"computed {len(out)} learning curves of {R} epochs in {time.time() - t0:.0f} s", file=sys.stderr)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out))
+    return out
+
+
+@dataclass
+class Outcome:
+    epochs_to_target: int | None  # None: not reached within the cap
+    epochs: int
+    trials: int
+    best_full: float  # best accuracy among trials trained to R
+
+
+def run_advisor(adv: Advisor, curves: dict[str, list[float]], R: int, target: float, cap: int, seed: int) -> Outcome:
+    h: list[TrialRecord] = []
+    epochs, best, reached = 0, -math.inf, None
+    trained: dict[str, int] = {}  # trial id -> epochs it reached (for resume costs)
+    while epochs < cap:
+        try:
+            p = adv.propose(h, np.random.default_rng([seed, len(h)]))
+        except (NoMoreTrials, TryLater):
+            break  # one trial at a time: TryLater cannot happen with nothing running
+        resume = p.info.get("resume")
+        start = trained.get(resume, 0) if resume else 0
+        epochs += p.budget - start
+        acc = curves[key(p.parameters)][p.budget - 1]
+        t = TrialRecord(len(h), f"t{len(h)}", p.parameters, state=TrialState.SUCCEEDED, value=acc, budget=p.budget, info=p.info)
+        t.intermediate = curves[key(p.parameters)][start : p.budget]
+        h.append(t)
+        trained[t.trial_id] = p.budget
+        if p.budget >= R:
+            best = max(best, acc)
+            if reached is None and acc >= target:
+                reached = epochs
+    return Outcome(reached, epochs, len(h), best)
+
+
+def run_random(curves: dict[str, list[float]], R: int, target: float, cap: int, seed: int,
+               assessor: Callable[[], Any] | None = None, n_trials: int | None = None) -> Outcome:
+    space = parse_search_space(SPACE)
+    tuner = create_tuner("Random", space, {"optimize_mode": "maximize"}, seed=seed)
+    judge = assessor() if assessor else None
+    h: list[TrialRecord] = []
+    epochs, best, reached = 0, -math.inf, None
+    while epochs < cap and (n_trials is None or len(h) < n_trials):
+        try:
+            params = tuner.suggest(h, np.random.default_rng([seed, len(h)]))
+        except NoMoreTrials:
+            break
+        curve = curves[key(params)]
+        t = TrialRecord(len(h), f"t{len(h)}", params, state=TrialState.RUNNING)
+        stopped = False
+        for step in range(R):
+            t.intermediate.append(curve[step])
+            epochs += 1
+            if judge is not None and judge.should_stop(t, h + [t]):
+                stopped = step + 1 < R
+                break
+        t.state = TrialState.EARLY_STOPPED if stopped else TrialState.SUCCEEDED
+        t.value = t.intermediate[-1]
+        h.append(t)
+        if not stopped:
+            best = max(best, t.value)
+            if reached is None and t.value >= target:
+                reached = epochs
+    return Outcome(reached, epochs, len(h), best)
+
+
+def advisors(R: int) -> dict[str, Callable[[], Advisor]]:
+    space = parse_search_space(SPACE)
+    mm = {"optimize_mode": "maximize"}
+    return {
+        "SuccessiveHalving": lambda: create_advisor("SuccessiveHalving", space, {**mm, "min_budget": 1, "max_budget": R, "eta": 3}),
+        "Hyperband": lambda: create_advisor("Hyperband", space, {**mm, "R": R, "eta": 3}),
+        "ASHA": lambda: create_advisor("ASHA", space, {**mm, "min_budget": 1, "max_budget": R, "eta": 3}),
+        "BOHB": lambda: create_advisor("BOHB", space, {**mm, "min_budget": 1, "max_budget": R, "eta": 3}),
+        "BOSS": lambda: create_advisor("BOSS", space, {**mm, "R": R, "eta": 3}),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--R", type=int, default=27, help="full budget in epochs")
+    ap.add_argument("--ref", type=int, default=64, help="configs in the reference full-budget random search")
+    ap.add_argument("--n-assess", type=int, default=64, help="trials per run in the assessor comparison")
+    ap.add_argument("--cap", type=int, default=0, help="epoch cap per run (default 150 * R)")
+    args = ap.parse_args()
+    R = args.R
+    cap = args.cap or 150 * R
+    curves = learning_curves(R)
+    finals = sorted(c[-1] for c in curves.values())
+    print(f"{len(curves)} configurations; full-budget accuracy: best {finals[-1]:.4f}, median {finals[len(finals) // 2]:.4f}")
+    methods: dict[str, Callable[[float, int], Outcome]] = {"Random (full budget)": lambda tgt, s: run_random(curves, R, tgt, cap, s)}
+    for name, make in advisors(R).items():
+        methods[name] = (lambda make: lambda tgt, s: run_advisor(make(), curves, R, tgt, cap, s))(make)
+    assessors = {
+        "Medianstop": lambda: create_assessor("Medianstop", {"optimize_mode": "maximize", "start_step": 3}),
+        "Curvefitting": lambda: create_assessor("Curvefitting", {"optimize_mode": "maximize", "epoch_num": R, "start_step": 6,
+                                                                 "threshold": 0.95}),
+    }
+    for name, make in assessors.items():
+        methods[f"Random + {name}"] = (lambda make: lambda tgt, s: run_random(curves, R, tgt, cap, s, make))(make)
+
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    targets = []
+    for s in range(args.seeds):
+        ref = run_random(curves, R, math.inf, args.ref * R, 10_000 + s, n_trials=args.ref)
+        target = ref.best_full - 0.005
+        targets.append(target)
+        for m, fn in methods.items():
+            o = fn(target, s)
+            rows[m].append({"seed": s, "target": target, **o.__dict__})
+    base = statistics.median(r["epochs_to_target"] or cap for r in rows["Random (full budget)"])
+    print(f"\nepochs to a configuration within 0.005 of the best of a {args.ref}-config full-budget random search "
+          f"(R = {R}, {args.seeds} seeds, cap {cap}; targets {min(targets):.4f}..{max(targets):.4f})")
+    print(f"{'method':24} {'median':>8} {'mean':>8} {'reached':>8} {'vs random':>10}")
+    table = []
+    for m, rs in rows.items():
+        e = [r["epochs_to_target"] or cap for r in rs]
+        med = statistics.median(e)
+        hit = sum(r["epochs_to_target"] is not None for r in rs)
+        table.append({"method": m, "median": med, "mean": statistics.mean(e), "reached": hit, "ratio": med / base})
+        print(f"{m:24} {med:8.0f} {statistics.mean(e):8.0f} {hit:5d}/{len(rs):<2d} {med / base:10.2f}")
+
+    # Assessors: same Random configurations with and without early stopping, fixed trial count.
+    print(f"\nearly stopping over {args.n_assess} Random trials of {R} epochs (same configurations per seed)")
+    print(f"{'assessor':14} {'epochs saved':>13} {'best acc drop':>14}")
+    assess = []
+    for name, make in assessors.items():
+        saved, drop = [], []
+        for s in range(args.seeds):
+            plain = run_random(curves, R, math.inf, 10**9, s, n_trials=args.n_assess)
+            stop = run_random(curves, R, math.inf, 10**9, s, make, n_trials=args.n_assess)
+            saved.append(1 - stop.epochs / plain.epochs)
+            drop.append(plain.best_full - stop.best_full)
+        assess.append({"assessor": name, "saved": statistics.mean(saved), "drop_mean": statistics.mean(drop), "drop_max": max(drop)})
+        print(f"{name:14} {statistics.mean(saved):12.1%} {statistics.mean(drop):9.4f} (max {max(drop):.4f})")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = {"R": R, "seeds": args.seeds, "ref": args.ref, "cap": cap, "table": table, "assessors": assess, "runs": rows}
+    (RESULTS / "multifidelity.json").write_text(json.dumps(out, indent=1))
+    print(f"\nwrote {RESULTS / 'multifidelity.json'}")
+
+
+if __name__ == "__main__":
+    main()
