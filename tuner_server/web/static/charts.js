@@ -15,7 +15,7 @@ const BIG = 200; // above this many trials: thinner, fainter lines
 // of series costs frames for nothing.
 const base = (n) => ({
   animation: false,
-  grid: { left: 64, right: 32, top: 40, bottom: 56, containLabel: true },
+  grid: { left: 64, right: 32, top: 48, bottom: 56, containLabel: true },
   tooltip: { trigger: "item", confine: true },
   textStyle: { fontFamily: "system-ui, sans-serif" },
 });
@@ -34,9 +34,9 @@ export function historyOption(trials, mode) {
   }
   return {
     ...base(trials.length),
-    legend: { top: 4 },
-    xAxis: { type: "value", name: "trial #", nameLocation: "middle", nameGap: 28, minInterval: 1 },
-    yAxis: { type: "value", name: "objective", scale: true },
+    legend: { top: 4, right: 16 },
+    xAxis: { type: "value", name: "trial #", nameLocation: "middle", nameGap: 28, minInterval: 1, axisLine: { onZero: false } },
+    yAxis: { type: "value", name: "objective", scale: true, axisLine: { onZero: false }, nameTextStyle: { align: "left" } },
     dataZoom: [{ type: "inside" }],
     series: [
       { name: "trial value", type: "scatter", data: points, symbolSize: trials.length > BIG ? 5 : 8, large: trials.length > 2000,
@@ -86,8 +86,8 @@ export function curvesOption(trials, bestName) {
   }
   return {
     ...base(withCurves.length),
-    xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 28, minInterval: 1 },
-    yAxis: { type: "value", name: "intermediate metric", scale: true },
+    xAxis: { type: "value", name: "step", nameLocation: "middle", nameGap: 28, minInterval: 1, axisLine: { onZero: false } },
+    yAxis: { type: "value", name: "intermediate metric", scale: true, axisLine: { onZero: false }, nameTextStyle: { align: "left" } },
     dataZoom: [{ type: "inside" }, { type: "slider", height: 18, bottom: 6 }],
     series,
   };
@@ -181,10 +181,10 @@ export function scatterOption(trials, xKey, yKey, bestName) {
   const fmt = (p) => `${esc(p.name)}<br>${esc(dimLabel(xKey))}: ${num(p.value[0])}<br>${esc(dimLabel(yKey))}: ${num(p.value[1])}`;
   return {
     ...base(trials.length),
-    legend: { top: 4 },
+    legend: { top: 4, right: 16 },
     tooltip: { trigger: "item", confine: true, formatter: fmt },
-    xAxis: { ...xs, name: dimLabel(xKey), nameLocation: "middle", nameGap: 28, scale: true },
-    yAxis: { ...ys, name: dimLabel(yKey), scale: true },
+    xAxis: { ...xs, name: dimLabel(xKey), nameLocation: "middle", nameGap: 28, scale: true, axisLine: { onZero: false } },
+    yAxis: { ...ys, name: dimLabel(yKey), scale: true, axisLine: { onZero: false }, nameTextStyle: { align: "left" } },
     series,
   };
 }
@@ -205,10 +205,10 @@ export function paretoOption(trials, frontNames, xKey, yKey) {
   const fmt = (p) => `${esc(p.name)}<br>${esc(dimLabel(xKey))}: ${num(p.value[0])}<br>${esc(dimLabel(yKey))}: ${num(p.value[1])}`;
   return {
     ...base(trials.length),
-    legend: { top: 4 },
+    legend: { top: 4, right: 16 },
     tooltip: { trigger: "item", confine: true, formatter: fmt },
-    xAxis: { type: "value", name: dimLabel(xKey), nameLocation: "middle", nameGap: 28, scale: true },
-    yAxis: { type: "value", name: dimLabel(yKey), scale: true },
+    xAxis: { type: "value", name: dimLabel(xKey), nameLocation: "middle", nameGap: 28, scale: true, axisLine: { onZero: false } },
+    yAxis: { type: "value", name: dimLabel(yKey), scale: true, axisLine: { onZero: false }, nameTextStyle: { align: "left" } },
     series: [
       { name: "dominated trials", type: "scatter", data: all, symbolSize: 8, itemStyle: { color: "#9aa0a6", opacity: 0.7 } },
       { name: "Pareto front", type: "line", data: onFront, symbol: "circle", symbolSize: 12, z: 5,
