@@ -8,14 +8,16 @@ peak) once it is idle (started, watching, no experiments), then applies --experi
 AutoTuneExperiments at once, each with --trials-each trials running concurrently (batch
 Jobs whose pods run `sleep` on the fake nodes, so they stay running), waits until every
 experiment is RUNNING with all its trial pods running, and samples RSS for --sample
-seconds. Prints idle / loaded / per-experiment figures and thread counts, and writes
-bench/results/operator-memory-<time>.json.
+seconds. Prints idle / loaded / per-experiment figures and thread counts, plus where the
+idle RSS comes from (a fresh interpreter's RSS after each group of the operator's
+imports), and writes bench/results/operator-memory-<time>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,6 +49,26 @@ def sample(pid: int, seconds: float, every: float = 1.0) -> list[dict[str, int]]
 
 def mib(kib: float) -> float:
     return round(kib / 1024, 1)
+
+
+IMPORT_STEPS = """
+import json
+rss = lambda: int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0])
+out = {"python": rss()}
+import kopf, kubernetes, pydantic
+out["kopf + kubernetes + pydantic"] = rss()
+import numpy, scipy.special, scipy.linalg, scipy.optimize, scipy.stats
+out["numpy + scipy (the tuners' imports)"] = rss()
+import autotune_operator.kopf_handlers
+out["autotune_operator (spec -> every tuner/assessor/advisor)"] = rss()
+print(json.dumps(out))
+"""
+
+
+def import_breakdown() -> dict[str, float]:
+    """RSS (MiB) of a fresh interpreter after each group of the operator's imports."""
+    out = subprocess.run([sys.executable, "-c", IMPORT_STEPS], capture_output=True, text=True, check=True).stdout
+    return {k: mib(v) for k, v in json.loads(out).items()}
 
 
 def main() -> None:
@@ -112,6 +134,7 @@ def main() -> None:
         "loaded_threads": last["Threads"],
         "per_experiment_mib": round((loaded_rss - idle_rss) / 1024 / n, 2),
         "ramp_seconds": round(ramp, 1),
+        "import_breakdown_mib": import_breakdown(),
         "samples_idle": idle,
         "samples_loaded": loaded,
     }
@@ -119,6 +142,8 @@ def main() -> None:
     print(f"operator RSS: idle {res['idle_rss_mib']} MiB ({res['idle_threads']} threads); with {n} experiments x "
           f"{k} running trials {res['loaded_rss_mib']} MiB ({res['loaded_threads']} threads), peak (VmHWM) "
           f"{res['peak_rss_mib_vmhwm']} MiB; +{res['per_experiment_mib']} MiB per experiment; {path}")
+    print("where the idle RSS comes from (fresh interpreter, cumulative): "
+          + "; ".join(f"{k} {v} MiB" for k, v in res["import_breakdown_mib"].items()))
 
 
 if __name__ == "__main__":
