@@ -102,7 +102,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure(url: str, runs: int, shots: Path | None = None) -> dict[str, Any]:
+def measure(url: str, trials: int, runs: int, shots: Path | None = None) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     out: dict[str, Any] = {}
@@ -130,7 +130,7 @@ def measure(url: str, runs: int, shots: Path | None = None) -> dict[str, Any]:
                     tasks: window.__longtasks.filter(([s]) => s <= performance.getEntriesByName('autotune:first-render')[0].startTime + 1),
                     rows: document.querySelectorAll('#trials tbody tr').length,
                     total: autotuneUI.trials.length })""")
-                assert m["total"] == TRIALS_EXPECTED[0] and m["rows"] == 50, m
+                assert m["total"] == trials and m["rows"] == 50, m
                 first.append(m["first"])
                 longest.append(max([d for _, d in m["tasks"]], default=0.0))
                 count.append(len(m["tasks"]))
@@ -164,15 +164,12 @@ def measure(url: str, runs: int, shots: Path | None = None) -> dict[str, Any]:
             for k, view in enumerate(VIEWS):
                 page.click(f"#tabs button[data-view={view}]")
                 page.wait_for_timeout(500)
-                page.screenshot(path=str(shots / f"1{k}-{view}-{TRIALS_EXPECTED[0]}-trials.png"), full_page=True)
+                page.screenshot(path=str(shots / f"1{k}-{view}-{trials}-trials.png"), full_page=True)
         series = page.evaluate("autotuneUI.charts.curves.getOption().series.length")
         out["curves_series"] = series
         out["console_errors"] = errors
         browser.close()
     return out
-
-
-TRIALS_EXPECTED = [0]
 
 
 def main() -> None:
@@ -182,7 +179,6 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--screenshots", type=Path, help="also save each view at this size here (e.g. docs/screenshots)")
     a = ap.parse_args()
-    TRIALS_EXPECTED[0] = a.trials
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "ui.db"
         t0 = time.perf_counter()
@@ -205,7 +201,7 @@ def main() -> None:
             t = time.perf_counter()
             unchanged = httpx.get(f"{url}/ui/api/experiments/{EXP}/trials", params={"rev": rev}, headers=h, timeout=60)
             poll_ms = (time.perf_counter() - t) * 1000
-            result = measure(url, a.runs, a.screenshots)
+            result = measure(url, a.trials, a.runs, a.screenshots)
         finally:
             server.terminate()
             server.wait(timeout=10)
