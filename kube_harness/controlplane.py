@@ -181,19 +181,12 @@ class ControlPlane:
             return False
         try:
             with open(f"/proc/{pid}/stat") as f:
-                if f.read().split(") ", 1)[1][0] == "Z":
-                    return False
+                stat = f.read()
             with open(f"/proc/{pid}/cmdline", "rb") as f:  # guard against a reused pid
                 cmdline = f.read()
-            # Empty while execve is still setting up the new image: Popen returns (vfork
-            # released, CLOEXEC pipe closed) before the kernel has written argv, so a check
-            # right after spawning read "" and took a starting kube-apiserver for dead.
-            if not cmdline:
-                return True
-            marker = "kube_harness.node_agent" if name == "node-agent" else name
-            return marker.encode() in cmdline
-        except (FileNotFoundError, IndexError, ProcessLookupError):
+        except (FileNotFoundError, ProcessLookupError):
             return False
+        return is_our_process(stat, cmdline, "kube_harness.node_agent" if name == "node-agent" else name)
 
     def _wait(self, what: str, probe, timeout: float, watch: tuple[str, ...]) -> None:
         deadline = time.monotonic() + timeout
@@ -378,6 +371,22 @@ class ControlPlane:
 
     def status(self) -> dict[str, bool]:
         return {n: self._alive(n) for n in self.pids}
+
+
+def is_our_process(stat: str, cmdline: bytes, marker: str) -> bool:
+    """From /proc/<pid>/stat and /proc/<pid>/cmdline: alive (not a zombie) and ours."""
+    try:
+        if stat.split(") ", 1)[1][0] == "Z":
+            return False
+    except IndexError:
+        return False
+    # Empty while execve is still setting up the new image: Popen returns (vfork released,
+    # CLOEXEC pipe closed) before the kernel has written argv, so a check right after
+    # spawning read "" and took a starting kube-apiserver for dead (the e2e start failing
+    # with an empty log), and stop() then left it running.
+    if not cmdline:
+        return True
+    return marker.encode() in cmdline
 
 
 def wait_for(probe, timeout: float = 30, what: str = "condition", interval: float = 0.2):

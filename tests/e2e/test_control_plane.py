@@ -394,3 +394,16 @@ def test_fit_rules_of_the_fake_scheduler():
 def test_dependent_env_expansion():
     env = {"A": "1", "B": "two"}
     assert na.expand("$(A)-$(B)-$(C)-$$(A)", env) == "1-two-$(C)-$(A)"
+
+
+def test_liveness_of_a_spawned_component_from_proc():
+    """No cluster needed. A process still inside execve has an empty cmdline: alive (this was
+    read as "exited" right after spawning); a zombie or another program on a reused pid is not."""
+    from kube_harness.controlplane import is_our_process
+
+    running = "4242 (kube-apiserver) S 1 4242"
+    assert is_our_process(running, b"", "kube-apiserver")
+    assert is_our_process(running, b"/cache/bin/kube-apiserver\0--v=1\0", "kube-apiserver")
+    assert not is_our_process(running, b"/usr/bin/python3\0-m\0http.server\0", "kube-apiserver")
+    assert not is_our_process("4242 (kube-apiserver) Z 1 4242", b"", "kube-apiserver")
+    assert not is_our_process("", b"kube-apiserver", "kube-apiserver")
