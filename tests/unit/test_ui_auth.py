@@ -76,3 +76,33 @@ def test_phase_without_a_controller_says_what_the_trials_show() -> None:
     assert derived_phase({"trials": {"total": 0}}) == "PENDING"
     assert derived_phase({"trials": {"total": 3, "running": 1}}) == "RUNNING"
     assert derived_phase({"trials": {"total": 3, "running": 0, "waiting": 0}}) == "IDLE"
+
+
+def _request(headers: dict[str, str], scheme: str = "http"):
+    from starlette.requests import Request
+
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    return Request({"type": "http", "method": "POST", "path": "/ui/login", "scheme": scheme, "headers": raw,
+                    "server": ("tuner", 8080), "query_string": b""})
+
+
+@pytest.mark.parametrize("headers,ok", [
+    ({"host": "tuner:8080"}, True),  # curl or a script: no browser to trick
+    ({"host": "tuner:8080", "origin": "http://tuner:8080", "sec-fetch-site": "same-origin"}, True),
+    ({"host": "tuner:8080", "origin": "null", "sec-fetch-site": "same-origin"}, True),
+    ({"host": "tuner:8080", "origin": "https://evil.example", "sec-fetch-site": "cross-site"}, False),
+    ({"host": "tuner:8080", "origin": "https://evil.example"}, False),
+    ({"host": "tuner:8080", "sec-fetch-site": "same-site"}, False),
+])
+def test_login_posts_from_another_site_are_refused(headers: dict[str, str], ok: bool) -> None:
+    from tuner_server.ui import _same_origin
+
+    assert _same_origin(_request(headers)) is ok
+
+
+def test_cookie_is_secure_behind_https() -> None:
+    from tuner_server.ui import _secure
+
+    assert _secure(_request({}, scheme="https"))
+    assert _secure(_request({"x-forwarded-proto": "https"}))
+    assert not _secure(_request({}))

@@ -74,7 +74,11 @@ function renderOverview() {
   const front = paretoNames(s);
   document.querySelector("#about .body").replaceChildren(kv([
     ["id", s.experimentId], ["tuner", s.tuner], ["assessor", s.assessor || "none"], ["objective", s.optimizeMode],
-    ["created", fmtTime(s.created)], ["parameters", state.params.join(", ")],
+    ["created", fmtTime(s.created)],
+    ...state.params.map((p) => {
+      const spec = s.searchSpace && s.searchSpace[p];
+      return [p, spec && spec._type ? `${spec._type} ${JSON.stringify(spec._value)}` : "parameter"];
+    }),
     ...(front ? [["Pareto front", `${front.length} trials`]] : []),
   ]));
   chart("history").setOption(historyOption(state.trials, s.optimizeMode), { notMerge: true });
