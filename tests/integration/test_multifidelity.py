@@ -76,3 +76,29 @@ def test_asha_runs_with_any_concurrency_and_stops_at_max_trial_num(tmp_path: Pat
     assert all(x["start"] in (0, 1, 3) and x["epochs"] == x["budget"] for x in runs)
     assert all(x["start"] > 0 for x in runs if x["budget"] > 1)  # promotions resumed
     assert s.get("finalTraining") is None
+
+
+def test_http_client_carries_budget_resume_and_final_trials(server) -> None:  # noqa: ANN001 (fixture)
+    from tuner_server.client import HttpClient
+    from tuner_server.engine import Assignment, ExperimentConfig, NotNow
+
+    from tests.integration.conftest import ADMIN
+
+    c = HttpClient(server.url, ADMIN)
+    cfg = ExperimentConfig.model_validate({"searchSpace": json.dumps(SPACE), "tuner": {
+        "name": "SuccessiveHalving", "classArgs": {"max_budget": 3, "eta": 3, "exec_mode": "serial"}}})
+    c.register("mf", "mf", cfg)
+    first = [c.suggest("mf", i) for i in range(3)]
+    assert all(isinstance(a, Assignment) and a.budget == 1 and a.resume is None for a in first)
+    assert isinstance(c.suggest("mf", 3), NotNow)
+    for a, v in zip(first, (0.2, 0.9, 0.5)):
+        with server.client() as h:
+            h.post(f"/api/v1/experiments/mf/trials/{a.trial_id}/final", json={"metric": v}).raise_for_status()
+        c.end("mf", a.trial_id, 0)
+    up = c.suggest("mf", 3)
+    assert isinstance(up, Assignment) and (up.budget, up.resume) == (3, first[1].trial_id)
+    s = c.summary("mf")
+    assert s["maxBudget"] == 3
+    f = c.final_trial("mf", 4, dict(first[1].parameters), 3)
+    assert (f.kind, f.budget, f.trial_id) == ("final", 3, "mf-final-4")
+    assert c.trials("mf")[4]["kind"] == "final"
