@@ -1,6 +1,6 @@
 """Multi-objective search quality: hypervolume after N trials, AutoTune against Optuna.
 
-Usage: scripts/bench bench/multiobjective.py [--trials 100] [--seeds 5] [--problems zdt1,zdt2,zdt3,rf_digits]
+Usage: scripts/bench bench/multiobjective.py [--trials 100] [--seeds 10] [--rf-seeds 5] [--problems zdt1,zdt2,zdt3,rf_digits]
                                              [--methods autotune-random,autotune-motpe,optuna-nsga2,optuna-tpe]
 
 Problems (every one minimizes two objectives after the directions are applied):
@@ -210,8 +210,8 @@ def plot(problems: list[Problem], fronts: dict[str, dict[str, np.ndarray]], path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", type=int, default=100)
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--rf-seeds", type=int, default=3, help="seeds for rf_digits (each trial trains a forest)")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--rf-seeds", type=int, default=5, help="seeds for rf_digits (each trial trains a forest)")
     ap.add_argument("--zdt-vars", type=int, default=8)
     ap.add_argument("--problems", default="zdt1,zdt2,zdt3,rf_digits")
     ap.add_argument("--methods", default=",".join(METHODS))
