@@ -33,6 +33,11 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return ticks
 
 
+def use_log(vals: Sequence[float]) -> bool:
+    """A log axis when the values are positive and span two decades or more (model sizes)."""
+    return min(vals) > 0 and max(vals) / min(vals) >= 100
+
+
 def _range(vals: Sequence[float]) -> tuple[float, float]:
     lo, hi = min(vals), max(vals)
     pad = (hi - lo) * 0.05 or (abs(hi) * 0.05 or 1.0)
@@ -57,26 +62,36 @@ def pareto_svg(
     if not points:
         out.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle">no succeeded trial yet</text></svg>')
         return "\n".join(out) + "\n"
-    x0, x1 = _range([p[1] for p in points])
-    y0, y1 = _range([p[2] for p in points])
+    xlog, ylog = use_log([p[1] for p in points]), use_log([p[2] for p in points])
+
+    def tx(v: float, log: bool) -> float:
+        return math.log10(v) if log else v
+
+    x0, x1 = _range([tx(p[1], xlog) for p in points])
+    y0, y1 = _range([tx(p[2], ylog) for p in points])
 
     def sx(v: float) -> float:
-        return LEFT + (v - x0) / (x1 - x0) * (W - LEFT - RIGHT)
+        return LEFT + (tx(v, xlog) - x0) / (x1 - x0) * (W - LEFT - RIGHT)
 
     def sy(v: float) -> float:
-        return H - BOTTOM - (v - y0) / (y1 - y0) * (H - TOP - BOTTOM)
+        return H - BOTTOM - (tx(v, ylog) - y0) / (y1 - y0) * (H - TOP - BOTTOM)
+
+    def ticks(lo: float, hi: float, log: bool) -> list[float]:
+        if not log:
+            return nice_ticks(lo, hi)
+        return [10.0**k for k in range(math.ceil(lo), math.floor(hi) + 1)]
 
     out.append(f'<rect x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" height="{H - TOP - BOTTOM}" fill="none" stroke="#444"/>')
-    for t in nice_ticks(x0, x1):
+    for t in ticks(x0, x1, xlog):
         out.append(f'<line x1="{sx(t):.1f}" y1="{H - BOTTOM}" x2="{sx(t):.1f}" y2="{H - BOTTOM + 5}" stroke="#444"/>')
         out.append(f'<text x="{sx(t):.1f}" y="{H - BOTTOM + 18}" text-anchor="middle">{t:g}</text>')
-    for t in nice_ticks(y0, y1):
+    for t in ticks(y0, y1, ylog):
         out.append(f'<line x1="{LEFT - 5}" y1="{sy(t):.1f}" x2="{LEFT}" y2="{sy(t):.1f}" stroke="#444"/>')
         out.append(f'<text x="{LEFT - 8}" y="{sy(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
-    out.append(f'<text x="{(LEFT + W - RIGHT) / 2}" y="{H - 15}" text-anchor="middle">{escape(xname)} ({escape(xmode)})</text>')
+    out.append(f'<text x="{(LEFT + W - RIGHT) / 2}" y="{H - 15}" text-anchor="middle">{escape(xname)} ({escape(xmode)}{", log scale" if xlog else ""})</text>')
     out.append(
         f'<text x="18" y="{(TOP + H - BOTTOM) / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 18 {(TOP + H - BOTTOM) / 2})">{escape(yname)} ({escape(ymode)})</text>'
+        f'transform="rotate(-90 18 {(TOP + H - BOTTOM) / 2})">{escape(yname)} ({escape(ymode)}{", log scale" if ylog else ""})</text>'
     )
     # The front's staircase: sorted along x, each step to the next front point.
     fr = sorted((p for p in points if p[0] in front), key=lambda p: (p[1], p[2]))
@@ -94,8 +109,8 @@ def pareto_svg(
             f"<title>{escape(tip)}</title></circle>"
         )
     out.append(
-        f'<text x="{W - RIGHT - 5}" y="{TOP + 15}" text-anchor="end" fill="#d62728">&#9679; Pareto front</text>'
-        f'<text x="{W - RIGHT - 5}" y="{TOP + 30}" text-anchor="end" fill="#999999">&#9679; other trials</text>'
+        f'<text x="{W - RIGHT}" y="{TOP - 6}" text-anchor="end" font-size="11">'
+        f'<tspan fill="#d62728">&#9679; Pareto front</tspan> <tspan fill="#999999">&#9679; other trials</tspan></text>'
     )
     out.append("</svg>")
     return "\n".join(out) + "\n"

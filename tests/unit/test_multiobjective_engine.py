@@ -138,3 +138,16 @@ def test_single_objective_status_json_has_no_multi_objective_keys(tmp_path: Path
     data = json.loads((tmp_path / "status.json").read_text())
     assert not {"objectives", "paretoFront", "bestTrials"} & set(data)
     assert write_pareto_plot(tmp_path, st, []) is None and not (tmp_path / "pareto.svg").exists()
+
+
+def test_plot_uses_a_log_axis_for_values_spanning_decades():
+    from autotune_operator.pareto_plot import nice_ticks, pareto_svg
+
+    objs = [("accuracy", "maximize"), ("size", "minimize")]
+    wide = pareto_svg([("a", 0.5, 10.0), ("b", 0.9, 50_000.0)], {"a", "b"}, objs)
+    assert "size (minimize, log scale)" in wide and "accuracy (maximize)</text>" in wide
+    assert ">10000</text>" in wide and ">100</text>" in wide  # decade ticks
+    narrow = pareto_svg([("a", 0.5, 10.0), ("b", 0.9, 50.0)], {"a"}, objs)
+    assert "log scale" not in narrow
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    xml.dom.minidom.parseString(pareto_svg([], set(), objs))  # no trial yet: still a valid SVG
