@@ -202,13 +202,16 @@ def main() -> None:
             unchanged = httpx.get(f"{url}/ui/api/experiments/{EXP}/trials", params={"rev": rev}, headers=h, timeout=60)
             poll_ms = (time.perf_counter() - t) * 1000
             result = measure(url, a.trials, a.runs, a.screenshots)
+            # measure() added one trial: what a page holding the old revision now fetches.
+            changed = httpx.get(f"{url}/ui/api/experiments/{EXP}/trials", params={"rev": rev}, headers=h, timeout=60)
+            assert changed.json()["full"] is False and len(changed.json()["trials"]) == 1
         finally:
             server.terminate()
             server.wait(timeout=10)
     result.update({
         "trials": a.trials, "steps": a.steps, "runs": a.runs, "history_build_s": built,
         "trials_json_bytes": len(full.content), "unchanged_poll_bytes": len(unchanged.content),
-        "unchanged_poll_ms": poll_ms, "chromium": subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip(),
+        "unchanged_poll_ms": poll_ms, "one_trial_changed_poll_bytes": len(changed.content), "chromium": subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip(),
     })
     print(f"AutoTune Web, {a.trials} trials x {a.steps} intermediate steps, median of {a.runs} loads ({result['chromium']})")
     print(f"{'opened on':<10} {'first render ms':>16} {'long tasks':>11} {'longest ms':>11}   switch to other views (ms)")
@@ -220,7 +223,7 @@ def main() -> None:
     print(f"live update (one more trial, curves showing): {lu['long_tasks']} long tasks, longest {lu['longest_task_ms']:.0f} ms, "
           f"{lu['blocked_ms']:.0f} ms blocked in all")
     print(f"trials JSON {result['trials_json_bytes'] / 1e6:.2f} MB; an unchanged live poll: {result['unchanged_poll_bytes']} bytes "
-          f"in {poll_ms:.1f} ms; curves chart series: {result['curves_series']}; console errors: {len(result['console_errors'])}")
+          f"in {poll_ms:.1f} ms; after one new trial: {result['one_trial_changed_poll_bytes']} bytes; curves chart series: {result['curves_series']}; console errors: {len(result['console_errors'])}")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "ui_render.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -280,6 +280,12 @@ class Store:
             ).fetchall()
         return [{"step": r[0], "value": r[1], "metrics": json.loads(r[2]) if r[2] else None, "ts": r[3]} for r in rows]
 
+    def last_event_id(self, exp_id: str) -> int:
+        """The newest event's id for this experiment (0 if none): a cheap change marker."""
+        with self._lock:
+            row = self._db.execute("SELECT MAX(id) FROM events WHERE exp_id = ?", (exp_id,)).fetchone()
+        return int(row[0] or 0)
+
     def events(self, exp_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(

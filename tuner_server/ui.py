@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tuner_server.engine import Engine, Hosted
 from tuner_server.ui_auth import LoginCodes, Role, Session, Sessions, TokenCheck
+from tuner_server.ui_changes import revision, trials_since
 
 WEB = Path(__file__).parent / "web"
 COOKIE = "autotune_ui"
@@ -55,20 +56,6 @@ class UiState:
     sessions: Sessions
     codes: LoginCodes
     options: UiOptions = field(default_factory=UiOptions)
-
-
-def revision(h: Hosted) -> str:
-    """A fingerprint of everything the experiment page shows; changes whenever a trial does.
-
-    O(trials) over in-memory state, so a poll that finds nothing new costs no JSON of the
-    whole history.
-    """
-    with h.lock:
-        parts = [len(h.trials)]
-        for t in h.trials:
-            r = t.record
-            parts.append(hash((r.state.value, len(r.intermediate), r.value, t.stop_requested, t.started, t.ended)))
-    return format(hash(tuple(parts)) & 0xFFFFFFFFFFFF, "x")
 
 
 def derived_phase(summary: dict[str, Any]) -> str:
@@ -242,7 +229,7 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
         cfg = h.config
         return no_store({
             **with_phase(engine.summary(exp_id)),
-            "revision": revision(h),
+            "revision": revision(engine, exp_id),
             "searchSpace": _search_space(h),
             "tuner": cfg.tuner.name,
             "assessor": cfg.assessor.name if cfg.assessor else None,
@@ -251,11 +238,8 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
 
     @router.get("/ui/api/experiments/{exp_id}/trials", dependencies=[Viewer])
     def trials(exp_id: str, rev: str | None = None) -> JSONResponse:
-        h = engine.get(exp_id)
-        current = revision(h)
-        if rev is not None and rev == current:
-            return no_store({"revision": current, "unchanged": True})
-        return no_store({"revision": current, "unchanged": False, "trials": engine.trials_view(exp_id)})
+        """All trials, or with ``rev`` (what the page holds) only those changed since."""
+        return no_store(trials_since(engine, exp_id, rev))
 
     @router.get("/ui/api/experiments/{exp_id}/trials/{trial_id}/log", dependencies=[Viewer])
     def trial_log(exp_id: str, trial_id: str) -> Response:

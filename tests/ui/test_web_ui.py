@@ -246,6 +246,7 @@ def test_live_update_shows_a_trial_added_after_load(ui_page: UiPage, ui_server: 
         # A poll may land between the new trial's reports; wait until it has ended.
         wait_until(ui_page, "autotuneUI.summary.trials.succeeded === 3")
         assert len(series(ui_page, "curves")) == 3, "the visible chart redraws"
+        assert ui_page.page.evaluate("autotuneUI.lastFetch") == {"full": False, "trials": 1}, "only the new trial travels"
         assert ui_page.page.inner_text("[data-count=total] b") == "3"
         show(ui_page, "trials")
         assert new in rows(ui_page) and len(rows(ui_page)) == 3

@@ -142,6 +142,13 @@ function show(view) {
   renderView(view);
 }
 
+// A partial answer holds only the trials that changed: replace those, add new ones.
+function merge(trials, changed) {
+  const byName = new Map(trials.map((t) => [t.name, t]));
+  for (const t of changed) byName.set(t.name, t);
+  return [...byName.values()].sort((a, b) => a.sequence - b.sequence);
+}
+
 async function refresh() {
   const [summary, t] = await Promise.all([
     getJSON(base),
@@ -152,7 +159,8 @@ async function refresh() {
   if (t.unchanged && !summaryChanged) return;
   state.summary = summary;
   if (!t.unchanged) {
-    state.trials = t.trials;
+    state.trials = t.full === false ? merge(state.trials, t.trials) : t.trials;
+    state.lastFetch = { full: t.full !== false, trials: t.trials.length };
     state.revision = t.revision;
     state.params = paramNames(state.trials, summary.searchSpace);
     state.metrics = metricNames(state.trials);
