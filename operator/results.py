@@ -15,7 +15,7 @@ from autotune_operator.status import ExperimentStatus
 # Multi-objective fields, left out of a single-objective status.json rather than written as null.
 _MO_FIELDS = ("objectives", "paretoFront", "bestTrials")
 
-TRIAL_COLUMNS = ["id", "sequence", "state", "value", "parameters", "metrics", "intermediate", "duration_s", "exit_code", "message"]
+TRIAL_COLUMNS = ["id", "sequence", "state", "value", "parameters", "metrics", "intermediate", "duration_s", "exit_code", "message", "kind", "budget"]
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -84,6 +84,8 @@ def write_trials_csv(directory: Path, trials: list[dict[str, Any]]) -> None:
                     "" if duration is None else duration,
                     "" if t["exitCode"] is None else t["exitCode"],
                     t["message"] or "",
+                    t.get("kind", "search"),  # "final": final training
+                    "" if t.get("budget") is None else t["budget"],  # epochs given by an advisor
                 ]
             )
     os.replace(tmp, directory / "trials.csv")

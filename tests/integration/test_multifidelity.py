@@ -59,7 +59,10 @@ def test_hyperband_budgets_resume_and_final_training(tmp_path: Path) -> None:
     assert len(s["finalTraining"]) == 1 and s["finalTraining"][0]["state"] == "SUCCEEDED"
     assert s["finalTraining"][0]["parameters"] == s["bestTrial"]["parameters"]
     assert s["finalTraining"][0]["value"] > 0.85  # a linear model on digits
-    assert len(trials_csv(tmp_path / "out", "hb")) == 14
+    table = trials_csv(tmp_path / "out", "hb")
+    assert len(table) == 14
+    assert Counter((t["kind"], t["budget"]) for t in table) == {("search", "1"): 9, ("search", "3"): 3, ("search", "9"): 1,
+                                                                 ("final", "9"): 1}
 
 
 def test_asha_runs_with_any_concurrency_and_stops_at_max_trial_num(tmp_path: Path) -> None:
