@@ -243,7 +243,10 @@ class OperatorRuntime:
         backoff = 1.0
         started = False
         last_phase = status.get("phase")
-        while not stopped():
+        while True:
+            wake.clear()  # from here on a wake-up (workload event, spec edit, stop) cuts the wait below short
+            if stopped():
+                return
             generation = (body.get("metadata") or {}).get("generation")  # kopf's body is live
             if generation != applied_gen:
                 applied_gen = generation
@@ -290,8 +293,7 @@ class OperatorRuntime:
                 return
             if d.launch and not controller.state.tuner_waiting and not controller.state.exhausted and controller.state.error is None:
                 continue
-            if wake.wait(self.settings.resync_seconds):
-                wake.clear()
+            wake.wait(self.settings.resync_seconds)
 
     @staticmethod
     def _fail(writer: StatusWriter, events: EventRecorder, message: str) -> None:
