@@ -102,12 +102,12 @@ class UiHeaders:
     """Security headers on every /ui response. Plain ASGI: the API's own requests pass
     straight through (an http middleware would add a task per request to all of them)."""
 
-    HEADERS = [
+    HEADERS = (
         (b"content-security-policy", CSP.encode()),
         (b"x-content-type-options", b"nosniff"),
         # A login code in the address bar must never travel to another site as a Referer.
         (b"referrer-policy", b"same-origin"),
-    ]
+    )
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -119,7 +119,7 @@ class UiHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + self.HEADERS
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
             await send(message)
 
         await self.app(scope, receive, with_headers)
