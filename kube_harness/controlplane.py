@@ -216,8 +216,25 @@ class ControlPlane:
         with urllib.request.urlopen(req, context=ctx, timeout=2) as r:
             return r.status == 200
 
-    def start(self, *, nodes: str | None = None, timeout: float = 120) -> "ControlPlane":
-        """Start everything and wait until pods can run. `nodes`: JSON for the fake nodes."""
+    def start(self, *, nodes: str | None = None, timeout: float = 120, attempts: int = 2) -> "ControlPlane":
+        """Start everything and wait until pods can run. `nodes`: JSON for the fake nodes.
+
+        A component that exits while starting is retried once on fresh ports: the ports are
+        picked free but only bound by the component a moment later, and parallel test
+        sessions on one machine can take one in between ("address already in use").
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(nodes=nodes, timeout=timeout)
+            except (RuntimeError, TimeoutError) as e:
+                if attempt == attempts or "still running" in str(e):
+                    raise
+                print(f"[kube_harness] start attempt {attempt} failed, retrying on new ports: {e}",
+                      file=sys.stderr, flush=True)
+                self.stop()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, *, nodes: str | None, timeout: float) -> "ControlPlane":
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.load(self.state_dir) and any(self.load(self.state_dir).pids.values()):
