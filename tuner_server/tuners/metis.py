@@ -33,7 +33,7 @@ import numpy as np
 
 from tuner_server.history import OptimizeMode, TrialRecord
 from tuner_server.tuners.base import Tuner, arg, reject_unknown
-from tuner_server.tuners.gp import WARM_UP_CAP, GPTuner, acquisition, maximize_on_box
+from tuner_server.tuners.gp import WARM_UP_CAP, GPTuner, acquisition, acquisition_grad, maximize_on_box
 from tuner_server.tuners.tpe import fresh_prior_sample, flat_key
 
 _EXPLOIT_AFTER = 12
@@ -69,8 +69,8 @@ class MetisTuner(GPTuner):
         n_done = sum(1 for t in history if t.state.ended and t.value is not None)
         n_warm = min(self.starting_points, WARM_UP_CAP)
 
-        def search(score):
-            Xc, raws, sc = maximize_on_box(score, self.encoder, n_warm, _STARTS, rng)
+        def search(score, score_grad):
+            Xc, raws, sc = maximize_on_box(score, self.encoder, n_warm, _STARTS, rng, score_grad=score_grad)
             for i in range(len(Xc)):
                 flat = self.encoder.flat_at(raws, i)
                 if flat_key(flat) not in seen:
@@ -78,7 +78,16 @@ class MetisTuner(GPTuner):
             return self.encoder.flat_at(raws, 0), Xc[0], False
 
         # the predicted optimum over every producible point (tried or not), and the best untried one
-        Xo, raws_o, so = maximize_on_box(lambda X: -gp.predict_mean(X), self.encoder, n_warm, _STARTS, rng)
+        def neg_mean(X):
+            mu, _, dmu, _ = gp.predict_grad(X)
+            return -mu, -dmu
+
+        def sigma(X):
+            _, sg, _, dsg = gp.predict_grad(X)
+            return sg, dsg
+
+        Xo, raws_o, so = maximize_on_box(lambda X: -gp.predict_mean(X), self.encoder, n_warm, _STARTS, rng,
+                                         score_grad=neg_mean)
         opt_tried = flat_key(self.encoder.flat_at(raws_o, 0)) in seen
         opt_value = -float(so[0])
         opt_flat = next((f for f in (self.encoder.flat_at(raws_o, i) for i in range(len(Xo))) if flat_key(f) not in seen), None)
@@ -86,9 +95,10 @@ class MetisTuner(GPTuner):
             if opt_flat is not None:
                 return self.space.to_parameters(opt_flat)
             return self.space.to_parameters(fresh_prior_sample(self.space, seen, rng, self._card))
-        cands = [search(lambda X: gp.predict(X)[1])]
+        cands = [search(lambda X: gp.predict(X)[1], sigma)]
         if n_done >= _EXPLOIT_AFTER:
-            cands.append(search(lambda X: acquisition("ei", *gp.predict(X), best, 0.0, 0.0)))
+            cands.append(search(lambda X: acquisition("ei", *gp.predict(X), best, 0.0, 0.0),
+                                lambda X: acquisition_grad("ei", *gp.predict_grad(X), best, 0.0, 0.0)))
         cands = [c for c in cands if c[2]]
         if cands:
             mu, sigma = gp.predict(np.vstack([c[1] for c in cands]))
