@@ -95,7 +95,7 @@ function fillSelect(sel, dims, wanted) {
 }
 
 function renderScatter() {
-  const dims = dimensions(state.params, state.metrics);
+  const dims = dimensions(state.params, state.metrics, state.trials.some((t) => t.budget != null));
   const x = document.getElementById("scatter-x");
   const y = document.getElementById("scatter-y");
   fillSelect(x, dims, state.params.length ? "param:" + state.params[0] : "sequence");
@@ -106,7 +106,7 @@ function renderScatter() {
 function renderPareto() {
   const names = paretoNames(state.summary);
   if (names === null) return;
-  const dims = dimensions(state.params, state.metrics).filter((d) => d.key === "objective" || d.key.startsWith("metric:"));
+  const dims = dimensions(state.params, state.metrics, state.trials.some((t) => t.budget != null)).filter((d) => d.key === "objective" || d.key.startsWith("metric:"));
   const [dx, dy] = paretoObjectives(state.summary, state.metrics);
   const x = document.getElementById("pareto-x");
   const y = document.getElementById("pareto-y");

@@ -26,12 +26,13 @@ export function metricNames(trials) {
 }
 
 // Dimensions are "sequence", "objective", "duration", "param:NAME" or "metric:NAME".
-export function dimensions(params, metrics) {
+export function dimensions(params, metrics, withBudget = false) {
   return [
     { key: "objective", label: "objective" },
     ...params.map((p) => ({ key: "param:" + p, label: p })),
     ...metrics.map((m) => ({ key: "metric:" + m, label: m })),
     { key: "sequence", label: "trial #" },
+    ...(withBudget ? [{ key: "budget", label: "budget" }] : []),
     { key: "duration", label: "duration (s)" },
   ];
 }
@@ -40,6 +41,7 @@ export function dimValue(t, key) {
   if (key === "objective") return t.value;
   if (key === "sequence") return t.sequence;
   if (key === "duration") return durationSeconds(t);
+  if (key === "budget") return t.budget ?? null;
   if (key.startsWith("param:")) {
     const v = (t.parameters || {})[key.slice(6)];
     return v !== null && typeof v === "object" ? JSON.stringify(v) : v;

@@ -38,6 +38,10 @@ export class TrialsTable {
       // A metric named like a parameter (a trial echoing its input) gets told apart.
       ...metrics.map((m) => ({ key: "metric:" + m, label: params.includes(m) ? `${m} (metric)` : m, num: true,
                                 get: (t) => (t.metrics || {})[m] })),
+      // Multi-fidelity advisors give trials a budget; final training reruns have a kind.
+      ...(trials.some((t) => t.budget !== undefined && t.budget !== null)
+        ? [{ key: "budget", label: "Budget", num: true, get: (t) => t.budget }] : []),
+      ...(trials.some((t) => t.kind && t.kind !== "search") ? [{ key: "kind", label: "Kind", get: (t) => t.kind }] : []),
       { key: "steps", label: "Steps", num: true, get: (t) => (t.intermediate || []).length },
       { key: "duration", label: "Duration", num: true, get: durationSeconds, show: fmtDuration },
       { key: "log", label: "Log", sortable: false },
