@@ -34,6 +34,7 @@ import math
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -51,22 +52,31 @@ from tuner_server.tuners import NoMoreTrials, TryLater, create_tuner  # noqa: E4
 
 RESULTS = ROOT / "bench" / "results"
 LRS = ("constant", "invscaling", "adaptive")
+LOSSES = ("hinge", "log_loss", "modified_huber", "perceptron")
 SPACE = {
     "a": {"_type": "randint", "_value": [0, 12]},
     "e": {"_type": "randint", "_value": [0, 12]},
     "learning_rate": {"_type": "choice", "_value": list(LRS)},
 }
+# --space wide adds the loss: 1728 configurations, few of them near the best.
+WIDE = {**SPACE, "loss": {"_type": "choice", "_value": list(LOSSES)}}
 
 
 def key(p: dict[str, Any]) -> str:
-    return f"{int(p['a'])}/{int(p['e'])}/{p['learning_rate']}"
+    return f"{int(p['a'])}/{int(p['e'])}/{p['learning_rate']}/{p.get('loss', 'hinge')}"
 
 
-def learning_curves(R: int) -> dict[str, list[float]]:
-    """Validation accuracy after each of R epochs for all 432 configurations (cached)."""
-    path = RESULTS / f"mf-curves-sgd-R{R}.json"
+def grid(space: dict[str, Any]) -> list[dict[str, Any]]:
+    losses = LOSSES if "loss" in space else ("hinge",)
+    return [{"a": a, "e": e, "learning_rate": lr, "loss": loss} for a in range(12) for e in range(12) for lr in LRS for loss in losses]
+
+
+def learning_curves(R: int, space: dict[str, Any] = SPACE, name: str = "sgd") -> dict[str, list[float]]:
+    """Validation accuracy after each of R epochs for every configuration (cached)."""
+    path = RESULTS / f"mf-curves-{name}-R{R}.json"
     if path.exists():
-        return json.loads(path.read_text())
+        cached = json.loads(path.read_text())
+        return {(k if k.count("/") == 3 else k + "/hinge"): v for k, v in cached.items()}
     from sklearn.datasets import load_digits
     from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import train_test_split
@@ -79,17 +89,21 @@ def learning_curves(R: int) -> dict[str, list[float]]:
     classes = np.arange(10)
     out: dict[str, list[float]] = {}
     t0 = time.time()
-    for a in range(12):
-        for e in range(12):
-            for lr in LRS:
-                m = SGDClassifier(alpha=1e-6 * 10 ** (a / 2), eta0=1e-4 * 10 ** (e / 3), learning_rate=lr, random_state=0)
-                rng = np.random.default_rng(0)
-                curve = []
-                for _ in range(R):
-                    order = rng.permutation(len(X_tr))
-                    m.partial_fit(X_tr[order], y_tr[order], classes=classes)
-                    curve.append(round(float(m.score(X_va, y_va)), 6))
-                out[f"{a}/{e}/{lr}"] = curve
+    wide = "loss" in space
+    warnings.simplefilter("ignore")  # diverging configurations warn; their curves are the point
+    for p in grid(space):
+        a, e = p["a"], p["e"]
+        # the wide grid reaches further (alpha 1e-7..3e-2, eta0 1e-5..0.5)
+        alpha = 1e-7 * 10 ** (a / 2) if wide else 1e-6 * 10 ** (a / 2)
+        eta0 = 1e-5 * 10 ** (e / 2.4) if wide else 1e-4 * 10 ** (e / 3)
+        m = SGDClassifier(loss=p["loss"], alpha=alpha, eta0=eta0, learning_rate=p["learning_rate"], random_state=0)
+        rng = np.random.default_rng(0)
+        curve = []
+        for _ in range(R):
+            order = rng.permutation(len(X_tr))
+            m.partial_fit(X_tr[order], y_tr[order], classes=classes)
+            curve.append(round(float(m.score(X_va, y_va)), 6))
+        out[key(p)] = curve
     print(f"computed {len(out)} learning curves of {R} epochs in {time.time() - t0:.0f} s", file=sys.stderr)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out))
@@ -123,14 +137,16 @@ def run_advisor(adv: Advisor, curves: dict[str, list[float]], R: int, target: fl
         trained[t.trial_id] = p.budget
         if p.budget >= R:
             best = max(best, acc)
-            if reached is None and acc >= target:
+            if acc >= target:
                 reached = epochs
+                break
     return Outcome(reached, epochs, len(h), best)
 
 
 def run_random(curves: dict[str, list[float]], R: int, target: float, cap: int, seed: int,
-               assessor: Callable[[], Any] | None = None, n_trials: int | None = None) -> Outcome:
-    space = parse_search_space(SPACE)
+               assessor: Callable[[], Any] | None = None, n_trials: int | None = None,
+               space_doc: dict[str, Any] = SPACE) -> Outcome:
+    space = parse_search_space(space_doc)
     tuner = create_tuner("Random", space, {"optimize_mode": "maximize"}, seed=seed)
     judge = assessor() if assessor else None
     h: list[TrialRecord] = []
@@ -154,13 +170,14 @@ def run_random(curves: dict[str, list[float]], R: int, target: float, cap: int, 
         h.append(t)
         if not stopped:
             best = max(best, t.value)
-            if reached is None and t.value >= target:
+            if t.value >= target:
                 reached = epochs
+                break
     return Outcome(reached, epochs, len(h), best)
 
 
-def advisors(R: int) -> dict[str, Callable[[], Advisor]]:
-    space = parse_search_space(SPACE)
+def advisors(R: int, space_doc: dict[str, Any]) -> dict[str, Callable[[], Advisor]]:
+    space = parse_search_space(space_doc)
     mm = {"optimize_mode": "maximize"}
     return {
         "SuccessiveHalving": lambda: create_advisor("SuccessiveHalving", space, {**mm, "min_budget": 1, "max_budget": R, "eta": 3}),
@@ -178,14 +195,18 @@ def main() -> None:
     ap.add_argument("--ref", type=int, default=64, help="configs in the reference full-budget random search")
     ap.add_argument("--n-assess", type=int, default=64, help="trials per run in the assessor comparison")
     ap.add_argument("--cap", type=int, default=0, help="epoch cap per run (default 150 * R)")
+    ap.add_argument("--space", choices=("wide", "small"), default="wide",
+                    help="wide: 1728 configs with the loss as a parameter; small: 432 hinge-loss configs")
     args = ap.parse_args()
     R = args.R
     cap = args.cap or 150 * R
-    curves = learning_curves(R)
+    space_doc = WIDE if args.space == "wide" else SPACE
+    curves = learning_curves(R, space_doc, "sgdwide" if args.space == "wide" else "sgd")
     finals = sorted(c[-1] for c in curves.values())
     print(f"{len(curves)} configurations; full-budget accuracy: best {finals[-1]:.4f}, median {finals[len(finals) // 2]:.4f}")
-    methods: dict[str, Callable[[float, int], Outcome]] = {"Random (full budget)": lambda tgt, s: run_random(curves, R, tgt, cap, s)}
-    for name, make in advisors(R).items():
+    methods: dict[str, Callable[[float, int], Outcome]] = {
+        "Random (full budget)": lambda tgt, s: run_random(curves, R, tgt, cap, s, space_doc=space_doc)}
+    for name, make in advisors(R, space_doc).items():
         methods[name] = (lambda make: lambda tgt, s: run_advisor(make(), curves, R, tgt, cap, s))(make)
     assessors = {
         "Medianstop": lambda: create_assessor("Medianstop", {"optimize_mode": "maximize", "start_step": 3}),
@@ -193,12 +214,12 @@ def main() -> None:
                                                                  "threshold": 0.95}),
     }
     for name, make in assessors.items():
-        methods[f"Random + {name}"] = (lambda make: lambda tgt, s: run_random(curves, R, tgt, cap, s, make))(make)
+        methods[f"Random + {name}"] = (lambda make: lambda tgt, s: run_random(curves, R, tgt, cap, s, make, space_doc=space_doc))(make)
 
     rows: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     targets = []
     for s in range(args.seeds):
-        ref = run_random(curves, R, math.inf, args.ref * R, 10_000 + s, n_trials=args.ref)
+        ref = run_random(curves, R, math.inf, args.ref * R, 10_000 + s, n_trials=args.ref, space_doc=space_doc)
         target = ref.best_full - 0.005
         targets.append(target)
         for m, fn in methods.items():
@@ -223,16 +244,17 @@ def main() -> None:
     for name, make in assessors.items():
         saved, drop = [], []
         for s in range(args.seeds):
-            plain = run_random(curves, R, math.inf, 10**9, s, n_trials=args.n_assess)
-            stop = run_random(curves, R, math.inf, 10**9, s, make, n_trials=args.n_assess)
+            plain = run_random(curves, R, math.inf, 10**9, s, n_trials=args.n_assess, space_doc=space_doc)
+            stop = run_random(curves, R, math.inf, 10**9, s, make, n_trials=args.n_assess, space_doc=space_doc)
             saved.append(1 - stop.epochs / plain.epochs)
             drop.append(plain.best_full - stop.best_full)
         assess.append({"assessor": name, "saved": statistics.mean(saved), "drop_mean": statistics.mean(drop), "drop_max": max(drop)})
         print(f"{name:14} {statistics.mean(saved):12.1%} {statistics.mean(drop):9.4f} (max {max(drop):.4f})")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"R": R, "seeds": args.seeds, "ref": args.ref, "cap": cap, "table": table, "assessors": assess, "runs": rows}
-    (RESULTS / "multifidelity.json").write_text(json.dumps(out, indent=1))
-    print(f"\nwrote {RESULTS / 'multifidelity.json'}")
+    out = {"space": args.space, "R": R, "seeds": args.seeds, "ref": args.ref, "cap": cap, "table": table, "assessors": assess, "runs": rows}
+    dest = RESULTS / f"multifidelity-{args.space}.json"
+    dest.write_text(json.dumps(out, indent=1))
+    print(f"\nwrote {dest}")
 
 
 if __name__ == "__main__":

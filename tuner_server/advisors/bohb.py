@@ -25,7 +25,8 @@ import numpy as np
 
 from tuner_server.advisors.base import check_budgets, check_eta, integer_budgets, run_loss, runs_of
 from tuner_server.advisors.brackets import BracketAdvisor, BracketPlan
-from tuner_server.advisors.kde import Encoder, ProductKDE, encode_all, propose_kde, split_good_bad
+from tuner_server.advisors.kde import Encoder, ProductKDE, best_new, encode_all, propose_kde, split_good_bad
+from tuner_server.searchspace import canonical
 from tuner_server.advisors.successive_halving import rung_count
 from tuner_server.history import TrialRecord
 from tuner_server.tuners.base import arg, reject_unknown
@@ -95,4 +96,6 @@ class BOHBAdvisor(BracketAdvisor):
         levels = self.encoder.levels
         good = ProductKDE.fit(good_x, levels, self.min_bandwidth)
         bad = ProductKDE.fit(bad_x, levels, self.min_bandwidth)
-        return self.encoder.decode(propose_kde(good, bad, self.num_samples, self.bandwidth_factor, self.min_bandwidth, rng))
+        ranked = propose_kde(good, bad, self.num_samples, self.bandwidth_factor, self.min_bandwidth, rng)
+        params = best_new(self.encoder, ranked, {canonical(t.parameters) for t in history})
+        return params if params is not None else dict(self.sample_new(history, rng))

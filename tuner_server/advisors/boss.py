@@ -31,7 +31,8 @@ import numpy as np
 
 from tuner_server.advisors.base import Run, check_eta, integer_budgets, run_loss, runs_of
 from tuner_server.advisors.brackets import BracketAdvisor, BracketPlan, Selector
-from tuner_server.advisors.kde import Encoder, ProductKDE, encode_all, propose_kde, split_good_bad
+from tuner_server.advisors.kde import Encoder, ProductKDE, best_new, encode_all, propose_kde, split_good_bad
+from tuner_server.searchspace import canonical
 from tuner_server.advisors.successive_halving import rung_count
 from tuner_server.history import TrialRecord
 from tuner_server.tuners.base import arg, reject_unknown
@@ -86,7 +87,9 @@ class BOSSAdvisor(BracketAdvisor):
         good_x, bad_x = split_good_bad(encode_all(self.encoder, ps), np.array(ls), 15, self.min_points)
         good = ProductKDE.fit(good_x, self.encoder.levels, 1e-3)
         bad = ProductKDE.fit(bad_x, self.encoder.levels, 1e-3)
-        return self.encoder.decode(propose_kde(good, bad, self.num_samples, 3.0, 1e-3, rng))
+        ranked = propose_kde(good, bad, self.num_samples, 3.0, 1e-3, rng)
+        params = best_new(self.encoder, ranked, {canonical(t.parameters) for t in history})
+        return params if params is not None else dict(self.sample_new(history, rng))
 
 
 def sub_sampling_select(runs: Sequence[Run], rung: int, n: int, loss: Any) -> list[int]:

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.stats import norm
 
-from tuner_server.searchspace import LOG_TYPES, Dimension, SearchSpace
+from tuner_server.searchspace import LOG_TYPES, Dimension, SearchSpace, canonical
 from tuner_server.tuners.base import TunerArgsError
 
 _NORMAL = frozenset({"normal", "qnormal", "lognormal", "qlognormal"})
@@ -108,7 +108,7 @@ class ProductKDE:
 def propose_kde(
     good: ProductKDE, bad: ProductKDE, num_samples: int, bandwidth_factor: float, min_bandwidth: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Draw candidates around good points (bandwidths widened) and keep the best l/g."""
+    """Draw candidates around good points (bandwidths widened), best l/g first."""
     n, d = good.data.shape
     cands = np.empty((num_samples, d))
     for i in range(num_samples):
@@ -125,7 +125,7 @@ def propose_kde(
                     v = rng.normal(base[j], sd)
                 cands[i, j] = min(max(v, 0.0), 1.0)
     ratio = good.pdf(cands) / np.maximum(bad.pdf(cands), 1e-32)
-    return cands[int(np.argmax(ratio))]
+    return cands[np.argsort(-ratio, kind="stable")]
 
 
 def split_good_bad(x: np.ndarray, losses: np.ndarray, top_n_percent: float, min_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,3 +139,13 @@ def split_good_bad(x: np.ndarray, losses: np.ndarray, top_n_percent: float, min_
 
 def encode_all(enc: Encoder, params: Sequence[Mapping[str, Any]]) -> np.ndarray:
     return np.array([enc.encode(p) for p in params], dtype=float).reshape(len(params), len(enc.dims))
+
+
+def best_new(enc: Encoder, ranked: np.ndarray, seen: set[str]) -> dict[str, Any] | None:
+    """The best-ranked candidate not tried before (a grid-like space would otherwise get the
+    same configuration again and again), or None when every candidate was."""
+    for x in ranked:
+        params = enc.decode(x)
+        if canonical(params) not in seen:
+            return params
+    return None
