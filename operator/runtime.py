@@ -53,6 +53,9 @@ class Settings:
     workload_kind: str | None = None  # job | kubeflow | t9k; None: discover
     resync_seconds: float = 2.0
     accelerators: AcceleratorPolicy = field(default_factory=AcceleratorPolicy)
+    # A path every trial pod mounts from one shared volume: trials save checkpoints under
+    # <root>/<trial> and advisors' promotions resume from them. None: promotions retrain.
+    checkpoint_root: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -74,6 +77,7 @@ class Settings:
             namespaces=tuple(n.strip() for n in env.get("AUTOTUNE_NAMESPACES", "").split(",") if n.strip()),
             workload_kind=None if kind in (None, "auto") else kind,
             resync_seconds=float(env.get("AUTOTUNE_RESYNC_SECONDS", "2")),
+            checkpoint_root=env.get("AUTOTUNE_TRIAL_CHECKPOINT_ROOT", "").strip() or None,
             accelerators=AcceleratorPolicy(
                 tolerate=env.get("AUTOTUNE_ACCELERATOR_TOLERATIONS", "true").lower() != "false",
                 node_selectors=selectors,
@@ -234,7 +238,8 @@ class OperatorRuntime:
             # server never got must be made again (ending a trial is idempotent there).
             executor = KubernetesExecutor(self.api, ref, exp.spec, family, wake=wake,
                                           accelerators=self.settings.accelerators, events=events)
-            c = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url)
+            c = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url,
+                                     checkpoint_root=self.settings.checkpoint_root)
             c.limits = _limits(applied, c.limits.capacity)
             return c
 
@@ -309,7 +314,10 @@ def _status_patch(st: ExperimentStatus, family: str) -> dict[str, Any]:
 
 
 def _limits(spec: Mapping[str, Any], capacity: int | None) -> Limits:
-    return Limits(spec.get("maxTrialNum"), int(spec.get("trialConcurrency") or 1), spec.get("maxExecSeconds"), capacity)
+    final = spec.get("finalTraining")
+    final_training = isinstance(final, Mapping) and final.get("enabled", True) is not False
+    return Limits(spec.get("maxTrialNum"), int(spec.get("trialConcurrency") or 1), spec.get("maxExecSeconds"), capacity,
+                  final_training)
 
 
 def _valid_limit(key: str, value: Any) -> bool:

@@ -233,3 +233,13 @@ def test_minimize_ranks_low_values_first():
     for v in (0.3, 0.1, 0.2):
         finish(add(h, a.propose(h, np.random.default_rng(len(h)))), v)
     assert a.propose(h, np.random.default_rng(3)).info["config"] == 1
+
+
+def test_bohb_model_never_repeats_a_configuration_of_a_small_grid():
+    space = parse_search_space({"a": {"_type": "randint", "_value": [0, 4]}, "b": {"_type": "choice", "_value": ["x", "y"]}})
+    a = create_advisor("BOHB", space, {"min_budget": 1, "max_budget": 1, "random_fraction": 0.0, "min_points_in_model": 1})
+    h: list[TrialRecord] = []
+    for i in range(8):  # the whole grid, once each
+        p = a.propose(h, np.random.default_rng(i))
+        finish(add(h, p), float(p.parameters["a"]))
+    assert len({(t.parameters["a"], t.parameters["b"]) for t in h}) == 8

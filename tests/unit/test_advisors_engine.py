@@ -103,3 +103,14 @@ def test_final_training_runs_once_after_a_done_search():
     d = decide(Limits(10, 2, 5, None, True), Observed(6, 10, 0, final_issued=1, final_active=1))
     assert d.phase is Phase.TIMEOUT and d.stop_active and not d.finished
     assert not decide(Limits(10, 2, None, None, False), Observed(0, 10, 0)).launch_final
+
+
+def test_operator_keeps_final_training_and_takes_a_checkpoint_root():
+    from autotune_operator.runtime import Settings, _limits
+
+    assert _limits({"maxTrialNum": 5, "finalTraining": {"budget": 9}}, None).final_training is True
+    assert _limits({"maxTrialNum": 5, "finalTraining": {"enabled": False}}, None).final_training is False
+    assert _limits({"maxTrialNum": 5}, None).final_training is False
+    env = {"AUTOTUNE_ADMIN_TOKEN": "t" * 20, "AUTOTUNE_TRIAL_CHECKPOINT_ROOT": "/shared/ckpt"}
+    assert Settings.from_env(env).checkpoint_root == "/shared/ckpt"
+    assert Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t" * 20}).checkpoint_root is None
