@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -38,6 +39,13 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sample(pid: int, seconds: float, every: float = 1.0) -> list[dict[str, int]]:
     out = []
     end = time.monotonic() + seconds
@@ -45,6 +53,13 @@ def sample(pid: int, seconds: float, every: float = 1.0) -> list[dict[str, int]]
         out.append(proc_status(pid))
         time.sleep(every)
     return out
+
+
+def sample_with_cpu(pid: int, seconds: float) -> tuple[list[dict[str, int]], float]:
+    """Samples, and the process's CPU use over them in percent of one core."""
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    out = sample(pid, seconds)
+    return out, round(100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0), 1)
 
 
 def mib(kib: float) -> float:
@@ -88,7 +103,7 @@ def main() -> None:
                 raise SystemExit(f"the operator did not start:\n{r.operator_tail()}")
             time.sleep(0.5)
         time.sleep(5)
-        idle = sample(pid, args.sample)
+        idle, idle_cpu = sample_with_cpu(pid, args.sample)
         print(f"idle: RSS {mib(idle[-1]['VmRSS'])} MiB, {idle[-1]['Threads']} threads")
 
         # `sh -c 'sleep 3600' --x=<x>`: the trial runs (and never reports) until deleted.
@@ -117,7 +132,7 @@ def main() -> None:
             time.sleep(2)
         ramp = time.monotonic() - t0
         print(f"{n} experiments RUNNING with {n * k} trial pods running after {ramp:.0f}s")
-        loaded = sample(pid, args.sample)
+        loaded, loaded_cpu = sample_with_cpu(pid, args.sample)
         last = loaded[-1]
 
     idle_rss = sorted(s["VmRSS"] for s in idle)[len(idle) // 2]
@@ -133,6 +148,8 @@ def main() -> None:
         "peak_rss_mib_vmhwm": mib(last["VmHWM"]),
         "loaded_threads": last["Threads"],
         "per_experiment_mib": round((loaded_rss - idle_rss) / 1024 / n, 2),
+        "idle_cpu_percent_of_one_core": idle_cpu,
+        "loaded_cpu_percent_of_one_core": loaded_cpu,
         "ramp_seconds": round(ramp, 1),
         "import_breakdown_mib": import_breakdown(),
         "samples_idle": idle,
@@ -142,6 +159,7 @@ def main() -> None:
     print(f"operator RSS: idle {res['idle_rss_mib']} MiB ({res['idle_threads']} threads); with {n} experiments x "
           f"{k} running trials {res['loaded_rss_mib']} MiB ({res['loaded_threads']} threads), peak (VmHWM) "
           f"{res['peak_rss_mib_vmhwm']} MiB; +{res['per_experiment_mib']} MiB per experiment; {path}")
+    print(f"operator CPU: idle {idle_cpu}% of one core, with {n} running experiments {loaded_cpu}%")
     print("where the idle RSS comes from (fresh interpreter, cumulative): "
           + "; ".join(f"{k} {v} MiB" for k, v in res["import_breakdown_mib"].items()))
 
