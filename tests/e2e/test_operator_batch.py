@@ -245,11 +245,18 @@ def test_limits_edited_while_running_take_effect(kube_cluster, env):
     """maxTrialNum and trialConcurrency raised on a running experiment: it runs the new
     number of trials (not the original 2), with a SpecUpdated Event and observedGeneration."""
     ns, name = env["ns"], "grow"
-    space = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4, 5, 6]}, "sleep": {"_type": "choice", "_value": [1.0]}}'
+    space = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4, 5, 6]}, "sleep": {"_type": "choice", "_value": [2.0]}}'
     apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=1, space=space))
     wait_for(lambda: jobs(kube_cluster, ns, name), 60, "the first trial's Job")
     r = patch_spec(kube_cluster, ns, name, {"maxTrialNum": 5, "trialConcurrency": 2})
     assert r.returncode == 0, r.stderr
+
+    def unfinished() -> int:
+        done = {"Complete", "SuccessCriteriaMet", "Failed", "FailureTarget"}
+        return sum(1 for j in jobs(kube_cluster, ns, name)
+                   if not any(c["type"] in done and c["status"] == "True" for c in (j.get("status") or {}).get("conditions") or []))
+
+    wait_for(lambda: unfinished() == 2, 60, "two trials running at once (trialConcurrency 2)")
     wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 180,
              f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
     ate = get_ate(kube_cluster, ns, name)
