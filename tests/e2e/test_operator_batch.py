@@ -268,6 +268,8 @@ def test_limits_edited_while_running_take_effect(kube_cluster, env):
     # The experiment has ended: no edit at all is accepted any more.
     r = patch_spec(kube_cluster, ns, name, {"maxTrialNum": 9})
     assert r.returncode != 0 and "the experiment has ended" in r.stderr, r.stderr
+    # ...while metadata still may: the finalizer's removal lets it be deleted.
+    kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--timeout=60s")
 
 
 def test_search_defining_edits_are_refused_at_apply_time(kube_cluster, env):
