@@ -1,6 +1,6 @@
 """The operator end to end with batch/v1 Jobs: a real kube-apiserver + controller-manager,
 fake nodes running the trial pods as local processes, the tuner server and the operator
-(`python -m autotune_operator`) as local processes."""
+(`autotune operator`) as local processes."""
 
 from __future__ import annotations
 
