@@ -13,7 +13,7 @@ from autotune_operator.pareto_plot import pareto_svg
 from autotune_operator.status import ExperimentStatus
 
 # Multi-objective fields, left out of a single-objective status.json rather than written as null.
-_MO_FIELDS = ("objectives", "paretoFront", "bestTrials")
+_MO_FIELDS = ("objectives", "paretoFront", "paretoFrontSize", "bestTrials")
 
 TRIAL_COLUMNS = ["id", "sequence", "state", "value", "parameters", "metrics", "intermediate", "duration_s", "exit_code", "message", "kind", "budget"]
 

@@ -70,6 +70,8 @@ class ExperimentStatus(BaseModel):
     # single trial is best; the front and each objective's best stand in for it.
     objectives: list[ObjectiveStatus] | None = None
     paretoFront: list[ParetoTrial] | None = None
+    # len(paretoFront): a printer column can only show a field, not count a list.
+    paretoFrontSize: int | None = None
     bestTrials: list[ObjectiveBest] | None = None
     finalTraining: list[FinalTrial] | None = None
 
@@ -94,6 +96,7 @@ def build_status(
         bestTrial=BestTrial(**best) if best else None,
         objectives=[ObjectiveStatus(**o) for o in summary["objectives"]] if "objectives" in summary else None,
         paretoFront=[ParetoTrial(**t) for t in summary["paretoFront"]] if "paretoFront" in summary else None,
+        paretoFrontSize=len(summary["paretoFront"]) if "paretoFront" in summary else None,
         bestTrials=[ObjectiveBest(**t) for t in summary["bestTrials"]] if "bestTrials" in summary else None,
         finalTraining=[FinalTrial(**t) for t in summary["finalTrials"]] if summary.get("finalTrials") else None,
     )

@@ -25,7 +25,7 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
     assert r.returncode == 0, r.stderr
     out = kube_cluster.kubectl("get", "ate", "-n", ns).stdout
     header = out.splitlines()[0].split()
-    assert header == ["NAME", "PHASE", "TRIALS", "BEST", "AGE"], out
+    assert header == ["NAME", "PHASE", "TRIALS", "BEST", "FRONT", "AGE"], out
     assert "experiment-sample" in out
     got = kube_cluster.kubectl("get", "autotuneexperiment", "experiment-sample", "-n", ns, "-o",
                                "jsonpath={.spec.trainingConfig.tasks[0].template.spec.containers[0].image}").stdout
