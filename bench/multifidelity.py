@@ -1,14 +1,19 @@
 """Multi-fidelity benchmark: epochs spent to find a good configuration, on real learning curves.
 
-Run:  nice -n 10 python bench/multifidelity.py [--seeds 5] [--R 27]   (inside .venv or scripts/bench)
+Run:  nice -n 10 python bench/multifidelity.py --space wide --seeds 60 --ref 200   (inside .venv or scripts/bench)
+      (the first run trains and caches the learning curves: about 7 minutes on 2 busy cores)
 
 Workload: SGDClassifier (hinge loss) trained epoch by epoch with ``partial_fit`` on
 scikit-learn's digits (70/30 split, standardised), validation accuracy after each epoch.
 The search space is a grid so that every curve can be computed once and cached
-(bench/results/mf-curves-sgd-R<R>.json): ``alpha`` = 1e-6 * 10^(a/2), a in randint[0, 12),
-``eta0`` = 1e-4 * 10^(e/3), e in randint[0, 12), ``learning_rate`` in {constant, invscaling,
-adaptive}: 432 configurations, each trained once for R epochs (deterministic), so every
-method sees exactly the same curves.
+(bench/results/mf-curves-<space>-R<R>.json). ``--space wide`` (default): ``loss`` in {hinge,
+log_loss, modified_huber, perceptron}, ``alpha`` = 1e-7 * 10^(a/2) and ``eta0`` = 1e-5 * 10^(e/2.4)
+with a, e in randint[0, 12), ``learning_rate`` in {constant, invscaling, adaptive}: 1728
+configurations, few of them near the best. ``--space small``: hinge loss only, alpha =
+1e-6 * 10^(a/2), eta0 = 1e-4 * 10^(e/3): 432 configurations, a fifth of them within 0.005 of
+the best (an easy problem, where full-budget random search is hard to beat). Each
+configuration is trained once for R epochs (deterministic), so every method sees exactly
+the same curves.
 
 Methods (the tuner server's own algorithm code, driven in-process, one trial at a time):
 Random at full budget R; SuccessiveHalving, Hyperband, ASHA, BOSS (min budget 1, max R,
@@ -23,7 +28,7 @@ Measures, per seed:
   accuracy >= target (a method has "found" a configuration when it trained it fully);
 * for the assessors, over --n-assess trials of Random with the same configurations:
   epochs saved versus no assessor, and the drop in the best full-budget accuracy.
-Prints tables and writes bench/results/multifidelity.json.
+Prints tables and writes bench/results/multifidelity-<space>.json.
 """
 
 from __future__ import annotations
