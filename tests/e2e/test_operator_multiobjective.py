@@ -47,7 +47,8 @@ model = DecisionTreeClassifier(max_depth=int(p["max_depth"]), min_samples_leaf=i
                                random_state=0).fit(X_tr, y_tr)
 metric = {"accuracy": float(model.score(X_va, y_va)), "n_leaves": int(model.get_n_leaves())}
 with open(sys.argv[1], "a") as f:
-    f.write(json.dumps({"trial": os.environ["AUTOTUNE_TRIAL_ID"], "parameters": p, **metric}) + "\\n")
+    f.write(json.dumps({"trial": os.environ["AUTOTUNE_TRIAL_ID"], "sequence": int(os.environ["AUTOTUNE_SEQUENCE_ID"]),
+                        "parameters": p, **metric}) + "\\n")
 autotune.report_final_result(metric)
 '''
 
@@ -148,6 +149,7 @@ def test_multi_objective_experiment_reports_its_pareto_front(kube_cluster, env):
     expected = non_dominated(reported)
     assert {t["name"] for t in front} == expected, (front, reported)
     assert len(front) == len(expected), "each front trial listed once"
+    assert st["paretoFrontSize"] == len(front)
     for t in front:
         r = by_trial[t["name"]]
         assert t["values"] == {"accuracy": pytest.approx(r["accuracy"]), "n_leaves": r["n_leaves"]}, (t, r)
@@ -164,7 +166,7 @@ def test_multi_objective_experiment_reports_its_pareto_front(kube_cluster, env):
     assert bests["n_leaves"]["optimizeMode"] == "minimize"
     assert bests["n_leaves"]["values"]["n_leaves"] == fewest
     # Ties broken by the earliest trial, and each best is also on the front.
-    first = lambda ok: min((r for r in reported if ok(r)), key=lambda r: int(r["trial"].rsplit("-", 1)[1]))  # noqa: E731
+    first = lambda ok: min((r for r in reported if ok(r)), key=lambda r: r["sequence"])  # noqa: E731
     assert bests["accuracy"]["name"] == first(lambda r: r["accuracy"] == top_acc)["trial"]
     assert bests["n_leaves"]["name"] == first(lambda r: r["n_leaves"] == fewest)["trial"]
     assert {b["name"] for b in bests.values()} <= expected
