@@ -22,6 +22,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
+import glob  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import sys  # noqa: E402
@@ -48,9 +49,6 @@ BASELINE = "AutoTune Random"
 CACHE_VERSION = 1
 
 
-_EXPERIMENTS: dict[str, dict[str, Any]] = json.loads(os.environ.get("QUALITY_TPE_EXPERIMENTS", "{}"))
-
-
 def ours(name: str, class_args: Mapping[str, Any] | None = None) -> peers.Runner:
     def run(raw: dict[str, Any], loss: qp.Loss, seed: int, n: int) -> list[float]:
         space = parse_search_space(raw)
@@ -73,12 +71,14 @@ def ours(name: str, class_args: Mapping[str, Any] | None = None) -> peers.Runner
     return run
 
 
-def methods(with_nni: bool, with_optuna_gp: bool) -> dict[str, peers.Runner]:
+def methods(with_nni: bool, with_optuna_gp: bool, tpe_variants: Mapping[str, Any] | None = None) -> dict[str, peers.Runner]:
+    """Every method by display name. ``tpe_variants``: extra "AutoTune TPE <name>" runs with
+    those tpe_args (for tuning TPE's defaults with --tpe-variants)."""
     m: dict[str, peers.Runner] = {
         "AutoTune Random": ours("Random"),
         "AutoTune TPE": ours("TPE"),
         "AutoTune TPE univariate": ours("TPE", {"tpe_args": {"multivariate": False}}),
-        **{f"AutoTune TPE x{k}": ours("TPE", {"tpe_args": v}) for k, v in _EXPERIMENTS.items()},
+        **{f"AutoTune TPE {k}": ours("TPE", {"tpe_args": v}) for k, v in (tpe_variants or {}).items()},
         "AutoTune Anneal": ours("Anneal"),
         "AutoTune Evolution": ours("Evolution"),
         "AutoTune GP": ours("GPTuner"),
@@ -95,7 +95,11 @@ def methods(with_nni: bool, with_optuna_gp: bool) -> dict[str, peers.Runner]:
     if with_optuna_gp:
         m["Optuna GP"] = peers.optuna_runner("gp")
     if with_nni:
-        for t in ("TPE", "GPTuner", "MetisTuner", "Evolution"):
+        # NNI 3.0's GPTuner and MetisTuner are left out: GPTuner fails in acq_max with any
+        # SciPy >= 1.9 (TypeError: 'float' object is not subscriptable, on res.fun[0]); the
+        # oldest SciPy with Python 3.11 wheels (1.10.1) still has it. MetisTuner took over
+        # 100 s for 15 trials of Branin (stopped). See quality_nni_child.py to retry them.
+        for t in ("TPE", "Evolution"):
             m[f"NNI 3.0 {t}"] = peers.nni_runner(t)
     return m
 
@@ -105,14 +109,15 @@ def methods(with_nni: bool, with_optuna_gp: bool) -> dict[str, peers.Runner]:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(tables: dict[str, dict[str, float]], with_nni: bool, with_optuna_gp: bool) -> None:
+def _init_worker(tables: dict[str, dict[str, float]], with_nni: bool, with_optuna_gp: bool,
+                 tpe_variants: Mapping[str, Any] | None = None) -> None:
     try:
         os.nice(10)  # also when started without nice: this benchmark yields to everything else
     except OSError:
         pass
     warnings.filterwarnings("ignore")
     _STATE["problems"] = {p.name: p for p in qp.problems(tables)}
-    _STATE["methods"] = methods(with_nni, with_optuna_gp)
+    _STATE["methods"] = methods(with_nni, with_optuna_gp, tpe_variants)
 
 
 def _run_one(task: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], list[float] | str, float]:
@@ -202,7 +207,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--nni", choices=("auto", "yes", "no"), default="auto", help="NNI 3.0 runners (from $NNI_PYTHON)")
     ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--tpe-variants", default="{}",
+                    help='extra AutoTune TPE runs, JSON {"name": tpe_args}, e.g. {"g1": {"gamma": 1.0}}')
+    ap.add_argument("--from-cache", default="", help="methods (substrings) taken only from the cache, however many seeds it has")
     ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--time-budget", type=float, default=0.0,
+                    help="seconds; then stop and score the runs that finished (tasks go seed by seed, "
+                         "so every method gets its first seeds first)")
     a = ap.parse_args()
     t_start = time.perf_counter()
     seeds = a.seeds or (3 if a.quick else 10)
@@ -215,7 +226,8 @@ def main() -> None:
     gp_why = peers.optuna_gp_available()
     print(f"# NNI 3.0: {'available' if not nni_why else nni_why}; Optuna GPSampler: {'available' if not gp_why else gp_why}",
           file=sys.stderr)
-    all_methods = methods(not nni_why, not gp_why)
+    variants = json.loads(a.tpe_variants)
+    all_methods = methods(not nni_why, not gp_why, variants)
     names = list(all_methods)
     if a.methods:
         want = [w.strip().lower() for w in a.methods.split(",")]
@@ -229,11 +241,22 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown problem(s) {sorted(unknown)}")
 
-    cache_path = os.path.join(RESULTS, "quality-peer-cache.json")
+    # Each invocation writes its own cache file (two may run at once, e.g. a slow peer in
+    # the background); all of them are read.
+    cache_path = os.path.join(RESULTS, f"quality-peer-cache{('-' + a.tag) if a.tag else ''}.json")
     cache: dict[str, Any] = {}
-    if not a.no_cache and os.path.exists(cache_path):
-        with open(cache_path) as f:
-            cache = json.load(f)
+    mine: dict[str, Any] = {}
+    if not a.no_cache:
+        for fn in sorted(glob.glob(os.path.join(RESULTS, "quality-peer-cache*.json"))):
+            with open(fn) as f:
+                part = json.load(f)
+            cache.update(part)
+            if fn == cache_path:
+                mine.update(part)
+    cache_only = [w.strip().lower() for w in a.from_cache.split(",") if w.strip()]
+
+    def cached_only(m: str) -> bool:
+        return any(w in m.lower() for w in cache_only)
 
     def ckey(m: str, p: str, s: int) -> str:
         return f"v{CACHE_VERSION}|{qp.TABLE_VERSION}|{m}|{p}|{s}|{n}"
@@ -243,11 +266,20 @@ def main() -> None:
         tables = _build_tables([p for p in probs if p in qp.REAL_EVALUATORS], pool)
     problems = {p.name: p for p in qp.problems(tables) if p.name in probs}
 
-    tasks = [(m, p, s, n) for m in names for p in probs for s in range(seeds)
-             if m.startswith("AutoTune") or ckey(m, p, s) not in cache]
-    # the slowest kinds first, so that the two workers finish together
-    weight = {"skopt": 0, "NNI 3.0 GP": 1, "NNI 3.0 Metis": 1, "AutoTune GP": 2, "AutoTune Metis": 2, "Optuna GP": 0}
-    tasks.sort(key=lambda t: min([v for k, v in weight.items() if t[0].startswith(k)] + [9]))
+    tasks = [(m, p, s, n) for s in range(seeds) for m in names for p in probs
+             if m.startswith("AutoTune") or (ckey(m, p, s) not in cache and not cached_only(m))]
+    # Seed by seed, the cheap methods first within a seed, the slowest peers after all the
+    # others: a time budget then cuts the slowest methods' last seeds, never the baseline's. Without a budget: slowest first,
+    # so that the two workers finish together.
+    cost = {"skopt": 3, "Optuna GP": 3, "NNI": 2, "AutoTune GP": 2, "AutoTune Metis": 2}
+
+    def cost_of(m: str) -> int:
+        return max([v for k, v in cost.items() if m.startswith(k)] + [0])
+
+    if a.time_budget or a.workers == 1:  # scikit-optimize (~40 s a run) only after everything else
+        tasks.sort(key=lambda t: (cost_of(t[0]) >= 3, t[2], cost_of(t[0])))
+    else:
+        tasks.sort(key=lambda t: -cost_of(t[0]))
     results: dict[tuple[str, str, int], list[float] | str] = {}
     secs: dict[str, list[float]] = {}
     for m in names:
@@ -260,30 +292,52 @@ def main() -> None:
     print(f"# {len(tasks)} runs to do ({len(names)} methods x {len(probs)} problems x {seeds} seeds, "
           f"{len(results)} peer runs from the cache), {a.workers} workers", file=sys.stderr)
     done = 0
-    with ctx.Pool(a.workers, initializer=_init_worker, initargs=(tables, not nni_why, not gp_why)) as pool:
-        for (m, p, s, _), out, dt in pool.imap_unordered(_run_one, tasks, chunksize=1):
+    last_flush = time.perf_counter()
+    out_of_time = False
+    with ctx.Pool(a.workers, initializer=_init_worker, initargs=(tables, not nni_why, not gp_why, variants)) as pool:
+        it = pool.imap_unordered(_run_one, tasks, chunksize=1)
+        while True:
+            left = (a.time_budget - (time.perf_counter() - t_start)) if a.time_budget else None
+            try:
+                (m, p, s, _), out, dt = it.next(timeout=left) if left is None or left > 0 else it.next(timeout=0)
+            except StopIteration:
+                break
+            except mp.TimeoutError:
+                out_of_time = True  # keep what finished; missing seeds are reported per method
+                pool.terminate()
+                break
             results[(m, p, s)] = out
             if isinstance(out, list):
                 secs.setdefault(m, []).append(dt)
                 if not m.startswith("AutoTune"):
-                    cache[ckey(m, p, s)] = {"losses": out, "secs": dt}
+                    cache[ckey(m, p, s)] = mine[ckey(m, p, s)] = {"losses": out, "secs": dt}
             done += 1
-            if done % 50 == 0 or done == len(tasks):
+            if done % 50 == 0 or done == len(tasks) or time.perf_counter() - last_flush > 30:
+                last_flush = time.perf_counter()
                 print(f"# {done}/{len(tasks)} runs, {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
                 with open(cache_path + ".tmp", "w") as f:
-                    json.dump(cache, f)
+                    json.dump(mine, f)
                 os.replace(cache_path + ".tmp", cache_path)
+
+    with open(cache_path + ".tmp", "w") as f:
+        json.dump(mine, f)
+    os.replace(cache_path + ".tmp", cache_path)
 
     runs: dict[str, dict[str, np.ndarray]] = {}
     notes: list[str] = []
+    partial: dict[str, list[int]] = {}
     for m in names:
         for p in probs:
-            outs = [results[(m, p, s)] for s in range(seeds)]
+            outs = [results[(m, p, s)] for s in range(seeds) if (m, p, s) in results]
             bad = [o for o in outs if isinstance(o, str)]
             if bad:
                 notes.append(f"{m} on {p}: {bad[0]}")
                 continue
-            arr = np.full((seeds, n), np.nan)
+            if len(outs) < seeds:
+                partial.setdefault(m, []).append(len(outs))
+            if not outs:
+                continue
+            arr = np.full((len(outs), n), np.nan)
             for s, o in enumerate(outs):
                 arr[s, : len(o)] = o
             runs.setdefault(m, {})[p] = arr
@@ -297,6 +351,10 @@ def main() -> None:
     md += f"\nWall time {wall:.0f} s with {a.workers} workers; s/run = mean seconds per {n}-trial run " \
           f"(cached peer runs keep the time measured when they ran).\n"
     md += f"NNI 3.0: {'included' if not nni_why else nni_why}. Optuna GPSampler: {'included' if not gp_why else gp_why}.\n"
+    if out_of_time:
+        md += f"Stopped by --time-budget {a.time_budget:.0f} s after {done} of {len(tasks)} runs.\n"
+    for m, counts in partial.items():
+        md += f"{m}: only {min(counts)}-{max(counts)} of {seeds} seeds per problem (the rest did not finish in the time budget).\n"
     if notes:
         md += "\nNot run:\n" + "".join(f"- {x}\n" for x in sorted(set(n_.split(':')[0] + ':' + n_.split(':', 2)[1] for n_ in notes)))
     print(md)
