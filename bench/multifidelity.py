@@ -11,7 +11,9 @@ log_loss, modified_huber, perceptron}, ``alpha`` = 1e-7 * 10^(a/2) and ``eta0`` 
 with a, e in randint[0, 12), ``learning_rate`` in {constant, invscaling, adaptive}: 1728
 configurations, few of them near the best. ``--space small``: hinge loss only, alpha =
 1e-6 * 10^(a/2), eta0 = 1e-4 * 10^(e/3): 432 configurations, a fifth of them within 0.005 of
-the best (an easy problem, where full-budget random search is hard to beat). Each
+the best (an easy problem, where full-budget random search is hard to beat).
+``--space coarse``: the wide space with alpha = 1e-7 * 10^a, a in randint[0, 6): 864
+configurations, cheap enough to train for ``--R 81`` epochs (about 10 minutes). Each
 configuration is trained once for R epochs (deterministic), so every method sees exactly
 the same curves.
 
@@ -65,6 +67,8 @@ SPACE = {
 }
 # --space wide adds the loss: 1728 configurations, few of them near the best.
 WIDE = {**SPACE, "loss": {"_type": "choice", "_value": list(LOSSES)}}
+# --space coarse: wide with alpha in steps of 10x (864 configurations), cheap enough for R = 81.
+COARSE = {**WIDE, "a": {"_type": "randint", "_value": [0, 6]}}
 
 
 def key(p: dict[str, Any]) -> str:
@@ -73,7 +77,8 @@ def key(p: dict[str, Any]) -> str:
 
 def grid(space: dict[str, Any]) -> list[dict[str, Any]]:
     losses = LOSSES if "loss" in space else ("hinge",)
-    return [{"a": a, "e": e, "learning_rate": lr, "loss": loss} for a in range(12) for e in range(12) for lr in LRS for loss in losses]
+    n_a = space["a"]["_value"][1]
+    return [{"a": a, "e": e, "learning_rate": lr, "loss": loss} for a in range(n_a) for e in range(12) for lr in LRS for loss in losses]
 
 
 def learning_curves(R: int, space: dict[str, Any] = SPACE, name: str = "sgd") -> dict[str, list[float]]:
@@ -100,6 +105,8 @@ def learning_curves(R: int, space: dict[str, Any] = SPACE, name: str = "sgd") ->
         a, e = p["a"], p["e"]
         # the wide grid reaches further (alpha 1e-7..3e-2, eta0 1e-5..0.5)
         alpha = 1e-7 * 10 ** (a / 2) if wide else 1e-6 * 10 ** (a / 2)
+        if space is COARSE:
+            alpha = 1e-7 * 10**a
         eta0 = 1e-5 * 10 ** (e / 2.4) if wide else 1e-4 * 10 ** (e / 3)
         m = SGDClassifier(loss=p["loss"], alpha=alpha, eta0=eta0, learning_rate=p["learning_rate"], random_state=0)
         rng = np.random.default_rng(0)
@@ -200,13 +207,14 @@ def main() -> None:
     ap.add_argument("--ref", type=int, default=64, help="configs in the reference full-budget random search")
     ap.add_argument("--n-assess", type=int, default=64, help="trials per run in the assessor comparison")
     ap.add_argument("--cap", type=int, default=0, help="epoch cap per run (default 150 * R)")
-    ap.add_argument("--space", choices=("wide", "small"), default="wide",
-                    help="wide: 1728 configs with the loss as a parameter; small: 432 hinge-loss configs")
+    ap.add_argument("--space", choices=("wide", "small", "coarse"), default="wide",
+                    help="wide: 1728 configs with the loss as a parameter; small: 432 hinge-loss configs; "
+                         "coarse: wide with alpha in 10x steps (864 configs)")
     args = ap.parse_args()
     R = args.R
     cap = args.cap or 150 * R
-    space_doc = WIDE if args.space == "wide" else SPACE
-    curves = learning_curves(R, space_doc, "sgdwide" if args.space == "wide" else "sgd")
+    space_doc = {"wide": WIDE, "small": SPACE, "coarse": COARSE}[args.space]
+    curves = learning_curves(R, space_doc, {"wide": "sgdwide", "small": "sgd", "coarse": "sgdcoarse"}[args.space])
     finals = sorted(c[-1] for c in curves.values())
     print(f"{len(curves)} configurations; full-budget accuracy: best {finals[-1]:.4f}, median {finals[len(finals) // 2]:.4f}")
     methods: dict[str, Callable[[float, int], Outcome]] = {
