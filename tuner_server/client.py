@@ -24,10 +24,6 @@ def _assignment(r: dict[str, Any]) -> Assignment:
     return Assignment(r["trialId"], r["sequence"], r["parameters"], r.get("budget"), r.get("resume"), r.get("kind", "search"))
 
 
-def _assignment(r: dict[str, Any]) -> Assignment:
-    return Assignment(r["trialId"], r["sequence"], r["parameters"], r.get("budget"), r.get("resume"), r.get("kind", "search"))
-
-
 class TunerServerError(RuntimeError):
     def __init__(self, status: int, detail: str) -> None:
         self.status = status
@@ -42,7 +38,6 @@ class TunerClient(Protocol):
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None: ...
     def summary(self, exp_id: str) -> dict[str, Any]: ...
     def trials(self, exp_id: str) -> list[dict[str, Any]]: ...
-    def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment: ...
     def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment: ...
     def delete_experiment(self, exp_id: str) -> bool: ...
 
@@ -74,9 +69,6 @@ class InProcessClient:
 
     def trials(self, exp_id: str) -> list[dict[str, Any]]:
         return self.engine.trials_view(exp_id)
-
-    def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment:
-        return self.engine.final_trial(exp_id, sequence, parameters, budget)
 
     def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment:
         return self.engine.final_trial(exp_id, sequence, parameters, budget)
