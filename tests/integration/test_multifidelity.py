@@ -13,6 +13,8 @@ from typing import Any
 
 from tests.integration.conftest import TRIALS, manifest, read_records, read_status, run_autotune, write_manifest
 
+REPO = Path(__file__).resolve().parents[2]
+
 SPACE = {"alpha": {"_type": "loguniform", "_value": [1e-5, 1e-1]}, "eta0": {"_type": "loguniform", "_value": [1e-4, 1e-1]}}
 
 
@@ -63,6 +65,38 @@ def test_hyperband_budgets_resume_and_final_training(tmp_path: Path) -> None:
     assert len(table) == 14
     assert Counter((t["kind"], t["budget"]) for t in table) == {("search", "1"): 9, ("search", "3"): 3, ("search", "9"): 1,
                                                                  ("final", "9"): 1}
+
+
+def test_hyperband_example_resumes_promotions_and_trains_the_best_once_more(tmp_path: Path) -> None:
+    """examples/digits-hyperband.yaml as shipped (22 search trials, R = 9, eta = 3)."""
+    r = run_autotune(["run", str(REPO / "examples" / "digits-hyperband.yaml"), "--output", str(tmp_path)], timeout=600)
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path, "digits-hyperband")
+    assert s["phase"] == "DONE" and s["trials"]["failed"] == 0, s["message"]
+    table = trials_csv(tmp_path, "digits-hyperband")
+    search = [t for t in table if t["kind"] == "search"]
+    assert len(search) == 22 and {t["budget"] for t in search} == {"1", "3", "9"}
+    lower = {3: 1, 9: 3}  # the rung a promotion resumes from
+    resumed = 0
+    for t in search:
+        budget, epochs = int(t["budget"]), len(json.loads(t["intermediate"]))
+        log = (tmp_path / "digits-hyperband" / "trials" / t["id"] / "trial.log").read_text()
+        if epochs < budget:  # a promotion: it trained only the epochs its checkpoint lacked
+            assert epochs == budget - lower[budget] and f"resuming after epoch {lower[budget]}" in log
+            resumed += 1
+        else:
+            assert epochs == budget and "resuming" not in log
+        assert f"epoch {budget}/{budget}: validation accuracy" in log
+    assert resumed >= 2  # bracket s = 2 promotes 3 configs to 3 epochs and 1 to 9
+    assert s["bestTrial"]["budget"] == 9
+    [final] = [t for t in table if t["kind"] == "final"]
+    assert final["budget"] == "9" and len(json.loads(final["intermediate"])) == 9 and final["state"] == "SUCCEEDED"
+    assert json.loads(final["parameters"]) == s["bestTrial"]["parameters"]
+    assert s["finalTraining"][0]["name"] == final["id"] and s["finalTraining"][0]["value"] > 0.85
+    log = (tmp_path / "digits-hyperband" / "trials" / final["id"] / "trial.log").read_text()
+    assert "final training: 9 epochs" in log and "resuming" not in log
+    # the progress line counts the search against maxTrialNum and the rerun apart
+    assert "trials 22/22 done" in r.stderr and "final 1/1 done" in r.stderr and "23/22" not in r.stderr
 
 
 def test_asha_runs_with_any_concurrency_and_stops_at_max_trial_num(tmp_path: Path) -> None:
