@@ -6,11 +6,27 @@ import sys
 import time
 from typing import TextIO
 
-from autotune_operator.status import ExperimentStatus
+from autotune_operator.status import ExperimentStatus, TrialCounts
+
+# A final trial's state (tuner_server's TrialState value) -> the TrialCounts field it sits in.
+_COUNT_FIELD = {"WAITING": "waiting", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed",
+                "EARLY_STOPPED": "earlyStopped", "STOPPED": "stopped"}
+
+
+def search_counts(s: ExperimentStatus) -> TrialCounts:
+    """The trial counts without final-training reruns: maxTrialNum bounds the search only,
+    so "N/M trials" must not count them (they are shown apart, as "final k/n")."""
+    c = s.trials.model_copy()
+    for t in s.finalTraining or []:
+        field = _COUNT_FIELD.get(t.state)
+        if field is not None and getattr(c, field) > 0:
+            setattr(c, field, getattr(c, field) - 1)
+            c.total -= 1
+    return c
 
 
 def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None) -> str:
-    c = s.trials
+    c = search_counts(s)
     done = c.succeeded + c.failed + c.earlyStopped + c.stopped
     of = f"/{max_trials}" if max_trials else ""
     parts = [f"[{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}] {s.phase.value:<7}", f"trials {done}{of} done"]
@@ -22,6 +38,9 @@ def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None)
     if c.stopped:
         detail.append(f"{c.stopped} stopped")
     parts[-1] += f" ({', '.join(detail)}), {c.running + c.waiting} running"
+    if s.finalTraining:
+        ended = sum(t.state not in ("WAITING", "RUNNING") for t in s.finalTraining)
+        parts.append(f"final {ended}/{len(s.finalTraining)} done")
     if s.bestTrial:
         parts.append(f"best {s.bestTrial.value:.6g} ({s.bestTrial.name})")
     if s.paretoFront:

@@ -1,0 +1,42 @@
+"""The `autotune run` progress line: search trials against maxTrialNum, final training apart."""
+
+from __future__ import annotations
+
+from autotune_operator.decide import Phase
+from autotune_operator.progress import format_progress, search_counts
+from autotune_operator.status import BestTrial, ExperimentStatus, FinalTrial, TrialCounts
+
+
+def status(counts: TrialCounts, finals: list[str] | None = None) -> ExperimentStatus:
+    return ExperimentStatus(
+        phase=Phase.RUNNING if finals is None or "RUNNING" in finals else Phase.DONE,
+        trials=counts,
+        bestTrial=BestTrial(name="hb-14", sequence=14, parameters={"x": 1}, value=0.96, budget=9),
+        finalTraining=[FinalTrial(name=f"hb-final-{22 + i}", sequence=22 + i, parameters={"x": 1}, state=st)
+                       for i, st in enumerate(finals)] if finals else None,
+    )
+
+
+def test_search_without_final_training_counts_every_trial() -> None:
+    line = format_progress(status(TrialCounts(total=7, succeeded=4, failed=1, running=2)), 65.0, 22)
+    assert line.startswith("[01:05] RUNNING")
+    assert "trials 5/22 done (4 ok, 1 failed), 2 running" in line
+    assert "final" not in line
+
+
+def test_final_training_is_shown_apart_from_the_search_count() -> None:
+    # 22 search trials ended, the final-training rerun is still running
+    running = status(TrialCounts(total=23, succeeded=22, running=1), ["RUNNING"])
+    line = format_progress(running, 20.0, 22)
+    assert "trials 22/22 done (22 ok), 0 running" in line
+    assert "0 running | final 0/1 done | best 0.96 (hb-14)" in line
+    done = status(TrialCounts(total=23, succeeded=23), ["SUCCEEDED"])
+    line = format_progress(done, 22.0, 22)
+    assert "trials 22/22 done (22 ok), 0 running" in line and "23/22" not in line
+    assert "final 1/1 done" in line
+    # several reruns (a Pareto front): each leaves the count it is in
+    mixed = status(TrialCounts(total=25, succeeded=22, failed=2, running=1), ["SUCCEEDED", "FAILED", "RUNNING"])
+    c = search_counts(mixed)
+    assert (c.total, c.succeeded, c.failed, c.running) == (22, 21, 1, 0)
+    assert "final 2/3 done" in format_progress(mixed, 1.0, 22)
+    assert mixed.trials.total == 25  # the status itself is left as reported
