@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy.stats import norm
 
 from tuner_server.searchspace import LOG_TYPES, Dimension, SearchSpace, canonical
 from tuner_server.tuners.base import TunerArgsError
 
 _NORMAL = frozenset({"normal", "qnormal", "lognormal", "qlognormal"})
+# The standard normal from the standard library: scalar cdf/inverse cdf is all this needs,
+# and importing scipy.stats here put scipy (~70 MiB with numpy) into the operator, which
+# imports the advisor registry only to validate specs.
+_STD_NORMAL = NormalDist()
 
 
 class Encoder:
@@ -48,7 +52,7 @@ class Encoder:
         if d.type in _NORMAL:
             mu, sigma = float(d.args[0]), float(d.args[1])
             z = (math.log(max(x, 1e-300)) if d.type in ("lognormal", "qlognormal") else x) - mu
-            return float(np.clip(norm.cdf(z / sigma), 1e-6, 1 - 1e-6))
+            return float(np.clip(_STD_NORMAL.cdf(z / sigma), 1e-6, 1 - 1e-6))
         if d.type == "randint":
             lo, hi = int(d.args[0]), int(d.args[1])
             return (x - lo + 0.5) / (hi - lo)
@@ -63,7 +67,7 @@ class Encoder:
         u = min(max(u, 0.0), 1.0)
         if d.type in _NORMAL:
             mu, sigma = float(d.args[0]), float(d.args[1])
-            z = mu + sigma * float(norm.ppf(min(max(u, 1e-6), 1 - 1e-6)))
+            z = mu + sigma * _STD_NORMAL.inv_cdf(min(max(u, 1e-6), 1 - 1e-6))
             return d.quantize(math.exp(z) if d.type in ("lognormal", "qlognormal") else z)
         if d.type == "randint":
             lo, hi = int(d.args[0]), int(d.args[1])
