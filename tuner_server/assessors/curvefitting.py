@@ -36,7 +36,6 @@ import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from tuner_server.assessors.base import Assessor, AssessorArgsError, number_arg, reject_rest
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
@@ -106,6 +105,10 @@ def _nonlinear_models(z: np.ndarray, n: int):
 
 
 def _fit_nonlinear(f: Model, p0, lo, hi, x: np.ndarray, z: np.ndarray, target: float):
+    # Imported here, not at module level: the operator imports every assessor to validate
+    # specs, and scipy would add ~60 MiB to its idle memory for a fit it never runs.
+    from scipy.optimize import least_squares
+
     p0 = np.clip(np.asarray(p0, dtype=float), np.asarray(lo) + 1e-9, np.asarray(hi) - 1e-9)
 
     def resid(p):
