@@ -197,6 +197,26 @@ def plot(score: dict[str, dict[str, np.ndarray]], path: str, n: int) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def rescore(path: str, tag: str) -> None:
+    with open(path) as f:
+        saved = json.load(f)
+    runs = {m: {p: np.asarray(v, dtype=float) for p, v in per.items()} for m, per in saved["runs"].items()}
+    optima = saved["optima"]
+    n = next(iter(next(iter(runs.values())).values())).shape[1]
+    probs = list(optima)
+    seeds = max(a_.shape[0] for per in runs.values() for a_ in per.values())
+    score = qs.normalized_regret(runs, optima, BASELINE, n)
+    budgets = [b for b in BUDGETS if b <= n] or [n]
+    secs = saved.get("secs", {})
+    md = markdown(qs.summary(score, budgets), score, probs, len(probs), seeds, secs, budgets)
+    md += f"\nRe-scored from {os.path.basename(path)} (runs as saved).\n"
+    print(md)
+    out = os.path.join(RESULTS, f"quality{('-' + tag) if tag else '-rescored'}")
+    with open(out + ".md", "w") as f:
+        f.write(md)
+    plot(score, out + ".png", n)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 problems, 3 seeds: for iterating on a tuner")
@@ -211,6 +231,7 @@ def main() -> None:
                     help='extra AutoTune TPE runs, JSON {"name": tpe_args}, e.g. {"g1": {"gamma": 1.0}}')
     ap.add_argument("--from-cache", default="", help="methods (substrings) taken only from the cache, however many seeds it has")
     ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--rescore", default="", help="a quality*-runs.json to score again instead of running")
     ap.add_argument("--time-budget", type=float, default=0.0,
                     help="seconds; then stop and score the runs that finished (tasks go seed by seed, "
                          "so every method gets its first seeds first)")
@@ -261,6 +282,9 @@ def main() -> None:
     def ckey(m: str, p: str, s: int) -> str:
         return f"v{CACHE_VERSION}|{qp.TABLE_VERSION}|{m}|{p}|{s}|{n}"
 
+    if a.rescore:  # score saved runs again (e.g. after a change of the score), running nothing
+        rescore(a.rescore, a.tag)
+        return
     ctx = mp.get_context("fork")
     with ctx.Pool(a.workers, initializer=_init_worker, initargs=({}, False, False)) as pool:
         tables = _build_tables([p for p in probs if p in qp.REAL_EVALUATORS], pool)
@@ -363,7 +387,7 @@ def main() -> None:
         f.write(md)
     with open(os.path.join(RESULTS, f"quality{tag}-runs.json"), "w") as f:
         json.dump({"optima": optima, "runs": {m: {p: a_.tolist() for p, a_ in per.items()} for m, per in runs.items()},
-                   "notes": notes}, f)
+                   "notes": notes, "secs": mean_secs}, f)
     plot(score, os.path.join(RESULTS, f"quality{tag}.png"), n)
     print(f"# wrote {RESULTS}/quality{tag}.md, .png, -runs.json ({wall:.0f} s)", file=sys.stderr)
 
