@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -139,17 +138,6 @@ def test_maximize_mirrors_minimize():
     _, lo = optimize("GPTuner", BRANIN, branin, 14, 2, {"optimize_mode": "minimize"})
     _, hi = optimize("GPTuner", BRANIN, lambda p: -branin(p), 14, 2, {"optimize_mode": "maximize"})
     assert [h.parameters for h in lo] == [h.parameters for h in hi]
-
-
-def test_speed_at_500_trials():
-    hist = _history(500, 5)
-    t = gp({"optimize_mode": "minimize"})
-    times = []
-    for k in range(3):
-        t0 = time.perf_counter()
-        t.suggest(hist, np.random.default_rng(k))
-        times.append(time.perf_counter() - t0)
-    assert min(times) < 5.0  # ~0.42 s measured idle; only catches pathological slowness on loaded CI
 
 
 @pytest.mark.parametrize("nu", [0.5, 1.5, 2.5, float("inf")])

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from statistics import NormalDist
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-from scipy.stats import norm
 
 from tuner_server.history import TrialRecord
 from tuner_server.searchspace import Dimension, NestedOption, SearchSpace, quniform_grid
@@ -51,7 +51,7 @@ def dimension_values(d: Dimension, epoch: int) -> list[Any] | None:
             elif t == "loguniform":
                 x = math.exp(math.log(d.low) + p * (math.log(d.high) - math.log(d.low)))
             else:
-                x = float(norm.ppf(p, loc=float(d.args[0]), scale=float(d.args[1])))
+                x = NormalDist(float(d.args[0]), float(d.args[1])).inv_cdf(p)
                 if t in ("lognormal", "qlognormal"):
                     x = math.exp(x)
             v = d.quantize(x)
