@@ -13,7 +13,11 @@ configurations, few of them near the best. ``--space small``: hinge loss only, a
 1e-6 * 10^(a/2), eta0 = 1e-4 * 10^(e/3): 432 configurations, a fifth of them within 0.005 of
 the best (an easy problem, where full-budget random search is hard to beat).
 ``--space coarse``: the wide space with alpha = 1e-7 * 10^a, a in randint[0, 6): 864
-configurations, cheap enough to train for ``--R 81`` epochs (about 10 minutes). Each
+configurations, cheap enough to train for ``--R 81`` epochs (about 10 minutes).
+``--space mlp``: MLPClassifier with one hidden layer of {16, 32, 64} units, solver in {adam,
+sgd (momentum 0.9)}, batch_size in {32, 128}, learning_rate_init = 1e-4 * 10^(l/3) with l in
+randint[0, 10), alpha = 1e-6 * 10^a with a in randint[0, 6): 720 configurations; one
+``partial_fit`` call is one epoch. Each
 configuration is trained once for R epochs (deterministic), so every method sees exactly
 the same curves.
 
@@ -30,7 +34,8 @@ Measures, per seed:
   accuracy >= target (a method has "found" a configuration when it trained it fully);
 * for the assessors, over --n-assess trials of Random with the same configurations:
   epochs saved versus no assessor, and the drop in the best full-budget accuracy.
-Prints tables and writes bench/results/multifidelity-<space>.json.
+Also prints the Spearman rank correlation of the accuracy after 1, 3, 9 epochs with the final one
+(how well the low rungs rank configurations). Prints tables and writes bench/results/multifidelity-<space>.json.
 """
 
 from __future__ import annotations
@@ -69,9 +74,20 @@ SPACE = {
 WIDE = {**SPACE, "loss": {"_type": "choice", "_value": list(LOSSES)}}
 # --space coarse: wide with alpha in steps of 10x (864 configurations), cheap enough for R = 81.
 COARSE = {**WIDE, "a": {"_type": "randint", "_value": [0, 6]}}
+# --space mlp: a one-hidden-layer MLPClassifier (720 configurations): hidden units, solver, batch
+# size, learning_rate_init = 1e-4 * 10^(l/3) (1e-4..0.1) and alpha = 1e-6 * 10^a (1e-6..1).
+MLP = {
+    "hidden": {"_type": "choice", "_value": [16, 32, 64]},
+    "l": {"_type": "randint", "_value": [0, 10]},
+    "a": {"_type": "randint", "_value": [0, 6]},
+    "batch_size": {"_type": "choice", "_value": [32, 128]},
+    "solver": {"_type": "choice", "_value": ["adam", "sgd"]},
+}
 
 
 def key(p: dict[str, Any]) -> str:
+    if "hidden" in p:
+        return f"mlp/{int(p['hidden'])}/{int(p['l'])}/{int(p['a'])}/{int(p['batch_size'])}/{p['solver']}"
     return f"{int(p['a'])}/{int(p['e'])}/{p['learning_rate']}/{p.get('loss', 'hinge')}"
 
 
@@ -81,9 +97,32 @@ def grid(space: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"a": a, "e": e, "learning_rate": lr, "loss": loss} for a in range(n_a) for e in range(12) for lr in LRS for loss in losses]
 
 
+def mlp_grid() -> list[dict[str, Any]]:
+    return [{"hidden": h, "l": l, "a": a, "batch_size": b, "solver": s}
+            for h in (16, 32, 64) for l in range(10) for a in range(6) for b in (32, 128) for s in ("adam", "sgd")]
+
+
+def mlp_curves(R: int, X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, y_va: np.ndarray) -> dict[str, list[float]]:
+    """One ``partial_fit`` call = one epoch (a shuffled pass in mini-batches); default momentum 0.9 for sgd."""
+    from sklearn.neural_network import MLPClassifier
+
+    out: dict[str, list[float]] = {}
+    for p in mlp_grid():
+        m = MLPClassifier(hidden_layer_sizes=(p["hidden"],), solver=p["solver"], batch_size=p["batch_size"],
+                          learning_rate_init=1e-4 * 10 ** (p["l"] / 3), alpha=1e-6 * 10 ** p["a"], random_state=0)
+        curve = []
+        for _ in range(R):
+            m.partial_fit(X_tr, y_tr, classes=np.arange(10))
+            curve.append(round(float(m.score(X_va, y_va)), 6))
+        out[key(p)] = curve
+    return out
+
+
 def learning_curves(R: int, space: dict[str, Any] = SPACE, name: str = "sgd") -> dict[str, list[float]]:
     """Validation accuracy after each of R epochs for every configuration (cached)."""
     path = RESULTS / f"mf-curves-{name}-R{R}.json"
+    if path.exists() and space is MLP:
+        return json.loads(path.read_text())
     if path.exists():
         cached = json.loads(path.read_text())
         return {(k if k.count("/") == 3 else k + "/hinge"): v for k, v in cached.items()}
@@ -101,7 +140,7 @@ def learning_curves(R: int, space: dict[str, Any] = SPACE, name: str = "sgd") ->
     t0 = time.time()
     wide = "loss" in space
     warnings.simplefilter("ignore")  # diverging configurations warn; their curves are the point
-    for p in grid(space):
+    for p in ([] if space is MLP else grid(space)):
         a, e = p["a"], p["e"]
         # the wide grid reaches further (alpha 1e-7..3e-2, eta0 1e-5..0.5)
         alpha = 1e-7 * 10 ** (a / 2) if wide else 1e-6 * 10 ** (a / 2)
@@ -116,6 +155,8 @@ def learning_curves(R: int, space: dict[str, Any] = SPACE, name: str = "sgd") ->
             m.partial_fit(X_tr[order], y_tr[order], classes=classes)
             curve.append(round(float(m.score(X_va, y_va)), 6))
         out[key(p)] = curve
+    if space is MLP:
+        out = mlp_curves(R, X_tr, y_tr, X_va, y_va)
     print(f"computed {len(out)} learning curves of {R} epochs in {time.time() - t0:.0f} s", file=sys.stderr)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out))
@@ -200,6 +241,15 @@ def advisors(R: int, space_doc: dict[str, Any]) -> dict[str, Callable[[], Adviso
     }
 
 
+def early_rank_correlation(curves: dict[str, list[float]], R: int) -> dict[int, float]:
+    """How well the low rungs rank configurations: Spearman correlation of epoch-k accuracy with epoch-R accuracy."""
+    from scipy.stats import spearmanr
+
+    final = [c[R - 1] for c in curves.values()]
+    ks = [k for k in (1, 3, 9, 27) if k < R]
+    return {k: float(spearmanr([c[k - 1] for c in curves.values()], final)[0]) for k in ks}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
@@ -207,16 +257,19 @@ def main() -> None:
     ap.add_argument("--ref", type=int, default=64, help="configs in the reference full-budget random search")
     ap.add_argument("--n-assess", type=int, default=64, help="trials per run in the assessor comparison")
     ap.add_argument("--cap", type=int, default=0, help="epoch cap per run (default 150 * R)")
-    ap.add_argument("--space", choices=("wide", "small", "coarse"), default="wide",
+    ap.add_argument("--space", choices=("wide", "small", "coarse", "mlp"), default="wide",
                     help="wide: 1728 configs with the loss as a parameter; small: 432 hinge-loss configs; "
-                         "coarse: wide with alpha in 10x steps (864 configs)")
+                         "coarse: wide with alpha in 10x steps (864 configs); mlp: MLPClassifier (720 configs)")
     args = ap.parse_args()
     R = args.R
     cap = args.cap or 150 * R
-    space_doc = {"wide": WIDE, "small": SPACE, "coarse": COARSE}[args.space]
-    curves = learning_curves(R, space_doc, {"wide": "sgdwide", "small": "sgd", "coarse": "sgdcoarse"}[args.space])
+    space_doc = {"wide": WIDE, "small": SPACE, "coarse": COARSE, "mlp": MLP}[args.space]
+    curves = learning_curves(R, space_doc, {"wide": "sgdwide", "small": "sgd", "coarse": "sgdcoarse", "mlp": "mlp"}[args.space])
     finals = sorted(c[-1] for c in curves.values())
     print(f"{len(curves)} configurations; full-budget accuracy: best {finals[-1]:.4f}, median {finals[len(finals) // 2]:.4f}")
+    rank_corr = early_rank_correlation(curves, R)
+    print("Spearman rank correlation of accuracy after k epochs with the final accuracy: "
+          + ", ".join(f"k={k}: {r:.2f}" for k, r in rank_corr.items()))
     methods: dict[str, Callable[[float, int], Outcome]] = {
         "Random (full budget)": lambda tgt, s: run_random(curves, R, tgt, cap, s, space_doc=space_doc)}
     for name, make in advisors(R, space_doc).items():
@@ -264,7 +317,7 @@ def main() -> None:
         assess.append({"assessor": name, "saved": statistics.mean(saved), "drop_mean": statistics.mean(drop), "drop_max": max(drop)})
         print(f"{name:14} {statistics.mean(saved):12.1%} {statistics.mean(drop):9.4f} (max {max(drop):.4f})")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"space": args.space, "R": R, "seeds": args.seeds, "ref": args.ref, "cap": cap, "table": table, "assessors": assess, "runs": rows}
+    out = {"space": args.space, "R": R, "seeds": args.seeds, "ref": args.ref, "cap": cap, "rank_corr": rank_corr, "table": table, "assessors": assess, "runs": rows}
     dest = RESULTS / f"multifidelity-{args.space}.json"
     dest.write_text(json.dumps(out, indent=1))
     print(f"\nwrote {dest}")
