@@ -72,8 +72,8 @@ rss = lambda: int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]
 out = {"python": rss()}
 import kopf, kubernetes, pydantic
 out["kopf + kubernetes + pydantic"] = rss()
-import numpy, scipy.special, scipy.linalg, scipy.optimize, scipy.stats
-out["numpy + scipy (the tuners' imports)"] = rss()
+import numpy
+out["numpy (the tuners' imports; scipy stays out of the operator)"] = rss()
 import autotune_operator.kopf_handlers
 out["autotune_operator (spec -> every tuner/assessor/advisor)"] = rss()
 print(json.dumps(out))
