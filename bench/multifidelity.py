@@ -2,6 +2,8 @@
 
 Run:  nice -n 10 python bench/multifidelity.py --space wide --seeds 60 --ref 200   (inside .venv or scripts/bench)
       (the first run trains and caches the learning curves: about 7 minutes on 2 busy cores)
+      nice -n 10 python bench/multifidelity.py --space mlp --R 81 --seeds 60 --ref 200
+      (MLP curves: about 2.5 minutes for R = 27, 7 minutes for R = 81, one core)
 
 Workload: SGDClassifier (hinge loss) trained epoch by epoch with ``partial_fit`` on
 scikit-learn's digits (70/30 split, standardised), validation accuracy after each epoch.
