@@ -9,6 +9,7 @@ in a Kubernetes finalizer, which must not hold an object's deletion for minutes.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -114,7 +115,9 @@ class HttpClient:
                 # 502-504 come from a proxy while the server restarts; 500 is a real failure.
                 if e.code not in (502, 503, 504) or time.monotonic() >= deadline:
                     raise TunerServerError(e.code, str(detail)) from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            # HTTPException: a server killed mid-response leaves an IncompleteRead, which is not
+            # an OSError; every call is idempotent, so it is retried like a refused connection.
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, http.client.HTTPException):
                 if time.monotonic() >= deadline:
                     raise
             time.sleep(delay)

@@ -19,6 +19,7 @@ AUTOTUNE_TRIAL_ID, AUTOTUNE_SEQUENCE_ID, AUTOTUNE_PARAMETERS (JSON).
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -183,7 +184,8 @@ def _request(method: str, path: str, body: Any) -> Any:
                 except Exception:
                     detail = e.reason
                 raise ReportError(f"tuner server refused {method} {path}: {e.code} {detail}") from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
+        # HTTPException: a server killed mid-response leaves an IncompleteRead (not an OSError).
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, http.client.HTTPException) as e:
             if time.monotonic() >= deadline:
                 raise ReportError(f"tuner server at {url} unreachable: {e}") from None
         time.sleep(delay)
