@@ -29,9 +29,8 @@ import numpy as np
 
 from tuner_server.history import OptimizeMode, TrialRecord
 from tuner_server.pareto import hypervolume_contributions, non_dominated_ranks, reference_point
-from tuner_server.tuners import tpe_multivariate
-from tuner_server.tuners.base import NoMoreTrials, TunerArgsError
-from tuner_server.tuners.tpe import Observations, TPETuner, fresh_prior_sample, flat_key
+from tuner_server.tuners.base import TunerArgsError
+from tuner_server.tuners.tpe import Observations, TPETuner
 
 
 def motpe_order(losses: Sequence[Sequence[float]], n_good: int) -> np.ndarray:
@@ -89,7 +88,9 @@ class MOTPETuner(TPETuner):
         order = np.argsort(losses[idx], kind="stable")
         return np.sort(order[:n_below]), np.sort(order[n_below:])
 
-    def _mo_observations(self, history: Sequence[TrialRecord]) -> Observations:
+    def _observations(self, history: Sequence[TrialRecord]) -> Observations:
+        if not self.objectives:
+            return super()._observations(history)
         flats: list[dict[str, Any]] = []
         vectors: list[tuple[float, ...]] = []
         pending: list[dict[str, Any]] = []
@@ -110,22 +111,3 @@ class MOTPETuner(TPETuner):
         # Pending trials rank after every result: in g(x), never in l(x).
         losses = np.concatenate([pos, np.full(len(pending), float(len(flats)))]) if pending else pos
         return Observations(flats + pending, losses, len(flats), seen)
-
-    def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
-        if not self.objectives:
-            return super().suggest(history, rng)
-        obs = self._mo_observations(history)
-        if self._card is not None and len(obs.seen) >= self._card:
-            raise NoMoreTrials(f"all {self._card} configurations of the search space were tried")
-        if obs.n_completed < max(self.n_startup, 1):
-            return self.space.to_parameters(fresh_prior_sample(self.space, obs.seen, rng, self._card))
-        if self.multivariate:  # TPE's default: joint estimators, which follow a front's shape
-            flat, ranked = tpe_multivariate.propose(
-                self.space, self._models, obs.flats, lambda idx: self._split(idx, obs.losses), self.n_candidates,
-                self.prior_weight, self.lf, rng,
-            )
-        else:
-            flat, ranked = self._propose(self._columns(obs), obs.losses, rng)
-        if flat_key(flat) in obs.seen:
-            flat = self._dedup(flat, ranked, obs.seen, rng)
-        return self.space.to_parameters(flat)

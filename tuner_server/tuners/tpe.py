@@ -392,8 +392,12 @@ class TPETuner(Tuner):
         self._models = {d.key: NumericModel.of(d) for d in self.space.dims if not d.is_categorical}
 
     # ----- suggest -----
+    def _observations(self, history: Sequence[TrialRecord]) -> Observations:
+        """What the estimators are fit on; MOTPE ranks by Pareto front instead of one loss."""
+        return self._memo.observations(history, self.mode, self.liar)
+
     def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
-        obs = self._memo.observations(history, self.mode, self.liar)
+        obs = self._observations(history)
         if self._card is not None and len(obs.seen) >= self._card:
             raise NoMoreTrials(f"all {self._card} configurations of the search space were tried")
         if obs.n_completed < max(self.n_startup, 1):
