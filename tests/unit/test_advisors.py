@@ -159,7 +159,19 @@ def test_bohb_files_results_under_their_budget_and_models_the_largest_one_with_e
         assert len(losses) == sum(1 for t in h if t.budget == b and t.state.ended and t.value is not None)
     enough = [b for b, (_, ls) in by.items() if len(ls) >= 4]
     assert a.model_budget(h) == max(enough)
-    assert a.promotion == "restart" and all(t.info["resume"] is None for t in h)
+    # promotions resume from the config's run one rung down; new configs start fresh
+    assert a.promotion == "resume"
+    runs = runs_of(h)
+    assert any(r.rung > 0 for r in runs)
+    for r in runs:
+        below = [u.trial.trial_id for u in runs if u.config == r.config and u.rung == r.rung - 1]
+        assert r.trial.info["resume"] == (below[0] if r.rung else None)
+
+
+def test_bohb_restart_promotions_get_no_checkpoint():
+    a = create_advisor("BOHB", SPACE, {"min_budget": 1, "max_budget": 9, "eta": 3, "promotion": "restart"})
+    h = drive(a, 40, finish_every=4)
+    assert any(t.info["rung"] > 0 for t in h) and all(t.info["resume"] is None for t in h)
 
 
 def test_bohb_model_proposes_near_the_good_region():

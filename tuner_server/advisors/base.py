@@ -82,14 +82,12 @@ def integer_budgets(values: Sequence[float]) -> tuple[int, ...]:
 class Advisor(Tuner):
     """A tuner that also schedules budgets. Subclasses implement :meth:`propose`."""
 
-    #: how a promoted config continues by default: from its checkpoint or from scratch.
-    default_promotion: ClassVar[str] = "resume"
     supported_types: ClassVar[frozenset[str]] = frozenset(
         {"choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal", "lognormal", "qlognormal"}
     )
 
     def take_promotion(self, args: dict[str, Any]) -> None:
-        self.promotion = arg(self.name, args, "promotion", self.default_promotion, str, lambda v: v in PROMOTIONS,
+        self.promotion = arg(self.name, args, "promotion", "resume", str, lambda v: v in PROMOTIONS,
                              f"must be one of {list(PROMOTIONS)}")
 
     def take_exec_mode(self, args: dict[str, Any]) -> None:

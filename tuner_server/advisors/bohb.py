@@ -3,9 +3,14 @@
 NNI's classArgs: ``optimize_mode``, ``min_budget`` (1), ``max_budget`` (3), ``eta`` (3),
 ``min_points_in_model`` (number of parameters + 1), ``top_n_percent`` (15),
 ``num_samples`` (64), ``random_fraction`` (1/3), ``bandwidth_factor`` (3),
-``min_bandwidth`` (1e-3); plus ``exec_mode``, ``max_brackets`` and ``promotion``
-(default ``restart``: as in the paper, each budget is an independent evaluation, so a
-promoted config retrains from scratch for the larger budget).
+``min_bandwidth`` (1e-3); plus ``exec_mode``, ``max_brackets`` and ``promotion``.
+
+Promotions resume by default, as in every advisor here. The paper treats each budget as an
+independent evaluation and retrains a promoted config from scratch; the per-budget models
+below do not need that, and a trial that ignores its resume directory trains from scratch
+anyway, so resuming only saves epochs. ``promotion: restart`` is for trials whose result at
+a budget must not depend on an earlier run (say, a learning-rate schedule stretched over
+``EPOCHS``): each promoted trial then gets no resume directory.
 
 Brackets as hpbandster: ``s_max = floor(log_eta(max/min))``, bracket ``i`` has
 ``s = s_max - (i mod (s_max + 1))``, ``n = floor((s_max + 1) / (s + 1) * eta^s)`` configs and the
@@ -34,7 +39,6 @@ from tuner_server.tuners.base import arg, reject_unknown
 
 class BOHBAdvisor(BracketAdvisor):
     name = "BOHB"
-    default_promotion = "restart"
 
     def configure(self, args: dict[str, Any]) -> None:
         n = self.name
