@@ -2,8 +2,9 @@
 
 Run:  nice -n 10 python bench/multifidelity.py --space wide --seeds 60 --ref 200   (inside .venv or scripts/bench)
       (the first run trains and caches the learning curves: about 7 minutes on 2 busy cores)
-      nice -n 10 python bench/multifidelity.py --space mlp --R 81 --seeds 60 --ref 200
-      (MLP curves: about 2.5 minutes for R = 27, 7 minutes for R = 81, one core)
+      nice -n 10 python bench/multifidelity.py --space mlpwide --R 81 --seeds 60 --ref 200
+      (MLP curves, computed by --jobs 2 processes: mlp about 1.2 / 3.5 minutes for R = 27 / 81,
+      mlpwide 2.5 / 7.5 minutes; --folds 3 averages three folds: three times as long)
 
 Workload: SGDClassifier (hinge loss) trained epoch by epoch with ``partial_fit`` on
 scikit-learn's digits (70/30 split, standardised), validation accuracy after each epoch.
@@ -19,15 +20,20 @@ configurations, cheap enough to train for ``--R 81`` epochs (about 10 minutes).
 ``--space mlp``: MLPClassifier with one hidden layer of {16, 32, 64} units, solver in {adam,
 sgd (momentum 0.9)}, batch_size in {32, 128}, learning_rate_init = 1e-4 * 10^(l/3) with l in
 randint[0, 10), alpha = 1e-6 * 10^a with a in randint[0, 6): 720 configurations; one
-``partial_fit`` call is one epoch. Each
+``partial_fit`` call is one epoch. ``--space mlpwide``: the same model over the ranges a
+user unsure of the scale would give, learning_rate_init = 1e-5 * 10^(l/3) with l in
+randint[0, 16) (1e-5..1) and alpha = 1e-6 * 10^a with a in randint[0, 8) (1e-6..10): 1536
+configurations, a smaller fraction of them near the best. ``--folds K`` (MLP spaces) averages
+the validation accuracy over K stratified folds instead of one 70/30 split. Each
 configuration is trained once for R epochs (deterministic), so every method sees exactly
 the same curves.
 
 Methods (the tuner server's own algorithm code, driven in-process, one trial at a time):
-Random at full budget R; SuccessiveHalving, Hyperband, ASHA, BOSS (min budget 1, max R,
-eta 3; promotions resume: cost = new budget - old budget); BOHB (min 1, max R, eta 3;
-promotions restart: cost = the whole budget); Random + Medianstop and Random +
-Curvefitting (each trial runs epoch by epoch and stops when the assessor says so).
+Random at full budget R; SuccessiveHalving, Hyperband, ASHA, BOHB, BOSS (min budget 1, max R,
+eta 3; promotions resume, the default: cost = new budget - old budget); BOHB (restart) (the
+same with ``promotion: restart``: cost = the whole budget, as in the BOHB paper); Random +
+Medianstop and Random + Curvefitting (each trial runs epoch by epoch and stops when the
+assessor says so).
 
 Measures, per seed:
 * target = (best final accuracy of a full-budget random search of --ref configs) - 0.005;
@@ -37,7 +43,7 @@ Measures, per seed:
 * for the assessors, over --n-assess trials of Random with the same configurations:
   epochs saved versus no assessor, and the drop in the best full-budget accuracy.
 Also prints the Spearman rank correlation of the accuracy after 1, 3, 9 epochs with the final one
-(how well the low rungs rank configurations). Prints tables and writes bench/results/multifidelity-<space>.json.
+(how well the low rungs rank configurations). Prints tables and writes bench/results/multifidelity-<space>[-cv<K>]-R<R>.json.
 """
 
 from __future__ import annotations
@@ -85,7 +91,12 @@ MLP = {
     "batch_size": {"_type": "choice", "_value": [32, 128]},
     "solver": {"_type": "choice", "_value": ["adam", "sgd"]},
 }
-
+# --space mlpwide: the ranges a user unsure of the scale would give (1536 configurations):
+# learning_rate_init = 1e-5 * 10^(l/3) (1e-5..1), alpha = 1e-6 * 10^a (1e-6..10).
+MLPWIDE = {**MLP, "l": {"_type": "randint", "_value": [0, 16]}, "a": {"_type": "randint", "_value": [0, 8]}}
+# learning_rate_init = LR_BASE[space] * 10^(l/3)
+LR_BASE = {"mlp": 1e-4, "mlpwide": 1e-5}
+MLP_SPACES = {"mlp": MLP, "mlpwide": MLPWIDE}
 
 def key(p: dict[str, Any]) -> str:
     if "hidden" in p:
@@ -99,32 +110,81 @@ def grid(space: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"a": a, "e": e, "learning_rate": lr, "loss": loss} for a in range(n_a) for e in range(12) for lr in LRS for loss in losses]
 
 
-def mlp_grid() -> list[dict[str, Any]]:
-    return [{"hidden": h, "l": l, "a": a, "batch_size": b, "solver": s}
-            for h in (16, 32, 64) for l in range(10) for a in range(6) for b in (32, 128) for s in ("adam", "sgd")]
+def mlp_grid(space: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"hidden": h, "l": l, "a": a, "batch_size": b, "solver": so}
+            for h in space["hidden"]["_value"] for l in range(space["l"]["_value"][1])
+            for a in range(space["a"]["_value"][1]) for b in space["batch_size"]["_value"] for so in space["solver"]["_value"]]
 
 
-def mlp_curves(R: int, X_tr: np.ndarray, y_tr: np.ndarray, X_va: np.ndarray, y_va: np.ndarray) -> dict[str, list[float]]:
+def mlp_curves(configs: list[dict[str, Any]], lr_base: float, R: int, X_tr: np.ndarray, y_tr: np.ndarray,
+               X_va: np.ndarray, y_va: np.ndarray) -> dict[str, list[float]]:
     """One ``partial_fit`` call = one epoch (a shuffled pass in mini-batches); default momentum 0.9 for sgd."""
     from sklearn.neural_network import MLPClassifier
 
+    warnings.simplefilter("ignore")  # diverging configurations warn; their curves are the point
     out: dict[str, list[float]] = {}
-    for p in mlp_grid():
+    for p in configs:
         m = MLPClassifier(hidden_layer_sizes=(p["hidden"],), solver=p["solver"], batch_size=p["batch_size"],
-                          learning_rate_init=1e-4 * 10 ** (p["l"] / 3), alpha=1e-6 * 10 ** p["a"], random_state=0)
-        curve = []
+                          learning_rate_init=lr_base * 10 ** (p["l"] / 3), alpha=1e-6 * 10 ** p["a"], random_state=0)
+        curve: list[float] = []
         for _ in range(R):
-            m.partial_fit(X_tr, y_tr, classes=np.arange(10))
+            try:
+                m.partial_fit(X_tr, y_tr, classes=np.arange(10))
+            except ValueError:  # weights went non-finite: the trial diverged; score it as chance from here on
+                curve += [0.1] * (R - len(curve))
+                break
             curve.append(round(float(m.score(X_va, y_va)), 6))
         out[key(p)] = curve
+    return out
+
+
+def mlp_split_curves(name: str, R: int, folds: int, fold: int, chunk: int, chunks: int) -> dict[str, list[float]]:
+    """MLP curves of every ``chunks``-th configuration from ``chunk`` on one split of digits: the
+    70/30 split for ``folds`` = 1, else fold ``fold`` of a stratified K-fold (scaled on its training part)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    if folds == 1:
+        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    else:
+        tr, va = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y))[fold]
+        X_tr, X_va, y_tr, y_va = X[tr], X[va], y[tr], y[va]
+    sc = StandardScaler().fit(X_tr)
+    configs = mlp_grid(MLP_SPACES[name])[chunk::chunks]
+    return mlp_curves(configs, LR_BASE[name], R, sc.transform(X_tr), y_tr, sc.transform(X_va), y_va)
+
+
+def mlp_space_curves(name: str, R: int, folds: int, jobs: int) -> dict[str, list[float]]:
+    """Validation accuracy after each epoch, averaged over ``folds`` folds (cached).
+
+    With one 70/30 split the validation set has 540 images, so one image is 0.0019 of accuracy
+    and the 0.005 tolerance is under three images: which near-best configuration "wins" is
+    partly the split's noise. ``--folds 3`` validates on all 1797 images."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    cv = f"-cv{folds}" if folds > 1 else ""
+    path = RESULTS / f"mf-curves-{name}{cv}-R{R}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    t0 = time.time()
+    tasks = [(name, R, folds, f, c, jobs) for f in range(folds) for c in range(jobs)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        parts = list(pool.map(mlp_split_curves, *zip(*tasks)))
+    per_fold: list[dict[str, list[float]]] = [{} for _ in range(folds)]
+    for (_, _, _, f, _, _), part in zip(tasks, parts):
+        per_fold[f].update(part)
+    out = {k: [round(float(np.mean([pf[k][e] for pf in per_fold])), 6) for e in range(R)] for k in per_fold[0]}
+    print(f"computed {len(out)} learning curves of {R} epochs ({folds} fold(s)) in {time.time() - t0:.0f} s", file=sys.stderr)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out))
     return out
 
 
 def learning_curves(R: int, space: dict[str, Any] = SPACE, name: str = "sgd") -> dict[str, list[float]]:
     """Validation accuracy after each of R epochs for every configuration (cached)."""
     path = RESULTS / f"mf-curves-{name}-R{R}.json"
-    if path.exists() and space is MLP:
-        return json.loads(path.read_text())
     if path.exists():
         cached = json.loads(path.read_text())
         return {(k if k.count("/") == 3 else k + "/hinge"): v for k, v in cached.items()}
@@ -142,7 +202,7 @@ def learning_curves(R: int, space: dict[str, Any] = SPACE, name: str = "sgd") ->
     t0 = time.time()
     wide = "loss" in space
     warnings.simplefilter("ignore")  # diverging configurations warn; their curves are the point
-    for p in ([] if space is MLP else grid(space)):
+    for p in grid(space):
         a, e = p["a"], p["e"]
         # the wide grid reaches further (alpha 1e-7..3e-2, eta0 1e-5..0.5)
         alpha = 1e-7 * 10 ** (a / 2) if wide else 1e-6 * 10 ** (a / 2)
@@ -157,8 +217,6 @@ def learning_curves(R: int, space: dict[str, Any] = SPACE, name: str = "sgd") ->
             m.partial_fit(X_tr[order], y_tr[order], classes=classes)
             curve.append(round(float(m.score(X_va, y_va)), 6))
         out[key(p)] = curve
-    if space is MLP:
-        out = mlp_curves(R, X_tr, y_tr, X_va, y_va)
     print(f"computed {len(out)} learning curves of {R} epochs in {time.time() - t0:.0f} s", file=sys.stderr)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out))
@@ -239,6 +297,8 @@ def advisors(R: int, space_doc: dict[str, Any]) -> dict[str, Callable[[], Adviso
         "Hyperband": lambda: create_advisor("Hyperband", space, {**mm, "R": R, "eta": 3}),
         "ASHA": lambda: create_advisor("ASHA", space, {**mm, "min_budget": 1, "max_budget": R, "eta": 3}),
         "BOHB": lambda: create_advisor("BOHB", space, {**mm, "min_budget": 1, "max_budget": R, "eta": 3}),
+        "BOHB (restart)": lambda: create_advisor("BOHB", space, {**mm, "min_budget": 1, "max_budget": R, "eta": 3,
+                                                                 "promotion": "restart"}),
         "BOSS": lambda: create_advisor("BOSS", space, {**mm, "R": R, "eta": 3}),
     }
 
@@ -259,14 +319,23 @@ def main() -> None:
     ap.add_argument("--ref", type=int, default=64, help="configs in the reference full-budget random search")
     ap.add_argument("--n-assess", type=int, default=64, help="trials per run in the assessor comparison")
     ap.add_argument("--cap", type=int, default=0, help="epoch cap per run (default 150 * R)")
-    ap.add_argument("--space", choices=("wide", "small", "coarse", "mlp"), default="wide",
+    ap.add_argument("--space", choices=("wide", "small", "coarse", "mlp", "mlpwide"), default="wide",
                     help="wide: 1728 configs with the loss as a parameter; small: 432 hinge-loss configs; "
-                         "coarse: wide with alpha in 10x steps (864 configs); mlp: MLPClassifier (720 configs)")
+                         "coarse: wide with alpha in 10x steps (864 configs); mlp: MLPClassifier (720 configs); "
+                         "mlpwide: MLPClassifier with learning rate 1e-5..1 and alpha 1e-6..10 (1536 configs)")
+    ap.add_argument("--folds", type=int, default=1,
+                    help="mlp only: average the validation accuracy over K stratified folds (default 1: one 70/30 split)")
+    ap.add_argument("--jobs", type=int, default=2, help="processes computing --folds curves")
     args = ap.parse_args()
     R = args.R
     cap = args.cap or 150 * R
-    space_doc = {"wide": WIDE, "small": SPACE, "coarse": COARSE, "mlp": MLP}[args.space]
-    curves = learning_curves(R, space_doc, {"wide": "sgdwide", "small": "sgd", "coarse": "sgdcoarse", "mlp": "mlp"}[args.space])
+    space_doc = {"wide": WIDE, "small": SPACE, "coarse": COARSE, **MLP_SPACES}[args.space]
+    if args.folds > 1 and args.space not in MLP_SPACES:
+        ap.error("--folds applies to the MLP spaces only")
+    if args.space in MLP_SPACES:
+        curves = mlp_space_curves(args.space, R, args.folds, args.jobs)
+    else:
+        curves = learning_curves(R, space_doc, {"wide": "sgdwide", "small": "sgd", "coarse": "sgdcoarse", "mlp": "mlp"}[args.space])
     finals = sorted(c[-1] for c in curves.values())
     print(f"{len(curves)} configurations; full-budget accuracy: best {finals[-1]:.4f}, median {finals[len(finals) // 2]:.4f}")
     rank_corr = early_rank_correlation(curves, R)
@@ -319,8 +388,9 @@ def main() -> None:
         assess.append({"assessor": name, "saved": statistics.mean(saved), "drop_mean": statistics.mean(drop), "drop_max": max(drop)})
         print(f"{name:14} {statistics.mean(saved):12.1%} {statistics.mean(drop):9.4f} (max {max(drop):.4f})")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"space": args.space, "R": R, "seeds": args.seeds, "ref": args.ref, "cap": cap, "rank_corr": rank_corr, "table": table, "assessors": assess, "runs": rows}
-    dest = RESULTS / f"multifidelity-{args.space}.json"
+    out = {"space": args.space, "folds": args.folds, "R": R, "seeds": args.seeds, "ref": args.ref, "cap": cap, "rank_corr": rank_corr, "table": table, "assessors": assess, "runs": rows}
+    cv = f"-cv{args.folds}" if args.folds > 1 else ""
+    dest = RESULTS / f"multifidelity-{args.space}{cv}-R{R}.json"
     dest.write_text(json.dumps(out, indent=1))
     print(f"\nwrote {dest}")
 
