@@ -117,13 +117,16 @@ def mlp_grid(space: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def mlp_curves(configs: list[dict[str, Any]], lr_base: float, R: int, X_tr: np.ndarray, y_tr: np.ndarray,
-               X_va: np.ndarray, y_va: np.ndarray) -> dict[str, list[float]]:
+               X_va: np.ndarray, y_va: np.ndarray, label: str = "") -> dict[str, list[float]]:
     """One ``partial_fit`` call = one epoch (a shuffled pass in mini-batches); default momentum 0.9 for sgd."""
     from sklearn.neural_network import MLPClassifier
 
     warnings.simplefilter("ignore")  # diverging configurations warn; their curves are the point
     out: dict[str, list[float]] = {}
-    for p in configs:
+    t0 = time.time()
+    for i, p in enumerate(configs):
+        if label and i and i % max(1, len(configs) // 5) == 0:
+            print(f"  {label}: {i}/{len(configs)} curves, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
         m = MLPClassifier(hidden_layer_sizes=(p["hidden"],), solver=p["solver"], batch_size=p["batch_size"],
                           learning_rate_init=lr_base * 10 ** (p["l"] / 3), alpha=1e-6 * 10 ** p["a"], random_state=0)
         curve: list[float] = []
@@ -153,7 +156,8 @@ def mlp_split_curves(name: str, R: int, folds: int, fold: int, chunk: int, chunk
         X_tr, X_va, y_tr, y_va = X[tr], X[va], y[tr], y[va]
     sc = StandardScaler().fit(X_tr)
     configs = mlp_grid(MLP_SPACES[name])[chunk::chunks]
-    return mlp_curves(configs, LR_BASE[name], R, sc.transform(X_tr), y_tr, sc.transform(X_va), y_va)
+    return mlp_curves(configs, LR_BASE[name], R, sc.transform(X_tr), y_tr, sc.transform(X_va), y_va,
+                      label=f"fold {fold + 1}/{folds} part {chunk + 1}/{chunks}")
 
 
 def mlp_space_curves(name: str, R: int, folds: int, jobs: int) -> dict[str, list[float]]:
@@ -393,6 +397,39 @@ def main() -> None:
     dest = RESULTS / f"multifidelity-{args.space}{cv}-R{R}.json"
     dest.write_text(json.dumps(out, indent=1))
     print(f"\nwrote {dest}")
+    plot_ecdf(rows, cap, base, f"{args.space}{cv}, R = {R}, {args.seeds} seeds", dest.with_suffix(".png"))
+
+
+def plot_ecdf(rows: dict[str, list[dict[str, Any]]], cap: int, base: float, title: str, dest: Path) -> None:
+    """Share of seeds that reached the target against epochs spent, one line per method (when
+    matplotlib is installed, as in scripts/bench): a median alone hides how a bracket-based
+    method's seeds bunch at bracket ends."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(no matplotlib: no plot; scripts/bench has it)")
+        return
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for m, rs in rows.items():
+        e = sorted(r["epochs_to_target"] for r in rs if r["epochs_to_target"] is not None)
+        xs = [0, *e, cap]
+        ys = [0, *(np.arange(1, len(e) + 1) / len(rs)), len(e) / len(rs)]
+        ax.step(xs, ys, where="post", label=m, linestyle="--" if m.startswith("Random") else "-")
+    ax.axvline(base, color="grey", linewidth=0.8)
+    ax.axvline(base / 3, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xscale("log")
+    ax.set_xlim(left=max(1, min(r["epochs_to_target"] or cap for rs in rows.values() for r in rs) * 0.8), right=cap)
+    ax.set_xlabel("epochs spent (log); grey: Random's median and a third of it")
+    ax.set_ylabel("share of seeds that reached the target")
+    ax.set_title(f"epochs to a near-best configuration ({title})")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(dest, dpi=110)
+    plt.close(fig)
+    print(f"wrote {dest}")
 
 
 if __name__ == "__main__":
