@@ -23,15 +23,13 @@ no budget has one).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
 
-from tuner_server.advisors.base import check_budgets, check_eta, integer_budgets, run_loss, runs_of
+from tuner_server.advisors.base import check_budgets, check_eta, integer_budgets
 from tuner_server.advisors.brackets import BracketAdvisor, BracketPlan
-from tuner_server.advisors.kde import Encoder, ProductKDE, best_new, encode_all, propose_kde, split_good_bad
-from tuner_server.searchspace import canonical
+from tuner_server.advisors.kde import Encoder, KDESettings, kde_config, model_budget, results_by_budget
 from tuner_server.advisors.successive_halving import rung_count
 from tuner_server.history import TrialRecord
 from tuner_server.tuners.base import arg, reject_unknown
@@ -60,6 +58,8 @@ class BOHBAdvisor(BracketAdvisor):
         self.min_bandwidth = float(arg(n, args, "min_bandwidth", 1e-3, (int, float), lambda v: v > 0, "must be > 0"))
         self.s_max = rung_count(self.min_b, self.max_b, self.eta)
         self.all_budgets = integer_budgets([self.max_b * self.eta ** (-s) for s in range(self.s_max, -1, -1)])
+        self.settings = KDESettings(self.min_points, self.top_n_percent, self.num_samples, self.random_fraction,
+                                    self.bandwidth_factor, self.min_bandwidth)
         self.take_exec_mode(args)
         self.take_max_brackets(args)
         self.take_promotion(args)
@@ -75,31 +75,11 @@ class BOHBAdvisor(BracketAdvisor):
         return BracketPlan(sizes, self.all_budgets[len(self.all_budgets) - s - 1 :])
 
     def results_by_budget(self, history: Sequence[TrialRecord]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Encoded configs and losses of the ended runs, filed under their real budget."""
-        rows: dict[int, tuple[list[dict[str, Any]], list[float]]] = {}
-        for r in runs_of(history):
-            loss = run_loss(self.mode, r)
-            if r.ended and math.isfinite(loss):
-                ps, ls = rows.setdefault(r.budget, ([], []))
-                ps.append(dict(r.trial.parameters))
-                ls.append(loss)
-        return {b: (encode_all(self.encoder, ps), np.array(ls)) for b, (ps, ls) in rows.items()}
+        return results_by_budget(history, self.mode, self.encoder)
 
     def model_budget(self, history: Sequence[TrialRecord]) -> int | None:
-        """The largest budget with enough results for a model (None: sample at random)."""
-        ok = [b for b, (_, ls) in self.results_by_budget(history).items() if len(ls) >= self.min_points + 2]
-        return max(ok) if ok else None
+        return model_budget(self.results_by_budget(history), self.min_points)
 
     def new_config(self, history: Sequence[TrialRecord], rng: np.random.Generator, budget: int) -> dict[str, Any]:
-        by_budget = self.results_by_budget(history)
-        b = self.model_budget(history)
-        if b is None or rng.random() < self.random_fraction:
-            return dict(self.sample_new(history, rng))
-        x, losses = by_budget[b]
-        good_x, bad_x = split_good_bad(x, losses, self.top_n_percent, self.min_points)
-        levels = self.encoder.levels
-        good = ProductKDE.fit(good_x, levels, self.min_bandwidth)
-        bad = ProductKDE.fit(bad_x, levels, self.min_bandwidth)
-        ranked = propose_kde(good, bad, self.num_samples, self.bandwidth_factor, self.min_bandwidth, rng)
-        params = best_new(self.encoder, ranked, {canonical(t.parameters) for t in history})
+        params = kde_config(self.encoder, history, self.mode, self.settings, rng)
         return params if params is not None else dict(self.sample_new(history, rng))

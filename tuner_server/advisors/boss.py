@@ -29,66 +29,38 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tuner_server.advisors.base import Run, check_eta, integer_budgets, run_loss, runs_of
-from tuner_server.advisors.brackets import BracketAdvisor, BracketPlan, Selector
-from tuner_server.advisors.kde import Encoder, ProductKDE, best_new, encode_all, propose_kde, split_good_bad
-from tuner_server.searchspace import canonical
-from tuner_server.advisors.successive_halving import rung_count
+from tuner_server.advisors.base import Run, run_loss
+from tuner_server.advisors.brackets import Selector
+from tuner_server.advisors.hyperband import HYPERBAND_ARGS, HyperbandAdvisor
+from tuner_server.advisors.kde import Encoder, KDESettings, kde_config
 from tuner_server.history import TrialRecord
 from tuner_server.tuners.base import arg, reject_unknown
 
 
-class BOSSAdvisor(BracketAdvisor):
+class BOSSAdvisor(HyperbandAdvisor):
+    """Hyperband's brackets, with the sub-sampling selection and configs from the KDE model."""
+
     name = "BOSS"
+    default_R = 81  # Vega's max_epochs
 
     def configure(self, args: dict[str, Any]) -> None:
         n = self.name
-        reject_unknown(n, args, ("R", "eta", "exec_mode", "max_brackets", "promotion", "num_samples", "random_fraction",
-                                 "min_points_in_model"))
-        self.R = float(arg(n, args, "R", 81, (int, float), lambda v: v >= 1, "must be >= 1 (the largest budget, in epochs)"))
-        self.eta = check_eta(n, args)
-        self.s_max = rung_count(1, self.R, self.eta)
+        reject_unknown(n, args, HYPERBAND_ARGS + ("num_samples", "random_fraction", "min_points_in_model"))
+        self.take_hyperband_args(args)
         self.encoder = Encoder(self.space, n)
-        self.num_samples = arg(n, args, "num_samples", 64, int, lambda v: v >= 1, "must be >= 1")
-        self.random_fraction = float(arg(n, args, "random_fraction", 1 / 3, (int, float), lambda v: 0 <= v <= 1,
-                                         "must be in [0, 1]"))
-        self.min_points = arg(n, args, "min_points_in_model", None, int, lambda v: v >= 1, "must be >= 1")
-        if self.min_points is None:
-            self.min_points = len(self.encoder.dims) + 1
-        self.take_exec_mode(args)
-        self.take_max_brackets(args)
-        self.take_promotion(args)
-
-    @property
-    def max_budget(self) -> int:
-        return max(1, int(round(self.R)))
-
-    def plan(self, i: int) -> BracketPlan:
-        s = self.s_max - (i % (self.s_max + 1))
-        k = int(math.ceil((self.s_max + 1) / (s + 1) * self.eta**s - 1e-9))
-        sizes = tuple(max(1, int(k * self.eta ** (-j) + 1e-9)) for j in range(s + 1))
-        return BracketPlan(sizes, integer_budgets([self.R * self.eta ** (j - s) for j in range(s + 1)]))
+        num_samples = arg(n, args, "num_samples", 64, int, lambda v: v >= 1, "must be >= 1")
+        random_fraction = float(arg(n, args, "random_fraction", 1 / 3, (int, float), lambda v: 0 <= v <= 1,
+                                    "must be in [0, 1]"))
+        min_points = arg(n, args, "min_points_in_model", None, int, lambda v: v >= 1, "must be >= 1")
+        if min_points is None:
+            min_points = len(self.encoder.dims) + 1
+        self.settings = KDESettings(min_points, num_samples=num_samples, random_fraction=random_fraction)
 
     def selector(self) -> Selector:
         return lambda runs, rung, n: sub_sampling_select(runs, rung, n, lambda r: run_loss(self.mode, r))
 
     def new_config(self, history: Sequence[TrialRecord], rng: np.random.Generator, budget: int) -> dict[str, Any]:
-        rows: dict[int, tuple[list[dict[str, Any]], list[float]]] = {}
-        for r in runs_of(history):
-            loss = run_loss(self.mode, r)
-            if r.ended and math.isfinite(loss):
-                ps, ls = rows.setdefault(r.budget, ([], []))
-                ps.append(dict(r.trial.parameters))
-                ls.append(loss)
-        ok = [b for b, (_, ls) in rows.items() if len(ls) >= self.min_points + 2]
-        if not ok or rng.random() < self.random_fraction:
-            return dict(self.sample_new(history, rng))
-        ps, ls = rows[max(ok)]
-        good_x, bad_x = split_good_bad(encode_all(self.encoder, ps), np.array(ls), 15, self.min_points)
-        good = ProductKDE.fit(good_x, self.encoder.levels, 1e-3)
-        bad = ProductKDE.fit(bad_x, self.encoder.levels, 1e-3)
-        ranked = propose_kde(good, bad, self.num_samples, 3.0, 1e-3, rng)
-        params = best_new(self.encoder, ranked, {canonical(t.parameters) for t in history})
+        params = kde_config(self.encoder, history, self.mode, self.settings, rng)
         return params if params is not None else dict(self.sample_new(history, rng))
 
 

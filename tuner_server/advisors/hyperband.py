@@ -22,6 +22,9 @@ from tuner_server.advisors.successive_halving import rung_count
 from tuner_server.tuners.base import arg, reject_unknown
 
 
+HYPERBAND_ARGS = ("R", "eta", "exec_mode", "max_brackets", "promotion")
+
+
 def hyperband_plan(R: float, eta: float, s: int, s_max: int) -> BracketPlan:
     n = int(math.ceil((s_max + 1) / (s + 1) * eta**s - 1e-9))
     r = R * eta ** (-s)
@@ -31,11 +34,17 @@ def hyperband_plan(R: float, eta: float, s: int, s_max: int) -> BracketPlan:
 
 class HyperbandAdvisor(BracketAdvisor):
     name = "Hyperband"
+    default_R: float = 60  # NNI's
 
     def configure(self, args: dict[str, Any]) -> None:
+        reject_unknown(self.name, args, HYPERBAND_ARGS)
+        self.take_hyperband_args(args)
+
+    def take_hyperband_args(self, args: dict[str, Any]) -> None:
+        """R, eta and the bracket settings (shared with BOSS, which runs Hyperband's brackets)."""
         n = self.name
-        reject_unknown(n, args, ("R", "eta", "exec_mode", "max_brackets", "promotion"))
-        self.R = float(arg(n, args, "R", 60, (int, float), lambda v: v >= 1, "must be >= 1 (the largest budget, in epochs)"))
+        self.R = float(arg(n, args, "R", self.default_R, (int, float), lambda v: v >= 1,
+                           "must be >= 1 (the largest budget, in epochs)"))
         self.eta = check_eta(n, args)
         self.s_max = rung_count(1, self.R, self.eta)
         self.take_exec_mode(args)

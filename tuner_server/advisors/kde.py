@@ -17,6 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from tuner_server.advisors.base import run_loss, runs_of
+from tuner_server.history import OptimizeMode, TrialRecord
 from tuner_server.searchspace import LOG_TYPES, Dimension, SearchSpace, canonical
 from tuner_server.tuners.base import TunerArgsError
 
@@ -153,3 +155,50 @@ def best_new(enc: Encoder, ranked: np.ndarray, seen: set[str]) -> dict[str, Any]
         if canonical(params) not in seen:
             return params
     return None
+
+
+@dataclass(frozen=True)
+class KDESettings:
+    """BOHB's model settings (NNI's classArgs of the same names)."""
+
+    min_points: int
+    top_n_percent: float = 15
+    num_samples: int = 64
+    random_fraction: float = 1 / 3
+    bandwidth_factor: float = 3
+    min_bandwidth: float = 1e-3
+
+
+def results_by_budget(history: Sequence[TrialRecord], mode: OptimizeMode, enc: Encoder) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Encoded configs and losses of the advisor's ended runs, filed under their real budget."""
+    rows: dict[int, tuple[list[dict[str, Any]], list[float]]] = {}
+    for r in runs_of(history):
+        loss = run_loss(mode, r)
+        if r.ended and math.isfinite(loss):
+            ps, ls = rows.setdefault(r.budget, ([], []))
+            ps.append(dict(r.trial.parameters))
+            ls.append(loss)
+    return {b: (encode_all(enc, ps), np.array(ls)) for b, (ps, ls) in rows.items()}
+
+
+def model_budget(by_budget: Mapping[int, tuple[np.ndarray, np.ndarray]], min_points: int) -> int | None:
+    """The largest budget with enough results for a good and a bad model (None: none has)."""
+    ok = [b for b, (_, ls) in by_budget.items() if len(ls) >= min_points + 2]
+    return max(ok) if ok else None
+
+
+def kde_config(enc: Encoder, history: Sequence[TrialRecord], mode: OptimizeMode, settings: KDESettings,
+               rng: np.random.Generator) -> dict[str, Any] | None:
+    """A new config from the model of the largest budget that has one, or None for a random
+    one (no budget has enough results, the ``random_fraction`` draw, or every candidate was
+    tried before)."""
+    by_budget = results_by_budget(history, mode, enc)
+    b = model_budget(by_budget, settings.min_points)
+    if b is None or rng.random() < settings.random_fraction:
+        return None
+    x, losses = by_budget[b]
+    good_x, bad_x = split_good_bad(x, losses, settings.top_n_percent, settings.min_points)
+    good = ProductKDE.fit(good_x, enc.levels, settings.min_bandwidth)
+    bad = ProductKDE.fit(bad_x, enc.levels, settings.min_bandwidth)
+    ranked = propose_kde(good, bad, settings.num_samples, settings.bandwidth_factor, settings.min_bandwidth, rng)
+    return best_new(enc, ranked, {canonical(t.parameters) for t in history})
