@@ -16,6 +16,7 @@ import uvicorn  # noqa: E402
 
 from tuner_server.api import create_app  # noqa: E402
 from tuner_server.engine import Engine  # noqa: E402
+from tuner_server.failed_logins import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_SECONDS, FailedLogins  # noqa: E402
 from tuner_server.store import Store  # noqa: E402
 from tuner_server.ui import UiOptions  # noqa: E402
 
@@ -46,8 +47,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--admin-token-file", help="file holding the admin token (else $AUTOTUNE_ADMIN_TOKEN)")
     p.add_argument("--log-level", default="warning")
     p.add_argument("--viewer-token-file", help="file holding the web UI's read-only token (else $AUTOTUNE_VIEWER_TOKEN)")
+    # String defaults: argparse applies `type` to them, so a bad env value is a clear usage error.
+    p.add_argument("--login-max-failures", type=int,
+                   default=os.environ.get("AUTOTUNE_LOGIN_MAX_FAILURES", str(DEFAULT_MAX_FAILURES)),
+                   help="failed log-ins (UI token, login code, unknown API token) per client address and window "
+                        f"before answering 429; 0 turns this off (default {DEFAULT_MAX_FAILURES}, "
+                        "$AUTOTUNE_LOGIN_MAX_FAILURES)")
+    p.add_argument("--login-failure-window", type=float,
+                   default=os.environ.get("AUTOTUNE_LOGIN_FAILURE_WINDOW", str(DEFAULT_WINDOW_SECONDS)),
+                   help=f"seconds a failed log-in counts (default {DEFAULT_WINDOW_SECONDS:g}, $AUTOTUNE_LOGIN_FAILURE_WINDOW)")
     args = p.parse_args(argv)
-    app = create_app(Engine(Store(args.db)), _admin_token(args), UiOptions(viewer_token=_viewer_token(args)))
+    try:
+        failed = FailedLogins(max_failures=args.login_max_failures, window=args.login_failure_window)
+    except ValueError as e:
+        p.error(str(e))
+    app = create_app(Engine(Store(args.db)), _admin_token(args), UiOptions(viewer_token=_viewer_token(args)), failed)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
 
 

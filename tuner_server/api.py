@@ -2,7 +2,8 @@
 
 Authentication is a bearer token. The admin token (held by the operator or the local
 controller) may do everything; an experiment's own token (handed to its trials) may
-only report to and read that experiment. No token -> 401, a wrong one -> 403.
+only report to and read that experiment. No token -> 401, a wrong one -> 403. Too many
+unknown tokens from one address -> 429 with Retry-After for a while (failed_logins.py).
 """
 
 
@@ -14,7 +15,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuner_server.engine import Assignment, Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
-from tuner_server.ui import UiOptions, install_ui
+from tuner_server.failed_logins import FailedLogins
+from tuner_server.ui import UiOptions, client_address, install_ui, too_many_failures
+from tuner_server.ui_auth import matches_any
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 
@@ -69,31 +72,48 @@ def assignment_view(a: Assignment) -> dict[str, Any]:
             "resume": a.resume, "kind": a.kind}
 
 
-def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None) -> FastAPI:
+def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
+               failed_logins: FailedLogins | None = None) -> FastAPI:
     if len(admin_token) < 16:
         raise ValueError("the admin token must be at least 16 characters")
     app = FastAPI(title="AutoTune tuner server", version="v1")
+    # One budget per address for the API and the web UI: the admin token opens both.
+    failed = failed_logins or FailedLogins()
 
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, e: EngineError) -> JSONResponse:
         return JSONResponse(status_code=e.status, content={"detail": str(e)})
 
-    def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
+    def bearer(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        # Checked before the token, so a blocked address learns nothing from its guesses.
+        # Successes never clear failures here: a busy client sharing the address (local
+        # mode's trials on 127.0.0.1, a NAT) would otherwise reset an attacker's count.
+        wait = failed.retry_after(client_address(request))
+        if wait is not None:
+            raise too_many_failures(wait)
         return authorization[7:].strip()
 
-    def admin(token: Annotated[str, Depends(bearer)]) -> None:
-        if not hmac.compare_digest(token, admin_token):
-            raise HTTPException(403, "this operation needs the admin token")
+    def refuse(request: Request, token: str, detail: str) -> HTTPException:
+        """403; counted as a failed log-in only for a token the server does not know at all
+        (an experiment's own token on the wrong route is a bug, not a guess)."""
+        viewer = [ui.viewer_token] if ui and ui.viewer_token else []
+        if not matches_any(token, [*viewer, *(h.stored.token for h in engine.list())]):
+            failed.failed(client_address(request))
+        return HTTPException(403, detail)
 
-    def member(exp_id: str, token: Annotated[str, Depends(bearer)]) -> None:
+    def admin(request: Request, token: Annotated[str, Depends(bearer)]) -> None:
+        if not hmac.compare_digest(token, admin_token):
+            raise refuse(request, token, "this operation needs the admin token")
+
+    def member(request: Request, exp_id: str, token: Annotated[str, Depends(bearer)]) -> None:
         """The admin, or the holder of this experiment's own token."""
         if hmac.compare_digest(token, admin_token):
             return
         h = engine.find(exp_id)
         if h is None or not hmac.compare_digest(token, h.stored.token):
-            raise HTTPException(403, "token not valid for this experiment")
+            raise refuse(request, token, "token not valid for this experiment")
 
     Admin = Depends(admin)
     Member = Depends(member)
@@ -165,5 +185,5 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None) ->
         return {"state": engine.end(exp_id, trial_id, body.exitCode, body.killed, body.message).value}
 
     # The read-only web UI (pages + /ui/api); its state issues local mode's login codes.
-    app.state.ui = install_ui(app, engine, admin_token, ui)
+    app.state.ui = install_ui(app, engine, admin_token, ui, failed)
     return app

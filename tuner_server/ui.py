@@ -4,7 +4,8 @@ Pages are static files (tuner_server/web/); they fetch JSON from ``/ui/api/...``
 with the vendored ECharts build, so nothing is built or templated at run time and no
 secret can end up in a page. Who may look: a browser session made by logging in with the
 viewer (or admin) token, see ui_auth.py; scripts may instead send that token as a bearer
-token. Every route here only reads.
+token. Every route here only reads. Too many failed log-ins from one address get 429 for a
+while (failed_logins.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tuner_server.engine import Engine, Hosted
-from tuner_server.ui_auth import LoginCodes, Role, Session, Sessions, TokenCheck
+from tuner_server.failed_logins import FailedLogins, client_key, retry_after_header
+from tuner_server.ui_auth import LoginCodes, Role, Session, Sessions, TokenCheck, matches_any
 from tuner_server.ui_changes import revision, trials_since
 
 WEB = Path(__file__).parent / "web"
@@ -56,6 +58,7 @@ class UiState:
     sessions: Sessions
     codes: LoginCodes
     options: UiOptions = field(default_factory=UiOptions)
+    failed: FailedLogins = field(default_factory=FailedLogins)
 
 
 def derived_phase(summary: dict[str, Any]) -> str:
@@ -91,6 +94,30 @@ def _same_origin(request: Request) -> bool:
     if origin and origin != "null":
         return urlsplit(origin).netloc == request.headers.get("host", "")
     return True
+
+
+def client_address(request: Request) -> str:
+    """Whom failed log-ins are counted against: the TCP peer (behind a proxy, the proxy).
+    X-Forwarded-For is never read: any client could send a new one with every guess."""
+    return client_key(request.client.host if request.client else None)
+
+
+def too_many_failures_message(seconds: float) -> str:
+    return (f"too many failed log-ins (wrong tokens or login codes) from your address; try again in "
+            f"{retry_after_header(seconds)} seconds (until then even the right token is refused)")
+
+
+def too_many_failures(seconds: float) -> HTTPException:
+    """429 for a JSON route: the detail says why and when; Retry-After says when."""
+    return HTTPException(429, too_many_failures_message(seconds), headers={"Retry-After": retry_after_header(seconds)})
+
+
+def _too_many_failures_page(seconds: float) -> PlainTextResponse:
+    # The login form and link are opened by a browser: a plain sentence, not JSON.
+    return PlainTextResponse(
+        too_many_failures_message(seconds).capitalize() + ".\n", status_code=429,
+        headers={"Retry-After": retry_after_header(seconds), "Cache-Control": "no-store"},
+    )
 
 
 def _secure(request: Request) -> bool:
@@ -129,24 +156,43 @@ def _page(name: str) -> FileResponse:
     return FileResponse(WEB / name, media_type="text/html", headers={"Cache-Control": "no-store"})
 
 
-def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOptions | None = None) -> UiState:
-    """Add the UI's routes and static files to ``app``; returns its state (to issue login codes)."""
+def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOptions | None = None,
+               failed: FailedLogins | None = None) -> UiState:
+    """Add the UI's routes and static files to ``app``; returns its state (to issue login codes).
+
+    ``failed`` is shared with the API's bearer check, so guesses at either count together."""
     opts = options or UiOptions()
-    state = UiState(TokenCheck(admin_token, opts.viewer_token), Sessions(ttl=opts.session_ttl), LoginCodes(ttl=opts.login_code_ttl), opts)
+    state = UiState(TokenCheck(admin_token, opts.viewer_token), Sessions(ttl=opts.session_ttl),
+                    LoginCodes(ttl=opts.login_code_ttl), opts, failed or FailedLogins())
     router = APIRouter()
 
     app.add_middleware(UiHeaders)
 
     def session_of(request: Request) -> Session | None:
+        # A stale cookie (server restarted, session expired) is not a guess: a session id is
+        # 256 random bits, and counting it would lock out a page that polls every 2 s.
         return state.sessions.get(request.cookies.get(COOKIE))
+
+    def wrong_token(address: str, token: str) -> None:
+        """Count a failed log-in, unless the token is an experiment's own (known, wrong place)."""
+        if token and not matches_any(token, (h.stored.token for h in engine.list())):
+            state.failed.failed(address)
 
     def viewer(request: Request) -> Role:
         """A session cookie, or the viewer/admin token as a bearer token (for scripts)."""
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            role = state.tokens.role(auth[7:].strip())
+            address = client_address(request)
+            wait = state.failed.retry_after(address)
+            if wait is not None:
+                raise too_many_failures(wait)
+            token = auth[7:].strip()
+            role = state.tokens.role(token)
             if role is None:
+                wrong_token(address, token)
                 raise HTTPException(403, "token not valid for the web UI (use the viewer or admin token)")
+            # No reset on success: a script's steady reads would wipe an attacker's count
+            # on a shared address. Only a login (below) clears failures.
             return role
         s = session_of(request)
         if s is None:
@@ -183,9 +229,15 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
     @router.get("/ui/login", include_in_schema=False)
     def login_page(request: Request, code: str | None = None, next: str | None = None) -> Response:
         if code is not None:
+            address = client_address(request)
+            wait = state.failed.retry_after(address)
+            if wait is not None:  # refused before redeeming: a blocked guesser learns nothing
+                return _too_many_failures_page(wait)
             role = state.codes.redeem(code)
             if role is None:
+                state.failed.failed(address)
                 return RedirectResponse("/ui/login?error=code", status_code=303)
+            state.failed.succeeded(address)
             # Redirect at once: the code leaves the address bar (and the history entry).
             return start_session(role, request, _safe_next(next))
         return _page("login.html")
@@ -194,12 +246,18 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
     async def login(request: Request) -> Response:
         if not _same_origin(request):
             raise HTTPException(403, "cross-site login refused")
+        address = client_address(request)
+        wait = state.failed.retry_after(address)
+        if wait is not None:  # even the right token is refused now, so guesses tell nothing
+            return _too_many_failures_page(wait)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         token = (form.get("token") or [""])[0].strip()
         nxt = _safe_next((form.get("next") or [None])[0])
         role = state.tokens.role(token) if token else None
         if role is None:
+            wrong_token(address, token)
             return RedirectResponse("/ui/login?error=token", status_code=303)
+        state.failed.succeeded(address)
         return start_session(role, request, nxt)
 
     @router.post("/ui/logout", include_in_schema=False)

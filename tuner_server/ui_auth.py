@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
+from typing import Callable, Iterable
 
 
 class Role(str, Enum):
@@ -54,6 +54,17 @@ class TokenCheck:
         if is_viewer:
             return Role.VIEWER
         return None
+
+
+def matches_any(token: str, candidates: Iterable[str]) -> bool:
+    """Whether ``token`` is one of ``candidates`` (say, the experiments' own tokens).
+
+    A known token used where it is not valid is a mistake, not a guess: it is not counted
+    as a failed log-in (see failed_logins.py)."""
+    hit = False
+    for c in candidates:
+        hit |= hmac.compare_digest(token.encode(), c.encode())  # no early exit: timing tells nothing
+    return hit
 
 
 class Sessions:

@@ -106,3 +106,11 @@ def test_cookie_is_secure_behind_https() -> None:
     assert _secure(_request({}, scheme="https"))
     assert _secure(_request({"x-forwarded-proto": "https"}))
     assert not _secure(_request({}))
+
+
+def test_matches_any_finds_a_known_token() -> None:
+    from tuner_server.ui_auth import matches_any
+
+    assert matches_any(VIEWER, [ADMIN, VIEWER])
+    assert not matches_any("guess", [ADMIN, VIEWER]) and not matches_any(VIEWER, [])
+    assert not matches_any("tökén", [ADMIN])  # non-ASCII is compared, not a TypeError
