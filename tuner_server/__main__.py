@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         p.error(str(e))
     app = create_app(Engine(Store(args.db)), _admin_token(args), UiOptions(viewer_token=_viewer_token(args)), failed)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # proxy_headers=False: uvicorn would otherwise take the client address from
+    # X-Forwarded-For whenever the peer is 127.0.0.1 (kubectl port-forward, a sidecar), and
+    # a guesser could then name a new address per attempt (see failed_logins.py).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ class EmbeddedServer:
         self._sock.bind((host, port))
         self.url = f"http://{host}:{self._sock.getsockname()[1]}"
         self.app = create_app(engine, admin_token, ui)
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        # proxy_headers=False: never take the client address from X-Forwarded-For (failed_logins.py).
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False)
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the CLI owns signals
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)

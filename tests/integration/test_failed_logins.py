@@ -66,6 +66,11 @@ def test_ui_login_answers_429_after_n_wrong_tokens_and_a_login_before_that_reset
     assert_too_many(r)
     assert "too many failed log-ins" in r.json()["detail"]
     assert_too_many(limited.get("/api/v1/experiments"))
+    # A forged X-Forwarded-For is no new address (uvicorn would trust it from 127.0.0.1,
+    # which is where local mode's and kubectl port-forward's clients come from).
+    for i in range(3):
+        r = httpx.post(limited.url + "/ui/login", data={"token": VIEWER}, headers={"X-Forwarded-For": f"198.51.100.{i}"})
+        assert_too_many(r)
     # A session made before is no guess: it keeps reading; the login page itself still loads.
     assert httpx.get(limited.url + "/ui/api/experiments", cookies=session).status_code == 200
     assert httpx.get(limited.url + "/ui/login").status_code == 200
@@ -108,3 +113,5 @@ def test_login_codes_count_and_a_valid_link_before_the_limit_works(tmp_path: Pat
         for _ in range(10):
             assert c.get("/ui/login?code=made-up", follow_redirects=False).status_code == 303
         assert_too_many(c.get(server.login_link().removeprefix(server.url), follow_redirects=False))
+        r = c.get("/ui/login?code=made-up", headers={"X-Forwarded-For": "198.51.100.7"}, follow_redirects=False)
+        assert_too_many(r)  # local mode's clients are 127.0.0.1 too: a forged header changes nothing
