@@ -10,25 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_operator_helpers import (
-    ROOT,
-    OperatorProcess,
-    TunerServer,
-    apply_text,
-    get_ate,
-    install_crd,
-    phase_of,
-    wait_for,
-)
+from kube_harness.experiments import ENDED, experiment_manifest, task, wait_for_phase
+from tests.e2e.test_operator_helpers import ROOT, apply_manifest, jobs, operator_env
 
-LABEL = "autotune.tensorstack.dev/experiment"
 SCRIPT = ROOT / "tests" / "integration" / "trials" / "sgd_epochs.py"
 SPACE = json.dumps({"alpha": {"_type": "loguniform", "_value": [1e-5, 1e-1]},
                     "eta0": {"_type": "loguniform", "_value": [1e-4, 1e-1]}})
@@ -37,53 +27,23 @@ SPACE = json.dumps({"alpha": {"_type": "loguniform", "_value": [1e-5, 1e-1]},
 ADVISOR_ARGS = json.dumps({"optimize_mode": "maximize", "R": 3, "eta": 3, "max_brackets": 1})
 
 
-def hyperband_experiment(name: str, record: Path) -> str:
-    return textwrap.dedent(f"""\
-        apiVersion: tensorstack.dev/v1beta1
-        kind: AutoTuneExperiment
-        metadata:
-          name: {name}
-        spec:
-          maxTrialNum: 20
-          trialConcurrency: 2
-          seed: 3
-          searchSpace: '{SPACE}'
-          trainingConfig:
-            type: pytorch
-            tasks:
-              - type: master
-                replicas: 1
-                template:
-                  spec:
-                    containers:
-                      - name: pytorch
-                        image: python:3.11
-                        command: ["{sys.executable}", "{SCRIPT}"]
-                        env:
-                          - {{name: SGD_RECORD, value: "{record}"}}
-          advisor:
-            builtinAdvisorName: Hyperband
-            classArgs: '{ADVISOR_ARGS}'
-          finalTraining:
-            enabled: true
-        """)
+def hyperband_experiment(name: str, record: Path) -> dict[str, Any]:
+    """The trial records each run in `record` (SGD_RECORD, next to the injected env)."""
+    return experiment_manifest(
+        name, space=SPACE, max_trials=20, concurrency=2, seed=3,
+        tasks=[task("master", [sys.executable, SCRIPT], env={"SGD_RECORD": str(record)})],
+        tuner=None, advisor={"builtinAdvisorName": "Hyperband", "classArgs": ADVISOR_ARGS},
+        finalTraining={"enabled": True})
 
 
 @pytest.fixture(scope="module")
 def env(kube_cluster, tmp_path_factory):
-    install_crd(kube_cluster)
     tmp = tmp_path_factory.mktemp("advisor-operator")
-    ns = kube_cluster.new_namespace("adv-op")
-    server = TunerServer(tmp / "tuner.db")
-    server.start()
     ckpt = tmp / "checkpoints"
     ckpt.mkdir()
-    op = OperatorProcess(kube_cluster, server, [ns], tmp / "operator.log",
-                         extra_env={"AUTOTUNE_WORKLOAD_KIND": "auto", "AUTOTUNE_TRIAL_CHECKPOINT_ROOT": str(ckpt)})
-    op.start()
-    yield {"ns": ns, "tmp": tmp, "ckpt": ckpt, "server": server, "op": op}
-    op.stop()
-    server.stop()
+    extra_env = {"AUTOTUNE_WORKLOAD_KIND": "auto", "AUTOTUNE_TRIAL_CHECKPOINT_ROOT": str(ckpt)}
+    with operator_env(kube_cluster, tmp, "adv-op", extra_env, script=None) as e:
+        yield {**e, "ckpt": ckpt}
 
 
 def container_env(job: dict[str, Any]) -> dict[str, str | None]:
@@ -94,10 +54,8 @@ def container_env(job: dict[str, Any]) -> dict[str, str | None]:
 def test_hyperband_trial_jobs_carry_their_budget(kube_cluster, env):
     ns, name = env["ns"], "hyperband"
     record = env["tmp"] / "runs.jsonl"
-    apply_text(kube_cluster, ns, hyperband_experiment(name, record))
-    wait_for(lambda: phase_of(kube_cluster, ns, name) in ("DONE", "ERROR", "TIMEOUT"), 300,
-             f"the experiment to end; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
-    ate = get_ate(kube_cluster, ns, name)
+    apply_manifest(kube_cluster, ns, hyperband_experiment(name, record))
+    ate = wait_for_phase(kube_cluster, ns, name, *ENDED, timeout=300, log=env["op"].output)
     st = ate["status"]
     assert st["phase"] == "DONE", st
 
@@ -108,9 +66,9 @@ def test_hyperband_trial_jobs_carry_their_budget(kube_cluster, env):
     assert len(final) == 1, server_trials
     assert all(t["state"] == "SUCCEEDED" for t in server_trials.values()), server_trials
 
-    jobs = json.loads(kube_cluster.kubectl("get", "jobs", "-n", ns, "-l", f"{LABEL}={name}", "-o", "json").stdout)["items"]
-    assert sorted(j["metadata"]["name"] for j in jobs) == sorted(server_trials), "one Job per trial"
-    by_name = {j["metadata"]["name"]: container_env(j) for j in jobs}
+    js = jobs(kube_cluster, ns, name)
+    assert sorted(j["metadata"]["name"] for j in js) == sorted(server_trials), "one Job per trial"
+    by_name = {j["metadata"]["name"]: container_env(j) for j in js}
     for trial, t in search.items():
         e = by_name[trial]
         # The budget rides in the pod template, next to the user's own env (kept).

@@ -11,41 +11,22 @@ import time
 import pytest
 from kubernetes import client, watch
 
+from kube_harness.experiments import MAXIMIZE, get_experiment, wait_for_phase
 from tests.e2e.test_operator_helpers import (
-    TRIAL_SCRIPT,
-    OperatorProcess,
-    TunerServer,
-    apply_text,
-    experiment_yaml,
-    get_ate,
-    install_crd,
-    phase_of,
+    LABEL,
+    apply_manifest,
+    events_of,
+    jobs,
+    operator_env,
+    trial_experiment,
     wait_for,
 )
-
-LABEL = "autotune.tensorstack.dev/experiment"
 
 
 @pytest.fixture(scope="module")
 def env(kube_cluster, tmp_path_factory):
-    install_crd(kube_cluster)
-    tmp = tmp_path_factory.mktemp("operator")
-    script = tmp / "trial.py"
-    script.write_text(TRIAL_SCRIPT)
-    ns = kube_cluster.new_namespace("op")
-    server = TunerServer(tmp / "tuner.db")
-    server.start()
-    op = OperatorProcess(kube_cluster, server, [ns], tmp / "operator.log",
-                         extra_env={"AUTOTUNE_WORKLOAD_KIND": "auto"})
-    op.start()
-    yield {"ns": ns, "script": script, "server": server, "op": op}
-    op.stop()
-    server.stop()
-
-
-def jobs(kube_cluster, ns: str, exp: str) -> list[dict]:
-    out = kube_cluster.kubectl("get", "jobs", "-n", ns, "-l", f"{LABEL}={exp}", "-o", "json").stdout
-    return json.loads(out)["items"]
+    with operator_env(kube_cluster, tmp_path_factory.mktemp("operator"), "op", {"AUTOTUNE_WORKLOAD_KIND": "auto"}) as e:
+        yield e
 
 
 class JobTimeline:
@@ -85,14 +66,12 @@ class JobTimeline:
 def test_experiment_runs_to_done(kube_cluster, env, capsys):
     ns, name = env["ns"], "grid"
     timeline = JobTimeline(kube_cluster.api_client(), ns)
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=4, concurrency=1))
-    wait_for(lambda: phase_of(kube_cluster, ns, name) in ("RUNNING", "DONE"), 60, "RUNNING")
-    seen_running = phase_of(kube_cluster, ns, name) == "RUNNING"
-    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 180,
-             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=4, concurrency=1))
+    first = wait_for_phase(kube_cluster, ns, name, "RUNNING", "DONE", timeout=60, interval=0.2)
+    seen_running = first["status"]["phase"] == "RUNNING"
+    st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=180, log=env["op"].output)["status"]
     timeline.stop()
     assert seen_running
-    st = get_ate(kube_cluster, ns, name)["status"]
     assert st["trials"]["total"] == 4 and st["trials"]["succeeded"] == 4, st
     assert st["bestTrial"]["value"] == 4 and st["bestTrial"]["parameters"] == {"x": 4}
     assert st["workloadKind"] == "job" and st["startTime"] and st["completionTime"]
@@ -113,9 +92,7 @@ def test_experiment_runs_to_done(kube_cluster, env, capsys):
     trials = env["server"].get(f"/api/v1/experiments/{ref['uid']}/trials").json()
     assert all(t["state"] == "SUCCEEDED" for t in trials)
 
-    evs = kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
-                               f"involvedObject.name={name}", "-o", "json").stdout
-    reasons = {e["reason"] for e in json.loads(evs)["items"]}
+    reasons = {e["reason"] for e in events_of(kube_cluster, ns, name)}
     assert {"TrialCreated", "TrialSucceeded", "ExperimentDone"} <= reasons, reasons
 
     gaps = timeline.gaps()
@@ -128,11 +105,9 @@ def test_experiment_runs_to_done(kube_cluster, env, capsys):
 def test_timeout_stops_running_trials(kube_cluster, env):
     ns, name = env["ns"], "slow"
     space = '{"x": {"_type": "choice", "_value": [1, 2]}, "sleep": {"_type": "choice", "_value": [20]}}'
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=10, concurrency=2,
-                                                 space=space, max_seconds=4, tuner="Random"))
-    wait_for(lambda: phase_of(kube_cluster, ns, name) == "TIMEOUT", 60,
-             f"TIMEOUT; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
-    st = get_ate(kube_cluster, ns, name)["status"]
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=10, concurrency=2,
+                                                      space=space, maxExecSeconds=4, tuner="Random"))
+    st = wait_for_phase(kube_cluster, ns, name, "TIMEOUT", timeout=60, log=env["op"].output)["status"]
     assert st["trials"]["stopped"] == 2 and st["trials"]["running"] == 0, st
     assert "maxExecSeconds" in st["message"]
     wait_for(lambda: not jobs(kube_cluster, ns, name), 30, "the timed-out trials' Jobs to be deleted")
@@ -144,18 +119,16 @@ def test_timeout_stops_running_trials(kube_cluster, env):
     [
         ("badspace", {"space": '{"x": {"_type": "choice", "_value": []}}'}, "x"),
         ("badtype", {"space": '{"x": {"_type": "gaussian", "_value": [1, 2]}}'}, "gaussian"),
-        ("distributed", {"tasks": None, "concurrency": 1}, "one process"),
+        ("distributed", {}, "one process"),  # its master task made 2 replicas below
     ],
 )
 def test_invalid_spec_past_the_crd_is_error(kube_cluster, env, name, kwargs, expect):
     ns = env["ns"]
-    text = experiment_yaml(name, env["script"], **kwargs)
+    manifest = trial_experiment(name, env["script"], **kwargs)
     if name == "distributed":
-        text = text.replace("replicas: 1", "replicas: 2")
-    apply_text(kube_cluster, ns, text)
-    wait_for(lambda: phase_of(kube_cluster, ns, name) == "ERROR", 60,
-             f"ERROR; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
-    st = get_ate(kube_cluster, ns, name)["status"]
+        manifest["spec"]["trainingConfig"]["tasks"][0]["replicas"] = 2
+    apply_manifest(kube_cluster, ns, manifest)
+    st = wait_for_phase(kube_cluster, ns, name, "ERROR", timeout=60, log=env["op"].output)["status"]
     assert expect in st["message"], st
     assert not jobs(kube_cluster, ns, name)
     assert env["op"].proc.poll() is None, "the operator must not crash on an invalid experiment"
@@ -164,32 +137,28 @@ def test_invalid_spec_past_the_crd_is_error(kube_cluster, env, name, kwargs, exp
 def test_restart_neither_loses_nor_duplicates_trials(kube_cluster, env):
     ns, name = env["ns"], "restart"
     space = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4, 5, 6]}, "sleep": {"_type": "choice", "_value": [0.7]}}'
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=6, concurrency=2,
-                                                 space=space, tuner="GridSearch"))
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=6, concurrency=2,
+                                                      space=space, tuner="GridSearch"))
     wait_for(lambda: len(jobs(kube_cluster, ns, name)) >= 2, 60, "two trial Jobs")
     env["op"].kill()
     time.sleep(3)  # trials end while no operator runs
     env["op"].start()
-    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 120,
-             f"DONE after restart; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
-    st = get_ate(kube_cluster, ns, name)["status"]
+    st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=120, log=env["op"].output)["status"]
     assert st["trials"]["total"] == 6 and st["trials"]["succeeded"] == 6, st
     names = sorted(j["metadata"]["name"] for j in jobs(kube_cluster, ns, name))
     assert names == sorted(f"{name}-{i}" for i in range(6)), names
     pods = json.loads(kube_cluster.kubectl("get", "pods", "-n", ns, "-l", f"{LABEL}={name}", "-o", "json").stdout)["items"]
     assert len(pods) == 6, "one pod per trial: nothing ran twice"
-    evs = json.loads(kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
-                                          f"involvedObject.name={name}", "-o", "json").stdout)["items"]
-    ended = sorted(e["message"].split()[1] for e in evs if e["reason"] == "TrialSucceeded")
+    ended = sorted(e["message"].split()[1] for e in events_of(kube_cluster, ns, name) if e["reason"] == "TrialSucceeded")
     assert ended == sorted(names), f"one TrialSucceeded event per trial, even across the restart: {ended}"
 
 
 def test_delete_removes_workloads_secret_and_server_state(kube_cluster, env):
     ns, name = env["ns"], "gone"
     space = '{"x": {"_type": "choice", "_value": [1, 2]}, "sleep": {"_type": "choice", "_value": [20]}}'
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=2, space=space))
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=2, concurrency=2, space=space))
     wait_for(lambda: len(jobs(kube_cluster, ns, name)) == 2, 60, "the trial Jobs")
-    uid = get_ate(kube_cluster, ns, name)["metadata"]["uid"]
+    uid = get_experiment(kube_cluster, ns, name)["metadata"]["uid"]
     assert env["server"].get(f"/api/v1/experiments/{uid}").status_code == 200
     kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--timeout=60s")
     wait_for(lambda: not jobs(kube_cluster, ns, name), 60, "GC of the experiment's Jobs")
@@ -215,25 +184,16 @@ def test_assessor_stops_a_bad_trial_early(kube_cluster, env, tmp_path):
     ns, name = env["ns"], "median"
     script = tmp_path / "early.py"
     script.write_text(EARLY_STOP_SCRIPT)
-    text = experiment_yaml(name, script, max_trials=2, concurrency=1,
-                           space='{"x": {"_type": "choice", "_value": [4, 1]}}', tuner="Batch")
-    text += "  assessor:\n    builtinAssessorName: Medianstop\n    classArgs: '{\"optimize_mode\": \"maximize\"}'\n"
-    apply_text(kube_cluster, ns, text)
-    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 120,
-             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
-    st = get_ate(kube_cluster, ns, name)["status"]
+    apply_manifest(kube_cluster, ns, trial_experiment(
+        name, script, max_trials=2, concurrency=1, space='{"x": {"_type": "choice", "_value": [4, 1]}}', tuner="Batch",
+        assessor={"builtinAssessorName": "Medianstop", "classArgs": MAXIMIZE}))
+    st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=120, log=env["op"].output)["status"]
     assert st["trials"]["succeeded"] == 1 and st["trials"]["earlyStopped"] == 1, st
     assert st["bestTrial"]["parameters"] == {"x": 4}
-    evs = json.loads(kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
-                                          f"involvedObject.name={name}", "-o", "json").stdout)["items"]
+    evs = events_of(kube_cluster, ns, name)
     assert any(e["reason"] == "TrialEarlyStopped" and f"{name}-1" in e["message"] for e in evs), [e["reason"] for e in evs]
     wait_for(lambda: [j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)] == [f"{name}-0"], 30,
              "the stopped trial's Job to be deleted")
-
-
-def events_of(kube_cluster, ns: str, name: str) -> list[dict]:
-    return json.loads(kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
-                                           f"involvedObject.name={name}", "-o", "json").stdout)["items"]
 
 
 def patch_spec(kube_cluster, ns: str, name: str, spec: dict):
@@ -246,7 +206,7 @@ def test_limits_edited_while_running_take_effect(kube_cluster, env):
     number of trials (not the original 2), with a SpecUpdated Event and observedGeneration."""
     ns, name = env["ns"], "grow"
     space = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4, 5, 6]}, "sleep": {"_type": "choice", "_value": [2.0]}}'
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=1, space=space))
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=2, concurrency=1, space=space))
     wait_for(lambda: jobs(kube_cluster, ns, name), 60, "the first trial's Job")
     r = patch_spec(kube_cluster, ns, name, {"maxTrialNum": 5, "trialConcurrency": 2})
     assert r.returncode == 0, r.stderr
@@ -257,9 +217,7 @@ def test_limits_edited_while_running_take_effect(kube_cluster, env):
                    if not any(c["type"] in done and c["status"] == "True" for c in (j.get("status") or {}).get("conditions") or []))
 
     wait_for(lambda: unfinished() == 2, 60, "two trials running at once (trialConcurrency 2)")
-    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 180,
-             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
-    ate = get_ate(kube_cluster, ns, name)
+    ate = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=180, log=env["op"].output)
     st = ate["status"]
     assert st["trials"]["total"] == 5 and st["trials"]["succeeded"] == 5, st
     assert st["observedGeneration"] == ate["metadata"]["generation"] == 2, (st, ate["metadata"])
@@ -275,9 +233,9 @@ def test_limits_edited_while_running_take_effect(kube_cluster, env):
 def test_search_defining_edits_are_refused_at_apply_time(kube_cluster, env):
     ns, name = env["ns"], "fixed"
     space = '{"x": {"_type": "choice", "_value": [1, 2]}, "sleep": {"_type": "choice", "_value": [20]}}'
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=1, space=space))
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=2, concurrency=1, space=space))
     wait_for(lambda: jobs(kube_cluster, ns, name), 60, "the first trial's Job")
-    generation = get_ate(kube_cluster, ns, name)["metadata"]["generation"]
+    generation = get_experiment(kube_cluster, ns, name)["metadata"]["generation"]
 
     # searchSpace is schemaless: the ValidatingAdmissionPolicy from crds/ refuses it (it
     # becomes active a moment after it is created, hence the wait).
@@ -293,6 +251,6 @@ def test_search_defining_edits_are_refused_at_apply_time(kube_cluster, env):
         r = patch_spec(kube_cluster, ns, name, edit)
         assert r.returncode != 0 and f"{field} cannot change" in r.stderr, (edit, r.stderr)
         assert "maxTrialNum, trialConcurrency and maxExecSeconds" in r.stderr
-    ate = get_ate(kube_cluster, ns, name)
+    ate = get_experiment(kube_cluster, ns, name)
     assert ate["metadata"]["generation"] == generation and ate["spec"]["searchSpace"] == space
     kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--wait=false")

@@ -4,59 +4,32 @@ the state is removed in the background once the server is back."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.e2e.test_operator_helpers import (
-    TRIAL_SCRIPT,
-    OperatorProcess,
-    TunerServer,
-    apply_text,
-    experiment_yaml,
-    get_ate,
-    install_crd,
-    wait_for,
-)
-
-LABEL = "autotune.tensorstack.dev/experiment"
+from kube_harness.experiments import get_experiment
+from tests.e2e.test_operator_helpers import apply_manifest, events_of, jobs, operator_env, trial_experiment, wait_for
 
 
 @pytest.fixture(scope="module")
 def env(kube_cluster, tmp_path_factory):
-    install_crd(kube_cluster)
-    tmp = tmp_path_factory.mktemp("delete")
-    script = tmp / "trial.py"
-    script.write_text(TRIAL_SCRIPT)
-    ns = kube_cluster.new_namespace("del")
-    server = TunerServer(tmp / "tuner.db")
-    server.start()
-    op = OperatorProcess(kube_cluster, server, [ns], tmp / "operator.log", extra_env={"AUTOTUNE_WORKLOAD_KIND": "job"})
-    op.start()
-    yield {"ns": ns, "script": script, "server": server, "op": op}
-    op.stop()
-    server.stop()
-
-
-def jobs(kube_cluster, ns: str, exp: str) -> list[dict]:
-    return json.loads(kube_cluster.kubectl("get", "jobs", "-n", ns, "-l", f"{LABEL}={exp}", "-o", "json").stdout)["items"]
+    with operator_env(kube_cluster, tmp_path_factory.mktemp("delete"), "del", {"AUTOTUNE_WORKLOAD_KIND": "job"}) as e:
+        yield e
 
 
 def test_delete_with_the_tuner_server_down_does_not_hang(kube_cluster, env):
     ns, name, server = env["ns"], "orphan", env["server"]
     space = '{"x": {"_type": "choice", "_value": [1, 2]}, "sleep": {"_type": "choice", "_value": [30]}}'
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=2, space=space))
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=2, concurrency=2, space=space))
     wait_for(lambda: len(jobs(kube_cluster, ns, name)) == 2, 60, f"the trial Jobs; operator log:\n{env['op'].output()[-3000:]}")
-    uid = get_ate(kube_cluster, ns, name)["metadata"]["uid"]
+    uid = get_experiment(kube_cluster, ns, name)["metadata"]["uid"]
     server.stop()
     try:
         # Before: the finalizer retried the DELETE for 120 s and kubectl timed out here.
         r = kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--timeout=60s", check=False, timeout=90)
         assert r.returncode == 0, f"{r.stderr}\noperator log:\n{env['op'].output()[-3000:]}"
-        assert not get_ate(kube_cluster, ns, name)
+        assert not get_experiment(kube_cluster, ns, name)
         wait_for(lambda: not jobs(kube_cluster, ns, name), 60, "GC of the experiment's Jobs")
-        evs = json.loads(kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
-                                              f"involvedObject.name={name}", "-o", "json").stdout)["items"]
+        evs = events_of(kube_cluster, ns, name)
         warn = [e for e in evs if e["reason"] == "TunerStateNotDeleted"]
         assert warn and warn[0]["type"] == "Warning" and uid in warn[0]["message"], [e["reason"] for e in evs]
     finally:

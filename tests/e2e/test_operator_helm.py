@@ -11,18 +11,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.e2e.test_operator_helpers import (
-    ROOT,
-    TRIAL_SCRIPT,
-    OperatorProcess,
-    TunerServer,
-    apply_text,
-    experiment_yaml,
-    get_ate,
-    install_crd,
-    phase_of,
-    wait_for,
-)
+from kube_harness.experiments import wait_for_phase
+from tests.e2e.test_operator_helpers import ROOT, TRIAL_SCRIPT, apply_manifest, install_crd, running_operator, trial_experiment
 
 CHART = str(ROOT / "helm" / "autotune")
 
@@ -123,22 +113,12 @@ def test_operator_runs_with_only_its_service_account(kube_cluster, release, tmp_
     }))
     script = tmp_path / "trial.py"
     script.write_text(TRIAL_SCRIPT)
-    server = TunerServer(tmp_path / "tuner.db")
-    server.start()
-    op = OperatorProcess(kube_cluster, server, [release["team"]], tmp_path / "op.log",
-                         extra_env={"KUBECONFIG": str(kubeconfig)})
-    op.start()
-    try:
-        ns, name = release["team"], "rbac"
-        apply_text(kube_cluster, ns, experiment_yaml(name, script, max_trials=2, concurrency=2))
-        wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 120,
-                 f"DONE; operator log:\n{op.output()[-4000:]}", interval=0.5)
-        st = get_ate(kube_cluster, ns, name)["status"]
+    ns, name = release["team"], "rbac"
+    with running_operator(kube_cluster, tmp_path, [ns], {"KUBECONFIG": str(kubeconfig)}) as (_, op):
+        apply_manifest(kube_cluster, ns, trial_experiment(name, script, max_trials=2, concurrency=2))
+        st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=120, log=op.output)["status"]
         assert st["trials"]["succeeded"] == 2, st
         assert "Forbidden" not in op.output() and " 403" not in op.output(), op.output()[-4000:]
-    finally:
-        op.stop()
-        server.stop()
 
 
 def test_chart_pods_meet_restricted_pod_security(kube_cluster, release):

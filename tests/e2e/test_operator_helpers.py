@@ -1,5 +1,6 @@
 """Shared pieces of the operator e2e tests (no tests here): the CRD, a tuner server and
-the operator as local processes, waiting for an experiment's status."""
+the operator as local processes, experiments' manifests, Jobs and Events. The manifest
+builder and waiting for a phase live in kube_harness.experiments (bench/ uses them too)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from kube_harness.experiments import experiment_manifest
 from tests.integration.conftest import ADMIN
 from tests.integration.conftest import ServerProcess as TunerServer  # the same real tuner-server process
 
@@ -20,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CRD = str(ROOT / "crds" / "autotuneexperiments.yaml")
 # The T9k manual's example, verbatim (shared with the spec tests).
 SEED_EXAMPLE = (ROOT / "tests" / "fixtures" / "seed-001-example.yaml").read_text()
+LABEL = "autotune.tensorstack.dev/experiment"  # the operator's label on an experiment's workloads
+X_SPACE = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4]}}'
 
 
 def install_crd(cluster) -> None:
@@ -81,15 +86,6 @@ class OperatorProcess:
         return self.log.read_text(errors="replace")
 
 
-def get_ate(cluster, ns: str, name: str) -> dict[str, Any]:
-    r = cluster.kubectl("get", "ate", name, "-n", ns, "-o", "json", check=False)
-    return json.loads(r.stdout) if r.returncode == 0 else {}
-
-
-def phase_of(cluster, ns: str, name: str) -> str | None:
-    return (get_ate(cluster, ns, name).get("status") or {}).get("phase")
-
-
 TRIAL_SCRIPT = '''\
 import sys, time
 import autotune
@@ -104,34 +100,59 @@ autotune.report_final_result({"default": x, "argv": sys.argv[1]})
 '''
 
 
-def experiment_yaml(name: str, script: Path, *, max_trials: int = 4, concurrency: int = 1,
-                    space: str = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4]}}',
-                    max_seconds: int | None = None, tuner: str = "GridSearch", extra_meta: str = "",
-                    training_type: str = "pytorch", tasks: str | None = None) -> str:
-    import textwrap
-
-    limit = f"  maxExecSeconds: {max_seconds}\n" if max_seconds else ""
-    if tasks is None:
-        tasks = textwrap.dedent(f"""\
-              - type: master
-                replicas: 1
-                template:
-                  spec:
-                    containers:
-                      - name: {training_type}
-                        image: python:3.11
-                        command: ["{sys.executable}", "{script}", "--x=${{parameters.x}}"]
-            """)
-    tasks = textwrap.indent(textwrap.dedent(tasks), "      ")
-    return (
-        "apiVersion: tensorstack.dev/v1beta1\nkind: AutoTuneExperiment\n"
-        f"metadata:\n  name: {name}\n{extra_meta}"
-        f"spec:\n{limit}  maxTrialNum: {max_trials}\n  trialConcurrency: {concurrency}\n"
-        f"  searchSpace: '{space}'\n"
-        f"  trainingConfig:\n    type: {training_type}\n    tasks:\n{tasks}"
-        f"  tuner:\n    builtinTunerName: {tuner}\n    classArgs: '{{\"optimize_mode\": \"maximize\"}}'\n"
-    )
+def trial_experiment(name: str, script: Path, *, space: str = X_SPACE, max_trials: int = 4,
+                     **kw: Any) -> dict[str, Any]:
+    """An experiment whose master runs `script --x=<x>` (TRIAL_SCRIPT's contract); the rest
+    as in kube_harness.experiments.experiment_manifest."""
+    return experiment_manifest(name, [sys.executable, str(script), "--x=${parameters.x}"], space=space,
+                               max_trials=max_trials, **kw)
 
 
-def apply_text(cluster, ns: str, text: str):
-    return cluster.kubectl("apply", "-n", ns, "-f", "-", input=text)
+def apply_manifest(cluster, ns: str, manifest: dict[str, Any]):
+    return cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manifest))
+
+
+def jobs(cluster, ns: str, exp: str) -> list[dict[str, Any]]:
+    """The experiment's trial Jobs (by the operator's label)."""
+    out = cluster.kubectl("get", "jobs", "-n", ns, "-l", f"{LABEL}={exp}", "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+def events_of(cluster, ns: str, name: str) -> list[dict[str, Any]]:
+    """The Events whose involved object is `name` (the experiment's, mostly)."""
+    return json.loads(cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                                      f"involvedObject.name={name}", "-o", "json").stdout)["items"]
+
+
+@contextmanager
+def running_operator(cluster, tmp: Path, namespaces: list[str],
+                     extra_env: dict[str, str] | None = None) -> Iterator[tuple[TunerServer, OperatorProcess]]:
+    """A tuner server (database in tmp) and the operator watching `namespaces` (log in
+    tmp/operator.log), stopped again in reverse order however the block ends."""
+    server = TunerServer(tmp / "tuner.db")
+    server.start()
+    try:
+        op = OperatorProcess(cluster, server, namespaces, tmp / "operator.log", extra_env=dict(extra_env or {}))
+        op.start()
+        try:
+            yield server, op
+        finally:
+            op.stop()
+    finally:
+        server.stop()
+
+
+@contextmanager
+def operator_env(cluster, tmp: Path, ns_prefix: str, extra_env: dict[str, str] | None = None,
+                 script: str | None = TRIAL_SCRIPT) -> Iterator[dict[str, Any]]:
+    """What an operator test module's `env` fixture yields: the CRD installed, `script`
+    written to tmp/trial.py, a fresh namespace, and a tuner server + operator watching it.
+    Keys: ns, tmp, script (the path, or None), server, op."""
+    install_crd(cluster)
+    path = None
+    if script is not None:
+        path = tmp / "trial.py"
+        path.write_text(script)
+    ns = cluster.new_namespace(ns_prefix)
+    with running_operator(cluster, tmp, [ns], extra_env) as (server, op):
+        yield {"ns": ns, "tmp": tmp, "script": path, "server": server, "op": op}

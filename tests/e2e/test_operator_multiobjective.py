@@ -8,23 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_operator_helpers import (
-    OperatorProcess,
-    TunerServer,
-    apply_text,
-    get_ate,
-    install_crd,
-    phase_of,
-    wait_for,
-)
-
-LABEL = "autotune.tensorstack.dev/experiment"
+from kube_harness.experiments import ENDED, experiment_manifest, wait_for_phase
+from tests.e2e.test_operator_helpers import apply_manifest, jobs, operator_env
 
 # Accuracy against model size: deeper trees with smaller leaves fit digits better but have
 # more leaves, so the front has several points. Each run appends what it reported to a
@@ -60,35 +50,12 @@ TRIALS = 10
 OBJECTIVES = {"accuracy": "maximize", "n_leaves": "minimize"}
 
 
-def mo_experiment(name: str, script: Path, record: Path) -> str:
-    return textwrap.dedent(f"""\
-        apiVersion: tensorstack.dev/v1beta1
-        kind: AutoTuneExperiment
-        metadata:
-          name: {name}
-        spec:
-          maxTrialNum: {TRIALS}
-          trialConcurrency: 2
-          seed: 7
-          objectives:
-            - {{name: accuracy, optimizeMode: maximize}}
-            - {{name: n_leaves, optimizeMode: minimize}}
-          searchSpace: '{SPACE}'
-          trainingConfig:
-            type: pytorch
-            tasks:
-              - type: master
-                replicas: 1
-                template:
-                  spec:
-                    containers:
-                      - name: pytorch
-                        image: python:3.11
-                        command: ["{sys.executable}", "{script}", "{record}"]
-          tuner:
-            builtinTunerName: MOTPE
-            classArgs: '{{"tpe_args": {{"n_startup_jobs": 4}}}}'
-        """)
+def mo_experiment(name: str, script: Path, record: Path) -> dict[str, Any]:
+    """The trial script appends what it reports to `record`, its one argument."""
+    return experiment_manifest(
+        name, [sys.executable, str(script), str(record)], space=SPACE, max_trials=TRIALS, concurrency=2, seed=7,
+        objectives=[{"name": "accuracy", "optimizeMode": "maximize"}, {"name": "n_leaves", "optimizeMode": "minimize"}],
+        tuner="MOTPE", tuner_args='{"tpe_args": {"n_startup_jobs": 4}}')
 
 
 def losses(r: dict[str, Any]) -> tuple[float, float]:
@@ -105,28 +72,16 @@ def non_dominated(records: list[dict[str, Any]]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def env(kube_cluster, tmp_path_factory):
-    install_crd(kube_cluster)
-    tmp = tmp_path_factory.mktemp("mo-operator")
-    script = tmp / "tree.py"
-    script.write_text(TREE_SCRIPT)
-    ns = kube_cluster.new_namespace("mo-op")
-    server = TunerServer(tmp / "tuner.db")
-    server.start()
-    op = OperatorProcess(kube_cluster, server, [ns], tmp / "operator.log",
-                         extra_env={"AUTOTUNE_WORKLOAD_KIND": "auto"})
-    op.start()
-    yield {"ns": ns, "tmp": tmp, "script": script, "server": server, "op": op}
-    op.stop()
-    server.stop()
+    with operator_env(kube_cluster, tmp_path_factory.mktemp("mo-operator"), "mo-op", {"AUTOTUNE_WORKLOAD_KIND": "auto"},
+                      script=TREE_SCRIPT) as e:
+        yield e
 
 
 def test_multi_objective_experiment_reports_its_pareto_front(kube_cluster, env):
     ns, name = env["ns"], "tree-front"
     record = env["tmp"] / "reported.jsonl"
-    apply_text(kube_cluster, ns, mo_experiment(name, env["script"], record))
-    wait_for(lambda: phase_of(kube_cluster, ns, name) in ("DONE", "ERROR", "TIMEOUT"), 300,
-             f"the experiment to end; operator log:\n{env['op'].output()[-3000:]}", interval=0.5)
-    ate = get_ate(kube_cluster, ns, name)
+    apply_manifest(kube_cluster, ns, mo_experiment(name, env["script"], record))
+    ate = wait_for_phase(kube_cluster, ns, name, *ENDED, timeout=300, log=env["op"].output)
     st = ate["status"]
     assert st["phase"] == "DONE", st
     assert st["trials"]["total"] == TRIALS and st["trials"]["succeeded"] == TRIALS, st
@@ -136,7 +91,7 @@ def test_multi_objective_experiment_reports_its_pareto_front(kube_cluster, env):
     # Every trial really ran once, as a Job's pod, and wrote what it reported.
     reported = [json.loads(line) for line in record.read_text().splitlines()]
     assert len(reported) == TRIALS and len({r["trial"] for r in reported}) == TRIALS, reported
-    js = json.loads(kube_cluster.kubectl("get", "jobs", "-n", ns, "-l", f"{LABEL}={name}", "-o", "json").stdout)["items"]
+    js = jobs(kube_cluster, ns, name)
     assert sorted(j["metadata"]["name"] for j in js) == sorted(r["trial"] for r in reported)
     # MOTPE proposes no configuration twice.
     assert len({json.dumps(r["parameters"], sort_keys=True) for r in reported}) == TRIALS

@@ -12,23 +12,14 @@ import base64
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.e2e.test_operator_helpers import (
-    TRIAL_SCRIPT,
-    OperatorProcess,
-    TunerServer,
-    apply_text,
-    experiment_yaml,
-    get_ate,
-    install_crd,
-    phase_of,
-    wait_for,
-)
-
-LABEL = "autotune.tensorstack.dev/experiment"
+from kube_harness.experiments import get_experiment, task, wait_for_phase
+from tests.e2e.test_operator_helpers import LABEL, apply_manifest, events_of, operator_env, trial_experiment, wait_for
 KINDS = [
     ("kubeflow.org", "v1", "TFJob", "tfjobs"),
     ("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs"),
@@ -54,22 +45,13 @@ def crd(group: str, version: str, kind: str, plural: str) -> dict:
 
 @pytest.fixture(scope="module")
 def env(kube_cluster, tmp_path_factory):
-    install_crd(kube_cluster)
+    # The workload kinds' CRDs first: the operator discovers which kinds exist.
     docs = "\n---\n".join(yaml.safe_dump(crd(*k)) for k in KINDS)
     kube_cluster.kubectl("apply", "-f", "-", input=docs)
     for g, _, _, p in KINDS:
         kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{p}.{g}")
-    tmp = tmp_path_factory.mktemp("training-jobs")
-    script = tmp / "trial.py"
-    script.write_text(TRIAL_SCRIPT)
-    ns = kube_cluster.new_namespace("tj")
-    server = TunerServer(tmp / "tuner.db")
-    server.start()
-    op = OperatorProcess(kube_cluster, server, [ns], tmp / "operator.log")  # workload kind: discovered
-    op.start()
-    yield {"ns": ns, "script": script, "server": server, "op": op}
-    op.stop()
-    server.stop()
+    with operator_env(kube_cluster, tmp_path_factory.mktemp("training-jobs"), "tj") as e:  # workload kind: discovered
+        yield e
     kube_cluster.kubectl("delete", "crd", *[f"{p}.{g}" for g, _, _, p in KINDS], "--wait=false", check=False)
 
 
@@ -105,38 +87,24 @@ def check_env(containers: list[dict], exp: str) -> None:
         assert names["AUTOTUNE_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == f"{exp}-autotune-token"
 
 
-TF_TASKS = """\
-- type: worker
-  replicas: 2
-  template:
-    spec:
-      containers:
-        - name: tensorflow
-          image: t9kpublic/tensorflow-1.15.2:tuner-2.23
-          command: ["{py}", "{script}", "--x=${{parameters.x}}"]
-          resources:
-            limits: {{nvidia.com/gpu: 1}}
-- type: ps
-  replicas: 1
-  template:
-    spec:
-      containers:
-        - name: tensorflow
-          image: t9kpublic/tensorflow-1.15.2:tuner-2.23
-          command: ["{py}", "{script}", "--x=${{parameters.x}}"]
-"""
+def x_command(script: Path) -> list[str]:
+    return [sys.executable, str(script), "--x=${parameters.x}"]
+
+
+def tf_tasks(script: Path) -> list[dict]:
+    """Two GPU workers and a parameter server (which asks for no accelerator)."""
+    image = "t9kpublic/tensorflow-1.15.2:tuner-2.23"
+    return [task("worker", x_command(script), replicas=2, container="tensorflow", image=image, limits={"nvidia.com/gpu": 1}),
+            task("ps", x_command(script), container="tensorflow", image=image)]
 
 
 def test_t9k_tensorflow_training_jobs_discovered(kube_cluster, env):
-    import sys
-
     ns, name = env["ns"], "t9k-tf"
-    tasks = TF_TASKS.format(py=sys.executable, script=env["script"])
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=2,
-                                                 training_type="tensorflow", tasks=tasks))
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=2, concurrency=2,
+                                                      training_type="tensorflow", tasks=tf_tasks(env["script"])))
     objs = wait_for(lambda: len(w := workloads(kube_cluster, ns, "tensorflowtrainingjobs", name)) == 2 and w, 60,
                     f"2 TensorFlowTrainingJobs; operator log:\n{env['op'].output()[-3000:]}")
-    assert get_ate(kube_cluster, ns, name)["status"]["workloadKind"] == "t9k"
+    assert get_experiment(kube_cluster, ns, name)["status"]["workloadKind"] == "t9k"
     for o in objs:
         assert o["metadata"]["ownerReferences"][0]["kind"] == "AutoTuneExperiment"
         specs = {r["type"]: r for r in o["spec"]["replicaSpecs"]}
@@ -148,44 +116,24 @@ def test_t9k_tensorflow_training_jobs_discovered(kube_cluster, env):
             check_env(r["template"]["spec"]["containers"], name)
         assert play_trial(kube_cluster, ns, worker["containers"]) == 0
         set_status(kube_cluster, ns, "tensorflowtrainingjobs", o["metadata"]["name"], {"phase": "Succeeded"})
-    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 60,
-             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.3)
-    st = get_ate(kube_cluster, ns, name)["status"]
+    st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=60, interval=0.3, log=env["op"].output)["status"]
     assert st["trials"]["succeeded"] == 2 and st["bestTrial"]["value"] in (1, 2, 3, 4), st
 
 
-PT_TASKS = """\
-- type: master
-  replicas: 1
-  template:
-    spec:
-      containers:
-        - name: pytorch
-          image: pytorch
-          command: ["{py}", "{script}", "--x=${{parameters.x}}"]
-          resources:
-            limits: {{huawei.com/Ascend910: 8}}
-- type: worker
-  replicas: 3
-  template:
-    spec:
-      containers:
-        - name: pytorch
-          image: pytorch
-          command: ["{py}", "{script}", "--x=${{parameters.x}}"]
-          resources:
-            limits: {{huawei.com/Ascend910: 8}}
-"""
+KUBEFLOW = {"autotune.tensorstack.dev/workload-kind": "kubeflow"}
+
+
+def pt_tasks(script: Path) -> list[dict]:
+    """A master and three workers, each with 8 Ascend 910 NPUs."""
+    return [task(role, x_command(script), replicas=n, image="pytorch", limits={"huawei.com/Ascend910": 8})
+            for role, n in (("master", 1), ("worker", 3))]
 
 
 def test_kubeflow_pytorch_jobs_by_annotation(kube_cluster, env):
-    import sys
-
     ns, name = env["ns"], "kf-pt"
-    tasks = PT_TASKS.format(py=sys.executable, script=env["script"])
-    meta = "  annotations:\n    autotune.tensorstack.dev/workload-kind: kubeflow\n"
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=2, concurrency=2,
-                                                 training_type="pytorch", tasks=tasks, extra_meta=meta))
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=2, concurrency=2,
+                                                      training_type="pytorch", tasks=pt_tasks(env["script"]),
+                                                      annotations=KUBEFLOW))
     objs = wait_for(lambda: len(w := workloads(kube_cluster, ns, "pytorchjobs", name)) == 2 and w, 60,
                     f"2 PyTorchJobs; operator log:\n{env['op'].output()[-3000:]}")
     for o in objs:
@@ -202,20 +150,16 @@ def test_kubeflow_pytorch_jobs_by_annotation(kube_cluster, env):
                {"conditions": [{"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded"}]})
     set_status(kube_cluster, ns, "pytorchjobs", bad["metadata"]["name"],
                {"conditions": [{"type": "Failed", "status": "True", "reason": "PyTorchJobFailed", "message": "OOM"}]})
-    wait_for(lambda: phase_of(kube_cluster, ns, name) == "DONE", 60,
-             f"DONE; operator log:\n{env['op'].output()[-3000:]}", interval=0.3)
-    st = get_ate(kube_cluster, ns, name)["status"]
+    st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=60, interval=0.3, log=env["op"].output)["status"]
     assert st["workloadKind"] == "kubeflow"
     assert st["trials"]["succeeded"] == 1 and st["trials"]["failed"] == 1, st
-    evs = json.loads(kube_cluster.kubectl("get", "events", "-n", ns, "--field-selector",
-                                          f"involvedObject.name={name}", "-o", "json").stdout)["items"]
-    assert any(e["reason"] == "TrialFailed" and "OOM" in e["message"] for e in evs)
+    assert any(e["reason"] == "TrialFailed" and "OOM" in e["message"] for e in events_of(kube_cluster, ns, name))
 
 
 def test_kubeflow_xgboost_job_kind(kube_cluster, env):
     ns, name = env["ns"], "kf-xgb"
-    meta = "  annotations:\n    autotune.tensorstack.dev/workload-kind: kubeflow\n"
-    apply_text(kube_cluster, ns, experiment_yaml(name, env["script"], max_trials=1, training_type="xgboost", extra_meta=meta))
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=1, training_type="xgboost",
+                                                      annotations=KUBEFLOW))
     (o,) = wait_for(lambda: workloads(kube_cluster, ns, "xgboostjobs", name), 60, "an XGBoostJob")
     assert set(o["spec"]["xgbReplicaSpecs"]) == {"Master"}
     kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--timeout=60s")
