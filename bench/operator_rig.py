@@ -18,15 +18,17 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import yaml
+
 from kube_harness import build
 from kube_harness.controlplane import ControlPlane
+from kube_harness.experiments import experiment_manifest, get_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD = ROOT / "crds" / "autotuneexperiments.yaml"
@@ -57,8 +59,7 @@ class Rig:
         self.kubectl("apply", "-n", self.namespace, "-f", "-", input=manifest)
 
     def status(self, name: str) -> dict:
-        out = self.kubectl("get", "ate", name, "-n", self.namespace, "-o", "json")
-        return json.loads(out).get("status") or {}
+        return get_experiment(self.cluster, self.namespace, name).get("status") or {}
 
     def operator_tail(self, n: int = 40) -> str:
         return "\n".join(self.operator_log.read_text(errors="replace").splitlines()[-n:])
@@ -129,33 +130,13 @@ def rig(operator_env: dict[str, str] | None = None, log=print) -> Iterator[Rig]:
 
 def experiment(name: str, command: list[str], *, max_trials: int, concurrency: int = 1,
                values: int = 64, tuner: str = "GridSearch") -> str:
-    """An AutoTuneExperiment whose trials are batch Jobs running `command` plus `--x=<x>`."""
+    """An AutoTuneExperiment (YAML, so callers may join several with "---") whose trials
+    are batch Jobs running `command` plus `--x=<x>`, x one of range(values); the manifest
+    is the one the e2e tests build (kube_harness.experiments)."""
     space = json.dumps({"x": {"_type": "choice", "_value": list(range(values))}})
-    cmd = json.dumps([*command, "--x=${parameters.x}"])
-    return textwrap.dedent(f"""\
-        apiVersion: tensorstack.dev/v1beta1
-        kind: AutoTuneExperiment
-        metadata:
-          name: {name}
-        spec:
-          maxTrialNum: {max_trials}
-          trialConcurrency: {concurrency}
-          searchSpace: '{space}'
-          trainingConfig:
-            type: pytorch
-            tasks:
-              - type: master
-                replicas: 1
-                template:
-                  spec:
-                    containers:
-                      - name: pytorch
-                        image: python:3.11
-                        command: {cmd}
-          tuner:
-            builtinTunerName: {tuner}
-            classArgs: '{{"optimize_mode": "maximize"}}'
-        """)
+    return yaml.safe_dump(experiment_manifest(name, [*command, "--x=${parameters.x}"], space=space,
+                                              max_trials=max_trials, concurrency=concurrency, tuner=tuner),
+                          sort_keys=False)
 
 
 def percentile(xs: list[float], q: float) -> float:
