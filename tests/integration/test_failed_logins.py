@@ -92,9 +92,12 @@ def test_api_counts_unknown_tokens_only(limited: ServerProcess) -> None:
             assert viewer.get("/api/v1/experiments").status_code == 403
     assert limited.get("/api/v1/experiments").status_code == 200
     # Unknown tokens are: LIMIT of them, then 429 for every token from this address.
-    for _ in range(LIMIT):
-        with limited.client("guess-0123456789abcdef") as guess:
-            assert guess.get("/api/v1/experiments/e1").status_code == 403
+    # A non-ASCII guess is one too (it used to be an uncounted 500).
+    guesses = [b"guess-0123456789abcdef", "gu\xe9ss-0123456789abcdef".encode("latin-1"), b"another-guess-0123456789"]
+    assert len(guesses) == LIMIT
+    for guess in guesses:
+        r = httpx.get(limited.url + "/api/v1/experiments/e1", headers={"Authorization": b"Bearer " + guess})
+        assert r.status_code == 403, r.text
     assert_too_many(limited.get("/api/v1/experiments"))
     with limited.client(own) as trial:
         assert_too_many(trial.get("/api/v1/experiments/e1"))
