@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from operator_rig import experiment, percentile, rig, write_result  # noqa: E402
 
+from kube_harness.experiments import ENDED, wait_for_phase  # noqa: E402
+
 TRIAL = """\
 import autotune
 x = float(autotune.get_next_parameter()["x"])
@@ -93,14 +95,11 @@ class JobClock:
 
 def run_once(r, clock: JobClock, name: str, trials: int, script: Path, timeout: float) -> list[dict]:
     r.apply(experiment(name, [sys.executable, str(script)], max_trials=trials, concurrency=1, values=max(trials, 2)))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = r.status(name)
-        if st.get("phase") in ("DONE", "ERROR", "TIMEOUT"):
-            break
-        time.sleep(1)
-    else:
-        raise SystemExit(f"{name} did not finish in {timeout}s; operator log:\n{r.operator_tail()}")
+    try:
+        exp = wait_for_phase(r.cluster, r.namespace, name, *ENDED, timeout=timeout, interval=1, log=r.operator_tail)
+    except TimeoutError as e:
+        raise SystemExit(str(e)) from None
+    st = exp.get("status") or {}
     if st["phase"] != "DONE" or st["trials"]["succeeded"] != trials:
         raise SystemExit(f"{name} ended {st.get('phase')}: {st}\noperator log:\n{r.operator_tail()}")
     return clock.transitions(name, trials)
