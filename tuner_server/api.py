@@ -21,11 +21,22 @@ from tuner_server.ui_auth import matches_any
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 
 
+class ExperimentOwner(BaseModel):
+    """The AutoTuneExperiment an experiment belongs to (set by the operator; the orphan sweep
+    deletes the experiment's state once that object is gone)."""
+
+    model_config = ConfigDict(extra="forbid")
+    namespace: str = Field(min_length=1, max_length=253)
+    name: str = Field(min_length=1, max_length=253)
+    uid: str = Field(min_length=1, max_length=128)
+
+
 class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=ID_PATTERN)
     config: ExperimentConfig
     token: str | None = Field(default=None, min_length=16)
+    owner: ExperimentOwner | None = None
 
 
 class SuggestRequest(BaseModel):
@@ -125,11 +136,13 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
 
     @app.get("/api/v1/experiments", dependencies=[Admin])
     def list_experiments() -> list[dict[str, Any]]:
-        return [engine.summary(h.stored.id) for h in engine.list()]
+        # owner: None for local mode and for experiments an older operator created
+        return [{**engine.summary(h.stored.id), "owner": h.stored.owner} for h in engine.list()]
 
     @app.put("/api/v1/experiments/{exp_id}", dependencies=[Admin])
     def register(exp_id: Annotated[str, Path(pattern=ID_PATTERN)], body: RegisterRequest) -> dict[str, Any]:
-        h = engine.register(exp_id, body.name, body.config, body.token)
+        h = engine.register(exp_id, body.name, body.config, body.token,
+                            body.owner.model_dump() if body.owner else None)
         return {"experimentId": h.stored.id, "token": h.stored.token, "created": h.stored.created}
 
     @app.delete("/api/v1/experiments/{exp_id}", dependencies=[Admin])

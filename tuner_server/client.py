@@ -32,7 +32,8 @@ class TunerServerError(RuntimeError):
 
 
 class TunerClient(Protocol):
-    def register(self, exp_id: str, name: str, config: ExperimentConfig) -> dict[str, Any]: ...
+    def register(self, exp_id: str, name: str, config: ExperimentConfig,
+                 owner: dict[str, str] | None = None) -> dict[str, Any]: ...
     def suggest(self, exp_id: str, sequence: int) -> Assignment | NotNow | None: ...
     def started(self, exp_id: str, trial_id: str) -> None: ...
     def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> str: ...
@@ -49,8 +50,9 @@ class InProcessClient:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def register(self, exp_id: str, name: str, config: ExperimentConfig) -> dict[str, Any]:
-        h = self.engine.register(exp_id, name, config)
+    def register(self, exp_id: str, name: str, config: ExperimentConfig,
+                 owner: dict[str, str] | None = None) -> dict[str, Any]:
+        h = self.engine.register(exp_id, name, config, owner=owner)
         return {"experimentId": h.stored.id, "token": h.stored.token, "created": h.stored.created}
 
     def suggest(self, exp_id: str, sequence: int) -> Assignment | NotNow | None:
@@ -123,8 +125,16 @@ class HttpClient:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def register(self, exp_id: str, name: str, config: ExperimentConfig) -> dict[str, Any]:
-        return self._call("PUT", f"/api/v1/experiments/{exp_id}", {"name": name, "config": config.model_dump(mode="json")})
+    def register(self, exp_id: str, name: str, config: ExperimentConfig,
+                 owner: dict[str, str] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "config": config.model_dump(mode="json")}
+        if owner:  # only when set: an older server refuses unknown fields
+            body["owner"] = owner
+        return self._call("PUT", f"/api/v1/experiments/{exp_id}", body)
+
+    def list_experiments(self) -> list[dict[str, Any]]:
+        """Every experiment the server hosts (summaries with ``owner``); admin only."""
+        return self._call("GET", "/api/v1/experiments")
 
     def suggest(self, exp_id: str, sequence: int) -> Assignment | NotNow | None:
         r = self._call("POST", f"/api/v1/experiments/{exp_id}/trials", {"sequence": sequence})

@@ -202,8 +202,12 @@ class Engine:
             self._experiments[se.id] = h
 
     # ----- experiments -----
-    def register(self, exp_id: str, name: str, config: ExperimentConfig, token: str | None = None) -> Hosted:
-        """Create an experiment, or return it unchanged if it exists with the same config."""
+    def register(self, exp_id: str, name: str, config: ExperimentConfig, token: str | None = None,
+                 owner: Mapping[str, str] | None = None) -> Hosted:
+        """Create an experiment, or return it unchanged if it exists with the same config.
+
+        ``owner`` ({namespace, name, uid} of the AutoTuneExperiment) is stored at creation
+        only: the operator's orphan sweep deletes nothing without one."""
         with self._lock:
             h = self._experiments.get(exp_id)
             if h is not None:
@@ -213,7 +217,8 @@ class Engine:
                     raise Conflict(f"experiment '{exp_id}' exists with a different token")
                 return h
             space, tuner, assessor = build_algorithms(config)
-            se = StoredExperiment(exp_id, name, config.model_dump(mode="json"), token or secrets.token_urlsafe(32), self.clock())
+            se = StoredExperiment(exp_id, name, config.model_dump(mode="json"), token or secrets.token_urlsafe(32), self.clock(),
+                                  dict(owner) if owner else None)
             self.store.add_experiment(se)
             h = Hosted(se, config, space, tuner, assessor)
             self._experiments[exp_id] = h

@@ -68,6 +68,9 @@ CREATE INDEX IF NOT EXISTS events_by_exp ON events (exp_id, id);
 
 # Columns added after the first release: (name, declaration), added by Store._migrate.
 _TRIAL_COLUMNS_ADDED = (("budget", "INTEGER"), ("info", "TEXT"), ("kind", "TEXT NOT NULL DEFAULT 'search'"))
+# owner: JSON {namespace, name, uid} of the AutoTuneExperiment that created the experiment
+# (NULL for local mode and for experiments an older operator created).
+_EXPERIMENT_COLUMNS_ADDED = (("owner", "TEXT"),)
 
 
 @dataclass
@@ -77,6 +80,7 @@ class StoredExperiment:
     config: dict[str, Any]
     token: str
     created: float
+    owner: dict[str, str] | None = None
 
 
 @dataclass
@@ -106,11 +110,12 @@ class Store:
             self._migrate()
 
     def _migrate(self) -> None:
-        """Add the columns a database written by an older version lacks (budget, info, kind)."""
-        have = {r[1] for r in self._db.execute("PRAGMA table_info(trials)").fetchall()}
-        for col, decl in _TRIAL_COLUMNS_ADDED:
-            if col not in have:
-                self._db.execute(f"ALTER TABLE trials ADD COLUMN {col} {decl}")
+        """Add the columns a database written by an older version lacks (budget, info, kind; owner)."""
+        for table, added in (("trials", _TRIAL_COLUMNS_ADDED), ("experiments", _EXPERIMENT_COLUMNS_ADDED)):
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})").fetchall()}
+            for col, decl in added:
+                if col not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
 
     def close(self) -> None:
         with self._lock:
@@ -138,11 +143,12 @@ class Store:
             exp.id,
             None,
             "experiment_registered",
-            {"name": exp.name, "config": exp.config},
+            {"name": exp.name, "config": exp.config, **({"owner": exp.owner} if exp.owner else {})},
             [
                 (
-                    "INSERT INTO experiments (id, name, config, token, created) VALUES (?, ?, ?, ?, ?)",
-                    (exp.id, exp.name, json.dumps(exp.config), exp.token, exp.created),
+                    "INSERT INTO experiments (id, name, config, token, created, owner) VALUES (?, ?, ?, ?, ?, ?)",
+                    (exp.id, exp.name, json.dumps(exp.config), exp.token, exp.created,
+                     json.dumps(exp.owner) if exp.owner else None),
                 )
             ],
         )
@@ -238,9 +244,9 @@ class Store:
     # ----- reads -----
     def experiments(self) -> Iterator[StoredExperiment]:
         with self._lock:
-            rows = self._db.execute("SELECT id, name, config, token, created FROM experiments ORDER BY created").fetchall()
+            rows = self._db.execute("SELECT id, name, config, token, created, owner FROM experiments ORDER BY created").fetchall()
         for r in rows:
-            yield StoredExperiment(r[0], r[1], json.loads(r[2]), r[3], r[4])
+            yield StoredExperiment(r[0], r[1], json.loads(r[2]), r[3], r[4], json.loads(r[5]) if r[5] else None)
 
     def trials(self, exp_id: str) -> list[StoredTrial]:
         with self._lock:
