@@ -10,6 +10,9 @@ flag instead, which wins:
     --namespaces a,b       AUTOTUNE_NAMESPACES          empty: cluster-wide
     --workload-kind K      AUTOTUNE_WORKLOAD_KIND       job | kubeflow | t9k | auto
     --resync-seconds S     AUTOTUNE_RESYNC_SECONDS
+    --orphan-sweep-seconds S  AUTOTUNE_ORPHAN_SWEEP_SECONDS  remove tuner-server state of
+                                                         deleted experiments this often (and at
+                                                         start); default 600, 0: never
     --liveness-endpoint U  AUTOTUNE_LIVENESS_ENDPOINT   e.g. http://0.0.0.0:8080/healthz
     --log-level L          AUTOTUNE_LOG_LEVEL
 
@@ -31,6 +34,7 @@ FLAG_ENV = {
     "namespaces": "AUTOTUNE_NAMESPACES",
     "workload_kind": "AUTOTUNE_WORKLOAD_KIND",
     "resync_seconds": "AUTOTUNE_RESYNC_SECONDS",
+    "orphan_sweep_seconds": "AUTOTUNE_ORPHAN_SWEEP_SECONDS",
     "liveness_endpoint": "AUTOTUNE_LIVENESS_ENDPOINT",
     "log_level": "AUTOTUNE_LOG_LEVEL",
 }
@@ -44,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespaces", help="comma-separated namespaces to watch; empty: cluster-wide (AUTOTUNE_NAMESPACES)")
     p.add_argument("--workload-kind", choices=["job", "kubeflow", "t9k", "auto"], help="trial workload kind (AUTOTUNE_WORKLOAD_KIND)")
     p.add_argument("--resync-seconds", type=float, help="reconcile at least this often (AUTOTUNE_RESYNC_SECONDS)")
+    p.add_argument("--orphan-sweep-seconds", type=float,
+                   help="delete tuner-server state of deleted experiments at start and this often; 0: never "
+                        "(AUTOTUNE_ORPHAN_SWEEP_SECONDS, default 600)")
     p.add_argument("--liveness-endpoint", help="serve kopf's liveness probe here (AUTOTUNE_LIVENESS_ENDPOINT)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(AUTOTUNE_LOG_LEVEL)")
 

@@ -49,6 +49,7 @@ class ExperimentController:
         server_url: str,
         clock: Callable[[], float] = time.time,
         checkpoint_root: str | None = None,
+        owner: dict[str, str] | None = None,
     ) -> None:
         self.exp = experiment
         self.exp_id = exp_id
@@ -59,6 +60,9 @@ class ExperimentController:
         # Where trials save checkpoints (<root>/<trial>): a promoted trial of a multi-fidelity
         # advisor is told its predecessor's. None: no checkpoint directories (promotions restart).
         self.checkpoint_root = checkpoint_root
+        # {namespace, name, uid} of the AutoTuneExperiment (None in local mode): stored by the
+        # tuner server so the operator's orphan sweep can tell whose state it is.
+        self.owner = owner
         self.state = ControllerState()
         spec = experiment.spec
         final = spec.finalTraining is not None and spec.finalTraining.enabled
@@ -68,7 +72,7 @@ class ExperimentController:
     def start(self) -> None:
         """Register with the tuner server (idempotent) and adopt trials left running."""
         config = ExperimentConfig.model_validate(self.exp.tuner_config())
-        reg = self.client.register(self.exp_id, self.exp.name, config)
+        reg = self.client.register(self.exp_id, self.exp.name, config, owner=self.owner)
         self.state.token, self.state.created = reg["token"], reg["created"]
         self.state.phase = Phase.RUNNING
         running = self.executor.active()

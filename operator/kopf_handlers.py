@@ -8,7 +8,9 @@
 - an edit of the experiment's spec (a new metadata.generation) wakes its loop too, which
   takes the new limits (see spec_change.py);
 - on deletion (kopf finalizer) the experiment's tuner-server state is removed; its
-  workloads and token Secret go by ownerReferences and the garbage collector.
+  workloads and token Secret go by ownerReferences and the garbage collector;
+- from startup on, a thread sweeps tuner-server state whose experiment is gone
+  (orphan_sweep.py), the backstop for deletions the finalizer could not finish.
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.execution.max_workers = 20  # short sync handlers only (finalizers); loops have own threads
     settings.watching.server_timeout = 300
     memo.runtime = OperatorRuntime(ours, _api_client())
+    memo.runtime.start_sweeper()
+
+
+@kopf.on.cleanup()
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime = memo.get("runtime")  # absent if startup failed
+    if runtime is not None:
+        runtime.stop_sweeper()
 
 
 @kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=15.0, backoff=5.0)

@@ -3,9 +3,10 @@
 An experiment's finalizer removes its tuner-server state, but only tries for a bounded
 time (an unreachable tuner server must not block `kubectl delete`). When that fails the
 experiment is deleted anyway and its id lands here; a background thread retries with a
-growing delay until the server forgets it. The list lives in memory: after an operator
-restart what is still pending is in the operator's log and the experiment's Warning Event
-(``TunerStateNotDeleted``), with the admin API call that removes it.
+growing delay until the server forgets it. The list lives in memory and gives fast
+retries only: the durable backstop is the orphan sweep (orphan_sweep.py), which at every
+operator start and then periodically deletes tuner-server state whose AutoTuneExperiment
+is gone, so nothing is leaked when the operator restarts with deletes still pending.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Limits, Phase
 from autotune_operator.executors.base import trial_env
 from autotune_operator.executors.kubernetes import EventRecorder, ExperimentRef, KubernetesExecutor
+from autotune_operator.orphan_sweep import Sweeper, kubernetes_lookup, sweep_once
 from autotune_operator.orphans import PendingDeletes
 from autotune_operator.spec_change import MUTABLE, SpecChange, describe_limits, diff_spec, refused_message
 from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_manifest
@@ -56,6 +57,9 @@ class Settings:
     # A path every trial pod mounts from one shared volume: trials save checkpoints under
     # <root>/<trial> and advisors' promotions resume from them. None: promotions retrain.
     checkpoint_root: str | None = None
+    # Every this many seconds (and at start) delete tuner-server state whose experiment is
+    # gone (orphan_sweep.py); 0: never.
+    sweep_seconds: float = 600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -77,12 +81,23 @@ class Settings:
             namespaces=tuple(n.strip() for n in env.get("AUTOTUNE_NAMESPACES", "").split(",") if n.strip()),
             workload_kind=None if kind in (None, "auto") else kind,
             resync_seconds=float(env.get("AUTOTUNE_RESYNC_SECONDS", "2")),
+            sweep_seconds=_sweep_seconds(env.get("AUTOTUNE_ORPHAN_SWEEP_SECONDS", "600")),
             checkpoint_root=env.get("AUTOTUNE_TRIAL_CHECKPOINT_ROOT", "").strip() or None,
             accelerators=AcceleratorPolicy(
                 tolerate=env.get("AUTOTUNE_ACCELERATOR_TOLERATIONS", "true").lower() != "false",
                 node_selectors=selectors,
             ),
         )
+
+
+def _sweep_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise SystemExit(f"AUTOTUNE_ORPHAN_SWEEP_SECONDS must be a number of seconds >= 0 (0: no sweep), not {raw!r}")
+    return value
 
 
 def discover_groups(api: client.ApiClient) -> dict[str, set[str]]:
@@ -155,6 +170,23 @@ class OperatorRuntime:
         self._generations: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self.pending_deletes = PendingDeletes(self.tuner.delete_experiment)
+        self.sweeper: Sweeper | None = None
+
+    def start_sweeper(self) -> None:
+        """Start the orphan sweep (now, then every ``sweep_seconds``), unless disabled."""
+        list_experiments = getattr(self.tuner, "list_experiments", None)
+        if self.settings.sweep_seconds <= 0 or list_experiments is None or self.sweeper is not None:
+            return
+        custom = client.CustomObjectsApi(self.api)
+        lookup = kubernetes_lookup(lambda ns, name: custom.get_namespaced_custom_object(
+            API_GROUP, API_VERSION, ns, PLURAL, name, _request_timeout=30))
+        watched = frozenset(self.settings.namespaces) or None  # None: cluster-wide
+        self.sweeper = Sweeper(lambda: sweep_once(self.tuner, lookup, watched), self.settings.sweep_seconds)  # type: ignore[arg-type]
+        self.sweeper.start()
+
+    def stop_sweeper(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
 
     def waker(self, namespace: str, name: str) -> threading.Event:
         with self._lock:
@@ -239,7 +271,8 @@ class OperatorRuntime:
             executor = KubernetesExecutor(self.api, ref, exp.spec, family, wake=wake,
                                           accelerators=self.settings.accelerators, events=events)
             c = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url,
-                                     checkpoint_root=self.settings.checkpoint_root)
+                                     checkpoint_root=self.settings.checkpoint_root,
+                                     owner={"namespace": ref.namespace, "name": ref.name, "uid": ref.uid})
             c.limits = _limits(applied, c.limits.capacity)
             return c
 
