@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping
 
 log = logging.getLogger("autotune.operator")
 
@@ -121,15 +121,12 @@ def decide(experiments: Iterable[Mapping[str, Any]], lookups: Mapping[tuple[str,
     return out
 
 
-class SweepTuner(Protocol):
-    def list_experiments(self) -> list[dict[str, Any]]: ...
-    def delete_experiment(self, exp_id: str) -> bool: ...
-
-
-def sweep_once(tuner: SweepTuner, lookup: Callable[[str, str], Lookup], watched: frozenset[str] | None) -> list[Verdict]:
-    """List, look up the owners, decide, delete. Raises if the list fails (nothing deleted);
-    a failed delete is logged and left for the next sweep."""
-    experiments = tuner.list_experiments()
+def sweep_once(list_experiments: Callable[[], list[dict[str, Any]]], delete: Callable[[str], object],
+               lookup: Callable[[str, str], Lookup], watched: frozenset[str] | None) -> list[Verdict]:
+    """List (the tuner server's GET /api/v1/experiments), look up the owners, decide,
+    delete. Raises if the list fails (nothing deleted); a failed delete is logged and left
+    for the next sweep."""
+    experiments = list_experiments()
     lookups = {key: lookup(*key) for key in sorted(to_look_up(experiments, watched))}
     verdicts = decide(experiments, lookups, watched)
     for v in verdicts:
@@ -138,7 +135,7 @@ def sweep_once(tuner: SweepTuner, lookup: Callable[[str, str], Lookup], watched:
             (log.debug if v.reason.endswith(" exists") else log.info)("orphan sweep keeps %s: %s", v.exp_id, v.reason)
             continue
         try:
-            tuner.delete_experiment(v.exp_id)
+            delete(v.exp_id)
         except Exception as e:  # unreachable again: the next sweep
             log.warning("orphan sweep could not delete %s (%s): %s", v.exp_id, v.reason, e)
             continue

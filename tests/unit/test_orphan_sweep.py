@@ -106,7 +106,7 @@ def test_sweep_once_deletes_only_the_orphans_and_survives_a_failed_delete():
         return answers[(ns, name)]
 
     tuner = RecordingTuner(exps, fail_delete={"gone1"})
-    got = sweep_once(tuner, lookup, WATCHED)
+    got = sweep_once(tuner.list_experiments, tuner.delete_experiment, lookup, WATCHED)
     assert tuner.deleted == ["gone2"]  # gone1's delete failed: left for the next sweep
     assert sorted(asked) == [("team-a", "g1"), ("team-a", "g2"), ("team-a", "l")]
     assert {v.exp_id for v in got if v.delete} == {"gone1", "gone2"}
@@ -119,7 +119,7 @@ def test_sweep_once_deletes_nothing_when_the_list_fails():
 
     tuner = Down([])
     with pytest.raises(OSError):
-        sweep_once(tuner, lambda ns, name: Missing(), WATCHED)
+        sweep_once(tuner.list_experiments, tuner.delete_experiment, lambda ns, name: Missing(), WATCHED)
     assert tuner.deleted == []
 
 
