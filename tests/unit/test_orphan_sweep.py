@@ -4,14 +4,18 @@ column (migrated into an old database)."""
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
-from autotune_operator.orphan_sweep import Found, LookupFailed, Missing, decide, sweep_once, to_look_up
-from autotune_operator.runtime import Settings
+from autotune_operator.__main__ import add_arguments, environment
+from autotune_operator.orphan_sweep import Found, LookupFailed, Missing, decide, kubernetes_lookup, sweep_once, to_look_up
+from autotune_operator.runtime import OperatorRuntime, Settings
 from tuner_server.engine import Engine, ExperimentConfig
 from tuner_server.store import Store
 
@@ -159,10 +163,6 @@ def test_an_old_database_gains_the_owner_column(tmp_path: Path):
 
 
 def test_the_kubernetes_lookup_reads_only_a_404_as_missing():
-    from kubernetes.client.rest import ApiException
-
-    from autotune_operator.orphan_sweep import kubernetes_lookup
-
     def answering(status: int | None, obj: dict | None = None):
         def get(ns: str, name: str):
             if status is not None:
@@ -179,3 +179,14 @@ def test_the_kubernetes_lookup_reads_only_a_404_as_missing():
     def timeout(ns: str, name: str):
         raise TimeoutError("read timed out")
     assert isinstance(kubernetes_lookup(timeout)("n", "e"), LookupFailed)
+
+
+def test_a_zero_interval_starts_no_sweep_and_the_flag_sets_it():
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    env = environment(p.parse_args(["--orphan-sweep-seconds", "0"]), {"AUTOTUNE_ADMIN_TOKEN": "t" * 20})
+    settings = Settings.from_env(env)
+    assert settings.sweep_seconds == 0
+    rt = OperatorRuntime(settings, client.ApiClient())  # nothing is contacted before a sweep
+    rt.start_sweeper()
+    assert rt.sweeper is None
