@@ -1,7 +1,9 @@
 """The orphan sweep after an operator restart: an experiment deleted while the tuner server
 was down leaves its state behind (the finalizer gives up; the in-memory retry dies with the
-operator). A fresh operator's sweep removes that state, and leaves alone a live experiment,
-an experiment with no owner (an older operator's) and one owned in an unwatched namespace."""
+operator). A fresh operator's sweep removes that state (of an experiment whose name is now
+gone, and of one created again under the same name: another uid), and leaves alone a live
+experiment, an experiment with no owner (an older operator's) and one owned in an
+unwatched namespace."""
 
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ def env(kube_cluster, tmp_path_factory):
 
 def test_a_fresh_operator_sweeps_the_state_of_an_experiment_deleted_while_the_server_was_down(kube_cluster, env):
     ns, server, op = env["ns"], env["server"], env["op"]
-    for name in ("gone", "live"):
+    names = ("gone", "reused", "live")
+    for name in names:
         apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=2, space=SPACE))
     uids = {}
-    for name in ("gone", "live"):
+    for name in names:
         wait_for(lambda: jobs(kube_cluster, ns, name), 60, f"{name}'s first trial Job; operator log:\n{op.output()[-3000:]}")
         uids[name] = get_experiment(kube_cluster, ns, name)["metadata"]["uid"]
     listed = {e["experimentId"]: e for e in server.get("/api/v1/experiments").json()}
@@ -43,20 +46,31 @@ def test_a_fresh_operator_sweeps_the_state_of_an_experiment_deleted_while_the_se
 
     server.stop()
     try:
-        r = kube_cluster.kubectl("delete", "ate", "gone", "-n", ns, "--timeout=60s", check=False, timeout=90)
+        r = kube_cluster.kubectl("delete", "ate", "gone", "reused", "-n", ns, "--timeout=60s", check=False, timeout=90)
         assert r.returncode == 0, f"{r.stderr}\noperator log:\n{op.output()[-3000:]}"
-        assert any(e["reason"] == "TunerStateNotDeleted" for e in events_of(kube_cluster, ns, "gone"))
-        op.stop()  # its in-memory retry of the delete goes with it
+        for name in ("gone", "reused"):
+            assert any(e["reason"] == "TunerStateNotDeleted" for e in events_of(kube_cluster, ns, name))
+        op.stop()  # its in-memory retry of the deletes goes with it
     finally:
         server.start()  # same port and database
-    assert server.get(f"/api/v1/experiments/{uids['gone']}").status_code == 200  # the leak the sweep is for
+    for name in ("gone", "reused"):  # the leak the sweep is for
+        assert server.get(f"/api/v1/experiments/{uids[name]}").status_code == 200
+    apply_manifest(kube_cluster, ns, trial_experiment("reused", env["script"], max_trials=2, space=SPACE))
+    new_uid = get_experiment(kube_cluster, ns, "reused")["metadata"]["uid"]
+    assert new_uid != uids["reused"]
 
     op.start()  # a fresh operator: sweeps at start
-    wait_for(lambda: server.get(f"/api/v1/experiments/{uids['gone']}").status_code == 404, 90,
-             f"the sweep to remove gone's state; operator log:\n{op.output()[-3000:]}", interval=1)
-    assert "orphan sweep removed the tuner-server state of " + uids["gone"] in op.output()
+    for name in ("gone", "reused"):
+        wait_for(lambda: server.get(f"/api/v1/experiments/{uids[name]}").status_code == 404, 90,
+                 f"the sweep to remove {name}'s old state; operator log:\n{op.output()[-3000:]}", interval=1)
+        assert "orphan sweep removed the tuner-server state of " + uids[name] in op.output()
+    wait_for(lambda: server.get(f"/api/v1/experiments/{new_uid}").status_code == 200, 60,
+             "the new 'reused' registered by the fresh operator")
+    assert f"owner {ns}/gone no longer exists" in op.output()
+    assert f"owner {ns}/reused was deleted (the object there now has uid {new_uid})" in op.output()
     after = {e["experimentId"]: e for e in server.get("/api/v1/experiments").json()}
-    assert set(after) == {uids["live"], "legacy-uid", "elsewhere-uid"}, json.dumps(after)[:2000]
+    assert set(after) == {uids["live"], new_uid, "legacy-uid", "elsewhere-uid"}, json.dumps(after)[:2000]
+    assert after[new_uid]["owner"] == {"namespace": ns, "name": "reused", "uid": new_uid}
     still = server.get(f"/api/v1/experiments/{uids['live']}/trials").json()
     assert [t["name"] for t in still[:len(live_trials)]] == [t["name"] for t in live_trials]
     assert get_experiment(kube_cluster, ns, "live")
