@@ -6,6 +6,7 @@ thread of ``autotune run`` instead of a Deployment.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import time
@@ -15,7 +16,15 @@ import uvicorn
 
 from tuner_server.api import create_app
 from tuner_server.engine import Engine
+from tuner_server.failed_logins import FailedLogins
 from tuner_server.ui import UiOptions
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class EmbeddedServer:
@@ -26,7 +35,13 @@ class EmbeddedServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.url = f"http://{host}:{self._sock.getsockname()[1]}"
-        self.app = create_app(engine, admin_token, ui)
+        # On loopback the failed-login limit is off. Every client there shares 127.0.0.1: the
+        # local controller, the trials and the browser. A browser reopening used login links
+        # would otherwise lock the controller and the trials' reports out for the window. The
+        # limit guards guessable tokens, and local mode's token, codes and sessions are all
+        # 192- to 256-bit random.
+        failed = FailedLogins(max_failures=0) if is_loopback(host) else None
+        self.app = create_app(engine, admin_token, ui, failed)
         # proxy_headers=False: never take the client address from X-Forwarded-For (failed_logins.py).
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False)
         self._server = uvicorn.Server(config)

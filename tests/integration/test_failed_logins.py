@@ -106,15 +106,29 @@ def test_api_counts_unknown_tokens_only(limited: ServerProcess) -> None:
 
 
 def test_login_codes_count_and_a_valid_link_before_the_limit_works(tmp_path: Path) -> None:
-    """Local mode's embedded server, with the default limit of 10."""
+    """An embedded server on a non-loopback address, with the default limit of 10."""
+    with EmbeddedServer(Engine(Store(tmp_path / "tuner.db")), ADMIN, host="0.0.0.0") as server:
+        url = server.url.replace("0.0.0.0", "127.0.0.1")  # the limit is per client address, not per bind
+        with httpx.Client(base_url=url) as c:
+            for _ in range(9):
+                r = c.get("/ui/login?code=made-up", follow_redirects=False)
+                assert r.status_code == 303 and r.headers["location"] == "/ui/login?error=code"
+            r = c.get(server.login_link().removeprefix(server.url), follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == "/ui/" and "autotune_ui" in r.cookies
+            for _ in range(10):
+                assert c.get("/ui/login?code=made-up", follow_redirects=False).status_code == 303
+            assert_too_many(c.get(server.login_link().removeprefix(server.url), follow_redirects=False))
+            r = c.get("/ui/login?code=made-up", headers={"X-Forwarded-For": "198.51.100.7"}, follow_redirects=False)
+            assert_too_many(r)  # clients here are 127.0.0.1: a forged header changes nothing
+
+
+def test_local_mode_on_loopback_is_never_locked_out(tmp_path: Path) -> None:
+    """Local mode's server listens on 127.0.0.1, where the controller, the trials and the
+    browser share one address: stale login links must not lock the controller out."""
     with EmbeddedServer(Engine(Store(tmp_path / "tuner.db")), ADMIN) as server, httpx.Client(base_url=server.url) as c:
-        for _ in range(9):
+        for _ in range(25):
             r = c.get("/ui/login?code=made-up", follow_redirects=False)
             assert r.status_code == 303 and r.headers["location"] == "/ui/login?error=code"
         r = c.get(server.login_link().removeprefix(server.url), follow_redirects=False)
-        assert r.status_code == 303 and r.headers["location"] == "/ui/" and "autotune_ui" in r.cookies
-        for _ in range(10):
-            assert c.get("/ui/login?code=made-up", follow_redirects=False).status_code == 303
-        assert_too_many(c.get(server.login_link().removeprefix(server.url), follow_redirects=False))
-        r = c.get("/ui/login?code=made-up", headers={"X-Forwarded-For": "198.51.100.7"}, follow_redirects=False)
-        assert_too_many(r)  # local mode's clients are 127.0.0.1 too: a forged header changes nothing
+        assert r.status_code == 303 and "autotune_ui" in r.cookies
+        assert c.get("/api/v1/experiments", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
