@@ -85,6 +85,14 @@ class InProcessClient:
         return True
 
 
+def retry_after(value: str | None) -> float:
+    """Seconds a 429's Retry-After asks for (1 when absent or not a number)."""
+    try:
+        return min(max(float(value or 1), 0.1), 600.0)
+    except ValueError:
+        return 1.0
+
+
 class HttpClient:
     def __init__(self, url: str, admin_token: str, timeout: float = 30.0, retry_seconds: float = 120.0,
                  delete_retry_seconds: float = DELETE_RETRY_SECONDS) -> None:
@@ -114,8 +122,13 @@ class HttpClient:
                     detail = json.loads(e.read()).get("detail")
                 except Exception:
                     detail = e.reason
+                now = time.monotonic()
+                if e.code == 429 and now < deadline:
+                    # The address is refused for a while after another client's failed log-ins.
+                    time.sleep(min(retry_after(e.headers.get("Retry-After")), deadline - now))
+                    continue
                 # 502-504 come from a proxy while the server restarts; 500 is a real failure.
-                if e.code not in (502, 503, 504) or time.monotonic() >= deadline:
+                if e.code not in (502, 503, 504) or now >= deadline:
                     raise TunerServerError(e.code, str(detail)) from None
             # HTTPException: a server killed mid-response leaves an IncompleteRead, which is not
             # an OSError; every call is idempotent, so it is retried like a refused connection.

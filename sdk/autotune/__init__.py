@@ -161,6 +161,14 @@ def _trial_path() -> str:
     return f"/api/v1/experiments/{e}/trials/{t}"
 
 
+def _retry_after(value: str | None) -> float:
+    """Seconds a 429's Retry-After asks for (1 when absent or not a number)."""
+    try:
+        return min(max(float(value or 1), 0.1), 600.0)
+    except ValueError:
+        return 1.0
+
+
 def _request(method: str, path: str, body: Any) -> Any:
     """One call to the tuner server, retried while it is unreachable (it may be restarting)."""
     url = os.environ["AUTOTUNE_SERVER_URL"].rstrip("/") + path
@@ -176,7 +184,13 @@ def _request(method: str, path: str, body: Any) -> Any:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as e:
-            if e.code in (502, 503, 504) and time.monotonic() < deadline:
+            now = time.monotonic()
+            if e.code == 429 and now < deadline:
+                # Another client on this address guessed tokens and the server refuses the
+                # address for a while: wait that out rather than lose the report.
+                time.sleep(min(_retry_after(e.headers.get("Retry-After")), deadline - now))
+                continue
+            if e.code in (502, 503, 504) and now < deadline:
                 pass
             else:
                 try:

@@ -4,6 +4,9 @@ tuner server answers 429 with Retry-After, for the web UI's login and the API al
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -11,6 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import ADMIN, ServerProcess, free_port
+from tuner_server.client import HttpClient
 from tuner_server.embedded import EmbeddedServer
 from tuner_server.engine import Engine
 from tuner_server.store import Store
@@ -132,3 +136,36 @@ def test_local_mode_on_loopback_is_never_locked_out(tmp_path: Path) -> None:
         r = c.get(server.login_link().removeprefix(server.url), follow_redirects=False)
         assert r.status_code == 303 and "autotune_ui" in r.cookies
         assert c.get("/api/v1/experiments", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+
+
+@pytest.fixture
+def short_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
+    """A limit of 2 failures per 2 seconds: a block short enough to wait out in a test."""
+    monkeypatch.setenv("AUTOTUNE_LOGIN_MAX_FAILURES", "2")
+    monkeypatch.setenv("AUTOTUNE_LOGIN_FAILURE_WINDOW", "2")
+    s = ServerProcess(tmp_path / "tuner.db", free_port())
+    s.start()
+    yield s
+    s.stop()
+
+
+def block(server: ServerProcess) -> None:
+    """Two unknown tokens from 127.0.0.1, and the right one is refused for a while."""
+    for _ in range(2):
+        assert httpx.get(server.url + "/api/v1/experiments", headers={"Authorization": "Bearer guess-0123456789abcdef"}).status_code == 403
+    r = httpx.get(server.url + "/api/v1/experiments", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 2
+
+
+def test_controller_client_and_sdk_wait_out_a_block_instead_of_failing(short_block: ServerProcess) -> None:
+    """A legitimate client sharing an address with a guesser (trials on one node, a NAT) is
+    refused too; the controller's client and the trial SDK wait for Retry-After and go on,
+    so no call and no metric report is lost."""
+    block(short_block)
+    assert HttpClient(short_block.url, ADMIN, retry_seconds=30).list_experiments() == []
+    block(short_block)
+    code = "import autotune, json\nprint(json.dumps(autotune._request('GET', '/api/v1/experiments', None)))\n"
+    env = {**os.environ, "AUTOTUNE_SERVER_URL": short_block.url, "AUTOTUNE_TOKEN": ADMIN, "AUTOTUNE_REPORT_TIMEOUT": "30"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
