@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -269,21 +269,27 @@ class SearchSpace:
         walk(self.top)
         return out
 
-    def sample_flat(self, rng: np.random.Generator) -> dict[str, Any]:
-        """A prior sample as a flat assignment (choices as option indices)."""
+    def assign(self, pick: Callable[["Dimension"], Any]) -> dict[str, Any]:
+        """A flat assignment built parents first: ``pick(d)`` gives each active dimension's
+        value (a choice as its option index), and the option picked for a nested choice
+        decides which of its children are active and picked next."""
         flat: dict[str, Any] = {}
 
         def walk(keys: Iterable[str]) -> None:
             for k in keys:
                 d = self[k]
-                flat[k] = d.sample(rng)
+                flat[k] = pick(d)
                 if d.is_nested_choice:
-                    opt = d.options[flat[k]]
+                    opt = d.options[int(flat[k])]
                     if isinstance(opt, NestedOption):
                         walk(opt.children)
 
         walk(self.top)
         return flat
+
+    def sample_flat(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A prior sample as a flat assignment (choices as option indices)."""
+        return self.assign(lambda d: d.sample(rng))
 
     def to_parameters(self, flat: Mapping[str, Any]) -> dict[str, Any]:
         """Flat assignment (choices as indices) -> the nested parameters a trial receives."""

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tuner_server.history import OptimizeMode, TrialRecord
-from tuner_server.searchspace import LOG_TYPES, NORMAL_TYPES, Dimension, NestedOption
+from tuner_server.searchspace import LOG_TYPES, NORMAL_TYPES, Dimension
 from tuner_server.tuners.base import NoMoreTrials, Tuner, arg, reject_unknown
 from tuner_server.tuners.tpe import HistoryMemo, flat_key, fresh_prior_sample, parse_liar
 
@@ -73,23 +73,13 @@ class AnnealTuner(Tuner):
     def _neighbour(
         self, center: dict[str, Any], counts: dict[str, int], widen: float, rng: np.random.Generator
     ) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        def pick(d: Dimension) -> Any:
+            if d.key not in center:
+                return d.sample(rng)
+            shrink = min(1.0, widen / (1.0 + counts.get(d.key, 0) * SHRINK_COEF))
+            return _perturb(d, center[d.key], shrink, rng)
 
-        def walk(keys: Sequence[str]) -> None:
-            for k in keys:
-                d = self.space[k]
-                if k in center:
-                    shrink = min(1.0, widen / (1.0 + counts.get(k, 0) * SHRINK_COEF))
-                    out[k] = _perturb(d, center[k], shrink, rng)
-                else:
-                    out[k] = d.sample(rng)
-                if d.is_nested_choice:
-                    opt = d.options[out[k]]
-                    if isinstance(opt, NestedOption):
-                        walk(opt.children)
-
-        walk(self.space.top)
-        return out
+        return self.space.assign(pick)
 
 
 def _perturb(d: Dimension, value: Any, shrink: float, rng: np.random.Generator) -> Any:

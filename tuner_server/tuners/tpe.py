@@ -441,26 +441,19 @@ class TPETuner(Tuner):
         self, cols: dict[str, tuple[np.ndarray, np.ndarray]], losses: np.ndarray, rng: np.random.Generator
     ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
         """The best candidate of every active dimension; also all candidates, best first."""
-        flat: dict[str, Any] = {}
         ranked: dict[str, list[Any]] = {}
 
-        def walk(keys: Sequence[str]) -> None:
-            for k in keys:
-                d = self.space[k]
-                idx, vals = cols[k]
-                good, bad = self._split(idx, losses)
-                if d.is_categorical:
-                    cands = self._categorical(len(d.options), vals[good].astype(int), vals[bad].astype(int), rng)
-                else:
-                    cands = self._numeric(d, self._models[k], vals[good], vals[bad], rng)
-                flat[k] = cands[0]
-                ranked[k] = cands
-                if d.is_nested_choice:
-                    opt = d.options[flat[k]]
-                    if isinstance(opt, NestedOption):
-                        walk(opt.children)
+        def pick(d: Dimension) -> Any:
+            idx, vals = cols[d.key]
+            good, bad = self._split(idx, losses)
+            if d.is_categorical:
+                cands = self._categorical(len(d.options), vals[good].astype(int), vals[bad].astype(int), rng)
+            else:
+                cands = self._numeric(d, self._models[d.key], vals[good], vals[bad], rng)
+            ranked[d.key] = cands
+            return cands[0]
 
-        walk(self.space.top)
+        flat = self.space.assign(pick)
         return flat, ranked
 
     def _categorical(self, k: int, good: np.ndarray, bad: np.ndarray, rng: np.random.Generator) -> list[int]:
@@ -512,19 +505,7 @@ class TPETuner(Tuner):
 
     def _complete(self, flat: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         """Make ``flat`` consistent after a choice changed: drop inactive keys, sample new ones."""
-        out: dict[str, Any] = {}
-
-        def walk(keys: Sequence[str]) -> None:
-            for k in keys:
-                d = self.space[k]
-                out[k] = flat[k] if k in flat else d.sample(rng)
-                if d.is_nested_choice:
-                    opt = d.options[out[k]]
-                    if isinstance(opt, NestedOption):
-                        walk(opt.children)
-
-        walk(self.space.top)
-        return out
+        return self.space.assign(lambda d: flat[d.key] if d.key in flat else d.sample(rng))
 
 
 def _distinct_by_score(values: list[Any], score: np.ndarray) -> list[Any]:
