@@ -43,9 +43,18 @@ def test_nni_form_class_args():
 
 
 def test_defaults_are_nnis():
-    t = tpe({})
+    t = tpe({"tpe_args": {"multivariate": False}})
     assert t.mode is OptimizeMode.MINIMIZE
     assert (t.liar, t.n_startup, t.n_candidates, t.lf, t.prior_weight, t.gamma) == ("best", 20, 24, 25, 1.0, 0.25)
+
+
+def test_startup_default_is_10_for_the_joint_model_on_numeric_spaces_only():
+    numeric = {"x": {"_type": "uniform", "_value": [0, 1]}, "n": {"_type": "randint", "_value": [0, 5]}}
+    with_choice = {**numeric, "c": {"_type": "choice", "_value": ["a", "b"]}}
+    assert tpe({}, numeric).n_startup == 10
+    assert tpe({}, with_choice).n_startup == 20
+    assert tpe({"tpe_args": {"multivariate": False}}, numeric).n_startup == 20  # NNI's TPE exactly
+    assert tpe({"tpe_args": {"n_startup_jobs": 7}}, numeric).n_startup == 7
 
 
 @pytest.mark.parametrize("given, liar", [("min", "best"), ("max", "worst"), ("mean", "mean")])

@@ -2,7 +2,8 @@
 
 The algorithm (Bergstra et al. 2011, as in hyperopt and NNI):
 
-* The first ``n_startup_jobs`` results come from the prior (random search, no repeats).
+* The first ``n_startup_jobs`` results come from the prior (random search, no repeats):
+  NNI's 20, or 10 for the default joint model on a space without choices (``default_startup``).
 * Then every flat dimension is modelled on its own. Only trials in which the dimension
   was active (conditional parameters of a nested choice) are used for it. Those trials
   are ranked by loss; the best ``n = min(ceil(gamma * sqrt(N)), 25)`` form the "good"
@@ -59,6 +60,23 @@ _ENUMERATE_LIMIT = 200_000
 # (tpe_multivariate.py) instead of one per parameter.
 MULTIVARIATE_DEFAULT = True
 MULTIVARIATE_GAMMA = 1.0
+
+# Start-up trials (random) before the model: NNI's 20, or Optuna's 10 for the joint model
+# on an all-numeric space.
+STARTUP_NNI = 20
+STARTUP_NUMERIC = 10
+
+
+def default_startup(space: SearchSpace, multivariate: bool) -> int:
+    """n_startup_jobs when not given. With 10 instead of 20 random trials, the joint model on
+    numeric spaces gets ahead sooner (bench/quality.py, 30 seeds, six continuous problems:
+    lower regret on all six). Where a parameter is a choice it needs samples of each option
+    first: 10 lost on the nested-choice problem (regret 1.16 vs 0.17 at 100 trials) and the
+    mixed one (0.40 vs 0.23). So 20 stays there, and NNI's per-parameter mode keeps NNI's 20."""
+    if multivariate and not any(d.is_categorical for d in space.dims):
+        return STARTUP_NUMERIC
+    return STARTUP_NNI
+
 
 _LIAR_ALIASES = {"best": "best", "min": "best", "worst": "worst", "max": "worst", "mean": "mean"}
 
@@ -375,13 +393,14 @@ class TPETuner(Tuner):
             self.liar = parse_liar(self.name, "constant_liar_type", args.get("constant_liar_type", "best"))
         n = f"{self.name}"
         t = tpe_args
-        self.n_startup = arg(n, t, "n_startup_jobs", 20, int, lambda v: v >= 0, "must be >= 0")
         self.n_candidates = arg(n, t, "n_ei_candidates", 24, int, lambda v: v >= 1, "must be >= 1")
         self.lf = arg(n, t, "linear_forgetting", 25, int, lambda v: v >= 0, "must be >= 0")
         self.prior_weight = float(arg(n, t, "prior_weight", 1.0, (int, float), lambda v: v > 0, "must be > 0"))
         self.gamma = float(arg(n, t, "gamma", 0.25, (int, float), lambda v: 0 < v <= 1, "must be in (0, 1]"))
         # AutoTune's addition (not an NNI classArg): model the parameters jointly.
         self.multivariate = arg(n, t, "multivariate", MULTIVARIATE_DEFAULT, bool)
+        self.n_startup = arg(n, t, "n_startup_jobs", default_startup(self.space, self.multivariate), int, lambda v: v >= 0,
+                             "must be >= 0")
         # A joint estimator needs more good points than a per-parameter one to cover several
         # dimensions: without an explicit gamma it splits at ceil(1.0 * sqrt(n)) (about
         # Optuna's 10% at 100 trials; bench/quality.py: mean normalized regret 0.49 -> 0.28
