@@ -174,16 +174,15 @@ class OperatorRuntime:
 
     def start_sweeper(self) -> None:
         """Start the orphan sweep (now, then every ``sweep_seconds``), unless disabled."""
-        # Only the HTTP client lists experiments; a tuner client without it gets no sweep.
-        list_experiments = getattr(self.tuner, "list_experiments", None)
-        if self.settings.sweep_seconds <= 0 or list_experiments is None or self.sweeper is not None:
+        if self.settings.sweep_seconds <= 0 or self.sweeper is not None:
             return
         custom = client.CustomObjectsApi(self.api)
         lookup = kubernetes_lookup(lambda ns, name: custom.get_namespaced_custom_object(
             API_GROUP, API_VERSION, ns, PLURAL, name, _request_timeout=30))
         watched = frozenset(self.settings.namespaces) or None  # None: cluster-wide
-        delete = self.tuner.delete_experiment
-        self.sweeper = Sweeper(lambda: sweep_once(list_experiments, delete, lookup, watched), self.settings.sweep_seconds)
+        tuner = self.tuner
+        self.sweeper = Sweeper(lambda: sweep_once(tuner.list_experiments, tuner.delete_experiment, lookup, watched),
+                               self.settings.sweep_seconds)
         self.sweeper.start()
 
     def stop_sweeper(self) -> None:

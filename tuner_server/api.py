@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuner_server.engine import Assignment, Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
 from tuner_server.failed_logins import FailedLogins
-from tuner_server.ui import UiOptions, client_address, install_ui, too_many_failures
+from tuner_server.ui import UiOptions, client_address, count_unless_known, install_ui, too_many_failures
 from tuner_server.ui_auth import matches_any
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
@@ -109,8 +109,7 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
         """403; counted as a failed log-in only for a token the server does not know at all
         (an experiment's own token on the wrong route is a bug, not a guess)."""
         viewer = [ui.viewer_token] if ui and ui.viewer_token else []
-        if not matches_any(token, [*viewer, *(h.stored.token for h in engine.list())]):
-            failed.failed(client_address(request))
+        count_unless_known(failed, engine, viewer, client_address(request), token)
         return HTTPException(403, detail)
 
     # matches_any compares bytes: hmac.compare_digest raises TypeError (a 500) for a str
@@ -136,8 +135,7 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
 
     @app.get("/api/v1/experiments", dependencies=[Admin])
     def list_experiments() -> list[dict[str, Any]]:
-        # owner: None for local mode and for experiments an older operator created
-        return [{**engine.summary(h.stored.id), "owner": h.stored.owner} for h in engine.list()]
+        return engine.listing()
 
     @app.put("/api/v1/experiments/{exp_id}", dependencies=[Admin])
     def register(exp_id: Annotated[str, Path(pattern=ID_PATTERN)], body: RegisterRequest) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class TunerClient(Protocol):
     def trials(self, exp_id: str) -> list[dict[str, Any]]: ...
     def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment: ...
     def delete_experiment(self, exp_id: str) -> bool: ...
+    def list_experiments(self) -> list[dict[str, Any]]: ...
 
 
 class InProcessClient:
@@ -83,6 +84,9 @@ class InProcessClient:
         except NotFound:
             return False
         return True
+
+    def list_experiments(self) -> list[dict[str, Any]]:
+        return self.engine.listing()
 
 
 def retry_after(value: str | None) -> float:

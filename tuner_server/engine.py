@@ -432,6 +432,11 @@ class Engine:
                 best = t
         return best
 
+    def listing(self) -> list[dict[str, Any]]:
+        """Every hosted experiment's summary with its ``owner`` (None for local mode and for
+        experiments an older operator created): what the orphan sweep decides on."""
+        return [{**self.summary(h.stored.id), "owner": h.stored.owner} for h in self.list()]
+
     def summary(self, exp_id: str) -> dict[str, Any]:
         h = self.get(exp_id)
         with h.lock:

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -102,6 +102,13 @@ def client_address(request: Request) -> str:
     return client_key(request.client.host if request.client else None)
 
 
+def count_unless_known(failed: FailedLogins, engine: Engine, known: Iterable[str], address: str, token: str) -> None:
+    """Count a refused token as a failed log-in unless the server knows it (``known``, or an
+    experiment's own token): a known token in the wrong place is a caller's bug, not a guess."""
+    if token and not matches_any(token, [*known, *(h.stored.token for h in engine.list())]):
+        failed.failed(address)
+
+
 def too_many_failures_message(seconds: float) -> str:
     return (f"too many failed log-ins (wrong tokens or login codes) from your address; try again in "
             f"{retry_after_header(seconds)} seconds (until then even the right token is refused)")
@@ -173,11 +180,6 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
         # 256 random bits, and counting it would lock out a page that polls every 2 s.
         return state.sessions.get(request.cookies.get(COOKIE))
 
-    def wrong_token(address: str, token: str) -> None:
-        """Count a failed log-in, unless the token is an experiment's own (known, wrong place)."""
-        if token and not matches_any(token, (h.stored.token for h in engine.list())):
-            state.failed.failed(address)
-
     def viewer(request: Request) -> Role:
         """A session cookie, or the viewer/admin token as a bearer token (for scripts)."""
         auth = request.headers.get("authorization", "")
@@ -189,7 +191,7 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
             token = auth[7:].strip()
             role = state.tokens.role(token)
             if role is None:
-                wrong_token(address, token)
+                count_unless_known(state.failed, engine, (), address, token)
                 raise HTTPException(403, "token not valid for the web UI (use the viewer or admin token)")
             # No reset on success: a script's steady reads would wipe an attacker's count
             # on a shared address. Only a login (below) clears failures.
@@ -255,7 +257,7 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
         nxt = _safe_next((form.get("next") or [None])[0])
         role = state.tokens.role(token) if token else None
         if role is None:
-            wrong_token(address, token)
+            count_unless_known(state.failed, engine, (), address, token)
             return RedirectResponse("/ui/login?error=token", status_code=303)
         state.failed.succeeded(address)
         return start_session(role, request, nxt)
