@@ -2,7 +2,8 @@
 
 Pages are static files (tuner_server/web/); they fetch JSON from ``/ui/api/...`` and draw
 with the vendored ECharts build, so nothing is built or templated at run time and no
-secret can end up in a page. Who may look: a browser session made by logging in with the
+secret can end up in a page (one exception: the login page shown with a 429 carries the
+server's own "try again in N seconds" sentence). Who may look: a browser session made by logging in with the
 viewer (or admin) token, see ui_auth.py; scripts may instead send that token as a bearer
 token. Every route here only reads. Too many failed log-ins from one address get 429 for a
 while (failed_logins.py).
@@ -10,6 +11,7 @@ while (failed_logins.py).
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -119,12 +121,20 @@ def too_many_failures(seconds: float) -> HTTPException:
     return HTTPException(429, too_many_failures_message(seconds), headers={"Retry-After": retry_after_header(seconds)})
 
 
-def _too_many_failures_page(seconds: float) -> PlainTextResponse:
-    # The login form and link are opened by a browser: a plain sentence, not JSON.
-    return PlainTextResponse(
-        too_many_failures_message(seconds).capitalize() + ".\n", status_code=429,
-        headers={"Retry-After": retry_after_header(seconds), "Cache-Control": "no-store"},
-    )
+LOGIN_ERROR = '<p id="login-error" class="error" hidden></p>'
+
+
+def _too_many_failures_page(seconds: float) -> Response:
+    """The login form and link are opened by a browser: the login page again, saying why and for
+    how long, so the user is not left on a bare status text. The page's script cannot read the
+    response's status, hence the one sentence filled in here (digits and fixed text only)."""
+    message = too_many_failures_message(seconds).capitalize() + "."
+    headers = {"Retry-After": retry_after_header(seconds), "Cache-Control": "no-store"}
+    page = (WEB / "login.html").read_text(encoding="utf-8")
+    if LOGIN_ERROR not in page:  # login.html changed shape (a unit test guards this): say it plainly
+        return PlainTextResponse(message + "\n", status_code=429, headers=headers)
+    shown = f'<p id="login-error" class="error" role="alert">{html.escape(message)}</p>'
+    return HTMLResponse(page.replace(LOGIN_ERROR, shown), status_code=429, headers=headers)
 
 
 def _secure(request: Request) -> bool:

@@ -63,7 +63,10 @@ def test_ui_login_answers_429_after_n_wrong_tokens_and_a_login_before_that_reset
         assert login(limited, "wrong-token-0123456789").status_code == 303
     blocked = login(limited, VIEWER)  # now even the right token is refused: guesses tell nothing
     assert_too_many(blocked)
-    assert blocked.headers["content-type"].startswith("text/plain")
+    # A browser lands on the login page again, told why and for how long (not a bare status text).
+    assert blocked.headers["content-type"].startswith("text/html")
+    assert 'id="login-form"' in blocked.text
+    assert '<p id="login-error" class="error" role="alert">Too many failed log-ins' in blocked.text
     assert_too_many(httpx.get(limited.url + "/ui/login?code=made-up-code", follow_redirects=False))
     # The same budget guards bearer tokens, on the UI's JSON and on the API.
     r = httpx.get(limited.url + "/ui/api/experiments", headers={"Authorization": f"Bearer {VIEWER}"})

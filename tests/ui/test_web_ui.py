@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import ADMIN, TRIALS, autotune_cmd, manifest, write_manifest
-from tests.ui.conftest import VIEWER, UiPage, UiServer
+from tests.integration.conftest import ADMIN, TRIALS, ServerProcess, autotune_cmd, free_port, manifest, write_manifest
+from tests.ui.conftest import VIEWER, VIEWPORT, UiPage, UiServer
 
 SERIES_JS = """(k) => autotuneUI.charts[k].getOption().series.map(s => ({name: s.name, type: s.type, n: (s.data || []).length}))"""
 
@@ -68,6 +68,36 @@ def test_pages_need_a_login_and_a_wrong_token_is_refused(ui_page: UiPage, ui_ser
         assert r.status_code == 403
     assert httpx.get(ui_server.url + "/ui/api/experiments", headers={"Authorization": f"Bearer {VIEWER}"}).status_code == 200
     assert ui_page.errors == []
+
+
+def test_too_many_wrong_tokens_show_the_login_page_saying_how_long_to_wait(
+        browser: Any, tmp_path: Path, screenshots: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its own server with a limit of 2: blocking 127.0.0.1 on the shared one would lock out the other tests.
+    monkeypatch.setenv("AUTOTUNE_VIEWER_TOKEN", VIEWER)
+    monkeypatch.setenv("AUTOTUNE_LOGIN_MAX_FAILURES", "2")
+    monkeypatch.setenv("AUTOTUNE_LOGIN_FAILURE_WINDOW", "600")
+    server = ServerProcess(tmp_path / "tuner.db", free_port())
+    server.start()
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        p = UiPage(context.new_page(), server.url)
+        p.page.on("pageerror", lambda e: p.errors.append(f"uncaught: {e}"))
+        for _ in range(2):
+            p.login("not-the-token-0123456789")
+            assert "error=token" in p.page.url
+        with p.page.expect_navigation() as nav:  # the third try, even with the right token, is refused
+            p.page.fill("#token", VIEWER)
+            p.page.click("#login-form button[type=submit]")
+        assert nav.value.status == 429
+        message = p.page.inner_text("#login-error")
+        assert p.page.is_visible("#login-error") and p.page.is_visible("#login-form")
+        assert re.search(r"Too many failed log-ins .* try again in \d+ seconds", message), message
+        assert context.cookies() == []
+        p.page.screenshot(path=str(screenshots / "01b-login-blocked.png"))
+        assert p.errors == []
+    finally:
+        context.close()
+        server.stop()
 
 
 def test_session_cookie_is_httponly_and_only_reads(ui_page: UiPage, ui_server: UiServer) -> None:
