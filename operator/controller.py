@@ -66,7 +66,8 @@ class ExperimentController:
         self.state = ControllerState()
         spec = experiment.spec
         final = spec.finalTraining is not None and spec.finalTraining.enabled
-        self.limits = Limits(spec.maxTrialNum, spec.trialConcurrency, spec.maxExecSeconds, executor.capacity(), final)
+        self.limits = Limits(spec.maxTrialNum, spec.trialConcurrency, spec.maxExecSeconds, executor.capacity(), final,
+                             spec.maxFailedTrialNum)
 
     # ----- lifecycle -----
     def start(self) -> None:
@@ -114,12 +115,15 @@ class ExperimentController:
         active = counts["waiting"] + counts["running"]
         finals = summary.get("finalTrials") or []
         final_active = sum(1 for f in finals if f["state"] in ("WAITING", "RUNNING"))
+        last_failure = summary.get("lastFailure") or {}
         obs = Observed(
             elapsed=self.clock() - self.state.created,
             issued=counts["total"] - len(finals),
             active=active - final_active,
             exhausted=self.state.exhausted,
             error=self.state.error,
+            failed=counts["failed"] - sum(1 for f in finals if f["state"] == "FAILED"),
+            last_failure=f"{last_failure['name']}: {last_failure['message']}" if last_failure else "",
             final_issued=len(finals),
             final_active=final_active,
         )

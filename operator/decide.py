@@ -30,6 +30,7 @@ class Limits:
     max_seconds: int | None
     capacity: int | None = None  # executor slots (e.g. devices); None = unlimited
     final_training: bool = False  # rerun the best configuration(s) after the search
+    max_failed: int | None = None  # maxFailedTrialNum: this many failed trials end the experiment ERROR
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Observed:
     active: int  # issued and not ended
     exhausted: bool = False  # the tuner said it has nothing new
     error: str | None = None  # the tuner/spec failed
+    failed: int = 0  # search trials that ended FAILED (not early-stopped, not stopped by us)
+    last_failure: str = ""  # why the latest of them failed, for the message
     # Final training (counted apart from issued/active, which are the search's trials).
     final_issued: int = 0
     final_active: int = 0
@@ -75,6 +78,15 @@ def decide_search(limits: Limits, obs: Observed) -> Decision:
     ended = obs.issued - obs.active
     if obs.error is not None:
         return Decision(Phase.ERROR, stop_active=obs.active > 0, finished=obs.active == 0, message=obs.error)
+    if limits.max_failed is not None and obs.failed >= limits.max_failed:
+        # A broken image, command or data path fails every trial alike: stop spending the
+        # cluster on it (Katib's maxFailedTrialCount). Checked before maxTrialNum, so a run
+        # whose last allowed trial is also the limit-th failure says why it went wrong.
+        why = f"; last: {obs.last_failure}" if obs.last_failure else ""
+        return Decision(
+            Phase.ERROR, stop_active=obs.active > 0, finished=obs.active == 0,
+            message=f"maxFailedTrialNum ({limits.max_failed}) reached: {obs.failed} trial(s) failed{why}",
+        )
     if limits.max_seconds is not None and obs.elapsed >= limits.max_seconds:
         return Decision(
             Phase.TIMEOUT,

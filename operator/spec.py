@@ -168,6 +168,9 @@ class StorageSpec(_Model):
 class ExperimentSpec(_Model):
     maxExecSeconds: int | None = Field(default=None, ge=1)
     maxTrialNum: int | None = Field(default=None, ge=1)
+    # Katib's maxFailedTrialCount (AutoTune extension): this many failed trials end the
+    # experiment ERROR instead of spending the rest of maxTrialNum on a broken trial.
+    maxFailedTrialNum: int | None = Field(default=None, ge=1)
     trialConcurrency: int = Field(default=1, ge=1)
     searchSpace: str | dict[str, Any]
     trainingConfig: TrainingConfig

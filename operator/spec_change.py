@@ -1,8 +1,8 @@
 """Which edits of a running experiment's spec take effect: a pure function of old and new.
 
-The limits (``maxTrialNum``, ``trialConcurrency``, ``maxExecSeconds``) may change at any
-time and apply on the next reconcile: more or fewer trials, more or less parallelism, a
-longer or shorter time limit. Everything else fixes what the search *is* (search space,
+The limits (``maxTrialNum``, ``maxFailedTrialNum``, ``trialConcurrency``, ``maxExecSeconds``)
+may change at any time and apply on the next reconcile: more or fewer trials, more or fewer
+failures tolerated, more or less parallelism, a longer or shorter time limit. Everything else fixes what the search *is* (search space,
 tuner and its arguments, assessor, advisor, seed, objectives, the trial's workload) and
 the tuner server's history depends on it, so it cannot change; the CRD's transition rules
 and the ValidatingAdmissionPolicy refuse such edits at apply time, and this is the
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-MUTABLE = ("maxTrialNum", "trialConcurrency", "maxExecSeconds")
+MUTABLE = ("maxTrialNum", "maxFailedTrialNum", "trialConcurrency", "maxExecSeconds")
 DEFAULTS: dict[str, Any] = {"trialConcurrency": 1}
 
 

@@ -463,6 +463,7 @@ class Engine:
                 "stopRequested": [t.record.trial_id for t in h.trials if t.stop_requested and not t.record.state.ended],
                 "maxBudget": h.tuner.max_budget if isinstance(h.tuner, Advisor) else None,
                 "finalTrials": [{**trial_brief(t), "state": t.record.state.value} for t in h.trials if t.record.kind == "final"],
+                "lastFailure": last_failure(h.trials),
             }
 
     def _multi_objective_view(self, h: Hosted) -> dict[str, Any]:
@@ -486,6 +487,16 @@ class Engine:
         h = self.get(exp_id)
         with h.lock:
             return [trial_view(t) for t in h.trials]
+
+
+def last_failure(trials: list[StoredTrial]) -> dict[str, Any] | None:
+    """The search trial that failed last and why: the experiment's message when
+    maxFailedTrialNum ends it should say what went wrong, not only how often."""
+    failed = [t for t in trials if t.record.state is TrialState.FAILED and t.record.kind != "final"]
+    if not failed:
+        return None
+    t = max(failed, key=lambda t: (t.ended or 0.0, t.record.sequence))
+    return {"name": t.record.trial_id, "message": t.message}
 
 
 def trial_brief(t: StoredTrial) -> dict[str, Any]:

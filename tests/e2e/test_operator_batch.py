@@ -114,6 +114,18 @@ def test_timeout_stops_running_trials(kube_cluster, env):
     assert any(c["type"] == "TimedOut" and c["status"] == "True" for c in st["conditions"])
 
 
+def test_max_failed_trials_ends_error_and_names_the_last_failure(kube_cluster, env):
+    ns, name = env["ns"], "failing"
+    space = '{"x": {"_type": "choice", "_value": [1, 2, 3]}, "fail": {"_type": "choice", "_value": [1]}}'
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=10, concurrency=1, space=space,
+                                                      tuner="Random", maxFailedTrialNum=2))
+    st = wait_for_phase(kube_cluster, ns, name, "ERROR", timeout=90, log=env["op"].output)["status"]
+    assert st["trials"]["failed"] == 2 and st["trials"]["total"] == 2, st  # not the 10 maxTrialNum allows
+    assert st["message"].startswith("maxFailedTrialNum (2) reached: 2 trial(s) failed; last: failing-1: "), st
+    assert any(c["type"] == "Failed" and c["status"] == "True" for c in st["conditions"]), st["conditions"]
+    assert "ExperimentError" in {e["reason"] for e in events_of(kube_cluster, ns, name)}
+
+
 @pytest.mark.parametrize(
     "name,kwargs,expect",
     [
@@ -250,7 +262,7 @@ def test_search_defining_edits_are_refused_at_apply_time(kube_cluster, env):
                         ({"trainingConfig": {"type": "xgboost"}}, "spec.trainingConfig")]:
         r = patch_spec(kube_cluster, ns, name, edit)
         assert r.returncode != 0 and f"{field} cannot change" in r.stderr, (edit, r.stderr)
-        assert "maxTrialNum, trialConcurrency and maxExecSeconds" in r.stderr
+        assert "maxTrialNum, maxFailedTrialNum, trialConcurrency and maxExecSeconds" in r.stderr
     ate = get_experiment(kube_cluster, ns, name)
     assert ate["metadata"]["generation"] == generation and ate["spec"]["searchSpace"] == space
     kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--wait=false")

@@ -90,6 +90,18 @@ def test_failed_and_silent_trials_are_counted_not_dropped(tmp_path: Path) -> Non
     assert "failing on purpose" in (tmp_path / "toy" / "trials" / by_mode["fail"]["id"] / "trial.log").read_text()
 
 
+def test_max_failed_trials_ends_error_naming_the_last_failure(tmp_path: Path) -> None:
+    doc = manifest(command=toy("--mode", "fail"), max_trials=20, concurrency=1)
+    doc["spec"]["maxFailedTrialNum"] = 3
+    r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(tmp_path)])
+    assert r.returncode == 1, r.stderr  # ERROR, not the 20 failing trials maxTrialNum would allow
+    s = read_status(tmp_path, "toy")
+    assert s["phase"] == "ERROR" and s["trials"]["failed"] == 3 and s["trials"]["total"] == 3
+    last = max(rows(tmp_path, "toy"), key=lambda t: int(t["sequence"]))["id"]
+    assert s["message"] == f"maxFailedTrialNum (3) reached: 3 trial(s) failed; last: {last}: exited with code 3"
+    assert "experiment ERROR: maxFailedTrialNum (3) reached" in r.stdout
+
+
 def test_timeout_stops_running_trials(tmp_path: Path) -> None:
     rec = tmp_path / "records.jsonl"
     doc = manifest(command=toy("--mode", "sleep", "--sleep", "30"), max_trials=10, max_seconds=3,

@@ -53,3 +53,21 @@ def test_unlimited_trials_keep_going() -> None:
     lim = Limits(max_trials=None, concurrency=2, max_seconds=None)
     d = decide(lim, Observed(1e6, issued=10_000, active=1))
     assert d.phase is Phase.RUNNING and d.launch == 1
+
+
+def test_max_failed_trials_ends_error_with_the_last_reason_and_stops_the_rest() -> None:
+    lim = Limits(max_trials=50, concurrency=3, max_seconds=None, max_failed=3)
+    below = decide(lim, Observed(0, issued=5, active=2, failed=2, last_failure="t-4: exited with code 1"))
+    assert below.phase is Phase.RUNNING and below.launch == 1
+    d = decide(lim, Observed(0, issued=6, active=2, failed=3, last_failure="t-5: exited with code 1"))
+    assert d.phase is Phase.ERROR and d.stop_active and not d.finished and d.launch == 0
+    assert d.message == "maxFailedTrialNum (3) reached: 3 trial(s) failed; last: t-5: exited with code 1"
+    assert decide(lim, Observed(0, issued=6, active=0, failed=3)).finished
+
+
+def test_max_failed_wins_over_max_trials_and_absent_means_no_limit() -> None:
+    # The last allowed trial was also the limit-th failure: the phase says something went wrong.
+    d = decide(Limits(max_trials=3, concurrency=1, max_seconds=None, max_failed=3), Observed(0, issued=3, active=0, failed=3))
+    assert d.phase is Phase.ERROR and d.finished
+    d = decide(Limits(max_trials=3, concurrency=1, max_seconds=None), Observed(0, issued=3, active=0, failed=3))
+    assert d.phase is Phase.DONE

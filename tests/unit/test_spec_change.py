@@ -11,11 +11,13 @@ BASE = {
 
 
 def test_limits_change_and_nothing_else():
-    new = {**BASE, "maxTrialNum": 8, "trialConcurrency": 2, "maxExecSeconds": 60}
+    new = {**BASE, "maxTrialNum": 8, "trialConcurrency": 2, "maxExecSeconds": 60, "maxFailedTrialNum": 5}
     c = diff_spec(BASE, new)
-    assert c.limits == {"maxTrialNum": (4, 8), "trialConcurrency": (1, 2), "maxExecSeconds": (None, 60)}
+    assert c.limits == {"maxTrialNum": (4, 8), "maxFailedTrialNum": (None, 5), "trialConcurrency": (1, 2),
+                        "maxExecSeconds": (None, 60)}
     assert c.refused == ()
-    assert describe_limits(c) == "maxTrialNum 4 -> 8, trialConcurrency 1 -> 2, maxExecSeconds none -> 60"
+    assert describe_limits(c) == ("maxTrialNum 4 -> 8, maxFailedTrialNum none -> 5, trialConcurrency 1 -> 2, "
+                                  "maxExecSeconds none -> 60")
 
 
 def test_removing_a_limit_is_a_change_and_the_default_concurrency_is_not():
