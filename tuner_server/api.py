@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tuner_server.engine import Assignment, Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
 from tuner_server.failed_logins import FailedLogins
+from tuner_server.metrics import install_metrics
 from tuner_server.ui import UiOptions, client_address, count_unless_known, install_ui, too_many_failures
-from tuner_server.ui_auth import matches_any
+from tuner_server.ui_auth import TokenCheck, matches_any
+from tuner_server.warm_start import ImportRequest
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 
@@ -83,12 +85,16 @@ def assignment_view(a: Assignment) -> dict[str, Any]:
 
 
 def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
-               failed_logins: FailedLogins | None = None) -> FastAPI:
+               failed_logins: FailedLogins | None = None, metrics_auth: bool = True) -> FastAPI:
+    """``metrics_auth``: GET /metrics needs the viewer or admin token (else it is open)."""
     if len(admin_token) < 16:
         raise ValueError("the admin token must be at least 16 characters")
     app = FastAPI(title="AutoTune tuner server", version="v1")
     # One budget per address for the API and the web UI: the admin token opens both.
     failed = failed_logins or FailedLogins()
+    scrapers = TokenCheck(admin_token, ui.viewer_token if ui else None) if metrics_auth else None
+    metrics = install_metrics(app, engine, scrapers, failed, ui.phase if ui else None)
+    app.state.metrics = metrics
 
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, e: EngineError) -> JSONResponse:
@@ -139,13 +145,17 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
 
     @app.put("/api/v1/experiments/{exp_id}", dependencies=[Admin])
     def register(exp_id: Annotated[str, Path(pattern=ID_PATTERN)], body: RegisterRequest) -> dict[str, Any]:
+        new = engine.find(exp_id) is None
         h = engine.register(exp_id, body.name, body.config, body.token,
                             body.owner.model_dump() if body.owner else None)
+        if new:
+            metrics.experiments_registered.labels(body.config.tuner.name).inc()
         return {"experimentId": h.stored.id, "token": h.stored.token, "created": h.stored.created}
 
     @app.delete("/api/v1/experiments/{exp_id}", dependencies=[Admin])
     def delete(exp_id: str) -> dict[str, str]:
         engine.delete(exp_id)
+        metrics.experiments_deleted.inc()
         return {"deleted": exp_id}
 
     @app.get("/api/v1/experiments/{exp_id}", dependencies=[Member])
@@ -158,7 +168,12 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
 
     @app.post("/api/v1/experiments/{exp_id}/trials", dependencies=[Admin])
     def suggest(exp_id: str, body: SuggestRequest) -> dict[str, Any]:
-        a = engine.suggest(exp_id, body.sequence)
+        h = engine.get(exp_id)
+        # An issued trial asked for again (a controller's retry) costs the tuner nothing: not timed.
+        replay = body.sequence is not None and body.sequence < len(h.trials)
+        with metrics.suggestion(h.config.tuner.name, counted=not replay) as outcome:
+            a = engine.suggest(exp_id, body.sequence)
+            outcome("exhausted" if a is None else "wait" if isinstance(a, NotNow) else "trial")
         if a is None:
             return {"exhausted": True, "wait": False}
         if isinstance(a, NotNow):
@@ -168,6 +183,11 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     @app.post("/api/v1/experiments/{exp_id}/final-trials", dependencies=[Admin])
     def final_trial(exp_id: str, body: FinalTrialRequest) -> dict[str, Any]:
         return assignment_view(engine.final_trial(exp_id, body.sequence, body.parameters, body.budget))
+
+    @app.post("/api/v1/experiments/{exp_id}/imported-trials", dependencies=[Admin])
+    def import_trials(exp_id: str, body: ImportRequest) -> dict[str, Any]:
+        """Warm start: completed trials of earlier experiments as observations (idempotent)."""
+        return engine.import_trials(exp_id, body)
 
     @app.get("/api/v1/experiments/{exp_id}/trials/{trial_id}", dependencies=[Member])
     def trial(exp_id: str, trial_id: str) -> dict[str, Any]:
@@ -184,7 +204,8 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/final", dependencies=[Member])
     def final(exp_id: str, trial_id: str, body: MetricRequest) -> dict[str, bool]:
-        engine.report_final(exp_id, trial_id, body.metric)
+        with metrics.trial_end(engine, exp_id, trial_id):  # a bad multi-objective metric fails the trial
+            engine.report_final(exp_id, trial_id, body.metric)
         return {"stop": False}
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/stop", dependencies=[Admin])
@@ -194,7 +215,8 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/end", dependencies=[Admin])
     def end(exp_id: str, trial_id: str, body: EndRequest) -> dict[str, str]:
-        return {"state": engine.end(exp_id, trial_id, body.exitCode, body.killed, body.message).value}
+        with metrics.trial_end(engine, exp_id, trial_id):
+            return {"state": engine.end(exp_id, trial_id, body.exitCode, body.killed, body.message).value}
 
     # The read-only web UI (pages + /ui/api); its state issues local mode's login codes.
     app.state.ui = install_ui(app, engine, admin_token, ui, failed)

@@ -17,6 +17,7 @@ import urllib.request
 from typing import Any, Protocol
 
 from tuner_server.engine import Assignment, Engine, ExperimentConfig, NotFound, NotNow
+from tuner_server.warm_start import ImportRequest
 
 DELETE_RETRY_SECONDS = 10.0
 
@@ -43,6 +44,7 @@ class TunerClient(Protocol):
     def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment: ...
     def delete_experiment(self, exp_id: str) -> bool: ...
     def list_experiments(self) -> list[dict[str, Any]]: ...
+    def import_trials(self, exp_id: str, request: ImportRequest) -> dict[str, Any]: ...
 
 
 class InProcessClient:
@@ -87,6 +89,9 @@ class InProcessClient:
 
     def list_experiments(self) -> list[dict[str, Any]]:
         return self.engine.listing()
+
+    def import_trials(self, exp_id: str, request: ImportRequest) -> dict[str, Any]:
+        return self.engine.import_trials(exp_id, request)
 
 
 def retry_after(value: str | None) -> float:
@@ -152,6 +157,10 @@ class HttpClient:
     def list_experiments(self) -> list[dict[str, Any]]:
         """Every experiment the server hosts (summaries with ``owner``); admin only."""
         return self._call("GET", "/api/v1/experiments")
+
+    def import_trials(self, exp_id: str, request: ImportRequest) -> dict[str, Any]:
+        """Warm start (idempotent: a trial imported before is not imported again)."""
+        return self._call("POST", f"/api/v1/experiments/{exp_id}/imported-trials", request.model_dump(mode="json"))
 
     def suggest(self, exp_id: str, sequence: int) -> Assignment | NotNow | None:
         r = self._call("POST", f"/api/v1/experiments/{exp_id}/trials", {"sequence": sequence})

@@ -11,7 +11,7 @@ import math
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -23,8 +23,9 @@ from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.objectives import MetricError, Objective, curve_value, metric_vector
 from tuner_server.pareto import pareto_front, to_losses
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
-from tuner_server.store import Store, StoredExperiment, StoredTrial
+from tuner_server.store import ImportedTrial, Store, StoredExperiment, StoredTrial
 from tuner_server.tuners import NoMoreTrials, TryLater, Tuner, TunerArgsError, create_tuner
+from tuner_server.warm_start import ImportRequest, misfit, objective_mismatch
 
 
 class AlgorithmSpec(BaseModel):
@@ -110,6 +111,10 @@ class Hosted:
     trials: list[StoredTrial] = field(default_factory=list)
     by_id: dict[str, StoredTrial] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # Warm start: trials of earlier experiments (kind "imported"), oldest first, and the
+    # (source, source trial id) of each, so importing a source again adds nothing.
+    imported: list[TrialRecord] = field(default_factory=list)
+    imported_keys: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def mode(self) -> OptimizeMode:
@@ -120,8 +125,30 @@ class Hosted:
         return self.config.objectives or []
 
     def history(self) -> list[TrialRecord]:
-        """What the tuner and assessor see: the search trials (not final training)."""
-        return [t.record for t in self.trials if t.record.kind == "search"]
+        """What the tuner and assessor see: the imported trials (warm start), then the search
+        trials (not final training).
+
+        Tuners order the history by sequence (TPE's linear forgetting, Evolution's
+        population, PPO's batches), so imported trials take sequences 0..k-1 and this
+        experiment's trials are shown shifted by k: older observations first, as they
+        happened. Without imports the records are handed over as they are.
+        """
+        own = [t.record for t in self.trials if t.record.kind == "search"]
+        k = len(self.imported)
+        if not k:
+            return own
+        return [*self.imported, *(replace(r, sequence=r.sequence + k) for r in own)]
+
+    def add_imported(self, t: ImportedTrial) -> None:
+        rec = TrialRecord(
+            sequence=len(self.imported), trial_id=f"imported:{t.source}:{t.source_trial}", parameters=t.parameters,
+            state=t.state, value=t.value, metrics=t.metrics if isinstance(t.metrics, Mapping) else None,
+            intermediate=list(t.intermediate), kind="imported",
+        )
+        if self.objectives:
+            rec.values = metric_vector(t.metrics, self.objectives)
+        self.imported.append(rec)
+        self.imported_keys[(t.source, t.source_trial)] = t.source
 
     def add(self, t: StoredTrial) -> None:
         self.trials.append(t)
@@ -199,6 +226,8 @@ class Engine:
                     except MetricError:
                         pass
                 h.add(st)
+            for it in store.imported(se.id):
+                h.add_imported(it)
             self._experiments[se.id] = h
 
     # ----- experiments -----
@@ -294,6 +323,70 @@ class Engine:
             self.store.add_trial(exp_id, rec, now)
             h.add(StoredTrial(rec, False, now, None, None, None, None))
             return Assignment.of(rec)
+
+    def import_trials(self, exp_id: str, request: ImportRequest) -> dict[str, Any]:
+        """Warm start: add completed trials of earlier experiments as observations.
+
+        They feed the tuner and the assessor but are not trials of this experiment (no
+        sequence, not counted, never its best). A trial whose parameters do not fit this
+        search space, or whose metric does not give this experiment's objective, is
+        skipped and counted with the first reason. A source that optimizes something else
+        (another direction or other objectives) is refused (InvalidConfig) before anything
+        is imported, as is an algorithm that cannot take imports. Idempotent: a (source,
+        trial id) imported before is not imported again. ``maxTrials`` caps the imported
+        trials of the experiment in all. One store transaction: all or nothing.
+        """
+        h = self.get(exp_id)
+        refused = h.tuner.warm_start_refused
+        if refused:
+            raise InvalidConfig(f"warm start: {h.tuner.name} takes no imported trials ({refused}); "
+                                f"remove spec.warmStart or use a model-based tuner such as TPE")
+        for src in request.sources:
+            why = objective_mismatch(h.mode, h.objectives, src.optimizeMode, src.objectives)
+            if why is not None:
+                raise InvalidConfig(f"warm start from '{src.name}': {why}; its results cannot guide this search")
+        with h.lock:
+            room = None if request.maxTrials is None else max(request.maxTrials - len(h.imported), 0)
+            new: list[tuple[float, int, ImportedTrial]] = []
+            report: list[dict[str, Any]] = []
+            keys = set(h.imported_keys)
+            for src in request.sources:
+                rep = {"name": src.name, "imported": 0, "alreadyImported": 0, "skipped": src.skipped,
+                       "firstSkipReason": src.firstSkipReason, "overLimit": 0}
+                report.append(rep)
+                for t in src.trials:
+                    if (src.name, t.id) in keys:
+                        rep["alreadyImported"] += 1
+                        continue
+                    why = misfit(h.space, t.parameters)
+                    value: float | None = None
+                    if why is None:
+                        try:
+                            if h.objectives:
+                                value = metric_vector(t.metric, h.objectives)[0]
+                            else:
+                                value = metric_value(t.metric)[0]
+                        except ValueError as e:
+                            why = f"metric: {e}"
+                    if why is not None or value is None:
+                        rep["skipped"] += 1
+                        rep["firstSkipReason"] = rep["firstSkipReason"] or f"{t.id}: {why}"
+                        continue
+                    if room is not None and len(new) >= room:
+                        rep["overLimit"] += 1
+                        continue
+                    keys.add((src.name, t.id))
+                    it = ImportedTrial(src.name, t.id, 0, dict(t.parameters), TrialState(t.state), value, t.metric,
+                                       list(t.intermediate))
+                    new.append((t.ended if t.ended is not None else math.inf, len(new), it))
+            # Oldest first (ended, then as given): tuners weigh the most recent observations most.
+            new.sort(key=lambda x: (x[0], x[1]))
+            rows = [replace(it, position=len(h.imported) + i) for i, (_, _, it) in enumerate(new)]
+            if rows:
+                self.store.add_imported(exp_id, rows, self.clock())
+                for it in rows:
+                    h.add_imported(it)
+            return {"imported": len(rows), "total": len(h.imported), "sources": report}
 
     def max_budget(self, exp_id: str) -> int | None:
         """The largest budget the experiment's advisor gives (None without an advisor)."""
@@ -464,6 +557,7 @@ class Engine:
                 "maxBudget": h.tuner.max_budget if isinstance(h.tuner, Advisor) else None,
                 "finalTrials": [{**trial_brief(t), "state": t.record.state.value} for t in h.trials if t.record.kind == "final"],
                 "lastFailure": last_failure(h.trials),
+                **({"imported": imported_view(h)} if h.imported else {}),
             }
 
     def _multi_objective_view(self, h: Hosted) -> dict[str, Any]:
@@ -487,6 +581,14 @@ class Engine:
         h = self.get(exp_id)
         with h.lock:
             return [trial_view(t) for t in h.trials]
+
+
+def imported_view(h: Hosted) -> dict[str, Any]:
+    """How many trials warm start imported, in all and per source (not in ``trials``)."""
+    per: dict[str, int] = {}
+    for source in h.imported_keys.values():
+        per[source] = per.get(source, 0) + 1
+    return {"total": len(h.imported), "sources": per}
 
 
 def last_failure(trials: list[StoredTrial]) -> dict[str, Any] | None:

@@ -64,6 +64,23 @@ CREATE TABLE IF NOT EXISTS events (
     ts REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_exp ON events (exp_id, id);
+-- Warm start: completed trials of earlier experiments, observations for the tuner only
+-- (not trials of this experiment). Keyed by source and source trial id, so importing the
+-- same source again adds nothing. A table of its own (created here on old databases too,
+-- so no column migration is needed) keeps the trials table's sequences this experiment's.
+CREATE TABLE IF NOT EXISTS imported_trials (
+    exp_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    source_trial TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    parameters TEXT NOT NULL,
+    state TEXT NOT NULL,
+    value REAL NOT NULL,
+    metrics TEXT,
+    intermediate TEXT,
+    ts REAL NOT NULL,
+    PRIMARY KEY (exp_id, source, source_trial)
+);
 """
 
 # Columns added after the first release: (name, declaration), added by Store._migrate.
@@ -81,6 +98,20 @@ class StoredExperiment:
     token: str
     created: float
     owner: dict[str, str] | None = None
+
+
+@dataclass
+class ImportedTrial:
+    """A completed trial of an earlier experiment, imported as an observation (warm start)."""
+
+    source: str
+    source_trial: str
+    position: int  # order in the tuner's history: imported trials come first, oldest first
+    parameters: dict[str, Any]
+    state: TrialState
+    value: float
+    metrics: Any  # the final metric as reported (a number or a dict)
+    intermediate: list[float]
 
 
 @dataclass
@@ -162,6 +193,7 @@ class Store:
             [
                 ("DELETE FROM intermediate WHERE exp_id = ?", (exp_id,)),
                 ("DELETE FROM trials WHERE exp_id = ?", (exp_id,)),
+                ("DELETE FROM imported_trials WHERE exp_id = ?", (exp_id,)),
                 ("DELETE FROM experiments WHERE id = ?", (exp_id,)),
             ],
         )
@@ -179,6 +211,27 @@ class Store:
                     (exp_id, t.trial_id, t.sequence, json.dumps(t.parameters), t.state.value, created, t.budget,
                      json.dumps(t.info) if t.info is not None else None, t.kind),
                 )
+            ],
+        )
+
+    def add_imported(self, exp_id: str, trials: list[ImportedTrial], ts: float) -> None:
+        """Import trials in one transaction (all or none); a key seen before is ignored."""
+        per_source: dict[str, int] = {}
+        for t in trials:
+            per_source[t.source] = per_source.get(t.source, 0) + 1
+        self._tx(
+            exp_id,
+            None,
+            "trials_imported",
+            {"sources": per_source},
+            [
+                (
+                    "INSERT OR IGNORE INTO imported_trials (exp_id, source, source_trial, position, parameters, state, "
+                    "value, metrics, intermediate, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (exp_id, t.source, t.source_trial, t.position, json.dumps(t.parameters), t.state.value, t.value,
+                     json.dumps(t.metrics), json.dumps(t.intermediate), ts),
+                )
+                for t in trials
             ],
         )
 
@@ -277,6 +330,16 @@ class Store:
             )
             out.append(StoredTrial(rec, bool(r[6]), r[7], r[8], r[9], r[10], r[11]))
         return out
+
+    def imported(self, exp_id: str) -> list[ImportedTrial]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT source, source_trial, position, parameters, state, value, metrics, intermediate "
+                "FROM imported_trials WHERE exp_id = ? ORDER BY position",
+                (exp_id,),
+            ).fetchall()
+        return [ImportedTrial(r[0], r[1], r[2], json.loads(r[3]), TrialState(r[4]), r[5], json.loads(r[6] or "null"),
+                              json.loads(r[7] or "[]")) for r in rows]
 
     def intermediate(self, exp_id: str, trial_id: str) -> list[dict[str, Any]]:
         with self._lock:

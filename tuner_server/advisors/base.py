@@ -82,6 +82,10 @@ def integer_budgets(values: Sequence[float]) -> tuple[int, ...]:
 class Advisor(Tuner):
     """A tuner that also schedules budgets. Subclasses implement :meth:`propose`."""
 
+    # Brackets and rungs are made of this experiment's own runs at its own budgets; a
+    # result from elsewhere has no place in them.
+    warm_start_refused: ClassVar[str] = "advisors schedule brackets of this experiment's own runs and budgets"
+
     supported_types: ClassVar[frozenset[str]] = frozenset(
         {"choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal", "lognormal", "qlognormal"}
     )

@@ -48,6 +48,10 @@ class Tuner(ABC):
     multi_objective: ClassVar[bool] = False
     #: the direction of each objective (empty for a single-objective experiment).
     objectives: tuple[OptimizeMode, ...] = ()
+    #: Why this algorithm takes no imported trials (spec.warmStart), or "" when it does. A
+    #: tuner reading only results and parameters learns from them; one that counts or
+    #: orders its own trials (a grid, a batch, generations, brackets) would be thrown off.
+    warm_start_refused: ClassVar[str] = ""
 
     def __init__(self, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0) -> None:
         self.space = space

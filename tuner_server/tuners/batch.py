@@ -15,6 +15,7 @@ from tuner_server.tuners.base import NoMoreTrials, Tuner, TunerArgsError
 class BatchTuner(Tuner):
     name = "Batch"
     multi_objective = True  # never reads results, so any number of objectives works
+    warm_start_refused = "Batch never reads results; it hands out its listed parameter sets in order"
     aliases = ("BatchTuner",)
     supported_types = frozenset({"choice"})
     # The T9k manual's Batch example passes these although Batch takes no arguments.

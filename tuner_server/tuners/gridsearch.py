@@ -68,6 +68,7 @@ def is_finite(space: SearchSpace) -> bool:
 class GridSearchTuner(Tuner):
     name = "GridSearch"
     multi_objective = True  # never reads results, so any number of objectives works
+    warm_start_refused = "GridSearch never reads results; imported trials would only remove points from its grid"
     aliases = ("Grid", "GridSearchTuner")
     supported_types = Tuner.supported_types | {"layer_choice", "input_choice"}
     ignored_args = frozenset({"optimize_mode"})

@@ -41,6 +41,7 @@ SAVE = "save_checkpoint_dir"
 class PBTTuner(Tuner):
     name = "PBTTuner"
     aliases = ("PBT",)
+    warm_start_refused = "PBTTuner's generations are this experiment's own trials, with their checkpoints"
     default_mode = OptimizeMode.MAXIMIZE
 
     def configure(self, args: dict[str, Any]) -> None:
