@@ -56,12 +56,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--login-failure-window", type=float,
                    default=os.environ.get("AUTOTUNE_LOGIN_FAILURE_WINDOW", str(DEFAULT_WINDOW_SECONDS)),
                    help=f"seconds a failed log-in counts (default {DEFAULT_WINDOW_SECONDS:g}, $AUTOTUNE_LOGIN_FAILURE_WINDOW)")
+    p.add_argument("--metrics-auth", choices=["token", "none"], default=os.environ.get("AUTOTUNE_METRICS_AUTH", "token"),
+                   help="GET /metrics needs the viewer or admin token as a bearer token (token, the default), "
+                        "or is open to anyone reaching the port (none) ($AUTOTUNE_METRICS_AUTH)")
     args = p.parse_args(argv)
+    if args.metrics_auth not in ("token", "none"):  # argparse does not check a default against choices
+        p.error(f"AUTOTUNE_METRICS_AUTH must be token or none, not {args.metrics_auth!r}")
     try:
         failed = FailedLogins(max_failures=args.login_max_failures, window=args.login_failure_window)
     except ValueError as e:
         p.error(str(e))
-    app = create_app(Engine(Store(args.db)), _admin_token(args), UiOptions(viewer_token=_viewer_token(args)), failed)
+    app = create_app(Engine(Store(args.db)), _admin_token(args), UiOptions(viewer_token=_viewer_token(args)), failed,
+                     metrics_auth=args.metrics_auth == "token")
     # proxy_headers=False: uvicorn would otherwise take the client address from
     # X-Forwarded-For whenever the peer is 127.0.0.1 (kubectl port-forward, a sidecar), and
     # a guesser could then name a new address per attempt (see failed_logins.py).
