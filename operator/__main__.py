@@ -14,6 +14,8 @@ flag instead, which wins:
                                                          deleted experiments this often (and at
                                                          start); default 600, 0: never
     --liveness-endpoint U  AUTOTUNE_LIVENESS_ENDPOINT   e.g. http://0.0.0.0:8080/healthz
+    --metrics-endpoint U   AUTOTUNE_METRICS_ENDPOINT    Prometheus metrics, e.g. http://0.0.0.0:9090/metrics
+                                                         (own port, no auth); unset: off
     --log-level L          AUTOTUNE_LOG_LEVEL
 
 Kubernetes credentials: the in-cluster service account, else KUBECONFIG.
@@ -36,6 +38,7 @@ FLAG_ENV = {
     "resync_seconds": "AUTOTUNE_RESYNC_SECONDS",
     "orphan_sweep_seconds": "AUTOTUNE_ORPHAN_SWEEP_SECONDS",
     "liveness_endpoint": "AUTOTUNE_LIVENESS_ENDPOINT",
+    "metrics_endpoint": "AUTOTUNE_METRICS_ENDPOINT",
     "log_level": "AUTOTUNE_LOG_LEVEL",
 }
 
@@ -52,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="delete tuner-server state of deleted experiments at start and this often; 0: never "
                         "(AUTOTUNE_ORPHAN_SWEEP_SECONDS, default 600)")
     p.add_argument("--liveness-endpoint", help="serve kopf's liveness probe here (AUTOTUNE_LIVENESS_ENDPOINT)")
+    p.add_argument("--metrics-endpoint",
+                   help="serve Prometheus metrics here, e.g. http://0.0.0.0:9090/metrics; unset: off (AUTOTUNE_METRICS_ENDPOINT)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(AUTOTUNE_LOG_LEVEL)")
 
 

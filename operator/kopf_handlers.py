@@ -49,6 +49,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.server_timeout = 300
     memo.runtime = OperatorRuntime(ours, _api_client())
     memo.runtime.start_sweeper()
+    memo.runtime.start_metrics_server()
 
 
 @kopf.on.cleanup()
@@ -56,6 +57,7 @@ def cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime = memo.get("runtime")  # absent if startup failed
     if runtime is not None:
         runtime.stop_sweeper()
+        runtime.stop_metrics_server()
 
 
 @kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=15.0, backoff=5.0)
@@ -74,6 +76,7 @@ async def experiment(stopped: kopf.DaemonStopped, body: kopf.Body, namespace: st
             memo.runtime.run_experiment(body, lambda: bool(stopped))  # body is kopf's live view
         except BaseException as e:  # handed to kopf, which backs off and restarts the daemon
             error = e
+            memo.runtime.metrics.error("handler")
         try:
             loop.call_soon_threadsafe(settle, error)
         except RuntimeError:  # the operator is exiting and its event loop is closed

@@ -25,6 +25,8 @@ from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Limits, Phase
 from autotune_operator.executors.base import trial_env
 from autotune_operator.executors.kubernetes import EventRecorder, ExperimentRef, KubernetesExecutor
+from autotune_operator.metrics import OperatorMetrics, metered
+from autotune_operator.metrics_server import MetricsServer, parse_endpoint
 from autotune_operator.orphan_sweep import Sweeper, kubernetes_lookup, sweep_once
 from autotune_operator.orphans import PendingDeletes
 from autotune_operator.spec_change import MUTABLE, SpecChange, describe_limits, diff_spec, refused_message
@@ -60,6 +62,8 @@ class Settings:
     # Every this many seconds (and at start) delete tuner-server state whose experiment is
     # gone (orphan_sweep.py); 0: never.
     sweep_seconds: float = 600.0
+    # Serve Prometheus metrics here (http://HOST:PORT/PATH, metrics_server.py); None: not at all.
+    metrics_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -83,6 +87,7 @@ class Settings:
             resync_seconds=float(env.get("AUTOTUNE_RESYNC_SECONDS", "2")),
             sweep_seconds=_sweep_seconds(env.get("AUTOTUNE_ORPHAN_SWEEP_SECONDS", "600")),
             checkpoint_root=env.get("AUTOTUNE_TRIAL_CHECKPOINT_ROOT", "").strip() or None,
+            metrics_endpoint=_metrics_endpoint(env.get("AUTOTUNE_METRICS_ENDPOINT", "")),
             accelerators=AcceleratorPolicy(
                 tolerate=env.get("AUTOTUNE_ACCELERATOR_TOLERATIONS", "true").lower() != "false",
                 node_selectors=selectors,
@@ -98,6 +103,16 @@ def _sweep_seconds(raw: str) -> float:
     if not value >= 0:  # also NaN
         raise SystemExit(f"AUTOTUNE_ORPHAN_SWEEP_SECONDS must be a number of seconds >= 0 (0: no sweep), not {raw!r}")
     return value
+
+
+def _metrics_endpoint(raw: str) -> str | None:
+    if not raw.strip():
+        return None
+    try:
+        parse_endpoint(raw)
+    except ValueError as e:
+        raise SystemExit(f"AUTOTUNE_METRICS_ENDPOINT: {e}") from None
+    return raw.strip()
 
 
 def discover_groups(api: client.ApiClient) -> dict[str, set[str]]:
@@ -145,10 +160,12 @@ def now_iso() -> str:
 class StatusWriter:
     """Patches the experiment's status subresource, only when something changed."""
 
-    def __init__(self, api: client.ApiClient, ref: ExperimentRef, current: Mapping[str, Any] | None) -> None:
+    def __init__(self, api: client.ApiClient, ref: ExperimentRef, current: Mapping[str, Any] | None,
+                 on_write: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.ref = ref
         self.last: dict[str, Any] = dict(current or {})
+        self.on_write = on_write  # told every status written (the metrics count from it)
 
     def write(self, patch: dict[str, Any]) -> None:
         new = {**self.last, **patch}
@@ -159,13 +176,18 @@ class StatusWriter:
             API_GROUP, API_VERSION, self.ref.namespace, PLURAL, self.ref.name, {"status": new}
         )
         self.last = new
+        if self.on_write is not None:
+            self.on_write(new)
 
 
 class OperatorRuntime:
     def __init__(self, settings: Settings, api: client.ApiClient, tuner: TunerClient | None = None) -> None:
         self.settings = settings
         self.api = api
-        self.tuner: TunerClient = tuner or HttpClient(settings.server_url, settings.admin_token, retry_seconds=CALL_RETRY_SECONDS)
+        self.metrics = OperatorMetrics()
+        self.metrics_server: MetricsServer | None = None
+        self.tuner: TunerClient = metered(
+            tuner or HttpClient(settings.server_url, settings.admin_token, retry_seconds=CALL_RETRY_SECONDS), self.metrics)
         self._wakers: dict[tuple[str, str], threading.Event] = {}
         self._generations: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
@@ -188,6 +210,17 @@ class OperatorRuntime:
     def stop_sweeper(self) -> None:
         if self.sweeper is not None:
             self.sweeper.stop()
+
+    def start_metrics_server(self) -> None:
+        """Serve the Prometheus metrics at ``metrics_endpoint``, if set (a taken port raises)."""
+        if self.settings.metrics_endpoint and self.metrics_server is None:
+            self.metrics_server = MetricsServer(parse_endpoint(self.settings.metrics_endpoint),
+                                                self.metrics.exposition).start()
+
+    def stop_metrics_server(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
 
     def waker(self, namespace: str, name: str) -> threading.Event:
         with self._lock:
@@ -223,9 +256,11 @@ class OperatorRuntime:
             self._generations.pop((namespace, name), None)
         if ev is not None:
             ev.set()
+        self.metrics.experiment_forgotten((namespace, name))
         try:
             self.tuner.delete_experiment(uid)
         except (TunerServerError, OSError) as e:
+            self.metrics.error("finalizer")
             msg = (f"could not remove the experiment's tuner-server state ({e}); deleting the experiment anyway. "
                    f"The operator retries in the background; by hand: DELETE {self.settings.server_url}"
                    f"/api/v1/experiments/{uid} with the admin token")
@@ -246,7 +281,9 @@ class OperatorRuntime:
         md = body["metadata"]
         ref = ExperimentRef(md["namespace"], md["name"], md["uid"])
         status = dict(body.get("status") or {})
-        writer = StatusWriter(self.api, ref, status)
+        key = (ref.namespace, ref.name)
+        self.metrics.experiment_loaded(key, status)
+        writer = StatusWriter(self.api, ref, status, on_write=lambda written: self.metrics.status_written(key, written))
         events = EventRecorder(self.api, ref)
         if status.get("phase") in ("DONE", "TIMEOUT", "ERROR"):
             return
@@ -270,7 +307,8 @@ class OperatorRuntime:
             # an executor remembers which trial ends it reported, and a report the tuner
             # server never got must be made again (ending a trial is idempotent there).
             executor = KubernetesExecutor(self.api, ref, exp.spec, family, wake=wake,
-                                          accelerators=self.settings.accelerators, events=events)
+                                          accelerators=self.settings.accelerators, events=events,
+                                          on_created=lambda _trial: self.metrics.workload_created(family))
             c = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url,
                                      checkpoint_root=self.settings.checkpoint_root,
                                      owner={"namespace": ref.namespace, "name": ref.name, "uid": ref.uid})
@@ -300,6 +338,7 @@ class OperatorRuntime:
             except TunerServerError as e:
                 if stopped():
                     return  # being deleted: the finalizer may already have removed the server's state (404)
+                self.metrics.error("reconcile_tuner_server")
                 if 400 <= e.status < 500:
                     self._fail(writer, events, f"the tuner server refused the experiment: {e}")
                     return
@@ -313,6 +352,7 @@ class OperatorRuntime:
                 backoff = min(backoff * 2, 30)
                 continue
             except Exception as e:  # API hiccups, server down: never crash, retry
+                self.metrics.error("reconcile")
                 log.exception("%s/%s: reconcile failed; retrying", ref.namespace, ref.name)
                 controller, started = fresh(), False
                 try:

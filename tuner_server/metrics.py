@@ -26,7 +26,7 @@ from typing import Annotated, Callable, Iterator
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +37,10 @@ from tuner_server.history import TrialState
 from tuner_server.ui import client_address, count_unless_known, derived_phase, too_many_failures
 from tuner_server.ui_auth import TokenCheck
 
+# The classic text format every Prometheus reads (2.x included); generate_latest writes it
+# for names like ours. prometheus_client's CONTENT_TYPE_LATEST says version=1.0.0, which
+# older servers do not know.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "<unmatched>"  # a 404 path: every scanner's guess must not become a series
 # HTTP routes answer in ms; a suggestion from GP/Metis on a long history may take seconds.
@@ -201,6 +205,6 @@ def install_metrics(app: FastAPI, engine: Engine, tokens: TokenCheck | None, fai
 
     @app.get("/metrics", dependencies=[Depends(scraper)], include_in_schema=False)
     def scrape() -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
     return metrics
