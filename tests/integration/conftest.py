@@ -35,13 +35,14 @@ class ServerProcess:
     db: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTOTUNE_VIEWER_TOKEN
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, "AUTOTUNE_ADMIN_TOKEN": ADMIN}
+        env = {**os.environ, "AUTOTUNE_ADMIN_TOKEN": ADMIN, **self.extra_env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tuner_server", "--db", str(self.db), "--port", str(self.port)], env=env
         )
