@@ -7,9 +7,12 @@ unknown tokens from one address -> 429 with Retry-After for a while (failed_logi
 """
 
 
+import math
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -21,6 +24,20 @@ from tuner_server.ui_auth import TokenCheck, matches_any
 from tuner_server.warm_start import ImportRequest
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
+# Integers the store keeps in SQLite columns (64-bit): a larger one was a 500 (OverflowError).
+INT32_MAX = 2**31 - 1
+
+
+def json_safe(v: Any) -> Any:
+    """``v`` with NaN and +-Infinity as strings: Python's json module parses them from a
+    request body, but a response holding them cannot be encoded."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    return v
 
 
 class ExperimentOwner(BaseModel):
@@ -52,7 +69,7 @@ class FinalTrialRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sequence: int = Field(ge=0)
     parameters: dict[str, Any]
-    budget: int | None = Field(default=None, ge=1)
+    budget: int | None = Field(default=None, ge=1, le=INT32_MAX)
 
 
 class MetricRequest(BaseModel):
@@ -69,7 +86,7 @@ class MetricRequest(BaseModel):
 
 class EndRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    exitCode: int | None = None
+    exitCode: int | None = Field(default=None, ge=-INT32_MAX - 1, le=INT32_MAX)  # Kubernetes: int32
     killed: bool = False
     message: str | None = Field(default=None, max_length=4096)
 
@@ -99,6 +116,11 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, e: EngineError) -> JSONResponse:
         return JSONResponse(status_code=e.status, content={"detail": str(e)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, e: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each error's input: a reported NaN made that a 500.
+        return JSONResponse(status_code=422, content={"detail": json_safe(jsonable_encoder(e.errors()))})
 
     def bearer(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization or not authorization.lower().startswith("bearer "):

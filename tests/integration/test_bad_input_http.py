@@ -1,0 +1,81 @@
+"""Malformed requests to a real tuner server process get a 4xx naming the field, never a
+500, and the server keeps serving (and keeps what it had) afterwards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.conftest import ServerProcess
+from tests.integration.test_tuner_server_http import register
+
+
+def started_trial(server: ServerProcess) -> str:
+    with server.client() as admin:
+        trial = admin.post("/api/v1/experiments/e1/trials", json={}).json()["trialId"]
+        assert admin.post(f"/api/v1/experiments/e1/trials/{trial}/start").status_code == 200
+    return trial
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", '{"default": NaN}'])
+@pytest.mark.parametrize("route", ["intermediate", "final"])
+def test_non_finite_metric_is_422_not_500(server: ServerProcess, literal: str, route: str) -> None:
+    """Python's json (the SDK's, and FastAPI's) reads NaN; echoing it back in the error
+    made the response unencodable: a 500 and a reset connection."""
+    token = register(server)
+    trial = started_trial(server)
+    with server.client(token=token) as own:
+        r = own.post(f"/api/v1/experiments/e1/trials/{trial}/{route}",
+                     content=f'{{"metric": {literal}, "step": 0}}'.encode() if route == "intermediate"
+                     else f'{{"metric": {literal}}}'.encode(),
+                     headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"] == ["body", "metric"]
+        assert "finite" in err["msg"]
+        # The trial is untouched and still accepts a good report.
+        assert own.post(f"/api/v1/experiments/e1/trials/{trial}/final", json={"metric": 0.5}).status_code == 200
+    with server.client() as admin:
+        assert admin.get(f"/api/v1/experiments/e1/trials/{trial}").json()["value"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "route, body, field",
+    [
+        ("end", {"exitCode": 10**30}, "exitCode"),
+        ("end", {"exitCode": -(10**30)}, "exitCode"),
+        ("final-trials", {"sequence": 1, "parameters": {"a": 1, "b": "x"}, "budget": 10**30}, "budget"),
+    ],
+)
+def test_integer_too_large_for_the_store_is_422_not_500(server: ServerProcess, route: str, body: dict, field: str) -> None:
+    """SQLite holds 64-bit integers; a larger one raised OverflowError in the store (a 500)."""
+    register(server)
+    trial = started_trial(server)
+    path = f"/api/v1/experiments/e1/trials/{trial}/end" if route == "end" else "/api/v1/experiments/e1/final-trials"
+    with server.client() as admin:
+        r = admin.post(path, json=body)
+        assert r.status_code == 422, r.text
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", field]]
+        # Nothing was recorded: the trial still runs and ends normally.
+        assert admin.get(f"/api/v1/experiments/e1/trials/{trial}").json()["state"] == "RUNNING"
+        assert admin.post(f"/api/v1/experiments/e1/trials/{trial}/end", json={"exitCode": 1}).json() == {"state": "FAILED"}
+
+
+@pytest.mark.parametrize(
+    "method, path, content",
+    [
+        ("PUT", "/api/v1/experiments/e2", b"{not json"),
+        ("PUT", "/api/v1/experiments/e2", b"[1]"),
+        ("POST", "/api/v1/experiments/e1/trials", b'{"sequence": "a"}'),
+        ("POST", "/api/v1/experiments/e1/trials", b'{"sequence": NaN}'),
+        ("POST", "/api/v1/experiments/e1/final-trials", b'{"sequence": 1, "parameters": {"a": Infinity}}'),
+    ],
+)
+def test_malformed_bodies_are_4xx(server: ServerProcess, method: str, path: str, content: bytes) -> None:
+    register(server)
+    with server.client() as admin:
+        r = admin.request(method, path, content=content, headers={"Content-Type": "application/json"})
+        assert 400 <= r.status_code < 500, r.text
+        json.dumps(r.json(), allow_nan=False)  # the answer itself is strict JSON
+        assert admin.get("/healthz").status_code == 200
