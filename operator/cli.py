@@ -30,6 +30,7 @@ from autotune_operator.progress import Progress
 from autotune_operator.results import format_pareto, write_pareto_plot, write_status, write_trials_csv
 from autotune_operator.spec import Experiment, SpecError, load_experiment
 from autotune_operator.status import ExperimentStatus
+from autotune_operator.warm_start import local_finder
 from tuner_server.client import HttpClient, InProcessClient, TunerClient, TunerServerError
 from tuner_server.embedded import EmbeddedServer
 from tuner_server.engine import Conflict, Engine
@@ -128,6 +129,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = Progress(exp.spec.maxTrialNum, quiet=args.quiet)
 
     def on_status(s: ExperimentStatus) -> None:
+        if controller.warm is not None and not told_warm:
+            print(f"autotune: {controller.warm.line}", file=sys.stderr)
+            for w in controller.warm.warnings:
+                print(f"autotune: warning: {w}", file=sys.stderr)
+            told_warm.append(True)
         progress.update(s)
         write_status(out, s)
         trials = client.trials(exp_id)
@@ -151,7 +157,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.ui:
         _announce_ui(server, url, exp_id)
     # Trials may save checkpoints under <output>/checkpoints/<trial>; advisors' promotions resume from them.
-    controller = ExperimentController(exp, exp_id, client, executor, url, checkpoint_root=str(out / "checkpoints"))
+    told_warm: list[bool] = []
+    find_source = local_finder(Path(args.output).resolve(), Path.cwd(), out, client if args.server else None)
+    controller = ExperimentController(exp, exp_id, client, executor, url, checkpoint_root=str(out / "checkpoints"),
+                                      find_source=find_source)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         try:

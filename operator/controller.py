@@ -17,7 +17,8 @@ from typing import Any, Callable
 from autotune_operator.decide import Decision, Limits, Observed, Phase, decide
 from autotune_operator.executors.base import Executor, TrialLaunch, trial_env
 from autotune_operator.spec import Experiment
-from autotune_operator.status import ExperimentStatus, build_status
+from autotune_operator.status import ExperimentStatus, WarmStartStatus, build_status
+from autotune_operator.warm_start import Lookup, WarmStartOutcome, run_warm_start
 from tuner_server.client import TunerClient, TunerServerError
 from tuner_server.engine import AlgorithmFailure, Assignment, ExperimentConfig, NotNow
 
@@ -50,6 +51,7 @@ class ExperimentController:
         clock: Callable[[], float] = time.time,
         checkpoint_root: str | None = None,
         owner: dict[str, str] | None = None,
+        find_source: Callable[[str], Lookup] | None = None,
     ) -> None:
         self.exp = experiment
         self.exp_id = exp_id
@@ -63,6 +65,10 @@ class ExperimentController:
         # {namespace, name, uid} of the AutoTuneExperiment (None in local mode): stored by the
         # tuner server so the operator's orphan sweep can tell whose state it is.
         self.owner = owner
+        # spec.warmStart: how to find an earlier experiment by the name the spec gives
+        # (local runs on disk, or AutoTuneExperiments on the cluster); None: no warm start.
+        self.find_source = find_source
+        self.warm: WarmStartOutcome | None = None
         self.state = ControllerState()
         spec = experiment.spec
         final = spec.finalTraining is not None and spec.finalTraining.enabled
@@ -76,6 +82,13 @@ class ExperimentController:
         reg = self.client.register(self.exp_id, self.exp.name, config, owner=self.owner)
         self.state.token, self.state.created = reg["token"], reg["created"]
         self.state.phase = Phase.RUNNING
+        ws = self.exp.spec.warmStart
+        if ws is not None and self.find_source is not None:
+            # Before the first suggestion, so the tuner's first trials already use them.
+            self.warm = run_warm_start(ws, self.exp.optimize_mode, self.exp.spec.objectives, self.client, self.exp_id,
+                                       self.find_source)
+            if self.warm.error is not None:
+                self.state.error = self.warm.error
         running = self.executor.active()
         for t in self.client.trials(self.exp_id):
             if t["state"] in ("WAITING", "RUNNING") and t["name"] not in running:
@@ -176,9 +189,14 @@ class ExperimentController:
             self.limits = replace(self.limits, final_training=False)
 
     def status(self) -> ExperimentStatus:
-        return build_status(
+        st = build_status(
             self.client.summary(self.exp_id), self.state.phase, self.state.message, self.state.created, self.state.completion
         )
+        w = self.warm
+        if w is not None and not w.earlier:  # what only the pass that imported knows
+            st.warmStart = (st.warmStart or WarmStartStatus()).model_copy(
+                update={"skipped": w.skipped, "message": "; ".join([w.line, *w.warnings])})
+        return st
 
     def run(self, on_status: Callable[[ExperimentStatus], None] | None = None, tick: float = 0.5) -> ExperimentStatus:
         """Reconcile until the experiment is finished; wake early when a trial ends."""

@@ -153,6 +153,26 @@ class TrainingConfig(_Model):
         return self
 
 
+class WarmStartSpec(_Model):
+    """AutoTune extension: the tuner starts from the completed trials of earlier experiments
+    (Katib issue 1067, Optuna's enqueue/add_trial, NNI's resume), as observations that are
+    not this experiment's trials. ``experiments``: AutoTuneExperiments of the same namespace
+    on a cluster; earlier local runs by name (``<output>/<name>``) or by folder locally."""
+
+    experiments: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(min_length=1, max_length=16)
+    # At most this many imported trials in all: each source's most recent first, the
+    # sources in the order listed. Absent: every completed trial that fits.
+    maxTrials: int | None = Field(default=None, ge=1)
+
+    @field_validator("experiments")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        dup = sorted({e for e in v if v.count(e) > 1})
+        if dup:
+            raise ValueError(f"{dup} listed more than once")
+        return v
+
+
 class AIStoreSpec(_Model):
     folder: str = Field(min_length=1)
     secret: str = Field(min_length=1)
@@ -185,6 +205,7 @@ class ExperimentSpec(_Model):
     # its own direction (then no optimize_mode anywhere). Absent: one objective, as in NNI.
     objectives: list[Objective] | None = None
     finalTraining: FinalTrainingSpec | None = None
+    warmStart: WarmStartSpec | None = None
 
     @field_validator("objectives")
     @classmethod
@@ -409,6 +430,7 @@ def validate_manifest(doc: Any) -> Experiment:
         except ValueError as e:
             problems.append(f"spec.assessor: {e}")
     problems += _placeholder_problems(spec, space, tuner)
+    problems += _warm_start_problems(spec, m.metadata.name, tuner)
     if problems:
         raise SpecError(problems)
     if source.startswith("default"):
@@ -431,6 +453,20 @@ def _multi_objective_problems(spec: ExperimentSpec) -> list[str]:
             "spec.assessor: early stopping compares one metric across trials and is not available with "
             "spec.objectives; remove the assessor"
         )
+    return problems
+
+
+def _warm_start_problems(spec: ExperimentSpec, name: str, tuner: Tuner | None) -> list[str]:
+    """What can be said of spec.warmStart without the earlier experiments: not itself, and an
+    algorithm that can learn from imported trials."""
+    ws = spec.warmStart
+    if ws is None:
+        return []
+    problems = [f"spec.warmStart.experiments[{i}]: '{e}' is this experiment itself; name an earlier one"
+                for i, e in enumerate(ws.experiments) if e == name]
+    if tuner is not None and tuner.warm_start_refused:
+        problems.append(f"spec.warmStart: {tuner.name} takes no imported trials ({tuner.warm_start_refused}); "
+                        f"remove spec.warmStart or use a model-based tuner such as TPE")
     return problems
 
 

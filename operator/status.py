@@ -58,6 +58,16 @@ class ObjectiveBest(ParetoTrial):
     optimizeMode: str
 
 
+class WarmStartStatus(BaseModel):
+    """Trials imported from earlier experiments (spec.warmStart): observations for the
+    tuner, not counted in ``trials``."""
+
+    imported: int = 0
+    sources: dict[str, int] | None = None  # imported trials per source experiment
+    skipped: int | None = None  # trials that did not fit (known on the pass that imported)
+    message: str | None = None  # the one-line report, or why a source was left out
+
+
 class ExperimentStatus(BaseModel):
     phase: Phase
     message: str = ""
@@ -74,6 +84,7 @@ class ExperimentStatus(BaseModel):
     paretoFrontSize: int | None = None
     bestTrials: list[ObjectiveBest] | None = None
     finalTraining: list[FinalTrial] | None = None
+    warmStart: WarmStartStatus | None = None
 
 
 def iso(ts: float | None) -> str | None:
@@ -99,4 +110,6 @@ def build_status(
         paretoFrontSize=len(summary["paretoFront"]) if "paretoFront" in summary else None,
         bestTrials=[ObjectiveBest(**t) for t in summary["bestTrials"]] if "bestTrials" in summary else None,
         finalTraining=[FinalTrial(**t) for t in summary["finalTrials"]] if summary.get("finalTrials") else None,
+        warmStart=WarmStartStatus(imported=summary["imported"]["total"], sources=summary["imported"]["sources"])
+        if summary.get("imported") else None,
     )

@@ -376,6 +376,7 @@ class Engine:
                         rep["overLimit"] += 1
                         continue
                     keys.add((src.name, t.id))
+                    rep["imported"] += 1
                     it = ImportedTrial(src.name, t.id, 0, dict(t.parameters), TrialState(t.state), value, t.metric,
                                        list(t.intermediate))
                     new.append((t.ended if t.ended is not None else math.inf, len(new), it))

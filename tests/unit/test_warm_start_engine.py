@@ -101,7 +101,7 @@ def engine(tmp_path: Path) -> Engine:
 def test_imported_trials_are_observations_not_trials(engine: Engine) -> None:
     trials = source_trials(30)
     r = engine.import_trials("new", request(trials))
-    assert r["imported"] == 30 and r["total"] == 30
+    assert r["imported"] == 30 and r["total"] == 30 and r["sources"][0]["imported"] == 30
     s = engine.summary("new")
     assert s["trials"]["total"] == 0 and s["bestTrial"] is None
     assert s["imported"] == {"total": 30, "sources": {"old": 30}}

@@ -1,0 +1,240 @@
+"""Warm start (spec.warmStart): before its first trial, an experiment imports the completed
+trials of earlier experiments into its tuner, as observations.
+
+Finding the earlier experiments differs (local mode reads an earlier run's autotune.db, the
+operator asks the API server for the AutoTuneExperiment's uid and the tuner server for its
+trials), so it is passed in as ``resolve``. What to do with what was found is decided here
+without I/O (:func:`plan`): a source that is gone is a warning and the experiment goes on
+without it (a deleted old experiment must not block a new one); a source that optimizes
+something else is an error (its results would steer the search the wrong way); the rest is
+imported. The tuner server skips (and counts) trials that do not fit the search space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from autotune_operator.spec import WarmStartSpec
+from tuner_server.client import TunerClient, TunerServerError
+from tuner_server.engine import Engine, EngineError, NotFound
+from tuner_server.history import OptimizeMode
+from tuner_server.objectives import Objective
+from tuner_server.store import Store
+from tuner_server.warm_start import ImportRequest, ImportSource, objective_mismatch
+
+# Trials that carry a result a tuner can learn from (a failed or stopped one has none).
+_COMPLETED = ("SUCCEEDED", "EARLY_STOPPED")
+
+
+@dataclass(frozen=True)
+class SourceHistory:
+    """An earlier experiment as found: what it optimized and its trials (trial views)."""
+
+    name: str  # as listed in spec.warmStart.experiments
+    optimize_mode: OptimizeMode
+    objectives: list[Objective] | None
+    trials: list[dict[str, Any]]
+    max_budget: int | None = None  # an advisor's largest budget (None without an advisor)
+
+
+@dataclass(frozen=True)
+class Missing:
+    """An earlier experiment that could not be found, and why."""
+
+    name: str
+    reason: str
+
+
+Lookup = SourceHistory | Missing
+
+
+@dataclass(frozen=True)
+class WarmStartPlan:
+    request: ImportRequest | None  # None: nothing to import
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None  # the experiment cannot start as asked
+
+
+@dataclass
+class WarmStartOutcome:
+    imported: int = 0  # trials imported now
+    total: int = 0  # imported trials the experiment holds
+    skipped: int = 0
+    first_skip_reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    line: str = ""  # the one-line report for the user
+    earlier: bool = False  # the experiment had started already: nothing was imported now
+
+
+def import_source(src: SourceHistory) -> ImportSource:
+    """The source's completed trials, most recent first, as the tuner server takes them.
+
+    From a multi-fidelity source only the runs at its largest budget are results of a whole
+    training; the others are skipped and counted (a tuner here would read a 1-epoch accuracy
+    as the accuracy of the configuration)."""
+    done = [t for t in src.trials
+            if t.get("kind", "search") == "search" and t.get("state") in _COMPLETED and t.get("value") is not None]
+    done.sort(key=lambda t: (t.get("ended") or 0.0, t.get("sequence", 0)), reverse=True)
+    keep: list[dict[str, Any]] = []
+    skipped, reason = 0, None
+    for t in done:
+        budget = t.get("budget")
+        if src.max_budget is not None and budget is not None and budget < src.max_budget:
+            skipped += 1
+            reason = reason or f"{t['name']}: trained {budget} of {src.max_budget} epochs"
+            continue
+        metrics = t.get("metrics")
+        keep.append({
+            "id": t["name"],
+            "parameters": t.get("parameters") or {},
+            "metric": metrics if isinstance(metrics, Mapping) else t["value"],
+            "state": t["state"],
+            "intermediate": list(t.get("intermediate") or []),
+            "ended": t.get("ended"),
+        })
+    return ImportSource.model_validate({
+        "name": src.name, "optimizeMode": src.optimize_mode, "objectives": src.objectives, "trials": keep,
+        "skipped": skipped, "firstSkipReason": reason,
+    })
+
+
+def plan(ws: WarmStartSpec, mode: OptimizeMode, objectives: Sequence[Objective] | None, found: Sequence[Lookup]) -> WarmStartPlan:
+    """What to import, what to warn about, and whether the experiment must end ERROR."""
+    warnings: list[str] = []
+    sources: list[ImportSource] = []
+    for src in found:
+        if isinstance(src, Missing):
+            warnings.append(f"warm start: experiment '{src.name}' not found ({src.reason}); continuing without it")
+            continue
+        why = objective_mismatch(mode, objectives, src.optimize_mode, src.objectives)
+        if why is not None:
+            return WarmStartPlan(None, warnings, f"spec.warmStart: experiment '{src.name}' cannot guide this one: {why}")
+        sources.append(import_source(src))
+    request = ImportRequest(sources=sources, maxTrials=ws.maxTrials) if sources else None
+    return WarmStartPlan(request, warnings)
+
+
+def report_line(result: Mapping[str, Any]) -> str:
+    """'warm start: imported 12 trials from a, b, skipped 3 (a-4: parameter 'x' is missing)'."""
+    srcs = result.get("sources") or []
+    skipped = sum(s["skipped"] for s in srcs)
+    reason = next((s["firstSkipReason"] for s in srcs if s.get("firstSkipReason")), None)
+    over = sum(s.get("overLimit", 0) for s in srcs)
+    names = ", ".join(s["name"] for s in srcs)
+    line = f"warm start: imported {result['imported']} trials from {names}, skipped {skipped}"
+    if reason:
+        line += f" (first: {reason})"
+    if over:
+        line += f"; {over} more left out by maxTrials"
+    return line
+
+
+def run_warm_start(
+    ws: WarmStartSpec, mode: OptimizeMode, objectives: Sequence[Objective] | None,
+    client: TunerClient, exp_id: str, resolve: Callable[[str], Lookup],
+) -> WarmStartOutcome:
+    """Import once, before the experiment's first trial. Once it has issued trials (a restart
+    of the controller or of ``autotune run``) nothing is imported again: the imports made
+    then are in the tuner server. Importing is idempotent, so a crash between importing and
+    the first trial only repeats it."""
+    summary = client.summary(exp_id)
+    held = int((summary.get("imported") or {}).get("total", 0))
+    if summary["trials"]["total"] > 0:
+        return WarmStartOutcome(total=held, earlier=True, line=f"warm start: {held} trials imported when the experiment started")
+    p = plan(ws, mode, objectives, [resolve(name) for name in ws.experiments])
+    out = WarmStartOutcome(total=held, warnings=list(p.warnings), error=p.error)
+    if p.error is not None:
+        out.line = p.error
+        return out
+    if p.request is None:
+        out.line = "warm start: no earlier experiment found; starting cold"
+        return out
+    try:
+        result = client.import_trials(exp_id, p.request)
+    except (EngineError, TunerServerError) as e:
+        if isinstance(e, TunerServerError) and not 400 <= e.status < 500:
+            raise  # the server is in trouble, not the request: the caller retries
+        out.error = out.line = f"spec.warmStart: the tuner server refused the import: {e}"
+        return out
+    out.imported, out.total = result["imported"], result["total"]
+    out.skipped = sum(s["skipped"] for s in result["sources"])
+    out.first_skip_reason = next((s["firstSkipReason"] for s in result["sources"] if s.get("firstSkipReason")), None)
+    out.line = report_line(result)
+    return out
+
+
+# ----- finding earlier experiments -----
+def from_server(client: TunerClient, exp_id: str, name: str) -> Lookup:
+    """An experiment the tuner server hosts (the operator's, or local mode's with --server)."""
+    try:
+        summary = client.summary(exp_id)
+        trials = client.trials(exp_id)
+    except NotFound:
+        return Missing(name, "the tuner server has no history for it")
+    except TunerServerError as e:
+        if e.status == 404:
+            return Missing(name, "the tuner server has no history for it")
+        raise
+    objectives = [Objective.model_validate(o) for o in summary["objectives"]] if summary.get("objectives") else None
+    return SourceHistory(name, OptimizeMode(summary["optimizeMode"]), objectives, trials, summary.get("maxBudget"))
+
+
+def local_run_dir(entry: str, output: Path, cwd: Path) -> Path:
+    """Where an earlier local run of ``entry`` left its results: a folder (or its autotune.db)
+    given as a path, else ``<output>/<entry>``, the folder `autotune run --output` wrote."""
+    if "/" in entry or entry.startswith("."):
+        p = Path(entry).expanduser()
+        p = p if p.is_absolute() else cwd / p
+        return p.parent if p.name == "autotune.db" else p
+    return output / entry
+
+
+def from_local_run(entry: str, output: Path, cwd: Path) -> Lookup:
+    """An earlier `autotune run` from its results folder (its autotune.db)."""
+    run = local_run_dir(entry, output, cwd)
+    db = run / "autotune.db"
+    if not db.is_file():
+        return Missing(entry, f"no {db}")
+    store = Store(db)
+    try:
+        try:
+            engine = Engine(store)
+        except EngineError as e:  # written by a version with other algorithms or settings
+            return Missing(entry, f"cannot read {db}: {e}")
+        hosted = engine.list()
+        h = hosted[0] if len(hosted) == 1 else next((x for x in hosted if x.stored.id == f"local.{run.name}"), None)
+        if h is None:
+            return Missing(entry, f"{db} holds {len(hosted)} experiments, none named local.{run.name}")
+        exp_id = h.stored.id
+        return SourceHistory(entry, h.mode, list(h.objectives) or None, engine.trials_view(exp_id), engine.max_budget(exp_id))
+    finally:
+        store.close()
+
+
+def merge_status(previous: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """status.warmStart after a restart: the counts are the tuner server's, the message and the
+    skipped count of the pass that imported are kept (a later pass does not know them)."""
+    if current is None:
+        return dict(previous) if previous else None
+    out = dict(previous or {})
+    out.update({k: v for k, v in current.items() if v is not None})
+    return out
+
+
+def local_finder(output: Path, cwd: Path, own: Path, server: TunerClient | None = None) -> Callable[[str], Lookup]:
+    """How `autotune run` finds an earlier run: its folder on disk; with ``--server``, else the
+    server's experiment ``local.<name>``. Its own results folder is never a source."""
+
+    def find(entry: str) -> Lookup:
+        if local_run_dir(entry, output, cwd).resolve() == own.resolve():
+            return Missing(entry, "that is this experiment's own results folder")
+        found = from_local_run(entry, output, cwd)
+        if isinstance(found, Missing) and server is not None and "/" not in entry:
+            on_server = from_server(server, f"local.{entry}", entry)
+            return on_server if isinstance(on_server, SourceHistory) else Missing(entry, f"{found.reason}; {on_server.reason}")
+        return found
+
+    return find

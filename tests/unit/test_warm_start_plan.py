@@ -1,0 +1,194 @@
+"""Warm start in the operator and local mode: the pure decision (what to import, warn about,
+or refuse), which of a source's trials are offered, the one-line report, and finding
+earlier local runs on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autotune_operator.spec import SpecError, WarmStartSpec, load_experiment_text
+from autotune_operator.warm_start import (
+    Missing,
+    SourceHistory,
+    from_local_run,
+    import_source,
+    local_finder,
+    merge_status,
+    plan,
+    report_line,
+    run_warm_start,
+)
+from tuner_server.client import InProcessClient
+from tuner_server.engine import Engine, ExperimentConfig
+from tuner_server.history import OptimizeMode
+from tuner_server.objectives import Objective
+from tuner_server.store import Store
+
+MAX, MIN = OptimizeMode.MAXIMIZE, OptimizeMode.MINIMIZE
+SPACE = {"x": {"_type": "uniform", "_value": [0, 1]}}
+
+
+def view(name: str, state: str = "SUCCEEDED", value: float | None = 0.5, ended: float = 1.0, **kw: Any) -> dict[str, Any]:
+    return {"name": name, "sequence": int(name.rsplit("-", 1)[1]), "parameters": {"x": 0.5}, "state": state, "value": value,
+            "metrics": None, "intermediate": [0.1, value], "ended": ended, "kind": "search", "budget": None, **kw}
+
+
+def source(name: str = "old", mode: OptimizeMode = MAX, trials: list[dict[str, Any]] | None = None, **kw: Any) -> SourceHistory:
+    return SourceHistory(name, mode, kw.pop("objectives", None), trials if trials is not None else [view("old-0")], **kw)
+
+
+# ----- plan: the decision -----
+def test_missing_source_warns_and_the_rest_is_imported() -> None:
+    p = plan(WarmStartSpec(experiments=["gone", "old"]), MAX, None, [Missing("gone", "no AutoTuneExperiment 'gone'"), source()])
+    assert p.error is None
+    assert p.warnings == ["warm start: experiment 'gone' not found (no AutoTuneExperiment 'gone'); continuing without it"]
+    assert p.request is not None and [s.name for s in p.request.sources] == ["old"]
+
+
+def test_every_source_missing_starts_cold() -> None:
+    p = plan(WarmStartSpec(experiments=["gone"]), MAX, None, [Missing("gone", "x")])
+    assert p.request is None and p.error is None and len(p.warnings) == 1
+
+
+def test_another_objective_is_an_error_naming_both() -> None:
+    p = plan(WarmStartSpec(experiments=["old"]), MAX, None, [source(mode=MIN)])
+    assert p.request is None
+    assert p.error == ("spec.warmStart: experiment 'old' cannot guide this one: it optimizes one objective (minimize) "
+                       "but this experiment one objective (maximize)")
+    objs = [Objective(name="acc", optimizeMode=MAX), Objective(name="size", optimizeMode=MIN)]
+    p = plan(WarmStartSpec(experiments=["old"]), MAX, objs, [source()])
+    assert p.error is not None and "objectives acc maximize, size minimize" in p.error
+    assert plan(WarmStartSpec(experiments=["old"]), MAX, objs, [source(objectives=objs)]).error is None
+
+
+def test_max_trials_reaches_the_request() -> None:
+    p = plan(WarmStartSpec(experiments=["old"], maxTrials=3), MAX, None, [source()])
+    assert p.request is not None and p.request.maxTrials == 3
+
+
+# ----- which trials of a source are offered -----
+def test_only_completed_search_trials_most_recent_first() -> None:
+    trials = [
+        view("old-0", ended=10.0),
+        view("old-1", state="FAILED", value=None),
+        view("old-2", state="EARLY_STOPPED", value=0.3, ended=30.0),
+        view("old-3", state="STOPPED", value=None),
+        view("old-4", ended=20.0, metrics={"default": 0.7, "loss": 0.2}, value=0.7),
+        view("old-final-5", kind="final", ended=40.0),
+        view("old-6", state="RUNNING", value=None),
+    ]
+    s = import_source(source(trials=trials))
+    assert [t.id for t in s.trials] == ["old-2", "old-4", "old-0"]
+    assert s.trials[1].metric == {"default": 0.7, "loss": 0.2}  # the dict as reported
+    assert s.trials[0].metric == 0.3 and s.trials[0].state == "EARLY_STOPPED"
+    assert s.skipped == 0 and s.firstSkipReason is None
+
+
+def test_lower_rungs_of_an_advisor_are_skipped_and_counted() -> None:
+    trials = [view("old-0", budget=1, ended=1.0), view("old-1", budget=3, ended=2.0), view("old-2", budget=9, ended=3.0)]
+    s = import_source(source(trials=trials, max_budget=9))
+    assert [t.id for t in s.trials] == ["old-2"]
+    assert s.skipped == 2 and s.firstSkipReason == "old-1: trained 3 of 9 epochs"
+
+
+def test_report_line() -> None:
+    result = {"imported": 5, "total": 5, "sources": [
+        {"name": "a", "imported": 3, "skipped": 1, "firstSkipReason": "a-2: parameter 'x' is missing", "overLimit": 0},
+        {"name": "b", "imported": 2, "skipped": 2, "firstSkipReason": "b-0: x", "overLimit": 4},
+    ]}
+    assert report_line(result) == ("warm start: imported 5 trials from a, b, skipped 3 (first: a-2: parameter 'x' is missing); "
+                                   "4 more left out by maxTrials")
+
+
+def test_merge_status_keeps_what_only_the_importing_pass_knew() -> None:
+    first = {"imported": 4, "sources": {"a": 4}, "skipped": 1, "message": "warm start: imported 4 trials from a, skipped 1"}
+    later = {"imported": 4, "sources": {"a": 4}, "skipped": None, "message": None}
+    assert merge_status(first, later) == first
+    assert merge_status(first, None) == first
+    assert merge_status(None, None) is None
+
+
+# ----- run_warm_start against a real engine -----
+def config(mode: str = "maximize") -> ExperimentConfig:
+    return ExperimentConfig.model_validate({"searchSpace": json.dumps(SPACE), "tuner": {"name": "TPE", "classArgs": {"optimize_mode": mode}},
+                                            "optimizeMode": mode})
+
+
+def test_imports_once_before_the_first_trial() -> None:
+    engine = Engine(Store(":memory:"))
+    engine.register("n", "n", config())
+    client = InProcessClient(engine)
+    ws = WarmStartSpec(experiments=["old"])
+    trials = [view(f"old-{i}", ended=float(i)) for i in range(3)]
+    trials[1]["parameters"] = {"x": 3.0}
+    out = run_warm_start(ws, MAX, None, client, "n", lambda name: source(trials=trials))
+    assert (out.imported, out.total, out.skipped, out.error) == (2, 2, 1, None)
+    assert out.line == "warm start: imported 2 trials from old, skipped 1 (first: old-1: parameter 'x' = 3.0 is outside [0, 1])"
+    again = run_warm_start(ws, MAX, None, client, "n", lambda name: source(trials=trials))  # crash before the first trial
+    assert (again.imported, again.total) == (0, 2)
+    engine.suggest("n")
+    later = run_warm_start(ws, MAX, None, client, "n", lambda name: pytest.fail("looked up after the experiment started"))
+    assert later.earlier and later.total == 2 and later.line == "warm start: 2 trials imported when the experiment started"
+
+
+# ----- local runs on disk -----
+def test_local_runs_by_name_and_by_folder(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    e = Engine(Store(out / "old" / "autotune.db"))
+    e.register("local.old", "old", config("minimize"))
+    a = e.suggest("local.old")
+    e.started("local.old", a.trial_id)
+    e.report_final("local.old", a.trial_id, 0.25)
+    e.end("local.old", a.trial_id, 0)
+    e.store.close()
+    by_name = from_local_run("old", out, tmp_path)
+    by_path = from_local_run("runs/old", out, tmp_path)
+    by_db = from_local_run(str(out / "old" / "autotune.db"), out, Path("/"))
+    for found in (by_name, by_path, by_db):
+        assert isinstance(found, SourceHistory) and found.optimize_mode is MIN
+        assert [t["name"] for t in found.trials] == ["old-0"] and found.trials[0]["value"] == 0.25
+    missing = from_local_run("nope", out, tmp_path)
+    assert isinstance(missing, Missing) and str(out / "nope" / "autotune.db") in missing.reason
+    own = local_finder(out, tmp_path, out / "old")("old")
+    assert isinstance(own, Missing) and "own results folder" in own.reason
+
+
+# ----- the spec -----
+MANIFEST = """
+apiVersion: tensorstack.dev/v1beta1
+kind: AutoTuneExperiment
+metadata: {name: new}
+spec:
+  searchSpace: '{"x": {"_type": "uniform", "_value": [0, 1]}}'
+  trainingConfig:
+    type: pytorch
+    tasks: [{type: master, template: {spec: {containers: [{name: t, image: i, command: [python3, t.py]}]}}}]
+  tuner: {builtinTunerName: %s}
+  warmStart: %s
+"""
+
+
+def test_spec_accepts_warm_start() -> None:
+    exp = load_experiment_text(MANIFEST % ("TPE", "{experiments: [old, runs/older], maxTrials: 50}"))
+    assert exp.spec.warmStart == WarmStartSpec(experiments=["old", "runs/older"], maxTrials=50)
+
+
+@pytest.mark.parametrize("tuner, warm, problem", [
+    ("TPE", "{experiments: [new]}", "spec.warmStart.experiments[0]: 'new' is this experiment itself"),
+    ("TPE", "{experiments: [old], maxTrial: 3}", "spec.warmStart.maxTrial: unknown field"),
+    ("TPE", "{experiments: old}", "spec.warmStart.experiments: Input should be a valid list"),
+    ("TPE", "{experiments: ['']}", "spec.warmStart.experiments[0]: String should have at least 1 character"),
+    ("Batch", "{experiments: [old]}", "spec.warmStart: Batch takes no imported trials"),
+    ("PBTTuner", "{experiments: [old]}", "spec.warmStart: PBTTuner takes no imported trials"),
+])
+def test_spec_names_the_warm_start_field(tuner: str, warm: str, problem: str) -> None:
+    text = MANIFEST % (tuner, warm)
+    if tuner == "Batch":
+        text = text.replace('{"x": {"_type": "uniform", "_value": [0, 1]}}', '{"p": {"_type": "choice", "_value": [{"x": 1}]}}')
+    with pytest.raises(SpecError) as e:
+        load_experiment_text(text)
+    assert any(problem in p for p in e.value.problems), e.value.problems
