@@ -5,6 +5,8 @@ it), and the restricted Pod Security Standard for the chart's pods."""
 from __future__ import annotations
 
 import json
+import socket
+import urllib.request
 import uuid
 
 import pytest
@@ -17,7 +19,9 @@ from tests.e2e.test_operator_helpers import ROOT, TRIAL_SCRIPT, apply_manifest, 
 CHART = str(ROOT / "helm" / "autotune")
 
 
-@pytest.mark.parametrize("values", [[], ["--set", "watchNamespaces={a,b}"], ["--set", "tunerServer.persistence.enabled=false"]])
+@pytest.mark.parametrize("values", [[], ["--set", "watchNamespaces={a,b}"], ["--set", "tunerServer.persistence.enabled=false"],
+                                    ["--set", "metrics.serviceMonitor.enabled=true"], ["--set", "metrics.enabled=false"],
+                                    ["--set", "metrics.tunerServerAuth=none"]])
 def test_helm_lint_is_clean(kube_cluster, values):
     r = kube_cluster.helm("lint", "--strict", CHART, *values)
     assert "0 chart(s) failed" in r.stdout, r.stdout + r.stderr
@@ -114,11 +118,94 @@ def test_operator_runs_with_only_its_service_account(kube_cluster, release, tmp_
     script = tmp_path / "trial.py"
     script.write_text(TRIAL_SCRIPT)
     ns, name = release["team"], "rbac"
-    with running_operator(kube_cluster, tmp_path, [ns], {"KUBECONFIG": str(kubeconfig)}) as (_, op):
+    port = free_port()
+    env = {"KUBECONFIG": str(kubeconfig), "AUTOTUNE_METRICS_ENDPOINT": f"http://127.0.0.1:{port}/metrics"}
+    with running_operator(kube_cluster, tmp_path, [ns], env) as (_, op):
         apply_manifest(kube_cluster, ns, trial_experiment(name, script, max_trials=2, concurrency=2))
         st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=120, log=op.output)["status"]
         assert st["trials"]["succeeded"] == 2, st
         assert "Forbidden" not in op.output() and " 403" not in op.output(), op.output()[-4000:]
+        # its metrics endpoint (what the chart turns on) saw the experiment from start to end
+        metrics = operator_metrics(f"http://127.0.0.1:{port}/metrics")
+        assert metrics["autotune_operator_experiments_created_total"] == 1, metrics
+        assert metrics['autotune_operator_experiments_finished_total{phase="DONE"}'] == 1
+        assert metrics['autotune_operator_experiments{phase="DONE"}'] == 1
+        assert metrics['autotune_operator_trials_finished_total{state="SUCCEEDED"}'] == 2
+        assert metrics['autotune_operator_workloads_created_total{family="job"}'] == 2
+        assert metrics['autotune_operator_tuner_call_duration_seconds_count{method="suggest"}'] >= 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def operator_metrics(url: str) -> dict[str, float]:
+    """name{labels} -> value, from the operator's text exposition."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def render(kube_cluster, *values: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(kube_cluster.helm("template", "x", CHART, *values).stdout) if d]
+
+
+def test_chart_wires_metrics_and_renders_service_monitors_only_when_asked(kube_cluster):
+    def pick(docs: list[dict], kind: str, name: str) -> dict | None:
+        return next((d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name), None)
+
+    def container(docs: list[dict], deployment: str) -> dict:
+        return pick(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+
+    def env(docs: list[dict], deployment: str) -> dict[str, str]:
+        return {e["name"]: e.get("value") for e in container(docs, deployment)["env"]}
+
+    docs = render(kube_cluster)
+    assert env(docs, "x-autotune-operator")["AUTOTUNE_METRICS_ENDPOINT"] == "http://0.0.0.0:9090/metrics"
+    assert {"name": "metrics", "containerPort": 9090} in container(docs, "x-autotune-operator")["ports"]
+    svc = pick(docs, "Service", "x-autotune-operator-metrics")
+    assert svc["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics"}]
+    op_pod = pick(docs, "Deployment", "x-autotune-operator")["spec"]["template"]["metadata"]
+    assert op_pod["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"}
+    assert env(docs, "x-autotune-tuner-server")["AUTOTUNE_METRICS_AUTH"] == "token"
+    # annotation-based discovery sends no token: a token-protected tuner server is not annotated
+    assert "annotations" not in pick(docs, "Deployment", "x-autotune-tuner-server")["spec"]["template"]["metadata"]
+    assert not [d for d in docs if d["kind"] == "ServiceMonitor"]
+
+    docs = render(kube_cluster, "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.release=kps")
+    monitors = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"x-autotune-operator", "x-autotune-tuner-server"}
+    assert all(m["metadata"]["labels"]["release"] == "kps" for m in monitors.values())
+    tuner = monitors["x-autotune-tuner-server"]
+    assert tuner["spec"]["endpoints"][0]["authorization"]["credentials"] == {"name": "x-autotune-admin-token", "key": "viewer-token"}
+    # each monitor selects exactly its component's Service
+    services = [d for d in docs if d["kind"] == "Service"]
+    for m in monitors.values():
+        want = m["spec"]["selector"]["matchLabels"]
+        hits = [s["metadata"]["name"] for s in services if want.items() <= s["metadata"]["labels"].items()]
+        port = m["spec"]["endpoints"][0]["port"]
+        assert len(hits) == 1 and port in [p["name"] for p in pick(docs, "Service", hits[0])["spec"]["ports"]], (want, hits)
+
+    docs = render(kube_cluster, "--set", "metrics.tunerServerAuth=none", "--set", "metrics.serviceMonitor.enabled=true")
+    assert env(docs, "x-autotune-tuner-server")["AUTOTUNE_METRICS_AUTH"] == "none"
+    assert pick(docs, "Deployment", "x-autotune-tuner-server")["spec"]["template"]["metadata"]["annotations"][
+        "prometheus.io/port"] == "8080"
+    assert "authorization" not in pick(docs, "ServiceMonitor", "x-autotune-tuner-server")["spec"]["endpoints"][0]
+
+    docs = render(kube_cluster, "--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true")
+    assert "AUTOTUNE_METRICS_ENDPOINT" not in env(docs, "x-autotune-operator")
+    assert [p["name"] for p in container(docs, "x-autotune-operator")["ports"]] == ["health"]
+    assert not [d for d in docs if d["kind"] == "ServiceMonitor" or d["metadata"]["name"].endswith("-metrics")]
+
+    r = kube_cluster.helm("template", "x", CHART, "--set", "metrics.tunerServerAuth=open", check=False)
+    assert r.returncode != 0 and "metrics.tunerServerAuth must be token or none" in r.stderr
 
 
 def test_chart_pods_meet_restricted_pod_security(kube_cluster, release):
