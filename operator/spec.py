@@ -61,6 +61,23 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object names one key twice; json.loads alone would silently keep the last."""
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(f"names '{k}' twice in one object (JSON would keep only the last)")
+        out[k] = v
+    return out
+
+
+def _json_loads(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_unique_object)
+
+
 def _class_args(v: Any) -> dict[str, Any]:
     """classArgs is a JSON string in the manual (``|-`` block); a YAML mapping is accepted too."""
     if v is None or v == "":
@@ -69,7 +86,7 @@ def _class_args(v: Any) -> dict[str, Any]:
         return dict(v)
     if isinstance(v, str):
         try:
-            parsed = json.loads(v)
+            parsed = _json_loads(v)
         except json.JSONDecodeError as e:
             raise ValueError(f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
         if not isinstance(parsed, dict):
@@ -388,6 +405,13 @@ def validate_manifest(doc: Any) -> Experiment:
         raise SpecError(_pydantic_problems(e)) from None
     spec = m.spec
     problems: list[str] = []
+    if isinstance(spec.searchSpace, str):
+        try:
+            _json_loads(spec.searchSpace)
+        except _DuplicateKey as e:
+            raise SpecError([f"spec.searchSpace: {e}"]) from None
+        except ValueError:
+            pass  # not JSON at all: parse_search_space says where
     try:
         space = parse_search_space(spec.searchSpace)
     except SearchSpaceError as e:
@@ -488,11 +512,49 @@ def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner
     return problems
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (kubectl refuses it;
+    PyYAML alone would silently keep the last one, e.g. the second of two ``tuner:``)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # '<<: *anchor' merges; its keys may be overridden on purpose
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            dup = key in seen
+        except TypeError:
+            continue  # an unhashable key: construct_mapping says so
+        if dup:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def _yaml_problem(source: str, e: yaml.YAMLError) -> str:
+    """One line with the file, line and column (PyYAML's own text spans several lines and
+    names the input '<unicode string>')."""
+    if not isinstance(e, yaml.MarkedYAMLError) or e.problem_mark is None:
+        return f"{source} is not valid YAML: {e}"
+    m = e.problem_mark
+    where = f"{source} is not valid YAML: line {m.line + 1}, column {m.column + 1}: {e.problem}"
+    if e.context and e.context_mark is not None and e.context_mark.line != m.line:
+        where += f" ({e.context} at line {e.context_mark.line + 1})"
+    return where
+
+
 def load_experiment_text(text: str, source: str = "<input>") -> Experiment:
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
     except yaml.YAMLError as e:
-        raise SpecError([f"{source} is not valid YAML: {e}"]) from None
+        raise SpecError([_yaml_problem(source, e)]) from None
     if not docs:
         raise SpecError([f"{source} is empty"])
     exps = [d for d in docs if isinstance(d, Mapping) and d.get("kind") == KIND]
@@ -509,4 +571,7 @@ def load_experiment(path: str) -> Experiment:
             text = f.read()
     except OSError as e:
         raise SpecError([f"cannot read {path}: {e.strerror}"]) from None
+    except UnicodeDecodeError as e:
+        raise SpecError([f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                         f"a manifest is a YAML text file"]) from None
     return load_experiment_text(text, source=path)

@@ -1,0 +1,61 @@
+"""Mistakes a new user makes in a manifest that tests/invalid/ cannot hold (files that are
+not UTF-8 text) or whose message is checked more closely than a corpus substring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autotune_operator.cli import main
+from autotune_operator.spec import SpecError, load_experiment, load_experiment_text
+
+SEED = Path(__file__).resolve().parents[1] / "fixtures" / "seed-001-example.yaml"
+
+
+@pytest.mark.parametrize("content, byte", [(b"\xff\xfe a: 1", "0xff"), (b"apiVersion: v1\nkind: \xd0\x00", "0xd0")])
+def test_file_that_is_not_utf8_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 content: bytes, byte: str) -> None:
+    path = tmp_path / "e.yaml"
+    path.write_bytes(content)
+    for command in ("validate", "run"):
+        assert main([command, str(path), "--output", str(tmp_path / "out")][: 2 if command == "validate" else 4]) == 2
+        err = capsys.readouterr().err
+        assert f"{path} is not UTF-8 text (byte {byte}" in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_yaml_error_names_the_file_line_and_column_on_one_line() -> None:
+    with pytest.raises(SpecError) as e:
+        load_experiment_text("spec:\n  a: [1, 2\n", source="exp.yaml")
+    (line,) = e.value.problems
+    assert line == "exp.yaml is not valid YAML: line 3, column 1: expected ',' or ']', but got '<stream end>' " \
+                   "(while parsing a flow sequence at line 2)"
+    assert "<unicode string>" not in line
+
+
+def test_duplicate_yaml_key_is_refused_but_merge_keys_still_override() -> None:
+    text = SEED.read_text(encoding="utf-8")
+    with pytest.raises(SpecError, match=r"line 8, column 3: found duplicate key 'maxTrialNum'"):
+        load_experiment_text(text.replace("  maxTrialNum: 50\n", "  maxTrialNum: 50\n  maxTrialNum: 5\n"))
+    # YAML merge keys ('<<: *anchor') are not duplicates: the explicit key wins, as in kubectl.
+    merged = text.replace("metadata:\n  name: experiment-sample\n",
+                          "metadata: &m\n  name: experiment-sample\n  namespace: a\n").replace(
+        "spec:\n", "x-defaults: &d {maxTrialNum: 50, trialConcurrency: 3}\nspec:\n  <<: *d\n", 1)
+    assert load_experiment_text(merged.replace("x-defaults", "status")).spec.maxTrialNum == 50
+
+
+def test_duplicate_json_keys_are_refused_in_search_space_and_class_args() -> None:
+    text = SEED.read_text(encoding="utf-8")
+    dup_space = text.replace('"learning_rate": {', '"batch_size": {"_type": "choice", "_value": [1]},\n      "learning_rate": {')
+    with pytest.raises(SpecError) as e:
+        load_experiment_text(dup_space)
+    assert e.value.problems == ["spec.searchSpace: names 'batch_size' twice in one object (JSON would keep only the last)"]
+    dup_args = text.replace('"constant_liar_type": "min"', '"constant_liar_type": "min", "optimize_mode": "maximize"')
+    with pytest.raises(SpecError, match=r"spec.tuner.classArgs: names 'optimize_mode' twice"):
+        load_experiment_text(dup_args)
+
+
+def test_seed_example_still_loads_from_a_file() -> None:
+    assert load_experiment(str(SEED)).spec.maxTrialNum == 50
