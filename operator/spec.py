@@ -99,6 +99,16 @@ def _class_args(v: Any) -> dict[str, Any]:
 ClassArgs = Annotated[dict[str, Any], BeforeValidator(_class_args)]
 
 
+def _not_bool(v: Any) -> Any:
+    if isinstance(v, bool):  # pydantic would read true as 1: 'maxExecSeconds: true' ended the run after 1 s
+        raise ValueError("must be an integer, not a boolean")
+    return v
+
+
+# An integer field (the CRD's 'type: integer', which refuses true/false).
+Int = Annotated[int, BeforeValidator(_not_bool)]
+
+
 class TunerSpec(_Model):
     builtinTunerName: str = Field(min_length=1)
     classArgs: ClassArgs = Field(default_factory=dict)
@@ -121,14 +131,14 @@ class FinalTrainingSpec(_Model):
     enabled: bool = True
     # Epochs for the rerun (AUTOTUNE_BUDGET); default: the advisor's largest budget, or
     # none with a plain tuner (the script trains its own full epochs).
-    budget: int | None = Field(default=None, ge=1)
+    budget: Int | None = Field(default=None, ge=1)
 
 
 class TaskSpec(_Model):
     type: str = Field(min_length=1)
-    replicas: int = Field(default=1, ge=1)
+    replicas: Int = Field(default=1, ge=1)
     template: dict[str, Any]
-    restartPolicy: str | None = None
+    restartPolicy: Literal["Never", "OnFailure", "Always", "ExitCode"] | None = None  # the CRD's enum
 
     @field_validator("template")
     @classmethod
@@ -147,7 +157,24 @@ class TaskSpec(_Model):
             for key in ("command", "args"):
                 if key in c and not (isinstance(c[key], list) and all(isinstance(a, str) for a in c[key])):
                     raise FieldError(f"spec.containers[{i}].{key}", "must be a list of strings")
+            _check_env(f"spec.containers[{i}].env", c.get("env"))
         return v
+
+
+def _check_env(where: str, env: Any) -> None:
+    """A pod's env, as Kubernetes reads it: a list of {name, value | valueFrom}, values strings.
+    A mapping here was silently ignored by local mode and broke the operator's pod builder."""
+    if env is None:
+        return
+    if not isinstance(env, list):
+        raise FieldError(where, "must be a list of {name: ..., value: ...} entries")
+    for j, e in enumerate(env):
+        if not isinstance(e, Mapping):
+            raise FieldError(f"{where}[{j}]", "must be a mapping {name: ..., value: ...}")
+        if not isinstance(e.get("name"), str) or not e["name"]:
+            raise FieldError(f"{where}[{j}].name", "is required")
+        if "value" in e and not isinstance(e["value"], str):
+            raise FieldError(f"{where}[{j}].value", f"must be a string (quote it: \"{e['value']}\")")
 
 
 class TrainingConfig(_Model):
@@ -203,12 +230,12 @@ class StorageSpec(_Model):
 
 
 class ExperimentSpec(_Model):
-    maxExecSeconds: int | None = Field(default=None, ge=1)
-    maxTrialNum: int | None = Field(default=None, ge=1)
+    maxExecSeconds: Int | None = Field(default=None, ge=1)
+    maxTrialNum: Int | None = Field(default=None, ge=1)
     # Katib's maxFailedTrialCount (AutoTune extension): this many failed trials end the
     # experiment ERROR instead of spending the rest of maxTrialNum on a broken trial.
-    maxFailedTrialNum: int | None = Field(default=None, ge=1)
-    trialConcurrency: int = Field(default=1, ge=1)
+    maxFailedTrialNum: Int | None = Field(default=None, ge=1)
+    trialConcurrency: Int = Field(default=1, ge=1)
     searchSpace: str | dict[str, Any]
     trainingConfig: TrainingConfig
     tuner: TunerSpec | None = None
@@ -217,7 +244,7 @@ class ExperimentSpec(_Model):
     aistore: AIStoreSpec | None = None
     storage: StorageSpec | str | None = None
     # AutoTune extension: the RNG seed, so a run can be repeated.
-    seed: int = Field(default=0, ge=0)
+    seed: Int = Field(default=0, ge=0)
     # AutoTune extension: several objectives, each a key of the reported metric dict with
     # its own direction (then no optimize_mode anywhere). Absent: one objective, as in NNI.
     objectives: list[Objective] | None = None
