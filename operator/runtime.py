@@ -32,6 +32,7 @@ from autotune_operator.orphans import PendingDeletes
 from autotune_operator.spec_change import MUTABLE, SpecChange, describe_limits, diff_spec, refused_message
 from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_manifest
 from autotune_operator.status import ExperimentStatus
+from autotune_operator.warm_start import Lookup, cluster_finder, merge_status
 from autotune_operator.workloads import WorkloadError, build, choose_family, kubeflow, t9k
 from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy
 from autotune_operator.workloads.common import Owner, TrialWorkload
@@ -311,7 +312,8 @@ class OperatorRuntime:
                                           on_created=lambda _trial: self.metrics.workload_created(family))
             c = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url,
                                      checkpoint_root=self.settings.checkpoint_root,
-                                     owner={"namespace": ref.namespace, "name": ref.name, "uid": ref.uid})
+                                     owner={"namespace": ref.namespace, "name": ref.name, "uid": ref.uid},
+                                     find_source=self._source_finder(ref.namespace))
             c.limits = _limits(applied, c.limits.capacity)
             return c
 
@@ -333,6 +335,7 @@ class OperatorRuntime:
                 if not started:
                     controller.start()
                     started = True
+                    _announce_warm_start(controller, events)
                 d = controller.step()
                 st = controller.status()
             except TunerServerError as e:
@@ -363,7 +366,12 @@ class OperatorRuntime:
                 backoff = min(backoff * 2, 30)
                 continue
             backoff = 1.0
-            writer.write({**_status_patch(st, family), **({"observedGeneration": applied_gen} if applied_gen else {})})
+            patch = _status_patch(st, family)
+            # A restarted loop knows only the counts; the report of the pass that imported stays.
+            warm = merge_status(writer.last.get("warmStart"), patch.pop("warmStart", None))
+            if warm is not None:
+                patch["warmStart"] = warm
+            writer.write({**patch, **({"observedGeneration": applied_gen} if applied_gen else {})})
             if st.phase.value != last_phase:
                 events.emit(f"Experiment{st.phase.value.capitalize()}", st.message or st.phase.value,
                             warning=st.phase is Phase.ERROR)
@@ -374,11 +382,36 @@ class OperatorRuntime:
                 continue
             wake.wait(self.settings.resync_seconds)
 
+    def _source_finder(self, namespace: str) -> Callable[[str], Lookup]:
+        """spec.warmStart's names -> earlier AutoTuneExperiments of this namespace."""
+        custom = client.CustomObjectsApi(self.api)
+
+        def get(name: str) -> Mapping[str, Any] | None:
+            try:
+                return custom.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name, _request_timeout=30)
+            except ApiException as e:
+                if e.status == 404:
+                    return None
+                raise  # the reconcile loop retries
+
+        return cluster_finder(get, self.tuner, namespace)
+
     @staticmethod
     def _fail(writer: StatusWriter, events: EventRecorder, message: str) -> None:
         log.warning("experiment %s/%s: %s", writer.ref.namespace, writer.ref.name, message)
         writer.write({"phase": Phase.ERROR.value, "message": message, "completionTime": now_iso()})
         events.emit("ExperimentError", message, warning=True)
+
+
+def _announce_warm_start(controller: ExperimentController, events: EventRecorder) -> None:
+    """Events for a warm start that ran now: one per missing source (Warning), and the report."""
+    w = controller.warm
+    if w is None or w.earlier:
+        return
+    for msg in w.warnings:
+        events.emit("WarmStartSourceMissing", msg, warning=True)
+    if w.error is None:  # an error ends the experiment, whose ExperimentError Event says why
+        events.emit("WarmStart", w.line)
 
 
 def _status_patch(st: ExperimentStatus, family: str) -> dict[str, Any]:

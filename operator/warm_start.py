@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from autotune_operator.spec import WarmStartSpec
+from autotune_operator.spec import NAME_RE, WarmStartSpec
 from tuner_server.client import TunerClient, TunerServerError
 from tuner_server.engine import Engine, EngineError, NotFound
 from tuner_server.history import OptimizeMode
@@ -236,5 +236,25 @@ def local_finder(output: Path, cwd: Path, own: Path, server: TunerClient | None 
             on_server = from_server(server, f"local.{entry}", entry)
             return on_server if isinstance(on_server, SourceHistory) else Missing(entry, f"{found.reason}; {on_server.reason}")
         return found
+
+    return find
+
+
+def cluster_finder(get_experiment: Callable[[str], Mapping[str, Any] | None], client: TunerClient,
+                   namespace: str) -> Callable[[str], Lookup]:
+    """How the operator finds an earlier AutoTuneExperiment of ``namespace``: its uid from the
+    API server (``get_experiment`` gives None for a 404 and raises on other errors, which the
+    reconcile loop retries), then its trials from the tuner server, which keys them by uid."""
+
+    def find(name: str) -> Lookup:
+        if not NAME_RE.match(name) or len(name) > 253:
+            return Missing(name, "not an AutoTuneExperiment name (a folder path only works in local mode)")
+        obj = get_experiment(name)
+        if obj is None:
+            return Missing(name, f"no AutoTuneExperiment '{name}' in namespace {namespace}")
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        if not uid:
+            return Missing(name, "it has no uid")
+        return from_server(client, uid, name)
 
     return find

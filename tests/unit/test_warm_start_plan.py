@@ -192,3 +192,28 @@ def test_spec_names_the_warm_start_field(tuner: str, warm: str, problem: str) ->
     with pytest.raises(SpecError) as e:
         load_experiment_text(text)
     assert any(problem in p for p in e.value.problems), e.value.problems
+
+
+# ----- the operator's lookup: API server (uid), then tuner server -----
+def test_cluster_finder() -> None:
+    from autotune_operator.warm_start import cluster_finder
+
+    engine = Engine(Store(":memory:"))
+    engine.register("uid-old", "old", config("minimize"))
+    objects = {"old": {"metadata": {"name": "old", "uid": "uid-old"}}, "stale": {"metadata": {"name": "stale", "uid": "uid-gone"}}}
+    asked: list[str] = []
+
+    def get(name: str) -> dict[str, Any] | None:
+        asked.append(name)
+        return objects.get(name)
+
+    find = cluster_finder(get, InProcessClient(engine), "team-a")
+    found = find("old")
+    assert isinstance(found, SourceHistory) and found.name == "old" and found.optimize_mode is MIN
+    gone = find("deleted")
+    assert isinstance(gone, Missing) and gone.reason == "no AutoTuneExperiment 'deleted' in namespace team-a"
+    stale = find("stale")  # the object exists but the tuner server has no state for its uid
+    assert isinstance(stale, Missing) and "no history" in stale.reason
+    path = find("runs/old")
+    assert isinstance(path, Missing) and "local mode" in path.reason
+    assert asked == ["old", "deleted", "stale"]  # a path never reaches the API server
