@@ -225,3 +225,17 @@ def test_multi_objective_imports(tmp_path: Path) -> None:
     assert rec.values == (0.9, 10.0)
     assert e.summary("m")["paretoFront"] == []  # imports are never this experiment's front
     assert Engine(Store(tmp_path / "db.sqlite")).get("m").history()[0].values == (0.9, 10.0)
+
+
+def test_a_finite_space_the_sources_used_up_has_nothing_new(tmp_path: Path) -> None:
+    """Imported configurations count as tried: TPE does not repeat them, so a finite space
+    the earlier experiments covered ends the new one at once (documented in the README)."""
+    e = Engine(Store(tmp_path / "db.sqlite"))
+    e.register("f", "f", config({"k": {"_type": "choice", "_value": [1, 2, 3]}}))
+    trials = [{"id": f"t{k}", "parameters": {"k": k}, "metric": float(k)} for k in (1, 2)]
+    e.import_trials("f", request(trials))
+    a = e.suggest("f")
+    assert a is not None and a.parameters == {"k": 3}  # the one configuration not tried
+    e.register("g", "g", config({"k": {"_type": "choice", "_value": [1, 2]}}))
+    e.import_trials("g", request(trials))
+    assert e.suggest("g") is None and e.summary("g")["trials"]["total"] == 0

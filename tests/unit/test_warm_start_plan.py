@@ -217,3 +217,13 @@ def test_cluster_finder() -> None:
     path = find("runs/old")
     assert isinstance(path, Missing) and "local mode" in path.reason
     assert asked == ["old", "deleted", "stale"]  # a path never reaches the API server
+
+
+def test_local_mode_with_server_finds_local_runs_there(tmp_path: Path) -> None:
+    engine = Engine(Store(":memory:"))
+    engine.register("local.old", "old", config())
+    find = local_finder(tmp_path / "runs", tmp_path, tmp_path / "runs" / "new", server=InProcessClient(engine))
+    found = find("old")  # no folder on this machine: the server's local.old
+    assert isinstance(found, SourceHistory) and found.name == "old"
+    missing = find("other")
+    assert isinstance(missing, Missing) and "no history" in missing.reason and "autotune.db" in missing.reason
