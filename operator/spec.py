@@ -446,6 +446,8 @@ def validate_manifest(doc: Any) -> Experiment:
     mode, source = resolve_mode(spec)
     warnings: list[str] = []
     objectives = [o.optimizeMode for o in spec.objectives or []]
+    bad_modes = {} if spec.objectives else _mode_problems(spec)
+    problems += bad_modes.values()
     if spec.objectives:
         problems += _multi_objective_problems(spec)
         mode, source = spec.objectives[0].optimizeMode, "spec.objectives[0]"
@@ -467,12 +469,15 @@ def validate_manifest(doc: Any) -> Experiment:
             else:
                 tuner = create_tuner(algorithm, space, tuner_args, seed=spec.seed, objectives=objectives)
             warnings += tuner.warnings
+            warnings += _spelling_warning(f"{where}.{'builtinTunerName' if spec.tuner else 'builtinAdvisorName'}",
+                                          algorithm, tuner.name)
         except TunerArgsError as e:
             problems.append(f"{where}: {e}")
-    if spec.assessor is not None and not spec.objectives:
+    if spec.assessor is not None and not spec.objectives and "spec.assessor" not in bad_modes:
         a = spec.assessor
         try:
             assessor = create_assessor(a.builtinAssessorName, a.classArgs, default_mode=mode)
+            warnings += _spelling_warning("spec.assessor.builtinAssessorName", a.builtinAssessorName, assessor.name)
             if assessor.mode is not mode:
                 warnings.append(
                     f"spec.assessor.classArgs.optimize_mode is '{assessor.mode.value}' but the objective is "
@@ -487,6 +492,24 @@ def validate_manifest(doc: Any) -> Experiment:
     if source.startswith("default"):
         warnings.append("no optimize_mode given anywhere: the objective is maximized")
     return Experiment(m, space, mode, source, algorithm, args, warnings)
+
+
+def _mode_problems(spec: ExperimentSpec) -> dict[str, str]:
+    """An optimize_mode that is neither word, in any block. Tuners that ignore the direction
+    (GridSearch, Batch) accepted 'minimise' and the experiment silently maximized."""
+    out = {}
+    for where, block in (("spec.tuner", spec.tuner), ("spec.advisor", spec.advisor), ("spec.assessor", spec.assessor)):
+        v = block.classArgs.get("optimize_mode") if block is not None else None
+        if v is not None and v not in ("maximize", "minimize"):
+            out[where] = f"{where}: classArgs.optimize_mode must be 'maximize' or 'minimize', got {v!r}"
+    return out
+
+
+def _spelling_warning(field: str, given: str, name: str) -> list[str]:
+    """Local mode finds algorithms by any case and by alias; the CRD's enum takes only the name."""
+    if given == name:
+        return []
+    return [f"{field} '{given}' is read as '{name}' here, but a cluster accepts only '{name}'; write that"]
 
 
 def _multi_objective_problems(spec: ExperimentSpec) -> list[str]:

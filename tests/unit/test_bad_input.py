@@ -59,3 +59,28 @@ def test_duplicate_json_keys_are_refused_in_search_space_and_class_args() -> Non
 
 def test_seed_example_still_loads_from_a_file() -> None:
     assert load_experiment(str(SEED)).spec.maxTrialNum == 50
+
+
+@pytest.mark.parametrize(
+    "old, new, warning",
+    [
+        ("builtinTunerName: TPE", "builtinTunerName: tpe",
+         "spec.tuner.builtinTunerName 'tpe' is read as 'TPE' here, but a cluster accepts only 'TPE'"),
+        ('    builtinTunerName: TPE\n    classArgs: |-\n      {\n        "optimize_mode": "minimize", \n        "constant_liar_type": "min"\n      }',
+         "    builtinTunerName: Grid",
+         "spec.tuner.builtinTunerName 'Grid' is read as 'GridSearch' here, but a cluster accepts only 'GridSearch'"),
+        ('  tuner:\n', '  assessor:\n    builtinAssessorName: MedianStop\n  tuner:\n',
+         "spec.assessor.builtinAssessorName 'MedianStop' is read as 'Medianstop' here"),
+    ],
+)
+def test_name_the_crd_would_refuse_is_run_locally_with_a_warning(old: str, new: str, warning: str) -> None:
+    """Local mode finds algorithms by any case and by alias (so NNI configs work), but
+    `autotune validate` must not let a manifest through silently that kubectl refuses."""
+    exp = load_experiment_text(SEED.read_text(encoding="utf-8").replace(old, new, 1))
+    assert any(w.startswith(warning) for w in exp.warnings), exp.warnings
+
+
+def test_canonical_names_give_no_spelling_warning() -> None:
+    exp = load_experiment_text(SEED.read_text(encoding="utf-8").replace(
+        '  tuner:\n', '  assessor:\n    builtinAssessorName: Medianstop\n  tuner:\n'))
+    assert not [w for w in exp.warnings if "cluster accepts only" in w]
