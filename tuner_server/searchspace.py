@@ -481,6 +481,12 @@ def _parse_choice(
         else:
             if isinstance(opt, float) and not math.isfinite(opt):
                 raise SearchSpaceError(key, f"option {i} is not a finite number")
+            if isinstance(opt, Mapping):
+                # Without _name it is a plain value: the trial would get the {_type, _value} specs.
+                subs = sorted(k2 for k2, s in opt.items() if isinstance(s, Mapping) and "_type" in s)
+                if subs:
+                    raise SearchSpaceError(key, f"option {i} has sub-parameters {subs} but no \"_name\"; "
+                                                f"a nested choice option needs one")
             options.append(opt)
             ident = canonical({"v": opt}) + type(opt).__name__
         if ident in seen:

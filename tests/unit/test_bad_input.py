@@ -84,3 +84,13 @@ def test_canonical_names_give_no_spelling_warning() -> None:
     exp = load_experiment_text(SEED.read_text(encoding="utf-8").replace(
         '  tuner:\n', '  assessor:\n    builtinAssessorName: Medianstop\n  tuner:\n'))
     assert not [w for w in exp.warnings if "cluster accepts only" in w]
+
+
+def test_nested_choice_option_without_name_is_refused_but_plain_dicts_are_values() -> None:
+    from tuner_server.searchspace import SearchSpaceError, parse_search_space
+
+    forgot = {"opt": {"_type": "choice", "_value": [{"name": "sgd", "lr": {"_type": "uniform", "_value": [0, 1]}}]}}
+    with pytest.raises(SearchSpaceError, match=r"option 0 has sub-parameters \['lr'\] but no \"_name\""):
+        parse_search_space(forgot)
+    plain = parse_search_space({"opt": {"_type": "choice", "_value": [{"lr": 0.1}, {"lr": 0.01, "momentum": 0.9}]}})
+    assert plain.to_parameters({"opt": 1}) == {"opt": {"lr": 0.01, "momentum": 0.9}}
