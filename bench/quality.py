@@ -22,6 +22,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
@@ -49,13 +50,21 @@ BASELINE = "AutoTune Random"
 CACHE_VERSION = 1
 
 
-def ours(name: str, class_args: Mapping[str, Any] | None = None) -> peers.Runner:
+def ours(name: str, class_args: Mapping[str, Any] | None = None, attrs: Mapping[str, Any] | None = None) -> peers.Runner:
+    """``attrs``: tuner attributes set after construction (bench-only: trying a model
+    component that has no classArg yet; each must already exist on the tuner)."""
+
     def run(raw: dict[str, Any], loss: qp.Loss, seed: int, n: int) -> list[float]:
         space = parse_search_space(raw)
         try:
             tuner = create_tuner(name, space, {"optimize_mode": "minimize", **(class_args or {})}, seed)
         except TunerArgsError as e:
             raise peers.Unsupported(str(e)) from None
+        for k, v in (attrs or {}).items():
+            if not hasattr(tuner, k):
+                raise AttributeError(f"{name} tuner has no attribute {k!r} to override")
+            cur = getattr(tuner, k)
+            setattr(tuner, k, dataclasses.replace(cur, **v) if dataclasses.is_dataclass(cur) else v)
         hist: list[TrialRecord] = []
         out: list[float] = []
         for i in range(n):
@@ -73,12 +82,14 @@ def ours(name: str, class_args: Mapping[str, Any] | None = None) -> peers.Runner
 
 def methods(with_nni: bool, with_optuna_gp: bool, tpe_variants: Mapping[str, Any] | None = None) -> dict[str, peers.Runner]:
     """Every method by display name. ``tpe_variants``: extra "AutoTune TPE <name>" runs with
-    those tpe_args (for tuning TPE's defaults with --tpe-variants)."""
+    those tpe_args (for tuning TPE's defaults with --tpe-variants); a variant's "_attrs" object
+    sets tuner attributes instead (model components without a classArg)."""
     m: dict[str, peers.Runner] = {
         "AutoTune Random": ours("Random"),
         "AutoTune TPE": ours("TPE"),
         "AutoTune TPE univariate": ours("TPE", {"tpe_args": {"multivariate": False}}),
-        **{f"AutoTune TPE {k}": ours("TPE", {"tpe_args": v}) for k, v in (tpe_variants or {}).items()},
+        **{f"AutoTune TPE {k}": ours("TPE", {"tpe_args": {a: b for a, b in v.items() if a != "_attrs"}}, v.get("_attrs"))
+           for k, v in (tpe_variants or {}).items()},
         "AutoTune Anneal": ours("Anneal"),
         "AutoTune Evolution": ours("Evolution"),
         "AutoTune GP": ours("GPTuner"),
@@ -221,6 +232,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 problems, 3 seeds: for iterating on a tuner")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per (method, problem); default 10 (quick: 3)")
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="first seed (seeds are offset .. offset+seeds-1): tune on one set, confirm on another")
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--problems", default=None, help="comma-separated subset")
     ap.add_argument("--methods", default=None, help="comma-separated subset (substring match); the baseline always runs")
@@ -238,6 +251,7 @@ def main() -> None:
     a = ap.parse_args()
     t_start = time.perf_counter()
     seeds = a.seeds or (3 if a.quick else 10)
+    seed_ids = range(a.seed_offset, a.seed_offset + seeds)
     n = a.trials
     os.makedirs(RESULTS, exist_ok=True)
 
@@ -290,7 +304,7 @@ def main() -> None:
         tables = _build_tables([p for p in probs if p in qp.REAL_EVALUATORS], pool)
     problems = {p.name: p for p in qp.problems(tables) if p.name in probs}
 
-    tasks = [(m, p, s, n) for s in range(seeds) for m in names for p in probs
+    tasks = [(m, p, s, n) for s in seed_ids for m in names for p in probs
              if m.startswith("AutoTune") or (ckey(m, p, s) not in cache and not cached_only(m))]
     # Seed by seed, the cheap methods first within a seed, the slowest peers after all the
     # others: a time budget then cuts the slowest methods' last seeds, never the baseline's. Without a budget: slowest first,
@@ -308,7 +322,7 @@ def main() -> None:
     secs: dict[str, list[float]] = {}
     for m in names:
         for p in probs:
-            for s in range(seeds):
+            for s in seed_ids:
                 hit = cache.get(ckey(m, p, s))
                 if hit is not None and not m.startswith("AutoTune"):
                     results[(m, p, s)] = hit["losses"]
@@ -352,7 +366,7 @@ def main() -> None:
     partial: dict[str, list[int]] = {}
     for m in names:
         for p in probs:
-            outs = [results[(m, p, s)] for s in range(seeds) if (m, p, s) in results]
+            outs = [results[(m, p, s)] for s in seed_ids if (m, p, s) in results]
             bad = [o for o in outs if isinstance(o, str)]
             if bad:
                 notes.append(f"{m} on {p}: {bad[0]}")
@@ -375,6 +389,7 @@ def main() -> None:
     md += f"\nWall time {wall:.0f} s with {a.workers} workers; s/run = mean seconds per {n}-trial run " \
           f"(cached peer runs keep the time measured when they ran).\n"
     md += f"NNI 3.0: {'included' if not nni_why else nni_why}. Optuna GPSampler: {'included' if not gp_why else gp_why}.\n"
+    md += f"Seeds {seed_ids.start}-{seed_ids.stop - 1}.\n"
     if out_of_time:
         md += f"Stopped by --time-budget {a.time_budget:.0f} s after {done} of {len(tasks)} runs.\n"
     for m, counts in partial.items():

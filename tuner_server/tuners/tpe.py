@@ -406,6 +406,9 @@ class TPETuner(Tuner):
         # Optuna's 10% at 100 trials; bench/quality.py: mean normalized regret 0.49 -> 0.28
         # at 100 trials over 8 problems). A given gamma is used as given, in either mode.
         self.split_gamma = self.gamma if ("gamma" in t or not self.multivariate) else MULTIVARIATE_GAMMA
+        # The joint model's components (bench/quality.py can swap them per variant).
+        self.split_rule = "sqrt"  # n_below = ceil(split_gamma * sqrt(m)); "linear": Optuna's ceil(0.1 * m)
+        self.components = tpe_multivariate.Components()
         self._memo = HistoryMemo(self.space)
         self._card = self.space.cardinality()
         self._models = {d.key: NumericModel.of(d) for d in self.space.dims if not d.is_categorical}
@@ -424,7 +427,7 @@ class TPETuner(Tuner):
         if self.multivariate:
             flat, ranked = tpe_multivariate.propose(
                 self.space, self._models, obs.flats, lambda idx: self._split(idx, obs.losses), self.n_candidates,
-                self.prior_weight, self.lf, rng,
+                self.prior_weight, self.lf, rng, self.components, obs.losses,
             )
         else:
             flat, ranked = self._propose(self._columns(obs), obs.losses, rng)
@@ -452,7 +455,10 @@ class TPETuner(Tuner):
     def _split(self, idx: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions (into idx, time-ordered) of the good and the bad observations."""
         m = len(idx)
-        n_below = min(int(math.ceil(self.split_gamma * math.sqrt(m))), 25) if m else 0
+        if self.multivariate and self.split_rule == "linear":
+            n_below = min(int(math.ceil(0.1 * m)), 25)
+        else:
+            n_below = min(int(math.ceil(self.split_gamma * math.sqrt(m))), 25) if m else 0
         order = np.argsort(losses[idx], kind="stable")
         return np.sort(order[:n_below]), np.sort(order[n_below:])
 
