@@ -11,15 +11,18 @@ Exit codes of `run`: 0 DONE or TIMEOUT, 1 ERROR, 2 invalid experiment, 130 inter
 from __future__ import annotations
 
 import argparse
+import http.client
 import logging
 import os
 import secrets
 import shutil
 import signal
 import sys
+import urllib.error
+import urllib.parse
 from pathlib import Path
 from types import FrameType
-from typing import Sequence
+from typing import Any, Sequence
 
 from autotune_operator import __main__ as operator_main
 from autotune_operator import ui_command
@@ -67,6 +70,8 @@ def process_template(exp: Experiment, manifest_path: Path, workdir: str | None) 
         wd = (base / container["workingDir"]).resolve()
     else:
         wd = base
+    if workdir is not None and not wd.is_dir():
+        raise LocalSetupError(f"--workdir {workdir} is not a directory on this machine")
     if not wd.is_dir():
         raise LocalSetupError(
             f"{where}.workingDir {container.get('workingDir')!r} does not exist on this machine; "
@@ -122,8 +127,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     for w in exp.warnings:
         print(f"autotune: warning: {w}", file=sys.stderr)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else []
+    if args.server and not _is_http_url(args.server):
+        # urllib calls 'localhost:8080' an unknown URL type and the client retried it for minutes.
+        print(f"autotune: --server must be an http:// or https:// URL, got {args.server!r}", file=sys.stderr)
+        return EXIT_INVALID
     out = Path(args.output).resolve() / exp.name
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"autotune: cannot create the output directory {out}: {e.strerror}", file=sys.stderr)
+        return EXIT_INVALID
     exp_id = f"local.{exp.name}"
     executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out))
     progress = Progress(exp.spec.maxTrialNum, quiet=args.quiet)
@@ -137,9 +150,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress.update(s)
         write_status(out, s)
         trials = client.trials(exp_id)
+        last_trials[:] = trials
         write_trials_csv(out, trials)
         write_pareto_plot(out, s, trials)
 
+    last_trials: list[dict[str, Any]] = []  # for the summary: why trials failed
     server: EmbeddedServer | None = None
     client: TunerClient
     if args.server:
@@ -175,8 +190,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
         except (Conflict, TunerServerError) as e:
             progress.close()
-            print(f"autotune: {e} (results of an earlier, different experiment named '{exp.name}' are in {out}; "
-                  f"use another --output)", file=sys.stderr)
+            clash = isinstance(e, Conflict) or e.status == 409  # not a 403 (wrong token) or a 422
+            hint = (f" (results of an earlier, different experiment named '{exp.name}' are in {out}; "
+                    f"use another --output)") if clash else ""
+            print(f"autotune: {e}{hint}", file=sys.stderr)
+            return EXIT_ERROR
+        except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as e:
+            progress.close()  # the HTTP client retried for its whole budget first
+            reason = getattr(e, "reason", e)
+            print(f"autotune: tuner server at {url} unreachable: {reason}. Results so far in {out}", file=sys.stderr)
             return EXIT_ERROR
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -184,8 +206,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if server is not None:
             server.__exit__(None, None, None)
     progress.close()
-    _print_result(status, out)
+    _print_result(status, out, last_trials)
     return EXIT_ERROR if status.phase is Phase.ERROR else EXIT_OK
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _announce_ui(server: EmbeddedServer | None, url: str, exp_id: str) -> None:
@@ -210,7 +237,17 @@ def _keep_ui_open(server: EmbeddedServer, status: ExperimentStatus) -> None:
         pass
 
 
-def _print_result(s: ExperimentStatus, out: Path) -> None:
+def _failure_hint(trials: Sequence[dict[str, Any]], out: Path) -> str:
+    """Why the first failed trial failed: with no trial succeeded, the summary must say what
+    to fix (a misspelled command fails every trial the same way) rather than only 'none'."""
+    failed = [t for t in trials if t.get("state") == "FAILED" and t.get("message")]
+    if not failed:
+        return ""
+    t = failed[0]
+    return f"; {t['name']} {t['message']}, see {out}/trials/{t['name']}/trial.log"
+
+
+def _print_result(s: ExperimentStatus, out: Path, trials: Sequence[dict[str, Any]] = ()) -> None:
     c = s.trials
     print(f"experiment {s.phase.value}: {s.message}")
     print(f"trials: {c.total} total, {c.succeeded} succeeded, {c.failed} failed, {c.earlyStopped} early-stopped, {c.stopped} stopped")
@@ -220,7 +257,7 @@ def _print_result(s: ExperimentStatus, out: Path) -> None:
     elif s.paretoFront:
         print("\n".join(format_pareto(s)))
     else:
-        print("best trial: none (no trial succeeded)")
+        print(f"best trial: none (no trial succeeded{_failure_hint(trials, out)})")
     plot = f", {out}/pareto.svg" if s.paretoFront is not None else ""
     print(f"results: {out}/status.json, {out}/trials.csv{plot}, logs in {out}/trials/")
 

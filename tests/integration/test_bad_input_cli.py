@@ -1,0 +1,71 @@
+"""`autotune run` as a real process, given the mistakes a new user makes on the command line
+or in the trial command: one line saying what is wrong, the right exit code, no traceback."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+from tests.integration.conftest import ADMIN, ServerProcess, manifest, run_autotune, write_manifest
+
+
+def one_clear_line(stderr: str, expected: str) -> None:
+    assert "Traceback" not in stderr, stderr
+    assert expected in stderr, stderr
+
+
+def test_output_that_is_a_file_is_exit_2(tmp_path: Path) -> None:
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1))
+    (tmp_path / "taken").write_text("not a directory")
+    r = run_autotune(["run", str(m), "--output", str(tmp_path / "taken"), "--quiet"])
+    assert r.returncode == 2
+    one_clear_line(r.stderr, f"cannot create the output directory {tmp_path / 'taken' / 'toy'}: Not a directory")
+
+
+def test_missing_workdir_names_the_flag(tmp_path: Path) -> None:
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1))
+    r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--workdir", str(tmp_path / "nope"), "--quiet"])
+    assert r.returncode == 2
+    one_clear_line(r.stderr, f"--workdir {tmp_path / 'nope'} is not a directory on this machine")
+
+
+def test_server_without_scheme_is_exit_2_at_once(tmp_path: Path) -> None:
+    """'localhost:8080' used to be retried for two minutes, then a URLError traceback."""
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1))
+    r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--server", "localhost:8080", "--quiet"],
+                     env={"AUTOTUNE_ADMIN_TOKEN": ADMIN}, timeout=60)
+    assert r.returncode == 2
+    one_clear_line(r.stderr, "--server must be an http:// or https:// URL, got 'localhost:8080'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_admin_token_is_not_blamed_on_an_earlier_experiment(tmp_path: Path, server: ServerProcess) -> None:
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1))
+    r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--server", server.url, "--quiet"],
+                     env={"AUTOTUNE_ADMIN_TOKEN": "not-the-admin-token-at-all"})
+    assert r.returncode == 1
+    one_clear_line(r.stderr, "tuner server answered 403: this operation needs the admin token")
+    assert "earlier, different experiment" not in r.stderr
+
+
+def test_summary_says_why_every_trial_failed(tmp_path: Path) -> None:
+    """A misspelled interpreter fails every trial the same way: the summary says so instead
+    of only 'best trial: none', and trials.csv keeps the reason of each."""
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=2, command=["pythn3", "train.py"]))
+    r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--quiet"])
+    assert r.returncode == 0, r.stderr  # DONE: every trial ended
+    assert "Traceback" not in r.stdout + r.stderr
+    out = tmp_path / "out" / "toy"
+    assert (f"best trial: none (no trial succeeded; toy-0 could not start: [Errno 2] No such file or directory: "
+            f"'pythn3', see {out}/trials/toy-0/trial.log)") in r.stdout
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [row["state"] for row in rows] == ["FAILED", "FAILED"]
+    assert all("pythn3" in row["message"] for row in rows)
+
+
+def test_summary_names_a_trial_that_never_reported(tmp_path: Path) -> None:
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1, command=[sys.executable, "-c", "print('trained')"]))
+    r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--quiet"])
+    assert r.returncode == 0, r.stderr
+    assert "no trial succeeded; toy-0 exited 0 without reporting a final metric, see " in r.stdout
