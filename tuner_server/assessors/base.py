@@ -6,6 +6,7 @@ server answers exactly as before.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -42,6 +43,8 @@ def number_arg(name: str, args: dict[str, Any], key: str, default: float, low: f
     kinds = (int,) if integer else (int, float)
     if isinstance(v, bool) or not isinstance(v, kinds):
         raise AssessorArgsError(f"{name} classArgs.{key} must be {'an integer' if integer else 'a number'}, got {v!r}")
+    if isinstance(v, float) and not math.isfinite(v):  # JSON's NaN passed every 'v < low' check
+        raise AssessorArgsError(f"{name} classArgs.{key} must be a finite number, got {v!r}")
     if low is not None and v < low:
         raise AssessorArgsError(f"{name} classArgs.{key} must be >= {low}, got {v!r}")
     return v
