@@ -33,6 +33,8 @@ REPLICA_TYPES: dict[str, frozenset[str]] = {
     "xgboost": frozenset({"master", "worker"}),
 }
 PLACEHOLDER = re.compile(r"\$\{parameters\.([A-Za-z0-9_.\-]+)\}")
+# What is left of a mistyped one: ${parameter.x}, $(parameters.x), ${params.x}, ${ parameters.x }.
+NEAR_PLACEHOLDER = re.compile(r"\$\s*[{(]\s*param(eter)?s?\s*[.:]", re.IGNORECASE)
 # RFC 1123 subdomain, as Kubernetes requires of metadata.name.
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
@@ -545,20 +547,25 @@ def _warm_start_problems(spec: ExperimentSpec, name: str, tuner: Tuner | None) -
 
 
 def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner | None) -> list[str]:
-    if tuner is not None and tuner.name == "Batch":
-        return []  # Batch parameter sets carry their own keys
+    """Placeholders in command, args and env values: each names a parameter (every trial
+    failed to start otherwise), and a near miss such as ${parameter.lr} would have reached
+    the trial as literal text."""
+    batch = tuner is not None and tuner.name == "Batch"  # Batch parameter sets carry their own keys
     top_names = {space[k].name for k in space.top}
     problems = []
     for ti, task in enumerate(spec.trainingConfig.tasks):
         for ci, c in enumerate(task.template["spec"]["containers"]):
-            for key in ("command", "args"):
-                for ai, a in enumerate(c.get(key) or []):
-                    for ref in PLACEHOLDER.findall(a):
-                        if ref.split(".")[0] not in top_names:
-                            problems.append(
-                                f"spec.trainingConfig.tasks[{ti}].template.spec.containers[{ci}].{key}[{ai}]: "
-                                f"${{parameters.{ref}}} names no search-space parameter (have {sorted(top_names)})"
-                            )
+            texts = [(f"{key}[{ai}]", a) for key in ("command", "args") for ai, a in enumerate(c.get(key) or [])]
+            texts += [(f"env[{ei}].value", e["value"]) for ei, e in enumerate(c.get("env") or []) if "value" in e]
+            for field, a in texts:
+                where = f"spec.trainingConfig.tasks[{ti}].template.spec.containers[{ci}].{field}"
+                for ref in PLACEHOLDER.findall(a):
+                    if not batch and ref.split(".")[0] not in top_names:
+                        problems.append(
+                            f"{where}: ${{parameters.{ref}}} names no search-space parameter (have {sorted(top_names)})"
+                        )
+                if NEAR_PLACEHOLDER.search(PLACEHOLDER.sub("", a)):
+                    problems.append(f"{where}: {a!r} looks like a parameter placeholder; write ${{parameters.NAME}}")
     return problems
 
 

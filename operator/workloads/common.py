@@ -93,7 +93,10 @@ def _container(c: Mapping[str, Any], trial: TrialWorkload) -> dict[str, Any]:
             c[key] = [substitute(a, trial.parameters) for a in c[key]]
     ours = _env_list(trial)
     names = {e["name"] for e in ours}
-    c["env"] = [e for e in (c.get("env") or []) if e.get("name") not in names] + ours
+    # ${parameters.NAME} in env values too, as local mode (and the README) do.
+    user = [{**e, "value": substitute(e["value"], trial.parameters)} if isinstance(e.get("value"), str) else e
+            for e in (c.get("env") or []) if e.get("name") not in names]
+    c["env"] = user + ours
     return c
 
 

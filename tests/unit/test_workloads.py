@@ -252,3 +252,18 @@ def test_choose_family_and_kinds():
         choose_family({}, override="spark")
     assert kind_for("kubeflow", "xgboost").plural == "xgboostjobs"
     assert kind_for("t9k", "pytorch").api_version == "batch.tensorstack.dev/v1beta1"
+
+
+def test_placeholders_in_env_values_are_substituted_on_the_cluster_too() -> None:
+    """Local mode substituted ${parameters.NAME} in env values; pods got the literal text."""
+
+    def env_lr(doc):
+        c = doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]
+        c["env"].append({"name": "LR", "value": "lr=${parameters.learning_rate}"})
+        c["env"].append({"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}})
+
+    (pod,) = pod_specs(build("job", spec_of(mutate=env_lr), trial()))
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["LR"]["value"] == "lr=0.01"
+    assert env["USER_VAR"]["value"] == "1"
+    assert env["FROM_SECRET"] == {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
