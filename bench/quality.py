@@ -22,7 +22,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
@@ -63,8 +62,7 @@ def ours(name: str, class_args: Mapping[str, Any] | None = None, attrs: Mapping[
         for k, v in (attrs or {}).items():
             if not hasattr(tuner, k):
                 raise AttributeError(f"{name} tuner has no attribute {k!r} to override")
-            cur = getattr(tuner, k)
-            setattr(tuner, k, dataclasses.replace(cur, **v) if dataclasses.is_dataclass(cur) else v)
+            setattr(tuner, k, v)
         hist: list[TrialRecord] = []
         out: list[float] = []
         for i in range(n):

@@ -286,3 +286,69 @@ def test_both_modes_deterministic_and_distinct_with_pending(mv):
         t.suggest(hist, np.random.default_rng(0))
     again = create_tuner("TPE", sp, {"tpe_args": {"n_startup_jobs": 3, "multivariate": mv}}, 0)
     assert again.suggest(hist[:10], np.random.default_rng([0, 10])) == hist[10].parameters
+
+
+# --------------------------------------------------------------------------- EI weighting of the good set
+
+
+def test_ei_weights_are_the_improvement_over_the_best_bad_loss():
+    from tuner_server.tuners.tpe_multivariate import ei_weights
+
+    w = ei_weights(np.array([1.0, 2.0, 2.5, 3.0]), np.array([4.0, 3.0, 5.0]))
+    assert w[:3].tolist() == [2.0, 1.0, 0.5]
+    assert 0 < w[3] <= 1e-12  # a tie with the split still counts, barely
+    assert ei_weights(np.array([1.0, 2.0]), np.array([])).tolist() == [1.0, 1.0]  # nothing to improve on
+
+
+def test_ei_weighted_estimator_leans_to_the_best_good_trial():
+    """Two good trials at x=0.2 (loss 0) and x=0.8 (loss 0.9), best bad loss 1.0: with EI
+    weights (1.0 and 0.1; the prior weighs their mean) l(0.2) is above l(0.8); uniform
+    weights make them equal (the estimator is symmetric about 0.5)."""
+    from tuner_server.tuners.tpe import NumericModel
+    from tuner_server.tuners.tpe_multivariate import _fit, _log_density, ei_weights
+
+    sp = parse_search_space({"x": {"_type": "uniform", "_value": [0, 1]}})
+    models = {"x": NumericModel.of(sp["x"])}
+    cols = {"x": np.array([0.2, 0.8])}
+    w = ei_weights(np.array([0.0, 0.9]), np.array([1.0, 1.5]))
+    ei = _fit(sp, models, ["x"], cols, 1.0, 25, w)
+    assert np.allclose(np.exp(ei.logw), np.array([1.0, 0.1, 0.55]) / 1.65)
+    uni = _fit(sp, models, ["x"], cols, 1.0, 25)
+    assert np.allclose(np.exp(uni.logw), [1 / 3] * 3)
+    at = {"x": np.array([0.2, 0.8])}
+    l_ei, l_uni = _log_density(ei, at), _log_density(uni, at)
+    assert l_ei[0] - l_ei[1] > 0.2  # 0.27 (bandwidths are wide with two points)
+    assert abs(l_uni[0] - l_uni[1]) < 1e-9
+
+
+def test_ei_weighting_is_the_joint_models_default_except_under_nested_choices():
+    numeric = {"x": {"_type": "uniform", "_value": [0, 1]}}
+    flat_choice = {**numeric, "c": {"_type": "choice", "_value": ["a", "b"]}}
+    nested = {**numeric, "m": {"_type": "choice", "_value": [{"_name": "a", "y": {"_type": "uniform", "_value": [0, 1]}},
+                                                             {"_name": "b"}]}}
+    assert tpe({}, numeric).good_weights == "ei"
+    assert tpe({}, flat_choice).good_weights == "ei"
+    assert tpe({}, nested).good_weights == "uniform"
+    assert tpe({"tpe_args": {"multivariate": False}}, numeric).good_weights == "uniform"  # NNI's TPE exactly
+    motpe = create_tuner("MOTPE", parse_search_space(numeric), {"tpe_args": {"multivariate": True}}, 0)
+    assert motpe.good_weights == "uniform"  # its losses are Pareto ranks
+
+
+def test_ei_weighting_changes_the_joint_proposal_and_stays_deterministic():
+    def run(weights):
+        t = tpe({"tpe_args": {"n_startup_jobs": 5}})
+        t.good_weights = weights
+        hist = []
+        for i in range(25):
+            p = t.suggest(hist, np.random.default_rng([3, i]))
+            hist.append(record(i, p, sphere(p)))
+        return [h.parameters for h in hist]
+
+    ei = run("ei")
+    assert ei == run("ei")
+    assert ei[:5] == run("uniform")[:5]  # start-up trials are the prior's
+    assert ei[5:] != run("uniform")[5:]
+    t = tpe({})
+    t.good_weights = "best-only"
+    with pytest.raises(ValueError, match="good_weights"):
+        t.suggest([record(i, {f"x{k}": 0.1 * i for k in range(4)}, float(i)) for i in range(20)], np.random.default_rng(0))

@@ -17,6 +17,8 @@ proposed the same way.
 * Split: the caller's ranking (``split``) decides which observations of a group are good.
 * Components: one per observation, time-weighted by linear forgetting, plus one prior
   component (weight ``prior_weight``) -- the prior's wide Gaussian / uniform categorical.
+  With ``good_weights="ei"`` the good set's components weigh their improvement over the
+  split instead (:func:`ei_weights`) and the prior ``prior_weight`` times their mean.
 * Bandwidths, per observation and numeric dimension: hyperopt's adaptive rule (the larger
   gap to the sorted neighbours), clipped to ``[range / min(100, n + 2), range]`` -- what
   Optuna 5 also uses for its multivariate estimator (Scott's rule, tried first, was worse
@@ -45,20 +47,16 @@ _TINY = 1e-300
 Split = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-@dataclass(frozen=True)
-class Components:
-    """Estimator components with more than one published form (Watanabe 2023 ablates them).
+GOOD_WEIGHTS = ("uniform", "ei")
 
-    ``good_weights``: "uniform" (Optuna's default) or "ei" (a good observation weighs
-    y_split - y, the improvement it makes over the best bad one; the prior weighs their mean).
-    ``cat_prior``: None spreads ``prior_weight / (n + 1)`` over the options of each
-    categorical kernel (Optuna's); a number b gives the observed option 1 - b and every other
-    b / (k - 1). ``min_bandwidth``: None is the magic clip range / min(100, n + 2); a
-    number f clips at f * range instead."""
 
-    good_weights: str = "uniform"
-    cat_prior: float | None = None
-    min_bandwidth: float | None = None
+def ei_weights(good_losses: np.ndarray, bad_losses: np.ndarray) -> np.ndarray:
+    """Watanabe 2023's EI weighting of the good observations: each weighs its improvement
+    over the split, y* - y with y* the best bad loss (a tiny floor keeps ties in). With no
+    bad observation there is no split to improve on: all weigh 1."""
+    if len(bad_losses) == 0:
+        return np.ones(len(good_losses))
+    return np.maximum(float(np.min(bad_losses)) - good_losses, 1e-12)
 
 
 @dataclass
@@ -81,11 +79,11 @@ def _weights(n: int, prior_weight: float, lf: int) -> np.ndarray:
 
 def _fit(
     space: SearchSpace, models: Mapping[str, Any], keys: Sequence[str], cols: Mapping[str, np.ndarray],
-    prior_weight: float, lf: int, comp: Components = Components(), obs_weights: np.ndarray | None = None,
+    prior_weight: float, lf: int, obs_weights: np.ndarray | None = None,
 ) -> _Set:
     """The estimator over ``keys`` from the rows ``cols`` (key -> observed values, time order).
-    ``obs_weights``: the observations' weights (then the prior weighs their mean) instead of
-    linear forgetting."""
+    ``obs_weights``: the observations' weights instead of linear forgetting; the prior then
+    weighs ``prior_weight`` times their mean (so it keeps its share against them)."""
     n = len(next(iter(cols.values()))) if cols else 0
     if obs_weights is not None and n:
         w = np.append(obs_weights, obs_weights.mean() * prior_weight)
@@ -100,19 +98,15 @@ def _fit(
         d = space[k]
         if d.is_categorical:
             kk = len(d.options)
-            if comp.cat_prior is None or kk < 2:
-                p = np.full((n + 1, kk), prior_weight / (n + 1))
-                p[np.arange(n), cols[k].astype(int)] += 1.0
-            else:
-                p = np.full((n + 1, kk), comp.cat_prior / (kk - 1))
-                p[np.arange(n), cols[k].astype(int)] = 1.0 - comp.cat_prior
+            p = np.full((n + 1, kk), prior_weight / (n + 1))
+            p[np.arange(n), cols[k].astype(int)] += 1.0
             p[n] = 1.0 / kk
             cat[k] = p / p.sum(axis=1, keepdims=True)
             continue
         nm = models[k]
         x = nm.to_model(cols[k])
         mu[k] = np.append(x, nm.prior_mu)
-        sigma[k] = np.append(_gap_bandwidths(x, nm, comp.min_bandwidth), nm.prior_sigma)
+        sigma[k] = np.append(_gap_bandwidths(x, nm), nm.prior_sigma)
         if nm.lo is not None:
             mass = ndtr((nm.hi - mu[k]) / sigma[k]) - ndtr((nm.lo - mu[k]) / sigma[k])
             logmass[k] = np.log(np.maximum(mass, _TINY))
@@ -121,7 +115,7 @@ def _fit(
     return _Set(logw, mu, sigma, logmass, cat)
 
 
-def _gap_bandwidths(x: np.ndarray, nm: Any, min_factor: float | None = None) -> np.ndarray:
+def _gap_bandwidths(x: np.ndarray, nm: Any) -> np.ndarray:
     """hyperopt's adaptive bandwidths per observation: the larger gap to its sorted
     neighbours (the bounds -- mu +/- 3 sigma for normal types -- count as neighbours, except
     that the outermost points use their inner gap, as Optuna does), clipped to
@@ -142,8 +136,7 @@ def _gap_bandwidths(x: np.ndarray, nm: Any, min_factor: float | None = None) -> 
         sg[-1] = ext[-2] - ext[-3]
     out = np.empty(n)
     out[order] = sg
-    floor = width / min(100.0, n + 2.0) if min_factor is None else width * min_factor
-    return np.clip(out, floor, width)
+    return np.clip(out, width / min(100.0, n + 2.0), width)
 
 
 def _log_density(s: _Set, x: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -196,13 +189,15 @@ def _sample(
 def propose(
     space: SearchSpace, models: Mapping[str, Any], flats: Sequence[Mapping[str, Any]], split: Split,
     n_candidates: int, prior_weight: float, lf: int, rng: np.random.Generator,
-    comp: Components = Components(), losses: np.ndarray | None = None,
+    good_weights: str = "uniform", losses: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """The best candidate (flat) and, per key, candidate values best first (for de-duplication).
 
     ``flats`` are the observations in time order; ``split(idx)`` takes indices into them and
     returns (good, bad) positions into ``idx``.
     """
+    if good_weights not in GOOD_WEIGHTS or (good_weights == "ei" and losses is None):
+        raise ValueError(f"good_weights must be one of {GOOD_WEIGHTS} (ei needs the losses), got {good_weights!r}")
     flat: dict[str, Any] = {}
     ranked: dict[str, list[Any]] = {}
     column: dict[str, np.ndarray] = {}  # key -> its value in every observation (NaN where inactive)
@@ -218,9 +213,9 @@ def propose(
         for pos in (good, bad):
             rows = idx[pos]
             ow = None
-            if pos is good and comp.good_weights == "ei" and losses is not None and len(bad) and len(good):
-                ow = np.maximum(losses[idx[bad]].min() - losses[rows], 1e-12)
-            sets.append(_fit(space, models, keys, {k: values_of(k)[rows] for k in keys}, prior_weight, lf, comp, ow))
+            if pos is good and good_weights == "ei" and losses is not None:
+                ow = ei_weights(losses[rows], losses[idx[bad]])
+            sets.append(_fit(space, models, keys, {k: values_of(k)[rows] for k in keys}, prior_weight, lf, ow))
         model, values = _sample(space, models, keys, sets[0], n_candidates, rng)
         score = _log_density(sets[0], model) - _log_density(sets[1], model)
         order = np.argsort(-score, kind="stable")
