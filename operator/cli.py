@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import signal
+import sqlite3
 import sys
 import urllib.error
 import urllib.parse
@@ -165,7 +166,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         client, url = HttpClient(args.server, token), args.server
     else:
         token = secrets.token_urlsafe(32)
-        engine = Engine(Store(out / "autotune.db"))
+        try:
+            engine = Engine(Store(out / "autotune.db"))
+        except sqlite3.DatabaseError as e:  # left untouched: it may be someone's results
+            print(f"autotune: {out / 'autotune.db'} is not an AutoTune history ({e}); use another --output",
+                  file=sys.stderr)
+            return EXIT_INVALID
         ui = UiOptions(trial_log=local_trial_log(out), phase=local_phase(out))
         server = EmbeddedServer(engine, token, ui=ui).__enter__()
         client, url = InProcessClient(engine), server.url

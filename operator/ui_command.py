@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -38,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # A finished run's history: this process reads it once (a run still going in another
     # process is better watched with `autotune run --ui`).
-    engine = Engine(Store(db))
+    try:
+        engine = Engine(Store(db))
+    except sqlite3.DatabaseError as e:
+        print(f"autotune ui: {db} is not an AutoTune history ({e})", file=sys.stderr)
+        return 2
     ids = [h.stored.id for h in engine.list()]
     page = f"/ui/experiments/{ids[0]}" if len(ids) == 1 else "/ui/"
     ui = UiOptions(trial_log=local_trial_log(out), phase=local_phase(out))

@@ -7,6 +7,7 @@ in-memory view is rebuilt from the store when the engine starts.
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 import threading
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
@@ -215,9 +216,18 @@ class Engine:
         self.clock = clock
         self._experiments: dict[str, Hosted] = {}
         self._lock = threading.Lock()
+        # Stored experiments whose config no longer builds (checks grow stricter between
+        # versions): id -> why. One of them must not keep the server, and with it every
+        # other experiment, from starting; its data stays in the store until deleted.
+        self._unloadable: dict[str, str] = {}
         for se in store.experiments():
-            config = ExperimentConfig.model_validate(se.config)
-            space, tuner, assessor = build_algorithms(config)
+            try:
+                config = ExperimentConfig.model_validate(se.config)
+                space, tuner, assessor = build_algorithms(config)
+            except (InvalidConfig, ValidationError) as e:
+                self._unloadable[se.id] = str(e).replace("\n", " ")
+                logging.getLogger(__name__).error("experiment %s is stored but does not load: %s", se.id, e)
+                continue
             h = Hosted(se, config, space, tuner, assessor)
             for st in store.trials(se.id):
                 if config.objectives and st.record.metrics is not None:
@@ -238,6 +248,8 @@ class Engine:
         ``owner`` ({namespace, name, uid} of the AutoTuneExperiment) is stored at creation
         only: the operator's orphan sweep deletes nothing without one."""
         with self._lock:
+            if exp_id in self._unloadable:
+                raise Conflict(self._unloadable_message(exp_id))
             h = self._experiments.get(exp_id)
             if h is not None:
                 if h.config != config or h.stored.name != name:
@@ -256,8 +268,14 @@ class Engine:
     def get(self, exp_id: str) -> Hosted:
         h = self._experiments.get(exp_id)
         if h is None:
+            if exp_id in self._unloadable:
+                raise InvalidConfig(self._unloadable_message(exp_id))
             raise NotFound(f"no experiment '{exp_id}'")
         return h
+
+    def _unloadable_message(self, exp_id: str) -> str:
+        return (f"experiment '{exp_id}' is stored but its configuration no longer loads "
+                f"({self._unloadable[exp_id]}); delete it")
 
     def find(self, exp_id: str) -> Hosted | None:
         return self._experiments.get(exp_id)
@@ -267,6 +285,9 @@ class Engine:
 
     def delete(self, exp_id: str) -> None:
         with self._lock:
+            if self._unloadable.pop(exp_id, None) is not None:
+                self.store.delete_experiment(exp_id)
+                return
             self.get(exp_id)
             self.store.delete_experiment(exp_id)
             del self._experiments[exp_id]

@@ -69,3 +69,17 @@ def test_summary_names_a_trial_that_never_reported(tmp_path: Path) -> None:
     r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--quiet"])
     assert r.returncode == 0, r.stderr
     assert "no trial succeeded; toy-0 exited 0 without reporting a final metric, see " in r.stdout
+
+
+def test_output_holding_a_file_that_is_not_a_history_is_exit_2_and_kept(tmp_path: Path) -> None:
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1))
+    (tmp_path / "out" / "toy").mkdir(parents=True)
+    db = tmp_path / "out" / "toy" / "autotune.db"
+    db.write_text("my notes, not a database\n" * 10)
+    r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--quiet"])
+    assert r.returncode == 2
+    one_clear_line(r.stderr, f"{db} is not an AutoTune history (file is not a database); use another --output")
+    assert db.read_text() == "my notes, not a database\n" * 10
+    r = run_autotune(["ui", str(db.parent)], timeout=30)
+    assert r.returncode == 2
+    one_clear_line(r.stderr, f"{db} is not an AutoTune history")

@@ -94,3 +94,30 @@ def test_nested_choice_option_without_name_is_refused_but_plain_dicts_are_values
         parse_search_space(forgot)
     plain = parse_search_space({"opt": {"_type": "choice", "_value": [{"lr": 0.1}, {"lr": 0.01, "momentum": 0.9}]}})
     assert plain.to_parameters({"opt": 1}) == {"opt": {"lr": 0.01, "momentum": 0.9}}
+
+
+def test_a_stored_experiment_that_no_longer_loads_does_not_stop_the_engine(tmp_path: Path) -> None:
+    """Validation grows stricter between versions. An experiment an older server stored
+    (here a Curvefitting threshold of NaN, refused now) used to raise in Engine(): the
+    tuner server, and every other experiment on it, could not start."""
+    from tuner_server.engine import Conflict, Engine, ExperimentConfig, InvalidConfig
+    from tuner_server.store import Store, StoredExperiment
+
+    space = '{"x": {"_type": "uniform", "_value": [0, 1]}}'
+    store = Store(tmp_path / "t.db")
+    old = {"searchSpace": space, "tuner": {"name": "Random", "classArgs": {}},
+           "assessor": {"name": "Curvefitting", "classArgs": {"threshold": float("nan")}}}
+    store.add_experiment(StoredExperiment("old", "old", old, "t" * 32, 1.0))
+    good = ExperimentConfig.model_validate({"searchSpace": space, "tuner": {"name": "Random"}})
+    Engine(store).register("good", "good", good)
+    store.close()
+
+    engine = Engine(Store(tmp_path / "t.db"))
+    assert engine.suggest("good") is not None  # the other experiment is served
+    with pytest.raises(InvalidConfig, match=r"'old' is stored but its configuration no longer loads .*threshold"):
+        engine.summary("old")
+    with pytest.raises(Conflict, match="no longer loads"):
+        engine.register("old", "old", good)
+    engine.delete("old")  # its data can still be removed, and the id reused
+    assert engine.register("old", "old", good).stored.id == "old"
+    assert sorted(h.stored.id for h in Engine(Store(tmp_path / "t.db")).list()) == ["good", "old"]
