@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 
 # One BLAS thread per call, set before numpy loads: the server answers many experiments
@@ -66,8 +67,15 @@ def main(argv: list[str] | None = None) -> None:
         failed = FailedLogins(max_failures=args.login_max_failures, window=args.login_failure_window)
     except ValueError as e:
         p.error(str(e))
-    app = create_app(Engine(Store(args.db)), _admin_token(args), UiOptions(viewer_token=_viewer_token(args)), failed,
-                     metrics_auth=args.metrics_auth == "token")
+    try:
+        engine = Engine(Store(args.db))
+    except sqlite3.DatabaseError as e:  # left as it is: it may be a history worth saving
+        p.exit(2, f"tuner server: {args.db} is not an AutoTune history ({e})\n")
+    try:
+        app = create_app(engine, _admin_token(args), UiOptions(viewer_token=_viewer_token(args)), failed,
+                         metrics_auth=args.metrics_auth == "token")
+    except ValueError as e:  # a token shorter than 16 characters
+        p.exit(2, f"tuner server: {e}\n")
     # proxy_headers=False: uvicorn would otherwise take the client address from
     # X-Forwarded-For whenever the peer is 127.0.0.1 (kubectl port-forward, a sidecar), and
     # a guesser could then name a new address per attempt (see failed_logins.py).

@@ -79,3 +79,28 @@ def test_malformed_bodies_are_4xx(server: ServerProcess, method: str, path: str,
         assert 400 <= r.status_code < 500, r.text
         json.dumps(r.json(), allow_nan=False)  # the answer itself is strict JSON
         assert admin.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("case", ["not-a-database", "short-token"])
+def test_server_start_up_mistakes_are_one_line_exit_2(tmp_path, case: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import ADMIN, free_port
+
+    db = tmp_path / "tuner.db"
+    token = ADMIN
+    if case == "not-a-database":
+        db.write_text("not sqlite at all\n" * 20)
+    else:
+        token = "short"
+    r = subprocess.run([sys.executable, "-m", "tuner_server", "--db", str(db), "--port", str(free_port())],
+                       env={**os.environ, "AUTOTUNE_ADMIN_TOKEN": token}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    expected = (f"tuner server: {db} is not an AutoTune history (file is not a database)" if case == "not-a-database"
+                else "tuner server: the admin token must be at least 16 characters")
+    assert expected in r.stderr
+    if case == "not-a-database":
+        assert db.read_text() == "not sqlite at all\n" * 20
