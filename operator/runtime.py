@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -71,21 +72,31 @@ class Settings:
         url = env.get("AUTOTUNE_SERVER_URL", "http://autotune-tuner-server:8080")
         token = env.get("AUTOTUNE_ADMIN_TOKEN", "")
         if not token and env.get("AUTOTUNE_ADMIN_TOKEN_FILE"):
-            with open(env["AUTOTUNE_ADMIN_TOKEN_FILE"], encoding="utf-8") as f:
-                token = f.read().strip()
+            try:
+                with open(env["AUTOTUNE_ADMIN_TOKEN_FILE"], encoding="utf-8") as f:
+                    token = f.read().strip()
+            except (OSError, UnicodeDecodeError) as e:
+                raise SystemExit(f"AUTOTUNE_ADMIN_TOKEN_FILE {env['AUTOTUNE_ADMIN_TOKEN_FILE']!r}: cannot read it ({e})") from None
         if not token:
             raise SystemExit("AUTOTUNE_ADMIN_TOKEN (or AUTOTUNE_ADMIN_TOKEN_FILE) must be set")
+        for var in ("AUTOTUNE_SERVER_URL", "AUTOTUNE_TRIAL_SERVER_URL"):
+            # 'host:8080' is an unknown URL type to urllib, retried forever for every experiment.
+            if var in env and urllib.parse.urlsplit(env[var]).scheme not in ("http", "https"):
+                raise SystemExit(f"{var} must be an http:// or https:// URL, not {env[var]!r}")
         kind = env.get("AUTOTUNE_WORKLOAD_KIND", "").strip() or None
         selectors = dict(DEFAULT_NODE_SELECTORS)
         if env.get("AUTOTUNE_ACCELERATOR_NODE_SELECTORS"):
-            selectors = json.loads(env["AUTOTUNE_ACCELERATOR_NODE_SELECTORS"])
+            try:
+                selectors = json.loads(env["AUTOTUNE_ACCELERATOR_NODE_SELECTORS"])
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"AUTOTUNE_ACCELERATOR_NODE_SELECTORS is not valid JSON: {e}") from None
         return cls(
             server_url=url,
             admin_token=token,
             trial_server_url=env.get("AUTOTUNE_TRIAL_SERVER_URL", url),
             namespaces=tuple(n.strip() for n in env.get("AUTOTUNE_NAMESPACES", "").split(",") if n.strip()),
             workload_kind=None if kind in (None, "auto") else kind,
-            resync_seconds=float(env.get("AUTOTUNE_RESYNC_SECONDS", "2")),
+            resync_seconds=_resync_seconds(env.get("AUTOTUNE_RESYNC_SECONDS", "2")),
             sweep_seconds=_sweep_seconds(env.get("AUTOTUNE_ORPHAN_SWEEP_SECONDS", "600")),
             checkpoint_root=env.get("AUTOTUNE_TRIAL_CHECKPOINT_ROOT", "").strip() or None,
             metrics_endpoint=_metrics_endpoint(env.get("AUTOTUNE_METRICS_ENDPOINT", "")),
@@ -94,6 +105,16 @@ class Settings:
                 node_selectors=selectors,
             ),
         )
+
+
+def _resync_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # also NaN; 0 would reconcile in a busy loop
+        raise SystemExit(f"AUTOTUNE_RESYNC_SECONDS must be a number of seconds > 0, not {raw!r}")
+    return value
 
 
 def _sweep_seconds(raw: str) -> float:

@@ -121,3 +121,32 @@ def test_a_stored_experiment_that_no_longer_loads_does_not_stop_the_engine(tmp_p
     engine.delete("old")  # its data can still be removed, and the id reused
     assert engine.register("old", "old", good).stored.id == "old"
     assert sorted(h.stored.id for h in Engine(Store(tmp_path / "t.db")).list()) == ["good", "old"]
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"AUTOTUNE_ADMIN_TOKEN_FILE": "/nonexistent/token"}, "AUTOTUNE_ADMIN_TOKEN_FILE '/nonexistent/token': cannot read it"),
+        ({"AUTOTUNE_RESYNC_SECONDS": "2s"}, "AUTOTUNE_RESYNC_SECONDS must be a number of seconds > 0, not '2s'"),
+        ({"AUTOTUNE_RESYNC_SECONDS": "0"}, "AUTOTUNE_RESYNC_SECONDS must be a number of seconds > 0, not '0'"),
+        ({"AUTOTUNE_SERVER_URL": "tuner:8080"}, "AUTOTUNE_SERVER_URL must be an http:// or https:// URL, not 'tuner:8080'"),
+        ({"AUTOTUNE_TRIAL_SERVER_URL": "tuner"}, "AUTOTUNE_TRIAL_SERVER_URL must be an http:// or https:// URL"),
+        ({"AUTOTUNE_ACCELERATOR_NODE_SELECTORS": "{gpu: x}"}, "AUTOTUNE_ACCELERATOR_NODE_SELECTORS is not valid JSON"),
+    ],
+)
+def test_operator_settings_mistakes_are_one_line(env: dict[str, str], message: str) -> None:
+    """These were tracebacks (FileNotFoundError, ValueError, JSONDecodeError), or accepted:
+    a URL without a scheme was retried for ever, resync 0 reconciled in a busy loop."""
+    from autotune_operator.runtime import Settings
+
+    base = {} if "AUTOTUNE_ADMIN_TOKEN_FILE" in env else {"AUTOTUNE_ADMIN_TOKEN": "t" * 20}
+    with pytest.raises(SystemExit) as e:
+        Settings.from_env({**base, **env})
+    assert str(e.value.code).startswith(message)
+
+
+def test_operator_settings_defaults_still_load() -> None:
+    from autotune_operator.runtime import Settings
+
+    s = Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t" * 20})
+    assert s.resync_seconds == 2.0 and s.server_url.startswith("http://")
