@@ -116,7 +116,25 @@ def get_next_parameter() -> dict[str, Any]:
 get_current_parameter = get_next_parameter
 
 
+def _plain(v: Any) -> Any:
+    """A numpy or torch scalar (np.float32(0.9), tensor(0.9)) as the Python number it holds:
+    it is not a float instance and json cannot encode it, so every trial reporting a
+    Keras/TF metric's .numpy() failed."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    item = getattr(v, "item", None)
+    if callable(item):
+        try:
+            x = item()
+        except (TypeError, ValueError, RuntimeError):  # more than one element
+            return v
+        if isinstance(x, (int, float)):
+            return x
+    return v
+
+
 def _check_metric(metric: Any) -> Any:
+    metric = {k: _plain(v) for k, v in metric.items()} if isinstance(metric, dict) else _plain(metric)
     # A dict without 'default' is a multi-objective result ({"accuracy": .., "size": ..}):
     # the tuner server checks it against the experiment's spec.objectives.
     if isinstance(metric, dict) and "default" not in metric:
@@ -125,7 +143,7 @@ def _check_metric(metric: Any) -> Any:
         return metric
     value = metric.get("default") if isinstance(metric, dict) else metric
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"the objective value must be a finite number, got {value!r}")
+        raise ValueError(f"the objective value must be a finite number, got {value!r} ({type(value).__name__})")
     return metric
 
 

@@ -83,3 +83,17 @@ def test_output_holding_a_file_that_is_not_a_history_is_exit_2_and_kept(tmp_path
     r = run_autotune(["ui", str(db.parent)], timeout=30)
     assert r.returncode == 2
     one_clear_line(r.stderr, f"{db} is not an AutoTune history")
+
+
+def test_numpy_scalars_are_reported_as_numbers(tmp_path: Path) -> None:
+    """np.float32 (a Keras/TF metric's .numpy()) is not a float: every such trial failed with
+    'must be a finite number, got np.float32(0.5)'."""
+    script = ("import autotune, numpy as np; autotune.get_next_parameter(); "
+              "autotune.report_intermediate_result(np.float32(0.25)); "
+              "autotune.report_final_result({'default': np.float32(0.5), 'n': np.int64(3)})")
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1, command=[sys.executable, "-c", script]))
+    r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--quiet"])
+    assert r.returncode == 0, r.stderr
+    (row,) = csv.DictReader((tmp_path / "out" / "toy" / "trials.csv").open())
+    assert (row["state"], row["value"], row["intermediate"]) == ("SUCCEEDED", "0.5", "[0.25]")
+    assert '"n": 3' in row["metrics"]
