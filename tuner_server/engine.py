@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
-from tuner_server.objectives import MetricError, Objective, curve_value, metric_vector
+from tuner_server.objectives import MetricError, Objective, curve_value, is_finite_number, metric_vector
 from tuner_server.pareto import pareto_front, to_losses
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.store import ImportedTrial, Store, StoredExperiment, StoredTrial
@@ -166,8 +166,8 @@ def metric_value(metric: Any) -> tuple[float, Any]:
         value = metric
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"the objective value must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"the objective value must be finite, got {value!r}")
+    if not is_finite_number(value):
+        raise ValueError(f"the objective value must be finite, got {value!r}"[:200])
     return float(value), metric
 
 

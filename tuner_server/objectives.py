@@ -13,7 +13,7 @@ and each trial reports a dict holding those keys (``report_final_result({"accura
 
 from __future__ import annotations
 
-import math
+import sys
 from typing import Any, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,12 +31,22 @@ class MetricError(ValueError):
     """A reported metric does not give every objective a finite number."""
 
 
+def is_finite_number(v: int | float) -> bool:
+    """math.isfinite, but False instead of OverflowError (a 500) for an int beyond float range."""
+    return -sys.float_info.max <= v <= sys.float_info.max  # NaN compares False too
+
+
 def _number(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise MetricError(f"objective '{name}' must be a number, got {v!r}")
-    if not math.isfinite(v):
-        raise MetricError(f"objective '{name}' must be finite, got {v!r}")
+    if not is_finite_number(v):
+        raise MetricError(f"objective '{name}' must be finite, got {_short(v)}")
     return float(v)
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def metric_vector(metric: Any, objectives: Sequence[Objective]) -> tuple[float, ...]:

@@ -17,7 +17,7 @@ from typing import Any, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from tuner_server.history import OptimizeMode
-from tuner_server.objectives import Objective
+from tuner_server.objectives import Objective, is_finite_number
 from tuner_server.searchspace import Dimension, NestedOption, SearchSpace
 
 # How many trials one import request may carry (a guard for the server, not a policy).
@@ -119,7 +119,7 @@ def _misfit_value(space: SearchSpace, d: Dimension, v: Any) -> str | None:
         if not isinstance(v, list) or len(v) != k or any(not any(_same(c, x) for c in cands) for x in v):
             return f"parameter '{d.key}' = {_short(v)} is not {k} of its candidates"
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not is_finite_number(v):
         return f"parameter '{d.key}' = {_short(v)} is not a finite number"
     if d.type == "randint":
         lo, hi = int(d.args[0]), int(d.args[1])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import math
 import os
 import sys
 import time
@@ -142,7 +141,8 @@ def _check_metric(metric: Any) -> Any:
             raise ValueError("a metric dict needs a 'default' key (or the keys of the experiment's objectives)")
         return metric
     value = metric.get("default") if isinstance(metric, dict) else metric
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # A comparison, not math.isfinite: that raises OverflowError for an int beyond float range.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -sys.float_info.max <= value <= sys.float_info.max:
         raise ValueError(f"the objective value must be a finite number, got {value!r} ({type(value).__name__})")
     return metric
 

@@ -104,3 +104,38 @@ def test_server_start_up_mistakes_are_one_line_exit_2(tmp_path, case: str) -> No
     assert expected in r.stderr
     if case == "not-a-database":
         assert db.read_text() == "not sqlite at all\n" * 20
+
+
+BIG = "1" + "0" * 400  # a JSON integer Python reads exactly, beyond any float
+
+
+@pytest.mark.parametrize("route, body", [
+    ("intermediate", f'{{"metric": {BIG}, "step": 0}}'),
+    ("intermediate", f'{{"metric": {{"default": -{BIG}}}, "step": 0}}'),
+    ("final", f'{{"metric": {BIG}}}'),
+])
+def test_integer_metric_beyond_float_range_is_422_not_500(server: ServerProcess, route: str, body: str) -> None:
+    """math.isfinite(10**400) raises OverflowError: that was a 500 and a reset connection."""
+    token = register(server)
+    trial = started_trial(server)
+    with server.client(token=token) as own:
+        r = own.post(f"/api/v1/experiments/e1/trials/{trial}/{route}", content=body.encode(),
+                     headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert "must be finite" in r.text
+        assert len(r.text) < 2000  # the 401-digit number is not echoed back whole
+
+
+def test_import_with_integers_beyond_float_range_skips_those_trials(server: ServerProcess) -> None:
+    register(server, space={"a": {"_type": "uniform", "_value": [0, 1]}})
+    trials = [
+        {"id": "huge-metric", "parameters": {"a": 0.5}, "metric": 10**400},
+        {"id": "huge-param", "parameters": {"a": 10**400}, "metric": 0.5},
+        {"id": "fine", "parameters": {"a": 0.5}, "metric": 0.5},
+    ]
+    with server.client() as admin:
+        r = admin.post("/api/v1/experiments/e1/imported-trials", json={"sources": [{"name": "old", "trials": trials}]})
+        assert r.status_code == 200, r.text
+        (src,) = r.json()["sources"]
+        assert (src["imported"], src["skipped"]) == (1, 2)
+        assert src["firstSkipReason"].startswith("huge-metric: metric: the objective value must be finite")
