@@ -107,8 +107,8 @@ def _not_bool(v: Any) -> Any:
     return v
 
 
-# An integer field (the CRD's 'type: integer', which refuses true/false).
-Int = Annotated[int, BeforeValidator(_not_bool)]
+# An integer field (the CRD's 'type: integer': int64, no true/false).
+Int = Annotated[int, BeforeValidator(_not_bool), Field(le=2**63 - 1)]
 
 
 class TunerSpec(_Model):

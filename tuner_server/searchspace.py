@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -498,8 +499,9 @@ def _parse_choice(
 def _num(key: str, t: str, what: str, x: Any) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise SearchSpaceError(key, f"{t} {what} must be a number, got {_json_type(x)} {x!r}")
-    if not math.isfinite(x):
-        raise SearchSpaceError(key, f"{t} {what} must be finite, got {x!r}")
+    if not -sys.float_info.max <= x <= sys.float_info.max:  # math.isfinite overflows on a huge int
+        shown = repr(x) if len(repr(x)) <= 40 else f"a number of {len(repr(x))} digits"
+        raise SearchSpaceError(key, f"{t} {what} must be finite, got {shown}")
     return float(x)
 
 
@@ -524,6 +526,8 @@ def _parse_numeric(key: str, name: str, t: str, v: Any, parent: tuple[str, int] 
         if t == "randint":
             if not _is_integral(v[0]) or not _is_integral(v[1]):
                 raise SearchSpaceError(key, f"randint bounds must be integers, got {v!r}")
+            if not (-(2**63) <= low and high <= 2**63 - 1):  # numpy samples int64: every tuner failed
+                raise SearchSpaceError(key, f"randint bounds must be 64-bit integers (|bound| < 2**63), got {v!r}")
             if high <= low:
                 raise SearchSpaceError(key, f"randint needs lower < upper (upper is exclusive), got {v!r}")
             v = [int(v[0]), int(v[1])]
