@@ -496,9 +496,21 @@ def _parse_choice(
     return Dimension(key, name, "choice", tuple(v), parent, tuple(options))
 
 
+def yaml_number_hint(x: Any) -> str:
+    """Why a number arrived as a string: PyYAML (YAML 1.1) reads 1e-4 as text, needing a dot
+    (1.0e-4), while kubectl's YAML reads it as a number; so say how to write it."""
+    if not isinstance(x, str):
+        return ""
+    try:
+        value = float(x)
+    except ValueError:
+        return ""
+    return f" (YAML reads an unquoted {x} as text: write {value!r})"
+
+
 def _num(key: str, t: str, what: str, x: Any) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise SearchSpaceError(key, f"{t} {what} must be a number, got {_json_type(x)} {x!r}")
+        raise SearchSpaceError(key, f"{t} {what} must be a number, got {_json_type(x)} {x!r}{yaml_number_hint(x)}")
     if not -sys.float_info.max <= x <= sys.float_info.max:  # math.isfinite overflows on a huge int
         shown = repr(x) if len(repr(x)) <= 40 else f"a number of {len(repr(x))} digits"
         raise SearchSpaceError(key, f"{t} {what} must be finite, got {shown}")

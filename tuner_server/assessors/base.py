@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping, Sequence
 
 from tuner_server.history import OptimizeMode, TrialRecord
+from tuner_server.searchspace import yaml_number_hint
 
 
 class AssessorArgsError(ValueError):
@@ -42,7 +43,8 @@ def number_arg(name: str, args: dict[str, Any], key: str, default: float, low: f
     v = args.pop(key, default)
     kinds = (int,) if integer else (int, float)
     if isinstance(v, bool) or not isinstance(v, kinds):
-        raise AssessorArgsError(f"{name} classArgs.{key} must be {'an integer' if integer else 'a number'}, got {v!r}")
+        raise AssessorArgsError(f"{name} classArgs.{key} must be {'an integer' if integer else 'a number'}, "
+                                f"got {v!r}{'' if integer else yaml_number_hint(v)}")
     if isinstance(v, float) and not math.isfinite(v):  # JSON's NaN passed every 'v < low' check
         raise AssessorArgsError(f"{name} classArgs.{key} must be a finite number, got {v!r}")
     if low is not None and v < low:
