@@ -11,6 +11,7 @@ Exit codes of `run`: 0 DONE or TIMEOUT, 1 ERROR, 2 invalid experiment, 130 inter
 from __future__ import annotations
 
 import argparse
+import fcntl
 import http.client
 import logging
 import os
@@ -23,7 +24,7 @@ import urllib.error
 import urllib.parse
 from pathlib import Path
 from types import FrameType
-from typing import Any, Sequence
+from typing import IO, Any, Sequence
 
 from autotune_operator import __main__ as operator_main
 from autotune_operator import ui_command
@@ -138,6 +139,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"autotune: cannot create the output directory {out}: {e.strerror}", file=sys.stderr)
         return EXIT_INVALID
+    lock = _lock_output(out)  # held until this process exits
+    if lock is None:
+        print(f"autotune: another 'autotune run' is using {out}; wait for it to end or use another --output",
+              file=sys.stderr)
+        return EXIT_INVALID
     exp_id = f"local.{exp.name}"
     executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out))
     progress = Progress(exp.spec.maxTrialNum, quiet=args.quiet)
@@ -214,6 +220,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.close()
     _print_result(status, out, last_trials)
     return EXIT_ERROR if status.phase is Phase.ERROR else EXIT_OK
+
+
+def _lock_output(out: Path) -> IO[bytes] | None:
+    """An exclusive lock on ``out``, or None if another run holds it. A second run on the
+    same folder killed the first one's trials (it takes their processes for leftovers of
+    an interrupted run) and then crashed on the shared history."""
+    f = open(out / ".lock", "ab")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return None
+    return f
 
 
 def _is_http_url(url: str) -> bool:

@@ -97,3 +97,33 @@ def test_numpy_scalars_are_reported_as_numbers(tmp_path: Path) -> None:
     (row,) = csv.DictReader((tmp_path / "out" / "toy" / "trials.csv").open())
     assert (row["state"], row["value"], row["intermediate"]) == ("SUCCEEDED", "0.5", "[0.25]")
     assert '"n": 3' in row["metrics"]
+
+
+def test_second_run_on_the_same_output_is_refused_and_the_first_loses_nothing(tmp_path: Path) -> None:
+    """Two terminals, one --output: the second run took the first one's trial processes for
+    leftovers of an interrupted run and killed them (signal 9), then crashed on the shared
+    history with an IntegrityError traceback."""
+    import subprocess
+    import time
+
+    from tests.integration.conftest import autotune_cmd
+
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=2, command=[
+        sys.executable, "-c", "import autotune, time; p = autotune.get_next_parameter(); time.sleep(2); "
+                              "autotune.report_final_result(p['x'])"]))
+    out = tmp_path / "out"
+    first = subprocess.Popen(autotune_cmd() + ["run", str(m), "--output", str(out), "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "toy" / "trials" / "toy-0" / "pid").exists():  # the first run's trial is running
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    second = run_autotune(["run", str(m), "--output", str(out), "--quiet"])
+    assert second.returncode == 2
+    one_clear_line(second.stderr, f"another 'autotune run' is using {out / 'toy'}; wait for it to end or use another --output")
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    rows = list(csv.DictReader((out / "toy" / "trials.csv").open()))
+    assert [r["state"] for r in rows] == ["SUCCEEDED", "SUCCEEDED"]
+    # Once the first has ended the folder is free again (and the run continues, here: is done).
+    assert run_autotune(["run", str(m), "--output", str(out), "--quiet"]).returncode == 0
