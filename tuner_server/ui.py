@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,7 +288,7 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
         return {**summary, "phase": phase or summary.get("phase") or derived_phase(summary)}
 
     def no_store(content: Any) -> JSONResponse:
-        return JSONResponse(content, headers={"Cache-Control": "no-store"})
+        return JSONResponse(_nan_as_null(content), headers={"Cache-Control": "no-store"})
 
     @router.get("/ui/api/experiments", dependencies=[Viewer])
     def experiments() -> JSONResponse:
@@ -336,6 +337,19 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
     app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=WEB / "static"), name="ui-static")
     return state
+
+
+def _nan_as_null(v: Any) -> Any:
+    """NaN and +-Infinity as null, as the API's answers give them. A trial may report them
+    beside its objective ({"default": 0.9, "loss": nan} when the loss diverged), and one
+    such value made every page of its experiment a 500."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _nan_as_null(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_nan_as_null(x) for x in v]
+    return v
 
 
 def local_trial_log(output: Path) -> Callable[[str, str], Path | None]:

@@ -139,3 +139,25 @@ def test_import_with_integers_beyond_float_range_skips_those_trials(server: Serv
         (src,) = r.json()["sources"]
         assert (src["imported"], src["skipped"]) == (1, 2)
         assert src["firstSkipReason"].startswith("huge-metric: metric: the objective value must be finite")
+
+
+def test_non_finite_extra_metric_does_not_break_the_ui_json(server: ServerProcess) -> None:
+    """The objective must be finite; other keys of a metric dict may be anything the script
+    had (a diverged loss is NaN). The API answered null for them, but the web UI's JSON
+    routes (also used by scripts with a token) were a 500 for the whole experiment."""
+    token = register(server)
+    trial = started_trial(server)
+    base = f"/api/v1/experiments/e1/trials/{trial}"
+    with server.client(token=token) as own:
+        for route, body in (("intermediate", b'{"metric": {"default": 0.3, "loss": Infinity}, "step": 0}'),
+                            ("final", b'{"metric": {"default": 0.5, "loss": NaN}}')):
+            r = own.post(base + "/" + route, content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 200, r.text
+    with server.client() as admin:
+        assert admin.post(base + "/end", json={"exitCode": 0}).json() == {"state": "SUCCEEDED"}
+        for path in ("/ui/api/experiments/e1/trials", "/ui/api/experiments/e1", "/ui/api/experiments",
+                     "/api/v1/experiments/e1/trials"):
+            r = admin.get(path)
+            assert r.status_code == 200, (path, r.text)
+        (t,) = admin.get("/ui/api/experiments/e1/trials").json()["trials"]
+        assert t["metrics"] == {"default": 0.5, "loss": None} and t["value"] == 0.5
