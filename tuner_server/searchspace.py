@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -499,13 +500,9 @@ def _parse_choice(
 def yaml_number_hint(x: Any) -> str:
     """Why a number arrived as a string: PyYAML (YAML 1.1) reads 1e-4 as text, needing a dot
     (1.0e-4), while kubectl's YAML reads it as a number; so say how to write it."""
-    if not isinstance(x, str):
-        return ""
-    try:
-        value = float(x)
-    except ValueError:
-        return ""
-    return f" (YAML reads an unquoted {x} as text: write {value!r})"
+    if not isinstance(x, str) or not re.fullmatch(r"[-+]?[0-9]+[eE][-+]?[0-9]+", x.strip()):
+        return ""  # a quoted "0.1" is text on purpose: no hint
+    return f" (YAML reads an unquoted {x} as text: write {float(x)!r})"
 
 
 def _num(key: str, t: str, what: str, x: Any) -> float:

@@ -150,3 +150,11 @@ def test_operator_settings_defaults_still_load() -> None:
 
     s = Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t" * 20})
     assert s.resync_seconds == 2.0 and s.server_url.startswith("http://")
+
+
+def test_yaml_exponent_hint_only_for_what_yaml_turned_into_text() -> None:
+    from tuner_server.searchspace import yaml_number_hint
+
+    assert yaml_number_hint("1e-4") == " (YAML reads an unquoted 1e-4 as text: write 0.0001)"
+    assert yaml_number_hint("0.001") == ""  # quoted on purpose: YAML reads 0.001 unquoted as a number
+    assert yaml_number_hint("abc") == "" and yaml_number_hint(5) == ""
