@@ -7,6 +7,7 @@ name the field (``spec.maxTrialNum``) or search-space parameter and what is wron
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from dataclasses import dataclass, field
@@ -598,6 +599,8 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _m
 def _yaml_problem(source: str, e: yaml.YAMLError) -> str:
     """One line with the file, line and column (PyYAML's own text spans several lines and
     names the input '<unicode string>')."""
+    if isinstance(e, yaml.reader.ReaderError):  # a control character, e.g. UTF-16 without a byte-order mark
+        return f"{source} is not valid YAML: character #x{e.character:04x} at offset {e.position} is not allowed"
     if not isinstance(e, yaml.MarkedYAMLError) or e.problem_mark is None:
         return f"{source} is not valid YAML: {e}"
     m = e.problem_mark
@@ -624,8 +627,10 @@ def load_experiment_text(text: str, source: str = "<input>") -> Experiment:
 
 def load_experiment(path: str) -> Experiment:
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
+        # UTF-16 with a byte-order mark (what PowerShell's '>' writes) is YAML too, as kubectl reads it.
+        text = raw.decode("utf-16") if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else raw.decode("utf-8")
     except OSError as e:
         raise SpecError([f"cannot read {path}: {e.strerror}"]) from None
     except UnicodeDecodeError as e:

@@ -13,7 +13,7 @@ from autotune_operator.spec import SpecError, load_experiment, load_experiment_t
 SEED = Path(__file__).resolve().parents[1] / "fixtures" / "seed-001-example.yaml"
 
 
-@pytest.mark.parametrize("content, byte", [(b"\xff\xfe a: 1", "0xff"), (b"apiVersion: v1\nkind: \xd0\x00", "0xd0")])
+@pytest.mark.parametrize("content, byte", [(b"\xff\x00 a: 1", "0xff"), (b"apiVersion: v1\nkind: \xd0\x00", "0xd0")])
 def test_file_that_is_not_utf8_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  content: bytes, byte: str) -> None:
     path = tmp_path / "e.yaml"
@@ -158,3 +158,16 @@ def test_yaml_exponent_hint_only_for_what_yaml_turned_into_text() -> None:
     assert yaml_number_hint("1e-4") == " (YAML reads an unquoted 1e-4 as text: write 0.0001)"
     assert yaml_number_hint("0.001") == ""  # quoted on purpose: YAML reads 0.001 unquoted as a number
     assert yaml_number_hint("abc") == "" and yaml_number_hint(5) == ""
+
+
+def test_utf16_with_a_byte_order_mark_is_read_like_kubectl_does(tmp_path: Path) -> None:
+    """PowerShell's '>' writes UTF-16 with a BOM; the manifest is still YAML."""
+    for encoding in ("utf-16", "utf-16-be"):
+        path = tmp_path / f"{encoding}.yaml"
+        text = SEED.read_text(encoding="utf-8")
+        path.write_bytes(("\ufeff" + text).encode(encoding) if encoding == "utf-16-be" else text.encode(encoding))
+        assert load_experiment(str(path)).spec.maxTrialNum == 50
+    no_bom = tmp_path / "no-bom.yaml"
+    no_bom.write_bytes(SEED.read_text(encoding="utf-8").encode("utf-16-be"))
+    with pytest.raises(SpecError, match=r"no-bom.yaml is not valid YAML: character #x0000 at offset 0 is not allowed"):
+        load_experiment(str(no_bom))
