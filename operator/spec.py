@@ -494,6 +494,9 @@ def validate_manifest(doc: Any) -> Experiment:
         raise SpecError(problems)
     if source.startswith("default"):
         warnings.append("no optimize_mode given anywhere: the objective is maximized")
+    if spec.maxTrialNum is None and spec.maxExecSeconds is None and space.cardinality() is None:
+        warnings.append("neither spec.maxTrialNum nor spec.maxExecSeconds is set and the search space is "
+                        "infinite: the experiment runs until it is stopped")
     return Experiment(m, space, mode, source, algorithm, args, warnings)
 
 

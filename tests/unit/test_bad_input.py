@@ -171,3 +171,13 @@ def test_utf16_with_a_byte_order_mark_is_read_like_kubectl_does(tmp_path: Path) 
     no_bom.write_bytes(SEED.read_text(encoding="utf-8").encode("utf-16-be"))
     with pytest.raises(SpecError, match=r"no-bom.yaml is not valid YAML: character #x0000 at offset 0 is not allowed"):
         load_experiment(str(no_bom))
+
+
+def test_no_limit_on_an_infinite_space_is_said_in_a_warning() -> None:
+    text = SEED.read_text(encoding="utf-8").replace("  maxExecSeconds: 7200\n", "").replace("  maxTrialNum: 50\n", "")
+    warning = "neither spec.maxTrialNum nor spec.maxExecSeconds is set and the search space is infinite"
+    infinite = text.replace('"_type": "choice", "_value": [0.0001, 0.001, 0.01, 0.1]', '"_type": "uniform", "_value": [0, 1]')
+    assert any(w.startswith(warning) for w in load_experiment_text(infinite).warnings)
+    # A finite space ends when used up; a limit ends it anyway: no warning.
+    assert not any(w.startswith(warning) for w in load_experiment_text(text).warnings)
+    assert not any(w.startswith(warning) for w in load_experiment_text(infinite.replace("spec:\n", "spec:\n  maxTrialNum: 5\n", 1)).warnings)
