@@ -103,7 +103,14 @@ def get_next_parameter() -> dict[str, Any]:
     if _state["params"] is None:
         raw = _env("AUTOTUNE_PARAMETERS")
         if raw is not None:
-            _state["params"] = json.loads(raw)
+            try:  # set by hand to try a script: say what is wrong with it
+                params = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"$AUTOTUNE_PARAMETERS is not JSON ({e}): give an object like "
+                                 f"'{{\"lr\": 0.1}}', or unset it") from None
+            if not isinstance(params, dict):
+                raise ValueError(f"$AUTOTUNE_PARAMETERS must be a JSON object like '{{\"lr\": 0.1}}', got {raw!r}")
+            _state["params"] = params
         elif _connected():
             trial = _request("GET", _trial_path(), None)
             _state["params"] = trial["parameters"]

@@ -181,3 +181,20 @@ def test_no_limit_on_an_infinite_space_is_said_in_a_warning() -> None:
     # A finite space ends when used up; a limit ends it anyway: no warning.
     assert not any(w.startswith(warning) for w in load_experiment_text(text).warnings)
     assert not any(w.startswith(warning) for w in load_experiment_text(infinite.replace("spec:\n", "spec:\n  maxTrialNum: 5\n", 1)).warnings)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("lr=0.1", r"\$AUTOTUNE_PARAMETERS is not JSON \(Expecting value"),
+    ("[0.1]", r"\$AUTOTUNE_PARAMETERS must be a JSON object"),
+])
+def test_sdk_names_a_hand_set_parameters_variable_that_is_not_a_json_object(raw: str, message: str) -> None:
+    """Running a script by hand with AUTOTUNE_PARAMETERS=lr=0.1 gave a bare JSONDecodeError."""
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "import autotune; autotune.get_next_parameter()"],
+                       env={**os.environ, "AUTOTUNE_PARAMETERS": raw}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    import re
+    assert re.search(message, r.stderr.splitlines()[-1]), r.stderr
