@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 from tuner_server.history import OptimizeMode
 from tuner_server.objectives import Objective, is_finite_number
@@ -32,8 +32,10 @@ class ImportedTrialIn(BaseModel):
     parameters: dict[str, Any]
     metric: Any = Field(description="the final metric as reported: a number, a dict with 'default', or the objectives' dict")
     state: Literal["SUCCEEDED", "EARLY_STOPPED"] = "SUCCEEDED"
-    intermediate: list[float] = Field(default_factory=list, max_length=100_000)
-    ended: float | None = Field(default=None, description="when it ended (seconds since the epoch): orders the history")
+    # Finite only: a NaN step compares false with everything (assessors' medians) and a NaN
+    # 'ended' leaves the history's order undefined.
+    intermediate: list[FiniteFloat] = Field(default_factory=list, max_length=100_000)
+    ended: FiniteFloat | None = Field(default=None, description="when it ended (seconds since the epoch): orders the history")
 
 
 class ImportSource(BaseModel):

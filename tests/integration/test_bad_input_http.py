@@ -161,3 +161,15 @@ def test_non_finite_extra_metric_does_not_break_the_ui_json(server: ServerProces
             assert r.status_code == 200, (path, r.text)
         (t,) = admin.get("/ui/api/experiments/e1/trials").json()["trials"]
         assert t["metrics"] == {"default": 0.5, "loss": None} and t["value"] == 0.5
+
+
+@pytest.mark.parametrize("field, literal", [("intermediate", "[0.1, NaN]"), ("ended", "Infinity")])
+def test_import_refuses_non_finite_curves_and_times(server: ServerProcess, field: str, literal: str) -> None:
+    register(server, space={"a": {"_type": "uniform", "_value": [0, 1]}})
+    body = ('{"sources": [{"name": "old", "trials": [{"id": "t", "parameters": {"a": 0.5}, "metric": 0.5, '
+            f'"{field}": {literal}}}]}}]}}')
+    with server.client() as admin:
+        r = admin.post("/api/v1/experiments/e1/imported-trials", content=body.encode(),
+                       headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert [e["loc"][:6] for e in r.json()["detail"]][0][:6] == ["body", "sources", 0, "trials", 0, field]
