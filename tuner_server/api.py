@@ -8,6 +8,7 @@ unknown tokens from one address -> 429 with Retry-After for a while (failed_logi
 
 
 import math
+import threading
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
@@ -165,11 +166,17 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     def list_experiments() -> list[dict[str, Any]]:
         return engine.listing()
 
+    # Whether a register creates the experiment is decided under this lock: two overlapping
+    # retries of one PUT (a client that timed out) both saw it absent and counted it twice.
+    # The engine serializes registrations anyway, so this costs no parallelism.
+    registering = threading.Lock()
+
     @app.put("/api/v1/experiments/{exp_id}", dependencies=[Admin])
     def register(exp_id: Annotated[str, Path(pattern=ID_PATTERN)], body: RegisterRequest) -> dict[str, Any]:
-        new = engine.find(exp_id) is None
-        h = engine.register(exp_id, body.name, body.config, body.token,
-                            body.owner.model_dump() if body.owner else None)
+        with registering:
+            new = engine.find(exp_id) is None
+            h = engine.register(exp_id, body.name, body.config, body.token,
+                                body.owner.model_dump() if body.owner else None)
         if new:
             metrics.experiments_registered.labels(body.config.tuner.name).inc()
         return {"experimentId": h.stored.id, "token": h.stored.token, "created": h.stored.created}
@@ -192,10 +199,13 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     def suggest(exp_id: str, body: SuggestRequest) -> dict[str, Any]:
         h = engine.get(exp_id)
         # An issued trial asked for again (a controller's retry) costs the tuner nothing: not timed.
-        replay = body.sequence is not None and body.sequence < len(h.trials)
-        with metrics.suggestion(h.config.tuner.name, counted=not replay) as outcome:
-            a = engine.suggest(exp_id, body.sequence)
-            outcome("exhausted" if a is None else "wait" if isinstance(a, NotNow) else "trial")
+        # Decided under the experiment's lock (engine.suggest takes it anyway): a retry that
+        # overlaps the first request would otherwise also see the trial as new and count it.
+        with h.lock:
+            replay = body.sequence is not None and body.sequence < len(h.trials)
+            with metrics.suggestion(h.config.tuner.name, counted=not replay) as outcome:
+                a = engine.suggest(exp_id, body.sequence)
+                outcome("exhausted" if a is None else "wait" if isinstance(a, NotNow) else "trial")
         if a is None:
             return {"exhausted": True, "wait": False}
         if isinstance(a, NotNow):

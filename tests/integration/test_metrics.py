@@ -9,7 +9,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -171,3 +174,45 @@ def test_two_servers_in_one_process_keep_their_own_counts(tmp_path: Path):
             httpx.get(a.url + "/healthz")
         assert get(scrape(a.url, ADMIN), "autotune_http_requests_total", method="GET", route="/healthz", status="200") == 3
         assert get(scrape(b.url, ADMIN), "autotune_http_requests_total", method="GET", route="/healthz", status="200") == 0
+
+
+class _Rendezvous(Engine):
+    """Holds each register/suggest call until a second one arrives (or 2 s pass): two
+    retries of one request that overlap, as a controller's retry after a timeout does."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.meet = threading.Barrier(2, timeout=2)
+
+    def _wait(self) -> None:
+        try:
+            self.meet.wait()
+        except threading.BrokenBarrierError:
+            self.meet.reset()  # the other call was held back (by a lock of the server's): fine
+
+    def register(self, *args: Any, **kwargs: Any) -> Any:
+        self._wait()
+        return super().register(*args, **kwargs)
+
+    def suggest(self, *args: Any, **kwargs: Any) -> Any:
+        self._wait()
+        return super().suggest(*args, **kwargs)
+
+
+def test_overlapping_retries_of_a_register_or_a_suggestion_count_once(tmp_path: Path):
+    config = {"searchSpace": json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}}), "tuner": {"name": "Random"}}
+    base = "/api/v1/experiments/e1"
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    with EmbeddedServer(_Rendezvous(Store(tmp_path / "t.db")), ADMIN) as s:
+        def twice(method: str, path: str, body: dict[str, Any]) -> list[int]:
+            with ThreadPoolExecutor(2) as pool:
+                rs = list(pool.map(lambda _: httpx.request(method, s.url + path, json=body, headers=auth, timeout=30),
+                                   range(2)))
+            return [r.status_code for r in rs]
+
+        assert twice("PUT", base, {"name": "e1", "config": config}) == [200, 200]
+        assert twice("POST", f"{base}/trials", {"sequence": 0}) == [200, 200]
+        m = scrape(s.url, ADMIN)
+    assert get(m, "autotune_experiments_registered_total", algorithm="Random") == 1
+    assert get(m, "autotune_suggestions_total", algorithm="Random", outcome="trial") == 1
+    assert get(m, "autotune_suggestion_duration_seconds_count", algorithm="Random") == 1
