@@ -209,7 +209,7 @@ class WarmStartSpec(_Model):
     experiments: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(min_length=1, max_length=16)
     # At most this many imported trials in all: each source's most recent first, the
     # sources in the order listed. Absent: every completed trial that fits.
-    maxTrials: int | None = Field(default=None, ge=1)
+    maxTrials: Int | None = Field(default=None, ge=1)  # Int: 'maxTrials: true' is not 1
 
     @field_validator("experiments")
     @classmethod

@@ -12,6 +12,7 @@ imported. The tuner server skips (and counts) trials that do not fit the search 
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -198,11 +199,14 @@ def from_local_run(entry: str, output: Path, cwd: Path) -> Lookup:
     db = run / "autotune.db"
     if not db.is_file():
         return Missing(entry, f"no {db}")
-    store = Store(db)
+    try:
+        store = Store(db)
+    except sqlite3.DatabaseError as e:  # some other file by that name: a missing source, not a crash
+        return Missing(entry, f"{db} is not an AutoTune history ({e})")
     try:
         try:
             engine = Engine(store)
-        except EngineError as e:  # written by a version with other algorithms or settings
+        except (EngineError, sqlite3.DatabaseError) as e:  # written by a version with other algorithms or settings
             return Missing(entry, f"cannot read {db}: {e}")
         hosted = engine.list()
         h = hosted[0] if len(hosted) == 1 else next((x for x in hosted if x.stored.id == f"local.{run.name}"), None)

@@ -157,6 +157,15 @@ def test_local_runs_by_name_and_by_folder(tmp_path: Path) -> None:
     assert isinstance(own, Missing) and "own results folder" in own.reason
 
 
+def test_a_source_folder_whose_autotune_db_is_not_a_history_is_missing(tmp_path: Path) -> None:
+    # A missing source is a warning; an unreadable one must not crash `autotune run` with a traceback.
+    (tmp_path / "runs" / "old").mkdir(parents=True)
+    (tmp_path / "runs" / "old" / "autotune.db").write_text("not a database\n")
+    found = from_local_run("old", tmp_path / "runs", tmp_path)
+    assert isinstance(found, Missing) and "not an AutoTune history" in found.reason, found
+    assert (tmp_path / "runs" / "old" / "autotune.db").read_text() == "not a database\n"  # left as it was
+
+
 # ----- the spec -----
 MANIFEST = """
 apiVersion: tensorstack.dev/v1beta1
@@ -182,6 +191,7 @@ def test_spec_accepts_warm_start() -> None:
     ("TPE", "{experiments: [old], maxTrial: 3}", "spec.warmStart.maxTrial: unknown field"),
     ("TPE", "{experiments: old}", "spec.warmStart.experiments: Input should be a valid list"),
     ("TPE", "{experiments: ['']}", "spec.warmStart.experiments[0]: String should have at least 1 character"),
+    ("TPE", "{experiments: [old], maxTrials: true}", "spec.warmStart.maxTrials: must be an integer, not a boolean"),
     ("Batch", "{experiments: [old]}", "spec.warmStart: Batch takes no imported trials"),
     ("PBTTuner", "{experiments: [old]}", "spec.warmStart: PBTTuner takes no imported trials"),
 ])
