@@ -48,8 +48,10 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.execution.max_workers = 20  # short sync handlers only (finalizers); loops have own threads
     settings.watching.server_timeout = 300
     memo.runtime = OperatorRuntime(ours, _api_client())
-    memo.runtime.start_sweeper()
+    # The metrics port first: if it is taken this raises and kopf retries the whole handler
+    # with a new runtime, so nothing with a thread may have been started before it.
     memo.runtime.start_metrics_server()
+    memo.runtime.start_sweeper()
 
 
 @kopf.on.cleanup()

@@ -59,3 +59,35 @@ def test_crd_enums_name_only_existing_algorithms():
     assert sorted(tuners) == tuner_names()
     assert sorted(assessors) == assessor_names()
     assert (root / "helm/autotune/crds/autotuneexperiments.yaml").read_text() == (root / "crds/autotuneexperiments.yaml").read_text()
+
+
+def test_a_failed_startup_leaves_no_sweeper_thread_behind(monkeypatch):
+    # kopf retries a startup handler that raises (every minute, with a new runtime each time):
+    # a taken metrics port must fail it before the orphan sweep's thread is started, or each
+    # retry leaves one more sweeper running.
+    import socket
+    import threading
+
+    import kopf
+    from kubernetes import client
+
+    from autotune_operator import kopf_handlers
+
+    monkeypatch.setattr(kopf_handlers, "_api_client", lambda: client.ApiClient())
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        ours = Settings(server_url="http://127.0.0.1:9", admin_token="x" * 20, trial_server_url="http://127.0.0.1:9",
+                        sweep_seconds=600, metrics_endpoint=f"http://127.0.0.1:{taken.getsockname()[1]}/metrics")
+        memo = kopf.Memo(settings=ours)
+        before = {t.ident for t in threading.enumerate()}
+        with pytest.raises(OSError):
+            kopf_handlers.startup(settings=kopf.OperatorSettings(), memo=memo)
+        new = [t.name for t in threading.enumerate() if t.ident not in before]
+        assert not any("sweep" in n for n in new), new
+    finally:
+        taken.close()
+        runtime = memo.get("runtime")
+        if runtime is not None:
+            runtime.stop_sweeper()
