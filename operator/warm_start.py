@@ -125,7 +125,13 @@ def report_line(result: Mapping[str, Any]) -> str:
     reason = next((s["firstSkipReason"] for s in srcs if s.get("firstSkipReason")), None)
     over = sum(s.get("overLimit", 0) for s in srcs)
     names = ", ".join(s["name"] for s in srcs)
-    line = f"warm start: imported {result['imported']} trials from {names}, skipped {skipped}"
+    # A pass repeated after a crash before the first trial imports nothing new; its line
+    # replaces the first pass's in status.warmStart.message, so it says what is held.
+    before = sum(s.get("alreadyImported", 0) for s in srcs)
+    line = f"warm start: imported {result['imported']} trials from {names}"
+    if before:
+        line += f" ({before} imported before)"
+    line += f", skipped {skipped}"
     if reason:
         line += f" (first: {reason})"
     if over:

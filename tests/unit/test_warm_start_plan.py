@@ -130,6 +130,8 @@ def test_imports_once_before_the_first_trial() -> None:
     assert out.line == "warm start: imported 2 trials from old, skipped 1 (first: old-1: parameter 'x' = 3.0 is outside [0, 1])"
     again = run_warm_start(ws, MAX, None, client, "n", lambda name: source(trials=trials))  # crash before the first trial
     assert (again.imported, again.total) == (0, 2)
+    # this pass's line replaces the first one's in status.warmStart.message: it must not read as "nothing imported"
+    assert again.line == "warm start: imported 0 trials from old (2 imported before), skipped 1 (first: old-1: parameter 'x' = 3.0 is outside [0, 1])"
     engine.suggest("n")
     later = run_warm_start(ws, MAX, None, client, "n", lambda name: pytest.fail("looked up after the experiment started"))
     assert later.earlier and later.total == 2 and later.line == "warm start: 2 trials imported when the experiment started"
