@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from autotune_operator.spec import NAME_RE, WarmStartSpec
 from tuner_server.client import TunerClient, TunerServerError
-from tuner_server.engine import Engine, EngineError, NotFound
+from tuner_server.engine import Engine, EngineError, InvalidConfig, NotFound
 from tuner_server.history import OptimizeMode
 from tuner_server.objectives import Objective
 from tuner_server.store import Store
@@ -181,9 +181,13 @@ def from_server(client: TunerClient, exp_id: str, name: str) -> Lookup:
         trials = client.trials(exp_id)
     except NotFound:
         return Missing(name, "the tuner server has no history for it")
+    except InvalidConfig as e:  # stored by an older version, refused by today's checks
+        return Missing(name, str(e))
     except TunerServerError as e:
         if e.status == 404:
             return Missing(name, "the tuner server has no history for it")
+        if e.status == 422:  # as InvalidConfig, over HTTP: the source's problem, not this experiment's
+            return Missing(name, str(e))
         raise
     objectives = [Objective.model_validate(o) for o in summary["objectives"]] if summary.get("objectives") else None
     return SourceHistory(name, OptimizeMode(summary["optimizeMode"]), objectives, trials, summary.get("maxBudget"))

@@ -239,3 +239,26 @@ def test_local_mode_with_server_finds_local_runs_there(tmp_path: Path) -> None:
     assert isinstance(found, SourceHistory) and found.name == "old"
     missing = find("other")
     assert isinstance(missing, Missing) and "no history" in missing.reason and "autotune.db" in missing.reason
+
+
+def test_a_source_the_tuner_server_can_no_longer_load_is_missing_not_an_error(tmp_path: Path) -> None:
+    # An earlier experiment stored by an older server whose config newer checks refuse: the
+    # server answers 422 for it. That must leave the new experiment to start without it (a
+    # Warning), not end it ERROR as if the server had refused the new experiment itself.
+    from autotune_operator.warm_start import cluster_finder, from_server
+    from tuner_server.client import HttpClient
+    from tuner_server.embedded import EmbeddedServer
+    from tuner_server.store import StoredExperiment
+
+    store = Store(tmp_path / "t.db")
+    bad = {"searchSpace": json.dumps(SPACE), "tuner": {"name": "Random", "classArgs": {}},
+           "assessor": {"name": "Curvefitting", "classArgs": {"threshold": float("nan")}}}
+    store.add_experiment(StoredExperiment("uid-old", "old", bad, "t" * 32, 1.0))
+    engine = Engine(store)
+    find = cluster_finder(lambda name: {"metadata": {"name": name, "uid": "uid-old"}}, InProcessClient(engine), "ns")
+    found = find("old")
+    assert isinstance(found, Missing) and "no longer loads" in found.reason, found
+    admin = "a" * 32
+    with EmbeddedServer(engine, admin) as server:
+        over_http = from_server(HttpClient(server.url, admin), "uid-old", "old")
+    assert isinstance(over_http, Missing) and "no longer loads" in over_http.reason, over_http
