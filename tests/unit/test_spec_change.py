@@ -36,3 +36,30 @@ def test_search_defining_fields_are_refused_with_their_names():
 
 def test_no_change():
     assert diff_spec(BASE, dict(BASE)).empty and SpecChange().empty
+
+
+def test_warm_start_edits_are_refused():
+    old = {**BASE, "warmStart": {"experiments": ["a"]}}
+    assert diff_spec(old, {**old, "warmStart": {"experiments": ["b"]}}).refused == ("warmStart",)
+    assert diff_spec(old, BASE).refused == ("warmStart",)
+
+
+def test_every_refusal_message_of_the_api_server_lists_the_mutable_fields():
+    # The CRD's transition rules and the admission policies say which fields may change; they
+    # must name exactly what the operator applies (MUTABLE), or a user is told a wrong list.
+    import re
+    from pathlib import Path
+
+    from autotune_operator.spec_change import MUTABLE
+
+    root = Path(__file__).resolve().parents[2]
+    files = ["crds/autotuneexperiments.yaml", "crds/autotuneexperiments-immutable.yaml",
+             "helm/autotune/templates/immutable-spec-policy.yaml"]
+    seen = 0
+    for f in files:
+        text = " ".join((root / f).read_text().split())
+        for listed in re.findall(r"only ([A-Za-z, ]+?) can change", text):
+            names = [n.strip() for n in re.split(r",| and ", listed) if n.strip()]
+            assert sorted(names) == sorted(MUTABLE), (f, listed)
+            seen += 1
+    assert seen >= 13  # 9 CRD rules, 2 policies in each of the two files
