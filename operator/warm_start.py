@@ -211,8 +211,8 @@ def from_local_run(entry: str, output: Path, cwd: Path) -> Lookup:
         return Missing(entry, f"no {db}")
     try:
         store = Store(db)
-    except sqlite3.DatabaseError as e:  # some other file by that name: a missing source, not a crash
-        return Missing(entry, f"{db} is not an AutoTune history ({e})")
+    except sqlite3.DatabaseError as e:  # another file by that name, or read-only: a missing source, not a crash
+        return Missing(entry, f"cannot open {db} as an AutoTune history ({e})")
     try:
         try:
             engine = Engine(store)
