@@ -216,3 +216,19 @@ def test_overlapping_retries_of_a_register_or_a_suggestion_count_once(tmp_path: 
     assert get(m, "autotune_experiments_registered_total", algorithm="Random") == 1
     assert get(m, "autotune_suggestions_total", algorithm="Random", outcome="trial") == 1
     assert get(m, "autotune_suggestion_duration_seconds_count", algorithm="Random") == 1
+
+
+def test_imported_trials_are_neither_suggestions_nor_trial_ends(tmp_path: Path):
+    config = {"searchSpace": json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}}), "tuner": {"name": "TPE"}}
+    base = "/api/v1/experiments/e1"
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    trials = [{"id": f"old-{i}", "parameters": {"x": i / 10}, "metric": i / 10, "ended": float(i)} for i in range(5)]
+    with EmbeddedServer(Engine(Store(tmp_path / "t.db")), ADMIN) as s:
+        assert httpx.put(s.url + base, json={"name": "e1", "config": config}, headers=auth).status_code == 200
+        r = httpx.post(s.url + base + "/imported-trials", json={"sources": [{"name": "old", "trials": trials}]}, headers=auth)
+        assert r.status_code == 200 and r.json()["imported"] == 5, r.text
+        m = scrape(s.url, ADMIN)
+    assert not any(name == "autotune_suggestions_total" for name, _ in m)
+    assert not any(name == "autotune_trials_ended_total" for name, _ in m)
+    assert sum(v for (name, _), v in m.items() if name == "autotune_trials") == 0
+    assert get(m, "autotune_experiments", algorithm="TPE", status="PENDING") == 1
