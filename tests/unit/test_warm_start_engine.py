@@ -171,6 +171,7 @@ def test_import_is_idempotent_and_durable(tmp_path: Path, engine: Engine) -> Non
     again.delete("new")
     again.register("new", "new", config())
     assert "imported" not in again.summary("new")
+    assert "imported" not in Engine(Store(tmp_path / "db.sqlite")).summary("new")  # gone from the store, not only memory
 
 
 def test_max_trials_caps_the_total_in_the_order_given(engine: Engine) -> None:
