@@ -108,6 +108,8 @@ def test_motpe_args():
         create_tuner("MOTPE", sp, {"constant_liar_type": "min"}, 0, objectives=(MIN, MIN))
     with pytest.raises(TunerArgsError, match="does not know"):
         create_tuner("MOTPE", sp, {"tpe_args": {"n_candidates": 3}}, 0, objectives=(MIN, MIN))
+    with pytest.raises(TunerArgsError, match="tpe_args must be an object"):
+        create_tuner("MOTPE", sp, {"tpe_args": []}, 0, objectives=(MIN, MIN))
 
 
 def test_motpe_without_objectives_optimizes_the_single_value():

@@ -77,6 +77,8 @@ def test_null_liar():
         ({"tpe_args": {"linear_forgetting": True}}, "linear_forgetting"),
         ({"tpe_args": {"nonsense": 1}}, "nonsense"),
         ({"tpe_args": [1]}, "tpe_args"),
+        ({"tpe_args": []}, "tpe_args"),  # falsy, but still not an object
+        ({"tpe_args": 0}, "tpe_args"),
         ({"constant_liar_type": "median"}, "constant_liar_type"),
         ({"tpe_args": {"constant_liar_type": "avg"}}, "constant_liar_type"),
         ({"parallel_optimize": "yes"}, "parallel_optimize"),

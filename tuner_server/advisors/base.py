@@ -130,13 +130,22 @@ class Advisor(Tuner):
         return Proposal(parameters, budget, info)
 
 
+# Budgets reach the trial as an integer ($EPOCHS) and the store as SQLite's int64; a billion
+# epochs (or steps) is beyond any training and keeps every rung exact in a float.
+MAX_BUDGET = 10**9
+
+
+def budget_ok(v: float) -> bool:
+    return 1 <= v <= MAX_BUDGET
+
+
 def check_eta(name: str, args: dict[str, Any]) -> float:
-    return float(arg(name, args, "eta", 3, (int, float), lambda v: v >= 2, "must be >= 2"))
+    return float(arg(name, args, "eta", 3, (int, float), lambda v: 2 <= v <= MAX_BUDGET, f"must be >= 2 and <= {MAX_BUDGET:g}"))
 
 
 def check_budgets(name: str, args: dict[str, Any], low_key: str, low: float, high_key: str, high: float) -> tuple[float, float]:
-    lo = float(arg(name, args, low_key, low, (int, float), lambda v: v >= 1, "must be >= 1 (budgets are epochs)"))
-    hi = float(arg(name, args, high_key, high, (int, float), lambda v: v >= 1, "must be >= 1"))
+    lo = float(arg(name, args, low_key, low, (int, float), budget_ok, f"must be >= 1 and <= {MAX_BUDGET:g} (budgets are epochs)"))
+    hi = float(arg(name, args, high_key, high, (int, float), budget_ok, f"must be >= 1 and <= {MAX_BUDGET:g}"))
     if hi < lo:
         raise TunerArgsError(f"{name} classArgs.{high_key} ({hi:g}) must be >= classArgs.{low_key} ({lo:g})")
     return lo, hi

@@ -69,7 +69,9 @@ class MOTPETuner(TPETuner):
     multi_objective = True
 
     def configure(self, args: dict[str, Any]) -> None:
-        tpe_args = args.get("tpe_args") or {}
+        tpe_args = args.get("tpe_args")
+        if tpe_args is None:  # as TPE: null is "not given", 0 or [] a mistake
+            tpe_args = {}
         if not isinstance(tpe_args, Mapping):
             raise TunerArgsError(f"{self.name} classArgs.tpe_args must be an object, got {tpe_args!r}")
         if "constant_liar_type" in args or "constant_liar_type" in tpe_args:

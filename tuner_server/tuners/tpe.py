@@ -397,7 +397,9 @@ class TPETuner(Tuner):
     def configure(self, args: dict[str, Any]) -> None:
         reject_unknown(self.name, args, ("parallel_optimize", "tpe_args", "constant_liar_type"))
         arg(self.name, args, "parallel_optimize", False, bool)
-        tpe_args = args.get("tpe_args") or {}
+        tpe_args = args.get("tpe_args")
+        if tpe_args is None:  # null is "not given"; 0, [] or "" are mistakes, not an empty object
+            tpe_args = {}
         if not isinstance(tpe_args, Mapping):
             raise TunerArgsError(f"{self.name} classArgs.tpe_args must be an object, got {tpe_args!r}")
         unknown = sorted(set(tpe_args) - set(self._TPE_ARGS))
