@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from autotune_operator.decide import Decision, Limits, Observed, Phase, decide
+from autotune_operator.decide import Decision, Limits, Observed, Phase, decide, overdue_trials
 from autotune_operator.executors.base import Executor, TrialLaunch, trial_env
 from autotune_operator.spec import Experiment
 from autotune_operator.status import ExperimentStatus, WarmStartStatus, build_status
@@ -38,6 +38,8 @@ class ControllerState:
     message: str = ""
     completion: float | None = None
     stopping: set[str] = field(default_factory=set)
+    # Trials stopped for running past maxTrialSeconds -> why (they end FAILED, not STOPPED).
+    overdue: dict[str, str] = field(default_factory=dict)
 
 
 class ExperimentController:
@@ -73,7 +75,7 @@ class ExperimentController:
         spec = experiment.spec
         final = spec.finalTraining is not None and spec.finalTraining.enabled
         self.limits = Limits(spec.maxTrialNum, spec.trialConcurrency, spec.maxExecSeconds, executor.capacity(), final,
-                             spec.maxFailedTrialNum)
+                             spec.maxFailedTrialNum, spec.maxTrialSeconds)
 
     # ----- lifecycle -----
     def start(self) -> None:
@@ -114,8 +116,12 @@ class ExperimentController:
         """One reconcile pass."""
         # 1. Trials whose workload ended: the tuner server decides their final state.
         for ex in self.executor.poll():
-            killed = ex.killed or ex.trial_id in self.state.stopping
-            state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, killed, ex.message)
+            overdue = self.state.overdue.pop(ex.trial_id, None)
+            if overdue is not None:  # we killed it for its time: a failure of the trial, not our stop
+                state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, False, overdue)
+            else:
+                killed = ex.killed or ex.trial_id in self.state.stopping
+                state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, killed, ex.message)
             self.state.stopping.discard(ex.trial_id)
             log.info("trial %s ended: %s", ex.trial_id, state)
         summary = self.client.summary(self.exp_id)
@@ -124,6 +130,11 @@ class ExperimentController:
             if tid not in self.state.stopping:
                 self.state.stopping.add(tid)
                 self.executor.kill(tid, "stopped early by the assessor")
+        limit = self.limits.max_trial_seconds
+        for tid in overdue_trials(summary.get("runningSince") or {}, self.clock(), limit):
+            if tid not in self.state.stopping and tid not in self.state.overdue:
+                self.state.overdue[tid] = f"ran longer than maxTrialSeconds ({limit}s) and was stopped"
+                self.executor.kill(tid, self.state.overdue[tid])
         counts = summary["trials"]
         active = counts["waiting"] + counts["running"]
         finals = summary.get("finalTrials") or []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Mapping
 
 
 class Phase(str, Enum):
@@ -31,6 +32,7 @@ class Limits:
     capacity: int | None = None  # executor slots (e.g. devices); None = unlimited
     final_training: bool = False  # rerun the best configuration(s) after the search
     max_failed: int | None = None  # maxFailedTrialNum: this many failed trials end the experiment ERROR
+    max_trial_seconds: int | None = None  # maxTrialSeconds: a trial running longer is stopped and FAILED
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,14 @@ class Decision:
     finished: bool = False  # terminal and nothing left running: the loop may end
     message: str = ""
     launch_final: bool = False  # start final training now (the search is DONE)
+
+
+def overdue_trials(running_since: Mapping[str, float], now: float, limit: int | None) -> list[str]:
+    """Trials started at least ``limit`` seconds ago and still running (a hung trial would
+    otherwise hold its slot, and on a cluster its GPU, until maxExecSeconds or for ever)."""
+    if limit is None:
+        return []
+    return sorted(tid for tid, started in running_since.items() if now - started >= limit)
 
 
 def decide(limits: Limits, obs: Observed) -> Decision:

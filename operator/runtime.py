@@ -445,7 +445,7 @@ def _limits(spec: Mapping[str, Any], capacity: int | None) -> Limits:
     final = spec.get("finalTraining")
     final_training = isinstance(final, Mapping) and final.get("enabled", True) is not False
     return Limits(spec.get("maxTrialNum"), int(spec.get("trialConcurrency") or 1), spec.get("maxExecSeconds"), capacity,
-                  final_training, spec.get("maxFailedTrialNum"))
+                  final_training, spec.get("maxFailedTrialNum"), spec.get("maxTrialSeconds"))
 
 
 def _valid_limit(key: str, value: Any) -> bool:

@@ -238,6 +238,9 @@ class ExperimentSpec(_Model):
     # Katib's maxFailedTrialCount (AutoTune extension): this many failed trials end the
     # experiment ERROR instead of spending the rest of maxTrialNum on a broken trial.
     maxFailedTrialNum: Int | None = Field(default=None, ge=1)
+    # NNI's maxTrialDuration (AutoTune extension): a trial running this long is stopped and
+    # counts as FAILED, so a hung trial cannot hold its slot (or GPU) for ever.
+    maxTrialSeconds: Int | None = Field(default=None, ge=1)
     trialConcurrency: Int = Field(default=1, ge=1)
     searchSpace: str | dict[str, Any]
     trainingConfig: TrainingConfig

@@ -1,8 +1,9 @@
 """Which edits of a running experiment's spec take effect: a pure function of old and new.
 
-The limits (``maxTrialNum``, ``maxFailedTrialNum``, ``trialConcurrency``, ``maxExecSeconds``)
-may change at any time and apply on the next reconcile: more or fewer trials, more or fewer
-failures tolerated, more or less parallelism, a longer or shorter time limit. Everything else fixes what the search *is* (search space,
+The limits (``maxTrialNum``, ``maxFailedTrialNum``, ``maxTrialSeconds``, ``trialConcurrency``,
+``maxExecSeconds``) may change at any time and apply on the next reconcile: more or fewer
+trials, more or fewer failures tolerated, a longer or shorter time per trial, more or less
+parallelism, a longer or shorter time limit. Everything else fixes what the search *is* (search space,
 tuner and its arguments, assessor, advisor, seed, objectives, the trial's workload) and
 the tuner server's history depends on it, so it cannot change; the CRD's transition rules
 and the ValidatingAdmissionPolicy refuse such edits at apply time, and this is the
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-MUTABLE = ("maxTrialNum", "maxFailedTrialNum", "trialConcurrency", "maxExecSeconds")
+MUTABLE = ("maxTrialNum", "maxFailedTrialNum", "maxTrialSeconds", "trialConcurrency", "maxExecSeconds")
 DEFAULTS: dict[str, Any] = {"trialConcurrency": 1}
 
 

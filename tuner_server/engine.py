@@ -579,6 +579,9 @@ class Engine:
                 "maxBudget": h.tuner.max_budget if isinstance(h.tuner, Advisor) else None,
                 "finalTrials": [{**trial_brief(t), "state": t.record.state.value} for t in h.trials if t.record.kind == "final"],
                 "lastFailure": last_failure(h.trials),
+                # When each running trial started: the controller stops one past maxTrialSeconds.
+                "runningSince": {t.record.trial_id: t.started for t in h.trials
+                                 if t.record.state is TrialState.RUNNING and t.started is not None},
                 **({"imported": imported_view(h)} if h.imported else {}),
             }
 

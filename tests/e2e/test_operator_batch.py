@@ -126,6 +126,18 @@ def test_max_failed_trials_ends_error_and_names_the_last_failure(kube_cluster, e
     assert "ExperimentError" in {e["reason"] for e in events_of(kube_cluster, ns, name)}
 
 
+def test_a_trial_past_max_trial_seconds_is_stopped_and_failed(kube_cluster, env):
+    ns, name = env["ns"], "hung"
+    space = '{"x": {"_type": "choice", "_value": [1]}, "sleep": {"_type": "choice", "_value": [20]}}'
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=1, concurrency=1, space=space,
+                                                      tuner="Random", maxTrialSeconds=3))
+    st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=45, log=env["op"].output)["status"]  # not 60 s of sleep
+    assert st["trials"]["failed"] == 1 and st["trials"]["stopped"] == 0, st
+    (trial,) = env["server"].get(f"/api/v1/experiments/{get_experiment(kube_cluster, ns, name)['metadata']['uid']}/trials").json()
+    assert trial["state"] == "FAILED" and trial["message"] == "ran longer than maxTrialSeconds (3s) and was stopped", trial
+    wait_for(lambda: not jobs(kube_cluster, ns, name), 30, "the stopped trial's Job to be deleted")
+
+
 @pytest.mark.parametrize(
     "name,kwargs,expect",
     [
@@ -262,7 +274,7 @@ def test_search_defining_edits_are_refused_at_apply_time(kube_cluster, env):
                         ({"trainingConfig": {"type": "xgboost"}}, "spec.trainingConfig")]:
         r = patch_spec(kube_cluster, ns, name, edit)
         assert r.returncode != 0 and f"{field} cannot change" in r.stderr, (edit, r.stderr)
-        assert "maxTrialNum, maxFailedTrialNum, trialConcurrency and maxExecSeconds" in r.stderr
+        assert "maxTrialNum, maxFailedTrialNum, maxTrialSeconds, trialConcurrency and maxExecSeconds" in r.stderr
     ate = get_experiment(kube_cluster, ns, name)
     assert ate["metadata"]["generation"] == generation and ate["spec"]["searchSpace"] == space
     kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--wait=false")

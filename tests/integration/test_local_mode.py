@@ -102,6 +102,23 @@ def test_max_failed_trials_ends_error_naming_the_last_failure(tmp_path: Path) ->
     assert "experiment ERROR: maxFailedTrialNum (3) reached" in r.stdout
 
 
+def test_a_trial_past_max_trial_seconds_is_stopped_and_failed(tmp_path: Path) -> None:
+    rec = tmp_path / "records.jsonl"
+    doc = manifest(command=toy("--mode", "sleep", "--sleep", "60"), max_trials=2, concurrency=2,
+                   env=[{"name": "TOY_RECORD", "value": str(rec)}])
+    doc["spec"]["maxTrialSeconds"] = 2
+    t0 = time.monotonic()
+    r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(tmp_path)])
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 30  # not the trials' 60 s
+    s = read_status(tmp_path, "toy")
+    assert s["phase"] == "DONE" and s["trials"]["failed"] == 2 and s["trials"]["stopped"] == 0, s
+    table = rows(tmp_path, "toy")
+    assert [t["message"] for t in table] == ["ran longer than maxTrialSeconds (2s) and was stopped"] * 2
+    assert all(float(t["duration_s"]) >= 2 for t in table)
+    assert read_records(rec) == []  # killed before they could finish
+
+
 def test_timeout_stops_running_trials(tmp_path: Path) -> None:
     rec = tmp_path / "records.jsonl"
     doc = manifest(command=toy("--mode", "sleep", "--sleep", "30"), max_trials=10, max_seconds=3,

@@ -71,3 +71,12 @@ def test_max_failed_wins_over_max_trials_and_absent_means_no_limit() -> None:
     assert d.phase is Phase.ERROR and d.finished
     d = decide(Limits(max_trials=3, concurrency=1, max_seconds=None), Observed(0, issued=3, active=0, failed=3))
     assert d.phase is Phase.DONE
+
+
+def test_overdue_trials_are_those_running_at_least_the_limit() -> None:
+    from autotune_operator.decide import overdue_trials
+
+    since = {"t-0": 100.0, "t-1": 130.0, "t-2": 139.5}
+    assert overdue_trials(since, 140.0, 10) == ["t-0", "t-1"]  # 40 s and exactly 10 s
+    assert overdue_trials(since, 140.0, None) == []  # no maxTrialSeconds: never
+    assert overdue_trials({}, 1e9, 1) == []
