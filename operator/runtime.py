@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import threading
 import urllib.parse
@@ -96,8 +97,10 @@ class Settings:
             trial_server_url=env.get("AUTOTUNE_TRIAL_SERVER_URL", url),
             namespaces=tuple(n.strip() for n in env.get("AUTOTUNE_NAMESPACES", "").split(",") if n.strip()),
             workload_kind=None if kind in (None, "auto") else kind,
-            resync_seconds=_resync_seconds(env.get("AUTOTUNE_RESYNC_SECONDS", "2")),
-            sweep_seconds=_sweep_seconds(env.get("AUTOTUNE_ORPHAN_SWEEP_SECONDS", "600")),
+            # 0 would reconcile in a busy loop.
+            resync_seconds=_seconds("AUTOTUNE_RESYNC_SECONDS", env.get("AUTOTUNE_RESYNC_SECONDS", "2")),
+            sweep_seconds=_seconds("AUTOTUNE_ORPHAN_SWEEP_SECONDS", env.get("AUTOTUNE_ORPHAN_SWEEP_SECONDS", "600"),
+                                   zero_means="no sweep"),
             checkpoint_root=env.get("AUTOTUNE_TRIAL_CHECKPOINT_ROOT", "").strip() or None,
             metrics_endpoint=_metrics_endpoint(env.get("AUTOTUNE_METRICS_ENDPOINT", "")),
             accelerators=AcceleratorPolicy(
@@ -107,23 +110,16 @@ class Settings:
         )
 
 
-def _resync_seconds(raw: str) -> float:
+def _seconds(var: str, raw: str, *, zero_means: str | None = None) -> float:
+    """A number of seconds from the environment: > 0, or >= 0 when 0 has a meaning
+    (``zero_means``). NaN and text are refused too: one line naming the variable."""
     try:
         value = float(raw)
     except ValueError:
-        value = 0.0
-    if not value > 0:  # also NaN; 0 would reconcile in a busy loop
-        raise SystemExit(f"AUTOTUNE_RESYNC_SECONDS must be a number of seconds > 0, not {raw!r}")
-    return value
-
-
-def _sweep_seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also NaN
-        raise SystemExit(f"AUTOTUNE_ORPHAN_SWEEP_SECONDS must be a number of seconds >= 0 (0: no sweep), not {raw!r}")
+        value = math.nan
+    if not (value >= 0 if zero_means else value > 0):
+        bound = f">= 0 (0: {zero_means})" if zero_means else "> 0"
+        raise SystemExit(f"{var} must be a number of seconds {bound}, not {raw!r}")
     return value
 
 
