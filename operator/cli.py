@@ -21,7 +21,6 @@ import signal
 import sqlite3
 import sys
 import urllib.error
-import urllib.parse
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Sequence
@@ -36,7 +35,7 @@ from autotune_operator.results import format_pareto, write_pareto_plot, write_st
 from autotune_operator.spec import Experiment, SpecError, load_experiment
 from autotune_operator.status import ExperimentStatus
 from autotune_operator.warm_start import local_finder
-from tuner_server.client import HttpClient, InProcessClient, TunerClient, TunerServerError
+from tuner_server.client import HttpClient, InProcessClient, TunerClient, TunerServerError, is_http_url
 from tuner_server.embedded import EmbeddedServer
 from tuner_server.engine import Conflict, Engine
 from tuner_server.store import Store
@@ -129,8 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for w in exp.warnings:
         print(f"autotune: warning: {w}", file=sys.stderr)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else []
-    if args.server and not _is_http_url(args.server):
-        # urllib calls 'localhost:8080' an unknown URL type and the client retried it for minutes.
+    if args.server and not is_http_url(args.server):
         print(f"autotune: --server must be an http:// or https:// URL, got {args.server!r}", file=sys.stderr)
         return EXIT_INVALID
     out = Path(args.output).resolve() / exp.name
@@ -139,7 +137,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"autotune: cannot create the output directory {out}: {e.strerror}", file=sys.stderr)
         return EXIT_INVALID
-    lock = _lock_output(out)  # held until this process exits
+    try:
+        lock = _lock_output(out)  # held until this process exits
+    except OSError as e:
+        print(f"autotune: cannot write to the output directory {out}: {e.strerror}", file=sys.stderr)
+        return EXIT_INVALID
     if lock is None:
         print(f"autotune: another 'autotune run' is using {out}; wait for it to end or use another --output",
               file=sys.stderr)
@@ -233,11 +235,6 @@ def _lock_output(out: Path) -> IO[bytes] | None:
         f.close()
         return None
     return f
-
-
-def _is_http_url(url: str) -> bool:
-    parts = urllib.parse.urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _announce_ui(server: EmbeddedServer | None, url: str, exp_id: str) -> None:

@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import threading
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -38,7 +37,7 @@ from autotune_operator.warm_start import Lookup, cluster_finder, merge_status
 from autotune_operator.workloads import WorkloadError, build, choose_family, kubeflow, t9k
 from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy
 from autotune_operator.workloads.common import Owner, TrialWorkload
-from tuner_server.client import HttpClient, TunerClient, TunerServerError
+from tuner_server.client import HttpClient, TunerClient, TunerServerError, is_http_url
 
 log = logging.getLogger("autotune.operator")
 
@@ -81,8 +80,8 @@ class Settings:
         if not token:
             raise SystemExit("AUTOTUNE_ADMIN_TOKEN (or AUTOTUNE_ADMIN_TOKEN_FILE) must be set")
         for var in ("AUTOTUNE_SERVER_URL", "AUTOTUNE_TRIAL_SERVER_URL"):
-            # 'host:8080' is an unknown URL type to urllib, retried forever for every experiment.
-            if var in env and urllib.parse.urlsplit(env[var]).scheme not in ("http", "https"):
+            # Otherwise retried forever for every experiment.
+            if var in env and not is_http_url(env[var]):
                 raise SystemExit(f"{var} must be an http:// or https:// URL, not {env[var]!r}")
         kind = env.get("AUTOTUNE_WORKLOAD_KIND", "").strip() or None
         selectors = dict(DEFAULT_NODE_SELECTORS)

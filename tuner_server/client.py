@@ -13,6 +13,7 @@ import http.client
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Protocol
 
@@ -92,6 +93,13 @@ class InProcessClient:
 
     def import_trials(self, exp_id: str, request: ImportRequest) -> dict[str, Any]:
         return self.engine.import_trials(exp_id, request)
+
+
+def is_http_url(url: str) -> bool:
+    """Whether HttpClient can call ``url``: urllib calls 'localhost:8080' an unknown URL
+    type, which the client's retries would turn into minutes of waiting."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def retry_after(value: str | None) -> float:

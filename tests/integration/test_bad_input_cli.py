@@ -23,6 +23,16 @@ def test_output_that_is_a_file_is_exit_2(tmp_path: Path) -> None:
     one_clear_line(r.stderr, f"cannot create the output directory {tmp_path / 'taken' / 'toy'}: Not a directory")
 
 
+def test_output_whose_lock_cannot_be_written_is_exit_2(tmp_path: Path) -> None:
+    # Root ignores permissions, so a directory where the lock file goes stands in for a
+    # read-only folder: opening it for writing fails the same way (an OSError).
+    m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1))
+    (tmp_path / "out" / "toy" / ".lock").mkdir(parents=True)
+    r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--quiet"])
+    assert r.returncode == 2
+    one_clear_line(r.stderr, f"cannot write to the output directory {tmp_path / 'out' / 'toy'}: Is a directory")
+
+
 def test_missing_workdir_names_the_flag(tmp_path: Path) -> None:
     m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1))
     r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--workdir", str(tmp_path / "nope"), "--quiet"])
