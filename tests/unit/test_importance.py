@@ -1,0 +1,220 @@
+"""PED-ANOVA parameter importance on hand-made histories whose answer is known."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from tuner_server.history import OptimizeMode
+from tuner_server.importance import Settings, from_trials, importances, report, top_mask
+from tuner_server.searchspace import parse_search_space
+
+MAX, MIN = OptimizeMode.MAXIMIZE, OptimizeMode.MINIMIZE
+
+
+def history(space: dict[str, Any], f: Callable[[dict[str, Any]], float], n: int, seed: int = 0,
+            state: str = "SUCCEEDED") -> list[dict[str, Any]]:
+    """n random-search trials as the API shows them, valued by f."""
+    sp = parse_search_space(space)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        p = sp.to_parameters(sp.sample_flat(rng))
+        out.append({"name": f"t{seed}-{i}", "sequence": i, "state": state, "parameters": p, "value": f(p),
+                    "metrics": None, "kind": "search", "budget": None})
+    return out
+
+
+def scores(space: dict[str, Any], trials: list[dict[str, Any]], mode: OptimizeMode = MAX) -> dict[str, float]:
+    (r,) = from_trials(parse_search_space(space), trials, mode)
+    assert r.reason is None, r.reason
+    return dict(r.importances)
+
+
+XY = {"x": {"_type": "uniform", "_value": [0, 1]}, "y": {"_type": "uniform", "_value": [0, 1]}}
+
+
+def test_a_function_of_x_only_puts_x_far_above_y() -> None:
+    s = scores(XY, history(XY, lambda p: -(p["x"] - 0.3) ** 2, 100))
+    assert s["x"] > 0.9 and s["y"] < 0.1
+    assert math.isclose(sum(s.values()), 1.0)
+
+
+def test_a_choice_that_decides_the_objective_is_on_top() -> None:
+    space = {**XY, "opt": {"_type": "choice", "_value": ["sgd", "adam", "rmsprop"]}}
+    noise = np.random.default_rng(7)  # ties broken by noise unrelated to x and y
+    trials = history(space, lambda p: {"sgd": 0.5, "adam": 0.9, "rmsprop": 0.6}[p["opt"]] + 0.01 * noise.random(), 60)
+    s = scores(space, trials)
+    assert max(s, key=s.get) == "opt" and s["opt"] > 0.8
+
+
+NESTED = {
+    "model": {"_type": "choice", "_value": [
+        {"_name": "svm", "C": {"_type": "loguniform", "_value": [0.001, 1000]}},
+        {"_name": "tree", "depth": {"_type": "randint", "_value": [1, 20]}},
+    ]},
+    "noise": {"_type": "uniform", "_value": [0, 1]},
+}
+
+
+def test_a_parameter_of_one_nested_branch_counts_only_where_it_is_active() -> None:
+    # svm wins when C is near 1; the tree branch is always worse, whatever its depth.
+    def f(p: dict[str, Any]) -> float:
+        m = p["model"]
+        return 1 - abs(math.log10(m["C"])) / 3 if m["_name"] == "svm" else -1.0
+
+    trials = history(NESTED, f, 120)
+    s = scores(NESTED, trials)
+    assert set(s) == {"model", "model/svm/C", "model/tree/depth", "noise"}
+    assert s["model/svm/C"] > s["noise"] and s["model"] > s["noise"]
+    # No top trial ever has a depth: depth cannot have helped reach the top.
+    assert s["model/tree/depth"] == 0.0
+    # Where it is active, depth is what matters in the tree branch: with svm out of the
+    # space, the same trees show it.
+    trees = [t for t in trials if t["parameters"]["model"]["_name"] == "tree"]
+    for t in trees:
+        t["value"] = -abs(t["parameters"]["model"]["depth"] - 5)
+    s = scores(NESTED, trees)
+    assert max(s, key=s.get) == "model/tree/depth"
+
+
+def test_the_direction_decides_which_trials_are_the_top() -> None:
+    # Maximize: the top are x > 0.8 (a step), so x matters most (y then orders them).
+    # Minimize: the lowest values are among x <= 0.8, decided by y alone.
+    trials = history(XY, lambda p: (1.0 if p["x"] > 0.8 else 0.0) + 0.01 * p["y"], 200)
+    up = scores(XY, trials, MAX)
+    down = scores(XY, trials, MIN)
+    assert up["x"] > 2 * up["y"] and down["y"] > 0.8
+    # Minimizing f is maximizing -f: the same answer.
+    negated = [{**t, "value": -t["value"]} for t in trials]
+    assert scores(XY, negated, MAX) == pytest.approx(down)
+
+
+def test_too_few_succeeded_trials_give_no_numbers_but_a_reason() -> None:
+    trials = history(XY, lambda p: p["x"], 9) + history(XY, lambda p: p["x"], 30, seed=1, state="FAILED")
+    (r,) = from_trials(parse_search_space(XY), trials, MAX)
+    assert r.importances == () and r.trials == 9
+    assert r.reason == "needs at least 10 succeeded trials, has 9"
+    assert report([r])["results"][0]["importances"] == []
+    assert "needs at least 10" in r.line()
+
+
+def test_failed_early_stopped_and_final_trials_are_left_out() -> None:
+    good = history(XY, lambda p: -(p["x"] - 0.3) ** 2, 40)
+    # Failed trials with great values that depend on y must not move anything.
+    bad = history(XY, lambda p: 100 * p["y"], 40, seed=2, state="FAILED")
+    early = history(XY, lambda p: 100 * p["y"], 40, seed=3, state="EARLY_STOPPED")
+    final = [{**t, "kind": "final", "value": 100 * t["parameters"]["y"]} for t in history(XY, lambda p: 0, 40, seed=4)]
+    (r,) = from_trials(parse_search_space(XY), good + bad + early + final, MAX)
+    assert r.trials == 40
+    assert dict(r.importances) == scores(XY, good)
+
+
+def test_a_log_scale_parameter_is_read_in_log_space() -> None:
+    space = {"lr": {"_type": "loguniform", "_value": [1e-5, 1.0]}, "x": {"_type": "uniform", "_value": [0, 1]}}
+    # Best around 1e-4: in linear space every good value sits in the first 0.01% of the range.
+    s = scores(space, history(space, lambda p: -abs(math.log10(p["lr"]) + 4), 100))
+    assert s["lr"] > 0.9
+    # Declared as a plain uniform, the same values lose that resolution: good and bad
+    # small rates share one grid point, so far less is found.
+    lin = {"lr": {"_type": "uniform", "_value": [1e-5, 1.0]}, "x": space["x"]}
+    (r,) = from_trials(parse_search_space(lin), history(space, lambda p: -abs(math.log10(p["lr"]) + 4), 100), MAX)
+    raw_log = importances(parse_search_space(space), _points(space, 100), Settings())[0]
+    assert dict(raw_log)["lr"] > dict(r.importances)["lr"]
+
+
+def _points(space: dict[str, Any], n: int) -> list[Any]:
+    from tuner_server.importance import Point
+
+    sp = parse_search_space(space)
+    return [Point(sp.to_flat(t["parameters"]), -t["value"])
+            for t in history(space, lambda p: -abs(math.log10(p["lr"]) + 4), n)]
+
+
+def test_every_search_space_type_is_handled() -> None:
+    space = {
+        "c_num": {"_type": "choice", "_value": [1, 2, 4]},
+        "c_str": {"_type": "choice", "_value": ["a", "b"]},
+        "ri": {"_type": "randint", "_value": [0, 8]},
+        "ri_big": {"_type": "randint", "_value": [0, 100000]},
+        "u": {"_type": "uniform", "_value": [-1, 1]},
+        "qu": {"_type": "quniform", "_value": [0, 10, 2]},
+        "lu": {"_type": "loguniform", "_value": [1e-3, 10]},
+        "qlu": {"_type": "qloguniform", "_value": [1, 1000, 1]},
+        "n": {"_type": "normal", "_value": [0, 2]},
+        "qn": {"_type": "qnormal", "_value": [0, 2, 0.5]},
+        "ln": {"_type": "lognormal", "_value": [0, 1]},
+        "qln": {"_type": "qlognormal", "_value": [2, 1, 1]},
+        "layer": {"_type": "layer_choice", "_value": ["conv3", "conv5", "pool"]},
+        "inp": {"_type": "input_choice", "_value": {"candidates": ["a", "b", "c"], "n_chosen": 2}},
+    }
+    s = scores(space, history(space, lambda p: -abs(p["qn"]), 150))
+    assert set(s) == set(space)
+    assert max(s, key=s.get) == "qn" and all(math.isfinite(v) and v >= 0 for v in s.values())
+
+
+def test_a_parameter_that_never_varies_gets_zero() -> None:
+    space = {**XY, "only": {"_type": "choice", "_value": ["one"]}, "fixed": {"_type": "uniform", "_value": [0, 1]}}
+    trials = history(space, lambda p: p["x"], 50)
+    for t in trials:
+        t["parameters"]["fixed"] = 0.5  # e.g. a space whose range was a point in practice
+    s = scores(space, trials)
+    assert s["only"] == 0.0 and s["fixed"] == 0.0 and s["x"] > 0.5
+
+
+def test_same_objective_everywhere_gives_a_reason() -> None:
+    (r,) = from_trials(parse_search_space(XY), history(XY, lambda p: 1.0, 30), MAX)
+    assert r.reason == "every trial has the same objective value" and r.importances == ()
+
+
+def test_deterministic_whatever_the_order_of_the_trials() -> None:
+    space = {**XY, "c": {"_type": "choice", "_value": [1, 2, 3]}}
+    trials = history(space, lambda p: p["x"] * p["c"], 80)
+    first = scores(space, trials)
+    shuffled = list(trials)
+    random.Random(5).shuffle(shuffled)
+    assert scores(space, trials) == first
+    assert scores(space, shuffled) == pytest.approx(first, rel=1e-12)
+
+
+def test_top_set_is_ten_percent_but_at_least_five_and_takes_ties() -> None:
+    s = Settings()
+    assert top_mask(np.arange(100.0), s).sum() == 10
+    assert top_mask(np.arange(16.0), s).sum() == 5
+    assert top_mask(np.array([0.0, 1, 1, 1, 1, 1, 2, 3, 4, 5, 6]), s).sum() == 6
+
+
+def test_multi_objective_gives_one_result_per_objective_in_its_direction() -> None:
+    sp = parse_search_space(XY)
+    trials = history(XY, lambda p: 0.0, 100)
+    for t in trials:
+        x, y = t["parameters"]["x"], t["parameters"]["y"]
+        t["metrics"] = {"accuracy": -(x - 0.7) ** 2, "size": 1000 * y}
+    acc, size = from_trials(sp, trials, MAX, objectives=[("accuracy", MAX), ("size", MIN)])
+    assert (acc.objective, size.objective, size.optimize_mode) == ("accuracy", "size", "minimize")
+    assert dict(acc.importances)["x"] > 0.9 and dict(size.importances)["y"] > 0.9
+
+
+def test_with_budgets_the_largest_budget_with_enough_trials_is_used() -> None:
+    small = [{**t, "budget": 1} for t in history(XY, lambda p: p["y"], 40)]
+    large = [{**t, "budget": 9} for t in history(XY, lambda p: p["x"], 12, seed=1)]
+    tiny = [{**t, "budget": 27} for t in history(XY, lambda p: p["y"], 3, seed=2)]
+    (r,) = from_trials(parse_search_space(XY), small + large + tiny, MAX)
+    assert r.budget == 9 and r.trials == 12 and r.importances[0][0] == "x"
+
+
+def test_trials_that_do_not_fit_the_space_are_skipped_and_counted() -> None:
+    trials = history(XY, lambda p: p["x"], 30)
+    trials[0]["parameters"] = {"x": 0.5}  # y missing
+    trials[1]["parameters"] = {"x": "high", "y": 0.1}  # not a number
+    (r,) = from_trials(parse_search_space(XY), trials, MAX)
+    assert r.skipped == 2 and r.trials == 28
+
+
+def test_summary_line_names_the_top_parameters() -> None:
+    (r,) = from_trials(parse_search_space(XY), history(XY, lambda p: p["x"], 30), MAX)
+    assert r.line().startswith("x ") and ", y " in r.line()
