@@ -14,13 +14,14 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from autotune_operator.decide import Decision, Limits, Observed, Phase, decide, overdue_trials
+from autotune_operator.decide import Decision, Goal, Limits, Observed, Phase, decide, overdue_trials
 from autotune_operator.executors.base import Executor, TrialLaunch, trial_env
 from autotune_operator.spec import Experiment
 from autotune_operator.status import ExperimentStatus, WarmStartStatus, build_status
 from autotune_operator.warm_start import Lookup, WarmStartOutcome, run_warm_start
 from tuner_server.client import TunerClient, TunerServerError
 from tuner_server.engine import AlgorithmFailure, Assignment, ExperimentConfig, NotNow
+from tuner_server.history import OptimizeMode
 
 log = logging.getLogger("autotune.controller")
 
@@ -76,6 +77,9 @@ class ExperimentController:
         final = spec.finalTraining is not None and spec.finalTraining.enabled
         self.limits = Limits(spec.maxTrialNum, spec.trialConcurrency, spec.maxExecSeconds, executor.capacity(), final,
                              spec.maxFailedTrialNum, spec.maxTrialSeconds)
+        # Not a limit: it cannot change on an existing experiment (Katib's objective is fixed too).
+        self.goal = (Goal(spec.objectiveGoal, experiment.optimize_mode is OptimizeMode.MAXIMIZE)
+                     if spec.objectiveGoal is not None else None)
 
     # ----- lifecycle -----
     def start(self) -> None:
@@ -140,6 +144,7 @@ class ExperimentController:
         finals = summary.get("finalTrials") or []
         final_active = sum(1 for f in finals if f["state"] in ("WAITING", "RUNNING"))
         last_failure = summary.get("lastFailure") or {}
+        best = summary.get("bestTrial") or {}
         obs = Observed(
             elapsed=self.clock() - self.state.created,
             issued=counts["total"] - len(finals),
@@ -150,8 +155,10 @@ class ExperimentController:
             last_failure=f"{last_failure['name']}: {last_failure['message']}" if last_failure else "",
             final_issued=len(finals),
             final_active=final_active,
+            best=best.get("value"),
+            best_name=best.get("name", ""),
         )
-        d = decide(self.limits, obs)
+        d = decide(self.limits, obs, self.goal)
         # 3. Act.
         if d.stop_active:
             for tid in self.executor.active() - self.state.stopping:

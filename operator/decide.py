@@ -36,6 +36,17 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Goal:
+    """spec.objectiveGoal: the search is DONE once the best final value reaches ``value``."""
+
+    value: float
+    maximize: bool
+
+    def reached(self, best: float) -> bool:
+        return best >= self.value if self.maximize else best <= self.value
+
+
+@dataclass(frozen=True)
 class Observed:
     elapsed: float  # seconds since the experiment started
     issued: int  # trials the tuner handed out (every state)
@@ -47,6 +58,8 @@ class Observed:
     # Final training (counted apart from issued/active, which are the search's trials).
     final_issued: int = 0
     final_active: int = 0
+    best: float | None = None  # the best trial's final value (single objective), for objectiveGoal
+    best_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,24 +80,24 @@ def overdue_trials(running_since: Mapping[str, float], now: float, limit: int | 
     return sorted(tid for tid, started in running_since.items() if now - started >= limit)
 
 
-def decide(limits: Limits, obs: Observed) -> Decision:
+def decide(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:
     """The search's decision, then final training: only after a search that ended DONE
     (not on TIMEOUT or ERROR), once, after every search trial has ended."""
-    d = decide_search(limits, obs)
+    d = decide_search(limits, obs, goal)
     if d.phase in (Phase.TIMEOUT, Phase.ERROR) and obs.final_active > 0:
         return replace(d, stop_active=True, finished=False)  # stop final training too, then end
     if not limits.final_training or d.phase is not Phase.DONE:
         return d
     if obs.final_issued == 0:
-        if not d.finished:
-            return Decision(Phase.RUNNING, message=d.message)
+        if not d.finished:  # (stopping what still runs when the goal was reached)
+            return Decision(Phase.RUNNING, stop_active=d.stop_active, message=d.message)
         return Decision(Phase.RUNNING, launch_final=True, message=f"{d.message}; final training")
     if obs.final_active > 0:
         return Decision(Phase.RUNNING, message=f"{d.message}; final training")
     return Decision(Phase.DONE, finished=True, message=f"{d.message}; final training ended")
 
 
-def decide_search(limits: Limits, obs: Observed) -> Decision:
+def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:
     ended = obs.issued - obs.active
     if obs.error is not None:
         return Decision(Phase.ERROR, stop_active=obs.active > 0, finished=obs.active == 0, message=obs.error)
@@ -96,6 +109,13 @@ def decide_search(limits: Limits, obs: Observed) -> Decision:
         return Decision(
             Phase.ERROR, stop_active=obs.active > 0, finished=obs.active == 0,
             message=f"maxFailedTrialNum ({limits.max_failed}) reached: {obs.failed} trial(s) failed{why}",
+        )
+    if goal is not None and obs.best is not None and goal.reached(obs.best):
+        # Checked before the time and trial limits: a run that reached its goal on its last
+        # trial or second succeeded, and says so.
+        return Decision(
+            Phase.DONE, stop_active=obs.active > 0, finished=obs.active == 0,
+            message=f"objectiveGoal ({goal.value:g}) reached by {obs.best_name} ({obs.best + 0.0:g})",  # + 0.0: no "-0"
         )
     if limits.max_seconds is not None and obs.elapsed >= limits.max_seconds:
         return Decision(

@@ -112,6 +112,16 @@ def _not_bool(v: Any) -> Any:
 Int = Annotated[int, BeforeValidator(_not_bool), Field(le=2**63 - 1)]
 
 
+def _plain_number(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):  # '0.98' or true is a typo, not a goal
+        raise ValueError("must be a number")
+    return v
+
+
+# A number field (the CRD's 'type: number'): finite, no true/false, no quoted numbers.
+FiniteNumber = Annotated[float, BeforeValidator(_plain_number), Field(allow_inf_nan=False)]
+
+
 class TunerSpec(_Model):
     builtinTunerName: str = Field(min_length=1)
     classArgs: ClassArgs = Field(default_factory=dict)
@@ -241,6 +251,10 @@ class ExperimentSpec(_Model):
     # NNI's maxTrialDuration (AutoTune extension): a trial running this long is stopped and
     # counts as FAILED, so a hung trial cannot hold its slot (or GPU) for ever.
     maxTrialSeconds: Int | None = Field(default=None, ge=1)
+    # Katib's objective.goal (AutoTune extension): the search ends DONE as soon as the best
+    # trial's final value reaches it (>= when maximizing, <= when minimizing); trials still
+    # running are stopped, as they can no longer matter.
+    objectiveGoal: FiniteNumber | None = None
     trialConcurrency: Int = Field(default=1, ge=1)
     searchSpace: str | dict[str, Any]
     trainingConfig: TrainingConfig
@@ -277,6 +291,9 @@ class ExperimentSpec(_Model):
             raise FieldError("tuner", "is required (or spec.advisor): the experiment needs an algorithm")
         if self.tuner is not None and self.advisor is not None:
             raise FieldError("advisor", "cannot be given together with spec.tuner (an advisor is a tuner); keep one")
+        if self.objectiveGoal is not None and self.objectives is not None:
+            raise FieldError("objectiveGoal", "applies to a single objective; with spec.objectives the search returns a "
+                             "Pareto front, which no one value can end: leave objectiveGoal out")
         return self
 
 

@@ -126,6 +126,18 @@ def test_max_failed_trials_ends_error_and_names_the_last_failure(kube_cluster, e
     assert "ExperimentError" in {e["reason"] for e in events_of(kube_cluster, ns, name)}
 
 
+def test_objective_goal_ends_done_before_max_trials(kube_cluster, env):
+    ns, name = env["ns"], "goal"
+    # The trials report x; the grid has 1..4 and the goal is 2: at most 3 trials, not 4.
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=4, concurrency=1,
+                                                      objectiveGoal=2))
+    st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=90, log=env["op"].output)["status"]
+    best = st["bestTrial"]
+    assert best["value"] >= 2 and st["trials"]["total"] < 4 and st["trials"]["succeeded"] == st["trials"]["total"], st
+    assert st["message"] == f"objectiveGoal (2) reached by {best['name']} ({best['value']:g})", st
+    assert any(c["type"] == "Succeeded" and c["status"] == "True" for c in st["conditions"]), st["conditions"]
+
+
 def test_a_trial_past_max_trial_seconds_is_stopped_and_failed(kube_cluster, env):
     ns, name = env["ns"], "hung"
     space = '{"x": {"_type": "choice", "_value": [1]}, "sleep": {"_type": "choice", "_value": [20]}}'
@@ -271,6 +283,7 @@ def test_search_defining_edits_are_refused_at_apply_time(kube_cluster, env):
                         ({"tuner": {"classArgs": '{"optimize_mode": "minimize"}'}}, "spec.tuner"),
                         ({"assessor": {"builtinAssessorName": "Medianstop"}}, "spec.assessor"),
                         ({"seed": 5}, "spec.seed"),
+                        ({"objectiveGoal": 0.5}, "spec.objectiveGoal"),
                         ({"trainingConfig": {"type": "xgboost"}}, "spec.trainingConfig")]:
         r = patch_spec(kube_cluster, ns, name, edit)
         assert r.returncode != 0 and f"{field} cannot change" in r.stderr, (edit, r.stderr)

@@ -102,6 +102,23 @@ def test_max_failed_trials_ends_error_naming_the_last_failure(tmp_path: Path) ->
     assert "experiment ERROR: maxFailedTrialNum (3) reached" in r.stdout
 
 
+def test_objective_goal_ends_the_search_done_at_the_first_trial_that_reaches_it(tmp_path: Path) -> None:
+    # toy's value is -(x-1)^2 - (y+0.5)^2: only x = 1 (value 0) reaches the goal -0.5.
+    space = {"x": {"_type": "choice", "_value": [3, 5, 1, 7, 9]}, "y": {"_type": "choice", "_value": [-0.5]}}
+    doc = manifest(space=space, tuner="GridSearch", max_trials=5, concurrency=1)
+    doc["spec"]["objectiveGoal"] = -0.5
+    r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(tmp_path)])
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path, "toy")
+    table = sorted(rows(tmp_path, "toy"), key=lambda t: int(t["sequence"]))
+    assert s["phase"] == "DONE" and s["trials"]["total"] == len(table) < 5, s  # not all five
+    last = table[-1]
+    assert json.loads(last["parameters"])["x"] == 1 and s["bestTrial"]["name"] == last["id"]
+    assert all(float(t["value"]) < -0.5 for t in table[:-1])
+    assert s["message"] == f"objectiveGoal (-0.5) reached by {last['id']} (0)"
+    assert f"objectiveGoal (-0.5) reached by {last['id']}" in r.stdout
+
+
 def test_a_trial_past_max_trial_seconds_is_stopped_and_failed(tmp_path: Path) -> None:
     rec = tmp_path / "records.jsonl"
     doc = manifest(command=toy("--mode", "sleep", "--sleep", "60"), max_trials=2, concurrency=2,

@@ -1,6 +1,6 @@
 """The experiment's phase rules, as a pure function of observed state (no clock, no I/O)."""
 
-from autotune_operator.decide import Limits, Observed, Phase, decide
+from autotune_operator.decide import Goal, Limits, Observed, Phase, decide
 
 
 def test_fills_concurrency_without_passing_max_trials() -> None:
@@ -80,3 +80,39 @@ def test_overdue_trials_are_those_running_at_least_the_limit() -> None:
     assert overdue_trials(since, 140.0, 10) == ["t-0", "t-1"]  # 40 s and exactly 10 s
     assert overdue_trials(since, 140.0, None) == []  # no maxTrialSeconds: never
     assert overdue_trials({}, 1e9, 1) == []
+
+
+def test_objective_goal_ends_done_and_stops_what_still_runs() -> None:
+    lim = Limits(max_trials=50, concurrency=3, max_seconds=600)
+    goal = Goal(0.98, maximize=True)
+    assert decide(lim, Observed(10, issued=5, active=2, best=0.979, best_name="t-2"), goal).launch == 1
+    d = decide(lim, Observed(10, issued=5, active=3, best=0.98, best_name="t-4"), goal)
+    assert d.phase is Phase.DONE and d.stop_active and not d.finished and d.launch == 0
+    assert d.message == "objectiveGoal (0.98) reached by t-4 (0.98)"
+    d = decide(lim, Observed(12, issued=5, active=0, best=0.98, best_name="t-4"), goal)
+    assert d.phase is Phase.DONE and d.finished and not d.stop_active
+    assert decide(lim, Observed(10, issued=5, active=3, best=None), goal).phase is Phase.RUNNING
+
+
+def test_objective_goal_when_minimizing() -> None:
+    lim = Limits(max_trials=None, concurrency=1, max_seconds=None)
+    goal = Goal(0.1, maximize=False)
+    assert decide(lim, Observed(0, issued=3, active=0, best=0.11, best_name="t-1"), goal).phase is Phase.RUNNING
+    assert decide(lim, Observed(0, issued=3, active=0, best=0.09, best_name="t-2"), goal).phase is Phase.DONE
+
+
+def test_objective_goal_reached_at_the_limits_says_the_goal() -> None:
+    # The last allowed trial, or the last second, reached the goal: the run succeeded, and the
+    # message says why rather than "all 5 trials ended" or a timeout.
+    goal = Goal(0.9, maximize=True)
+    d = decide(Limits(max_trials=5, concurrency=1, max_seconds=60), Observed(60, issued=5, active=0, best=0.95, best_name="t-4"), goal)
+    assert d.phase is Phase.DONE and d.message.startswith("objectiveGoal (0.9) reached")
+
+
+def test_objective_goal_then_final_training_after_the_stopped_trials_end() -> None:
+    lim = Limits(max_trials=50, concurrency=2, max_seconds=None, final_training=True)
+    goal = Goal(0.9, maximize=True)
+    d = decide(lim, Observed(0, issued=6, active=2, best=0.93, best_name="t-5"), goal)
+    assert d.phase is Phase.RUNNING and d.stop_active and not d.launch_final
+    d = decide(lim, Observed(0, issued=6, active=0, best=0.93, best_name="t-5"), goal)
+    assert d.launch_final and not d.stop_active
