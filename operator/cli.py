@@ -31,7 +31,8 @@ from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
 from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
 from autotune_operator.progress import Progress
-from autotune_operator.results import format_pareto, write_pareto_plot, write_status, write_trials_csv
+from autotune_operator.results import (format_importance, format_pareto, write_importance, write_pareto_plot, write_status,
+                                       write_trials_csv)
 from autotune_operator.spec import Experiment, SpecError, load_experiment
 from autotune_operator.status import ExperimentStatus
 from autotune_operator.warm_start import local_finder
@@ -220,8 +221,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         if server is not None:
             server.__exit__(None, None, None)
     progress.close()
-    _print_result(status, out, last_trials)
+    _print_result(status, out, last_trials, _importance(out, exp, status, last_trials))
     return EXIT_ERROR if status.phase is Phase.ERROR else EXIT_OK
+
+
+def _importance(out: Path, exp: Experiment, status: ExperimentStatus, trials: list[dict[str, Any]]) -> list[str]:
+    """Write importance.json and return the summary's importance lines. A failure here must
+    not hide the results: say it and go on."""
+    try:
+        return format_importance(write_importance(out, exp.spec.searchSpace, status, trials))
+    except (OSError, ValueError) as e:
+        print(f"autotune: warning: parameter importance not computed: {e}", file=sys.stderr)
+        return []
 
 
 def _lock_output(out: Path) -> IO[bytes] | None:
@@ -269,7 +280,8 @@ def _failure_hint(trials: Sequence[dict[str, Any]], out: Path) -> str:
     return f"; {t['name']} {t['message']}, see {out}/trials/{t['name']}/trial.log"
 
 
-def _print_result(s: ExperimentStatus, out: Path, trials: Sequence[dict[str, Any]] = ()) -> None:
+def _print_result(s: ExperimentStatus, out: Path, trials: Sequence[dict[str, Any]] = (),
+                  importance: Sequence[str] = ()) -> None:
     c = s.trials
     print(f"experiment {s.phase.value}: {s.message}")
     print(f"trials: {c.total} total, {c.succeeded} succeeded, {c.failed} failed, {c.earlyStopped} early-stopped, {c.stopped} stopped")
@@ -280,8 +292,11 @@ def _print_result(s: ExperimentStatus, out: Path, trials: Sequence[dict[str, Any
         print("\n".join(format_pareto(s)))
     else:
         print(f"best trial: none (no trial succeeded{_failure_hint(trials, out)})")
+    for line in importance:
+        print(line)
     plot = f", {out}/pareto.svg" if s.paretoFront is not None else ""
-    print(f"results: {out}/status.json, {out}/trials.csv{plot}, logs in {out}/trials/")
+    more = f", {out}/importance.json" if importance else ""
+    print(f"results: {out}/status.json, {out}/trials.csv{more}{plot}, logs in {out}/trials/")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

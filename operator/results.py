@@ -1,5 +1,6 @@
-"""Local mode's result files: status.json (the resource's .status), trials.csv and, for a
-multi-objective experiment, pareto.svg (the Pareto front)."""
+"""Local mode's result files: status.json (the resource's .status), trials.csv,
+importance.json (which parameters mattered) and, for a multi-objective experiment,
+pareto.svg (the Pareto front)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 
 from autotune_operator.pareto_plot import pareto_svg
 from autotune_operator.status import ExperimentStatus
+from tuner_server import importance
+from tuner_server.history import OptimizeMode
+from tuner_server.searchspace import parse_search_space
 
 # Multi-objective fields, left out of a single-objective status.json rather than written as null.
 _MO_FIELDS = ("objectives", "paretoFront", "paretoFrontSize", "bestTrials")
@@ -60,6 +64,29 @@ def format_pareto(status: ExperimentStatus, limit: int = 10) -> list[str]:
         out.append(f"  ... and {len(status.paretoFront) - limit} more (status.json)")
     for b in status.bestTrials or []:
         out.append(f"best {b.objective} ({b.optimizeMode}): {b.name} {b.objective}={b.values[b.objective]:.6g}")
+    return out
+
+
+def write_importance(directory: Path, search_space: str | dict[str, Any], status: ExperimentStatus,
+                     trials: list[dict[str, Any]]) -> list[importance.Result]:
+    """importance.json: which parameters mattered (PED-ANOVA over the succeeded trials, one
+    result per objective), as the web UI's importance route gives it."""
+    space = parse_search_space(search_space)
+    objectives = [(o.name, OptimizeMode(o.optimizeMode)) for o in status.objectives] if status.objectives else None
+    results = importance.from_trials(space, trials, OptimizeMode(status.optimizeMode), objectives)
+    _atomic_write(directory / "importance.json", json.dumps(importance.report(results), indent=2) + "\n")
+    return results
+
+
+def format_importance(results: list[importance.Result]) -> list[str]:
+    """``importance (PED-ANOVA, 16 trials): learning_rate 0.71, alpha 0.22, ...`` per objective."""
+    out = []
+    for r in results:
+        if r.trials == 0:  # nothing succeeded: the summary already says why
+            continue
+        about = f"{importance.METHOD}, {r.trials} trials" + (f" at budget {r.budget}" if r.budget is not None else "")
+        of = f" of {r.objective}" if r.objective != "default" else ""
+        out.append(f"importance{of} ({about}): {r.line()}")
     return out
 
 

@@ -27,6 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tuner_server.engine import Engine, Hosted
 from tuner_server.failed_logins import FailedLogins, client_key, retry_after_header
+from tuner_server.importance import from_trials as importance_from_trials
+from tuner_server.importance import report as importance_report
 from tuner_server.ui_auth import LoginCodes, Role, Session, Sessions, TokenCheck, matches_any
 from tuner_server.ui_changes import revision, trials_since
 
@@ -311,6 +313,25 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
     def trials(exp_id: str, rev: str | None = None) -> JSONResponse:
         """All trials, or with ``rev`` (what the page holds) only those changed since."""
         return no_store(trials_since(engine, exp_id, rev))
+
+    # One answer per experiment, kept until its revision changes: the page asks on every new
+    # revision while the panel shows, and 1,000 trials take ~20 ms to evaluate.
+    importance_cache: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    @router.get("/ui/api/experiments/{exp_id}/importance", dependencies=[Viewer])
+    def importance(exp_id: str) -> JSONResponse:
+        """Which parameters mattered (PED-ANOVA, tuner_server/importance.py), per objective."""
+        h = engine.get(exp_id)
+        rev = revision(engine, exp_id)
+        cached = importance_cache.get(exp_id)
+        if cached is None or cached[0] != rev:
+            objectives = [(o.name, o.optimizeMode) for o in h.objectives] or None
+            results = importance_from_trials(h.space, engine.trials_view(exp_id), h.mode, objectives)
+            cached = (rev, {**importance_report(results), "revision": rev})
+            if len(importance_cache) >= 256:  # deleted experiments' answers must not pile up
+                importance_cache.clear()
+            importance_cache[exp_id] = cached
+        return no_store(cached[1])
 
     @router.get("/ui/api/experiments/{exp_id}/trials/{trial_id}/log", dependencies=[Viewer])
     def trial_log(exp_id: str, trial_id: str) -> Response:

@@ -7,6 +7,7 @@ and saved as a screenshot (see the `screenshots` fixture).
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -313,6 +314,45 @@ def test_pareto_front_of_a_multi_objective_experiment(ui_page: UiPage, ui_server
         assert set(pts[1]) == front and len(pts[0]) == 2
         ui_page.page.screenshot(path=str(screenshots / "08-pareto.png"), full_page=True)
         c.delete("/api/v1/experiments/pareto").raise_for_status()
+    assert ui_page.errors == []
+
+
+def test_parameter_importance_panel_names_the_parameter_that_decides(ui_page: UiPage, ui_server: UiServer, screenshots: Path) -> None:
+    # 40 random trials whose value depends on the learning rate alone.
+    space = {"learning_rate": {"_type": "loguniform", "_value": [1e-4, 1e-1]}, "dropout": {"_type": "uniform", "_value": [0, 0.5]},
+             "optimizer": {"_type": "choice", "_value": ["sgd", "adam", "rmsprop"]}}
+    config = {"searchSpace": json.dumps(space), "tuner": {"name": "Random"}, "optimizeMode": "maximize"}
+    with ui_server.admin() as c:
+        _register(c, "importance", config).raise_for_status()
+        for _ in range(40):
+            a = c.post("/api/v1/experiments/importance/trials", json={}).json()
+            tid, lr = a["trialId"], a["parameters"]["learning_rate"]
+            c.post(f"/api/v1/experiments/importance/trials/{tid}/start", json={}).raise_for_status()
+            c.post(f"/api/v1/experiments/importance/trials/{tid}/final", json={"metric": 0.95 - abs(math.log10(lr) + 2.5) / 5}).raise_for_status()
+            c.post(f"/api/v1/experiments/importance/trials/{tid}/end", json={"exitCode": 0}).raise_for_status()
+        # The JSON route answers scripts holding the viewer token.
+        r = httpx.get(ui_server.url + "/ui/api/experiments/importance/importance", headers={"Authorization": f"Bearer {VIEWER}"})
+        (res,) = r.json()["results"]
+        assert r.json()["method"] == "PED-ANOVA" and res["trials"] == 40 and res["topTrials"] == 5
+        assert res["importances"][0]["parameter"] == "learning_rate" and res["importances"][0]["importance"] > 0.5
+        ui_page.login(VIEWER, "/ui/experiments/importance")
+        ui_page.wait_loaded()
+        show(ui_page, "parallel")
+        wait_until(ui_page, "autotuneUI.importance !== null")
+        # Most important on top: ECharts draws the last category of a y axis at the top.
+        names = ui_page.page.evaluate("autotuneUI.charts.importance.getOption().yAxis[0].data")
+        assert names[-1] == "learning_rate" and sorted(names) == sorted(space)
+        assert ui_page.page.inner_text("#importance-info").startswith("PED-ANOVA, 40 succeeded trials; best 5 vs all")
+        assert ui_page.page.is_visible("#chart-importance canvas")
+        ui_page.page.screenshot(path=str(screenshots / "15-importance.png"), full_page=True)
+        c.delete("/api/v1/experiments/importance").raise_for_status()
+    # Too few succeeded trials: the panel says so instead of drawing noise.
+    exp_id = ui_server.experiments["digits-mlp"]
+    ui_page.page.goto(f"{ui_server.url}/ui/experiments/{exp_id}#parallel")
+    ui_page.wait_loaded()
+    wait_until(ui_page, "autotuneUI.importance !== null")
+    assert "no result yet: needs at least 10 succeeded trials" in ui_page.page.inner_text("#importance-info")
+    assert ui_page.page.evaluate("autotuneUI.charts.importance.getOption().series.length") == 0
     assert ui_page.errors == []
 
 

@@ -216,3 +216,45 @@ export function paretoOption(trials, frontNames, xKey, yKey) {
     ],
   };
 }
+
+// Parameter importance (the server's PED-ANOVA answer): one horizontal bar per parameter,
+// the most important on top; one series per objective when there are several.
+export function importanceOption(report) {
+  const usable = ((report && report.results) || []).filter((r) => !r.reason && r.importances.length);
+  const first = usable[0];
+  // Order by the first objective's ranking; ECharts draws category 0 at the bottom.
+  const names = first ? first.importances.map((p) => p.parameter).reverse() : [];
+  const series = usable.map((r) => {
+    const by = new Map(r.importances.map((p) => [p.parameter, p.importance]));
+    return {
+      name: r.objective === "default" ? "objective" : r.objective,
+      type: "bar", data: names.map((n) => by.get(n) ?? 0), barMaxWidth: 18,
+      label: { show: usable.length === 1, position: "right", formatter: (p) => fmtNumber(Math.round(p.value * 100) / 100) },
+    };
+  });
+  if (!usable.length) {
+    return { animation: false, title: { text: "no result yet", left: "center", top: "middle",
+             textStyle: { color: "#6b7280", fontSize: 13, fontWeight: "normal" } }, series: [] };
+  }
+  return {
+    animation: false,
+    grid: { left: 8, right: 40, top: usable.length > 1 ? 28 : 8, bottom: 24, containLabel: true },
+    legend: usable.length > 1 ? { top: 0 } : undefined,
+    tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true,
+               formatter: (ps) => `${esc(ps[0].name)}<br>` + ps.map((p) => `${esc(p.seriesName)}: ${num(Math.round(p.value * 1000) / 1000)}`).join("<br>") },
+    xAxis: { type: "value", min: 0, max: 1, interval: 0.25 },
+    yAxis: { type: "category", data: names, axisLabel: { width: 150, overflow: "truncate" } },
+    series,
+  };
+}
+
+// The sentence above the chart: the method, how many trials it used, or why there is none.
+export function importanceInfo(report) {
+  const results = (report && report.results) || [];
+  if (!results.length) return "";
+  const r = results[0];
+  const at = r.budget != null ? ` at budget ${r.budget}` : "";
+  if (r.reason) return `${report.method}: no result yet: ${r.reason}${at}.`;
+  const many = results.length > 1 ? `, one per objective` : "";
+  return `${report.method}, ${r.trials} succeeded trials${at}; best ${r.topTrials} vs all${many}.`;
+}

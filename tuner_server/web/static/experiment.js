@@ -1,8 +1,8 @@
 // One experiment: counts, best trial, the trials table and the charts, kept live by
 // polling. A poll that finds the same revision touches nothing; a new revision re-renders
 // the table and the visible chart, and marks the hidden charts to redraw when shown.
-import { el, fmtNumber, fmtTime, getJSON, poll, setLive } from "./common.js";
-import { curvesOption, historyOption, paretoOption, parallelOption, scatterOption } from "./charts.js";
+import { el, fmtNumber, fmtTime, getJSON, poll, setLive, showError } from "./common.js";
+import { curvesOption, historyOption, importanceInfo, importanceOption, paretoOption, parallelOption, scatterOption } from "./charts.js";
 import { dimensions, metricNames, paramNames, paretoNames, paretoObjectives } from "./model.js";
 import { TrialsTable } from "./table.js";
 
@@ -12,7 +12,7 @@ const VIEWS = ["overview", "trials", "curves", "parallel", "scatter", "pareto"];
 const STATES = ["WAITING", "RUNNING", "SUCCEEDED", "FAILED", "EARLY_STOPPED", "STOPPED"];
 
 const state = {
-  summary: null, trials: [], revision: null, params: [], metrics: [], view: "overview",
+  summary: null, trials: [], revision: null, params: [], metrics: [], view: "overview", importance: null,
   dirty: new Set(VIEWS), charts: {}, firstRender: null,
   resized: new Set(), // views whose chart missed a window resize while hidden
 };
@@ -115,12 +115,25 @@ function renderPareto() {
   chart("pareto").setOption(paretoOption(state.trials, names, x.value, y.value), { notMerge: true });
 }
 
+// The importance panel beside parallel coordinates: asked for when that view draws (the
+// server recomputes only for a new revision), drawn when the answer is for a new one.
+async function renderImportance() {
+  const report = await getJSON(`${base}/importance`);
+  if (state.importance && state.importance.revision === report.revision) return;
+  state.importance = report;
+  document.getElementById("importance-info").textContent = importanceInfo(report);
+  chart("importance").setOption(importanceOption(report), { notMerge: true });
+}
+
 const RENDER = {
   overview: renderOverview,
   trials: () => table.setData(state.trials, state.params, state.metrics, bestName()),
   curves: () => chart("curves").setOption(curvesOption(state.trials, bestName()), { notMerge: true }),
-  parallel: () => chart("parallel").setOption(
-    parallelOption(state.trials, state.params, state.summary.searchSpace, state.summary.optimizeMode, bestName()), { notMerge: true }),
+  parallel: () => {
+    chart("parallel").setOption(
+      parallelOption(state.trials, state.params, state.summary.searchSpace, state.summary.optimizeMode, bestName()), { notMerge: true });
+    renderImportance().catch((e) => showError(e));
+  },
   scatter: renderScatter,
   pareto: renderPareto,
 };
@@ -138,7 +151,11 @@ function show(view) {
   for (const v of VIEWS) document.getElementById("view-" + v).hidden = v !== view;
   if (history.replaceState) history.replaceState(null, "", "#" + view);
   const c = state.charts[CHART_OF[view]];
-  if (c && state.resized.has(view)) { state.resized.delete(view); c.resize(); }
+  if (c && state.resized.has(view)) {
+    state.resized.delete(view);
+    c.resize();
+    if (view === "parallel" && state.charts.importance) state.charts.importance.resize();
+  }
   renderView(view);
 }
 
@@ -194,6 +211,7 @@ window.addEventListener("resize", () => {
   for (const v of VIEWS) if (CHART_OF[v]) state.resized.add(v);
   const c = state.charts[CHART_OF[state.view]];
   if (c) { state.resized.delete(state.view); c.resize(); }
+  if (state.view === "parallel" && state.charts.importance) state.charts.importance.resize();
 });
 window.addEventListener("hashchange", () => show(location.hash.slice(1)));
 
