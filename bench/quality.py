@@ -84,6 +84,7 @@ def methods(with_nni: bool, with_optuna_gp: bool, tpe_variants: Mapping[str, Any
     sets tuner attributes instead (model components without a classArg)."""
     m: dict[str, peers.Runner] = {
         "AutoTune Random": ours("Random"),
+        "AutoTune Random sobol": ours("Random", {"rule": "sobol"}),
         "AutoTune TPE": ours("TPE"),
         "AutoTune TPE univariate": ours("TPE", {"tpe_args": {"multivariate": False}}),
         **{f"AutoTune TPE {k}": ours("TPE", {"tpe_args": {a: b for a, b in v.items() if a != "_attrs"}}, v.get("_attrs"))
@@ -99,6 +100,7 @@ def methods(with_nni: bool, with_optuna_gp: bool, tpe_variants: Mapping[str, Any
         "Optuna TPE": peers.optuna_runner("tpe"),
         "Optuna TPE multivariate": peers.optuna_runner("tpe-mv"),
         "Optuna CMA-ES": peers.optuna_runner("cmaes"),
+        "Optuna QMC": peers.optuna_runner("qmc"),
         "skopt gp_minimize": peers.skopt_runner,
     }
     if with_optuna_gp:

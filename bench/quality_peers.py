@@ -163,6 +163,8 @@ def optuna_sampler(kind: str, seed: int) -> Any:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, warn_independent_sampling=False)
     if kind == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if kind == "qmc":
+        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False)
     if kind == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     raise ValueError(kind)

@@ -17,7 +17,8 @@ import math
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from statistics import NormalDist
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -176,6 +177,46 @@ class Dimension:
             x = math.exp(x)
         return self.quantize(x)
 
+    def from_unit(self, u: float) -> Any:
+        """The prior's value at quantile ``u`` of [0, 1) (a choice as its option index): the
+        inverse-CDF map through which evenly spread points (Sobol) become parameters with
+        the same distribution as :meth:`sample`'s."""
+        u = min(max(float(u), 0.0), math.nextafter(1.0, 0.0))
+        t = self.type
+        if t in ("choice", "layer_choice"):
+            return int(u * len(self.options))
+        if t == "input_choice":
+            cands, k = self.args
+            return [cands[i] for i in _unrank_combination(len(cands), k, int(u * math.comb(len(cands), k)))]
+        if t == "randint":
+            lo, hi = int(self.args[0]), int(self.args[1])
+            return min(lo + int(u * (hi - lo)), hi - 1)
+        if t in ("uniform", "quniform"):
+            return self.quantize(self.low + u * (self.high - self.low))
+        if t in ("loguniform", "qloguniform"):
+            x = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+            return self.quantize(min(max(x, self.low), self.high))
+        # u = 0 is the normal's -infinity: nudge it in (the mass there is negligible).
+        x = NormalDist(float(self.args[0]), float(self.args[1])).inv_cdf(min(max(u, 1e-12), 1 - 1e-12))
+        if t in ("lognormal", "qlognormal"):
+            x = math.exp(x)
+        return self.quantize(x)
+
+
+def _unrank_combination(n: int, k: int, rank: int) -> list[int]:
+    """The rank-th k-subset of range(n) in lexicographic order."""
+    out: list[int] = []
+    nxt = 0
+    for slot in range(k):
+        for i in range(nxt, n):
+            block = math.comb(n - i - 1, k - slot - 1)  # subsets whose next element is i
+            if rank < block:
+                out.append(i)
+                nxt = i + 1
+                break
+            rank -= block
+    return out
+
 
 def _is_integral(v: Any) -> bool:
     return isinstance(v, int) or (isinstance(v, float) and v.is_integer())
@@ -288,6 +329,12 @@ class SearchSpace:
 
         walk(self.top)
         return flat
+
+    def from_unit(self, point: Sequence[float]) -> dict[str, Any]:
+        """A flat assignment from a point of the unit cube with one coordinate per dimension
+        (in ``dims`` order, inactive ones included so each keeps its coordinate)."""
+        index = {d.key: i for i, d in enumerate(self.dims)}
+        return self.assign(lambda d: d.from_unit(point[index[d.key]]))
 
     def sample_flat(self, rng: np.random.Generator) -> dict[str, Any]:
         """A prior sample as a flat assignment (choices as option indices)."""
