@@ -41,6 +41,9 @@ class ControllerState:
     stopping: set[str] = field(default_factory=set)
     # Trials stopped for running past maxTrialSeconds -> why (they end FAILED, not STOPPED).
     overdue: dict[str, str] = field(default_factory=dict)
+    # Trials whose real start (executor.started()) the tuner server was told of. A restarted
+    # controller tells it again once per trial: idempotent there.
+    start_reported: set[str] = field(default_factory=set)
 
 
 class ExperimentController:
@@ -113,7 +116,10 @@ class ExperimentController:
                         budget=a.budget, checkpoint_dir=self._checkpoint_dir(a.trial_id),
                         resume_dir=self._checkpoint_dir(a.resume), kind=a.kind)
         self.executor.launch(TrialLaunch(a.trial_id, a.sequence, a.parameters, env))
-        self.client.started(self.exp_id, a.trial_id)
+        if self.executor.starts_on_launch:
+            self.client.started(self.exp_id, a.trial_id)
+        # else the trial stays WAITING until its executor sees it run (step(), below): on a
+        # cluster its pods may queue for a device for hours, which is not the trial's time.
         log.info("trial %s started with %s%s", a.trial_id, a.parameters, f" (budget {a.budget})" if a.budget else "")
 
     def step(self) -> Decision:
@@ -128,6 +134,12 @@ class ExperimentController:
                 state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, killed, ex.message)
             self.state.stopping.discard(ex.trial_id)
             log.info("trial %s ended: %s", ex.trial_id, state)
+        # When trials really began (before the summary, so its runningSince, the clock of
+        # maxTrialSeconds below, already has them). Trials not begun stay WAITING: never overdue.
+        for tid, at in sorted(self.executor.started().items()):
+            if tid not in self.state.start_reported:
+                self.client.started(self.exp_id, tid, at)
+                self.state.start_reported.add(tid)
         summary = self.client.summary(self.exp_id)
         # 2. Trials an assessor stopped: kill their workloads (they end EARLY_STOPPED).
         for tid in summary["stopRequested"]:

@@ -92,6 +92,14 @@ class EndRequest(BaseModel):
     message: str | None = Field(default=None, max_length=4096)
 
 
+class StartRequest(BaseModel):
+    """``at``: when the trial began running (epoch seconds), as its executor saw it (a pod's
+    container startedAt); absent: now. An empty or absent body is an older client's "now"."""
+
+    model_config = ConfigDict(extra="forbid")
+    at: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
 class StopRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="stop requested", max_length=1024)
@@ -226,8 +234,8 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
         return trial_view(engine.trial(exp_id, trial_id))
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/start", dependencies=[Admin])
-    def start(exp_id: str, trial_id: str) -> dict[str, bool]:
-        engine.started(exp_id, trial_id)
+    def start(exp_id: str, trial_id: str, body: StartRequest | None = None) -> dict[str, bool]:
+        engine.started(exp_id, trial_id, body.at if body is not None else None)
         return {"ok": True}
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/intermediate", dependencies=[Member])

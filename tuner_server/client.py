@@ -37,7 +37,7 @@ class TunerClient(Protocol):
     def register(self, exp_id: str, name: str, config: ExperimentConfig,
                  owner: dict[str, str] | None = None) -> dict[str, Any]: ...
     def suggest(self, exp_id: str, sequence: int) -> Assignment | NotNow | None: ...
-    def started(self, exp_id: str, trial_id: str) -> None: ...
+    def started(self, exp_id: str, trial_id: str, at: float | None = None) -> None: ...
     def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> str: ...
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None: ...
     def summary(self, exp_id: str) -> dict[str, Any]: ...
@@ -62,8 +62,8 @@ class InProcessClient:
     def suggest(self, exp_id: str, sequence: int) -> Assignment | NotNow | None:
         return self.engine.suggest(exp_id, sequence)
 
-    def started(self, exp_id: str, trial_id: str) -> None:
-        self.engine.started(exp_id, trial_id)
+    def started(self, exp_id: str, trial_id: str, at: float | None = None) -> None:
+        self.engine.started(exp_id, trial_id, at)
 
     def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> str:
         return self.engine.end(exp_id, trial_id, exit_code, killed, message).value
@@ -182,8 +182,10 @@ class HttpClient:
         body = {"sequence": sequence, "parameters": parameters, "budget": budget}
         return _assignment(self._call("POST", f"/api/v1/experiments/{exp_id}/final-trials", body))
 
-    def started(self, exp_id: str, trial_id: str) -> None:
-        self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/start", {})
+    def started(self, exp_id: str, trial_id: str, at: float | None = None) -> None:
+        """The trial began running, now or at ``at`` (idempotent; an earlier ``at`` wins)."""
+        body = {} if at is None else {"at": at}  # an older server reads no body: "now"
+        self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/start", body)
 
     def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> str:
         body = {"exitCode": exit_code, "killed": killed, "message": message}

@@ -421,15 +421,28 @@ class Engine:
             raise NotFound(f"no trial '{trial_id}' in experiment '{exp_id}'")
         return t
 
-    def started(self, exp_id: str, trial_id: str) -> None:
+    def started(self, exp_id: str, trial_id: str, at: float | None = None) -> None:
+        """The trial began running: WAITING -> RUNNING, started now or ``at``.
+
+        ``at`` is when the executor saw it begin (on a cluster: its first container's
+        startedAt, maybe long after its workload was created). Idempotent, and an earlier
+        ``at`` than the time recorded replaces it, in any state: a trial's first metric
+        report marks it running at that report, the executor's observation comes later but
+        says when it really began (and right after an operator restart too). ``at`` is kept
+        between the trial's creation and now (a node clock off from this one).
+        """
         h = self.get(exp_id)
         with h.lock:
             t = self.trial(exp_id, trial_id)
+            now = self.clock()
+            ts = now if at is None else min(max(at, t.created), now)
             if t.record.state is TrialState.WAITING:
-                now = self.clock()
-                self.store.set_started(exp_id, trial_id, now)
+                self.store.set_started(exp_id, trial_id, ts)
                 t.record.state = TrialState.RUNNING
-                t.started = t.started or now
+                t.started = t.started or ts
+            elif at is not None and (t.started is None or ts < t.started):
+                self.store.set_start_time(exp_id, trial_id, ts)
+                t.started = ts
 
     def report_intermediate(self, exp_id: str, trial_id: str, metric: Any, step: int | None = None) -> bool:
         """Record an intermediate metric; True when the trial should stop (assessor or stop)."""

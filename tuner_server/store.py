@@ -245,6 +245,17 @@ class Store:
               (TrialState.RUNNING.value, ts, exp_id, trial_id))],
         )
 
+    def set_start_time(self, exp_id: str, trial_id: str, ts: float) -> None:
+        """Correct when a trial began (its state unchanged): the executor saw it start
+        earlier than first recorded, e.g. before the trial's first metric report."""
+        self._tx(
+            exp_id,
+            trial_id,
+            "trial_start_time",
+            {"started": ts},
+            [("UPDATE trials SET started = ? WHERE exp_id = ? AND trial_id = ?", (ts, exp_id, trial_id))],
+        )
+
     def add_intermediate(self, exp_id: str, trial_id: str, step: int, value: float, metrics: Any, ts: float) -> None:
         self._tx(
             exp_id,

@@ -5,6 +5,9 @@ experiment. The workload of a trial is named after the trial (``<experiment>-<n>
 creating it is idempotent: a 409 AlreadyExists means a previous operator made it and it
 is adopted. What is running and what has finished is read from the API server (one LIST
 by label per call), so a restarted operator sees exactly what its predecessor left.
+A workload is not a running trial: its pods may wait in Pending for a device or an image.
+When each trial really started is read from its pods (workloads/pods.py), with one LIST
+of pods per pass and only while some trial's start is still unknown.
 The experiment's tuner-server token lives in a per-experiment Secret that trials read
 through ``secretKeyRef``; it never appears in a workload.
 """
@@ -12,10 +15,11 @@ through ``secretKeyRef``; it never appears in a workload.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -32,10 +36,14 @@ from autotune_operator.workloads import (
 )
 from autotune_operator.workloads.accelerators import AcceleratorPolicy
 from autotune_operator.workloads.common import TOKEN_KEY, Owner
+from autotune_operator.workloads.pods import parse_time, trial_starts
 
 log = logging.getLogger("autotune.k8s")
 
 ENDED_ANNOTATION = "autotune.tensorstack.dev/ended"
+# Past this many trials waiting to start, the pod LIST selects by experiment only (a label
+# selector naming every trial would grow without bound; the answer is the same).
+MAX_NAMED_TRIALS = 50
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,8 @@ class KubernetesExecutor:
     accelerators: AcceleratorPolicy = field(default_factory=AcceleratorPolicy)
     events: EventRecorder | None = None
     on_created: Callable[[str], None] | None = None  # hook for latency measurements
+    # A created workload may wait for a node: ``started`` says when each trial began.
+    starts_on_launch: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.kind = kind_for(self.family, self.spec.trainingConfig.type)
@@ -103,6 +113,15 @@ class KubernetesExecutor:
         self._killed: dict[str, str] = {}
         self._launched: set[str] = set()
         self._token: str | None = None
+        # Trial -> when any of its containers first ran (epoch seconds), once seen.
+        self._started: dict[str, float] = {}
+        # Trials the last poll() saw whose start is not known yet -> their workload's
+        # creation time (older pods belong to an earlier experiment of the same name).
+        self._awaiting: dict[str, float] = {}
+        # Trials this executor saw running: one that ends between two passes is still looked
+        # up once (its pods show terminated.startedAt), so its duration is right.
+        self._seen_active: set[str] = set()
+        self._pods_forbidden = False
         if self.events is None:
             self.events = EventRecorder(self.api, self.ref)
 
@@ -187,6 +206,7 @@ class KubernetesExecutor:
     def poll(self) -> list[TrialExit]:
         exits: list[TrialExit] = []
         seen: set[str] = set()
+        awaiting: dict[str, float] = {}
         assert self.events is not None
         for o in self._list():
             tid = _trial(o)
@@ -199,8 +219,13 @@ class KubernetesExecutor:
                 exits.append(TrialExit(tid, None, True, self._killed[tid]))
                 continue
             res = outcome(self.family, o)
+            md = o["metadata"]
+            if tid not in self._started and not md.get("deletionTimestamp") and (res is None or tid in self._seen_active):
+                awaiting[tid] = parse_time(md.get("creationTimestamp")) or 0.0
             if res is None:
+                self._seen_active.add(tid)
                 continue
+            self._seen_active.discard(tid)
             # Always reported (ending a trial is idempotent in the tuner server), but the
             # Event is posted once: a restarted operator sees the annotation.
             exits.append(TrialExit(tid, res.exit_code, False, res.message))
@@ -216,7 +241,43 @@ class KubernetesExecutor:
             exits.append(TrialExit(tid, None, reason is not None, reason or "the trial's workload was deleted"))
         for ex in exits:
             self._reported.add(ex.trial_id)
+        self._awaiting = awaiting
         return exits
+
+    def started(self) -> dict[str, float]:
+        """When each trial began running (epoch seconds, from the kubelet's container
+        ``startedAt``), for the trials whose start is known. A trial absent here has not run
+        yet: its pods wait for a node, a device or an image.
+
+        Costs one LIST of the experiment's pods (by label, only the trials still waiting
+        when they are few) after a ``poll`` that saw a trial whose start is unknown, and
+        nothing once every trial it saw has started."""
+        awaiting, self._awaiting = self._awaiting, {}
+        if self._pods_forbidden:  # see below: the workload's creation stands in
+            self._started.update({t: c for t, c in awaiting.items() if c})
+        if not awaiting or self._pods_forbidden:
+            return dict(self._started)
+        selector = f"{EXPERIMENT_LABEL}={self.ref.name}"
+        if len(awaiting) <= MAX_NAMED_TRIALS:
+            selector += f",{TRIAL_LABEL} in ({','.join(sorted(awaiting))})"
+        try:
+            resp = self.core.list_namespaced_pod(self.ref.namespace, label_selector=selector, _preload_content=False)
+            pods = json.loads(resp.data).get("items") or []
+        except ApiException as e:
+            if e.status != 403:
+                raise
+            # An operator upgraded without the chart's new RBAC: fall back to counting from
+            # the workload's creation (the old rule), and say so once.
+            self._pods_forbidden = True
+            self._started.update({t: c for t, c in awaiting.items() if c})
+            msg = ("the operator may not list pods, so a trial's time counts from its workload's creation, "
+                   "waiting for a node included; grant 'list' on pods (the Helm chart's RBAC does)")
+            log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
+            assert self.events is not None
+            self.events.emit("PodsNotReadable", msg, warning=True)
+            return dict(self._started)
+        self._started.update(trial_starts(pods, awaiting))
+        return dict(self._started)
 
     def _mark_ended(self, trial_id: str) -> None:
         k = self.kind

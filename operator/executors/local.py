@@ -41,6 +41,8 @@ class _Running:
 
 
 class LocalExecutor:
+    starts_on_launch = True  # a process runs from its launch: the controller reports it then
+
     def __init__(self, template: ProcessTemplate, output: Path, devices: Sequence[str] = (), sdk_path: str | None = None) -> None:
         self.template = template
         self.output = output
@@ -110,6 +112,9 @@ class LocalExecutor:
     def active(self) -> set[str]:
         with self._lock:
             return set(self._running)
+
+    def started(self) -> dict[str, float]:
+        return {}  # nothing beyond the launch, which the controller reported as the start
 
     def poll(self) -> list[TrialExit]:
         out = []

@@ -83,6 +83,7 @@ def test_operator_service_account_has_least_privilege(kube_cluster, release):
         ("create", "pytorchtrainingjobs", team, "batch.tensorstack.dev", None),
         ("create", "secrets", team, "", None),
         ("create", "events", team, "", None),
+        ("list", "pods", team, "", None),  # when trials really started
         ("list", "customresourcedefinitions", None, "apiextensions.k8s.io", None),
     ]
     denied = [

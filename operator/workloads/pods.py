@@ -1,0 +1,80 @@
+"""When a trial really began running, read from its pods: pure functions of pod objects.
+
+A trial's workload (batch Job, Kubeflow or T9k training job) is created at once, but its
+pods may wait in Pending for minutes or hours (no free GPU/NPU, an image still pulling).
+A trial *starts* when any container of any of its pods first ran: the earliest
+``startedAt`` of a container's current state (``running`` or ``terminated``) or of its
+``lastState`` (a container that restarted), init containers included (an init container
+is the trial's own code, run on the node that holds the trial's devices). Every workload
+kind labels its pods with the trial (``autotune.tensorstack.dev/trial``), so one rule
+serves them all. Nothing here talks to a cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Mapping
+
+from autotune_operator.workloads.common import TRIAL_LABEL
+
+
+def parse_time(value: Any) -> float | None:
+    """An RFC 3339 timestamp as Kubernetes writes it (``2026-11-24T19:12:26Z``) -> epoch
+    seconds; None for anything else (absent, empty, malformed: never a crash on odd status)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.timestamp()
+
+
+def _state_start(state: Any) -> float | None:
+    """``startedAt`` of a container state that ran (``running`` or ``terminated``)."""
+    if not isinstance(state, Mapping):
+        return None
+    times = [parse_time((state.get(k) or {}).get("startedAt")) for k in ("running", "terminated")
+             if isinstance(state.get(k), Mapping)]
+    found = [t for t in times if t is not None]
+    return min(found) if found else None
+
+
+def pod_started(pod: Mapping[str, Any]) -> float | None:
+    """The earliest time any container (or init container) of the pod was running, or None
+    while none has run (Pending: unscheduled, pulling its image, ContainerCreating)."""
+    status = pod.get("status") or {}
+    found: list[float] = []
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for cs in status.get(key) or []:
+            if not isinstance(cs, Mapping):
+                continue
+            for state in (cs.get("state"), cs.get("lastState")):
+                t = _state_start(state)
+                if t is not None:
+                    found.append(t)
+    return min(found) if found else None
+
+
+def trial_starts(pods: Iterable[Mapping[str, Any]], not_before: Mapping[str, float]) -> dict[str, float]:
+    """Trial -> when it started, for the trials in ``not_before`` whose pods show a start.
+
+    ``not_before`` maps each trial asked about to its workload's creation time: a pod
+    created earlier belongs to an earlier experiment of the same name (trial names are
+    ``<experiment>-<n>``, so a re-created experiment reuses them) and is ignored.
+    """
+    out: dict[str, float] = {}
+    for pod in pods:
+        md = pod.get("metadata") or {}
+        trial = (md.get("labels") or {}).get(TRIAL_LABEL)
+        if trial not in not_before:
+            continue
+        created = parse_time(md.get("creationTimestamp"))
+        if created is not None and created < not_before[trial]:
+            continue
+        t = pod_started(pod)
+        if t is not None and (trial not in out or t < out[trial]):
+            out[trial] = t
+    return out
