@@ -20,6 +20,7 @@ import shutil
 import signal
 import sqlite3
 import sys
+import time
 import urllib.error
 from pathlib import Path
 from types import FrameType
@@ -30,6 +31,7 @@ from autotune_operator import ui_command
 from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
 from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
+from autotune_operator.local_resume import SpecChanged, check_output, save_spec
 from autotune_operator.progress import Progress
 from autotune_operator.results import (format_importance, format_pareto, write_importance, write_pareto_plot, write_status,
                                        write_trials_csv)
@@ -147,6 +149,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"autotune: another 'autotune run' is using {out}; wait for it to end or use another --output",
               file=sys.stderr)
         return EXIT_INVALID
+    try:  # the same experiment again in this folder: resume it (only its limits may have changed)
+        resume = check_output(out, exp, time.time())
+    except SpecChanged as e:
+        print(f"autotune: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    if resume.line:
+        print(f"autotune: {resume.line}", file=sys.stderr)
+    save_spec(out, exp)
     exp_id = f"local.{exp.name}"
     executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out))
     progress = Progress(exp.spec.maxTrialNum, quiet=args.quiet)
@@ -190,8 +200,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     told_warm: list[bool] = []
     find_source = local_finder(Path(args.output).resolve(), Path.cwd(), out, client if args.server else None)
     controller = ExperimentController(exp, exp_id, client, executor, url, checkpoint_root=str(out / "checkpoints"),
-                                      find_source=find_source)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+                                      find_source=find_source, paused_seconds=resume.paused_seconds)
+    # SIGHUP too: a closed terminal must stop and record the trials as Ctrl-C does, not
+    # kill this process alone and leave them running unwatched.
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         try:
             status = controller.run(on_status)
@@ -216,7 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"autotune: tuner server at {url} unreachable: {reason}. Results so far in {out}", file=sys.stderr)
             return EXIT_ERROR
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         executor.shutdown()
         if server is not None:
             server.__exit__(None, None, None)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from autotune_operator.decide import Decision, Goal, Limits, Observed, Phase, decide, overdue_trials
+from autotune_operator.decide import Decision, Goal, Limits, Observed, Phase, decide, final_pending, overdue_trials
 from autotune_operator.executors.base import Executor, TrialLaunch, trial_env
 from autotune_operator.spec import Experiment
 from autotune_operator.status import ExperimentStatus, WarmStartStatus, build_status
@@ -32,6 +32,9 @@ class ControllerState:
 
     token: str = ""
     created: float = 0.0
+    # Seconds the experiment sat ended before it was resumed: not counted against
+    # maxExecSeconds, which limits the time the experiment runs (as NNI's duration does).
+    paused: float = 0.0
     exhausted: bool = False
     tuner_waiting: bool = False  # the tuner gives more only after a running trial ends
     error: str | None = None
@@ -58,6 +61,7 @@ class ExperimentController:
         checkpoint_root: str | None = None,
         owner: dict[str, str] | None = None,
         find_source: Callable[[str], Lookup] | None = None,
+        paused_seconds: float = 0.0,
     ) -> None:
         self.exp = experiment
         self.exp_id = exp_id
@@ -75,7 +79,7 @@ class ExperimentController:
         # (local runs on disk, or AutoTuneExperiments on the cluster); None: no warm start.
         self.find_source = find_source
         self.warm: WarmStartOutcome | None = None
-        self.state = ControllerState()
+        self.state = ControllerState(paused=paused_seconds)
         spec = experiment.spec
         final = spec.finalTraining is not None and spec.finalTraining.enabled
         self.limits = Limits(spec.maxTrialNum, spec.trialConcurrency, spec.maxExecSeconds, executor.capacity(), final,
@@ -158,7 +162,7 @@ class ExperimentController:
         last_failure = summary.get("lastFailure") or {}
         best = summary.get("bestTrial") or {}
         obs = Observed(
-            elapsed=self.clock() - self.state.created,
+            elapsed=self.clock() - self.state.created - self.state.paused,
             issued=counts["total"] - len(finals),
             active=active - final_active,
             exhausted=self.state.exhausted,
@@ -167,6 +171,7 @@ class ExperimentController:
             last_failure=f"{last_failure['name']}: {last_failure['message']}" if last_failure else "",
             final_issued=len(finals),
             final_active=final_active,
+            final_pending=final_pending([c["parameters"] for c in _chosen(summary)], [f["parameters"] for f in finals]),
             best=best.get("value"),
             best_name=best.get("name", ""),
         )
@@ -207,11 +212,14 @@ class ExperimentController:
 
     def _final_training(self, summary: dict[str, Any], sequence: int) -> None:
         """Rerun the best configuration (each of the Pareto front with several objectives)
-        at the final budget, as trials of kind "final"."""
+        at the final budget, as trials of kind "final". A configuration final-trained before
+        (a resumed experiment whose best did not change) is not trained again."""
         ft = self.exp.spec.finalTraining
         budget = ft.budget if ft is not None and ft.budget is not None else summary.get("maxBudget")
-        chosen = summary.get("paretoFront") or ([summary["bestTrial"]] if summary.get("bestTrial") else [])
-        for i, best in enumerate(chosen):
+        chosen = _chosen(summary)
+        finals = [f["parameters"] for f in summary.get("finalTrials") or []]
+        todo = [c for c in chosen if final_pending([c["parameters"]], finals)]
+        for i, best in enumerate(todo):
             a = self.client.final_trial(self.exp_id, sequence + i, dict(best["parameters"]), budget)
             self._launch_or_fail(a)
         if not chosen:  # nothing to rerun: the experiment ends as the search did
@@ -220,7 +228,8 @@ class ExperimentController:
 
     def status(self) -> ExperimentStatus:
         st = build_status(
-            self.client.summary(self.exp_id), self.state.phase, self.state.message, self.state.created, self.state.completion
+            self.client.summary(self.exp_id), self.state.phase, self.state.message, self.state.created, self.state.completion,
+            paused=self.state.paused,
         )
         w = self.warm
         if w is not None and not w.earlier:  # what only the pass that imported knows
@@ -258,3 +267,8 @@ class ExperimentController:
         self.state.phase, self.state.message = Phase.ERROR, reason
         self.state.completion = self.clock()
         return self.status()
+
+
+def _chosen(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """What final training reruns: the Pareto front, or the best trial (none: nothing succeeded)."""
+    return list(summary.get("paretoFront") or ([summary["bestTrial"]] if summary.get("bestTrial") else []))

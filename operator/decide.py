@@ -7,9 +7,10 @@ operator use this, so the phase rules are written once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 
 class Phase(str, Enum):
@@ -48,7 +49,7 @@ class Goal:
 
 @dataclass(frozen=True)
 class Observed:
-    elapsed: float  # seconds since the experiment started
+    elapsed: float  # seconds the experiment has run (time it sat ended before a resume not counted)
     issued: int  # trials the tuner handed out (every state)
     active: int  # issued and not ended
     exhausted: bool = False  # the tuner said it has nothing new
@@ -58,6 +59,9 @@ class Observed:
     # Final training (counted apart from issued/active, which are the search's trials).
     final_issued: int = 0
     final_active: int = 0
+    # The chosen configuration(s) (best trial, or the Pareto front) include one with no final
+    # trial yet: after a resumed search found a new best. None: pending iff none was issued.
+    final_pending: bool | None = None
     best: float | None = None  # the best trial's final value (single objective), for objectiveGoal
     best_name: str = ""
 
@@ -82,19 +86,30 @@ def overdue_trials(running_since: Mapping[str, float], now: float, limit: int | 
 
 def decide(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:
     """The search's decision, then final training: only after a search that ended DONE
-    (not on TIMEOUT or ERROR), once, after every search trial has ended."""
+    (not on TIMEOUT or ERROR), after every search trial has ended, for each chosen
+    configuration not final-trained yet (so a resumed search that found a new best trains
+    that one too, and one that did not trains nothing again)."""
     d = decide_search(limits, obs, goal)
     if d.phase in (Phase.TIMEOUT, Phase.ERROR) and obs.final_active > 0:
         return replace(d, stop_active=True, finished=False)  # stop final training too, then end
     if not limits.final_training or d.phase is not Phase.DONE:
         return d
-    if obs.final_issued == 0:
+    if obs.final_active > 0:
+        return Decision(Phase.RUNNING, message=f"{d.message}; final training")
+    pending = obs.final_issued == 0 if obs.final_pending is None else obs.final_pending
+    if pending:
         if not d.finished:  # (stopping what still runs when the goal was reached)
             return Decision(Phase.RUNNING, stop_active=d.stop_active, message=d.message)
         return Decision(Phase.RUNNING, launch_final=True, message=f"{d.message}; final training")
-    if obs.final_active > 0:
-        return Decision(Phase.RUNNING, message=f"{d.message}; final training")
+    if obs.final_issued == 0:
+        return d  # no trial succeeded: nothing to rerun
     return Decision(Phase.DONE, finished=True, message=f"{d.message}; final training ended")
+
+
+def final_pending(chosen: Sequence[Mapping[str, Any]], finals: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a chosen configuration (its parameters) has no final trial yet."""
+    done = {json.dumps(f, sort_keys=True, default=str) for f in finals}
+    return any(json.dumps(c, sort_keys=True, default=str) not in done for c in chosen)
 
 
 def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:

@@ -7,6 +7,8 @@
   at once, so the next trial starts right after one finishes (no slow poll);
 - an edit of the experiment's spec (a new metadata.generation) wakes its loop too, which
   takes the new limits (see spec_change.py);
+- an experiment that ended has no daemon (the daemon's filter, ``needs_loop``) until its
+  limits are edited: then one starts and resumes it (resume.py);
 - on deletion (kopf finalizer) the experiment's tuner-server state is removed; its
   workloads and token Secret go by ownerReferences and the garbage collector;
 - from startup on, a thread sweeps tuner-server state whose experiment is gone
@@ -18,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
+from typing import Any, Mapping
 
 import kopf
 from kubernetes import client, config
 
+from autotune_operator.resume import ENDED
 from autotune_operator.runtime import PLURAL, OperatorRuntime, Settings
 from autotune_operator.spec import API_GROUP, API_VERSION
 from autotune_operator.workloads import EXPERIMENT_LABEL, all_kinds
@@ -62,25 +65,51 @@ def cleanup(memo: kopf.Memo, **_: Any) -> None:
         runtime.stop_metrics_server()
 
 
-@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=15.0, backoff=5.0)
+def needs_loop(status: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -> bool:
+    """The daemon's filter: a reconcile loop (a thread) only for an experiment that has not
+    ended, or one whose spec was edited since it ended (a resume: runtime.py ``_resume``).
+
+    An ended experiment then costs no thread, however many there are. kopf stops a daemon
+    whose filter stops matching and spawns it again once it matches again; one that
+    returned on its own it never spawns again (until the operator restarts), so the daemon
+    below waits to be stopped instead of returning when its experiment ends."""
+    return status.get("phase") not in ENDED or meta.get("generation") != status.get("observedGeneration")
+
+
+@kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=15.0, backoff=5.0, when=needs_loop)
 async def experiment(stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str, name: str,
                      memo: kopf.Memo, **_: Any) -> None:
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
+    while not stopped:
+        seen = await _loop_in_thread(stopped, body, namespace, name, memo)
+        if seen is None:
+            return  # stopped
+        # Ended: kopf stops this daemon once it sees the status that says so (the filter no
+        # longer matches). An edit made meanwhile (a newer generation than the loop ended
+        # with) is a resume the loop has not seen: run it again at once.
+        while not stopped and (body.get("metadata") or {}).get("generation") == seen:
+            await stopped.wait(memo.runtime.settings.resync_seconds)
 
-    def settle(error: BaseException | None) -> None:
+
+async def _loop_in_thread(stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str, name: str,
+                          memo: kopf.Memo) -> int | None:
+    """run_experiment in a thread of its own; returns what it returns (kopf retries on a raise)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int | None] = loop.create_future()
+
+    def settle(result: int | None, error: BaseException | None) -> None:
         if not done.done():
-            done.set_result(None) if error is None else done.set_exception(error)
+            done.set_result(result) if error is None else done.set_exception(error)
 
     def run() -> None:
         error: BaseException | None = None
+        result: int | None = None
         try:
-            memo.runtime.run_experiment(body, lambda: bool(stopped))  # body is kopf's live view
+            result = memo.runtime.run_experiment(body, lambda: bool(stopped))  # body is kopf's live view
         except BaseException as e:  # handed to kopf, which backs off and restarts the daemon
             error = e
             memo.runtime.metrics.error("handler")
         try:
-            loop.call_soon_threadsafe(settle, error)
+            loop.call_soon_threadsafe(settle, result, error)
         except RuntimeError:  # the operator is exiting and its event loop is closed
             pass
 
@@ -90,7 +119,7 @@ async def experiment(stopped: kopf.DaemonStopped, body: kopf.Body, namespace: st
         await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
         if not done.done():
             memo.runtime.wake(namespace, name)  # stopping: the loop checks stopped() at once
-        await done
+        return await done
     finally:
         stop.cancel()
 
@@ -101,8 +130,9 @@ def experiment_deleted(namespace: str, name: str, uid: str, memo: kopf.Memo, **_
 
 
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)
-async def experiment_event(namespace: str, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
-    memo.runtime.experiment_seen(namespace, name, meta.get("generation"))
+async def experiment_event(namespace: str, name: str, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo,
+                           **_: Any) -> None:
+    memo.runtime.experiment_seen(namespace, name, meta.get("generation"), status)
 
 
 async def workload_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:

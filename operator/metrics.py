@@ -84,6 +84,10 @@ class OperatorMetrics:
             self._phases[key] = str(phase or "PENDING")
             self._trials[key] = _ended_counts(status.get("trials"), total=True)
 
+    def knows(self, key: Key) -> bool:
+        with self._lock:
+            return key in self._phases
+
     def status_written(self, key: Key, status: Mapping[str, Any]) -> None:
         """A new ``.status`` was written: count what changed since the last one."""
         phase = str(status.get("phase") or "PENDING")

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -23,14 +24,15 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from autotune_operator.controller import ExperimentController
-from autotune_operator.decide import Limits, Phase
+from autotune_operator.decide import Goal, Limits, Phase
 from autotune_operator.executors.base import trial_env
 from autotune_operator.executors.kubernetes import EventRecorder, ExperimentRef, KubernetesExecutor
 from autotune_operator.metrics import OperatorMetrics, metered
 from autotune_operator.metrics_server import MetricsServer, parse_endpoint
 from autotune_operator.orphan_sweep import Sweeper, kubernetes_lookup, sweep_once
 from autotune_operator.orphans import PendingDeletes
-from autotune_operator.spec_change import MUTABLE, SpecChange, describe_limits, diff_spec, refused_message
+from autotune_operator.resume import ENDED, ended_run, plan_resume
+from autotune_operator.spec_change import MUTABLE, SpecChange, describe_limits, diff_spec, limits_of, refused_message
 from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_manifest
 from autotune_operator.status import ExperimentStatus
 from autotune_operator.warm_start import Lookup, cluster_finder, merge_status
@@ -144,8 +146,13 @@ def discover_groups(api: client.ApiClient) -> dict[str, set[str]]:
     return out
 
 
-def conditions(phase: Phase, message: str, previous: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
-    """One condition per phase kind, True for the current one; transition times kept."""
+def conditions(phase: Phase, message: str, previous: list[dict[str, Any]], now: str,
+               resumed: str | None = None) -> list[dict[str, Any]]:
+    """One condition per phase kind, True for the current one; transition times kept.
+
+    ``resumed`` (what was raised, when an ended experiment is resumed) sets a ``Resumed``
+    condition (reason LimitsRaised), kept from then on: it says when and why the experiment
+    ran again after its Succeeded/TimedOut condition went False (Katib's Restarting)."""
     wanted = {
         "Running": phase is Phase.RUNNING,
         "Succeeded": phase is Phase.DONE,
@@ -167,6 +174,11 @@ def conditions(phase: Phase, message: str, previous: list[dict[str, Any]], now: 
             "message": message if on else (old or {}).get("message", ""),
             "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
         })
+    if resumed is not None:
+        out.append({"type": "Resumed", "status": "True", "reason": "LimitsRaised", "message": resumed,
+                    "lastTransitionTime": now})
+    elif "Resumed" in prev:
+        out.append(prev["Resumed"])
     return out
 
 
@@ -184,9 +196,10 @@ class StatusWriter:
         self.last: dict[str, Any] = dict(current or {})
         self.on_write = on_write  # told every status written (the metrics count from it)
 
-    def write(self, patch: dict[str, Any]) -> None:
+    def write(self, patch: dict[str, Any], resumed: str | None = None) -> None:
         new = {**self.last, **patch}
-        new["conditions"] = conditions(Phase(new["phase"]), new.get("message", ""), self.last.get("conditions") or [], now_iso())
+        new["conditions"] = conditions(Phase(new["phase"]), new.get("message", ""), self.last.get("conditions") or [], now_iso(),
+                                       resumed)
         if new == self.last:
             return
         self.custom.patch_namespaced_custom_object_status(
@@ -250,9 +263,14 @@ class OperatorRuntime:
         if ev is not None:
             ev.set()
 
-    def experiment_seen(self, namespace: str, name: str, generation: int | None) -> None:
+    def experiment_seen(self, namespace: str, name: str, generation: int | None,
+                        status: Mapping[str, Any] | None = None) -> None:
         """An event on the experiment itself: reconcile now if its spec changed (the
-        generation moves only then; our own status writes do not wake the loop)."""
+        generation moves only then; our own status writes do not wake the loop). An ended
+        experiment has no loop (kopf_handlers.py): the phase gauge learns of it here."""
+        status = status or {}
+        if status.get("phase") in ENDED and not self.metrics.knows((namespace, name)):
+            self.metrics.experiment_loaded((namespace, name), status)
         if generation is None:
             return
         with self._lock:
@@ -293,8 +311,11 @@ class OperatorRuntime:
         override = override or self.settings.workload_kind
         return choose_family({} if override else discover_groups(self.api), override)
 
-    def run_experiment(self, body: Mapping[str, Any], stopped: Callable[[], bool], sleep: Callable[[float], Any] | None = None) -> None:
-        """Reconcile one experiment until it is finished or ``stopped()``."""
+    def run_experiment(self, body: Mapping[str, Any], stopped: Callable[[], bool],
+                       sleep: Callable[[float], Any] | None = None) -> int | None:
+        """Reconcile one experiment until it is finished or ``stopped()``; resume it first if
+        it had ended and its limits were raised since. Returns the metadata.generation it
+        ended with (None when stopped): a newer one is an edit it has not seen yet."""
         md = body["metadata"]
         ref = ExperimentRef(md["namespace"], md["name"], md["uid"])
         status = dict(body.get("status") or {})
@@ -302,8 +323,12 @@ class OperatorRuntime:
         self.metrics.experiment_loaded(key, status)
         writer = StatusWriter(self.api, ref, status, on_write=lambda written: self.metrics.status_written(key, written))
         events = EventRecorder(self.api, ref)
-        if status.get("phase") in ("DONE", "TIMEOUT", "ERROR"):
-            return
+        paused = float(status.get("pausedSeconds") or 0)
+        if status.get("phase") in ENDED:
+            resumed = self._resume(body, writer, events)
+            if resumed is None:
+                return md.get("generation")
+            paused = resumed
         if not status.get("phase"):
             writer.write({"phase": Phase.PENDING.value, "message": "starting"})
         try:
@@ -313,8 +338,8 @@ class OperatorRuntime:
             family = self._family(body)
             _check_buildable(exp.spec, ref, family, self.settings.accelerators)
         except (SpecError, WorkloadError) as e:
-            self._fail(writer, events, str(e))
-            return
+            self._fail(writer, events, str(e), md.get("generation"))
+            return md.get("generation")
         wake = self.waker(ref.namespace, ref.name)
         applied: dict[str, Any] = dict(body.get("spec") or {})  # the spec this loop runs with
         applied_gen = md.get("generation")
@@ -329,7 +354,7 @@ class OperatorRuntime:
             c = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url,
                                      checkpoint_root=self.settings.checkpoint_root,
                                      owner={"namespace": ref.namespace, "name": ref.name, "uid": ref.uid},
-                                     find_source=self._source_finder(ref.namespace))
+                                     find_source=self._source_finder(ref.namespace), paused_seconds=paused)
             c.limits = _limits(applied, c.limits.capacity)
             return c
 
@@ -337,11 +362,11 @@ class OperatorRuntime:
         pause = sleep or wake.wait
         backoff = 1.0
         started = False
-        last_phase = status.get("phase")
+        last_phase = writer.last.get("phase")
         while True:
             wake.clear()  # from here on a wake-up (workload event, spec edit, stop) cuts the wait below short
             if stopped():
-                return
+                return None
             generation = (body.get("metadata") or {}).get("generation")  # kopf's body is live
             if generation != applied_gen:
                 applied_gen = generation
@@ -356,11 +381,11 @@ class OperatorRuntime:
                 st = controller.status()
             except TunerServerError as e:
                 if stopped():
-                    return  # being deleted: the finalizer may already have removed the server's state (404)
+                    return None  # being deleted: the finalizer may already have removed the server's state (404)
                 self.metrics.error("reconcile_tuner_server")
                 if 400 <= e.status < 500:
-                    self._fail(writer, events, f"the tuner server refused the experiment: {e}")
-                    return
+                    self._fail(writer, events, f"the tuner server refused the experiment: {e}", applied_gen)
+                    return applied_gen
                 log.warning("%s/%s: %s; retrying", ref.namespace, ref.name, e)
                 try:
                     writer.write({"message": f"tuner server error, retrying: {e}"[:500], "phase": writer.last.get("phase", "PENDING")})
@@ -387,13 +412,14 @@ class OperatorRuntime:
             warm = merge_status(writer.last.get("warmStart"), patch.pop("warmStart", None))
             if warm is not None:
                 patch["warmStart"] = warm
+            patch["limits"] = limits_of(applied)  # what a resume's Event compares the new limits with
             writer.write({**patch, **({"observedGeneration": applied_gen} if applied_gen else {})})
             if st.phase.value != last_phase:
                 events.emit(f"Experiment{st.phase.value.capitalize()}", st.message or st.phase.value,
                             warning=st.phase is Phase.ERROR)
                 last_phase = st.phase.value
             if d.finished:
-                return
+                return applied_gen
             if d.launch and not controller.state.tuner_waiting and not controller.state.exhausted and controller.state.error is None:
                 continue
             wake.wait(self.settings.resync_seconds)
@@ -412,10 +438,50 @@ class OperatorRuntime:
 
         return cluster_finder(get, self.tuner, namespace)
 
+    def _resume(self, body: Mapping[str, Any], writer: StatusWriter, events: EventRecorder) -> float | None:
+        """An ended experiment seen again: run it again if its limits were edited since it
+        ended so that it would not end at once (resume.py). Returns the seconds it has sat
+        ended (not counted against maxExecSeconds), or None when it stays ended.
+
+        How an edit is told from an operator restart: every status write records the
+        generation it ran with (observedGeneration); the spec changed since the experiment
+        ended iff metadata.generation has moved past it."""
+        generation = (body.get("metadata") or {}).get("generation")
+        status = writer.last
+        if generation is None or status.get("observedGeneration") == generation:
+            return None
+        run = ended_run(status)
+        if run is None:
+            return None
+        spec = dict(body.get("spec") or {})
+        new = limits_of(spec)
+        old = status.get("limits")  # None: it ended before the operator recorded its limits
+        change = (describe_limits(diff_spec(old, new)) if isinstance(old, Mapping)
+                  else ", ".join(f"{k} now {v}" for k, v in new.items()))
+        goal = (Goal(float(spec["objectiveGoal"]), status.get("optimizeMode") != "minimize")
+                if isinstance(spec.get("objectiveGoal"), (int, float)) else None)
+        plan = plan_resume(run, _limits(spec, None), change, time.time(), goal)
+        ref = writer.ref
+        if not plan.resume:
+            writer.write({"observedGeneration": generation, "limits": new})
+            if run.phase is not Phase.ERROR and change:  # (an ERROR one cannot be edited: nothing to tell)
+                log.info("%s/%s: %s", ref.namespace, ref.name, plan.message)
+                events.emit("ExperimentNotResumed", plan.message, warning=True)
+            return None
+        log.info("%s/%s: %s", ref.namespace, ref.name, plan.message)
+        writer.write({"phase": Phase.RUNNING.value, "message": f"resumed: {change}", "completionTime": None,
+                      "pausedSeconds": round(plan.paused_seconds) or None, "observedGeneration": generation,
+                      "limits": new}, resumed=change)
+        events.emit("ExperimentResumed", plan.message)
+        return plan.paused_seconds
+
     @staticmethod
-    def _fail(writer: StatusWriter, events: EventRecorder, message: str) -> None:
+    def _fail(writer: StatusWriter, events: EventRecorder, message: str, generation: int | None = None) -> None:
         log.warning("experiment %s/%s: %s", writer.ref.namespace, writer.ref.name, message)
-        writer.write({"phase": Phase.ERROR.value, "message": message, "completionTime": now_iso()})
+        # observedGeneration: this generation was looked at, so an operator restart (or the
+        # daemon's filter, kopf_handlers.py) leaves the ended experiment alone.
+        writer.write({"phase": Phase.ERROR.value, "message": message, "completionTime": now_iso(),
+                      **({"observedGeneration": generation} if generation else {})})
         events.emit("ExperimentError", message, warning=True)
 
 

@@ -39,6 +39,11 @@ def diff_spec(old: Mapping[str, Any], new: Mapping[str, Any]) -> SpecChange:
     return SpecChange(limits, refused)
 
 
+def limits_of(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The limits a spec sets (absent ones left out), as the status records them."""
+    return {k: spec[k] for k in MUTABLE if spec.get(k) is not None}
+
+
 def describe_limits(change: SpecChange) -> str:
     """'maxTrialNum 4 -> 8, trialConcurrency 1 -> 2' ('none' for an absent limit)."""
     def show(v: Any) -> str:

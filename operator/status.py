@@ -74,6 +74,8 @@ class ExperimentStatus(BaseModel):
     optimizeMode: str = "maximize"
     startTime: str | None = None
     completionTime: str | None = None
+    # Seconds the experiment sat ended before being resumed (not counted in maxExecSeconds).
+    pausedSeconds: int | None = None
     trials: TrialCounts = Field(default_factory=TrialCounts)
     bestTrial: BestTrial | None = None
     # Multi-objective experiments only (spec.objectives): bestTrial is then null, as no
@@ -94,7 +96,8 @@ def iso(ts: float | None) -> str | None:
 
 
 def build_status(
-    summary: dict[str, Any], phase: Phase, message: str, created: float, completion: float | None
+    summary: dict[str, Any], phase: Phase, message: str, created: float, completion: float | None,
+    paused: float = 0.0,
 ) -> ExperimentStatus:
     best = summary.get("bestTrial")
     return ExperimentStatus(
@@ -103,6 +106,7 @@ def build_status(
         optimizeMode=summary["optimizeMode"],
         startTime=iso(created),
         completionTime=iso(completion) if phase.terminal else None,
+        pausedSeconds=round(paused) if paused > 0 else None,
         trials=TrialCounts(**summary["trials"]),
         bestTrial=BestTrial(**best) if best else None,
         objectives=[ObjectiveStatus(**o) for o in summary["objectives"]] if "objectives" in summary else None,

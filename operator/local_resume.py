@@ -1,0 +1,89 @@
+"""`autotune run` on an output folder that already holds a run of the same experiment.
+
+Running the same file again continues the experiment: same history (autotune.db), same
+trial names, the tuner rebuilt from every earlier trial. A run that ended DONE or TIMEOUT
+runs again once its limits are raised in the file (resume.py says when), an interrupted
+or crashed one picks up where it stopped. Anything else that changed in the spec would mix
+two searches in one history, so it is refused, naming the field, as the API server
+refuses it on a cluster (spec_change.py). The spec a run used is kept in the folder as
+``experiment.json`` for this comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autotune_operator.decide import Goal, Limits
+from autotune_operator.resume import ended_run, plan_resume
+from autotune_operator.spec import Experiment
+from autotune_operator.spec_change import MUTABLE, describe_limits, diff_spec
+from tuner_server.history import OptimizeMode
+
+SPEC_FILE = "experiment.json"
+
+
+class SpecChanged(ValueError):
+    """The file changed in more than the limits since the run in the output folder."""
+
+
+@dataclass(frozen=True)
+class LocalResume:
+    line: str | None  # what to tell the user first; None: a new experiment
+    paused_seconds: float = 0.0  # seconds it sat ended (not counted against maxExecSeconds)
+
+
+def spec_of(exp: Experiment) -> dict[str, Any]:
+    return exp.spec.model_dump(mode="json")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # absent or torn: as if there were no earlier run to compare with
+
+
+def check_output(out: Path, exp: Experiment, now: float) -> LocalResume:
+    """Compare the experiment with the run already in ``out``; raise :class:`SpecChanged`
+    naming every field that may not change."""
+    old_spec = _read_json(out / SPEC_FILE)
+    new_spec = spec_of(exp)
+    change = diff_spec(old_spec, new_spec) if isinstance(old_spec, dict) else None
+    if change is not None and change.refused:
+        fields = ", ".join(f"spec.{k}" for k in change.refused)
+        raise SpecChanged(
+            f"{fields} changed since the run in {out}: resuming it may change only {', '.join(MUTABLE)} "
+            f"(anything else would mix two searches in one history); use another --output for a new search")
+    status = _read_json(out / "status.json")
+    if not isinstance(status, dict) or not (status.get("trials") or {}).get("total"):
+        return LocalResume(None)
+    limits_text = describe_limits(change) if change is not None else ""
+    head = f"resuming {exp.name}: {status['trials']['total']} trials so far" + (f", {limits_text}" if limits_text else "")
+    run = ended_run(status)
+    if run is None:  # it did not end (the process was killed): pick up the trials it left
+        return LocalResume(f"{head} (the last run stopped before it ended)", float(status.get("pausedSeconds") or 0))
+    s = exp.spec
+    limits = Limits(s.maxTrialNum, s.trialConcurrency, s.maxExecSeconds, None,
+                    s.finalTraining is not None and s.finalTraining.enabled, s.maxFailedTrialNum, s.maxTrialSeconds)
+    goal = Goal(s.objectiveGoal, exp.optimize_mode is OptimizeMode.MAXIMIZE) if s.objectiveGoal is not None else None
+    plan = plan_resume(run, limits, limits_text, now, goal)
+    paused = run.paused_seconds + (max(0.0, now - run.completion) if run.completion is not None else 0.0)
+    if run.phase.value == "ERROR":  # locally an interrupted run ends ERROR and is meant to be run again
+        return LocalResume(f"{head} (the last run ended ERROR: {run.message})", paused)
+    if plan.resume:
+        return LocalResume(f"{head} (it ended {run.phase.value}: {run.message})", paused)
+    return LocalResume(f"{exp.name} has already ended with {status['trials']['total']} trials: {plan.reason}", paused)
+
+
+def save_spec(out: Path, exp: Experiment) -> None:
+    """Keep the spec this run uses (atomically: a torn file would hide a changed spec)."""
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".experiment.", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(spec_of(exp), f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, out / SPEC_FILE)

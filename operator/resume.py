@@ -1,0 +1,117 @@
+"""Resuming an experiment that ended: a pure function of its last status and its new limits.
+
+Katib restarts a Succeeded experiment whose maxTrialCount was raised; NNI's ``nnictl resume``
+continues a stopped one with a higher maxTrialNumber. Here an experiment that ended DONE or
+TIMEOUT runs again, with its whole history, when its limits (spec_change.MUTABLE) are edited
+so that :func:`decide` would no longer end it: more trials, a later or no time limit.
+
+- ERROR stays ended. It covers an invalid spec, a tuner failure, a refused registration,
+  an unreadable warm-start source and maxFailedTrialNum; the cure for all of them but the
+  last is a change of what the search *is* (the trial's image or command, the search space),
+  which cannot change on an existing experiment. For maxFailedTrialNum, raising it would
+  mostly spend more of the cluster on the same broken trial (the CRD cannot tell a flaky
+  node from a broken image); a new experiment with ``warmStart`` from this one keeps the
+  results. Katib, too, restarts only Succeeded experiments.
+- maxExecSeconds limits the time the experiment *runs*: the seconds it sat ended are not
+  counted (``pausedSeconds`` in the status), so a DONE experiment resumed a day later does
+  not end TIMEOUT at once, and a TIMEOUT one resumed with maxExecSeconds 600 -> 900 runs
+  300 seconds more. NNI's maxExperimentDuration counts its run time the same way.
+- A tuner that has no new configurations (a finished grid) is found out when it is asked:
+  the experiment runs again, gets none, and ends DONE saying so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from autotune_operator.decide import Goal, Limits, Observed, Phase, decide, final_pending
+
+ENDED = ("DONE", "TIMEOUT", "ERROR")
+RESUMABLE = ("DONE", "TIMEOUT")
+
+
+@dataclass(frozen=True)
+class EndedRun:
+    """What the last status of an experiment that ended says about it."""
+
+    phase: Phase
+    ran_seconds: float  # from its start to its end, earlier pauses not counted
+    paused_seconds: float  # pauses before its end (earlier resumes)
+    completion: float | None  # when it ended (epoch seconds)
+    issued: int  # search trials
+    failed: int  # search trials that failed
+    final_issued: int
+    final_pending: bool
+    best: float | None
+    best_name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    resume: bool
+    message: str  # the Event's text: what changed, and why it stays ended if it does
+    paused_seconds: float = 0.0  # the new total, when it resumes
+    reason: str = ""  # why it stays ended (the message without what changed)
+
+
+def _epoch(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
+    """The ended run an experiment's ``.status`` (or status.json) describes; None if it has not ended."""
+    phase = status.get("phase")
+    if phase not in ENDED:
+        return None
+    start, end = _epoch(status.get("startTime")), _epoch(status.get("completionTime"))
+    paused = float(status.get("pausedSeconds") or 0)
+    ran = max(0.0, end - start - paused) if start is not None and end is not None else 0.0
+    trials = status.get("trials") or {}
+    finals = list(status.get("finalTraining") or [])
+    chosen = list(status.get("paretoFront") or ([status["bestTrial"]] if status.get("bestTrial") else []))
+    best = status.get("bestTrial") or {}
+    return EndedRun(
+        phase=Phase(phase),
+        ran_seconds=ran,
+        paused_seconds=paused,
+        completion=end,
+        issued=int(trials.get("total") or 0) - len(finals),
+        failed=int(trials.get("failed") or 0) - sum(1 for f in finals if f.get("state") == "FAILED"),
+        final_issued=len(finals),
+        final_pending=final_pending([c.get("parameters") or {} for c in chosen], [f.get("parameters") or {} for f in finals]),
+        best=best.get("value"),
+        best_name=str(best.get("name") or ""),
+        message=str(status.get("message") or ""),
+    )
+
+
+def plan_resume(run: EndedRun, limits: Limits, change: str, now: float, goal: Goal | None = None) -> ResumePlan:
+    """Whether the experiment runs again under ``limits`` (``change`` says what was edited,
+    e.g. "maxTrialNum 16 -> 32"), and the Event's message either way."""
+    what = change or "no limit changed"
+    if run.phase is Phase.ERROR:
+        reason = (f"an experiment that ended ERROR is not resumed ({run.message}); "
+                  f"create a new experiment (spec.warmStart can reuse this one's trials)")
+        return ResumePlan(False, f"{what}: {reason}", reason=reason)
+    obs = Observed(elapsed=run.ran_seconds, issued=run.issued, active=0, failed=run.failed,
+                   final_issued=run.final_issued, final_active=0, final_pending=run.final_pending,
+                   best=run.best, best_name=run.best_name)
+    d = decide(limits, obs, goal)
+    if d.phase is Phase.RUNNING:
+        pause = max(0.0, now - run.completion) if run.completion is not None else 0.0
+        return ResumePlan(True, f"{what}: resumed after {run.issued} trial(s)", run.paused_seconds + pause)
+    hint = ""
+    if d.phase is Phase.TIMEOUT:
+        hint = f"; it has run {run.ran_seconds:.0f}s: raise maxExecSeconds above that or remove it to resume"
+    elif d.phase is Phase.DONE and limits.max_trials is not None and run.issued >= limits.max_trials:
+        hint = f"; raise maxTrialNum above {run.issued} to resume"
+    reason = f"the experiment stays {run.phase.value} ({d.message}){hint}"
+    return ResumePlan(False, f"{what}: {reason}", reason=reason)
