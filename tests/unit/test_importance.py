@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tuner_server.history import OptimizeMode
-from tuner_server.importance import Settings, from_trials, importances, report, top_mask
+from tuner_server.importance import Settings, _axis, from_trials, report, top_mask
 from tuner_server.searchspace import parse_search_space
 
 MAX, MIN = OptimizeMode.MAXIMIZE, OptimizeMode.MINIMIZE
@@ -119,20 +119,15 @@ def test_a_log_scale_parameter_is_read_in_log_space() -> None:
     # Best around 1e-4: in linear space every good value sits in the first 0.01% of the range.
     s = scores(space, history(space, lambda p: -abs(math.log10(p["lr"]) + 4), 100))
     assert s["lr"] > 0.9
-    # Declared as a plain uniform, the same values lose that resolution: good and bad
-    # small rates share one grid point, so far less is found.
-    lin = {"lr": {"_type": "uniform", "_value": [1e-5, 1.0]}, "x": space["x"]}
-    (r,) = from_trials(parse_search_space(lin), history(space, lambda p: -abs(math.log10(p["lr"]) + 4), 100), MAX)
-    raw_log = importances(parse_search_space(space), _points(space, 100), Settings())[0]
-    assert dict(raw_log)["lr"] > dict(r.importances)["lr"]
-
-
-def _points(space: dict[str, Any], n: int) -> list[Any]:
-    from tuner_server.importance import Point
-
+    # The density grid is in log space: 100 log-uniform rates fill most of its 50 points,
+    # where a linear grid would put most of them on its first point.
     sp = parse_search_space(space)
-    return [Point(sp.to_flat(t["parameters"]), -t["value"])
-            for t in history(space, lambda p: -abs(math.log10(p["lr"]) + 4), n)]
+    rates = [t["parameters"]["lr"] for t in history(space, lambda p: 0.0, 100)]
+    log_axis = _axis(sp["lr"], rates, 50)
+    lin_axis = _axis(parse_search_space({"lr": {"_type": "uniform", "_value": [1e-5, 1.0]}})["lr"], rates, 50)
+    assert log_axis is not None and lin_axis is not None
+    assert np.allclose(np.exp(log_axis.positions[[0, -1]]), [1e-5, 1.0])
+    assert np.unique(log_axis.bins).size > 35 and np.unique(lin_axis.bins).size < 25
 
 
 def test_every_search_space_type_is_handled() -> None:
@@ -181,11 +176,13 @@ def test_deterministic_whatever_the_order_of_the_trials() -> None:
     assert scores(space, shuffled) == pytest.approx(first, rel=1e-12)
 
 
-def test_top_set_is_ten_percent_but_at_least_five_and_takes_ties() -> None:
+def test_top_set_is_thirty_percent_but_at_least_five_and_takes_ties() -> None:
     s = Settings()
-    assert top_mask(np.arange(100.0), s).sum() == 10
+    assert top_mask(np.arange(100.0), s).sum() == 30
     assert top_mask(np.arange(16.0), s).sum() == 5
     assert top_mask(np.array([0.0, 1, 1, 1, 1, 1, 2, 3, 4, 5, 6]), s).sum() == 6
+    assert top_mask(np.arange(100.0), Settings(target_quantile=0.1)).sum() == 10  # the paper's gamma'
+    assert list(np.flatnonzero(top_mask(np.arange(20.0)[::-1], s))) == list(range(14, 20))  # lowest losses
 
 
 def test_multi_objective_gives_one_result_per_objective_in_its_direction() -> None:

@@ -254,7 +254,7 @@ export function importanceInfo(report) {
   if (!results.length) return "";
   const r = results[0];
   const at = r.budget != null ? ` at budget ${r.budget}` : "";
-  if (r.reason) return `${report.method}: no result yet: ${r.reason}${at}.`;
+  if (r.reason) return `${report.method}: no result yet (${r.reason}${at}).`;
   const many = results.length > 1 ? `, one per objective` : "";
   return `${report.method}, ${r.trials} succeeded trials${at}; best ${r.topTrials} vs all${many}.`;
 }
