@@ -4,23 +4,40 @@ Each trial runs in its own process group (so a kill reaches everything it spawne
 its stdout and stderr in ``<output>/trials/<trial>/trial.log``. A thread per process
 waits for it and queues its exit, so the controller wakes the moment a trial ends.
 With ``devices``, at most one trial runs per device and it sees only that device.
+
+Trials outlive a killed `autotune run`: each is started through local_supervisor.py,
+which records in ``<trial>/process.json`` its pid and, when it ends, its exit code. The
+next run, asked to launch a trial that is not finished in the history, adopts the process
+if it still runs (watching it instead of starting a second copy), ends it with the
+recorded exit code if it finished meanwhile, and ends it STOPPED if its process died
+unrecorded (killed together with autotune): nothing reported is lost and no trial runs
+twice. The trials find the new run's tuner server through ``<output>/server.url``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import queue
+import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from autotune_operator.executors.base import TrialExit, TrialLaunch, substitute
 
 KILL_GRACE_SECONDS = 5.0
+SUPERVISOR = str(Path(__file__).with_name("local_supervisor.py"))
+# The trial's end as far as anyone recorded it: its process died with the `autotune run`
+# that watched it (a whole container or process tree killed), so no exit code exists.
+GONE_MESSAGE = ("its process was gone when autotune started again: it was killed with the previous "
+                "'autotune run' and no exit code was recorded")
 
 
 @dataclass(frozen=True)
@@ -32,12 +49,53 @@ class ProcessTemplate:
     workdir: str
 
 
+class _Process(Protocol):
+    """A trial's supervisor: a child (Popen) or one adopted from an earlier run."""
+
+    pid: int
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+
 @dataclass
 class _Running:
-    proc: subprocess.Popen[bytes]
+    proc: _Process
     device: str | None
+    key: str
     killed: bool = False
     kill_reason: str | None = None
+
+
+class _Adopted:
+    """A trial process started by an earlier `autotune run` (not our child: no exit status
+    from the kernel; its supervisor's record has it)."""
+
+    def __init__(self, pid: int, record: Path) -> None:
+        self.pid = pid
+        self.record = record
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfd: poll /proc
+            self._fd = None
+
+    def _exited(self, timeout: float | None) -> bool:
+        if self._fd is not None:
+            return bool(select.select([self._fd], [], [], timeout)[0])
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while _alive(self.pid):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if not self._exited(timeout):
+            raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        rec = _read_record(self.record)
+        return rec.get("exit") if rec else None
 
 
 class LocalExecutor:
@@ -51,6 +109,7 @@ class LocalExecutor:
         self._running: dict[str, _Running] = {}
         self._exits: queue.Queue[TrialExit] = queue.Queue()
         self._lock = threading.Lock()
+        self._published: str | None = None
 
     def capacity(self) -> int | None:
         return len(self.devices) or None
@@ -68,18 +127,24 @@ class LocalExecutor:
         raise RuntimeError("no free device: the controller launched more trials than --devices allows")
 
     def launch(self, trial: TrialLaunch) -> None:
+        """Start the trial; or, for one an earlier run started, adopt its process or report
+        how it ended (see the module docstring). Idempotent."""
         with self._lock:
             if trial.trial_id in self._running:
                 return  # idempotent
             tdir = self.trial_dir(trial.trial_id)
             tdir.mkdir(parents=True, exist_ok=True)
-            _kill_orphan(tdir / "pid", trial.trial_id)
+            self._publish_url(trial.env.get("AUTOTUNE_SERVER_URL"))
+            key = launch_key(trial)
+            if self._resume(trial.trial_id, tdir, key):
+                return
             env = dict(os.environ)
             env.update({k: substitute(v, trial.parameters) for k, v in self.template.env.items()})
             env.update(trial.env)
             if trial.env.get("PIPESTEP") == "fullytrain":
                 env.pop("EPOCHS", None)  # seed 000: final training runs without EPOCHS
             env["AUTOTUNE_TRIAL_DIR"] = str(tdir)
+            env["AUTOTUNE_SERVER_URL_FILE"] = str(self.url_file)
             if self.sdk_path:
                 env["PYTHONPATH"] = os.pathsep.join(p for p in (self.sdk_path, env.get("PYTHONPATH")) if p)
             device = self._free_device()
@@ -88,26 +153,81 @@ class LocalExecutor:
                 env["ASCEND_RT_VISIBLE_DEVICES"] = device
                 env["DEVICE_ID"] = device
             argv = [substitute(a, trial.parameters) for a in self.template.command]
+            record = tdir / "process.json"
+            record.unlink(missing_ok=True)
             log = open(tdir / "trial.log", "ab")
             try:
                 proc = subprocess.Popen(
-                    argv, cwd=self.template.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                    [sys.executable, "-I", "-S", SUPERVISOR, str(record), str(os.getpid()), key, "--", *argv],
+                    cwd=self.template.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )
             finally:
                 log.close()
             (tdir / "pid").write_text(str(proc.pid))
-            r = _Running(proc, device)
-            self._running[trial.trial_id] = r
-            threading.Thread(target=self._wait, args=(trial.trial_id, r), daemon=True).start()
+            self._watch(trial.trial_id, _Running(proc, device, key))
+
+    @property
+    def url_file(self) -> Path:
+        """Where trials look for the tuner server when theirs stops answering: a restarted
+        `autotune run` serves on another port, and its orphans must reach it."""
+        return self.output / "server.url"
+
+    def _publish_url(self, url: str | None) -> None:
+        if url and url != self._published:
+            tmp = self.url_file.with_suffix(".tmp")
+            tmp.write_text(url)
+            os.replace(tmp, self.url_file)
+            self._published = url
+
+    def _resume(self, trial_id: str, tdir: Path, key: str) -> bool:
+        """A process an earlier run started for this trial: adopt it, or queue how it ended.
+        False when there is none (never started, or the record is another experiment's)."""
+        record = tdir / "process.json"
+        rec = _read_record(record)
+        if rec is None or rec.get("key") != key:
+            return False
+        if "exit" in rec:
+            self._exits.put(_exit_of(trial_id, rec.get("exit"), rec.get("error")))
+            return True
+        pid = int(rec.get("pid") or 0)
+        if pid and _is_trial(pid, trial_id, tdir):
+            device = _environ(pid).get("DEVICE_ID")
+            self._watch(trial_id, _Running(_Adopted(pid, record), device if device in self.devices else None, key))
+            return True
+        rec = _read_record(record)  # it may have ended since the first read
+        if rec is not None and "exit" in rec:
+            self._exits.put(_exit_of(trial_id, rec.get("exit"), rec.get("error")))
+        else:
+            self._exits.put(TrialExit(trial_id, None, True, GONE_MESSAGE))
+        return True
+
+    def _watch(self, trial_id: str, r: _Running) -> None:
+        self._running[trial_id] = r
+        threading.Thread(target=self._wait, args=(trial_id, r), daemon=True).start()
 
     def _wait(self, trial_id: str, r: _Running) -> None:
+        if isinstance(r.proc, subprocess.Popen):
+            try:  # wait without reaping, so the group id cannot be reused before the sweep below
+                os.waitid(os.P_PID, r.proc.pid, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                pass
+        else:
+            r.proc.wait()
+        # Whatever the trial left in its process group (its supervisor killed, data loader
+        # workers) ends with it, as a pod's containers do.
+        _signal_group(r.proc.pid, signal.SIGKILL)
         code = r.proc.wait()
+        rec = _read_record(self.trial_dir(trial_id) / "process.json")
+        error = None
+        if rec is not None and rec.get("key") == r.key and "exit" in rec:
+            code, error = rec.get("exit"), rec.get("error")  # the trial's own end, not its supervisor's
         with self._lock:
             self._running.pop(trial_id, None)
-        (self.trial_dir(trial_id) / "pid").unlink(missing_ok=True)
-        msg = r.kill_reason if r.killed else (f"killed by signal {-code}" if code < 0 else None)
-        self._exits.put(TrialExit(trial_id, code, r.killed, msg))
+        ex = _exit_of(trial_id, code, error)
+        if r.killed:
+            ex = TrialExit(trial_id, code, True, r.kill_reason)
+        self._exits.put(ex)
 
     def active(self) -> set[str]:
         with self._lock:
@@ -144,7 +264,10 @@ class LocalExecutor:
     @staticmethod
     def _escalate(r: _Running) -> None:
         try:
-            r.proc.wait(timeout=KILL_GRACE_SECONDS)
+            if isinstance(r.proc, subprocess.Popen):
+                _wait_unreaped(r.proc.pid, KILL_GRACE_SECONDS)
+            else:
+                r.proc.wait(timeout=KILL_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
             _signal_group(r.proc.pid, signal.SIGKILL)
 
@@ -163,12 +286,61 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def _kill_orphan(pid_file: Path, trial_id: str) -> None:
-    """A trial process left by a controller that was killed: end it before relaunching."""
+def launch_key(trial: TrialLaunch) -> str:
+    """Ties a process record to this experiment's trial (the experiment's token is random
+    per experiment): a folder reused after deleting autotune.db holds other trials' records."""
+    raw = f"{trial.env.get('AUTOTUNE_TOKEN', '')}\0{trial.env.get('AUTOTUNE_EXPERIMENT_ID', '')}\0{trial.trial_id}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _exit_of(trial_id: str, code: int | None, error: str | None) -> TrialExit:
+    if error is not None:
+        return TrialExit(trial_id, None, False, f"could not start: {error}")
+    if code is None:
+        return TrialExit(trial_id, None, True, GONE_MESSAGE)
+    return TrialExit(trial_id, code, False, f"killed by signal {-code}" if code < 0 else None)
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
     try:
-        pid = int(pid_file.read_text())
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        rec = json.loads(path.read_text())
     except (OSError, ValueError):
-        return
-    if f"AUTOTUNE_TRIAL_ID={trial_id}".encode() in environ.split(b"\0"):
-        _signal_group(pid, signal.SIGKILL)
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _wait_unreaped(pid: int, timeout: float) -> None:
+    """Wait up to ``timeout`` for our child ``pid`` to exit, leaving it to be reaped by its waiter."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+                return
+        except ChildProcessError:
+            return  # reaped already
+        if time.monotonic() >= deadline:
+            raise subprocess.TimeoutExpired(f"pid {pid}", timeout)
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(kv.decode(errors="replace").partition("=")[::2] for kv in raw.split(b"\0") if b"=" in kv)
+
+
+def _is_trial(pid: int, trial_id: str, tdir: Path) -> bool:
+    """Whether ``pid`` is alive and is this trial's supervisor (not a reused pid)."""
+    if not _alive(pid):
+        return False
+    env = _environ(pid)
+    return env.get("AUTOTUNE_TRIAL_ID") == trial_id and env.get("AUTOTUNE_TRIAL_DIR") == str(tdir)

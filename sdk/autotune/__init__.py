@@ -194,13 +194,32 @@ def _retry_after(value: str | None) -> float:
         return 1.0
 
 
+def _moved_server() -> str | None:
+    """The tuner server's URL as $AUTOTUNE_SERVER_URL_FILE now gives it, if that differs from
+    ours. Local mode's server lives in `autotune run` on a random port: when that process is
+    killed and run again, its trials keep running and find the new server there."""
+    path = _env("AUTOTUNE_SERVER_URL_FILE")
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            url = f.read().strip()
+    except OSError:
+        return None
+    current = os.environ.get("AUTOTUNE_SERVER_URL", "")
+    if not url or url.rstrip("/") == current.rstrip("/") or not url.startswith(("http://", "https://")):
+        return None
+    return url
+
+
 def _request(method: str, path: str, body: Any) -> Any:
-    """One call to the tuner server, retried while it is unreachable (it may be restarting)."""
-    url = os.environ["AUTOTUNE_SERVER_URL"].rstrip("/") + path
+    """One call to the tuner server, retried while it is unreachable (it may be restarting,
+    or, in local mode, have moved: see :func:`_moved_server`)."""
     data = None if body is None else json.dumps(body).encode()
     deadline = time.monotonic() + float(os.environ.get("AUTOTUNE_REPORT_TIMEOUT", "300"))
     delay = 0.05
     while True:
+        url = os.environ["AUTOTUNE_SERVER_URL"].rstrip("/") + path
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", "Bearer " + os.environ["AUTOTUNE_TOKEN"])
         if data is not None:
@@ -225,6 +244,11 @@ def _request(method: str, path: str, body: Any) -> Any:
                 raise ReportError(f"tuner server refused {method} {path}: {e.code} {detail}") from None
         # HTTPException: a server killed mid-response leaves an IncompleteRead (not an OSError).
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, http.client.HTTPException) as e:
+            moved = _moved_server()
+            if moved is not None:
+                os.environ["AUTOTUNE_SERVER_URL"] = moved  # every later call goes there too
+                delay = 0.05
+                continue
             if time.monotonic() >= deadline:
                 raise ReportError(f"tuner server at {url} unreachable: {e}") from None
         time.sleep(delay)

@@ -1,0 +1,77 @@
+"""Runs one local trial and writes down how it ended, even when `autotune run` is gone.
+
+    python -I -S local_supervisor.py RECORD CONTROLLER_PID KEY -- COMMAND...
+
+A process only learns its child's exit status if it is the parent, so a trial whose
+`autotune run` was killed (SIGKILL, OOM, a closed terminal) used to end unseen: the next
+run could not tell "finished" from "crashed" and ran it again from scratch. The local
+executor therefore starts each trial through this small parent. It writes RECORD (JSON,
+replaced atomically) when the trial starts, ``{"pid", "key"}``, and when it ends,
+``{"pid", "key", "exit"}`` (``exit`` as Popen's returncode: negative for a signal) or
+``{"pid", "key", "exit": null, "error"}`` if the command could not start. KEY ties the
+record to one experiment's trial, so files of an older experiment in the same folder are
+never taken for this one's. It then ends the way the trial did (the same exit code or
+signal), so a controller that is still there sees what it always saw.
+
+Signals that stop trials (SIGTERM, SIGINT, SIGHUP) are sent to the whole process group:
+the trial gets them itself, and this process waits for it to exit to record that.
+Standard library only; it is run with -I -S, so it starts in a few milliseconds and
+nothing on the trial's PYTHONPATH can break it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+
+def write_record(path: str, record: dict[str, Any]) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A handler, not SIG_IGN: an ignored signal would stay ignored in the trial after exec."""
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 5 or argv[3] != "--":
+        print("usage: local_supervisor.py RECORD CONTROLLER_PID KEY -- COMMAND...", file=sys.stderr)
+        return 2
+    record, controller, key, command = argv[0], int(argv[1]), argv[2], argv[4:]
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _ignore)
+    if os.getppid() != controller:
+        # The controller died before it could note this process: the next `autotune run`
+        # finds no record and starts the trial itself. Starting it here too would run it twice.
+        return 0
+    me = {"pid": os.getpid(), "key": key}
+    write_record(record, me)
+    try:
+        child = subprocess.Popen(command)
+    except OSError as e:
+        print(f"autotune: cannot start {command[0]!r}: {e}", file=sys.stderr, flush=True)
+        write_record(record, {**me, "exit": None, "error": str(e)})
+        return 127
+    code = child.wait()
+    write_record(record, {**me, "exit": code})
+    if code < 0:  # end by the same signal
+        try:
+            signal.signal(-code, signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL and SIGSTOP have no handler to reset
+            pass
+        os.kill(os.getpid(), -code)
+        return 128 - code  # a signal that does not terminate
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
