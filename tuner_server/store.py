@@ -333,7 +333,9 @@ class Store:
                 parameters=json.loads(r[2]),
                 state=TrialState(r[3]),
                 value=r[4],
-                metrics=json.loads(r[5]) if r[5] else None,
+                # The engine keeps only a dict here (a plain number is the value): a number read
+                # back made a restarted run's trials.csv differ from an uninterrupted one's.
+                metrics=_dict_or_none(json.loads(r[5]) if r[5] else None),
                 intermediate=curves.get(r[0], []),
                 budget=r[12],
                 info=json.loads(r[13]) if r[13] else None,
@@ -373,3 +375,7 @@ class Store:
                 (exp_id, after, limit),
             ).fetchall()
         return [{"id": r[0], "trialId": r[1], "kind": r[2], "payload": json.loads(r[3] or "null"), "ts": r[4]} for r in rows]
+
+
+def _dict_or_none(v: Any) -> dict[str, Any] | None:
+    return v if isinstance(v, dict) else None
