@@ -272,3 +272,24 @@ def test_an_executor_whose_launch_is_the_start_reports_it_at_launch(tmp_path: Pa
     (tid,) = ex.launched
     t = engine.trial("q", tid)
     assert t.record.state.value == "RUNNING" and t.started == T0
+
+
+# ----- every workload kind: its pods carry what the executor's pod LIST selects on -----
+
+def test_every_workload_kinds_pods_are_found_by_the_executors_selector() -> None:
+    from autotune_operator.workloads import build
+    from tests.unit.test_workloads import pod_specs, spec_of, trial
+
+    for family, ftype in [("job", "tensorflow"), ("kubeflow", "tensorflow"), ("kubeflow", "pytorch"),
+                          ("kubeflow", "xgboost"), ("t9k", "tensorflow"), ("t9k", "pytorch"), ("t9k", "xgboost")]:
+        def fw(doc: dict[str, Any], ftype: str = ftype) -> None:
+            doc["spec"]["trainingConfig"]["type"] = ftype
+            doc["spec"]["trainingConfig"]["tasks"][0]["type"] = "master" if ftype == "pytorch" else "worker"
+
+        for tpl in pod_specs(build(family, spec_of(mutate=fw), trial())):
+            labels = tpl["metadata"]["labels"]
+            assert labels[EXPERIMENT_LABEL] == "experiment-sample" and labels[TRIAL_LABEL] == "experiment-sample-3", family
+            # a pod made from it (as the Job / training operator would), once its container ran
+            p = {"metadata": {**tpl["metadata"], "creationTimestamp": iso(T0)}, "status": {"containerStatuses": [
+                {"name": c["name"], "state": {"running": {"startedAt": iso(T0 + 7)}}} for c in tpl["spec"]["containers"]]}}
+            assert trial_starts([p], {"experiment-sample-3": T0}) == {"experiment-sample-3": T0 + 7}, family
