@@ -50,10 +50,14 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = 20  # short sync handlers only (finalizers); loops have own threads
     settings.watching.server_timeout = 300
-    memo.runtime = OperatorRuntime(ours, _api_client())
+    # With leader election the process already serves its metrics (from before it led):
+    # memo.metrics is that registry, and the server is not the runtime's to start or stop.
+    memo.runtime = OperatorRuntime(ours, _api_client(), metrics=memo.get("metrics"))
+    memo.runtime.metrics.set_leader(True)  # kopf runs handlers only in the replica that acts
     # The metrics port first: if it is taken this raises and kopf retries the whole handler
     # with a new runtime, so nothing with a thread may have been started before it.
-    memo.runtime.start_metrics_server()
+    if memo.get("metrics") is None:
+        memo.runtime.start_metrics_server()
     memo.runtime.start_sweeper()
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator, Mapping, TypeVar, cast
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -59,6 +59,11 @@ class OperatorMetrics:
         self.tuner_errors = Counter("autotune_operator_tuner_call_errors",
                                     "Tuner-server calls that failed, by method and reason (4xx, 5xx, unreachable, other)",
                                     ["method", "reason"], registry=r)
+        # Leader election (leader_election.py): 1 on the replica that holds the Lease and
+        # acts, 0 on a standby. An operator without leader election is its own leader once
+        # it runs (kopf_handlers.startup sets 1).
+        self.leader = Gauge("autotune_operator_leader", "1 on the operator replica that acts (holds the leader Lease), "
+                            "0 on a standby", registry=r)
         for phase in TERMINAL:  # every series exists from the start: rate() over a fresh operator works
             self.experiments_finished.labels(phase)
         for state in ENDED_STATES.values():
@@ -123,6 +128,9 @@ class OperatorMetrics:
         return out
 
     # ----- the rest -----
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+
     def workload_created(self, family: str) -> None:
         self.workloads_created.labels(family).inc()
 

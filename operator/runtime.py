@@ -211,10 +211,13 @@ class StatusWriter:
 
 
 class OperatorRuntime:
-    def __init__(self, settings: Settings, api: client.ApiClient, tuner: TunerClient | None = None) -> None:
+    def __init__(self, settings: Settings, api: client.ApiClient, tuner: TunerClient | None = None,
+                 metrics: OperatorMetrics | None = None) -> None:
         self.settings = settings
         self.api = api
-        self.metrics = OperatorMetrics()
+        # Given when the process serves metrics from before kopf starts (a standby replica
+        # waiting for leadership serves them too: leader_election.py).
+        self.metrics = metrics or OperatorMetrics()
         self.metrics_server: MetricsServer | None = None
         self.tuner: TunerClient = metered(
             tuner or HttpClient(settings.server_url, settings.admin_token, retry_seconds=CALL_RETRY_SECONDS), self.metrics)
