@@ -155,6 +155,7 @@ class LocalExecutor:
             argv = [substitute(a, trial.parameters) for a in self.template.command]
             record = tdir / "process.json"
             record.unlink(missing_ok=True)
+            (tdir / "kill.json").unlink(missing_ok=True)
             log = open(tdir / "trial.log", "ab")
             try:
                 proc = subprocess.Popen(
@@ -187,19 +188,24 @@ class LocalExecutor:
         rec = _read_record(record)
         if rec is None or rec.get("key") != key:
             return False
-        if "exit" in rec:
-            self._exits.put(_exit_of(trial_id, rec.get("exit"), rec.get("error")))
-            return True
+        # Stopped by the earlier run (assessor, timeout) just before it died: still our stop.
+        kill = _read_record(tdir / "kill.json")
+        reason = kill.get("reason") if kill is not None and kill.get("key") == key else None
         pid = int(rec.get("pid") or 0)
-        if pid and _is_trial(pid, trial_id, tdir):
+        if "exit" not in rec and pid and _is_trial(pid, trial_id, tdir):
             device = _environ(pid).get("DEVICE_ID")
-            self._watch(trial_id, _Running(_Adopted(pid, record), device if device in self.devices else None, key))
+            r = _Running(_Adopted(pid, record), device if device in self.devices else None, key)
+            self._watch(trial_id, r)
+            if reason is not None:
+                r.killed, r.kill_reason = True, str(reason)
+                _signal_group(pid, signal.SIGTERM)
+                threading.Thread(target=self._escalate, args=(r,), daemon=True).start()
             return True
-        rec = _read_record(record)  # it may have ended since the first read
-        if rec is not None and "exit" in rec:
-            self._exits.put(_exit_of(trial_id, rec.get("exit"), rec.get("error")))
-        else:
-            self._exits.put(TrialExit(trial_id, None, True, GONE_MESSAGE))
+        rec = _read_record(record) or rec  # it may have ended since the first read
+        ex = _exit_of(trial_id, rec.get("exit"), rec.get("error")) if "exit" in rec else TrialExit(trial_id, None, True, GONE_MESSAGE)
+        if reason is not None:  # as for a live process: the stop decides, not how it ended
+            ex = TrialExit(trial_id, ex.exit_code, True, str(reason))
+        self._exits.put(ex)
         return True
 
     def _watch(self, trial_id: str, r: _Running) -> None:
@@ -258,6 +264,10 @@ class LocalExecutor:
             if r is None or r.killed:
                 return
             r.killed, r.kill_reason = True, reason
+        try:  # a run killed before this trial exits must still know it was stopped, and why
+            _write_record(self.trial_dir(trial_id) / "kill.json", {"key": r.key, "reason": reason})
+        except OSError:
+            pass
         _signal_group(r.proc.pid, signal.SIGTERM)
         threading.Thread(target=self._escalate, args=(r,), daemon=True).start()
 
@@ -299,6 +309,12 @@ def _exit_of(trial_id: str, code: int | None, error: str | None) -> TrialExit:
     if code is None:
         return TrialExit(trial_id, None, True, GONE_MESSAGE)
     return TrialExit(trial_id, code, False, f"killed by signal {-code}" if code < 0 else None)
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
