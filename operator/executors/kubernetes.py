@@ -103,7 +103,7 @@ class KubernetesExecutor:
     events: EventRecorder | None = None
     on_created: Callable[[str], None] | None = None  # hook for latency measurements
     # A created workload may wait for a node: ``started`` says when each trial began.
-    starts_on_launch: ClassVar[bool] = True
+    starts_on_launch: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.kind = kind_for(self.family, self.spec.trainingConfig.type)
