@@ -238,7 +238,9 @@ def _axis(d: Dimension, values: list[Any], points: int) -> _Axis | None:
         return _Axis(np.array([where[k] for k in keys]), len(cats))
     log = d.type in LOG_TYPES
     x = np.array([float(v) for v in values])
-    x = np.log(x) if log else x
+    if log:
+        # qlognormal rounds values below q/2 to 0: place them at q/2, where they came from.
+        x = np.log(np.maximum(x, (d.q or 0.0) / 2))
     if np.ptp(x) == 0:
         return None
     grid = _grid(d, x, log, points)
@@ -273,7 +275,9 @@ def _grid(d: Dimension, x: np.ndarray, log: bool, points: int) -> np.ndarray:
 def _numeric_ok(d: Dimension, v: Any) -> bool:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return False
-    return not (d.type in LOG_TYPES and v <= 0)
+    if d.type in LOG_TYPES:
+        return v > 0 or (d.q is not None and v == 0)  # qlognormal's q/2 rounds to 0
+    return True
 
 
 def flatten(space: SearchSpace, parameters: Any) -> dict[str, Any] | None:

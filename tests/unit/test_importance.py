@@ -152,6 +152,14 @@ def test_every_search_space_type_is_handled() -> None:
     assert max(s, key=s.get) == "qn" and all(math.isfinite(v) and v >= 0 for v in s.values())
 
 
+def test_qlognormal_values_rounded_to_zero_are_kept() -> None:
+    space = {"q": {"_type": "qlognormal", "_value": [-1, 1, 1]}, "x": {"_type": "uniform", "_value": [0, 1]}}
+    trials = history(space, lambda p: -abs(p["q"] - 2), 60)
+    assert sum(t["parameters"]["q"] == 0 for t in trials) > 10  # exp(N(-1, 1)) < 0.5 often
+    (r,) = from_trials(parse_search_space(space), trials, MAX)
+    assert r.skipped == 0 and r.trials == 60 and r.importances[0][0] == "q"
+
+
 def test_a_parameter_that_never_varies_gets_zero() -> None:
     space = {**XY, "only": {"_type": "choice", "_value": ["one"]}, "fixed": {"_type": "uniform", "_value": [0, 1]}}
     trials = history(space, lambda p: p["x"], 50)
