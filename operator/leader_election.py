@@ -285,6 +285,9 @@ class Elector:
                     log.info("leader election: %s leads now (Lease %s, %s)", self.identity, self.where, d.reason)
                     return True
                 self._log_waiting(d)
+                if d.expires_at is not None:  # look again right when the holder's lease would expire
+                    stop.wait(min(self.timing.retry_period, max(0.01, d.expires_at - self.clock.monotonic())))
+                    continue
             stop.wait(self.timing.retry_period)
         return False
 
