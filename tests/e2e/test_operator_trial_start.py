@@ -102,3 +102,22 @@ def test_a_trial_queued_for_a_gpu_is_not_stopped_and_its_clock_starts_when_it_ru
         # No kubelet confirms the deletion of a pod on KUBELET_NODE: remove it as one would.
         for p in pods_of(core, ns, name):
             core.delete_namespaced_pod(p.metadata.name, ns, grace_period_seconds=0)
+
+
+def test_trials_that_ran_on_a_node_have_their_containers_start_time(kube_cluster, env):
+    """Trials the fake node agent runs (short ones, which may start and end between two
+    operator passes): each trial's start in the tuner server is its pod's container startedAt
+    (kept no earlier than the trial's creation: startedAt has whole seconds)."""
+    ns, name = env["ns"], "ran"
+    core = client.CoreV1Api(kube_cluster.api_client())
+    kube_cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(
+        trial_experiment(name, env["script"], max_trials=2, concurrency=2)))
+    wait_for_phase(kube_cluster, ns, name, "DONE", timeout=90, log=env["op"].output)
+    uid = get_experiment(kube_cluster, ns, name)["metadata"]["uid"]
+    trials = {t["name"]: t for t in env["server"].get(f"/api/v1/experiments/{uid}/trials").json()}
+    pods = {p.metadata.labels["autotune.tensorstack.dev/trial"]: p for p in pods_of(core, ns, name)}
+    assert sorted(trials) == sorted(pods) and len(trials) == 2
+    for tid, t in trials.items():
+        (cs,) = pods[tid].status.container_statuses
+        ran = cs.state.terminated.started_at.timestamp()
+        assert t["state"] == "SUCCEEDED" and t["started"] == max(ran, t["created"]), (t, ran)
