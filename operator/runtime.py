@@ -327,11 +327,12 @@ class OperatorRuntime:
         writer = StatusWriter(self.api, ref, status, on_write=lambda written: self.metrics.status_written(key, written))
         events = EventRecorder(self.api, ref)
         paused = float(status.get("pausedSeconds") or 0)
+        resumed_message = ""
         if status.get("phase") in ENDED:
             resumed = self._resume(body, writer, events)
             if resumed is None:
                 return md.get("generation")
-            paused = resumed
+            paused, resumed_message = resumed, str(writer.last.get("message") or "")
         if not status.get("phase"):
             writer.write({"phase": Phase.PENDING.value, "message": "starting"})
         try:
@@ -416,6 +417,8 @@ class OperatorRuntime:
             if warm is not None:
                 patch["warmStart"] = warm
             patch["limits"] = limits_of(applied)  # what a resume's Event compares the new limits with
+            if resumed_message and st.phase is Phase.RUNNING and not st.message:
+                patch["message"] = resumed_message  # a resumed run says so until it has more to say
             writer.write({**patch, **({"observedGeneration": applied_gen} if applied_gen else {})})
             if st.phase.value != last_phase:
                 events.emit(f"Experiment{st.phase.value.capitalize()}", st.message or st.phase.value,

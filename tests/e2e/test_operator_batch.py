@@ -259,9 +259,10 @@ def test_limits_edited_while_running_take_effect(kube_cluster, env):
     assert st["observedGeneration"] == ate["metadata"]["generation"] == 2, (st, ate["metadata"])
     updated = [e["message"] for e in events_of(kube_cluster, ns, name) if e["reason"] == "SpecUpdated"]
     assert updated and "maxTrialNum 2 -> 5" in updated[0] and "trialConcurrency 1 -> 2" in updated[0], updated
-    # The experiment has ended: no edit at all is accepted any more.
-    r = patch_spec(kube_cluster, ns, name, {"maxTrialNum": 9})
-    assert r.returncode != 0 and "the experiment has ended" in r.stderr, r.stderr
+    # The experiment has ended: still only the limits may change (raising them resumes it,
+    # test_operator_resume.py); anything else is refused.
+    r = patch_spec(kube_cluster, ns, name, {"seed": 9})
+    assert r.returncode != 0 and "spec.seed cannot change" in r.stderr, r.stderr
     # ...while metadata still may: the finalizer's removal lets it be deleted.
     kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--timeout=60s")
 
