@@ -3,7 +3,8 @@
 The limits (``maxTrialNum``, ``maxFailedTrialNum``, ``maxTrialSeconds``, ``trialConcurrency``,
 ``maxExecSeconds``) may change at any time and apply on the next reconcile: more or fewer
 trials, more or fewer failures tolerated, a longer or shorter time per trial, more or less
-parallelism, a longer or shorter time limit. Everything else fixes what the search *is* (search space,
+parallelism, a longer or shorter time limit; on an experiment that ended DONE or TIMEOUT,
+raising them resumes it (resume.py). Everything else fixes what the search *is* (search space,
 tuner and its arguments, assessor, advisor, seed, objectives, the trial's workload) and
 the tuner server's history depends on it, so it cannot change; the CRD's transition rules
 and the ValidatingAdmissionPolicy refuse such edits at apply time, and this is the
