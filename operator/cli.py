@@ -128,8 +128,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (SpecError, LocalSetupError) as e:
         print(f"autotune: {e}", file=sys.stderr)
         return EXIT_INVALID
-    for w in exp.warnings:
-        print(f"autotune: warning: {w}", file=sys.stderr)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else []
     if args.server and not is_http_url(args.server):
         print(f"autotune: --server must be an http:// or https:// URL, got {args.server!r}", file=sys.stderr)
@@ -154,8 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SpecChanged as e:
         print(f"autotune: {e}", file=sys.stderr)
         return EXIT_INVALID
-    if resume.line:
+    if resume.line:  # the first line: which experiment this is
         print(f"autotune: {resume.line}", file=sys.stderr)
+    for w in exp.warnings:
+        print(f"autotune: warning: {w}", file=sys.stderr)
     save_spec(out, exp)
     exp_id = f"local.{exp.name}"
     executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out))

@@ -126,3 +126,20 @@ def test_final_training_after_a_resume_trains_only_a_new_best(tmp_path: Path) ->
     else:  # a new best: it alone is final-trained, under a new name
         assert len(finals) == 2 and finals[1]["name"] == f"{NAME}-final-7", finals
         assert finals[1]["parameters"] == s["bestTrial"]["parameters"] and finals[1]["state"] == "SUCCEEDED"
+
+
+def test_a_used_up_grid_ends_done_again_saying_so(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    doc = digits(2, epochs=2, tuner="GridSearch")
+    doc["spec"]["searchSpace"] = json.dumps({"hidden_units": {"_type": "choice", "_value": [16, 32]}})
+    path = write_manifest(tmp_path / "e.yaml", doc)
+    r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=120)
+    assert r.returncode == 0 and read_status(out, NAME)["trials"]["total"] == 2, r.stderr
+    doc["spec"]["maxTrialNum"] = 5
+    write_manifest(path, doc)
+    r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[0].startswith(f"autotune: resuming {NAME}: 2 trials so far, maxTrialNum 2 -> 5"), r.stderr
+    s = read_status(out, NAME)
+    assert s["phase"] == "DONE" and s["trials"]["total"] == 2, s
+    assert s["message"] == "the tuner has no new configurations after 2 trial(s)", s

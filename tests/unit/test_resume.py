@@ -335,3 +335,19 @@ def test_a_resumed_tpe_continues_from_its_history_not_from_random_startup(tmp_pa
     _, tpe, _ = build_algorithms(config)
     prior = tpe.suggest([], np.random.default_rng([7, 8]))
     assert again.parameters != prior
+
+
+def test_an_ended_experiment_without_a_loop_still_counts_in_the_phase_gauge() -> None:
+    from kubernetes import client
+
+    from autotune_operator.runtime import Settings
+    from tuner_server.client import HttpClient
+
+    settings = Settings(server_url="http://127.0.0.1:9", admin_token="t", trial_server_url="http://127.0.0.1:9")
+    rt = OperatorRuntime(settings, client.ApiClient(), HttpClient(settings.server_url, "t"))
+    rt.experiment_seen("ns", "a", 3, {"phase": "DONE", "observedGeneration": 3, "trials": {"total": 4, "succeeded": 4}})
+    rt.experiment_seen("ns", "b", 1, {"phase": "RUNNING"})  # its loop loads it
+    rt.experiment_seen("ns", "a", 3, {"phase": "DONE", "observedGeneration": 3})  # seen again: counted once
+    phases = rt.metrics.phases()
+    assert phases["DONE"] == 1 and phases["RUNNING"] == 0
+    assert rt.metrics.experiments_created._value.get() == 0  # an ended experiment is not a new one
