@@ -78,22 +78,22 @@ class _Adopted:
         except (AttributeError, OSError):  # no pidfd: poll /proc
             self._fd = None
 
-    def _exited(self, timeout: float | None) -> bool:
-        if self._fd is not None:
-            return bool(select.select([self._fd], [], [], timeout)[0])
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while _alive(self.pid):
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
-        return True
-
     def wait(self, timeout: float | None = None) -> int | None:
-        if not self._exited(timeout):
-            raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """The recorded exit code once the process is gone (None if none was recorded).
+        Only the watcher thread waits without a timeout, on the pidfd; the kill escalation
+        polls /proc instead, so no two threads share the descriptor."""
+        if timeout is None and self._fd is not None:
+            try:
+                select.select([self._fd], [], [])
+            finally:
+                os.close(self._fd)
+                self._fd = None
+        else:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while _alive(self.pid):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
+                time.sleep(0.1)
         rec = _read_record(self.record)
         return rec.get("exit") if rec else None
 
@@ -186,7 +186,14 @@ class LocalExecutor:
         False when there is none (never started, or the record is another experiment's)."""
         record = tdir / "process.json"
         rec = _read_record(record)
-        if rec is None or rec.get("key") != key:
+        if rec is None:
+            return False
+        if rec.get("key") != key:
+            # A trial of a forgotten history (autotune.db deleted) still running in this
+            # folder: it would report to nobody and write into the new trial's log.
+            pid = int(rec.get("pid") or 0)
+            if pid and "exit" not in rec and _is_trial(pid, trial_id, tdir):
+                _signal_group(pid, signal.SIGKILL)
             return False
         # Stopped by the earlier run (assessor, timeout) just before it died: still our stop.
         kill = _read_record(tdir / "kill.json")

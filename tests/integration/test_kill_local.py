@@ -149,17 +149,25 @@ def test_an_assessors_stop_survives_a_kill(tmp_path: Path) -> None:
 
 
 def test_a_fresh_history_in_an_old_folder_ignores_old_process_records(tmp_path: Path) -> None:
-    """autotune.db deleted, trials/ left: the new experiment's trials have the old names,
-    but the old process records are another experiment's and must not end them."""
-    ctx = ctx_for(tmp_path, "again", max_trials=2, concurrency=2, epochs=2)
-    assert ctx.finish(None) == 0
+    """autotune.db deleted (trials/ left) after a killed run whose trials still run: the
+    new experiment's trials have the old names, but the old records and processes are
+    another history's. They must neither end the new trials nor keep running beside them."""
+    ctx = ctx_for(tmp_path, "again", max_trials=2, concurrency=2, epochs=4, sleep=0.5)
+    proc = ctx.start()
+    assert kh.kill_when(ctx, proc, lambda: ctx.acks() >= 1, "a report")
+    old = kh.trial_pids(ctx.out)
+    assert old
     for p in ctx.out.glob("autotune.db*"):
         p.unlink()
     for p in (ctx.out / "trials").glob("*/ledger.jsonl"):
         p.unlink()
+    ctx.seen.clear()
     assert ctx.finish(None) == 0
+    assert not any(kh.alive(p) for p in old)
     assert_clean(ctx)
-    assert all(len(kh.runs_of(evs)) == 1 and evs[-1]["ev"] == "exit" for evs in kh.ledgers(ctx.out).values())
+    for evs in kh.ledgers(ctx.out).values():  # an old process may have noted a send before it was killed
+        new = [run for run in kh.runs_of(evs) if run[0]["pid"] not in old]
+        assert len(new) == 1 and new[0][-1]["ev"] == "exit"
 
 
 def test_sighup_stops_the_trials_like_ctrl_c(tmp_path: Path) -> None:
