@@ -12,6 +12,9 @@ One story, in order (each step needs the one before):
    lease could have expired;
 4. a Lease taken from the leader (written by someone else) makes it exit at once, non-zero.
 
+And a leader cut off from the API server (a TCP proxy that stops forwarding, as a network
+partition: calls hang, nothing is refused) exits non-zero before its lease expires.
+
 Plus: two Electors racing on the real API server, exactly one wins (the 409 path).
 The failover times are printed (pytest -s shows them), not asserted as speed.
 """
@@ -27,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 
 from autotune_operator.leader import Timing
@@ -257,3 +261,88 @@ def test_two_electors_racing_on_the_api_server_one_wins(kube_cluster):
     assert w.renew_once() and w.leading
     loser = next(e for e in electors if not e.leading)
     assert loser.try_once().action.value == "wait"
+
+
+class Partition:
+    """A TCP proxy to the API server that can stop forwarding (bounded: it lives as long as
+    the test; every thread is a daemon and ends when its sockets close)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.cut = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.socks.append(conn)
+            if self.cut.is_set():
+                continue  # accepted and never answered
+            up = socket.create_connection(self.upstream)
+            self.socks.append(up)
+            threading.Thread(target=self._pump, args=(conn, up), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, conn), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if self.cut.is_set():
+                continue  # swallowed: the other side waits for an answer that never comes
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def test_a_leader_cut_off_from_the_api_server_exits_before_its_lease_expires(kube_cluster, env, tmp_path):
+    ns = kube_cluster.new_namespace("partition")
+    host, port = kube_cluster.server.removeprefix("https://").rsplit(":", 1)
+    proxy = Partition((host, int(port)))
+    try:
+        kc = yaml.safe_load(Path(kube_cluster.kubeconfig).read_text())
+        for c in kc["clusters"]:
+            c["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"  # the API server's cert names 127.0.0.1
+        kubeconfig = tmp_path / "via-proxy.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(kc))
+        lease_seconds = 6  # renew deadline 4 s: the leader must be gone 2 s before a standby could take over
+        r = Replica(kube_cluster, env["server"], ns, tmp_path, "p", lease_seconds, RETRY)
+        r.extra_env["KUBECONFIG"] = str(kubeconfig)
+        env["replicas"].append(r)
+        r.start()
+        wait_for(lambda: holder(kube_cluster, ns) == "p", 60, "replica p to hold the Lease", interval=0.2)
+        wait_for(lambda: r.metric("autotune_operator_leader") == 1.0, 30, "p to run the operator")
+        time.sleep(2 * RETRY)  # a few renewals through the proxy
+        proxy.cut.set()
+        cut = time.time()
+        assert r.proc is not None
+        code = wait_for(lambda: r.proc.poll() is not None and (r.proc.returncode,), lease_seconds + 30,
+                        "p to exit", interval=0.05)[0]
+        exited = time.time()
+        last = parse_time(lease(kube_cluster, ns)["spec"]["renewTime"])  # read directly, not through the proxy
+        print(f"\npartitioned leader exited {exited - cut:.2f}s after the cut, {exited - last:.2f}s after its last "
+              f"renewal (lease {lease_seconds}s)")
+        assert code == LOST_EXIT_CODE, r.output()[-3000:]
+        assert "leader election lost (could not renew" in r.output()
+        assert exited < last + lease_seconds, "it could still act when a standby may take over"
+        assert holder(kube_cluster, ns) == "p"  # never released: it could not reach the API server
+    finally:
+        proxy.close()
