@@ -67,6 +67,8 @@ def test_raising_max_trial_num_resumes_a_done_experiment_with_its_history(kube_c
     assert [(t["name"], t["parameters"], t["state"]) for t in after[:2]] == \
         [(t["name"], t["parameters"], t["state"]) for t in before]  # the old trials kept as they were
     assert sorted(j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)) == [f"{name}-{i}" for i in range(4)]
+    succeeded = sorted(e["message"].split()[1] for e in events_of(kube_cluster, ns, name) if e["reason"] == "TrialSucceeded")
+    assert succeeded == [f"{name}-{i}" for i in range(4)], succeeded  # the old trials' ends are not reported again
 
     # Edited while no operator runs: the operator finds generation 3 > observedGeneration 2
     # at startup and resumes it; an experiment it finds ended and unedited stays as it is.
