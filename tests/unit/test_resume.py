@@ -351,3 +351,84 @@ def test_an_ended_experiment_without_a_loop_still_counts_in_the_phase_gauge() ->
     phases = rt.metrics.phases()
     assert phases["DONE"] == 1 and phases["RUNNING"] == 0
     assert rt.metrics.experiments_created._value.get() == 0  # an ended experiment is not a new one
+
+
+# ----- the controller: the pause is not run time -----
+
+class InstantExecutor:
+    """Every launched trial reports its x and ends at the next poll (no process)."""
+
+    starts_on_launch = True
+
+    def __init__(self, engine: Any, exp_id: str) -> None:
+        self.engine, self.exp_id = engine, exp_id
+        self.running: list[str] = []
+
+    def capacity(self) -> int | None:
+        return None
+
+    def launch(self, trial: Any) -> None:
+        self.running.append(trial.trial_id)
+
+    def started(self) -> dict[str, float]:
+        return {}
+
+    def active(self) -> set[str]:
+        return set(self.running)
+
+    def poll(self) -> list[Any]:
+        from autotune_operator.executors.base import TrialExit
+
+        out = []
+        for tid in self.running:
+            self.engine.report_final(self.exp_id, tid, float(self.engine.trial(self.exp_id, tid).record.parameters["x"]))
+            out.append(TrialExit(tid, 0))
+        self.running = []
+        return out
+
+    def kill(self, trial_id: str, reason: str) -> None:
+        pass
+
+    def wait(self, timeout: float) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_a_resumed_controller_counts_only_run_time_against_max_exec_seconds(tmp_path: Path) -> None:
+    from autotune_operator.controller import ExperimentController
+    from autotune_operator.status import ExperimentStatus
+    from tuner_server.client import InProcessClient
+    from tuner_server.engine import Engine
+    from tuner_server.store import Store
+
+    now = [T0]
+    engine = Engine(Store(tmp_path / "autotune.db"), clock=lambda: now[0])
+    doc = MANIFEST.replace("maxTrialNum: 16", "maxTrialNum: 2\n  maxExecSeconds: 600")
+
+    def run(text: str, paused: float) -> ExperimentStatus:
+        exp = load_experiment_text(text)
+        c = ExperimentController(exp, "local.e", InProcessClient(engine), InstantExecutor(engine, "local.e"), "http://x",
+                                 clock=lambda: now[0], paused_seconds=paused)
+        return c.run()
+
+    st = run(doc, 0)
+    assert st.phase is Phase.DONE and st.trials.total == 2 and st.pausedSeconds is None
+    now[0] += 86_400  # a day later, with one more trial allowed
+    status = json.loads(st.model_dump_json())
+    r = check_output_status(tmp_path, status, doc.replace("maxTrialNum: 2", "maxTrialNum: 3"), now[0])
+    assert r.paused_seconds == 86_400
+    st = run(doc.replace("maxTrialNum: 2", "maxTrialNum: 3"), r.paused_seconds)
+    assert st.phase is Phase.DONE and st.message == "all 3 trials ended" and st.trials.total == 3, st
+    assert st.pausedSeconds == 86_400
+    # Counted from creation instead, the day would have ended it TIMEOUT at once:
+    st = run(doc.replace("maxTrialNum: 2", "maxTrialNum: 4"), 0)
+    assert st.phase is Phase.TIMEOUT and st.trials.total == 3
+
+
+def check_output_status(folder: Path, status: dict[str, Any], text: str, now: float) -> Any:
+    """local_resume.check_output on a folder holding this status.json and the spec it ran."""
+    exp = load_experiment_text(text)
+    (folder / "status.json").write_text(json.dumps(status))
+    return check_output(folder, exp, now)
