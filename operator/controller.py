@@ -118,7 +118,7 @@ class ExperimentController:
     def _launch(self, a: Assignment) -> None:
         env = trial_env(self.server_url, self.state.token, self.exp_id, a.trial_id, a.sequence, a.parameters,
                         budget=a.budget, checkpoint_dir=self._checkpoint_dir(a.trial_id),
-                        resume_dir=self._checkpoint_dir(a.resume), kind=a.kind)
+                        resume_dir=self._checkpoint_dir(a.resume), kind=a.kind, user_env=self.exp.template_env_names())
         self.executor.launch(TrialLaunch(a.trial_id, a.sequence, a.parameters, env))
         if self.executor.starts_on_launch:
             self.client.started(self.exp_id, a.trial_id)

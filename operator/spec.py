@@ -268,6 +268,9 @@ class ExperimentSpec(_Model):
     # AutoTune extension: several objectives, each a key of the reported metric dict with
     # its own direction (then no optimize_mode anywhere). Absent: one objective, as in NNI.
     objectives: list[Objective] | None = None
+    # Azure ML's primary_metric (AutoTune extension): the metric a trial logs through MLflow
+    # (mlflow.log_metric) that is the objective; README "Your training script".
+    primaryMetric: str | None = Field(default=None, min_length=1, max_length=250)
     finalTraining: FinalTrainingSpec | None = None
     warmStart: WarmStartSpec | None = None
 
@@ -294,6 +297,11 @@ class ExperimentSpec(_Model):
         if self.objectiveGoal is not None and self.objectives is not None:
             raise FieldError("objectiveGoal", "applies to a single objective; with spec.objectives the search returns a "
                              "Pareto front, which no one value can end: leave objectiveGoal out")
+        if self.primaryMetric is not None and self.objectives is not None:
+            raise FieldError("primaryMetric", "names the one objective metric; with spec.objectives each objective's "
+                             "name is already the MLflow metric it is read from: leave primaryMetric out")
+        if self.primaryMetric is not None and not self.primaryMetric.strip():
+            raise FieldError("primaryMetric", "must name a metric, not be blank")
         return self
 
 
@@ -365,7 +373,15 @@ class Experiment:
             "optimizeMode": self.optimize_mode.value,
             "seed": s.seed,
             **({"objectives": [o.model_dump(mode="json") for o in s.objectives]} if s.objectives else {}),
+            **({"primaryMetric": s.primaryMetric} if s.primaryMetric else {}),
         }
+
+    def template_env_names(self) -> frozenset[str]:
+        """Every env variable name the trial template's containers set (a user's own
+        MLFLOW_TRACKING_URI there keeps AutoTune's MLflow variables out: executors/base.py)."""
+        return frozenset(e["name"] for t in self.spec.trainingConfig.tasks
+                         for c in (t.template.get("spec") or {}).get("containers") or []
+                         for e in c.get("env") or [] if isinstance(e, Mapping) and isinstance(e.get("name"), str))
 
 
 # Parts of a pydantic error location that are not fields: the member of a union that was

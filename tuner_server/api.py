@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tuner_server.engine import Assignment, Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
 from tuner_server.failed_logins import FailedLogins
 from tuner_server.metrics import install_metrics
+from tuner_server.mlflow_api import install_mlflow
+from tuner_server.mlflow_runs import MlflowRuns
 from tuner_server.ui import UiOptions, client_address, count_unless_known, install_ui, too_many_failures
 from tuner_server.ui_auth import TokenCheck, matches_any
 from tuner_server.warm_start import ImportRequest
@@ -257,6 +259,11 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     def end(exp_id: str, trial_id: str, body: EndRequest) -> dict[str, str]:
         with metrics.trial_end(engine, exp_id, trial_id):
             return {"state": engine.end(exp_id, trial_id, body.exitCode, body.killed, body.message).value}
+
+    # MLflow tracking calls of trials instrumented with MLflow (mlflow_api.py): the same
+    # tokens as the SDK's routes, answered in MLflow's error shape.
+    install_mlflow(app, MlflowRuns.of(engine), lambda request, exp_id, authorization: member(
+        request, exp_id, bearer(request, authorization)))
 
     # The read-only web UI (pages + /ui/api); its state issues local mode's login codes.
     app.state.ui = install_ui(app, engine, admin_token, ui, failed)

@@ -46,6 +46,9 @@ class ExperimentConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     # Several objectives (spec.objectives); None for a single-objective experiment.
     objectives: list[Objective] | None = None
+    # spec.primaryMetric: the metric a trial logs through MLflow that is the objective
+    # (tuner_server/mlflow_runs.py); None: MLflow metrics are kept but none is the objective.
+    primaryMetric: str | None = Field(default=None, min_length=1, max_length=250)
 
 
 class EngineError(Exception):
@@ -214,6 +217,10 @@ class Engine:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
+        # Called as hook(exp_id, trial_id) when a trial exits 0 (not killed, not stopped), before
+        # its state is decided: a trial that reported through MLflow gets its final result
+        # there, or a hook returns why the trial fails all the same (mlflow_runs.py).
+        self.end_hooks: list[Callable[[str, str], str | None]] = []
         self._experiments: dict[str, Hosted] = {}
         self._lock = threading.Lock()
         # Stored experiments whose config no longer builds (checks grow stricter between
@@ -522,6 +529,9 @@ class Engine:
             rec = t.record
             if rec.state.ended:
                 return rec.state
+            veto = None
+            if not killed and not t.stop_requested and exit_code == 0:
+                veto = next((m for m in (hook(exp_id, trial_id) for hook in self.end_hooks) if m), None)
             value = rec.value
             if t.stop_requested:
                 state = TrialState.EARLY_STOPPED
@@ -531,11 +541,11 @@ class Engine:
             elif killed:
                 state = TrialState.STOPPED
                 message = message or "stopped by the experiment"
-            elif exit_code == 0 and value is not None:
+            elif exit_code == 0 and value is not None and veto is None:
                 state = TrialState.SUCCEEDED
             elif exit_code == 0:
                 state = TrialState.FAILED
-                message = message or "exited 0 without reporting a final metric"
+                message = message or veto or "exited 0 without reporting a final metric"
             else:
                 state = TrialState.FAILED
                 message = message or (f"exited with code {exit_code}" if exit_code is not None else "ended without an exit code")

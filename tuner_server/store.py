@@ -289,6 +289,11 @@ class Store:
             [("UPDATE trials SET stop_requested = 1 WHERE exp_id = ? AND trial_id = ?", (exp_id, trial_id))],
         )
 
+    def add_event(self, exp_id: str, trial_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+        """An event with no table of its own (a trial's MLflow run: tuner_server/mlflow_runs.py),
+        read back with :meth:`trial_events`."""
+        self._tx(exp_id, trial_id, kind, payload, [])
+
     def set_ended(
         self, exp_id: str, trial_id: str, state: TrialState, value: float | None, exit_code: int | None, message: str | None, ts: float
     ) -> None:
@@ -361,6 +366,15 @@ class Store:
                 (exp_id, trial_id),
             ).fetchall()
         return [{"step": r[0], "value": r[1], "metrics": json.loads(r[2]) if r[2] else None, "ts": r[3]} for r in rows]
+
+    def trial_events(self, exp_id: str, trial_id: str, prefix: str) -> list[dict[str, Any]]:
+        """One trial's events whose kind starts with ``prefix``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, payload FROM events WHERE exp_id = ? AND trial_id = ? AND substr(kind, 1, ?) = ? ORDER BY id",
+                (exp_id, trial_id, len(prefix), prefix),
+            ).fetchall()
+        return [{"kind": r[0], "payload": json.loads(r[1] or "null")} for r in rows]
 
     def last_event_id(self, exp_id: str) -> int:
         """The newest event's id for this experiment (0 if none): a cheap change marker."""

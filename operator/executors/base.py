@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Collection, Mapping, Protocol
 
 from autotune_operator.spec import PLACEHOLDER
+from tuner_server.mlflow_names import run_id_of, tracking_uri
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def trial_env(
     checkpoint_dir: str | None = None,
     resume_dir: str | None = None,
     kind: str = "search",
+    user_env: Collection[str] = (),
 ) -> dict[str, str]:
     """The variables every trial receives, in every executor.
 
@@ -88,6 +90,11 @@ def trial_env(
     ``AUTOTUNE_BUDGET`` (what ``autotune.get_budget()`` reads) is set in both phases when
     there is a budget. ``AUTOTUNE_SAVE_DIR`` is where the trial may save a checkpoint and
     ``AUTOTUNE_RESUME_DIR`` the checkpoint a promoted trial continues from.
+
+    ``MLFLOW_*`` point a script's MLflow client at the tuner server's MLflow subset
+    (tuner_server/mlflow_api.py), in this trial's run, unless ``user_env`` (the names the
+    trial template's env sets) has ``MLFLOW_TRACKING_URI``: the user's own MLflow server
+    then wins, and none of them is set (a run id of ours would not exist there).
     """
     env = {
         "AUTOTUNE_SERVER_URL": server_url,
@@ -107,4 +114,13 @@ def trial_env(
         env["AUTOTUNE_SAVE_DIR"] = checkpoint_dir
     if resume_dir:
         env["AUTOTUNE_RESUME_DIR"] = resume_dir
+    if "MLFLOW_TRACKING_URI" not in user_env:
+        mlflow = {
+            "MLFLOW_TRACKING_URI": tracking_uri(server_url, exp_id, trial_id),
+            "MLFLOW_TRACKING_TOKEN": token,  # sent as "Authorization: Bearer"; a Secret on a cluster
+            "MLFLOW_RUN_ID": run_id_of(trial_id),  # start_run() and log_metric() resume this trial's run
+            # end_run() would print links to an MLflow UI that the tuner server does not serve.
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+        }
+        env.update({k: v for k, v in mlflow.items() if k not in user_env})
     return env

@@ -77,7 +77,9 @@ def metadata(trial: TrialWorkload) -> dict[str, Any]:
 def _env_list(trial: TrialWorkload) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for k, v in trial.env.items():
-        if k == SECRET_ENV:
+        # The MLflow client's copy of the token (trial_env) comes from the Secret too: a
+        # token must never be written in plain text into a workload's spec.
+        if k in (SECRET_ENV, "MLFLOW_TRACKING_TOKEN"):
             out.append({"name": k, "valueFrom": {"secretKeyRef": {"name": trial.token_secret, "key": TOKEN_KEY}}})
         else:
             out.append({"name": k, "value": v})

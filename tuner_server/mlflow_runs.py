@@ -1,0 +1,463 @@
+"""Trials that report through MLflow: the logic behind the tuner server's MLflow subset.
+
+A training script instrumented with MLflow tracking (``mlflow.log_metric("accuracy", acc)``,
+Azure ML's convention, seed 003) reports to AutoTune unchanged: each trial's environment
+points the MLflow client at ``<tuner server>/mlflow/<experiment>/<trial>`` with the trial's
+token and ``MLFLOW_RUN_ID`` (operator/executors/base.py), and the routes in mlflow_api.py
+call this module. Every trial has exactly one MLflow run, whose id is the trial's id
+(characters MLflow refuses in a run id, e.g. '.', become '_').
+
+How logged values become AutoTune results:
+
+- The objective is ``spec.primaryMetric`` (single objective) or the metrics named in
+  ``spec.objectives``. Each logged value of the objective (of the first objective with
+  several) is an intermediate report: the assessor sees it. Its stop decision cannot travel
+  back through MLflow's API, so the experiment kills the trial (the controller's
+  ``stopRequested``), as it does when a script ignores the SDK's answer.
+- When the run is ended FINISHED, or the process exits 0 without a final report, the
+  last value of every metric is the final result: ``{"default": <objective>, <every
+  metric>: <last value>}`` (single objective) or ``{<every metric>: <last value>}``. The
+  other metrics are thus the trial's extra metrics (trials.csv, the web UI).
+- A final report of the SDK wins: it is never overwritten.
+- A run ended FAILED or KILLED fails the trial even if the process exits 0.
+
+Everything is written to the store (as events) before a call is answered and replayed after
+a restart, so nothing logged is lost when the tuner server dies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from tuner_server.engine import Engine, EngineError, Hosted, NotFound
+from tuner_server.mlflow_names import experiment_id_of, run_id_of
+from tuner_server.objectives import MetricError, metric_vector
+from tuner_server.store import StoredTrial
+
+EVENT_PREFIX = "mlflow_"
+# MLflow's run statuses (RunStatus) and what each means here.
+ACTIVE = frozenset({"RUNNING", "SCHEDULED"})
+ENDED_BADLY = frozenset({"FAILED", "KILLED"})
+STATUSES = ACTIVE | ENDED_BADLY | {"FINISHED"}
+# Tags the client sets to nest a run under another (mlflow.start_run(nested=True)).
+PARENT_TAG = "mlflow.parentRunId"
+MAX_KEY = 250  # MLflow's limit on metric, param and tag keys
+MAX_VALUE = 8000  # on param values (MLflow 2.x allows 6000-8000; tags take more, kept here too)
+
+
+class MlflowError(Exception):
+    """An error in MLflow's REST shape: ``{"error_code": ..., "message": ...}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def body(self) -> dict[str, str]:
+        return {"error_code": self.code, "message": self.message}
+
+
+def not_found(message: str) -> MlflowError:
+    return MlflowError(404, "RESOURCE_DOES_NOT_EXIST", message)
+
+
+def invalid(message: str) -> MlflowError:
+    return MlflowError(400, "INVALID_PARAMETER_VALUE", message)
+
+
+@dataclass
+class LoggedMetric:
+    value: float
+    timestamp: int
+    step: int
+
+
+@dataclass
+class RunState:
+    """What MLflow knows of one trial's run (AutoTune keeps only the latest value per metric)."""
+
+    status: str = "RUNNING"
+    start_time: int | None = None
+    end_time: int | None = None
+    run_name: str | None = None
+    metrics: dict[str, LoggedMetric] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    # The final metric this module reported to the engine (None: none yet). A trial whose
+    # final result differs from it got one from the SDK, which wins.
+    final: dict[str, Any] | None = None
+
+    def apply(self, kind: str, p: Mapping[str, Any]) -> None:
+        """One recorded change (also how a restarted server replays the store's events)."""
+        if kind == "mlflow_metrics":
+            for m in p["metrics"]:
+                self.metrics[m["key"]] = LoggedMetric(m["value"], m["timestamp"], m["step"])
+        elif kind == "mlflow_params":
+            self.params.update(p["params"])
+        elif kind == "mlflow_tags":
+            self.tags.update(p["tags"])
+        elif kind == "mlflow_status":
+            self.status = p["status"]
+            self.end_time = p.get("end_time")
+            self.start_time = p.get("start_time", self.start_time)
+            self.run_name = p.get("run_name") or self.run_name
+        elif kind == "mlflow_final":
+            self.final = p["metric"]
+
+
+def objective_names(h: Hosted) -> list[str]:
+    """The metrics that are this experiment's objective(s), the first one making the curve."""
+    if h.objectives:
+        return [o.name for o in h.objectives]
+    return [h.config.primaryMetric] if h.config.primaryMetric else []
+
+
+def final_metric(h: Hosted, state: RunState) -> tuple[dict[str, Any] | None, str | None]:
+    """(the final metric to report, None) from the last logged values, or (None, why not)."""
+    names = objective_names(h)
+    logged = sorted(state.metrics)
+    if not names:
+        if not logged:
+            return None, None
+        return None, (f"it logged MLflow metrics ({', '.join(logged[:8])}) but spec.primaryMetric does not say "
+                      f"which one is the objective")
+    missing = [n for n in names if n not in state.metrics]
+    if missing:
+        what = "spec.objectives" if h.objectives else "spec.primaryMetric"
+        return None, (f"no value of MLflow metric(s) {missing} ({what}) was logged"
+                      + (f"; it logged {', '.join(logged[:8])}" if logged else ""))
+    # Non-finite extra metrics are left out: a final metric must be JSON (the objective's are checked below).
+    extra = {k: m.value for k, m in state.metrics.items() if math.isfinite(m.value) or k in names}
+    if h.objectives:
+        try:
+            metric_vector(extra, h.objectives)
+        except MetricError as e:
+            return None, f"bad final metric: {e}"
+        return extra, None
+    v = state.metrics[names[0]].value
+    if not math.isfinite(v):
+        return None, f"the last value of MLflow metric '{names[0]}' (spec.primaryMetric) is {v}, not a finite number"
+    return {"default": v, **extra}, None
+
+
+class MlflowRuns:
+    """Every trial's MLflow run, kept in the engine's store. Each call holds its experiment's
+    lock (the engine's): the engine calls :meth:`on_exit` holding it, so taking any other
+    lock first here could deadlock against a trial's concurrent log call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._runs: dict[tuple[str, str, float], RunState] = {}
+
+    @classmethod
+    def of(cls, engine: Engine) -> "MlflowRuns":
+        """The engine's MLflow runs, made and hooked into Engine.end_hooks (so that trials
+        exiting 0 get their final result from MLflow) on first use: one per engine, however
+        many apps serve it."""
+        for hook in engine.end_hooks:
+            owner = getattr(hook, "__self__", None)
+            if isinstance(owner, cls):
+                return owner
+        runs = cls(engine)
+        engine.end_hooks.append(runs.on_exit)
+        return runs
+
+    # ----- state -----
+    def _hosted(self, exp_id: str) -> Hosted:
+        try:
+            return self.engine.get(exp_id)
+        except NotFound as e:
+            raise not_found(str(e)) from None
+        except EngineError as e:  # stored but no longer loadable
+            raise MlflowError(400, "INVALID_STATE", str(e)) from None
+
+    def _trial(self, h: Hosted, trial_id: str) -> StoredTrial:
+        t = h.by_id.get(trial_id)
+        if t is None:
+            raise not_found(f"no trial '{trial_id}' in experiment '{h.stored.id}'")
+        return t
+
+    def _state(self, exp_id: str, t: StoredTrial) -> RunState:
+        # With its creation time: a deleted and re-created experiment's trials are new runs.
+        key = (exp_id, t.record.trial_id, t.created)
+        s = self._runs.get(key)
+        if s is None:
+            s = RunState(start_time=_ms(t.started or t.created))
+            for e in self.engine.store.trial_events(exp_id, t.record.trial_id, EVENT_PREFIX):
+                # Events outlive a deleted experiment: one re-created under the same id has
+                # trials of the same names, which must not inherit the old runs.
+                if e["payload"].get("created") == t.created:
+                    s.apply(e["kind"], e["payload"])
+            self._runs[key] = s
+        return s
+
+    def _record(self, exp_id: str, t: StoredTrial, s: RunState, kind: str, payload: dict[str, Any]) -> None:
+        """Store first, then apply: what a caller was told is recorded survives a crash."""
+        self.engine.store.add_event(exp_id, t.record.trial_id, kind, {**payload, "created": t.created})
+        s.apply(kind, payload)
+
+    def _run_of(self, h: Hosted, trial_id: str, run_id: Any) -> tuple[StoredTrial, RunState]:
+        t = self._trial(h, trial_id)
+        mine = run_id_of(t.record.trial_id)
+        if run_id != mine:
+            raise not_found(f"Run '{run_id}' not found: this AutoTune trial's MLflow run is '{mine}'")
+        return t, self._state(h.stored.id, t)
+
+    # ----- MLflow calls -----
+    def get_run(self, exp_id: str, trial_id: str, run_id: Any) -> dict[str, Any]:
+        h = self._hosted(exp_id)
+        with h.lock:
+            t, s = self._run_of(h, trial_id, run_id)
+            return {"run": self._run_view(h, t, s)}
+
+    def create_run(self, exp_id: str, trial_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``mlflow.start_run()`` without a run id (MLFLOW_RUN_ID is consumed by the first
+        one): the trial's run again, running. A nested run is refused: a trial has one run."""
+        tags = _pairs(body.get("tags"), "tags")
+        if PARENT_TAG in tags:
+            raise invalid("AutoTune keeps one MLflow run per trial: nested runs (mlflow.start_run(nested=True) or "
+                          "parent_run_id) are not supported; log to the trial's run")
+        h = self._hosted(exp_id)
+        with h.lock:
+            t = self._trial(h, trial_id)
+            s = self._state(exp_id, t)
+            if tags:
+                self._record(exp_id, t, s, "mlflow_tags", {"tags": tags})
+            start = body.get("start_time")
+            self._record(exp_id, t, s, "mlflow_status", {
+                "status": "RUNNING", "end_time": None, "run_name": _text(body.get("run_name"), "run_name", MAX_VALUE),
+                **({"start_time": int(start)} if isinstance(start, (int, float)) and not isinstance(start, bool) else {}),
+            })
+            return {"run": self._run_view(h, t, s)}
+
+    def update_run(self, exp_id: str, trial_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        status = body.get("status")
+        if status is not None and status not in STATUSES:
+            raise invalid(f"status must be one of {sorted(STATUSES)}, got {status!r}")
+        h = self._hosted(exp_id)
+        with h.lock:
+            t, s = self._run_of(h, trial_id, _run_id(body))
+            end = body.get("end_time")
+            new = status or s.status
+            self._record(exp_id, t, s, "mlflow_status", {
+                "status": new, "end_time": int(end) if isinstance(end, (int, float)) and new not in ACTIVE else None,
+                "run_name": _text(body.get("run_name"), "run_name", MAX_VALUE),
+            })
+            if new == "FINISHED":
+                self._finish(exp_id, h, t, s)
+            return {"run_info": self._run_view(h, t, s)["info"]}
+
+    def log_batch(self, exp_id: str, trial_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        metrics = body.get("metrics") or []
+        if not isinstance(metrics, list):
+            raise invalid("metrics must be a list")
+        parsed = [_metric(m) for m in metrics]
+        params = _pairs(body.get("params"), "params")
+        tags = _pairs(body.get("tags"), "tags")
+        h = self._hosted(exp_id)
+        with h.lock:
+            t, s = self._run_of(h, trial_id, _run_id(body))
+            if params:
+                self._record(exp_id, t, s, "mlflow_params", {"params": params})
+            if tags:
+                self._record(exp_id, t, s, "mlflow_tags", {"tags": tags})
+            self._log_metrics(exp_id, h, t, s, parsed)
+            return {}
+
+    def log_metric(self, exp_id: str, trial_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        m = _metric(body)
+        h = self._hosted(exp_id)
+        with h.lock:
+            t, s = self._run_of(h, trial_id, _run_id(body))
+            self._log_metrics(exp_id, h, t, s, [m])
+            return {}
+
+    def log_param(self, exp_id: str, trial_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.log_batch(exp_id, trial_id, {"run_id": _run_id(body), "params": [body]})
+
+    def set_tag(self, exp_id: str, trial_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self.log_batch(exp_id, trial_id, {"run_id": _run_id(body), "tags": [body]})
+
+    def get_experiment(self, exp_id: str, trial_id: str, experiment_id: Any) -> dict[str, Any]:
+        h = self._hosted(exp_id)
+        with h.lock:
+            self._trial(h, trial_id)
+            mine = experiment_id_of(exp_id)
+            # "0" is MLflow's default experiment, which a script that names none asks for.
+            if experiment_id not in (mine, "0"):
+                raise not_found(f"No Experiment with id={experiment_id} exists: this AutoTune trial's MLflow "
+                                f"experiment is '{mine}'")
+            return {"experiment": self._experiment_view(h)}
+
+    def get_experiment_by_name(self, exp_id: str, trial_id: str, name: Any) -> dict[str, Any]:
+        """Any name is the trial's experiment: ``mlflow.set_experiment("whatever")`` in a
+        script must keep logging to the trial (it would otherwise create an experiment)."""
+        if not isinstance(name, str) or not name:
+            raise invalid("experiment_name is required")
+        h = self._hosted(exp_id)
+        with h.lock:
+            self._trial(h, trial_id)
+            return {"experiment": self._experiment_view(h)}
+
+    # ----- results -----
+    def _log_metrics(self, exp_id: str, h: Hosted, t: StoredTrial, s: RunState, metrics: list[tuple[str, LoggedMetric]]) -> None:
+        new: list[dict[str, Any]] = []
+        for key, m in metrics:
+            last = s.metrics.get(key)
+            # The client retries a call whose answer it did not get: the same value, step and
+            # timestamp again is that retry (MLflow's own store keys metrics so too).
+            if last is not None and (last.value, last.timestamp, last.step) == (m.value, m.timestamp, m.step) \
+                    or any(n["key"] == key and (n["value"], n["timestamp"], n["step"]) == (m.value, m.timestamp, m.step) for n in new):
+                continue
+            new.append({"key": key, "value": m.value, "timestamp": m.timestamp, "step": m.step})
+        if not new:
+            return
+        self._record(exp_id, t, s, "mlflow_metrics", {"metrics": new})
+        names = objective_names(h)
+        if not names or t.record.state.ended:
+            return
+        for n in new:
+            # The first objective's values make the trial's curve (what assessors judge).
+            if n["key"] == names[0] and math.isfinite(n["value"]):
+                # A stop request is not answered here: MLflow has no way to say it. The
+                # experiment kills the trial (the controller acts on stopRequested).
+                self.engine.report_intermediate(exp_id, t.record.trial_id, n["value"])
+
+    def _finish(self, exp_id: str, h: Hosted, t: StoredTrial, s: RunState) -> str | None:
+        """The last logged values become the trial's final result, unless the SDK gave one.
+        None when done (or nothing to do), else why there is no result."""
+        if t.record.state.ended:
+            return None
+        if t.record.value is not None and (s.final is None or dict(t.record.metrics or {}) != s.final):
+            return None  # the SDK's final report wins
+        metric, why = final_metric(h, s)
+        if metric is None:
+            return why
+        if s.final == metric and t.record.value is not None:
+            return None
+        self.engine.report_final(exp_id, t.record.trial_id, metric)
+        self._record(exp_id, t, s, "mlflow_final", {"metric": metric})
+        return None
+
+    def on_exit(self, exp_id: str, trial_id: str) -> str | None:
+        """Engine end hook (the trial exited 0): a final result from the run, or why it fails."""
+        try:
+            h = self._hosted(exp_id)
+            with h.lock:
+                t = self._trial(h, trial_id)
+                s = self._state(exp_id, t)
+                if not (s.metrics or s.params or s.tags or s.status != "RUNNING"):
+                    return None  # the trial never used MLflow
+                if s.status in ENDED_BADLY:
+                    return f"its MLflow run ended {s.status}"
+                why = self._finish(exp_id, h, t, s)
+        except (MlflowError, EngineError) as e:  # never keep a trial from ending
+            return f"exited 0, but its MLflow result could not be recorded: {e}"
+        if why is None or t.record.value is not None:
+            return None
+        return f"exited 0 without a final result: {why}"
+
+    # ----- views (MLflow's JSON shapes) -----
+    def _run_view(self, h: Hosted, t: StoredTrial, s: RunState) -> dict[str, Any]:
+        rid = run_id_of(t.record.trial_id)
+        info: dict[str, Any] = {
+            "run_id": rid, "run_uuid": rid, "run_name": s.run_name or t.record.trial_id,
+            "experiment_id": experiment_id_of(h.stored.id), "user_id": "autotune", "status": s.status,
+            "start_time": s.start_time or _ms(t.started or t.created),
+            # An artifact store AutoTune does not serve: log_artifact fails with the reason (mlflow_api.py).
+            "artifact_uri": f"mlflow-artifacts:/autotune/{experiment_id_of(h.stored.id)}/{rid}",
+            "lifecycle_stage": "active",
+        }
+        if s.end_time is not None:
+            info["end_time"] = s.end_time
+        return {
+            "info": info,
+            "data": {
+                "metrics": [{"key": k, "value": _json_number(m.value), "timestamp": m.timestamp, "step": m.step}
+                            for k, m in s.metrics.items()],
+                "params": [{"key": k, "value": v} for k, v in s.params.items()],
+                "tags": [{"key": k, "value": v} for k, v in s.tags.items()],
+            },
+            "inputs": {},
+        }
+
+    def _experiment_view(self, h: Hosted) -> dict[str, Any]:
+        return {"experiment_id": experiment_id_of(h.stored.id), "name": h.stored.name, "lifecycle_stage": "active",
+                "artifact_location": f"mlflow-artifacts:/autotune/{experiment_id_of(h.stored.id)}",
+                "creation_time": _ms(h.stored.created), "last_update_time": _ms(h.stored.created), "tags": []}
+
+
+# ----- request parsing (MLflow's JSON: numbers may arrive as strings, as protobuf's JSON has them) -----
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _json_number(v: float) -> float | str:
+    return v if math.isfinite(v) else ("NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity"))
+
+
+def _run_id(body: Mapping[str, Any]) -> Any:
+    rid = body.get("run_id") or body.get("run_uuid")
+    if not rid:
+        raise invalid("run_id is required")
+    return rid
+
+
+def _text(v: Any, name: str, limit: int) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise invalid(f"{name} must be a string, got {v!r}"[:200])
+    if len(v) > limit:
+        raise invalid(f"{name} is {len(v)} characters, more than {limit}")
+    return v
+
+
+def _key(v: Any, what: str) -> str:
+    if not isinstance(v, str) or not v:
+        raise invalid(f"{what} key must be a non-empty string, got {v!r}"[:200])
+    if len(v) > MAX_KEY:
+        raise invalid(f"{what} key {v[:40]!r}... is longer than {MAX_KEY} characters")
+    return v
+
+
+def _int(v: Any, name: str, default: int) -> int:
+    if v is None:
+        return default
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        return int(v)
+    except (TypeError, ValueError):
+        raise invalid(f"{name} must be an integer, got {v!r}"[:200]) from None
+
+
+def _metric(m: Any) -> tuple[str, LoggedMetric]:
+    if not isinstance(m, Mapping):
+        raise invalid(f"a metric must be an object with key and value, got {m!r}"[:200])
+    key = _key(m.get("key"), "metric")
+    v = m.get("value")
+    try:
+        if isinstance(v, bool) or v is None:
+            raise ValueError
+        value = float(v)  # "NaN"/"Infinity" strings are protobuf JSON's non-finite doubles
+    except (TypeError, ValueError):
+        raise invalid(f"metric '{key}' value must be a number, got {v!r}"[:200]) from None
+    return key, LoggedMetric(value, _int(m.get("timestamp"), "timestamp", 0), _int(m.get("step"), "step", 0))
+
+
+def _pairs(items: Any, what: str) -> dict[str, str]:
+    """[{key, value}, ...] -> {key: value} (params and tags; values are strings in MLflow)."""
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise invalid(f"{what} must be a list of {{key, value}} objects")
+    out: dict[str, str] = {}
+    for it in items:
+        if not isinstance(it, Mapping):
+            raise invalid(f"each of {what} must be an object with key and value, got {it!r}"[:200])
+        key = _key(it.get("key"), what.rstrip("s"))
+        v = it.get("value")
+        out[key] = _text(v if isinstance(v, str) or v is None else str(v), f"{what.rstrip('s')} '{key}'", MAX_VALUE) or ""
+    return out
