@@ -220,17 +220,18 @@ class LocalExecutor:
         threading.Thread(target=self._wait, args=(trial_id, r), daemon=True).start()
 
     def _wait(self, trial_id: str, r: _Running) -> None:
+        # Whatever the trial left in its process group (its supervisor killed, data loader
+        # workers) ends with it, as a pod's containers do.
         if isinstance(r.proc, subprocess.Popen):
-            try:  # wait without reaping, so the group id cannot be reused before the sweep below
+            try:  # wait without reaping, so the group id cannot be reused before the sweep
                 os.waitid(os.P_PID, r.proc.pid, os.WEXITED | os.WNOWAIT)
             except ChildProcessError:
                 pass
+            _signal_group(r.proc.pid, signal.SIGKILL)
+            code = r.proc.wait()
         else:
-            r.proc.wait()
-        # Whatever the trial left in its process group (its supervisor killed, data loader
-        # workers) ends with it, as a pod's containers do.
-        _signal_group(r.proc.pid, signal.SIGKILL)
-        code = r.proc.wait()
+            code = r.proc.wait()  # once: after the exit its pid may already be someone else's
+            _signal_group(r.proc.pid, signal.SIGKILL)
         rec = _read_record(self.trial_dir(trial_id) / "process.json")
         error = None
         if rec is not None and rec.get("key") == r.key and "exit" in rec:
