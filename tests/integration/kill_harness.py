@@ -83,7 +83,8 @@ def ledgers(out: Path) -> dict[str, list[dict[str, Any]]]:
                 lines.append(json.loads(raw))
             except json.JSONDecodeError:
                 pass
-        found[p.parent.name] = lines
+        if lines:  # a ledger whose first line is still being written is not there yet
+            found[p.parent.name] = lines
     return found
 
 
@@ -130,12 +131,14 @@ def alive(pid: int) -> bool:
         return False
 
 
-def kill_controller(proc: subprocess.Popen[Any], how: str, out: Path) -> None:
+def kill_controller(proc: subprocess.Popen[Any], how: str, out: Path) -> set[str]:
     """SIGKILL `autotune run`: ``ctl`` only its process (its process group is the same here:
     trials run in their own sessions), ``all`` it and every trial process group too (a
-    container or cgroup killed as a whole)."""
+    container or cgroup killed as a whole). Returns the trials whose processes ``all`` killed."""
     groups = set()
+    victims = set()
     if how == "all":
+        victims = {tid for tid, evs in ledgers(out).items() if alive(runs_of(evs)[-1][0]["pid"])}
         for pid in trial_pids(out):
             try:
                 groups.add(os.getpgid(pid))
@@ -156,6 +159,7 @@ def kill_controller(proc: subprocess.Popen[Any], how: str, out: Path) -> None:
         except ProcessLookupError:
             pass
     proc.wait()
+    return victims
 
 
 def seen_trials(db: Path, exp_id: str) -> set[str]:
@@ -192,11 +196,14 @@ def runs_of(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def check_experiment(out: Path, db: Path, exp_id: str, max_trials: int, seen: set[str],
-                     killed_trials: set[str] = frozenset(), final_training: bool = False) -> Outcome:  # type: ignore[assignment]
+                     killed_trials: set[str] = frozenset(), final_training: bool = False,  # type: ignore[assignment]
+                     killed_with_run: set[str] = frozenset()) -> Outcome:  # type: ignore[assignment]
     """Everything that must hold once the experiment has ended (see the module docstring).
 
     ``seen``: trial ids that existed at some kill. ``killed_trials``: trials whose own
-    process the test killed (they must be FAILED, saying so).
+    process the test killed (they must be FAILED, saying so). ``killed_with_run``: trials
+    whose processes were killed with `autotune run` (they may end STOPPED, saying so, even
+    if their ledger got to its last line: no exit code exists).
     """
     o = Outcome()
     trows = db_query(db, "SELECT trial_id, sequence, state, value, metrics, message, kind, budget, info, exit_code "
@@ -290,6 +297,8 @@ def check_experiment(out: Path, db: Path, exp_id: str, max_trials: int, seen: se
         elif tid in killed_trials:
             if state != "FAILED" or not message or "signal 9" not in message:
                 o.add("states", f"{tid} was SIGKILLed: {state} ({message})")
+        elif tid in killed_with_run and state == "STOPPED" and message and "no exit code" in message:
+            pass
         elif clean and state not in ("SUCCEEDED", "EARLY_STOPPED"):
             o.add("states", f"{tid} exited cleanly after its final report but is {state} ({message})")
         elif not clean and state == "SUCCEEDED":
@@ -327,10 +336,13 @@ class Ctx:
     name: str
     doc: dict[str, Any]
     server: Any = None  # a conftest.ServerProcess for --server scenarios
+    server_token: str = ""
     seen: set[str] = field(default_factory=set)
     killed_trials: set[str] = field(default_factory=set)
     log: list[str] = field(default_factory=list)
     reruns: int = 0
+    bad_ends: list[str] = field(default_factory=list)  # runs that ended before DONE on their own
+    killed_with_run: set[str] = field(default_factory=set)  # trial processes an ``all`` kill ended
 
     @property
     def manifest(self) -> Path:
@@ -366,8 +378,6 @@ class Ctx:
         return start_run(self.manifest, self.output, self.server.url if self.server is not None else None, env,
                          log=self.tmp / "autotune.log")
 
-    server_token: str = ""
-
     def remember(self) -> None:
         self.seen |= seen_trials(self.db, self.exp_id)
 
@@ -391,11 +401,16 @@ class Ctx:
             if code == 0 and phase == "DONE":
                 return code
             self.log.append(f"run ended {code} ({phase})")
+            self.bad_ends.append(f"a run ended {code} ({phase}) without being killed")
         return code
 
     def check(self) -> Outcome:
         final = bool((self.doc["spec"].get("finalTraining") or {}).get("enabled"))
-        return check_experiment(self.out, self.db, self.exp_id, self.max_trials, self.seen, self.killed_trials, final)
+        o = check_experiment(self.out, self.db, self.exp_id, self.max_trials, self.seen, self.killed_trials, final,
+                             self.killed_with_run)
+        for msg in self.bad_ends:
+            o.add("files", msg)
+        return o
 
 
 def kill_when(ctx: Ctx, proc: subprocess.Popen[bytes], cond: Callable[[], bool], what: str, how: str = "ctl") -> bool:
@@ -405,7 +420,7 @@ def kill_when(ctx: Ctx, proc: subprocess.Popen[bytes], cond: Callable[[], bool],
         ctx.log.append(f"ended before the kill point ({what})")
         return False
     ctx.remember()
-    kill_controller(proc, how, ctx.out)
+    ctx.killed_with_run |= kill_controller(proc, how, ctx.out)
     ctx.log.append(f"killed ({how}) at {what}; trials {sorted(ctx.seen)}")
     return reached
 
