@@ -285,6 +285,7 @@ def test_search_defining_edits_are_refused_at_apply_time(kube_cluster, env):
                         ({"assessor": {"builtinAssessorName": "Medianstop"}}, "spec.assessor"),
                         ({"seed": 5}, "spec.seed"),
                         ({"objectiveGoal": 0.5}, "spec.objectiveGoal"),
+                        ({"primaryMetric": "loss"}, "spec.primaryMetric"),
                         ({"trainingConfig": {"type": "xgboost"}}, "spec.trainingConfig")]:
         r = patch_spec(kube_cluster, ns, name, edit)
         assert r.returncode != 0 and f"{field} cannot change" in r.stderr, (edit, r.stderr)

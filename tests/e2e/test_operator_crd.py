@@ -42,6 +42,9 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
         ("- type: worker", "- type: launcher", "tensorflow tasks are of type"),
         ("  tuner:\n", "  advisor:\n    builtinAdvisorName: BOHB\n  tuner:\n", "exactly one of spec.tuner"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  maxTrials: 3\n", 'unknown field "spec.maxTrials"'),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: \"\"\n", "spec.primaryMetric"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  objectives: [{name: a, optimizeMode: maximize},"
+         " {name: b, optimizeMode: minimize}]\n", "spec.primaryMetric names the one objective metric"),
     ],
 )
 def test_schema_refuses_invalid(kube_cluster, crd, old, new, expect):
