@@ -72,12 +72,15 @@ def cleanup(memo: kopf.Memo, **_: Any) -> None:
 def needs_loop(status: Mapping[str, Any], meta: Mapping[str, Any], **_: Any) -> bool:
     """The daemon's filter: a reconcile loop (a thread) only for an experiment that has not
     ended, or one whose spec was edited since it ended (a resume: runtime.py ``_resume``).
+    An experiment has ended when its loop wrote ``completionTime``: a TIMEOUT or ERROR
+    phase comes first, while the loop still stops the trials that run.
 
     An ended experiment then costs no thread, however many there are. kopf stops a daemon
     whose filter stops matching and spawns it again once it matches again; one that
     returned on its own it never spawns again (until the operator restarts), so the daemon
     below waits to be stopped instead of returning when its experiment ends."""
-    return status.get("phase") not in ENDED or meta.get("generation") != status.get("observedGeneration")
+    ended = status.get("phase") in ENDED and bool(status.get("completionTime"))
+    return not ended or meta.get("generation") != status.get("observedGeneration")
 
 
 @kopf.daemon(API_GROUP, API_VERSION, PLURAL, cancellation_timeout=15.0, backoff=5.0, when=needs_loop)

@@ -328,7 +328,12 @@ class OperatorRuntime:
         events = EventRecorder(self.api, ref)
         paused = float(status.get("pausedSeconds") or 0)
         resumed_message = ""
-        if status.get("phase") in ENDED:
+        # Ended but not finished (no completionTime): the loop was stopping its trials when the
+        # operator stopped. It goes on doing so; an ERROR keeps its reason, which a new
+        # controller could not find again (a tuner failure), so the phase cannot go back.
+        stopping_error = (str(status.get("message") or "ERROR")
+                          if status.get("phase") == Phase.ERROR.value and not status.get("completionTime") else None)
+        if status.get("phase") in ENDED and status.get("completionTime"):
             resumed = self._resume(body, writer, events)
             if resumed is None:
                 return md.get("generation")
@@ -360,6 +365,8 @@ class OperatorRuntime:
                                      owner={"namespace": ref.namespace, "name": ref.name, "uid": ref.uid},
                                      find_source=self._source_finder(ref.namespace), paused_seconds=paused)
             c.limits = _limits(applied, c.limits.capacity)
+            if stopping_error is not None:
+                c.state.error = stopping_error
             return c
 
         controller = fresh()

@@ -167,10 +167,13 @@ def test_the_resumed_condition_is_set_on_resume_and_kept_after() -> None:
 def test_the_daemon_filter_runs_only_unended_or_edited_experiments() -> None:
     from autotune_operator.kopf_handlers import needs_loop
 
+    done = {"phase": "DONE", "observedGeneration": 3, "completionTime": "2026-01-01T00:00:00Z"}
     assert needs_loop(status={}, meta={"generation": 1})
     assert needs_loop(status={"phase": "RUNNING", "observedGeneration": 1}, meta={"generation": 1})
-    assert not needs_loop(status={"phase": "DONE", "observedGeneration": 3}, meta={"generation": 3})
-    assert needs_loop(status={"phase": "DONE", "observedGeneration": 3}, meta={"generation": 4})
+    assert not needs_loop(status=done, meta={"generation": 3})
+    assert needs_loop(status=done, meta={"generation": 4})
+    # TIMEOUT is written first, while the loop still stops the running trials: it keeps its loop.
+    assert needs_loop(status={"phase": "TIMEOUT", "observedGeneration": 3}, meta={"generation": 3})
 
 
 class FakeWriter:
