@@ -138,7 +138,8 @@ def final_metric(h: Hosted, state: RunState) -> tuple[dict[str, Any] | None, str
     v = state.metrics[names[0]].value
     if not math.isfinite(v):
         return None, f"the last value of MLflow metric '{names[0]}' (spec.primaryMetric) is {v}, not a finite number"
-    return {"default": v, **extra}, None
+    # "default" last: a metric the script itself named "default" must not replace the objective.
+    return {**extra, "default": v}, None
 
 
 class MlflowRuns:

@@ -339,3 +339,11 @@ def test_primary_metric_in_the_spec() -> None:
         with pytest.raises(SpecError) as e:
             validate_manifest(_doc(**bad))
         assert len(e.value.problems) == 1 and e.value.problems[0].startswith(where), e.value.problems
+
+
+def test_a_metric_named_default_does_not_replace_the_objective(setup: Setup) -> None:
+    t = setup.trial()
+    t.log("accuracy", 0.8)
+    t.log("default", 0.1)
+    t.end("FINISHED")
+    assert setup.view(t)["value"] == 0.8 and setup.view(t)["metrics"]["default"] == 0.8
