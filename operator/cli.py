@@ -3,6 +3,7 @@
     autotune run EXPERIMENT.yaml [--output DIR] [--workdir DIR] [--devices 0,1] [--ui]
     autotune validate EXPERIMENT.yaml
     autotune ui RESULTS_DIR                 (a finished local run in the web UI)
+    autotune convert KATIB_OR_NNI.yaml [-o OUT.yaml]   (a Katib Experiment or NNI config, converted)
     autotune operator [--namespaces a,b] [--server-url URL] ...   (the Kubernetes operator)
 
 Exit codes of `run`: 0 DONE or TIMEOUT, 1 ERROR, 2 invalid experiment, 130 interrupted.
@@ -28,6 +29,7 @@ from typing import IO, Any, Sequence
 
 from autotune_operator import __main__ as operator_main
 from autotune_operator import ui_command
+from autotune_operator.convert import command as convert_command
 from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
 from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
@@ -331,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     operator_main.add_arguments(o)
     u = sub.add_parser("ui", help="open a finished local run's results in the web UI (127.0.0.1, until Ctrl-C)")
     ui_command.add_arguments(u)
+    c = sub.add_parser("convert", help="a Katib Experiment or an NNI config as an AutoTuneExperiment (notes on stderr)")
+    convert_command.add_arguments(c)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
@@ -338,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_validate(args)
     if args.command == "ui":
         return ui_command.run(args)
+    if args.command == "convert":
+        return convert_command.run(args)
     if args.command == "operator":
         return operator_main.run(args)  # configures logging itself (AUTOTUNE_LOG_LEVEL / --log-level)
     return cmd_run(args)

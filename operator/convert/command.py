@@ -1,0 +1,160 @@
+"""`autotune convert SOURCE [-o OUT] [--search-space FILE] [--image IMAGE]`: the I/O around
+the pure converters. Prints (or writes) the AutoTuneExperiment, checked by AutoTune's own
+validator, and one stderr line per note. Exit 0 converted, 2 not understood.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autotune_operator.convert import Conversion, ConvertError, convert_katib, convert_nni, detect
+from autotune_operator.spec import SpecError, _StrictLoader, _yaml_problem, validate_manifest
+
+EXIT_OK, EXIT_INVALID = 0, 2
+NNI_IMPORT = re.compile(r"^\s*(import\s+nni\b|from\s+nni(\.|\s+import)\b)", re.MULTILINE)
+MAX_SCANNED = 500  # files of trialCodeDirectory looked at for `import nni`
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="a Katib Experiment (kubeflow.org/v1beta1) or an NNI experiment config (YAML)")
+    p.add_argument("-o", "--output", help="write the AutoTuneExperiment here (default: standard output)")
+    p.add_argument("--search-space", help="NNI: the search-space JSON file (default: the config's searchSpaceFile)")
+    p.add_argument("--image", help="NNI: the container image trials run in on a cluster")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the search space's JSON) as |- blocks, as the README writes them."""
+
+
+def _str(dumper: yaml.SafeDumper, s: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def render(conv: Conversion, source: str) -> str:
+    """The manifest as YAML, its search space and classArgs as JSON text (the manual's form),
+    the notes repeated as comments so they travel with the file."""
+    m = json.loads(json.dumps(conv.manifest))  # a deep copy
+    spec = m["spec"]
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in spec["searchSpace"].items()]
+    spec["searchSpace"] = "{\n" + ",\n".join(lines) + "\n}"
+    for block in ("tuner", "advisor", "assessor"):
+        if block in spec:
+            spec[block]["classArgs"] = json.dumps(spec[block]["classArgs"])
+    head = [f"# Converted from {source} ({conv.source}) by `autotune convert`."]
+    if conv.notes:
+        head.append("# Not carried over exactly:")
+        head += [f"#  - {n}" for n in conv.notes]
+    body = yaml.dump(m, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+    return "\n".join(head) + "\n" + body
+
+
+def _load(path: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConvertError("", f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConvertError("", f"{path} is not UTF-8 text") from None
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
+    except yaml.YAMLError as e:
+        raise ConvertError("", _yaml_problem(path, e)) from None
+    if len(docs) != 1:
+        raise ConvertError("", f"{path} holds {len(docs)} YAML documents; give it exactly one experiment")
+    return docs[0]
+
+
+def _search_space(args: argparse.Namespace, doc: dict[str, Any], config_dir: Path) -> Any:
+    given, field = args.search_space, "--search-space"
+    if given is None:
+        for key in ("searchSpaceFile", "searchSpacePath"):
+            if doc.get(key):
+                given, field = str(doc[key]), key
+                break
+        if given is None:
+            return None
+        path = Path(os.path.expanduser(given))
+        path = path if path.is_absolute() else config_dir / path
+    else:
+        path = Path(given)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise ConvertError(field, f"cannot read the search space {path}: {why} (pass --search-space FILE)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:  # NNI reads JSON; a YAML file of the same shape is accepted too
+            return yaml.load(text, Loader=_StrictLoader)
+        except yaml.YAMLError as e:
+            raise ConvertError(field, f"{path} is neither JSON nor YAML ({_yaml_problem(str(path), e)})") from None
+
+
+def nni_files(code_dir: Path) -> list[str]:
+    """Python files under the trial code directory that import nni (relative paths)."""
+    found: list[str] = []
+    if not code_dir.is_dir():
+        return found
+    for i, f in enumerate(sorted(code_dir.rglob("*.py"))):
+        if i >= MAX_SCANNED:
+            break
+        try:
+            if NNI_IMPORT.search(f.read_text(encoding="utf-8", errors="replace")):
+                found.append(str(f.relative_to(code_dir)))
+        except OSError:
+            continue
+    return found
+
+
+def convert_file(args: argparse.Namespace) -> Conversion:
+    doc = _load(args.source)
+    kind = detect(doc)
+    if kind == "katib":
+        return convert_katib(doc)
+    config_dir = Path(args.source).resolve().parent
+    out_dir = Path(args.output).resolve().parent if args.output else Path.cwd()
+    conv = convert_nni(doc, search_space=_search_space(args, doc, config_dir),
+                       code_base=os.path.relpath(config_dir, out_dir), default_name=Path(args.source).stem,
+                       image=args.image)
+    code = str(doc.get("trialCodeDirectory") or (doc.get("trial") or {}).get("codeDir") or ".")
+    files = nni_files(config_dir / os.path.expanduser(code))
+    if files:
+        conv.notes[-1] += f"; files that import nni: {', '.join(files[:10])}{' ...' if len(files) > 10 else ''}"
+    return conv
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        conv = convert_file(args)
+    except ConvertError as e:
+        print(f"autotune: convert: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        validate_manifest(conv.manifest)
+    except SpecError as e:
+        print(f"autotune: convert: the converted experiment is not valid: {'; '.join(e.problems)}", file=sys.stderr)
+        return EXIT_INVALID
+    text = render(conv, Path(args.source).name)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as e:
+            print(f"autotune: convert: cannot write {args.output}: {e.strerror}", file=sys.stderr)
+            return EXIT_INVALID
+    else:
+        sys.stdout.write(text)
+    for n in conv.notes:
+        print(f"autotune: convert: {n}", file=sys.stderr)
+    return EXIT_OK
