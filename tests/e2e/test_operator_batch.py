@@ -107,8 +107,11 @@ def test_timeout_stops_running_trials(kube_cluster, env):
     space = '{"x": {"_type": "choice", "_value": [1, 2]}, "sleep": {"_type": "choice", "_value": [20]}}'
     apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=10, concurrency=2,
                                                       space=space, maxExecSeconds=4, tuner="Random"))
-    st = wait_for_phase(kube_cluster, ns, name, "TIMEOUT", timeout=60, log=env["op"].output)["status"]
-    assert st["trials"]["stopped"] == 2 and st["trials"]["running"] == 0, st
+    wait_for_phase(kube_cluster, ns, name, "TIMEOUT", timeout=60, log=env["op"].output)
+    # TIMEOUT is written as the stop begins; the counts follow once the stopped trials have ended.
+    st = wait_for(lambda: (lambda s: s if s["trials"]["running"] + s["trials"]["waiting"] == 0 else None)(
+        get_experiment(kube_cluster, ns, name)["status"]), 30, "the stopped trials to be counted")
+    assert st["trials"]["stopped"] == 2 and st["phase"] == "TIMEOUT", st
     assert "maxExecSeconds" in st["message"]
     wait_for(lambda: not jobs(kube_cluster, ns, name), 30, "the timed-out trials' Jobs to be deleted")
     assert any(c["type"] == "TimedOut" and c["status"] == "True" for c in st["conditions"])
