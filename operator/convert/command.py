@@ -55,7 +55,7 @@ def render(conv: Conversion, source: str) -> str:
     if conv.notes:
         head.append("# Not carried over exactly:")
         head += [f"#  - {n}" for n in conv.notes]
-    body = yaml.dump(m, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+    body = yaml.dump(m, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
     return "\n".join(head) + "\n" + body
 
 

@@ -40,8 +40,8 @@ TRIAL_CODE_NOTE = ("trial code: NNI's nni.get_next_parameter(), nni.report_inter
 
 
 def is_nni(doc: Mapping[str, Any]) -> bool:
-    return any(k in doc for k in ("trialCommand", "trainingServicePlatform", "searchSpacePath")) or isinstance(
-        doc.get("trial"), Mapping)
+    keys = ("trialCommand", "trainingServicePlatform", "searchSpacePath", "searchSpaceFile", "trainingService")
+    return any(k in doc for k in keys) or isinstance(doc.get("trial"), Mapping)
 
 
 def _from_v1(doc: dict[str, Any], notes: list[str]) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def convert_nni(doc: Any, *, search_space: Any = None, code_base: str = ".", def
     notes: list[str] = []
     if not is_nni(doc):
         raise ConvertError("trialCommand", "is missing: not an NNI experiment config")
-    if "trialCommand" not in doc and ("trainingServicePlatform" in doc or "trial" in doc or "searchSpacePath" in doc):
+    if any(k in doc for k in ("trainingServicePlatform", "trial", "searchSpacePath")):
         doc = _from_v1(doc, notes)
     if doc.get("useAnnotation"):
         raise ConvertError("useAnnotation", "NNI annotations put the search space in the trial code; write it as a "
