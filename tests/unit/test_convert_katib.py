@@ -1,0 +1,259 @@
+"""`autotune convert` of Katib Experiments: each corpus file converts to a manifest that
+AutoTune's own validator accepts, and field by field means what the Katib file meant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from autotune_operator.cli import main
+from autotune_operator.convert import ConvertError, convert_katib
+from autotune_operator.convert.common import WORKLOAD_KIND_ANNOTATION
+from autotune_operator.spec import load_experiment, validate_manifest
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "convert" / "katib"
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((CORPUS / name).read_text())
+
+
+def convert(name: str) -> tuple[dict[str, Any], list[str]]:
+    conv = convert_katib(load(name))
+    validate_manifest(conv.manifest)  # raises SpecError if AutoTune would refuse it
+    return conv.manifest, conv.notes
+
+
+def container(m: dict[str, Any], task: int = 0) -> dict[str, Any]:
+    return m["spec"]["trainingConfig"]["tasks"][task]["template"]["spec"]["containers"][0]
+
+
+def has_note(notes: list[str], *parts: str) -> bool:
+    return any(all(p in n for p in parts) for n in notes)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.yaml")))
+def test_every_corpus_file_converts_and_validates_through_the_cli(name: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.yaml"
+    assert main(["convert", str(CORPUS / name), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    exp = load_experiment(str(out))  # the written file, as a user would apply it
+    assert exp.manifest.kind == "AutoTuneExperiment"
+    # every note is on stderr, one line each, and in the file's header
+    notes = [line for line in err.splitlines() if line.startswith("autotune: convert: ")]
+    assert notes and len(notes) == len(err.splitlines())
+    header = out.read_text()
+    assert all(n[len("autotune: convert: "):] in header for n in notes)
+
+
+def test_random_job_fields() -> None:
+    m, notes = convert("random-job.yaml")
+    s = m["spec"]
+    assert m["metadata"] == {"name": "random", "namespace": "kubeflow",
+                             "annotations": {WORKLOAD_KIND_ANNOTATION: "job"}}
+    assert s["tuner"] == {"builtinTunerName": "Random", "classArgs": {"optimize_mode": "maximize"}}
+    assert s["seed"] == 10 and s["objectiveGoal"] == 0.99 and s["primaryMetric"] == "Validation-accuracy"
+    assert s["trialConcurrency"] == 3 and s["maxTrialNum"] == 12
+    assert s["maxFailedTrialNum"] == 4  # Katib fails when failed > 3; AutoTune when failed reaches 4
+    assert s["searchSpace"]["lr"] == {"_type": "uniform", "_value": [0.01, 0.03]}
+    # Katib's int max is inclusive, NNI's randint upper bound is not
+    assert s["searchSpace"]["num-layers"] == {"_type": "randint", "_value": [2, 6]}
+    assert s["searchSpace"]["optimizer"] == {"_type": "choice", "_value": ["sgd", "adam", "ftrl"]}
+    cmd = container(m)["command"]
+    assert cmd[3:] == ["--lr=${parameters.lr}", "--num-layers=${parameters.num-layers}",
+                       "--optimizer=${parameters.optimizer}"]
+    assert m["spec"]["trainingConfig"]["tasks"][0]["template"]["metadata"]["annotations"] == {
+        "sidecar.istio.io/inject": "false"}
+    assert has_note(notes, "objectiveMetricName", "Validation-accuracy", "report_final_result")
+    assert has_note(notes, "additionalMetricNames", "Train-accuracy")
+    assert has_note(notes, "trialParameters[*].description")
+
+
+def test_randint_upper_bound_reaches_katibs_max() -> None:
+    m, _ = convert("random-job.yaml")
+    exp = validate_manifest(m)
+    d = next(d for d in exp.space.dims if d.name == "num-layers")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    assert {d.sample(rng) for _ in range(400)} == {2, 3, 4, 5}
+
+
+def test_tpe_settings_steps_and_env_placeholders() -> None:
+    m, notes = convert("tpe.yaml")
+    s = m["spec"]
+    assert s["tuner"]["builtinTunerName"] == "TPE"
+    assert s["tuner"]["classArgs"] == {"optimize_mode": "minimize", "tpe_args": {
+        "multivariate": False, "gamma": 0.25, "prior_weight": 1.1, "n_ei_candidates": 25}}
+    assert s["seed"] == 10
+    assert s["searchSpace"]["lr"] == {"_type": "loguniform", "_value": [0.0001, 0.1]}
+    assert s["searchSpace"]["batch_size"] == {"_type": "quniform", "_value": [32, 256, 32]}
+    assert s["searchSpace"]["hidden"] == {"_type": "choice", "_value": [16, 32, 64]}
+    exp = validate_manifest(m)
+    batch = next(d for d in exp.space.dims if d.name == "batch_size")
+    assert batch.is_integer
+    c = container(m)
+    assert c["args"] == ["--lr", "${parameters.lr}", "--batch-size", "${parameters.batch_size}"]
+    assert c["env"] == [{"name": "HIDDEN", "value": "${parameters.hidden}"}]
+    assert s["maxTrialSeconds"] == 1800 and has_note(notes, "activeDeadlineSeconds", "maxTrialSeconds")
+    assert "maxFailedTrialNum" not in s  # not given: no limit, as in Katib
+
+
+def test_multivariate_tpe_startup() -> None:
+    m, _ = convert("multivariate-tpe.yaml")
+    assert m["spec"]["tuner"]["classArgs"]["tpe_args"] == {"multivariate": True, "n_startup_jobs": 5,
+                                                            "n_ei_candidates": 24}
+    assert m["spec"]["trialConcurrency"] == 3  # Katib's default parallelTrialCount
+
+
+def test_bayesianoptimization_is_gptuner() -> None:
+    m, notes = convert("bayesianoptimization.yaml")
+    t = m["spec"]["tuner"]
+    assert t["builtinTunerName"] == "GPTuner"
+    assert t["classArgs"] == {"optimize_mode": "maximize", "cold_start_num": 5, "utility": "ei"}
+    assert m["spec"]["maxFailedTrialNum"] == 1  # maxFailedTrialCount 0: the first failure ends it
+    assert has_note(notes, "acq_func", "gp_hedge") and has_note(notes, "acq_optimizer", "dropped")
+
+
+def test_hyperband_resource_parameter_becomes_the_budget() -> None:
+    m, notes = convert("hyperband.yaml")
+    s = m["spec"]
+    assert "tuner" not in s
+    assert s["advisor"] == {"builtinAdvisorName": "Hyperband",
+                            "classArgs": {"optimize_mode": "maximize", "R": 9, "eta": 3, "max_brackets": 3}}
+    assert "num-epochs" not in s["searchSpace"] and set(s["searchSpace"]) == {"lr", "num-layers"}
+    assert container(m)["command"][-1] == "--num-epochs=$(EPOCHS)"
+    assert has_note(notes, "resource_name", "num-epochs", "$EPOCHS")
+
+
+def test_grid_steps_keep_katibs_values() -> None:
+    m, notes = convert("grid.yaml")
+    space = m["spec"]["searchSpace"]
+    assert m["spec"]["tuner"]["builtinTunerName"] == "GridSearch"
+    assert space["lr"] == {"_type": "quniform", "_value": [0.001, 0.01, 0.001]}
+    # 0.55 is not a multiple of 0.2: Katib's grid walks 0.55, 0.75, 0.95 (rounding to multiples would not)
+    assert space["momentum"] == {"_type": "choice", "_value": [0.55, 0.75, 0.95]}
+    assert space["num-layers"] == {"_type": "choice", "_value": [1, 4, 7, 10]}
+    assert has_note(notes, "spec.parameters[1].feasibleSpace.step", "choice")
+    exp = validate_manifest(m)
+    assert exp.space.cardinality() == 10 * 3 * 4
+
+
+def test_cmaes_becomes_multivariate_tpe_with_notes() -> None:
+    m, notes = convert("cmaes.yaml")
+    assert m["spec"]["tuner"] == {"builtinTunerName": "TPE", "classArgs": {
+        "optimize_mode": "minimize", "tpe_args": {"multivariate": True}}}
+    assert has_note(notes, "algorithmName", "no CMA-ES", "TPE")
+    assert has_note(notes, "[sigma]") and has_note(notes, "[restart_strategy]")
+
+
+def test_sobol_and_normal_distribution() -> None:
+    m, notes = convert("sobol.yaml")
+    assert m["spec"]["tuner"]["classArgs"] == {"optimize_mode": "maximize", "rule": "sobol"}
+    mu, sigma = m["spec"]["searchSpace"]["momentum"]["_value"]
+    assert m["spec"]["searchSpace"]["momentum"]["_type"] == "normal"
+    assert mu == pytest.approx(0.7) and sigma == pytest.approx(0.4 / 6)
+    assert has_note(notes, "distribution", "normal")
+
+
+def test_pytorchjob_tasks_primary_container_and_medianstop() -> None:
+    m, notes = convert("pytorchjob-medianstop.yaml")
+    tc = m["spec"]["trainingConfig"]
+    assert tc["type"] == "pytorch"
+    assert [(t["type"], t["replicas"], t.get("restartPolicy")) for t in tc["tasks"]] == [
+        ("master", 1, "OnFailure"), ("worker", 2, "OnFailure")]
+    master = tc["tasks"][0]["template"]["spec"]["containers"]
+    assert [c["name"] for c in master] == ["pytorch", "sidecar"]  # the primary container first
+    assert master[0]["command"][-2:] == ["--lr=${parameters.lr}", "--momentum=${parameters.momentum}"]
+    assert m["metadata"]["annotations"][WORKLOAD_KIND_ANNOTATION] == "kubeflow"
+    assert m["spec"]["assessor"] == {"builtinAssessorName": "Medianstop",
+                                     "classArgs": {"optimize_mode": "minimize", "start_step": 5}}
+    assert m["spec"]["objectiveGoal"] == 0.001
+    assert has_note(notes, "min_trials_required", "2") and has_note(notes, "primaryContainerName", "moved")
+
+
+def test_medianstop_defaults_are_katibs() -> None:
+    doc = load("pytorchjob-medianstop.yaml")
+    doc["spec"]["earlyStopping"] = {"algorithmName": "medianstop"}
+    conv = convert_katib(doc)
+    assert conv.manifest["spec"]["assessor"]["classArgs"]["start_step"] == 4
+    assert has_note(conv.notes, "min_trials_required", "3", "Katib default")
+
+
+def test_pbt() -> None:
+    m, notes = convert("pbt.yaml")
+    assert m["spec"]["tuner"] == {"builtinTunerName": "PBTTuner", "classArgs": {
+        "optimize_mode": "maximize", "population_size": 4, "fraction": 0.3}}
+    assert m["spec"]["searchSpace"]["lr"] == {"_type": "quniform", "_value": [0.0001, 0.02, 0.0001]}
+    assert has_note(notes, "suggestion_trial_dir") and has_note(notes, "resumePolicy", "FromVolume")
+
+
+def test_unknown_fields_are_noted_never_silently_dropped() -> None:
+    doc = load("random-job.yaml")
+    doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "StdOut"}}
+    doc["spec"]["someFutureField"] = 1
+    doc["spec"]["trialTemplate"]["successCondition"] = "status.conditions.#(type==\"Done\")#"
+    doc["spec"]["trialTemplate"]["retain"] = True
+    doc["metadata"]["uid"] = "abc"
+    doc["status"] = {"trials": 3}
+    notes = convert_katib(doc).notes
+    for field in ("spec.metricsCollectorSpec", "spec.someFutureField", "successCondition", "retain", "uid", "status"):
+        assert has_note(notes, field), field
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda d: d["spec"]["algorithm"].update(algorithmName="annealing"), "spec.algorithm.algorithmName"),
+    (lambda d: d["spec"]["algorithm"].update(algorithmName="enas"), "spec.algorithm.algorithmName"),
+    (lambda d: d["spec"]["parameters"][0].pop("feasibleSpace"), "spec.parameters[0].feasibleSpace"),
+    (lambda d: d["spec"]["parameters"][1]["feasibleSpace"].update(min="x"), "spec.parameters[1].feasibleSpace.min"),
+    (lambda d: d["spec"]["parameters"][0].update(parameterType="float"), "spec.parameters[0].parameterType"),
+    (lambda d: d["spec"]["objective"].update(type="max"), "spec.objective.type"),
+    (lambda d: d["spec"]["trialTemplate"].update(configMap={"configMapName": "t"}), "spec.trialTemplate.configMap"),
+    (lambda d: d["spec"]["trialTemplate"]["trialSpec"].update(kind="MPIJob"), "spec.trialTemplate.trialSpec.kind"),
+    (lambda d: d["spec"]["trialTemplate"]["trialParameters"][0].update(reference="nope"),
+     "spec.trialTemplate.trialParameters[0].reference"),
+    (lambda d: d["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0].update(
+        image="img:${trialParameters.optimizer}"),
+     "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].image"),
+])
+def test_bad_katib_input_names_the_field(edit: Any, field: str) -> None:
+    doc = load("random-job.yaml")
+    edit(doc)
+    with pytest.raises(ConvertError) as e:
+        convert_katib(doc)
+    assert e.value.field == field and "\n" not in str(e.value)
+
+
+def run_cli(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    src = tmp_path / "in.yaml"
+    src.write_text(text)
+    rc = main(["convert", str(src)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_bad_inputs_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suggestion = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Suggestion", "metadata": {"name": "s"},
+                  "spec": {"algorithm": {"algorithmName": "random"}, "requests": 3}}
+    doc = load("random-job.yaml")
+    doc["spec"]["algorithm"]["algorithmName"] = "quantum-annealing"
+    nofs = load("random-job.yaml")
+    del nofs["spec"]["parameters"][2]["feasibleSpace"]
+    cases = [
+        ("spec: [unclosed", "is not valid YAML"),
+        (yaml.safe_dump(suggestion), "kind: 'Suggestion' is not a Katib Experiment"),
+        (yaml.safe_dump(doc), "spec.algorithm.algorithmName: unknown Katib algorithm 'quantum-annealing'"),
+        (yaml.safe_dump(nofs), "spec.parameters[2].feasibleSpace: is required"),
+        ("just a string", "must hold a YAML mapping"),
+        (json.dumps({"kind": "AutoTuneExperiment"}), "already AutoTuneExperiment"),
+    ]
+    for text, expected in cases:
+        rc, out, err = run_cli(tmp_path, text, capsys)
+        assert rc == 2, expected
+        assert out == ""
+        assert len(err.strip().splitlines()) == 1 and expected in err, err
