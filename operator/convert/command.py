@@ -59,7 +59,7 @@ def render(conv: Conversion, source: str) -> str:
     return "\n".join(head) + "\n" + body
 
 
-def _load(path: str) -> Any:
+def _load(path: str) -> tuple[Any, list[str]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
@@ -70,9 +70,16 @@ def _load(path: str) -> Any:
         docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
     except yaml.YAMLError as e:
         raise ConvertError("", _yaml_problem(path, e)) from None
-    if len(docs) != 1:
-        raise ConvertError("", f"{path} holds {len(docs)} YAML documents; give it exactly one experiment")
-    return docs[0]
+    if len(docs) == 1:
+        return docs[0], []
+    # Katib's examples often ship the Experiment with its ConfigMap or PVC in one file.
+    exps = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Experiment"]
+    if len(exps) != 1:
+        raise ConvertError("", f"{path} holds {len(docs)} YAML documents and {len(exps)} of them are a Katib "
+                           f"Experiment; give it exactly one experiment")
+    others = [f"{d.get('kind')} {(d.get('metadata') or {}).get('name')}" for d in docs
+              if d is not exps[0] and isinstance(d, dict)]
+    return exps[0], [f"{path}: the other documents ({', '.join(others)}) are not converted; apply them as they are"]
 
 
 def _search_space(args: argparse.Namespace, doc: dict[str, Any], config_dir: Path) -> Any:
@@ -119,10 +126,12 @@ def nni_files(code_dir: Path) -> list[str]:
 
 
 def convert_file(args: argparse.Namespace) -> Conversion:
-    doc = _load(args.source)
+    doc, extra = _load(args.source)
     kind = detect(doc)
     if kind == "katib":
-        return convert_katib(doc)
+        conv = convert_katib(doc)
+        conv.notes[:0] = extra
+        return conv
     config_dir = Path(args.source).resolve().parent
     out_dir = Path(args.output).resolve().parent if args.output else Path.cwd()
     conv = convert_nni(doc, search_space=_search_space(args, doc, config_dir),

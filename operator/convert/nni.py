@@ -96,6 +96,24 @@ def _from_v1(doc: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     return out
 
 
+# The v1 names of v2 fields, so that a note about a v1 file names the field as written.
+V1_NAMES = (("maxExperimentDuration", "maxExecDuration"), ("maxTrialNumber", "maxTrialNum"),
+            ("searchSpaceFile", "searchSpacePath"), ("trialCommand", "trial.command"),
+            ("trialCodeDirectory", "trial.codeDir"), ("trialGpuNumber", "trial.gpuNum"),
+            ("trainingService.platform", "trainingServicePlatform"), ("tuner.name", "tuner.builtinTunerName"),
+            ("advisor.name", "advisor.builtinAdvisorName"), ("assessor.name", "assessor.builtinAssessorName"),
+            ("experimentWorkingDirectory", "logDir"))
+
+
+def _v1_note(note: str) -> str:
+    for v2, v1 in V1_NAMES:
+        if note.startswith(v2):
+            return v1 + note[len(v2):]
+    if note.startswith("trainingService."):
+        return "localConfig." + note[len("trainingService."):]
+    return note
+
+
 def _command(cmd: Any, where: str) -> list[str]:
     """NNI runs the command in bash: kept as one bash -c when it needs a shell, else split."""
     if not isinstance(cmd, str) or not cmd.strip():
@@ -228,11 +246,23 @@ def _training_service(doc: dict[str, Any], notes: list[str]) -> dict[str, Any]:
 def convert_nni(doc: Any, *, search_space: Any = None, code_base: str = ".", default_name: str = "experiment",
                 image: str | None = None) -> Conversion:
     doc = mapping(doc, "", required=True)
-    notes: list[str] = []
     if not is_nni(doc):
         raise ConvertError("trialCommand", "is missing: not an NNI experiment config")
-    if any(k in doc for k in ("trainingServicePlatform", "trial", "searchSpacePath")):
-        doc = _from_v1(doc, notes)
+    if not any(k in doc for k in ("trainingServicePlatform", "trial", "searchSpacePath")):
+        return _convert(doc, [], search_space, code_base, default_name, image)
+    notes: list[str] = []
+    v2 = _from_v1(doc, notes)
+    first = len(notes)  # notes from here on name v2 fields: name them as the v1 file wrote them
+    try:
+        conv = _convert(v2, notes, search_space, code_base, default_name, image)
+    except ConvertError as e:
+        raise ConvertError(_v1_note(e.field), e.message) from None
+    conv.notes[first:-1] = [_v1_note(n) for n in conv.notes[first:-1]]
+    return conv
+
+
+def _convert(doc: dict[str, Any], notes: list[str], search_space: Any, code_base: str, default_name: str,
+             image: str | None) -> Conversion:
     if doc.get("useAnnotation"):
         raise ConvertError("useAnnotation", "NNI annotations put the search space in the trial code; write it as a "
                            "search-space file and convert again with --search-space FILE")

@@ -257,3 +257,21 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path: Path, capsys: pytest.Capt
         assert rc == 2, expected
         assert out == ""
         assert len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+def test_bayesianoptimization_with_a_normal_parameter_falls_back_to_tpe() -> None:
+    doc = load("bayesianoptimization.yaml")
+    doc["spec"]["parameters"][0]["feasibleSpace"]["distribution"] = "normal"
+    conv = convert_katib(doc)
+    validate_manifest(conv.manifest)
+    assert conv.manifest["spec"]["tuner"]["builtinTunerName"] == "TPE"
+    assert has_note(conv.notes, "GPTuner", "normal", "using TPE")
+
+
+def test_a_file_with_the_experiment_and_other_objects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"}}
+    src = tmp_path / "both.yaml"
+    src.write_text(yaml.safe_dump(pvc) + "---\n" + (CORPUS / "random-job.yaml").read_text())
+    assert main(["convert", str(src), "-o", str(tmp_path / "o.yaml")]) == 0
+    assert "PersistentVolumeClaim data) are not converted" in capsys.readouterr().err
+    assert load_experiment(str(tmp_path / "o.yaml")).name == "random"

@@ -147,3 +147,13 @@ def test_cli_missing_search_space_file(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["convert", str(src)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("autotune: convert: searchSpaceFile: cannot read")
+
+
+def test_v1_notes_and_errors_name_the_v1_fields() -> None:
+    m, notes = convert(load("config_v1.yml"), search_space=SPACE)
+    assert has_note(notes, "maxExecDuration '1h'") and not has_note(notes, "maxExperimentDuration")
+    doc = load("config_v1.yml")
+    doc["maxExecDuration"] = "soon"
+    with pytest.raises(ConvertError) as e:
+        convert_nni(doc, search_space=SPACE)
+    assert e.value.field == "maxExecDuration"
