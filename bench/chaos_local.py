@@ -171,6 +171,7 @@ def run_one(name: str, seed: int, tmp: Path) -> dict[str, Any]:
         outcome = kh.Outcome()
         outcome.add("files", error)
     finally:
+        ctx.cleanup()
         if ctx.server is not None:
             ctx.server.stop()
     return {"scenario": name, "seed": seed, "seconds": round(time.monotonic() - t0, 1), "reruns": ctx.reruns,

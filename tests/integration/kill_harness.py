@@ -162,6 +162,21 @@ def kill_controller(proc: subprocess.Popen[Any], how: str, out: Path) -> set[str
     return victims
 
 
+def kill_groups_naming(folder: Path) -> None:
+    """SIGKILL the process group of every process whose command line mentions ``folder``."""
+    me = os.getpgid(0)
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if str(folder).encode() in (d / "cmdline").read_bytes():
+                g = os.getpgid(int(d.name))
+                if g != me:
+                    os.killpg(g, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
+
+
 def seen_trials(db: Path, exp_id: str) -> set[str]:
     return {r[0] for r in db_query(db, "SELECT trial_id FROM trials WHERE exp_id = ?", (exp_id,))}
 
@@ -343,6 +358,7 @@ class Ctx:
     reruns: int = 0
     bad_ends: list[str] = field(default_factory=list)  # runs that ended before DONE on their own
     killed_with_run: set[str] = field(default_factory=set)  # trial processes an ``all`` kill ended
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)  # every `autotune run` started
 
     @property
     def manifest(self) -> Path:
@@ -375,8 +391,21 @@ class Ctx:
 
     def start(self) -> subprocess.Popen[bytes]:
         env = {"AUTOTUNE_ADMIN_TOKEN": self.server_token} if self.server is not None else {}
-        return start_run(self.manifest, self.output, self.server.url if self.server is not None else None, env,
+        proc = start_run(self.manifest, self.output, self.server.url if self.server is not None else None, env,
                          log=self.tmp / "autotune.log")
+        self.procs.append(proc)
+        return proc
+
+    def cleanup(self) -> None:
+        """Stop whatever a scenario that failed midway left running (Ctrl-C: trials too)."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
 
     def remember(self) -> None:
         self.seen |= seen_trials(self.db, self.exp_id)

@@ -16,8 +16,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typing import Iterator
+
+import pytest
+
 from tests.integration import kill_harness as kh
 from tests.integration.conftest import ADMIN, ServerProcess, free_port
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(tmp_path: Path) -> Iterator[None]:
+    """A test that fails midway leaves `autotune run` or orphaned trials behind: end the
+    process groups of every process whose command line names this test's folder (runs,
+    trial supervisors; each trial shares its supervisor's group)."""
+    yield
+    kh.kill_groups_naming(tmp_path)
 
 
 def ctx_for(tmp: Path, name: str, **kw: object) -> kh.Ctx:
@@ -114,9 +127,9 @@ def test_killing_the_pid_in_the_pid_file_fails_the_trial_and_leaves_no_process(t
 
 def test_promotion_and_final_training_survive_kills(tmp_path: Path) -> None:
     """Killed while a promoted trial resumes from its checkpoint, then again during final training."""
-    ctx = ctx_for(tmp_path, "sh", max_trials=7, concurrency=2, epochs=4, sleep=0.15, final=True,
+    ctx = ctx_for(tmp_path, "sh", max_trials=3, concurrency=1, epochs=4, sleep=0.3, final=True,
                   advisor={"name": "SuccessiveHalving", "args": {"optimize_mode": "maximize", "min_budget": 1,
-                                                                  "max_budget": 4, "eta": 2, "n": 4}})
+                                                                  "max_budget": 2, "eta": 2, "n": 2}})
     proc = ctx.start()
     promoted = lambda: ctx.trial_rows("info LIKE '%\"resume\": \"%' AND started IS NOT NULL")  # noqa: E731
     assert kh.kill_when(ctx, proc, lambda: any(kh.ledgers(ctx.out).get(r[0]) for r in promoted()), "a promotion running")
@@ -138,14 +151,12 @@ def test_an_assessors_stop_survives_a_kill(tmp_path: Path) -> None:
     ctx = ctx_for(tmp_path, "stopme", max_trials=6, concurrency=2, epochs=6, sleep=0.2, vary=False,
                   assessor={"name": "Medianstop", "args": {"optimize_mode": "maximize", "start_step": 2}})
     proc = ctx.start()
-    if kh.kill_when(ctx, proc, lambda: bool(ctx.trial_rows("stop_requested = 1")), "a stop request"):
-        stopped = ctx.trial_rows("stop_requested = 1")[0][0]
-    else:
-        stopped = None
-    assert ctx.finish(None if stopped else proc) == 0, ctx.log
+    assert kh.kill_when(ctx, proc, lambda: bool(ctx.trial_rows("stop_requested = 1")), "a stop request"), ctx.log
+    stopped = ctx.trial_rows("stop_requested = 1")[0][0]
+    assert ctx.finish(None) == 0, ctx.log
     assert_clean(ctx)
-    if stopped:
-        assert kh.db_query(ctx.db, "SELECT state FROM trials WHERE trial_id = ?", (stopped,)) == [("EARLY_STOPPED",)]
+    assert kh.db_query(ctx.db, "SELECT state FROM trials WHERE trial_id = ?", (stopped,)) == [("EARLY_STOPPED",)]
+    assert len(kh.runs_of(kh.ledgers(ctx.out)[stopped])) == 1
 
 
 def test_a_fresh_history_in_an_old_folder_ignores_old_process_records(tmp_path: Path) -> None:
