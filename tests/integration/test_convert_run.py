@@ -58,3 +58,65 @@ def test_nni_config_converts_and_runs_to_done(tmp_path: Path) -> None:
     done = [t for t in rows if t["state"] in ("SUCCEEDED", "EARLY_STOPPED")]
     assert done and all(json.loads(t["intermediate"]) for t in done)  # per-epoch reports arrived
     assert {json.loads(t["parameters"])["epochs"] for t in rows} <= {4, 6}
+
+
+def katib_experiment(name: str, command: list[str], max_failed: int | None = None) -> dict:
+    spec: dict = {
+        "objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
+        "algorithm": {"algorithmName": "grid"},
+        "parallelTrialCount": 2,
+        "maxTrialCount": 10,
+        "parameters": [
+            {"name": "num-layers", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "3"}},
+            {"name": "optimizer", "parameterType": "categorical", "feasibleSpace": {"list": ["sgd", "adam"]}},
+        ],
+        "trialTemplate": {
+            "primaryContainerName": "training",
+            "trialParameters": [{"name": "layers", "reference": "num-layers"}, {"name": "opt", "reference": "optimizer"}],
+            "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                "containers": [{"name": "training", "image": "python:3.11", "command": command}],
+                "restartPolicy": "Never"}}}},
+        },
+    }
+    if max_failed is not None:
+        spec["maxFailedTrialCount"] = max_failed
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name}, "spec": spec}
+
+
+def test_katib_grid_experiment_converts_and_runs_every_point(tmp_path: Path) -> None:
+    """Katib's placeholders reach the trial's argv, and its int max (3) is tried."""
+    import sys
+
+    rec = tmp_path / "records.jsonl"
+    command = [sys.executable, str(TRIALS / "toy.py"), "--echo=${trialParameters.layers}/${trialParameters.opt}"]
+    src = tmp_path / "katib.yaml"
+    src.write_text(yaml.safe_dump(katib_experiment("katib-grid", command)))
+    out = tmp_path / "grid.yaml"
+    c = run_autotune(["convert", str(src), "-o", str(out)])
+    assert c.returncode == 0, c.stderr
+    r = run_autotune(["run", str(out), "--output", str(tmp_path / "runs"), "--quiet"], env={"TOY_RECORD": str(rec)})
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path / "runs", "katib-grid")
+    assert s["phase"] == "DONE" and s["trials"]["total"] == 6  # the grid is used up before maxTrialCount 10
+    records = [json.loads(line) for line in rec.read_text().splitlines()]
+    echoes = {r["echo"] for r in records}
+    assert echoes == {f"{n}/{o}" for n in (1, 2, 3) for o in ("sgd", "adam")}
+    assert all(r["echo"] == f"{r['params']['num-layers']}/{r['params']['optimizer']}" for r in records)
+
+
+def test_katib_max_failed_trial_count_ends_after_one_more_failure(tmp_path: Path) -> None:
+    """Katib fails the experiment when failed trials exceed maxFailedTrialCount (1): at the 2nd."""
+    import sys
+
+    src = tmp_path / "katib.yaml"
+    command = [sys.executable, str(TRIALS / "toy.py"), "--mode=fail", "--echo=${trialParameters.layers}"]
+    src.write_text(yaml.safe_dump(katib_experiment("katib-failing", command, max_failed=1)))
+    out = tmp_path / "failing.yaml"
+    assert run_autotune(["convert", str(src), "-o", str(out)]).returncode == 0
+    doc = yaml.safe_load(out.read_text())
+    doc["spec"]["trialConcurrency"] = 1  # one at a time, so no third trial is already running
+    out.write_text(yaml.safe_dump(doc))
+    r = run_autotune(["run", str(out), "--output", str(tmp_path / "runs"), "--quiet"])
+    assert r.returncode == 1, r.stderr
+    s = read_status(tmp_path / "runs", "katib-failing")
+    assert s["phase"] == "ERROR" and s["trials"]["failed"] == 2 and s["trials"]["total"] == 2
