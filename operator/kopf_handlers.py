@@ -92,8 +92,13 @@ async def experiment(stopped: kopf.DaemonStopped, body: kopf.Body, namespace: st
             return  # stopped
         # Ended: kopf stops this daemon once it sees the status that says so (the filter no
         # longer matches). An edit made meanwhile (a newer generation than the loop ended
-        # with) is a resume the loop has not seen: run it again at once.
-        while not stopped and (body.get("metadata") or {}).get("generation") == seen:
+        # with) is a resume the loop has not seen: run it again, once kopf's live body shows
+        # the status the loop ended with (else the loop would take it for still running).
+        while not stopped:
+            status = body.get("status") or {}
+            edited = (body.get("metadata") or {}).get("generation") != seen
+            if edited and status.get("observedGeneration") == seen and status.get("completionTime"):
+                break
             await stopped.wait(memo.runtime.settings.resync_seconds)
 
 
