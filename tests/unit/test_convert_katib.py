@@ -275,3 +275,45 @@ def test_a_file_with_the_experiment_and_other_objects(tmp_path: Path, capsys: py
     assert main(["convert", str(src), "-o", str(tmp_path / "o.yaml")]) == 0
     assert "PersistentVolumeClaim data) are not converted" in capsys.readouterr().err
     assert load_experiment(str(tmp_path / "o.yaml")).name == "random"
+
+
+def test_katib_server_defaults_add_no_notes() -> None:
+    """A `kubectl get experiment -o yaml` carries Katib's defaults; those that mean what
+    AutoTune does anyway (default conditions, primary pod labels, resumePolicy Never,
+    distribution uniform) are not reported as losses."""
+    doc = load("pytorchjob-medianstop.yaml")
+    tt = doc["spec"]["trialTemplate"]
+    tt["successCondition"] = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+    tt["failureCondition"] = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+    tt["primaryPodLabels"] = {"training.kubeflow.org/job-role": "master"}
+    doc["spec"]["resumePolicy"] = "Never"
+    for p in doc["spec"]["parameters"]:
+        p["feasibleSpace"]["distribution"] = "uniform"
+    notes = convert_katib(doc).notes
+    for word in ("successCondition", "failureCondition", "primaryPodLabels", "resumePolicy", "distribution"):
+        assert not has_note(notes, word), word
+    tt["primaryPodLabels"] = {"role": "main"}
+    assert has_note(convert_katib(doc).notes, "primaryPodLabels", "role")
+
+
+def test_int_log_uniform_and_single_value_ranges() -> None:
+    doc = load("random-job.yaml")
+    doc["spec"]["parameters"][1]["feasibleSpace"] = {"min": "8", "max": "512", "distribution": "logUniform"}
+    doc["spec"]["parameters"][0]["feasibleSpace"] = {"min": "0.1", "max": "0.1"}
+    conv = convert_katib(doc)
+    exp = validate_manifest(conv.manifest)
+    space = conv.manifest["spec"]["searchSpace"]
+    assert space["num-layers"] == {"_type": "qloguniform", "_value": [8, 512, 1]}
+    assert space["lr"] == {"_type": "choice", "_value": [0.1]}
+    assert next(d for d in exp.space.dims if d.name == "num-layers").is_integer
+
+
+def test_parameter_names_a_placeholder_cannot_hold_are_renamed_with_a_note() -> None:
+    doc = load("random-job.yaml")
+    doc["spec"]["parameters"][0]["name"] = "learning.rate"
+    doc["spec"]["trialTemplate"]["trialParameters"][0]["reference"] = "learning.rate"
+    conv = convert_katib(doc)
+    validate_manifest(conv.manifest)
+    assert "learning_rate" in conv.manifest["spec"]["searchSpace"]
+    assert container(conv.manifest)["command"][3] == "--lr=${parameters.learning_rate}"
+    assert has_note(conv.notes, "'learning.rate' is 'learning_rate'")
