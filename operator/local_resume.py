@@ -71,10 +71,10 @@ def check_output(out: Path, exp: Experiment, now: float) -> LocalResume:
     limits = Limits(s.maxTrialNum, s.trialConcurrency, s.maxExecSeconds, None,
                     s.finalTraining is not None and s.finalTraining.enabled, s.maxFailedTrialNum, s.maxTrialSeconds)
     goal = Goal(s.objectiveGoal, exp.optimize_mode is OptimizeMode.MAXIMIZE) if s.objectiveGoal is not None else None
-    plan = plan_resume(run, limits, limits_text, now, goal)
+    # Locally an interrupted run ends ERROR and is meant to be run again; so is one that hit
+    # maxFailedTrialNum, once the file raises it (no API server guards this folder).
+    plan = plan_resume(run, limits, limits_text, now, goal, resume_error=True)
     paused = run.paused_seconds + (max(0.0, now - run.completion) if run.completion is not None else 0.0)
-    if run.phase.value == "ERROR":  # locally an interrupted run ends ERROR and is meant to be run again
-        return LocalResume(f"{head} (the last run ended ERROR: {run.message})", paused)
     if plan.resume:
         return LocalResume(f"{head} (it ended {run.phase.value}: {run.message})", paused)
     return LocalResume(f"{exp.name} has already ended with {status['trials']['total']} trials: {plan.reason}", paused)

@@ -93,11 +93,13 @@ def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
     )
 
 
-def plan_resume(run: EndedRun, limits: Limits, change: str, now: float, goal: Goal | None = None) -> ResumePlan:
+def plan_resume(run: EndedRun, limits: Limits, change: str, now: float, goal: Goal | None = None,
+                resume_error: bool = False) -> ResumePlan:
     """Whether the experiment runs again under ``limits`` (``change`` says what was edited,
-    e.g. "maxTrialNum 16 -> 32"), and the Event's message either way."""
+    e.g. "maxTrialNum 16 -> 32"), and the Event's message either way. ``resume_error``:
+    local mode, where ERROR is mostly Ctrl-C ("run the same command again to continue")."""
     what = change or "no limit changed"
-    if run.phase is Phase.ERROR:
+    if run.phase is Phase.ERROR and not resume_error:
         reason = (f"an experiment that ended ERROR is not resumed ({run.message}); "
                   f"create a new experiment (spec.warmStart can reuse this one's trials)")
         return ResumePlan(False, f"{what}: {reason}", reason=reason)

@@ -299,7 +299,19 @@ def test_local_interrupted_runs_continue(tmp_path: Path) -> None:
     save_spec(tmp_path, exp)
     (tmp_path / "status.json").write_text(json.dumps(status("ERROR", total=4, message="interrupted by the user")))
     line = check_output(tmp_path, exp, T0 + 500).line
-    assert line == "resuming e: 4 trials so far (the last run ended ERROR: interrupted by the user)"
+    assert line == "resuming e: 4 trials so far (it ended ERROR: interrupted by the user)"
+    # An ERROR that the limits still give (maxFailedTrialNum) is not a resume: it says so.
+    st = status("ERROR", total=4, message="maxFailedTrialNum (2) reached: 2 trial(s) failed")
+    st["trials"]["failed"] = 2
+    (tmp_path / "status.json").write_text(json.dumps(st))
+    limited = load_experiment_text(MANIFEST.replace("maxTrialNum: 16", "maxTrialNum: 16\n  maxFailedTrialNum: 2"))
+    save_spec(tmp_path, limited)
+    line = check_output(tmp_path, limited, T0 + 500).line
+    assert line == ("e has already ended with 4 trials: the experiment stays ERROR "
+                    "(maxFailedTrialNum (2) reached: 2 trial(s) failed)"), line
+    raised = load_experiment_text(MANIFEST.replace("maxTrialNum: 16", "maxTrialNum: 16\n  maxFailedTrialNum: 5"))
+    line = check_output(tmp_path, raised, T0 + 500).line
+    assert line is not None and line.startswith("resuming e: 4 trials so far, maxFailedTrialNum 2 -> 5 (it ended ERROR")
 
 
 # ----- the tuner keeps its history: a resumed TPE goes on from its model -----
