@@ -225,10 +225,10 @@ class MlflowRuns:
             s = self._state(exp_id, t)
             if tags:
                 self._record(exp_id, t, s, "mlflow_tags", {"tags": tags})
-            start = body.get("start_time")
+            start = _time(body.get("start_time"), "start_time")
             self._record(exp_id, t, s, "mlflow_status", {
                 "status": "RUNNING", "end_time": None, "run_name": _text(body.get("run_name"), "run_name", MAX_VALUE),
-                **({"start_time": int(start)} if isinstance(start, (int, float)) and not isinstance(start, bool) else {}),
+                **({"start_time": start} if start is not None else {}),
             })
             return {"run": self._run_view(h, t, s)}
 
@@ -239,10 +239,10 @@ class MlflowRuns:
         h = self._hosted(exp_id)
         with h.lock:
             t, s = self._run_of(h, trial_id, _run_id(body))
-            end = body.get("end_time")
+            end = _time(body.get("end_time"), "end_time")
             new = status or s.status
             self._record(exp_id, t, s, "mlflow_status", {
-                "status": new, "end_time": int(end) if isinstance(end, (int, float)) and new not in ACTIVE else None,
+                "status": new, "end_time": end if new not in ACTIVE else None,
                 "run_name": _text(body.get("run_name"), "run_name", MAX_VALUE),
             })
             if new == "FINISHED":
@@ -430,8 +430,18 @@ def _int(v: Any, name: str, default: int) -> int:
         if isinstance(v, bool):
             raise ValueError
         return int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON Infinity (int() of it was a 500)
         raise invalid(f"{name} must be an integer, got {v!r}"[:200]) from None
+
+
+def _time(v: Any, name: str) -> int | None:
+    """A run's start_time / end_time in ms: None when absent or not a number (as before);
+    NaN or Infinity, which Python's JSON parser reads, is refused (int() of it was a 500)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    if isinstance(v, float) and not math.isfinite(v):
+        raise invalid(f"{name} must be a finite number of milliseconds, got {v!r}")
+    return int(v)
 
 
 def _metric(m: Any) -> tuple[str, LoggedMetric]:

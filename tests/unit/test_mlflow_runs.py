@@ -347,3 +347,20 @@ def test_a_metric_named_default_does_not_replace_the_objective(setup: Setup) -> 
     t.log("default", 0.1)
     t.end("FINISHED")
     assert setup.view(t)["value"] == 0.8 and setup.view(t)["metrics"]["default"] == 0.8
+
+
+def test_non_finite_times_and_timestamps_are_400_not_500(setup: Setup) -> None:
+    """Python's JSON parser reads NaN and Infinity; int() of them raised past the error
+    handling (ValueError/OverflowError), a 500 with a traceback."""
+    t = setup.trial()
+    for call, raw in (("runs/create", '{"start_time": NaN}'), ("runs/create", '{"start_time": Infinity}'),
+                      ("runs/update", f'{{"run_id": "{t.run_id}", "status": "FINISHED", "end_time": -Infinity}}'),
+                      ("runs/log-metric", f'{{"run_id": "{t.run_id}", "key": "accuracy", "value": 0.5, "timestamp": Infinity}}'),
+                      ("runs/log-metric", f'{{"run_id": "{t.run_id}", "key": "accuracy", "value": 0.5, "step": -Infinity}}')):
+        r = t.http.post(t.base + API + call, content=raw.encode(), headers={"content-type": "application/json"})
+        assert r.status_code == 400, (call, raw, r.status_code, r.text)
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    # Nothing of those was recorded: the run still runs, with no metric.
+    run = t.get("runs/get", run_id=t.run_id).json()["run"]
+    assert run["info"]["status"] == "RUNNING" and run["data"]["metrics"] == []
+    assert t.post("runs/create", {"start_time": 1_700_000_000_123}).json()["run"]["info"]["start_time"] == 1_700_000_000_123
