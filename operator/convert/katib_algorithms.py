@@ -202,8 +202,8 @@ def _hyperband(s: _Settings, args: dict[str, Any], notes: list[str]) -> Algorith
     adv = {**args, "R": r_l, "eta": eta, "max_brackets": s_max + 1}
     notes.append(f"spec.algorithm.algorithmSettings[resource_name] = {resource!r}: AutoTune's Hyperband gives the "
                  f"budget as autotune.get_budget() and $EPOCHS, not as a parameter: '{resource}' is left out of the "
-                 f"search space and its placeholder becomes $(EPOCHS), which Kubernetes expands in command/args "
-                 f"(local mode does not: read $EPOCHS or autotune.get_budget() in the script)")
+                 f"search space and its placeholder becomes $(EPOCHS), which Kubernetes (and local mode) expand in "
+                 f"command/args")
     return Algorithm("advisor", "Hyperband", adv, None, resource)
 
 

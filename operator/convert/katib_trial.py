@@ -91,7 +91,7 @@ def _trial_parameters(tt: dict[str, Any], names: dict[str, str], resource: str |
         elif ref == "${trialSpec.Name}":
             out[name] = "$(AUTOTUNE_TRIAL_ID)"
             notes.append(f"{where}.reference: ${{trialSpec.Name}} -> $(AUTOTUNE_TRIAL_ID), the trial's id, which "
-                         f"Kubernetes expands in command/args (local mode does not: read $AUTOTUNE_TRIAL_ID)")
+                         f"Kubernetes (and local mode) expand in command/args")
         elif METADATA_REF.match(ref):
             raise ConvertError(f"{where}.reference", f"{ref} (trial metadata) has no AutoTune equivalent; only "
                                "${trialSpec.Name} does ($AUTOTUNE_TRIAL_ID)")

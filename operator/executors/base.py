@@ -68,6 +68,18 @@ def substitute(text: str, parameters: Mapping[str, Any]) -> str:
     return PLACEHOLDER.sub(one, text)
 
 
+# Kubernetes' dependent-variable syntax in command/args: $(VAR) with VAR in the container's
+# env is replaced, $$ is a literal $, anything else stays as written.
+K8S_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand_vars(text: str, env: Mapping[str, str]) -> str:
+    """What Kubernetes does to a container's command and args before running them, so a
+    manifest with ``--epochs=$(EPOCHS)`` (e.g. a converted Katib Hyperband) runs the same
+    locally as on a cluster."""
+    return K8S_VAR.sub(lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
+
+
 def trial_env(
     server_url: str,
     token: str,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
-from autotune_operator.executors.base import TrialExit, TrialLaunch, substitute
+from autotune_operator.executors.base import TrialExit, TrialLaunch, expand_vars, substitute
 
 KILL_GRACE_SECONDS = 5.0
 SUPERVISOR = str(Path(__file__).with_name("local_supervisor.py"))
@@ -152,7 +152,10 @@ class LocalExecutor:
                 env["CUDA_VISIBLE_DEVICES"] = device
                 env["ASCEND_RT_VISIBLE_DEVICES"] = device
                 env["DEVICE_ID"] = device
-            argv = [substitute(a, trial.parameters) for a in self.template.command]
+            # $(VAR) from the container's env and AutoTune's variables, as Kubernetes expands it
+            # (not from this machine's environment, which a pod would not see either).
+            pod_env = {**{k: substitute(v, trial.parameters) for k, v in self.template.env.items()}, **trial.env}
+            argv = [expand_vars(substitute(a, trial.parameters), pod_env) for a in self.template.command]
             record = tdir / "process.json"
             record.unlink(missing_ok=True)
             (tdir / "kill.json").unlink(missing_ok=True)

@@ -120,3 +120,33 @@ def test_katib_max_failed_trial_count_ends_after_one_more_failure(tmp_path: Path
     assert r.returncode == 1, r.stderr
     s = read_status(tmp_path / "runs", "katib-failing")
     assert s["phase"] == "ERROR" and s["trials"]["failed"] == 2 and s["trials"]["total"] == 2
+
+
+def test_katib_hyperband_converts_and_runs_locally_with_its_budget(tmp_path: Path) -> None:
+    """Katib's resource parameter becomes --num-epochs=$(EPOCHS), expanded by local mode as
+    Kubernetes would, from the advisor's budget; one round of brackets, then DONE."""
+    import sys
+
+    rec = tmp_path / "runs.jsonl"
+    exp = katib_experiment("katib-hb-local", [sys.executable, str(TRIALS / "katib_argv.py"),
+                                              "--lr=${trialParameters.lr}", "--num-epochs=${trialParameters.layers}"])
+    spec = exp["spec"]
+    spec["algorithm"] = {"algorithmName": "hyperband", "algorithmSettings": [
+        {"name": "resource_name", "value": "num-layers"}, {"name": "eta", "value": "3"}, {"name": "r_l", "value": "3"}]}
+    spec["parameters"][1] = {"name": "lr", "parameterType": "double",
+                             "feasibleSpace": {"min": "0.0001", "max": "0.1", "distribution": "logUniform"}}
+    spec["trialTemplate"]["trialParameters"][1] = {"name": "lr", "reference": "lr"}
+    spec["maxTrialCount"] = 20
+    src = tmp_path / "katib.yaml"
+    src.write_text(yaml.safe_dump(exp))
+    out = tmp_path / "hb.yaml"
+    c = run_autotune(["convert", str(src), "-o", str(out)])
+    assert c.returncode == 0, c.stderr
+    r = run_autotune(["run", str(out), "--output", str(tmp_path / "runs"), "--quiet"], env={"KATIB_RECORD": str(rec)},
+                     timeout=600)
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path / "runs", "katib-hb-local")
+    assert s["phase"] == "DONE" and s["trials"]["total"] == 6 and s["trials"]["succeeded"] == 6
+    runs = [json.loads(line) for line in rec.read_text().splitlines()]
+    assert sorted(r["num_epochs"] for r in runs) == [1, 1, 1, 3, 3, 3]
+    assert all(r["num_epochs"] == r["budget"] for r in runs)
