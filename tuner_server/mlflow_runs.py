@@ -87,12 +87,16 @@ class RunState:
     # The final metric this module reported to the engine (None: none yet). A trial whose
     # final result differs from it got one from the SDK, which wins.
     final: dict[str, Any] | None = None
+    # Every (key, value, timestamp, step) recorded: a retried call is recognised by it, as
+    # MLflow's own store keys metrics, however many values were logged since.
+    logged: set[tuple[str, Any, int, int]] = field(default_factory=set)
 
     def apply(self, kind: str, p: Mapping[str, Any]) -> None:
         """One recorded change (also how a restarted server replays the store's events)."""
         if kind == "mlflow_metrics":
             for m in p["metrics"]:
                 self.metrics[m["key"]] = LoggedMetric(m["value"], m["timestamp"], m["step"])
+                self.logged.add(_identity(m["key"], m["value"], m["timestamp"], m["step"]))
         elif kind == "mlflow_params":
             self.params.update(p["params"])
         elif kind == "mlflow_tags":
@@ -304,13 +308,16 @@ class MlflowRuns:
     # ----- results -----
     def _log_metrics(self, exp_id: str, h: Hosted, t: StoredTrial, s: RunState, metrics: list[tuple[str, LoggedMetric]]) -> None:
         new: list[dict[str, Any]] = []
+        batch: set[tuple[str, Any, int, int]] = set()
         for key, m in metrics:
-            last = s.metrics.get(key)
             # The client retries a call whose answer it did not get: the same value, step and
-            # timestamp again is that retry (MLflow's own store keys metrics so too).
-            if last is not None and (last.value, last.timestamp, last.step) == (m.value, m.timestamp, m.step) \
-                    or any(n["key"] == key and (n["value"], n["timestamp"], n["step"]) == (m.value, m.timestamp, m.step) for n in new):
+            # timestamp again is that retry (MLflow's own store keys metrics so too). Checked
+            # against everything logged, not only each key's last value: a retried batch
+            # holding several steps of one metric repeated its earlier steps.
+            ident = _identity(key, m.value, m.timestamp, m.step)
+            if ident in s.logged or ident in batch:
                 continue
+            batch.add(ident)
             new.append({"key": key, "value": m.value, "timestamp": m.timestamp, "step": m.step})
         if not new:
             return
@@ -392,6 +399,11 @@ class MlflowRuns:
 # ----- request parsing (MLflow's JSON: numbers may arrive as strings, as protobuf's JSON has them) -----
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
+
+
+def _identity(key: str, value: float, timestamp: int, step: int) -> tuple[str, Any, int, int]:
+    """A logged metric's identity (NaN as a string: NaN != NaN, so its retry never matched)."""
+    return key, ("NaN" if math.isnan(value) else value), timestamp, step
 
 
 def _json_number(v: float) -> float | str:

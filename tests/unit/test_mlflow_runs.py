@@ -364,3 +364,21 @@ def test_non_finite_times_and_timestamps_are_400_not_500(setup: Setup) -> None:
     run = t.get("runs/get", run_id=t.run_id).json()["run"]
     assert run["info"]["status"] == "RUNNING" and run["data"]["metrics"] == []
     assert t.post("runs/create", {"start_time": 1_700_000_000_123}).json()["run"]["info"]["start_time"] == 1_700_000_000_123
+
+
+def test_a_retried_batch_of_several_steps_is_recorded_once(setup: Setup) -> None:
+    """Async logging (and log_batch of a history) sends several steps of one metric in one
+    call; its retry repeated the earlier steps, as only each key's last value was compared."""
+    t = setup.trial()
+    batch = {"run_id": t.run_id, "metrics": [{"key": "accuracy", "value": v, "timestamp": 100 + i, "step": i}
+                                             for i, v in enumerate((0.5, 0.6, 0.7))]}
+    for _ in range(2):
+        assert t.post("runs/log-batch", batch).status_code == 200
+    nan = f'{{"run_id": "{t.run_id}", "key": "accuracy", "value": NaN, "timestamp": 200, "step": 3}}'.encode()
+    for _ in range(2):  # NaN's retry too (NaN != NaN)
+        r = t.http.post(t.base + API + "runs/log-metric", content=nan, headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+    assert t.log("accuracy", 0.5, step=0, ts=100).status_code == 200  # a retry of an older call
+    assert setup.view(t)["intermediate"] == [0.5, 0.6, 0.7]
+    events = [e for e in setup.engine.store.trial_events("exp.one", setup.view(t)["name"], "mlflow_metrics")]
+    assert len(events) == 2  # the batch, and the NaN once
