@@ -28,6 +28,7 @@ a restart, so nothing logged is lost when the tuner server dies.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -45,6 +46,7 @@ STATUSES = ACTIVE | ENDED_BADLY | {"FINISHED"}
 PARENT_TAG = "mlflow.parentRunId"
 MAX_KEY = 250  # MLflow's limit on metric, param and tag keys
 MAX_VALUE = 8000  # on param values (MLflow 2.x allows 6000-8000; tags take more, kept here too)
+_PRUNE_MIN = 256  # runs kept in memory before ended trials' and deleted experiments' are forgotten
 
 
 class MlflowError(Exception):
@@ -154,6 +156,9 @@ class MlflowRuns:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._runs: dict[tuple[str, str, float], RunState] = {}
+        # Guards _runs itself only (held for no other call): experiments log concurrently.
+        self._runs_lock = threading.Lock()
+        self._prune_at = _PRUNE_MIN
 
     @classmethod
     def of(cls, engine: Engine) -> "MlflowRuns":
@@ -186,7 +191,8 @@ class MlflowRuns:
     def _state(self, exp_id: str, t: StoredTrial) -> RunState:
         # With its creation time: a deleted and re-created experiment's trials are new runs.
         key = (exp_id, t.record.trial_id, t.created)
-        s = self._runs.get(key)
+        with self._runs_lock:
+            s = self._runs.get(key)
         if s is None:
             s = RunState(start_time=_ms(t.started or t.created))
             for e in self.engine.store.trial_events(exp_id, t.record.trial_id, EVENT_PREFIX):
@@ -194,8 +200,24 @@ class MlflowRuns:
                 # trials of the same names, which must not inherit the old runs.
                 if e["payload"].get("created") == t.created:
                     s.apply(e["kind"], e["payload"])
-            self._runs[key] = s
+            with self._runs_lock:
+                self._runs[key] = s
+                if len(self._runs) >= self._prune_at:
+                    self._prune()
         return s
+
+    def _prune(self) -> None:
+        """Forget the runs of ended trials and of deleted experiments (holding _runs_lock).
+        Without this every trial a server ever saw stayed in memory. Forgetting is safe: a
+        run is rebuilt from the store's events when its trial calls again. Amortised: runs
+        only when the map doubled since the last prune."""
+        def live(key: tuple[str, str, float]) -> bool:
+            h = self.engine.find(key[0])
+            t = h.by_id.get(key[1]) if h is not None else None
+            return t is not None and t.created == key[2] and not t.record.state.ended
+
+        self._runs = {k: v for k, v in self._runs.items() if live(k)}
+        self._prune_at = max(_PRUNE_MIN, 2 * len(self._runs))
 
     def _record(self, exp_id: str, t: StoredTrial, s: RunState, kind: str, payload: dict[str, Any]) -> None:
         """Store first, then apply: what a caller was told is recorded survives a crash."""

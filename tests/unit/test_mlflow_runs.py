@@ -382,3 +382,28 @@ def test_a_retried_batch_of_several_steps_is_recorded_once(setup: Setup) -> None
     assert setup.view(t)["intermediate"] == [0.5, 0.6, 0.7]
     events = [e for e in setup.engine.store.trial_events("exp.one", setup.view(t)["name"], "mlflow_metrics")]
     assert len(events) == 2  # the batch, and the NaN once
+
+
+def test_runs_of_ended_trials_and_deleted_experiments_do_not_pile_up_in_memory(tmp_path: Path) -> None:
+    """Every trial's run stayed in memory for the server's life, deleted experiments' too."""
+    from tuner_server.mlflow_runs import MlflowRuns
+
+    engine = Engine(Store(tmp_path / "t.db"))
+    runs = MlflowRuns.of(engine)
+    ended: list[str] = []
+    for e in range(3):
+        exp = f"e{e}"
+        engine.register(exp, exp, config(primaryMetric="accuracy"))
+        for _ in range(200):
+            tid = engine.suggest(exp).trial_id
+            engine.started(exp, tid)
+            runs.log_metric(exp, tid, {"run_id": run_id_of(tid), "key": "accuracy", "value": 0.5, "timestamp": 1})
+            assert engine.end(exp, tid, 0) is TrialState.SUCCEEDED
+            ended.append(tid)
+        if e < 2:
+            engine.delete(exp)
+    assert len(runs._runs) < 300, len(runs._runs)
+    # A forgotten run is rebuilt from the store when asked for again.
+    last = ended[-1]
+    run = runs.get_run("e2", last, run_id_of(last))["run"]
+    assert run["data"]["metrics"][0]["value"] == 0.5 and run["info"]["status"] == "RUNNING"
