@@ -143,7 +143,8 @@ def importances(space: SearchSpace, points: Sequence[Point], settings: Settings 
         return (), n_top, "every trial has the same objective value"
     raw: list[tuple[str, float]] = []
     for d in space.dims:
-        raw.append((d.key, _importance(d, points, top, n_top, settings)))
+        with np.errstate(all="ignore"):  # overflow at the float limit: a non-finite result is 0 (below)
+            raw.append((d.key, _importance(d, points, top, n_top, settings)))
     total = sum(v for _, v in raw)
     order = {d.key: i for i, d in enumerate(space.dims)}
     scaled = [(k, (v / total) if total > 0 else 0.0) for k, v in raw]
@@ -169,6 +170,10 @@ def _importance(d: Dimension, points: Sequence[Point], top: np.ndarray, n_top: i
     p_region = axis.density(region_counts, settings.prior_weight)
     p_top = axis.density(top_counts, settings.prior_weight)
     divergence = float(np.sum((p_top - p_region) ** 2 / p_region))
+    if not math.isfinite(divergence):
+        # Values near the float limit (a normal parameter imported as 1e308) overflow the
+        # grid; a NaN here made the sum NaN and so every other parameter's importance 0.
+        return 0.0
     alpha = len(top_active) / n_top
     beta = len(active) / len(points)
     return alpha * alpha / beta * divergence

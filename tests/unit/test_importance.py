@@ -223,3 +223,13 @@ def test_trials_that_do_not_fit_the_space_are_skipped_and_counted() -> None:
 def test_summary_line_names_the_top_parameters() -> None:
     (r,) = from_trials(parse_search_space(XY), history(XY, lambda p: p["x"], 30), MAX)
     assert r.line().startswith("x ") and ", y " in r.line()
+
+
+def test_a_parameter_with_values_near_the_float_limit_does_not_zero_the_others() -> None:
+    """Its grid overflowed to NaN, the sum of importances was NaN, and every parameter got 0."""
+    space = {"n": {"_type": "normal", "_value": [0, 1]}, **XY}
+    trials = history(space, lambda p: p["x"], 60)
+    for i, t in enumerate(trials):
+        t["parameters"]["n"] = (1e308, -1e308, 0.5)[i % 3]  # imported from somewhere odd
+    s = scores(space, trials)
+    assert all(math.isfinite(v) for v in s.values()) and s["x"] > 0.5 and s["x"] > s["y"]
