@@ -40,6 +40,7 @@ class ControllerState:
     error: str | None = None
     phase: Phase = Phase.PENDING
     message: str = ""
+    reason: str = "Running"  # the Decision's, for the conditions
     completion: float | None = None
     stopping: set[str] = field(default_factory=set)
     # Trials stopped for running past maxTrialSeconds -> why (they end FAILED, not STOPPED).
@@ -118,7 +119,10 @@ class ExperimentController:
     def _launch(self, a: Assignment) -> None:
         env = trial_env(self.server_url, self.state.token, self.exp_id, a.trial_id, a.sequence, a.parameters,
                         budget=a.budget, checkpoint_dir=self._checkpoint_dir(a.trial_id),
-                        resume_dir=self._checkpoint_dir(a.resume), kind=a.kind, user_env=self.exp.template_env_names())
+                        resume_dir=self._checkpoint_dir(a.resume), kind=a.kind, user_env=self.exp.template_env_names(),
+                        # MLflow's variables only when the objective is read from MLflow (else they
+                        # sent a script's MLflow calls, artifacts too, to a server that refuses those).
+                        mlflow=self.exp.spec.primaryMetric is not None or self.exp.spec.objectives is not None)
         self.executor.launch(TrialLaunch(a.trial_id, a.sequence, a.parameters, env))
         if self.executor.starts_on_launch:
             self.client.started(self.exp_id, a.trial_id)
@@ -199,7 +203,7 @@ class ExperimentController:
             issued += 1
         if d.launch_final:
             self._final_training(summary, issued)
-        self.state.phase, self.state.message = d.phase, d.message
+        self.state.phase, self.state.message, self.state.reason = d.phase, d.message, d.reason
         if d.finished and self.state.completion is None:
             self.state.completion = self.clock()
         return d
@@ -229,7 +233,7 @@ class ExperimentController:
     def status(self) -> ExperimentStatus:
         st = build_status(
             self.client.summary(self.exp_id), self.state.phase, self.state.message, self.state.created, self.state.completion,
-            paused=self.state.paused,
+            paused=self.state.paused, reason=self.state.reason,
         )
         w = self.warm
         if w is not None and not w.earlier:  # what only the pass that imported knows
@@ -264,7 +268,7 @@ class ExperimentController:
         for t in self.client.trials(self.exp_id):
             if t["state"] in ("WAITING", "RUNNING"):
                 self.client.end(self.exp_id, t["name"], None, True, reason)
-        self.state.phase, self.state.message = Phase.ERROR, reason
+        self.state.phase, self.state.message, self.state.reason = Phase.ERROR, reason, "Interrupted"
         self.state.completion = self.clock()
         return self.status()
 

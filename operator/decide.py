@@ -74,6 +74,9 @@ class Decision:
     finished: bool = False  # terminal and nothing left running: the loop may end
     message: str = ""
     launch_final: bool = False  # start final training now (the search is DONE)
+    # Why, as one CamelCase word for machines (the conditions' reason, Kubernetes-style;
+    # Katib's GoalReached / MaxTrialsReached); the message says it to people.
+    reason: str = "Running"
 
 
 def overdue_trials(running_since: Mapping[str, float], now: float, limit: int | None) -> list[str]:
@@ -95,15 +98,15 @@ def decide(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:
     if not limits.final_training or d.phase is not Phase.DONE:
         return d
     if obs.final_active > 0:
-        return Decision(Phase.RUNNING, message=f"{d.message}; final training")
+        return Decision(Phase.RUNNING, message=f"{d.message}; final training", reason="FinalTraining")
     pending = obs.final_issued == 0 if obs.final_pending is None else obs.final_pending
     if pending:
         if not d.finished:  # (stopping what still runs when the goal was reached)
-            return Decision(Phase.RUNNING, stop_active=d.stop_active, message=d.message)
-        return Decision(Phase.RUNNING, launch_final=True, message=f"{d.message}; final training")
+            return Decision(Phase.RUNNING, stop_active=d.stop_active, message=d.message, reason=d.reason)
+        return Decision(Phase.RUNNING, launch_final=True, message=f"{d.message}; final training", reason="FinalTraining")
     if obs.final_issued == 0:
         return d  # no trial succeeded: nothing to rerun
-    return Decision(Phase.DONE, finished=True, message=f"{d.message}; final training ended")
+    return Decision(Phase.DONE, finished=True, message=f"{d.message}; final training ended", reason=d.reason)
 
 
 def final_pending(chosen: Sequence[Mapping[str, Any]], finals: Sequence[Mapping[str, Any]]) -> bool:
@@ -115,7 +118,8 @@ def final_pending(chosen: Sequence[Mapping[str, Any]], finals: Sequence[Mapping[
 def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:
     ended = obs.issued - obs.active
     if obs.error is not None:
-        return Decision(Phase.ERROR, stop_active=obs.active > 0, finished=obs.active == 0, message=obs.error)
+        return Decision(Phase.ERROR, stop_active=obs.active > 0, finished=obs.active == 0, message=obs.error,
+                        reason="ExperimentError")
     if limits.max_failed is not None and obs.failed >= limits.max_failed:
         # A broken image, command or data path fails every trial alike: stop spending the
         # cluster on it (Katib's maxFailedTrialCount). Checked before maxTrialNum, so a run
@@ -124,6 +128,7 @@ def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> De
         return Decision(
             Phase.ERROR, stop_active=obs.active > 0, finished=obs.active == 0,
             message=f"maxFailedTrialNum ({limits.max_failed}) reached: {obs.failed} trial(s) failed{why}",
+            reason="MaxFailedTrialsReached",
         )
     if goal is not None and obs.best is not None and goal.reached(obs.best):
         # Checked before the time and trial limits: a run that reached its goal on its last
@@ -131,6 +136,7 @@ def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> De
         return Decision(
             Phase.DONE, stop_active=obs.active > 0, finished=obs.active == 0,
             message=f"objectiveGoal ({goal.value:g}) reached by {obs.best_name} ({obs.best + 0.0:g})",  # + 0.0: no "-0"
+            reason="GoalReached",
         )
     if limits.max_seconds is not None and obs.elapsed >= limits.max_seconds:
         return Decision(
@@ -138,11 +144,14 @@ def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> De
             stop_active=obs.active > 0,
             finished=obs.active == 0,
             message=f"maxExecSeconds ({limits.max_seconds}s) reached after {ended} trial(s) ended",
+            reason="MaxExecSecondsReached",
         )
     if limits.max_trials is not None and ended >= limits.max_trials:
-        return Decision(Phase.DONE, finished=obs.active == 0, message=f"all {limits.max_trials} trials ended")
+        return Decision(Phase.DONE, finished=obs.active == 0, message=f"all {limits.max_trials} trials ended",
+                        reason="MaxTrialsReached")
     if obs.exhausted and obs.active == 0:
-        return Decision(Phase.DONE, finished=True, message=f"the tuner has no new configurations after {obs.issued} trial(s)")
+        return Decision(Phase.DONE, finished=True, message=f"the tuner has no new configurations after {obs.issued} trial(s)",
+                        reason="SearchExhausted")
     slots = limits.concurrency if limits.capacity is None else min(limits.concurrency, limits.capacity)
     budget = slots - obs.active
     if limits.max_trials is not None:

@@ -146,8 +146,13 @@ def discover_groups(api: client.ApiClient) -> dict[str, set[str]]:
     return out
 
 
+# A condition's reason when the status names none (written by an operator older than status.reason).
+DEFAULT_REASONS = {Phase.PENDING: "Pending", Phase.RUNNING: "Running", Phase.DONE: "Succeeded",
+                   Phase.TIMEOUT: "MaxExecSecondsReached", Phase.ERROR: "ExperimentError"}
+
+
 def conditions(phase: Phase, message: str, previous: list[dict[str, Any]], now: str,
-               resumed: str | None = None) -> list[dict[str, Any]]:
+               resumed: str | None = None, reason: str | None = None) -> list[dict[str, Any]]:
     """One condition per phase kind, True for the current one; transition times kept.
 
     ``resumed`` (what was raised, when an ended experiment is resumed) sets a ``Resumed``
@@ -170,7 +175,7 @@ def conditions(phase: Phase, message: str, previous: list[dict[str, Any]], now: 
         out.append({
             "type": ctype,
             "status": status,
-            "reason": phase.value if on else (old or {}).get("reason", phase.value),
+            "reason": (reason or DEFAULT_REASONS[phase]) if on else (old or {}).get("reason", ""),
             "message": message if on else (old or {}).get("message", ""),
             "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
         })
@@ -199,7 +204,7 @@ class StatusWriter:
     def write(self, patch: dict[str, Any], resumed: str | None = None) -> None:
         new = {**self.last, **patch}
         new["conditions"] = conditions(Phase(new["phase"]), new.get("message", ""), self.last.get("conditions") or [], now_iso(),
-                                       resumed)
+                                       resumed, new.get("reason"))
         if new == self.last:
             return
         self.custom.patch_namespaced_custom_object_status(
@@ -347,7 +352,7 @@ class OperatorRuntime:
             family = self._family(body)
             _check_buildable(exp.spec, ref, family, self.settings.accelerators)
         except (SpecError, WorkloadError) as e:
-            self._fail(writer, events, str(e), md.get("generation"))
+            self._fail(writer, events, str(e), md.get("generation"), reason="InvalidExperiment")
             return md.get("generation")
         wake = self.waker(ref.namespace, ref.name)
         applied: dict[str, Any] = dict(body.get("spec") or {})  # the spec this loop runs with
@@ -482,18 +487,19 @@ class OperatorRuntime:
                 events.emit("ExperimentNotResumed", plan.message, warning=True)
             return None
         log.info("%s/%s: %s", ref.namespace, ref.name, plan.message)
-        writer.write({"phase": Phase.RUNNING.value, "message": f"resumed: {change}", "completionTime": None,
+        writer.write({"phase": Phase.RUNNING.value, "message": f"resumed: {change}", "reason": "Running", "completionTime": None,
                       "pausedSeconds": round(plan.paused_seconds) or None, "observedGeneration": generation,
                       "limits": new}, resumed=change)
         events.emit("ExperimentResumed", plan.message)
         return plan.paused_seconds
 
     @staticmethod
-    def _fail(writer: StatusWriter, events: EventRecorder, message: str, generation: int | None = None) -> None:
+    def _fail(writer: StatusWriter, events: EventRecorder, message: str, generation: int | None = None,
+              reason: str = "ExperimentError") -> None:
         log.warning("experiment %s/%s: %s", writer.ref.namespace, writer.ref.name, message)
         # observedGeneration: this generation was looked at, so an operator restart (or the
         # daemon's filter, kopf_handlers.py) leaves the ended experiment alone.
-        writer.write({"phase": Phase.ERROR.value, "message": message, "completionTime": now_iso(),
+        writer.write({"phase": Phase.ERROR.value, "message": message, "reason": reason, "completionTime": now_iso(),
                       **({"observedGeneration": generation} if generation else {})})
         events.emit("ExperimentError", message, warning=True)
 

@@ -71,6 +71,9 @@ class WarmStartStatus(BaseModel):
 class ExperimentStatus(BaseModel):
     phase: Phase
     message: str = ""
+    # Why it is in this phase, one CamelCase word (MaxTrialsReached, GoalReached, ...): the
+    # reason of its condition, for scripts and `kubectl wait`; the message is for people.
+    reason: str | None = None
     optimizeMode: str = "maximize"
     startTime: str | None = None
     completionTime: str | None = None
@@ -97,12 +100,13 @@ def iso(ts: float | None) -> str | None:
 
 def build_status(
     summary: dict[str, Any], phase: Phase, message: str, created: float, completion: float | None,
-    paused: float = 0.0,
+    paused: float = 0.0, reason: str | None = None,
 ) -> ExperimentStatus:
     best = summary.get("bestTrial")
     return ExperimentStatus(
         phase=phase,
         message=message,
+        reason=reason,
         optimizeMode=summary["optimizeMode"],
         startTime=iso(created),
         completionTime=iso(completion) if phase.terminal else None,

@@ -114,7 +114,8 @@ def test_timeout_stops_running_trials(kube_cluster, env):
     assert st["trials"]["stopped"] == 2 and st["phase"] == "TIMEOUT", st
     assert "maxExecSeconds" in st["message"]
     wait_for(lambda: not jobs(kube_cluster, ns, name), 30, "the timed-out trials' Jobs to be deleted")
-    assert any(c["type"] == "TimedOut" and c["status"] == "True" for c in st["conditions"])
+    assert any(c["type"] == "TimedOut" and c["status"] == "True" and c["reason"] == "MaxExecSecondsReached"
+               for c in st["conditions"]), st["conditions"]
 
 
 def test_max_failed_trials_ends_error_and_names_the_last_failure(kube_cluster, env):
@@ -138,7 +139,8 @@ def test_objective_goal_ends_done_before_max_trials(kube_cluster, env):
     best = st["bestTrial"]
     assert best["value"] >= 2 and st["trials"]["total"] < 4 and st["trials"]["succeeded"] == st["trials"]["total"], st
     assert st["message"] == f"objectiveGoal (2) reached by {best['name']} ({best['value']:g})", st
-    assert any(c["type"] == "Succeeded" and c["status"] == "True" for c in st["conditions"]), st["conditions"]
+    assert any(c["type"] == "Succeeded" and c["status"] == "True" and c["reason"] == "GoalReached"
+               for c in st["conditions"]), st["conditions"]
 
 
 def test_a_trial_past_max_trial_seconds_is_stopped_and_failed(kube_cluster, env):

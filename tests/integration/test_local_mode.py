@@ -115,7 +115,7 @@ def test_objective_goal_ends_the_search_done_at_the_first_trial_that_reaches_it(
     last = table[-1]
     assert json.loads(last["parameters"])["x"] == 1 and s["bestTrial"]["name"] == last["id"]
     assert all(float(t["value"]) < -0.5 for t in table[:-1])
-    assert s["message"] == f"objectiveGoal (-0.5) reached by {last['id']} (0)"
+    assert s["message"] == f"objectiveGoal (-0.5) reached by {last['id']} (0)" and s["reason"] == "GoalReached"
     assert f"objectiveGoal (-0.5) reached by {last['id']}" in r.stdout
 
 

@@ -116,3 +116,21 @@ def test_objective_goal_then_final_training_after_the_stopped_trials_end() -> No
     assert d.phase is Phase.RUNNING and d.stop_active and not d.launch_final
     d = decide(lim, Observed(0, issued=6, active=0, best=0.93, best_name="t-5"), goal)
     assert d.launch_final and not d.stop_active
+
+
+def test_each_ending_names_its_reason() -> None:
+    lim = Limits(max_trials=5, concurrency=1, max_seconds=60, max_failed=2)
+    assert decide(lim, Observed(0, issued=0, active=0)).reason == "Running"
+    assert decide(lim, Observed(0, issued=5, active=0)).reason == "MaxTrialsReached"
+    assert decide(lim, Observed(60, issued=3, active=0)).reason == "MaxExecSecondsReached"
+    assert decide(lim, Observed(0, issued=3, active=0, failed=2)).reason == "MaxFailedTrialsReached"
+    assert decide(lim, Observed(0, issued=3, active=0, error="tuner failed: x")).reason == "ExperimentError"
+    assert decide(lim, Observed(0, issued=3, active=0, exhausted=True)).reason == "SearchExhausted"
+    assert decide(lim, Observed(0, issued=3, active=0, best=1.0, best_name="t"), Goal(0.5, True)).reason == "GoalReached"
+
+
+def test_final_training_keeps_the_search_reason_once_it_ends() -> None:
+    lim = Limits(max_trials=2, concurrency=1, max_seconds=None, final_training=True)
+    assert decide(lim, Observed(0, issued=2, active=0)).reason == "FinalTraining"
+    assert decide(lim, Observed(0, issued=2, active=0, final_issued=1, final_active=1)).reason == "FinalTraining"
+    assert decide(lim, Observed(0, issued=2, active=0, final_issued=1, final_active=0)).reason == "MaxTrialsReached"

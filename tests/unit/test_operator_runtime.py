@@ -30,14 +30,23 @@ def test_settings_token_file(tmp_path):
 
 
 def test_conditions_follow_the_phase_and_keep_transition_times():
-    c1 = conditions(Phase.RUNNING, "", [], "t1")
-    assert c1 == [{"type": "Running", "status": "True", "reason": "RUNNING", "message": "", "lastTransitionTime": "t1"}]
-    assert conditions(Phase.RUNNING, "", c1, "t2") == c1  # unchanged: same time
-    c3 = {c["type"]: c for c in conditions(Phase.TIMEOUT, "maxExecSeconds reached", c1, "t3")}
+    c1 = conditions(Phase.RUNNING, "", [], "t1", reason="Running")
+    assert c1 == [{"type": "Running", "status": "True", "reason": "Running", "message": "", "lastTransitionTime": "t1"}]
+    assert conditions(Phase.RUNNING, "", c1, "t2", reason="Running") == c1  # unchanged: same time
+    c3 = {c["type"]: c for c in conditions(Phase.TIMEOUT, "maxExecSeconds reached", c1, "t3", reason="MaxExecSecondsReached")}
     assert c3["Running"]["status"] == "False" and c3["Running"]["lastTransitionTime"] == "t3"
-    assert c3["TimedOut"] == {"type": "TimedOut", "status": "True", "reason": "TIMEOUT",
+    assert c3["Running"]["reason"] == "Running"  # an off condition keeps the reason it had
+    assert c3["TimedOut"] == {"type": "TimedOut", "status": "True", "reason": "MaxExecSecondsReached",
                               "message": "maxExecSeconds reached", "lastTransitionTime": "t3"}
     assert "Succeeded" not in c3 and "Failed" not in c3
+
+
+def test_a_condition_takes_the_status_reason_or_a_default_per_phase():
+    done = {c["type"]: c for c in conditions(Phase.DONE, "objectiveGoal (0.9) reached", [], "t1", reason="GoalReached")}
+    assert done["Succeeded"]["reason"] == "GoalReached"
+    # a status written without a reason (an older operator, or an invalid spec's ERROR)
+    assert conditions(Phase.DONE, "", [], "t1")[0]["reason"] == "Succeeded"
+    assert conditions(Phase.ERROR, "", [], "t1")[0]["reason"] == "ExperimentError"
 
 
 def test_crd_enums_name_only_existing_algorithms():
