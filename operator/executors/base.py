@@ -93,6 +93,7 @@ def trial_env(
     resume_dir: str | None = None,
     kind: str = "search",
     user_env: Collection[str] = (),
+    mlflow: bool = True,
 ) -> dict[str, str]:
     """The variables every trial receives, in every executor.
 
@@ -106,7 +107,11 @@ def trial_env(
     ``MLFLOW_*`` point a script's MLflow client at the tuner server's MLflow subset
     (tuner_server/mlflow_api.py), in this trial's run, unless ``user_env`` (the names the
     trial template's env sets) has ``MLFLOW_TRACKING_URI``: the user's own MLflow server
-    then wins, and none of them is set (a run id of ours would not exist there).
+    then wins, and none of them is set (a run id of ours would not exist there). ``mlflow``
+    False (an experiment whose objective is not read from MLflow: no spec.primaryMetric nor
+    spec.objectives) sets none either: a script reporting with the SDK that also keeps a
+    model with MLflow (its local ./mlruns, or a server exported in the shell) would
+    otherwise have it refused by the tuner server, failing the trial.
     """
     env = {
         "AUTOTUNE_SERVER_URL": server_url,
@@ -126,13 +131,13 @@ def trial_env(
         env["AUTOTUNE_SAVE_DIR"] = checkpoint_dir
     if resume_dir:
         env["AUTOTUNE_RESUME_DIR"] = resume_dir
-    if "MLFLOW_TRACKING_URI" not in user_env:
-        mlflow = {
+    if mlflow and "MLFLOW_TRACKING_URI" not in user_env:
+        ours = {
             "MLFLOW_TRACKING_URI": tracking_uri(server_url, exp_id, trial_id),
             "MLFLOW_TRACKING_TOKEN": token,  # sent as "Authorization: Bearer"; a Secret on a cluster
             "MLFLOW_RUN_ID": run_id_of(trial_id),  # start_run() and log_metric() resume this trial's run
             # end_run() would print links to an MLflow UI that the tuner server does not serve.
             "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         }
-        env.update({k: v for k, v in mlflow.items() if k not in user_env})
+        env.update({k: v for k, v in ours.items() if k not in user_env})
     return env

@@ -104,13 +104,31 @@ def test_a_users_own_mlflow_server_wins(tmp_path: Path) -> None:
     assert read_records(record)[0]["run"] is None
 
 
-def test_missing_primary_metric_says_which_metrics_were_logged(tmp_path: Path) -> None:
+def test_without_primary_metric_mlflow_is_left_where_it_was(tmp_path: Path) -> None:
+    """No spec.primaryMetric (nor spec.objectives): the objective is not read from MLflow, so
+    AutoTune sets no MLFLOW_* variable. A script reporting with the SDK that also keeps a
+    model with MLflow (here in a store its user exported in the shell) succeeds: AutoTune's
+    subset refuses artifacts, and every such trial failed. An MLflow-only script logs where
+    its user said, and fails for want of a final result."""
+    store = tmp_path / "their-mlruns"
+    shell = {"MLFLOW_TRACKING_URI": store.as_uri(), "MLFLOW_ALLOW_FILE_STORE": "true"}  # MLflow 3 deprecates the file store
+    doc = manifest(name="sdk-mlflow", space={"x": {"_type": "uniform", "_value": [0, 1]}}, max_trials=2, concurrency=1,
+                   command=[sys.executable, str(TRIALS / "sdk_keeps_mlflow_model.py")])
+    r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(tmp_path / "out")],
+                     env=shell, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = (tmp_path / "out" / "sdk-mlflow" / "trials" / "sdk-mlflow-0" / "trial.log").read_text()
+    assert read_status(tmp_path / "out", "sdk-mlflow")["trials"]["succeeded"] == 2, log[-2000:]
+    assert f"tracking uri: {store.as_uri()}" in log
+    assert len(list(store.rglob("model.txt"))) == 2, "each trial's model is in its user's MLflow store"
+
     record = tmp_path / "epochs.jsonl"
     doc = mlflow_manifest(record, [GOOD_A])
     del doc["spec"]["primaryMetric"]
-    r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(tmp_path / "out")],
-                     timeout=300)
+    r = run_autotune(["run", str(write_manifest(tmp_path / "e2.yaml", doc)), "--output", str(tmp_path / "out")],
+                     env=shell, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     row = table(tmp_path / "out")["digits-mlflow-0"]
-    assert row["state"] == "FAILED"
-    assert "spec.primaryMetric" in row["message"] and "accuracy, train_accuracy" in row["message"], row["message"]
+    assert row["state"] == "FAILED" and "without reporting a final metric" in row["message"], row["message"]
+    assert read_records(record)[0]["run"] is None  # no MLFLOW_RUN_ID of ours
+    assert list(store.glob("*/*/metrics/accuracy")), "the script's own MLflow store got its metrics"

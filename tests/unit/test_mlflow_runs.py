@@ -306,6 +306,9 @@ def test_trial_env_points_mlflow_at_the_trial_unless_the_user_set_a_server() -> 
     assert not any(k.startswith("MLFLOW_") for k in theirs)
     partly = trial_env("http://tuner:8080", "tok", "uid-1", "my.exp-3", 3, {}, user_env={"MLFLOW_RUN_ID"})
     assert "MLFLOW_RUN_ID" not in partly and "MLFLOW_TRACKING_URI" in partly
+    # An experiment whose objective is not read from MLflow (no primaryMetric nor objectives).
+    assert not any(k.startswith("MLFLOW_") for k in trial_env("http://tuner:8080", "tok", "uid-1", "e-3", 3, {},
+                                                                mlflow=False))
 
 
 def test_the_mlflow_token_is_a_secret_reference_in_workloads() -> None:
