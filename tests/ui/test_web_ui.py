@@ -356,6 +356,37 @@ def test_parameter_importance_panel_names_the_parameter_that_decides(ui_page: Ui
     assert ui_page.errors == []
 
 
+def test_importance_panel_with_many_objectives_one_without_a_result(ui_page: UiPage, ui_server: UiServer) -> None:
+    """Five objectives, the first the same in every trial: the sentence above the chart took
+    only the first objective's reason ("no result yet") while the bars of the other four
+    were drawn, and the legend wrapped over the bars (now one scrolling line)."""
+    space = {"a": {"_type": "uniform", "_value": [0, 1]}, "b": {"_type": "uniform", "_value": [0, 1]}}
+    names = ["constant_score", "validation_accuracy_top1", "training_seconds_total", "model_size_megabytes", "latency_p99_ms"]
+    objs = [{"name": n, "optimizeMode": "maximize"} for n in names]
+    config = {"searchSpace": json.dumps(space), "tuner": {"name": "Random"}, "objectives": objs}
+    with ui_server.admin() as c:
+        _register(c, "many-objectives", config).raise_for_status()
+        for _ in range(20):
+            a = c.post("/api/v1/experiments/many-objectives/trials", json={}).json()
+            tid, x = a["trialId"], a["parameters"]["a"]
+            metric = {"constant_score": 1.0, **{n: x * (k + 1) for k, n in enumerate(names[1:])}}
+            c.post(f"/api/v1/experiments/many-objectives/trials/{tid}/start", json={}).raise_for_status()
+            c.post(f"/api/v1/experiments/many-objectives/trials/{tid}/final", json={"metric": metric}).raise_for_status()
+            c.post(f"/api/v1/experiments/many-objectives/trials/{tid}/end", json={"exitCode": 0}).raise_for_status()
+        ui_page.login(VIEWER, "/ui/experiments/many-objectives")
+        ui_page.wait_loaded()
+        show(ui_page, "parallel")
+        wait_until(ui_page, "autotuneUI.importance !== null")
+        info = ui_page.page.inner_text("#importance-info")
+        assert info.startswith("PED-ANOVA, 20 succeeded trials; best 6 vs all, one per objective."), info
+        assert "No result for constant_score: every trial has the same objective value" in info, info
+        option = ui_page.page.evaluate("(() => { const o = autotuneUI.charts.importance.getOption(); "
+                                       "return {series: o.series.length, legend: o.legend[0].type}; })()")
+        assert option == {"series": 4, "legend": "scroll"}
+        assert ui_page.errors == []
+        c.delete("/api/v1/experiments/many-objectives").raise_for_status()
+
+
 # ----- local mode -----
 
 def test_local_mode_ui_link_logs_in_once_and_serves_trial_logs(ui_page: UiPage, tmp_path: Path, screenshots: Path) -> None:

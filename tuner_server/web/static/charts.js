@@ -239,7 +239,8 @@ export function importanceOption(report) {
   return {
     animation: false,
     grid: { left: 8, right: 40, top: usable.length > 1 ? 28 : 8, bottom: 24, containLabel: true },
-    legend: usable.length > 1 ? { top: 0 } : undefined,
+    // One scrolling line: a wrapped legend (many objectives) ran over the bars below it.
+    legend: usable.length > 1 ? { top: 0, type: "scroll" } : undefined,
     tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, confine: true,
                formatter: (ps) => `${esc(ps[0].name)}<br>` + ps.map((p) => `${esc(p.seriesName)}: ${num(Math.round(p.value * 1000) / 1000)}`).join("<br>") },
     xAxis: { type: "value", min: 0, max: 1, interval: 0.25 },
@@ -252,9 +253,14 @@ export function importanceOption(report) {
 export function importanceInfo(report) {
   const results = (report && report.results) || [];
   if (!results.length) return "";
-  const r = results[0];
+  // The first objective with a result (the chart draws those): the first one's reason
+  // alone said "no result yet" above the bars of the others.
+  const r = results.find((x) => !x.reason) || results[0];
   const at = r.budget != null ? ` at budget ${r.budget}` : "";
   if (r.reason) return `${report.method}: no result yet (${r.reason}${at}).`;
-  const many = results.length > 1 ? `, one per objective` : "";
-  return `${report.method}, ${r.trials} succeeded trials${at}; best ${r.topTrials} vs all${many}.`;
+  const drawn = results.filter((x) => !x.reason).length;
+  const many = drawn > 1 ? `, one per objective` : "";
+  const missing = results.filter((x) => x.reason).map((x) => `${x.objective}: ${x.reason}`);
+  const none = missing.length ? ` No result for ${missing.join("; ")}.` : "";
+  return `${report.method}, ${r.trials} succeeded trials${at}; best ${r.topTrials} vs all${many}.${none}`;
 }
