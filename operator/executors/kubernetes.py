@@ -220,7 +220,11 @@ class KubernetesExecutor:
                 continue
             res = outcome(self.family, o)
             md = o["metadata"]
-            if tid not in self._started and not md.get("deletionTimestamp") and (res is None or tid in self._seen_active):
+            # Ended ones too when this executor saw them run or created them: a short trial can
+            # be created, run and end between two passes (never seen running), and its pods
+            # still say when it began.
+            if tid not in self._started and not md.get("deletionTimestamp") and (
+                    res is None or tid in self._seen_active or tid in self._launched):
                 awaiting[tid] = parse_time(md.get("creationTimestamp")) or 0.0
             if res is None:
                 self._seen_active.add(tid)

@@ -51,6 +51,9 @@ class Cluster:
             if j["metadata"]["name"] == name:
                 j["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
 
+    def create_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, body: dict) -> None:
+        self.jobs.append(body)
+
     def list_namespaced_pod(self, ns: str, label_selector: str, _preload_content: bool) -> Raw:
         self.pod_lists.append(label_selector)
         if self.forbid_pods:
@@ -126,3 +129,23 @@ def test_pods_not_readable_fall_back_to_the_workloads_creation_once_with_a_warni
     cluster.jobs.append(job("q-1", created=T0 + 9))
     assert step(ex) == {"q-0": T0 + 3, "q-1": T0 + 9}
     assert len(cluster.pod_lists) == 1 and events.emitted == [("PodsNotReadable", True)]
+
+
+def test_a_trial_created_run_and_ended_between_two_passes_gets_its_start() -> None:
+    """Never seen running (its Job was complete at the first poll after its launch): its start
+    was never looked up, so the trial had none (or its first report's) instead of its pod's."""
+    from autotune_operator.executors.base import TrialLaunch
+
+    cluster = Cluster()
+    ex = executor(cluster, Events())
+    ex.launch(TrialLaunch("q-0", 0, {}, {}))
+    (created,) = cluster.jobs
+    created["metadata"]["creationTimestamp"] = iso(T0)
+    created["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    cluster.pods = [pod("q-0", T0, [{"name": "c", "state": {"terminated": {
+        "exitCode": 0, "startedAt": iso(T0 + 2), "finishedAt": iso(T0 + 3)}}}])]
+    exits = ex.poll()
+    assert [(e.trial_id, e.exit_code) for e in exits] == [("q-0", 0)]
+    assert ex.started() == {"q-0": T0 + 2}
+    assert cluster.pod_lists == [f"{EXPERIMENT_LABEL}=q,{TRIAL_LABEL} in (q-0)"]
+    assert step(ex) == {"q-0": T0 + 2} and len(cluster.pod_lists) == 1  # once
