@@ -34,6 +34,7 @@ from autotune_operator.executors.base import TrialExit, TrialLaunch, expand_vars
 
 KILL_GRACE_SECONDS = 5.0
 SUPERVISOR = str(Path(__file__).with_name("local_supervisor.py"))
+_HAS_PROC = os.path.isdir("/proc/self")  # Linux; elsewhere (macOS) processes are checked with signal 0
 # The trial's end as far as anyone recorded it: its process died with the `autotune run`
 # that watched it (a whole container or process tree killed), so no exit code exists.
 GONE_MESSAGE = ("its process was gone when autotune started again: it was killed with the previous "
@@ -225,14 +226,14 @@ class LocalExecutor:
     def _wait(self, trial_id: str, r: _Running) -> None:
         # Whatever the trial left in its process group (its supervisor killed, data loader
         # workers) ends with it, as a pod's containers do.
-        if isinstance(r.proc, subprocess.Popen):
+        if isinstance(r.proc, subprocess.Popen) and hasattr(os, "waitid"):
             try:  # wait without reaping, so the group id cannot be reused before the sweep
                 os.waitid(os.P_PID, r.proc.pid, os.WEXITED | os.WNOWAIT)
             except ChildProcessError:
                 pass
             _signal_group(r.proc.pid, signal.SIGKILL)
             code = r.proc.wait()
-        else:
+        else:  # an adopted process, or no waitid (macOS)
             code = r.proc.wait()  # once: after the exit its pid may already be someone else's
             _signal_group(r.proc.pid, signal.SIGKILL)
         rec = _read_record(self.trial_dir(trial_id) / "process.json")
@@ -285,9 +286,9 @@ class LocalExecutor:
     @staticmethod
     def _escalate(r: _Running) -> None:
         try:
-            if isinstance(r.proc, subprocess.Popen):
+            if isinstance(r.proc, subprocess.Popen) and hasattr(os, "waitid"):
                 _wait_unreaped(r.proc.pid, KILL_GRACE_SECONDS)
-            else:
+            else:  # Popen.wait is safe beside the watcher's: both take Popen's lock
                 r.proc.wait(timeout=KILL_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
             _signal_group(r.proc.pid, signal.SIGKILL)
@@ -351,6 +352,14 @@ def _wait_unreaped(pid: int, timeout: float) -> None:
 
 
 def _alive(pid: int) -> bool:
+    if not _HAS_PROC:  # macOS: a signal 0 tells only that the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
@@ -369,5 +378,7 @@ def _is_trial(pid: int, trial_id: str, tdir: Path) -> bool:
     """Whether ``pid`` is alive and is this trial's supervisor (not a reused pid)."""
     if not _alive(pid):
         return False
+    if not _HAS_PROC:  # no way to read its environment: its record names it and it is alive
+        return True
     env = _environ(pid)
     return env.get("AUTOTUNE_TRIAL_ID") == trial_id and env.get("AUTOTUNE_TRIAL_DIR") == str(tdir)

@@ -1,0 +1,94 @@
+"""The local executor of a restarted `autotune run` (here: a second LocalExecutor on the
+same folder) adopts a trial process still running, takes the recorded exit code of one that
+ended unwatched, and starts fresh only a trial with no record of this experiment. Real
+processes; with /proc (Linux) and without it (as on macOS: signal 0, no environment)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autotune_operator.executors import local
+from autotune_operator.executors.base import TrialExit, TrialLaunch
+from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
+
+
+def trial(token: str = "tok") -> TrialLaunch:
+    env = {"AUTOTUNE_TOKEN": token, "AUTOTUNE_EXPERIMENT_ID": "e", "AUTOTUNE_TRIAL_ID": "t-0",
+           "AUTOTUNE_SERVER_URL": "http://127.0.0.1:9"}
+    return TrialLaunch("t-0", 0, {}, env)
+
+
+def executor(tmp: Path, marker: Path) -> LocalExecutor:
+    code = f"import sys, time; open({str(marker)!r}, 'a').write('run\\n'); time.sleep(1.0); sys.exit(5)"
+    return LocalExecutor(ProcessTemplate((sys.executable, "-c", code), {}, str(tmp)), tmp / "out")
+
+
+def ended(ex: LocalExecutor, timeout: float = 30) -> list[TrialExit]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = ex.poll()
+        if got:
+            return got
+        ex.wait(0.1)
+    raise AssertionError("no exit")
+
+
+@pytest.fixture(params=[True, False], ids=["proc", "no-proc"])
+def has_proc(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    monkeypatch.setattr(local, "_HAS_PROC", request.param)
+    return bool(request.param)
+
+
+def test_a_running_trial_is_adopted_and_an_ended_one_reports_its_code(tmp_path: Path, has_proc: bool) -> None:
+    marker = tmp_path / "runs.txt"
+    first = executor(tmp_path, marker)
+    first.launch(trial())
+    record = tmp_path / "out" / "trials" / "t-0" / "process.json"
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pid = json.loads(record.read_text())["pid"]
+    # A second run while it still runs: adopted, not started again.
+    second = executor(tmp_path, marker)
+    second.launch(trial())
+    assert second.active() == {"t-0"}
+    assert [(e.exit_code, e.killed, e.message) for e in ended(second)] == [(5, False, None)]
+    assert json.loads(record.read_text()) == {"pid": pid, "key": local.launch_key(trial()), "exit": 5}
+    ended(first)
+    # A third run after it ended unwatched: its recorded code, still no new process.
+    third = executor(tmp_path, marker)
+    third.launch(trial())
+    assert [(e.exit_code, e.killed) for e in ended(third, timeout=1)] == [(5, False)]
+    assert marker.read_text() == "run\n"
+
+
+def test_another_experiments_record_starts_the_trial_afresh(tmp_path: Path, has_proc: bool) -> None:
+    marker = tmp_path / "runs.txt"
+    first = executor(tmp_path, marker)
+    first.launch(trial())
+    ended(first)
+    fresh = executor(tmp_path, marker)
+    fresh.launch(trial(token="another-experiments-token"))
+    assert [e.exit_code for e in ended(fresh)] == [5]
+    assert marker.read_text() == "run\nrun\n"
+
+
+def test_a_process_gone_without_a_record_ends_stopped_saying_so(tmp_path: Path, has_proc: bool) -> None:
+    marker = tmp_path / "runs.txt"
+    tdir = tmp_path / "out" / "trials" / "t-0"
+    tdir.mkdir(parents=True)
+    # What a supervisor killed with `autotune run` leaves: its start, no end (pid of a dead process).
+    dead = executor(tmp_path, marker)
+    dead.launch(trial())
+    ended(dead)
+    (tdir / "process.json").write_text(json.dumps({"pid": 2**22 + 7, "key": local.launch_key(trial())}))
+    again = executor(tmp_path, marker)
+    again.launch(trial())
+    [ex] = ended(again, timeout=1)
+    assert (ex.exit_code, ex.killed, ex.message) == (None, True, local.GONE_MESSAGE)
+    assert marker.read_text() == "run\n"
