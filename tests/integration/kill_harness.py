@@ -318,6 +318,8 @@ def check_experiment(out: Path, db: Path, exp_id: str, max_trials: int, seen: se
             o.add("states", f"{tid} exited cleanly after its final report but is {state} ({message})")
         elif not clean and state == "SUCCEEDED":
             o.add("states", f"{tid} SUCCEEDED but its process never finished")
+        elif state == "SUCCEEDED" and code != 0:
+            o.add("states", f"{tid} SUCCEEDED with exit code {code}")
         elif state in ("FAILED", "STOPPED") and not message:
             o.add("states", f"{tid} {state} with no reason")
         if state == "FAILED" and tid not in killed_trials:
