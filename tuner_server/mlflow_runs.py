@@ -97,7 +97,12 @@ class RunState:
         """One recorded change (also how a restarted server replays the store's events)."""
         if kind == "mlflow_metrics":
             for m in p["metrics"]:
-                self.metrics[m["key"]] = LoggedMetric(m["value"], m["timestamp"], m["step"])
+                # A metric's value is its latest by (step, timestamp), as MLflow's own "latest
+                # metrics" are, not the last to arrive: async logging sends batches from a
+                # thread pool, and they arrive out of order.
+                last = self.metrics.get(m["key"])
+                if last is None or (m["step"], m["timestamp"]) >= (last.step, last.timestamp):
+                    self.metrics[m["key"]] = LoggedMetric(m["value"], m["timestamp"], m["step"])
                 self.logged.add(_identity(m["key"], m["value"], m["timestamp"], m["step"]))
         elif kind == "mlflow_params":
             self.params.update(p["params"])
@@ -343,13 +348,23 @@ class MlflowRuns:
             new.append({"key": key, "value": m.value, "timestamp": m.timestamp, "step": m.step})
         if not new:
             return
-        self._record(exp_id, t, s, "mlflow_metrics", {"metrics": new})
         names = objective_names(h)
+        head = s.metrics.get(names[0]) if names else None
+        newest = (head.step, head.timestamp) if head is not None else None
+        self._record(exp_id, t, s, "mlflow_metrics", {"metrics": new})
         if not names or t.record.state.ended:
             return
-        for n in new:
+        for n in sorted(new, key=lambda n: (n["step"], n["timestamp"])):
+            if n["key"] != names[0]:
+                continue
+            # Only values newer (step, timestamp) than the curve's last extend it: an older
+            # one arriving late (async logging's batches race) would put the curve out of order.
+            order = (n["step"], n["timestamp"])
+            if newest is not None and order <= newest:
+                continue
+            newest = order
             # The first objective's values make the trial's curve (what assessors judge).
-            if n["key"] == names[0] and math.isfinite(n["value"]):
+            if math.isfinite(n["value"]):
                 # A stop request is not answered here: MLflow has no way to say it. The
                 # experiment kills the trial (the controller acts on stopRequested).
                 self.engine.report_intermediate(exp_id, t.record.trial_id, n["value"])

@@ -410,3 +410,27 @@ def test_runs_of_ended_trials_and_deleted_experiments_do_not_pile_up_in_memory(t
     last = ended[-1]
     run = runs.get_run("e2", last, run_id_of(last))["run"]
     assert run["data"]["metrics"][0]["value"] == 0.5 and run["info"]["status"] == "RUNNING"
+
+
+def test_batches_arriving_out_of_order_keep_the_curve_in_order_and_the_latest_value_final(setup: Setup) -> None:
+    """Async logging (synchronous=False, MLFLOW_ENABLE_ASYNC_LOGGING) sends batches from a
+    thread pool: they arrive out of order. The last batch to arrive became the final result
+    (an early epoch's accuracy) and the curve went back and forth."""
+    t = setup.trial()
+
+    def batch(*steps: int) -> dict[str, Any]:
+        return {"run_id": t.run_id, "metrics": [{"key": "accuracy", "value": 0.5 + s / 10, "timestamp": 1000 + s, "step": s}
+                                                for s in steps]}
+
+    assert t.post("runs/log-batch", batch(3, 2)).status_code == 200  # unsorted within a batch too
+    assert t.post("runs/log-batch", batch(0, 1)).status_code == 200  # earlier epochs, arriving late
+    assert t.post("runs/log-batch", batch(4)).status_code == 200
+    assert t.end("FINISHED").status_code == 200
+    v = setup.view(t)
+    assert v["intermediate"] == [0.7, 0.8, 0.9]
+    assert v["value"] == 0.9 and v["metrics"] == {"accuracy": 0.9, "default": 0.9}
+    # What MLflow shows of the run agrees, and so does a restarted server (replayed events).
+    assert t.get("runs/get", run_id=t.run_id).json()["run"]["data"]["metrics"][0]["value"] == 0.9
+    from tuner_server.mlflow_runs import MlflowRuns
+    again = MlflowRuns(Engine(Store(setup.db)))
+    assert again.get_run("exp.one", v["name"], t.run_id)["run"]["data"]["metrics"][0]["value"] == 0.9
