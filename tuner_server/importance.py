@@ -25,7 +25,8 @@ What AutoTune adds or decides (see README "Parameter importance"):
   problems (two of eight parameters matter) 30% put the two on top in 0.82 of histories
   against 0.74 for 10% (seeds 5-12, used to choose; the published table uses other seeds).
   The answer is then "what mattered to be in the best 30%". Ties at the cut are all in, so
-  the result never depends on the order trials arrived in.
+  the result never depends on the order trials arrived in; when that takes every trial (a
+  0/1 objective), the top is the trials better than the worst value.
 - Too few trials (fewer than 10 succeeded) give no numbers and a reason; so do objectives
   whose value is the same in every trial. Parameters that never vary get 0.
 - Several objectives: one importance per objective (each in its own direction), since
@@ -140,7 +141,13 @@ def importances(space: SearchSpace, points: Sequence[Point], settings: Settings 
     top = top_mask(losses, settings)
     n_top = int(top.sum())
     if n_top == n:
-        return (), n_top, "every trial has the same objective value"
+        # Ties at the cut took every trial. With a few distinct values (a 0/1 objective
+        # that 20% of trials reach) the top is then the trials better than the worst value;
+        # only when all values are equal is there nothing to say.
+        top = losses < losses.max()
+        n_top = int(top.sum())
+        if n_top == 0:
+            return (), n, "every trial has the same objective value"
     raw: list[tuple[str, float]] = []
     for d in space.dims:
         with np.errstate(all="ignore"):  # overflow at the float limit: a non-finite result is 0 (below)

@@ -233,3 +233,13 @@ def test_a_parameter_with_values_near_the_float_limit_does_not_zero_the_others()
         t["parameters"]["n"] = (1e308, -1e308, 0.5)[i % 3]  # imported from somewhere odd
     s = scores(space, trials)
     assert all(math.isfinite(v) for v in s.values()) and s["x"] > 0.5 and s["x"] > s["y"]
+
+
+def test_a_binary_objective_reached_by_few_trials_still_gives_importances() -> None:
+    """Ties at the 30% cut took every trial when fewer than 30% reached the best value (a
+    0/1 objective), and the answer was "every trial has the same objective value": false."""
+    trials = history(XY, lambda p: 1.0 if p["x"] > 0.85 else 0.0, 60)
+    assert 3 <= sum(t["value"] for t in trials) < 18
+    (r,) = from_trials(parse_search_space(XY), trials, MAX)
+    assert r.reason is None and r.top_trials == sum(t["value"] for t in trials)
+    assert r.importances[0][0] == "x" and dict(r.importances)["x"] > 0.8
