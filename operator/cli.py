@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import time
 import urllib.error
+import urllib.parse
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Sequence
@@ -194,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_INVALID
         ui = UiOptions(trial_log=local_trial_log(out), phase=local_phase(out))
-        server = EmbeddedServer(engine, token, ui=ui).__enter__()
+        server = _embedded_server(engine, token, ui, out).__enter__()
         client, url = InProcessClient(engine), server.url
     if args.ui:
         _announce_ui(server, url, exp_id)
@@ -261,6 +262,19 @@ def _lock_output(out: Path) -> IO[bytes] | None:
         f.close()
         return None
     return f
+
+
+def _embedded_server(engine: Engine, token: str, ui: UiOptions, out: Path) -> EmbeddedServer:
+    """The run's tuner server, on the port the previous run of this folder used when it is
+    free: trials left running by a killed run keep the URL they were given, which matters
+    for clients that cannot follow <output>/server.url as the SDK does (MLflow's)."""
+    try:
+        previous = urllib.parse.urlsplit((out / "server.url").read_text().strip())
+        if previous.hostname == "127.0.0.1" and previous.port:
+            return EmbeddedServer(engine, token, port=previous.port, ui=ui)
+    except (OSError, ValueError):  # no earlier run, or its port is taken now
+        pass
+    return EmbeddedServer(engine, token, ui=ui)
 
 
 def _announce_ui(server: EmbeddedServer | None, url: str, exp_id: str) -> None:

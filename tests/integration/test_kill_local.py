@@ -51,13 +51,17 @@ def running_at_kill(ctx: kh.Ctx) -> set[str]:
 
 def test_orphans_of_a_killed_run_are_adopted_not_run_again(tmp_path: Path) -> None:
     """Only `autotune run` dies: its trials keep training and reporting (to the next run's
-    server, at a new port) and that run watches them to their end instead of restarting them."""
+    server, on the same port when it is still free) and that run watches them to their end
+    instead of restarting them."""
     ctx = ctx_for(tmp_path, "adopt", max_trials=4, concurrency=2, epochs=4, sleep=0.4)
     proc = ctx.start()
     assert kh.kill_when(ctx, proc, lambda: ctx.acks() >= 3, "3 acked reports")
+    url = (ctx.out / "server.url").read_text()
     orphans = running_at_kill(ctx)
     assert orphans, "trials should be running at the kill"
     assert ctx.finish(None) == 0, ctx.log
+    # The same URL: clients that cannot read server.url (MLflow's) still reach the new run.
+    assert (ctx.out / "server.url").read_text() == url
     assert_clean(ctx)
     led = kh.ledgers(ctx.out)
     for tid in orphans:
