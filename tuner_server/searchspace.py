@@ -187,7 +187,9 @@ class Dimension:
             return int(u * len(self.options))
         if t == "input_choice":
             cands, k = self.args
-            return [cands[i] for i in _unrank_combination(len(cands), k, int(u * math.comb(len(cands), k)))]
+            # In integers: u * comb(n, k) overflows a float past ~1e308 (n around 1,000).
+            rank = (int(u * 2**53) * math.comb(len(cands), k)) >> 53
+            return [cands[i] for i in _unrank_combination(len(cands), k, rank)]
         if t == "randint":
             lo, hi = int(self.args[0]), int(self.args[1])
             return min(lo + int(u * (hi - lo)), hi - 1)

@@ -85,3 +85,14 @@ def test_sobol_on_a_nested_space():
 def test_an_unknown_rule_is_named(bad):
     with pytest.raises(TunerArgsError, match="rule"):
         create_tuner("Random", parse_search_space(SQUARE), {"rule": bad})
+
+
+
+def test_from_unit_on_an_input_choice_with_an_astronomical_number_of_subsets():
+    # comb(2000, 1000) ~ 1e600 does not fit a float: the rank is computed in integers.
+    space = parse_search_space({"inputs": {"_type": "input_choice",
+                                           "_value": {"candidates": [f"c{i}" for i in range(2000)], "n_chosen": 1000}}})
+    picks = [space["inputs"].from_unit(u) for u in (0.0, 0.3, 0.999)]
+    assert all(len(p) == 1000 == len(set(p)) for p in picks)
+    assert picks[0] == [f"c{i}" for i in range(1000)]  # rank 0: the first subset in order
+    assert len({tuple(p) for p in picks}) == 3
