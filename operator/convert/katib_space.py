@@ -51,6 +51,11 @@ def _aligned(low: float, step: float) -> bool:
     return abs(k - round(k)) < 1e-9
 
 
+def _last_step(low: float, high: float, step: float) -> int | float:
+    """The largest low + k*step that is <= high (Katib's grid's last value)."""
+    return tidy(low + math.floor((high - low) / step + 1e-9) * step)
+
+
 def _stepped(low: float, high: float, step: float) -> list[int | float]:
     count = int(math.floor((high - low) / step + 1e-9)) + 1
     return [tidy(low + k * step) for k in range(count)]
@@ -79,7 +84,9 @@ def _range(where: str, ptype: str, fs: dict[str, Any], dist: str, notes: list[st
                 return {"_type": "choice", "_value": [low]}
             return {"_type": "uniform", "_value": [low, high]}
         if _aligned(low, q):
-            return {"_type": "quniform", "_value": [low, high, q]}
+            # quniform clips to [low, high]: a max off the step (0..11 step 4) would add 11,
+            # which neither Katib's grid (0, 4, 8) nor its rounding gives. End at the last step.
+            return {"_type": "quniform", "_value": [low, _last_step(low, high, q), q]}
         values = _stepped(low, high, q)
         if len(values) <= MAX_LISTED:
             notes.append(f"{where}.feasibleSpace.step: min {low} is not a multiple of step {q}, so the values "
@@ -97,7 +104,9 @@ def _range(where: str, ptype: str, fs: dict[str, Any], dist: str, notes: list[st
         if not _aligned(low, q):
             notes.append(f"{where}.feasibleSpace.step: qloguniform rounds to multiples of step {q} (as Katib's "
                          f"TPE/random do); min {low} is not one")
-        return {"_type": "qloguniform", "_value": [low, high, q]}
+        # As for quniform: clipping to a max off the step would give max itself (8..100 step 8: 100).
+        top = tidy(math.floor(high / q + 1e-9) * q)
+        return {"_type": "qloguniform", "_value": [low, top if top >= low else high, q]}
     # normal / logNormal: Katib's +-3 sigma reading of [min, max], unclipped as there.
     if dist == "normal":
         mu, sigma = (low + high) / 2, (high - low) / 6

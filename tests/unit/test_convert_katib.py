@@ -14,6 +14,7 @@ from autotune_operator.cli import main
 from autotune_operator.convert import ConvertError, convert_katib
 from autotune_operator.convert.common import WORKLOAD_KIND_ANNOTATION
 from autotune_operator.spec import load_experiment, validate_manifest
+from tuner_server.searchspace import quniform_grid
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "convert" / "katib"
 
@@ -317,3 +318,22 @@ def test_parameter_names_a_placeholder_cannot_hold_are_renamed_with_a_note() -> 
     assert "learning_rate" in conv.manifest["spec"]["searchSpace"]
     assert container(conv.manifest)["command"][3] == "--lr=${parameters.learning_rate}"
     assert has_note(conv.notes, "'learning.rate' is 'learning_rate'")
+
+
+def test_a_max_off_the_step_is_not_a_value() -> None:
+    """quniform/qloguniform clip to [low, high]: converted with Katib's max as high, 0..11 step 4
+    gave 11 (and 8..100 step 8 log gave 100), values Katib's grid and rounding never give."""
+    doc = load("random-job.yaml")
+    doc["spec"]["parameters"][1]["feasibleSpace"] = {"min": "0", "max": "11", "step": "4"}
+    doc["spec"]["parameters"][0]["feasibleSpace"] = {"min": "0.1", "max": "0.95", "step": "0.1"}
+    conv = convert_katib(doc)
+    exp = validate_manifest(conv.manifest)
+    space = conv.manifest["spec"]["searchSpace"]
+    assert space["num-layers"] == {"_type": "quniform", "_value": [0, 8, 4]}
+    assert space["lr"] == {"_type": "quniform", "_value": [0.1, 0.9, 0.1]}
+    dims = {d.name: d for d in exp.space.dims}
+    assert quniform_grid(0, 8, 4) == [0, 4, 8] and dims["num-layers"].is_integer
+    assert max(quniform_grid(0.1, 0.9, 0.1)) == pytest.approx(0.9)
+    doc["spec"]["parameters"][1]["feasibleSpace"] = {"min": "8", "max": "100", "step": "8", "distribution": "logUniform"}
+    space = convert_katib(doc).manifest["spec"]["searchSpace"]
+    assert space["num-layers"] == {"_type": "qloguniform", "_value": [8, 96, 8]}
