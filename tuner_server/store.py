@@ -166,7 +166,10 @@ class Store:
                 )
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                # A failed COMMIT (disk full) has rolled back already: a second ROLLBACK would
+                # raise "no transaction is active" and hide why the write failed.
+                if self._db.in_transaction:
+                    cur.execute("ROLLBACK")
                 raise
 
     def add_experiment(self, exp: StoredExperiment) -> None:
