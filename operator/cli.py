@@ -230,6 +230,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             reason = getattr(e, "reason", e)
             print(f"autotune: tuner server at {url} unreachable: {reason}. Results so far in {out}", file=sys.stderr)
             return EXIT_ERROR
+        except (sqlite3.OperationalError, OSError) as e:  # a full disk: results can no longer be recorded
+            progress.close()
+            print(f"autotune: cannot record results in {out}: {e}; the trials were stopped. Free the space "
+                  f"(or fix the folder) and run the same command again to continue", file=sys.stderr)
+            return EXIT_ERROR
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
