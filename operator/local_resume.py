@@ -54,19 +54,29 @@ def check_output(out: Path, exp: Experiment, now: float) -> LocalResume:
     old_spec = _read_json(out / SPEC_FILE)
     new_spec = spec_of(exp)
     change = diff_spec(old_spec, new_spec) if isinstance(old_spec, dict) else None
+    earlier = _read_json(out / "status.json")
+    if change is None and (out / SPEC_FILE).exists() and isinstance(earlier, dict) and (earlier.get("trials") or {}).get("total"):
+        # It is written atomically, so unreadable means edited by hand: without it any change
+        # (the trial's command, its image) would pass unnoticed and mix two searches.
+        raise SpecChanged(
+            f"{out / SPEC_FILE} is not the spec JSON this folder's run wrote, so what changed since cannot be "
+            f"checked; restore it, delete it to resume without that check, or use another --output")
     if change is not None and change.refused:
         fields = ", ".join(f"spec.{k}" for k in change.refused)
         raise SpecChanged(
             f"{fields} changed since the run in {out}: resuming it may change only {', '.join(MUTABLE)} "
             f"(anything else would mix two searches in one history); use another --output for a new search")
-    status = _read_json(out / "status.json")
+    status = earlier
     if not isinstance(status, dict) or not (status.get("trials") or {}).get("total"):
         return LocalResume(None)
     limits_text = describe_limits(change) if change is not None else ""
     head = f"resuming {exp.name}: {status['trials']['total']} trials so far" + (f", {limits_text}" if limits_text else "")
+    # A folder from before experiment.json, or it was deleted: say what could not be checked.
+    unchecked = ("" if change is not None else f"; {SPEC_FILE} was missing, so only the search space and "
+                 f"algorithms were checked for changes, not the trials' command or the limits")
     run = ended_run(status)
     if run is None:  # it did not end (the process was killed): pick up the trials it left
-        return LocalResume(f"{head} (the last run stopped before it ended)", float(status.get("pausedSeconds") or 0))
+        return LocalResume(f"{head} (the last run stopped before it ended){unchecked}", float(status.get("pausedSeconds") or 0))
     s = exp.spec
     limits = Limits(s.maxTrialNum, s.trialConcurrency, s.maxExecSeconds, None,
                     s.finalTraining is not None and s.finalTraining.enabled, s.maxFailedTrialNum, s.maxTrialSeconds)
@@ -76,8 +86,8 @@ def check_output(out: Path, exp: Experiment, now: float) -> LocalResume:
     plan = plan_resume(run, limits, limits_text, now, goal, resume_error=True)
     paused = run.paused_seconds + (max(0.0, now - run.completion) if run.completion is not None else 0.0)
     if plan.resume:
-        return LocalResume(f"{head} (it ended {run.phase.value}: {run.message})", paused)
-    return LocalResume(f"{exp.name} has already ended with {status['trials']['total']} trials: {plan.reason}", paused)
+        return LocalResume(f"{head} (it ended {run.phase.value}: {run.message}){unchecked}", paused)
+    return LocalResume(f"{exp.name} has already ended with {status['trials']['total']} trials: {plan.reason}{unchecked}", paused)
 
 
 def save_spec(out: Path, exp: Experiment) -> None:

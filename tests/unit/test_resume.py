@@ -447,3 +447,21 @@ def check_output_status(folder: Path, status: dict[str, Any], text: str, now: fl
     exp = load_experiment_text(text)
     (folder / "status.json").write_text(json.dumps(status))
     return check_output(folder, exp, now)
+
+
+def test_local_resume_without_a_readable_spec_file_is_not_silently_unchecked(tmp_path: Path) -> None:
+    """experiment.json deleted or hand-edited: a changed trial command resumed silently
+    (change None skipped every check) and the folder then held two searches in one history."""
+    first = load_experiment_text(MANIFEST)
+    save_spec(tmp_path, first)
+    (tmp_path / "status.json").write_text(json.dumps(status()))
+    raised = load_experiment_text(MANIFEST.replace("maxTrialNum: 16", "maxTrialNum: 32"))
+    (tmp_path / SPEC_FILE).write_text("{torn")
+    with pytest.raises(SpecChanged, match=re.escape(f"{tmp_path / SPEC_FILE} is not the spec JSON")):
+        check_output(tmp_path, raised, T0 + 200)
+    (tmp_path / SPEC_FILE).unlink()  # a folder written before experiment.json existed: resumes, saying so
+    line = check_output(tmp_path, raised, T0 + 200).line
+    assert line is not None and line.startswith("resuming e: 16 trials so far (it ended DONE"), line
+    assert line.endswith(f"; {SPEC_FILE} was missing, so only the search space and algorithms were checked for "
+                         f"changes, not the trials' command or the limits"), line
+    assert check_output(tmp_path / "new", first, T0).line is None  # nothing earlier: nothing to say
