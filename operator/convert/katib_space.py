@@ -86,7 +86,8 @@ def _range(where: str, ptype: str, fs: dict[str, Any], dist: str, notes: list[st
         if _aligned(low, q):
             # quniform clips to [low, high]: a max off the step (0..11 step 4) would add 11,
             # which neither Katib's grid (0, 4, 8) nor its rounding gives. End at the last step.
-            return {"_type": "quniform", "_value": [low, _last_step(low, high, q), q]}
+            last = _last_step(low, high, q)
+            return {"_type": "quniform", "_value": [low, last, q]} if last > low else {"_type": "choice", "_value": [low]}
         values = _stepped(low, high, q)
         if len(values) <= MAX_LISTED:
             notes.append(f"{where}.feasibleSpace.step: min {low} is not a multiple of step {q}, so the values "
@@ -106,7 +107,9 @@ def _range(where: str, ptype: str, fs: dict[str, Any], dist: str, notes: list[st
                          f"TPE/random do); min {low} is not one")
         # As for quniform: clipping to a max off the step would give max itself (8..100 step 8: 100).
         top = tidy(math.floor(high / q + 1e-9) * q)
-        return {"_type": "qloguniform", "_value": [low, top if top >= low else high, q]}
+        if top == low:  # one value: qloguniform needs low < high
+            return {"_type": "choice", "_value": [low]}
+        return {"_type": "qloguniform", "_value": [low, top if top > low else high, q]}
     # normal / logNormal: Katib's +-3 sigma reading of [min, max], unclipped as there.
     if dist == "normal":
         mu, sigma = (low + high) / 2, (high - low) / 6

@@ -337,3 +337,14 @@ def test_a_max_off_the_step_is_not_a_value() -> None:
     doc["spec"]["parameters"][1]["feasibleSpace"] = {"min": "8", "max": "100", "step": "8", "distribution": "logUniform"}
     space = convert_katib(doc).manifest["spec"]["searchSpace"]
     assert space["num-layers"] == {"_type": "qloguniform", "_value": [8, 96, 8]}
+
+
+def test_a_step_range_holding_one_value_is_a_choice_of_it() -> None:
+    doc = load("random-job.yaml")
+    doc["spec"]["parameters"][1]["feasibleSpace"] = {"min": "5", "max": "9", "step": "5"}
+    doc["spec"]["parameters"][0]["feasibleSpace"] = {"min": "0.5", "max": "0.9", "step": "0.5", "distribution": "logUniform"}
+    conv = convert_katib(doc)
+    validate_manifest(conv.manifest)
+    space = conv.manifest["spec"]["searchSpace"]
+    assert space["num-layers"] == {"_type": "choice", "_value": [5]}
+    assert space["lr"] == {"_type": "choice", "_value": [0.5]}
