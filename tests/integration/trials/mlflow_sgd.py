@@ -44,13 +44,15 @@ for epoch in range(args.epochs):
     model.partial_fit(X_tr[order], y_tr[order], classes=classes)
     val_accuracy = float(model.score(X_va, y_va))
     train_accuracy = float(model.score(X_tr, y_tr))
-    mlflow.log_metric("accuracy", float(val_accuracy), step=epoch)
-    mlflow.log_metric("train_accuracy", train_accuracy, step=epoch)
-    print(f"epoch {epoch + 1}: validation accuracy {val_accuracy:.4f}", flush=True)
+    # Recorded before it is logged: a trial the assessor stops is killed at any moment after
+    # the server has a value, so the record may hold one epoch more than the server, never less.
     if record:
         with open(record, "a") as f:
             f.write(json.dumps({"run": run_id, "epoch": epoch, "accuracy": val_accuracy,
                                 "train_accuracy": train_accuracy, "eta0": args.eta0}) + "\n")
+    mlflow.log_metric("accuracy", float(val_accuracy), step=epoch)
+    mlflow.log_metric("train_accuracy", train_accuracy, step=epoch)
+    print(f"epoch {epoch + 1}: validation accuracy {val_accuracy:.4f}", flush=True)
     time.sleep(max(0.0, args.epoch_seconds - (time.monotonic() - started)))
 mlflow.set_tag("finished", "yes")
 print("training finished", flush=True)
