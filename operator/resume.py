@@ -22,11 +22,11 @@ so that :func:`decide` would no longer end it: more trials, a later or no time l
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from autotune_operator.decide import Goal, Limits, Observed, Phase, decide, final_pending
+from autotune_operator.status import parse_time
 
 ENDED = ("DONE", "TIMEOUT", "ERROR")
 RESUMABLE = ("DONE", "TIMEOUT")
@@ -57,21 +57,12 @@ class ResumePlan:
     reason: str = ""  # why it stays ended (the message without what changed)
 
 
-def _epoch(text: Any) -> float | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
     """The ended run an experiment's ``.status`` (or status.json) describes; None if it has not ended."""
     phase = status.get("phase")
     if phase not in ENDED:
         return None
-    start, end = _epoch(status.get("startTime")), _epoch(status.get("completionTime"))
+    start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
     paused = float(status.get("pausedSeconds") or 0)
     ran = max(0.0, end - start - paused) if start is not None and end is not None else 0.0
     trials = status.get("trials") or {}

@@ -98,6 +98,20 @@ def iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(value: Any) -> float | None:
+    """An RFC 3339 timestamp as Kubernetes writes it (``2026-11-24T19:12:26Z``) -> epoch
+    seconds; None for anything else (absent, empty, malformed: never a crash on odd status)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.timestamp()
+
+
 def build_status(
     summary: dict[str, Any], phase: Phase, message: str, created: float, completion: float | None,
     paused: float = 0.0, reason: str | None = None,

@@ -12,24 +12,10 @@ serves them all. Nothing here talks to a cluster.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Iterable, Mapping
 
+from autotune_operator.status import parse_time
 from autotune_operator.workloads.common import TRIAL_LABEL
-
-
-def parse_time(value: Any) -> float | None:
-    """An RFC 3339 timestamp as Kubernetes writes it (``2026-11-24T19:12:26Z``) -> epoch
-    seconds; None for anything else (absent, empty, malformed: never a crash on odd status)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.timestamp()
 
 
 def _state_start(state: Any) -> float | None:
