@@ -175,7 +175,8 @@ class ExperimentController:
             last_failure=f"{last_failure['name']}: {last_failure['message']}" if last_failure else "",
             final_issued=len(finals),
             final_active=final_active,
-            final_pending=final_pending([c["parameters"] for c in _chosen(summary)], [f["parameters"] for f in finals]),
+            final_pending=(final_pending([c["parameters"] for c in _chosen(summary)], [f["parameters"] for f in finals])
+                           if self.limits.final_training else None),  # a pass's JSON work only when it matters
             best=best.get("value"),
             best_name=best.get("name", ""),
         )
