@@ -8,6 +8,8 @@ import json
 import socket
 import urllib.request
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 import yaml
@@ -32,18 +34,27 @@ def test_chart_crd_matches_crds_dir():
     assert (ROOT / "helm/autotune/crds/autotuneexperiments.yaml").read_text() == (ROOT / "crds/autotuneexperiments.yaml").read_text()
 
 
-@pytest.fixture(scope="module")
-def release(kube_cluster):
+@contextmanager
+def installed_release(kube_cluster, prefix: str) -> Iterator[dict[str, str]]:
+    """The chart installed in a new namespace, watching a new team namespace; uninstalled after.
+    The images are not on the fake nodes: the Deployments are scaled to 0 and a test runs the
+    operator as a local process with the chart's ServiceAccount token instead."""
     install_crd(kube_cluster)
-    rel_ns = kube_cluster.new_namespace("autotune")
-    team = kube_cluster.new_namespace("team")
-    name = "at" + uuid.uuid4().hex[:6]
-    # The images are not on the fake nodes: the Deployments are scaled to 0 and the
-    # operator runs as a local process with the chart's ServiceAccount token instead.
+    rel_ns = kube_cluster.new_namespace(prefix)
+    team = kube_cluster.new_namespace(f"team{prefix}")
+    name = prefix + uuid.uuid4().hex[:6]
     kube_cluster.helm("install", name, CHART, "-n", rel_ns, "--set", f"watchNamespaces={{{team}}}",
                       "--set", "operator.replicas=0", "--set", "tunerServer.replicas=0")
-    yield {"name": name, "ns": rel_ns, "team": team}
-    kube_cluster.helm("uninstall", name, "-n", rel_ns, check=False)
+    try:
+        yield {"name": name, "ns": rel_ns, "team": team}
+    finally:
+        kube_cluster.helm("uninstall", name, "-n", rel_ns, check=False)
+
+
+@pytest.fixture(scope="module")
+def release(kube_cluster):
+    with installed_release(kube_cluster, "at") as rel:
+        yield rel
 
 
 def sa_token(kube_cluster, release) -> str:

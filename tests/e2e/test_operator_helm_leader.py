@@ -6,14 +6,13 @@ election on, holding the chart's Lease in the release namespace."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 import yaml
 
 from kube_harness.experiments import wait_for_phase
-from tests.e2e.test_operator_helm import CHART, can, free_port, operator_metrics, render
-from tests.e2e.test_operator_helpers import TRIAL_SCRIPT, apply_manifest, install_crd, running_operator, trial_experiment, wait_for
+from tests.e2e.test_operator_helm import CHART, can, free_port, installed_release, operator_metrics, render
+from tests.e2e.test_operator_helpers import TRIAL_SCRIPT, apply_manifest, running_operator, trial_experiment, wait_for
 
 
 def pick(docs: list[dict], kind: str, name: str) -> dict | None:
@@ -59,16 +58,8 @@ def test_chart_renders_replicas_with_leader_election(kube_cluster):
 
 @pytest.fixture(scope="module")
 def release(kube_cluster):
-    install_crd(kube_cluster)
-    rel_ns = kube_cluster.new_namespace("atle")
-    team = kube_cluster.new_namespace("teamle")
-    name = "le" + uuid.uuid4().hex[:6]
-    # No images on the fake nodes: the Deployments at 0, the operator as a local process
-    # with the chart's ServiceAccount token (as tests/e2e/test_operator_helm.py).
-    kube_cluster.helm("install", name, CHART, "-n", rel_ns, "--set", f"watchNamespaces={{{team}}}",
-                      "--set", "operator.replicas=0", "--set", "tunerServer.replicas=0")
-    yield {"name": name, "ns": rel_ns, "team": team, "lease": f"{name}-autotune-operator"}
-    kube_cluster.helm("uninstall", name, "-n", rel_ns, check=False)
+    with installed_release(kube_cluster, "le") as rel:
+        yield {**rel, "lease": f"{rel['name']}-autotune-operator"}
 
 
 def sa_kubeconfig(kube_cluster, release, path) -> str:
