@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from tuner_server.advisors import advisor_classes, advisor_names, create_advisor, is_advisor
 from tuner_server.assessors import assessor_names, create_assessor
 from tuner_server.history import OptimizeMode
-from tuner_server.objectives import Objective, duplicate_names
+from tuner_server.objectives import MetricStrategy, Objective, duplicate_names
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.tuners import Tuner, TunerArgsError, create_tuner, tuner_classes
 
@@ -271,6 +271,9 @@ class ExperimentSpec(_Model):
     # Azure ML's primary_metric (AutoTune extension): the metric a trial logs through MLflow
     # (mlflow.log_metric) that is the objective; README "Your training script".
     primaryMetric: str | None = Field(default=None, min_length=1, max_length=250)
+    # Katib's objective.metricStrategies: which logged value of a metric (MLflow, or read from
+    # the trial's output) is its final one; unlisted metrics take their latest.
+    metricStrategies: list[MetricStrategy] | None = Field(default=None, max_length=64)
     finalTraining: FinalTrainingSpec | None = None
     warmStart: WarmStartSpec | None = None
 
@@ -302,7 +305,20 @@ class ExperimentSpec(_Model):
                              "name is already the MLflow metric it is read from: leave primaryMetric out")
         if self.primaryMetric is not None and not self.primaryMetric.strip():
             raise FieldError("primaryMetric", "must name a metric, not be blank")
+        if self.metricStrategies:
+            self._check_strategies(self.metricStrategies)
         return self
+
+    def _check_strategies(self, strategies: list[MetricStrategy]) -> None:
+        if self.primaryMetric is None and self.objectives is None:
+            raise FieldError("metricStrategies", "choose among logged values of the objective's metric: set "
+                             "spec.primaryMetric (or spec.objectives) to say which metric that is")
+        seen: set[str] = set()
+        for i, st in enumerate(strategies):
+            if st.name in seen:
+                raise FieldError(f"metricStrategies[{i}].name", f"'{st.name}' is listed twice; give each metric one "
+                                 "strategy")
+            seen.add(st.name)
 
 
 class Metadata(BaseModel):
@@ -374,6 +390,7 @@ class Experiment:
             "seed": s.seed,
             **({"objectives": [o.model_dump(mode="json") for o in s.objectives]} if s.objectives else {}),
             **({"primaryMetric": s.primaryMetric} if s.primaryMetric else {}),
+            **({"metricStrategies": [m.model_dump() for m in s.metricStrategies]} if s.metricStrategies else {}),
         }
 
     def template_env_names(self) -> frozenset[str]:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
-from tuner_server.objectives import MetricError, Objective, curve_value, is_finite_number, metric_vector
+from tuner_server.objectives import MetricError, MetricStrategy, Objective, curve_value, is_finite_number, metric_vector
 from tuner_server.pareto import pareto_front, to_losses
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.store import ImportedTrial, Store, StoredExperiment, StoredTrial
@@ -49,6 +49,8 @@ class ExperimentConfig(BaseModel):
     # spec.primaryMetric: the metric a trial logs through MLflow that is the objective
     # (tuner_server/mlflow_runs.py); None: MLflow metrics are kept but none is the objective.
     primaryMetric: str | None = Field(default=None, min_length=1, max_length=250)
+    # spec.metricStrategies: which logged value of each metric is final (default: latest).
+    metricStrategies: list[MetricStrategy] | None = None
 
 
 class EngineError(Exception):

@@ -92,6 +92,9 @@ class RunState:
     # Every (key, value, timestamp, step) recorded: a retried call is recognised by it, as
     # MLflow's own store keys metrics, however many values were logged since.
     logged: set[tuple[str, Any, int, int]] = field(default_factory=set)
+    # The least and greatest finite value of each metric, for spec.metricStrategies min/max.
+    lowest: dict[str, float] = field(default_factory=dict)
+    highest: dict[str, float] = field(default_factory=dict)
 
     def apply(self, kind: str, p: Mapping[str, Any]) -> None:
         """One recorded change (also how a restarted server replays the store's events)."""
@@ -104,6 +107,10 @@ class RunState:
                 if last is None or (m["step"], m["timestamp"]) >= (last.step, last.timestamp):
                     self.metrics[m["key"]] = LoggedMetric(m["value"], m["timestamp"], m["step"])
                 self.logged.add(_identity(m["key"], m["value"], m["timestamp"], m["step"]))
+                v = m["value"]
+                if math.isfinite(v):
+                    self.lowest[m["key"]] = min(v, self.lowest.get(m["key"], v))
+                    self.highest[m["key"]] = max(v, self.highest.get(m["key"], v))
         elif kind == "mlflow_params":
             self.params.update(p["params"])
         elif kind == "mlflow_tags":
@@ -139,18 +146,27 @@ def final_metric(h: Hosted, state: RunState) -> tuple[dict[str, Any] | None, str
         return None, (f"no value of MLflow metric(s) {missing} ({what}) was logged"
                       + (f"; it logged {', '.join(logged[:8])}" if logged else ""))
     # Non-finite extra metrics are left out: a final metric must be JSON (the objective's are checked below).
-    extra = {k: m.value for k, m in state.metrics.items() if math.isfinite(m.value) or k in names}
+    extra = {k: _chosen_value(h, state, k) for k in state.metrics}
+    extra = {k: v for k, v in extra.items() if math.isfinite(v) or k in names}
     if h.objectives:
         try:
             metric_vector(extra, h.objectives)
         except MetricError as e:
             return None, f"bad final metric: {e}"
         return extra, None
-    v = state.metrics[names[0]].value
+    v = extra[names[0]]
     if not math.isfinite(v):
         return None, f"the last value of MLflow metric '{names[0]}' (spec.primaryMetric) is {v}, not a finite number"
     # "default" last: a metric the script itself named "default" must not replace the objective.
     return {**extra, "default": v}, None
+
+
+def _chosen_value(h: Hosted, state: RunState, key: str) -> float:
+    """The metric's value by spec.metricStrategies: its latest, or the min/max of its finite
+    values (the latest when it has none)."""
+    strategy = next((m.value for m in h.config.metricStrategies or () if m.name == key), "latest")
+    extreme = {"min": state.lowest, "max": state.highest}.get(strategy, {})
+    return extreme.get(key, state.metrics[key].value)
 
 
 class MlflowRuns:

@@ -14,7 +14,7 @@ and each trial reports a dict holding those keys (``report_final_result({"accura
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,16 @@ class Objective(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=128, description="the key of the reported metric dict")
     optimizeMode: OptimizeMode
+
+
+class MetricStrategy(BaseModel):
+    """Which of a metric's logged values (MLflow, or read from the trial's output) is the
+    trial's final one: ``latest`` (the default), or the ``min``/``max`` of every value logged.
+    Katib's ``objective.metricStrategies``, same shape."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=250)
+    value: Literal["min", "max", "latest"]
 
 
 class MetricError(ValueError):
