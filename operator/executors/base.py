@@ -32,6 +32,14 @@ class TrialExit:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class LogChunk:
+    """What ``Executor.read_log`` read of a trial's output."""
+
+    lines: tuple[str, ...]  # complete lines after the cursor, in order, without the newline
+    cursor: Any  # opaque; the caller passes it back next time
+
+
 class Executor(Protocol):
     # True when a launched trial runs at once (a local process: launching is starting);
     # False when it may wait first (a cluster workload queued for a node, a device or an
@@ -47,6 +55,13 @@ class Executor(Protocol):
     def kill(self, trial_id: str, reason: str) -> None: ...
     def wait(self, timeout: float) -> None: ...
     def shutdown(self) -> None: ...
+
+    # The trial's output (stdout and stderr) after ``cursor`` (None: from its start), for
+    # metrics printed by the trial (spec.metricsCollector, autotune_operator/log_metrics.py).
+    # Only complete lines, unless ``final`` (the trial ended: its last line counts without a
+    # newline). None when there is no log to read yet or on a transient error (logged): the
+    # caller keeps its cursor and tries again. Never raises for API or I/O errors.
+    def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None: ...
 
 
 def format_parameter(v: Any) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import select
@@ -30,9 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
-from autotune_operator.executors.base import TrialExit, TrialLaunch, expand_vars, substitute
+from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch, expand_vars, substitute
+
+log = logging.getLogger("autotune.local")
 
 KILL_GRACE_SECONDS = 5.0
+# At most this much of a trial's log is read per call (the rest on the next pass), so a
+# trial that printed gigabytes between two passes cannot take the controller's memory.
+READ_LOG_BYTES = 4 << 20
 SUPERVISOR = str(Path(__file__).with_name("local_supervisor.py"))
 _HAS_PROC = os.path.isdir("/proc/self")  # Linux; elsewhere (macOS) processes are checked with signal 0
 # The trial's end as far as anyone recorded it: its process died with the `autotune run`
@@ -292,6 +298,31 @@ class LocalExecutor:
                 r.proc.wait(timeout=KILL_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
             _signal_group(r.proc.pid, signal.SIGKILL)
+
+    def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None:
+        """Complete lines of ``trials/<trial>/trial.log`` from byte offset ``cursor`` (None: 0);
+        the new cursor is the offset of the first byte not returned. With ``final`` the last
+        line counts without its newline. None when the file is not there (yet) or unreadable."""
+        start = int(cursor or 0)
+        try:
+            with open(self.trial_dir(trial_id) / "trial.log", "rb") as f:
+                f.seek(start)
+                data = f.read(READ_LOG_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.warning("cannot read the log of trial %s: %s", trial_id, e)
+            return None
+        more = len(data) > READ_LOG_BYTES
+        data = data[:READ_LOG_BYTES]
+        end = data.rfind(b"\n") + 1
+        if (final and not more) or (end == 0 and more):
+            end = len(data)  # the last line is complete now; or one line longer than a read: cut it
+        text = data[:end].decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()  # after the last newline
+        return LogChunk(tuple(line.removesuffix("\r") for line in lines), start + end)
 
     def shutdown(self) -> None:
         for tid in list(self.active()):

@@ -1,0 +1,116 @@
+"""Metrics read from a trial's output: Katib's StdOut metrics collector, as a pure parser.
+
+A Katib user's training code prints ``epoch=3 accuracy=0.9512 loss=0.2``; Katib's default
+collector reads the main container's output with a regular expression whose group 1 is a
+metric's name and group 2 its value. This module does the same, with no I/O: the controller
+feeds it the complete lines an executor read (``Executor.read_log``) and sends what it
+returns to the tuner server, where the values take MLflow's path (tuner_server/mlflow_runs.py).
+
+- Every match of every format in every line counts (``re.finditer``), in line order, then
+  format order, then position in the line.
+- A name outside ``names`` (the objective(s) and spec.metricsCollector.additionalMetricNames)
+  is ignored, as Katib does: ``epoch=3`` is not a metric unless named.
+- A value that ``float()`` cannot read (the default format also matches ``lr=`` with an
+  empty value), or that is not finite, is skipped and does not take a step.
+- The N-th value of a name (from 0, since the start of the log) is its step N. Steps count
+  from the start of the log so that a restarted controller, re-reading a log from its
+  start, gives every value the step it had before: the tuner server skips what it has.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+# Katib's default StdOut format (pkg/metricscollector: the name, '=', a decimal number).
+DEFAULT_FORMAT = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+MAX_FORMATS = 16
+MAX_FORMAT_CHARS = 1000
+MAX_NAMES = 64
+MAX_NAME_CHARS = 250  # MLflow's limit on a metric key, which these become
+
+
+class FormatError(ValueError):
+    """A metricsFormat entry that cannot be used; ``index`` is its position in the list
+    (-1: the list as a whole)."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        super().__init__(message)
+
+
+def compile_format(text: str, index: int = 0) -> re.Pattern[str]:
+    """One format: a regex compiling with at least 2 groups (name, value)."""
+    if len(text) > MAX_FORMAT_CHARS:
+        raise FormatError(index, f"is {len(text)} characters, more than {MAX_FORMAT_CHARS}")
+    try:
+        pattern = re.compile(text)
+    except re.error as e:
+        raise FormatError(index, f"is not a valid regular expression: {e}") from None
+    if pattern.groups < 2:
+        raise FormatError(index, f"has {pattern.groups} group(s); it needs 2: group 1 the metric's name, "
+                                 "group 2 its value, e.g. (\\w+)=([-.\\d]+)")
+    return pattern
+
+
+def compile_formats(formats: Sequence[str] | None) -> tuple[re.Pattern[str], ...]:
+    """The formats to read with (Katib's default when none is given)."""
+    if not formats:
+        return (re.compile(DEFAULT_FORMAT),)
+    if len(formats) > MAX_FORMATS:
+        raise FormatError(-1, f"{len(formats)} formats given, at most {MAX_FORMATS}")
+    return tuple(compile_format(f, i) for i, f in enumerate(formats))
+
+
+@dataclass(frozen=True)
+class Collected:
+    """One value read from the log: the ``step``-th value of ``key``."""
+
+    key: str
+    value: float
+    step: int
+
+
+def parse_value(text: str) -> float | None:
+    """The number a match's value group holds, or None (not a number, or not finite)."""
+    try:
+        v = float(text.strip())
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class LogParser:
+    """One trial's parser: the formats, the names that count, and how many values of each
+    name it has seen (the next step of each)."""
+
+    formats: tuple[re.Pattern[str], ...]
+    names: frozenset[str]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, formats: Sequence[str] | None, names: Iterable[str]) -> "LogParser":
+        return cls(compile_formats(formats), frozenset(names))
+
+    def feed(self, lines: Iterable[str]) -> list[Collected]:
+        """The metrics in ``lines`` (complete lines, in order), each with its step."""
+        out: list[Collected] = []
+        for line in lines:
+            for pattern in self.formats:
+                for m in pattern.finditer(line):
+                    name, raw = m.group(1), m.group(2)
+                    if name is None or raw is None:
+                        continue  # an optional group that did not take part
+                    name = name.strip()
+                    if name not in self.names:
+                        continue
+                    value = parse_value(raw)
+                    if value is None:
+                        continue
+                    step = self.counts.get(name, 0)
+                    self.counts[name] = step + 1
+                    out.append(Collected(name, value, step))
+        return out
