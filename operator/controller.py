@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from autotune_operator.decide import Decision, Goal, Limits, Observed, Phase, decide, final_pending, overdue_trials
 from autotune_operator.executors.base import Executor, TrialLaunch, trial_env
+from autotune_operator.log_metrics import Collected, LogParser
 from autotune_operator.spec import Experiment
 from autotune_operator.status import ExperimentStatus, WarmStartStatus, build_status
 from autotune_operator.warm_start import Lookup, WarmStartOutcome, run_warm_start
@@ -48,6 +49,24 @@ class ControllerState:
     # Trials whose real start (executor.started()) the tuner server was told of. A restarted
     # controller tells it again once per trial: idempotent there.
     start_reported: set[str] = field(default_factory=set)
+    # spec.metricsCollector: each running trial's log cursor and parser. Not persisted: a
+    # restarted controller reads each log from its start and the tuner server skips the
+    # steps it has (MlflowRuns.log_collected).
+    logs: dict[str, "TrialLog"] = field(default_factory=dict)
+
+
+# A drained log (final=True) is read in parts (the executor caps one read): at most this many.
+MAX_FINAL_READS = 256
+
+
+@dataclass
+class TrialLog:
+    """Where the controller is in one trial's output, and what it read but could not send yet."""
+
+    parser: LogParser
+    cursor: Any = None
+    read: bool = False  # some of the log was read (else nothing can be said of what it printed)
+    pending: list[Collected] = field(default_factory=list)
 
 
 class ExperimentController:
@@ -88,6 +107,11 @@ class ExperimentController:
         # Not a limit: it cannot change on an existing experiment (Katib's objective is fixed too).
         self.goal = (Goal(spec.objectiveGoal, experiment.optimize_mode is OptimizeMode.MAXIMIZE)
                      if spec.objectiveGoal is not None else None)
+        # spec.metricsCollector: the objective name(s) first, then the additional metrics.
+        mc = self.collector = spec.metricsCollector
+        self.objective_names = ([o.name for o in spec.objectives] if spec.objectives
+                                else [spec.primaryMetric] if spec.primaryMetric else [])
+        self.collected_names = (self.objective_names + list(mc.additionalMetricNames or [])) if mc else []
 
     # ----- lifecycle -----
     def start(self) -> None:
@@ -117,12 +141,17 @@ class ExperimentController:
         return os.path.join(self.checkpoint_root, trial_id)
 
     def _launch(self, a: Assignment) -> None:
+        user_env = self.exp.template_env_names()
         env = trial_env(self.server_url, self.state.token, self.exp_id, a.trial_id, a.sequence, a.parameters,
                         budget=a.budget, checkpoint_dir=self._checkpoint_dir(a.trial_id),
-                        resume_dir=self._checkpoint_dir(a.resume), kind=a.kind, user_env=self.exp.template_env_names(),
+                        resume_dir=self._checkpoint_dir(a.resume), kind=a.kind, user_env=user_env,
                         # MLflow's variables only when the objective is read from MLflow (else they
                         # sent a script's MLflow calls, artifacts too, to a server that refuses those).
                         mlflow=self.exp.spec.primaryMetric is not None or self.exp.spec.objectives is not None)
+        if self.exp.spec.metricsCollector is not None and "PYTHONUNBUFFERED" not in user_env:
+            # Python buffers a pipe's output in 8 KiB blocks: a script's print()s would reach
+            # the log (and the assessor) only at its end. Its user's own setting wins.
+            env["PYTHONUNBUFFERED"] = "1"
         self.executor.launch(TrialLaunch(a.trial_id, a.sequence, a.parameters, env))
         if self.executor.starts_on_launch:
             self.client.started(self.exp_id, a.trial_id)
@@ -134,12 +163,15 @@ class ExperimentController:
         """One reconcile pass."""
         # 1. Trials whose workload ended: the tuner server decides their final state.
         for ex in self.executor.poll():
+            # All it printed first: its last values are its final result (spec.metricsCollector).
+            unread = self._collect(ex.trial_id, final=True)
             overdue = self.state.overdue.pop(ex.trial_id, None)
             if overdue is not None:  # we killed it for its time: a failure of the trial, not our stop
                 state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, False, overdue)
             else:
                 killed = ex.killed or ex.trial_id in self.state.stopping
-                state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, killed, ex.message)
+                why = ex.message or (unread if ex.exit_code == 0 and not killed else None)
+                state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, killed, why)
             self.state.stopping.discard(ex.trial_id)
             log.info("trial %s ended: %s", ex.trial_id, state)
         # When trials really began (before the summary, so its runningSince, the clock of
@@ -148,6 +180,11 @@ class ExperimentController:
             if tid not in self.state.start_reported:
                 self.client.started(self.exp_id, tid, at)
                 self.state.start_reported.add(tid)
+        # What running trials printed since the last pass (their curves: the assessor may ask
+        # for a stop, acted on below in this same pass).
+        if self.collector is not None:
+            for tid in sorted(self.executor.active()):
+                self._collect(tid)
         summary = self.client.summary(self.exp_id)
         # 2. Trials an assessor stopped: kill their workloads (they end EARLY_STOPPED).
         for tid in summary["stopRequested"]:
@@ -209,6 +246,48 @@ class ExperimentController:
             self.state.completion = self.clock()
         return d
 
+    def _collect(self, trial_id: str, final: bool = False) -> str | None:
+        """Read what the trial printed since the last read and send its metrics to the tuner
+        server (spec.metricsCollector; nothing without one). ``final``: the trial ended; read
+        to the end, then forget it. Never raises: a log that cannot be read or sent now is
+        read or sent on a later pass. Returns, for an ended trial, why it has no objective
+        value from its output (None when it has, or when nothing could be read)."""
+        if self.collector is None:
+            return None
+        r = self.state.logs.get(trial_id)
+        if r is None:
+            r = self.state.logs[trial_id] = TrialLog(LogParser.of(self.collector.metricsFormat, self.collected_names))
+        try:
+            for _ in range(MAX_FINAL_READS if final else 1):
+                chunk = self.executor.read_log(trial_id, r.cursor, final)
+                if chunk is None:
+                    break
+                r.read = True
+                r.pending.extend(r.parser.feed(chunk.lines))
+                r.cursor = chunk.cursor
+                if not chunk.lines:
+                    break
+        except Exception as e:  # an executor bug must not stop the experiment
+            log.warning("could not read the output of trial %s: %s", trial_id, e)
+        if r.pending:
+            try:
+                self.client.log_collected(self.exp_id, trial_id,
+                                          [{"key": c.key, "value": c.value, "step": c.step} for c in r.pending])
+                r.pending = []
+            except TunerServerError as e:
+                log.warning("metrics read from trial %s's output not recorded: %s", trial_id, e)
+                if 400 <= e.status < 500 and e.status != 429:
+                    r.pending = []  # refused for good (the trial is gone): sending again would not help
+            except Exception as e:  # the server unreachable for now: sent on the next pass
+                log.warning("metrics read from trial %s's output not sent yet: %s", trial_id, e)
+        if not final:
+            return None
+        self.state.logs.pop(trial_id, None)
+        if not r.read or any(r.parser.counts.get(n) for n in self.objective_names):
+            return None
+        return (f"exited 0, but no value of {', '.join(repr(n) for n in self.objective_names)} was read from its "
+                f"output (spec.metricsCollector reads lines such as '{self.objective_names[0]}=0.97')")
+
     def _launch_or_fail(self, a: Assignment) -> None:
         try:
             self._launch(a)
@@ -265,6 +344,7 @@ class ExperimentController:
         while self.executor.active() and time.monotonic() < deadline:
             self.executor.wait(0.2)
         for ex in self.executor.poll():
+            self._collect(ex.trial_id, final=True)
             self.client.end(self.exp_id, ex.trial_id, ex.exit_code, True, reason)
         for t in self.client.trials(self.exp_id):
             if t["state"] in ("WAITING", "RUNNING"):

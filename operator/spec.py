@@ -16,6 +16,9 @@ from typing import Annotated, Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autotune_operator.log_metrics import MAX_NAME_CHARS as MAX_METRIC_NAME_CHARS
+from autotune_operator.log_metrics import MAX_NAMES as MAX_METRIC_NAMES
+from autotune_operator.log_metrics import FormatError, compile_formats
 from tuner_server.advisors import advisor_classes, advisor_names, create_advisor, is_advisor
 from tuner_server.assessors import assessor_names, create_assessor
 from tuner_server.history import OptimizeMode
@@ -230,6 +233,56 @@ class WarmStartSpec(_Model):
         return v
 
 
+class MetricsCollectorSpec(_Model):
+    """Katib's StdOut metrics collector (AutoTune extension): the trial's metrics are read
+    from its output, lines like ``accuracy=0.97`` (operator/log_metrics.py), and take the
+    path of MLflow-logged metrics: the objective's values are the curve, the last of each the
+    final result. The objective names come from spec.primaryMetric or spec.objectives."""
+
+    kind: str
+    # Regexes whose group 1 is a metric's name and group 2 its value; default Katib's.
+    metricsFormat: list[str] | None = None
+    # Metrics kept beside the objective(s); any other name printed is ignored (as in Katib).
+    additionalMetricNames: list[str] | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v != "StdOut":
+            raise ValueError(f"is not supported; the only kind is StdOut (metrics printed by the trial). "
+                             f"A trial reporting by itself needs no collector: it uses the SDK or MLflow")
+        return v
+
+    @field_validator("metricsFormat")
+    @classmethod
+    def _formats(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("is empty; leave it out for Katib's default format (name=value)")
+        try:
+            compile_formats(v)
+        except FormatError as e:
+            if e.index < 0:
+                raise ValueError(str(e)) from None
+            raise FieldError(f"[{e.index}]", str(e)) from None
+        return v
+
+    @field_validator("additionalMetricNames")
+    @classmethod
+    def _names(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if len(v) > MAX_METRIC_NAMES:
+            raise ValueError(f"lists {len(v)} names, at most {MAX_METRIC_NAMES}")
+        for i, n in enumerate(v):
+            if not n.strip():
+                raise FieldError(f"[{i}]", "must name a metric, not be blank")
+            if len(n) > MAX_METRIC_NAME_CHARS:
+                raise FieldError(f"[{i}]", f"is {len(n)} characters, more than {MAX_METRIC_NAME_CHARS}")
+        return v
+
+
 class AIStoreSpec(_Model):
     folder: str = Field(min_length=1)
     secret: str = Field(min_length=1)
@@ -276,6 +329,8 @@ class ExperimentSpec(_Model):
     metricStrategies: list[MetricStrategy] | None = Field(default=None, max_length=64)
     finalTraining: FinalTrainingSpec | None = None
     warmStart: WarmStartSpec | None = None
+    # Katib's StdOut metrics collector (AutoTune extension): metrics read from the trial's output.
+    metricsCollector: MetricsCollectorSpec | None = None
 
     @field_validator("objectives")
     @classmethod
@@ -305,6 +360,9 @@ class ExperimentSpec(_Model):
                              "name is already the MLflow metric it is read from: leave primaryMetric out")
         if self.primaryMetric is not None and not self.primaryMetric.strip():
             raise FieldError("primaryMetric", "must name a metric, not be blank")
+        if self.metricsCollector is not None and self.primaryMetric is None and self.objectives is None:
+            raise FieldError("metricsCollector", "needs spec.primaryMetric (or spec.objectives) to say which printed "
+                             "metric is the objective, e.g. primaryMetric: accuracy")
         if self.metricStrategies:
             self._check_strategies(self.metricStrategies)
         return self

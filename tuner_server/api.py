@@ -21,7 +21,7 @@ from tuner_server.engine import Assignment, Engine, EngineError, ExperimentConfi
 from tuner_server.failed_logins import FailedLogins
 from tuner_server.metrics import install_metrics
 from tuner_server.mlflow_api import install_mlflow
-from tuner_server.mlflow_runs import MlflowRuns
+from tuner_server.mlflow_runs import COLLECTED_BATCH, MlflowError, MlflowRuns
 from tuner_server.ui import UiOptions, client_address, count_unless_known, install_ui, too_many_failures
 from tuner_server.ui_auth import TokenCheck, matches_any
 from tuner_server.warm_start import ImportRequest
@@ -105,6 +105,20 @@ class StartRequest(BaseModel):
 class StopRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(default="stop requested", max_length=1024)
+
+
+class CollectedMetric(BaseModel):
+    """One value read from a trial's output (spec.metricsCollector): the ``step``-th of ``key``."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, max_length=250)
+    value: float = Field(allow_inf_nan=False)
+    step: int = Field(ge=0, le=2**63 - 1)
+
+
+class CollectedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metrics: list[CollectedMetric] = Field(max_length=COLLECTED_BATCH)
 
 
 def assignment_view(a: Assignment) -> dict[str, Any]:
@@ -259,6 +273,15 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     def end(exp_id: str, trial_id: str, body: EndRequest) -> dict[str, str]:
         with metrics.trial_end(engine, exp_id, trial_id):
             return {"state": engine.end(exp_id, trial_id, body.exitCode, body.killed, body.message).value}
+
+    @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/collected-metrics", dependencies=[Admin])
+    def collected_metrics(exp_id: str, trial_id: str, body: CollectedRequest) -> dict[str, int]:
+        """Metrics the controller read from the trial's output: MLflow's path (mlflow_runs.py)."""
+        try:
+            n = MlflowRuns.of(engine).log_collected(exp_id, trial_id, [m.model_dump() for m in body.metrics])
+        except MlflowError as e:
+            raise HTTPException(e.status, e.message) from None
+        return {"recorded": n}
 
     # MLflow tracking calls of trials instrumented with MLflow (mlflow_api.py): the same
     # tokens as the SDK's routes, answered in MLflow's error shape.

@@ -15,9 +15,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 from tuner_server.engine import Assignment, Engine, ExperimentConfig, NotFound, NotNow
+from tuner_server.mlflow_runs import COLLECTED_BATCH, MlflowError, MlflowRuns
 from tuner_server.warm_start import ImportRequest
 
 DELETE_RETRY_SECONDS = 10.0
@@ -46,6 +47,7 @@ class TunerClient(Protocol):
     def delete_experiment(self, exp_id: str) -> bool: ...
     def list_experiments(self) -> list[dict[str, Any]]: ...
     def import_trials(self, exp_id: str, request: ImportRequest) -> dict[str, Any]: ...
+    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]]) -> int: ...
 
 
 class InProcessClient:
@@ -93,6 +95,13 @@ class InProcessClient:
 
     def import_trials(self, exp_id: str, request: ImportRequest) -> dict[str, Any]:
         return self.engine.import_trials(exp_id, request)
+
+    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]]) -> int:
+        """Metrics read from the trial's output ({key, value, step}); how many were new."""
+        try:
+            return MlflowRuns.of(self.engine).log_collected(exp_id, trial_id, metrics)
+        except MlflowError as e:  # the HTTP client's error, so the controller handles one kind
+            raise TunerServerError(e.status, e.message) from None
 
 
 def is_http_url(url: str) -> bool:
@@ -193,6 +202,17 @@ class HttpClient:
 
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None:
         self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/stop", {"reason": reason})
+
+    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]]) -> int:
+        """Metrics read from the trial's output ({key, value, step}); how many were new. Sent
+        in parts of COLLECTED_BATCH; retrying is safe (a step already recorded is skipped)."""
+        items = [dict(m) for m in metrics]
+        recorded = 0
+        for i in range(0, len(items), COLLECTED_BATCH):
+            r = self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/collected-metrics",
+                           {"metrics": items[i:i + COLLECTED_BATCH]})
+            recorded += int(r["recorded"])
+        return recorded
 
     def summary(self, exp_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/experiments/{exp_id}")

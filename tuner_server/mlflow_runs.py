@@ -21,6 +21,10 @@ How logged values become AutoTune results:
 - A final report of the SDK wins: it is never overwritten.
 - A run ended FAILED or KILLED fails the trial even if the process exits 0.
 
+Metrics read from a trial's output (spec.metricsCollector, Katib's StdOut collector) arrive
+from the controller (:meth:`MlflowRuns.log_collected`) and take the same path, each value the
+N-th of its name since the start of the log (its step); a step already recorded is skipped.
+
 Everything is written to the store (as events) before a call is answered and replayed after
 a restart, so nothing logged is lost when the tuner server dies.
 """
@@ -30,7 +34,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from tuner_server.engine import Engine, EngineError, Hosted, NotFound
 from tuner_server.mlflow_names import experiment_id_of, run_id_of
@@ -46,6 +50,7 @@ STATUSES = ACTIVE | ENDED_BADLY | {"FINISHED"}
 PARENT_TAG = "mlflow.parentRunId"
 MAX_KEY = 250  # MLflow's limit on metric, param and tag keys
 MAX_VALUE = 8000  # on param values (MLflow 2.x allows 6000-8000; tags take more, kept here too)
+COLLECTED_BATCH = 1000  # metrics per collected-metrics request (the controller sends larger reads in parts)
 _PRUNE_MIN = 256  # runs kept in memory before ended trials' and deleted experiments' are forgotten
 
 
@@ -95,11 +100,16 @@ class RunState:
     # The least and greatest finite value of each metric, for spec.metricStrategies min/max.
     lowest: dict[str, float] = field(default_factory=dict)
     highest: dict[str, float] = field(default_factory=dict)
+    # The last step of each metric read from the trial's output (spec.metricsCollector): a
+    # restarted controller re-reads the log from its start and sends those steps again.
+    collected: dict[str, int] = field(default_factory=dict)
 
     def apply(self, kind: str, p: Mapping[str, Any]) -> None:
         """One recorded change (also how a restarted server replays the store's events)."""
-        if kind == "mlflow_metrics":
+        if kind in ("mlflow_metrics", "mlflow_collected"):
             for m in p["metrics"]:
+                if kind == "mlflow_collected":
+                    self.collected[m["key"]] = max(m["step"], self.collected.get(m["key"], -1))
                 # A metric's value is its latest by (step, timestamp), as MLflow's own "latest
                 # metrics" are, not the last to arrive: async logging sends batches from a
                 # thread pool, and they arrive out of order.
@@ -348,8 +358,34 @@ class MlflowRuns:
             self._trial(h, trial_id)
             return {"experiment": self._experiment_view(h)}
 
+    # ----- metrics read from the trial's output (spec.metricsCollector) -----
+    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]]) -> int:
+        """Values the controller read from the trial's output, each the ``step``-th of its
+        key (operator/log_metrics.py). They take the path of ``mlflow.log_metric``. A step at
+        or below the last one recorded for its key is skipped: a restarted controller reads
+        the log from its start again. Returns how many were recorded."""
+        parsed = [_collected(m) for m in metrics]
+        h = self._hosted(exp_id)
+        with h.lock:
+            t = self._trial(h, trial_id)
+            if t.record.state.ended:
+                return 0  # its result is decided; a late read changes nothing
+            s = self._state(exp_id, t)
+            now = _ms(self.engine.clock())
+            last = dict(s.collected)
+            fresh: list[tuple[str, LoggedMetric]] = []
+            for key, value, step in parsed:
+                if step <= last.get(key, -1):
+                    continue
+                last[key] = step
+                fresh.append((key, LoggedMetric(value, now, step)))
+            if fresh:
+                self._log_metrics(exp_id, h, t, s, fresh, kind="mlflow_collected")
+            return len(fresh)
+
     # ----- results -----
-    def _log_metrics(self, exp_id: str, h: Hosted, t: StoredTrial, s: RunState, metrics: list[tuple[str, LoggedMetric]]) -> None:
+    def _log_metrics(self, exp_id: str, h: Hosted, t: StoredTrial, s: RunState, metrics: list[tuple[str, LoggedMetric]],
+                     kind: str = "mlflow_metrics") -> None:
         new: list[dict[str, Any]] = []
         batch: set[tuple[str, Any, int, int]] = set()
         for key, m in metrics:
@@ -367,7 +403,7 @@ class MlflowRuns:
         names = objective_names(h)
         head = s.metrics.get(names[0]) if names else None
         newest = (head.step, head.timestamp) if head is not None else None
-        self._record(exp_id, t, s, "mlflow_metrics", {"metrics": new})
+        self._record(exp_id, t, s, kind, {"metrics": new})
         if not names or t.record.state.ended:
             return
         for n in sorted(new, key=lambda n: (n["step"], n["timestamp"])):
@@ -521,6 +557,20 @@ def _metric(m: Any) -> tuple[str, LoggedMetric]:
     except (TypeError, ValueError):
         raise invalid(f"metric '{key}' value must be a number, got {v!r}"[:200]) from None
     return key, LoggedMetric(value, _int(m.get("timestamp"), "timestamp", 0), _int(m.get("step"), "step", 0))
+
+
+def _collected(m: Any) -> tuple[str, float, int]:
+    """One collected metric {key, value, step}: a finite value, a step >= 0."""
+    if not isinstance(m, Mapping):
+        raise invalid(f"a collected metric must be an object with key, value and step, got {m!r}"[:200])
+    key = _key(m.get("key"), "metric")
+    v = m.get("value")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise invalid(f"metric '{key}' value must be a finite number, got {v!r}"[:200])
+    step = _int(m.get("step"), "step", -1)
+    if step < 0:
+        raise invalid(f"metric '{key}' step must be an integer >= 0, got {m.get('step')!r}"[:200])
+    return key, float(v), step
 
 
 def _pairs(items: Any, what: str) -> dict[str, str]:

@@ -1,0 +1,287 @@
+"""Metrics read from a trial's output reach the tuner server (POST .../collected-metrics,
+MlflowRuns.log_collected) over real HTTP, take MLflow's path (curve, final result, extra
+metrics), survive a server restart, and are never added twice; and the controller reads
+logs each pass and drains an ended trial's log before ending it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import httpx
+import pytest
+
+from autotune_operator.controller import ExperimentController
+from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch
+from autotune_operator.spec import validate_manifest
+from tuner_server.client import HttpClient, InProcessClient, TunerServerError
+from tuner_server.embedded import EmbeddedServer
+from tuner_server.engine import Engine, ExperimentConfig
+from tuner_server.history import TrialState
+from tuner_server.store import Store
+
+ADMIN = "admin-token-0123456789"
+SPACE = json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}})
+
+
+def config(**kw: Any) -> ExperimentConfig:
+    return ExperimentConfig.model_validate({"searchSpace": SPACE, "tuner": {"name": "Random"}, "primaryMetric": "accuracy", **kw})
+
+
+def steps(key: str, values: list[float], start: int = 0) -> list[dict[str, Any]]:
+    return [{"key": key, "value": v, "step": start + i} for i, v in enumerate(values)]
+
+
+class Server:
+    def __init__(self, db: Path) -> None:
+        self.engine = Engine(Store(db))
+        self.srv = EmbeddedServer(self.engine, ADMIN).__enter__()
+        self.client = HttpClient(self.srv.url, ADMIN, retry_seconds=5)
+
+    def close(self) -> None:
+        self.srv.__exit__(None, None, None)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path / "t.db")
+    yield s
+    s.close()
+
+
+def new_trial(engine: Engine, exp_id: str = "e") -> str:
+    a = engine.suggest(exp_id)
+    engine.started(exp_id, a.trial_id)
+    return a.trial_id
+
+
+def test_collected_values_make_the_curve_and_the_last_ones_the_final_result(server: Server) -> None:
+    server.engine.register("e", "e", config())
+    tid = new_trial(server.engine)
+    c = server.client
+    assert c.log_collected("e", tid, steps("accuracy", [0.5, 0.7]) + steps("loss", [1.0, 0.6])) == 4
+    assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.7]
+    # The same steps again (a restarted controller reads the log from its start) add nothing;
+    # only the new step is recorded.
+    assert c.log_collected("e", tid, steps("accuracy", [0.5, 0.7, 0.65]) + steps("loss", [1.0, 0.6, 0.5])) == 2
+    assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.7, 0.65]
+    assert server.engine.end("e", tid, 0) is TrialState.SUCCEEDED
+    t = server.engine.trial("e", tid)
+    assert t.record.value == 0.65 and t.record.metrics == {"default": 0.65, "accuracy": 0.65, "loss": 0.5}
+    # After the end nothing more is taken.
+    assert c.log_collected("e", tid, steps("accuracy", [0.9], start=3)) == 0
+    assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.7, 0.65]
+
+
+def test_what_was_collected_survives_a_server_restart(tmp_path: Path) -> None:
+    first = Server(tmp_path / "t.db")
+    first.engine.register("e", "e", config())
+    tid = new_trial(first.engine)
+    assert first.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3])) == 3
+    first.close()
+
+    second = Server(tmp_path / "t.db")  # the events are replayed from the store
+    try:
+        assert second.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3, 0.4])) == 1
+        assert second.engine.trial("e", tid).record.intermediate == [0.1, 0.2, 0.3, 0.4]
+        assert second.engine.end("e", tid, 0) is TrialState.SUCCEEDED
+        assert second.engine.trial("e", tid).record.value == 0.4
+    finally:
+        second.close()
+
+
+def test_the_route_is_the_admins_and_refuses_bad_bodies(server: Server) -> None:
+    h = server.engine.register("e", "e", config())
+    tid = new_trial(server.engine)
+    url = f"{server.srv.url}/api/v1/experiments/e/trials/{tid}/collected-metrics"
+    ok = {"metrics": steps("accuracy", [0.5])}
+    # A trial's own token may not claim what its output said: only the controller reads logs.
+    r = httpx.post(url, json=ok, headers={"Authorization": f"Bearer {h.stored.token}"})
+    assert r.status_code == 403
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    for bad in ({"metrics": [{"key": "accuracy", "value": "NaN", "step": 0}]},
+                {"metrics": [{"key": "accuracy", "value": 0.5, "step": -1}]},
+                {"metrics": [{"key": "", "value": 0.5, "step": 0}]},
+                {"metrics": [{"key": "accuracy", "value": 0.5}]},
+                {"metrics": steps("accuracy", [0.5] * 1001)}):
+        r = httpx.post(url, content=json.dumps(bad), headers={**admin, "Content-Type": "application/json"})
+        assert r.status_code == 422, (bad, r.text)
+    assert httpx.post(url.replace(tid, "nope"), json=ok, headers=admin).status_code == 404
+    assert server.engine.trial("e", tid).record.intermediate == []
+    assert httpx.post(url, json=ok, headers=admin).json() == {"recorded": 1}
+    # The HTTP client sends a large read in parts.
+    assert server.client.log_collected("e", tid, steps("accuracy", [0.5] * 2500)) == 2499
+    assert len(server.engine.trial("e", tid).record.intermediate) == 2500
+
+
+def test_the_in_process_client_does_the_same(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path / "t.db"))
+    engine.register("e", "e", config(assessor={"name": "Medianstop", "classArgs": {"start_step": 2}}))
+    client = InProcessClient(engine)
+    # Two trials: the first good, the second bad; Medianstop asks the bad one to stop.
+    good, bad = new_trial(engine), new_trial(engine)
+    assert client.log_collected("e", good, steps("accuracy", [0.8, 0.9, 0.95])) == 3
+    assert client.end("e", good, 0) == "SUCCEEDED"
+    assert client.log_collected("e", bad, steps("accuracy", [0.1, 0.1, 0.1])) == 3
+    assert bad in client.summary("e")["stopRequested"]
+    with pytest.raises(TunerServerError) as e:
+        client.log_collected("e", bad, [{"key": "accuracy", "value": float("inf"), "step": 3}])
+    assert e.value.status == 400
+
+
+# ----- the controller -----
+
+class ScriptedExecutor:
+    """Trials that 'print' what the test appends to their log, and exit when told."""
+
+    starts_on_launch = True
+
+    def __init__(self) -> None:
+        self.logs: dict[str, str] = {}
+        self.running: set[str] = set()
+        self.exits: list[TrialExit] = []
+        self.killed: set[str] = set()
+        self.broken: set[str] = set()  # read_log raises (an executor bug) for these
+        self.finals: list[str] = []  # the order of final reads, to compare with client.end
+
+    def capacity(self) -> int | None:
+        return None
+
+    def launch(self, trial: TrialLaunch) -> None:
+        self.running.add(trial.trial_id)
+        self.logs.setdefault(trial.trial_id, "")
+
+    def started(self) -> Mapping[str, float]:
+        return {}
+
+    def active(self) -> set[str]:
+        return set(self.running)
+
+    def poll(self) -> list[TrialExit]:
+        out, self.exits = self.exits, []
+        return out
+
+    def exit(self, trial_id: str, code: int) -> None:
+        self.running.discard(trial_id)
+        self.exits.append(TrialExit(trial_id, code))
+
+    def kill(self, trial_id: str, reason: str) -> None:
+        if trial_id in self.running:
+            self.killed.add(trial_id)
+            self.running.discard(trial_id)
+            self.exits.append(TrialExit(trial_id, -15, True, reason))
+
+    def wait(self, timeout: float) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None:
+        if trial_id in self.broken:
+            raise RuntimeError("log API down")
+        if trial_id not in self.logs:
+            return None
+        text = self.logs[trial_id][cursor or 0:]
+        end = len(text) if final else text.rfind("\n") + 1
+        if final:
+            self.finals.append(trial_id)
+        return LogChunk(tuple(text[:end].splitlines()), (cursor or 0) + end)
+
+
+def experiment(**spec: Any) -> Any:
+    return validate_manifest({
+        "apiVersion": "tensorstack.dev/v1beta1", "kind": "AutoTuneExperiment", "metadata": {"name": "c"},
+        "spec": {"maxTrialNum": 2, "trialConcurrency": 2, "searchSpace": SPACE, "primaryMetric": "accuracy",
+                 "tuner": {"builtinTunerName": "Random", "classArgs": {"optimize_mode": "maximize"}},
+                 "metricsCollector": {"kind": "StdOut", "additionalMetricNames": ["loss"]},
+                 "trainingConfig": {"type": "pytorch", "tasks": [{"type": "master", "template": {
+                     "spec": {"containers": [{"name": "c", "image": "i", "command": ["train"]}]}}}]}, **spec}})
+
+
+def test_the_controller_reads_each_pass_and_drains_before_the_end(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    c = ExperimentController(experiment(), "c", InProcessClient(engine), ex, "http://unused")
+    c.start()
+    c.step()
+    a, b = sorted(ex.running)
+    ex.logs[a] += "epoch=0 accuracy=0.5 loss=1.0\nepoch=1 accur"
+    ex.logs[b] += "accuracy=0.2\n"
+    ex.broken.add(b)  # b's reads fail: the pass goes on, a is still read
+    c.step()
+    assert engine.trial("c", a).record.intermediate == [0.5]
+    assert engine.trial("c", b).record.intermediate == []
+    ex.broken.discard(b)
+    # a's last line has no newline when it exits: the drain reads it, before the end.
+    ex.logs[a] += "acy=0.75 loss=0.4\naccuracy=0.8"
+    ex.exit(a, 0)
+    c.step()
+    t = engine.trial("c", a)
+    assert t.record.state is TrialState.SUCCEEDED and t.record.intermediate == [0.5, 0.75, 0.8]
+    assert t.record.value == 0.8 and t.record.metrics == {"default": 0.8, "accuracy": 0.8, "loss": 0.4}
+    assert engine.trial("c", b).record.intermediate == [0.2]  # read again on this pass
+    assert a not in c.state.logs and b in c.state.logs  # forgotten once ended
+    ex.exit(b, 0)
+    c.step()
+    t = engine.trial("c", b)
+    assert t.record.state is TrialState.SUCCEEDED and t.record.value == 0.2 and t.message is None
+    assert ex.finals == [a, a, b]  # drained once each exited: read until a read gives no more lines
+
+
+def test_a_trial_that_printed_no_objective_fails_saying_so(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", InProcessClient(engine), ex, "http://u")
+    c.start()
+    c.step()
+    (a,) = ex.running
+    ex.logs[a] += "training... loss=0.3\nacc=0.9\n"
+    ex.exit(a, 0)
+    c.step()
+    t = engine.trial("c", a)
+    assert t.record.state is TrialState.FAILED
+    assert "no value of 'accuracy' was read from its output" in (t.message or ""), t.message
+
+
+def test_a_restarted_controller_reads_from_the_start_and_adds_nothing_twice(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    exp = experiment(maxTrialNum=1, trialConcurrency=1)
+    c = ExperimentController(exp, "c", InProcessClient(engine), ex, "http://u")
+    c.start()
+    c.step()
+    (a,) = ex.running
+    ex.logs[a] += "accuracy=0.1\naccuracy=0.2\n"
+    c.step()
+    assert engine.trial("c", a).record.intermediate == [0.1, 0.2]
+    again = ExperimentController(exp, "c", InProcessClient(engine), ex, "http://u")  # no cursor, no parser state
+    again.start()
+    ex.logs[a] += "accuracy=0.3\n"
+    again.step()
+    assert engine.trial("c", a).record.intermediate == [0.1, 0.2, 0.3]
+    ex.exit(a, 0)
+    third = ExperimentController(exp, "c", InProcessClient(engine), ex, "http://u")
+    third.start()
+    third.step()  # the exit is drained from the log's start
+    t = engine.trial("c", a)
+    assert t.record.state is TrialState.SUCCEEDED and t.record.intermediate == [0.1, 0.2, 0.3] and t.record.value == 0.3
+
+
+def test_without_a_collector_no_log_is_read(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    exp = experiment()
+    del exp.manifest.spec.metricsCollector
+    exp.manifest.spec.metricsCollector = None
+    c = ExperimentController(exp, "c", InProcessClient(engine), ex, "http://u")
+    c.start()
+    c.step()
+    ex.broken |= ex.running  # any read would raise
+    for tid in list(ex.running):
+        ex.logs[tid] += "accuracy=0.5\n"
+    ex.exit(sorted(ex.running)[0], 0)
+    c.step()
+    assert ex.finals == []
+    assert all(not engine.trial("c", t).record.intermediate for t in ex.logs)

@@ -1,0 +1,194 @@
+"""Metrics read from a trial's output (Katib's StdOut collector): the pure parser
+(operator/log_metrics.py), the local executor's log reader, and spec.metricsCollector's
+validation."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autotune_operator.executors.local import READ_LOG_BYTES, LocalExecutor, ProcessTemplate
+from autotune_operator.log_metrics import DEFAULT_FORMAT, Collected, FormatError, LogParser, compile_formats
+from autotune_operator.spec import SpecError, validate_manifest
+
+
+def parse(lines: list[str], names: list[str], formats: list[str] | None = None) -> list[tuple[str, float, int]]:
+    return [(c.key, c.value, c.step) for c in LogParser.of(formats, names).feed(lines)]
+
+
+# ----- the parser -----
+
+def test_default_katib_format_reads_named_metrics_with_their_steps() -> None:
+    lines = [
+        "loading digits",
+        "epoch=0 accuracy=0.8512 loss=0.52",
+        "epoch=1 accuracy=0.9012 loss=0.31",
+        "epoch = 2 accuracy = 0.9512 loss=2e-1",  # spaces around '=', an exponent
+    ]
+    assert parse(lines, ["accuracy", "loss"]) == [
+        ("accuracy", 0.8512, 0), ("loss", 0.52, 0),
+        ("accuracy", 0.9012, 1), ("loss", 0.31, 1),
+        ("accuracy", 0.9512, 2), ("loss", 0.2, 2),
+    ]
+
+
+def test_names_not_asked_for_are_ignored_as_katib_does() -> None:
+    # 'epoch' is printed on every line but is neither the objective nor an additional metric.
+    assert parse(["epoch=3 accuracy=0.9 lr=0.01"], ["accuracy"]) == [("accuracy", 0.9, 0)]
+    assert parse(["epoch=3 val-loss=0.4"], ["val-loss"]) == [("val-loss", 0.4, 0)]  # '-' is part of a name
+
+
+def test_unparsable_and_non_finite_values_are_skipped_and_take_no_step() -> None:
+    lines = [
+        "accuracy=nan",          # the default format reads no digits here: value ''
+        "accuracy= loss=1",      # '' again
+        "accuracy=inf",
+        "accuracy=.5",
+        "accuracy=-0.25e1",
+        "accuracy=+7",
+    ]
+    assert parse(lines, ["accuracy"]) == [("accuracy", 0.5, 0), ("accuracy", -2.5, 1), ("accuracy", 7.0, 2)]
+    # A custom format that does capture 'nan'/'inf': float() reads them, but they are not finite.
+    fmt = [r"(\w+):\s*(\S+)"]
+    assert parse(["acc: nan", "acc: inf", "acc: 1e999", "acc: oops", "acc: 0.75"], ["acc"], fmt) == [("acc", 0.75, 0)]
+
+
+def test_custom_format_and_several_formats_per_line() -> None:
+    fmts = [r"([\w-]+)\s*:\s*([+-]?\d+(?:\.\d+)?)", r"\{(\w+) is (\d+(?:\.\d+)?)\}"]
+    lines = ["Epoch 1 | accuracy: 0.81 | loss: 0.6 {top5 is 0.97}", "accuracy=0.99 is not this format"]
+    assert parse(lines, ["accuracy", "loss", "top5"], fmts) == [
+        ("accuracy", 0.81, 0), ("loss", 0.6, 0), ("top5", 0.97, 0),
+    ]
+
+
+def test_every_match_in_a_line_counts_and_steps_are_per_name() -> None:
+    p = LogParser.of(None, ["a", "b"])
+    assert p.feed(["a=1 a=2 b=3"]) == [Collected("a", 1.0, 0), Collected("a", 2.0, 1), Collected("b", 3.0, 0)]
+    # Steps keep counting across feeds (the log read in parts, pass after pass).
+    assert p.feed(["b=4", "a=5"]) == [Collected("b", 4.0, 1), Collected("a", 5.0, 2)]
+    assert p.counts == {"a": 3, "b": 2}
+
+
+def test_a_name_group_with_spaces_is_stripped_and_optional_groups_are_skipped() -> None:
+    assert parse(["  acc  -> 0.5"], ["acc"], [r"(\s*\w+\s*)->\s*(\S+)"]) == [("acc", 0.5, 0)]
+    # Group 2 optional and absent: no value, nothing collected.
+    assert parse(["acc"], ["acc"], [r"(\w+)(?:=(\d+))?"]) == []
+
+
+def test_formats_must_compile_and_have_two_groups() -> None:
+    assert compile_formats(None)[0].pattern == DEFAULT_FORMAT
+    with pytest.raises(FormatError, match="not a valid regular expression") as e:
+        compile_formats([r"(\w+)=(\d+)", "(unclosed"])
+    assert e.value.index == 1
+    with pytest.raises(FormatError, match="1 group"):
+        compile_formats([r"(\w+)=\d+"])
+    with pytest.raises(FormatError, match="more than 1000"):
+        compile_formats(["(a)(b)" + "x" * 1000])
+    with pytest.raises(FormatError, match="at most 16") as e:
+        compile_formats([r"(a)(b)"] * 17)
+    assert e.value.index == -1
+
+
+# ----- LocalExecutor.read_log: complete lines from a byte offset -----
+
+def executor(tmp_path: Path) -> LocalExecutor:
+    return LocalExecutor(ProcessTemplate(("true",), {}, str(tmp_path)), tmp_path)
+
+
+def write_log(tmp_path: Path, trial: str, data: bytes) -> None:
+    d = tmp_path / "trials" / trial
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "trial.log", "ab") as f:
+        f.write(data)
+
+
+def test_read_log_returns_complete_lines_and_a_cursor_to_continue_from(tmp_path: Path) -> None:
+    ex = executor(tmp_path)
+    assert ex.read_log("t-0", None) is None  # no log yet
+    write_log(tmp_path, "t-0", b"epoch=0 accuracy=0.5\r\nepoch=1 acc")
+    c1 = ex.read_log("t-0", None)
+    assert c1 is not None and c1.lines == ("epoch=0 accuracy=0.5",) and c1.cursor == len(b"epoch=0 accuracy=0.5\r\n")
+    # The half-written line is not returned until its newline arrives.
+    c2 = ex.read_log("t-0", c1.cursor)
+    assert c2 is not None and c2.lines == () and c2.cursor == c1.cursor
+    write_log(tmp_path, "t-0", "uracy=0.75 naïve\nlast=1".encode())
+    c3 = ex.read_log("t-0", c2.cursor)
+    assert c3 is not None and c3.lines == ("epoch=1 accuracy=0.75 naïve",)
+    # The trial ended: its last line counts without a newline.
+    c4 = ex.read_log("t-0", c3.cursor, final=True)
+    assert c4 is not None and c4.lines == ("last=1",)
+    assert ex.read_log("t-0", c4.cursor, final=True) == type(c4)((), c4.cursor)
+
+
+def test_read_log_reads_a_large_log_in_parts(tmp_path: Path) -> None:
+    ex = executor(tmp_path)
+    line = b"accuracy=0.5 " + b"x" * 1000 + b"\n"
+    n = READ_LOG_BYTES // len(line) * 2 + 3
+    write_log(tmp_path, "t-0", line * n)
+    total, cursor, reads = 0, None, 0
+    while True:
+        chunk = ex.read_log("t-0", cursor, final=True)
+        assert chunk is not None
+        if not chunk.lines:
+            break
+        total, cursor, reads = total + len(chunk.lines), chunk.cursor, reads + 1
+    assert total == n and reads == 3 and cursor == len(line) * n
+
+
+# ----- spec.metricsCollector -----
+
+BASE: dict[str, Any] = {
+    "apiVersion": "tensorstack.dev/v1beta1", "kind": "AutoTuneExperiment", "metadata": {"name": "q"},
+    "spec": {"maxTrialNum": 1, "searchSpace": '{"x": {"_type": "choice", "_value": [1]}}',
+             "tuner": {"builtinTunerName": "Random"}, "primaryMetric": "accuracy",
+             "trainingConfig": {"type": "pytorch", "tasks": [{"type": "master", "template": {
+                 "spec": {"containers": [{"name": "c", "image": "i", "command": ["train"]}]}}}]}},
+}
+
+
+def problems(collector: Any, **spec: Any) -> list[str]:
+    doc = copy.deepcopy(BASE)
+    doc["spec"]["metricsCollector"] = collector
+    for k, v in spec.items():
+        if v is None:
+            doc["spec"].pop(k, None)
+        else:
+            doc["spec"][k] = v
+    try:
+        validate_manifest(doc)
+    except SpecError as e:
+        return e.problems
+    return []
+
+
+def test_a_valid_collector_is_accepted() -> None:
+    assert problems({"kind": "StdOut"}) == []
+    assert problems({"kind": "StdOut", "metricsFormat": [r"(\w+):\s*(\S+)"], "additionalMetricNames": ["loss"]}) == []
+    objectives = [{"name": "accuracy", "optimizeMode": "maximize"}, {"name": "size", "optimizeMode": "minimize"}]
+    assert problems({"kind": "StdOut"}, primaryMetric=None, objectives=objectives) == []
+
+
+@pytest.mark.parametrize("collector, spec, expected", [
+    ({"kind": "StdOut"}, {"primaryMetric": None},
+     "spec.metricsCollector: needs spec.primaryMetric (or spec.objectives)"),
+    ({"kind": "File"}, {}, "spec.metricsCollector.kind: is not supported; the only kind is StdOut"),
+    ({}, {}, "spec.metricsCollector.kind: is required"),
+    ({"kind": "StdOut", "metricsFormat": [r"(\w+)=(\d+)", "acc=(["]}, {},
+     "spec.metricsCollector.metricsFormat[1]: is not a valid regular expression"),
+    ({"kind": "StdOut", "metricsFormat": [r"accuracy=(\d+)"]}, {}, "spec.metricsCollector.metricsFormat[0]: has 1 group"),
+    ({"kind": "StdOut", "metricsFormat": []}, {}, "spec.metricsCollector.metricsFormat: is empty"),
+    ({"kind": "StdOut", "metricsFormat": [r"(a)(b)"] * 17}, {}, "spec.metricsCollector.metricsFormat: 17 formats given"),
+    ({"kind": "StdOut", "metricsFormat": ["(a)(b)" + "c" * 1000]}, {}, "spec.metricsCollector.metricsFormat[0]: is 1006 characters"),
+    ({"kind": "StdOut", "additionalMetricNames": ["loss", "  "]}, {},
+     "spec.metricsCollector.additionalMetricNames[1]: must name a metric"),
+    ({"kind": "StdOut", "additionalMetricNames": ["x" * 251]}, {}, "spec.metricsCollector.additionalMetricNames[0]: is 251 characters"),
+    ({"kind": "StdOut", "additionalMetricNames": [f"m{i}" for i in range(65)]}, {},
+     "spec.metricsCollector.additionalMetricNames: lists 65 names, at most 64"),
+    ({"kind": "StdOut", "format": "x"}, {}, "spec.metricsCollector.format: unknown field"),
+])
+def test_a_bad_collector_is_refused_naming_the_field(collector: Any, spec: dict[str, Any], expected: str) -> None:
+    got = problems(collector, **spec)
+    assert len(got) == 1 and got[0].startswith(expected), got
