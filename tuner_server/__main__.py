@@ -16,6 +16,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import uvicorn  # noqa: E402
 
 from tuner_server.api import create_app  # noqa: E402
+from tuner_server.body_limit import BodyLimits, parse_limits  # noqa: E402
 from tuner_server.engine import Engine  # noqa: E402
 from tuner_server.failed_logins import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_SECONDS, FailedLogins  # noqa: E402
 from tuner_server.store import Store  # noqa: E402
@@ -60,7 +61,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--metrics-auth", choices=["token", "none"], default=os.environ.get("AUTOTUNE_METRICS_AUTH", "token"),
                    help="GET /metrics needs the viewer or admin token as a bearer token (token, the default), "
                         "or is open to anyone reaching the port (none) ($AUTOTUNE_METRICS_AUTH)")
+    p.add_argument("--max-body", default=os.environ.get("AUTOTUNE_MAX_BODY", ""),
+                   help="request body limits: one size for ordinary routes (default 1MiB), or family=size pairs "
+                        "from default, registration (8MiB), imports (warm start, 256MiB), mlflow (2MiB), e.g. "
+                        "'default=2MiB,imports=512MiB'; larger bodies get 413 ($AUTOTUNE_MAX_BODY)")
     args = p.parse_args(argv)
+    try:
+        limits: BodyLimits = parse_limits(args.max_body)
+    except ValueError as e:
+        p.error(f"--max-body / AUTOTUNE_MAX_BODY: {e}")
     if args.metrics_auth not in ("token", "none"):  # argparse does not check a default against choices
         p.error(f"AUTOTUNE_METRICS_AUTH must be token or none, not {args.metrics_auth!r}")
     try:
@@ -73,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         p.exit(2, f"tuner server: {args.db} is not an AutoTune history ({e})\n")
     try:
         app = create_app(engine, _admin_token(args), UiOptions(viewer_token=_viewer_token(args)), failed,
-                         metrics_auth=args.metrics_auth == "token")
+                         metrics_auth=args.metrics_auth == "token", body_limits=limits)
     except ValueError as e:  # a token shorter than 16 characters
         p.exit(2, f"tuner server: {e}\n")
     # proxy_headers=False: uvicorn would otherwise take the client address from

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tuner_server.body_limit import BodyLimit, BodyLimits
 from tuner_server.engine import Assignment, Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
 from tuner_server.failed_logins import FailedLogins
 from tuner_server.metrics import install_metrics
@@ -127,11 +128,16 @@ def assignment_view(a: Assignment) -> dict[str, Any]:
 
 
 def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
-               failed_logins: FailedLogins | None = None, metrics_auth: bool = True) -> FastAPI:
-    """``metrics_auth``: GET /metrics needs the viewer or admin token (else it is open)."""
+               failed_logins: FailedLogins | None = None, metrics_auth: bool = True,
+               body_limits: BodyLimits | None = None) -> FastAPI:
+    """``metrics_auth``: GET /metrics needs the viewer or admin token (else it is open).
+    ``body_limits``: request body sizes per route family (body_limit.py; None: its defaults)."""
     if len(admin_token) < 16:
         raise ValueError("the admin token must be at least 16 characters")
     app = FastAPI(title="AutoTune tuner server", version="v1")
+    # Added first, so innermost: the request metrics (and the UI's headers) see its 413s.
+    app.add_middleware(BodyLimit, limits=body_limits or BodyLimits(), is_admin=lambda authorization: (
+        authorization[:7].lower() == "bearer " and matches_any(authorization[7:].strip(), [admin_token])))
     # One budget per address for the API and the web UI: the admin token opens both.
     failed = failed_logins or FailedLogins()
     scrapers = TokenCheck(admin_token, ui.viewer_token if ui else None) if metrics_auth else None
