@@ -73,6 +73,45 @@ def invalid(message: str) -> MlflowError:
     return MlflowError(400, "INVALID_PARAMETER_VALUE", message)
 
 
+# ----- request and run limits -----
+# MLflow's per-request limits on runs/log-batch (the REST API's "Request Limits"; the client's
+# mlflow/utils/validation.py): its client splits larger logging into batches within them.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100  # params, and tags, each
+MAX_ENTITIES_PER_BATCH = 1000  # metrics + params + tags
+# Distinct params and tags kept per run. Open-source MLflow sets no cap (its database just
+# grows); Databricks' hosted MLflow allows 1,600 params and 1,600 tags per run. AutoTune keeps
+# the same: every key is kept in the store and in every runs/get answer, so one trial must
+# not grow them without bound, while a script logging a whole config still fits.
+MAX_PARAMS_PER_RUN = 1600
+MAX_TAGS_PER_RUN = 1600
+
+
+def check_batch(metrics: int, params: int, tags: int) -> None:
+    """MLflow's log-batch limits on a request's entry counts (pure; raises MlflowError)."""
+    for what, n, limit in (("metrics", metrics, MAX_METRICS_PER_BATCH), ("params", params, MAX_PARAMS_TAGS_PER_BATCH),
+                           ("tags", tags, MAX_PARAMS_TAGS_PER_BATCH),
+                           ("metrics, params and tags together", metrics + params + tags, MAX_ENTITIES_PER_BATCH)):
+        if n > limit:
+            raise invalid(f"a log-batch request may carry at most {limit} {what}, this one has {n}: "
+                          f"split them across several requests (MLflow's own limit)")
+
+
+def changed(kept: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:
+    """The entries of ``given`` that are not already kept with that value (pure): logging the
+    same param or tag again (a retried call) writes nothing to the store."""
+    return {k: v for k, v in given.items() if kept.get(k) != v}
+
+
+def check_room(what: str, kept: Mapping[str, str], given: Mapping[str, str], cap: int, run_id: str) -> None:
+    """Refuse ``given`` when it would take the run past ``cap`` distinct keys (pure)."""
+    new = [k for k in given if k not in kept]
+    if new and len(kept) + len(new) > cap:
+        raise invalid(f"run '{run_id}' has {len(kept)} {what}s and this request adds {len(new)} new ones "
+                      f"(first: {new[0][:60]!r}); AutoTune keeps at most {cap} {what}s per run (as Databricks' "
+                      f"MLflow does): log fewer distinct {what}s, or one {what} holding several values")
+
+
 @dataclass
 class LoggedMetric:
     value: float
@@ -280,6 +319,8 @@ class MlflowRuns:
         with h.lock:
             t = self._trial(h, trial_id)
             s = self._state(exp_id, t)
+            tags = changed(s.tags, tags)
+            check_room("tag", s.tags, tags, MAX_TAGS_PER_RUN, run_id_of(t.record.trial_id))
             if tags:
                 self._record(exp_id, t, s, "mlflow_tags", {"tags": tags})
             start = _time(body.get("start_time"), "start_time")
@@ -310,12 +351,16 @@ class MlflowRuns:
         metrics = body.get("metrics") or []
         if not isinstance(metrics, list):
             raise invalid("metrics must be a list")
+        check_batch(len(metrics), _count(body.get("params")), _count(body.get("tags")))
         parsed = [_metric(m) for m in metrics]
         params = _pairs(body.get("params"), "params")
         tags = _pairs(body.get("tags"), "tags")
         h = self._hosted(exp_id)
         with h.lock:
             t, s = self._run_of(h, trial_id, _run_id(body))
+            params, tags = changed(s.params, params), changed(s.tags, tags)
+            check_room("param", s.params, params, MAX_PARAMS_PER_RUN, run_id_of(t.record.trial_id))
+            check_room("tag", s.tags, tags, MAX_TAGS_PER_RUN, run_id_of(t.record.trial_id))
             if params:
                 self._record(exp_id, t, s, "mlflow_params", {"params": params})
             if tags:
@@ -571,6 +616,11 @@ def _collected(m: Any) -> tuple[str, float, int]:
     if step < 0:
         raise invalid(f"metric '{key}' step must be an integer >= 0, got {m.get('step')!r}"[:200])
     return key, float(v), step
+
+
+def _count(items: Any) -> int:
+    """Entries of a request's params or tags (a wrong type is _pairs' error)."""
+    return len(items) if isinstance(items, list) else 0
 
 
 def _pairs(items: Any, what: str) -> dict[str, str]:
