@@ -18,8 +18,9 @@ This is test harness, not a kubelet. What it does:
     pod's ServiceAccount (TokenRequest bound to the pod) unless automountServiceAccountToken
     is false, so in-pod clients that load a kubeconfig act as that ServiceAccount under
     RBAC (load_incluster_config() does not work: nothing is mounted);
-  * keeps stdout+stderr per container in <state-dir>/pods/<ns>_<pod>_<uid>/<container>.log
-    and serves them to kube-apiserver (so `kubectl logs` works).
+  * keeps stdout+stderr per container in <state-dir>/pods/<ns>_<pod>_<uid>/<container>.log,
+    with each line's time in <container>.cri (container_logs.py), and serves them to
+    kube-apiserver as the kubelet does (so `kubectl logs`, --timestamps, --since-time work).
 Not emulated: images (the command must exist on this host), volumes and volumeMounts,
 networking (every pod gets podIP 127.0.0.1), probes, resource limits enforcement, exec/
 attach/port-forward, ephemeral and sidecar containers, lifecycle hooks.
@@ -47,6 +48,8 @@ from pathlib import Path
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.utils.quantity import parse_quantity
+
+from kube_harness import container_logs
 
 log = logging.getLogger("kube_harness.node_agent")
 
@@ -163,6 +166,7 @@ class PodRunner(threading.Thread):
         self.delete_grace: float | None = None  # set when the pod is being deleted
         self.wake = threading.Event()
         self.procs: dict[str, subprocess.Popen] = {}
+        self.pumps: dict[str, container_logs.LogPump] = {}  # container -> its log's copier
         self.lock = threading.Lock()
         self.start_time = now()
         self.statuses: dict[str, dict] = {}  # container name -> containerStatus
@@ -351,7 +355,7 @@ class PodRunner(threading.Thread):
                                            "message": str(e)}}
             return None
         argv = [expand(a, env) for a in (c.get("command") or []) + (c.get("args") or [])]
-        logf = self.dir / f"{name}.log"
+        logf, crif = self.dir / f"{name}.log", self.dir / f"{name}.cri"
         if not argv:
             status["state"] = {"waiting": {"reason": "CreateContainerError", "message":
                                "no command or args: images are not emulated by the fake node"}}
@@ -365,21 +369,24 @@ class PodRunner(threading.Thread):
                        f"running container {name} in {sandbox}")
                 log.info("%s/%s: %s", self.ns, self.name, msg)
                 self.agent.event(self.pod, "WorkingDirMissing", msg, "Warning")
-                with open(logf, "a") as f:
-                    f.write(f"[fake-node] {msg}\n")
+                container_logs.note(logf, crif, f"[fake-node] {msg}")
             wd = str(sandbox)
         try:
-            with open(logf, "ab") as out:
-                p = subprocess.Popen(argv, cwd=wd, env=env, stdout=out,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+            # Through a pipe, so each line gets the time it was written (timestamps=true).
+            p = subprocess.Popen(argv, cwd=wd, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
         except OSError as e:
-            with open(logf, "a") as f:
-                f.write(f"[fake-node] cannot start {argv[0]!r}: {e}\n")
+            container_logs.note(logf, crif, f"[fake-node] cannot start {argv[0]!r}: {e}")
             status["state"] = {"terminated": {"exitCode": 128, "reason": "StartError",
                                               "message": str(e), "startedAt": now(),
                                               "finishedAt": now()}}
             return None
+        assert p.stdout is not None
+        pump = container_logs.LogPump(p.stdout, logf, crif, name=f"log-{self.name}-{name}")
+        pump.start()
+        with self.lock:
+            self.pumps[name] = pump
         status["state"] = {"running": {"startedAt": now()}}
         status["started"] = True
         status["ready"] = True
@@ -387,6 +394,11 @@ class PodRunner(threading.Thread):
         return p
 
     def _finish(self, p: subprocess.Popen, status: dict, started_at: str) -> int:
+        # The log is whole before the container counts as terminated (a kubelet's is):
+        # wait for the pump to drain the pipe (not forever: a child left running may hold it).
+        pump = self.pumps.get(status["name"])
+        if pump is not None:
+            pump.join(5)
         rc = p.returncode
         code = rc if rc >= 0 else 128 - rc
         status["state"] = {"terminated": {
@@ -795,15 +807,23 @@ class Agent:
                 q = urllib.parse.parse_qs(u.query)
                 dirs = sorted((agent.state_dir / "pods").glob(f"{ns}_{pod}_*"),
                               key=lambda p: p.stat().st_mtime)
-                f = dirs[-1] / f"{container}.log" if dirs else None
+                f = dirs[-1] / f"{container}.cri" if dirs else None
                 if f is None or not f.is_file():
                     self.send_error(404, f"no log for {ns}/{pod}/{container}")
                     return
-                data = f.read_bytes()
+                stamped = q.get("timestamps", ["false"])[0] == "true"
+                since = None
+                if "sinceTime" in q:
+                    since = container_logs.parse_ns(q["sinceTime"][0])
+                    if since is None:
+                        self.send_error(400, f"sinceTime {q['sinceTime'][0]!r} is not RFC 3339")
+                        return
+                records, pos = container_logs.complete_records(f.read_bytes())
+                out = container_logs.render(records, timestamps=stamped, since_ns=since)
                 if "tailLines" in q:
                     n = int(q["tailLines"][0])
-                    lines = data.splitlines(keepends=True)
-                    data = b"".join(lines[-n:]) if n else b""
+                    out = out[-n:] if n > 0 else []
+                data = b"".join(out)
                 if "limitBytes" in q:
                     data = data[: int(q["limitBytes"][0])]
                 self.send_response(200)
@@ -811,18 +831,20 @@ class Agent:
                 self.end_headers()
                 self.wfile.write(data)
                 if q.get("follow", ["false"])[0] == "true":
-                    pos = f.stat().st_size
                     runner = next((r for r in agent.runners.values()
                                    if r.ns == ns and r.name == pod), None)
-                    while runner is not None and runner.is_alive():
-                        time.sleep(0.3)
+                    while True:
+                        alive = runner is not None and runner.is_alive()
                         with open(f, "rb") as fh:
                             fh.seek(pos)
-                            chunk = fh.read()
-                        pos += len(chunk)
-                        if chunk:
-                            self.wfile.write(chunk)
+                            records, n = container_logs.complete_records(fh.read())
+                        pos += n
+                        if records:
+                            self.wfile.write(b"".join(container_logs.render(records, timestamps=stamped)))
                             self.wfile.flush()
+                        if not alive:  # read once more after the end: the last lines
+                            break
+                        time.sleep(0.3)
 
         srv = ThreadingHTTPServer(("127.0.0.1", self.kubelet_port), Handler)
         srv.daemon_threads = True
