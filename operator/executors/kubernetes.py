@@ -18,13 +18,14 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from autotune_operator.executors.base import TrialExit, TrialLaunch
+from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch
 from autotune_operator.spec import API_GROUP, API_VERSION, KIND, ExperimentSpec
 from autotune_operator.workloads import (
     EXPERIMENT_LABEL,
@@ -36,7 +37,9 @@ from autotune_operator.workloads import (
 )
 from autotune_operator.workloads.accelerators import AcceleratorPolicy
 from autotune_operator.workloads.common import TOKEN_KEY, Owner
+from autotune_operator.workloads.pod_logs import PodLogCursor, resume, since_time
 from autotune_operator.workloads.pods import parse_time, trial_starts
+from autotune_operator.workloads.primary_pod import LogSource, primary_pod
 
 log = logging.getLogger("autotune.k8s")
 
@@ -44,6 +47,11 @@ ENDED_ANNOTATION = "autotune.tensorstack.dev/ended"
 # Past this many trials waiting to start, the pod LIST selects by experiment only (a label
 # selector naming every trial would grow without bound; the answer is the same).
 MAX_NAMED_TRIALS = 50
+# One read of a trial's log returns at most this much (the controller reads again for the
+# rest); a pass's pod LIST is reused by the reads of that pass for at most this long.
+LOG_READ_BYTES = 4 * 1024 * 1024
+LOG_READ_TIMEOUT = 30.0
+PODS_FRESH_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,7 @@ class KubernetesExecutor:
     accelerators: AcceleratorPolicy = field(default_factory=AcceleratorPolicy)
     events: EventRecorder | None = None
     on_created: Callable[[str], None] | None = None  # hook for latency measurements
+    clock: Callable[[], float] = time.monotonic  # how old a pass's pod LIST is
     # A created workload may wait for a node: ``started`` says when each trial began.
     starts_on_launch: ClassVar[bool] = False
 
@@ -122,6 +131,13 @@ class KubernetesExecutor:
         # up once (its pods show terminated.startedAt), so its duration is right.
         self._seen_active: set[str] = set()
         self._pods_forbidden = False
+        # spec.metricsCollector: trials' logs are read each pass (read_log), from the pods of
+        # one LIST per pass (shared with started()) and one log GET per running trial.
+        self._collects = self.spec.metricsCollector is not None
+        self._created: dict[str, float] = {}  # trial -> its workload's creation (older pods are not its)
+        self._pods: list[dict[str, Any]] | None = None  # the experiment's pods, listed this pass
+        self._pods_at = 0.0
+        self._logs_forbidden = False
         if self.events is None:
             self.events = EventRecorder(self.api, self.ref)
 
@@ -199,6 +215,7 @@ class KubernetesExecutor:
         out = set()
         for o in self._list():
             tid = _trial(o)
+            self._note_created(tid, o)
             if tid and tid not in self._killed and outcome(self.family, o) is None and not o["metadata"].get("deletionTimestamp"):
                 out.add(tid)
         return out
@@ -208,10 +225,12 @@ class KubernetesExecutor:
         seen: set[str] = set()
         awaiting: dict[str, float] = {}
         assert self.events is not None
+        self._pods = None  # a new pass: pods are listed again when needed
         for o in self._list():
             tid = _trial(o)
             if not tid:
                 continue
+            self._note_created(tid, o)
             seen.add(tid)
             if tid in self._reported:
                 continue
@@ -255,33 +274,136 @@ class KubernetesExecutor:
 
         Costs one LIST of the experiment's pods (by label, only the trials still waiting
         when they are few) after a ``poll`` that saw a trial whose start is unknown, and
-        nothing once every trial it saw has started."""
+        nothing once every trial it saw has started. With a metrics collector the LIST is
+        of all the experiment's pods, and this pass's ``read_log`` calls use it too."""
         awaiting, self._awaiting = self._awaiting, {}
         if self._pods_forbidden:  # see below: the workload's creation stands in
             self._started.update({t: c for t, c in awaiting.items() if c})
         if not awaiting or self._pods_forbidden:
             return dict(self._started)
-        selector = f"{EXPERIMENT_LABEL}={self.ref.name}"
-        if len(awaiting) <= MAX_NAMED_TRIALS:
-            selector += f",{TRIAL_LABEL} in ({','.join(sorted(awaiting))})"
-        try:
-            resp = self.core.list_namespaced_pod(self.ref.namespace, label_selector=selector, _preload_content=False)
-            pods = json.loads(resp.data).get("items") or []
-        except ApiException as e:
-            if e.status != 403:
-                raise
-            # An operator upgraded without the chart's new RBAC: fall back to counting from
-            # the workload's creation (the old rule), and say so once.
-            self._pods_forbidden = True
-            self._started.update({t: c for t, c in awaiting.items() if c})
-            msg = ("the operator may not list pods, so a trial's time counts from its workload's creation, "
-                   "waiting for a node included; grant 'list' on pods (the Helm chart's RBAC does)")
-            log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
-            assert self.events is not None
-            self.events.emit("PodsNotReadable", msg, warning=True)
-            return dict(self._started)
+        pods = self._fresh_pods()
+        if pods is None:
+            # With a metrics collector this pass's log reads need every trial's pods anyway.
+            named = not self._collects and len(awaiting) <= MAX_NAMED_TRIALS
+            try:
+                pods = self._list_pods(sorted(awaiting) if named else None)
+            except ApiException as e:
+                if e.status != 403:
+                    raise
+                self._forbid_pods()
+                self._started.update({t: c for t, c in awaiting.items() if c})
+                return dict(self._started)
+            if not named:
+                self._pods, self._pods_at = pods, self.clock()
         self._started.update(trial_starts(pods, awaiting))
         return dict(self._started)
+
+    def _list_pods(self, trials: list[str] | None) -> list[dict[str, Any]]:
+        """One LIST of the experiment's pods (only ``trials``' when given)."""
+        selector = f"{EXPERIMENT_LABEL}={self.ref.name}"
+        if trials is not None:
+            selector += f",{TRIAL_LABEL} in ({','.join(trials)})"
+        resp = self.core.list_namespaced_pod(self.ref.namespace, label_selector=selector, _preload_content=False)
+        return json.loads(resp.data).get("items") or []
+
+    def _fresh_pods(self) -> list[dict[str, Any]] | None:
+        if self._pods is not None and self.clock() - self._pods_at <= PODS_FRESH_SECONDS:
+            return self._pods
+        return None
+
+    def _forbid_pods(self) -> None:
+        # An operator upgraded without the chart's new RBAC: a trial's time counts from the
+        # workload's creation (the old rule) and no log is read; said once.
+        self._pods_forbidden = True
+        msg = ("the operator may not list pods, so a trial's time counts from its workload's creation, "
+               "waiting for a node included" + (", and no trial's output is read for spec.metricsCollector"
+                                                 if self._collects else "")
+               + "; grant 'list' on pods (the Helm chart's RBAC does)")
+        log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
+        assert self.events is not None
+        self.events.emit("PodsNotReadable", msg, warning=True)
+
+    def _note_created(self, trial: str | None, obj: dict[str, Any]) -> None:
+        created = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
+        if trial and created is not None:
+            self._created[trial] = created
+
+    # ----- the trial's output (spec.metricsCollector) -----
+    def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None:
+        """What the trial's primary container printed after ``cursor`` (workloads/
+        primary_pod.py says which pod and container), read as ``kubectl logs --timestamps
+        --since-time`` does (workloads/pod_logs.py). None while the container has not run,
+        when its pod is gone, and on API errors (logged; a 403 once as a Warning Event)."""
+        if self._pods_forbidden or self._logs_forbidden:
+            return None
+        try:
+            pods = self._fresh_pods()
+            if pods is None:
+                pods = self._list_pods(None)
+                self._pods, self._pods_at = pods, self.clock()
+        except ApiException as e:
+            if e.status == 403:
+                self._forbid_pods()
+            else:
+                log.warning("could not list the pods of %s/%s: %s %s", self.ref.namespace, self.ref.name, e.status, e.reason)
+            return None
+        except Exception as e:  # the API server unreachable, a connection cut: the next pass tries again
+            log.warning("could not list the pods of %s/%s: %s", self.ref.namespace, self.ref.name, e)
+            return None
+        tasks = [{"type": t.type, "template": t.template} for t in self.spec.trainingConfig.tasks]
+        src = primary_pod(self.family, trial_id, pods, tasks, self._created.get(trial_id))
+        if src is None or not src.has_log:
+            return None
+        cur = cursor if isinstance(cursor, PodLogCursor) and cursor.uid == src.uid else PodLogCursor(src.uid)
+        try:
+            data = self._pod_log(src, since_time(cur), LOG_READ_BYTES)
+            capped = len(data) >= LOG_READ_BYTES  # more follows: its last piece is no last line
+            lines, after = resume(data, cur, final and not capped)
+            if capped and not lines:  # over LOG_READ_BYTES within one second: read it whole
+                lines, after = resume(self._pod_log(src, since_time(cur), None), cur, final)
+        except ApiException as e:
+            if e.status == 403:
+                self._forbid_logs()
+            elif e.status not in (400, 404):  # 400/404: the container not started yet, or the pod deleted
+                log.warning("could not read the output of trial %s (pod %s): %s %s", trial_id, src.pod, e.status, e.reason)
+            return None
+        except Exception as e:
+            log.warning("could not read the output of trial %s (pod %s): %s", trial_id, src.pod, e)
+            return None
+        return LogChunk(tuple(lines), after)
+
+    def _forbid_logs(self) -> None:
+        self._logs_forbidden = True
+        msg = ("the operator may not read pod logs, so no metric printed by a trial is collected "
+               "(spec.metricsCollector); grant 'get' on pods/log (the Helm chart's RBAC does)")
+        log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
+        assert self.events is not None
+        self.events.emit("PodLogsNotReadable", msg, warning=True)
+
+    def _pod_log(self, src: LogSource, since: str | None, limit: int | None) -> bytes:
+        """GET .../pods/{pod}/log with timestamps and sinceTime, which the generated client's
+        read_namespaced_pod_log cannot send (it has no sinceTime)."""
+        query: list[tuple[str, str]] = [("container", src.container), ("timestamps", "true")]
+        if since is not None:
+            query.append(("sinceTime", since))
+        if limit is not None:
+            query.append(("limitBytes", str(limit)))
+        path = "/api/v1/namespaces/{namespace}/pods/{name}/log"
+        params = {"namespace": self.ref.namespace, "name": src.pod}
+        headers = {"Accept": "text/plain"}
+        api: Any = self.api
+        if hasattr(api, "param_serialize"):  # kubernetes >= 35: the pydantic-generated client
+            method, url, hdrs, body, post = api.param_serialize(
+                "GET", path, path_params=params, query_params=query, header_params=headers,
+                auth_settings=["BearerToken"])
+            resp = api.call_api(method, url, hdrs, body, post, _request_timeout=LOG_READ_TIMEOUT)
+            data = resp.read()
+            if not 200 <= resp.status <= 299:
+                raise ApiException(status=resp.status, reason=resp.reason)
+            return bytes(data or b"")
+        raw = api.call_api(path, "GET", params, query, headers, auth_settings=["BearerToken"],
+                           _preload_content=False, _return_http_data_only=True, _request_timeout=LOG_READ_TIMEOUT)
+        return bytes(raw.data or b"")
 
     def _mark_ended(self, trial_id: str) -> None:
         k = self.kind
