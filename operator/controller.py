@@ -272,7 +272,7 @@ class ExperimentController:
         if r.pending:
             try:
                 self.client.log_collected(self.exp_id, trial_id,
-                                          [{"key": c.key, "value": c.value, "step": c.step} for c in r.pending])
+                                          [{"key": c.key, "value": c.value, "step": c.step} for c in r.pending], final)
                 r.pending = []
             except TunerServerError as e:
                 log.warning("metrics read from trial %s's output not recorded: %s", trial_id, e)

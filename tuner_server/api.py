@@ -120,6 +120,7 @@ class CollectedMetric(BaseModel):
 class CollectedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metrics: list[CollectedMetric] = Field(max_length=COLLECTED_BATCH)
+    final: bool = False  # read after the trial exited: not judged by the assessor
 
 
 def assignment_view(a: Assignment) -> dict[str, Any]:
@@ -284,7 +285,7 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     def collected_metrics(exp_id: str, trial_id: str, body: CollectedRequest) -> dict[str, int]:
         """Metrics the controller read from the trial's output: MLflow's path (mlflow_runs.py)."""
         try:
-            n = MlflowRuns.of(engine).log_collected(exp_id, trial_id, [m.model_dump() for m in body.metrics])
+            n = MlflowRuns.of(engine).log_collected(exp_id, trial_id, [m.model_dump() for m in body.metrics], body.final)
         except MlflowError as e:
             raise HTTPException(e.status, e.message) from None
         return {"recorded": n}

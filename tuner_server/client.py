@@ -47,7 +47,8 @@ class TunerClient(Protocol):
     def delete_experiment(self, exp_id: str) -> bool: ...
     def list_experiments(self) -> list[dict[str, Any]]: ...
     def import_trials(self, exp_id: str, request: ImportRequest) -> dict[str, Any]: ...
-    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]]) -> int: ...
+    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]],
+                      final: bool = False) -> int: ...
 
 
 class InProcessClient:
@@ -96,10 +97,12 @@ class InProcessClient:
     def import_trials(self, exp_id: str, request: ImportRequest) -> dict[str, Any]:
         return self.engine.import_trials(exp_id, request)
 
-    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]]) -> int:
-        """Metrics read from the trial's output ({key, value, step}); how many were new."""
+    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]],
+                      final: bool = False) -> int:
+        """Metrics read from the trial's output ({key, value, step}); how many were new.
+        ``final``: read after the trial exited (not judged by the assessor)."""
         try:
-            return MlflowRuns.of(self.engine).log_collected(exp_id, trial_id, metrics)
+            return MlflowRuns.of(self.engine).log_collected(exp_id, trial_id, metrics, final)
         except MlflowError as e:  # the HTTP client's error, so the controller handles one kind
             raise TunerServerError(e.status, e.message) from None
 
@@ -203,14 +206,16 @@ class HttpClient:
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None:
         self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/stop", {"reason": reason})
 
-    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]]) -> int:
+    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]],
+                      final: bool = False) -> int:
         """Metrics read from the trial's output ({key, value, step}); how many were new. Sent
-        in parts of COLLECTED_BATCH; retrying is safe (a step already recorded is skipped)."""
+        in parts of COLLECTED_BATCH; retrying is safe (a step already recorded is skipped).
+        ``final``: read after the trial exited (not judged by the assessor)."""
         items = [dict(m) for m in metrics]
         recorded = 0
         for i in range(0, len(items), COLLECTED_BATCH):
             r = self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/collected-metrics",
-                           {"metrics": items[i:i + COLLECTED_BATCH]})
+                           {"metrics": items[i:i + COLLECTED_BATCH], **({"final": True} if final else {})})
             recorded += int(r["recorded"])
         return recorded
 

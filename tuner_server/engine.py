@@ -453,8 +453,11 @@ class Engine:
                 self.store.set_start_time(exp_id, trial_id, ts)
                 t.started = ts
 
-    def report_intermediate(self, exp_id: str, trial_id: str, metric: Any, step: int | None = None) -> bool:
-        """Record an intermediate metric; True when the trial should stop (assessor or stop)."""
+    def report_intermediate(self, exp_id: str, trial_id: str, metric: Any, step: int | None = None,
+                            assess: bool = True) -> bool:
+        """Record an intermediate metric; True when the trial should stop (assessor or stop).
+        ``assess`` False: not judged by the assessor (values read from the output of a trial
+        that already exited: stopping it now would only take a finished trial's success)."""
         h = self.get(exp_id)
         try:
             value, raw = (curve_value(metric, h.objectives), metric) if h.objectives else metric_value(metric)
@@ -474,7 +477,7 @@ class Engine:
             curve.append(value)
             if t.record.state is TrialState.WAITING:
                 self.started(exp_id, trial_id)
-            if not t.stop_requested and h.assessor is not None and t.record.kind == "search":
+            if assess and not t.stop_requested and h.assessor is not None and t.record.kind == "search":
                 try:
                     stop = h.assessor.should_stop(t.record, h.history())
                 except Exception as e:

@@ -404,11 +404,13 @@ class MlflowRuns:
             return {"experiment": self._experiment_view(h)}
 
     # ----- metrics read from the trial's output (spec.metricsCollector) -----
-    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]]) -> int:
+    def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]], final: bool = False) -> int:
         """Values the controller read from the trial's output, each the ``step``-th of its
         key (operator/log_metrics.py). They take the path of ``mlflow.log_metric``. A step at
         or below the last one recorded for its key is skipped: a restarted controller reads
-        the log from its start again. Returns how many were recorded."""
+        the log from its start again. ``final``: read after the trial exited; the assessor
+        does not judge them (a trial that finished its epochs between two reads would
+        otherwise end EARLY_STOPPED instead of SUCCEEDED). Returns how many were recorded."""
         parsed = [_collected(m) for m in metrics]
         h = self._hosted(exp_id)
         with h.lock:
@@ -425,12 +427,12 @@ class MlflowRuns:
                 last[key] = step
                 fresh.append((key, LoggedMetric(value, now, step)))
             if fresh:
-                self._log_metrics(exp_id, h, t, s, fresh, kind="mlflow_collected")
+                self._log_metrics(exp_id, h, t, s, fresh, kind="mlflow_collected", assess=not final)
             return len(fresh)
 
     # ----- results -----
     def _log_metrics(self, exp_id: str, h: Hosted, t: StoredTrial, s: RunState, metrics: list[tuple[str, LoggedMetric]],
-                     kind: str = "mlflow_metrics") -> None:
+                     kind: str = "mlflow_metrics", assess: bool = True) -> None:
         new: list[dict[str, Any]] = []
         batch: set[tuple[str, Any, int, int]] = set()
         for key, m in metrics:
@@ -464,7 +466,7 @@ class MlflowRuns:
             if math.isfinite(n["value"]):
                 # A stop request is not answered here: MLflow has no way to say it. The
                 # experiment kills the trial (the controller acts on stopRequested).
-                self.engine.report_intermediate(exp_id, t.record.trial_id, n["value"])
+                self.engine.report_intermediate(exp_id, t.record.trial_id, n["value"], assess=assess)
 
     def _finish(self, exp_id: str, h: Hosted, t: StoredTrial, s: RunState) -> str | None:
         """The last logged values become the trial's final result, unless the SDK gave one.

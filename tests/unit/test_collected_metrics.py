@@ -130,6 +130,23 @@ def test_the_in_process_client_does_the_same(tmp_path: Path) -> None:
     assert e.value.status == 400
 
 
+
+def test_values_read_after_the_trial_exited_are_not_judged_by_the_assessor(server: Server) -> None:
+    """A fast trial may print every epoch between two reads: its values then arrive in the
+    drain after its exit (final), and a stop decision would only turn a finished trial into
+    an early-stopped one (and keep it from being the best)."""
+    server.engine.register("e", "e", config(assessor={"name": "Medianstop", "classArgs": {"start_step": 2}}))
+    good, late, live = new_trial(server.engine), new_trial(server.engine), new_trial(server.engine)
+    c = server.client
+    c.log_collected("e", good, steps("accuracy", [0.8, 0.9, 0.95]))
+    assert server.engine.end("e", good, 0) is TrialState.SUCCEEDED
+    assert c.log_collected("e", late, steps("accuracy", [0.1, 0.2, 0.3]), final=True) == 3
+    assert c.log_collected("e", live, steps("accuracy", [0.1, 0.2, 0.3])) == 3
+    assert c.summary("e")["stopRequested"] == [live]
+    assert server.engine.end("e", late, 0) is TrialState.SUCCEEDED
+    assert server.engine.trial("e", late).record.intermediate == [0.1, 0.2, 0.3]
+
+
 # ----- the controller -----
 
 class ScriptedExecutor:
