@@ -134,3 +134,24 @@ def test_a_killed_run_started_again_loses_and_duplicates_no_step(tmp_path: Path)
         assert len(epochs) == EPOCHS, f"{tid} ran again or was cut short: {epochs}"
         assert json.loads(row["intermediate"]) == [e["accuracy"] for e in epochs], tid
         assert float(row["value"]) == epochs[-1]["accuracy"] and json.loads(row["metrics"])["loss"] == epochs[-1]["loss"]
+
+
+def test_the_example_runs_as_the_readme_says(tmp_path: Path) -> None:
+    """examples/digits-stdout.yaml (fewer trials): its script only prints, and every trial
+    gets its curve and final value from that output."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    doc = yaml.safe_load((repo / "examples" / "digits-stdout.yaml").read_text())
+    doc["spec"]["maxTrialNum"] = 3
+    path = write_manifest(tmp_path / "e.yaml", doc)
+    r = subprocess.run(autotune_cmd() + ["run", str(path), "--output", str(tmp_path / "out"), "--workdir",
+                                         str(repo / "examples"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert read_status(tmp_path / "out", "digits-stdout")["trials"]["succeeded"] >= 2
+    for tid, row in table(tmp_path / "out", "digits-stdout").items():
+        epochs = printed(tmp_path / "out", "digits-stdout", tid)
+        assert json.loads(row["intermediate"]) == [e["accuracy"] for e in epochs], tid
+        if row["state"] == "SUCCEEDED":
+            assert len(epochs) == 15 and json.loads(row["metrics"]) == {
+                "accuracy": epochs[-1]["accuracy"], "loss": epochs[-1]["loss"], "default": epochs[-1]["accuracy"]}
