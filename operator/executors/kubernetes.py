@@ -390,7 +390,7 @@ class KubernetesExecutor:
             query.append(("limitBytes", str(limit)))
         path = "/api/v1/namespaces/{namespace}/pods/{name}/log"
         params = {"namespace": self.ref.namespace, "name": src.pod}
-        headers = {"Accept": "text/plain"}
+        headers = {"Accept": "*/*"}  # kube-apiserver answers a bare "text/plain" with 406
         api: Any = self.api
         if hasattr(api, "param_serialize"):  # kubernetes >= 35: the pydantic-generated client
             method, url, hdrs, body, post = api.param_serialize(

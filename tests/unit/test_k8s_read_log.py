@@ -105,6 +105,8 @@ class Api(client.ApiClient):
     def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None, post_params: Any = None,
                  _request_timeout: Any = None) -> Response:  # type: ignore[override]
         assert method == "GET" and "/api/v1/namespaces/ns/pods/" in url
+        if "*/*" not in (header_params or {}).get("Accept", "*/*"):  # as kube-apiserver does for the log
+            return Response(406, "Not Acceptable", b"{}")
         return self.cluster.get_log(url)
 
 
