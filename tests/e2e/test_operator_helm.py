@@ -95,6 +95,7 @@ def test_operator_service_account_has_least_privilege(kube_cluster, release):
         ("create", "secrets", team, "", None),
         ("create", "events", team, "", None),
         ("list", "pods", team, "", None),  # when trials really started
+        ("get", "pods", team, "", "log"),  # what trials print (spec.metricsCollector)
         ("list", "customresourcedefinitions", None, "apiextensions.k8s.io", None),
     ]
     denied = [
@@ -105,6 +106,8 @@ def test_operator_service_account_has_least_privilege(kube_cluster, release):
         ("list", "secrets", team, "", None),
         ("create", "pods", team, "", None),
         ("delete", "pods", team, "", None),
+        ("get", "pods", other, "", "log"),  # logs only where it runs trials
+        ("create", "pods", team, "", "exec"),
         ("create", "deployments", team, "apps", None),
         ("create", "rolebindings", team, "rbac.authorization.k8s.io", None),
         ("delete", "namespaces", None, "", None),
