@@ -163,7 +163,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         length: bytes | None = None
-        chunked = False
+        chunked = waiting = False
         authorization = b""
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -172,6 +172,8 @@ class BodyLimit:
                 chunked = True
             elif name == b"authorization":
                 authorization = value
+            elif name == b"expect":
+                waiting = value.lower() == b"100-continue"
         if length is None and not chunked:
             await self.app(scope, receive, send)  # no body (HTTP/1.1: neither header means none)
             return
@@ -181,7 +183,9 @@ class BodyLimit:
             # The server delivers exactly Content-Length bytes (h11 and httptools enforce it),
             # so a length within the limit needs no counting.
             if declared > limit:
-                ended = declared - limit <= DRAIN and await _drain(receive, declared)
+                # A client waiting for "100 Continue" (curl's large uploads) sends no body unless
+                # the app reads it (uvicorn answers 100 on the first receive): answer at once.
+                ended = not waiting and declared - limit <= DRAIN and await _drain(receive, declared)
                 await _answer(send, refusal(limit, declared, family, declared=True), close=not ended)
                 return
             await self.app(scope, receive, send)

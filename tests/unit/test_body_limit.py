@@ -147,6 +147,12 @@ def test_a_declared_length_over_the_limit_is_refused_without_calling_the_app() -
     assert (b"connection", b"close") not in sent[0]["headers"]
 
 
+def test_a_client_waiting_for_100_continue_is_answered_before_it_sends_the_body() -> None:
+    app, sent, pulled, _ = run([(b"content-length", b"5000"), (b"expect", b"100-continue")], iter([]))
+    assert app.received is None and pulled == 0  # a receive would have made uvicorn invite the upload
+    assert sent[0]["status"] == 413 and (b"connection", b"close") in sent[0]["headers"]
+
+
 def test_a_declared_length_far_over_the_limit_is_answered_at_once_and_closed() -> None:
     app, sent, pulled, _ = run([(b"content-length", str(4 * KiB + DRAIN + 1).encode())], iter([]))
     assert app.received is None and pulled == 0 and sent[0]["status"] == 413
