@@ -14,6 +14,7 @@ from typing import Any
 from autotune_operator.convert.common import (WORKLOAD_KIND_ANNOTATION, Conversion, ConvertError, integer, manifest,
                                               mapping, number, valid_name)
 from autotune_operator.convert.katib_algorithms import convert_algorithm, convert_early_stopping, settings
+from autotune_operator.convert.katib_metrics import convert_collector, convert_strategies
 from autotune_operator.convert.katib_space import convert_parameters
 from autotune_operator.convert.katib_trial import convert_trial
 
@@ -39,7 +40,7 @@ def _count(spec: dict[str, Any], key: str, low: int) -> int | None:
     return v
 
 
-def _objective(spec: dict[str, Any], notes: list[str]) -> tuple[str, float | None, str]:
+def _objective(spec: dict[str, Any]) -> tuple[dict[str, Any], str, float | None, str, list[str]]:
     obj = mapping(spec.get("objective"), "spec.objective", required=True)
     mode = obj.get("type")
     if mode not in ("maximize", "minimize"):
@@ -48,20 +49,32 @@ def _objective(spec: dict[str, Any], notes: list[str]) -> tuple[str, float | Non
     if not isinstance(metric, str) or not metric:
         raise ConvertError("spec.objective.objectiveMetricName", "is required")
     goal = None if obj.get("goal") is None else float(number(obj["goal"], "spec.objective.goal"))
-    notes.append(f"spec.objective.objectiveMetricName '{metric}': AutoTune does not read metrics from the trial's "
-                 f"stdout or files; the trial reports it with autotune.report_final_result(value) or "
-                 f"mlflow.log_metric('{metric}', value) (spec.primaryMetric is set to it) - see README "
-                 f"\"Your training script\"")
-    extra = obj.get("additionalMetricNames")
-    if extra:
-        notes.append(f"spec.objective.additionalMetricNames {list(extra)}: AutoTune keeps every metric of a dict "
-                     f"report or every MLflow metric as extra metrics without declaring them; dropped")
-    if obj.get("metricStrategies"):
-        notes.append(f"spec.objective.metricStrategies {obj['metricStrategies']}: a trial's value is its final report "
-                     f"(MLflow: the last logged value), not the min/max over its reports; dropped")
+    extra = obj.get("additionalMetricNames") or []
+    if not isinstance(extra, list) or not all(isinstance(n, str) and n for n in extra):
+        raise ConvertError("spec.objective.additionalMetricNames", f"must be a list of metric names, got {extra!r}")
+    return obj, mode, goal, metric, [n for n in extra if n != metric]
+
+
+def _metrics(spec: dict[str, Any], obj: dict[str, Any], mode: str, metric: str, extra: list[str],
+             notes: list[str]) -> dict[str, Any]:
+    """The spec fields saying how the trial's metrics are read and which value counts."""
+    out: dict[str, Any] = {"primaryMetric": metric}
+    collector = convert_collector(spec, extra, notes)
+    if collector is not None:
+        out["metricsCollector"] = collector
+    else:
+        notes.append(f"spec.objective.objectiveMetricName '{metric}': without a StdOut collector the trial reports it "
+                     f"with autotune.report_final_result(value) or mlflow.log_metric('{metric}', value) "
+                     f"(spec.primaryMetric is set to it) - see README \"Your training script\"")
+        if extra:
+            notes.append(f"spec.objective.additionalMetricNames {extra}: AutoTune keeps every metric of a dict report "
+                         f"or every MLflow metric as extra metrics without declaring them; dropped")
+    strategies = convert_strategies(obj, metric, extra, mode)
+    if strategies:
+        out["metricStrategies"] = strategies
     for k in sorted(set(obj) - {"type", "goal", "objectiveMetricName", "additionalMetricNames", "metricStrategies"}):
         notes.append(f"spec.objective.{k}: unknown Katib field; dropped")
-    return mode, goal, metric
+    return out
 
 
 def convert_katib(doc: Any) -> Conversion:
@@ -91,7 +104,7 @@ def convert_katib(doc: Any) -> Conversion:
     if spec.get("nasConfig"):
         raise ConvertError("spec.nasConfig", "neural architecture search experiments cannot be converted; AutoTune "
                            "converts hyperparameter experiments")
-    mode, goal, metric = _objective(spec, notes)
+    obj, mode, goal, metric, extra = _objective(spec)
     algo_doc = mapping(spec.get("algorithm"), "spec.algorithm", required=True)
     resource = None
     if str(algo_doc.get("algorithmName", "")).lower() == "hyperband":
@@ -121,7 +134,7 @@ def convert_katib(doc: Any) -> Conversion:
     out["trialConcurrency"] = DEFAULT_PARALLEL if parallel is None else parallel
     if algo.seed is not None:
         out["seed"] = algo.seed
-    out["primaryMetric"] = metric
+    out.update(_metrics(spec, obj, mode, metric, extra, notes))
     out["searchSpace"] = space.space
     out["trainingConfig"] = trial.training_config
     out[algo.block] = {"builtinTunerName" if algo.block == "tuner" else "builtinAdvisorName": algo.name,
@@ -129,9 +142,6 @@ def convert_katib(doc: Any) -> Conversion:
     if assessor is not None:
         out["assessor"] = assessor
 
-    if spec.get("metricsCollectorSpec"):
-        notes.append("spec.metricsCollectorSpec: AutoTune trials report through the SDK or MLflow; dropped - see "
-                     "README \"Your training script\"")
     policy = spec.get("resumePolicy")
     if policy and policy != "Never":
         notes.append(f"spec.resumePolicy {policy!r}: an AutoTune experiment that ended DONE or TIMEOUT resumes when "

@@ -47,7 +47,7 @@ def test_every_corpus_file_converts_and_validates_through_the_cli(name: str, tmp
     assert exp.manifest.kind == "AutoTuneExperiment"
     # every note is on stderr, one line each, and in the file's header
     notes = [line for line in err.splitlines() if line.startswith("autotune: convert: ")]
-    assert notes and len(notes) == len(err.splitlines())
+    assert len(notes) == len(err.splitlines())
     header = out.read_text()
     assert all(n[len("autotune: convert: "):] in header for n in notes)
 
@@ -70,8 +70,11 @@ def test_random_job_fields() -> None:
                        "--optimizer=${parameters.optimizer}"]
     assert m["spec"]["trainingConfig"]["tasks"][0]["template"]["metadata"]["annotations"] == {
         "sidecar.istio.io/inject": "false"}
-    assert has_note(notes, "objectiveMetricName", "Validation-accuracy", "report_final_result")
-    assert has_note(notes, "additionalMetricNames", "Train-accuracy")
+    # No metricsCollectorSpec is Katib's StdOut collector: the printed metrics are read as Katib read them,
+    # and the objective takes its best value (Katib's default strategy), not AutoTune's default latest.
+    assert s["metricsCollector"] == {"kind": "StdOut", "additionalMetricNames": ["Train-accuracy"]}
+    assert s["metricStrategies"] == [{"name": "Validation-accuracy", "value": "max"}]
+    assert not has_note(notes, "objectiveMetricName") and not has_note(notes, "additionalMetricNames")
     assert has_note(notes, "trialParameters[*].description")
 
 
@@ -196,14 +199,14 @@ def test_pbt() -> None:
 
 def test_unknown_fields_are_noted_never_silently_dropped() -> None:
     doc = load("random-job.yaml")
-    doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "StdOut"}}
+    doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "StdOut", "futureField": 1}}
     doc["spec"]["someFutureField"] = 1
     doc["spec"]["trialTemplate"]["successCondition"] = "status.conditions.#(type==\"Done\")#"
     doc["spec"]["trialTemplate"]["retain"] = True
     doc["metadata"]["uid"] = "abc"
     doc["status"] = {"trials": 3}
     notes = convert_katib(doc).notes
-    for field in ("spec.metricsCollectorSpec", "spec.someFutureField", "successCondition", "retain", "uid", "status"):
+    for field in ("spec.metricsCollectorSpec.collector.futureField", "spec.someFutureField", "successCondition", "retain", "uid", "status"):
         assert has_note(notes, field), field
 
 
@@ -348,3 +351,58 @@ def test_a_step_range_holding_one_value_is_a_choice_of_it() -> None:
     space = conv.manifest["spec"]["searchSpace"]
     assert space["num-layers"] == {"_type": "choice", "_value": [5]}
     assert space["lr"] == {"_type": "choice", "_value": [0.5]}
+
+
+KATIB_FORMAT = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+
+
+def test_a_stdout_collector_keeps_its_formats_and_other_collectors_are_noted() -> None:
+    doc = load("random-job.yaml")
+    doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "StdOut"},
+                                           "source": {"filter": {"metricsFormat": [KATIB_FORMAT]}}}
+    m = convert_katib(doc).manifest
+    validate_manifest(m)
+    assert m["spec"]["metricsCollector"]["metricsFormat"] == [KATIB_FORMAT]
+    for kind, words in (("File", "not from files"), ("TensorFlowEvent", "not from files"), ("None", "reports its"),
+                        ("Push", "reports its")):
+        doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": kind}}
+        conv = convert_katib(doc)
+        validate_manifest(conv.manifest)
+        assert "metricsCollector" not in conv.manifest["spec"], kind
+        assert has_note(conv.notes, f"collector.kind {kind}", words), conv.notes
+        # Without a collector the trial reports through the SDK or MLflow; the note says how.
+        assert has_note(conv.notes, "objectiveMetricName", "report_final_result")
+
+
+@pytest.mark.parametrize("strategies,expected", [
+    ([], [{"name": "Validation-accuracy", "value": "max"}]),  # Katib's default for a maximized objective
+    ([{"name": "Validation-accuracy", "value": "latest"}], []),  # AutoTune's default: nothing to write
+    ([{"name": "Train-accuracy", "value": "min"}],
+     [{"name": "Validation-accuracy", "value": "max"}, {"name": "Train-accuracy", "value": "min"}]),
+])
+def test_metric_strategies_keep_katibs_ranking(strategies: list[dict[str, str]], expected: list[dict[str, str]]) -> None:
+    doc = load("random-job.yaml")
+    doc["spec"]["objective"]["metricStrategies"] = strategies
+    m = convert_katib(doc).manifest
+    validate_manifest(m)
+    assert m["spec"].get("metricStrategies", []) == expected
+    doc["spec"]["objective"].update(type="minimize", metricStrategies=[])
+    assert convert_katib(doc).manifest["spec"]["metricStrategies"] == [{"name": "Validation-accuracy", "value": "min"}]
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda o, c: o.update(metricStrategies=[{"name": "nope", "value": "max"}]), "spec.objective.metricStrategies[0].name"),
+    (lambda o, c: o.update(metricStrategies=[{"name": "Train-accuracy", "value": "best"}]),
+     "spec.objective.metricStrategies[0].value"),
+    (lambda o, c: c.update(source={"filter": {"metricsFormat": ["(unclosed"]}}),
+     "spec.metricsCollectorSpec.source.filter.metricsFormat[0]"),
+    (lambda o, c: c.update(source={"filter": {"metricsFormat": ["acc=(\\d+)"]}}),
+     "spec.metricsCollectorSpec.source.filter.metricsFormat[0]"),
+])
+def test_bad_metric_settings_name_the_field(edit: Any, field: str) -> None:
+    doc = load("random-job.yaml")
+    doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "StdOut"}}
+    edit(doc["spec"]["objective"], doc["spec"]["metricsCollectorSpec"])
+    with pytest.raises(ConvertError) as e:
+        convert_katib(doc)
+    assert e.value.field == field and "\n" not in str(e.value)

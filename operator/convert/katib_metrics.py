@@ -1,0 +1,96 @@
+"""How a Katib trial's metrics reach the experiment -> ``spec.metricsCollector`` and
+``spec.metricStrategies``.
+
+Field facts (Katib's common_types.go and experiment_defaults.go): a missing
+``metricsCollectorSpec`` means the StdOut collector, which parses the main container's output
+with ``source.filter.metricsFormat`` (default ``name=value``) and keeps only the objective and
+additional metric names. A metric's value is chosen by ``objective.metricStrategies``;
+unset, the objective metric takes the best value its trial reported (``max`` when
+maximizing, ``min`` when minimizing) and every additional metric its latest. AutoTune's own
+default is the latest value, so the objective's strategy is always written out: a converted
+experiment ranks its trials as Katib did.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from autotune_operator.convert.common import ConvertError, mapping
+
+STRATEGIES = ("min", "max", "latest")
+# Collectors whose trials report by themselves (Katib's SDK, report_metrics): the AutoTune
+# equivalent is the trial SDK or MLflow, nothing to collect.
+SELF_REPORTING = {"None", "Push"}
+
+
+def _formats(source: dict[str, Any], where: str) -> list[str]:
+    flt = mapping(source.get("filter"), f"{where}.filter")
+    raw = flt.get("metricsFormat")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConvertError(f"{where}.filter.metricsFormat", f"must be a list of regular expressions, got {raw!r}")
+    out: list[str] = []
+    for i, fmt in enumerate(raw):
+        field = f"{where}.filter.metricsFormat[{i}]"
+        if not isinstance(fmt, str):
+            raise ConvertError(field, f"must be a regular expression, got {fmt!r}")
+        try:
+            groups = re.compile(fmt).groups
+        except re.error as e:
+            raise ConvertError(field, f"is not a regular expression Python accepts: {e}") from None
+        if groups < 2:
+            raise ConvertError(field, f"needs two groups (the metric's name, then its value), has {groups}")
+        out.append(fmt)
+    return out
+
+
+def convert_collector(spec: dict[str, Any], additional: list[str], notes: list[str]) -> dict[str, Any] | None:
+    """``spec.metricsCollectorSpec`` -> AutoTune's ``metricsCollector``, or None (with a note)
+    when the trial must report through the SDK or MLflow instead."""
+    mcs = mapping(spec.get("metricsCollectorSpec"), "spec.metricsCollectorSpec")
+    collector = mapping(mcs.get("collector"), "spec.metricsCollectorSpec.collector")
+    kind = collector.get("kind", "StdOut")
+    source = mapping(mcs.get("source"), "spec.metricsCollectorSpec.source")
+    if kind in SELF_REPORTING:
+        notes.append(f"spec.metricsCollectorSpec.collector.kind {kind}: the trial reports its metrics itself; with "
+                     f"AutoTune it calls autotune.report_final_result(value) or mlflow.log_metric(name, value) "
+                     f"instead of Katib's SDK - see README \"Your training script\"")
+        return None
+    if kind != "StdOut":
+        notes.append(f"spec.metricsCollectorSpec.collector.kind {kind}: AutoTune reads metrics from the trial's "
+                     f"output (kind StdOut) or its SDK/MLflow calls, not from files, TensorFlow events, Prometheus or a "
+                     f"custom collector; the trial must print 'name=value' lines or report with the SDK; dropped")
+        return None
+    out: dict[str, Any] = {"kind": "StdOut"}
+    formats = _formats(source, "spec.metricsCollectorSpec.source")
+    if formats:
+        out["metricsFormat"] = formats
+    if source.get("fileSystemPath") or source.get("httpGet"):
+        notes.append("spec.metricsCollectorSpec.source.fileSystemPath/httpGet: not read by the StdOut collector "
+                     "(in Katib either); dropped")
+    if additional:
+        out["additionalMetricNames"] = list(additional)
+    for k in sorted(set(collector) - {"kind"}):
+        notes.append(f"spec.metricsCollectorSpec.collector.{k}: dropped")
+    return out
+
+
+def convert_strategies(obj: dict[str, Any], metric: str, additional: list[str], mode: str) -> list[dict[str, str]]:
+    """``objective.metricStrategies`` with Katib's defaults made explicit for the objective
+    (AutoTune's default, ``latest``, needs no entry)."""
+    raw = obj.get("metricStrategies") or []
+    if not isinstance(raw, list):
+        raise ConvertError("spec.objective.metricStrategies", f"must be a list of {{name, value}}, got {raw!r}")
+    chosen = {metric: "max" if mode == "maximize" else "min"}
+    for i, s in enumerate(raw):
+        where = f"spec.objective.metricStrategies[{i}]"
+        s = mapping(s, where, required=True)
+        name, value = s.get("name"), s.get("value")
+        if name != metric and name not in additional:
+            raise ConvertError(f"{where}.name", f"'{name}' is neither objectiveMetricName nor in additionalMetricNames")
+        if value not in STRATEGIES:
+            raise ConvertError(f"{where}.value", f"must be one of {', '.join(STRATEGIES)}, got {value!r}")
+        chosen[name] = value
+    return [{"name": n, "value": v} for n, v in chosen.items() if v != "latest"]
