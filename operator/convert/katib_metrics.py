@@ -13,10 +13,10 @@ experiment ranks its trials as Katib did.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from autotune_operator.convert.common import ConvertError, mapping
+from autotune_operator.log_metrics import FormatError, compile_format
 
 STRATEGIES = ("min", "max", "latest")
 # Collectors whose trials report by themselves (Katib's SDK, report_metrics): the AutoTune
@@ -31,19 +31,15 @@ def _formats(source: dict[str, Any], where: str) -> list[str]:
         return []
     if not isinstance(raw, list):
         raise ConvertError(f"{where}.filter.metricsFormat", f"must be a list of regular expressions, got {raw!r}")
-    out: list[str] = []
     for i, fmt in enumerate(raw):
         field = f"{where}.filter.metricsFormat[{i}]"
         if not isinstance(fmt, str):
             raise ConvertError(field, f"must be a regular expression, got {fmt!r}")
-        try:
-            groups = re.compile(fmt).groups
-        except re.error as e:
-            raise ConvertError(field, f"is not a regular expression Python accepts: {e}") from None
-        if groups < 2:
-            raise ConvertError(field, f"needs two groups (the metric's name, then its value), has {groups}")
-        out.append(fmt)
-    return out
+        try:  # the check spec.metricsCollector makes, named by the Katib field
+            compile_format(fmt, i)
+        except FormatError as e:
+            raise ConvertError(field, str(e)) from None
+    return list(raw)
 
 
 def convert_collector(spec: dict[str, Any], additional: list[str], notes: list[str]) -> dict[str, Any] | None:
