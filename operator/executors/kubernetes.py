@@ -135,8 +135,10 @@ class KubernetesExecutor:
         # one LIST per pass (shared with started()) and one log GET per running trial.
         self._collects = self.spec.metricsCollector is not None
         self._created: dict[str, float] = {}  # trial -> its workload's creation (older pods are not its)
-        self._pods: list[dict[str, Any]] | None = None  # the experiment's pods, listed this pass
+        self._pods: list[dict[str, Any]] | None = None  # pods listed this pass
+        self._pods_for: frozenset[str] | None = None  # ... of these trials (None: all the experiment's)
         self._pods_at = 0.0
+        self._live: set[str] = set()  # trials whose logs this pass reads: running, or ended just now
         self._logs_forbidden = False
         if self.events is None:
             self.events = EventRecorder(self.api, self.ref)
@@ -218,6 +220,7 @@ class KubernetesExecutor:
             self._note_created(tid, o)
             if tid and tid not in self._killed and outcome(self.family, o) is None and not o["metadata"].get("deletionTimestamp"):
                 out.add(tid)
+        self._live = set(out)
         return out
 
     def poll(self) -> list[TrialExit]:
@@ -265,6 +268,7 @@ class KubernetesExecutor:
         for ex in exits:
             self._reported.add(ex.trial_id)
         self._awaiting = awaiting
+        self._live = (seen - self._reported) | {ex.trial_id for ex in exits}
         return exits
 
     def started(self) -> dict[str, float]:
@@ -274,29 +278,37 @@ class KubernetesExecutor:
 
         Costs one LIST of the experiment's pods (by label, only the trials still waiting
         when they are few) after a ``poll`` that saw a trial whose start is unknown, and
-        nothing once every trial it saw has started. With a metrics collector the LIST is
-        of all the experiment's pods, and this pass's ``read_log`` calls use it too."""
+        nothing once every trial it saw has started. With a metrics collector it also covers
+        the trials whose logs this pass reads, and ``read_log`` uses it."""
         awaiting, self._awaiting = self._awaiting, {}
         if self._pods_forbidden:  # see below: the workload's creation stands in
             self._started.update({t: c for t, c in awaiting.items() if c})
         if not awaiting or self._pods_forbidden:
             return dict(self._started)
-        pods = self._fresh_pods()
-        if pods is None:
-            # With a metrics collector this pass's log reads need every trial's pods anyway.
-            named = not self._collects and len(awaiting) <= MAX_NAMED_TRIALS
-            try:
-                pods = self._list_pods(sorted(awaiting) if named else None)
-            except ApiException as e:
-                if e.status != 403:
-                    raise
-                self._forbid_pods()
-                self._started.update({t: c for t, c in awaiting.items() if c})
-                return dict(self._started)
-            if not named:
-                self._pods, self._pods_at = pods, self.clock()
+        try:
+            pods = self._pods_of(set(awaiting))
+        except ApiException as e:
+            if e.status != 403:
+                raise
+            self._forbid_pods()
+            self._started.update({t: c for t, c in awaiting.items() if c})
+            return dict(self._started)
         self._started.update(trial_starts(pods, awaiting))
         return dict(self._started)
+
+    def _pods_of(self, trials: set[str]) -> list[dict[str, Any]]:
+        """Pods of (at least) ``trials``: this pass's LIST when it covers them, else a new one,
+        naming the trials when they are few. With a metrics collector the LIST covers every
+        trial whose log this pass reads, so started() and read_log() share one per pass."""
+        fresh = self._pods is not None and self.clock() - self._pods_at <= PODS_FRESH_SECONDS
+        if fresh and (self._pods_for is None or trials <= self._pods_for):
+            assert self._pods is not None
+            return self._pods
+        want = trials | (self._live if self._collects else set())
+        named = len(want) <= MAX_NAMED_TRIALS
+        pods = self._list_pods(sorted(want) if named else None)
+        self._pods, self._pods_at, self._pods_for = pods, self.clock(), (frozenset(want) if named else None)
+        return pods
 
     def _list_pods(self, trials: list[str] | None) -> list[dict[str, Any]]:
         """One LIST of the experiment's pods (only ``trials``' when given)."""
@@ -305,11 +317,6 @@ class KubernetesExecutor:
             selector += f",{TRIAL_LABEL} in ({','.join(trials)})"
         resp = self.core.list_namespaced_pod(self.ref.namespace, label_selector=selector, _preload_content=False)
         return json.loads(resp.data).get("items") or []
-
-    def _fresh_pods(self) -> list[dict[str, Any]] | None:
-        if self._pods is not None and self.clock() - self._pods_at <= PODS_FRESH_SECONDS:
-            return self._pods
-        return None
 
     def _forbid_pods(self) -> None:
         # An operator upgraded without the chart's new RBAC: a trial's time counts from the
@@ -337,10 +344,7 @@ class KubernetesExecutor:
         if self._pods_forbidden or self._logs_forbidden:
             return None
         try:
-            pods = self._fresh_pods()
-            if pods is None:
-                pods = self._list_pods(None)
-                self._pods, self._pods_at = pods, self.clock()
+            pods = self._pods_of({trial_id})
         except ApiException as e:
             if e.status == 403:
                 self._forbid_pods()

@@ -137,7 +137,7 @@ def test_one_pod_list_per_pass_shared_with_started_and_one_log_get_per_trial() -
     c1 = ex.read_log("q-1", None)
     assert c0 is not None and c0.lines == ("epoch 0", "accuracy=0.5")
     assert c1 is not None and c1.lines == ("accuracy=0.6",)
-    assert cluster.pod_lists == [f"{EXPERIMENT_LABEL}=q"]  # all the experiment's pods, listed once
+    assert cluster.pod_lists == [f"{EXPERIMENT_LABEL}=q,{TRIAL_LABEL} in (q-0,q-1)"]  # listed once, for both
     assert [(n, q) for n, q in cluster.log_gets] == [
         ("q-0-aaaaa", {"container": "c", "timestamps": "true", "limitBytes": str(4 * 1024 * 1024)}),
         ("q-1-bbbbb", {"container": "c", "timestamps": "true", "limitBytes": str(4 * 1024 * 1024)})]
@@ -239,3 +239,24 @@ def test_pods_not_listable_warn_once() -> None:
     ex.poll()
     ex.started()
     assert len(cluster.pod_lists) == 1 and events.emitted == [("PodsNotReadable", True)]
+
+
+def test_the_list_names_the_trials_read_this_pass_and_many_select_by_experiment() -> None:
+    cluster = Cluster(jobs=[job("q-0"), job("q-1", complete=True)],
+                      pods=[pod("q-0-a", "q-0", "u0"), pod("q-1-a", "q-1", "u1")])
+    lines_at(cluster, "q-1-a", "c", (0.1, "accuracy=0.4"))
+    ex = executor(cluster, Events())
+    ex.poll()  # q-0 runs, q-1 ended just now: both are read this pass (q-1 drained)
+    chunk = ex.read_log("q-1", None, final=True)
+    assert chunk is not None and chunk.lines == ("accuracy=0.4",)
+    ex.started()
+    ex.read_log("q-0", None)
+    assert cluster.pod_lists == [f"{EXPERIMENT_LABEL}=q,{TRIAL_LABEL} in (q-0,q-1)"]
+    ex.read_log("q-7", None)  # not among them: listed again, with it
+    assert cluster.pod_lists[-1] == f"{EXPERIMENT_LABEL}=q,{TRIAL_LABEL} in (q-0,q-1,q-7)"
+    many = Cluster(jobs=[job(f"q-{i}") for i in range(60)])
+    ex = executor(many, Events())
+    ex.poll()
+    ex.started()
+    ex.read_log("q-3", None)
+    assert many.pod_lists == [f"{EXPERIMENT_LABEL}=q"]
