@@ -45,6 +45,12 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: \"\"\n", "spec.primaryMetric"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  objectives: [{name: a, optimizeMode: maximize},"
          " {name: b, optimizeMode: minimize}]\n", "spec.primaryMetric names the one objective metric"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  metricsCollector: {kind: StdOut}\n",
+         "spec.metricsCollector needs spec.primaryMetric"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: File}\n",
+         "spec.metricsCollector.kind"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: StdOut, "
+         "metricsFormat: []}\n", "spec.metricsCollector.metricsFormat"),
     ],
 )
 def test_schema_refuses_invalid(kube_cluster, crd, old, new, expect):
@@ -61,3 +67,18 @@ def test_crd_file_is_the_one_in_the_chart():
     chart_crd = Path(CRD).parent.parent / "helm" / "autotune" / "crds" / "autotuneexperiments.yaml"
     if chart_crd.exists():
         assert chart_crd.read_text() == Path(CRD).read_text()
+
+
+def test_a_stdout_metrics_collector_applies_and_cannot_change(kube_cluster, crd):
+    ns = kube_cluster.new_namespace("crdmc")
+    collector = ("  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector:\n    kind: StdOut\n"
+                 "    metricsFormat: ['([\\w|-]+)\\s*=\\s*([+-]?\\d*(\\.\\d+)?([Ee][+-]?\\d+)?)']\n"
+                 "    additionalMetricNames: [loss]\n")
+    text = SEED_EXAMPLE.replace("  maxExecSeconds: 7200\n", collector)
+    r = apply(kube_cluster, ns, text)
+    assert r.returncode == 0, r.stderr
+    got = kube_cluster.kubectl("get", "ate", "experiment-sample", "-n", ns, "-o",
+                               "jsonpath={.spec.metricsCollector.metricsFormat[0]}").stdout
+    assert got == r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+    r = apply(kube_cluster, ns, text.replace("[loss]", "[loss, f1]"))
+    assert r.returncode != 0 and "spec.metricsCollector cannot change" in r.stderr, r.stderr
