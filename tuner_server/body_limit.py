@@ -3,8 +3,8 @@
 Every route has a limit by its family (:class:`BodyLimits`, :func:`family_of`). A request
 whose ``Content-Length`` is over it is refused without calling the app. A chunked body (no
 ``Content-Length``) is counted as it arrives and refused as soon as it passes the limit, so
-the app never holds more than the limit plus one piece (uvicorn hands over at most what it
-buffers before pausing reads, ~64 KiB). In both cases the rest of the body
+the app never holds more than the limit plus one piece (what uvicorn buffered: its 64 KiB
+high-water mark plus one socket read, a few hundred KiB at most). In both cases the rest of the body
 is read and dropped (up to :data:`DRAIN`) before the 413 goes out, so that clients which
 write a whole body before reading the answer get the 413 rather than a reset connection.
 
