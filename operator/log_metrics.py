@@ -26,6 +26,8 @@ from typing import Iterable, Sequence
 
 # Katib's default StdOut format (pkg/metricscollector: the name, '=', a decimal number).
 DEFAULT_FORMAT = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+# What a metric's name can be under the default format (its group 1).
+DEFAULT_NAME = re.compile(r"[\w|-]+")
 MAX_FORMATS = 16
 MAX_FORMAT_CHARS = 1000
 MAX_NAMES = 64

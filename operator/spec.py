@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from autotune_operator.log_metrics import MAX_NAME_CHARS as MAX_METRIC_NAME_CHARS
 from autotune_operator.log_metrics import MAX_NAMES as MAX_METRIC_NAMES
-from autotune_operator.log_metrics import FormatError, compile_formats
+from autotune_operator.log_metrics import DEFAULT_NAME, FormatError, compile_formats
 from tuner_server.advisors import advisor_classes, advisor_names, create_advisor, is_advisor
 from tuner_server.assessors import assessor_names, create_assessor
 from tuner_server.history import OptimizeMode
@@ -363,9 +363,23 @@ class ExperimentSpec(_Model):
         if self.metricsCollector is not None and self.primaryMetric is None and self.objectives is None:
             raise FieldError("metricsCollector", "needs spec.primaryMetric (or spec.objectives) to say which printed "
                              "metric is the objective, e.g. primaryMetric: accuracy")
+        if self.metricsCollector is not None and self.metricsCollector.metricsFormat is None:
+            self._check_default_format_names(self.metricsCollector)
         if self.metricStrategies:
             self._check_strategies(self.metricStrategies)
         return self
+
+    def _check_default_format_names(self, mc: MetricsCollectorSpec) -> None:
+        """Katib's default format reads names of letters, digits, '_', '|' and '-' only: a
+        metric named 'val/accuracy' would never be read and every trial would fail."""
+        named = ([("primaryMetric", self.primaryMetric)] if self.primaryMetric else []) + [
+            (f"objectives[{i}].name", o.name) for i, o in enumerate(self.objectives or [])] + [
+            (f"metricsCollector.additionalMetricNames[{i}]", n) for i, n in enumerate(mc.additionalMetricNames or [])]
+        for where, name in named:
+            if not DEFAULT_NAME.fullmatch(name):
+                raise FieldError(where, f"'{name}' can never be read with the default metricsFormat (a name there is "
+                                 "letters, digits, '_', '|' and '-'); rename the metric or give "
+                                 "spec.metricsCollector.metricsFormat")
 
     def _check_strategies(self, strategies: list[MetricStrategy]) -> None:
         if self.primaryMetric is None and self.objectives is None:

@@ -169,6 +169,9 @@ def test_a_valid_collector_is_accepted() -> None:
     assert problems({"kind": "StdOut", "metricsFormat": [r"(\w+):\s*(\S+)"], "additionalMetricNames": ["loss"]}) == []
     objectives = [{"name": "accuracy", "optimizeMode": "maximize"}, {"name": "size", "optimizeMode": "minimize"}]
     assert problems({"kind": "StdOut"}, primaryMetric=None, objectives=objectives) == []
+    # A name the default format cannot read is fine with a format that can.
+    assert problems({"kind": "StdOut", "metricsFormat": [r"([\w/]+)=(\S+)"]}, primaryMetric="val/accuracy") == []
+    assert parse(["val/accuracy=0.5"], ["val/accuracy"], [r"([\w/]+)=(\S+)"]) == [("val/accuracy", 0.5, 0)]
 
 
 @pytest.mark.parametrize("collector, spec, expected", [
@@ -188,6 +191,13 @@ def test_a_valid_collector_is_accepted() -> None:
     ({"kind": "StdOut", "additionalMetricNames": [f"m{i}" for i in range(65)]}, {},
      "spec.metricsCollector.additionalMetricNames: lists 65 names, at most 64"),
     ({"kind": "StdOut", "format": "x"}, {}, "spec.metricsCollector.format: unknown field"),
+    ({"kind": "StdOut"}, {"primaryMetric": "val/accuracy"},
+     "spec.primaryMetric: 'val/accuracy' can never be read with the default metricsFormat"),
+    ({"kind": "StdOut", "additionalMetricNames": ["top 1"]}, {},
+     "spec.metricsCollector.additionalMetricNames[0]: 'top 1' can never be read with the default metricsFormat"),
+    ({"kind": "StdOut"}, {"primaryMetric": None, "objectives": [{"name": "acc", "optimizeMode": "maximize"},
+                                                               {"name": "size(MB)", "optimizeMode": "minimize"}]},
+     "spec.objectives[1].name: 'size(MB)' can never be read"),
 ])
 def test_a_bad_collector_is_refused_naming_the_field(collector: Any, spec: dict[str, Any], expected: str) -> None:
     got = problems(collector, **spec)
