@@ -302,3 +302,20 @@ def test_without_a_collector_no_log_is_read(tmp_path: Path) -> None:
     c.step()
     assert ex.finals == []
     assert all(not engine.trial("c", t).record.intermediate for t in ex.logs)
+
+
+def test_with_several_objectives_each_is_read_and_the_first_makes_the_curve(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path / "t.db"))
+    engine.register("e", "e", ExperimentConfig.model_validate({
+        "searchSpace": SPACE, "tuner": {"name": "Random"},
+        "objectives": [{"name": "accuracy", "optimizeMode": "maximize"}, {"name": "size", "optimizeMode": "minimize"}]}))
+    client = InProcessClient(engine)
+    both, half = new_trial(engine), new_trial(engine)
+    client.log_collected("e", both, steps("accuracy", [0.5, 0.6]) + steps("size", [10.0]) + steps("loss", [0.3]))
+    client.log_collected("e", half, steps("accuracy", [0.7]))
+    assert engine.trial("e", both).record.intermediate == [0.5, 0.6]
+    assert client.end("e", both, 0) == "SUCCEEDED"
+    assert engine.trial("e", both).record.values == (0.6, 10.0)
+    assert engine.trial("e", both).record.metrics == {"accuracy": 0.6, "size": 10.0, "loss": 0.3}
+    assert client.end("e", half, 0) == "FAILED"  # no size was printed: no result, saying so
+    assert "size" in (engine.trial("e", half).message or "")
