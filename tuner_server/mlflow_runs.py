@@ -192,6 +192,9 @@ def final_metric(h: Hosted, state: RunState) -> tuple[dict[str, Any] | None, str
     missing = [n for n in names if n not in state.metrics]
     if missing:
         what = "spec.objectives" if h.objectives else "spec.primaryMetric"
+        if state.collected:  # the values came from its output (spec.metricsCollector), not MLflow
+            return None, (f"no value of metric(s) {missing} ({what}) was read from its output; it printed "
+                          f"{', '.join(logged[:8])}")
         return None, (f"no value of MLflow metric(s) {missing} ({what}) was logged"
                       + (f"; it logged {', '.join(logged[:8])}" if logged else ""))
     # Non-finite extra metrics are left out: a final metric must be JSON (the objective's are checked below).
