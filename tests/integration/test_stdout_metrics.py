@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import TRIALS, autotune_cmd, manifest, read_records, read_status, write_manifest
 
 # GOOD_A (the better one) runs after GOOD_B, so Medianstop never stops it (its running best
@@ -106,9 +108,11 @@ def test_printed_metrics_tune_and_a_bad_trial_is_killed_early(tmp_path: Path) ->
     assert "training finished" not in (out / "digits-stdout" / "trials" / "digits-stdout-2" / "trial.log").read_text()
 
 
-def test_a_killed_run_started_again_loses_and_duplicates_no_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ended_meanwhile", [False, True], ids=["adopted-running", "ended-meanwhile"])
+def test_a_killed_run_started_again_loses_and_duplicates_no_step(tmp_path: Path, ended_meanwhile: bool) -> None:
     """`autotune run` SIGKILLed while its trials print: the trials keep running; the next run
-    adopts them, reads their logs from the start, and the tuner server keeps each step once."""
+    adopts them (or, if they ended meanwhile, takes their recorded exit), reads their logs from
+    the start, and the tuner server keeps each step once."""
     record, out = tmp_path / "epochs.jsonl", tmp_path / "out"
     slow_a, slow_b = {**GOOD_A, "epoch_seconds": 1.5}, {**GOOD_B, "epoch_seconds": 1.5}
     path = write_manifest(tmp_path / "e.yaml", stdout_manifest("restart", record, [slow_a, slow_b], concurrency=2))
@@ -124,6 +128,13 @@ def test_a_killed_run_started_again_loses_and_duplicates_no_step(tmp_path: Path)
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
+    if ended_meanwhile:  # both trials print their 6 epochs and exit while no autotune runs
+        deadline = time.monotonic() + 60
+        while not all(len(v) == EPOCHS for v in by_trial(record).values()) or any(
+                "training finished" not in (out / "restart" / "trials" / t / "trial.log").read_text()
+                for t in by_trial(record)):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     s = read_status(out, "restart")
