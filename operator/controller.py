@@ -112,6 +112,7 @@ class ExperimentController:
         self.objective_names = ([o.name for o in spec.objectives] if spec.objectives
                                 else [spec.primaryMetric] if spec.primaryMetric else [])
         self.collected_names = (self.objective_names + list(mc.additionalMetricNames or [])) if mc else []
+        self.reads_mlflow = mc is None and bool(self.objective_names)
 
     # ----- lifecycle -----
     def start(self) -> None:
@@ -146,8 +147,9 @@ class ExperimentController:
                         budget=a.budget, checkpoint_dir=self._checkpoint_dir(a.trial_id),
                         resume_dir=self._checkpoint_dir(a.resume), kind=a.kind, user_env=user_env,
                         # MLflow's variables only when the objective is read from MLflow (else they
-                        # sent a script's MLflow calls, artifacts too, to a server that refuses those).
-                        mlflow=self.exp.spec.primaryMetric is not None or self.exp.spec.objectives is not None)
+                        # sent a script's MLflow calls, artifacts too, to a server that refuses those):
+                        # not when it is read from the trial's output (spec.metricsCollector).
+                        mlflow=self.reads_mlflow)
         if self.exp.spec.metricsCollector is not None and "PYTHONUNBUFFERED" not in user_env:
             # Python buffers a pipe's output in 8 KiB blocks: a script's print()s would reach
             # the log (and the assessor) only at its end. Its user's own setting wins.

@@ -320,3 +320,26 @@ def test_with_several_objectives_each_is_read_and_the_first_makes_the_curve(tmp_
     assert client.end("e", half, 0) == "FAILED"  # no size was printed: no result, saying so
     assert engine.trial("e", half).message == ("exited 0 without a final result: no value of metric(s) ['size'] "
                                                "(spec.objectives) was read from its output; it printed accuracy")
+
+
+def test_mlflow_variables_only_when_the_objective_is_read_from_mlflow(tmp_path: Path) -> None:
+    """With a collector the objective comes from the output: MLflow's variables would send a
+    script's own MLflow calls (its artifacts too) to the tuner server, which refuses those."""
+    envs: dict[str, dict[str, str]] = {}
+
+    class Recording(ScriptedExecutor):
+        def launch(self, trial: TrialLaunch) -> None:
+            envs[trial.trial_id] = dict(trial.env)
+            super().launch(trial)
+
+    for name, collector in (("with", {"metricsCollector": {"kind": "StdOut"}}), ("without", {"metricsCollector": None})):
+        engine = Engine(Store(tmp_path / f"{name}.db"))
+        envs.clear()
+        c = ExperimentController(experiment(**collector), "c", InProcessClient(engine), Recording(), "http://unused")
+        c.start()
+        c.step()
+        assert len(envs) == 2
+        has = {"MLFLOW_TRACKING_URI" in env for env in envs.values()}
+        assert has == ({False} if name == "with" else {True}), name
+        # Unbuffered output only matters when the output is read.
+        assert {env.get("PYTHONUNBUFFERED") for env in envs.values()} == ({"1"} if name == "with" else {None})
