@@ -51,6 +51,10 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
          "spec.metricsCollector.kind"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: StdOut, "
          "metricsFormat: []}\n", "spec.metricsCollector.metricsFormat"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  metricStrategies: [{name: a, value: max}]\n",
+         "spec.metricStrategies choose among logged values"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: a\n  metricStrategies: [{name: a, value: best}]\n",
+         "spec.metricStrategies[0].value"),
     ],
 )
 def test_schema_refuses_invalid(kube_cluster, crd, old, new, expect):
@@ -82,3 +86,16 @@ def test_a_stdout_metrics_collector_applies_and_cannot_change(kube_cluster, crd)
     assert got == r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
     r = apply(kube_cluster, ns, text.replace("[loss]", "[loss, f1]"))
     assert r.returncode != 0 and "spec.metricsCollector cannot change" in r.stderr, r.stderr
+
+
+def test_metric_strategies_apply_and_cannot_change(kube_cluster, crd):
+    ns = kube_cluster.new_namespace("crdms")
+    text = SEED_EXAMPLE.replace("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n"
+                                "  metricStrategies:\n    - {name: accuracy, value: max}\n")
+    r = apply(kube_cluster, ns, text)
+    assert r.returncode == 0, r.stderr
+    got = kube_cluster.kubectl("get", "ate", "experiment-sample", "-n", ns, "-o",
+                               "jsonpath={.spec.metricStrategies[0].value}").stdout
+    assert got == "max"
+    r = apply(kube_cluster, ns, text.replace("value: max", "value: latest"))
+    assert r.returncode != 0 and "spec.metricStrategies cannot change" in r.stderr, r.stderr
