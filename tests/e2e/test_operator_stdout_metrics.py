@@ -2,8 +2,10 @@
 ``accuracy=...`` (no SDK, no MLflow) is tuned unchanged. The operator reads the trial's
 primary container's log through the API (GET pods/{pod}/log with timestamps and sinceTime,
 served by the fake kubelet), parses it and records the values as MLflow-logged metrics:
-the curve per epoch, the last value the result. Real kube-apiserver, fake nodes running
-the pods as local processes, the tuner server and the operator as local processes."""
+the curve per epoch, the last value the result. Plain Jobs, and a Kubeflow PyTorchJob and a
+T9k PyTorchTrainingJob whose pods the test makes as their operators would (the master's log
+is read, not the worker's). Real kube-apiserver, fake nodes running the pods as local
+processes, the tuner server and the operator as local processes."""
 
 from __future__ import annotations
 
@@ -53,13 +55,18 @@ COLLECTOR = {"kind": "StdOut", "additionalMetricNames": ["loss"]}
 PRINTED = re.compile(r"accuracy=([\d.]+) loss=([\d.]+)")
 
 
+CRDS = [("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs"),
+        ("batch.tensorstack.dev", "v1beta1", "PyTorchTrainingJob", "pytorchtrainingjobs")]
+
+
 @pytest.fixture(scope="module")
 def env(kube_cluster, tmp_path_factory):
-    kube_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs")))
-    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/pytorchjobs.kubeflow.org")
+    kube_cluster.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(crd(*c)) for c in CRDS))
+    for g, _, _, p in CRDS:
+        kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{p}.{g}")
     with operator_env(kube_cluster, tmp_path_factory.mktemp("stdout"), "stdout", script=TRAIN) as e:
         yield e
-    kube_cluster.kubectl("delete", "crd", "pytorchjobs.kubeflow.org", "--wait=false", check=False)
+    kube_cluster.kubectl("delete", "crd", *[f"{p}.{g}" for g, _, _, p in CRDS], "--wait=false", check=False)
 
 
 def command(script) -> list[str]:
@@ -111,61 +118,78 @@ def test_plain_jobs_report_only_by_printing(kube_cluster, env):
     assert "could not read the output" not in env["op"].output()
 
 
-def play_pytorch_operator(kube_cluster, ns: str, job: dict) -> None:
-    """Create the job's pods as Kubeflow's training operator does: one per replica index,
-    named <job>-<type>-<index>, labelled with the replica and owned by the job."""
+# How each training operator makes a job's pods, played by the test (no controller runs).
+KUBEFLOW = {"family": "kubeflow", "plural": "pytorchjobs", "api": "kubeflow.org/v1", "kind": "PyTorchJob",
+            "owner_label": "training.kubeflow.org/job-name",
+            "done": {"conditions": [{"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded"}]}}
+# T9k's pods are told apart by name only here (its replica labels are not relied on).
+T9K = {"family": "t9k", "plural": "pytorchtrainingjobs", "api": "batch.tensorstack.dev/v1beta1",
+       "kind": "PyTorchTrainingJob", "owner_label": "tensorstack.dev/owner-name", "done": {"phase": "Succeeded"}}
+
+
+def replicas(job: dict) -> list[tuple[str, dict]]:
+    """(replica type, replica spec) of a PyTorchJob (a map) or a T9k job (a list)."""
+    spec = job["spec"]
+    if "pytorchReplicaSpecs" in spec:
+        return [(t.lower(), rs) for t, rs in spec["pytorchReplicaSpecs"].items()]
+    return [(rs["type"], rs) for rs in spec["replicaSpecs"]]
+
+
+def play_training_operator(kube_cluster, ns: str, job: dict, op: dict) -> None:
+    """Create the job's pods as its operator does: one per replica index, named
+    <job>-<type>-<index>, owned by the job; Kubeflow also labels the replica."""
     md = job["metadata"]
-    for rtype, rs in job["spec"]["pytorchReplicaSpecs"].items():
+    for rtype, rs in replicas(job):
         for i in range(rs["replicas"]):
             tmpl = rs["template"]
-            labels = {**(tmpl.get("metadata") or {}).get("labels", {}),
-                      "training.kubeflow.org/job-name": md["name"],
-                      "training.kubeflow.org/replica-type": rtype.lower(),
-                      "training.kubeflow.org/replica-index": str(i)}
-            if rtype == "Master":
-                labels["training.kubeflow.org/job-role"] = "master"
+            labels = {**(tmpl.get("metadata") or {}).get("labels", {}), op["owner_label"]: md["name"]}
+            if op["family"] == "kubeflow":
+                labels.update({"training.kubeflow.org/replica-type": rtype,
+                               "training.kubeflow.org/replica-index": str(i)})
+                if rtype == "master":
+                    labels["training.kubeflow.org/job-role"] = "master"
             pod = {"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": f"{md['name']}-{rtype.lower()}-{i}", "labels": labels,
-                                "ownerReferences": [{"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+                   "metadata": {"name": f"{md['name']}-{rtype}-{i}", "labels": labels,
+                                "ownerReferences": [{"apiVersion": op["api"], "kind": op["kind"],
                                                      "name": md["name"], "uid": md["uid"], "controller": True}]},
                    "spec": {**tmpl["spec"], "restartPolicy": rs.get("restartPolicy") or "Never"}}
             kube_cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(pod))
 
 
-def test_pytorch_job_metrics_come_from_the_masters_log(kube_cluster, env):
-    ns, name = env["ns"], "stdout-pt"
+@pytest.mark.parametrize("op", [KUBEFLOW, T9K], ids=["kubeflow-pytorchjob", "t9k-pytorchtrainingjob"])
+def test_training_job_metrics_come_from_the_masters_log(kube_cluster, env, op):
+    ns, name = env["ns"], f"stdout-{op['family']}"
     script = env["script"]
     tasks = [task("worker", [*command(script), "--role=worker"], replicas=1),
              task("master", command(script))]
     apply_manifest(kube_cluster, ns, experiment_manifest(
         name, space='{"alpha": {"_type": "choice", "_value": [0.0001, 0.01]}}', max_trials=2, concurrency=2,
         primaryMetric="accuracy", metricsCollector=COLLECTOR, tasks=tasks,
-        annotations={"autotune.tensorstack.dev/workload-kind": "kubeflow"}))
+        annotations={"autotune.tensorstack.dev/workload-kind": op["family"]}))
     played: set[str] = set()
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         exp = get_experiment(kube_cluster, ns, name)
         if (exp.get("status") or {}).get("phase") in ("DONE", "ERROR", "TIMEOUT"):
             break
-        out = kube_cluster.kubectl("get", "pytorchjobs", "-n", ns, "-l", f"{LABEL}={name}", "-o", "json").stdout
+        out = kube_cluster.kubectl("get", op["plural"], "-n", ns, "-l", f"{LABEL}={name}", "-o", "json").stdout
         for job in json.loads(out)["items"]:
             jn = job["metadata"]["name"]
             if jn not in played:
-                play_pytorch_operator(kube_cluster, ns, job)
+                play_training_operator(kube_cluster, ns, job, op)
                 played.add(jn)
-            elif not (job.get("status") or {}).get("conditions"):
-                pods = json.loads(kube_cluster.kubectl("get", "pods", "-n", ns, "-l",
-                                                       f"training.kubeflow.org/job-name={jn}", "-o", "json").stdout)
+            elif not job.get("status"):
+                pods = json.loads(kube_cluster.kubectl("get", "pods", "-n", ns, "-l", f"{op['owner_label']}={jn}",
+                                                       "-o", "json").stdout)
                 phases = [p["status"].get("phase") for p in pods["items"]]
                 if len(phases) == 2 and all(ph == "Succeeded" for ph in phases):
-                    set_status(kube_cluster, ns, "pytorchjobs", jn,
-                               {"conditions": [{"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded"}]})
+                    set_status(kube_cluster, ns, op["plural"], jn, op["done"])
         time.sleep(0.5)
     st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=5, log=env["op"].output)["status"]
-    assert st["workloadKind"] == "kubeflow" and st["trials"]["succeeded"] == 2, st
+    assert st["workloadKind"] == op["family"] and st["trials"]["succeeded"] == 2, st
     uid = get_experiment(kube_cluster, ns, name)["metadata"]["uid"]
     for tid, t in trials_of(env, uid).items():
         acc, loss = printed(kube_cluster.pod_log(ns, f"{tid}-master-0"))
         worker_acc, _ = printed(kube_cluster.pod_log(ns, f"{tid}-worker-0"))
-        assert worker_acc == [0.0001] * 4  # the worker printed too, and is not read
+        assert len(acc) == 4 and worker_acc == [0.0001] * 4  # the worker printed too, and is not read
         assert t["intermediate"] == acc and t["metrics"]["accuracy"] == acc[-1] and t["metrics"]["loss"] == loss[-1], t
