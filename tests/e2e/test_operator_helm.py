@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import urllib.request
 import uuid
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from kube_harness.experiments import wait_for_phase
+from kube_harness.experiments import experiment_manifest, wait_for_phase
 from tests.e2e.test_operator_helpers import ROOT, TRIAL_SCRIPT, apply_manifest, install_crd, running_operator, trial_experiment
 
 CHART = str(ROOT / "helm" / "autotune")
@@ -120,21 +121,26 @@ def test_operator_service_account_has_least_privilege(kube_cluster, release):
     assert not extra, f"the operator may, but should not: {extra}"
 
 
-def test_operator_runs_with_only_its_service_account(kube_cluster, release, tmp_path):
-    """The chart's RBAC is enough: the operator, authenticated only by the SA token, runs an experiment."""
-    token = sa_token(kube_cluster, release)
+def sa_kubeconfig(kube_cluster, release, tmp_path) -> str:
+    """A kubeconfig that authenticates only with the chart's operator ServiceAccount token."""
     kubeconfig = tmp_path / "sa.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "sa",
         "clusters": [{"name": "c", "cluster": {"server": kube_cluster.server, "certificate-authority": str(kube_cluster.ca_file)}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
+        "users": [{"name": "sa", "user": {"token": sa_token(kube_cluster, release)}}],
         "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
     }))
+    return str(kubeconfig)
+
+
+def test_operator_runs_with_only_its_service_account(kube_cluster, release, tmp_path):
+    """The chart's RBAC is enough: the operator, authenticated only by the SA token, runs an experiment."""
+    kubeconfig = sa_kubeconfig(kube_cluster, release, tmp_path)
     script = tmp_path / "trial.py"
     script.write_text(TRIAL_SCRIPT)
     ns, name = release["team"], "rbac"
     port = free_port()
-    env = {"KUBECONFIG": str(kubeconfig), "AUTOTUNE_METRICS_ENDPOINT": f"http://127.0.0.1:{port}/metrics"}
+    env = {"KUBECONFIG": kubeconfig, "AUTOTUNE_METRICS_ENDPOINT": f"http://127.0.0.1:{port}/metrics"}
     with running_operator(kube_cluster, tmp_path, [ns], env) as (_, op):
         apply_manifest(kube_cluster, ns, trial_experiment(name, script, max_trials=2, concurrency=2))
         st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=120, log=op.output)["status"]
@@ -148,6 +154,28 @@ def test_operator_runs_with_only_its_service_account(kube_cluster, release, tmp_
         assert metrics['autotune_operator_trials_finished_total{state="SUCCEEDED"}'] == 2
         assert metrics['autotune_operator_workloads_created_total{family="job"}'] == 2
         assert metrics['autotune_operator_tuner_call_duration_seconds_count{method="suggest"}'] >= 2
+
+
+def test_operator_reads_printed_metrics_with_only_its_service_account(kube_cluster, release, tmp_path):
+    """spec.metricsCollector with the chart's RBAC: the trial's pod log (pods/log) is readable."""
+    from tests.e2e.test_operator_stdout_metrics import TRAIN, printed
+
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN)
+    ns, name = release["team"], "rbac-stdout"
+    with running_operator(kube_cluster, tmp_path, [ns], {"KUBECONFIG": sa_kubeconfig(kube_cluster, release, tmp_path)}) as (
+            server, op):
+        apply_manifest(kube_cluster, ns, experiment_manifest(
+            name, [sys.executable, str(script), "--alpha=${parameters.alpha}"], max_trials=1,
+            space='{"alpha": {"_type": "choice", "_value": [0.001]}}', primaryMetric="accuracy",
+            metricsCollector={"kind": "StdOut"}))
+        exp = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=120, log=op.output)
+        assert exp["status"]["trials"]["succeeded"] == 1, exp["status"]
+        assert "Forbidden" not in op.output() and " 403" not in op.output(), op.output()[-4000:]
+        pod = json.loads(kube_cluster.kubectl("get", "pods", "-n", ns, "-l", f"job-name={name}-0", "-o", "json").stdout)
+        acc, _ = printed(kube_cluster.pod_log(ns, pod["items"][0]["metadata"]["name"]))
+        (trial,) = server.get(f"/api/v1/experiments/{exp['metadata']['uid']}/trials").json()
+        assert trial["intermediate"] == acc and trial["metrics"]["accuracy"] == acc[-1]
 
 
 def free_port() -> int:
