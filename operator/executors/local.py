@@ -40,6 +40,8 @@ KILL_GRACE_SECONDS = 5.0
 # trial that printed gigabytes between two passes cannot take the controller's memory.
 READ_LOG_BYTES = 4 << 20
 SUPERVISOR = str(Path(__file__).with_name("local_supervisor.py"))
+FAILURE_FILE = "failure.txt"  # in the trial's folder: why it failed, in its own words
+MAX_FAILURE_CHARS = 500  # of it in the trial's message (trials.csv, the summary)
 _HAS_PROC = os.path.isdir("/proc/self")  # Linux; elsewhere (macOS) processes are checked with signal 0
 # The trial's end as far as anyone recorded it: its process died with the `autotune run`
 # that watched it (a whole container or process tree killed), so no exit code exists.
@@ -152,6 +154,9 @@ class LocalExecutor:
                 env.pop("EPOCHS", None)  # seed 000: final training runs without EPOCHS
             env["AUTOTUNE_TRIAL_DIR"] = str(tdir)
             env["AUTOTUNE_SERVER_URL_FILE"] = str(self.url_file)
+            # Where a trial may write why it failed (autotune.tune()'s launcher does): the
+            # message of a trial that exits non-zero then says it, not only its exit code.
+            env["AUTOTUNE_FAILURE_FILE"] = str(tdir / FAILURE_FILE)
             if self.sdk_path:
                 env["PYTHONPATH"] = os.pathsep.join(p for p in (self.sdk_path, env.get("PYTHONPATH")) if p)
             device = self._free_device()
@@ -166,6 +171,7 @@ class LocalExecutor:
             record = tdir / "process.json"
             record.unlink(missing_ok=True)
             (tdir / "kill.json").unlink(missing_ok=True)
+            (tdir / FAILURE_FILE).unlink(missing_ok=True)
             log = open(tdir / "trial.log", "ab")
             try:
                 proc = subprocess.Popen(
@@ -219,7 +225,7 @@ class LocalExecutor:
                 threading.Thread(target=self._escalate, args=(r,), daemon=True).start()
             return True
         rec = _read_record(record) or rec  # it may have ended since the first read
-        ex = _exit_of(trial_id, rec.get("exit"), rec.get("error")) if "exit" in rec else TrialExit(trial_id, None, True, GONE_MESSAGE)
+        ex = _exit_of(trial_id, rec.get("exit"), rec.get("error"), tdir) if "exit" in rec else TrialExit(trial_id, None, True, GONE_MESSAGE)
         if reason is not None:  # as for a live process: the stop decides, not how it ended
             ex = TrialExit(trial_id, ex.exit_code, True, str(reason))
         self._exits.put(ex)
@@ -248,7 +254,7 @@ class LocalExecutor:
             code, error = rec.get("exit"), rec.get("error")  # the trial's own end, not its supervisor's
         with self._lock:
             self._running.pop(trial_id, None)
-        ex = _exit_of(trial_id, code, error)
+        ex = _exit_of(trial_id, code, error, self.trial_dir(trial_id))
         if r.killed:
             ex = TrialExit(trial_id, code, True, r.kill_reason)
         self._exits.put(ex)
@@ -346,12 +352,28 @@ def launch_key(trial: TrialLaunch) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-def _exit_of(trial_id: str, code: int | None, error: str | None) -> TrialExit:
+def _exit_of(trial_id: str, code: int | None, error: str | None, tdir: Path | None = None) -> TrialExit:
     if error is not None:
         return TrialExit(trial_id, None, False, f"could not start: {error}")
     if code is None:
         return TrialExit(trial_id, None, True, GONE_MESSAGE)
-    return TrialExit(trial_id, code, False, f"killed by signal {-code}" if code < 0 else None)
+    if code < 0:
+        return TrialExit(trial_id, code, False, f"killed by signal {-code}")
+    why = _failure(tdir) if code != 0 and tdir is not None else None
+    return TrialExit(trial_id, code, False, f"exited with code {code}: {why}" if why else None)
+
+
+def _failure(tdir: Path) -> str | None:
+    """The first line of what the trial wrote to $AUTOTUNE_FAILURE_FILE, if anything."""
+    try:
+        with open(tdir / FAILURE_FILE, encoding="utf-8", errors="replace") as f:
+            text = f.read(MAX_FAILURE_CHARS + 1)
+    except OSError:
+        return None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return None
+    return lines[0] if len(lines[0]) <= MAX_FAILURE_CHARS else lines[0][:MAX_FAILURE_CHARS] + "..."
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:

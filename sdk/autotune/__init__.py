@@ -42,6 +42,7 @@ __all__ = [
     "get_resume_dir",
     "is_final_training",
     "ReportError",
+    "tune",
 ]
 
 
@@ -171,9 +172,31 @@ def report_final_result(metric: Any) -> bool:
     metric = _check_metric(metric)
     if not _connected():
         print(f"[autotune] final result: {metric}", file=sys.stderr)
+        _state["final"] = True
         return False
     answer = _request("POST", _trial_path() + "/final", {"metric": metric})
+    _state["final"] = True  # autotune.tune()'s trial reports a function's return value only if not
     return bool(answer.get("stop"))
+
+
+def tune(function: Any, search_space: Any, **kwargs: Any) -> Any:
+    """Run an experiment on this machine from Python: each trial calls ``function(params)``
+    in its own process, and what it returns (a number or a dict, as report_final_result
+    takes) is its result. Returns a TuneResult (best_parameters, best_value, trials, ...).
+    Arguments, results and rules: autotune_operator/tune.py. Call it under
+    ``if __name__ == "__main__":``: a trial imports the function's file."""
+    if _env("AUTOTUNE_TRIAL_ID") or _env("AUTOTUNE_IMPORT_CHECK"):
+        # This file is being imported by a trial (or tune()'s import check) to find the
+        # function: running an experiment here would start experiments without end.
+        raise RuntimeError(
+            "autotune.tune() was called inside a trial process, which imports the function's file: put the "
+            "tune() call under 'if __name__ == \"__main__\":' so that importing the file does not run it")
+    try:
+        from autotune_operator.tune import tune as _tune
+    except ImportError as e:
+        raise ImportError(f"autotune.tune() needs AutoTune itself installed, not only the trial SDK "
+                          f"(pip install autotune): {e}") from None
+    return _tune(function, search_space, **kwargs)
 
 
 def _connected() -> bool:

@@ -1,0 +1,156 @@
+"""One trial of `autotune.tune()`: import the function, call it, report what it returned.
+
+    python -P -m autotune_operator.function_trial --file FILE --qualname NAME --root DIR [--module MOD]
+
+It lives in autotune_operator, not in the SDK, because it is only ever run by the
+interpreter that called tune(), which has AutoTune installed (tune() needs it), while the
+SDK that local mode puts on a trial's PYTHONPATH is the single file sdk/autotune/__init__.py
+(it would hide an `autotune.function_trial`). Standard library and that SDK only: it
+starts in the time Python and the function's own imports take.
+
+The file is imported under a name other than ``__main__`` (its module name, or its file
+name), so the caller's ``if __name__ == "__main__":`` block, which calls tune(), does not run
+again here. A tune() call that is not under that guard raises in the trial (the SDK sees
+AUTOTUNE_TRIAL_ID) instead of starting experiments recursively.
+
+The function gets the trial's parameters as a dict. Its return value, a number or a dict
+(what report_final_result takes), is reported as the final result, unless it already
+reported one itself. Why a trial failed (its exception's last line, a None returned) goes
+to the file named by $AUTOTUNE_FAILURE_FILE, which local mode shows as the trial's message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from types import ModuleType
+from typing import Any, Callable
+
+import autotune
+
+EXIT_FAILED = 1
+# The caller's script itself, imported here: never under "__main__" (its guard would run tune()).
+SCRIPT_MODULE = "__autotune_function__"
+
+
+class LoadError(Exception):
+    """The function could not be imported; the message says why."""
+
+
+def last_line(e: BaseException) -> str:
+    """'ValueError: bad lr' — what a trial's message shows of an exception."""
+    lines = [ln.strip() for ln in "".join(traceback.format_exception_only(type(e), e)).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
+def _import_file(file: str, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"{file} cannot be imported as Python source")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # pickling (multiprocessing inside the function) finds it by name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def load_module(file: str, module: str | None) -> ModuleType:
+    """The function's module: imported by name when it has one that gives this file, else
+    the file itself (the caller's script) under a name that is not __main__."""
+    if module:
+        try:
+            m = importlib.import_module(module)
+        except ImportError:
+            m = None
+        if m is not None and os.path.realpath(getattr(m, "__file__", "") or "") == os.path.realpath(file):
+            return m
+    stem = os.path.splitext(os.path.basename(file))[0]
+    # The script's own name, as `import train` from its folder would give it, unless that
+    # name is taken already (a script called json.py or autotune.py).
+    name = stem if stem.isidentifier() and stem not in sys.modules else SCRIPT_MODULE
+    return _import_file(file, name)
+
+
+def find(module: ModuleType, qualname: str) -> Callable[..., Any]:
+    obj: Any = module
+    for part in qualname.split("."):
+        if not hasattr(obj, part):
+            raise LoadError(f"{qualname} is not defined in {module.__file__} (was it renamed?)")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise LoadError(f"{qualname} in {module.__file__} is not a function but {type(obj).__name__}")
+    return obj  # type: ignore[no-any-return]
+
+
+def load(file: str, qualname: str, root: str, module: str | None) -> Callable[..., Any]:
+    if root not in sys.path:
+        sys.path.insert(0, root)  # as `python FILE` puts the script's folder first
+    try:
+        return find(load_module(file, module), qualname)
+    except LoadError:
+        raise
+    except Exception as e:
+        traceback.print_exc()
+        raise LoadError(f"importing {file} failed: {last_line(e)}") from None
+
+
+def _fail(message: str) -> int:
+    print(f"autotune: trial failed: {message}", file=sys.stderr, flush=True)
+    path = os.environ.get("AUTOTUNE_FAILURE_FILE")
+    if path:
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(message + "\n")
+        except OSError:  # the log has it too
+            pass
+    return EXIT_FAILED
+
+
+def run(fn: Callable[..., Any], qualname: str) -> int:
+    params = autotune.get_next_parameter()
+    try:
+        value = fn(params)
+    except Exception as e:
+        traceback.print_exc()
+        return _fail(f"{qualname}() raised {last_line(e)}")
+    if autotune._state.get("final"):
+        return 0  # it reported its final result itself: that one counts
+    if value is None:
+        return _fail(f"{qualname}() returned None and reported no final result: return the metric (a number, or a "
+                     f"dict like {{'default': accuracy, 'loss': loss}}) or call autotune.report_final_result()")
+    try:
+        autotune.report_final_result(value)
+    except ValueError as e:
+        return _fail(f"{qualname}() returned {value!r:.80}, which is not a metric: {e}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m autotune_operator.function_trial")
+    p.add_argument("--file", required=True)
+    p.add_argument("--qualname", required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--module")
+    p.add_argument("--check", action="store_true", help="only import the function (tune() does this once first)")
+    args = p.parse_args(argv)
+    try:
+        fn = load(args.file, args.qualname, args.root, args.module)
+    except LoadError as e:
+        return _fail(str(e))
+    if args.check:
+        return 0
+    try:
+        return run(fn, args.qualname)
+    except autotune.ReportError as e:
+        return _fail(str(e))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""`autotune.tune()`'s arguments as an AutoTuneExperiment manifest (a plain dict).
+
+Pure: nothing runs and nothing is read here. The manifest is then checked by the same
+validator as a file given to `autotune run` (spec.validate_manifest), and
+:func:`explain` puts the keyword argument's name in front of each problem line
+(``max_trials: spec.maxTrialNum: Input should be greater than or equal to 1 (got 0)``).
+
+Each trial runs ``python -P -m autotune_operator.function_trial FILE QUALNAME ...`` with
+the interpreter that called tune(): the one with AutoTune installed, whose packages the
+function's own imports (scikit-learn, torch) also come from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping, Sequence
+
+from autotune_operator.function_ref import FunctionRef
+from autotune_operator.spec import API_GROUP, API_VERSION, KIND, with_mode
+from tuner_server.history import OptimizeMode
+
+LAUNCHER = "autotune_operator.function_trial"
+DEFAULT_TUNER = "TPE"
+
+# spec fields tune() sets from its own keyword arguments: extra_spec may not set them too.
+KEYWORD_FIELDS: dict[str, str] = {
+    "maxTrialNum": "max_trials",
+    "trialConcurrency": "concurrency",
+    "maxExecSeconds": "max_exec_seconds",
+    "maxTrialSeconds": "max_trial_seconds",
+    "seed": "seed",
+    "objectiveGoal": "objective_goal",
+    "searchSpace": "search_space",
+    "tuner": "tuner",
+    "assessor": "assessor",
+    "advisor": "advisor",
+    "trainingConfig": "the function",
+}
+# A problem line's field -> the keyword argument that set it (longest prefix first).
+_ARGUMENT_OF: tuple[tuple[str, str], ...] = (
+    ("spec.tuner.classArgs", "class_args"),
+    ("spec.advisor.classArgs", "advisor_args"),
+    ("spec.assessor.classArgs", "assessor_args"),
+    ("metadata.name", "name"),
+    *((f"spec.{f}", a) for f, a in KEYWORD_FIELDS.items() if f != "trainingConfig"),
+)
+
+_ARGS_OF = {"tuner": "class_args", "advisor": "advisor_args", "assessor": "assessor_args"}
+
+
+class TuneArgumentError(ValueError):
+    """tune()'s arguments do not make a valid experiment. ``problems``: one line each,
+    naming the keyword argument and the manifest field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems) if len(problems) > 1 else problems[0])
+
+
+def default_name(ref: FunctionRef) -> str:
+    """The experiment's name from the function's: 'train_mlp' -> 'train-mlp' (an RFC 1123 name)."""
+    text = re.sub(r"[^a-z0-9.-]+", "-", ref.qualname.lower()).strip("-.")
+    return (text or "tune")[:63].rstrip("-.") or "tune"
+
+
+def trial_command(ref: FunctionRef, python: str) -> list[str]:
+    """The trial's command line. -P: the trial's working directory must not shadow modules
+    (a folder named like one would); the launcher puts the function's own folder first on
+    sys.path, as `python script.py` does."""
+    cmd = [python, "-P", "-m", LAUNCHER, "--file", ref.file, "--qualname", ref.qualname, "--root", ref.root]
+    return cmd + (["--module", ref.module] if ref.module else [])
+
+
+def _algorithm(name: str, args: Mapping[str, Any] | None, optimize_mode: str | None,
+               multi_objective: bool) -> dict[str, Any]:
+    out = dict(args or {})
+    # The direction the caller gave; maximize when nothing gives one. Not with spec.objectives
+    # (each objective has its own), nor for algorithms that ignore it (a warning otherwise).
+    if not multi_objective and "optimize_mode" not in out:
+        out = with_mode(name, out, OptimizeMode(optimize_mode or OptimizeMode.MAXIMIZE.value))
+    return out
+
+
+def build_manifest(
+    ref: FunctionRef,
+    search_space: Mapping[str, Any] | str,
+    *,
+    python: str,
+    workdir: str,
+    tuner: str | None = None,
+    class_args: Mapping[str, Any] | None = None,
+    optimize_mode: str | None = None,
+    assessor: str | None = None,
+    assessor_args: Mapping[str, Any] | None = None,
+    advisor: str | None = None,
+    advisor_args: Mapping[str, Any] | None = None,
+    max_trials: int | None = None,
+    concurrency: int = 1,
+    max_exec_seconds: int | None = None,
+    max_trial_seconds: int | None = None,
+    seed: int = 0,
+    objective_goal: float | None = None,
+    name: str | None = None,
+    extra_spec: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The manifest tune() runs. Raises :class:`TuneArgumentError` only for what the
+    validator cannot name (an extra_spec key that a keyword argument sets, a non-mapping);
+    everything else is left to it."""
+    extra = dict(extra_spec or {})
+    problems = [f"extra_spec['{k}']: spec.{k} is set by tune()'s {a}" + ("" if a == "the function" else "= argument")
+                for k, a in KEYWORD_FIELDS.items() if k in extra]
+    if optimize_mode is not None and optimize_mode not in ("maximize", "minimize"):
+        problems.append(f"optimize_mode: must be 'maximize' or 'minimize', got {optimize_mode!r}")
+    elif optimize_mode is not None and class_args and "optimize_mode" in class_args and class_args["optimize_mode"] != optimize_mode:
+        problems.append(f"optimize_mode: {optimize_mode!r} conflicts with class_args['optimize_mode'] "
+                        f"{class_args['optimize_mode']!r}; give one")
+    if problems:
+        raise TuneArgumentError(problems)
+    multi = extra.get("objectives") is not None
+    if advisor is not None:
+        algorithms: dict[str, Any] = {"advisor": {"builtinAdvisorName": advisor,
+                                                  "classArgs": _algorithm(advisor, advisor_args, optimize_mode, multi)}}
+        if tuner is not None:  # the validator says they cannot go together
+            algorithms["tuner"] = {"builtinTunerName": tuner, "classArgs": dict(class_args or {})}
+    else:
+        t = tuner or DEFAULT_TUNER
+        algorithms = {"tuner": {"builtinTunerName": t, "classArgs": _algorithm(t, class_args, optimize_mode, multi)}}
+    if assessor is not None:
+        algorithms["assessor"] = {"builtinAssessorName": assessor, "classArgs": dict(assessor_args or {})}
+    container: dict[str, Any] = {"name": "trial", "command": trial_command(ref, python), "workingDir": workdir}
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    spec: dict[str, Any] = {
+        "searchSpace": search_space if isinstance(search_space, str) else _json_space(search_space),
+        "trialConcurrency": concurrency,
+        "seed": seed,
+        **algorithms,
+        "trainingConfig": {"type": "pytorch", "tasks": [
+            {"type": "master", "replicas": 1, "template": {"spec": {"containers": [container]}}}]},
+    }
+    for field, value in (("maxTrialNum", max_trials), ("maxExecSeconds", max_exec_seconds),
+                         ("maxTrialSeconds", max_trial_seconds), ("objectiveGoal", objective_goal)):
+        if value is not None:
+            spec[field] = value
+    spec.update(extra)
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": KIND,
+        "metadata": {"name": name if name is not None else default_name(ref)},
+        "spec": spec,
+    }
+
+
+def _json_space(space: Mapping[str, Any]) -> Any:
+    """The search space as the manifest's JSON text (what a file holds), or the object
+    itself when it cannot be JSON, so that the validator names what is wrong."""
+    try:
+        return json.dumps(space)
+    except (TypeError, ValueError):
+        return dict(space) if isinstance(space, Mapping) else space
+
+
+def explain(problems: Sequence[str]) -> list[str]:
+    """Each validator line with the keyword argument that set its field in front."""
+    out = []
+    for line in problems:
+        arg = next((a for prefix, a in _ARGUMENT_OF if line.startswith(prefix) and line[len(prefix):len(prefix) + 1] in ".:[ "),
+                   None)
+        block = next((b for b in ("tuner", "advisor", "assessor") if line.startswith(f"spec.{b}:")), None)
+        if block is not None and "classArgs" in line:  # "spec.tuner: classArgs.optimize_mode must be ..."
+            arg = _ARGS_OF[block]
+        if arg is None and line.startswith("spec."):
+            field = re.split(r"[.:\[ ]", line[len("spec."):], maxsplit=1)[0]
+            arg = f"extra_spec['{field}']"
+        out.append(f"{arg}: {line}" if arg else line)
+    return out
