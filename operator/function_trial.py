@@ -44,7 +44,10 @@ class LoadError(Exception):
 def last_line(e: BaseException) -> str:
     """'ValueError: bad lr' — what a trial's message shows of an exception."""
     lines = [ln.strip() for ln in "".join(traceback.format_exception_only(type(e), e)).splitlines() if ln.strip()]
-    return lines[-1] if lines else type(e).__name__
+    last = lines[-1] if lines else ""
+    kind = type(e).__name__
+    # A message of several lines ends with its own last line: keep the exception's type in front.
+    return last if last.startswith(kind) or last.split(":")[0].endswith("." + kind) else f"{kind}: {last}".rstrip(": ")
 
 
 def _import_file(file: str, name: str) -> ModuleType:

@@ -109,7 +109,8 @@ def build_manifest(
     validator cannot name (an extra_spec key that a keyword argument sets, a non-mapping);
     everything else is left to it."""
     extra = dict(extra_spec or {})
-    problems = [f"extra_spec['{k}']: spec.{k} is set by tune()'s {a}" + ("" if a == "the function" else "= argument")
+    problems = [f"extra_spec['{k}']: " + (f"spec.{k} is set by tune()'s {a}= argument" if a != "the function" else
+                                          f"spec.{k} cannot be given: tune()'s trials run the function")
                 for k, a in KEYWORD_FIELDS.items() if k in extra]
     if optimize_mode is not None and optimize_mode not in ("maximize", "minimize"):
         problems.append(f"optimize_mode: must be 'maximize' or 'minimize', got {optimize_mode!r}")

@@ -1,0 +1,174 @@
+"""Which functions `autotune.tune()` can hand to trial processes, and how a trial finds them again."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from autotune_operator import function_trial
+from autotune_operator.function_ref import FunctionRef, FunctionRefError, function_ref
+
+
+def top_level(params: dict) -> float:
+    return 1.0
+
+
+class Trainer:
+    @staticmethod
+    def fit(params: dict) -> float:
+        return 2.0
+
+
+def replaced(params: dict) -> float:
+    return 0.0
+
+
+_original_replaced = replaced
+
+
+def replaced(params: dict) -> float:  # noqa: F811  (redefined on purpose: the name no longer gives the first)
+    return 3.0
+
+
+def test_top_level_function_of_a_module_is_found_by_module_and_file() -> None:
+    ref = function_ref(top_level)
+    here = Path(__file__).resolve()
+    assert ref == FunctionRef(str(here), "top_level", __name__, str(here.parents[__name__.count(".")]))
+    # the root makes the module importable: tests.unit.test_function_ref from the repository
+    assert (Path(ref.root) / Path(*__name__.split("."))).with_suffix(".py") == here
+
+
+def test_static_method_by_qualified_name() -> None:
+    assert function_ref(Trainer.fit).qualname == "Trainer.fit"
+
+
+def test_lambda_is_refused_saying_what_to_do() -> None:
+    with pytest.raises(FunctionRefError, match=r"cannot use a lambda.*define it with 'def' at the top level"):
+        function_ref(lambda params: 1.0)
+
+
+def test_nested_function_is_refused_naming_its_outer_function() -> None:
+    def inner(params: dict) -> float:
+        return 1.0
+
+    with pytest.raises(FunctionRefError, match=r"inner\(\), defined inside .*test_nested_function.*move it to the top level"):
+        function_ref(inner)
+
+
+def test_function_without_a_source_file_is_refused() -> None:
+    namespace: dict = {"__name__": "made_by_exec"}
+    exec("def train(params):\n    return 1.0\n", namespace)
+    with pytest.raises(FunctionRefError, match=r"no source file .*put it in a .py file"):
+        function_ref(namespace["train"])
+
+
+def test_interactive_main_is_refused_even_with_a_cell_file(tmp_path: Path) -> None:
+    # A notebook cell's code names a file, but __main__ (the kernel) has none: no trial can import it.
+    cell = tmp_path / "cell.py"
+    cell.write_text("def train(params):\n    return 1.0\n")
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(cell.read_text(), str(cell), "exec"), namespace)
+    main = types.ModuleType("__main__")
+    main.train = namespace["train"]  # type: ignore[attr-defined]
+    with pytest.raises(FunctionRefError, match="no source file"):
+        function_ref(namespace["train"], main_module=main)
+
+
+def test_script_main_is_found_by_file_with_its_folder_as_root(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("def train(params):\n    return 1.0\n")
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(script.read_text(), str(script), "exec"), namespace)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    main.train = namespace["train"]  # type: ignore[attr-defined]
+    assert function_ref(namespace["train"], main_module=main) == FunctionRef(str(script.resolve()), "train", None,
+                                                                            str(tmp_path.resolve()))
+
+
+@pytest.mark.parametrize("thing, kind", [(len, "builtin_function_or_method"),
+                                         (functools.partial(top_level), "partial"),
+                                         (Trainer(), "Trainer")])
+def test_what_is_not_a_plain_function_is_refused(thing: object, kind: str) -> None:
+    with pytest.raises(FunctionRefError, match=f"needs a plain Python function, got {kind}"):
+        function_ref(thing)  # type: ignore[arg-type]
+
+
+def test_a_name_that_no_longer_gives_the_function_is_refused() -> None:
+    with pytest.raises(FunctionRefError, match=r"the name replaced in .* does not give this function"):
+        function_ref(_original_replaced)
+
+
+def test_decorated_function_with_wraps_is_the_one_its_name_gives() -> None:
+    assert function_ref(wrapped).qualname == "wrapped"
+
+
+def _decorate(fn):  # type: ignore[no-untyped-def]
+    @functools.wraps(fn)
+    def wrapper(params):  # type: ignore[no-untyped-def]
+        return fn(params)
+    return wrapper
+
+
+@_decorate
+def wrapped(params: dict) -> float:
+    return 1.0
+
+
+# ----- the trial side (function_trial.py) -----
+
+def test_trial_imports_the_script_not_as_main_so_its_guard_does_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "guard-ran"
+    script = tmp_path / "my_script_h35.py"
+    script.write_text(textwrap.dedent(f"""
+        def train(params):
+            return params["x"] * 2
+        if __name__ == "__main__":
+            open({str(marker)!r}, "w").close()
+    """))
+    try:
+        fn = function_trial.load(str(script), "train", str(tmp_path), None)
+        assert fn({"x": 4}) == 8
+        assert fn.__module__ == "my_script_h35" and sys.modules["my_script_h35"].__name__ != "__main__"
+        assert not marker.exists()
+    finally:
+        sys.modules.pop("my_script_h35", None)
+        sys.path.remove(str(tmp_path))
+
+
+def test_trial_names_a_function_that_is_gone(tmp_path: Path) -> None:
+    script = tmp_path / "gone_h35.py"
+    script.write_text("def other(params):\n    return 1\n")
+    try:
+        with pytest.raises(function_trial.LoadError, match=r"train is not defined in .*gone_h35.py"):
+            function_trial.load(str(script), "train", str(tmp_path), None)
+    finally:
+        sys.modules.pop("gone_h35", None)
+        sys.path.remove(str(tmp_path))
+
+
+def test_trial_says_why_the_import_failed(tmp_path: Path) -> None:
+    script = tmp_path / "broken_h35.py"
+    script.write_text("import no_such_module_h35\n")
+    try:
+        with pytest.raises(function_trial.LoadError, match=r"importing .*broken_h35.py failed: "
+                                                           r"ModuleNotFoundError: No module named 'no_such_module_h35'"):
+            function_trial.load(str(script), "train", str(tmp_path), None)
+        assert "broken_h35" not in sys.modules  # a half-imported module is not left behind
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+@pytest.mark.parametrize("exc, line", [
+    (ValueError("bad lr"), "ValueError: bad lr"),
+    (ValueError("first\nlast"), "ValueError: last"),
+    (KeyError("lr"), "KeyError: 'lr'"),
+    (RuntimeError(), "RuntimeError"),
+])
+def test_last_line_of_an_exception_keeps_its_type(exc: BaseException, line: str) -> None:
+    assert function_trial.last_line(exc) == line

@@ -1,0 +1,139 @@
+"""`autotune.tune()`'s manifest builder: keyword arguments -> AutoTuneExperiment, checked by
+the same validator as `autotune run`, with each problem naming the keyword argument."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from autotune_operator.function_ref import FunctionRef
+from autotune_operator.spec import SpecError, validate_manifest
+from autotune_operator.tune_spec import TuneArgumentError, build_manifest, default_name, explain
+
+REF = FunctionRef("/src/pkg/train.py", "train_mlp", "pkg.train", "/src")
+SPACE = {"lr": {"_type": "loguniform", "_value": [1e-4, 0.1]}, "units": {"_type": "choice", "_value": [16, 32]}}
+
+
+def build(**kw: Any) -> dict[str, Any]:
+    return build_manifest(REF, kw.pop("search_space", SPACE), python="/venv/bin/python", workdir="/work", **kw)
+
+
+def problems(**kw: Any) -> list[str]:
+    """The lines tune() raises for these arguments (the builder's, else the validator's)."""
+    try:
+        validate_manifest(build(**kw))
+    except SpecError as e:
+        return explain(e.problems)
+    except TuneArgumentError as e:
+        return e.problems
+    return []
+
+
+def test_defaults_make_a_valid_tpe_experiment_that_maximizes() -> None:
+    m = build(max_trials=20, concurrency=2)
+    exp = validate_manifest(m)
+    assert m["metadata"]["name"] == "train-mlp"
+    assert m["spec"]["tuner"] == {"builtinTunerName": "TPE", "classArgs": {"optimize_mode": "maximize"}}
+    assert exp.optimize_mode.value == "maximize" and exp.spec.maxTrialNum == 20 and exp.spec.trialConcurrency == 2
+    assert not any("no optimize_mode" in w for w in exp.warnings)  # tune()'s default is explicit
+    assert "maxExecSeconds" not in m["spec"] and "objectiveGoal" not in m["spec"]
+
+
+def test_trial_command_runs_the_launcher_with_the_function_reference() -> None:
+    container = build()["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["/venv/bin/python", "-P", "-m", "autotune_operator.function_trial",
+                                    "--file", "/src/pkg/train.py", "--qualname", "train_mlp", "--root", "/src",
+                                    "--module", "pkg.train"]
+    assert container["workingDir"] == "/work" and "env" not in container
+    script = FunctionRef("/home/u/train.py", "train", None, "/home/u")
+    cmd = build_manifest(script, SPACE, python="py", workdir="/w")["spec"]["trainingConfig"]["tasks"][0][
+        "template"]["spec"]["containers"][0]["command"]
+    assert "--module" not in cmd
+
+
+def test_keyword_arguments_map_to_spec_fields() -> None:
+    m = build(tuner="Anneal", class_args={"seed": 3}, optimize_mode="minimize", assessor="Medianstop",
+              assessor_args={"start_step": 2}, max_trials=9, concurrency=3, max_exec_seconds=600,
+              max_trial_seconds=60, seed=7, objective_goal=0.01, name="my-run", env={"A": "1"},
+              extra_spec={"maxFailedTrialNum": 2})
+    s = m["spec"]
+    assert s["tuner"] == {"builtinTunerName": "Anneal", "classArgs": {"seed": 3, "optimize_mode": "minimize"}}
+    assert s["assessor"] == {"builtinAssessorName": "Medianstop", "classArgs": {"start_step": 2}}
+    assert (s["maxTrialNum"], s["trialConcurrency"], s["maxExecSeconds"], s["maxTrialSeconds"], s["seed"],
+            s["objectiveGoal"], s["maxFailedTrialNum"]) == (9, 3, 600, 60, 7, 0.01, 2)
+    assert m["metadata"]["name"] == "my-run"
+    assert s["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
+    exp = validate_manifest(m)
+    assert exp.optimize_mode.value == "minimize" and exp.spec.maxFailedTrialNum == 2
+
+
+def test_advisor_replaces_the_default_tuner() -> None:
+    m = build(advisor="Hyperband", advisor_args={"R": 9})
+    assert "tuner" not in m["spec"]
+    assert m["spec"]["advisor"] == {"builtinAdvisorName": "Hyperband", "classArgs": {"R": 9, "optimize_mode": "maximize"}}
+    assert validate_manifest(m).algorithm == "Hyperband"
+
+
+def test_class_args_direction_is_kept_and_algorithms_that_ignore_it_get_none() -> None:
+    assert build(class_args={"optimize_mode": "minimize"})["spec"]["tuner"]["classArgs"] == {"optimize_mode": "minimize"}
+    grid = build(tuner="GridSearch")
+    assert grid["spec"]["tuner"]["classArgs"] == {}
+    assert not any("ignores" in w for w in validate_manifest(grid).warnings)
+
+
+def test_several_objectives_through_extra_spec_get_no_single_direction() -> None:
+    objectives = [{"name": "accuracy", "optimizeMode": "maximize"}, {"name": "size", "optimizeMode": "minimize"}]
+    m = build(tuner="MOTPE", extra_spec={"objectives": objectives})
+    assert m["spec"]["tuner"]["classArgs"] == {}
+    assert [o.name for o in validate_manifest(m).spec.objectives or []] == ["accuracy", "size"]
+
+
+def test_search_space_may_be_json_text() -> None:
+    assert validate_manifest(build(search_space='{"x": {"_type": "uniform", "_value": [0, 1]}}')).space.top == ("x",)
+
+
+@pytest.mark.parametrize("qualname, name", [("train", "train"), ("train_mlp", "train-mlp"),
+                                            ("Trainer.fit", "trainer.fit"), ("__call__", "call"), ("_", "tune")])
+def test_default_name_is_an_rfc1123_name_from_the_function(qualname: str, name: str) -> None:
+    assert default_name(FunctionRef("/f.py", qualname, None, "/")) == name
+
+
+@pytest.mark.parametrize("kw, line", [
+    (dict(max_trials=0), "max_trials: spec.maxTrialNum: Input should be greater than or equal to 1 (got 0)"),
+    (dict(concurrency=True), "concurrency: spec.trialConcurrency: must be an integer, not a boolean (got True)"),
+    (dict(max_exec_seconds=-5), "max_exec_seconds: spec.maxExecSeconds: "),
+    (dict(max_trial_seconds=0), "max_trial_seconds: spec.maxTrialSeconds: "),
+    (dict(seed=-1), "seed: spec.seed: "),
+    (dict(objective_goal="0.9"), "objective_goal: spec.objectiveGoal: must be a number (got '0.9')"),
+    (dict(tuner="TPEE"), "tuner: spec.tuner: unknown builtinTunerName 'TPEE'"),
+    (dict(class_args={"optimize_mode": "max"}), "class_args: spec.tuner: classArgs.optimize_mode must be"),
+    (dict(assessor="Medianstp"), "assessor: spec.assessor: unknown builtinAssessorName 'Medianstp'"),
+    (dict(assessor="Medianstop", assessor_args={"start_step": -1}), "assessor_args: spec.assessor: Medianstop classArgs.start_step"),
+    (dict(advisor="Hyperbnd"), "advisor: spec.advisor.builtinAdvisorName: unknown advisor 'Hyperbnd'"),
+    (dict(advisor="Hyperband", tuner="TPE"), "advisor: spec.advisor: cannot be given together with spec.tuner"),
+    (dict(name="Bad_Name"), "name: metadata.name: must be a lowercase RFC 1123 name"),
+    (dict(search_space={"x": {"_type": "uniformm", "_value": [0, 1]}}), "search_space: spec.searchSpace parameter 'x': unknown _type 'uniformm'"),
+    (dict(search_space={"x": {"_type": "uniform", "_value": [1, 0]}}), "search_space: spec.searchSpace parameter 'x': uniform needs low < high"),
+    (dict(extra_spec={"maxTrailNum": 3}), "extra_spec['maxTrailNum']: spec.maxTrailNum: unknown field (check its spelling)"),
+    (dict(extra_spec={"maxFailedTrialNum": 0}), "extra_spec['maxFailedTrialNum']: spec.maxFailedTrialNum: Input should be greater"),
+    (dict(extra_spec={"maxTrialNum": 3}), "extra_spec['maxTrialNum']: spec.maxTrialNum is set by tune()'s max_trials= argument"),
+    (dict(extra_spec={"trainingConfig": {}}), "extra_spec['trainingConfig']: spec.trainingConfig cannot be given: tune()'s trials run the function"),
+    (dict(optimize_mode="min"), "optimize_mode: must be 'maximize' or 'minimize', got 'min'"),
+    (dict(optimize_mode="minimize", class_args={"optimize_mode": "maximize"}), "optimize_mode: 'minimize' conflicts with class_args"),
+])
+def test_each_bad_argument_is_one_line_naming_the_keyword_and_the_field(kw: dict[str, Any], line: str) -> None:
+    got = problems(**kw)
+    assert len(got) == 1 and got[0].startswith(line), got
+    assert "\n" not in got[0]
+
+
+def test_explain_leaves_lines_without_a_field_as_they_are() -> None:
+    assert explain(["the manifest must be a YAML mapping, got list"]) == ["the manifest must be a YAML mapping, got list"]
+
+
+def test_argument_error_is_a_value_error_with_every_problem() -> None:
+    with pytest.raises(ValueError) as info:
+        build(extra_spec={"seed": 1, "tuner": {}})
+    assert isinstance(info.value, TuneArgumentError) and len(info.value.problems) == 2
+    assert str(info.value).splitlines() == info.value.problems
