@@ -34,6 +34,7 @@ class TrialResult:
 class TuneResult:
     phase: str  # DONE, TIMEOUT, ERROR (as status.json)
     message: str
+    reason: str | None  # one word: MaxTrialsReached, GoalReached, SearchExhausted, MaxFailedTrialsReached, ...
     best_parameters: dict[str, Any] | None  # None when no trial succeeded (or several objectives)
     best_value: float | None
     best_trial: TrialResult | None
@@ -74,6 +75,7 @@ def read_result(out: Path) -> TuneResult:
     return TuneResult(
         phase=status.phase.value,
         message=status.message,
+        reason=status.reason,
         best_parameters=dict(best.parameters) if best is not None else None,
         best_value=best.value if best is not None else None,
         best_trial=best_row,
