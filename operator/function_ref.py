@@ -67,6 +67,12 @@ def function_ref(fn: Callable[..., Any], main_module: ModuleType | None = None) 
                                f"function (it was redefined, or replaced by a decorator without functools.wraps); "
                                f"pass the function that name gives")
     if module_name == "__main__":
+        # `python -m pkg.train` runs pkg/train.py as __main__: import it as pkg.train, so
+        # that its relative imports work in the trial too. A plain script has no such name.
+        spec = getattr(module, "__spec__", None)
+        as_module = getattr(spec, "name", None)
+        if isinstance(as_module, str) and as_module and as_module != "__main__":
+            return FunctionRef(str(source), name, as_module, str(_package_root(source, as_module)))
         return FunctionRef(str(source), name, None, str(source.parent))
     return FunctionRef(str(source), name, module_name, str(_package_root(source, module_name)))
 

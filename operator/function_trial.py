@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--module")
     p.add_argument("--check", action="store_true", help="only import the function (tune() does this once first)")
     args = p.parse_args(argv)
+    # The file sees the command line of `python FILE` (an argparse at its top level would
+    # otherwise read this launcher's options).
+    sys.argv = [args.file]
     try:
         fn = load(args.file, args.qualname, args.root, args.module)
     except LoadError as e:

@@ -8,6 +8,10 @@
             break  # the assessor says this trial will not win
     autotune.report_final_result(accuracy)
 
+Or let AutoTune call a function: ``autotune.tune(train, search_space, max_trials=20)`` runs
+an experiment on this machine, each trial calling ``train(params)`` in its own process
+(it needs AutoTune installed; this file alone is enough for the trials).
+
 A metric is a number or a dict whose ``default`` key holds the objective. Each report
 returns True when the trial should stop. Outside an experiment (no AUTOTUNE_* variables)
 the calls print the metric and return False, so the same script runs by hand.

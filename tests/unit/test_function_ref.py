@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.machinery
 import sys
 import textwrap
 import types
@@ -88,6 +89,21 @@ def test_script_main_is_found_by_file_with_its_folder_as_root(tmp_path: Path) ->
     main.__file__ = str(script)
     main.train = namespace["train"]  # type: ignore[attr-defined]
     assert function_ref(namespace["train"], main_module=main) == FunctionRef(str(script.resolve()), "train", None,
+                                                                            str(tmp_path.resolve()))
+
+
+def test_main_run_with_dash_m_is_found_by_its_module_name(tmp_path: Path) -> None:
+    # `python -m pkg.train`: the trial imports pkg.train (its relative imports need the package).
+    script = tmp_path / "pkg" / "train.py"
+    script.parent.mkdir()
+    script.write_text("def train(params):\n    return 1.0\n")
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(script.read_text(), str(script), "exec"), namespace)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    main.__spec__ = importlib.machinery.ModuleSpec("pkg.train", None)
+    main.train = namespace["train"]  # type: ignore[attr-defined]
+    assert function_ref(namespace["train"], main_module=main) == FunctionRef(str(script.resolve()), "train", "pkg.train",
                                                                             str(tmp_path.resolve()))
 
 
