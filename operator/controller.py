@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from autotune_operator.decide import Decision, Goal, Limits, Observed, Phase, decide, final_pending, overdue_trials
-from autotune_operator.executors.base import Executor, TrialLaunch, trial_env
+from autotune_operator.executors.base import Executor, TrialExit, TrialLaunch, trial_env
 from autotune_operator.log_metrics import Collected, LogParser
 from autotune_operator.spec import Experiment
 from autotune_operator.status import ExperimentStatus, WarmStartStatus, build_status
@@ -53,10 +53,17 @@ class ControllerState:
     # restarted controller reads each log from its start and the tuner server skips the
     # steps it has (MlflowRuns.log_collected).
     logs: dict[str, "TrialLog"] = field(default_factory=dict)
+    # Trials that exited 0 whose output could not be read to its end or recorded yet (a log
+    # API error, the tuner server refusing for now) -> (the exit, when it was first seen).
+    # Their end waits: ending them now would make an earlier printed value their result.
+    draining: dict[str, tuple[TrialExit, float]] = field(default_factory=dict)
 
 
 # A drained log (final=True) is read in parts (the executor caps one read): at most this many.
 MAX_FINAL_READS = 256
+# How long a succeeded trial's end waits for its output to be read whole and recorded; past
+# this it ends with what was recorded (a log that is gone for good: a deleted pod).
+DRAIN_WAIT_SECONDS = 60.0
 
 
 @dataclass
@@ -164,18 +171,9 @@ class ExperimentController:
     def step(self) -> Decision:
         """One reconcile pass."""
         # 1. Trials whose workload ended: the tuner server decides their final state.
-        for ex in self.executor.poll():
-            # All it printed first: its last values are its final result (spec.metricsCollector).
-            unread = self._collect(ex.trial_id, final=True)
-            overdue = self.state.overdue.pop(ex.trial_id, None)
-            if overdue is not None:  # we killed it for its time: a failure of the trial, not our stop
-                state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, False, overdue)
-            else:
-                killed = ex.killed or ex.trial_id in self.state.stopping
-                why = ex.message or (unread if ex.exit_code == 0 and not killed else None)
-                state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, killed, why)
-            self.state.stopping.discard(ex.trial_id)
-            log.info("trial %s ended: %s", ex.trial_id, state)
+        waiting = [ex for ex, _ in self.state.draining.values()]
+        for ex in waiting + [ex for ex in self.executor.poll() if ex.trial_id not in self.state.draining]:
+            self._ended(ex)
         # When trials really began (before the summary, so its runningSince, the clock of
         # maxTrialSeconds below, already has them). Trials not begun stay WAITING: never overdue.
         for tid, at in sorted(self.executor.started().items()):
@@ -195,7 +193,7 @@ class ExperimentController:
                 self.executor.kill(tid, "stopped early by the assessor")
         limit = self.limits.max_trial_seconds
         for tid in overdue_trials(summary.get("runningSince") or {}, self.clock(), limit):
-            if tid not in self.state.stopping and tid not in self.state.overdue:
+            if tid not in self.state.stopping and tid not in self.state.overdue and tid not in self.state.draining:
                 self.state.overdue[tid] = f"ran longer than maxTrialSeconds ({limit}s) and was stopped"
                 self.executor.kill(tid, self.state.overdue[tid])
         counts = summary["trials"]
@@ -248,17 +246,43 @@ class ExperimentController:
             self.state.completion = self.clock()
         return d
 
-    def _collect(self, trial_id: str, final: bool = False) -> str | None:
+    def _ended(self, ex: TrialExit) -> None:
+        """Record a trial's end, after reading all it printed (spec.metricsCollector): its last
+        values are its final result. A succeeded trial whose output could not be read whole or
+        recorded now waits for a later pass (at most DRAIN_WAIT_SECONDS); others end at once."""
+        drained = self._collect(ex.trial_id, final=True)
+        overdue = self.state.overdue.get(ex.trial_id)
+        killed = ex.killed or ex.trial_id in self.state.stopping
+        since = self.state.draining.get(ex.trial_id, (ex, self.clock()))[1]
+        if (not drained and ex.exit_code == 0 and not killed and overdue is None
+                and self.clock() - since < DRAIN_WAIT_SECONDS):
+            self.state.draining[ex.trial_id] = (ex, since)
+            log.info("trial %s exited; its end waits until its output is read and recorded", ex.trial_id)
+            return
+        self.state.draining.pop(ex.trial_id, None)
+        unread = self._forget_log(ex.trial_id)
+        self.state.overdue.pop(ex.trial_id, None)
+        if overdue is not None:  # we killed it for its time: a failure of the trial, not our stop
+            state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, False, overdue)
+        else:
+            why = ex.message or (unread if ex.exit_code == 0 and not killed else None)
+            state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, killed, why)
+        self.state.stopping.discard(ex.trial_id)
+        log.info("trial %s ended: %s", ex.trial_id, state)
+
+    def _collect(self, trial_id: str, final: bool = False) -> bool:
         """Read what the trial printed since the last read and send its metrics to the tuner
         server (spec.metricsCollector; nothing without one). ``final``: the trial ended; read
-        to the end, then forget it. Never raises: a log that cannot be read or sent now is
-        read or sent on a later pass. Returns, for an ended trial, why it has no objective
-        value from its output (None when it has, or when nothing could be read)."""
+        to the end. Never raises: a log that cannot be read or sent now is read or sent on a
+        later pass. True when all of it was read (``final``: to its end) and recorded."""
         if self.collector is None:
-            return None
+            return True
         r = self.state.logs.get(trial_id)
         if r is None:
             r = self.state.logs[trial_id] = TrialLog(LogParser.of(self.collector.metricsFormat, self.collected_names))
+        if not self._send(trial_id, r, final):
+            return False  # what an earlier read found is not recorded yet: read no more (bounded memory)
+        to_end = False
         try:
             for _ in range(MAX_FINAL_READS if final else 1):
                 chunk = self.executor.read_log(trial_id, r.cursor, final)
@@ -268,24 +292,36 @@ class ExperimentController:
                 r.pending.extend(r.parser.feed(chunk.lines))
                 r.cursor = chunk.cursor
                 if not chunk.lines:
+                    to_end = True
                     break
         except Exception as e:  # an executor bug must not stop the experiment
             log.warning("could not read the output of trial %s: %s", trial_id, e)
-        if r.pending:
-            try:
-                self.client.log_collected(self.exp_id, trial_id,
-                                          [{"key": c.key, "value": c.value, "step": c.step} for c in r.pending], final)
-                r.pending = []
-            except TunerServerError as e:
-                log.warning("metrics read from trial %s's output not recorded: %s", trial_id, e)
-                if 400 <= e.status < 500 and e.status != 429:
-                    r.pending = []  # refused for good (the trial is gone): sending again would not help
-            except Exception as e:  # the server unreachable for now: sent on the next pass
-                log.warning("metrics read from trial %s's output not sent yet: %s", trial_id, e)
-        if not final:
-            return None
-        self.state.logs.pop(trial_id, None)
-        if not r.read or any(r.parser.counts.get(n) for n in self.objective_names):
+        return self._send(trial_id, r, final) and (to_end or not final)
+
+    def _send(self, trial_id: str, r: TrialLog, final: bool) -> bool:
+        """Send what was read and not recorded yet; False when it must be sent again later."""
+        if not r.pending:
+            return True
+        try:
+            self.client.log_collected(self.exp_id, trial_id,
+                                      [{"key": c.key, "value": c.value, "step": c.step} for c in r.pending], final)
+        except TunerServerError as e:
+            log.warning("metrics read from trial %s's output not recorded: %s", trial_id, e)
+            if 400 <= e.status < 500 and e.status != 429:
+                r.pending = []  # refused for good (the trial is gone): sending again would not help
+                return True
+            return False
+        except Exception as e:  # the server unreachable for now: sent on the next pass
+            log.warning("metrics read from trial %s's output not sent yet: %s", trial_id, e)
+            return False
+        r.pending = []
+        return True
+
+    def _forget_log(self, trial_id: str) -> str | None:
+        """Forget an ended trial's log; why it has no objective value from its output (None
+        when it has one, when nothing of it could be read, or without a collector)."""
+        r = self.state.logs.pop(trial_id, None)
+        if r is None or not r.read or any(r.parser.counts.get(n) for n in self.objective_names):
             return None
         return (f"exited 0, but no value of {', '.join(repr(n) for n in self.objective_names)} was read from its "
                 f"output (spec.metricsCollector reads lines such as '{self.objective_names[0]}=0.97')")
@@ -345,9 +381,11 @@ class ExperimentController:
         deadline = time.monotonic() + 15
         while self.executor.active() and time.monotonic() < deadline:
             self.executor.wait(0.2)
-        for ex in self.executor.poll():
+        for ex in [ex for ex, _ in self.state.draining.values()] + self.executor.poll():
             self._collect(ex.trial_id, final=True)
+            self._forget_log(ex.trial_id)
             self.client.end(self.exp_id, ex.trial_id, ex.exit_code, True, reason)
+        self.state.draining.clear()
         for t in self.client.trials(self.exp_id):
             if t["state"] in ("WAITING", "RUNNING"):
                 self.client.end(self.exp_id, t["name"], None, True, reason)

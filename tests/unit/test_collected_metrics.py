@@ -343,3 +343,104 @@ def test_mlflow_variables_only_when_the_objective_is_read_from_mlflow(tmp_path: 
         assert has == ({False} if name == "with" else {True}), name
         # Unbuffered output only matters when the output is read.
         assert {env.get("PYTHONUNBUFFERED") for env in envs.values()} == ({"1"} if name == "with" else {None})
+
+
+class FlakyClient(InProcessClient):
+    """The tuner server refusing collected metrics for now (503) while ``down`` is True."""
+
+    down = False
+
+    def log_collected(self, exp_id: str, trial_id: str, metrics: Any, final: bool = False) -> int:
+        if self.down:
+            raise TunerServerError(503, "restarting")
+        return super().log_collected(exp_id, trial_id, metrics, final)
+
+
+def test_a_succeeded_trial_whose_last_output_cannot_be_read_yet_is_ended_later_with_it(tmp_path: Path) -> None:
+    """Ending it at once would make an earlier printed value its final result."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", InProcessClient(engine), ex, "http://u")
+    c.start()
+    c.step()
+    (a,) = ex.running
+    ex.logs[a] += "accuracy=0.5\n"
+    c.step()
+    ex.logs[a] += "accuracy=0.8\n"
+    ex.exit(a, 0)
+    ex.broken.add(a)  # the log API fails on this pass
+    c.step()
+    assert engine.trial("c", a).record.state is TrialState.RUNNING  # its end waits for its output
+    ex.broken.discard(a)
+    c.step()
+    t = engine.trial("c", a)
+    assert t.record.state is TrialState.SUCCEEDED and t.record.value == 0.8 and t.record.intermediate == [0.5, 0.8]
+    assert not c.state.draining and a not in c.state.logs
+
+
+def test_a_succeeded_trial_whose_last_values_cannot_be_sent_yet_is_ended_later_with_them(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    client = FlakyClient(engine)
+    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", client, ex, "http://u")
+    c.start()
+    c.step()
+    (a,) = ex.running
+    ex.logs[a] += "accuracy=0.5\n"
+    c.step()
+    ex.logs[a] += "accuracy=0.8\n"
+    ex.exit(a, 0)
+    client.down = True
+    c.step()
+    assert engine.trial("c", a).record.state is TrialState.RUNNING
+    client.down = False
+    c.step()
+    t = engine.trial("c", a)
+    assert t.record.state is TrialState.SUCCEEDED and t.record.value == 0.8
+
+
+def test_values_not_sent_are_sent_before_more_is_read(tmp_path: Path) -> None:
+    """While the server refuses, the log is not read further (what waits stays one read)."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    client = FlakyClient(engine)
+    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", client, ex, "http://u")
+    c.start()
+    c.step()
+    (a,) = ex.running
+    client.down = True
+    ex.logs[a] += "accuracy=0.1\n"
+    c.step()
+    ex.logs[a] += "accuracy=0.2\n"
+    c.step()
+    assert len(c.state.logs[a].pending) == 1 and c.state.logs[a].cursor == len("accuracy=0.1\n")
+    client.down = False
+    c.step()
+    assert engine.trial("c", a).record.intermediate == [0.1, 0.2]
+
+
+def test_an_end_waits_for_the_output_at_most_a_while(tmp_path: Path) -> None:
+    """A log gone for good (a deleted pod) does not keep the trial running: past
+    DRAIN_WAIT_SECONDS it ends with what was recorded. A failed trial does not wait."""
+    from autotune_operator.controller import DRAIN_WAIT_SECONDS
+
+    now = [1000.0]
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    c = ExperimentController(experiment(), "c", InProcessClient(engine), ex, "http://u", clock=lambda: now[0])
+    c.start()
+    c.step()
+    a, b = sorted(ex.running)
+    ex.logs[a] += "accuracy=0.5\n"
+    c.step()
+    ex.broken |= {a, b}
+    ex.exit(a, 0)
+    ex.exit(b, 1)
+    c.step()
+    assert engine.trial("c", a).record.state is TrialState.RUNNING
+    assert engine.trial("c", b).record.state is TrialState.FAILED  # its output decides nothing: no wait
+    now[0] += DRAIN_WAIT_SECONDS + 1
+    c.step()
+    t = engine.trial("c", a)
+    assert t.record.state is TrialState.SUCCEEDED and t.record.value == 0.5
+    assert not c.state.draining and not c.state.logs
