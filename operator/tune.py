@@ -51,7 +51,7 @@ class TuneError(RuntimeError):
 
 def tune(
     function: Callable[..., Any],
-    search_space: Mapping[str, Any] | str,
+    search_space: Mapping[str, Any] | str | os.PathLike[str],
     *,
     tuner: str | None = None,
     class_args: Mapping[str, Any] | None = None,
@@ -75,7 +75,7 @@ def tune(
 ) -> TuneResult:
     """Run the experiment; return its result once it ends.
 
-    ``search_space``: NNI's format, as a dict or JSON text. ``tuner`` (default TPE) with
+    ``search_space``: NNI's format, as a dict, JSON text or a JSON file's Path. ``tuner`` (default TPE) with
     ``class_args``, or ``advisor`` with ``advisor_args``; ``optimize_mode`` "maximize"
     (default) or "minimize"; ``assessor`` with ``assessor_args`` stops bad trials early
     (the function's report_intermediate_result then returns True, or its process is killed).
@@ -99,6 +99,11 @@ def tune(
         # The run installs SIGTERM/SIGHUP handlers (to stop every trial), which only the main thread can.
         raise TuneError("autotune.tune() must be called from the main thread")
     ref = function_ref(function)
+    if isinstance(search_space, os.PathLike):  # NNI's search_space.json
+        try:
+            search_space = Path(search_space).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise TuneArgumentError([f"search_space: cannot read {search_space}: {e}"]) from None
     manifest = build_manifest(
         ref, search_space, python=sys.executable, workdir=os.getcwd(), tuner=tuner, class_args=class_args,
         optimize_mode=optimize_mode, assessor=assessor, assessor_args=assessor_args, advisor=advisor,

@@ -41,6 +41,9 @@ class TuneResult:
     trials: list[TrialResult]
     output: Path  # the folder with status.json, trials.csv, importance.json and the trials' logs
     optimize_mode: str = "maximize"
+    # With several objectives (extra_spec={"objectives": [...]}): the Pareto front's trials
+    # (status.json's paretoFront); best_* are then None, as no one trial is best.
+    pareto_front: list[TrialResult] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return (f"TuneResult(phase={self.phase!r}, best_value={self.best_value!r}, best_parameters="
@@ -82,4 +85,5 @@ def read_result(out: Path) -> TuneResult:
         trials=trials,
         output=out,
         optimize_mode=str(status.optimizeMode),
+        pareto_front=[t for p in status.paretoFront or [] for t in trials if t.name == p.name],
     )

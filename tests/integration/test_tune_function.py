@@ -106,6 +106,19 @@ def test_what_a_function_returns_or_raises_decides_its_trial(tmp_path: Path, fns
     assert "Traceback" in log and "in _check" in log
 
 
+def test_several_objectives_and_a_search_space_file(tmp_path: Path, fns: ModuleType) -> None:
+    space = tmp_path / "search_space.json"
+    space.write_text(json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}}))
+    objectives = [{"name": "accuracy", "optimizeMode": "maximize"}, {"name": "size", "optimizeMode": "minimize"}]
+    result = autotune.tune(fns.two_objectives, space, tuner="Random", max_trials=4, concurrency=2,
+                           output=tmp_path / "runs", extra_spec={"objectives": objectives}, quiet=True)
+    assert result.phase == "DONE" and len(result.trials) == 4
+    assert result.best_value is None and result.best_parameters is None  # no one trial is best
+    front = json.loads((result.output / "status.json").read_text())["paretoFront"]
+    assert [t.name for t in result.pareto_front] == [p["name"] for p in front] and front
+    assert all(t.metrics is not None and set(t.metrics) == {"accuracy", "size"} for t in result.pareto_front)
+
+
 def test_lambda_is_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(FunctionRefError, match="cannot use a lambda"):
         autotune.tune(lambda params: 1.0, {"x": {"_type": "uniform", "_value": [0, 1]}}, output=tmp_path)

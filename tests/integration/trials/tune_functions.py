@@ -62,3 +62,9 @@ def modes(params: dict) -> object:
     if mode == "text":
         return "high"
     return 0.5
+
+
+def two_objectives(params: dict) -> dict:
+    """Several objectives (spec.objectives): a dict with one key per objective."""
+    x = float(params["x"])
+    return {"accuracy": 1.0 - (x - 0.3) ** 2, "size": x}
