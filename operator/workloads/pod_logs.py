@@ -3,11 +3,17 @@ pure functions over the API's answers (no I/O).
 
 ``GET .../pods/{pod}/log?timestamps=true`` prefixes every line with the time the
 container runtime read it (RFC 3339 with up to nine fractional digits, then a space), and
-``sinceTime`` returns only the lines at or after a time. The API server passes sinceTime
-on to the kubelet in whole seconds, and several lines may carry the same timestamp, so a
-resumed read repeats lines: the cursor keeps the last timestamp returned and how many
-lines carried exactly it, and the next read drops what is older and that many of the
-equal ones. A new pod (a different uid: the Job's pod was replaced) is read from its start.
+``sinceTime`` returns only the lines at or after a time, in the log's order. The API server
+passes sinceTime on to the kubelet in whole seconds, so a resumed read repeats the lines
+already returned from that second on: the cursor keeps the greatest timestamp returned and
+how many lines of the log from its second on were returned, and the next read (from that
+second) drops that many lines first. Counting lines, not comparing timestamps, matters
+because timestamps are not in the log's order: the runtime stamps stdout and stderr lines
+in two threads, so a stderr line may follow a stdout line stamped a little later (dropping
+every line older than the last one returned lost such a line; keeping every newer one
+returned a line twice). A line stamped after every line returned is new whatever its
+position (the log was rotated). A new pod (a different uid: the Job's pod was replaced) is
+read from its start.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ class PodLogCursor:
     """Where the next read of a pod's log resumes. Opaque to the controller."""
 
     uid: str  # the pod read; another uid starts from the start
-    last_ns: int | None = None  # timestamp of the last line returned (ns since the epoch)
-    at_last: int = 0  # how many lines returned so far carried exactly ``last_ns``
+    max_ns: int | None = None  # the greatest timestamp of a line returned (ns since the epoch)
+    seen: int = 0  # how many lines from ``max_ns``'s whole second on were returned
 
 
 def parse_timestamp(text: str) -> int | None:
@@ -46,9 +52,9 @@ def parse_timestamp(text: str) -> int | None:
 
 def since_time(cursor: PodLogCursor) -> str | None:
     """The ``sinceTime`` to ask for: the last line's second (the API's own precision)."""
-    if cursor.last_ns is None:
+    if cursor.max_ns is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cursor.last_ns // 1_000_000_000))
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cursor.max_ns // 1_000_000_000))
 
 
 def resume(data: bytes, cursor: PodLogCursor, final: bool = False) -> tuple[list[str], PodLogCursor]:
@@ -63,25 +69,24 @@ def resume(data: bytes, cursor: PodLogCursor, final: bool = False) -> tuple[list
     tail = pieces.pop()
     if tail and final:
         pieces.append(tail)
-    out: list[str] = []
-    last, count = cursor.last_ns, cursor.at_last
-    skipped_equal = 0
-    prev: int | None = None
+    stamped: list[tuple[int, str]] = []
+    prev = cursor.max_ns or 0
     for piece in pieces:
         stamp, sep, line = piece.partition(" ")
         ts = parse_timestamp(stamp) if sep else None
         if ts is None:  # no timestamp (not expected from a kubelet): the line keeps its place
-            ts, line = (prev if prev is not None else (cursor.last_ns or 0)), piece
+            ts, line = prev, piece
         prev = ts
-        if cursor.last_ns is not None:
-            if ts < cursor.last_ns:
-                continue
-            if ts == cursor.last_ns and skipped_equal < cursor.at_last:
-                skipped_equal += 1
-                continue
-        out.append(line)
-        if ts == last:
-            count += 1
-        else:
-            last, count = ts, 1
-    return out, PodLogCursor(cursor.uid, last, count)
+        stamped.append((ts, line))
+    # The answer begins with the lines returned before (those from the cursor's second on).
+    skip = 0
+    if cursor.max_ns is not None:
+        while skip < min(cursor.seen, len(stamped)) and stamped[skip][0] <= cursor.max_ns:
+            skip += 1
+    if not stamped:
+        return [], cursor
+    top = max(cursor.max_ns or 0, *(ts for ts, _ in stamped))
+    second = top - top % 1_000_000_000
+    # The next answer (from that second) begins with this one's lines from that second on.
+    seen = sum(1 for ts, _ in stamped if ts >= second)
+    return [line for _, line in stamped[skip:]], PodLogCursor(cursor.uid, top, seen)
