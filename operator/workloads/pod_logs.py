@@ -77,7 +77,8 @@ def resume(data: bytes, cursor: PodLogCursor, final: bool = False) -> tuple[list
         if ts is None:  # no timestamp (not expected from a kubelet): the line keeps its place
             ts, line = prev, piece
         prev = ts
-        stamped.append((ts, line))
+        # A CRLF line (a container with a TTY) reads as locally (LocalExecutor.read_log).
+        stamped.append((ts, line.removesuffix("\r")))
     # The answer begins with the lines returned before (those from the cursor's second on).
     skip = 0
     if cursor.max_ns is not None:

@@ -103,3 +103,9 @@ def test_a_rotated_log_loses_no_new_line_to_the_count() -> None:
     lines, cur = resume(f"{stamp('.7')} accuracy=0.9\n{stamp('.8')} d\n".encode(), cur)
     assert lines == ["accuracy=0.9", "d"] and cur.seen == 2
 
+
+def test_crlf_lines_read_as_locally() -> None:
+    """A container with a TTY writes CRLF: the CR goes, as LocalExecutor.read_log drops it,
+    so a format anchored with $ reads the same on a cluster."""
+    lines, _ = resume(f"{stamp('.1')} accuracy=0.9\r\n".encode(), PodLogCursor("u"))
+    assert lines == ["accuracy=0.9"]
