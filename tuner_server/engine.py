@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
-from tuner_server.objectives import MetricError, MetricStrategy, Objective, curve_value, is_finite_number, metric_vector
+from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, is_finite_number,
+                                     metric_vector, strategy_of)
 from tuner_server.pareto import pareto_front, to_losses
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.store import ImportedTrial, Store, StoredExperiment, StoredTrial
@@ -523,6 +524,7 @@ class Engine:
         """Record how a trial's process/workload ended and decide its final state.
 
         - stopped by an assessor (or a stop request) -> EARLY_STOPPED, keeping its last metric
+          (or its curve's min/max by spec.metricStrategies)
         - killed by the experiment otherwise (timeout, interrupt) -> STOPPED
         - exit code 0 with a final metric -> SUCCEEDED
         - anything else -> FAILED with a message saying why (never silently dropped)
@@ -541,7 +543,10 @@ class Engine:
             if t.stop_requested:
                 state = TrialState.EARLY_STOPPED
                 if value is None and rec.intermediate:
-                    value = rec.intermediate[-1]
+                    # Its curve is the first objective's values: spec.metricStrategies picks among
+                    # them as for a succeeded trial (max: its best, not its last, as in Katib).
+                    curve_metric = h.objectives[0].name if h.objectives else h.config.primaryMetric
+                    value = chosen_value(rec.intermediate, strategy_of(h.config.metricStrategies, curve_metric))
                 message = message or "stopped early by the assessor"
             elif killed:
                 state = TrialState.STOPPED

@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 
 from tuner_server.engine import Engine, EngineError, Hosted, NotFound
 from tuner_server.mlflow_names import experiment_id_of, run_id_of
-from tuner_server.objectives import MetricError, metric_vector
+from tuner_server.objectives import MetricError, metric_vector, strategy_of
 from tuner_server.store import StoredTrial
 
 EVENT_PREFIX = "mlflow_"
@@ -216,7 +216,7 @@ def final_metric(h: Hosted, state: RunState) -> tuple[dict[str, Any] | None, str
 def _chosen_value(h: Hosted, state: RunState, key: str) -> float:
     """The metric's value by spec.metricStrategies: its latest, or the min/max of its finite
     values (the latest when it has none)."""
-    strategy = next((m.value for m in h.config.metricStrategies or () if m.name == key), "latest")
+    strategy = strategy_of(h.config.metricStrategies, key)
     extreme = {"min": state.lowest, "max": state.highest}.get(strategy, {})
     return extreme.get(key, state.metrics[key].value)
 

@@ -13,6 +13,7 @@ and each trial reports a dict holding those keys (``report_final_result({"accura
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Literal, Mapping, Sequence
 
@@ -35,6 +36,22 @@ class MetricStrategy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=250)
     value: Literal["min", "max", "latest"]
+
+
+def strategy_of(strategies: Sequence[MetricStrategy] | None, name: str | None) -> str:
+    """The strategy ``strategies`` (spec.metricStrategies) gives metric ``name``: latest when unlisted."""
+    return next((s.value for s in strategies or () if s.name == name), "latest")
+
+
+def chosen_value(values: Sequence[float], strategy: str) -> float:
+    """A metric's value among ``values`` (as logged, oldest first) by its strategy: the latest,
+    or the least/greatest finite one (the latest when none is finite)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if strategy == "min" and finite:
+        return min(finite)
+    if strategy == "max" and finite:
+        return max(finite)
+    return values[-1]
 
 
 class MetricError(ValueError):

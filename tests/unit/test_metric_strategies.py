@@ -90,3 +90,21 @@ def test_metric_strategies_in_the_spec() -> None:
         with pytest.raises(SpecError) as e:
             validate_manifest(_doc(**bad))
         assert len(e.value.problems) == 1 and e.value.problems[0].startswith(where), e.value.problems
+
+
+def test_an_early_stopped_trial_takes_its_curves_value_by_the_strategy(tmp_path: Path) -> None:
+    """Its value is chosen among its curve as a succeeded trial's is (Katib does so too): with
+    max, its best accuracy, not the last one it reached before the assessor stopped it. A
+    converted Katib experiment always has the objective's strategy written out."""
+    for strategies, expected in (([{"name": "accuracy", "value": "max"}], 0.8), (None, 0.6)):
+        s = Setup(tmp_path / str(expected), primaryMetric="accuracy", metricStrategies=strategies)
+        try:
+            t = s.trial()
+            name = s.view(t)["name"]
+            for step, acc in enumerate([0.5, 0.8, 0.6]):
+                t.log("accuracy", acc, step=step)
+            s.engine.request_stop("exp.one", name, "stopped early by the assessor")
+            assert s.engine.end("exp.one", name, -15, killed=True) is TrialState.EARLY_STOPPED
+            assert s.view(t)["value"] == expected
+        finally:
+            s.close()
