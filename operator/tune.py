@@ -125,20 +125,20 @@ def tune(
                                   devices=",".join(str(d) for d in devices) if devices else None)
         code, said = _run(args, quiet)
     out = out_root / exp.name
-    if code == cli.EXIT_INTERRUPTED:
-        raise KeyboardInterrupt
     if code == cli.EXIT_INVALID:
         raise TuneError(_in_python_terms(said or f"the experiment could not start in {out}"))
+    try:  # how to go on from a shell: `autotune run <out>/tune.yaml --output <output>`
+        (out / MANIFEST_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+    except OSError:
+        pass
+    if code == cli.EXIT_INTERRUPTED:
+        raise KeyboardInterrupt
     try:
         result = read_result(out)
     except (OSError, ValueError) as e:
         raise TuneError(said or f"no results in {out}: {e}") from None
     if code != cli.EXIT_OK and result.phase != "ERROR":
         raise TuneError(said or f"the run in {out} failed (exit code {code})")
-    try:  # how to run it again from a shell: `autotune run <out>/tune.yaml --output <output>`
-        (out / MANIFEST_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
-    except OSError:
-        pass
     return result
 
 
@@ -185,6 +185,9 @@ class _Tee(io.TextIOBase):
 
     def isatty(self) -> bool:
         return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
 
 
 def _run(args: argparse.Namespace, quiet: bool) -> tuple[int, str | None]:

@@ -127,8 +127,8 @@ def test_lambda_is_refused_before_anything_runs(tmp_path: Path) -> None:
 
 def test_script_without_main_guard_fails_clearly_instead_of_recursing(tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    r = subprocess.run([sys.executable, str(TRIALS / "tune_unguarded.py"), str(out)], capture_output=True, text=True,
-                       timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONSAFEPATH": "1"})
+    r = subprocess.run([sys.executable, str(TRIALS / "tune_unguarded.py")], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path, env={**os.environ, "TUNE_OUTPUT": str(out)})
     assert r.returncode == 1, r.stdout + r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("autotune_operator.function_ref.FunctionRefError: importing ") and "tune_unguarded.py failed: " \

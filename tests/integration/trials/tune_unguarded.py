@@ -2,7 +2,7 @@
 file to find ``train``, which would call tune() again. tune() must refuse, clearly, before
 any trial runs."""
 
-import sys
+import os
 
 import autotune
 
@@ -11,5 +11,5 @@ def train(params: dict) -> float:
     return float(params["x"])
 
 
-autotune.tune(train, {"x": {"_type": "uniform", "_value": [0, 1]}}, max_trials=3, output=sys.argv[1], quiet=True)
+autotune.tune(train, {"x": {"_type": "uniform", "_value": [0, 1]}}, max_trials=3, output=os.environ["TUNE_OUTPUT"], quiet=True)
 print("tune() returned")
