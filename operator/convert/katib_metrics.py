@@ -6,9 +6,11 @@ Field facts (Katib's common_types.go and experiment_defaults.go): a missing
 with ``source.filter.metricsFormat`` (default ``name=value``) and keeps only the objective and
 additional metric names. A metric's value is chosen by ``objective.metricStrategies``;
 unset, the objective metric takes the best value its trial reported (``max`` when
-maximizing, ``min`` when minimizing) and every additional metric its latest. AutoTune's own
-default is the latest value, so the objective's strategy is always written out: a converted
-experiment ranks its trials as Katib did.
+maximizing, ``min`` when minimizing), and so does every additional metric: Katib's
+setDefaultObjective gives them the objective type's extreme too (its comment says latest,
+its code does not). AutoTune's own default is the latest value, so these defaults are
+written out: a converted experiment ranks its trials, and shows their extra metrics, as
+Katib did.
 """
 
 from __future__ import annotations
@@ -75,11 +77,12 @@ def convert_collector(spec: dict[str, Any], additional: list[str], notes: list[s
 
 def convert_strategies(obj: dict[str, Any], metric: str, additional: list[str], mode: str) -> list[dict[str, str]]:
     """``objective.metricStrategies`` with Katib's defaults made explicit for the objective
-    (AutoTune's default, ``latest``, needs no entry)."""
+    and the additional metrics (AutoTune's default, ``latest``, needs no entry)."""
     raw = obj.get("metricStrategies") or []
     if not isinstance(raw, list):
         raise ConvertError("spec.objective.metricStrategies", f"must be a list of {{name, value}}, got {raw!r}")
-    chosen = {metric: "max" if mode == "maximize" else "min"}
+    extreme = "max" if mode == "maximize" else "min"
+    chosen = {name: extreme for name in [metric, *additional]}
     for i, s in enumerate(raw):
         where = f"spec.objective.metricStrategies[{i}]"
         s = mapping(s, where, required=True)

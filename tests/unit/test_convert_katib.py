@@ -71,9 +71,11 @@ def test_random_job_fields() -> None:
     assert m["spec"]["trainingConfig"]["tasks"][0]["template"]["metadata"]["annotations"] == {
         "sidecar.istio.io/inject": "false"}
     # No metricsCollectorSpec is Katib's StdOut collector: the printed metrics are read as Katib read them,
-    # and the objective takes its best value (Katib's default strategy), not AutoTune's default latest.
+    # and the objective takes its best value (Katib's default strategy), not AutoTune's default latest;
+    # so does the additional metric (Katib's defaulting gives it the objective type's extreme too).
     assert s["metricsCollector"] == {"kind": "StdOut", "additionalMetricNames": ["Train-accuracy"]}
-    assert s["metricStrategies"] == [{"name": "Validation-accuracy", "value": "max"}]
+    assert s["metricStrategies"] == [{"name": "Validation-accuracy", "value": "max"},
+                                     {"name": "Train-accuracy", "value": "max"}]
     assert not has_note(notes, "objectiveMetricName") and not has_note(notes, "additionalMetricNames")
     assert has_note(notes, "trialParameters[*].description")
 
@@ -375,8 +377,10 @@ def test_a_stdout_collector_keeps_its_formats_and_other_collectors_are_noted() -
 
 
 @pytest.mark.parametrize("strategies,expected", [
-    ([], [{"name": "Validation-accuracy", "value": "max"}]),  # Katib's default for a maximized objective
-    ([{"name": "Validation-accuracy", "value": "latest"}], []),  # AutoTune's default: nothing to write
+    # Katib's default for a maximized objective, and for the additional metric too
+    ([], [{"name": "Validation-accuracy", "value": "max"}, {"name": "Train-accuracy", "value": "max"}]),
+    # AutoTune's default: nothing to write
+    ([{"name": "Validation-accuracy", "value": "latest"}], [{"name": "Train-accuracy", "value": "max"}]),
     ([{"name": "Train-accuracy", "value": "min"}],
      [{"name": "Validation-accuracy", "value": "max"}, {"name": "Train-accuracy", "value": "min"}]),
 ])
@@ -387,7 +391,8 @@ def test_metric_strategies_keep_katibs_ranking(strategies: list[dict[str, str]],
     validate_manifest(m)
     assert m["spec"].get("metricStrategies", []) == expected
     doc["spec"]["objective"].update(type="minimize", metricStrategies=[])
-    assert convert_katib(doc).manifest["spec"]["metricStrategies"] == [{"name": "Validation-accuracy", "value": "min"}]
+    assert convert_katib(doc).manifest["spec"]["metricStrategies"] == [{"name": "Validation-accuracy", "value": "min"},
+                                                                       {"name": "Train-accuracy", "value": "min"}]
 
 
 @pytest.mark.parametrize("edit,field", [
