@@ -106,6 +106,14 @@ def test_what_a_function_returns_or_raises_decides_its_trial(tmp_path: Path, fns
     assert "Traceback" in log and "in _check" in log
 
 
+def test_a_run_that_ends_error_is_returned_with_its_reason(tmp_path: Path, fns: ModuleType) -> None:
+    result = autotune.tune(fns.modes, {"mode": {"_type": "choice", "_value": ["raise", "raise2"]}}, tuner="GridSearch",
+                           output=tmp_path, name="broken", extra_spec={"maxFailedTrialNum": 1}, quiet=True)
+    assert (result.phase, result.reason, result.best_trial) == ("ERROR", "MaxFailedTrialsReached", None)
+    assert "modes() raised ValueError: the learning rate 1.5 diverged" in result.message
+    assert [t.state for t in result.trials] == ["FAILED"]
+
+
 def test_several_objectives_and_a_search_space_file(tmp_path: Path, fns: ModuleType) -> None:
     space = tmp_path / "search_space.json"
     space.write_text(json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}}))
