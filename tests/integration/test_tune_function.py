@@ -114,6 +114,14 @@ def test_a_run_that_ends_error_is_returned_with_its_reason(tmp_path: Path, fns: 
     assert [t.state for t in result.trials] == ["FAILED"]
 
 
+def test_devices_and_env_reach_the_trials(tmp_path: Path, fns: ModuleType) -> None:
+    result = autotune.tune(fns.where, {"x": {"_type": "choice", "_value": [1, 2, 3, 4]}}, tuner="GridSearch",
+                           devices=[5, 7], concurrency=4, env={"TUNE_FACTOR": "2.5"}, output=tmp_path, quiet=True)
+    assert result.phase == "DONE" and len(result.trials) == 4
+    assert {t.value for t in result.trials} <= {5.0, 7.0}  # one trial per device, at most two at a time
+    assert all(t.metrics == {"default": t.value, "factor": 2.5} for t in result.trials)
+
+
 def test_several_objectives_and_a_search_space_file(tmp_path: Path, fns: ModuleType) -> None:
     space = tmp_path / "search_space.json"
     space.write_text(json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}}))

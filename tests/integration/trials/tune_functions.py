@@ -68,3 +68,10 @@ def two_objectives(params: dict) -> dict:
     """Several objectives (spec.objectives): a dict with one key per objective."""
     x = float(params["x"])
     return {"accuracy": 1.0 - (x - 0.3) ** 2, "size": x}
+
+
+def where(params: dict) -> dict:
+    """The device local mode gave this trial, and a variable from tune(env=...)."""
+    import os
+
+    return {"default": float(os.environ["CUDA_VISIBLE_DEVICES"]), "factor": float(os.environ["TUNE_FACTOR"])}
