@@ -133,8 +133,9 @@ class RunState:
     # The final metric this module reported to the engine (None: none yet). A trial whose
     # final result differs from it got one from the SDK, which wins.
     final: dict[str, Any] | None = None
-    # Every (key, value, timestamp, step) recorded: a retried call is recognised by it, as
-    # MLflow's own store keys metrics, however many values were logged since.
+    # Every (key, value, timestamp, step) logged through MLflow: a retried call is recognised
+    # by it, as MLflow's own store keys metrics, however many values were logged since. Not
+    # values read from the output: a trial printing a loss per batch would fill it for nothing.
     logged: set[tuple[str, Any, int, int]] = field(default_factory=set)
     # The least and greatest finite value of each metric, for spec.metricStrategies min/max.
     lowest: dict[str, float] = field(default_factory=dict)
@@ -147,15 +148,16 @@ class RunState:
         """One recorded change (also how a restarted server replays the store's events)."""
         if kind in ("mlflow_metrics", "mlflow_collected"):
             for m in p["metrics"]:
-                if kind == "mlflow_collected":
+                if kind == "mlflow_collected":  # told apart by step (log_collected), not by identity
                     self.collected[m["key"]] = max(m["step"], self.collected.get(m["key"], -1))
+                else:  # what a retried MLflow call is recognised by
+                    self.logged.add(_identity(m["key"], m["value"], m["timestamp"], m["step"]))
                 # A metric's value is its latest by (step, timestamp), as MLflow's own "latest
                 # metrics" are, not the last to arrive: async logging sends batches from a
                 # thread pool, and they arrive out of order.
                 last = self.metrics.get(m["key"])
                 if last is None or (m["step"], m["timestamp"]) >= (last.step, last.timestamp):
                     self.metrics[m["key"]] = LoggedMetric(m["value"], m["timestamp"], m["step"])
-                self.logged.add(_identity(m["key"], m["value"], m["timestamp"], m["step"]))
                 v = m["value"]
                 if math.isfinite(v):
                     self.lowest[m["key"]] = min(v, self.lowest.get(m["key"], v))

@@ -444,3 +444,18 @@ def test_an_end_waits_for_the_output_at_most_a_while(tmp_path: Path) -> None:
     t = engine.trial("c", a)
     assert t.record.state is TrialState.SUCCEEDED and t.record.value == 0.5
     assert not c.state.draining and not c.state.logs
+
+
+def test_collected_values_do_not_fill_the_mlflow_retry_set(tmp_path: Path) -> None:
+    """Collected values are told apart by step; keeping each one's MLflow identity as well grew a
+    printing trial's run state by one entry per printed value (a loss per batch: millions)."""
+    from tuner_server.mlflow_runs import MlflowRuns
+
+    engine = Engine(Store(tmp_path / "t.db"))
+    engine.register("e", "e", config())
+    tid = new_trial(engine)
+    runs = MlflowRuns.of(engine)
+    assert runs.log_collected("e", tid, steps("loss", [0.5] * 3000) + steps("accuracy", [0.1, 0.2])) == 3002
+    state = runs._state("e", engine.trial("e", tid))
+    assert state.logged == set() and state.collected == {"loss": 2999, "accuracy": 1}
+    assert runs.log_collected("e", tid, steps("loss", [0.5] * 3001)) == 1  # still deduplicated, by step
