@@ -248,13 +248,18 @@ class ExperimentController:
 
     def _ended(self, ex: TrialExit) -> None:
         """Record a trial's end, after reading all it printed (spec.metricsCollector): its last
-        values are its final result. A succeeded trial whose output could not be read whole or
-        recorded now waits for a later pass (at most DRAIN_WAIT_SECONDS); others end at once."""
+        values are its final result. A succeeded trial whose output (read before) could not be
+        read whole or recorded now waits for a later pass (at most DRAIN_WAIT_SECONDS); others
+        end at once."""
         drained = self._collect(ex.trial_id, final=True)
+        # Only a log read before is waited for: one never read may not exist (a pod gone, logs
+        # the operator may not read), and every trial would wait for nothing.
+        r = self.state.logs.get(ex.trial_id)
+        readable = r is not None and r.read
         overdue = self.state.overdue.get(ex.trial_id)
         killed = ex.killed or ex.trial_id in self.state.stopping
         since = self.state.draining.get(ex.trial_id, (ex, self.clock()))[1]
-        if (not drained and ex.exit_code == 0 and not killed and overdue is None
+        if (not drained and readable and ex.exit_code == 0 and not killed and overdue is None
                 and self.clock() - since < DRAIN_WAIT_SECONDS):
             self.state.draining[ex.trial_id] = (ex, since)
             log.info("trial %s exited; its end waits until its output is read and recorded", ex.trial_id)

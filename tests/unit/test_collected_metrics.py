@@ -459,3 +459,19 @@ def test_collected_values_do_not_fill_the_mlflow_retry_set(tmp_path: Path) -> No
     state = runs._state("e", engine.trial("e", tid))
     assert state.logged == set() and state.collected == {"loss": 2999, "accuracy": 1}
     assert runs.log_collected("e", tid, steps("loss", [0.5] * 3001)) == 1  # still deduplicated, by step
+
+
+def test_a_trial_whose_log_was_never_readable_ends_at_once(tmp_path: Path) -> None:
+    """No log read ever (the operator may not read pod logs, the pod is gone): nothing to wait
+    for, and waiting would hold every trial DRAIN_WAIT_SECONDS."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", InProcessClient(engine), ex, "http://u")
+    c.start()
+    c.step()
+    (a,) = ex.running
+    del ex.logs[a]  # read_log answers None: no log
+    c.step()
+    ex.exit(a, 0)
+    c.step()
+    assert engine.trial("c", a).record.state is TrialState.FAILED and not c.state.draining
