@@ -260,6 +260,8 @@ def test_a_trial_that_printed_no_objective_fails_saying_so(tmp_path: Path) -> No
     t = engine.trial("c", a)
     assert t.record.state is TrialState.FAILED
     assert "no value of 'accuracy' was read from its output" in (t.message or ""), t.message
+    # What it did print is named, so the names (or the format) can be fixed from the message alone.
+    assert "it printed 'acc', which spec.primaryMetric/objectives and additionalMetricNames do not name" in t.message
 
 
 def test_a_restarted_controller_reads_from_the_start_and_adds_nothing_twice(tmp_path: Path) -> None:
@@ -345,6 +347,18 @@ def test_mlflow_variables_only_when_the_objective_is_read_from_mlflow(tmp_path: 
         assert {env.get("PYTHONUNBUFFERED") for env in envs.values()} == ({"1"} if name == "with" else {None})
 
 
+def one_running_trial(tmp_path: Path, client: type[InProcessClient] = InProcessClient
+                      ) -> tuple[Engine, ScriptedExecutor, Any, ExperimentController, str]:
+    """A controller with one trial launched and running: (engine, executor, client, controller, trial)."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex, tuner = ScriptedExecutor(), client(engine)
+    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", tuner, ex, "http://u")
+    c.start()
+    c.step()
+    (a,) = ex.running
+    return engine, ex, tuner, c, a
+
+
 class FlakyClient(InProcessClient):
     """The tuner server refusing collected metrics for now (503) while ``down`` is True."""
 
@@ -358,12 +372,7 @@ class FlakyClient(InProcessClient):
 
 def test_a_succeeded_trial_whose_last_output_cannot_be_read_yet_is_ended_later_with_it(tmp_path: Path) -> None:
     """Ending it at once would make an earlier printed value its final result."""
-    engine = Engine(Store(tmp_path / "t.db"))
-    ex = ScriptedExecutor()
-    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", InProcessClient(engine), ex, "http://u")
-    c.start()
-    c.step()
-    (a,) = ex.running
+    engine, ex, _, c, a = one_running_trial(tmp_path)
     ex.logs[a] += "accuracy=0.5\n"
     c.step()
     ex.logs[a] += "accuracy=0.8\n"
@@ -379,13 +388,7 @@ def test_a_succeeded_trial_whose_last_output_cannot_be_read_yet_is_ended_later_w
 
 
 def test_a_succeeded_trial_whose_last_values_cannot_be_sent_yet_is_ended_later_with_them(tmp_path: Path) -> None:
-    engine = Engine(Store(tmp_path / "t.db"))
-    ex = ScriptedExecutor()
-    client = FlakyClient(engine)
-    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", client, ex, "http://u")
-    c.start()
-    c.step()
-    (a,) = ex.running
+    engine, ex, client, c, a = one_running_trial(tmp_path, FlakyClient)
     ex.logs[a] += "accuracy=0.5\n"
     c.step()
     ex.logs[a] += "accuracy=0.8\n"
@@ -401,13 +404,7 @@ def test_a_succeeded_trial_whose_last_values_cannot_be_sent_yet_is_ended_later_w
 
 def test_values_not_sent_are_sent_before_more_is_read(tmp_path: Path) -> None:
     """While the server refuses, the log is not read further (what waits stays one read)."""
-    engine = Engine(Store(tmp_path / "t.db"))
-    ex = ScriptedExecutor()
-    client = FlakyClient(engine)
-    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", client, ex, "http://u")
-    c.start()
-    c.step()
-    (a,) = ex.running
+    engine, ex, client, c, a = one_running_trial(tmp_path, FlakyClient)
     client.down = True
     ex.logs[a] += "accuracy=0.1\n"
     c.step()
@@ -464,12 +461,7 @@ def test_collected_values_do_not_fill_the_mlflow_retry_set(tmp_path: Path) -> No
 def test_a_trial_whose_log_was_never_readable_ends_at_once(tmp_path: Path) -> None:
     """No log read ever (the operator may not read pod logs, the pod is gone): nothing to wait
     for, and waiting would hold every trial DRAIN_WAIT_SECONDS."""
-    engine = Engine(Store(tmp_path / "t.db"))
-    ex = ScriptedExecutor()
-    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", InProcessClient(engine), ex, "http://u")
-    c.start()
-    c.step()
-    (a,) = ex.running
+    engine, ex, _, c, a = one_running_trial(tmp_path)
     del ex.logs[a]  # read_log answers None: no log
     c.step()
     ex.exit(a, 0)
