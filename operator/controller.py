@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from autotune_operator.decide import Decision, Goal, Limits, Observed, Phase, decide, final_pending, overdue_trials
 from autotune_operator.executors.base import Executor, TrialExit, TrialLaunch, trial_env
-from autotune_operator.log_metrics import Collected, LogParser
+from autotune_operator.log_metrics import Collected, LogParser, why_no_objective
 from autotune_operator.spec import Experiment
 from autotune_operator.status import ExperimentStatus, WarmStartStatus, build_status
 from autotune_operator.warm_start import Lookup, WarmStartOutcome, run_warm_start
@@ -328,8 +328,7 @@ class ExperimentController:
         r = self.state.logs.pop(trial_id, None)
         if r is None or not r.read or any(r.parser.counts.get(n) for n in self.objective_names):
             return None
-        return (f"exited 0, but no value of {', '.join(repr(n) for n in self.objective_names)} was read from its "
-                f"output (spec.metricsCollector reads lines such as '{self.objective_names[0]}=0.97')")
+        return f"exited 0, but {why_no_objective(r.parser, self.objective_names)}"
 
     def _launch_or_fail(self, a: Assignment) -> None:
         try:

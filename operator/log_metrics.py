@@ -32,6 +32,8 @@ MAX_FORMATS = 16
 MAX_FORMAT_CHARS = 1000
 MAX_NAMES = 64
 MAX_NAME_CHARS = 250  # MLflow's limit on a metric key, which these become
+MAX_OTHERS = 8  # uncollected names remembered for a failure message
+LAST_LINE_CHARS = 200
 
 
 class FormatError(ValueError):
@@ -92,6 +94,11 @@ class LogParser:
     formats: tuple[re.Pattern[str], ...]
     names: frozenset[str]
     counts: dict[str, int] = field(default_factory=dict)
+    # What a trial that printed no objective did print, for its failure message (Katib's
+    # users get a bare "MetricsUnavailable" and are left guessing at their regex): the
+    # names matched but not collected (a few), and the last non-blank line.
+    others: dict[str, None] = field(default_factory=dict)
+    last_line: str = ""
 
     @classmethod
     def of(cls, formats: Sequence[str] | None, names: Iterable[str]) -> "LogParser":
@@ -101,6 +108,8 @@ class LogParser:
         """The metrics in ``lines`` (complete lines, in order), each with its step."""
         out: list[Collected] = []
         for line in lines:
+            if line.strip():
+                self.last_line = line.strip()[:LAST_LINE_CHARS]
             for pattern in self.formats:
                 for m in pattern.finditer(line):
                     name, raw = m.group(1), m.group(2)
@@ -108,6 +117,8 @@ class LogParser:
                         continue  # an optional group that did not take part
                     name = name.strip()
                     if name not in self.names:
+                        if len(self.others) < MAX_OTHERS and name and parse_value(raw) is not None:
+                            self.others[name] = None
                         continue
                     value = parse_value(raw)
                     if value is None:
@@ -116,3 +127,19 @@ class LogParser:
                     self.counts[name] = step + 1
                     out.append(Collected(name, value, step))
         return out
+
+
+def why_no_objective(parser: LogParser, objectives: Sequence[str]) -> str:
+    """Why an ended trial has no objective value from its output, with what it did print,
+    so the format or the names can be fixed from the message alone."""
+    wanted = ", ".join(repr(n) for n in objectives)
+    out = (f"no value of {wanted} was read from its output (spec.metricsCollector reads lines such as "
+           f"'{objectives[0]}=0.97')")
+    if parser.others:
+        out += (f"; it printed {', '.join(repr(n) for n in parser.others)}, which spec.primaryMetric/objectives "
+                f"and additionalMetricNames do not name")
+    elif parser.last_line:
+        out += f"; its last line: {parser.last_line!r}"
+    else:
+        out += "; it printed nothing"
+    return out

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from autotune_operator.executors.local import READ_LOG_BYTES, LocalExecutor, ProcessTemplate
-from autotune_operator.log_metrics import DEFAULT_FORMAT, Collected, FormatError, LogParser, compile_formats
+from autotune_operator.log_metrics import (DEFAULT_FORMAT, MAX_OTHERS, Collected, FormatError, LogParser,
+                                          compile_formats, why_no_objective)
 from autotune_operator.spec import SpecError, validate_manifest
 
 
@@ -54,6 +55,23 @@ def test_unparsable_and_non_finite_values_are_skipped_and_take_no_step() -> None
     # A custom format that does capture 'nan'/'inf': float() reads them, but they are not finite.
     fmt = [r"(\w+):\s*(\S+)"]
     assert parse(["acc: nan", "acc: inf", "acc: 1e999", "acc: oops", "acc: 0.75"], ["acc"], fmt) == [("acc", 0.75, 0)]
+
+
+def test_why_no_objective_names_what_the_trial_did_print() -> None:
+    """Katib's users get a bare MetricsUnavailable and guess at their regex; this says what
+    was printed instead: the uncollected names, else the last line, else nothing."""
+    p = LogParser.of(None, ["accuracy"])
+    p.feed(["epoch=1 acc=0.9 lr=", "val_acc=0.8", *(f"m{i}=1" for i in range(2 * MAX_OTHERS))])
+    why = why_no_objective(p, ["accuracy"])
+    assert why.startswith("no value of 'accuracy' was read from its output")
+    assert "it printed 'epoch', 'acc', 'val_acc', 'm0'" in why and "'lr'" not in why  # lr= has no value
+    assert len(p.others) == MAX_OTHERS  # a chatty log does not grow the parser
+    p = LogParser.of(None, ["accuracy"])
+    p.feed(["Validation accuracy: 0.97", "   "])
+    assert why_no_objective(p, ["accuracy"]).endswith("; its last line: 'Validation accuracy: 0.97'")
+    assert why_no_objective(LogParser.of(None, ["a", "b"]), ["a", "b"]).endswith("'a', 'b' was read from its output "
+                                                                               "(spec.metricsCollector reads lines such as "
+                                                                               "'a=0.97'); it printed nothing")
 
 
 def test_custom_format_and_several_formats_per_line() -> None:
