@@ -130,6 +130,44 @@ def test_batch_job_from_seed_example():
     check_common(m)
 
 
+def test_batch_job_replaces_a_disrupted_pod_and_fails_on_anything_else():
+    # An evicted / preempted / drained pod (condition DisruptionTarget) is replaced without
+    # counting; any other pod failure still fails the Job at once (backoffLimit 0).
+    m = build("job", spec_of(), trial())
+    assert m["spec"]["backoffLimit"] == 0
+    assert m["spec"]["podFailurePolicy"] == {
+        "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+
+
+@pytest.mark.parametrize("policy,expected", [("Never", "Never"), ("Always", "Never"), (None, "Never")])
+def test_batch_job_policy_whenever_the_pod_never_restarts(policy, expected):
+    def set_policy(doc):
+        spec = doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]
+        if policy is not None:
+            spec["restartPolicy"] = policy
+
+    m = build("job", spec_of(mutate=set_policy), trial())
+    assert m["spec"]["template"]["spec"]["restartPolicy"] == expected
+    assert m["spec"]["podFailurePolicy"]["rules"][0]["action"] == "Ignore"
+
+
+def test_batch_job_on_failure_template_gets_no_pod_failure_policy():
+    # The Job API refuses a podFailurePolicy with restartPolicy OnFailure (422): the template
+    # is kept as written and a disrupted pod fails the trial, as before.
+    def on_failure(doc):
+        doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["restartPolicy"] = "OnFailure"
+
+    m = build("job", spec_of(mutate=on_failure), trial())
+    assert m["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+    assert "podFailurePolicy" not in m["spec"] and m["spec"]["backoffLimit"] == 0
+
+
+def test_training_jobs_carry_no_pod_failure_policy():
+    # Kubeflow and T9k jobs have no such field (their operators handle their own pods).
+    for family in ("kubeflow", "t9k"):
+        assert "podFailurePolicy" not in yaml.safe_dump(build(family, spec_of(), trial()))
+
+
 def test_batch_job_refuses_distributed_tasks():
     def two(doc):
         doc["spec"]["trainingConfig"]["tasks"][0]["replicas"] = 2
