@@ -326,7 +326,8 @@ class ExperimentSpec(_Model):
     primaryMetric: str | None = Field(default=None, min_length=1, max_length=250)
     # Katib's objective.metricStrategies: which logged value of a metric (MLflow, or read from
     # the trial's output) is its final one; unlisted metrics take their latest.
-    metricStrategies: list[MetricStrategy] | None = Field(default=None, max_length=64)
+    # One per metric a collector may read: the objective(s) and up to 64 additional names.
+    metricStrategies: list[MetricStrategy] | None = Field(default=None, max_length=128)
     finalTraining: FinalTrainingSpec | None = None
     warmStart: WarmStartSpec | None = None
     # Katib's StdOut metrics collector (AutoTune extension): metrics read from the trial's output.

@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from tuner_server.engine import Assignment, Engine, ExperimentConfig, NotFound, NotNow
 from tuner_server.mlflow_runs import COLLECTED_BATCH, MlflowError, MlflowRuns
@@ -105,6 +105,28 @@ class InProcessClient:
             return MlflowRuns.of(self.engine).log_collected(exp_id, trial_id, metrics, final)
         except MlflowError as e:  # the HTTP client's error, so the controller handles one kind
             raise TunerServerError(e.status, e.message) from None
+
+
+# Bytes of JSON per collected-metrics request: half the server's default body limit
+# (body_limit.py, 1 MiB), so that 1000 values with long non-ASCII names (escaped as \uXXXX,
+# up to 3 KB each) are sent in several requests instead of being refused (413) and dropped.
+COLLECTED_PART_BYTES = 512 * 1024
+
+
+def collected_parts(items: list[dict[str, Any]], max_bytes: int = COLLECTED_PART_BYTES) -> Iterator[list[dict[str, Any]]]:
+    """``items`` in order, in parts of at most COLLECTED_BATCH values and about ``max_bytes``
+    of JSON each (one value alone may exceed it: it is sent by itself)."""
+    part: list[dict[str, Any]] = []
+    size = 0
+    for item in items:
+        n = len(json.dumps(item)) + 1
+        if part and (len(part) == COLLECTED_BATCH or size + n > max_bytes):
+            yield part
+            part, size = [], 0
+        part.append(item)
+        size += n
+    if part:
+        yield part
 
 
 def is_http_url(url: str) -> bool:
@@ -211,11 +233,10 @@ class HttpClient:
         """Metrics read from the trial's output ({key, value, step}); how many were new. Sent
         in parts of COLLECTED_BATCH; retrying is safe (a step already recorded is skipped).
         ``final``: read after the trial exited (not judged by the assessor)."""
-        items = [dict(m) for m in metrics]
         recorded = 0
-        for i in range(0, len(items), COLLECTED_BATCH):
+        for part in collected_parts([dict(m) for m in metrics]):
             r = self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/collected-metrics",
-                           {"metrics": items[i:i + COLLECTED_BATCH], **({"final": True} if final else {})})
+                           {"metrics": part, **({"final": True} if final else {})})
             recorded += int(r["recorded"])
         return recorded
 

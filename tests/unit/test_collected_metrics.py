@@ -467,3 +467,15 @@ def test_a_trial_whose_log_was_never_readable_ends_at_once(tmp_path: Path) -> No
     ex.exit(a, 0)
     c.step()
     assert engine.trial("c", a).record.state is TrialState.FAILED and not c.state.draining
+
+
+def test_long_non_ascii_names_are_sent_in_parts_under_the_body_limit(server: Server) -> None:
+    """1000 values whose 250-character names JSON escapes as \\uXXXX are ~1.5 MB: one request
+    would be refused (413) and the values dropped; the client sends them in parts instead."""
+    server.engine.register("e", "e", config())
+    tid = new_trial(server.engine)
+    key = "准确率" * 83  # 249 characters, 6 bytes each in JSON
+    values = steps(key, [i / 1000 for i in range(1000)])
+    assert len(json.dumps({"metrics": values})) > 1 << 20
+    assert server.client.log_collected("e", tid, values) == 1000
+    assert server.client.log_collected("e", tid, values) == 0  # the same steps again: nothing new

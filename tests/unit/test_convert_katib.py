@@ -411,3 +411,13 @@ def test_bad_metric_settings_name_the_field(edit: Any, field: str) -> None:
     with pytest.raises(ConvertError) as e:
         convert_katib(doc)
     assert e.value.field == field and "\n" not in str(e.value)
+
+
+def test_sixty_four_additional_metrics_convert_to_a_valid_manifest() -> None:
+    """The most metric names a collector takes (64 additional + the objective) each get a
+    strategy written out (Katib's default for every one): the spec must take them all."""
+    doc = load("random-job.yaml")
+    doc["spec"]["objective"]["additionalMetricNames"] = [f"m{i}" for i in range(64)]
+    m = convert_katib(doc).manifest
+    validate_manifest(m)
+    assert len(m["spec"]["metricStrategies"]) == 65
