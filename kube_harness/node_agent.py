@@ -13,7 +13,8 @@ This is test harness, not a kubelet. What it does:
     does not exist here); init containers run first, one by one;
   * reports phase, conditions and (init)containerStatuses through the status subresource,
     restarts per restartPolicy (Always/OnFailure/Never), kills the process group on graceful
-    deletion and then removes the pod with grace period 0;
+    deletion (an eviction included), reports the pod Failed (Succeeded if every container
+    exited 0) and then removes it with grace period 0;
   * gives each pod's processes KUBECONFIG pointing at a kubeconfig with a token of the
     pod's ServiceAccount (TokenRequest bound to the pod) unless automountServiceAccountToken
     is false, so in-pod clients that load a kubeconfig act as that ServiceAccount under
@@ -443,7 +444,27 @@ class PodRunner(threading.Thread):
         finally:
             self.kill_all(0)
             if self.delete_grace is not None:
+                self._report_killed()
                 self.agent.delete_now(self.pod)
+
+    def _report_killed(self) -> None:
+        """A deleted pod whose containers were killed ends in a terminal phase before it is
+        removed, as the kubelet does since Kubernetes 1.26 (KEP-3329): its containers
+        terminated (143 after SIGTERM), the pod Failed unless every container exited 0. A
+        Job with a podFailurePolicy replaces a pod only once it is terminal, and reads the
+        condition (DisruptionTarget, set by the Eviction API) kept alongside: the status
+        patch merges conditions by type, so the API server's stays."""
+        with self.lock:
+            procs = dict(self.procs)
+            self.procs.clear()
+        for n, p in procs.items():
+            st = self.statuses.get(n) or self.init_statuses.get(n)
+            if st is not None and "running" in st["state"]:
+                self._finish(p, st, st["state"]["running"].get("startedAt") or now())
+        if self.phase not in ("Succeeded", "Failed"):
+            codes = [(s["state"].get("terminated") or {}).get("exitCode") for s in self.statuses.values()]
+            self.phase = "Succeeded" if codes and all(c == 0 for c in codes) else "Failed"
+        self.report()
 
     def _run(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from autotune_operator.workloads import (
 from autotune_operator.workloads.accelerators import AcceleratorPolicy
 from autotune_operator.workloads.common import TOKEN_KEY, Owner
 from autotune_operator.workloads.pod_logs import PodLogCursor, resume, since_time
-from autotune_operator.workloads.pods import parse_time, trial_starts
+from autotune_operator.workloads.pods import disruptions, parse_time, trial_starts
 from autotune_operator.workloads.primary_pod import LogSource, primary_pod
 
 log = logging.getLogger("autotune.k8s")
@@ -140,6 +140,11 @@ class KubernetesExecutor:
         self._pods_at = 0.0
         self._live: set[str] = set()  # trials whose logs this pass reads: running, or ended just now
         self._logs_forbidden = False
+        # Batch Jobs whose pod a disruption is replacing (podFailurePolicy, batch_job.py): this
+        # pass's pod LIST covers them, and each disrupted pod gets one TrialPodDisrupted Event.
+        self._replacing: set[str] = set()  # trials whose Job has our podFailurePolicy
+        self._disrupting: set[str] = set()  # ... whose Job reports a pod terminating or not ready
+        self._announced: set[str] = set()  # uids of disrupted pods an Event was posted for
         if self.events is None:
             self.events = EventRecorder(self.api, self.ref)
 
@@ -250,6 +255,8 @@ class KubernetesExecutor:
                 awaiting[tid] = parse_time(md.get("creationTimestamp")) or 0.0
             if res is None:
                 self._seen_active.add(tid)
+                if self._being_replaced(tid, o):
+                    self._disrupting.add(tid)
                 continue
             self._seen_active.discard(tid)
             # Always reported (ending a trial is idempotent in the tuner server), but the
@@ -281,12 +288,13 @@ class KubernetesExecutor:
         nothing once every trial it saw has started. With a metrics collector it also covers
         the trials whose logs this pass reads, and ``read_log`` uses it."""
         awaiting, self._awaiting = self._awaiting, {}
+        disrupting, self._disrupting = self._disrupting, set()
         if self._pods_forbidden:  # see below: the workload's creation stands in
             self._started.update({t: c for t, c in awaiting.items() if c})
-        if not awaiting or self._pods_forbidden:
+        if not (awaiting or disrupting) or self._pods_forbidden:
             return dict(self._started)
         try:
-            pods = self._pods_of(set(awaiting))
+            pods = self._pods_of(set(awaiting) | disrupting)
         except ApiException as e:
             if e.status != 403:
                 raise
@@ -308,7 +316,33 @@ class KubernetesExecutor:
         named = len(want) <= MAX_NAMED_TRIALS
         pods = self._list_pods(sorted(want) if named else None)
         self._pods, self._pods_at, self._pods_for = pods, self.clock(), (frozenset(want) if named else None)
+        self._announce_disruptions(pods)
         return pods
+
+    def _being_replaced(self, trial: str, job: dict[str, Any]) -> bool:
+        """Whether a running batch Job's status says a pod of it is going or not running yet
+        after the trial started: a disrupted pod terminating (evicted, preempted), or its
+        replacement waiting. Read from the Job this pass listed anyway; costs nothing else."""
+        if self.family != "job" or not (job.get("spec") or {}).get("podFailurePolicy"):
+            return False
+        self._replacing.add(trial)
+        st = job.get("status") or {}
+        if int(st.get("terminating") or 0) > 0:
+            return True
+        return trial in self._started and int(st.get("ready") or 0) < int(st.get("active") or 0)
+
+    def _announce_disruptions(self, pods: list[dict[str, Any]]) -> None:
+        """One Event per disrupted pod of a running Job trial, from a pod LIST made anyway (a
+        trial's start unknown, the logs read, or a Job reporting a pod terminating: see
+        _being_replaced). A pod removed between two LISTs is not announced: best effort."""
+        assert self.events is not None
+        for d in disruptions(pods, self._replacing & self._live):
+            if d.uid in self._announced:
+                continue
+            self._announced.add(d.uid)
+            why = ": ".join(x for x in (d.reason, d.message) if x) or "condition DisruptionTarget"
+            self.events.emit("TrialPodDisrupted", f"trial {d.trial}: pod {d.pod} was disrupted ({why}); "
+                                                  f"its Job runs the trial again in a new pod, not counted as a failure")
 
     def _list_pods(self, trials: list[str] | None) -> list[dict[str, Any]]:
         """One LIST of the experiment's pods (only ``trials``' when given)."""

@@ -7,14 +7,18 @@ A trial *starts* when any container of any of its pods first ran: the earliest
 ``lastState`` (a container that restarted), init containers included (an init container
 is the trial's own code, run on the node that holds the trial's devices). Every workload
 kind labels its pods with the trial (``autotune.tensorstack.dev/trial``), so one rule
-serves them all. Nothing here talks to a cluster.
+serves them all. A batch Job trial's pod that was evicted or preempted is replaced
+(batch_job.py): the earliest start stays the trial's start, and ``disruptions`` names the
+pods that were ended that way. Nothing here talks to a cluster.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Collection, Iterable, Mapping
 
 from autotune_operator.status import parse_time
+from autotune_operator.workloads.batch_job import DISRUPTED
 from autotune_operator.workloads.common import TRIAL_LABEL
 
 
@@ -63,4 +67,34 @@ def trial_starts(pods: Iterable[Mapping[str, Any]], not_before: Mapping[str, flo
         t = pod_started(pod)
         if t is not None and (trial not in out or t < out[trial]):
             out[trial] = t
+    return out
+
+
+@dataclass(frozen=True)
+class Disruption:
+    """A trial's pod that Kubernetes ended for reasons outside it (condition DisruptionTarget)."""
+
+    trial: str
+    pod: str
+    uid: str
+    reason: str  # EvictionByEvictionAPI, PreemptionByScheduler, DeletionByTaintManager, ...
+    message: str
+
+
+def disruptions(pods: Iterable[Mapping[str, Any]], trials: Collection[str]) -> list[Disruption]:
+    """The pods of ``trials`` carrying the condition ``DisruptionTarget`` (status True): set by
+    the Eviction API, the scheduler's preemption, the taint manager, the pod garbage collector
+    or the kubelet (node pressure, node shutdown) on a pod it is ending. A batch Job trial's
+    podFailurePolicy replaces such a pod without counting it as a failure."""
+    out: list[Disruption] = []
+    for pod in pods:
+        md = pod.get("metadata") or {}
+        trial = (md.get("labels") or {}).get(TRIAL_LABEL)
+        if trial not in trials:
+            continue
+        for c in (pod.get("status") or {}).get("conditions") or []:
+            if isinstance(c, Mapping) and c.get("type") == DISRUPTED and str(c.get("status")) == "True":
+                out.append(Disruption(str(trial), str(md.get("name") or ""), str(md.get("uid") or ""),
+                                      str(c.get("reason") or ""), str(c.get("message") or "")))
+                break
     return out
