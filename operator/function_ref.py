@@ -78,12 +78,19 @@ def function_ref(fn: Callable[..., Any], main_module: ModuleType | None = None) 
 
 
 def _source_file(fn: FunctionType, module: ModuleType | None) -> Path | None:
-    """The .py file that defines ``fn``, if it is a real file."""
+    """The .py file of the module whose name gives ``fn`` (the file that defines it, or that
+    applies a decorator to it), if it is a real file."""
     filename = fn.__code__.co_filename
+    if module is not None:
+        module_file = getattr(module, "__file__", None)
+        if module_file is None:
+            return None  # __main__ of an interactive session: a cell's file is not its module
+        # The file the trial imports to look the name up is the module's. The code's file
+        # differs for a function wrapped by a decorator of another file (functools.wraps
+        # copies the name and module, not the code): that file does not define the name.
+        filename = str(module_file)
     if not filename or filename.startswith("<") or not filename.endswith(".py"):
         return None
-    if module is not None and getattr(module, "__file__", None) is None:
-        return None  # __main__ of an interactive session: a cell's file is not its module
     path = Path(filename)
     if not path.is_absolute():
         path = Path(os.getcwd()) / path

@@ -136,6 +136,35 @@ def wrapped(params: dict) -> float:
     return 1.0
 
 
+def test_function_decorated_in_another_file_is_found_in_its_own_file(tmp_path: Path) -> None:
+    # functools.wraps gives the wrapper the function's name and module but not its code: the
+    # code's file is the decorator's, which does not define the name the trial looks up.
+    (tmp_path / "deco_h38.py").write_text(textwrap.dedent("""
+        import functools
+        def logged(fn):
+            @functools.wraps(fn)
+            def wrapper(params):
+                return fn(params)
+            return wrapper
+    """))
+    (tmp_path / "train_h38.py").write_text(textwrap.dedent("""
+        from deco_h38 import logged
+        @logged
+        def train(params):
+            return params["x"] + 1
+    """))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import train_h38  # type: ignore[import-not-found]
+        ref = function_ref(train_h38.train)
+        assert ref == FunctionRef(str((tmp_path / "train_h38.py").resolve()), "train", "train_h38", str(tmp_path.resolve()))
+        assert function_trial.load(ref.file, ref.qualname, ref.root, ref.module)({"x": 1}) == 2
+    finally:
+        for m in ("train_h38", "deco_h38"):
+            sys.modules.pop(m, None)
+        sys.path.remove(str(tmp_path))
+
+
 # ----- the trial side (function_trial.py) -----
 
 def test_trial_imports_the_script_not_as_main_so_its_guard_does_not_run(tmp_path: Path) -> None:
