@@ -144,8 +144,26 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _value(v: Any) -> Any:
+    """A metric dict's value as JSON can hold it: a numpy/torch scalar as its number, an
+    array or tensor (a confusion matrix, per-class scores) as its nested lists."""
+    v = _plain(v)
+    tolist = getattr(v, "tolist", None)
+    if not isinstance(v, (bool, int, float, str)) and callable(tolist):
+        try:
+            return tolist()
+        except (TypeError, ValueError, RuntimeError):
+            return v
+    return v
+
+
 def _check_metric(metric: Any) -> Any:
-    metric = {k: _plain(v) for k, v in metric.items()} if isinstance(metric, dict) else _plain(metric)
+    metric = {k: _value(v) for k, v in metric.items()} if isinstance(metric, dict) else _plain(metric)
+    if isinstance(metric, dict):
+        try:  # here, not in the request: json's TypeError would not say it is the metric
+            json.dumps(metric)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"a metric dict must be JSON (numbers, strings, lists, string keys): {e}") from None
     # A dict without 'default' is a multi-objective result ({"accuracy": .., "size": ..}):
     # the tuner server checks it against the experiment's spec.objectives.
     if isinstance(metric, dict) and "default" not in metric:

@@ -217,3 +217,30 @@ def test_trial_says_why_the_import_failed(tmp_path: Path) -> None:
 ])
 def test_last_line_of_an_exception_keeps_its_type(exc: BaseException, line: str) -> None:
     assert function_trial.last_line(exc) == line
+
+
+def metric_with_a_set(params: dict) -> dict:
+    return {"default": 0.5, "classes": {1, 2}}
+
+
+def metric_with_arrays(params: dict) -> dict:
+    import numpy as np
+
+    return {"default": np.float32(0.5), "confusion": np.array([[3, 1], [0, 4]])}
+
+
+def test_a_returned_dict_that_is_not_json_fails_the_trial_saying_so(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found only when the report was sent (json's TypeError, outside the launcher's checks):
+    # the trial ended "exited with code 1" with no word of why.
+    failure = tmp_path / "failure.txt"
+    monkeypatch.setenv("AUTOTUNE_FAILURE_FILE", str(failure))
+    monkeypatch.setitem(function_trial.autotune._state, "final", False)
+    assert function_trial.run(metric_with_a_set, "metric_with_a_set") == function_trial.EXIT_FAILED
+    assert failure.read_text().startswith("metric_with_a_set() returned {'default': 0.5, 'classes': {1, 2}}, which is "
+                                          "not a metric: a metric dict must be JSON (numbers, strings, lists, string "
+                                          "keys): Object of type set is not JSON serializable")
+
+
+def test_numpy_arrays_in_a_metric_dict_are_reported_as_lists() -> None:
+    assert function_trial.autotune._check_metric(metric_with_arrays({})) == {"default": 0.5, "confusion": [[3, 1], [0, 4]]}
