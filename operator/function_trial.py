@@ -99,6 +99,11 @@ def load(file: str, qualname: str, root: str, module: str | None) -> Callable[..
         return find(load_module(file, module), qualname)
     except LoadError:
         raise
+    except SystemExit as e:
+        # Unguarded top-level code (`sys.exit(main())`): with code 0 the import check passed
+        # and every trial then ended without calling the function.
+        raise LoadError(f"importing {file} called sys.exit({e.code!r}), so no trial can call {qualname}(): put "
+                        f"that code under 'if __name__ == \"__main__\":'") from None
     except Exception as e:
         traceback.print_exc()
         raise LoadError(f"importing {file} failed: {last_line(e)}") from None
@@ -120,6 +125,11 @@ def run(fn: Callable[..., Any], qualname: str) -> int:
     params = autotune.get_next_parameter()
     try:
         value = fn(params)
+    except SystemExit as e:
+        if autotune._state.get("final"):
+            raise  # it reported its final result, then ended the process as it chose to
+        return _fail(f"{qualname}() called sys.exit({e.code!r}) and reported no final result: return the metric "
+                     f"instead of exiting")
     except Exception as e:
         traceback.print_exc()
         return _fail(f"{qualname}() raised {last_line(e)}")

@@ -13,6 +13,7 @@ import pytest
 
 from autotune_operator import function_trial
 from autotune_operator.function_ref import FunctionRef, FunctionRefError, function_ref
+from autotune_operator.tune import check_import
 
 
 def top_level(params: dict) -> float:
@@ -244,3 +245,26 @@ def test_a_returned_dict_that_is_not_json_fails_the_trial_saying_so(tmp_path: Pa
 
 def test_numpy_arrays_in_a_metric_dict_are_reported_as_lists() -> None:
     assert function_trial.autotune._check_metric(metric_with_arrays({})) == {"default": 0.5, "confusion": [[3, 1], [0, 4]]}
+
+
+def test_a_file_that_exits_at_import_fails_the_import_check(tmp_path: Path) -> None:
+    # Exit code 0: the check passed, and every trial then ended without calling the function.
+    script = tmp_path / "exits_h38.py"
+    script.write_text("import sys\ndef train(params):\n    return 1.0\nsys.exit(0)\n")
+    ref = FunctionRef(str(script), "train", None, str(tmp_path))
+    with pytest.raises(FunctionRefError, match=r"importing .*exits_h38.py called sys.exit\(0\), so no trial can call "
+                                               r"train\(\): put that code under 'if __name__ == \"__main__\":'"):
+        check_import(ref)
+
+
+def exits_without_result(params: dict) -> float:
+    sys.exit(0)
+
+
+def test_a_function_that_exits_without_a_result_fails_saying_so(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    failure = tmp_path / "failure.txt"
+    monkeypatch.setenv("AUTOTUNE_FAILURE_FILE", str(failure))
+    monkeypatch.setitem(function_trial.autotune._state, "final", False)
+    assert function_trial.run(exits_without_result, "exits_without_result") == function_trial.EXIT_FAILED
+    assert failure.read_text().startswith("exits_without_result() called sys.exit(0) and reported no final result")
