@@ -14,7 +14,17 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from autotune_operator.decide import Decision, Goal, Limits, Observed, Phase, decide, final_pending, overdue_trials
+from autotune_operator.decide import (
+    Decision,
+    Goal,
+    Limits,
+    Observed,
+    Phase,
+    attempt_since,
+    decide,
+    final_pending,
+    overdue_trials,
+)
 from autotune_operator.executors.base import Executor, TrialExit, TrialLaunch, trial_env
 from autotune_operator.log_metrics import Collected, LogParser, why_no_objective
 from autotune_operator.spec import Experiment
@@ -192,7 +202,9 @@ class ExperimentController:
                 self.state.stopping.add(tid)
                 self.executor.kill(tid, "stopped early by the assessor")
         limit = self.limits.max_trial_seconds
-        for tid in overdue_trials(summary.get("runningSince") or {}, self.clock(), limit):
+        attempts = getattr(self.executor, "attempt_starts", None)  # executors whose trials' pods may be replaced
+        since = attempt_since(summary.get("runningSince") or {}, attempts() if attempts is not None else {})
+        for tid in overdue_trials(since, self.clock(), limit):
             if tid not in self.state.stopping and tid not in self.state.overdue and tid not in self.state.draining:
                 self.state.overdue[tid] = f"ran longer than maxTrialSeconds ({limit}s) and was stopped"
                 self.executor.kill(tid, self.state.overdue[tid])

@@ -87,6 +87,23 @@ def overdue_trials(running_since: Mapping[str, float], now: float, limit: int | 
     return sorted(tid for tid, started in running_since.items() if now - started >= limit)
 
 
+def attempt_since(running_since: Mapping[str, float], attempts: Mapping[str, float | None]) -> dict[str, float]:
+    """The clock of maxTrialSeconds per running trial: its start, or for a trial whose pod was
+    replaced after a disruption (an evicted batch Job pod, ``attempts``: when the pod running
+    now started, None while it waits for a node) that pod's start; a trial waiting for its
+    new pod is not timed. The lost run and the wait are not the trial's time: the new pod
+    trains from its start, and a wait for a free GPU is never counted (as for a first pod)."""
+    out = dict(running_since)
+    for tid, at in attempts.items():
+        if tid not in out:
+            continue
+        if at is None:
+            del out[tid]
+        else:
+            out[tid] = max(out[tid], at)
+    return out
+
+
 def decide(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:
     """The search's decision, then final training: only after a search that ended DONE
     (not on TIMEOUT or ERROR), after every search trial has ended, for each chosen

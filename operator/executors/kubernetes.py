@@ -38,7 +38,7 @@ from autotune_operator.workloads import (
 from autotune_operator.workloads.accelerators import AcceleratorPolicy
 from autotune_operator.workloads.common import TOKEN_KEY, Owner
 from autotune_operator.workloads.pod_logs import PodLogCursor, resume, since_time
-from autotune_operator.workloads.pods import disruptions, parse_time, trial_starts
+from autotune_operator.workloads.pods import current_starts, disruptions, parse_time, trial_starts
 from autotune_operator.workloads.primary_pod import LogSource, primary_pod
 
 log = logging.getLogger("autotune.k8s")
@@ -145,6 +145,9 @@ class KubernetesExecutor:
         self._replacing: set[str] = set()  # trials whose Job has our podFailurePolicy
         self._disrupting: set[str] = set()  # ... whose Job reports a pod terminating or not ready
         self._announced: set[str] = set()  # uids of disrupted pods an Event was posted for
+        # Trial -> when the pod running it now started (None: none running, its replacement
+        # waits), from the pod LISTs of passes that made one (attempt_starts).
+        self._current: dict[str, float | None] = {}
         if self.events is None:
             self.events = EventRecorder(self.api, self.ref)
 
@@ -289,6 +292,8 @@ class KubernetesExecutor:
         the trials whose logs this pass reads, and ``read_log`` uses it."""
         awaiting, self._awaiting = self._awaiting, {}
         disrupting, self._disrupting = self._disrupting, set()
+        # A trial whose new pod has not started yet is looked up each pass until it has.
+        disrupting |= {t for t, at in self._current.items() if at is None and t in self._live}
         if self._pods_forbidden:  # see below: the workload's creation stands in
             self._started.update({t: c for t, c in awaiting.items() if c})
         if not (awaiting or disrupting) or self._pods_forbidden:
@@ -317,7 +322,17 @@ class KubernetesExecutor:
         pods = self._list_pods(sorted(want) if named else None)
         self._pods, self._pods_at, self._pods_for = pods, self.clock(), (frozenset(want) if named else None)
         self._announce_disruptions(pods)
+        started = {t: self._created.get(t, 0.0) for t in want & self._replacing if t in self._started}
+        self._current.update(current_starts(pods, started))
         return pods
+
+    def attempt_starts(self) -> dict[str, float | None]:
+        """Running batch-Job trials -> when the pod running each now started, None while its
+        replacement waits (a disrupted pod is replaced: batch_job.py), for maxTrialSeconds
+        (decide.attempt_since). Read from the pod LISTs this executor makes anyway (a trial's
+        start unknown, logs read, a Job reporting a pod terminating or not ready): no LIST of
+        its own, so a trial never disrupted costs nothing here."""
+        return {t: at for t, at in self._current.items() if t in self._live}
 
     def _being_replaced(self, trial: str, job: dict[str, Any]) -> bool:
         """Whether a running batch Job's status says a pod of it is going or not running yet

@@ -98,3 +98,35 @@ def disruptions(pods: Iterable[Mapping[str, Any]], trials: Collection[str]) -> l
                                       str(c.get("reason") or ""), str(c.get("message") or "")))
                 break
     return out
+
+
+def _disrupted(pod: Mapping[str, Any]) -> bool:
+    return any(isinstance(c, Mapping) and c.get("type") == DISRUPTED and str(c.get("status")) == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def current_starts(pods: Iterable[Mapping[str, Any]], not_before: Mapping[str, float]) -> dict[str, float | None]:
+    """Trial -> when the pod that runs it now started; None while it has none running (its
+    pod evicted and the replacement not created or not started yet). For the trials in
+    ``not_before`` (each trial's workload creation time: older pods are an earlier
+    experiment's). A pod being deleted or carrying DisruptionTarget is going, not running
+    the trial; of the rest the newest is the one (a batch Job has one pod at a time). For a
+    trial never disrupted this is its first pod's start, i.e. its own start."""
+    mine: dict[str, list[Mapping[str, Any]]] = {t: [] for t in not_before}
+    for pod in pods:
+        md = pod.get("metadata") or {}
+        trial = (md.get("labels") or {}).get(TRIAL_LABEL)
+        if trial not in mine:
+            continue
+        created = parse_time(md.get("creationTimestamp"))
+        if created is not None and created < not_before[trial]:
+            continue
+        if md.get("deletionTimestamp") or _disrupted(pod):
+            continue
+        mine[trial].append(pod)
+    out: dict[str, float | None] = {}
+    for trial, cands in mine.items():
+        newest = max(cands, key=lambda p: (parse_time((p.get("metadata") or {}).get("creationTimestamp")) or 0.0,
+                                           str((p.get("metadata") or {}).get("name") or "")), default=None)
+        out[trial] = pod_started(newest) if newest is not None else None
+    return out

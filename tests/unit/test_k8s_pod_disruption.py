@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from autotune_operator.decide import attempt_since, overdue_trials
 from autotune_operator.workloads.batch_job import disruption_policy
-from autotune_operator.workloads.pods import disruptions
+from autotune_operator.workloads.pods import current_starts, disruptions
 from tests.unit.test_k8s_trial_start import Cluster, job, step
 from tests.unit.test_k8s_trial_start import executor as make_executor
 from tests.unit.test_trial_start import T0, pod, running
@@ -65,6 +66,7 @@ def test_an_evicted_pod_is_announced_once_and_the_trial_keeps_its_first_start() 
     cluster.pods[0]["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:00Z"
     cluster.pods[0]["status"]["conditions"] = [EVICTED]
     assert step(ex) == {"q-0": T0 + 5} and len(cluster.pod_lists) == 2
+    assert ex.attempt_starts() == {"q-0": None}  # no pod runs it: maxTrialSeconds does not count
     assert events.emitted == [("TrialPodDisrupted", "trial q-0: pod q-0-a was disrupted (EvictionByEvictionAPI: "
                                                     "Eviction API: evicting); its Job runs the trial again in a new "
                                                     "pod, not counted as a failure")]
@@ -74,10 +76,14 @@ def test_an_evicted_pod_is_announced_once_and_the_trial_keeps_its_first_start() 
     cluster.jobs[0]["status"] = {"active": 1, "ready": 0}
     cluster.pods = [named(pod("q-0", T0 + 60), "q-0-b")]
     assert step(ex) == {"q-0": T0 + 5} and len(cluster.pod_lists) == 4
+    assert ex.attempt_starts() == {"q-0": None}
+    # The new pod runs (the Job says ready): listed once more, as its start is still unknown.
     cluster.jobs[0]["status"] = {"active": 1, "ready": 1}
     cluster.pods = [named(pod("q-0", T0 + 60, [running(T0 + 70)]), "q-0-b")]
+    assert step(ex) == {"q-0": T0 + 5} and len(cluster.pod_lists) == 5
+    assert ex.attempt_starts() == {"q-0": T0 + 70}  # maxTrialSeconds counts from here
     assert step(ex) == {"q-0": T0 + 5} and step(ex) == {"q-0": T0 + 5}
-    assert len(cluster.pod_lists) == 4 and len(events.emitted) == 1
+    assert len(cluster.pod_lists) == 5 and len(events.emitted) == 1
 
 
 def test_a_kubelet_ended_pod_is_announced_from_the_replacements_pass() -> None:
@@ -105,3 +111,27 @@ def test_a_job_without_the_policy_costs_nothing_and_says_nothing() -> None:
     ex = make_executor(cluster, events)  # type: ignore[arg-type]
     assert step(ex) == {"q-0": T0 + 5}  # its start: the one LIST every trial costs
     assert step(ex) == {"q-0": T0 + 5} and len(cluster.pod_lists) == 1 and events.emitted == []
+
+
+def test_current_start_is_the_newest_pod_not_going() -> None:
+    first = named(pod("q-0", T0, [running(T0 + 5)]), "a")
+    going = named(pod("q-0", T0, [running(T0 + 5)]), "a", EVICTED)
+    new = named(pod("q-0", T0 + 60), "b")
+    assert current_starts([first], {"q-0": T0}) == {"q-0": T0 + 5}  # never disrupted: its own start
+    assert current_starts([going], {"q-0": T0}) == {"q-0": None}  # evicted, no replacement yet
+    deleting = named(pod("q-0", T0, [running(T0 + 5)]), "a")
+    deleting["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:00Z"
+    assert current_starts([deleting, new], {"q-0": T0}) == {"q-0": None}  # the replacement waits
+    new["status"]["containerStatuses"] = [running(T0 + 70)]
+    assert current_starts([going, new], {"q-0": T0}) == {"q-0": T0 + 70}
+    assert current_starts([new], {"q-0": T0 + 100}) == {"q-0": None}  # older pods: an earlier experiment's
+    assert current_starts([], {"q-0": T0}) == {"q-0": None}
+
+
+def test_max_trial_seconds_counts_from_the_replacement_pods_start() -> None:
+    since = {"a": T0, "b": T0, "c": T0}
+    # a: evicted, its new pod started at T0+100; b: its new pod waits; c: never disrupted.
+    clock = attempt_since(since, {"a": T0 + 100, "b": None, "c": T0, "gone": T0})
+    assert clock == {"a": T0 + 100, "c": T0}
+    assert overdue_trials(clock, T0 + 120, 60) == ["c"]
+    assert overdue_trials(since, T0 + 120, 60) == ["a", "b", "c"]  # the clock it replaces
