@@ -455,10 +455,13 @@ class Engine:
                 t.started = ts
 
     def report_intermediate(self, exp_id: str, trial_id: str, metric: Any, step: int | None = None,
-                            assess: bool = True) -> bool:
+                            assess: bool = True, event: tuple[str, Mapping[str, Any]] | None = None) -> bool:
         """Record an intermediate metric; True when the trial should stop (assessor or stop).
         ``assess`` False: not judged by the assessor (values read from the output of a trial
-        that already exited: stopping it now would only take a finished trial's success)."""
+        that already exited: stopping it now would only take a finished trial's success).
+        ``event``: (kind, payload) of the trial, recorded in the point's transaction (with no
+        point when the trial has ended or the step was recorded before): mlflow_runs.py's
+        record of the logged value, which must never outlive a crash without its point."""
         h = self.get(exp_id)
         try:
             value, raw = (curve_value(metric, h.objectives), metric) if h.objectives else metric_value(metric)
@@ -466,15 +469,15 @@ class Engine:
             raise BadMetric(str(e)) from None
         with h.lock:
             t = self.trial(exp_id, trial_id)
-            if t.record.state.ended:
-                return True
             curve = t.record.intermediate
             step = len(curve) if step is None else step
-            if step < len(curve):  # a retried report: idempotent
-                return t.stop_requested
+            if t.record.state.ended or step < len(curve):  # ended, or a retried report: idempotent
+                if event is not None:
+                    self.store.add_event(exp_id, trial_id, *event)
+                return t.record.state.ended or t.stop_requested
             if step > len(curve):
                 raise Conflict(f"intermediate step {step} reported but the next step of {trial_id} is {len(curve)}")
-            self.store.add_intermediate(exp_id, trial_id, step, value, raw, self.clock())
+            self.store.add_intermediate(exp_id, trial_id, step, value, raw, self.clock(), also=event)
             curve.append(value)
             if t.record.state is TrialState.WAITING:
                 self.started(exp_id, trial_id)

@@ -26,7 +26,9 @@ from the controller (:meth:`MlflowRuns.log_collected`) and take the same path, e
 N-th of its name since the start of the log (its step); a step already recorded is skipped.
 
 Everything is written to the store (as events) before a call is answered and replayed after
-a restart, so nothing logged is lost when the tuner server dies.
+a restart, so nothing logged is lost when the tuner server dies. A logged value that makes a
+curve point is written in the point's transaction (:meth:`MlflowRuns._log_metrics`), so a
+restart never finds the value recorded without its point.
 """
 
 from __future__ import annotations
@@ -299,6 +301,21 @@ class MlflowRuns:
         self.engine.store.add_event(exp_id, t.record.trial_id, kind, {**payload, "created": t.created})
         s.apply(kind, payload)
 
+    def _record_point(self, exp_id: str, t: StoredTrial, s: RunState, kind: str, payload: dict[str, Any], value: float,
+                      assess: bool) -> None:
+        """The event and the curve point it makes, in one transaction (engine then store, under
+        the experiment's lock already held: the lock order above), then applied. The engine
+        may raise after its commit (an assessor failing): the run is then forgotten, to be
+        rebuilt from the store, which alone knows whether the event was written."""
+        try:
+            self.engine.report_intermediate(exp_id, t.record.trial_id, value, assess=assess,
+                                            event=(kind, {**payload, "created": t.created}))
+        except BaseException:
+            with self._runs_lock:
+                self._runs.pop((exp_id, t.record.trial_id, t.created), None)
+            raise
+        s.apply(kind, payload)
+
     def _run_of(self, h: Hosted, trial_id: str, run_id: Any) -> tuple[StoredTrial, RunState]:
         t = self._trial(h, trial_id)
         mine = run_id_of(t.record.trial_id)
@@ -455,11 +472,21 @@ class MlflowRuns:
         names = objective_names(h)
         head = s.metrics.get(names[0]) if names else None
         newest = (head.step, head.timestamp) if head is not None else None
-        self._record(exp_id, t, s, kind, {"metrics": new})
-        if not names or t.record.state.ended:
-            return
-        for n in sorted(new, key=lambda n: (n["step"], n["timestamp"])):
-            if n["key"] != names[0]:
+        curve = bool(names) and not t.record.state.ended
+        # Each curve point is stored in one transaction with the event recording its value
+        # and the values before it in (step, timestamp) order (Store.add_intermediate's
+        # ``also``); the values after the last point get an event of their own. Written apart,
+        # a server killed between the event's commit and the point's lost the point for ever:
+        # replayed, the event made the retried call (or the re-read log) look recorded. Cut
+        # so, whatever commit a crash stops at, the store holds a prefix of the values in
+        # (step, timestamp) order with exactly their points, so the retry extends the curve
+        # by the rule below as the first call would have. (Reconciling the curve from the
+        # events on load instead would tie the engine to this module's events, and a
+        # restored point would never have been judged by the assessor.)
+        part: list[dict[str, Any]] = []
+        for n in sorted(new, key=lambda n: (n["step"], n["timestamp"])):  # stable: ties keep their order
+            part.append(n)
+            if not curve or n["key"] != names[0]:
                 continue
             # Only values newer (step, timestamp) than the curve's last extend it: an older
             # one arriving late (async logging's batches race) would put the curve out of order.
@@ -471,7 +498,10 @@ class MlflowRuns:
             if math.isfinite(n["value"]):
                 # A stop request is not answered here: MLflow has no way to say it. The
                 # experiment kills the trial (the controller acts on stopRequested).
-                self.engine.report_intermediate(exp_id, t.record.trial_id, n["value"], assess=assess)
+                self._record_point(exp_id, t, s, kind, {"metrics": part}, n["value"], assess)
+                part = []
+        if part:
+            self._record(exp_id, t, s, kind, {"metrics": part})
 
     def _finish(self, exp_id: str, h: Hosted, t: StoredTrial, s: RunState) -> str | None:
         """The last logged values become the trial's final result, unless the SDK gave one.

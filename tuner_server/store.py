@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from tuner_server.history import TrialRecord, TrialState
 
@@ -153,17 +153,22 @@ class Store:
             self._db.close()
 
     # ----- writes: each is one transaction plus an event -----
-    def _tx(self, exp_id: str, trial_id: str | None, kind: str, payload: Mapping[str, Any], stmts: list[tuple[str, tuple]]) -> None:
+    def _tx(self, exp_id: str, trial_id: str | None, kind: str, payload: Mapping[str, Any], stmts: list[tuple[str, tuple]],
+            also: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> None:
+        """``stmts`` and the event (kind, payload), then the events ``also`` (kind, payload)
+        of the same trial, in one transaction."""
         with self._lock:
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 for sql, args in stmts:
                     cur.execute(sql, args)
-                cur.execute(
-                    "INSERT INTO events (exp_id, trial_id, kind, payload, ts) VALUES (?, ?, ?, ?, ?)",
-                    (exp_id, trial_id, kind, json.dumps(payload, default=str), time.time()),
-                )
+                now = time.time()
+                for k, p in ((kind, payload), *also):
+                    cur.execute(
+                        "INSERT INTO events (exp_id, trial_id, kind, payload, ts) VALUES (?, ?, ?, ?, ?)",
+                        (exp_id, trial_id, k, json.dumps(p, default=str), now),
+                    )
                 cur.execute("COMMIT")
             except BaseException:
                 # A failed COMMIT (disk full) has rolled back already: a second ROLLBACK would
@@ -259,7 +264,12 @@ class Store:
             [("UPDATE trials SET started = ? WHERE exp_id = ? AND trial_id = ?", (ts, exp_id, trial_id))],
         )
 
-    def add_intermediate(self, exp_id: str, trial_id: str, step: int, value: float, metrics: Any, ts: float) -> None:
+    def add_intermediate(self, exp_id: str, trial_id: str, step: int, value: float, metrics: Any, ts: float,
+                         also: tuple[str, Mapping[str, Any]] | None = None) -> None:
+        """A curve point; with ``also``, the event (kind, payload) that logged it in the same
+        transaction: an MLflow or collected metric (mlflow_runs.py) recorded in a transaction
+        of its own before its point was lost the point for ever when the server died between
+        the two commits (replayed, the event made the retry look done)."""
         self._tx(
             exp_id,
             trial_id,
@@ -271,6 +281,7 @@ class Store:
                     (exp_id, trial_id, step, value, json.dumps(metrics), ts),
                 )
             ],
+            [also] if also is not None else (),
         )
 
     def set_final(self, exp_id: str, trial_id: str, value: float, metrics: Any) -> None:

@@ -384,7 +384,8 @@ def test_a_retried_batch_of_several_steps_is_recorded_once(setup: Setup) -> None
     assert t.log("accuracy", 0.5, step=0, ts=100).status_code == 200  # a retry of an older call
     assert setup.view(t)["intermediate"] == [0.5, 0.6, 0.7]
     events = [e for e in setup.engine.store.trial_events("exp.one", setup.view(t)["name"], "mlflow_metrics")]
-    assert len(events) == 2  # the batch, and the NaN once
+    # The batch (an event per curve point, written with it), and the NaN once.
+    assert [m["step"] for e in events for m in e["payload"]["metrics"]] == [0, 1, 2, 3]
 
 
 def test_runs_of_ended_trials_and_deleted_experiments_do_not_pile_up_in_memory(tmp_path: Path) -> None:
