@@ -37,7 +37,7 @@ from autotune_operator import cli
 from autotune_operator.function_ref import FunctionRef, FunctionRefError, function_ref
 from autotune_operator.spec import SpecError, validate_manifest
 from autotune_operator.tune_result import TuneResult, read_result
-from autotune_operator.tune_spec import LAUNCHER, TuneArgumentError, build_manifest, explain
+from autotune_operator.tune_spec import LAUNCHER, TuneArgumentError, TuneOptions, build_manifest, explain
 
 DEFAULT_OUTPUT = "autotune-runs"  # `autotune run`'s --output default
 MANIFEST_FILE = "tune.yaml"  # the manifest tune() ran, kept in the output folder
@@ -104,13 +104,12 @@ def tune(
             search_space = Path(search_space).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise TuneArgumentError([f"search_space: cannot read {search_space}: {e}"]) from None
-    manifest = build_manifest(
-        ref, search_space, python=sys.executable, workdir=os.getcwd(), tuner=tuner, class_args=class_args,
-        optimize_mode=optimize_mode, assessor=assessor, assessor_args=assessor_args, advisor=advisor,
-        advisor_args=advisor_args, max_trials=max_trials, concurrency=concurrency, max_exec_seconds=max_exec_seconds,
-        max_trial_seconds=max_trial_seconds, seed=seed, objective_goal=objective_goal, name=name,
-        extra_spec=extra_spec, env=env,
-    )
+    options = TuneOptions(
+        tuner=tuner, class_args=class_args, optimize_mode=optimize_mode, assessor=assessor, assessor_args=assessor_args,
+        advisor=advisor, advisor_args=advisor_args, max_trials=max_trials, concurrency=concurrency,
+        max_exec_seconds=max_exec_seconds, max_trial_seconds=max_trial_seconds, seed=seed, objective_goal=objective_goal,
+        name=name, extra_spec=extra_spec, env=env)
+    manifest = build_manifest(ref, search_space, options, python=sys.executable, workdir=os.getcwd())
     try:
         exp = validate_manifest(manifest)
     except SpecError as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 from autotune_operator.function_ref import FunctionRef
@@ -23,14 +24,43 @@ from tuner_server.history import OptimizeMode
 LAUNCHER = "autotune_operator.function_trial"
 DEFAULT_TUNER = "TPE"
 
+
+def _spec(field_name: str, default: Any = None) -> Any:
+    """A keyword that sets spec.<field_name> as it is (when not None)."""
+    return field(default=default, metadata={"spec": field_name})
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """tune()'s keyword arguments that make the manifest, as one value (tune() documents
+    them). The fields marked with _spec are copied to the spec field they name."""
+
+    tuner: str | None = None
+    class_args: Mapping[str, Any] | None = None
+    optimize_mode: str | None = None
+    assessor: str | None = None
+    assessor_args: Mapping[str, Any] | None = None
+    advisor: str | None = None
+    advisor_args: Mapping[str, Any] | None = None
+    max_trials: int | None = _spec("maxTrialNum")
+    concurrency: int = _spec("trialConcurrency", 1)
+    max_exec_seconds: int | None = _spec("maxExecSeconds")
+    max_trial_seconds: int | None = _spec("maxTrialSeconds")
+    seed: int = _spec("seed", 0)
+    objective_goal: float | None = _spec("objectiveGoal")
+    name: str | None = None  # metadata.name; default: the function's
+    extra_spec: Mapping[str, Any] | None = None  # any other spec field
+    env: Mapping[str, str] | None = None  # the trial container's env
+
+    def spec_fields(self) -> dict[str, Any]:
+        """The spec fields copied from keywords, those that were given."""
+        return {f.metadata["spec"]: getattr(self, f.name) for f in fields(self)
+                if "spec" in f.metadata and getattr(self, f.name) is not None}
+
+
 # spec fields tune() sets from its own keyword arguments: extra_spec may not set them too.
 KEYWORD_FIELDS: dict[str, str] = {
-    "maxTrialNum": "max_trials",
-    "trialConcurrency": "concurrency",
-    "maxExecSeconds": "max_exec_seconds",
-    "maxTrialSeconds": "max_trial_seconds",
-    "seed": "seed",
-    "objectiveGoal": "objective_goal",
+    **{f.metadata["spec"]: f.name for f in fields(TuneOptions) if "spec" in f.metadata},
     "searchSpace": "search_space",
     "tuner": "tuner",
     "assessor": "assessor",
@@ -82,74 +112,50 @@ def _algorithm(name: str, args: Mapping[str, Any] | None, optimize_mode: str | N
     return out
 
 
-def build_manifest(
-    ref: FunctionRef,
-    search_space: Mapping[str, Any] | str,
-    *,
-    python: str,
-    workdir: str,
-    tuner: str | None = None,
-    class_args: Mapping[str, Any] | None = None,
-    optimize_mode: str | None = None,
-    assessor: str | None = None,
-    assessor_args: Mapping[str, Any] | None = None,
-    advisor: str | None = None,
-    advisor_args: Mapping[str, Any] | None = None,
-    max_trials: int | None = None,
-    concurrency: int = 1,
-    max_exec_seconds: int | None = None,
-    max_trial_seconds: int | None = None,
-    seed: int = 0,
-    objective_goal: float | None = None,
-    name: str | None = None,
-    extra_spec: Mapping[str, Any] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+def build_manifest(ref: FunctionRef, search_space: Mapping[str, Any] | str, options: TuneOptions, *,
+                   python: str, workdir: str) -> dict[str, Any]:
     """The manifest tune() runs. Raises :class:`TuneArgumentError` only for what the
     validator cannot name (an extra_spec key that a keyword argument sets, a non-mapping);
     everything else is left to it."""
-    extra = dict(extra_spec or {})
+    o = options
+    extra = dict(o.extra_spec or {})
     problems = [f"extra_spec['{k}']: " + (f"spec.{k} is set by tune()'s {a}= argument" if a != "the function" else
                                           f"spec.{k} cannot be given: tune()'s trials run the function")
                 for k, a in KEYWORD_FIELDS.items() if k in extra]
-    if optimize_mode is not None and optimize_mode not in ("maximize", "minimize"):
-        problems.append(f"optimize_mode: must be 'maximize' or 'minimize', got {optimize_mode!r}")
-    elif optimize_mode is not None and class_args and "optimize_mode" in class_args and class_args["optimize_mode"] != optimize_mode:
-        problems.append(f"optimize_mode: {optimize_mode!r} conflicts with class_args['optimize_mode'] "
+    mode, class_args = o.optimize_mode, o.class_args
+    if mode is not None and mode not in ("maximize", "minimize"):
+        problems.append(f"optimize_mode: must be 'maximize' or 'minimize', got {mode!r}")
+    elif mode is not None and class_args and "optimize_mode" in class_args and class_args["optimize_mode"] != mode:
+        problems.append(f"optimize_mode: {mode!r} conflicts with class_args['optimize_mode'] "
                         f"{class_args['optimize_mode']!r}; give one")
     if problems:
         raise TuneArgumentError(problems)
     multi = extra.get("objectives") is not None
-    if advisor is not None:
-        algorithms: dict[str, Any] = {"advisor": {"builtinAdvisorName": advisor,
-                                                  "classArgs": _algorithm(advisor, advisor_args, optimize_mode, multi)}}
-        if tuner is not None:  # the validator says they cannot go together
-            algorithms["tuner"] = {"builtinTunerName": tuner, "classArgs": dict(class_args or {})}
+    if o.advisor is not None:
+        algorithms: dict[str, Any] = {"advisor": {"builtinAdvisorName": o.advisor,
+                                                  "classArgs": _algorithm(o.advisor, o.advisor_args, mode, multi)}}
+        if o.tuner is not None:  # the validator says they cannot go together
+            algorithms["tuner"] = {"builtinTunerName": o.tuner, "classArgs": dict(class_args or {})}
     else:
-        t = tuner or DEFAULT_TUNER
-        algorithms = {"tuner": {"builtinTunerName": t, "classArgs": _algorithm(t, class_args, optimize_mode, multi)}}
-    if assessor is not None:
-        algorithms["assessor"] = {"builtinAssessorName": assessor, "classArgs": dict(assessor_args or {})}
+        t = o.tuner or DEFAULT_TUNER
+        algorithms = {"tuner": {"builtinTunerName": t, "classArgs": _algorithm(t, class_args, mode, multi)}}
+    if o.assessor is not None:
+        algorithms["assessor"] = {"builtinAssessorName": o.assessor, "classArgs": dict(o.assessor_args or {})}
     container: dict[str, Any] = {"name": "trial", "command": trial_command(ref, python), "workingDir": workdir}
-    if env:
-        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    if o.env:
+        container["env"] = [{"name": k, "value": v} for k, v in o.env.items()]
     spec: dict[str, Any] = {
         "searchSpace": search_space if isinstance(search_space, str) else _json_space(search_space),
-        "trialConcurrency": concurrency,
-        "seed": seed,
+        **o.spec_fields(),
         **algorithms,
         "trainingConfig": {"type": "pytorch", "tasks": [
             {"type": "master", "replicas": 1, "template": {"spec": {"containers": [container]}}}]},
+        **extra,
     }
-    for field, value in (("maxTrialNum", max_trials), ("maxExecSeconds", max_exec_seconds),
-                         ("maxTrialSeconds", max_trial_seconds), ("objectiveGoal", objective_goal)):
-        if value is not None:
-            spec[field] = value
-    spec.update(extra)
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": KIND,
-        "metadata": {"name": name if name is not None else default_name(ref)},
+        "metadata": {"name": o.name if o.name is not None else default_name(ref)},
         "spec": spec,
     }
 

@@ -9,14 +9,15 @@ import pytest
 
 from autotune_operator.function_ref import FunctionRef
 from autotune_operator.spec import SpecError, validate_manifest
-from autotune_operator.tune_spec import TuneArgumentError, build_manifest, default_name, explain
+from autotune_operator.tune_spec import TuneArgumentError, TuneOptions, build_manifest, default_name, explain
 
 REF = FunctionRef("/src/pkg/train.py", "train_mlp", "pkg.train", "/src")
 SPACE = {"lr": {"_type": "loguniform", "_value": [1e-4, 0.1]}, "units": {"_type": "choice", "_value": [16, 32]}}
 
 
 def build(**kw: Any) -> dict[str, Any]:
-    return build_manifest(REF, kw.pop("search_space", SPACE), python="/venv/bin/python", workdir="/work", **kw)
+    space = kw.pop("search_space", SPACE)
+    return build_manifest(REF, space, TuneOptions(**kw), python="/venv/bin/python", workdir="/work")
 
 
 def problems(**kw: Any) -> list[str]:
@@ -47,7 +48,7 @@ def test_trial_command_runs_the_launcher_with_the_function_reference() -> None:
                                     "--module", "pkg.train"]
     assert container["workingDir"] == "/work" and "env" not in container
     script = FunctionRef("/home/u/train.py", "train", None, "/home/u")
-    cmd = build_manifest(script, SPACE, python="py", workdir="/w")["spec"]["trainingConfig"]["tasks"][0][
+    cmd = build_manifest(script, SPACE, TuneOptions(), python="py", workdir="/w")["spec"]["trainingConfig"]["tasks"][0][
         "template"]["spec"]["containers"][0]["command"]
     assert "--module" not in cmd
 
@@ -137,3 +138,16 @@ def test_argument_error_is_a_value_error_with_every_problem() -> None:
         build(extra_spec={"seed": 1, "tuner": {}})
     assert isinstance(info.value, TuneArgumentError) and len(info.value.problems) == 2
     assert str(info.value).splitlines() == info.value.problems
+
+
+def test_tune_passes_every_manifest_keyword_through_its_options() -> None:
+    # tune()'s signature is the public list; TuneOptions carries the manifest's part of it.
+    from dataclasses import fields
+    import inspect
+
+    from autotune_operator.tune import tune
+
+    own = {"function", "search_space", "output", "quiet", "devices"}  # how the run goes, not the manifest
+    assert set(inspect.signature(tune).parameters) - own == {f.name for f in fields(TuneOptions)}
+    assert {f.name: f.default for f in fields(TuneOptions)} == {
+        k: p.default for k, p in inspect.signature(tune).parameters.items() if k not in own}
