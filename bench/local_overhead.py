@@ -34,7 +34,9 @@ autotune.report_final_result(x)
 """
 
 
-def manifest(script: Path, n: int) -> dict:
+def manifest(script: Path, n: int, *args: str) -> dict:
+    """N trials, one at a time, of Random search over x, each running ``python script *args``
+    (also bench/tune_overhead.py's `autotune run` side)."""
     return {
         "apiVersion": "tensorstack.dev/v1beta1",
         "kind": "AutoTuneExperiment",
@@ -44,7 +46,7 @@ def manifest(script: Path, n: int) -> dict:
             "trialConcurrency": 1,
             "searchSpace": '{"x": {"_type": "uniform", "_value": [0, 1]}}',
             "trainingConfig": {"type": "pytorch", "tasks": [{"type": "master", "replicas": 1, "template": {"spec": {
-                "containers": [{"name": "t", "image": "none", "command": [sys.executable, str(script)]}]}}}]},
+                "containers": [{"name": "t", "image": "none", "command": [sys.executable, str(script), *args]}]}}}]},
             "tuner": {"builtinTunerName": "Random", "classArgs": '{"optimize_mode": "maximize"}'},
         },
     }

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # with PYTHONSAFEPATH too
+from local_overhead import manifest  # noqa: E402
+
 TRIAL_FILE = '''
 import sys
 
@@ -48,22 +51,6 @@ if __name__ == "__main__":
 '''
 
 
-def manifest(script: Path, n: int) -> dict:
-    return {
-        "apiVersion": "tensorstack.dev/v1beta1",
-        "kind": "AutoTuneExperiment",
-        "metadata": {"name": "overhead"},
-        "spec": {
-            "maxTrialNum": n,
-            "trialConcurrency": 1,
-            "searchSpace": '{"x": {"_type": "uniform", "_value": [0, 1]}}',
-            "trainingConfig": {"type": "pytorch", "tasks": [{"type": "master", "replicas": 1, "template": {"spec": {
-                "containers": [{"name": "t", "command": [sys.executable, str(script), "trial"]}]}}}]},
-            "tuner": {"builtinTunerName": "Random", "classArgs": '{"optimize_mode": "maximize"}'},
-        },
-    }
-
-
 def timed(cmd: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -75,7 +62,7 @@ def run_once(tmp: Path, script: Path, way: str, n: int, k: int) -> float:
     if way == "tune":
         return timed([sys.executable, str(script), "tune", str(n), str(out)], tmp)
     path = tmp / f"m-{n}.yaml"
-    path.write_text(yaml.safe_dump(manifest(script, n)))
+    path.write_text(yaml.safe_dump(manifest(script, n, "trial")))
     return timed([sys.executable, "-m", "autotune_operator.cli", "run", str(path), "--output", str(out), "--quiet"], tmp)
 
 
