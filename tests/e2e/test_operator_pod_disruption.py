@@ -6,8 +6,11 @@ evicts the running trial's pod through the Eviction API (``pods/eviction``, what
 drain`` and the cluster autoscaler use), which sets that condition and deletes the pod; the
 fake node kills the training process and reports the pod Failed, as a kubelet does; the real
 Job controller (kube-controller-manager) creates a new pod, which trains again from its
-start. The trial must end SUCCEEDED with the new pod's printed result, the experiment count
-no failed trial, and the operator post one TrialPodDisrupted Event naming the pod.
+start. The nodes are cordoned before the eviction, as ``kubectl drain`` does, so the new pod
+waits (Unschedulable) until well past maxTrialSeconds from the trial's first start: the
+wait and the lost run are not the trial's time, so it is not stopped. The trial must end
+SUCCEEDED with the new pod's printed result, the experiment count no failed trial, and the
+operator post one TrialPodDisrupted Event naming the pod.
 Real kube-apiserver and controller manager, fake nodes running pods as local processes,
 the tuner server and the operator as local processes.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 
 import pytest
 from kubernetes import client
@@ -47,6 +51,7 @@ for epoch in range(6):
 '''
 SPACE = '{"alpha": {"_type": "choice", "_value": [0.0001]}}'
 PRINTED = re.compile(r"accuracy=([\d.]+)")
+LIMIT = 20  # maxTrialSeconds: one pod's run (about 7 s) fits, the first start + the drain's wait does not
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,7 @@ def test_an_evicted_trial_pod_is_replaced_and_the_trial_succeeds(kube_cluster, e
     core = client.CoreV1Api(kube_cluster.api_client())
     apply_manifest(kube_cluster, ns, experiment_manifest(
         name, [sys.executable, str(env["script"]), "--alpha=${parameters.alpha}"], space=SPACE, max_trials=1,
-        maxFailedTrialNum=1, primaryMetric="accuracy", metricsCollector={"kind": "StdOut"},
+        maxFailedTrialNum=1, maxTrialSeconds=LIMIT, primaryMetric="accuracy", metricsCollector={"kind": "StdOut"},
         annotations={"autotune.tensorstack.dev/workload-kind": "job"}))
     (job,) = wait_for(lambda: jobs(kube_cluster, ns, name), 60, "the trial's Job")
     tid = job["metadata"]["name"]
@@ -82,11 +87,23 @@ def test_an_evicted_trial_pod_is_replaced_and_the_trial_succeeds(kube_cluster, e
         return None
 
     first = wait_for(printing, 90, "the trial's pod to print two epochs")
-    core.create_namespaced_pod_eviction(first.metadata.name, ns, client.V1Eviction(
-        metadata=client.V1ObjectMeta(name=first.metadata.name, namespace=ns)))
-    second = wait_for(lambda: [p for p in trial_pods(core, ns, name) if p.metadata.uid != first.metadata.uid], 60,
-                      "the Job's new pod")[0]
-    assert second.metadata.labels["job-name"] == tid
+    began = first.status.container_statuses[0].state.running.started_at.timestamp()
+    nodes = [n.metadata.name for n in core.list_node().items]
+    kube_cluster.kubectl("cordon", *nodes)  # a drain: cordon, then evict
+    try:
+        core.create_namespaced_pod_eviction(first.metadata.name, ns, client.V1Eviction(
+            metadata=client.V1ObjectMeta(name=first.metadata.name, namespace=ns)))
+        second = wait_for(lambda: [p for p in trial_pods(core, ns, name) if p.metadata.uid != first.metadata.uid], 60,
+                          "the Job's new pod")[0]
+        assert second.metadata.labels["job-name"] == tid
+        # The new pod waits for a node past maxTrialSeconds from the trial's first start: not stopped.
+        while time.time() < began + LIMIT + 3:
+            time.sleep(0.5)
+        assert core.read_namespaced_pod(second.metadata.name, ns).status.phase == "Pending"
+        assert get_experiment(kube_cluster, ns, name)["status"]["trials"]["running"] == 1
+        assert [j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)] == [tid]
+    finally:
+        kube_cluster.kubectl("uncordon", *nodes)
 
     st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=120, log=env["op"].output)["status"]
     assert st["trials"]["succeeded"] == 1 and st["trials"]["failed"] == 0, st
