@@ -70,7 +70,11 @@ def load_module(file: str, module: str | None) -> ModuleType:
     if module:
         try:
             m = importlib.import_module(module)
-        except ImportError:
+        except ModuleNotFoundError as e:
+            if e.name is None or not (module == e.name or module.startswith(e.name + ".")):
+                # Found, and one of its own imports failed: that is the error to show. The
+                # file imported alone would hide it behind its relative imports' failure.
+                raise
             m = None
         if m is not None and os.path.realpath(getattr(m, "__file__", "") or "") == os.path.realpath(file):
             return m

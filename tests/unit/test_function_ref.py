@@ -268,3 +268,21 @@ def test_a_function_that_exits_without_a_result_fails_saying_so(tmp_path: Path,
     monkeypatch.setitem(function_trial.autotune._state, "final", False)
     assert function_trial.run(exits_without_result, "exits_without_result") == function_trial.EXIT_FAILED
     assert failure.read_text().startswith("exits_without_result() called sys.exit(0) and reported no final result")
+
+
+def test_a_package_module_whose_own_import_fails_says_what_it_missed(tmp_path: Path) -> None:
+    # Importing pkg.train failed inside it; the trial then imported the file alone, whose
+    # relative import failed in turn, and that error was the one shown.
+    pkg = tmp_path / "pkg_h38"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helper.py").write_text("X = 1\n")
+    (pkg / "train.py").write_text("from .helper import X\nimport no_such_dep_h38\ndef train(params):\n    return X\n")
+    try:
+        with pytest.raises(function_trial.LoadError, match=r"importing .*train.py failed: ModuleNotFoundError: "
+                                                           r"No module named 'no_such_dep_h38'"):
+            function_trial.load(str(pkg / "train.py"), "train", str(tmp_path), "pkg_h38.train")
+    finally:
+        for m in ("pkg_h38", "pkg_h38.helper", "pkg_h38.train"):
+            sys.modules.pop(m, None)
+        sys.path.remove(str(tmp_path))
