@@ -121,6 +121,35 @@ def test_deleting_job_removes_its_pod_and_process(kube_cluster, core_v1, namespa
     assert not pid_alive(pid), "the pod is gone but its process still runs"
 
 
+def test_an_evicted_pod_is_killed_and_ends_failed_with_its_disruption_condition(kube_cluster, core_v1, namespace,
+                                                                                  tmp_path):
+    # As the kubelet does: the process is killed and the pod reported Failed before it goes,
+    # keeping the Eviction API's DisruptionTarget (a Job's podFailurePolicy reads both). A
+    # finalizer holds the pod so that last status can be read.
+    pidfile = tmp_path / "pid"
+    code = f"import os, pathlib, time; pathlib.Path({str(pidfile)!r}).write_text(str(os.getpid())); time.sleep(600)"
+    core_v1.create_namespaced_pod(namespace, {
+        "metadata": {"name": "evictee", "finalizers": ["example.com/hold"]},
+        "spec": {"restartPolicy": "Never",
+                 "containers": [{"name": "main", "image": "none", "command": [PY, "-c", code]}]}})
+    wait_for(lambda: pidfile.exists() and pidfile.read_text(), 60, "the pod's process")
+    pid = int(pidfile.read_text())
+    core_v1.create_namespaced_pod_eviction("evictee", namespace, client.V1Eviction(
+        metadata=client.V1ObjectMeta(name="evictee", namespace=namespace)))
+    pod = wait_for(lambda: (p := core_v1.read_namespaced_pod("evictee", namespace)).status.phase == "Failed" and p,
+                   60, "the evicted pod to be Failed")
+    try:
+        assert not pid_alive(pid)
+        conds = {c.type: c for c in pod.status.conditions}
+        disrupted = conds["DisruptionTarget"]
+        assert disrupted.status == "True" and disrupted.reason == "EvictionByEvictionAPI"
+        assert pod.status.container_statuses[0].state.terminated.exit_code == 143  # SIGTERM
+    finally:
+        core_v1.patch_namespaced_pod("evictee", namespace, {"metadata": {"finalizers": None}})
+    wait_for(lambda: not [p for p in core_v1.list_namespaced_pod(namespace).items if p.metadata.name == "evictee"],
+             60, "the evicted pod to be removed")
+
+
 def test_env_from_secret_configmap_and_downward_api(kube_cluster, core_v1, namespace):
     core_v1.create_namespaced_secret(namespace, {
         "metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}})
