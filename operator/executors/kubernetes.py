@@ -356,8 +356,9 @@ class KubernetesExecutor:
                 continue
             self._announced.add(d.uid)
             why = ": ".join(x for x in (d.reason, d.message) if x) or "condition DisruptionTarget"
-            self.events.emit("TrialPodDisrupted", f"trial {d.trial}: pod {d.pod} was disrupted ({why}); "
-                                                  f"its Job runs the trial again in a new pod, not counted as a failure")
+            self.events.emit("TrialPodDisrupted",
+                             f"trial {d.trial}: pod {d.pod} was disrupted ({why}); "
+                             "its Job runs the trial again in a new pod, not counted as a failure")
 
     def _list_pods(self, trials: list[str] | None) -> list[dict[str, Any]]:
         """One LIST of the experiment's pods (only ``trials``' when given)."""
