@@ -8,12 +8,24 @@ import sys
 import textwrap
 import types
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
 from autotune_operator import function_trial
 from autotune_operator.function_ref import FunctionRef, FunctionRefError, function_ref
 from autotune_operator.tune import check_import
+
+
+@pytest.fixture
+def importable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder whose files the test imports (the trial side loads into this process): sys.path
+    and the modules imported from the folder are as before after the test."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield tmp_path
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(tmp_path)):
+            del sys.modules[name]
 
 
 def top_level(params: dict) -> float:
@@ -69,43 +81,40 @@ def test_function_without_a_source_file_is_refused() -> None:
         function_ref(namespace["train"])
 
 
-def test_interactive_main_is_refused_even_with_a_cell_file(tmp_path: Path) -> None:
-    # A notebook cell's code names a file, but __main__ (the kernel) has none: no trial can import it.
-    cell = tmp_path / "cell.py"
-    cell.write_text("def train(params):\n    return 1.0\n")
-    namespace: dict = {"__name__": "__main__"}
-    exec(compile(cell.read_text(), str(cell), "exec"), namespace)
-    main = types.ModuleType("__main__")
-    main.train = namespace["train"]  # type: ignore[attr-defined]
-    with pytest.raises(FunctionRefError, match="no source file"):
-        function_ref(namespace["train"], main_module=main)
-
-
-def test_script_main_is_found_by_file_with_its_folder_as_root(tmp_path: Path) -> None:
-    script = tmp_path / "train.py"
+def as_main(script: Path, *, has_file: bool = True, spec_name: str | None = None) -> types.ModuleType:
+    """A ``__main__`` module that ran ``script`` (which defines ``train``): a script run by
+    path, with ``spec_name`` one run with ``python -m``, without a file an interactive one."""
+    script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text("def train(params):\n    return 1.0\n")
     namespace: dict = {"__name__": "__main__"}
     exec(compile(script.read_text(), str(script), "exec"), namespace)
     main = types.ModuleType("__main__")
-    main.__file__ = str(script)
+    if has_file:
+        main.__file__ = str(script)
+    if spec_name is not None:
+        main.__spec__ = importlib.machinery.ModuleSpec(spec_name, None)
     main.train = namespace["train"]  # type: ignore[attr-defined]
-    assert function_ref(namespace["train"], main_module=main) == FunctionRef(str(script.resolve()), "train", None,
-                                                                            str(tmp_path.resolve()))
+    return main
+
+
+def test_interactive_main_is_refused_even_with_a_cell_file(tmp_path: Path) -> None:
+    # A notebook cell's code names a file, but __main__ (the kernel) has none: no trial can import it.
+    main = as_main(tmp_path / "cell.py", has_file=False)
+    with pytest.raises(FunctionRefError, match="no source file"):
+        function_ref(main.train, main_module=main)
+
+
+def test_script_main_is_found_by_file_with_its_folder_as_root(tmp_path: Path) -> None:
+    main = as_main(tmp_path / "train.py")
+    assert function_ref(main.train, main_module=main) == FunctionRef(str((tmp_path / "train.py").resolve()), "train",
+                                                                    None, str(tmp_path.resolve()))
 
 
 def test_main_run_with_dash_m_is_found_by_its_module_name(tmp_path: Path) -> None:
     # `python -m pkg.train`: the trial imports pkg.train (its relative imports need the package).
-    script = tmp_path / "pkg" / "train.py"
-    script.parent.mkdir()
-    script.write_text("def train(params):\n    return 1.0\n")
-    namespace: dict = {"__name__": "__main__"}
-    exec(compile(script.read_text(), str(script), "exec"), namespace)
-    main = types.ModuleType("__main__")
-    main.__file__ = str(script)
-    main.__spec__ = importlib.machinery.ModuleSpec("pkg.train", None)
-    main.train = namespace["train"]  # type: ignore[attr-defined]
-    assert function_ref(namespace["train"], main_module=main) == FunctionRef(str(script.resolve()), "train", "pkg.train",
-                                                                            str(tmp_path.resolve()))
+    main = as_main(tmp_path / "pkg" / "train.py", spec_name="pkg.train")
+    assert function_ref(main.train, main_module=main) == FunctionRef(
+        str((tmp_path / "pkg" / "train.py").resolve()), "train", "pkg.train", str(tmp_path.resolve()))
 
 
 @pytest.mark.parametrize("thing, kind", [(len, "builtin_function_or_method"),
@@ -137,7 +146,8 @@ def wrapped(params: dict) -> float:
     return 1.0
 
 
-def test_function_decorated_in_another_file_is_found_in_its_own_file(tmp_path: Path) -> None:
+def test_function_decorated_in_another_file_is_found_in_its_own_file(importable: Path) -> None:
+    tmp_path = importable
     # functools.wraps gives the wrapper the function's name and module but not its code: the
     # code's file is the decorator's, which does not define the name the trial looks up.
     (tmp_path / "deco_h38.py").write_text(textwrap.dedent("""
@@ -155,20 +165,17 @@ def test_function_decorated_in_another_file_is_found_in_its_own_file(tmp_path: P
             return params["x"] + 1
     """))
     sys.path.insert(0, str(tmp_path))
-    try:
-        import train_h38  # type: ignore[import-not-found]
-        ref = function_ref(train_h38.train)
-        assert ref == FunctionRef(str((tmp_path / "train_h38.py").resolve()), "train", "train_h38", str(tmp_path.resolve()))
-        assert function_trial.load(ref.file, ref.qualname, ref.root, ref.module)({"x": 1}) == 2
-    finally:
-        for m in ("train_h38", "deco_h38"):
-            sys.modules.pop(m, None)
-        sys.path.remove(str(tmp_path))
+    import train_h38  # type: ignore[import-not-found]
+
+    ref = function_ref(train_h38.train)
+    assert ref == FunctionRef(str((tmp_path / "train_h38.py").resolve()), "train", "train_h38", str(tmp_path.resolve()))
+    assert function_trial.load(ref.file, ref.qualname, ref.root, ref.module)({"x": 1}) == 2
 
 
 # ----- the trial side (function_trial.py) -----
 
-def test_trial_imports_the_script_not_as_main_so_its_guard_does_not_run(tmp_path: Path) -> None:
+def test_trial_imports_the_script_not_as_main_so_its_guard_does_not_run(importable: Path) -> None:
+    tmp_path = importable
     marker = tmp_path / "guard-ran"
     script = tmp_path / "my_script_h35.py"
     script.write_text(textwrap.dedent(f"""
@@ -177,37 +184,26 @@ def test_trial_imports_the_script_not_as_main_so_its_guard_does_not_run(tmp_path
         if __name__ == "__main__":
             open({str(marker)!r}, "w").close()
     """))
-    try:
-        fn = function_trial.load(str(script), "train", str(tmp_path), None)
-        assert fn({"x": 4}) == 8
-        assert fn.__module__ == "my_script_h35" and sys.modules["my_script_h35"].__name__ != "__main__"
-        assert not marker.exists()
-    finally:
-        sys.modules.pop("my_script_h35", None)
-        sys.path.remove(str(tmp_path))
+    fn = function_trial.load(str(script), "train", str(tmp_path), None)
+    assert fn({"x": 4}) == 8
+    assert fn.__module__ == "my_script_h35" and sys.modules["my_script_h35"].__name__ != "__main__"
+    assert not marker.exists()
 
 
-def test_trial_names_a_function_that_is_gone(tmp_path: Path) -> None:
-    script = tmp_path / "gone_h35.py"
+def test_trial_names_a_function_that_is_gone(importable: Path) -> None:
+    script = importable / "gone_h35.py"
     script.write_text("def other(params):\n    return 1\n")
-    try:
-        with pytest.raises(function_trial.LoadError, match=r"train is not defined in .*gone_h35.py"):
-            function_trial.load(str(script), "train", str(tmp_path), None)
-    finally:
-        sys.modules.pop("gone_h35", None)
-        sys.path.remove(str(tmp_path))
+    with pytest.raises(function_trial.LoadError, match=r"train is not defined in .*gone_h35.py"):
+        function_trial.load(str(script), "train", str(importable), None)
 
 
-def test_trial_says_why_the_import_failed(tmp_path: Path) -> None:
-    script = tmp_path / "broken_h35.py"
+def test_trial_says_why_the_import_failed(importable: Path) -> None:
+    script = importable / "broken_h35.py"
     script.write_text("import no_such_module_h35\n")
-    try:
-        with pytest.raises(function_trial.LoadError, match=r"importing .*broken_h35.py failed: "
-                                                           r"ModuleNotFoundError: No module named 'no_such_module_h35'"):
-            function_trial.load(str(script), "train", str(tmp_path), None)
-        assert "broken_h35" not in sys.modules  # a half-imported module is not left behind
-    finally:
-        sys.path.remove(str(tmp_path))
+    with pytest.raises(function_trial.LoadError, match=r"importing .*broken_h35.py failed: "
+                                                       r"ModuleNotFoundError: No module named 'no_such_module_h35'"):
+        function_trial.load(str(script), "train", str(importable), None)
+    assert "broken_h35" not in sys.modules  # a half-imported module is not left behind
 
 
 @pytest.mark.parametrize("exc, line", [
@@ -230,17 +226,22 @@ def metric_with_arrays(params: dict) -> dict:
     return {"default": np.float32(0.5), "confusion": np.array([[3, 1], [0, 4]])}
 
 
+def failed_trial(fn: Callable[[dict], object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What the trial that calls ``fn`` (nothing reported yet) wrote to $AUTOTUNE_FAILURE_FILE; it must fail."""
+    failure = tmp_path / "failure.txt"
+    monkeypatch.setenv("AUTOTUNE_FAILURE_FILE", str(failure))
+    monkeypatch.setitem(function_trial.autotune._state, "final", False)
+    assert function_trial.run(fn, fn.__name__) == function_trial.EXIT_FAILED
+    return failure.read_text()
+
+
 def test_a_returned_dict_that_is_not_json_fails_the_trial_saying_so(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # Found only when the report was sent (json's TypeError, outside the launcher's checks):
     # the trial ended "exited with code 1" with no word of why.
-    failure = tmp_path / "failure.txt"
-    monkeypatch.setenv("AUTOTUNE_FAILURE_FILE", str(failure))
-    monkeypatch.setitem(function_trial.autotune._state, "final", False)
-    assert function_trial.run(metric_with_a_set, "metric_with_a_set") == function_trial.EXIT_FAILED
-    assert failure.read_text().startswith("metric_with_a_set() returned {'default': 0.5, 'classes': {1, 2}}, which is "
-                                          "not a metric: a metric dict must be JSON (numbers, strings, lists, string "
-                                          "keys): Object of type set is not JSON serializable")
+    assert failed_trial(metric_with_a_set, tmp_path, monkeypatch).startswith(
+        "metric_with_a_set() returned {'default': 0.5, 'classes': {1, 2}}, which is not a metric: a metric dict must "
+        "be JSON (numbers, strings, lists, string keys): Object of type set is not JSON serializable")
 
 
 def test_numpy_arrays_in_a_metric_dict_are_reported_as_lists() -> None:
@@ -263,14 +264,12 @@ def exits_without_result(params: dict) -> float:
 
 def test_a_function_that_exits_without_a_result_fails_saying_so(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    failure = tmp_path / "failure.txt"
-    monkeypatch.setenv("AUTOTUNE_FAILURE_FILE", str(failure))
-    monkeypatch.setitem(function_trial.autotune._state, "final", False)
-    assert function_trial.run(exits_without_result, "exits_without_result") == function_trial.EXIT_FAILED
-    assert failure.read_text().startswith("exits_without_result() called sys.exit(0) and reported no final result")
+    assert failed_trial(exits_without_result, tmp_path, monkeypatch).startswith(
+        "exits_without_result() called sys.exit(0) and reported no final result")
 
 
-def test_a_package_module_whose_own_import_fails_says_what_it_missed(tmp_path: Path) -> None:
+def test_a_package_module_whose_own_import_fails_says_what_it_missed(importable: Path) -> None:
+    tmp_path = importable
     # Importing pkg.train failed inside it; the trial then imported the file alone, whose
     # relative import failed in turn, and that error was the one shown.
     pkg = tmp_path / "pkg_h38"
@@ -278,11 +277,6 @@ def test_a_package_module_whose_own_import_fails_says_what_it_missed(tmp_path: P
     (pkg / "__init__.py").write_text("")
     (pkg / "helper.py").write_text("X = 1\n")
     (pkg / "train.py").write_text("from .helper import X\nimport no_such_dep_h38\ndef train(params):\n    return X\n")
-    try:
-        with pytest.raises(function_trial.LoadError, match=r"importing .*train.py failed: ModuleNotFoundError: "
-                                                           r"No module named 'no_such_dep_h38'"):
-            function_trial.load(str(pkg / "train.py"), "train", str(tmp_path), "pkg_h38.train")
-    finally:
-        for m in ("pkg_h38", "pkg_h38.helper", "pkg_h38.train"):
-            sys.modules.pop(m, None)
-        sys.path.remove(str(tmp_path))
+    with pytest.raises(function_trial.LoadError, match=r"importing .*train.py failed: ModuleNotFoundError: "
+                                                       r"No module named 'no_such_dep_h38'"):
+        function_trial.load(str(pkg / "train.py"), "train", str(tmp_path), "pkg_h38.train")
