@@ -35,9 +35,10 @@ def autotune_cmd() -> list[str]:
 
 def ledger_manifest(name: str, max_trials: int, concurrency: int, *, epochs: int = 4, sleep: float = 0.0,
                     linger: float = 0.0, vary: bool = True, term_grace: float = 0.0, tuner: dict[str, Any] | None = None, advisor: dict[str, Any] | None = None,
-                    assessor: dict[str, Any] | None = None, final: bool = False) -> dict[str, Any]:
+                    assessor: dict[str, Any] | None = None, final: bool = False, report: str = "sdk") -> dict[str, Any]:
+    """``report``: how the trial reports each epoch (ledger_sgd.py --report: sdk, mlflow, print)."""
     command = [sys.executable, str(LEDGER_TRIAL), "--epochs", str(epochs), "--sleep", str(sleep), "--linger", str(linger),
-               "--term-grace", str(term_grace)] + (["--vary"] if vary else [])
+               "--term-grace", str(term_grace)] + (["--vary"] if vary else []) + (["--report", report] if report != "sdk" else [])
     container = {"name": "trainer", "image": "python:3.11", "command": command}
     spec: dict[str, Any] = {
         "maxTrialNum": max_trials,
@@ -55,6 +56,10 @@ def ledger_manifest(name: str, max_trials: int, concurrency: int, *, epochs: int
         spec["assessor"] = {"builtinAssessorName": assessor["name"], "classArgs": json.dumps(assessor["args"])}
     if final:
         spec["finalTraining"] = {"enabled": True}
+    if report != "sdk":
+        spec["primaryMetric"] = "accuracy"
+    if report == "print":
+        spec["metricsCollector"] = {"kind": "StdOut"}
     return {"apiVersion": "tensorstack.dev/v1beta1", "kind": "AutoTuneExperiment", "metadata": {"name": name}, "spec": spec}
 
 

@@ -13,6 +13,10 @@ or may not have (a send without an ack: the process died in between).
 from the process id, as a training run without a fixed seed: two runs of one trial then
 report different curves, so a curve mixed from two runs shows. --term-grace S: on
 SIGTERM, note it and take S seconds to exit (a trainer saving a checkpoint first).
+--report mlflow logs each epoch's accuracy with ``mlflow.log_metric`` (the ack: the call
+returned), --report print prints ``accuracy=<value>`` for the controller to read (the ack:
+the line is flushed; the experiment must read every printed line); sdk (default): the SDK.
+The final result is the SDK's in every mode.
 """
 
 import argparse
@@ -36,6 +40,7 @@ p.add_argument("--sleep", type=float, default=0.0)
 p.add_argument("--linger", type=float, default=0.0)
 p.add_argument("--vary", action="store_true")
 p.add_argument("--term-grace", type=float, default=0.0)
+p.add_argument("--report", choices=("sdk", "mlflow", "print"), default="sdk")
 args = p.parse_args()
 ledger_dir = os.environ.get("AUTOTUNE_TRIAL_DIR") or "."
 
@@ -79,7 +84,16 @@ for epoch in range(done, budget):
     if args.sleep:
         time.sleep(args.sleep)
     note("send", step=step, value=acc)
-    stop = autotune.report_intermediate_result(acc)
+    if args.report == "sdk":
+        stop = autotune.report_intermediate_result(acc)
+    elif args.report == "mlflow":
+        import mlflow  # a test extra; only this mode needs it
+
+        mlflow.log_metric("accuracy", acc, step=step)
+        stop = False  # an assessor's stop comes as a kill: MLflow cannot say it
+    else:
+        print(f"accuracy={acc!r}", flush=True)
+        stop = False
     note("ack", step=step, value=acc, stop=stop)
     step += 1
     if stop:
