@@ -37,7 +37,7 @@ from autotune_operator import cli
 from autotune_operator.function_ref import FunctionRef, FunctionRefError, function_ref
 from autotune_operator.spec import SpecError, validate_manifest
 from autotune_operator.tune_result import TuneResult, read_result
-from autotune_operator.tune_spec import LAUNCHER, TuneArgumentError, TuneOptions, build_manifest, explain
+from autotune_operator.tune_spec import TuneArgumentError, TuneOptions, build_manifest, explain, trial_command
 
 DEFAULT_OUTPUT = "autotune-runs"  # `autotune run`'s --output default
 MANIFEST_FILE = "tune.yaml"  # the manifest tune() ran, kept in the output folder
@@ -111,7 +111,7 @@ def tune(
         advisor=advisor, advisor_args=advisor_args, max_trials=max_trials, concurrency=concurrency,
         max_exec_seconds=max_exec_seconds, max_trial_seconds=max_trial_seconds, seed=seed, objective_goal=objective_goal,
         name=name, extra_spec=extra_spec, env=env)
-    manifest = build_manifest(ref, search_space, options, python=sys.executable, workdir=os.getcwd())
+    manifest = build_manifest(ref, search_space, options, python=interpreter(), workdir=os.getcwd())
     try:
         exp = validate_manifest(manifest)
     except SpecError as e:
@@ -152,8 +152,7 @@ def check_import(ref: FunctionRef, timeout: float = IMPORT_CHECK_SECONDS) -> Non
         env = {**os.environ, "AUTOTUNE_IMPORT_CHECK": "1", "AUTOTUNE_FAILURE_FILE": str(failure)}
         for k in ("AUTOTUNE_TRIAL_ID", "AUTOTUNE_PARAMETERS"):
             env.pop(k, None)
-        cmd = [sys.executable, "-P", "-m", LAUNCHER, "--check", "--file", ref.file, "--qualname", ref.qualname,
-               "--root", ref.root, *(["--module", ref.module] if ref.module else [])]
+        cmd = [*trial_command(ref, interpreter()), "--check"]
         try:
             done = subprocess.run(cmd, cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL, capture_output=True,
                                   text=True, timeout=timeout)
@@ -165,6 +164,22 @@ def check_import(ref: FunctionRef, timeout: float = IMPORT_CHECK_SECONDS) -> Non
             tail = done.stderr.strip().splitlines()[-1:] if done.stderr.strip() else []
             raise FunctionRefError(why or f"importing {ref.file} failed: "
                                    f"{tail[0] if tail else f'exit code {done.returncode}'}")
+
+
+def interpreter(executable: str | None = None) -> str:
+    """The calling Python (``sys.executable``) by one name for the trials' command. `python3
+    train.py` and `python train.py` in one venv run the same interpreter, but as two paths
+    they changed the experiment's trainingConfig, so a run could not be resumed from the other
+    one. Not the symlink's target: that is the base Python, outside the venv."""
+    path = Path(executable or sys.executable)
+    for name in ("python", "python3", f"python{sys.version_info.major}.{sys.version_info.minor}"):
+        candidate = path.with_name(name)
+        try:
+            if os.path.samefile(candidate, path):
+                return str(candidate)
+        except OSError:  # no such name beside it
+            continue
+    return str(path)
 
 
 class _Tee(io.TextIOBase):
@@ -201,4 +216,8 @@ def _run(args: argparse.Namespace, quiet: bool) -> tuple[int, str | None]:
 
 def _in_python_terms(message: str) -> str:
     """`autotune run`'s advice, for the keyword arguments that do the same."""
-    return message.replace("use another --output", "use another output= or name=").replace("--output", "output=")
+    message = message.replace("use another --output", "use another output= or name=").replace("--output", "output=")
+    if "spec.trainingConfig changed" in message:  # the trials' command, which tune() writes
+        message += (" (tune()'s trainingConfig runs the function's file, in the working directory, with the Python "
+                    "that called it: one of them differs)")
+    return message

@@ -3,6 +3,7 @@ the same validator as `autotune run`, with each problem naming the keyword argum
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +152,32 @@ def test_tune_passes_every_manifest_keyword_through_its_options() -> None:
     assert set(inspect.signature(tune).parameters) - own == {f.name for f in fields(TuneOptions)}
     assert {f.name: f.default for f in fields(TuneOptions)} == {
         k: p.default for k, p in inspect.signature(tune).parameters.items() if k not in own}
+
+
+def test_python_and_python3_of_one_venv_give_one_trial_command(tmp_path: Path) -> None:
+    # `python3 train.py` after `python train.py`: the same call, which must resume the run, not
+    # be refused as a changed spec.trainingConfig. The venv's name is kept, not its target.
+    from autotune_operator.tune import interpreter
+
+    base = tmp_path / "usr" / "python3.11"
+    base.parent.mkdir()
+    base.write_text("")
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").symlink_to(base)
+    (venv / "python3").symlink_to("python")
+    assert interpreter(str(venv / "python3")) == interpreter(str(venv / "python")) == str(venv / "python")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "python").write_text("")  # another interpreter that happens to sit beside it
+    (other / "python3").write_text("")
+    assert interpreter(str(other / "python3")) == str(other / "python3")
+
+
+def test_a_changed_trial_command_says_what_it_holds() -> None:
+    from autotune_operator.tune import _in_python_terms
+
+    said = _in_python_terms("spec.trainingConfig changed since the run in /o/train: resuming it may change only "
+                            "maxTrialNum; use another --output for a new search")
+    assert said.endswith("use another output= or name= for a new search (tune()'s trainingConfig runs the function's "
+                         "file, in the working directory, with the Python that called it: one of them differs)")
