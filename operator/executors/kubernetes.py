@@ -322,8 +322,9 @@ class KubernetesExecutor:
         pods = self._list_pods(sorted(want) if named else None)
         self._pods, self._pods_at, self._pods_for = pods, self.clock(), (frozenset(want) if named else None)
         self._announce_disruptions(pods)
-        started = {t: self._created.get(t, 0.0) for t in want & self._replacing if t in self._started}
-        self._current.update(current_starts(pods, started))
+        # Every listed trial, not only those known started: after an operator restart a trial
+        # whose new pod waits is RUNNING in the tuner server, and must not be timed meanwhile.
+        self._current.update(current_starts(pods, {t: self._created.get(t, 0.0) for t in want & self._replacing}))
         return pods
 
     def attempt_starts(self) -> dict[str, float | None]:
@@ -344,7 +345,8 @@ class KubernetesExecutor:
         st = job.get("status") or {}
         if int(st.get("terminating") or 0) > 0:
             return True
-        return trial in self._started and int(st.get("ready") or 0) < int(st.get("active") or 0)
+        # (no "ready" yet: the Job controller has not counted its pods; not a sign of anything)
+        return trial in self._started and st.get("ready") is not None and int(st["ready"]) < int(st.get("active") or 0)
 
     def _announce_disruptions(self, pods: list[dict[str, Any]]) -> None:
         """One Event per disrupted pod of a running Job trial, from a pod LIST made anyway (a

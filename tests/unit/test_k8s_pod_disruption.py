@@ -135,3 +135,18 @@ def test_max_trial_seconds_counts_from_the_replacement_pods_start() -> None:
     assert clock == {"a": T0 + 100, "c": T0}
     assert overdue_trials(clock, T0 + 120, 60) == ["c"]
     assert overdue_trials(since, T0 + 120, 60) == ["a", "b", "c"]  # the clock it replaces
+
+
+def test_a_restarted_executor_does_not_time_a_trial_whose_new_pod_waits() -> None:
+    # The operator restarted while the evicted trial's new pod waits for a node: the tuner
+    # server has the trial RUNNING since its first pod; this executor never saw that pod.
+    cluster, events = Cluster(jobs=[policed("q-0", active=1, ready=0)]), Events()
+    cluster.pods = [named(pod("q-0", T0 + 60), "q-0-b")]
+    ex = make_executor(cluster, events)  # type: ignore[arg-type]
+    assert step(ex) == {} and ex.attempt_starts() == {"q-0": None}
+    assert attempt_since({"q-0": T0 + 5}, ex.attempt_starts()) == {}  # not overdue while it waits
+    cluster.jobs[0]["status"] = {"active": 1, "ready": 1}
+    cluster.pods = [named(pod("q-0", T0 + 60, [running(T0 + 70)]), "q-0-b")]
+    assert step(ex) == {"q-0": T0 + 70} and ex.attempt_starts() == {"q-0": T0 + 70}
+    n = len(cluster.pod_lists)
+    assert step(ex) == {"q-0": T0 + 70} and len(cluster.pod_lists) == n and events.emitted == []
