@@ -125,6 +125,18 @@ def _fail(message: str) -> int:
     return EXIT_FAILED
 
 
+def _reported_elsewhere() -> bool:
+    """Whether the tuner server holds a final result for this trial that this process did not
+    send: the trial's variables reach the processes the function starts, and their SDK reports
+    as this trial. (A running trial's value is set by a final report only.)"""
+    if not autotune._connected():
+        return False
+    try:
+        return autotune._request("GET", autotune._trial_path(), None).get("value") is not None
+    except autotune.ReportError:
+        return False
+
+
 def run(fn: Callable[..., Any], qualname: str) -> int:
     params = autotune.get_next_parameter()
     try:
@@ -139,6 +151,8 @@ def run(fn: Callable[..., Any], qualname: str) -> int:
         return _fail(f"{qualname}() raised {last_line(e)}")
     if autotune._state.get("final"):
         return 0  # it reported its final result itself: that one counts
+    if value is None and _reported_elsewhere():
+        return 0  # a process it started (a script run with subprocess, a worker) reported it
     if value is None:
         return _fail(f"{qualname}() returned None and reported no final result: return the metric (a number, or a "
                      f"dict like {{'default': accuracy, 'loss': loss}}) or call autotune.report_final_result()")

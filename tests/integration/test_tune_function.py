@@ -88,10 +88,11 @@ def test_intermediate_results_and_medianstop_stop_the_bad_trial(tmp_path: Path, 
 
 
 def test_what_a_function_returns_or_raises_decides_its_trial(tmp_path: Path, fns: ModuleType) -> None:
-    space = {"mode": {"_type": "choice", "_value": ["ok", "raise", "none", "self", "dict", "text"]}}
+    modes = ["ok", "raise", "none", "self", "dict", "text", "child", "arrays", "exit"]
+    space = {"mode": {"_type": "choice", "_value": modes}}
     result = autotune.tune(fns.modes, space, tuner="GridSearch", concurrency=2, output=tmp_path, name="modes",
                            quiet=True)
-    assert result.phase == "DONE" and len(result.trials) == 6
+    assert result.phase == "DONE" and len(result.trials) == len(modes)
     t = {r.parameters["mode"]: r for r in result.trials}
     assert (t["ok"].state, t["ok"].value) == ("SUCCEEDED", 0.5)
     assert t["raise"].state == "FAILED"
@@ -100,6 +101,10 @@ def test_what_a_function_returns_or_raises_decides_its_trial(tmp_path: Path, fns
     assert (t["self"].state, t["self"].value) == ("SUCCEEDED", 0.7)  # its own report, not the 123 it returned
     assert (t["dict"].state, t["dict"].value, t["dict"].metrics) == ("SUCCEEDED", 0.6, {"default": 0.6, "loss": 0.25})
     assert t["text"].state == "FAILED" and "modes() returned 'high', which is not a metric" in t["text"].message
+    # a script the function ran reported as the trial, and the function returned None
+    assert (t["child"].state, t["child"].value) == ("SUCCEEDED", 0.65), t["child"]
+    assert (t["arrays"].state, t["arrays"].metrics) == ("SUCCEEDED", {"default": 0.55, "per_class": [0.5, 0.6]})
+    assert t["exit"].state == "FAILED" and "modes() called sys.exit(0) and reported no final result" in t["exit"].message
     assert result.best_parameters == {"mode": "self"} and result.best_value == 0.7
     # the traceback is in the trial's log
     log = (tmp_path / "modes" / "trials" / t["raise"].name / "trial.log").read_text()

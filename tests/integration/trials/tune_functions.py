@@ -61,6 +61,18 @@ def modes(params: dict) -> object:
         return {"default": 0.6, "loss": 0.25}
     if mode == "text":
         return "high"
+    if mode == "child":  # an existing trial script, run by the function, reports as this trial
+        import subprocess
+        import sys
+
+        subprocess.run([sys.executable, "-c", "import autotune; autotune.report_final_result(0.65)"], check=True)
+        return None
+    if mode == "arrays":
+        return {"default": np.float64(0.55), "per_class": np.array([0.5, 0.6])}
+    if mode == "exit":
+        import sys
+
+        sys.exit(0)
     return 0.5
 
 
