@@ -15,7 +15,7 @@ AUTOTUNE_TRIAL_ID) instead of starting experiments recursively.
 
 The function gets the trial's parameters as a dict. Its return value, a number or a dict
 (what report_final_result takes), is reported as the final result, unless it already
-reported one itself. Why a trial failed (its exception's last line, a None returned) goes
+reported one itself (or a process it started did, with the trial's variables it inherits). Why a trial failed (its exception's last line, a None returned) goes
 to the file named by $AUTOTUNE_FAILURE_FILE, which local mode shows as the trial's message.
 """
 

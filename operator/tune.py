@@ -173,11 +173,11 @@ def interpreter(executable: str | None = None) -> str:
     one. Not the symlink's target: that is the base Python, outside the venv."""
     path = Path(executable or sys.executable)
     for name in ("python", "python3", f"python{sys.version_info.major}.{sys.version_info.minor}"):
-        candidate = path.with_name(name)
         try:
+            candidate = path.with_name(name)
             if os.path.samefile(candidate, path):
                 return str(candidate)
-        except OSError:  # no such name beside it
+        except (OSError, ValueError):  # no such name beside it (ValueError: no path at all)
             continue
     return str(path)
 
