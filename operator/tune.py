@@ -75,7 +75,8 @@ def tune(
 ) -> TuneResult:
     """Run the experiment; return its result once it ends.
 
-    ``search_space``: NNI's format, as a dict, JSON text or a JSON file's Path. ``tuner`` (default TPE) with
+    ``search_space``: NNI's format, as a dict, JSON text or a JSON file's path (a Path, or a str
+    ending in .json). ``tuner`` (default TPE) with
     ``class_args``, or ``advisor`` with ``advisor_args``; ``optimize_mode`` "maximize"
     (default) or "minimize"; ``assessor`` with ``assessor_args`` stops bad trials early
     (the function's report_intermediate_result then returns True, or its process is killed).
@@ -101,11 +102,7 @@ def tune(
         # The run installs SIGTERM/SIGHUP handlers (to stop every trial), which only the main thread can.
         raise TuneError("autotune.tune() must be called from the main thread")
     ref = function_ref(function)
-    if isinstance(search_space, os.PathLike):  # NNI's search_space.json
-        try:
-            search_space = Path(search_space).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise TuneArgumentError([f"search_space: cannot read {search_space}: {e}"]) from None
+    search_space = read_search_space(search_space)
     options = TuneOptions(
         tuner=tuner, class_args=class_args, optimize_mode=optimize_mode, assessor=assessor, assessor_args=assessor_args,
         advisor=advisor, advisor_args=advisor_args, max_trials=max_trials, concurrency=concurrency,
@@ -141,6 +138,20 @@ def tune(
     if code != cli.EXIT_OK and result.phase != "ERROR":
         raise TuneError(said or f"the run in {out} failed (exit code {code})")
     return result
+
+
+def read_search_space(value: Mapping[str, Any] | str | os.PathLike[str]) -> Mapping[str, Any] | str:
+    """The search space as a dict or JSON text. A Path, or a str that names a file and is not
+    JSON text (an object starts with '{'), is NNI's search_space.json: NNI's own
+    search_space_file is a str, and read as JSON text it was "not valid JSON" at column 1."""
+    if isinstance(value, str) and (value.lstrip().startswith("{") or not value.strip().endswith(".json")):
+        return value
+    if not isinstance(value, (str, os.PathLike)):
+        return value
+    try:
+        return Path(value).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise TuneArgumentError([f"search_space: cannot read {os.fspath(value)}: {e}"]) from None
 
 
 def check_import(ref: FunctionRef, timeout: float = IMPORT_CHECK_SECONDS) -> None:

@@ -3,6 +3,7 @@ the same validator as `autotune run`, with each problem naming the keyword argum
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,15 @@ def test_a_changed_trial_command_says_what_it_holds() -> None:
                             "maxTrialNum; use another --output for a new search")
     assert said.endswith("use another output= or name= for a new search (tune()'s trainingConfig runs the function's "
                          "file, in the working directory, with the Python that called it: one of them differs)")
+
+
+def test_search_space_file_may_be_named_by_a_str_as_in_nni(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotune_operator.tune import read_search_space
+
+    text = json.dumps(SPACE)
+    (tmp_path / "search_space.json").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert read_search_space("search_space.json") == text == read_search_space(tmp_path / "search_space.json")
+    assert read_search_space(text) == text and read_search_space(SPACE) is SPACE  # JSON text, a dict: as given
+    with pytest.raises(TuneArgumentError, match=r"^search_space: cannot read missing\.json: .*No such file"):
+        read_search_space("missing.json")
