@@ -230,5 +230,5 @@ def _in_python_terms(message: str) -> str:
     message = message.replace("use another --output", "use another output= or name=").replace("--output", "output=")
     if "spec.trainingConfig changed" in message:  # the trials' command, which tune() writes
         message += (" (tune()'s trainingConfig runs the function's file, in the working directory, with the Python "
-                    "that called it: one of them differs)")
+                    "that called it and env=: one of them differs)")
     return message

@@ -181,7 +181,8 @@ def test_a_changed_trial_command_says_what_it_holds() -> None:
     said = _in_python_terms("spec.trainingConfig changed since the run in /o/train: resuming it may change only "
                             "maxTrialNum; use another --output for a new search")
     assert said.endswith("use another output= or name= for a new search (tune()'s trainingConfig runs the function's "
-                         "file, in the working directory, with the Python that called it: one of them differs)")
+                         "file, in the working directory, with the Python that called it and env=: one of them "
+                         "differs)")
 
 
 def test_search_space_file_may_be_named_by_a_str_as_in_nni(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
