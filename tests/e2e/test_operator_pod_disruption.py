@@ -28,9 +28,13 @@ from kubernetes import client
 from kube_harness.experiments import experiment_manifest, get_experiment, wait_for_phase
 from tests.e2e.test_operator_helpers import LABEL, apply_manifest, events_of, jobs, operator_env, wait_for
 
-# Real training, reported by printing (the StdOut collector), slow enough to be evicted midway.
+# Real training, reported by printing (the StdOut collector), slow enough to be evicted midway;
+# on SIGTERM it takes 2 s to stop, as a script saving a checkpoint does (the disrupted pod stays
+# visible meanwhile: the operator's TrialPodDisrupted Event is read from it).
 TRAIN = '''\
 import argparse
+import signal
+import sys
 import time
 
 import numpy as np
@@ -41,6 +45,15 @@ from sklearn.model_selection import train_test_split
 p = argparse.ArgumentParser()
 p.add_argument("--alpha", type=float, required=True)
 a = p.parse_args()
+
+
+def on_term(signum, frame):  # what a training script does when its pod is ended: save, then exit
+    print("SIGTERM: saving a checkpoint", flush=True)
+    time.sleep(2)
+    sys.exit(143)
+
+
+signal.signal(signal.SIGTERM, on_term)
 X, y = load_digits(return_X_y=True)
 Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
 clf = SGDClassifier(loss="log_loss", alpha=a.alpha, random_state=0)
@@ -128,4 +141,5 @@ def test_an_evicted_trial_pod_is_replaced_and_the_trial_succeeds(kube_cluster, e
     msg = disrupted[0]["message"]
     assert tid in msg and first.metadata.name in msg and "EvictionByEvictionAPI" in msg, msg
     assert not [e for e in events_of(kube_cluster, ns, name) if e["reason"] == "TrialFailed"]
+    assert "reconcile failed" not in env["op"].output()
     print(json.dumps({"first": first_acc, "second": second_acc, "curve": curve, "event": msg}))
