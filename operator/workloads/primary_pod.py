@@ -3,8 +3,9 @@
 A metrics collector that reads a trial's stdout (``spec.metricsCollector``) reads one
 container of one pod, the one local mode runs (the task's first container):
 
-* a plain batch/v1 Job: its newest pod (backoffLimit 0, but a deleted or evicted pod is
-  replaced, and the replacement is the one running the trial now);
+* a plain batch/v1 Job: its newest pod (backoffLimit 0, but an evicted or preempted pod is
+  replaced by the Job's podFailurePolicy, batch_job.py, and the replacement is the one
+  running the trial now; read from its start, its values numbered on after the old pod's);
 * Kubeflow TFJob / PyTorchJob / XGBoostJob and T9k *TrainingJob: the replica that leads
   the training, index 0: ``chief`` if the trial has one, else ``master``, else ``worker``
   (a TFJob without a chief: TensorFlow makes worker 0 the chief, and Kubeflow labels that
