@@ -332,7 +332,8 @@ class KubernetesExecutor:
         replacement waits (a disrupted pod is replaced: batch_job.py), for maxTrialSeconds
         (decide.attempt_since). Read from the pod LISTs this executor makes anyway (a trial's
         start unknown, logs read, a Job reporting a pod terminating or not ready): no LIST of
-        its own, so a trial never disrupted costs nothing here."""
+        its own. A trial never disrupted costs at most one LIST more, when its Job counts its
+        pod ready only after a pass saw it run."""
         return {t: at for t, at in self._current.items() if t in self._live}
 
     def _being_replaced(self, trial: str, job: dict[str, Any]) -> bool:
