@@ -154,3 +154,45 @@ def test_a_server_killed_before_a_points_commit_loses_no_point(tmp_path: Path, p
     assert t.record.intermediate == ACCURACY
     assert t.record.metrics == {"default": 0.8, "accuracy": 0.8, "loss": 0.3}
     engine.store.close()
+
+
+# ----- a write that fails (not a crash): the server lives on, the state it keeps must match the store -----
+FAILURES = {
+    # The point's own transaction fails: nothing of the value may be kept, the retry records it.
+    "point": "CREATE TRIGGER fail BEFORE INSERT ON intermediate BEGIN SELECT RAISE(ABORT, 'injected'); END",
+    # A write after the point's commit fails (marking the waiting trial running): the value is
+    # recorded, and the retry must not add its point a second time.
+    "after": "CREATE TRIGGER fail BEFORE UPDATE OF state ON trials BEGIN SELECT RAISE(ABORT, 'injected'); END",
+}
+
+
+@pytest.mark.parametrize("where", sorted(FAILURES))
+def test_a_failed_write_leaves_the_value_recorded_with_its_point_or_not_at_all(tmp_path: Path, where: str) -> None:
+    """A real SQLite failure (a trigger on the same database) while an MLflow value is recorded."""
+    import sqlite3
+
+    db = tmp_path / "t.db"
+    engine = Engine(Store(db))
+    cfg = ExperimentConfig.model_validate({"searchSpace": SPACE, "tuner": {"name": "Random"}, "primaryMetric": "accuracy"})
+    h = engine.register("exp", "exp", cfg)
+    a = engine.suggest("exp")
+    assert isinstance(a, Assignment)  # left WAITING: its first logged value marks it running
+    other = sqlite3.connect(db)
+    other.execute(FAILURES[where])
+    other.commit()
+    body = {"run_id": run_id_of(a.trial_id), "key": "accuracy", "value": 0.5, "timestamp": 1000, "step": 0}
+    with EmbeddedServer(engine, ADMIN) as srv:
+        url = tracking_uri(srv.url, "exp", a.trial_id) + "/api/2.0/mlflow/runs/log-metric"
+        assert _post(url, body, h.stored.token).status_code == 500
+        assert engine.trial("exp", a.trial_id).record.intermediate == ([0.5] if where == "after" else [])
+        other.execute("DROP TRIGGER fail")
+        other.commit()
+        for _ in range(2):  # the client's retry, and another
+            r = _post(url, body, h.stored.token)
+            assert r.status_code == 200, r.text
+    other.close()
+    assert engine.trial("exp", a.trial_id).record.intermediate == [0.5]
+    assert [p["value"] for p in engine.store.intermediate("exp", a.trial_id)] == [0.5]
+    assert [m["value"] for e in engine.store.trial_events("exp", a.trial_id, "mlflow_metrics")
+            for m in e["payload"]["metrics"]] == [0.5]
+    engine.store.close()
