@@ -1,6 +1,6 @@
 """One trial of `autotune.tune()`: import the function, call it, report what it returned.
 
-    python -P -m autotune_operator.function_trial --file FILE --qualname NAME --root DIR [--module MOD]
+    python -P -m autotune_operator.function_trial --file FILE --qualname NAME --root DIR [--module MOD] [-- ARGS...]
 
 It lives in autotune_operator, not in the SDK, because it is only ever run by the
 interpreter that called tune(), which has AutoTune installed (tune() needs it), while the
@@ -170,10 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", required=True)
     p.add_argument("--module")
     p.add_argument("--check", action="store_true", help="only import the function (tune() does this once first)")
+    p.add_argument("argv", nargs="*", help="after --: the arguments the caller's script was run with")
     args = p.parse_args(argv)
-    # The file sees the command line of `python FILE` (an argparse at its top level would
-    # otherwise read this launcher's options).
-    sys.argv = [args.file]
+    # The file sees the command line the caller's script had, `python FILE ARGS...` (an
+    # argparse at its top level would otherwise read this launcher's options, or none).
+    sys.argv = [args.file, *args.argv]
     try:
         fn = load(args.file, args.qualname, args.root, args.module)
     except LoadError as e:

@@ -108,12 +108,13 @@ def tune(
         advisor=advisor, advisor_args=advisor_args, max_trials=max_trials, concurrency=concurrency,
         max_exec_seconds=max_exec_seconds, max_trial_seconds=max_trial_seconds, seed=seed, objective_goal=objective_goal,
         name=name, extra_spec=extra_spec, env=env)
-    manifest = build_manifest(ref, search_space, options, python=interpreter(), workdir=os.getcwd())
+    argv = sys.argv[1:]
+    manifest = build_manifest(ref, search_space, options, python=interpreter(), workdir=os.getcwd(), argv=argv)
     try:
         exp = validate_manifest(manifest)
     except SpecError as e:
         raise TuneArgumentError(explain(e.problems)) from None
-    check_import(ref)
+    check_import(ref, argv)
     out_root = Path(output).resolve()
     with tempfile.TemporaryDirectory(prefix="autotune-tune-") as tmp:
         path = Path(tmp) / MANIFEST_FILE
@@ -154,7 +155,7 @@ def read_search_space(value: Mapping[str, Any] | str | os.PathLike[str]) -> Mapp
         raise TuneArgumentError([f"search_space: cannot read {os.fspath(value)}: {e}"]) from None
 
 
-def check_import(ref: FunctionRef, timeout: float = IMPORT_CHECK_SECONDS) -> None:
+def check_import(ref: FunctionRef, argv: Sequence[str] = (), timeout: float = IMPORT_CHECK_SECONDS) -> None:
     """Import the function once in a process like a trial's before starting any trial: a
     script whose tune() call is not under the __main__ guard, a syntax error or a missing
     module would otherwise fail every trial, one after another."""
@@ -163,7 +164,7 @@ def check_import(ref: FunctionRef, timeout: float = IMPORT_CHECK_SECONDS) -> Non
         env = {**os.environ, "AUTOTUNE_IMPORT_CHECK": "1", "AUTOTUNE_FAILURE_FILE": str(failure)}
         for k in ("AUTOTUNE_TRIAL_ID", "AUTOTUNE_PARAMETERS"):
             env.pop(k, None)
-        cmd = [*trial_command(ref, interpreter()), "--check"]
+        cmd = trial_command(ref, interpreter(), argv, check=True)
         try:
             done = subprocess.run(cmd, cwd=os.getcwd(), env=env, stdin=subprocess.DEVNULL, capture_output=True,
                                   text=True, timeout=timeout)
@@ -230,5 +231,5 @@ def _in_python_terms(message: str) -> str:
     message = message.replace("use another --output", "use another output= or name=").replace("--output", "output=")
     if "spec.trainingConfig changed" in message:  # the trials' command, which tune() writes
         message += (" (tune()'s trainingConfig runs the function's file, in the working directory, with the Python "
-                    "that called it and env=: one of them differs)")
+                    "that called it, its arguments and env=: one of them differs)")
     return message

@@ -94,12 +94,15 @@ def default_name(ref: FunctionRef) -> str:
     return (text or "tune")[:63].rstrip("-.") or "tune"
 
 
-def trial_command(ref: FunctionRef, python: str) -> list[str]:
+def trial_command(ref: FunctionRef, python: str, argv: Sequence[str] = (), *, check: bool = False) -> list[str]:
     """The trial's command line. -P: the trial's working directory must not shadow modules
     (a folder named like one would); the launcher puts the function's own folder first on
-    sys.path, as `python script.py` does."""
+    sys.path, as `python script.py` does. ``argv``: the caller's arguments (sys.argv[1:]),
+    which the file sees again when imported, as multiprocessing's spawn gives them: a
+    top-level argparse then sets the same globals as in the caller. ``check``: only import."""
     cmd = [python, "-P", "-m", LAUNCHER, "--file", ref.file, "--qualname", ref.qualname, "--root", ref.root]
-    return cmd + (["--module", ref.module] if ref.module else [])
+    cmd += (["--module", ref.module] if ref.module else []) + (["--check"] if check else [])
+    return cmd + (["--", *argv] if argv else [])
 
 
 def _algorithm(name: str, args: Mapping[str, Any] | None, optimize_mode: str | None,
@@ -113,7 +116,7 @@ def _algorithm(name: str, args: Mapping[str, Any] | None, optimize_mode: str | N
 
 
 def build_manifest(ref: FunctionRef, search_space: Mapping[str, Any] | str, options: TuneOptions, *,
-                   python: str, workdir: str) -> dict[str, Any]:
+                   python: str, workdir: str, argv: Sequence[str] = ()) -> dict[str, Any]:
     """The manifest tune() runs. Raises :class:`TuneArgumentError` only for what the
     validator cannot name (an extra_spec key that a keyword argument sets, a non-mapping);
     everything else is left to it."""
@@ -141,7 +144,7 @@ def build_manifest(ref: FunctionRef, search_space: Mapping[str, Any] | str, opti
         algorithms = {"tuner": {"builtinTunerName": t, "classArgs": _algorithm(t, class_args, mode, multi)}}
     if o.assessor is not None:
         algorithms["assessor"] = {"builtinAssessorName": o.assessor, "classArgs": dict(o.assessor_args or {})}
-    container: dict[str, Any] = {"name": "trial", "command": trial_command(ref, python), "workingDir": workdir}
+    container: dict[str, Any] = {"name": "trial", "command": trial_command(ref, python, argv), "workingDir": workdir}
     if o.env:
         container["env"] = [{"name": k, "value": v} for k, v in o.env.items()]
     spec: dict[str, Any] = {

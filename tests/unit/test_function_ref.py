@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import importlib.machinery
 import sys
 import textwrap
@@ -280,3 +281,22 @@ def test_a_package_module_whose_own_import_fails_says_what_it_missed(importable:
     with pytest.raises(function_trial.LoadError, match=r"importing .*train.py failed: ModuleNotFoundError: "
                                                        r"No module named 'no_such_dep_h38'"):
         function_trial.load(str(pkg / "train.py"), "train", str(tmp_path), "pkg_h38.train")
+
+
+def test_the_file_sees_the_arguments_the_callers_script_had(tmp_path: Path) -> None:
+    # A top-level argparse (outside the __main__ guard) sets globals the function reads: with
+    # no arguments in the trial, it trained on the defaults, not what the caller was given.
+    seen = tmp_path / "argv.json"
+    script = tmp_path / "args_h38.py"
+    script.write_text(textwrap.dedent(f"""
+        import argparse, json, sys
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--data", required=True)
+        ARGS = parser.parse_args()
+        json.dump(sys.argv, open({str(seen)!r}, "w"))
+        def train(params):
+            return 1.0
+    """))
+    ref = FunctionRef(str(script), "train", None, str(tmp_path))
+    check_import(ref, ["--data", "digits"])  # a trial's import, in a process like a trial's
+    assert json.loads(seen.read_text()) == [str(script), "--data", "digits"]

@@ -53,6 +53,9 @@ def test_trial_command_runs_the_launcher_with_the_function_reference() -> None:
     cmd = build_manifest(script, SPACE, TuneOptions(), python="py", workdir="/w")["spec"]["trainingConfig"]["tasks"][0][
         "template"]["spec"]["containers"][0]["command"]
     assert "--module" not in cmd
+    with_args = build_manifest(script, SPACE, TuneOptions(), python="py", workdir="/w", argv=["--data", "x"])
+    assert with_args["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]["command"][-3:] == [
+        "--", "--data", "x"]  # the caller's arguments, which the file sees again
 
 
 def test_keyword_arguments_map_to_spec_fields() -> None:
@@ -181,8 +184,8 @@ def test_a_changed_trial_command_says_what_it_holds() -> None:
     said = _in_python_terms("spec.trainingConfig changed since the run in /o/train: resuming it may change only "
                             "maxTrialNum; use another --output for a new search")
     assert said.endswith("use another output= or name= for a new search (tune()'s trainingConfig runs the function's "
-                         "file, in the working directory, with the Python that called it and env=: one of them "
-                         "differs)")
+                         "file, in the working directory, with the Python that called it, its arguments and env=: "
+                         "one of them differs)")
 
 
 def test_search_space_file_may_be_named_by_a_str_as_in_nni(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
