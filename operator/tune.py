@@ -86,8 +86,8 @@ def tune(
     (e.g. ``{"maxFailedTrialNum": 3}``). Results go to ``output/name`` (name: the function's,
     'train_mlp' -> 'train-mlp'). ``quiet``: no progress line and no summary. ``devices``: one
     trial per device (CUDA_VISIBLE_DEVICES etc.). ``env``: variables for every trial, kept in
-    the manifest (tune.yaml, experiment.json): the trials inherit the caller's environment, so
-    export a secret instead.
+    the manifest (tune.yaml, experiment.json) as the script's arguments are: the trials inherit
+    the caller's environment, so export a secret instead.
 
     Raises :class:`~autotune_operator.tune_spec.TuneArgumentError` (a ValueError) for
     invalid arguments, :class:`~autotune_operator.function_ref.FunctionRefError` for a
