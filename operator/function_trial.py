@@ -170,11 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", required=True)
     p.add_argument("--module")
     p.add_argument("--check", action="store_true", help="only import the function (tune() does this once first)")
-    p.add_argument("argv", nargs="*", help="after --: the arguments the caller's script was run with")
-    args = p.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    # After the first "--": the arguments the caller's script was run with, as they are (split
+    # here, not by argparse, whose handling of a later "--" differs between Python versions).
+    cut = given.index("--") if "--" in given else len(given)
+    args = p.parse_args(given[:cut])
     # The file sees the command line the caller's script had, `python FILE ARGS...` (an
     # argparse at its top level would otherwise read this launcher's options, or none).
-    sys.argv = [args.file, *args.argv]
+    sys.argv = [args.file, *given[cut + 1:]]
     try:
         fn = load(args.file, args.qualname, args.root, args.module)
     except LoadError as e:

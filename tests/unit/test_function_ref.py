@@ -292,11 +292,12 @@ def test_the_file_sees_the_arguments_the_callers_script_had(tmp_path: Path) -> N
         import argparse, json, sys
         parser = argparse.ArgumentParser()
         parser.add_argument("--data", required=True)
+        parser.add_argument("rest", nargs="*")
         ARGS = parser.parse_args()
         json.dump(sys.argv, open({str(seen)!r}, "w"))
         def train(params):
             return 1.0
     """))
     ref = FunctionRef(str(script), "train", None, str(tmp_path))
-    check_import(ref, ["--data", "digits"])  # a trial's import, in a process like a trial's
-    assert json.loads(seen.read_text()) == [str(script), "--data", "digits"]
+    check_import(ref, ["--data", "digits", "--", "-x"])  # a trial's import, in a process like a trial's
+    assert json.loads(seen.read_text()) == [str(script), "--data", "digits", "--", "-x"]
