@@ -73,6 +73,8 @@ _ARGUMENT_OF: tuple[tuple[str, str], ...] = (
     ("spec.advisor.classArgs", "advisor_args"),
     ("spec.assessor.classArgs", "assessor_args"),
     ("metadata.name", "name"),
+    # The trial container's env is env='s; nothing else in trainingConfig comes from the caller.
+    ("spec.trainingConfig.tasks[0].template.spec.containers[0].env", "env"),
     *((f"spec.{f}", a) for f, a in KEYWORD_FIELDS.items() if f != "trainingConfig"),
 )
 

@@ -126,6 +126,7 @@ def test_default_name_is_an_rfc1123_name_from_the_function(qualname: str, name: 
     (dict(extra_spec={"maxTrialNum": 3}), "extra_spec['maxTrialNum']: spec.maxTrialNum is set by tune()'s max_trials= argument"),
     (dict(extra_spec={"trainingConfig": {}}), "extra_spec['trainingConfig']: spec.trainingConfig cannot be given: tune()'s trials run the function"),
     (dict(optimize_mode="min"), "optimize_mode: must be 'maximize' or 'minimize', got 'min'"),
+    (dict(env={"N": 4}), "env: spec.trainingConfig.tasks[0].template.spec.containers[0].env[0].value: must be a string"),
     (dict(optimize_mode="minimize", class_args={"optimize_mode": "maximize"}), "optimize_mode: 'minimize' conflicts with class_args"),
 ])
 def test_each_bad_argument_is_one_line_naming_the_keyword_and_the_field(kw: dict[str, Any], line: str) -> None:
