@@ -114,6 +114,7 @@ def tune(
         exp = validate_manifest(manifest)
     except SpecError as e:
         raise TuneArgumentError(explain(e.problems)) from None
+    device_list = devices_arg(devices)
     check_import(ref, argv)
     out_root = Path(output).resolve()
     with tempfile.TemporaryDirectory(prefix="autotune-tune-") as tmp:
@@ -121,7 +122,7 @@ def tune(
         path.write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
         args = argparse.Namespace(experiment=str(path), output=str(out_root), workdir=None, server=None, ui=False,
                                   quiet=quiet, verbose=False,
-                                  devices=",".join(str(d) for d in devices) if devices else None)
+                                  devices=device_list)
         code, said = _run(args, quiet)
     out = out_root / exp.name
     if code == cli.EXIT_INVALID:
@@ -139,6 +140,20 @@ def tune(
     if code != cli.EXIT_OK and result.phase != "ERROR":
         raise TuneError(said or f"the run in {out} failed (exit code {code})")
     return result
+
+
+def devices_arg(devices: Sequence[str | int] | None) -> str | None:
+    """``devices`` as `autotune run --devices` takes it ("0,1"). A str is taken as that form
+    already (joining its characters split "01" into two devices); anything but a list of ids
+    is refused here, not as a TypeError from inside the run."""
+    if devices is None or isinstance(devices, str):
+        return devices or None
+    ids = list(devices) if isinstance(devices, Sequence) else None
+    if ids is None or any(isinstance(d, bool) or not isinstance(d, (str, int)) or "," in str(d) or not str(d).strip()
+                          for d in ids):
+        raise TuneArgumentError([f"devices: give the device ids, one trial per device, like [0, 1] or '0,1'; "
+                                 f"got {devices!r}"])
+    return ",".join(str(d).strip() for d in ids) or None
 
 
 def read_search_space(value: Mapping[str, Any] | str | os.PathLike[str]) -> Mapping[str, Any] | str:

@@ -199,3 +199,20 @@ def test_search_space_file_may_be_named_by_a_str_as_in_nni(tmp_path: Path, monke
     assert read_search_space(text) == text and read_search_space(SPACE) is SPACE  # JSON text, a dict: as given
     with pytest.raises(TuneArgumentError, match=r"^search_space: cannot read missing\.json: .*No such file"):
         read_search_space("missing.json")
+
+
+@pytest.mark.parametrize("devices, arg", [([0, 1], "0,1"), (["cuda0", 3], "cuda0,3"), ("0,1", "0,1"), ("01", "01"),
+                                          ((), None), (None, None)])
+def test_devices_become_the_runs_device_list(devices: Any, arg: str | None) -> None:
+    from autotune_operator.tune import devices_arg
+
+    assert devices_arg(devices) == arg
+
+
+@pytest.mark.parametrize("devices", [2, [0, None], ["0,1"], [True]])
+def test_devices_that_are_not_a_list_of_ids_are_refused_naming_the_keyword(devices: Any) -> None:
+    # 2 was a TypeError from inside the run; "01" was split into devices 0 and 1.
+    from autotune_operator.tune import devices_arg
+
+    with pytest.raises(TuneArgumentError, match=r"^devices: give the device ids, one trial per device, like \[0, 1\]"):
+        devices_arg(devices)
