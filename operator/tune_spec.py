@@ -78,6 +78,7 @@ _ARGUMENT_OF: tuple[tuple[str, str], ...] = (
     *((f"spec.{f}", a) for f, a in KEYWORD_FIELDS.items() if f != "trainingConfig"),
 )
 
+_MAPPINGS = ("class_args", "assessor_args", "advisor_args", "extra_spec", "env")  # TuneOptions' dict fields
 _ARGS_OF = {"tuner": "class_args", "advisor": "advisor_args", "assessor": "assessor_args"}
 
 
@@ -123,6 +124,10 @@ def build_manifest(ref: FunctionRef, search_space: Mapping[str, Any] | str, opti
     validator cannot name (an extra_spec key that a keyword argument sets, a non-mapping);
     everything else is left to it."""
     o = options
+    not_dicts = [f"{k}: must be a dict, got {type(v).__name__} {v!r:.60}" for k in _MAPPINGS
+                 if (v := getattr(o, k)) is not None and not isinstance(v, Mapping)]
+    if not_dicts:
+        raise TuneArgumentError(not_dicts)
     extra = dict(o.extra_spec or {})
     problems = [f"extra_spec['{k}']: " + (f"spec.{k} is set by tune()'s {a}= argument" if a != "the function" else
                                           f"spec.{k} cannot be given: tune()'s trials run the function")

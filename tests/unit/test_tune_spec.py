@@ -126,6 +126,9 @@ def test_default_name_is_an_rfc1123_name_from_the_function(qualname: str, name: 
     (dict(extra_spec={"maxTrialNum": 3}), "extra_spec['maxTrialNum']: spec.maxTrialNum is set by tune()'s max_trials= argument"),
     (dict(extra_spec={"trainingConfig": {}}), "extra_spec['trainingConfig']: spec.trainingConfig cannot be given: tune()'s trials run the function"),
     (dict(optimize_mode="min"), "optimize_mode: must be 'maximize' or 'minimize', got 'min'"),
+    (dict(extra_spec="abc"), "extra_spec: must be a dict, got str 'abc'"),
+    (dict(env=[("A", "1")]), "env: must be a dict, got list [('A', '1')]"),
+    (dict(assessor="Medianstop", assessor_args=3), "assessor_args: must be a dict, got int 3"),
     (dict(env={"N": 4}), "env: spec.trainingConfig.tasks[0].template.spec.containers[0].env[0].value: must be a string"),
     (dict(optimize_mode="minimize", class_args={"optimize_mode": "maximize"}), "optimize_mode: 'minimize' conflicts with class_args"),
 ])
