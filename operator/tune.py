@@ -77,8 +77,9 @@ def tune(
 
     ``search_space``: NNI's format, as a dict, JSON text or a JSON file's path (a Path, or a str
     ending in .json). ``tuner`` (default TPE) with ``class_args``, or ``advisor`` with
-    ``advisor_args``; ``optimize_mode`` "maximize" (default) or "minimize"; ``assessor`` with ``assessor_args`` stops bad trials early
-    (the function's report_intermediate_result then returns True, or its process is killed).
+    ``advisor_args``; ``optimize_mode`` "maximize" (default) or "minimize"; ``assessor`` with
+    ``assessor_args`` stops bad trials early (the function's report_intermediate_result then
+    returns True, or its process is killed).
     ``max_trials``, ``concurrency``, ``max_exec_seconds``, ``max_trial_seconds``, ``seed`` and
     ``objective_goal`` are spec.maxTrialNum, trialConcurrency, maxExecSeconds,
     maxTrialSeconds, seed and objectiveGoal; any other spec field goes in ``extra_spec``
