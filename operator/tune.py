@@ -108,7 +108,7 @@ def tune(
         advisor=advisor, advisor_args=advisor_args, max_trials=max_trials, concurrency=concurrency,
         max_exec_seconds=max_exec_seconds, max_trial_seconds=max_trial_seconds, seed=seed, objective_goal=objective_goal,
         name=name, extra_spec=extra_spec, env=env)
-    argv = sys.argv[1:]
+    argv = script_argv(function, sys.argv)
     manifest = build_manifest(ref, search_space, options, python=interpreter(), workdir=os.getcwd(), argv=argv)
     try:
         exp = validate_manifest(manifest)
@@ -140,6 +140,15 @@ def tune(
     if code != cli.EXIT_OK and result.phase != "ERROR":
         raise TuneError(said or f"the run in {out} failed (exit code {code})")
     return result
+
+
+def script_argv(function: Callable[..., Any], argv: Sequence[str]) -> list[str]:
+    """The arguments the function's file is imported with in a trial: the caller's, when the
+    function is the script's own (its top-level argparse then sets the same globals). Not for
+    a function of an imported module: the caller's command line is not that module's, and in
+    a notebook it names the kernel's connection file, new with each kernel, so a run could
+    not be resumed after a restart (it is part of the trials' command)."""
+    return list(argv[1:]) if getattr(function, "__module__", None) == "__main__" else []
 
 
 def devices_arg(devices: Sequence[str | int] | None) -> str | None:

@@ -219,3 +219,20 @@ def test_devices_that_are_not_a_list_of_ids_are_refused_naming_the_keyword(devic
 
     with pytest.raises(TuneArgumentError, match=r"^devices: give the device ids, one trial per device, like \[0, 1\]"):
         devices_arg(devices)
+
+
+def test_only_a_scripts_own_function_gets_the_scripts_arguments() -> None:
+    # A notebook's argv names the kernel's connection file, new with each kernel: in the trials'
+    # command it would refuse to resume the run after a restart, and is not the module's anyway.
+    import types
+
+    from autotune_operator.tune import script_argv
+
+    main_fn = types.FunctionType(top_level.__code__, {"__name__": "__main__"})
+    assert main_fn.__module__ == "__main__"
+    assert script_argv(main_fn, ["train.py", "--data", "x"]) == ["--data", "x"]
+    assert script_argv(top_level, ["ipykernel_launcher.py", "-f", "/run/kernel-1.json"]) == []
+
+
+def top_level(params: dict) -> float:
+    return 1.0
