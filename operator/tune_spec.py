@@ -78,7 +78,8 @@ _ARGUMENT_OF: tuple[tuple[str, str], ...] = (
     *((f"spec.{f}", a) for f, a in KEYWORD_FIELDS.items() if f != "trainingConfig"),
 )
 
-_MAPPINGS = ("class_args", "assessor_args", "advisor_args", "extra_spec", "env")  # TuneOptions' dict fields
+# TuneOptions' dict fields (their annotations are strings: `from __future__ import annotations`).
+_MAPPINGS = tuple(f.name for f in fields(TuneOptions) if str(f.type).startswith("Mapping"))
 _ARGS_OF = {"tuner": "class_args", "advisor": "advisor_args", "assessor": "assessor_args"}
 
 
