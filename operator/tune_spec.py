@@ -101,9 +101,10 @@ def default_name(ref: FunctionRef) -> str:
 def trial_command(ref: FunctionRef, python: str, argv: Sequence[str] = (), *, check: bool = False) -> list[str]:
     """The trial's command line. -P: the trial's working directory must not shadow modules
     (a folder named like one would); the launcher puts the function's own folder first on
-    sys.path, as `python script.py` does. ``argv``: the caller's arguments (sys.argv[1:]),
-    which the file sees again when imported, as multiprocessing's spawn gives them: a
-    top-level argparse then sets the same globals as in the caller. ``check``: only import."""
+    sys.path, as `python script.py` does. ``argv``: the caller's script's arguments (see
+    tune.script_argv), which the file sees again when imported, as multiprocessing's spawn
+    gives them: a top-level argparse then sets the same globals as in the caller.
+    ``check``: only import the function (tune()'s import check)."""
     cmd = [python, "-P", "-m", LAUNCHER, "--file", ref.file, "--qualname", ref.qualname, "--root", ref.root]
     cmd += (["--module", ref.module] if ref.module else []) + (["--check"] if check else [])
     return cmd + (["--", *argv] if argv else [])
