@@ -51,4 +51,6 @@ if __name__ == "__main__":
     args = p.parse_args()
     result = autotune.tune(train, SEARCH_SPACE, tuner="TPE", assessor="Medianstop", assessor_args={"start_step": 2},
                            max_trials=args.max_trials, concurrency=2, output=args.output, name="tune-function")
+    if result.best_trial is None or result.best_value is None:  # every trial failed: their messages say why
+        raise SystemExit(f"no trial succeeded ({result.phase}: {result.message}); see {result.output}/trials.csv")
     print(f"best accuracy {result.best_value:.4f} with {result.best_parameters} ({result.best_trial.name})")
