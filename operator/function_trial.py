@@ -80,8 +80,10 @@ def load_module(file: str, module: str | None) -> ModuleType:
             return m
     stem = os.path.splitext(os.path.basename(file))[0]
     # The script's own name, as `import train` from its folder would give it, unless that
-    # name is taken already (a script called json.py or autotune.py).
-    name = stem if stem.isidentifier() and stem not in sys.modules else SCRIPT_MODULE
+    # name is taken already (a script called json.py or autotune.py). Also a name that is no
+    # identifier (my-train.py): importlib finds the file by it all the same, and so does a
+    # multiprocessing spawn child unpickling one of its functions, which a made-up name fails.
+    name = stem if stem and "." not in stem and stem not in sys.modules else SCRIPT_MODULE
     return _import_file(file, name)
 
 

@@ -301,3 +301,14 @@ def test_the_file_sees_the_arguments_the_callers_script_had(tmp_path: Path) -> N
     ref = FunctionRef(str(script), "train", None, str(tmp_path))
     check_import(ref, ["--data", "digits", "--", "-x"])  # a trial's import, in a process like a trial's
     assert json.loads(seen.read_text()) == [str(script), "--data", "digits", "--", "-x"]
+
+
+def test_a_script_whose_name_is_no_identifier_is_importable_by_its_module_name(importable: Path) -> None:
+    # A multiprocessing spawn child (a DataLoader's workers on macOS) unpickles the function's
+    # helpers by module name; under a made-up name it failed and the pool restarted it forever.
+    script = importable / "my-train-h38.py"
+    script.write_text("def train(params):\n    return 1.0\n")
+    fn = function_trial.load(str(script), "train", str(importable), None)
+    assert fn.__module__ == "my-train-h38"
+    del sys.modules[fn.__module__]  # as in a new process, whose sys.path has the script's folder
+    assert importlib.import_module(fn.__module__).train({}) == 1.0
