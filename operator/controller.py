@@ -202,8 +202,7 @@ class ExperimentController:
                 self.state.stopping.add(tid)
                 self.executor.kill(tid, "stopped early by the assessor")
         limit = self.limits.max_trial_seconds
-        attempts = getattr(self.executor, "attempt_starts", None)  # executors whose trials' pods may be replaced
-        since = attempt_since(summary.get("runningSince") or {}, attempts() if attempts is not None else {})
+        since = attempt_since(summary.get("runningSince") or {}, self.executor.attempt_starts())
         for tid in overdue_trials(since, self.clock(), limit):
             if tid not in self.state.stopping and tid not in self.state.overdue and tid not in self.state.draining:
                 self.state.overdue[tid] = f"ran longer than maxTrialSeconds ({limit}s) and was stopped"

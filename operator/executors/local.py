@@ -266,6 +266,9 @@ class LocalExecutor:
     def started(self) -> dict[str, float]:
         return {}  # nothing beyond the launch, which the controller reported as the start
 
+    def attempt_starts(self) -> dict[str, float | None]:
+        return {}  # a local trial is one process, never replaced
+
     def poll(self) -> list[TrialExit]:
         out = []
         while True:

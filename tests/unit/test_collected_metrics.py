@@ -169,6 +169,9 @@ class ScriptedExecutor:
         self.running.add(trial.trial_id)
         self.logs.setdefault(trial.trial_id, "")
 
+    def attempt_starts(self) -> dict[str, float | None]:
+        return {}
+
     def started(self) -> Mapping[str, float]:
         return {}
 

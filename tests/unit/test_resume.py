@@ -385,6 +385,9 @@ class InstantExecutor:
     def launch(self, trial: Any) -> None:
         self.running.append(trial.trial_id)
 
+    def attempt_starts(self) -> dict[str, float | None]:
+        return {}
+
     def started(self) -> dict[str, float]:
         return {}
 

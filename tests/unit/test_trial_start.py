@@ -186,6 +186,9 @@ class QueuedExecutor:
     def active(self) -> set[str]:
         return set(self.launched) - set(self.killed)
 
+    def attempt_starts(self) -> dict[str, float | None]:
+        return {}
+
     def started(self) -> Mapping[str, float]:
         return dict(self.begun)
 
