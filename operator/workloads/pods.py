@@ -48,25 +48,40 @@ def pod_started(pod: Mapping[str, Any]) -> float | None:
     return min(found) if found else None
 
 
-def trial_starts(pods: Iterable[Mapping[str, Any]], not_before: Mapping[str, float]) -> dict[str, float]:
-    """Trial -> when it started, for the trials in ``not_before`` whose pods show a start.
-
-    ``not_before`` maps each trial asked about to its workload's creation time: a pod
-    created earlier belongs to an earlier experiment of the same name (trial names are
-    ``<experiment>-<n>``, so a re-created experiment reuses them) and is ignored.
-    """
-    out: dict[str, float] = {}
+def pods_by_trial(pods: Iterable[Mapping[str, Any]], not_before: Mapping[str, float]) -> dict[str, list[Mapping[str, Any]]]:
+    """The pods of each trial in ``not_before``, in the order listed. ``not_before`` maps
+    each trial to its workload's creation time: a pod created earlier belongs to an earlier
+    experiment of the same name (trial names are ``<experiment>-<n>``, so a re-created
+    experiment reuses them) and is left out."""
+    out: dict[str, list[Mapping[str, Any]]] = {t: [] for t in not_before}
     for pod in pods:
         md = pod.get("metadata") or {}
         trial = (md.get("labels") or {}).get(TRIAL_LABEL)
-        if trial not in not_before:
+        if trial not in out:
             continue
         created = parse_time(md.get("creationTimestamp"))
         if created is not None and created < not_before[trial]:
             continue
-        t = pod_started(pod)
-        if t is not None and (trial not in out or t < out[trial]):
-            out[trial] = t
+        out[trial].append(pod)
+    return out
+
+
+def newest(pods: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The pod created last (by name among equal times: creationTimestamp has whole seconds)."""
+    def key(p: Mapping[str, Any]) -> tuple[float, str]:
+        md = p.get("metadata") or {}
+        return parse_time(md.get("creationTimestamp")) or 0.0, str(md.get("name") or "")
+    return max(pods, key=key, default=None)
+
+
+def trial_starts(pods: Iterable[Mapping[str, Any]], not_before: Mapping[str, float]) -> dict[str, float]:
+    """Trial -> when it started, for the trials in ``not_before`` (see :func:`pods_by_trial`)
+    whose pods show a start."""
+    out: dict[str, float] = {}
+    for trial, mine in pods_by_trial(pods, not_before).items():
+        found = [t for t in map(pod_started, mine) if t is not None]
+        if found:
+            out[trial] = min(found)
     return out
 
 
@@ -112,21 +127,8 @@ def current_starts(pods: Iterable[Mapping[str, Any]], not_before: Mapping[str, f
     experiment's). A pod being deleted or carrying DisruptionTarget is going, not running
     the trial; of the rest the newest is the one (a batch Job has one pod at a time). For a
     trial never disrupted this is its first pod's start, i.e. its own start."""
-    mine: dict[str, list[Mapping[str, Any]]] = {t: [] for t in not_before}
-    for pod in pods:
-        md = pod.get("metadata") or {}
-        trial = (md.get("labels") or {}).get(TRIAL_LABEL)
-        if trial not in mine:
-            continue
-        created = parse_time(md.get("creationTimestamp"))
-        if created is not None and created < not_before[trial]:
-            continue
-        if md.get("deletionTimestamp") or _disrupted(pod):
-            continue
-        mine[trial].append(pod)
     out: dict[str, float | None] = {}
-    for trial, cands in mine.items():
-        newest = max(cands, key=lambda p: (parse_time((p.get("metadata") or {}).get("creationTimestamp")) or 0.0,
-                                           str((p.get("metadata") or {}).get("name") or "")), default=None)
-        out[trial] = pod_started(newest) if newest is not None else None
+    for trial, mine in pods_by_trial(pods, not_before).items():
+        current = newest(p for p in mine if not ((p.get("metadata") or {}).get("deletionTimestamp") or _disrupted(p)))
+        out[trial] = pod_started(current) if current is not None else None
     return out

@@ -30,8 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from autotune_operator.status import parse_time
-from autotune_operator.workloads.common import TRIAL_LABEL
+from autotune_operator.workloads.pods import newest, pods_by_trial
 
 # Replica types every supported framework uses (spec.REPLICA_TYPES' union).
 REPLICA_TYPES = ("chief", "master", "worker", "ps", "evaluator")
@@ -77,13 +76,6 @@ def replica_of(pod: Mapping[str, Any], trial: str) -> tuple[str, int] | None:
     return None
 
 
-def _newest(pods: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    def key(p: Mapping[str, Any]) -> tuple[float, str]:
-        md = p.get("metadata") or {}
-        return parse_time(md.get("creationTimestamp")) or 0.0, str(md.get("name") or "")
-    return max(pods, key=key, default=None)
-
-
 def has_run(pod: Mapping[str, Any], container: str) -> bool:
     """Whether the container ever started (running or terminated, now or before a restart):
     before that the kubelet has no log and the API answers 400."""
@@ -113,26 +105,18 @@ def primary_pod(family: str, trial: str, pods: Iterable[Mapping[str, Any]], task
     ``not_before``: the workload's creation time; an older pod belongs to an earlier
     experiment of the same name (trial names are reused) and is ignored.
     """
-    mine = []
-    for p in pods:
-        md = p.get("metadata") or {}
-        if (md.get("labels") or {}).get(TRIAL_LABEL) != trial:
-            continue
-        created = parse_time(md.get("creationTimestamp"))
-        if not_before is not None and created is not None and created < not_before:
-            continue
-        mine.append(p)
+    mine = pods_by_trial(pods, {trial: float("-inf") if not_before is None else not_before})[trial]
     if not mine or not tasks:
         return None
     if family == "job":
         replica = str(tasks[0].get("type", "")).lower()
-        chosen = _newest(mine)
+        chosen = newest(mine)
     else:
         replica = primary_replica([str(t.get("type", "")) for t in tasks])
         leaders = [p for p in mine if replica_of(p, trial) == (replica, 0)]
         if not leaders:  # unknown labels and names: Kubeflow's role label still says
             leaders = [p for p in mine if ((p.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL) == "master"]
-        chosen = _newest(leaders)
+        chosen = newest(leaders)
     if chosen is None:
         return None
     md = chosen.get("metadata") or {}
