@@ -66,7 +66,9 @@ def env(kube_cluster, tmp_path_factory):
         kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{p}.{g}")
     with operator_env(kube_cluster, tmp_path_factory.mktemp("stdout"), "stdout", script=TRAIN) as e:
         yield e
-    kube_cluster.kubectl("delete", "crd", *[f"{p}.{g}" for g, _, _, p in CRDS], "--wait=false", check=False)
+    # Gone before the next module: another one applies the same CRDs, and a CRD still
+    # terminating then vanishes under its 'wait Established' (and confuses operators' discovery).
+    kube_cluster.kubectl("delete", "crd", *[f"{p}.{g}" for g, _, _, p in CRDS], "--timeout=50s", check=False)
 
 
 def command(script) -> list[str]:

@@ -48,7 +48,10 @@ def _no_browser(reason: str) -> None:
     pytest.skip(msg)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main
+# thread while it is started, and every later test calling asyncio.run() (the body-limit
+# middleware's) would fail with "cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         _no_browser(f"{CHROMIUM} is not there")
