@@ -448,19 +448,13 @@ class KubernetesExecutor:
         path = "/api/v1/namespaces/{namespace}/pods/{name}/log"
         params = {"namespace": self.ref.namespace, "name": src.pod}
         headers = {"Accept": "*/*"}  # kube-apiserver answers a bare "text/plain" with 406
-        api: Any = self.api
-        if hasattr(api, "param_serialize"):  # kubernetes >= 35: the pydantic-generated client
-            method, url, hdrs, body, post = api.param_serialize(
-                "GET", path, path_params=params, query_params=query, header_params=headers,
-                auth_settings=["BearerToken"])
-            resp = api.call_api(method, url, hdrs, body, post, _request_timeout=LOG_READ_TIMEOUT)
-            data = resp.read()
-            if not 200 <= resp.status <= 299:
-                raise ApiException(status=resp.status, reason=resp.reason)
-            return bytes(data or b"")
-        raw = api.call_api(path, "GET", params, query, headers, auth_settings=["BearerToken"],
-                           _preload_content=False, _return_http_data_only=True, _request_timeout=LOG_READ_TIMEOUT)
-        return bytes(raw.data or b"")
+        method, url, hdrs, body, post = self.api.param_serialize(
+            "GET", path, path_params=params, query_params=query, header_params=headers, auth_settings=["BearerToken"])
+        resp = self.api.call_api(method, url, hdrs, body, post, _request_timeout=LOG_READ_TIMEOUT)
+        data = resp.read()
+        if not 200 <= resp.status <= 299:
+            raise ApiException(status=resp.status, reason=resp.reason)
+        return bytes(data or b"")
 
     def _mark_ended(self, trial_id: str) -> None:
         k = self.kind
