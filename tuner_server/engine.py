@@ -491,7 +491,10 @@ class Engine:
                     t.stop_requested = True
             return t.stop_requested
 
-    def report_final(self, exp_id: str, trial_id: str, metric: Any) -> None:
+    def report_final(self, exp_id: str, trial_id: str, metric: Any,
+                     event: tuple[str, Mapping[str, Any]] | None = None) -> None:
+        """Record the trial's final metric. ``event``: (kind, payload) of the trial, recorded in
+        the same transaction (mlflow_runs.py's record that this result came from MLflow)."""
         h = self.get(exp_id)
         values: tuple[float, ...] | None = None
         try:
@@ -510,7 +513,7 @@ class Engine:
             t = self.trial(exp_id, trial_id)
             if t.record.state.ended:
                 raise Conflict(f"trial {trial_id} already ended ({t.record.state.value})")
-            self.store.set_final(exp_id, trial_id, value, raw)
+            self.store.set_final(exp_id, trial_id, value, raw, also=event)
             t.record.value = value
             t.record.metrics = raw if isinstance(raw, Mapping) else None
             t.record.values = values

@@ -28,7 +28,9 @@ N-th of its name since the start of the log (its step); a step already recorded 
 Everything is written to the store (as events) before a call is answered and replayed after
 a restart, so nothing logged is lost when the tuner server dies. A logged value that makes a
 curve point is written in the point's transaction (:meth:`MlflowRuns._log_metrics`), so a
-restart never finds the value recorded without its point.
+restart never finds the value recorded without its point; a final result taken from the run
+is written with its ``mlflow_final`` event (:meth:`MlflowRuns._finish`), so a restart never
+mistakes it for the SDK's.
 """
 
 from __future__ import annotations
@@ -515,8 +517,14 @@ class MlflowRuns:
             return why
         if s.final == metric and t.record.value is not None:
             return None
-        self.engine.report_final(exp_id, t.record.trial_id, metric)
-        self._record(exp_id, t, s, "mlflow_final", {"metric": metric})
+        # The result and the event saying it came from MLflow commit together (Store.set_final's
+        # ``also``): committed apart, a crash between them left a result that looked like the
+        # SDK's on replay, so values logged after reopening the run never replaced it. Nothing
+        # in report_final can fail after its commit, so applying afterwards is safe.
+        payload = {"metric": metric}
+        self.engine.report_final(exp_id, t.record.trial_id, metric,
+                                 event=("mlflow_final", {**payload, "created": t.created}))
+        s.apply("mlflow_final", payload)
         return None
 
     def on_exit(self, exp_id: str, trial_id: str) -> str | None:

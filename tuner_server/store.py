@@ -284,7 +284,12 @@ class Store:
             [also] if also is not None else (),
         )
 
-    def set_final(self, exp_id: str, trial_id: str, value: float, metrics: Any) -> None:
+    def set_final(self, exp_id: str, trial_id: str, value: float, metrics: Any,
+                  also: tuple[str, Mapping[str, Any]] | None = None) -> None:
+        """The trial's final result; with ``also``, the event (kind, payload) that made it in
+        the same transaction: mlflow_runs.py's ``mlflow_final``, which tells a final result
+        taken from MLflow from the SDK's (written apart, a crash between the two commits left
+        MLflow's result looking like the SDK's, which later logged values never replace)."""
         self._tx(
             exp_id,
             trial_id,
@@ -292,6 +297,7 @@ class Store:
             {"value": value, "metrics": metrics},
             [("UPDATE trials SET value = ?, metrics = ? WHERE exp_id = ? AND trial_id = ?",
               (value, json.dumps(metrics), exp_id, trial_id))],
+            [also] if also is not None else (),
         )
 
     def set_stop_requested(self, exp_id: str, trial_id: str, reason: str) -> None:
