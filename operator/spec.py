@@ -233,13 +233,23 @@ class WarmStartSpec(_Model):
         return v
 
 
+COLLECTOR_KINDS = ("StdOut", "File", "TensorFlowEvent")
+MAX_COLLECTOR_PATH_CHARS = 1024
+
+
 class MetricsCollectorSpec(_Model):
-    """Katib's StdOut metrics collector (AutoTune extension): the trial's metrics are read
-    from its output, lines like ``accuracy=0.97`` (operator/log_metrics.py), and take the
-    path of MLflow-logged metrics: the objective's values are the curve, the last of each the
-    final result. The objective names come from spec.primaryMetric or spec.objectives."""
+    """Katib's metrics collectors (AutoTune extension): the trial's metrics are read from its
+    output (StdOut: lines like ``accuracy=0.97``, operator/log_metrics.py), from a file it
+    writes (File: such lines, or JSON lines) or from TensorBoard event files (TensorFlowEvent,
+    operator/tfevents.py), and take the path of MLflow-logged metrics: the objective's values
+    are the curve, the last of each the final result. The objective names come from
+    spec.primaryMetric or spec.objectives."""
 
     kind: str
+    # File: the file the trial writes; TensorFlowEvent: the directory holding its event files.
+    path: str | None = Field(default=None, min_length=1, max_length=MAX_COLLECTOR_PATH_CHARS)
+    # File only: TEXT lines matched with metricsFormat (as StdOut), or JSON (an object a line).
+    format: Literal["TEXT", "JSON"] | None = None
     # Regexes whose group 1 is a metric's name and group 2 its value; default Katib's.
     metricsFormat: list[str] | None = None
     # Metrics kept beside the objective(s); any other name printed is ignored (as in Katib).
@@ -248,10 +258,47 @@ class MetricsCollectorSpec(_Model):
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        if v != "StdOut":
-            raise ValueError(f"is not supported; the only kind is StdOut (metrics printed by the trial). "
-                             f"A trial reporting by itself needs no collector: it uses the SDK or MLflow")
+        if v not in COLLECTOR_KINDS:
+            raise ValueError("is not supported; the kinds are StdOut (metrics printed by the trial), File "
+                             "(written to a file) and TensorFlowEvent (TensorBoard event files). A trial reporting "
+                             "by itself needs no collector: it uses the SDK or MLflow")
         return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if "\0" in v or not v.strip():
+            raise ValueError("must be a file or directory path")
+        if v.strip("/") in ("", "."):
+            raise ValueError("is no place for metrics files; name a file or directory of its own, "
+                             "e.g. /var/log/katib/metrics.log")
+        return v
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> "MetricsCollectorSpec":
+        # Each field belongs to some kinds; one given to another kind would be silently
+        # unused (a JSON file read with regexes, a path never read), so it is refused.
+        if self.kind == "StdOut":
+            if self.path is not None:
+                raise FieldError("path", "is for kind File or TensorFlowEvent; StdOut reads the trial's output")
+            if self.format is not None:
+                raise FieldError("format", "is for kind File; StdOut reads lines matched with metricsFormat")
+            return self
+        if self.path is None:
+            what = ("the file the trial writes its metrics to, e.g. /var/log/katib/metrics.log" if self.kind == "File"
+                    else "the directory the trial writes its TensorBoard event files to, e.g. /var/log/katib/tfevent")
+            raise FieldError("path", f"is required for kind {self.kind}: {what}")
+        if self.kind == "File" and self.path.endswith("/"):
+            raise FieldError("path", f"'{self.path}' ends with '/'; kind File reads one file: name the file")
+        if self.kind == "TensorFlowEvent" and self.format is not None:
+            raise FieldError("format", "is for kind File; TensorFlowEvent reads TensorBoard event files")
+        if self.metricsFormat is not None and not uses_formats(self):
+            raise FieldError("metricsFormat", f"is for kind StdOut and File with format TEXT; "
+                             f"{'JSON lines name their metrics' if self.kind == 'File' else 'event files tag theirs'}: "
+                             f"leave it out")
+        return self
 
     @field_validator("metricsFormat")
     @classmethod
@@ -281,6 +328,16 @@ class MetricsCollectorSpec(_Model):
             if len(n) > MAX_METRIC_NAME_CHARS:
                 raise FieldError(f"[{i}]", f"is {len(n)} characters, more than {MAX_METRIC_NAME_CHARS}")
         return v
+
+
+def reads_files(mc: MetricsCollectorSpec | None) -> bool:
+    """The collector reads files the trial writes (File, TensorFlowEvent), not its output."""
+    return mc is not None and mc.kind != "StdOut"
+
+
+def uses_formats(mc: MetricsCollectorSpec) -> bool:
+    """The collector matches lines with metricsFormat (StdOut, and File with format TEXT)."""
+    return mc.kind == "StdOut" or (mc.kind == "File" and mc.format != "JSON")
 
 
 class AIStoreSpec(_Model):
@@ -330,7 +387,8 @@ class ExperimentSpec(_Model):
     metricStrategies: list[MetricStrategy] | None = Field(default=None, max_length=128)
     finalTraining: FinalTrainingSpec | None = None
     warmStart: WarmStartSpec | None = None
-    # Katib's StdOut metrics collector (AutoTune extension): metrics read from the trial's output.
+    # Katib's metrics collectors (AutoTune extension): metrics read from the trial's output
+    # (StdOut), a file it writes (File) or its TensorBoard event files (TensorFlowEvent).
     metricsCollector: MetricsCollectorSpec | None = None
 
     @field_validator("objectives")
@@ -364,7 +422,8 @@ class ExperimentSpec(_Model):
         if self.metricsCollector is not None and self.primaryMetric is None and self.objectives is None:
             raise FieldError("metricsCollector", "needs spec.primaryMetric (or spec.objectives) to say which printed "
                              "metric is the objective, e.g. primaryMetric: accuracy")
-        if self.metricsCollector is not None and self.metricsCollector.metricsFormat is None:
+        if (self.metricsCollector is not None and self.metricsCollector.metricsFormat is None
+                and uses_formats(self.metricsCollector)):
             self._check_default_format_names(self.metricsCollector)
         if self.metricStrategies:
             self._check_strategies(self.metricStrategies)

@@ -1,0 +1,208 @@
+"""Reading the metrics files a trial writes (spec.metricsCollector kind File or TensorFlowEvent).
+
+One reader for both modes: the local executor calls :func:`read_new` on the trial's own path,
+and on a cluster the ``autotune collect-metrics`` sidecar calls it in the trial's pod and
+prints the lines, which the controller reads as the sidecar's log. Either way the controller
+gets lines (``LogChunk``, the contract of ``Executor.read_log``) and parses them
+(operator/collector_parsers.py):
+
+- File: the file's text lines as they are (TEXT ``name=value`` or JSON lines).
+- TensorFlowEvent: one line per scalar of the event files under the directory, compact JSON
+  ``{"dir": "train", "tag": "accuracy", "step": 3, "value": 0.91}``, ``dir`` being the event
+  file's directory relative to the watched one ("" for itself): what Katib's naming rule
+  (``train/accuracy``) needs. Files are read in sorted order of their relative paths.
+
+Nothing here raises for I/O errors: a file that is not there yet, or cannot be read now, gives
+None (logged) and the caller tries again with the same cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from autotune_operator.executors.base import LogChunk
+from autotune_operator.tfevents import HEADER_BYTES, DecodeError, event_scalars, is_event_file, split_records
+
+log = logging.getLogger(__name__)
+
+READ_BYTES = 4 << 20  # at most this much per call (the rest comes next call)
+# A single event record larger than this (an image, a graph) is skipped rather than read:
+# no scalar is that large.
+MAX_RECORD_BYTES = 64 << 20
+TAIL_BYTES = 64  # of a File's content before the cursor, to notice the file was rewritten
+MAX_EVENT_FILES = 4096  # under one directory; more is no trial's TensorBoard log
+
+
+@dataclass(frozen=True)
+class FileSource:
+    kind: Literal["File", "TensorFlowEvent"]
+    path: Path  # the file (File) or directory (TensorFlowEvent), already resolved
+
+
+@dataclass(frozen=True)
+class FileCursor:
+    """Where a File was read to: the offset of the first unread byte, and the bytes just
+    before it (a file rewritten from its start no longer holds them there)."""
+
+    offset: int
+    tail: bytes = b""
+
+
+@dataclass(frozen=True)
+class EventsCursor:
+    """Where each event file (by path relative to the directory) was read to."""
+
+    offsets: Mapping[str, int] = field(default_factory=dict)
+    # Files whose framing broke at their offset (a length failing its CRC): not read again
+    # unless they shrink (rewritten).
+    broken: frozenset[str] = frozenset()
+
+
+def read_new(source: FileSource, cursor: Any, final: bool, max_bytes: int = READ_BYTES) -> LogChunk | None:
+    """What the trial wrote after ``cursor`` (None: from the start), as lines. Only complete
+    lines (File) or records (TensorFlowEvent), unless ``final`` (the trial ended: a File's last
+    line counts without its newline). None when nothing exists yet or on an I/O error."""
+    if source.kind == "File":
+        return _read_file(source.path, cursor if isinstance(cursor, FileCursor) else None, final, max_bytes)
+    return _read_events(source.path, cursor if isinstance(cursor, EventsCursor) else None, final, max_bytes)
+
+
+# ----- File -----
+
+def _read_file(path: Path, cursor: FileCursor | None, final: bool, max_bytes: int) -> LogChunk | None:
+    start = cursor.offset if cursor else 0
+    tail = cursor.tail if cursor else b""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if start and (size < start or _tail_changed(f, start, tail)):
+                # Rewritten (truncated, or replaced by other content): read it again from its
+                # start. Its values count again, as later steps: the last value stays right.
+                log.info("metrics file %s was rewritten; reading it from its start", path)
+                start, tail = 0, b""
+            f.seek(start)
+            data = f.read(max_bytes + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        log.warning("cannot read the metrics file %s: %s", path, e)
+        return None
+    more = len(data) > max_bytes
+    data = data[:max_bytes]
+    end = data.rfind(b"\n") + 1
+    if (final and not more) or (end == 0 and more):
+        end = len(data)  # the last line is complete now; or one line longer than a read: cut it
+    consumed = data[:end]
+    text = consumed.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    new_tail = (tail + consumed)[-TAIL_BYTES:]
+    return LogChunk(tuple(line.removesuffix("\r") for line in lines), FileCursor(start + end, new_tail))
+
+
+def _tail_changed(f: Any, start: int, tail: bytes) -> bool:
+    if not tail:
+        return False
+    f.seek(start - len(tail))
+    return bool(f.read(len(tail)) != tail)
+
+
+# ----- TensorFlowEvent -----
+
+def _event_files(root: Path) -> list[str] | None:
+    """Relative paths of the event files under ``root``, sorted; None if it is not there."""
+    if not root.is_dir():
+        return None
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: log.warning("cannot list %s: %s", root, e)):
+        dirnames.sort()
+        for name in filenames:
+            if is_event_file(name):
+                out.append(Path(dirpath, name).relative_to(root).as_posix())
+        if len(out) >= MAX_EVENT_FILES:
+            log.warning("more than %d event files under %s; reading the first", MAX_EVENT_FILES, root)
+            break
+    return sorted(out)[:MAX_EVENT_FILES]
+
+
+def _read_events(root: Path, cursor: EventsCursor | None, final: bool, max_bytes: int) -> LogChunk | None:
+    try:
+        files = _event_files(root)
+    except OSError as e:
+        log.warning("cannot list the event files under %s: %s", root, e)
+        return None
+    if files is None:
+        return None
+    offsets = dict(cursor.offsets) if cursor else {}
+    broken = set(cursor.broken) if cursor else set()
+    lines: list[str] = []
+    budget = max_bytes
+    for rel in files:
+        if budget <= 0:
+            break
+        try:
+            used = _read_event_file(root, rel, offsets, broken, final, budget, lines)
+        except OSError as e:
+            log.warning("cannot read the event file %s: %s", root / rel, e)
+            continue  # the others are still read; this one again next time from its offset
+        budget -= used
+    return LogChunk(tuple(lines), EventsCursor(offsets, frozenset(broken)))
+
+
+def _read_event_file(root: Path, rel: str, offsets: dict[str, int], broken: set[str], final: bool,
+                     budget: int, lines: list[str]) -> int:
+    """Reads ``rel`` from its offset (updating ``offsets``/``broken``), appending its scalars'
+    lines; returns the bytes read."""
+    start = offsets.get(rel, 0)
+    with open(root / rel, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < start:
+            log.info("event file %s shrank; reading it from its start", root / rel)
+            start = 0
+            broken.discard(rel)
+        if rel in broken or size - start < HEADER_BYTES:
+            return 0
+        f.seek(start)
+        data = f.read(min(budget, size - start))
+        records = split_records(data, start, size, final)
+        if records.needs is not None and not records.payloads:
+            # One record larger than this call's budget: read it whole (it is all there).
+            if records.needs > MAX_RECORD_BYTES:
+                log.warning("skipping a %d-byte record of %s (no scalar is that large)", records.needs, root / rel)
+                offsets[rel] = start + records.needs
+                return len(data)
+            f.seek(start)
+            data = f.read(records.needs)
+            records = split_records(data, start, size, final)
+    if records.broken_at is not None:
+        broken.add(rel)
+        log.warning("event file %s is corrupt at byte %d (a record length fails its CRC); the rest of it "
+                    "is not read", root / rel, records.broken_at)
+    if records.skipped:
+        log.warning("event file %s: %d record(s) failed their CRC and were skipped", root / rel, records.skipped)
+    directory = posix_dir(rel)
+    for payload in records.payloads:
+        try:
+            scalars = event_scalars(payload)
+        except DecodeError as e:
+            log.warning("event file %s: a record is no Event (%s); skipped", root / rel, e)
+            continue
+        for s in scalars:
+            if math.isfinite(s.value):
+                lines.append(json.dumps({"dir": directory, "tag": s.tag, "step": s.step, "value": s.value},
+                                        separators=(",", ":"), ensure_ascii=False))
+    offsets[rel] = records.end
+    return len(data)
+
+
+def posix_dir(rel: str) -> str:
+    """The directory part of a relative posix path ("" for a file of the root)."""
+    head, _, _ = rel.rpartition("/")
+    return head
