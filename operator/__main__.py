@@ -16,6 +16,13 @@ flag instead, which wins:
     --liveness-endpoint U  AUTOTUNE_LIVENESS_ENDPOINT   e.g. http://0.0.0.0:8080/healthz
     --metrics-endpoint U   AUTOTUNE_METRICS_ENDPOINT    Prometheus metrics, e.g. http://0.0.0.0:9090/metrics
                                                          (own port, no auth); unset: off
+    --collector-image I    AUTOTUNE_COLLECTOR_IMAGE     the File/TensorFlowEvent metrics collectors'
+                                                         sidecar image (holding `autotune`); default
+                                                         autotune/operator:<version>
+    --sidecar-grace-seconds S  AUTOTUNE_SIDECAR_GRACE_SECONDS  a trial whose container ended while
+                                                         another container (a mesh proxy) keeps its
+                                                         pod running ends this long after; default
+                                                         30, 0: never
     --log-level L          AUTOTUNE_LOG_LEVEL
     --leader-election      AUTOTUNE_LEADER_ELECTION     true: act only while holding a Lease, so
                                                          several replicas can run (default off;
@@ -54,6 +61,8 @@ FLAG_ENV = {
     "orphan_sweep_seconds": "AUTOTUNE_ORPHAN_SWEEP_SECONDS",
     "liveness_endpoint": "AUTOTUNE_LIVENESS_ENDPOINT",
     "metrics_endpoint": "AUTOTUNE_METRICS_ENDPOINT",
+    "collector_image": "AUTOTUNE_COLLECTOR_IMAGE",
+    "sidecar_grace_seconds": "AUTOTUNE_SIDECAR_GRACE_SECONDS",
     "log_level": "AUTOTUNE_LOG_LEVEL",
     "leader_election": "AUTOTUNE_LEADER_ELECTION",
     "leader_election_namespace": "AUTOTUNE_LEADER_ELECTION_NAMESPACE",
@@ -79,6 +88,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--liveness-endpoint", help="serve kopf's liveness probe here (AUTOTUNE_LIVENESS_ENDPOINT)")
     p.add_argument("--metrics-endpoint",
                    help="serve Prometheus metrics here, e.g. http://0.0.0.0:9090/metrics; unset: off (AUTOTUNE_METRICS_ENDPOINT)")
+    p.add_argument("--collector-image",
+                   help="image of the File/TensorFlowEvent metrics collectors' sidecar in trial pods; it must hold "
+                        "the autotune command (AUTOTUNE_COLLECTOR_IMAGE; default autotune/operator:<version>, the "
+                        "Helm chart: the operator's image)")
+    p.add_argument("--sidecar-grace-seconds", type=float,
+                   help="a trial whose container ended while another container of its pod (an injected mesh proxy) "
+                        "still runs ends this long after, with the container's exit code; 0: never "
+                        "(AUTOTUNE_SIDECAR_GRACE_SECONDS, default 30)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(AUTOTUNE_LOG_LEVEL)")
     le = p.add_argument_group("leader election (several replicas; one acts, the others wait as standbys)")
     le.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=None,

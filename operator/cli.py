@@ -5,6 +5,7 @@
     autotune ui RESULTS_DIR                 (a finished local run in the web UI)
     autotune convert KATIB_OR_NNI.yaml [-o OUT.yaml]   (a Katib Experiment or NNI config, converted)
     autotune operator [--namespaces a,b] [--server-url URL] ...   (the Kubernetes operator)
+    autotune collect-metrics --kind File|TensorFlowEvent --path P   (the metrics sidecar in trial pods)
 
 Exit codes of `run`: 0 DONE or TIMEOUT, 1 ERROR, 2 invalid experiment, 130 interrupted.
 """
@@ -29,7 +30,7 @@ from types import FrameType
 from typing import IO, Any, Sequence
 
 from autotune_operator import __main__ as operator_main
-from autotune_operator import ui_command
+from autotune_operator import collect_metrics_command, ui_command
 from autotune_operator.convert import command as convert_command
 from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
@@ -354,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ui_command.add_arguments(u)
     c = sub.add_parser("convert", help="a Katib Experiment or an NNI config as an AutoTuneExperiment (notes on stderr)")
     convert_command.add_arguments(c)
+    m = sub.add_parser("collect-metrics", help="relay a trial's metrics file or TensorFlow event files to stdout "
+                       "(the metrics collector's sidecar in trial pods; until SIGTERM)")
+    collect_metrics_command.add_arguments(m)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
@@ -363,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ui_command.run(args)
     if args.command == "convert":
         return convert_command.run(args)
+    if args.command == "collect-metrics":
+        return collect_metrics_command.run(args)
     if args.command == "operator":
         return operator_main.run(args)  # configures logging itself (AUTOTUNE_LOG_LEVEL / --log-level)
     return cmd_run(args)

@@ -39,6 +39,7 @@ from autotune_operator.warm_start import Lookup, cluster_finder, merge_status
 from autotune_operator.workloads import WorkloadError, build, choose_family, kubeflow, t9k
 from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy
 from autotune_operator.workloads.common import Owner, TrialWorkload
+from autotune_operator.workloads.outlived import SIDECAR_GRACE_SECONDS
 from tuner_server.client import HttpClient, TunerClient, TunerServerError, is_http_url
 
 log = logging.getLogger("autotune.operator")
@@ -68,6 +69,12 @@ class Settings:
     sweep_seconds: float = 600.0
     # Serve Prometheus metrics here (http://HOST:PORT/PATH, metrics_server.py); None: not at all.
     metrics_endpoint: str | None = None
+    # A trial whose container ended while another container (an injected mesh proxy) keeps
+    # its pod running ends this many seconds later (workloads/outlived.py); 0: never.
+    sidecar_grace_seconds: float = SIDECAR_GRACE_SECONDS
+    # The image of the File/TensorFlowEvent metrics collectors' sidecar in trial pods
+    # (workloads/metrics_sidecar.py); None: autotune/operator:<this version>.
+    collector_image: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -104,6 +111,10 @@ class Settings:
                                    zero_means="no sweep"),
             checkpoint_root=env.get("AUTOTUNE_TRIAL_CHECKPOINT_ROOT", "").strip() or None,
             metrics_endpoint=_metrics_endpoint(env.get("AUTOTUNE_METRICS_ENDPOINT", "")),
+            sidecar_grace_seconds=_seconds("AUTOTUNE_SIDECAR_GRACE_SECONDS",
+                                           env.get("AUTOTUNE_SIDECAR_GRACE_SECONDS", str(SIDECAR_GRACE_SECONDS)),
+                                           zero_means="never end a trial for it"),
+            collector_image=env.get("AUTOTUNE_COLLECTOR_IMAGE", "").strip() or None,
             accelerators=AcceleratorPolicy(
                 tolerate=env.get("AUTOTUNE_ACCELERATOR_TOLERATIONS", "true").lower() != "false",
                 node_selectors=selectors,
@@ -350,7 +361,7 @@ class OperatorRuntime:
             doc["metadata"] = {"name": md["name"], "namespace": md["namespace"]}
             exp = validate_manifest(doc)
             family = self._family(body)
-            _check_buildable(exp.spec, ref, family, self.settings.accelerators)
+            _check_buildable(exp.spec, ref, family, self.settings.accelerators, self.settings.collector_image)
         except (SpecError, WorkloadError) as e:
             self._fail(writer, events, str(e), md.get("generation"), reason="InvalidExperiment")
             return md.get("generation")
@@ -364,6 +375,8 @@ class OperatorRuntime:
             # server never got must be made again (ending a trial is idempotent there).
             executor = KubernetesExecutor(self.api, ref, exp.spec, family, wake=wake,
                                           accelerators=self.settings.accelerators, events=events,
+                                          sidecar_grace=self.settings.sidecar_grace_seconds or None,
+                                          collector_image=self.settings.collector_image,
                                           on_created=lambda _trial: self.metrics.workload_created(family))
             c = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url,
                                      checkpoint_root=self.settings.checkpoint_root,
@@ -550,12 +563,13 @@ def _apply_spec_edit(applied: dict[str, Any], new: dict[str, Any], events: Event
     return {**applied, **{k: new.get(k) for k in MUTABLE if k in ok.limits}}
 
 
-def _check_buildable(spec: Any, ref: ExperimentRef, family: str, acc: AcceleratorPolicy) -> None:
+def _check_buildable(spec: Any, ref: ExperimentRef, family: str, acc: AcceleratorPolicy,
+                     collector_image: str | None = None) -> None:
     """Build one dummy trial's workload so a spec this workload kind cannot run is an ERROR now."""
     params = {}
     env = trial_env("http://x", "t", ref.uid, f"{ref.name}-0", 0, params)
     tw = TrialWorkload(f"{ref.name}-0", ref.namespace, ref.name, Owner("a/b", "K", ref.name, ref.uid), params, env,
-                       ref.token_secret, 0, acc)
+                       ref.token_secret, 0, acc, collector_image)
     try:
         build(family, spec, tw)
     except KeyError:

@@ -37,6 +37,7 @@ from autotune_operator.workloads import (
 )
 from autotune_operator.workloads.accelerators import AcceleratorPolicy
 from autotune_operator.workloads.common import TOKEN_KEY, Owner
+from autotune_operator.workloads.metrics_sidecar import SIDECAR, uses_sidecar
 from autotune_operator.workloads.pod_logs import PodLogCursor, resume, since_time
 from autotune_operator.workloads.pods import current_starts, disruptions, parse_time, trial_starts
 from autotune_operator.workloads.primary_pod import LogSource, primary_pod
@@ -111,6 +112,7 @@ class KubernetesExecutor:
     events: EventRecorder | None = None
     on_created: Callable[[str], None] | None = None  # hook for latency measurements
     clock: Callable[[], float] = time.monotonic  # how old a pass's pod LIST is
+    collector_image: str | None = None  # File/TensorFlowEvent collectors' sidecar (None: the default)
     # A created workload may wait for a node: ``started`` says when each trial began.
     starts_on_launch: ClassVar[bool] = False
 
@@ -194,6 +196,7 @@ class KubernetesExecutor:
             token_secret=self.ref.token_secret,
             sequence=trial.sequence,
             accelerators=self.accelerators,
+            collector_image=self.collector_image,
         )
         return build(self.family, self.spec, tw)
 
@@ -391,9 +394,11 @@ class KubernetesExecutor:
     # ----- the trial's output (spec.metricsCollector) -----
     def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None:
         """What the trial's primary container printed after ``cursor`` (workloads/
-        primary_pod.py says which pod and container), read as ``kubectl logs --timestamps
-        --since-time`` does (workloads/pod_logs.py). None while the container has not run,
-        when its pod is gone, and on API errors (logged; a 403 once as a Warning Event)."""
+        primary_pod.py says which pod and container; with a File or TensorFlowEvent collector,
+        the lines its ``autotune-metrics`` sidecar relayed from the trial's files: workloads/
+        metrics_sidecar.py), read as ``kubectl logs --timestamps --since-time`` does
+        (workloads/pod_logs.py). None while the container has not run, when its pod is gone,
+        and on API errors (logged; a 403 once as a Warning Event)."""
         if self._pods_forbidden or self._logs_forbidden:
             return None
         try:
@@ -408,7 +413,9 @@ class KubernetesExecutor:
             log.warning("could not list the pods of %s/%s: %s", self.ref.namespace, self.ref.name, e)
             return None
         tasks = [{"type": t.type, "template": t.template} for t in self.spec.trainingConfig.tasks]
-        src = primary_pod(self.family, trial_id, pods, tasks, self._created.get(trial_id))
+        # File / TensorFlowEvent: the lines the sidecar relays from the trial's files.
+        sidecar = SIDECAR if uses_sidecar(self.spec.metricsCollector) else None
+        src = primary_pod(self.family, trial_id, pods, tasks, self._created.get(trial_id), container=sidecar)
         if src is None or not src.has_log:
             return None
         cur = cursor if isinstance(cursor, PodLogCursor) and cursor.uid == src.uid else PodLogCursor(src.uid)

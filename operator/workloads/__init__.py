@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from autotune_operator.spec import ExperimentSpec
-from autotune_operator.workloads import batch_job, kubeflow, t9k
+from autotune_operator.workloads import batch_job, kubeflow, metrics_sidecar, t9k
 from autotune_operator.workloads.common import (
     EXPERIMENT_LABEL,
     TRIAL_LABEL,
@@ -86,6 +86,9 @@ def build(family: str, spec: ExperimentSpec, trial: TrialWorkload) -> dict[str, 
         body = kubeflow.build(spec.trainingConfig, trial)
     else:
         body = t9k.build(spec.trainingConfig, trial)
+    # File / TensorFlowEvent collectors: a sidecar relays the trial's metric files to a log.
+    collector = metrics_sidecar.Collector.of(spec.metricsCollector, trial.collector_image or metrics_sidecar.default_image())
+    body = metrics_sidecar.inject_workload(family, body, [t.type for t in spec.trainingConfig.tasks], collector)
     return {"apiVersion": kind.api_version, "kind": kind.kind, **body}
 
 

@@ -43,6 +43,9 @@ class TrialWorkload:
     token_secret: str  # Secret holding the experiment's token under key "token"
     sequence: int = 0
     accelerators: AcceleratorPolicy = field(default_factory=AcceleratorPolicy)
+    # The image of the File/TensorFlowEvent collectors' sidecar (metrics_sidecar.py); None:
+    # the chart's default operator image of this version.
+    collector_image: str | None = None
 
 
 @dataclass(frozen=True)

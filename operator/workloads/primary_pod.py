@@ -21,7 +21,10 @@ Of several pods of that replica (a pod re-created after a restart) the newest wi
 
 The container is the first container of that replica's template in the experiment's
 ``trainingConfig`` (its name); a pod that has no container of that name (a webhook renamed
-it) is read from its first container. Nothing here talks to a cluster.
+it) is read from its first container. A File or TensorFlowEvent collector's lines are the
+log of that pod's sidecar (metrics_sidecar.py), a native sidecar whose status is among the
+pod's ``initContainerStatuses``: ``primary_pod(..., container="autotune-metrics")``.
+Nothing here talks to a cluster.
 """
 
 from __future__ import annotations
@@ -78,8 +81,10 @@ def replica_of(pod: Mapping[str, Any], trial: str) -> tuple[str, int] | None:
 
 def has_run(pod: Mapping[str, Any], container: str) -> bool:
     """Whether the container ever started (running or terminated, now or before a restart):
-    before that the kubelet has no log and the API answers 400."""
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+    before that the kubelet has no log and the API answers 400. Init containers (a native
+    sidecar among them) are looked up too."""
+    status = pod.get("status") or {}
+    for cs in list(status.get("containerStatuses") or []) + list(status.get("initContainerStatuses") or []):
         if isinstance(cs, Mapping) and cs.get("name") == container:
             for state in (cs.get("state"), cs.get("lastState")):
                 if isinstance(state, Mapping) and (state.get("running") or state.get("terminated")):
@@ -97,13 +102,15 @@ def template_container(tasks: Sequence[Mapping[str, Any]], replica: str) -> str 
 
 
 def primary_pod(family: str, trial: str, pods: Iterable[Mapping[str, Any]], tasks: Sequence[Mapping[str, Any]],
-                not_before: float | None = None) -> LogSource | None:
+                not_before: float | None = None, container: str | None = None) -> LogSource | None:
     """The pod and container whose log is trial ``trial``'s output, or None while it has no pod.
 
     ``pods``: pods of the namespace (those not labelled with the trial are ignored).
     ``tasks``: the experiment's ``trainingConfig.tasks`` as mappings (type, template).
     ``not_before``: the workload's creation time; an older pod belongs to an earlier
     experiment of the same name (trial names are reused) and is ignored.
+    ``container``: read this container (or init container) of the primary pod instead of
+    the template's first container (a metrics collector's sidecar).
     """
     mine = pods_by_trial(pods, {trial: float("-inf") if not_before is None else not_before})[trial]
     if not mine or not tasks:
@@ -120,9 +127,11 @@ def primary_pod(family: str, trial: str, pods: Iterable[Mapping[str, Any]], task
     if chosen is None:
         return None
     md = chosen.get("metadata") or {}
+    if container is not None:
+        return LogSource(str(md.get("name")), str(md.get("uid") or ""), container, has_run(chosen, container))
     names = [c.get("name") for c in (chosen.get("spec") or {}).get("containers") or [] if isinstance(c, Mapping)]
     wanted = template_container(tasks, replica)
-    container = wanted if wanted in names else (names[0] if names else wanted)
-    if not container:
+    read = wanted if wanted in names else (names[0] if names else wanted)
+    if not read:
         return None
-    return LogSource(str(md.get("name")), str(md.get("uid") or ""), container, has_run(chosen, container))
+    return LogSource(str(md.get("name")), str(md.get("uid") or ""), read, has_run(chosen, read))
