@@ -8,6 +8,9 @@ by label per call), so a restarted operator sees exactly what its predecessor le
 A workload is not a running trial: its pods may wait in Pending for a device or an image.
 When each trial really started is read from its pods (workloads/pods.py), with one LIST
 of pods per pass and only while some trial's start is still unknown.
+A trial whose own container has ended while an injected sidecar (a mesh proxy) keeps its
+pod running ends with that container's exit code after a grace period, and its workload is
+deleted (workloads/outlived.py decides, from pod status a restarted operator reads too).
 The experiment's tuner-server token lives in a per-experiment Secret that trials read
 through ``secretKeyRef``; it never appears in a workload.
 """
@@ -38,6 +41,7 @@ from autotune_operator.workloads import (
 from autotune_operator.workloads.accelerators import AcceleratorPolicy
 from autotune_operator.workloads.common import TOKEN_KEY, Owner
 from autotune_operator.workloads.metrics_sidecar import SIDECAR, uses_sidecar
+from autotune_operator.workloads.outlived import SIDECAR_GRACE_SECONDS, Outlived, may_have_outlived, outlived
 from autotune_operator.workloads.pod_logs import PodLogCursor, resume, since_time
 from autotune_operator.workloads.pods import current_starts, disruptions, parse_time, trial_starts
 from autotune_operator.workloads.primary_pod import LogSource, primary_pod
@@ -53,6 +57,10 @@ MAX_NAMED_TRIALS = 50
 LOG_READ_BYTES = 4 * 1024 * 1024
 LOG_READ_TIMEOUT = 30.0
 PODS_FRESH_SECONDS = 10.0
+# Trials' pods are looked at for a sidecar outliving the trial (workloads/outlived.py) at
+# most this often (and a third of the grace, when that is shorter): a pod LIST, when no
+# other is made in that pass, only while a workload's status leaves room for it.
+OUTLIVED_CHECK_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,10 @@ class KubernetesExecutor:
     events: EventRecorder | None = None
     on_created: Callable[[str], None] | None = None  # hook for latency measurements
     clock: Callable[[], float] = time.monotonic  # how old a pass's pod LIST is
+    # A trial whose container ended while another container keeps its pod running (an
+    # injected sidecar: workloads/outlived.py) ends this long after; None: never.
+    sidecar_grace: float | None = SIDECAR_GRACE_SECONDS
+    now: Callable[[], float] = time.time  # wall clock, against a container's finishedAt
     collector_image: str | None = None  # File/TensorFlowEvent collectors' sidecar (None: the default)
     # A created workload may wait for a node: ``started`` says when each trial began.
     starts_on_launch: ClassVar[bool] = False
@@ -150,6 +162,10 @@ class KubernetesExecutor:
         # Trial -> when the pod running it now started (None: none running, its replacement
         # waits), from the pod LISTs of passes that made one (attempt_starts).
         self._current: dict[str, float | None] = {}
+        # Trials ended because a sidecar outlived them (reported by a poll): their workloads
+        # are deleted at the next poll, after the controller read their output to its end.
+        self._outlived: set[str] = set()
+        self._outlived_checked = float("-inf")  # self.clock() of the last look at their pods
         if self.events is None:
             self.events = EventRecorder(self.api, self.ref)
 
@@ -229,7 +245,8 @@ class KubernetesExecutor:
         for o in self._list():
             tid = _trial(o)
             self._note_created(tid, o)
-            if tid and tid not in self._killed and outcome(self.family, o) is None and not o["metadata"].get("deletionTimestamp"):
+            if (tid and tid not in self._killed and tid not in self._outlived and outcome(self.family, o) is None
+                    and not o["metadata"].get("deletionTimestamp")):
                 out.add(tid)
         self._live = set(out)
         return out
@@ -240,6 +257,10 @@ class KubernetesExecutor:
         awaiting: dict[str, float] = {}
         assert self.events is not None
         self._pods = None  # a new pass: pods are listed again when needed
+        for tid in sorted(self._outlived):  # reported by the last poll: their output was read
+            self._delete_workload(tid)
+        self._outlived.clear()
+        running: dict[str, dict[str, Any]] = {}
         for o in self._list():
             tid = _trial(o)
             if not tid:
@@ -261,6 +282,8 @@ class KubernetesExecutor:
                 awaiting[tid] = parse_time(md.get("creationTimestamp")) or 0.0
             if res is None:
                 self._seen_active.add(tid)
+                if not md.get("deletionTimestamp"):
+                    running[tid] = o
                 if self._being_replaced(tid, o):
                     self._disrupting.add(tid)
                 continue
@@ -278,6 +301,11 @@ class KubernetesExecutor:
         for tid in (set(self._killed) | self._launched) - seen - self._reported:
             reason = self._killed.get(tid)
             exits.append(TrialExit(tid, None, reason is not None, reason or "the trial's workload was deleted"))
+        # (set now too: a pod LIST made below covers every trial whose log this pass reads)
+        self._live = (seen - self._reported) | {ex.trial_id for ex in exits}
+        for out in self._sidecars_outlived(running, set(awaiting) | self._disrupting):
+            # Exit 0: no message, so a trial that printed no objective still says so.
+            exits.append(TrialExit(out.trial, out.exit_code, False, out.trial_message() if out.exit_code else None))
         for ex in exits:
             self._reported.add(ex.trial_id)
         self._awaiting = awaiting
@@ -365,6 +393,43 @@ class KubernetesExecutor:
             self.events.emit("TrialPodDisrupted",
                              f"trial {d.trial}: pod {d.pod} was disrupted ({why}); "
                              "its Job runs the trial again in a new pod, not counted as a failure")
+
+    def _sidecars_outlived(self, running: dict[str, dict[str, Any]], also: set[str]) -> list[Outlived]:
+        """Running trials whose primary container ended more than ``sidecar_grace`` ago while
+        another container keeps its pod alive (workloads/outlived.py decides), each with one
+        Event (a restarted operator sees the workload's annotation). Their workloads are
+        deleted by the next poll. Costs a pod LIST at most every OUTLIVED_CHECK_SECONDS, and
+        none while every running Job counts its pods ready; it covers ``also`` (the trials
+        started() looks up this pass), so that pass makes no second one."""
+        grace = self.sidecar_grace
+        if grace is None or self._pods_forbidden:
+            return []
+        candidates = {t for t, o in running.items() if may_have_outlived(self.family, o)}
+        if not candidates or self.clock() - self._outlived_checked < min(OUTLIVED_CHECK_SECONDS, grace / 3):
+            return []
+        self._outlived_checked = self.clock()
+        try:
+            pods = self._pods_of(candidates | also)
+        except ApiException as e:
+            if e.status == 403:
+                self._forbid_pods()
+            else:
+                log.warning("could not list the pods of %s/%s: %s %s", self.ref.namespace, self.ref.name, e.status, e.reason)
+            return []
+        tasks = [{"type": t.type, "template": t.template} for t in self.spec.trainingConfig.tasks]
+        found = [o for o in (outlived(self.family, t, pods, tasks, self.now(), grace, self._created.get(t))
+                             for t in sorted(candidates)) if o is not None]
+        assert self.events is not None
+        for o in found:
+            log.info("%s/%s: %s", self.ref.namespace, self.ref.name, o.event_message(grace))
+            self._outlived.add(o.trial)
+            self._seen_active.discard(o.trial)
+            if not (running[o.trial]["metadata"].get("annotations") or {}).get(ENDED_ANNOTATION):
+                self.events.emit("TrialSidecarOutlived", o.event_message(grace), warning=True)
+                self._mark_ended(o.trial)
+        if found:
+            self.wake.set()  # the next pass, which deletes their workloads, comes at once
+        return found
 
     def _list_pods(self, trials: list[str] | None) -> list[dict[str, Any]]:
         """One LIST of the experiment's pods (only ``trials``' when given)."""
@@ -477,6 +542,14 @@ class KubernetesExecutor:
         if trial_id in self._killed:
             return
         self._killed[trial_id] = reason
+        self._delete_workload(trial_id)
+        assert self.events is not None
+        early = "assessor" in reason
+        self.events.emit("TrialEarlyStopped" if early else "TrialStopped", f"{trial_id}: {reason}")
+        self.wake.set()
+
+    def _delete_workload(self, trial_id: str) -> None:
+        """Delete the trial's workload; its pods go with it (garbage collection)."""
         k = self.kind
         try:
             self.custom.delete_namespaced_custom_object(
@@ -485,10 +558,6 @@ class KubernetesExecutor:
         except ApiException as e:
             if e.status != 404:
                 raise
-        assert self.events is not None
-        early = "assessor" in reason
-        self.events.emit("TrialEarlyStopped" if early else "TrialStopped", f"{trial_id}: {reason}")
-        self.wake.set()
 
     def wait(self, timeout: float) -> None:
         if self.wake.wait(timeout):
