@@ -11,6 +11,19 @@ This is test harness, not a kubelet. What it does:
     container's env (value, $(VAR) expansion, valueFrom secretKeyRef/configMapKeyRef/
     fieldRef/resourceFieldRef, envFrom) and workingDir (a sandbox dir when it is unset or
     does not exist here); init containers run first, one by one;
+  * native sidecars (Kubernetes >= 1.29): an init container with ``restartPolicy: Always``
+    is started in its turn among the init containers and not waited for; it is restarted
+    when it exits while the pod runs, gets SIGTERM (then SIGKILL after the grace period,
+    at most 10 s) once every regular container has ended for good, and its exit code does
+    not decide the pod's phase;
+  * ``emptyDir`` volumes and the volumeMounts that name them: the pod gets a directory per
+    emptyDir (<pod dir>/volumes/<name>, mode 0777) and a container with such mounts runs in
+    its own mount namespace (``unshare -m --propagation private``) with each directory
+    bind-mounted at its mountPath (subPath and readOnly honoured; the mountPath is created
+    on this host if missing, as an empty directory). So two pods writing the same fixed path
+    (/var/log/katib/metrics.log) each write their own file, and containers of one pod share
+    theirs. This needs root with CAP_SYS_ADMIN; where ``unshare -m`` fails the container
+    does not start (CreateContainerError saying so, and a Warning Event);
   * reports phase, conditions and (init)containerStatuses through the status subresource,
     restarts per restartPolicy (Always/OnFailure/Never), kills the process group on graceful
     deletion (an eviction included), reports the pod Failed (Succeeded if every container
@@ -22,9 +35,10 @@ This is test harness, not a kubelet. What it does:
   * keeps stdout+stderr per container in <state-dir>/pods/<ns>_<pod>_<uid>/<container>.log,
     with each line's time in <container>.cri (container_logs.py), and serves them to
     kube-apiserver as the kubelet does (so `kubectl logs`, --timestamps, --since-time work).
-Not emulated: images (the command must exist on this host), volumes and volumeMounts,
-networking (every pod gets podIP 127.0.0.1), probes, resource limits enforcement, exec/
-attach/port-forward, ephemeral and sidecar containers, lifecycle hooks.
+Not emulated: images (the command must exist on this host), volumes other than emptyDir
+(their mounts are ignored), networking (every pod gets podIP 127.0.0.1), probes, resource
+limits enforcement, securityContext (processes run as the agent's user), exec/attach/
+port-forward, ephemeral containers, lifecycle hooks.
 """
 
 from __future__ import annotations
@@ -152,6 +166,38 @@ def expand(s: str, env: dict[str, str]) -> str:
 
 class ConfigError(Exception):
     """The container cannot start yet (CreateContainerConfigError)."""
+
+
+# Run in a new mount namespace: bind each (source, target, ro|rw) triple, then cd to the
+# working directory again (a mount over it is seen only through its path) and exec the command.
+_MOUNT_SCRIPT = (
+    'wd="$1"; shift; '
+    'while [ "$1" != "--" ]; do '
+    'mkdir -p "$1" "$2" && mount --bind "$1" "$2" || exit 125; '
+    'if [ "$3" = ro ]; then mount -o remount,bind,ro "$2" || exit 125; fi; '
+    'shift 3; done; shift; cd "$wd" && exec "$@"'
+)
+
+
+def mount_namespaces_work() -> str | None:
+    """None when this host can give a process its own mount namespace, else why not."""
+    try:
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
+                           capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"cannot run unshare: {e}"
+    if r.returncode != 0:
+        return (r.stderr or r.stdout).strip() or f"unshare exited {r.returncode}"
+    return None
+
+
+def volume_argv(argv: list[str], wd: str, mounts: list[tuple[str, str, bool]]) -> list[str]:
+    """``argv`` run with each (host dir, mountPath, read-only) bind-mounted in a mount
+    namespace of its own (so other processes of this host, other pods included, see none)."""
+    binds: list[str] = []
+    for src, dst, ro in mounts:
+        binds += [src, dst, "ro" if ro else "rw"]
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", _MOUNT_SCRIPT, "sh", wd, *binds, "--", *argv]
 
 
 # ---------------------------------------------------------------------------- pod runner
@@ -372,6 +418,19 @@ class PodRunner(threading.Thread):
                 self.agent.event(self.pod, "WorkingDirMissing", msg, "Warning")
                 container_logs.note(logf, crif, f"[fake-node] {msg}")
             wd = str(sandbox)
+        mounts = self._mounts(c)
+        if mounts:
+            why = self.agent.mount_namespaces()
+            if why is not None:
+                msg = (f"container {name} mounts emptyDir volumes, which the fake node gives it in a mount "
+                       f"namespace of its own, and `unshare -m` fails here ({why}): run the node agent as "
+                       "root with CAP_SYS_ADMIN")
+                if status["state"].get("waiting", {}).get("message") != msg:
+                    log.warning("%s/%s: %s", self.ns, self.name, msg)
+                    self.agent.event(self.pod, "FailedMount", msg, "Warning")
+                status["state"] = {"waiting": {"reason": "CreateContainerError", "message": msg}}
+                return None
+            argv = volume_argv(argv, wd, mounts)
         try:
             # Through a pipe, so each line gets the time it was written (timestamps=true).
             p = subprocess.Popen(argv, cwd=wd, env=env, stdout=subprocess.PIPE,
@@ -393,6 +452,20 @@ class PodRunner(threading.Thread):
         status["ready"] = True
         status["containerID"] = f"fakeproc://{p.pid}"
         return p
+
+    def _mounts(self, c: dict) -> list[tuple[str, str, bool]]:
+        """(host dir, mountPath, read-only) of the container's mounts of emptyDir volumes,
+        parents first (as the kubelet orders them); mounts of other volumes are ignored."""
+        empty = {v.get("name") for v in self.pod["spec"].get("volumes") or [] if "emptyDir" in v}
+        out = []
+        for m in c.get("volumeMounts") or []:
+            if m.get("name") not in empty or not m.get("mountPath"):
+                continue
+            src = self.dir / "volumes" / m["name"]
+            if m.get("subPath"):
+                src = src / m["subPath"]
+            out.append((str(src), os.path.normpath(m["mountPath"]), bool(m.get("readOnly"))))
+        return sorted(out, key=lambda t: t[1].count("/"))
 
     def _finish(self, p: subprocess.Popen, status: dict, started_at: str) -> int:
         # The log is whole before the container counts as terminated (a kubelet's is):
@@ -469,6 +542,11 @@ class PodRunner(threading.Thread):
     def _run(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         spec = self.pod["spec"]
+        for v in spec.get("volumes") or []:
+            if "emptyDir" in v:  # world-writable, as the kubelet makes an emptyDir
+                d = self.dir / "volumes" / v["name"]
+                d.mkdir(parents=True, exist_ok=True)
+                d.chmod(0o777)
         for c in spec.get("initContainers") or []:
             self.init_statuses[c["name"]] = self._new_status(c)
         for c in spec["containers"]:
@@ -477,8 +555,16 @@ class PodRunner(threading.Thread):
         self.sa_kubeconfig = self._write_sa_kubeconfig()
         self.agent.event(self.pod, "Started", "running containers as local processes")
 
+        sidecars: dict[str, dict] = {}  # native sidecars started: name -> container
+        sidecar_started: dict[str, str] = {}
         for c in spec.get("initContainers") or []:  # one by one, each until it succeeds
             st = self.init_statuses[c["name"]]
+            if c.get("restartPolicy") == "Always":  # a native sidecar: started, not waited for
+                at = self._start_sidecar(c, st)
+                if at is None:
+                    return  # deleted
+                sidecars[c["name"]], sidecar_started[c["name"]] = c, at
+                continue
             while True:
                 code = self._run_to_end(c, st)
                 if code is None:
@@ -510,6 +596,20 @@ class PodRunner(threading.Thread):
                 self.kill_all(min(self.delete_grace, 10))
                 return
             changed = False
+            for n, c in sidecars.items():  # a sidecar that exits while the pod runs is restarted
+                st, p = self.init_statuses[n], self.procs.get(n)
+                if p is not None and p.poll() is not None:
+                    self._finish(p, st, sidecar_started[n])
+                    with self.lock:
+                        del self.procs[n]
+                    prev = st["state"]
+                    p = self._start(c, st)
+                    st["lastState"], st["restartCount"] = prev, st["restartCount"] + 1
+                    if p:
+                        with self.lock:
+                            self.procs[n] = p
+                        sidecar_started[n] = st["state"]["running"]["startedAt"]
+                    changed = True
             for c in spec["containers"]:
                 n, st = c["name"], self.statuses[c["name"]]
                 p = self.procs.get(n)
@@ -537,7 +637,8 @@ class PodRunner(threading.Thread):
                         self.phase = "Running"
                     changed = True
             done = [s for s in self.statuses.values() if "terminated" in s["state"]]
-            if len(done) == len(self.statuses) and not retry_at and not self.procs:
+            if len(done) == len(self.statuses) and not retry_at and not (set(self.procs) - set(sidecars)):
+                self._stop_sidecars(list(sidecars), sidecar_started)
                 codes = [s["state"]["terminated"]["exitCode"] for s in done]
                 self.phase = "Succeeded" if all(x == 0 for x in codes) else "Failed"
                 self.report()
@@ -546,6 +647,46 @@ class PodRunner(threading.Thread):
                 self.report()
             self.wake.wait(0.2)
             self.wake.clear()
+
+    def _start_sidecar(self, c: dict, st: dict) -> str | None:
+        """Start a native sidecar, trying again until it runs; its start time, or None when
+        the pod is deleted meanwhile."""
+        while True:
+            p = self._start(c, st)
+            if p is not None:
+                with self.lock:
+                    self.procs[c["name"]] = p
+                self.report()
+                return st["state"]["running"]["startedAt"]
+            self.report()
+            if self.wake.wait(2) and self.delete_grace is not None:
+                return None
+            self.wake.clear()
+
+    def _stop_sidecars(self, names: list[str], started: dict[str, str]) -> None:
+        """Every regular container has ended: SIGTERM the native sidecars, last started first,
+        each given the pod's grace period (at most 10 s) before SIGKILL, as the kubelet does."""
+        grace = min(float(self.pod["spec"].get("terminationGracePeriodSeconds", 30)), 10.0)
+        for n in reversed(names):
+            with self.lock:
+                p = self.procs.pop(n, None)
+            if p is None:
+                continue
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                try:
+                    p.wait(grace)
+                except subprocess.TimeoutExpired:
+                    pass
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # whatever is left in its group
+            except ProcessLookupError:
+                pass
+            p.wait()
+            self._finish(p, self.init_statuses[n], started.get(n, now()))
 
     def _run_to_end(self, c: dict, st: dict) -> int | None:
         while True:
@@ -592,6 +733,16 @@ class Agent:
         self.unsched_msgs: dict[str, str] = {}
         self.nodes: dict[str, dict] = {}
         self.stopping = threading.Event()
+        self._mount_lock = threading.Lock()
+        self._mount_why: list[str | None] = []  # [] until checked: [None] works, [reason] not
+
+    def mount_namespaces(self) -> str | None:
+        """None when containers can get mount namespaces (emptyDir volumes), else why not;
+        checked once."""
+        with self._mount_lock:
+            if not self._mount_why:
+                self._mount_why.append(mount_namespaces_work())
+            return self._mount_why[0]
 
     # -- nodes ---------------------------------------------------------------------
     def register_nodes(self) -> None:

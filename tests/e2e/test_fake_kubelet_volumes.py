@@ -1,0 +1,71 @@
+"""The fake node runs native sidecars and emptyDir volumes as a kubelet does (what the File /
+TensorFlowEvent metrics collectors' sidecar needs): a sidecar (an init container with
+restartPolicy Always) runs beside the main container, gets SIGTERM once it exited and does
+not decide the pod's phase; an emptyDir mounted at a fixed path is each pod's own directory,
+shared by the pod's containers (read-only where the mount says so)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from kube_harness import wait_for
+
+WHERE = "/var/log/autotune-harness-volumes"  # the same fixed path in every pod
+MAIN = f"""
+import os, sys, time
+path = "{WHERE}/m.log"
+print("before:", os.path.exists(path), flush=True)  # another pod's file is not here
+with open(path, "w") as f:
+    f.write("written by " + sys.argv[1] + "\\n")
+time.sleep(2)
+print("main done", flush=True)
+"""
+SIDECAR = f"""
+import signal, sys, time
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+print("sidecar up", flush=True)
+while not stop:
+    time.sleep(0.1)
+print("saw:", open("{WHERE}/m.log").read().strip(), flush=True)
+try:
+    open("{WHERE}/other", "w")
+except OSError as e:
+    print("read-only:", e.errno == 30, flush=True)
+sys.exit(3)  # a sidecar's exit code does not decide the pod's phase
+"""
+
+
+def pod(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never",
+                     "volumes": [{"name": "shared", "emptyDir": {}}],
+                     "initContainers": [{"name": "side", "image": "python", "restartPolicy": "Always",
+                                         "command": [sys.executable, "-c", SIDECAR],
+                                         "volumeMounts": [{"name": "shared", "mountPath": WHERE, "readOnly": True}]}],
+                     "containers": [{"name": "main", "image": "python", "command": [sys.executable, "-c", MAIN, name],
+                                     "volumeMounts": [{"name": "shared", "mountPath": WHERE}]}]}}
+
+
+def test_native_sidecars_and_empty_dirs_per_pod(kube_cluster, core_v1, namespace):
+    names = ("vol-a", "vol-b")
+    for n in names:  # at the same time, writing the same path
+        core_v1.create_namespaced_pod(namespace, pod(n))
+    # The sidecar runs before and while the main container does.
+    wait_for(lambda: all(
+        any(cs.name == "side" and cs.state.running for cs in core_v1.read_namespaced_pod(n, namespace).status
+            .init_container_statuses or []) for n in names), 60, "the sidecars to run")
+    for n in names:
+        wait_for(lambda: core_v1.read_namespaced_pod(n, namespace).status.phase in ("Succeeded", "Failed"), 60,
+                 f"{n} to end")
+        p = core_v1.read_namespaced_pod(n, namespace)
+        assert p.status.phase == "Succeeded", p.status  # the sidecar exited 3: not counted
+        (side,) = p.status.init_container_statuses
+        assert side.state.terminated and side.state.terminated.exit_code == 3
+        main_log = kube_cluster.pod_log(namespace, n, "main")
+        assert main_log == "before: False\nmain done\n"
+        side_log = kube_cluster.pod_log(namespace, n, "side")
+        # SIGTERM came after main had written: the sidecar read this pod's own file.
+        assert side_log == f"sidecar up\nsaw: written by {n}\nread-only: True\n", side_log
+    assert not Path(WHERE, "m.log").exists()  # nothing was written on the host's path itself
