@@ -89,6 +89,13 @@ MAX_ENTITIES_PER_BATCH = 1000  # metrics + params + tags
 # not grow them without bound, while a script logging a whole config still fits.
 MAX_PARAMS_PER_RUN = 1600
 MAX_TAGS_PER_RUN = 1600
+# Metric values recorded per run (logged through MLflow and read from the trial's output
+# together). Open-source MLflow keeps every value; hosted MLflow services cap a run's metric
+# history. Every value is an event in the tuner server's SQLite store (and, for the objective,
+# a curve point), replayed when the run is rebuilt, so a runaway trial logging in a tight loop
+# must not grow them without bound, while a trial logging many metrics per step for many
+# thousands of steps still fits.
+MAX_METRIC_VALUES_PER_RUN = 1_000_000
 
 
 def check_batch(metrics: int, params: int, tags: int) -> None:
@@ -105,6 +112,30 @@ def changed(kept: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]
     """The entries of ``given`` that are not already kept with that value (pure): logging the
     same param or tag again (a retried call) writes nothing to the store."""
     return {k: v for k, v in given.items() if kept.get(k) != v}
+
+
+def check_params_unchanged(kept: Mapping[str, str], given: Mapping[str, str], run_id: str) -> None:
+    """Refuse a param logged again with another value, as MLflow does (pure): a run's params
+    say how it was configured, so one is never overwritten. The same value again (a retried
+    call, a restarted script) is accepted."""
+    clash = [(k, kept[k], v) for k, v in given.items() if k in kept and kept[k] != v]
+    if clash:
+        shown = "; ".join(f"param '{k}' was logged with value {old!r}, this request logs {new!r}"[:300]
+                          for k, old, new in clash[:3])
+        more = f" (and {len(clash) - 3} more)" if len(clash) > 3 else ""
+        raise invalid(f"Changing param values is not allowed (as in MLflow): {shown}{more}, for run '{run_id}'; "
+                      f"log the new value under another key, or as a tag")
+
+
+def check_metric_room(kept: int, adding: int, run_id: str, cap: int | None = None) -> None:
+    """Refuse values that would take the run past its cap on metric values (pure; ``cap``
+    None: MAX_METRIC_VALUES_PER_RUN, read at call time)."""
+    cap = MAX_METRIC_VALUES_PER_RUN if cap is None else cap
+    if kept + adding > cap:
+        raise MlflowError(400, "RESOURCE_LIMIT_EXCEEDED",
+                          f"run '{run_id}' has {kept} metric values and this request adds {adding}; AutoTune keeps "
+                          f"at most {cap} metric values per run (MAX_METRIC_VALUES_PER_RUN): log less often (e.g. "
+                          f"once per epoch, not per batch); nothing of this request was kept")
 
 
 def check_room(what: str, kept: Mapping[str, str], given: Mapping[str, str], cap: int, run_id: str) -> None:
@@ -147,10 +178,14 @@ class RunState:
     # The last step of each metric read from the trial's output (spec.metricsCollector): a
     # restarted controller re-reads the log from its start and sends those steps again.
     collected: dict[str, int] = field(default_factory=dict)
+    # How many metric values were recorded (both kinds): checked against
+    # MAX_METRIC_VALUES_PER_RUN on every call without counting the store's events.
+    values: int = 0
 
     def apply(self, kind: str, p: Mapping[str, Any]) -> None:
         """One recorded change (also how a restarted server replays the store's events)."""
         if kind in ("mlflow_metrics", "mlflow_collected"):
+            self.values += len(p["metrics"])
             for m in p["metrics"]:
                 if kind == "mlflow_collected":  # told apart by step (log_collected), not by identity
                     self.collected[m["key"]] = max(m["step"], self.collected.get(m["key"], -1))
@@ -177,6 +212,23 @@ class RunState:
             self.run_name = p.get("run_name") or self.run_name
         elif kind == "mlflow_final":
             self.final = p["metric"]
+
+
+def fresh_values(s: RunState, metrics: Sequence[tuple[str, LoggedMetric]]) -> list[dict[str, Any]]:
+    """The values of a request not recorded before, as event entries (pure). The client
+    retries a call whose answer it did not get: the same value, step and timestamp again is
+    that retry (MLflow's own store keys metrics so too). Checked against everything logged,
+    not only each key's last value: a retried batch holding several steps of one metric
+    repeated its earlier steps."""
+    new: list[dict[str, Any]] = []
+    batch: set[tuple[str, Any, int, int]] = set()
+    for key, m in metrics:
+        ident = _identity(key, m.value, m.timestamp, m.step)
+        if ident in s.logged or ident in batch:
+            continue
+        batch.add(ident)
+        new.append({"key": key, "value": m.value, "timestamp": m.timestamp, "step": m.step})
+    return new
 
 
 def objective_names(h: Hosted) -> list[str]:
@@ -383,8 +435,11 @@ class MlflowRuns:
         with h.lock:
             t, s = self._run_of(h, trial_id, _run_id(body))
             params, tags = changed(s.params, params), changed(s.tags, tags)
+            check_params_unchanged(s.params, params, run_id_of(t.record.trial_id))
             check_room("param", s.params, params, MAX_PARAMS_PER_RUN, run_id_of(t.record.trial_id))
             check_room("tag", s.tags, tags, MAX_TAGS_PER_RUN, run_id_of(t.record.trial_id))
+            # The metrics' cap too, before the params and tags are written: a refused batch keeps nothing.
+            check_metric_room(s.values, len(fresh_values(s, parsed)), run_id_of(t.record.trial_id))
             if params:
                 self._record(exp_id, t, s, "mlflow_params", {"params": params})
             if tags:
@@ -457,20 +512,12 @@ class MlflowRuns:
     # ----- results -----
     def _log_metrics(self, exp_id: str, h: Hosted, t: StoredTrial, s: RunState, metrics: list[tuple[str, LoggedMetric]],
                      kind: str = "mlflow_metrics", assess: bool = True) -> None:
-        new: list[dict[str, Any]] = []
-        batch: set[tuple[str, Any, int, int]] = set()
-        for key, m in metrics:
-            # The client retries a call whose answer it did not get: the same value, step and
-            # timestamp again is that retry (MLflow's own store keys metrics so too). Checked
-            # against everything logged, not only each key's last value: a retried batch
-            # holding several steps of one metric repeated its earlier steps.
-            ident = _identity(key, m.value, m.timestamp, m.step)
-            if ident in s.logged or ident in batch:
-                continue
-            batch.add(ident)
-            new.append({"key": key, "value": m.value, "timestamp": m.timestamp, "step": m.step})
+        new = fresh_values(s, metrics)
         if not new:
             return
+        # Before anything is written: a refused request keeps nothing (all or none, as the
+        # other limits), and the client's retry is refused again.
+        check_metric_room(s.values, len(new), run_id_of(t.record.trial_id))
         names = objective_names(h)
         head = s.metrics.get(names[0]) if names else None
         newest = (head.step, head.timestamp) if head is not None else None
@@ -680,5 +727,9 @@ def _pairs(items: Any, what: str) -> dict[str, str]:
             raise invalid(f"each of {what} must be an object with key and value, got {it!r}"[:200])
         key = _key(it.get("key"), what.rstrip("s"))
         v = it.get("value")
-        out[key] = _text(v if isinstance(v, str) or v is None else str(v), f"{what.rstrip('s')} '{key}'", MAX_VALUE) or ""
+        text = _text(v if isinstance(v, str) or v is None else str(v), f"{what.rstrip('s')} '{key}'", MAX_VALUE) or ""
+        if what == "params" and out.get(key, text) != text:  # a tag's later value wins, as in MLflow
+            raise invalid(f"param '{key}' appears twice in this request, with values {out[key]!r} and {text!r}"[:300]
+                          + ": a run's param has one value (as in MLflow)")
+        out[key] = text
     return out
