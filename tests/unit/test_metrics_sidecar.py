@@ -177,3 +177,32 @@ def test_inject_workload_copies_and_refuses_unknown_families():
     assert body == {"spec": {"template": template()}} and sidecar_of(out["spec"]["template"])
     with pytest.raises(WorkloadError, match="unknown workload family"):
         inject_workload("other", body, ["worker"], FILE)
+
+
+def test_read_log_reads_the_sidecars_log_of_the_primary_pod() -> None:
+    from autotune_operator.executors.kubernetes import ExperimentRef, KubernetesExecutor
+    from autotune_operator.spec import validate_manifest
+    from tests.unit.test_k8s_read_log import Api, Cluster, iso, lines_at, manifest, pod
+    from tests.unit.test_k8s_trial_start import UID, Events, job
+    from tests.unit.test_trial_start import T0
+
+    m = manifest()
+    m["spec"]["metricsCollector"] = {"kind": "File", "path": "/var/log/katib/metrics.log"}
+    cluster = Cluster(jobs=[job("q-0")])
+    p = pod("q-0-a", "q-0", "u0")
+    p["spec"]["initContainers"] = [{"name": SIDECAR, "restartPolicy": "Always"}]
+    p["status"]["initContainerStatuses"] = [{"name": SIDECAR, "state": {"waiting": {"reason": "PodInitializing"}}}]
+    cluster.pods = [p]
+    lines_at(cluster, "q-0-a", "c", (0.1, "accuracy=0.1"))  # the trial's own output: not what is read
+    lines_at(cluster, "q-0-a", SIDECAR, (0.2, "epoch=0 accuracy=0.5"))
+    ex = KubernetesExecutor(Api(cluster), ExperimentRef("ns", "q", UID), validate_manifest(m).spec, "job",
+                            events=Events(), clock=lambda: 0.0)  # type: ignore[arg-type]
+    ex.custom = cluster  # type: ignore[assignment]
+    ex.core = cluster  # type: ignore[assignment]
+    ex.poll()
+    assert ex.read_log("q-0", None) is None and cluster.log_gets == []  # the sidecar has not run: no GET
+    p["status"]["initContainerStatuses"] = [{"name": SIDECAR, "state": {"running": {"startedAt": iso(T0 + 1)}}}]
+    ex._pods = None  # a new pass lists the pods again
+    chunk = ex.read_log("q-0", None)
+    assert chunk is not None and chunk.lines == ("epoch=0 accuracy=0.5",)
+    assert [q["container"] for _, q in cluster.log_gets] == [SIDECAR]
