@@ -35,11 +35,12 @@ from autotune_operator.convert import command as convert_command
 from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
 from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
+from autotune_operator.executors.metrics_path import not_given_message, plan_path
 from autotune_operator.local_resume import SpecChanged, check_output, save_spec
 from autotune_operator.progress import Progress
 from autotune_operator.results import (format_importance, format_pareto, write_importance, write_pareto_plot, write_status,
                                        write_trials_csv)
-from autotune_operator.spec import Experiment, SpecError, load_experiment
+from autotune_operator.spec import Experiment, SpecError, load_experiment, reads_files
 from autotune_operator.status import ExperimentStatus
 from autotune_operator.warm_start import local_finder
 from tuner_server.client import HttpClient, InProcessClient, TunerClient, TunerServerError, is_http_url
@@ -85,6 +86,9 @@ def process_template(exp: Experiment, manifest_path: Path, workdir: str | None) 
             f"{where}.workingDir {container.get('workingDir')!r} does not exist on this machine; "
             f"pass --workdir DIR to run the trials somewhere else"
         )
+    mc = exp.spec.metricsCollector
+    if mc is not None and reads_files(mc) and mc.path and plan_path(mc.path, command, env) is None:
+        raise LocalSetupError(not_given_message(mc, where))
     return ProcessTemplate(tuple(command), env, str(wd))
 
 
@@ -162,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"autotune: warning: {w}", file=sys.stderr)
     save_spec(out, exp)
     exp_id = f"local.{exp.name}"
-    executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out))
+    executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out), collector=exp.spec.metricsCollector)
     progress = Progress(exp.spec.maxTrialNum, quiet=args.quiet)
 
     def on_status(s: ExperimentStatus) -> None:

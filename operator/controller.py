@@ -26,7 +26,8 @@ from autotune_operator.decide import (
     overdue_trials,
 )
 from autotune_operator.executors.base import Executor, TrialExit, TrialLaunch, trial_env
-from autotune_operator.log_metrics import Collected, LogParser, why_no_objective
+from autotune_operator.log_metrics import Collected
+from autotune_operator.metric_parsers import MetricParser, parser_for, why_no_objective
 from autotune_operator.spec import Experiment
 from autotune_operator.status import ExperimentStatus, WarmStartStatus, build_status
 from autotune_operator.warm_start import Lookup, WarmStartOutcome, run_warm_start
@@ -80,7 +81,7 @@ DRAIN_WAIT_SECONDS = 60.0
 class TrialLog:
     """Where the controller is in one trial's output, and what it read but could not send yet."""
 
-    parser: LogParser
+    parser: MetricParser
     cursor: Any = None
     read: bool = False  # some of the log was read (else nothing can be said of what it printed)
     pending: list[Collected] = field(default_factory=list)
@@ -295,7 +296,7 @@ class ExperimentController:
             return True
         r = self.state.logs.get(trial_id)
         if r is None:
-            r = self.state.logs[trial_id] = TrialLog(LogParser.of(self.collector.metricsFormat, self.collected_names))
+            r = self.state.logs[trial_id] = TrialLog(parser_for(self.collector, self.collected_names))
         if not self._send(trial_id, r, final):
             return False  # what an earlier read found is not recorded yet: read no more (bounded memory)
         to_end = False

@@ -99,10 +99,16 @@ class LogParser:
     # names matched but not collected (a few), and the last non-blank line.
     others: dict[str, None] = field(default_factory=dict)
     last_line: str = ""
+    # Where the lines come from, for that message: the trial's output (StdOut) or the file
+    # it writes (spec.metricsCollector kind File, format TEXT).
+    source: str = "its output"
 
     @classmethod
-    def of(cls, formats: Sequence[str] | None, names: Iterable[str]) -> "LogParser":
-        return cls(compile_formats(formats), frozenset(names))
+    def of(cls, formats: Sequence[str] | None, names: Iterable[str], source: str = "its output") -> "LogParser":
+        return cls(compile_formats(formats), frozenset(names), source=source)
+
+    def why_no_objective(self, objectives: Sequence[str]) -> str:
+        return why_no_objective(self, objectives)
 
     def feed(self, lines: Iterable[str]) -> list[Collected]:
         """The metrics in ``lines`` (complete lines, in order), each with its step."""
@@ -133,13 +139,14 @@ def why_no_objective(parser: LogParser, objectives: Sequence[str]) -> str:
     """Why an ended trial has no objective value from its output, with what it did print,
     so the format or the names can be fixed from the message alone."""
     wanted = ", ".join(repr(n) for n in objectives)
-    out = (f"no value of {wanted} was read from its output (spec.metricsCollector reads lines such as "
+    out = (f"no value of {wanted} was read from {parser.source} (spec.metricsCollector reads lines such as "
            f"'{objectives[0]}=0.97')")
     if parser.others:
-        out += (f"; it printed {', '.join(repr(n) for n in parser.others)}, which spec.primaryMetric/objectives "
+        verb = "printed" if parser.source == "its output" else "wrote"
+        out += (f"; it {verb} {', '.join(repr(n) for n in parser.others)}, which spec.primaryMetric/objectives "
                 f"and additionalMetricNames do not name")
     elif parser.last_line:
         out += f"; its last line: {parser.last_line!r}"
     else:
-        out += "; it printed nothing"
+        out += "; it printed nothing" if parser.source == "its output" else "; it wrote nothing there"
     return out

@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch, expand_vars, substitute
+from autotune_operator.executors.metrics_path import METRICS_PATH_VAR, PathPlan, plan_path
+from autotune_operator.metric_files import FileSource, read_new
+from autotune_operator.spec import MetricsCollectorSpec, reads_files
 
 log = logging.getLogger("autotune.local")
 
@@ -110,11 +113,19 @@ class _Adopted:
 class LocalExecutor:
     starts_on_launch = True  # a process runs from its launch: the controller reports it then
 
-    def __init__(self, template: ProcessTemplate, output: Path, devices: Sequence[str] = (), sdk_path: str | None = None) -> None:
+    def __init__(self, template: ProcessTemplate, output: Path, devices: Sequence[str] = (), sdk_path: str | None = None,
+                 collector: MetricsCollectorSpec | None = None) -> None:
         self.template = template
         self.output = output
         self.devices = list(devices)
         self.sdk_path = sdk_path
+        # spec.metricsCollector File/TensorFlowEvent: trials write their own metrics path
+        # (executors/metrics_path.py), which read_log reads. None: read_log reads trial.log.
+        self.collector = collector if reads_files(collector) else None
+        self.metrics_plan: PathPlan | None = None
+        if self.collector is not None and self.collector.path:
+            self.metrics_plan = (plan_path(self.collector.path, template.command, template.env)
+                                 or PathPlan(self.collector.path))
         self._running: dict[str, _Running] = {}
         self._exits: queue.Queue[TrialExit] = queue.Queue()
         self._lock = threading.Lock()
@@ -125,6 +136,10 @@ class LocalExecutor:
 
     def trial_dir(self, trial_id: str) -> Path:
         return self.output / "trials" / trial_id
+
+    def metrics_path(self, trial_id: str) -> Path | None:
+        """The file (File) or directory (TensorFlowEvent) the trial writes its metrics to."""
+        return self.metrics_plan.trial_path(self.trial_dir(trial_id)) if self.metrics_plan else None
 
     def _free_device(self) -> str | None:
         if not self.devices:
@@ -167,7 +182,18 @@ class LocalExecutor:
             # $(VAR) from the container's env and AutoTune's variables, as Kubernetes expands it
             # (not from this machine's environment, which a pod would not see either).
             pod_env = {**{k: substitute(v, trial.parameters) for k, v in self.template.env.items()}, **trial.env}
+            plan, mpath = self.metrics_plan, self.metrics_path(trial.trial_id)
+            if plan is not None and mpath is not None and self.collector is not None:
+                # Its own metrics path, where the manifest gives the spec's (see metrics_path.py).
+                for e in (env, pod_env):
+                    for k in self.template.env:
+                        if k in e and k not in trial.env:
+                            e[k] = plan.replace(e[k], tdir)
+                    e[METRICS_PATH_VAR] = str(mpath)
+                (mpath if self.collector.kind == "TensorFlowEvent" else mpath.parent).mkdir(parents=True, exist_ok=True)
             argv = [expand_vars(substitute(a, trial.parameters), pod_env) for a in self.template.command]
+            if plan is not None:
+                argv = [plan.replace(a, tdir) for a in argv]
             record = tdir / "process.json"
             record.unlink(missing_ok=True)
             (tdir / "kill.json").unlink(missing_ok=True)
@@ -311,7 +337,17 @@ class LocalExecutor:
     def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None:
         """Complete lines of ``trials/<trial>/trial.log`` from byte offset ``cursor`` (None: 0);
         the new cursor is the offset of the first byte not returned. With ``final`` the last
-        line counts without its newline. None when the file is not there (yet) or unreadable."""
+        line counts without its newline. None when the file is not there (yet) or unreadable.
+        With a File or TensorFlowEvent collector: what the trial wrote to its metrics path
+        (metric_files.read_new); once it ended, a path it never wrote reads as empty, so its
+        failure says nothing was written there."""
+        mpath = self.metrics_path(trial_id)
+        if mpath is not None and self.collector is not None:
+            kind = "File" if self.collector.kind == "File" else "TensorFlowEvent"
+            chunk = read_new(FileSource(kind, mpath), cursor, final)
+            if chunk is None and final and not mpath.exists():
+                return LogChunk((), cursor)
+            return chunk
         start = int(cursor or 0)
         try:
             with open(self.trial_dir(trial_id) / "trial.log", "rb") as f:

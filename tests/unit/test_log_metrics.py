@@ -195,7 +195,7 @@ def test_a_valid_collector_is_accepted() -> None:
 @pytest.mark.parametrize("collector, spec, expected", [
     ({"kind": "StdOut"}, {"primaryMetric": None},
      "spec.metricsCollector: needs spec.primaryMetric (or spec.objectives)"),
-    ({"kind": "File"}, {}, "spec.metricsCollector.kind: is not supported; the only kind is StdOut"),
+    ({"kind": "Prometheus"}, {}, "spec.metricsCollector.kind: is not supported; the kinds are StdOut"),
     ({}, {}, "spec.metricsCollector.kind: is required"),
     ({"kind": "StdOut", "metricsFormat": [r"(\w+)=(\d+)", "acc=(["]}, {},
      "spec.metricsCollector.metricsFormat[1]: is not a valid regular expression"),
@@ -208,7 +208,7 @@ def test_a_valid_collector_is_accepted() -> None:
     ({"kind": "StdOut", "additionalMetricNames": ["x" * 251]}, {}, "spec.metricsCollector.additionalMetricNames[0]: is 251 characters"),
     ({"kind": "StdOut", "additionalMetricNames": [f"m{i}" for i in range(65)]}, {},
      "spec.metricsCollector.additionalMetricNames: lists 65 names, at most 64"),
-    ({"kind": "StdOut", "format": "x"}, {}, "spec.metricsCollector.format: unknown field"),
+    ({"kind": "StdOut", "formats": "x"}, {}, "spec.metricsCollector.formats: unknown field"),
     ({"kind": "StdOut"}, {"primaryMetric": "val/accuracy"},
      "spec.primaryMetric: 'val/accuracy' can never be read with the default metricsFormat"),
     ({"kind": "StdOut", "additionalMetricNames": ["top 1"]}, {},
