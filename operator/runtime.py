@@ -39,6 +39,7 @@ from autotune_operator.warm_start import Lookup, cluster_finder, merge_status
 from autotune_operator.workloads import WorkloadError, build, choose_family, kubeflow, t9k
 from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy
 from autotune_operator.workloads.common import Owner, TrialWorkload
+from autotune_operator.workloads.metrics_sidecar import uses_sidecar, version_problem
 from autotune_operator.workloads.outlived import SIDECAR_GRACE_SECONDS
 from tuner_server.client import HttpClient, TunerClient, TunerServerError, is_http_url
 
@@ -362,6 +363,8 @@ class OperatorRuntime:
             exp = validate_manifest(doc)
             family = self._family(body)
             _check_buildable(exp.spec, ref, family, self.settings.accelerators, self.settings.collector_image)
+            if uses_sidecar(exp.spec.metricsCollector):
+                _check_native_sidecars(self.api)
         except (SpecError, WorkloadError) as e:
             self._fail(writer, events, str(e), md.get("generation"), reason="InvalidExperiment")
             return md.get("generation")
@@ -561,6 +564,19 @@ def _apply_spec_edit(applied: dict[str, Any], new: dict[str, Any], events: Event
     log.info("%s/%s: spec updated: %s", ref.namespace, ref.name, describe_limits(ok))
     events.emit("SpecUpdated", f"{describe_limits(ok)} (applies from now on)")
     return {**applied, **{k: new.get(k) for k in MUTABLE if k in ok.limits}}
+
+
+def _check_native_sidecars(api: client.ApiClient) -> None:
+    """A File/TensorFlowEvent collector's sidecar needs Kubernetes >= 1.29: an ERROR now on
+    an older cluster, rather than trials that never start (metrics_sidecar.version_problem)."""
+    try:
+        info = client.VersionApi(api).get_code()
+    except Exception as e:  # unknown: the experiment runs (an old cluster then shows why in its pods)
+        log.warning("could not read the cluster's version: %s", e)
+        return
+    why = version_problem(str(info.major or ""), str(info.minor or ""))
+    if why:
+        raise WorkloadError(why)
 
 
 def _check_buildable(spec: Any, ref: ExperimentRef, family: str, acc: AcceleratorPolicy,

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import copy
 import posixpath
+import re
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Iterator, Mapping, Sequence
@@ -97,6 +98,23 @@ class Collector:
 def uses_sidecar(mc: Any) -> bool:
     """Whether ``spec.metricsCollector`` is read through the sidecar (File, TensorFlowEvent)."""
     return mc is not None and getattr(mc, "kind", None) in KINDS
+
+
+# Native sidecars: beta and on by default since Kubernetes 1.29 (alpha, off, in 1.28).
+NATIVE_SIDECARS = (1, 29)
+
+
+def version_problem(major: str, minor: str) -> str | None:
+    """Why a cluster of this version (the API server's /version ``major``/``minor``, e.g.
+    "1" and "28+" on EKS) cannot run the sidecar, or None. An older API server drops the
+    init container's ``restartPolicy``: the sidecar would then run as an ordinary init
+    container that never ends, and no trial would start. Unreadable versions pass."""
+    ma, mi = re.match(r"\d+", major or ""), re.match(r"\d+", minor or "")
+    if not ma or not mi or (int(ma.group()), int(mi.group())) >= NATIVE_SIDECARS:
+        return None
+    return (f"spec.metricsCollector kind File and TensorFlowEvent need Kubernetes >= "
+            f"{NATIVE_SIDECARS[0]}.{NATIVE_SIDECARS[1]} (native sidecar containers); this cluster is "
+            f"{major}.{minor}: use kind StdOut (print the metrics), or report them with the SDK or MLflow")
 
 
 def _norm(path: str) -> str:

@@ -206,3 +206,15 @@ def test_read_log_reads_the_sidecars_log_of_the_primary_pod() -> None:
     chunk = ex.read_log("q-0", None)
     assert chunk is not None and chunk.lines == ("epoch=0 accuracy=0.5",)
     assert [q["container"] for _, q in cluster.log_gets] == [SIDECAR]
+
+
+@pytest.mark.parametrize("major,minor,ok", [("1", "29", True), ("1", "34", True), ("1", "30+", True), ("2", "0", True),
+                                            ("1", "28", False), ("1", "28+", False), ("1", "27", False),
+                                            ("", "", True), ("1", "x", True)])
+def test_native_sidecars_need_kubernetes_1_29(major, minor, ok):
+    from autotune_operator.workloads.metrics_sidecar import version_problem
+
+    why = version_problem(major, minor)
+    assert (why is None) == ok
+    if why:
+        assert "Kubernetes >= 1.29" in why and f"{major}.{minor}" in why and "StdOut" in why
