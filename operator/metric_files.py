@@ -4,7 +4,7 @@ One reader for both modes: the local executor calls :func:`read_new` on the tria
 and on a cluster the ``autotune collect-metrics`` sidecar calls it in the trial's pod and
 prints the lines, which the controller reads as the sidecar's log. Either way the controller
 gets lines (``LogChunk``, the contract of ``Executor.read_log``) and parses them
-(operator/collector_parsers.py):
+(operator/metric_parsers.py):
 
 - File: the file's text lines as they are (TEXT ``name=value`` or JSON lines).
 - TensorFlowEvent: one line per scalar of the event files under the directory, compact JSON
@@ -143,16 +143,23 @@ def _read_events(root: Path, cursor: EventsCursor | None, final: bool, max_bytes
     offsets = dict(cursor.offsets) if cursor else {}
     broken = set(cursor.broken) if cursor else set()
     lines: list[str] = []
-    budget = max_bytes
-    for rel in files:
-        if budget <= 0:
+    # Rounds of at most max_bytes, until some scalar is found or nothing is left: a chunk
+    # with no line means "nothing new" to callers (an ended trial's drain stops there), so
+    # megabytes of histograms or images before the next scalar must not end it early.
+    while not lines:
+        before = dict(offsets)
+        budget = max_bytes
+        for rel in files:
+            if budget <= 0:
+                break
+            try:
+                used = _read_event_file(root, rel, offsets, broken, final, budget, lines)
+            except OSError as e:
+                log.warning("cannot read the event file %s: %s", root / rel, e)
+                continue  # the others are still read; this one again next time from its offset
+            budget -= used
+        if offsets == before:
             break
-        try:
-            used = _read_event_file(root, rel, offsets, broken, final, budget, lines)
-        except OSError as e:
-            log.warning("cannot read the event file %s: %s", root / rel, e)
-            continue  # the others are still read; this one again next time from its offset
-        budget -= used
     return LogChunk(tuple(lines), EventsCursor(offsets, frozenset(broken)))
 
 
