@@ -13,10 +13,15 @@ import json
 import re
 import sys
 
-import pytest
+import time
 
-from kube_harness.experiments import experiment_manifest, get_experiment, wait_for_phase
-from tests.e2e.test_operator_helpers import apply_manifest, events_of, jobs, operator_env, wait_for
+import pytest
+import yaml
+
+from kube_harness.experiments import experiment_manifest, get_experiment, task, wait_for_phase
+from tests.e2e.test_operator_helpers import LABEL, apply_manifest, events_of, jobs, operator_env, wait_for
+from tests.e2e.test_operator_stdout_metrics import KUBEFLOW, play_training_operator
+from tests.e2e.test_operator_training_jobs import crd, set_status
 
 IMAGE = "autotune/operator:e2e"  # images are not emulated: the fake node runs `autotune` from PATH
 TRAIN = '''\
@@ -30,6 +35,7 @@ from sklearn.model_selection import train_test_split
 p = argparse.ArgumentParser()
 p.add_argument("--alpha", type=float, required=True)
 p.add_argument("--events", default="")
+p.add_argument("--role", default="master")
 a = p.parse_args()
 X, y = load_digits(return_X_y=True)
 Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
@@ -73,7 +79,7 @@ else:
     out = open(path, "a")
 for epoch in range(4):
     clf.partial_fit(Xtr, ytr, classes=np.arange(10))
-    acc = clf.score(Xte, yte)
+    acc = clf.score(Xte, yte) if a.role == "master" else 0.0001  # a worker's file: never the trial's
     if a.events:
         out.write(record(epoch, "accuracy", acc))
         print(f"wrote accuracy {acc!r}", flush=True)
@@ -87,11 +93,18 @@ SPACE = '{"alpha": {"_type": "choice", "_value": [0.0001, 0.01, 1.0]}}'
 WROTE = re.compile(r"^wrote accuracy (\S+)$", re.M)
 
 
+CRD = ("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs")
+
+
 @pytest.fixture(scope="module")
 def env(kube_cluster, tmp_path_factory):
+    kube_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd(*CRD)))
+    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD[3]}.{CRD[0]}")
     with operator_env(kube_cluster, tmp_path_factory.mktemp("filemetrics"), "filemetrics", script=TRAIN,
                       extra_env={"AUTOTUNE_COLLECTOR_IMAGE": IMAGE}) as e:
         yield e
+    # Gone before the next module, which may apply the same CRD (see test_operator_stdout_metrics).
+    kube_cluster.kubectl("delete", "crd", f"{CRD[3]}.{CRD[0]}", "--timeout=50s", check=False)
 
 
 def trials_of(env, uid: str) -> dict[str, dict]:
@@ -166,3 +179,45 @@ def test_plain_jobs_writing_tensorboard_event_files(kube_cluster, env):
         assert finals[tid] == pytest.approx(wrote[-1], rel=1e-6)
     assert st["bestTrial"]["value"] == max(finals.values())
     assert not [e for e in events_of(kube_cluster, ns, name) if e["type"] == "Warning"]
+
+
+def test_kubeflow_job_reads_the_masters_sidecar_only(kube_cluster, env):
+    """A PyTorchJob (its pods made by the test, as Kubeflow's operator would): the master's
+    template has the sidecar, the worker's only the volume; the worker writes its own file at
+    the same path, which is never read."""
+    ns, name = env["ns"], "filemetrics-kubeflow"
+    cmd = [sys.executable, str(env["script"]), "--alpha=${parameters.alpha}"]
+    apply_manifest(kube_cluster, ns, experiment_manifest(
+        name, space='{"alpha": {"_type": "choice", "_value": [0.0001, 0.01]}}', max_trials=2, concurrency=2,
+        primaryMetric="accuracy", metricsCollector={"kind": "File", "path": "/var/log/katib/metrics.log"},
+        tasks=[task("worker", [*cmd, "--role=worker"]), task("master", cmd)],
+        annotations={"autotune.tensorstack.dev/workload-kind": "kubeflow"}))
+    played: set[str] = set()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if (get_experiment(kube_cluster, ns, name).get("status") or {}).get("phase") in ("DONE", "ERROR", "TIMEOUT"):
+            break
+        out = kube_cluster.kubectl("get", "pytorchjobs", "-n", ns, "-l", f"{LABEL}={name}", "-o", "json").stdout
+        for job in json.loads(out)["items"]:
+            jn = job["metadata"]["name"]
+            if jn not in played:
+                specs = job["spec"]["pytorchReplicaSpecs"]
+                assert [c["name"] for c in specs["Master"]["template"]["spec"]["initContainers"]] == ["autotune-metrics"]
+                assert "initContainers" not in specs["Worker"]["template"]["spec"]
+                assert specs["Worker"]["template"]["spec"]["volumes"] == [{"name": "autotune-metrics", "emptyDir": {}}]
+                play_training_operator(kube_cluster, ns, job, KUBEFLOW)
+                played.add(jn)
+            elif not job.get("status"):
+                pods = json.loads(kube_cluster.kubectl("get", "pods", "-n", ns, "-l", f"{KUBEFLOW['owner_label']}={jn}",
+                                                       "-o", "json").stdout)
+                if [p["status"].get("phase") for p in pods["items"]] == ["Succeeded", "Succeeded"]:
+                    set_status(kube_cluster, ns, "pytorchjobs", jn, KUBEFLOW["done"])
+        time.sleep(0.5)
+    st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=5, log=env["op"].output)["status"]
+    assert st["trials"]["succeeded"] == 2, st
+    uid = get_experiment(kube_cluster, ns, name)["metadata"]["uid"]
+    for tid, t in trials_of(env, uid).items():
+        master = [float(v) for v in WROTE.findall(kube_cluster.pod_log(ns, f"{tid}-master-0", "pytorch"))]
+        worker = [float(v) for v in WROTE.findall(kube_cluster.pod_log(ns, f"{tid}-worker-0", "pytorch"))]
+        assert len(master) == 4 and worker == [0.0001] * 4  # the worker wrote too, and is not read
+        assert t["intermediate"] == master and t["metrics"]["accuracy"] == master[-1], t
