@@ -63,7 +63,7 @@ def _metrics(spec: dict[str, Any], obj: dict[str, Any], mode: str, metric: str, 
     if collector is not None:
         out["metricsCollector"] = collector
     else:
-        notes.append(f"spec.objective.objectiveMetricName '{metric}': without a StdOut collector the trial reports it "
+        notes.append(f"spec.objective.objectiveMetricName '{metric}': without a metrics collector the trial reports it "
                      f"with autotune.report_final_result(value) or mlflow.log_metric('{metric}', value) "
                      f"(spec.primaryMetric is set to it) - see README \"Your training script\"")
         if extra:

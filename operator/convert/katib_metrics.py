@@ -4,7 +4,11 @@
 Field facts (Katib's common_types.go and experiment_defaults.go): a missing
 ``metricsCollectorSpec`` means the StdOut collector, which parses the main container's output
 with ``source.filter.metricsFormat`` (default ``name=value``) and keeps only the objective and
-additional metric names. A metric's value is chosen by ``objective.metricStrategies``;
+additional metric names. The File collector reads ``source.fileSystemPath.path`` (default
+/var/log/katib/metrics.log, kind File) in ``format`` TEXT (default; lines matched with the
+filter) or JSON; the TensorFlowEvent collector reads the event files under the directory
+``source.fileSystemPath.path`` (default /var/log/katib/tfevent/, kind Directory). Both become
+``spec.metricsCollector`` with that ``path`` (and ``format``). A metric's value is chosen by ``objective.metricStrategies``;
 unset, the objective metric takes the best value its trial reported (``max`` when
 maximizing, ``min`` when minimizing), and so does every additional metric: Katib's
 setDefaultObjective gives them the objective type's extreme too (its comment says latest,
@@ -56,22 +60,66 @@ def convert_collector(spec: dict[str, Any], additional: list[str], notes: list[s
                      f"AutoTune it calls autotune.report_final_result(value) or mlflow.log_metric(name, value) "
                      f"instead of Katib's SDK - see README \"Your training script\"")
         return None
-    if kind != "StdOut":
+    if kind not in FILE_DEFAULTS and kind != "StdOut":
         notes.append(f"spec.metricsCollectorSpec.collector.kind {kind}: AutoTune reads metrics from the trial's "
-                     f"output (kind StdOut) or its SDK/MLflow calls, not from files, TensorFlow events, Prometheus or a "
-                     f"custom collector; the trial must print 'name=value' lines or report with the SDK; dropped")
+                     f"output (StdOut), a file (File), TensorFlow event files (TensorFlowEvent) or its SDK/MLflow "
+                     f"calls, not from Prometheus or a custom collector; the trial must print 'name=value' lines or "
+                     f"report with the SDK; dropped")
         return None
-    out: dict[str, Any] = {"kind": "StdOut"}
-    formats = _formats(source, "spec.metricsCollectorSpec.source")
+    out: dict[str, Any] = {"kind": kind}
+    where = "spec.metricsCollectorSpec.source"
+    if kind == "StdOut":
+        if source.get("fileSystemPath") or source.get("httpGet"):
+            notes.append("spec.metricsCollectorSpec.source.fileSystemPath/httpGet: not read by the StdOut collector "
+                         "(in Katib either); dropped")
+        formats = _formats(source, where)
+    else:
+        out.update(_file_source(kind, source, where))
+        if out.get("format") == "JSON" or kind == "TensorFlowEvent":
+            formats = []
+            if mapping(source.get("filter"), f"{where}.filter").get("metricsFormat") is not None:
+                raise ConvertError(f"{where}.filter.metricsFormat", f"applies to StdOut and File TEXT lines, not to "
+                                   f"{'JSON lines' if kind == 'File' else 'TensorFlow event files'} (Katib refuses it "
+                                   f"too); leave it out")
+        else:
+            formats = _formats(source, where)
+        if source.get("httpGet"):
+            notes.append(f"{where}.httpGet: not read by the {kind} collector (in Katib either); dropped")
     if formats:
         out["metricsFormat"] = formats
-    if source.get("fileSystemPath") or source.get("httpGet"):
-        notes.append("spec.metricsCollectorSpec.source.fileSystemPath/httpGet: not read by the StdOut collector "
-                     "(in Katib either); dropped")
     if additional:
         out["additionalMetricNames"] = list(additional)
     for k in sorted(set(collector) - {"kind"}):
         notes.append(f"spec.metricsCollectorSpec.collector.{k}: dropped")
+    return out
+
+
+# Katib's defaults (experiment_defaults.go setDefaultMetricsCollector, common_types.go): each
+# file collector's fileSystemPath kind and path.
+FILE_DEFAULTS = {"File": ("File", "/var/log/katib/metrics.log"),
+                 "TensorFlowEvent": ("Directory", "/var/log/katib/tfevent/")}
+
+
+def _file_source(kind: str, source: dict[str, Any], where: str) -> dict[str, Any]:
+    """``source.fileSystemPath`` of a File or TensorFlowEvent collector -> path (and format)."""
+    fsp = mapping(source.get("fileSystemPath"), f"{where}.fileSystemPath")
+    want_kind, default_path = FILE_DEFAULTS[kind]
+    fs_kind = fsp.get("kind", want_kind)
+    if fs_kind != want_kind:
+        raise ConvertError(f"{where}.fileSystemPath.kind", f"must be {want_kind} for the {kind} collector (as Katib "
+                           f"requires), got {fs_kind!r}")
+    path = fsp.get("path") or default_path
+    if not isinstance(path, str):
+        raise ConvertError(f"{where}.fileSystemPath.path", f"must be a path, got {path!r}")
+    out: dict[str, Any] = {"path": path}
+    fmt = fsp.get("format")
+    if kind == "File" and fmt is not None:
+        if fmt not in ("TEXT", "JSON"):
+            raise ConvertError(f"{where}.fileSystemPath.format", f"must be TEXT or JSON, got {fmt!r}")
+        if fmt == "JSON":
+            out["format"] = "JSON"
+    elif fmt is not None:
+        raise ConvertError(f"{where}.fileSystemPath.format", "applies to the File collector only; leave it out")
     return out
 
 

@@ -365,8 +365,8 @@ def test_a_stdout_collector_keeps_its_formats_and_other_collectors_are_noted() -
     m = convert_katib(doc).manifest
     validate_manifest(m)
     assert m["spec"]["metricsCollector"]["metricsFormat"] == [KATIB_FORMAT]
-    for kind, words in (("File", "not from files"), ("TensorFlowEvent", "not from files"), ("None", "reports its"),
-                        ("Push", "reports its")):
+    for kind, words in (("PrometheusMetric", "not from Prometheus"), ("Custom", "custom collector"),
+                        ("None", "reports its"), ("Push", "reports its")):
         doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": kind}}
         conv = convert_katib(doc)
         validate_manifest(conv.manifest)
