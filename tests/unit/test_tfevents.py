@@ -1,0 +1,220 @@
+"""TensorBoard event files decoded without TensorFlow (operator/tfevents.py) and read as they
+grow (operator/metric_files.py): records framed and checked by CRC-32C, a torn last record
+waited for, a corrupt one skipped, TF1 and TF2 scalars read and every other value skipped."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from autotune_operator.metric_files import EventsCursor, FileCursor, FileSource, read_new
+from autotune_operator.tfevents import (DT_DOUBLE, DT_FLOAT, DT_HALF, DT_INT32, DT_INT64, DecodeError, Scalar, crc32c,
+                                        event_scalars, masked_crc32c, split_records, tensor_scalar)
+from tests.unit import tfevent_writer as w
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tfevents"
+DT_STRING = 7
+
+
+def test_crc32c_known_answers() -> None:
+    # The CRC-32C check value (RFC 3720's polynomial) and the test writer's independent CRC.
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(b"") == 0
+    for data in (b"", b"a", bytes(range(256)), b"brain.Event:2" * 7):
+        assert masked_crc32c(data) == w.masked(data)
+
+
+def test_a_file_written_by_tensorboard_itself_decodes() -> None:
+    """tests/fixtures/tfevents/make_fixture.py: TensorBoard 2.21's writer, TF1 and TF2 scalars
+    of four dtypes and a 2x3 tensor that is no scalar."""
+    (path,) = FIXTURES.glob("events.out.tfevents.*")
+    data = path.read_bytes()
+    records = split_records(data, 0, len(data), final=False)
+    assert records.end == len(data) and records.skipped == 0 and records.broken_at is None
+    scalars = [s for p in records.payloads for s in event_scalars(p)]
+    got = {(s.tag, s.step): s.value for s in scalars}
+    for step in range(3):
+        assert got[("loss", step)] == pytest.approx(1 / (step + 1), rel=1e-6)  # float32 simple_value
+        assert got[("accuracy", step)] == 0.5 + 0.125 * step
+        assert got[("acc64", step)] == 0.25 * step
+        assert got[("count", step)] == -step  # a negative int64 (a 10-byte varint)
+        assert got[("i32", step)] == 7 * step
+    assert len(scalars) == 15 and not any(s.tag == "hist" for s in scalars)
+    assert {s.wall_time for s in scalars if s.tag == "loss"} == {1700000000.0, 1700000001.0, 1700000002.0}
+
+
+def test_tf2_tensor_representations() -> None:
+    assert tensor_scalar(w.tensor(DT_FLOAT, float_val=[0.25])) == 0.25
+    assert tensor_scalar(w.tensor(DT_FLOAT, float_val=[0.25], packed=False)) == 0.25
+    assert tensor_scalar(w.tensor(DT_DOUBLE, double_val=[0.1])) == 0.1
+    assert tensor_scalar(w.tensor(DT_INT64, int64_val=[-5])) == -5
+    assert tensor_scalar(w.tensor(DT_INT32, int_val=[12])) == 12
+    assert tensor_scalar(w.tensor(DT_DOUBLE, content=struct.pack("<d", 0.875))) == 0.875
+    assert tensor_scalar(w.tensor(DT_FLOAT, dims=(1, 1), content=struct.pack("<f", 1.5))) == 1.5
+    assert tensor_scalar(w.tensor(DT_HALF, half_val=[0x3C00])) == 1.0  # float16 bits of 1.0
+    # Not scalars: more than one element, no value, a string, content of the wrong width.
+    assert tensor_scalar(w.tensor(DT_FLOAT, dims=(3,), float_val=[1, 2, 3])) is None
+    assert tensor_scalar(w.tensor(DT_FLOAT, dims=(2,), float_val=[1])) is None
+    assert tensor_scalar(w.tensor(DT_FLOAT)) is None
+    assert tensor_scalar(w.tensor(DT_STRING, content=b"abcd")) is None
+    assert tensor_scalar(w.tensor(DT_FLOAT, content=b"\x00\x00")) is None
+
+
+def test_events_without_scalars_and_garbage() -> None:
+    assert event_scalars(w.file_version()) == []
+    ev = w.event(4, w.simple_value("loss", 0.5), w.tensor_value("text", w.tensor(DT_STRING, content=b"hi")),
+                 w.tensor_value("acc", w.tensor(DT_FLOAT, float_val=[0.75])))
+    assert event_scalars(ev) == [Scalar("loss", 4, 0.5, 1700000000.0), Scalar("acc", 4, 0.75, 1700000000.0)]
+    with pytest.raises(DecodeError):
+        event_scalars(b"\x0a\xff\x01")  # a length-delimited field longer than the data
+    with pytest.raises(DecodeError):
+        event_scalars(b"\x0b")  # wire type 3 (a group): not in Event
+
+
+def _records(*payloads: bytes) -> bytes:
+    return b"".join(w.record(p) for p in payloads)
+
+
+def test_a_torn_last_record_is_waited_for() -> None:
+    one, two = w.event(0, w.simple_value("a", 1)), w.event(1, w.simple_value("a", 2))
+    whole = _records(w.file_version(), one, two)
+    first_two = len(_records(w.file_version(), one))
+    # Torn anywhere in the last record: its header, its data or its trailing CRC.
+    for cut in (first_two + 5, first_two + 12, first_two + 20, len(whole) - 1):
+        r = split_records(whole[:cut], 0, cut, final=True)
+        assert r.payloads == (w.file_version(), one) and r.end == first_two and r.skipped == 0, cut
+    # The rest arrives: read on from the cursor.
+    r = split_records(whole[first_two:], first_two, len(whole), final=False)
+    assert r.payloads == (two,) and r.end == len(whole)
+
+
+def test_a_bad_data_crc_is_skipped_but_a_last_one_is_waited_for_until_final() -> None:
+    good = [w.event(i, w.simple_value("a", i)) for i in range(3)]
+    data = w.record(good[0]) + w.record(good[1], bad_data_crc=True) + w.record(good[2])
+    r = split_records(data, 0, len(data), final=False)
+    assert r.payloads == (good[0], good[2]) and r.skipped == 1 and r.end == len(data)
+    # The file's last record failing its CRC: its data may still be landing; read it again.
+    data = w.record(good[0]) + w.record(good[1], bad_data_crc=True)
+    r = split_records(data, 0, len(data), final=False)
+    assert r.payloads == (good[0],) and r.end == len(w.record(good[0])) and r.skipped == 0
+    r = split_records(data, 0, len(data), final=True)  # the trial ended: it is corrupt for good
+    assert r.payloads == (good[0],) and r.end == len(data) and r.skipped == 1
+
+
+def test_a_bad_length_crc_stops_the_file() -> None:
+    good = w.event(0, w.simple_value("a", 1))
+    data = w.record(good) + w.record(good, bad_length_crc=True) + w.record(good)
+    r = split_records(data, 0, len(data), final=True)
+    assert r.payloads == (good,) and r.broken_at == len(w.record(good)) and r.end == r.broken_at
+
+
+# ----- read_new over directories -----
+
+def lines_of(chunk: object) -> list[dict[str, object]]:
+    assert chunk is not None
+    return [json.loads(line) for line in chunk.lines]  # type: ignore[attr-defined]
+
+
+def test_read_new_walks_the_directory_in_order_and_follows_growth(tmp_path: Path) -> None:
+    src = FileSource("TensorFlowEvent", tmp_path / "logs")
+    assert read_new(src, None, False) is None  # not created yet
+    (tmp_path / "logs" / "train").mkdir(parents=True)
+    (tmp_path / "logs" / "test").mkdir()
+    train = tmp_path / "logs" / "train" / "events.out.tfevents.1.host"
+    test = tmp_path / "logs" / "test" / "events.out.tfevents.1.host"
+    train.write_bytes(_records(w.file_version(), w.event(0, w.simple_value("accuracy", 0.5))))
+    test.write_bytes(_records(w.file_version(), w.event(0, w.tensor_value("accuracy", w.tensor(DT_FLOAT, float_val=[0.25])))))
+    (tmp_path / "logs" / "notes.txt").write_text("not an event file")
+    chunk = read_new(src, None, False)
+    assert lines_of(chunk) == [{"dir": "test", "tag": "accuracy", "step": 0, "value": 0.25},
+                               {"dir": "train", "tag": "accuracy", "step": 0, "value": 0.5}]
+    assert chunk is not None
+    # A new record, torn: nothing until it is whole.
+    rec = w.record(w.event(1, w.simple_value("accuracy", 0.75), w.simple_value("nan", float("nan"))))
+    with open(train, "ab") as f:
+        f.write(rec[:-2])
+    again = read_new(src, chunk.cursor, False)
+    assert again is not None and again.lines == () and again.cursor == chunk.cursor
+    with open(train, "ab") as f:
+        f.write(rec[-2:])
+    # A non-finite value is no metric: not even a line.
+    assert lines_of(read_new(src, again.cursor, False)) == [{"dir": "train", "tag": "accuracy", "step": 1, "value": 0.75}]
+    # A root-level file has dir "".
+    (tmp_path / "logs" / "events.out.tfevents.2.host").write_bytes(_records(w.event(7, w.simple_value("loss", 2))))
+    assert lines_of(read_new(src, None, False))[0] == {"dir": "", "tag": "loss", "step": 7, "value": 2.0}
+
+
+def test_read_new_budget_a_big_record_and_a_shrunk_file(tmp_path: Path) -> None:
+    src = FileSource("TensorFlowEvent", tmp_path)
+    f = tmp_path / "events.out.tfevents.1.h"
+    big = w.event(0, w.tensor_value("image", w.tensor(DT_STRING, content=b"x" * 5000)))
+    small = [w.event(i, w.simple_value("a", i)) for i in range(1, 4)]
+    f.write_bytes(_records(big, *small))
+    # A budget smaller than the first record: it is read whole anyway, and reading goes on
+    # past it (no scalar in it) until a scalar is found, so an empty chunk means "nothing new".
+    chunk = read_new(src, None, False, max_bytes=100)
+    assert chunk is not None and 1 <= len(chunk.lines) < 3  # some scalars, not all: 100 bytes a round
+    steps = [x["step"] for x in lines_of(chunk)]
+    cursor = chunk.cursor
+    while True:
+        c = read_new(src, cursor, False, max_bytes=100)
+        assert c is not None
+        if not c.lines:
+            break
+        steps += [x["step"] for x in lines_of(c)]
+        cursor = c.cursor
+    assert steps == [1, 2, 3]
+    # Rewritten smaller than the offset: read from its start again.
+    f.write_bytes(_records(w.event(9, w.simple_value("a", 9))))
+    assert [x["step"] for x in lines_of(read_new(src, cursor, False))] == [9]
+
+
+def test_a_corrupt_file_does_not_stop_the_others(tmp_path: Path) -> None:
+    src = FileSource("TensorFlowEvent", tmp_path)
+    bad = tmp_path / "a" / "events.out.tfevents.1.h"
+    bad.parent.mkdir()
+    ev = w.event(0, w.simple_value("a", 1))
+    bad.write_bytes(w.record(ev) + w.record(ev, bad_length_crc=True) + w.record(ev))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "events.out.tfevents.1.h").write_bytes(_records(b"\x0b", ev))  # a non-Event record, then one
+    chunk = read_new(src, None, True)
+    assert [(x["dir"], x["step"]) for x in lines_of(chunk)] == [("a", 0), ("b", 0)]
+    assert chunk is not None and isinstance(chunk.cursor, EventsCursor) and chunk.cursor.broken == {"a/events.out.tfevents.1.h"}
+    with open(bad, "ab") as f:  # more data after the break is never framed
+        f.write(w.record(ev))
+    again = read_new(src, chunk.cursor, True)
+    assert again is not None and again.lines == ()
+
+
+# ----- File -----
+
+def test_file_lines_partial_lines_and_rewrites(tmp_path: Path) -> None:
+    f = tmp_path / "m.log"
+    src = FileSource("File", f)
+    assert read_new(src, None, False) is None
+    f.write_bytes(b"accuracy=0.5\r\nacc")
+    chunk = read_new(src, None, False)
+    assert chunk is not None and chunk.lines == ("accuracy=0.5",)
+    assert isinstance(chunk.cursor, FileCursor) and chunk.cursor.offset == 14
+    last = read_new(src, chunk.cursor, True)  # the trial ended: its last line counts without a newline
+    assert last is not None and last.lines == ("acc",)
+    # Rewritten in place, same size, other content (a script writing only its latest value):
+    # read from the start again, so the latest value is not missed.
+    f.write_bytes(b"accuracy=0.7\r\nacc")
+    again = read_new(src, last.cursor, True)
+    assert again is not None and again.lines == ("accuracy=0.7", "acc")
+    # Grown with the same start (appended): only the new part.
+    with open(f, "ab") as out:
+        out.write(b"\nloss=1\n")
+    grown = read_new(src, again.cursor, False)
+    assert grown is not None and grown.lines == ("", "loss=1")  # the rest of the 'acc' line, then a line
+    # Truncated: from the start.
+    f.write_bytes(b"x=1\n")
+    assert read_new(src, grown.cursor, False).lines == ("x=1",)  # type: ignore[union-attr]
+    # A line longer than a read is cut, not waited for for ever.
+    f.write_bytes(b"y" * 50)
+    long = read_new(src, None, False, max_bytes=20)
+    assert long is not None and long.lines == ("y" * 20,)
