@@ -2,8 +2,9 @@
 
 ``build(family, spec, trial)`` turns the experiment's ``trainingConfig`` and one trial into
 the manifest of the object that runs it (a batch/v1 Job, a Kubeflow TFJob/PyTorchJob/
-XGBoostJob or a T9k *TrainingJob); ``outcome(family, obj)`` reads whether that object has
-finished and how. Nothing here talks to a cluster.
+XGBoostJob or a T9k *TrainingJob), with a File/TensorFlowEvent metrics collector's sidecar
+in its pod templates (metrics_sidecar.py); ``outcome(family, obj)`` reads whether that object
+has finished and how. Nothing here talks to a cluster.
 """
 
 from __future__ import annotations
