@@ -163,7 +163,7 @@ class KubernetesExecutor:
         # waits), from the pod LISTs of passes that made one (attempt_starts).
         self._current: dict[str, float | None] = {}
         # Trials ended because a sidecar outlived them (reported by a poll): their workloads
-        # are deleted at the next poll, after the controller read their output to its end.
+        # are deleted after the controller read their output to its end (_delete_outlived).
         self._outlived: set[str] = set()
         self._outlived_checked = float("-inf")  # self.clock() of the last look at their pods
         if self.events is None:
@@ -257,9 +257,7 @@ class KubernetesExecutor:
         awaiting: dict[str, float] = {}
         assert self.events is not None
         self._pods = None  # a new pass: pods are listed again when needed
-        for tid in sorted(self._outlived):  # reported by the last poll: their output was read
-            self._delete_workload(tid)
-        self._outlived.clear()
+        self._delete_outlived()
         running: dict[str, dict[str, Any]] = {}
         for o in self._list():
             tid = _trial(o)
@@ -321,6 +319,7 @@ class KubernetesExecutor:
         when they are few) after a ``poll`` that saw a trial whose start is unknown, and
         nothing once every trial it saw has started. With a metrics collector it also covers
         the trials whose logs this pass reads, and ``read_log`` uses it."""
+        self._delete_outlived()
         awaiting, self._awaiting = self._awaiting, {}
         disrupting, self._disrupting = self._disrupting, set()
         # A trial whose new pod has not started yet is looked up each pass until it has.
@@ -398,7 +397,7 @@ class KubernetesExecutor:
         """Running trials whose primary container ended more than ``sidecar_grace`` ago while
         another container keeps its pod alive (workloads/outlived.py decides), each with one
         Event (a restarted operator sees the workload's annotation). Their workloads are
-        deleted by the next poll. Costs a pod LIST at most every OUTLIVED_CHECK_SECONDS, and
+        deleted by the next started() or poll(). Costs a pod LIST at most every OUTLIVED_CHECK_SECONDS, and
         none while every running Job counts its pods ready; it covers ``also`` (the trials
         started() looks up this pass), so that pass makes no second one."""
         grace = self.sidecar_grace
@@ -427,9 +426,16 @@ class KubernetesExecutor:
             if not (running[o.trial]["metadata"].get("annotations") or {}).get(ENDED_ANNOTATION):
                 self.events.emit("TrialSidecarOutlived", o.event_message(grace), warning=True)
                 self._mark_ended(o.trial)
-        if found:
-            self.wake.set()  # the next pass, which deletes their workloads, comes at once
         return found
+
+    def _delete_outlived(self) -> None:
+        """Delete the workloads of the trials the last poll ended for an outliving sidecar. Called
+        by started() and poll(): the controller calls started() in the pass that ended them,
+        after it read their output to its end (controller.step), so the pods' logs were there
+        for that, and the sidecars stop before the experiment may finish."""
+        for tid in sorted(self._outlived):
+            self._delete_workload(tid)
+        self._outlived.clear()
 
     def _list_pods(self, trials: list[str] | None) -> list[dict[str, Any]]:
         """One LIST of the experiment's pods (only ``trials``' when given)."""

@@ -153,7 +153,8 @@ def test_a_job_counting_its_pods_ready_needs_no_look() -> None:
     assert may_have_outlived("kubeflow", {"status": {}})
 
 
-# ----- the executor: one poll reports it, the next deletes the workload -----
+# ----- the executor: poll reports it; started(), which the controller calls after reading
+# the ended trials' output in the same pass, deletes the workload -----
 
 @dataclass
 class DeletingCluster(Cluster):
@@ -171,7 +172,7 @@ def running_job(tid: str) -> dict[str, Any]:
     return j
 
 
-def test_poll_ends_the_trial_with_the_containers_code_posts_one_event_and_deletes_after() -> None:
+def test_poll_ends_the_trial_with_the_containers_code_posts_one_event_and_started_deletes_it() -> None:
     cluster, events = DeletingCluster(jobs=[running_job("q-0")], pods=[job_pod(code=3, at=T0 + 100)]), Events()
     ex = executor(cluster, events)
     mono = [0.0]
@@ -188,7 +189,8 @@ def test_poll_ends_the_trial_with_the_containers_code_posts_one_event_and_delete
     assert events.emitted == [("TrialSidecarOutlived", True)]
     assert cluster.jobs[0]["metadata"]["annotations"] == {ENDED_ANNOTATION: "true"}
     assert ex.active() == set() and cluster.deleted == []  # its output is read before its pod goes
-    assert ex.poll() == [] and cluster.deleted == ["q-0"]
+    ex.started()
+    assert cluster.deleted == ["q-0"]
     assert ex.poll() == [] and events.emitted == [("TrialSidecarOutlived", True)]
 
 
@@ -196,13 +198,13 @@ def test_a_restarted_operator_reaches_the_same_decision_without_a_second_event()
     cluster, events = DeletingCluster(jobs=[running_job("q-0")], pods=[job_pod(code=0, at=T0 + 100)]), Events()
     first = executor(cluster, events)
     first.now = lambda: T0 + 140
-    (a,) = first.poll()  # ... and the operator dies before the next poll deletes the Job
+    (a,) = first.poll()  # ... and the operator dies before started() deletes the Job
     again = executor(cluster, events)
     again.now = lambda: T0 + 141
     (b,) = again.poll()
     assert (a.exit_code, a.message) == (b.exit_code, b.message) == (0, None)  # exit 0: no message
     assert [r for r, _ in events.emitted] == ["TrialSidecarOutlived"]
-    again.poll()
+    again.poll()  # (the controller's pass may end before started(): the next poll deletes it)
     assert cluster.deleted == ["q-0"]
 
 
