@@ -147,3 +147,17 @@ def test_a_path_the_trial_is_not_given_is_refused_and_one_never_written_fails_th
     assert row["state"] == "FAILED"
     assert row["message"].startswith(f"exited 0, but no value of 'accuracy' was read from the metrics file {SPEC_FILE}")
     assert row["message"].endswith("it wrote nothing there")
+
+
+def test_a_script_reading_autotune_metrics_path(tmp_path: Path) -> None:
+    """No path in the command: the script writes where $AUTOTUNE_METRICS_PATH says (here also
+    passed as $(AUTOTUNE_METRICS_PATH), expanded as Kubernetes would)."""
+    doc = example("digits-file.yaml", trials=1)
+    container = doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]
+    script = ("import json, os, sys; p = os.environ['AUTOTUNE_METRICS_PATH']; assert p == sys.argv[1], sys.argv; "
+              "f = open(p, 'a'); [f.write(json.dumps({'accuracy': a}) + '\\n') for a in (0.25, 0.5)]")
+    container["command"] = [sys.executable, "-c", script, "$(AUTOTUNE_METRICS_PATH)"]
+    exp = run(tmp_path, doc)
+    (row,) = trials(exp).values()
+    assert row["state"] == "SUCCEEDED" and float(row["value"]) == 0.5, row
+    assert (exp / "trials" / row["id"] / "metrics" / "metrics.log").read_text() == '{"accuracy": 0.25}\n{"accuracy": 0.5}\n'
