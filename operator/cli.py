@@ -68,6 +68,10 @@ def process_template(exp: Experiment, manifest_path: Path, workdir: str | None) 
     for i, e in enumerate(container.get("env") or []):
         if "value" in e:
             env[e["name"]] = str(e["value"])
+        elif (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            # The Downward API's namespace (a converted Katib ${trialSpec.Namespace}): the one the
+            # manifest names, else "default", where kubectl would create it.
+            env[e["name"]] = exp.manifest.metadata.namespace or "default"
         elif "valueFrom" in e:
             raise LocalSetupError(
                 f"{where}.env[{i}] ({e.get('name')}) uses valueFrom, which needs a cluster; give it a value for local runs"

@@ -9,6 +9,14 @@ object (``job`` or ``kubeflow``).
 
 AutoTune substitutes parameters in containers' ``command``, ``args`` and ``env`` values
 only; a placeholder anywhere else (an image tag, a resource limit) is refused, naming it.
+
+Katib's trial metadata references (``reference: ${trialSpec.X}``, pkg/controller.v1beta1/
+experiment/manifest): ``Name`` and ``Namespace`` differ per trial and become variables a
+trial pod has (``$(AUTOTUNE_TRIAL_ID)``; ``$(AUTOTUNE_TRIAL_NAMESPACE)``, which the converted
+containers set from the Downward API), so they too go in command, args and env values only.
+``Kind``, ``APIVersion``, ``Labels[key]`` and ``Annotations[key]`` are read by Katib from the
+trial template itself (its kind, apiVersion and ``metadata``), so they are the same for every
+trial: the converter writes their values in, wherever they appear, as Katib does.
 """
 
 from __future__ import annotations
@@ -21,9 +29,12 @@ from typing import Any
 from autotune_operator.convert.common import ConvertError, integer, mapping
 
 KATIB_PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]*)\}")
-# Katib's trial metadata references (reference: ${trialSpec.Name}); only the name has an
-# AutoTune counterpart, the trial id in $AUTOTUNE_TRIAL_ID.
-METADATA_REF = re.compile(r"^\$\{trialSpec\.[A-Za-z]+(\[[^\]]*\])?\}$")
+# Katib's trial metadata references (reference: ${trialSpec.Name}, ${trialSpec.Labels[key]}).
+METADATA_REF = re.compile(r"^\$\{trialSpec\.([A-Za-z]+)(?:\[(.*)\])?\}$")
+# The variable that carries ${trialSpec.Namespace}: set in each container that uses it from
+# the Downward API (the pod's namespace: the experiment's, where Katib's trials run too).
+NAMESPACE_VAR = "AUTOTUNE_TRIAL_NAMESPACE"
+NAMESPACE_ENV = {"name": NAMESPACE_VAR, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
 KUBEFLOW = {"TFJob": ("tensorflow", "tfReplicaSpecs"), "PyTorchJob": ("pytorch", "pytorchReplicaSpecs"),
             "XGBoostJob": ("xgboost", "xgbReplicaSpecs")}
 JOB_DEFAULT_CONDITIONS = ('status.conditions.#(type=="Complete")#|#(status=="True")#',
@@ -33,6 +44,16 @@ KUBEFLOW_DEFAULT_CONDITIONS = ('status.conditions.#(type=="Succeeded")#|#(status
 KUBEFLOW_PRIMARY_LABELS = {"training.kubeflow.org/job-role": "master"}
 # Local mode runs the first task: the one that reports (master/chief) goes first.
 ROLE_ORDER = ("master", "chief", "worker", "ps", "evaluator")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """What replaces one ``${trialParameters.NAME}``: ``text``, substituted by AutoTune per
+    trial (only in a container's command, args and env values) unless ``fixed`` (the same for
+    every trial, written in by the converter wherever it appears)."""
+
+    text: str
+    fixed: bool = False
 
 
 @dataclass
@@ -62,13 +83,54 @@ def _substitutable(path: str) -> bool:
     return bool(re.search(r"\.(containers|initContainers)\[\d+\]\.(command\[\d+\]|args\[\d+\]|env\[\d+\]\.value)$", path))
 
 
+def _metadata_ref(ref: str, trial_spec: dict[str, Any], where: str, notes: list[str]) -> Ref | None:
+    """What a Katib trial metadata reference becomes (None: ``ref`` is not one)."""
+    m = METADATA_REF.match(ref)
+    if m is None:
+        return None
+    field, key = m.group(1), m.group(2)
+    if field in ("Labels", "Annotations"):
+        if not key:
+            raise ConvertError(where, f"{ref} needs a key: ${{trialSpec.{field}[KEY]}}")
+        meta = trial_spec.get("metadata") if isinstance(trial_spec.get("metadata"), dict) else {}
+        kept = meta.get(field.lower()) if isinstance(meta.get(field.lower()), dict) else {}
+        if key not in kept:
+            # Katib fails every trial so ("failed to fetch Label"); a converted experiment must not.
+            raise ConvertError(where, f"{ref}: spec.trialTemplate.trialSpec.metadata.{field.lower()} has no key "
+                               f"'{key}' (have {sorted(kept)}); Katib reads the value there")
+        value = str(kept[key])
+        notes.append(f"{where}: {ref} -> {value!r}, from spec.trialTemplate.trialSpec.metadata.{field.lower()} "
+                     f"(the same for every trial, as in Katib)")
+        return Ref(value, fixed=True)
+    if key is not None:
+        raise ConvertError(where, f"{ref}: only ${{trialSpec.Labels[KEY]}} and ${{trialSpec.Annotations[KEY]}} take a key")
+    if field == "Name":
+        notes.append(f"{where}: ${{trialSpec.Name}} -> $(AUTOTUNE_TRIAL_ID), the trial's id (also its workload's "
+                     f"name), which Kubernetes (and local mode) expand in command, args and env values")
+        return Ref("$(AUTOTUNE_TRIAL_ID)")
+    if field == "Namespace":
+        notes.append(f"{where}: ${{trialSpec.Namespace}} -> $({NAMESPACE_VAR}), set in each container that uses it "
+                     f"from the Downward API (fieldRef metadata.namespace: the experiment's namespace, where the "
+                     f"trials run); local mode sets it to the manifest's metadata.namespace, else 'default'")
+        return Ref(f"$({NAMESPACE_VAR})")
+    if field in ("Kind", "APIVersion"):
+        value = trial_spec.get("kind" if field == "Kind" else "apiVersion")
+        if not isinstance(value, str) or not value:
+            raise ConvertError(where, f"{ref}: spec.trialTemplate.trialSpec.{'kind' if field == 'Kind' else 'apiVersion'} "
+                               "is not set")
+        notes.append(f"{where}: {ref} -> {value!r} (AutoTune runs each trial as the same kind of object)")
+        return Ref(value, fixed=True)
+    raise ConvertError(where, f"{ref} is not trial metadata Katib knows (Name, Namespace, Kind, APIVersion, "
+                       "Labels[KEY], Annotations[KEY])")
+
+
 def _trial_parameters(tt: dict[str, Any], names: dict[str, str], resource: str | None,
-                      notes: list[str]) -> dict[str, str]:
+                      trial_spec: dict[str, Any], notes: list[str]) -> dict[str, Ref]:
     """Trial parameter name -> what replaces ${trialParameters.NAME}."""
     raw = tt.get("trialParameters") or []
     if not isinstance(raw, list):
         raise ConvertError("spec.trialTemplate.trialParameters", "must be a list of {name, reference}")
-    out: dict[str, str] = {}
+    out: dict[str, Ref] = {}
     described = False
     for i, tp in enumerate(raw):
         where = f"spec.trialTemplate.trialParameters[{i}]"
@@ -85,16 +147,11 @@ def _trial_parameters(tt: dict[str, Any], names: dict[str, str], resource: str |
         if unknown:
             notes.append(f"{where}: unknown Katib field(s) {unknown}; dropped")
         if ref == resource:
-            out[name] = "$(EPOCHS)"
+            out[name] = Ref("$(EPOCHS)")
         elif ref in names:
-            out[name] = f"${{parameters.{names[ref]}}}"
-        elif ref == "${trialSpec.Name}":
-            out[name] = "$(AUTOTUNE_TRIAL_ID)"
-            notes.append(f"{where}.reference: ${{trialSpec.Name}} -> $(AUTOTUNE_TRIAL_ID), the trial's id, which "
-                         f"Kubernetes (and local mode) expand in command/args")
-        elif METADATA_REF.match(ref):
-            raise ConvertError(f"{where}.reference", f"{ref} (trial metadata) has no AutoTune equivalent; only "
-                               "${trialSpec.Name} does ($AUTOTUNE_TRIAL_ID)")
+            out[name] = Ref(f"${{parameters.{names[ref]}}}")
+        elif (meta := _metadata_ref(ref, trial_spec, f"{where}.reference", notes)) is not None:
+            out[name] = meta
         else:
             raise ConvertError(f"{where}.reference", f"'{ref}' is not a parameter in spec.parameters "
                                f"(have {sorted(names)})")
@@ -104,14 +161,40 @@ def _trial_parameters(tt: dict[str, Any], names: dict[str, str], resource: str |
     return out
 
 
-def _substitute(spec: Any, table: dict[str, str]) -> Any:
+def _substitute(spec: Any, table: dict[str, Ref]) -> Any:
     if isinstance(spec, dict):
         return {k: _substitute(v, table) for k, v in spec.items()}
     if isinstance(spec, list):
         return [_substitute(v, table) for v in spec]
     if isinstance(spec, str):
-        return KATIB_PLACEHOLDER.sub(lambda m: table[m.group(1)], spec)
+        return KATIB_PLACEHOLDER.sub(lambda m: table[m.group(1)].text, spec)
     return spec
+
+
+def _containers(obj: Any) -> list[dict[str, Any]]:
+    """Every (init)container of every pod template in a trial spec."""
+    out: list[dict[str, Any]] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in ("containers", "initContainers") and isinstance(v, list):
+                out += [c for c in v if isinstance(c, dict)]
+            else:
+                out += _containers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            out += _containers(v)
+    return out
+
+
+def _set_namespace_var(trial_spec: dict[str, Any]) -> None:
+    """Give each container that uses $(AUTOTUNE_TRIAL_NAMESPACE) the variable, first in its env:
+    Kubernetes expands $(VAR) in an env value only from the variables listed before it."""
+    for c in _containers(trial_spec):
+        used = [*(c.get("command") or []), *(c.get("args") or []),
+                *(e.get("value") for e in c.get("env") or [] if isinstance(e, dict))]
+        if any(isinstance(u, str) and f"$({NAMESPACE_VAR})" in u for u in used):
+            c["env"] = [dict(NAMESPACE_ENV)] + [e for e in c.get("env") or [] if not (
+                isinstance(e, dict) and e.get("name") == NAMESPACE_VAR)]
 
 
 def _primary_first(template: dict[str, Any], primary: Any, where: str, notes: list[str]) -> dict[str, Any]:
@@ -184,15 +267,17 @@ def convert_trial(doc: Any, names: dict[str, str], resource: str | None) -> Tria
                            "inline it as spec.trialTemplate.trialSpec and convert again")
     trial_spec = mapping(tt.get("trialSpec"), "spec.trialTemplate.trialSpec", required=True)
     kind = trial_spec.get("kind")
-    table = _trial_parameters(tt, names, resource, notes)
+    table = _trial_parameters(tt, names, resource, trial_spec, notes)
     for path, name in _placeholders(trial_spec, "spec.trialTemplate.trialSpec"):
         if name not in table:
             raise ConvertError(path, f"${{trialParameters.{name}}} names no entry of spec.trialTemplate.trialParameters "
                                f"(have {sorted(table)})")
-        if not _substitutable(path):
+        if not table[name].fixed and not _substitutable(path):
             raise ConvertError(path, f"${{trialParameters.{name}}} here cannot be carried over: AutoTune puts "
-                               "parameters only in a container's command, args and env values")
+                               "parameters (and a trial's name and namespace) only in a container's command, args "
+                               "and env values")
     trial_spec = _substitute(trial_spec, table)
+    _set_namespace_var(trial_spec)
     primary = tt.get("primaryContainerName")
     deadline = None
     if kind == "Job":

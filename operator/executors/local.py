@@ -162,9 +162,14 @@ class LocalExecutor:
             key = launch_key(trial)
             if self._resume(trial.trial_id, tdir, key):
                 return
+            # The container's env as a pod has it (workloads/common.py): AutoTune's variables, then
+            # the template's, each value's $(VAR) expanded from the variables before it.
+            pod_vars = dict(trial.env)
+            for k, v in self.template.env.items():
+                if k not in trial.env:
+                    pod_vars[k] = expand_vars(substitute(v, trial.parameters), pod_vars)
             env = dict(os.environ)
-            env.update({k: substitute(v, trial.parameters) for k, v in self.template.env.items()})
-            env.update(trial.env)
+            env.update(pod_vars)
             if trial.env.get("PIPESTEP") == "fullytrain":
                 env.pop("EPOCHS", None)  # seed 000: final training runs without EPOCHS
             env["AUTOTUNE_TRIAL_DIR"] = str(tdir)
@@ -181,7 +186,7 @@ class LocalExecutor:
                 env["DEVICE_ID"] = device
             # $(VAR) from the container's env and AutoTune's variables, as Kubernetes expands it
             # (not from this machine's environment, which a pod would not see either).
-            pod_env = {**{k: substitute(v, trial.parameters) for k, v in self.template.env.items()}, **trial.env}
+            pod_env = dict(pod_vars)
             plan, mpath = self.metrics_plan, self.metrics_path(trial.trial_id)
             if plan is not None and mpath is not None and self.collector is not None:
                 # Its own metrics path, where the manifest gives the spec's (see metrics_path.py).

@@ -101,7 +101,10 @@ def _container(c: Mapping[str, Any], trial: TrialWorkload) -> dict[str, Any]:
     # ${parameters.NAME} in env values too, as local mode (and the README) do.
     user = [{**e, "value": substitute(e["value"], trial.parameters)} if isinstance(e.get("value"), str) else e
             for e in (c.get("env") or []) if e.get("name") not in names]
-    c["env"] = user + ours
+    # AutoTune's variables first: Kubernetes expands $(VAR) in an env value only from the
+    # variables listed before it, so a value like "run-$(AUTOTUNE_TRIAL_ID)" or "$(EPOCHS)"
+    # (converted Katib templates) works (names never repeat: a user's of ours is dropped).
+    c["env"] = ours + user
     return c
 
 

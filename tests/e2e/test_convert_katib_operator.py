@@ -69,3 +69,48 @@ def test_converted_katib_hyperband_runs_as_jobs_with_its_budget(kube_cluster, en
     assert all(r["num_epochs"] == r["budget"] for r in runs)  # $(EPOCHS) is the advisor's budget
     assert all(r["lr"] == pytest.approx(r["params"]["lr"]) for r in runs)
     assert all("num-epochs" not in r["params"] for r in runs)
+
+
+TOY = ROOT / "tests" / "integration" / "trials" / "toy.py"
+
+
+def katib_with_trial_metadata(record: Path) -> dict[str, Any]:
+    """Two grid trials whose template reads Katib's trial metadata in argv and env."""
+    refs = {"name": "${trialSpec.Name}", "ns": "${trialSpec.Namespace}", "kind": "${trialSpec.Kind}",
+            "team": "${trialSpec.Labels[team]}", "owner": "${trialSpec.Annotations[example.com/owner]}"}
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "katib-meta"},
+        "spec": {
+            "objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
+            "algorithm": {"algorithmName": "grid"}, "parallelTrialCount": 2, "maxTrialCount": 2,
+            "parameters": [{"name": "x", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "2"}}],
+            "trialTemplate": {
+                "primaryContainerName": "training",
+                "trialParameters": [{"name": "x", "reference": "x"}] + [{"name": k, "reference": v} for k, v in refs.items()],
+                "trialSpec": {
+                    "apiVersion": "batch/v1", "kind": "Job",
+                    "metadata": {"labels": {"team": "vision"}, "annotations": {"example.com/owner": "ana"}},
+                    "spec": {"template": {"spec": {
+                        "containers": [{"name": "training", "image": "python:3.11",
+                                        "command": [sys.executable, str(TOY), "--steps=1",
+                                                    "--echo=${trialParameters.ns}/${trialParameters.name}/${trialParameters.x}"],
+                                        "env": [{"name": "TOY_RECORD", "value": str(record)},
+                                                {"name": "TOY_FROM_SPEC", "value": "${trialParameters.ns}:${trialParameters.name}:"
+                                                 "${trialParameters.kind}:${trialParameters.team}:${trialParameters.owner}"}]}],
+                        "restartPolicy": "Never"}}}}}}}
+
+
+def test_converted_katib_trial_metadata_reaches_each_pod(kube_cluster, env):
+    """${trialSpec.Namespace} through the Downward API, ${trialSpec.Name} as $(AUTOTUNE_TRIAL_ID),
+    both expanded by Kubernetes in argv and in an env value; labels, annotations and kind written in."""
+    ns, record = env["ns"], env["tmp"] / "meta.jsonl"
+    manifest = convert_katib(katib_with_trial_metadata(record)).manifest
+    validate_manifest(manifest)
+    apply_manifest(kube_cluster, ns, manifest)
+    ate = wait_for_phase(kube_cluster, ns, "katib-meta", *ENDED, timeout=300, log=env["op"].output)
+    assert ate["status"]["phase"] == "DONE", ate["status"]
+    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(runs) == 2
+    for r in runs:
+        assert r["echo"] == f"{ns}/{r['trial']}/{r['params']['x']}"
+        assert r["env"]["TOY_FROM_SPEC"] == f"{ns}:{r['trial']}:Job:vision:ana"
