@@ -20,7 +20,8 @@ This is test harness, not a kubelet. What it does:
     emptyDir (<pod dir>/volumes/<name>, mode 0777) and a container with such mounts runs in
     its own mount namespace (``unshare -m --propagation private``) with each directory
     bind-mounted at its mountPath (subPath and readOnly honoured; the mountPath is created
-    on this host if missing, as an empty directory). So two pods writing the same fixed path
+    on this host if missing, as an empty directory; what the host has below it is hidden,
+    except the pod's kubeconfig). So two pods writing the same fixed path
     (/var/log/katib/metrics.log) each write their own file, and containers of one pod share
     theirs. This needs root with CAP_SYS_ADMIN; where ``unshare -m`` fails the container
     does not start (CreateContainerError saying so, and a Warning Event);
@@ -168,14 +169,23 @@ class ConfigError(Exception):
     """The container cannot start yet (CreateContainerConfigError)."""
 
 
-# Run in a new mount namespace: bind each (source, target, ro|rw) triple, then cd to the
-# working directory again (a mount over it is seen only through its path) and exec the command.
+# Run in a new mount namespace: bind each (source, target, ro|rw) triple; keep the pod's
+# kubeconfig visible where a mount hid it (bound from a descriptor opened before, as a kubelet
+# mounts the token whatever else is mounted); cd to the working directory again (a mount over
+# it is seen only through its path; where it is hidden the process stays in the original)
+# and exec the command.
 _MOUNT_SCRIPT = (
-    'wd="$1"; shift; '
+    'wd="$1"; kc="$2"; shift 2; '
+    'if [ -n "$kc" ]; then exec 8<"$kc"; fi; '
     'while [ "$1" != "--" ]; do '
     'mkdir -p "$1" "$2" && mount --bind "$1" "$2" || exit 125; '
     'if [ "$3" = ro ]; then mount -o remount,bind,ro "$2" || exit 125; fi; '
-    'shift 3; done; shift; cd "$wd" && exec "$@"'
+    'shift 3; done; shift; '
+    'if [ -n "$kc" ] && [ ! -e "$kc" ]; then '
+    '{ mkdir -p "$(dirname "$kc")" && touch "$kc" && mount --no-canonicalize --bind /proc/self/fd/8 "$kc"; } '
+    '|| echo "[fake-node] a volume mount hides KUBECONFIG $kc" >&2; fi; '
+    'if [ -n "$kc" ]; then exec 8<&-; fi; '
+    'cd "$wd" 2>/dev/null; exec "$@"'
 )
 
 
@@ -191,13 +201,15 @@ def mount_namespaces_work() -> str | None:
     return None
 
 
-def volume_argv(argv: list[str], wd: str, mounts: list[tuple[str, str, bool]]) -> list[str]:
+def volume_argv(argv: list[str], wd: str, mounts: list[tuple[str, str, bool]], kubeconfig: str = "") -> list[str]:
     """``argv`` run with each (host dir, mountPath, read-only) bind-mounted in a mount
-    namespace of its own (so other processes of this host, other pods included, see none)."""
+    namespace of its own (so other processes of this host, other pods included, see none),
+    the file ``kubeconfig`` (if any) still there when a mount covers its directory."""
     binds: list[str] = []
     for src, dst, ro in mounts:
         binds += [src, dst, "ro" if ro else "rw"]
-    return ["unshare", "-m", "--propagation", "private", "sh", "-c", _MOUNT_SCRIPT, "sh", wd, *binds, "--", *argv]
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", _MOUNT_SCRIPT, "sh", wd, kubeconfig, *binds,
+            "--", *argv]
 
 
 # ---------------------------------------------------------------------------- pod runner
@@ -289,10 +301,13 @@ class PodRunner(threading.Thread):
             return None
         token = _raw(tr)["status"]["token"]
         path = self.dir / "serviceaccount.kubeconfig"
+        # The CA inline: the kubeconfig is the one file a pod needs from the agent (a volume
+        # mounted over its directory leaves it visible: volume_argv).
+        ca = base64.b64encode(Path(self.agent.ca_file).read_bytes()).decode()
         path.write_text(json.dumps({
             "apiVersion": "v1", "kind": "Config", "current-context": "sa",
             "clusters": [{"name": "c", "cluster": {
-                "server": self.agent.server, "certificate-authority": self.agent.ca_file}}],
+                "server": self.agent.server, "certificate-authority-data": ca}}],
             "users": [{"name": sa, "user": {"token": token}}],
             "contexts": [{"name": "sa", "context": {"cluster": "c", "user": sa,
                                                     "namespace": self.ns}}]}))
@@ -430,7 +445,7 @@ class PodRunner(threading.Thread):
                     self.agent.event(self.pod, "FailedMount", msg, "Warning")
                 status["state"] = {"waiting": {"reason": "CreateContainerError", "message": msg}}
                 return None
-            argv = volume_argv(argv, wd, mounts)
+            argv = volume_argv(argv, wd, mounts, str(self.sa_kubeconfig or ""))
         try:
             # Through a pipe, so each line gets the time it was written (timestamps=true).
             p = subprocess.Popen(argv, cwd=wd, env=env, stdout=subprocess.PIPE,

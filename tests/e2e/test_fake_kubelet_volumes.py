@@ -69,3 +69,30 @@ def test_native_sidecars_and_empty_dirs_per_pod(kube_cluster, core_v1, namespace
         # SIGTERM came after main had written: the sidecar read this pod's own file.
         assert side_log == f"sidecar up\nsaw: written by {n}\nread-only: True\n", side_log
     assert not Path(WHERE, "m.log").exists()  # nothing was written on the host's path itself
+
+
+CLIENT = """
+import os, sys
+from kubernetes import client, config
+print("hidden:", sorted(os.listdir(sys.argv[1])), flush=True)  # the emptyDir over the agent's directory
+api = config.new_client_from_config(config_file=os.environ["KUBECONFIG"])
+print("api:", client.VersionApi(api).get_code().major, flush=True)
+"""
+
+
+def test_a_volume_over_the_agents_directory_keeps_the_pods_kubeconfig(kube_cluster, core_v1, namespace):
+    """The pod's kubeconfig (a ServiceAccount token) lives in the agent's state directory; an
+    emptyDir mounted over it (a chart mounting /tmp, where test clusters live) leaves it visible,
+    as a kubelet's token mount is whatever else is mounted."""
+    state = str(kube_cluster.state_dir)
+    core_v1.create_namespaced_pod(namespace, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "covered"},
+        "spec": {"restartPolicy": "Never", "volumes": [{"name": "over", "emptyDir": {}}],
+                 "containers": [{"name": "main", "image": "python", "command": [sys.executable, "-c", CLIENT, state],
+                                 "volumeMounts": [{"name": "over", "mountPath": state}]}]}})
+    wait_for(lambda: core_v1.read_namespaced_pod("covered", namespace).status.phase in ("Succeeded", "Failed"), 60,
+             "the pod to end")
+    out = kube_cluster.pod_log(namespace, "covered", "main")
+    # Only the path to the kubeconfig (made to bind it there) is in the otherwise empty volume.
+    assert out == "hidden: ['pods']\napi: 1\n", out
+    assert core_v1.read_namespaced_pod("covered", namespace).status.phase == "Succeeded"
