@@ -8,9 +8,10 @@ gets lines (``LogChunk``, the contract of ``Executor.read_log``) and parses them
 
 - File: the file's text lines as they are (TEXT ``name=value`` or JSON lines).
 - TensorFlowEvent: one line per scalar of the event files under the directory, compact JSON
-  ``{"dir": "train", "tag": "accuracy", "step": 3, "value": 0.91}``, ``dir`` being the event
-  file's directory relative to the watched one ("" for itself): what Katib's naming rule
-  (``train/accuracy``) needs. Files are read in sorted order of their relative paths.
+  ``{"dir": "train", "file": "events.out.tfevents...", "tag": "accuracy", "step": 3, "value": 0.91}``,
+  ``dir`` being the event file's directory relative to the watched one ("" for itself): what
+  Katib's naming rule (``train/accuracy``) needs. Files are read in sorted order of their
+  relative paths.
 
 Nothing here raises for I/O errors: a file that is not there yet, or cannot be read now, gives
 None (logged) and the caller tries again with the same cursor.
@@ -194,7 +195,7 @@ def _read_event_file(root: Path, rel: str, offsets: dict[str, int], broken: set[
                     "is not read", root / rel, records.broken_at)
     if records.skipped:
         log.warning("event file %s: %d record(s) failed their CRC and were skipped", root / rel, records.skipped)
-    directory = posix_dir(rel)
+    directory, _, name = rel.rpartition("/")
     for payload in records.payloads:
         try:
             scalars = event_scalars(payload)
@@ -203,13 +204,7 @@ def _read_event_file(root: Path, rel: str, offsets: dict[str, int], broken: set[
             continue
         for s in scalars:
             if math.isfinite(s.value):
-                lines.append(json.dumps({"dir": directory, "tag": s.tag, "step": s.step, "value": s.value},
+                lines.append(json.dumps({"dir": directory, "file": name, "tag": s.tag, "step": s.step, "value": s.value},
                                         separators=(",", ":"), ensure_ascii=False))
     offsets[rel] = records.end
     return len(data)
-
-
-def posix_dir(rel: str) -> str:
-    """The directory part of a relative posix path ("" for a file of the root)."""
-    head, _, _ = rel.rpartition("/")
-    return head

@@ -17,7 +17,11 @@ AutoTune adds one case Katib cannot read: a scalar whose whole tag is the name
 (``tf.summary.scalar("train/accuracy", ...)`` read as ``train/accuracy``).
 
 The step of a value is the event's own step (a negative one is skipped); the tuner server
-keeps the first value of each (name, step), so a file read again adds nothing twice.
+keeps the first value of each (name, step), so a file read again adds nothing twice. One
+exception: a value whose step is not above the previous value of its name in the same file
+takes that step + 1. Scripts that log without a step (PyTorch's ``add_scalar(tag, value)``,
+TF1's ``add_summary(summary)``) write every event at step 0, and their values would otherwise
+all be dropped but the first; Katib takes them all too (and the latest by time).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class EventLineParser:
     root: str  # spec.metricsCollector.path
     counts: dict[str, int] = field(default_factory=dict)
     others: dict[str, None] = field(default_factory=dict)  # 'dir/tag' of scalars no name read (a few)
+    # The last step given to each name's values from each file: (name, dir, file) -> step.
+    last_steps: dict[tuple[str, str, str], int] = field(default_factory=dict)
     scalars: int = 0
     bad_lines: int = 0
 
@@ -69,14 +75,18 @@ class EventLineParser:
             if isinstance(step, bool) or not isinstance(step, int) or step < 0 or value is None:
                 continue
             self.scalars += 1
-            tag, rel = obj["tag"], obj["dir"]
+            tag, rel, file = obj["tag"], obj["dir"], str(obj.get("file", ""))
             directory = posixpath.normpath(posixpath.join(self.root, rel))
             hit = False
             for name in self.names:
                 if katib_matches(name, directory, tag):
                     hit = True
                     self.counts[name] = self.counts.get(name, 0) + 1
-                    out.append(Collected(name, value, step))
+                    where = (name, rel, file)
+                    last = self.last_steps.get(where)
+                    at = step if last is None or step > last else last + 1
+                    self.last_steps[where] = at
+                    out.append(Collected(name, value, at))
             if not hit and len(self.others) < MAX_OTHERS:
                 self.others[posixpath.join(rel, tag)[:LAST_LINE_CHARS]] = None
         return out

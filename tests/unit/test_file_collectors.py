@@ -139,6 +139,20 @@ def test_event_lines() -> None:
     assert list(p.others) == ["lr"]
 
 
+def test_steps_that_do_not_grow_within_a_file_are_renumbered() -> None:
+    """PyTorch's add_scalar(tag, value) without a step writes every event at step 0: each
+    value still counts, as later steps; the same file read again gives the same steps."""
+    lines = [json.dumps({"dir": "", "file": "f1", "tag": "acc", "step": 0, "value": v}) for v in (0.1, 0.2, 0.3)]
+    lines.append(json.dumps({"dir": "", "file": "f1", "tag": "acc", "step": 10, "value": 0.4}))
+    # Another file (a second writer) keeps its own steps: the tuner server keeps the first
+    # value of a step it has, so a restarted writer's repeated steps are not new values.
+    lines.append(json.dumps({"dir": "", "file": "f2", "tag": "acc", "step": 0, "value": 0.9}))
+    steps = [(c.step, c.value) for c in EventLineParser(("acc",), "/l").feed(lines)]
+    assert steps == [(0, 0.1), (1, 0.2), (2, 0.3), (10, 0.4), (0, 0.9)]
+    p = EventLineParser(("acc",), "/l")
+    assert [c.step for c in p.feed(lines[:2]) + p.feed(lines[2:])] == [0, 1, 2, 10, 0]  # read in parts: the same
+
+
 def test_event_why_no_objective() -> None:
     p = EventLineParser(("test/accuracy",), "/logs")
     p.feed([scalar("validation", "epoch_accuracy", 0, 0.9)])

@@ -129,8 +129,9 @@ def test_read_new_walks_the_directory_in_order_and_follows_growth(tmp_path: Path
     test.write_bytes(_records(w.file_version(), w.event(0, w.tensor_value("accuracy", w.tensor(DT_FLOAT, float_val=[0.25])))))
     (tmp_path / "logs" / "notes.txt").write_text("not an event file")
     chunk = read_new(src, None, False)
-    assert lines_of(chunk) == [{"dir": "test", "tag": "accuracy", "step": 0, "value": 0.25},
-                               {"dir": "train", "tag": "accuracy", "step": 0, "value": 0.5}]
+    name = "events.out.tfevents.1.host"
+    assert lines_of(chunk) == [{"dir": "test", "file": name, "tag": "accuracy", "step": 0, "value": 0.25},
+                               {"dir": "train", "file": name, "tag": "accuracy", "step": 0, "value": 0.5}]
     assert chunk is not None
     # A new record, torn: nothing until it is whole.
     rec = w.record(w.event(1, w.simple_value("accuracy", 0.75), w.simple_value("nan", float("nan"))))
@@ -141,10 +142,12 @@ def test_read_new_walks_the_directory_in_order_and_follows_growth(tmp_path: Path
     with open(train, "ab") as f:
         f.write(rec[-2:])
     # A non-finite value is no metric: not even a line.
-    assert lines_of(read_new(src, again.cursor, False)) == [{"dir": "train", "tag": "accuracy", "step": 1, "value": 0.75}]
+    assert lines_of(read_new(src, again.cursor, False)) == [
+        {"dir": "train", "file": name, "tag": "accuracy", "step": 1, "value": 0.75}]
     # A root-level file has dir "".
     (tmp_path / "logs" / "events.out.tfevents.2.host").write_bytes(_records(w.event(7, w.simple_value("loss", 2))))
-    assert lines_of(read_new(src, None, False))[0] == {"dir": "", "tag": "loss", "step": 7, "value": 2.0}
+    assert lines_of(read_new(src, None, False))[0] == {"dir": "", "file": "events.out.tfevents.2.host", "tag": "loss",
+                                                      "step": 7, "value": 2.0}
 
 
 def test_read_new_budget_a_big_record_and_a_shrunk_file(tmp_path: Path) -> None:
