@@ -27,7 +27,7 @@ import urllib.error
 import urllib.parse
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Sequence
+from typing import IO, Any, Mapping, Sequence
 
 from autotune_operator import __main__ as operator_main
 from autotune_operator import collect_metrics_command, ui_command
@@ -56,6 +56,13 @@ class LocalSetupError(ValueError):
     """The manifest is valid but cannot run on this machine as written."""
 
 
+def _field_path(env_entry: Mapping[str, Any]) -> Any:
+    """An env entry's valueFrom.fieldRef.fieldPath (the Downward API), else None."""
+    vf = env_entry.get("valueFrom")
+    ref = vf.get("fieldRef") if isinstance(vf, Mapping) else None
+    return ref.get("fieldPath") if isinstance(ref, Mapping) else None
+
+
 def process_template(exp: Experiment, manifest_path: Path, workdir: str | None) -> ProcessTemplate:
     """The first task's first container, as a local process."""
     task = exp.spec.trainingConfig.tasks[0]
@@ -68,7 +75,7 @@ def process_template(exp: Experiment, manifest_path: Path, workdir: str | None) 
     for i, e in enumerate(container.get("env") or []):
         if "value" in e:
             env[e["name"]] = str(e["value"])
-        elif (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+        elif _field_path(e) == "metadata.namespace":
             # The Downward API's namespace (a converted Katib ${trialSpec.Namespace}): the one the
             # manifest names, else "default", where kubectl would create it.
             env[e["name"]] = exp.manifest.metadata.namespace or "default"
