@@ -184,3 +184,29 @@ def test_interval_must_be_positive(tmp_path, interval):
     r = subprocess.run([*autotune_cmd(), "collect-metrics", "--kind", "File", "--path", str(tmp_path / "m"),
                         "--interval", interval], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--interval" in r.stderr
+
+
+def test_nothing_relayed_says_why_in_the_termination_message(tmp_path):
+    from autotune_operator.collect_metrics_command import why_nothing
+
+    term = tmp_path / "termination-log"
+    term.write_text("")
+    missing = tmp_path / "katib" / "metrics.log"
+    proc = subprocess.Popen([*autotune_cmd(), "collect-metrics", "--kind", "File", "--path", str(missing),
+                             "--interval", "0.2", "--termination-log", str(term)], stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and out == ""
+    assert term.read_text() == (f"autotune collect-metrics relayed nothing: {missing} was never created in this pod: "
+                                "the trial writes its metrics there (spec.metricsCollector.path; "
+                                "$AUTOTUNE_METRICS_PATH holds it)")
+
+    events = tmp_path / "tb"
+    (events / "train").mkdir(parents=True)
+    (events / "train" / "notes.txt").write_text("x")
+    assert "holds no events.out.tfevents" in why_nothing(FileSource("TensorFlowEvent", events))
+    assert "is not a directory" in why_nothing(FileSource("TensorFlowEvent", events / "train" / "notes.txt"))
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    assert why_nothing(FileSource("File", empty)).endswith("is empty")
