@@ -218,3 +218,17 @@ def test_native_sidecars_need_kubernetes_1_29(major, minor, ok):
     assert (why is None) == ok
     if why:
         assert "Kubernetes >= 1.29" in why and f"{major}.{minor}" in why and "StdOut" in why
+
+
+def test_the_operator_setting_names_the_sidecars_image() -> None:
+    from autotune_operator.__main__ import add_arguments, environment
+    from autotune_operator.runtime import Settings
+
+    assert Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t", "AUTOTUNE_COLLECTOR_IMAGE": " reg/op:2 "}).collector_image == "reg/op:2"
+    assert Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t", "AUTOTUNE_COLLECTOR_IMAGE": ""}).collector_image is None
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    env = environment(p.parse_args(["--collector-image", "reg/op:3"]), {"AUTOTUNE_COLLECTOR_IMAGE": "reg/op:2"})
+    assert env["AUTOTUNE_COLLECTOR_IMAGE"] == "reg/op:3"  # the flag wins
