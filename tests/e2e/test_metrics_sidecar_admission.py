@@ -56,3 +56,20 @@ def test_trial_pod_with_the_sidecar_is_admitted_under_restricted_pss(core_v1, re
     with pytest.raises(ApiException) as e:
         core_v1.create_namespaced_pod(restricted_ns, bad, dry_run="All")
     assert e.value.status == 403 and "allowPrivilegeEscalation" in e.value.body
+
+
+def test_chart_gives_the_operator_its_own_image_for_the_sidecar_unless_told(kube_cluster):
+    import yaml
+
+    from tests.e2e.test_operator_helm import CHART
+
+    def operator_container(*values: str) -> dict:
+        docs = [d for d in yaml.safe_load_all(kube_cluster.helm("template", "x", CHART, *values).stdout) if d]
+        (dep,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "x-autotune-operator"]
+        return dep["spec"]["template"]["spec"]["containers"][0]
+
+    c = operator_container("--set", "image.registry=reg.example", "--set", "image.operator.tag=9.9")
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["AUTOTUNE_COLLECTOR_IMAGE"] == c["image"] == "reg.example/autotune/operator:9.9"
+    c = operator_container("--set", "operator.collectorImage=mirror.example/autotune:1")
+    assert {e["name"]: e.get("value") for e in c["env"]}["AUTOTUNE_COLLECTOR_IMAGE"] == "mirror.example/autotune:1"
