@@ -46,6 +46,15 @@ class FileSource:
     path: Path  # the file (File) or directory (TensorFlowEvent), already resolved
 
 
+def file_source(kind: str, path: Path) -> FileSource:
+    """The source of a collector of kind File or TensorFlowEvent (ValueError for another)."""
+    if kind == "File":
+        return FileSource("File", path)
+    if kind == "TensorFlowEvent":
+        return FileSource("TensorFlowEvent", path)
+    raise ValueError(f"kind {kind} reads no files")
+
+
 @dataclass(frozen=True)
 class FileCursor:
     """Where a File was read to: the offset of the first unread byte, and the bytes just
