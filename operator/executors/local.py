@@ -33,7 +33,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch, expand_vars, substitute
 from autotune_operator.executors.metrics_path import METRICS_PATH_VAR, PathPlan, plan_path
-from autotune_operator.metric_files import FileSource, read_new
+from autotune_operator.metric_files import file_source, read_new
 from autotune_operator.spec import MetricsCollectorSpec, reads_files
 
 log = logging.getLogger("autotune.local")
@@ -348,8 +348,7 @@ class LocalExecutor:
         failure says nothing was written there."""
         mpath = self.metrics_path(trial_id)
         if mpath is not None and self.collector is not None:
-            kind = "File" if self.collector.kind == "File" else "TensorFlowEvent"
-            chunk = read_new(FileSource(kind, mpath), cursor, final)
+            chunk = read_new(file_source(self.collector.kind, mpath), cursor, final)
             if chunk is None and final and not mpath.exists():
                 return LogChunk((), cursor)
             return chunk
