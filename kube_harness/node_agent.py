@@ -13,7 +13,7 @@ This is test harness, not a kubelet. What it does:
     does not exist here); init containers run first, one by one;
   * native sidecars (Kubernetes >= 1.29): an init container with ``restartPolicy: Always``
     is started in its turn among the init containers and not waited for; it is restarted
-    when it exits while the pod runs, gets SIGTERM (then SIGKILL after the grace period,
+    (with a short back-off) when it exits while the pod runs, gets SIGTERM (then SIGKILL after the grace period,
     at most 10 s) once every regular container has ended for good, and its exit code does
     not decide the pod's phase;
   * ``emptyDir`` volumes and the volumeMounts that name them: the pod gets a directory per
@@ -606,6 +606,7 @@ class PodRunner(threading.Thread):
         self.report()
 
         retry_at: dict[str, float] = {}
+        retry_sidecar: dict[str, float] = {}  # sidecar -> when to start it again (a back-off)
         while True:
             if self.delete_grace is not None:
                 self.kill_all(min(self.delete_grace, 10))
@@ -617,9 +618,16 @@ class PodRunner(threading.Thread):
                     self._finish(p, st, sidecar_started[n])
                     with self.lock:
                         del self.procs[n]
+                    retry_sidecar[n] = time.monotonic() + min(10, 2 ** min(st["restartCount"], 3))
+                    changed = True
+                elif p is None and n not in retry_sidecar:  # could not start again (config error)
+                    retry_sidecar[n] = time.monotonic() + 2
+                if n in retry_sidecar and time.monotonic() >= retry_sidecar[n]:
+                    del retry_sidecar[n]
                     prev = st["state"]
                     p = self._start(c, st)
-                    st["lastState"], st["restartCount"] = prev, st["restartCount"] + 1
+                    if "terminated" in prev:
+                        st["lastState"], st["restartCount"] = prev, st["restartCount"] + 1
                     if p:
                         with self.lock:
                             self.procs[n] = p

@@ -96,3 +96,20 @@ def test_a_volume_over_the_agents_directory_keeps_the_pods_kubeconfig(kube_clust
     # Only the path to the kubeconfig (made to bind it there) is in the otherwise empty volume.
     assert out == "hidden: ['pods']\napi: 1\n", out
     assert core_v1.read_namespaced_pod("covered", namespace).status.phase == "Succeeded"
+
+
+def test_a_sidecar_that_exits_is_restarted_while_the_pod_runs(core_v1, namespace):
+    core_v1.create_namespaced_pod(namespace, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "flaky"},
+        "spec": {"restartPolicy": "Never",
+                 "initContainers": [{"name": "side", "image": "python", "restartPolicy": "Always",
+                                     "command": [sys.executable, "-c", "print('up', flush=True); raise SystemExit(1)"]}],
+                 "containers": [{"name": "main", "image": "python",
+                                 "command": [sys.executable, "-c", "import time; time.sleep(6)"]}]}})
+    wait_for(lambda: core_v1.read_namespaced_pod("flaky", namespace).status.phase in ("Succeeded", "Failed"), 60,
+             "the pod to end")
+    p = core_v1.read_namespaced_pod("flaky", namespace)
+    (side,) = p.status.init_container_statuses
+    # Restarted with a back-off (1 s, 2 s, 4 s...): a few times in 6 s, not in a busy loop.
+    assert p.status.phase == "Succeeded" and 1 <= side.restart_count <= 4, side
+    assert side.last_state.terminated.exit_code == 1
