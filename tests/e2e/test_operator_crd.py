@@ -47,8 +47,17 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
          " {name: b, optimizeMode: minimize}]\n", "spec.primaryMetric names the one objective metric"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  metricsCollector: {kind: StdOut}\n",
          "spec.metricsCollector needs spec.primaryMetric"),
-        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: File}\n",
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: Custom}\n",
          "spec.metricsCollector.kind"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: File}\n",
+         "spec.metricsCollector.path is required for kind File and TensorFlowEvent"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: StdOut, "
+         "path: /m.log}\n", "refused for StdOut"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: "
+         "TensorFlowEvent, path: /logs, format: JSON}\n", "spec.metricsCollector.format is for kind File"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: File, "
+         "path: /m.log, format: JSON, metricsFormat: ['(a)=(b)']}\n",
+         "spec.metricsCollector.metricsFormat is for kind StdOut and File with format TEXT"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: StdOut, "
          "metricsFormat: []}\n", "spec.metricsCollector.metricsFormat"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  metricStrategies: [{name: a, value: max}]\n",
