@@ -67,7 +67,7 @@ class Outlived:
 
     def event_message(self, grace: float) -> str:
         return (f"trial {self.trial}: container {self.container} of pod {self.pod} exited with code {self.exit_code}, "
-                f"but {', '.join(self.running)} still ran {grace:g}s later (a sidecar that does not exit, such as "
+                f"but {', '.join(self.running)} still ran {grace:g}s after that (a sidecar that does not exit, such as "
                 "a service mesh's proxy); the trial ends with the container's exit code and its workload is deleted")
 
 

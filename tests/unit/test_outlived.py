@@ -64,7 +64,7 @@ def test_a_job_trial_kept_running_by_istio_proxy_ends_with_its_code_after_the_gr
     assert (o.trial, o.pod, o.container, o.exit_code, o.running) == ("q-0", "q-0-abcde", "c", 3, ("istio-proxy",))
     assert o.finished == T0 + 100  # the grace's start is in the pod's status: a restarted operator agrees
     assert o.trial_message() == "container c exited with code 3 (Error); pod q-0-abcde was kept running by istio-proxy"
-    assert "istio-proxy still ran 30s later" in o.event_message(GRACE)
+    assert "istio-proxy still ran 30s after that" in o.event_message(GRACE)
     ok = outlived("job", "q-0", [job_pod(code=0)], JOB_TASKS, T0 + 1000, GRACE)
     assert ok is not None and ok.exit_code == 0
 
