@@ -43,6 +43,7 @@ from autotune_operator.workloads.primary_pod import primary_pod
 # before the trial is ended for it. Long enough for a sidecar that does exit and for the Job
 # or training operator to mark the workload done; short next to a trial's minutes or hours.
 SIDECAR_GRACE_SECONDS = 30.0
+MESSAGE_CHARS = 500  # of a container's terminated.message in the trial's message
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ class Outlived:
 
     def trial_message(self) -> str:
         """The trial's message: its container's end, and why the trial ended without its pod."""
-        why = ": ".join(x for x in (self.reason, self.message.strip()) if x)
+        # The termination log may hold up to 4 KiB over many lines: one line, its start.
+        text = " ".join(self.message.split())
+        why = ": ".join(x for x in (self.reason, text[:MESSAGE_CHARS] + ("..." if len(text) > MESSAGE_CHARS else "")) if x)
         return (f"container {self.container} exited with code {self.exit_code}" + (f" ({why})" if why else "")
                 + f"; pod {self.pod} was kept running by {', '.join(self.running)}")
 

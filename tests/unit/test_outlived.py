@@ -73,6 +73,10 @@ def test_the_terminated_reason_and_message_are_in_the_trials_message() -> None:
     p = pod("q-0", "q-0-x", [ended("c", 137, T0 + 5, "OOMKilled", "out of memory\n"), ISTIO])
     o = outlived("job", "q-0", [p], JOB_TASKS, T0 + 60, GRACE)
     assert o is not None and o.trial_message().startswith("container c exited with code 137 (OOMKilled: out of memory)")
+    long = pod("q-0", "q-0-x", [ended("c", 1, T0 + 5, "Error", "Traceback\n  line\n" * 400), ISTIO])
+    o = outlived("job", "q-0", [long], JOB_TASKS, T0 + 60, GRACE)
+    assert o is not None and "(Error: Traceback line Traceback line" in o.trial_message()
+    assert len(o.trial_message()) < 700 and "...)" in o.trial_message()
 
 
 def test_a_kubeflow_master_is_decided_from_its_own_pod_not_a_workers() -> None:
