@@ -3,7 +3,9 @@ trial pods, the trial's own container exits, the sidecar does not, and the pod s
 Running (so its batch Job never completes). The operator ends such a trial with its
 container's exit code after the grace (2 s here, AUTOTUNE_SIDECAR_GRACE_SECONDS, instead of
 the default 30), posts TrialSidecarOutlived and deletes the Job; the experiment reaches DONE
-with each trial's printed metrics, well before maxTrialSeconds would have stopped them.
+with each trial's printed metrics, well before maxTrialSeconds would have stopped them; and
+an operator killed before a trial's container exits and restarted after the grace decides
+the same from the pod's status.
 
 The second container is named ``istio-proxy`` and stands in for Istio's proxy: it is a real
 ``sleep`` process that never exits by itself (the fake kubelet runs containers as local
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pytest
 
@@ -26,6 +29,7 @@ TRAIN = '''\
 import argparse
 import pathlib
 import sys
+import time
 
 import numpy as np
 from sklearn.datasets import load_iris
@@ -35,7 +39,10 @@ from sklearn.model_selection import train_test_split
 p = argparse.ArgumentParser()
 p.add_argument("--alpha", required=True)
 p.add_argument("--out", required=True)
+p.add_argument("--gate", default="")  # train only once this file exists (the test says when)
 a = p.parse_args()
+while a.gate and not pathlib.Path(a.gate).exists():
+    time.sleep(0.1)
 if a.alpha == "crash":
     print("diverged", flush=True)
     sys.exit(3)
@@ -59,6 +66,26 @@ def env(kube_cluster, tmp_path_factory):
         yield e
 
 
+def trainer_task(env, out, *extra: str) -> dict:
+    trainer = task("master", [sys.executable, str(env["script"]), "--alpha=${parameters.alpha}", f"--out={out}", *extra])
+    # The mesh's webhook would add this container; the test writes it into the template.
+    trainer["template"]["spec"]["containers"].append(
+        {"name": "istio-proxy", "image": "istio/proxyv2", "command": ["sleep", "3600"]})
+    return trainer
+
+
+def pod_of(kube_cluster, ns: str, trial: str) -> dict | None:
+    pods = json.loads(kube_cluster.kubectl("get", "pods", "-n", ns, "-l", f"job-name={trial}", "-o", "json").stdout)
+    return pods["items"][0] if pods["items"] else None
+
+
+def state_of(pod: dict | None, container: str) -> dict:
+    for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+        if cs["name"] == container:
+            return cs.get("state") or {}
+    return {}
+
+
 def trials_of(env, uid: str) -> dict[str, dict]:
     r = env["server"].get(f"/api/v1/experiments/{uid}/trials")
     return {t["name"]: t for t in r.json()} if r.status_code == 200 else {}
@@ -68,10 +95,7 @@ def test_a_job_trial_whose_istio_proxy_never_exits_still_ends(kube_cluster, env)
     ns, name = env["ns"], "mesh"
     out = env["tmp"] / "results"
     out.mkdir()
-    trainer = task("master", [sys.executable, str(env["script"]), "--alpha=${parameters.alpha}", f"--out={out}"])
-    # The mesh's webhook would add this container; the test writes it into the template.
-    trainer["template"]["spec"]["containers"].append(
-        {"name": "istio-proxy", "image": "istio/proxyv2", "command": ["sleep", "3600"]})
+    trainer = trainer_task(env, out)
     apply_manifest(kube_cluster, ns, experiment_manifest(
         name, space=SPACE, max_trials=3, concurrency=2, tasks=[trainer], primaryMetric="accuracy",
         maxTrialSeconds=900, metricsCollector={"kind": "StdOut"},
@@ -97,3 +121,33 @@ def test_a_job_trial_whose_istio_proxy_never_exits_still_ends(kube_cluster, env)
     # The Jobs were deleted, and with them the pods: no sleep process holds a slot any more.
     wait_for(lambda: not json.loads(kube_cluster.kubectl("get", "jobs,pods", "-n", ns, "-l", f"{LABEL}={name}",
                                                          "-o", "json").stdout)["items"], 60, "the trials' Jobs and pods to go")
+
+
+def test_an_operator_restarted_while_the_sidecar_runs_decides_the_same(kube_cluster, env):
+    """The operator is down when the trial's container exits and for longer than the grace:
+    nothing of the trial's end is in any operator's memory. The restarted one adopts the
+    running Job (no second copy), reads the container's finishedAt from the pod and ends the
+    trial with its result and one Event, instead of waiting for maxTrialSeconds."""
+    ns, name = env["ns"], "mesh-restart"
+    out, gate = env["tmp"] / "results-restart", env["tmp"] / "gate"
+    out.mkdir()
+    apply_manifest(kube_cluster, ns, experiment_manifest(
+        name, space='{"alpha": {"_type": "choice", "_value": ["0.01"]}}', max_trials=1,
+        tasks=[trainer_task(env, out, f"--gate={gate}")], primaryMetric="accuracy", maxTrialSeconds=900,
+        metricsCollector={"kind": "StdOut"}, annotations={"autotune.tensorstack.dev/workload-kind": "job"}))
+    trial = f"{name}-0"
+    wait_for(lambda: "running" in state_of(pod_of(kube_cluster, ns, trial), "pytorch"), 120, "the trainer to run")
+    env["op"].kill()
+    gate.write_text("go")
+    ended = wait_for(lambda: state_of(pod_of(kube_cluster, ns, trial), "pytorch").get("terminated"), 60,
+                     "the trainer to exit")
+    assert ended["exitCode"] == 0 and "running" in state_of(pod_of(kube_cluster, ns, trial), "istio-proxy")
+    time.sleep(GRACE + 1)  # the grace passes while no operator runs (ordering, not a timing check)
+    env["op"].start()
+    st = wait_for_phase(kube_cluster, ns, name, "DONE", timeout=120, log=env["op"].output)["status"]
+    assert st["trials"]["succeeded"] == 1, st
+    (t,) = trials_of(env, get_experiment(kube_cluster, ns, name)["metadata"]["uid"]).values()
+    assert t["state"] == "SUCCEEDED" and t["exitCode"] == 0 and t["metrics"]["accuracy"] == float((out / "0.01").read_text())
+    events = [e for e in events_of(kube_cluster, ns, name) if e["reason"] == "TrialSidecarOutlived"]
+    assert len(events) == 1 and events[0]["message"].startswith(f"trial {trial}: container pytorch of pod "), events
+    wait_for(lambda: pod_of(kube_cluster, ns, trial) is None, 60, "the trial's pod to go")
