@@ -193,6 +193,9 @@ def test_parser_for_each_kind() -> None:
     ("/m.log", ["python", "t.py"], {"AUTOTUNE_METRICS_PATH": "x"}, PathPlan("/m.log")),
     ("/m.log", ["python", "t.py", "--out", "$(AUTOTUNE_METRICS_PATH)"], {}, PathPlan("/m.log")),
     ("logs/m.log", ["python", "t.py", "./logs/m.log"], {}, PathPlan("logs/m.log")),
+    # Katib's TensorFlowEvent default ends with '/'.
+    ("/var/log/katib/tfevent/", ["python", "t.py", "--log-dir=/var/log/katib/tfevent/"], {},
+     PathPlan("/var/log/katib/tfevent")),
     ("/m.log", ["python", "t.py"], {}, None),
 ])
 def test_plan_path(spec_path: str, command: list[str], env: dict[str, str], expected: PathPlan | None) -> None:
