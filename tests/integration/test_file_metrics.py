@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from autotune_operator.tfevents import event_scalars, split_records
-from tests.integration.conftest import read_status, run_autotune, write_manifest
+from tests.integration.conftest import TRIALS, autotune_cmd, manifest, read_status, run_autotune, write_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EPOCHS = 6
@@ -161,3 +166,53 @@ def test_a_script_reading_autotune_metrics_path(tmp_path: Path) -> None:
     (row,) = trials(exp).values()
     assert row["state"] == "SUCCEEDED" and float(row["value"]) == 0.5, row
     assert (exp / "trials" / row["id"] / "metrics" / "metrics.log").read_text() == '{"accuracy": 0.25}\n{"accuracy": 0.5}\n'
+
+
+def written_values(trial_metrics: Path, kind: str) -> list[float]:
+    if kind == "json":
+        return [json.loads(x)["accuracy"] for x in trial_metrics.read_text().splitlines()]
+    return event_values(trial_metrics, "accuracy")
+
+
+@pytest.mark.parametrize("kind", ["json", "tfevents"])
+def test_a_killed_run_started_again_loses_and_duplicates_no_value(tmp_path: Path, kind: str) -> None:
+    """`autotune run` SIGKILLed while two trials write their files: the trials keep writing
+    to their own paths; the next run adopts them, reads their files from the start, and the
+    tuner server keeps each step once: every trial's curve is exactly what it wrote."""
+    path = SPEC_FILE if kind == "json" else SPEC_DIR
+    command = [sys.executable, str(TRIALS / "file_sgd.py"), "--eta0", "${parameters.eta0}", "--epochs", str(EPOCHS),
+               "--epoch-seconds", "1.0", "--kind", kind, "--metrics-path", path]
+    doc = manifest(name="restart", space={"eta0": {"_type": "choice", "_value": [0.01, 0.003]}}, command=command,
+                   tuner="GridSearch", max_trials=2, concurrency=2)
+    doc["spec"].update({"primaryMetric": "accuracy", "metricsCollector": (
+        {"kind": "File", "path": path, "format": "JSON"} if kind == "json" else {"kind": "TensorFlowEvent", "path": path})})
+    out = tmp_path / "out"
+    cmd = autotune_cmd() + ["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(out), "--quiet"]
+    exp = out / "restart"
+    name = "metrics.log" if kind == "json" else "tfevent"
+
+    def progress() -> list[int]:
+        return [len(written_values(d / "metrics" / name, kind)) for d in sorted((exp / "trials").glob("*"))
+                if (d / "metrics" / name).exists()]
+
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((p := progress()) and len(p) == 2 and min(p) >= 2):  # both trials wrote 2 epochs
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
+            time.sleep(0.1)
+        time.sleep(1.0)  # and were read by the controller
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = read_status(out, "restart")
+    assert s["phase"] == "DONE" and s["trials"]["succeeded"] == 2, s
+    for tid, row in trials(exp).items():
+        values = written_values(exp / "trials" / tid / "metrics" / name, kind)
+        assert len(values) == EPOCHS, f"{tid} ran again or was cut short: {values}"
+        if kind == "tfevents":  # a second run of the trial would have opened a second event file
+            assert len(list((exp / "trials" / tid / "metrics" / name).glob("events.out.tfevents.*"))) == 1, tid
+        assert json.loads(row["intermediate"]) == values, tid
+        assert float(row["value"]) == values[-1], tid
