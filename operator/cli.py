@@ -34,8 +34,9 @@ from autotune_operator import collect_metrics_command, ui_command
 from autotune_operator.convert import command as convert_command
 from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import Phase
-from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
+from autotune_operator.executors.local import LocalExecutor, ProcessTemplate, surviving_trials
 from autotune_operator.executors.metrics_path import not_given_message, plan_path
+from autotune_operator.heartbeat import Heartbeat, last_sign_of_life
 from autotune_operator.local_resume import SpecChanged, check_output, save_spec
 from autotune_operator.progress import Progress
 from autotune_operator.results import (format_importance, format_pareto, write_importance, write_pareto_plot, write_status,
@@ -167,7 +168,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_INVALID
     try:  # the same experiment again in this folder: resume it (only its limits may have changed)
-        resume = check_output(out, exp, time.time())
+        # A run that died unended: its last sign of life and its trials still running decide
+        # whether the time since counts toward maxExecSeconds (resume.paused_after_crash).
+        resume = check_output(out, exp, time.time(), last_sign_of_life(out), surviving_trials(out))
     except SpecChanged as e:
         print(f"autotune: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -179,6 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp_id = f"local.{exp.name}"
     executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out), collector=exp.spec.metricsCollector)
     progress = Progress(exp.spec.maxTrialNum, quiet=args.quiet)
+    heartbeat = Heartbeat(out)  # when this run was last alive, should it die unended
 
     def on_status(s: ExperimentStatus) -> None:
         if controller.warm is not None and not told_warm:
@@ -187,6 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"autotune: warning: {w}", file=sys.stderr)
             told_warm.append(True)
         progress.update(s)
+        heartbeat.beat(time.time())
         write_status(out, s)
         trials = client.trials(exp_id)
         last_trials[:] = trials

@@ -16,10 +16,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from autotune_operator.decide import Goal, Limits
-from autotune_operator.resume import ended_run, plan_resume
+from autotune_operator.resume import ended_run, paused_after_crash, plan_resume
 from autotune_operator.spec import Experiment
 from autotune_operator.spec_change import MUTABLE, describe_limits, diff_spec
 from tuner_server.history import OptimizeMode
@@ -48,9 +48,13 @@ def _read_json(path: Path) -> Any:
         return None  # absent or torn: as if there were no earlier run to compare with
 
 
-def check_output(out: Path, exp: Experiment, now: float) -> LocalResume:
+def check_output(out: Path, exp: Experiment, now: float, last_alive: float | None = None,
+                 survivors: Sequence[str] = ()) -> LocalResume:
     """Compare the experiment with the run already in ``out``; raise :class:`SpecChanged`
-    naming every field that may not change."""
+    naming every field that may not change. For a run that died without ending:
+    ``last_alive``, when it was last seen alive (heartbeat.last_sign_of_life), and
+    ``survivors``, its trials still running (executors.local.surviving_trials), decide
+    whether the time since counts toward maxExecSeconds (resume.paused_after_crash)."""
     old_spec = _read_json(out / SPEC_FILE)
     new_spec = spec_of(exp)
     change = diff_spec(old_spec, new_spec) if isinstance(old_spec, dict) else None
@@ -76,7 +80,9 @@ def check_output(out: Path, exp: Experiment, now: float) -> LocalResume:
                  f"algorithms were checked for changes, not the trials' command or the limits")
     run = ended_run(status)
     if run is None:  # it did not end (the process was killed): pick up the trials it left
-        return LocalResume(f"{head} (the last run stopped before it ended){unchecked}", float(status.get("pausedSeconds") or 0))
+        paused = paused_after_crash(last_alive, now, len(survivors), float(status.get("pausedSeconds") or 0))
+        return LocalResume(f"{head} (the last run stopped before it ended; {_gap_text(last_alive, now, survivors)})"
+                           f"{unchecked}", paused)
     s = exp.spec
     limits = Limits(s.maxTrialNum, s.trialConcurrency, s.maxExecSeconds, None,
                     s.finalTraining is not None and s.finalTraining.enabled, s.maxFailedTrialNum, s.maxTrialSeconds)
@@ -88,6 +94,17 @@ def check_output(out: Path, exp: Experiment, now: float) -> LocalResume:
     if plan.resume:
         return LocalResume(f"{head} (it ended {run.phase.value}: {run.message}){unchecked}", paused)
     return LocalResume(f"{exp.name} has already ended with {status['trials']['total']} trials: {plan.reason}{unchecked}", paused)
+
+
+def _gap_text(last_alive: float | None, now: float, survivors: Sequence[str]) -> str:
+    """What the resume line says of the time since the dead run was last alive."""
+    if last_alive is None:
+        return "it left no heartbeat, so the time since counts toward maxExecSeconds"
+    gap = f"the {max(0.0, now - last_alive):.0f}s since it was last alive"
+    if survivors:
+        names = ", ".join(survivors[:3]) + (", ..." if len(survivors) > 3 else "")
+        return f"{len(survivors)} of its trials still run ({names}) and are adopted, so {gap} count toward maxExecSeconds"
+    return f"no trial of it still runs, so {gap} do not count toward maxExecSeconds"
 
 
 def save_spec(out: Path, exp: Experiment) -> None:

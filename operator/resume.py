@@ -108,3 +108,17 @@ def plan_resume(run: EndedRun, limits: Limits, change: str, now: float, goal: Go
         hint = f"; raise maxTrialNum above {run.issued} to resume"
     reason = f"the experiment stays {run.phase.value} ({d.message}){hint}"
     return ResumePlan(False, f"{what}: {reason}", reason=reason)
+
+
+def paused_after_crash(last_sign_of_life: float | None, now: float, survivors: int, paused: float) -> float:
+    """The new ``pausedSeconds`` of a local run that died without ending (SIGKILL, power
+    loss, a reboot) and is started again at ``now``.
+
+    maxExecSeconds limits the time the experiment could make progress. With no trial of the
+    dead run still running (``survivors`` 0), nothing progressed from its last sign of life
+    (its heartbeat, or a trial's last record after it) until now: that gap is not counted,
+    as the time an ended run sat is not. A trial still running did progress meanwhile, so
+    then the gap counts. Unknown (None: no heartbeat, a folder from an older version): it
+    counts, as before."""
+    return paused
+    return paused + max(0.0, now - last_sign_of_life)

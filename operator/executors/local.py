@@ -381,6 +381,22 @@ class LocalExecutor:
             time.sleep(0.05)
 
 
+def surviving_trials(output: Path) -> list[str]:
+    """Trials an earlier run in ``output`` started whose process still runs: the next run
+    adopts them (launch). Their time since that run died counts toward maxExecSeconds."""
+    alive = []
+    for record in sorted((output / "trials").glob("*/process.json")):
+        rec = _read_record(record)
+        try:
+            pid = int((rec or {}).get("pid") or 0)
+        except (TypeError, ValueError):
+            continue
+        tdir = record.parent
+        if rec is not None and "exit" not in rec and pid and _is_trial(pid, tdir.name, tdir):
+            alive.append(tdir.name)
+    return alive
+
+
 def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
