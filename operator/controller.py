@@ -23,6 +23,8 @@ from autotune_operator.decide import (
     attempt_since,
     decide,
     final_pending,
+    is_overdue_reason,
+    overdue_reason,
     overdue_trials,
 )
 from autotune_operator.executors.base import Executor, TrialExit, TrialLaunch, trial_env
@@ -206,7 +208,7 @@ class ExperimentController:
         since = attempt_since(summary.get("runningSince") or {}, self.executor.attempt_starts())
         for tid in overdue_trials(since, self.clock(), limit):
             if tid not in self.state.stopping and tid not in self.state.overdue and tid not in self.state.draining:
-                self.state.overdue[tid] = f"ran longer than maxTrialSeconds ({limit}s) and was stopped"
+                self.state.overdue[tid] = overdue_reason(limit)
                 self.executor.kill(tid, self.state.overdue[tid])
         counts = summary["trials"]
         active = counts["waiting"] + counts["running"]
@@ -268,7 +270,9 @@ class ExperimentController:
         # the operator may not read), and every trial would wait for nothing.
         r = self.state.logs.get(ex.trial_id)
         readable = r is not None and r.read
-        overdue = self.state.overdue.get(ex.trial_id)
+        # Stopped for maxTrialSeconds by this run, or by a run that died before the trial
+        # exited (the executor kept the stop's reason): a failure of the trial either way.
+        overdue = self.state.overdue.get(ex.trial_id) 
         killed = ex.killed or ex.trial_id in self.state.stopping
         since = self.state.draining.get(ex.trial_id, (ex, self.clock()))[1]
         if (not drained and readable and ex.exit_code == 0 and not killed and overdue is None

@@ -8,6 +8,7 @@ operator use this, so the phase rules are written once.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Mapping, Sequence
@@ -85,6 +86,21 @@ def overdue_trials(running_since: Mapping[str, float], now: float, limit: int | 
     if limit is None:
         return []
     return sorted(tid for tid, started in running_since.items() if now - started >= limit)
+
+
+_OVERDUE = re.compile(r"ran longer than maxTrialSeconds \(\d+s\) and was stopped")
+
+
+def overdue_reason(limit: int) -> str:
+    """Why a trial past maxTrialSeconds was stopped: its FAILED message, and the kill's reason.
+    The local executor keeps a kill's reason on disk, so a run started after the one that
+    killed the trial died still ends it FAILED (:func:`is_overdue_reason`), not STOPPED."""
+    return f"ran longer than maxTrialSeconds ({limit}s) and was stopped"
+
+
+def is_overdue_reason(reason: str | None) -> bool:
+    """Whether a stop's reason is :func:`overdue_reason`'s (with any limit: it may have been raised since)."""
+    return reason is not None and _OVERDUE.fullmatch(reason) is not None
 
 
 def attempt_since(running_since: Mapping[str, float], attempts: Mapping[str, float | None]) -> dict[str, float]:
