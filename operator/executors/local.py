@@ -76,6 +76,7 @@ class _Running:
     key: str
     killed: bool = False
     kill_reason: str | None = None
+    notes: int | None = None  # the read end of the supervisor's NOTES_FD pipe (our child only)
 
 
 class _Adopted:
@@ -204,16 +205,23 @@ class LocalExecutor:
             (tdir / "kill.json").unlink(missing_ok=True)
             (tdir / FAILURE_FILE).unlink(missing_ok=True)
             log = open(tdir / "trial.log", "ab")
+            # What the supervisor could not write to disk (its records on a full disk) it says
+            # on this pipe, which needs no disk (local_supervisor.py).
+            notes_r, notes_w = os.pipe()
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", SUPERVISOR, str(record), str(os.getpid()), key, "--", *argv],
+                    [sys.executable, "-I", "-S", SUPERVISOR, str(record), str(os.getpid()), key, str(notes_w), "--", *argv],
                     cwd=self.template.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
+                    stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(notes_w,),
                 )
+            except BaseException:
+                os.close(notes_r)
+                raise
             finally:
                 log.close()
+                os.close(notes_w)
+            self._watch(trial.trial_id, _Running(proc, device, key, notes=notes_r))  # first: watched even if the next write fails
             (tdir / "pid").write_text(str(proc.pid))
-            self._watch(trial.trial_id, _Running(proc, device, key))
 
     @property
     def url_file(self) -> Path:
@@ -280,12 +288,17 @@ class LocalExecutor:
             code = r.proc.wait()  # once: after the exit its pid may already be someone else's
             _signal_group(r.proc.pid, signal.SIGKILL)
         rec = _read_record(self.trial_dir(trial_id) / "process.json")
-        error = None
+        notes = _read_notes(r.notes)
+        error = notes.get("error")
         if rec is not None and rec.get("key") == r.key and "exit" in rec:
             code, error = rec.get("exit"), rec.get("error")  # the trial's own end, not its supervisor's
         with self._lock:
             self._running.pop(trial_id, None)
         ex = _exit_of(trial_id, code, error, self.trial_dir(trial_id))
+        if "unrecorded" in notes and error is None:
+            # Its supervisor exited as the trial did (0 stays 0: its metrics count); only a
+            # run started after this one died would have lost the code. Say so.
+            ex = TrialExit(trial_id, ex.exit_code, ex.killed, "; ".join(m for m in (ex.message, notes["unrecorded"]) if m))
         if r.killed:
             ex = TrialExit(trial_id, code, True, r.kill_reason)
         self._exits.put(ex)
@@ -433,6 +446,34 @@ def _failure(tdir: Path) -> str | None:
     if not lines:
         return None
     return lines[0] if len(lines[0]) <= MAX_FAILURE_CHARS else lines[0][:MAX_FAILURE_CHARS] + "..."
+
+
+def _read_notes(fd: int | None) -> dict[str, str]:
+    """What a supervisor that exited said on its notes pipe (and close it): ``error`` (the
+    trial did not start) and ``unrecorded`` (its exit code could not be written to disk)."""
+    if fd is None:
+        return {}
+    data = b""
+    try:
+        os.set_blocking(fd, False)  # its writers are gone once it exited; never wait here
+        while len(data) < 65536:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    out: dict[str, str] = {}
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            note = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(note, dict):
+            out.update({str(k): str(v) for k, v in note.items() if k in ("error", "unrecorded")})
+    return out
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:

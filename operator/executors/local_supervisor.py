@@ -1,6 +1,6 @@
 """Runs one local trial and writes down how it ended, even when `autotune run` is gone.
 
-    python -I -S local_supervisor.py RECORD CONTROLLER_PID KEY -- COMMAND...
+    python -I -S local_supervisor.py RECORD CONTROLLER_PID KEY [NOTES_FD] -- COMMAND...
 
 A process only learns its child's exit status if it is the parent, so a trial whose
 `autotune run` was killed (SIGKILL, OOM, a closed terminal) used to end unseen: the next
@@ -12,6 +12,13 @@ replaced atomically) when the trial starts, ``{"pid", "key"}``, and when it ends
 record to one experiment's trial, so files of an older experiment in the same folder are
 never taken for this one's. It then ends the way the trial did (the same exit code or
 signal), so a controller that is still there sees what it always saw.
+
+A record it cannot write (a full disk, a broken folder) must not change how the trial
+ends: a trial that exited 0 still ends with 0, keeping its metrics. What failed goes, as
+one JSON line, to NOTES_FD, a pipe from the controller that needs no disk:
+``{"error": why}`` when the trial was not started (its start could not be recorded) and
+``{"unrecorded": why}`` when its exit code could not be (the controller gets the code
+from this process's own exit). It is also printed to stderr (trial.log), if that works.
 
 Signals that stop trials (SIGTERM, SIGINT, SIGHUP) are sent to the whole process group:
 the trial gets them itself, and this process waits for it to exit to record that.
@@ -31,11 +38,31 @@ from typing import Any
 
 def write_record(path: str, record: dict[str, Any]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(record, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        try:  # a partial file would fill the disk further, and may be taken for a record
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _say(notes: int | None, kind: str, why: str) -> None:
+    """Tell the controller (NOTES_FD; gone if it died) and the trial's log what failed."""
+    if notes is not None:
+        try:
+            os.write(notes, (json.dumps({kind: why}) + "\n").encode())
+        except OSError:  # its controller died (EPIPE): the log is all that is left
+            pass
+    try:
+        print(f"autotune: {why}", file=sys.stderr, flush=True)
+    except OSError:  # the log is on the same full disk
+        pass
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -43,10 +70,15 @@ def _ignore(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 5 or argv[3] != "--":
-        print("usage: local_supervisor.py RECORD CONTROLLER_PID KEY -- COMMAND...", file=sys.stderr)
+    notes: int | None = None
+    if len(argv) >= 5 and argv[3] == "--":
+        command = argv[4:]
+    elif len(argv) >= 6 and argv[4] == "--" and argv[3].isdigit():
+        notes, command = int(argv[3]), argv[5:]
+    else:
+        print("usage: local_supervisor.py RECORD CONTROLLER_PID KEY [NOTES_FD] -- COMMAND...", file=sys.stderr)
         return 2
-    record, controller, key, command = argv[0], int(argv[1]), argv[2], argv[4:]
+    record, controller, key = argv[0], int(argv[1]), argv[2]
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _ignore)
     if os.getppid() != controller:
@@ -54,15 +86,27 @@ def main(argv: list[str]) -> int:
         # finds no record and starts the trial itself. Starting it here too would run it twice.
         return 0
     me = {"pid": os.getpid(), "key": key}
-    write_record(record, me)
+    try:
+        write_record(record, me)
+    except OSError as e:
+        # Not started: a trial without a record would be started again by a restarted run.
+        _say(notes, "error", f"its process record {record} could not be written: {e}")
+        return 127
     try:
         child = subprocess.Popen(command)
     except OSError as e:
         print(f"autotune: cannot start {command[0]!r}: {e}", file=sys.stderr, flush=True)
-        write_record(record, {**me, "exit": None, "error": str(e)})
+        try:
+            write_record(record, {**me, "exit": None, "error": str(e)})
+        except OSError:
+            pass
+        _say(notes, "error", f"cannot start {command[0]!r}: {e}")
         return 127
     code = child.wait()
-    write_record(record, {**me, "exit": code})
+    try:
+        write_record(record, {**me, "exit": code})
+    except OSError as e:
+        _say(notes, "unrecorded", f"its exit code ({code}) could not be recorded in {record}: {e}")
     if code < 0:  # end by the same signal
         try:
             signal.signal(-code, signal.SIG_DFL)
