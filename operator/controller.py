@@ -272,7 +272,7 @@ class ExperimentController:
         readable = r is not None and r.read
         # Stopped for maxTrialSeconds by this run, or by a run that died before the trial
         # exited (the executor kept the stop's reason): a failure of the trial either way.
-        overdue = self.state.overdue.get(ex.trial_id) 
+        overdue = self.state.overdue.get(ex.trial_id) or (ex.message if ex.killed and is_overdue_reason(ex.message) else None)
         killed = ex.killed or ex.trial_id in self.state.stopping
         since = self.state.draining.get(ex.trial_id, (ex, self.clock()))[1]
         if (not drained and readable and ex.exit_code == 0 and not killed and overdue is None

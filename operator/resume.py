@@ -120,5 +120,6 @@ def paused_after_crash(last_sign_of_life: float | None, now: float, survivors: i
     as the time an ended run sat is not. A trial still running did progress meanwhile, so
     then the gap counts. Unknown (None: no heartbeat, a folder from an older version): it
     counts, as before."""
-    return paused
+    if survivors > 0 or last_sign_of_life is None:
+        return paused
     return paused + max(0.0, now - last_sign_of_life)
