@@ -28,16 +28,20 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from autotune_operator.executors.base import LogChunk
-from autotune_operator.tfevents import HEADER_BYTES, DecodeError, event_scalars, is_event_file, split_records
+from autotune_operator.tfevents import HEADER_BYTES, RecordScan, is_event_file, scan_large_record, scan_records
 
 log = logging.getLogger(__name__)
 
 READ_BYTES = 4 << 20  # at most this much per call (the rest comes next call)
-# A single event record larger than this (an image, a graph) is skipped rather than read:
-# no scalar is that large.
-MAX_RECORD_BYTES = 64 << 20
+# Event files are read in pieces this large at most; a record larger (an image, a graph) is
+# walked from the file (tfevents.scan_large_record), its payload never read. A piece starts at
+# FIRST_PIECE_BYTES and grows while records are small.
+PIECE_BYTES = 256 << 10
+FIRST_PIECE_BYTES = 8 << 10
 TAIL_BYTES = 64  # of a File's content before the cursor, to notice the file was rewritten
 MAX_EVENT_FILES = 4096  # under one directory; more is no trial's TensorBoard log
+# Compact JSON of a scalar's line: json.dumps with these arguments would build an encoder per line.
+_LINE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -175,45 +179,69 @@ def _read_events(root: Path, cursor: EventsCursor | None, final: bool, max_bytes
 
 def _read_event_file(root: Path, rel: str, offsets: dict[str, int], broken: set[str], final: bool,
                      budget: int, lines: list[str]) -> int:
-    """Reads ``rel`` from its offset (updating ``offsets``/``broken``), appending its scalars'
-    lines; returns the bytes read."""
+    """Reads ``rel`` from its offset (updating ``offsets``/``broken`` as it goes, so an error
+    midway loses nothing), appending its scalars' lines; returns the bytes of budget used.
+
+    Records are consumed while they end within ``budget`` bytes of the offset (the first one
+    whole whatever its size). The file is read in pieces starting small and growing while
+    records are small: a record larger than a piece (an image, a graph) is walked from the
+    file by scan_large_record, which reads its structure's few pages and not its payload."""
+    path = root / rel
     start = offsets.get(rel, 0)
-    with open(root / rel, "rb") as f:
+    with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size < start:
-            log.info("event file %s shrank; reading it from its start", root / rel)
+            log.info("event file %s shrank; reading it from its start", path)
             start = 0
+            offsets[rel] = 0
             broken.discard(rel)
         if rel in broken or size - start < HEADER_BYTES:
             return 0
-        f.seek(start)
-        data = f.read(min(budget, size - start))
-        records = split_records(data, start, size, final)
-        if records.needs is not None and not records.payloads:
-            # One record larger than this call's budget: read it whole (it is all there).
-            if records.needs > MAX_RECORD_BYTES:
-                log.warning("skipping a %d-byte record of %s (no scalar is that large)", records.needs, root / rel)
-                offsets[rel] = start + records.needs
-                return len(data)
-            f.seek(start)
-            data = f.read(records.needs)
-            records = split_records(data, start, size, final)
-    if records.broken_at is not None:
+        limit = start + min(budget, size - start)  # no record ending past this, but the first
+
+        def read_at(offset: int, n: int) -> bytes:
+            f.seek(offset)
+            return f.read(n)
+
+        pos = start
+        piece = FIRST_PIECE_BYTES
+        at_least = 0  # the size of a record to read whole next
+        while at_least or limit - pos >= HEADER_BYTES:
+            want = max(min(piece, limit - pos), at_least)
+            data = read_at(pos, want)
+            scan = scan_records(data, pos, size, final)
+            _emit(path, rel, scan, lines, offsets, broken)
+            read_from, pos, at_least = pos, scan.end, 0
+            if scan.broken_at is not None or scan.waiting or len(data) < want:
+                break  # corrupt from here, a record still being written, or the file shrank meanwhile
+            if scan.needs is None:
+                piece = min(piece * 4, PIECE_BYTES)
+                continue
+            if pos + scan.needs > limit and pos > start:
+                break  # over this call's budget: the next call reads it
+            if scan.needs <= PIECE_BYTES:
+                at_least = scan.needs
+                continue
+            big = scan_large_record(read_at, pos, scan.needs, size, final, memoryview(data)[pos - read_from:])
+            _emit(path, rel, big, lines, offsets, broken)
+            if big.waiting:
+                break
+            pos, piece = big.end, FIRST_PIECE_BYTES  # what follows an image is often another image
+    return max(pos - start, limit - start)
+
+
+def _emit(path: Path, rel: str, scan: RecordScan, lines: list[str], offsets: dict[str, int], broken: set[str]) -> None:
+    """A scan's scalars as lines, its end as the file's offset, and its troubles logged."""
+    if scan.broken_at is not None:
         broken.add(rel)
         log.warning("event file %s is corrupt at byte %d (a record length fails its CRC); the rest of it "
-                    "is not read", root / rel, records.broken_at)
-    if records.skipped:
-        log.warning("event file %s: %d record(s) failed their CRC and were skipped", root / rel, records.skipped)
+                    "is not read", path, scan.broken_at)
+    if scan.corrupt:
+        log.warning("event file %s: %d record(s) failed their CRC and were skipped", path, scan.corrupt)
+    if scan.foreign:
+        log.warning("event file %s: %d record(s) are no Event (%s); skipped", path, scan.foreign, scan.foreign_error)
     directory, _, name = rel.rpartition("/")
-    for payload in records.payloads:
-        try:
-            scalars = event_scalars(payload)
-        except DecodeError as e:
-            log.warning("event file %s: a record is no Event (%s); skipped", root / rel, e)
-            continue
-        for s in scalars:
-            if math.isfinite(s.value):
-                lines.append(json.dumps({"dir": directory, "file": name, "tag": s.tag, "step": s.step, "value": s.value},
-                                        separators=(",", ":"), ensure_ascii=False))
-    offsets[rel] = records.end
-    return len(data)
+    for s in scan.scalars:
+        if math.isfinite(s.value):
+            lines.append(_LINE.encode({"dir": directory, "file": name, "tag": s.tag, "step": s.step, "value": s.value}))
+    offsets[rel] = scan.end

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from autotune_operator import metric_files
 from autotune_operator.metric_files import EventsCursor, FileCursor, FileSource, read_new
-from autotune_operator.tfevents import (DT_DOUBLE, DT_FLOAT, DT_HALF, DT_INT32, DT_INT64, DecodeError, Scalar, crc32c,
-                                        event_scalars, masked_crc32c, split_records, tensor_scalar)
+from autotune_operator.tfevents import (DT_DOUBLE, DT_FLOAT, DT_HALF, DT_INT32, DT_INT64, DecodeError, Scalar, ShortRead,
+                                        crc32c, crc32c_python, event_scalars, masked_crc32c, scan_large_record,
+                                        scan_records, split_records, tensor_scalar)
 from tests.unit import tfevent_writer as w
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tfevents"
@@ -221,3 +223,147 @@ def test_file_lines_partial_lines_and_rewrites(tmp_path: Path) -> None:
     f.write_bytes(b"y" * 50)
     long = read_new(src, None, False, max_bytes=20)
     assert long is not None and long.lines == ("y" * 20,)
+
+
+# ----- structure first: CRCs only where they matter, large records walked from the file -----
+
+def test_the_c_and_python_crcs_agree_and_chain() -> None:
+    data = bytes(range(256)) * 40 + b"tail"
+    assert crc32c_python(data) == crc32c(data) == w._crc32c(data)
+    assert crc32c(data[1000:], crc32c(data[:1000])) == crc32c(data)
+    assert crc32c_python(memoryview(data)[1000:], crc32c_python(data[:1000])) == crc32c(data)
+    assert crc32c(memoryview(data)[5:9]) == crc32c(data[5:9])
+
+
+def image_event(step: int, size: int, *more: bytes) -> bytes:
+    """A TF1 image summary (Value.image = Image{height, width, colorspace, encoded_image_string})."""
+    image = w.key(1, 0) + w.varint(28) + w.key(2, 0) + w.varint(28) + w.key(3, 0) + w.varint(1)
+    image += w.length_delimited(4, bytes(range(256)) * (size // 256))
+    return w.event(step, w.length_delimited(1, b"input") + w.length_delimited(4, image), *more)
+
+
+def test_a_record_with_no_scalar_is_skipped_whatever_its_crc_a_scalar_one_is_not() -> None:
+    scalars = [w.event(i, w.simple_value("a", i)) for i in range(3)]
+    image = image_event(9, 1000)
+    data = (w.record(scalars[0]) + w.record(image, bad_data_crc=True) + w.record(scalars[1], bad_data_crc=True)
+            + w.record(scalars[2]))
+    r = scan_records(data, 0, len(data), final=False)
+    assert [(s.tag, s.step) for s in r.scalars] == [("a", 0), ("a", 2)]
+    assert r.corrupt == 1 and r.end == len(data) and not r.waiting  # the scalar record, refused
+    # Records that are no Event are still told apart: corrupt if their CRC fails, foreign if not.
+    data = w.record(b"\x0b") + w.record(b"\x0b", bad_data_crc=True) + w.record(scalars[0])
+    r = scan_records(data, 0, len(data), final=True)
+    assert r.foreign == 1 and r.corrupt == 1 and "wire type 3" in r.foreign_error and len(r.scalars) == 1
+
+
+def test_the_last_record_is_crc_checked_while_the_trial_runs_even_without_a_scalar() -> None:
+    """Data visible after its length (some filesystems) may still turn into a scalar record:
+    a last record failing its CRC is waited for until the trial ends, scalar or not."""
+    first = w.record(w.event(0, w.simple_value("a", 1)))
+    for last in (image_event(1, 1000), w.file_version(), b"\x00" * 40):
+        data = first + w.record(last, bad_data_crc=True)
+        r = scan_records(data, 0, len(data), final=False)
+        assert r.waiting and r.end == len(first) and len(r.scalars) == 1
+        r = scan_records(data, 0, len(data), final=True)
+        assert not r.waiting and r.end == len(data)
+    # Intact, it is passed over at once.
+    data = first + w.record(image_event(1, 1000))
+    assert scan_records(data, 0, len(data), final=False).end == len(data)
+
+
+def test_a_large_record_is_walked_without_reading_its_image(tmp_path: Path) -> None:
+    payload = image_event(5, 1 << 20)
+    rec = record_of(payload)
+    f = tmp_path / "events.out.tfevents.1.h"
+    f.write_bytes(rec)
+    asked: list[int] = []
+
+    def read(offset: int, n: int) -> bytes:
+        asked.append(n)
+        with open(f, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(n)
+
+    r = scan_large_record(read, 0, len(rec), len(rec), final=True, head=rec[:100])
+    assert r.scalars == () and r.end == len(rec) and not r.waiting
+    assert sum(asked) < 20_000  # a page or two of a 1 MB record
+    # The same record with scalars after its image (one Summary, as tf.summary.merge_all writes):
+    # found, and its CRC (streamed through the file) checked.
+    payload = image_event(5, 1 << 20, w.simple_value("loss", 0.25))
+    for bad, found in ((False, [("loss", 5, 0.25)]), (True, [])):
+        rec = record_of(payload, bad)
+        f.write_bytes(rec)
+        asked.clear()
+        r = scan_large_record(read, 0, len(rec), len(rec), final=True, head=rec[:100])
+        assert [(s.tag, s.step, s.value) for s in r.scalars] == found and r.corrupt == int(bad)
+        assert sum(asked) >= len(payload)  # checking the CRC reads it all
+    # The file shrinking under the reader is an I/O error (read again next time), not corruption.
+    f.write_bytes(rec[:1000])
+    with pytest.raises(ShortRead):
+        scan_large_record(read, 0, len(rec), len(rec), final=True, head=rec[:100])
+
+
+def record_of(payload: bytes, bad_data_crc: bool = False) -> bytes:
+    """tfevent_writer.record for megabyte payloads (its bitwise CRC takes seconds on those);
+    the CRC under test agrees with the writer's on the small data above."""
+    header = struct.pack("<Q", len(payload))
+    return (header + struct.pack("<I", masked_crc32c(header)) + payload
+            + struct.pack("<I", masked_crc32c(payload) ^ int(bad_data_crc)))
+
+
+@pytest.mark.parametrize("piece", [None, 1024])  # real pieces; pieces smaller than the image records
+def test_read_new_skips_corrupt_images_and_reads_the_scalars_around_them(tmp_path: Path, piece: int | None,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    walked: list[int] = []
+    if piece:  # image records then go through scan_large_record
+        monkeypatch.setattr(metric_files, "PIECE_BYTES", piece)
+
+        def counted(*args: object, **kwargs: object) -> object:
+            walked.append(1)
+            return scan_large_record(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(metric_files, "scan_large_record", counted)
+    src = FileSource("TensorFlowEvent", tmp_path)
+    f = tmp_path / "events.out.tfevents.1.h"
+    parts = [w.record(w.file_version())]
+    for step in range(6):
+        parts.append(w.record(image_event(step, 3000), bad_data_crc=step % 2 == 1))
+        parts.append(w.record(w.event(step, w.simple_value("loss", step)), bad_data_crc=step == 4))
+    f.write_bytes(b"".join(parts))
+    chunk = read_new(src, None, False)
+    assert [x["step"] for x in lines_of(chunk)] == [0, 1, 2, 3, 5]  # step 4's scalar record is corrupt
+    assert chunk is not None and chunk.cursor.offsets[f.name] == f.stat().st_size  # type: ignore[attr-defined]
+    # A large image record being written: waited for, then passed over; the scalar after it read.
+    image = w.record(image_event(6, 5000))
+    scalar = w.record(w.event(6, w.simple_value("loss", 6)))
+    with open(f, "ab") as out:
+        out.write(image[:2500])
+    again = read_new(src, chunk.cursor, False)
+    assert again is not None and again.lines == () and again.cursor == chunk.cursor
+    with open(f, "ab") as out:
+        out.write(image[2500:] + scalar[:10])
+    again = read_new(src, again.cursor, False)
+    assert again is not None and again.lines == ()
+    with open(f, "ab") as out:
+        out.write(scalar[10:])
+    assert [x["step"] for x in lines_of(read_new(src, again.cursor, False))] == [6]
+    assert bool(walked) == bool(piece)
+
+
+def test_read_new_budget_over_large_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget counts records' sizes as before: a record larger than the budget is taken
+    whole when it comes first, and reading goes on past images until a scalar is found."""
+    monkeypatch.setattr(metric_files, "PIECE_BYTES", 1024)
+    src = FileSource("TensorFlowEvent", tmp_path)
+    f = tmp_path / "events.out.tfevents.1.h"
+    scalar = [w.record(w.event(i, w.simple_value("a", i))) for i in range(4)]
+    f.write_bytes(b"".join([w.record(image_event(0, 4000)), w.record(image_event(0, 4000)), scalar[0], scalar[1],
+                            w.record(image_event(1, 4000)), scalar[2], scalar[3]]))
+    steps: list[int] = []
+    cursor = None
+    chunks = 0
+    while (c := read_new(src, cursor, True, max_bytes=100)) is not None and c.lines:
+        steps += [x["step"] for x in lines_of(c)]
+        cursor, chunks = c.cursor, chunks + 1
+    assert len(scalar[0]) * 2 <= 100 < len(scalar[0]) * 3
+    assert steps == [0, 1, 2, 3] and chunks == 2  # 100 bytes: two scalar records a call
