@@ -19,11 +19,11 @@ None (logged) and the caller tries again with the same cursor.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _json_str  # what json.dumps(ensure_ascii=False) uses
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -40,8 +40,6 @@ PIECE_BYTES = 256 << 10
 FIRST_PIECE_BYTES = 8 << 10
 TAIL_BYTES = 64  # of a File's content before the cursor, to notice the file was rewritten
 MAX_EVENT_FILES = 4096  # under one directory; more is no trial's TensorBoard log
-# Compact JSON of a scalar's line: json.dumps with these arguments would build an encoder per line.
-_LINE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -240,8 +238,11 @@ def _emit(path: Path, rel: str, scan: RecordScan, lines: list[str], offsets: dic
         log.warning("event file %s: %d record(s) failed their CRC and were skipped", path, scan.corrupt)
     if scan.foreign:
         log.warning("event file %s: %d record(s) are no Event (%s); skipped", path, scan.foreign, scan.foreign_error)
-    directory, _, name = rel.rpartition("/")
-    for s in scan.scalars:
-        if math.isfinite(s.value):
-            lines.append(_LINE.encode({"dir": directory, "file": name, "tag": s.tag, "step": s.step, "value": s.value}))
+    if scan.scalars:
+        directory, _, name = rel.rpartition("/")
+        # The compact JSON json.dumps(..., separators=(",", ":"), ensure_ascii=False) gives, built
+        # by hand (a tenth of a scalar's cost): the same string encoder, and a finite float's repr.
+        prefix = f'{{"dir":{_json_str(directory)},"file":{_json_str(name)},"tag":'
+        lines.extend(f'{prefix}{_json_str(s.tag)},"step":{int(s.step)!r},"value":{float(s.value)!r}}}'
+                     for s in scan.scalars if math.isfinite(s.value))
     offsets[rel] = scan.end

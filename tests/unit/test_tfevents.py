@@ -367,3 +367,22 @@ def test_read_new_budget_over_large_records(tmp_path: Path, monkeypatch: pytest.
         cursor, chunks = c.cursor, chunks + 1
     assert len(scalar[0]) * 2 <= 100 < len(scalar[0]) * 3
     assert steps == [0, 1, 2, 3] and chunks == 2  # 100 bytes: two scalar records a call
+
+
+def test_scalar_lines_are_exactly_compact_json(tmp_path: Path) -> None:
+    """The lines are built by hand for speed: byte for byte what json.dumps gives."""
+    tags = ['loss', 'a"b\\c', 'täg/ünï', 'tab\there', '\x01ctl', 'emoji 🙂', '\u2028sep']
+    values = [0.1, 1e-7, 12345678.5, -0.0, 2.0 ** 70, 1 / 3]
+    (tmp_path / "sub dir").mkdir()
+    f = tmp_path / "sub dir" / "events.out.tfevents.1.\"q\""
+    f.write_bytes(_records(*(w.event(step, w.tensor_value(tag, w.tensor(DT_DOUBLE, double_val=[v])))
+                             for step, (tag, v) in enumerate(zip(tags, values * 2)))))
+    f2 = tmp_path / "events.out.tfevents.2.h"
+    f2.write_bytes(_records(w.event(-5, w.simple_value("neg", 0.5)), w.event(2 ** 62, w.simple_value("big", 1.5))))
+    chunk = read_new(FileSource("TensorFlowEvent", tmp_path), None, True)
+    assert chunk is not None
+    expect = [json.dumps({"dir": "", "file": f2.name, "tag": t, "step": s, "value": v}, separators=(",", ":"),
+                         ensure_ascii=False) for t, s, v in (("neg", -5, 0.5), ("big", 2 ** 62, 1.5))]
+    expect += [json.dumps({"dir": "sub dir", "file": f.name, "tag": t, "step": s, "value": v}, separators=(",", ":"),
+                          ensure_ascii=False) for s, (t, v) in enumerate(zip(tags, values * 2))]
+    assert list(chunk.lines) == expect
