@@ -5,6 +5,7 @@ waited for, a corrupt one skipped, TF1 and TF2 scalars read and every other valu
 from __future__ import annotations
 
 import json
+import random
 import struct
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def test_a_file_written_by_tensorboard_itself_decodes() -> None:
         assert got[("count", step)] == -step  # a negative int64 (a 10-byte varint)
         assert got[("i32", step)] == 7 * step
     assert len(scalars) == 15 and not any(s.tag == "hist" for s in scalars)
+    scan = scan_records(data, 0, len(data), final=False)  # the collector's path: the same scalars
+    assert scan.scalars == tuple(scalars) and scan.end == len(data) and not scan.corrupt and not scan.foreign
     assert {s.wall_time for s in scalars if s.tag == "loss"} == {1700000000.0, 1700000001.0, 1700000002.0}
 
 
@@ -386,3 +389,28 @@ def test_scalar_lines_are_exactly_compact_json(tmp_path: Path) -> None:
     expect += [json.dumps({"dir": "sub dir", "file": f.name, "tag": t, "step": s, "value": v}, separators=(",", ":"),
                           ensure_ascii=False) for s, (t, v) in enumerate(zip(tags, values * 2))]
     assert list(chunk.lines) == expect
+
+
+def test_scan_records_keeps_exactly_the_scalars_of_intact_records() -> None:
+    """Against the full-CRC path on a seeded mix: TF1/TF2 scalars, images, text, histograms-like
+    tensors, records that are no Event, each intact or with a bad data CRC."""
+    rng = random.Random(7)
+    kinds = [lambda i: w.event(i, w.simple_value("loss", i / 7)),
+             lambda i: w.event(i, w.tensor_value("acc", w.tensor(DT_FLOAT, float_val=[i / 3]))),
+             lambda i: image_event(i, rng.choice([0, 300, 3000])),
+             lambda i: w.event(i, w.tensor_value("text", w.tensor(DT_STRING, dims=(1,), content=b"hello"))),
+             lambda i: w.event(i, w.tensor_value("hist", w.tensor(DT_DOUBLE, dims=(4, 3), double_val=[1.0] * 12))),
+             lambda i: image_event(i, 500, w.simple_value("merged", i)),
+             lambda i: b"\x0b" * (i % 3 + 1),
+             lambda i: w.file_version()]
+    for _ in range(20):
+        data = b"".join(w.record(rng.choice(kinds)(i), bad_data_crc=rng.random() < 0.2) for i in range(30))
+        full = split_records(data, 0, len(data), final=True)
+        want: list[Scalar] = []
+        for payload in full.payloads:
+            try:
+                want += event_scalars(payload)
+            except DecodeError:
+                pass
+        got = scan_records(data, 0, len(data), final=True)
+        assert got.scalars == tuple(want) and got.end == full.end == len(data)
