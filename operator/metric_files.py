@@ -27,7 +27,7 @@ from json.encoder import encode_basestring as _json_str  # what json.dumps(ensur
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from autotune_operator.executors.base import LogChunk
+from autotune_operator.executors.base import LogChunk, complete_lines
 from autotune_operator.tfevents import HEADER_BYTES, RecordScan, is_event_file, scan_large_record, scan_records
 
 log = logging.getLogger(__name__)
@@ -105,18 +105,9 @@ def _read_file(path: Path, cursor: FileCursor | None, final: bool, max_bytes: in
     except OSError as e:
         log.warning("cannot read the metrics file %s: %s", path, e)
         return None
-    more = len(data) > max_bytes
-    data = data[:max_bytes]
-    end = data.rfind(b"\n") + 1
-    if (final and not more) or (end == 0 and more):
-        end = len(data)  # the last line is complete now; or one line longer than a read: cut it
-    consumed = data[:end]
-    text = consumed.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    new_tail = (tail + consumed)[-TAIL_BYTES:]
-    return LogChunk(tuple(line.removesuffix("\r") for line in lines), FileCursor(start + end, new_tail))
+    lines, end = complete_lines(data, max_bytes, final)
+    new_tail = (tail + data[:end])[-TAIL_BYTES:]
+    return LogChunk(lines, FileCursor(start + end, new_tail))
 
 
 def _tail_changed(f: Any, start: int, tail: bytes) -> bool:

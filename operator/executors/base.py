@@ -40,6 +40,22 @@ class LogChunk:
     cursor: Any  # opaque; the caller passes it back next time
 
 
+def complete_lines(data: bytes, limit: int, final: bool) -> tuple[tuple[str, ...], int]:
+    """The complete lines of ``data``, read with ``f.read(limit + 1)`` from a file, and how
+    many bytes they took (the next read starts there). With ``final`` (the writer is done)
+    a last line without a newline counts; a single line longer than ``limit`` is cut there
+    rather than never returned."""
+    more = len(data) > limit
+    data = data[:limit]
+    end = data.rfind(b"\n") + 1
+    if (final and not more) or (end == 0 and more):
+        end = len(data)
+    lines = data[:end].decode("utf-8", errors="replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # after the last newline
+    return tuple(line.removesuffix("\r") for line in lines), end
+
+
 class Executor(Protocol):
     # True when a launched trial runs at once (a local process: launching is starting);
     # False when it may wait first (a cluster workload queued for a node, a device or an

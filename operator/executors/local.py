@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
-from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch, expand_vars, substitute
+from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch, complete_lines, expand_vars, substitute
 from autotune_operator.executors.metrics_path import METRICS_PATH_VAR, PathPlan, plan_path
 from autotune_operator.metric_files import file_source, read_new
 from autotune_operator.spec import MetricsCollectorSpec, reads_files
@@ -375,16 +375,8 @@ class LocalExecutor:
         except OSError as e:
             log.warning("cannot read the log of trial %s: %s", trial_id, e)
             return None
-        more = len(data) > READ_LOG_BYTES
-        data = data[:READ_LOG_BYTES]
-        end = data.rfind(b"\n") + 1
-        if (final and not more) or (end == 0 and more):
-            end = len(data)  # the last line is complete now; or one line longer than a read: cut it
-        text = data[:end].decode("utf-8", errors="replace")
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()  # after the last newline
-        return LogChunk(tuple(line.removesuffix("\r") for line in lines), start + end)
+        lines, end = complete_lines(data, READ_LOG_BYTES, final)
+        return LogChunk(lines, start + end)
 
     def shutdown(self) -> None:
         for tid in list(self.active()):
