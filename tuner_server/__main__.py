@@ -19,6 +19,8 @@ from tuner_server.api import create_app  # noqa: E402
 from tuner_server.body_limit import BodyLimits, parse_limits  # noqa: E402
 from tuner_server.engine import Engine  # noqa: E402
 from tuner_server.failed_logins import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_SECONDS, FailedLogins  # noqa: E402
+from tuner_server.purge import PurgeSettings, Sweeper  # noqa: E402
+from tuner_server.retention import DEFAULT_RETENTION, parse_retention  # noqa: E402
 from tuner_server.store import Store  # noqa: E402
 from tuner_server.ui import UiOptions  # noqa: E402
 
@@ -65,11 +67,19 @@ def main(argv: list[str] | None = None) -> None:
                    help="request body limits: one size for ordinary routes (default 1MiB), or family=size pairs "
                         "from default, registration (8MiB), imports (warm start, 256MiB), mlflow (2MiB), e.g. "
                         "'default=2MiB,imports=512MiB'; larger bodies get 413 ($AUTOTUNE_MAX_BODY)")
+    p.add_argument("--deleted-retention", default=os.environ.get("AUTOTUNE_DELETED_RETENTION", DEFAULT_RETENTION),
+                   help="how long the event log keeps a deleted experiment's events (its audit trail: MLflow runs, "
+                        "metrics, results) before they are purged: 7d, 12h, 90m, 3600 (seconds), 0 (at deletion) "
+                        f"or never (default {DEFAULT_RETENTION}, $AUTOTUNE_DELETED_RETENTION)")
     args = p.parse_args(argv)
     try:
         limits: BodyLimits = parse_limits(args.max_body)
     except ValueError as e:
         p.error(f"--max-body / AUTOTUNE_MAX_BODY: {e}")
+    try:
+        retention = parse_retention(args.deleted_retention)
+    except ValueError as e:
+        p.error(f"--deleted-retention / AUTOTUNE_DELETED_RETENTION: {e}")
     if args.metrics_auth not in ("token", "none"):  # argparse does not check a default against choices
         p.error(f"AUTOTUNE_METRICS_AUTH must be token or none, not {args.metrics_auth!r}")
     try:
@@ -88,7 +98,13 @@ def main(argv: list[str] | None = None) -> None:
     # proxy_headers=False: uvicorn would otherwise take the client address from
     # X-Forwarded-For whenever the peer is 127.0.0.1 (kubectl port-forward, a sidecar), and
     # a guesser could then name a new address per attempt (see failed_logins.py).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
+    sweeper = Sweeper(engine.store, PurgeSettings(retention), on_purged=app.state.metrics.events_purged.inc)
+    engine.delete_hooks.append(sweeper.wake)
+    sweeper.start()
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, proxy_headers=False)
+    finally:
+        sweeper.stop()
 
 
 if __name__ == "__main__":

@@ -224,6 +224,8 @@ class Engine:
         # its state is decided: a trial that reported through MLflow gets its final result
         # there, or a hook returns why the trial fails all the same (mlflow_runs.py).
         self.end_hooks: list[Callable[[str, str], str | None]] = []
+        # Called as hook(exp_id) after an experiment is deleted (the purge sweeper: purge.py).
+        self.delete_hooks: list[Callable[[str], None]] = []
         self._experiments: dict[str, Hosted] = {}
         self._lock = threading.Lock()
         # Stored experiments whose config no longer builds (checks grow stricter between
@@ -297,10 +299,12 @@ class Engine:
         with self._lock:
             if self._unloadable.pop(exp_id, None) is not None:
                 self.store.delete_experiment(exp_id)
-                return
-            self.get(exp_id)
-            self.store.delete_experiment(exp_id)
-            del self._experiments[exp_id]
+            else:
+                self.get(exp_id)
+                self.store.delete_experiment(exp_id)
+                del self._experiments[exp_id]
+        for hook in self.delete_hooks:
+            hook(exp_id)
 
     # ----- trials -----
     def suggest(self, exp_id: str, sequence: int | None = None) -> Assignment | NotNow | None:

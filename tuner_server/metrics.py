@@ -69,6 +69,8 @@ class ServerMetrics:
         self.experiments_registered = Counter("autotune_experiments_registered", "Experiments created",
                                               ["algorithm"], registry=r)
         self.experiments_deleted = Counter("autotune_experiments_deleted", "Experiments deleted", registry=r)
+        self.events_purged = Counter("autotune_events_purged", "Events of deleted experiments purged from the "
+                                     "store after --deleted-retention (tuner_server/purge.py)", registry=r)
         r.register(_HostedCollector(engine, phase))
 
     def exposition(self) -> bytes:

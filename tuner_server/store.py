@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from tuner_server.history import TrialRecord, TrialState
+from tuner_server.retention import Lifecycle
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
@@ -64,6 +65,11 @@ CREATE TABLE IF NOT EXISTS events (
     ts REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_exp ON events (exp_id, id);
+-- Experiments' registrations and deletions only (a partial index: the other events, most of
+-- the log, cost it nothing): the purge of deleted experiments' events finds them here
+-- without scanning the log (Store.deleted_lifecycles). Built once on an older database.
+CREATE INDEX IF NOT EXISTS events_lifecycle ON events (exp_id, kind, id)
+    WHERE kind IN ('experiment_registered', 'experiment_deleted');
 -- Warm start: completed trials of earlier experiments, observations for the tuner only
 -- (not trials of this experiment). Keyed by source and source trial id, so importing the
 -- same source again adds nothing. A table of its own (created here on old databases too,
@@ -135,6 +141,11 @@ class Store:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         with self._lock:
+            # Space freed by purging deleted experiments' events (purge.py) is given back to the
+            # file system page by page (Store.reclaim). Takes effect only on a new, empty
+            # database: an older one keeps auto_vacuum NONE, its freed pages reused by new
+            # writes, until converted offline (docs/kubernetes.md).
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
@@ -409,6 +420,69 @@ class Store:
                 (exp_id, after, limit),
             ).fetchall()
         return [{"id": r[0], "trialId": r[1], "kind": r[2], "payload": json.loads(r[3] or "null"), "ts": r[4]} for r in rows]
+
+    # ----- purging deleted experiments' events (tuner_server/purge.py decides what and when) -----
+    def deleted_lifecycles(self) -> list[Lifecycle]:
+        """Every experiment id with a deletion still in the event log, from the partial index
+        events_lifecycle (registrations and deletions only, not the whole log)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT exp_id, kind, MAX(id), ts FROM events WHERE kind IN ('experiment_registered', 'experiment_deleted') "
+                "GROUP BY exp_id, kind"
+            ).fetchall()
+            newest = {r[0]: self._db.execute("SELECT MAX(id) FROM events WHERE exp_id = ?", (r[0],)).fetchone()[0]
+                      for r in rows if r[1] == "experiment_deleted"}
+        registered = {r[0]: int(r[2]) for r in rows if r[1] == "experiment_registered"}
+        return [Lifecycle(r[0], int(r[2]), float(r[3]), registered.get(r[0]), int(newest[r[0]]))
+                for r in rows if r[1] == "experiment_deleted"]
+
+    def purge_events(self, exp_id: str, before: int, marker: int, limit: int) -> tuple[int, float]:
+        """Delete at most ``limit`` events of ``exp_id`` with an id below ``before``, oldest first,
+        in one transaction; ``marker`` (its deletion event) only with the last of them, so a
+        purge cut short is found again. Returns (events deleted, seconds the write lock was
+        held): fewer than ``limit`` deleted means none is left."""
+        with self._lock:
+            start = time.perf_counter()
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                n = cur.execute(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE exp_id = ? AND id < ? AND id <> ? "
+                    "ORDER BY id LIMIT ?)", (exp_id, before, marker, limit)).rowcount
+                if n < limit:
+                    n += cur.execute("DELETE FROM events WHERE id = ? AND exp_id = ? AND id < ?",
+                                     (marker, exp_id, before)).rowcount
+                cur.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+            return n, time.perf_counter() - start
+
+    def reclaims_space(self) -> bool:
+        """Whether freed pages can be given back to the file system (auto_vacuum=INCREMENTAL:
+        databases created by this version; older ones reuse them for new writes instead)."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2
+
+    def reclaim(self, pages: int) -> tuple[int, float]:
+        """Give at most ``pages`` free pages back to the file system (incremental vacuum: a
+        few pages per call, so the write lock is never held long). Returns (free pages left,
+        seconds held); nothing is done unless :meth:`reclaims_space`."""
+        with self._lock:
+            start = time.perf_counter()
+            if self.reclaims_space():
+                self._db.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()  # runs as rows are read
+            left = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+            return left, time.perf_counter() - start
+
+    def checkpoint(self) -> float:
+        """Copy the write-ahead log into the database and empty it (the truncation done by
+        :meth:`reclaim` reaches the file only so). Returns the seconds held."""
+        with self._lock:
+            start = time.perf_counter()
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            return time.perf_counter() - start
 
 
 def _dict_or_none(v: Any) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,7 @@ def run_data(s: ServerProcess, token: str, trial: str) -> dict[str, Any]:
     return dict(r.json()["run"])
 
 
-def old_generation(s: ServerProcess) -> str:
+def old_generation(s: ServerProcess, delete: bool = True) -> str:
     """Register, log through MLflow and the collected-metrics path, finish the run (a final
     result taken from MLflow), end the trial, delete the experiment. Returns the trial id."""
     token = register(s)
@@ -70,7 +72,8 @@ def old_generation(s: ServerProcess) -> str:
     with s.client() as c:
         assert c.post(f"/api/v1/experiments/{EXP}/trials/{tid}/end", json={"exitCode": 0}).json()["state"] == "SUCCEEDED"
         assert c.get(f"/api/v1/experiments/{EXP}/trials/{tid}").json()["value"] == 0.7
-        assert c.delete(f"/api/v1/experiments/{EXP}").status_code == 200
+        if delete:
+            assert c.delete(f"/api/v1/experiments/{EXP}").status_code == 200
     return tid
 
 
@@ -118,3 +121,76 @@ def test_a_re_registered_experiment_sees_nothing_of_the_deleted_one_before_and_a
         assert run["data"]["tags"] == []
     finally:
         s.stop()
+
+
+# ----- purging after --deleted-retention -----
+def purged_total(s: ServerProcess) -> float:
+    text = s.get("/metrics").text
+    (line,) = [x for x in text.splitlines() if x.startswith("autotune_events_purged_total ")]
+    return float(line.split()[1])
+
+
+def wait_purged(s: ServerProcess, n: int) -> None:
+    deadline = time.monotonic() + 60  # a bound on waiting, not a speed target
+    while purged_total(s) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert purged_total(s) == n
+
+
+def test_retention_0_purges_at_deletion_and_a_re_registered_experiment_keeps_its_own(tmp_path: Path) -> None:
+    db = tmp_path / "tuner.db"
+    s = ServerProcess(db, free_port(), extra_env={"AUTOTUNE_DELETED_RETENTION": "0"})
+    s.start()
+    try:
+        old_generation(s, delete=False)
+        n = len(events_of(db, EXP))
+        assert n > 8 and purged_total(s) == 0
+        with s.client() as c:
+            assert c.delete(f"/api/v1/experiments/{EXP}").status_code == 200
+        wait_purged(s, n + 1)  # and its deletion event
+        assert events_of(db, EXP) == []
+        token = register(s)
+        tid = issue(s)
+        r = mlflow_call(s, token, tid, "runs/log-batch", {"params": [{"key": "lr", "value": "0.2"}]})
+        assert r.status_code == 200, r.text
+        mine = events_of(db, EXP)
+        assert [k for _, k in mine] == ["experiment_registered", "trial_issued", "trial_started", "mlflow_params"]
+        s.stop()
+        s.start()
+        assert purged_total(s) == 0  # a counter of this process
+        run = run_data(s, token, tid)
+        assert run["data"]["params"] == [{"key": "lr", "value": "0.2"}]
+        assert events_of(db, EXP) == mine
+    finally:
+        s.stop()
+
+
+def test_deletions_made_under_a_long_retention_are_purged_by_a_later_server(tmp_path: Path) -> None:
+    """The deletion time is the stored event's: a server started later (here with 0) purges what
+    is due then, and the other experiments' events stay as they were."""
+    db = tmp_path / "tuner.db"
+    s = ServerProcess(db, free_port())  # the default: 7 days
+    s.start()
+    try:
+        old_generation(s)
+        with s.client() as c:
+            assert c.put("/api/v1/experiments/other", json={"name": "other", "config": CONFIG}).status_code == 200
+        n = len(events_of(db, EXP))
+        other = events_of(db, "other")
+        assert n > 8 and events_of(db, EXP)[-1][1] == "experiment_deleted"
+        s.stop()
+        s.extra_env["AUTOTUNE_DELETED_RETENTION"] = "0"
+        s.start()
+        wait_purged(s, n)
+        assert events_of(db, EXP) == [] and events_of(db, "other") == other
+    finally:
+        s.stop()
+
+
+def test_a_bad_retention_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "tuner_server", "--db", str(tmp_path / "t.db"), "--port", str(free_port())],
+                       env={"AUTOTUNE_ADMIN_TOKEN": ADMIN, "AUTOTUNE_DELETED_RETENTION": "7 days", "PATH": "/usr/bin:/bin",
+                            "PYTHONSAFEPATH": "1"},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--deleted-retention / AUTOTUNE_DELETED_RETENTION: '7 days' is not a duration" in r.stderr
