@@ -43,7 +43,8 @@ class PathPlan:
 
     def trial_base(self, trial_dir: Path) -> Path:
         """What the trial is given in place of ``given``."""
-        return trial_dir / METRICS_DIR / (posixpath.basename(self.given) or "metrics")
+        name = posixpath.basename(self.given)
+        return trial_dir / METRICS_DIR / (name if name not in ("", ".", "..") else "metrics")
 
     def trial_path(self, trial_dir: Path) -> Path:
         """The trial's own metrics file (File) or event directory (TensorFlowEvent)."""
@@ -68,10 +69,13 @@ def _occurrences(path: str, below: bool) -> re.Pattern[str]:
 
 
 def _ancestors(path: str) -> list[tuple[str, str]]:
-    """(the path or a directory above it, the rest below it), longest first; never '/' or '.'."""
+    """(the path or a directory above it, the rest below it), longest first; never '/' or '.',
+    nor a head ending in '..' (a normalized path's leading '..' parts): '..' in a command
+    (``cd ..``) is no directory given for the path, and as one the trial's own path would be
+    ``metrics/../..`` -- outside its folder, shared by every trial."""
     out = []
     head, rest = path, ""
-    while head not in ("", "/", "."):
+    while head not in ("", "/", ".") and posixpath.basename(head) != "..":
         out.append((head, rest))
         head, tail = posixpath.split(head)
         rest = posixpath.join(tail, rest) if rest else tail

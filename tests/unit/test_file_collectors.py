@@ -231,3 +231,23 @@ def test_local_read_log_reads_the_trials_own_file(tmp_path: Path) -> None:
     path.write_text('{"accuracy": 0.5}\n')
     chunk = ex.read_log("t-1", None)
     assert chunk is not None and chunk.lines == ('{"accuracy": 0.5}',)
+
+
+@pytest.mark.parametrize("spec_path, command", [
+    ("../../x/m.log", ["sh", "-c", "cd .. && python t.py"]),
+    ("../m.log", ["python", "t.py", "--up", ".."]),
+    ("../logs/m.log", ["python", "t.py", "--root", ".."]),
+])
+def test_a_path_climbing_with_dotdot_stays_in_the_trials_folder(spec_path: str, command: list[str]) -> None:
+    """'..' in the command (cd .., a parent-directory argument) is no directory above the
+    spec's path given to the trial: taking it as one put the trial's metrics path outside its
+    own folder (trials/x/m.log, shared by concurrent trials) and rewrote the unrelated '..'."""
+    assert plan_path(spec_path, command, {}) is None  # the path is given nowhere: refused
+    plan = plan_path(spec_path, command, {"AUTOTUNE_METRICS_PATH": spec_path})
+    assert plan is not None
+    trial = Path("/out/trials/t-1")
+    path = plan.trial_path(trial)
+    assert ".." not in path.parts and path.is_relative_to(trial / "metrics")
+    assert plan.replace(" ".join(command), trial) == " ".join(command)
+    assert plan_path("..", ["python", "t.py"], {"AUTOTUNE_METRICS_PATH": ".."}).trial_path(trial) == (  # type: ignore[union-attr]
+        trial / "metrics" / "metrics")
