@@ -21,7 +21,10 @@ keeps the first value of each (name, step), so a file read again adds nothing tw
 exception: a value whose step is not above the previous value of its name in the same file
 takes that step + 1. Scripts that log without a step (PyTorch's ``add_scalar(tag, value)``,
 TF1's ``add_summary(summary)``) write every event at step 0, and their values would otherwise
-all be dropped but the first; Katib takes them all too (and the latest by time).
+all be dropped but the first; Katib takes them all too (and the latest by time). A step below
+the file's previous one starts that numbering again from it: a file relayed again from its
+start (a restarted sidecar) gets the steps of its first read, which the server skips; only
+a file whose steps never grow cannot tell that from new values.
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ class EventLineParser:
     root: str  # spec.metricsCollector.path
     counts: dict[str, int] = field(default_factory=dict)
     others: dict[str, None] = field(default_factory=dict)  # 'dir/tag' of scalars no name read (a few)
-    # The last step given to each name's values from each file: (name, dir, file) -> step.
-    last_steps: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # Each name's last value from each file: (name, dir, file) -> (its step in the file, the step given).
+    last_steps: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
     scalars: int = 0
     bad_lines: int = 0
 
@@ -84,8 +87,10 @@ class EventLineParser:
                     self.counts[name] = self.counts.get(name, 0) + 1
                     where = (name, rel, file)
                     last = self.last_steps.get(where)
-                    at = step if last is None or step > last else last + 1
-                    self.last_steps[where] = at
+                    # A step below the file's previous one: the file read again from its start
+                    # (a restarted sidecar), which numbers its values as the first read did.
+                    at = step if last is None or step < last[0] or step > last[1] else last[1] + 1
+                    self.last_steps[where] = (step, at)
                     out.append(Collected(name, value, at))
             if not hit and len(self.others) < MAX_OTHERS:
                 self.others[posixpath.join(rel, tag)[:LAST_LINE_CHARS]] = None

@@ -251,3 +251,22 @@ def test_a_path_climbing_with_dotdot_stays_in_the_trials_folder(spec_path: str, 
     assert plan.replace(" ".join(command), trial) == " ".join(command)
     assert plan_path("..", ["python", "t.py"], {"AUTOTUNE_METRICS_PATH": ".."}).trial_path(trial) == (  # type: ignore[union-attr]
         trial / "metrics" / "metrics")
+
+
+def test_event_files_read_again_from_their_start_repeat_no_value() -> None:
+    """A restarted autotune-metrics sidecar relays the event files from their start again
+    (docs/kubernetes.md: 'event files keep their own steps, so nothing repeats'): the values
+    get their first read's steps back, which the tuner server already holds and skips. Only
+    a file whose steps never grow (everything at step 0) cannot tell a re-read from new values."""
+    def line(step: int, value: float, tag: str = "acc") -> str:
+        return json.dumps({"dir": "", "file": "f1", "tag": tag, "step": step, "value": value})
+
+    for steps in ([0, 1, 2], [5, 5, 5, 6], [0, 3, 3, 7]):
+        lines = [line(s, 0.1 * (i + 1)) for i, s in enumerate(steps)]
+        p = EventLineParser(("acc",), "/l")
+        first = [(c.step, c.value) for c in p.feed(lines)]
+        again = [(c.step, c.value) for c in p.feed(lines)]
+        assert again == first, steps
+    p = EventLineParser(("acc",), "/l")  # new values after the re-read go on from where they were
+    p.feed([line(0, 0.1), line(1, 0.2), line(1, 0.25)])
+    assert [c.step for c in p.feed([line(0, 0.1), line(1, 0.2), line(1, 0.25), line(2, 0.3)])] == [0, 1, 2, 3]
