@@ -29,7 +29,10 @@ def json_value(v: Any) -> float | None:
     if isinstance(v, bool):
         return None
     if isinstance(v, (int, float)):
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:  # an integer of hundreds of digits: raised, its line was read again for ever
+            return None
         return f if math.isfinite(f) else None
     if isinstance(v, str):
         return parse_value(v)

@@ -270,3 +270,14 @@ def test_event_files_read_again_from_their_start_repeat_no_value() -> None:
     p = EventLineParser(("acc",), "/l")  # new values after the re-read go on from where they were
     p.feed([line(0, 0.1), line(1, 0.2), line(1, 0.25)])
     assert [c.step for c in p.feed([line(0, 0.1), line(1, 0.2), line(1, 0.25), line(2, 0.3)])] == [0, 1, 2, 3]
+
+
+def test_a_json_integer_too_large_for_a_float_is_skipped_not_raised() -> None:
+    """float() of a 400-digit JSON integer raises OverflowError: raised from feed, the
+    controller kept the chunk's cursor and read the same line every pass, so nothing the
+    trial wrote after it was ever collected."""
+    p = JsonLineParser(frozenset({"accuracy"}), "the metrics file /m.log")
+    got = p.feed(['{"accuracy": 1' + "0" * 400 + "}", '{"accuracy": 0.9}'])
+    assert got == [Collected("accuracy", 0.9, 0)]
+    e = EventLineParser(("accuracy",), "/l")
+    assert e.feed(['{"dir": "", "file": "f", "tag": "accuracy", "step": 0, "value": 1' + "0" * 400 + "}"]) == []
