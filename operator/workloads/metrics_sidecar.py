@@ -24,8 +24,8 @@ What a pod template gets (``inject``):
   read-only, in the sidecar, at the file's directory (File) or at the directory itself
   (TensorFlowEvent). When the primary container already mounts a volume covering that path
   (a PVC, the user's own emptyDir), the sidecar mounts that same volume at the same
-  mountPath/subPath instead and no emptyDir is added, so the trial's files stay where the
-  user put them.
+  mountPath/subPath (with the env entries a subPathExpr names) instead and no emptyDir is
+  added, so the trial's files stay where the user put them.
 
 A relative ``path`` is relative to the primary container's ``workingDir`` (as the training
 code sees it); without a workingDir the image's directory is unknown here, so that is an error.
@@ -117,6 +117,9 @@ def version_problem(major: str, minor: str) -> str | None:
             f"{major}.{minor}: use kind StdOut (print the metrics), or report them with the SDK or MLflow")
 
 
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")  # $(NAME) in a subPathExpr
+
+
 def _norm(path: str) -> str:
     return posixpath.normpath(path)
 
@@ -160,7 +163,8 @@ def _covering_mount(container: Mapping[str, Any], target: str) -> Mapping[str, A
     return max(found, key=lambda m: len(_norm(str(m["mountPath"]))), default=None)
 
 
-def _sidecar(collector: Collector, path: str, mount: Mapping[str, Any]) -> dict[str, Any]:
+def _sidecar(collector: Collector, path: str, mount: Mapping[str, Any],
+             env: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     return {
         "name": SIDECAR,
         "image": collector.image,
@@ -168,7 +172,7 @@ def _sidecar(collector: Collector, path: str, mount: Mapping[str, Any]) -> dict[
         # Native sidecar: started before the main containers, stopped after them.
         "restartPolicy": "Always",
         "command": ["autotune", "collect-metrics", "--kind", collector.kind, "--path", path],
-        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, *(dict(e) for e in env)],
         "resources": copy.deepcopy(RESOURCES),
         "securityContext": copy.deepcopy(SECURITY_CONTEXT),
         "volumeMounts": [dict(mount)],
@@ -196,6 +200,11 @@ def inject(template: Mapping[str, Any], collector: Collector | None, sidecar: bo
     if covering is not None:
         # The user's own volume holds the directory: the sidecar reads it there.
         mount = {k: covering[k] for k in ("name", "mountPath", "subPath", "subPathExpr") if covering.get(k)}
+        # subPathExpr is expanded from the container's own env (a per-trial directory of a
+        # shared PVC: $(AUTOTUNE_TRIAL_ID)): the sidecar gets the entries it names, and only those.
+        used = set(_VAR.findall(str(mount.get("subPathExpr") or "")))
+        expr_env: list[Mapping[str, Any]] = [e for e in primary.get("env") or []
+                                             if isinstance(e, Mapping) and e.get("name") in used]
     else:
         volumes = list(spec.get("volumes") or [])
         if any(isinstance(v, Mapping) and v.get("name") == SIDECAR for v in volumes):
@@ -203,6 +212,7 @@ def inject(template: Mapping[str, Any], collector: Collector | None, sidecar: bo
                                 "the metrics collector's shared directory: rename it")
         spec["volumes"] = volumes + [{"name": SIDECAR, "emptyDir": {}}]
         mount = {"name": SIDECAR, "mountPath": where}
+        expr_env = []
         primary["volumeMounts"] = list(primary.get("volumeMounts") or []) + [dict(mount)]
     env = list(primary.get("env") or [])
     if not any(isinstance(e, Mapping) and e.get("name") == PATH_ENV for e in env):
@@ -211,7 +221,7 @@ def inject(template: Mapping[str, Any], collector: Collector | None, sidecar: bo
     spec["containers"] = containers
     if sidecar:
         spec["initContainers"] = list(spec.get("initContainers") or []) + [
-            _sidecar(collector, path, {**mount, "readOnly": True})]
+            _sidecar(collector, path, {**mount, "readOnly": True}, expr_env)]
     t["spec"] = spec
     return t
 

@@ -232,3 +232,21 @@ def test_the_operator_setting_names_the_sidecars_image() -> None:
     add_arguments(p)
     env = environment(p.parse_args(["--collector-image", "reg/op:3"]), {"AUTOTUNE_COLLECTOR_IMAGE": "reg/op:2"})
     assert env["AUTOTUNE_COLLECTOR_IMAGE"] == "reg/op:3"  # the flag wins
+
+
+def test_a_covering_mount_with_a_sub_path_expr_gets_the_variables_it_names():
+    """subPathExpr is expanded from the container's own env: without the variables it names
+    (a per-trial directory of a shared PVC, $(AUTOTUNE_TRIAL_ID)), the sidecar mounted
+    another directory than the trial writes ('$(AUTOTUNE_TRIAL_ID)' literally) and relayed nothing."""
+    env = [{"name": "AUTOTUNE_TRIAL_ID", "value": "exp-3"},
+           {"name": "AUTOTUNE_TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}},
+           {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    t = template(env=env, volumeMounts=[{"name": "runs", "mountPath": "/var/log/katib",
+                                         "subPathExpr": "$(AUTOTUNE_TRIAL_ID)/$(POD)"}])
+    side = sidecar_of(inject(t, FILE))
+    assert side["volumeMounts"] == [{"name": "runs", "mountPath": "/var/log/katib",
+                                     "subPathExpr": "$(AUTOTUNE_TRIAL_ID)/$(POD)", "readOnly": True}]
+    names = [e["name"] for e in side["env"]]
+    assert names[-2:] == ["AUTOTUNE_TRIAL_ID", "POD"] and "AUTOTUNE_TOKEN" not in names  # only what it names
+    plain = sidecar_of(inject(template(env=env, volumeMounts=[{"name": "v", "mountPath": "/var/log/katib"}]), FILE))
+    assert [e["name"] for e in plain["env"]] == ["PYTHONUNBUFFERED"]
