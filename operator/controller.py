@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from autotune_operator.decide import (
+    EARLY_STOP_REASON,
     Decision,
     Goal,
     Limits,
@@ -26,6 +27,7 @@ from autotune_operator.decide import (
     is_overdue_reason,
     overdue_reason,
     overdue_trials,
+    stopped_before_restart,
 )
 from autotune_operator.executors.base import Executor, TrialExit, TrialLaunch, trial_env
 from autotune_operator.log_metrics import Collected
@@ -149,19 +151,24 @@ class ExperimentController:
             if self.warm.error is not None:
                 self.state.error = self.warm.error
         running = self.executor.active()
+        # Trials a crashed controller may have been stopping: where their workload is gone, they
+        # end with that stop's reason (an overdue one FAILED), and are not started again.
+        summary = self.client.summary(self.exp_id)
+        stops = stopped_before_restart(summary["stopRequested"], summary.get("runningSince") or {}, self.clock(),
+                                       self.limits.max_trial_seconds)
         for t in self.client.trials(self.exp_id):
             if t["state"] in ("WAITING", "RUNNING") and t["name"] not in running:
                 # Left over from a crashed controller: start it again (or adopt it: launch is idempotent).
                 info = t.get("info") or {}
                 self._launch(Assignment(t["name"], t["sequence"], t["parameters"], t.get("budget"), info.get("resume"),
-                                        t.get("kind", "search")))
+                                        t.get("kind", "search")), stopped=stops.get(t["name"]))
 
     def _checkpoint_dir(self, trial_id: str | None) -> str | None:
         if trial_id is None or self.checkpoint_root is None:
             return None
         return os.path.join(self.checkpoint_root, trial_id)
 
-    def _launch(self, a: Assignment) -> None:
+    def _launch(self, a: Assignment, stopped: str | None = None) -> None:
         user_env = self.exp.template_env_names()
         env = trial_env(self.server_url, self.state.token, self.exp_id, a.trial_id, a.sequence, a.parameters,
                         budget=a.budget, checkpoint_dir=self._checkpoint_dir(a.trial_id),
@@ -174,7 +181,7 @@ class ExperimentController:
             # Python buffers a pipe's output in 8 KiB blocks: a script's print()s would reach
             # the log (and the assessor) only at its end. Its user's own setting wins.
             env["PYTHONUNBUFFERED"] = "1"
-        self.executor.launch(TrialLaunch(a.trial_id, a.sequence, a.parameters, env))
+        self.executor.launch(TrialLaunch(a.trial_id, a.sequence, a.parameters, env, stopped=stopped))
         if self.executor.starts_on_launch:
             self.client.started(self.exp_id, a.trial_id)
         # else the trial stays WAITING until its executor sees it run (step(), below): on a
@@ -203,7 +210,7 @@ class ExperimentController:
         for tid in summary["stopRequested"]:
             if tid not in self.state.stopping:
                 self.state.stopping.add(tid)
-                self.executor.kill(tid, "stopped early by the assessor")
+                self.executor.kill(tid, EARLY_STOP_REASON)
         limit = self.limits.max_trial_seconds
         since = attempt_since(summary.get("runningSince") or {}, self.executor.attempt_starts())
         for tid in overdue_trials(since, self.clock(), limit):

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 
 class Phase(str, Enum):
@@ -101,6 +101,24 @@ def overdue_reason(limit: int) -> str:
 def is_overdue_reason(reason: str | None) -> bool:
     """Whether a stop's reason is :func:`overdue_reason`'s (with any limit: it may have been raised since)."""
     return reason is not None and _OVERDUE.fullmatch(reason) is not None
+
+
+# Why a trial an assessor asked to stop was stopped (the kill's reason; the trial ends EARLY_STOPPED).
+EARLY_STOP_REASON = "stopped early by the assessor"
+
+
+def stopped_before_restart(stop_requested: Collection[str], running_since: Mapping[str, float], now: float,
+                           limit: int | None) -> dict[str, str]:
+    """Trials an earlier controller may have stopped -> the stop's reason, for a restarted one
+    to end, never start again, the trials whose workload it does not find running: an assessor
+    asked (the tuner server keeps the request) or the trial is past maxTrialSeconds by the
+    start the tuner server keeps and the limit now. The limit now, not the one of the stop: a
+    workload gone leaves nothing else; a stop whose workload is still there says its own
+    reason (the Kubernetes executor's stop annotation), which wins. A trial stopped by an
+    assessor is not timed (as in ``step``: its stop comes first)."""
+    out = {tid: overdue_reason(limit) for tid in overdue_trials(running_since, now, limit)} if limit is not None else {}
+    out.update({tid: EARLY_STOP_REASON for tid in stop_requested})
+    return out
 
 
 def attempt_since(running_since: Mapping[str, float], attempts: Mapping[str, float | None]) -> dict[str, float]:

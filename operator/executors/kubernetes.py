@@ -49,6 +49,11 @@ from autotune_operator.workloads.primary_pod import LogSource, primary_pod
 log = logging.getLogger("autotune.k8s")
 
 ENDED_ANNOTATION = "autotune.tensorstack.dev/ended"
+# Why the experiment stopped the trial (maxTrialSeconds, an assessor, the experiment's end),
+# written on its workload before the DELETE: an operator restarted while the workload is still
+# there (its pods stopping, a training job's finalizer) ends the trial with that reason
+# (stop_reason), so a maxTrialSeconds stop still ends FAILED, not STOPPED.
+STOP_ANNOTATION = "autotune.tensorstack.dev/stop-reason"
 # Past this many trials waiting to start, the pod LIST selects by experiment only (a label
 # selector naming every trial would grow without bound; the answer is the same).
 MAX_NAMED_TRIALS = 50
@@ -134,6 +139,9 @@ class KubernetesExecutor:
         self.core = client.CoreV1Api(self.api)
         self._reported: set[str] = set()
         self._killed: dict[str, str] = {}
+        # Trials a restarted controller found stopped by an earlier one (TrialLaunch.stopped)
+        # -> the reason; their workload, being deleted or gone, is not created again.
+        self._stopped_before: dict[str, str] = {}
         self._launched: set[str] = set()
         self._token: str | None = None
         # Trial -> when any of its containers first ran (epoch seconds), once seen.
@@ -227,6 +235,11 @@ class KubernetesExecutor:
         k = self.kind
         self._reported.discard(trial.trial_id)
         self._launched.add(trial.trial_id)
+        if trial.stopped is not None:
+            # Not created again: a workload still there is adopted as it is (its end, or the stop
+            # it carries, is what poll reports), one gone ends the trial with this reason.
+            self._stopped_before[trial.trial_id] = trial.stopped
+            return
         try:
             self.custom.create_namespaced_custom_object(k.group, k.version, self.ref.namespace, k.plural, body)
         except ApiException as e:
@@ -246,7 +259,7 @@ class KubernetesExecutor:
             tid = _trial(o)
             self._note_created(tid, o)
             if (tid and tid not in self._killed and tid not in self._outlived and outcome(self.family, o) is None
-                    and not o["metadata"].get("deletionTimestamp")):
+                    and not o["metadata"].get("deletionTimestamp") and stop_reason(o) is None):
                 out.add(tid)
         self._live = set(out)
         return out
@@ -267,11 +280,20 @@ class KubernetesExecutor:
             seen.add(tid)
             if tid in self._reported:
                 continue
-            if tid in self._killed:
-                exits.append(TrialExit(tid, None, True, self._killed[tid]))
+            md = o["metadata"]
+            stop = stop_reason(o)
+            if tid in self._killed or stop is not None:
+                if stop is not None and tid not in self._killed and not md.get("deletionTimestamp"):
+                    self._delete_workload(tid)  # the operator that wrote the reason died before its DELETE
+                # The reason the workload carries first: the stop's own (a restarted operator's
+                # recomputed one may differ: maxTrialSeconds raised since).
+                exits.append(TrialExit(tid, None, True, stop or self._killed[tid]))
                 continue
             res = outcome(self.family, o)
-            md = o["metadata"]
+            if res is None and md.get("deletionTimestamp") and tid in self._stopped_before:
+                # Being deleted when a restarted operator found it stopped by the one before.
+                exits.append(TrialExit(tid, None, True, self._stopped_before[tid]))
+                continue
             # Ended ones too when this executor saw them run or created them: a short trial can
             # be created, run and end between two passes (never seen running), and its pods
             # still say when it began.
@@ -297,7 +319,7 @@ class KubernetesExecutor:
                 self.events.emit("TrialFailed", f"{self.kind.kind} {tid} failed: {res.message or ''}", warning=True)
             self._mark_ended(tid)
         for tid in (set(self._killed) | self._launched) - seen - self._reported:
-            reason = self._killed.get(tid)
+            reason = self._killed.get(tid) or self._stopped_before.get(tid)
             exits.append(TrialExit(tid, None, reason is not None, reason or "the trial's workload was deleted"))
         # (set now too: a pod LIST made below covers every trial whose log this pass reads)
         self._live = (seen - self._reported) | {ex.trial_id for ex in exits}
@@ -548,11 +570,27 @@ class KubernetesExecutor:
         if trial_id in self._killed:
             return
         self._killed[trial_id] = reason
+        self._annotate_stop(trial_id, reason)
         self._delete_workload(trial_id)
         assert self.events is not None
         early = "assessor" in reason
         self.events.emit("TrialEarlyStopped" if early else "TrialStopped", f"{trial_id}: {reason}")
         self.wake.set()
+
+    def _annotate_stop(self, trial_id: str, reason: str) -> None:
+        """Write the stop's reason on the workload (STOP_ANNOTATION), before deleting it. A
+        Job is gone at once (Background deletion: its pods stop after), and then a restarted
+        operator has the tuner server's start times only (decide.stopped_before_restart); a
+        workload kept while it stops (a finalizer of a training job's operator) says why."""
+        k = self.kind
+        try:
+            self.custom.patch_namespaced_custom_object(
+                k.group, k.version, self.ref.namespace, k.plural, trial_id,
+                {"metadata": {"annotations": {STOP_ANNOTATION: reason}}},
+            )
+        except ApiException as e:  # gone (404), or not now: the stop goes on, its reason is recomputed after a restart
+            if e.status != 404:
+                log.warning("could not annotate %s %s with its stop's reason: %s", k.kind, trial_id, e.reason)
 
     def _delete_workload(self, trial_id: str) -> None:
         """Delete the trial's workload; its pods go with it (garbage collection)."""
@@ -571,6 +609,11 @@ class KubernetesExecutor:
 
     def shutdown(self) -> None:
         """Workloads keep running: a restarted operator adopts them."""
+
+
+def stop_reason(o: dict[str, Any]) -> str | None:
+    """Why the experiment stopped this workload's trial (STOP_ANNOTATION), None if it did not."""
+    return ((o.get("metadata") or {}).get("annotations") or {}).get(STOP_ANNOTATION) or None
 
 
 def _trial(o: dict[str, Any]) -> str | None:
