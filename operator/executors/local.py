@@ -164,11 +164,16 @@ class LocalExecutor:
             if self._resume(trial.trial_id, tdir, key):
                 return
             # The container's env as a pod has it (workloads/common.py): AutoTune's variables, then
-            # the template's, each value's $(VAR) expanded from the variables before it.
+            # the template's, each value's $(VAR) expanded from the variables before it -- after
+            # the trial's own metrics path is put in place of the spec's (metrics_path.py), as
+            # plan_path found it in the values as written: LOG=$(BASE)/metrics.log with BASE
+            # the directory above, expanded first, kept the spec's path.
+            plan = self.metrics_plan
             pod_vars = dict(trial.env)
             for k, v in self.template.env.items():
                 if k not in trial.env:
-                    pod_vars[k] = expand_vars(substitute(v, trial.parameters), pod_vars)
+                    text = substitute(v, trial.parameters)
+                    pod_vars[k] = expand_vars(plan.replace(text, tdir) if plan is not None else text, pod_vars)
             env = dict(os.environ)
             env.update(pod_vars)
             if trial.env.get("PIPESTEP") == "fullytrain":
@@ -188,18 +193,14 @@ class LocalExecutor:
             # $(VAR) from the container's env and AutoTune's variables, as Kubernetes expands it
             # (not from this machine's environment, which a pod would not see either).
             pod_env = dict(pod_vars)
-            plan, mpath = self.metrics_plan, self.metrics_path(trial.trial_id)
+            mpath = self.metrics_path(trial.trial_id)
             if plan is not None and mpath is not None and self.collector is not None:
                 # Its own metrics path, where the manifest gives the spec's (see metrics_path.py).
                 for e in (env, pod_env):
-                    for k in self.template.env:
-                        if k in e and k not in trial.env:
-                            e[k] = plan.replace(e[k], tdir)
                     e[METRICS_PATH_VAR] = str(mpath)
                 (mpath if self.collector.kind == "TensorFlowEvent" else mpath.parent).mkdir(parents=True, exist_ok=True)
-            argv = [expand_vars(substitute(a, trial.parameters), pod_env) for a in self.template.command]
-            if plan is not None:
-                argv = [plan.replace(a, tdir) for a in argv]
+            argv = [expand_vars(plan.replace(text, tdir) if plan is not None else text, pod_env)
+                    for text in (substitute(a, trial.parameters) for a in self.template.command)]
             record = tdir / "process.json"
             record.unlink(missing_ok=True)
             (tdir / "kill.json").unlink(missing_ok=True)

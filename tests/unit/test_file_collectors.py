@@ -281,3 +281,27 @@ def test_a_json_integer_too_large_for_a_float_is_skipped_not_raised() -> None:
     assert got == [Collected("accuracy", 0.9, 0)]
     e = EventLineParser(("accuracy",), "/l")
     assert e.feed(['{"dir": "", "file": "f", "tag": "accuracy", "step": 0, "value": 1' + "0" * 400 + "}"]) == []
+
+
+def test_a_path_given_through_an_env_variable_of_another_is_the_trials_own(tmp_path: Path) -> None:
+    """env LOG: $(BASE)/metrics.log with BASE: /var/log/katib: BASE was replaced only after
+    $(BASE) had been expanded, so LOG kept the spec's path, which a pattern for the directory
+    above no longer matched: the trial wrote the machine's /var/log/katib/metrics.log (shared
+    by every trial) and the collector read its own empty path. Real process."""
+    import time
+
+    from autotune_operator.executors.base import TrialLaunch
+
+    mc = MetricsCollectorSpec(kind="File", path="/var/log/katib/metrics.log")
+    code = "import os; print(os.environ['LOG']); print(os.environ['BASE']); print(os.sys.argv[1])"
+    env = {"BASE": "/var/log/katib", "LOG": "$(BASE)/metrics.log"}
+    ex = LocalExecutor(ProcessTemplate((sys.executable, "-c", code, "$(LOG)"), env, str(tmp_path)), tmp_path,
+                       collector=mc)
+    ex.launch(TrialLaunch("t-1", 0, {}))
+    deadline = time.monotonic() + 30
+    while not ex.poll() and time.monotonic() < deadline:
+        ex.wait(0.1)
+    own = ex.metrics_path("t-1")
+    assert own == tmp_path / "trials" / "t-1" / "metrics" / "katib" / "metrics.log"
+    log = (tmp_path / "trials" / "t-1" / "trial.log").read_text().splitlines()
+    assert log[-3:] == [str(own), str(own.parent), str(own)]
