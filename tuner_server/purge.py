@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PurgeSettings:
     retention: float | None  # seconds after a deletion; 0: at once; None: never
-    batch: int = 2000  # events per transaction (bench/store_retention.py: a few ms of write lock)
-    reclaim_pages: int = 256  # pages per incremental-vacuum step
+    # Events per transaction: ~1.5 ms of write lock each (bench/store_retention.py); a few
+    # batches hold it longer when their commit runs SQLite's automatic WAL checkpoint.
+    batch: int = 1000
+    reclaim_pages: int = 128  # pages (4 KiB) per incremental-vacuum step: under 1 ms each
     rest: float = 1.0  # pause after a step, as a multiple of how long it held the write lock
 
 
@@ -36,11 +38,17 @@ class SweepResult:
     events: int = 0
     steps: int = 0  # transactions (purge batches, vacuum steps, the checkpoint)
     longest_hold: float = 0.0  # seconds: the longest any one step held the write lock
+    longest_batch: float = 0.0  # of those, the longest purge batch
+    longest_reclaim: float = 0.0  # and the longest vacuum step or checkpoint
     free_pages: int = 0  # pages freed but kept in the file (databases without incremental vacuum)
 
-    def held(self, seconds: float) -> None:
+    def held(self, seconds: float, batch: bool = False) -> None:
         self.steps += 1
         self.longest_hold = max(self.longest_hold, seconds)
+        if batch:
+            self.longest_batch = max(self.longest_batch, seconds)
+        else:
+            self.longest_reclaim = max(self.longest_reclaim, seconds)
 
 
 def sweep(store: Store, settings: PurgeSettings, now: float, pause: Callable[[float], None] = time.sleep,
@@ -52,7 +60,7 @@ def sweep(store: Store, settings: PurgeSettings, now: float, pause: Callable[[fl
     for p in purge_plan(store.deleted_lifecycles(), now, settings.retention):
         while not stopping():
             n, held = store.purge_events(p.exp_id, p.before, p.marker, settings.batch)
-            result.held(held)
+            result.held(held, batch=True)
             result.events += n
             if n and on_purged is not None:
                 on_purged(n)
