@@ -173,3 +173,26 @@ def test_delete_hooks_run_after_the_deletion(tmp_path: Path) -> None:
     engine.delete_hooks.append(lambda exp_id: seen.append((exp_id, engine.find(exp_id) is None)))
     engine.delete("e")
     assert seen == [("e", True)]
+
+
+def test_the_documented_one_off_conversion_makes_an_older_database_give_space_back(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as con:  # auto_vacuum NONE, as an older version created it
+        con.execute("CREATE TABLE experiments (id TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL, "
+                    "token TEXT NOT NULL, created REAL NOT NULL)")
+    engine = Engine(Store(db))
+    engine.register("gone", "gone", CONFIG)
+    for i in range(300):
+        engine.store.add_event("gone", None, "note", {"text": "x" * 2000, "i": i})
+    engine.delete("gone")
+    engine.store.close()
+    # docs/kubernetes.md's command, with the server stopped
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    con.execute("VACUUM")
+    con.close()
+    store = Store(db)
+    assert store.reclaims_space()
+    size = db.stat().st_size
+    r = sweep(store, PurgeSettings(retention=0.0), now=2e9, pause=lambda _: None)
+    assert r.events == 302 and r.free_pages == 0 and db.stat().st_size < size / 4
