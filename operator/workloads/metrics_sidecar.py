@@ -29,6 +29,8 @@ What a pod template gets (``inject``):
 
 A relative ``path`` is relative to the primary container's ``workingDir`` (as the training
 code sees it); without a workingDir the image's directory is unknown here, so that is an error.
+So is an emptyDir that would be mounted over the workingDir (``path: metrics.log``): it would
+hide the image's files there.
 Of a Kubeflow or T9k job, only the template of the replica whose log is read (primary_pod.py:
 chief, else master, else worker) gets the sidecar; every template gets the volume, so the same
 training code writes the same path in every replica. StdOut collectors (and no collector)
@@ -206,6 +208,15 @@ def inject(template: Mapping[str, Any], collector: Collector | None, sidecar: bo
         expr_env: list[Mapping[str, Any]] = [e for e in primary.get("env") or []
                                              if isinstance(e, Mapping) and e.get("name") in used]
     else:
+        wd = str(primary.get("workingDir") or "")
+        if posixpath.isabs(wd) and _covers(where, wd):
+            # An emptyDir mounted there hides what the image has in it: the trial's code, usually.
+            example = posixpath.join(wd, "logs", posixpath.basename(path) if collector.kind == "File" else "")
+            raise WorkloadError(
+                f"spec.metricsCollector.path {collector.path!r}: the sidecar shares {where} with the trial through "
+                f"an emptyDir volume mounted over it, which would hide the container's workingDir {wd} (the "
+                f"image's files there, such as the training code): use a directory of its own, e.g. "
+                f"{example.rstrip('/')}, or mount a volume of yours at {where}")
         volumes = list(spec.get("volumes") or [])
         if any(isinstance(v, Mapping) and v.get("name") == SIDECAR for v in volumes):
             raise WorkloadError(f"the trial's pod template already has a volume named {SIDECAR!r}, the name of "

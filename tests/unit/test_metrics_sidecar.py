@@ -250,3 +250,17 @@ def test_a_covering_mount_with_a_sub_path_expr_gets_the_variables_it_names():
     assert names[-2:] == ["AUTOTUNE_TRIAL_ID", "POD"] and "AUTOTUNE_TOKEN" not in names  # only what it names
     plain = sidecar_of(inject(template(env=env, volumeMounts=[{"name": "v", "mountPath": "/var/log/katib"}]), FILE))
     assert [e["name"] for e in plain["env"]] == ["PYTHONUNBUFFERED"]
+
+
+def test_an_empty_dir_that_would_hide_the_working_dir_is_refused():
+    """path: metrics.log with workingDir /app put the emptyDir over /app: the image's code
+    there was hidden and the trial failed with 'can't open file train.py'."""
+    for path in ("metrics.log", "/app/metrics.log"):
+        with pytest.raises(WorkloadError, match="workingDir /app"):
+            inject(template(workingDir="/app"), Collector("File", path, "i"))
+    with pytest.raises(WorkloadError, match="workingDir /app/run"):
+        inject(template(workingDir="/app/run"), Collector("TensorFlowEvent", "/app", "i"))
+    # A directory of its own below it is fine; so is the user's own volume there.
+    assert inject(template(workingDir="/app"), Collector("File", "logs/metrics.log", "i"))
+    own = template(workingDir="/app", volumeMounts=[{"name": "w", "mountPath": "/app"}])
+    assert sidecar_of(inject(own, Collector("File", "metrics.log", "i")))["volumeMounts"][0]["name"] == "w"
