@@ -399,11 +399,21 @@ class Store:
         return [{"step": r[0], "value": r[1], "metrics": json.loads(r[2]) if r[2] else None, "ts": r[3]} for r in rows]
 
     def trial_events(self, exp_id: str, trial_id: str, prefix: str) -> list[dict[str, Any]]:
-        """One trial's events whose kind starts with ``prefix``, oldest first."""
+        """One trial's events whose kind starts with ``prefix``, oldest first, since the
+        experiment's newest registration: an id registered again after a deletion has trials
+        of the same names, and its runs neither inherit the deleted ones' events nor read
+        them (up to a million per trial) until they are purged."""
         with self._lock:
+            # The kind IN (...) term lets SQLite use the partial index events_lifecycle.
+            (since,) = self._db.execute(
+                "SELECT COALESCE(MAX(id), 0) FROM events WHERE exp_id = ? "
+                "AND kind IN ('experiment_registered', 'experiment_deleted') AND kind = 'experiment_registered'",
+                (exp_id,),
+            ).fetchone()
             rows = self._db.execute(
-                "SELECT kind, payload FROM events WHERE exp_id = ? AND trial_id = ? AND substr(kind, 1, ?) = ? ORDER BY id",
-                (exp_id, trial_id, len(prefix), prefix),
+                "SELECT kind, payload FROM events WHERE exp_id = ? AND id > ? AND trial_id = ? AND substr(kind, 1, ?) = ? "
+                "ORDER BY id",
+                (exp_id, since, trial_id, len(prefix), prefix),
             ).fetchall()
         return [{"kind": r[0], "payload": json.loads(r[1] or "null")} for r in rows]
 

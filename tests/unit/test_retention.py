@@ -196,3 +196,17 @@ def test_the_documented_one_off_conversion_makes_an_older_database_give_space_ba
     size = db.stat().st_size
     r = sweep(store, PurgeSettings(retention=0.0), now=2e9, pause=lambda _: None)
     assert r.events == 302 and r.free_pages == 0 and db.stat().st_size < size / 4
+
+
+def test_a_re_registered_experiment_s_trial_events_start_at_its_registration(tmp_path: Path) -> None:
+    """Before the purge, the deleted generation's events of a trial of the same name are not
+    even read (they were filtered after parsing: up to a million per trial)."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    fill(engine, "e", 5)
+    assert len(engine.store.trial_events("e", "e-0", "mlflow_")) == 5
+    engine.delete("e")
+    engine.register("e", "e", CONFIG)
+    engine.suggest("e")
+    assert engine.store.trial_events("e", "e-0", "mlflow_") == []
+    engine.store.add_event("e", "e-0", "mlflow_tags", {"tags": {"a": "b"}, "created": 2.0})
+    assert [e["kind"] for e in engine.store.trial_events("e", "e-0", "mlflow_")] == ["mlflow_tags"]
