@@ -164,6 +164,12 @@ def kill_controller(proc: subprocess.Popen[Any], how: str, out: Path) -> set[str
         except ProcessLookupError:
             pass
     proc.wait()
+    if how == "all":
+        # SIGKILL is delivered at once, but a loaded machine may take a while to run the
+        # killed processes to their exit: "killed with the run" means gone, not dying.
+        deadline = time.monotonic() + 10
+        while trial_pids(out) and time.monotonic() < deadline:
+            time.sleep(0.02)
     return victims
 
 
