@@ -456,8 +456,12 @@ class KubernetesExecutor:
         after it read their output to its end (controller.step), so the pods' logs were there
         for that, and the sidecars stop before the experiment may finish."""
         for tid in sorted(self._outlived):
-            self._delete_workload(tid)
-        self._outlived.clear()
+            try:
+                self._delete_workload(tid)
+            except Exception as e:  # an API hiccup must not fail the pass: deleted on the next one
+                log.warning("could not delete the workload of trial %s (its sidecar outlived it): %s", tid, e)
+                continue
+            self._outlived.discard(tid)
 
     def _list_pods(self, trials: list[str] | None) -> list[dict[str, Any]]:
         """One LIST of the experiment's pods (only ``trials``' when given)."""

@@ -198,6 +198,30 @@ def test_poll_ends_the_trial_with_the_containers_code_posts_one_event_and_starte
     assert ex.poll() == [] and events.emitted == [("TrialSidecarOutlived", True)]
 
 
+@dataclass
+class FlakyDeletingCluster(DeletingCluster):
+    fail_deletes: int = 1
+
+    def delete_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str,
+                                        propagation_policy: str) -> None:
+        if self.fail_deletes:
+            self.fail_deletes -= 1
+            raise ConnectionResetError("connection reset by peer")
+        super().delete_namespaced_custom_object(group, version, ns, plural, name, propagation_policy)
+
+
+def test_a_failed_delete_does_not_fail_the_pass_and_is_tried_again() -> None:
+    cluster = FlakyDeletingCluster(jobs=[running_job("q-0")], pods=[job_pod(code=0, at=T0 + 100)])
+    ex = executor(cluster, Events())
+    ex.now = lambda: T0 + 140
+    (exit_,) = ex.poll()
+    assert exit_.trial_id == "q-0"
+    ex.started()  # the API drops the DELETE: logged, not raised out of the controller's pass
+    assert cluster.deleted == []
+    ex.started()
+    assert cluster.deleted == ["q-0"]
+
+
 def test_a_restarted_operator_reaches_the_same_decision_without_a_second_event() -> None:
     cluster, events = DeletingCluster(jobs=[running_job("q-0")], pods=[job_pod(code=0, at=T0 + 100)]), Events()
     first = executor(cluster, events)
