@@ -165,10 +165,27 @@ def kill_controller(proc: subprocess.Popen[Any], how: str, out: Path) -> set[str
             pass
     proc.wait()
     if how == "all":
-        # SIGKILL is delivered at once, but a loaded machine may take a while to run the
-        # killed processes to their exit: "killed with the run" means gone, not dying.
-        deadline = time.monotonic() + 10
-        while trial_pids(out) and time.monotonic() < deadline:
+        # "Killed with the run" means gone. A loaded machine may take a while to run killed
+        # processes to their exit, and a trial whose supervisor was forking at the kill (its
+        # own session, not yet in a pid file or ledger) starts after it: kill those too,
+        # until none has been seen for a moment.
+        deadline, quiet_since = time.monotonic() + 10, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 0.5:
+            late = set(trial_pids(out))
+            for p in (out / "trials").glob("*/pid"):
+                try:
+                    late.add(int(p.read_text()))
+                except (ValueError, OSError):
+                    pass
+            late = {pid for pid in late if alive(pid)}
+            for pid in late:
+                try:
+                    if os.getpgid(pid) != os.getpgid(0):  # never the test's own group (a reused pid)
+                        os.killpg(os.getpgid(pid), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if late:
+                quiet_since = time.monotonic()
             time.sleep(0.02)
     return victims
 
