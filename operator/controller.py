@@ -23,6 +23,7 @@ from autotune_operator.decide import (
     Phase,
     attempt_since,
     decide,
+    experiment_stop_before_restart,
     final_pending,
     is_overdue_reason,
     overdue_reason,
@@ -153,10 +154,15 @@ class ExperimentController:
         running = self.executor.active()
         # Trials a crashed controller may have been stopping: where their workload is gone, they
         # end with that stop's reason (an overdue one FAILED), and are not started again.
+        # And where the experiment was already stopping its trials (TIMEOUT, goal, ERROR), by
+        # the same rules a pass acts on, those trials end with the experiment's reason.
         summary = self.client.summary(self.exp_id)
+        trials = self.client.trials(self.exp_id)
         stops = stopped_before_restart(summary["stopRequested"], summary.get("runningSince") or {}, self.clock(),
-                                       self.limits.max_trial_seconds)
-        for t in self.client.trials(self.exp_id):
+                                       self.limits.max_trial_seconds,
+                                       experiment_stop_before_restart(self.limits, self._observe(summary), self.goal),
+                                       [t["name"] for t in trials if t["state"] in ("WAITING", "RUNNING")])
+        for t in trials:
             if t["state"] in ("WAITING", "RUNNING") and t["name"] not in running:
                 # Left over from a crashed controller: start it again (or adopt it: launch is idempotent).
                 info = t.get("info") or {}
@@ -218,27 +224,7 @@ class ExperimentController:
                 self.state.overdue[tid] = overdue_reason(limit)
                 self.executor.kill(tid, self.state.overdue[tid])
         counts = summary["trials"]
-        active = counts["waiting"] + counts["running"]
-        finals = summary.get("finalTrials") or []
-        final_active = sum(1 for f in finals if f["state"] in ("WAITING", "RUNNING"))
-        last_failure = summary.get("lastFailure") or {}
-        best = summary.get("bestTrial") or {}
-        obs = Observed(
-            elapsed=self.clock() - self.state.created - self.state.paused,
-            issued=counts["total"] - len(finals),
-            active=active - final_active,
-            exhausted=self.state.exhausted,
-            error=self.state.error,
-            failed=counts["failed"] - sum(1 for f in finals if f["state"] == "FAILED"),
-            last_failure=f"{last_failure['name']}: {last_failure['message']}" if last_failure else "",
-            final_issued=len(finals),
-            final_active=final_active,
-            final_pending=(final_pending([c["parameters"] for c in _chosen(summary)], [f["parameters"] for f in finals])
-                           if self.limits.final_training else None),  # a pass's JSON work only when it matters
-            best=best.get("value"),
-            best_name=best.get("name", ""),
-        )
-        d = decide(self.limits, obs, self.goal)
+        d = decide(self.limits, self._observe(summary), self.goal)
         # 3. Act.
         if d.stop_active:
             for tid in self.executor.active() - self.state.stopping:
@@ -266,6 +252,30 @@ class ExperimentController:
         if d.finished and self.state.completion is None:
             self.state.completion = self.clock()
         return d
+
+    def _observe(self, summary: dict[str, Any]) -> Observed:
+        """What decide() sees: the tuner server's summary, the experiment's time, the tuner's state."""
+        counts = summary["trials"]
+        active = counts["waiting"] + counts["running"]
+        finals = summary.get("finalTrials") or []
+        final_active = sum(1 for f in finals if f["state"] in ("WAITING", "RUNNING"))
+        last_failure = summary.get("lastFailure") or {}
+        best = summary.get("bestTrial") or {}
+        return Observed(
+            elapsed=self.clock() - self.state.created - self.state.paused,
+            issued=counts["total"] - len(finals),
+            active=active - final_active,
+            exhausted=self.state.exhausted,
+            error=self.state.error,
+            failed=counts["failed"] - sum(1 for f in finals if f["state"] == "FAILED"),
+            last_failure=f"{last_failure['name']}: {last_failure['message']}" if last_failure else "",
+            final_issued=len(finals),
+            final_active=final_active,
+            final_pending=(final_pending([c["parameters"] for c in _chosen(summary)], [f["parameters"] for f in finals])
+                           if self.limits.final_training else None),  # a pass's JSON work only when it matters
+            best=best.get("value"),
+            best_name=best.get("name", ""),
+        )
 
     def _ended(self, ex: TrialExit) -> None:
         """Record a trial's end, after reading all it printed (spec.metricsCollector): its last

@@ -108,17 +108,32 @@ EARLY_STOP_REASON = "stopped early by the assessor"
 
 
 def stopped_before_restart(stop_requested: Collection[str], running_since: Mapping[str, float], now: float,
-                           limit: int | None) -> dict[str, str]:
+                           limit: int | None, experiment_stop: str | None = None,
+                           unfinished: Collection[str] = ()) -> dict[str, str]:
     """Trials an earlier controller may have stopped -> the stop's reason, for a restarted one
     to end, never start again, the trials whose workload it does not find running: an assessor
     asked (the tuner server keeps the request) or the trial is past maxTrialSeconds by the
     start the tuner server keeps and the limit now. The limit now, not the one of the stop: a
     workload gone leaves nothing else; a stop whose workload is still there says its own
     reason (the Kubernetes executor's stop annotation), which wins. A trial stopped by an
-    assessor is not timed (as in ``step``: its stop comes first)."""
-    out = {tid: overdue_reason(limit) for tid in overdue_trials(running_since, now, limit)} if limit is not None else {}
+    assessor is not timed (as in ``step``: its stop comes first). ``experiment_stop``
+    (:func:`experiment_stop_before_restart`): the experiment stops all its trials, so every
+    trial of ``unfinished`` (the tuner server's waiting and running ones) not stopped for its
+    own reason is stopped with that one (as in ``step``: its own stops come first)."""
+    out = {tid: experiment_stop for tid in unfinished} if experiment_stop is not None else {}
+    out.update({tid: overdue_reason(limit) for tid in overdue_trials(running_since, now, limit)} if limit is not None else {})
     out.update({tid: EARLY_STOP_REASON for tid in stop_requested})
     return out
+
+
+def experiment_stop_before_restart(limits: Limits, obs: Observed, goal: Goal | None = None) -> str | None:
+    """Why the experiment stops its running trials (maxExecSeconds: TIMEOUT; objectiveGoal
+    reached; maxFailedTrialNum or an error: ERROR) by the state recorded at a restart, None
+    when it does not: the same :func:`decide` a pass acts on, so a restarted controller ends,
+    never starts again, the trials an earlier one stopped for it and died before recording
+    (their Job gone), with the message that one would have recorded."""
+    d = decide(limits, obs, goal)
+    return d.message if d.stop_active else None
 
 
 def attempt_since(running_since: Mapping[str, float], attempts: Mapping[str, float | None]) -> dict[str, float]:

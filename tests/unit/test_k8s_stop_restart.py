@@ -14,14 +14,15 @@ tests/e2e/test_operator_stop_restart.py.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kubernetes.client.rest import ApiException
 
 from autotune_operator.controller import ExperimentController
-from autotune_operator.decide import EARLY_STOP_REASON, overdue_reason, stopped_before_restart
+from autotune_operator.decide import (EARLY_STOP_REASON, Goal, Limits, Observed, experiment_stop_before_restart,
+                                      overdue_reason, stopped_before_restart)
 from autotune_operator.executors.kubernetes import STOP_ANNOTATION, KubernetesExecutor, stop_reason
 from autotune_operator.spec import validate_manifest
 from tests.unit.test_k8s_trial_start import Cluster, Events, executor, job
@@ -222,3 +223,66 @@ def test_a_trial_that_completed_while_no_operator_ran_succeeds_though_it_is_past
     t = engine.trial("q", tid)
     assert t.record.state.value == "SUCCEEDED" and t.record.value == 0.9, (t.record, t.message)
     assert events.emitted == [("TrialSucceeded", False)]
+
+
+# ----- trials the experiment itself stopped (maxExecSeconds, objectiveGoal, maxFailedTrialNum) -----
+
+def test_a_restart_finds_stopped_by_the_experiment_every_trial_an_experiment_past_its_stop_still_runs() -> None:
+    limits = Limits(max_trials=10, concurrency=2, max_seconds=100, max_failed=3)
+    running = Observed(elapsed=99, issued=4, active=2, failed=2)
+    assert experiment_stop_before_restart(limits, running) is None  # still searching: nothing stopped
+    timeout = experiment_stop_before_restart(limits, replace(running, elapsed=100))
+    assert timeout == "maxExecSeconds (100s) reached after 2 trial(s) ended"
+    assert experiment_stop_before_restart(limits, replace(running, failed=3, last_failure="t-1: boom")) == (
+        "maxFailedTrialNum (3) reached: 3 trial(s) failed; last: t-1: boom")
+    goal = Goal(0.9, maximize=True)
+    assert experiment_stop_before_restart(limits, replace(running, best=0.95, best_name="t-0"), goal) == (
+        "objectiveGoal (0.9) reached by t-0 (0.95)")
+    # Past its stop with nothing left running: nothing to stop (the experiment just ends).
+    assert experiment_stop_before_restart(limits, replace(running, elapsed=100, active=0)) is None
+    # Every unfinished trial gets the experiment's reason, unless stopped for its own first.
+    since = {"a": T0, "b": T0 + 50, "c": T0 + 50}
+    assert stopped_before_restart(["c"], since, T0 + 95, LIMIT, timeout, ["a", "b", "c", "d"]) == {
+        "a": overdue_reason(LIMIT), "b": timeout, "c": EARLY_STOP_REASON, "d": timeout}
+    assert stopped_before_restart([], since, T0 + 95, LIMIT, None, ["a", "b"]) == {"a": overdue_reason(LIMIT)}
+
+
+def test_a_trial_the_timed_out_experiment_stopped_whose_job_is_gone_ends_stopped_and_is_not_created_again(
+        tmp_path: Path) -> None:
+    """maxExecSeconds reached: the first operator stops the running trial (its Job deleted,
+    Background) and dies before recording its end; the next one ends it STOPPED with the
+    message the first would have recorded, without creating its Job again."""
+    cluster = Stopping()
+    engine = Engine(Store(tmp_path / "t.db"), clock=cluster.clock)
+    m = copy.deepcopy(MANIFEST)
+    m["spec"]["maxExecSeconds"] = 30  # under maxTrialSeconds (60): the experiment's stop, not the trial's
+
+    def run_operator() -> tuple[ExperimentController, Events]:
+        events = Events()
+        ex: KubernetesExecutor = executor(cluster, events)
+        return ExperimentController(validate_manifest(m), "q", InProcessClient(engine), ex, "http://x",
+                                    clock=cluster.clock), events
+
+    c, first_events = run_operator()
+    c.start()
+    c.step()
+    ((_, tid),) = [x for x in cluster.calls if x[0] == "create"]
+    cluster.pods.append(pod(tid, T0, [running(T0)]))
+    c.step()
+    assert engine.trial("q", tid).record.state.value == "RUNNING"
+    cluster.clock.now = T0 + 30
+    d = c.step()
+    why = "maxExecSeconds (30s) reached after 0 trial(s) ended"
+    assert d.phase.value == "TIMEOUT" and d.stop_active and d.message == why
+    assert cluster.calls[-2:] == [("patch", tid), ("delete", tid)] and cluster.jobs == []  # Job gone
+    assert engine.trial("q", tid).record.state.value == "RUNNING"  # the operator dies before its next pass
+    cluster.clock.now += 5
+    c2, events = run_operator()
+    c2.start()
+    d = c2.step()
+    t = engine.trial("q", tid)
+    assert t.record.state.value == "STOPPED" and t.message == why, (t.record, t.message)
+    assert [x for x in cluster.calls if x[0] == "create"] == [("create", tid)]  # never created again
+    stops = [e for e in first_events.emitted + events.emitted if e[0] != "TrialCreated"]
+    assert len(stops) <= 1 and events.emitted == []  # one stop Event at most, by the operator that stopped it
+    assert d.finished and d.phase.value == "TIMEOUT" and c2.status().trials.stopped == 1
