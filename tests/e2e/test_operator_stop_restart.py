@@ -11,7 +11,9 @@ test then SIGKILLs that operator and starts another, talking to the server direc
 - maxTrialSeconds, the Job kept while it stops (a finalizer, as a training job's operator
   keeps its job) and the limit raised meanwhile: FAILED with the message of the stop, which
   the Job carries (the stop-reason annotation);
-- a stop asked for the trial (the flag an assessor sets): EARLY_STOPPED, its last metric kept.
+- a stop asked for the trial (the flag an assessor sets): EARLY_STOPPED, its last metric kept;
+- the experiment's own stop (maxExecSeconds: TIMEOUT), the Job gone: STOPPED with the
+  experiment's message (decide.experiment_stop_before_restart, on the state recorded).
 """
 
 from __future__ import annotations
@@ -214,3 +216,26 @@ def test_a_trial_asked_to_stop_stays_early_stopped_with_its_last_metric_after_th
     evs = reasons(kube_cluster, ns, name)
     assert evs.count("TrialCreated") == 1 and evs.count("TrialEarlyStopped") == 1, evs
     assert jobs(kube_cluster, ns, name) == []
+
+
+def test_a_trial_the_timed_out_experiment_stopped_whose_job_is_gone_ends_stopped_after_the_operator_died(
+        kube_cluster, env):
+    ns, name = env["ns"], "timeout"
+    space = '{"x": {"_type": "choice", "_value": [1]}, "sleep": {"_type": "choice", "_value": [60]}}'
+    tid, uid = stop_then_die(kube_cluster, env, name, trial_experiment(
+        name, env["script"], max_trials=1, space=space, maxExecSeconds=10))  # (time for the trial to begin)
+    # The dead operator already wrote TIMEOUT (not finished: no completionTime); the next one finishes it.
+    op = operator(kube_cluster, env, f"{name}-2.log", proxied=False)
+    try:
+        st = wait_for(lambda: (get_experiment(kube_cluster, ns, name).get("status") or {}).get("completionTime")
+                      and get_experiment(kube_cluster, ns, name)["status"], 90, "the experiment finished")
+    finally:
+        op.stop()
+    assert st["phase"] == "TIMEOUT", st
+    t = the_trial(env, uid)
+    assert t["state"] == "STOPPED" and t["message"] == "maxExecSeconds (10s) reached after 0 trial(s) ended", t
+    assert st["trials"]["stopped"] == 1, st
+    # Not created again, and stopped once: one Job created (none now), one stop.
+    assert jobs(kube_cluster, ns, name) == []
+    evs = reasons(kube_cluster, ns, name)
+    assert evs.count("TrialCreated") == 1 and evs.count("TrialStopped") == 1, evs
