@@ -13,9 +13,6 @@ restarted controller's re-read sends it."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +25,15 @@ from tuner_server.history import TrialState
 from tuner_server.mlflow_names import run_id_of, tracking_uri
 from tuner_server.store import Store
 
-ADMIN = "admin-token-0123456789"
-SPACE = json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}})
+from tests.unit.dying_server import ADMIN, SPACE, dying_server, prepare
+
 ACCURACY = [0.5, 0.6, 0.7, 0.8]
 LOSS = [0.9, 0.7, 0.5, 0.3]
 
-# The dying server: a real tuner server (EmbeddedServer over the database) whose SQLite
-# connection exits the process when the transaction holding the n-th curve point (the n-th
-# INSERT into `intermediate`) is about to commit. The trace callback runs before SQLite
-# executes each statement, so that COMMIT never happens: as if the process were SIGKILLed.
-_DYING_SERVER = """
-import os, sys
-from tuner_server.embedded import EmbeddedServer
-from tuner_server.engine import Engine
-from tuner_server.store import Store
-
-db, admin, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
-store = Store(db)
-engine = Engine(store)
+# Exit when the transaction holding the n-th curve point (the n-th INSERT into
+# `intermediate`) is about to commit: that COMMIT never happens.
+_HOOK = """
+nth = int(args[0])
 points = 0
 
 def hook(sql: str) -> None:
@@ -54,25 +42,7 @@ def hook(sql: str) -> None:
         points += 1
     elif sql == "COMMIT" and points == nth:
         os._exit(137)
-
-store._db.set_trace_callback(hook)
-with EmbeddedServer(engine, admin) as srv:
-    print(srv.url, flush=True)
-    sys.stdin.read()
 """
-
-
-def _prepare(db: Path) -> tuple[str, str]:
-    """An experiment with one running trial; (its token, the trial's id)."""
-    store = Store(db)
-    engine = Engine(store)
-    cfg = ExperimentConfig.model_validate({"searchSpace": SPACE, "tuner": {"name": "Random"}, "primaryMetric": "accuracy"})
-    h = engine.register("exp", "exp", cfg)
-    a = engine.suggest("exp")
-    assert isinstance(a, Assignment)
-    engine.started("exp", a.trial_id)
-    store.close()
-    return h.stored.token, a.trial_id
 
 
 def _mlflow_call(trial_id: str) -> tuple[str, dict[str, Any]]:
@@ -100,26 +70,17 @@ def _post(url: str, body: dict[str, Any], token: str) -> httpx.Response:
 
 def _kill_during(db: Path, nth: int, url: str, body: dict[str, Any], token: str) -> None:
     """Send the call to a server that dies before committing the nth curve point."""
-    proc = subprocess.Popen([sys.executable, "-c", _DYING_SERVER, str(db), ADMIN, str(nth)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        base = proc.stdout.readline().strip()
-        assert base.startswith("http://"), f"the tuner server did not start (exit {proc.poll()})"
+    with dying_server(db, _HOOK, str(nth)) as (proc, base):
         with pytest.raises(httpx.TransportError):  # no answer: the client will retry
             _post(url.replace("{url}", base), body, token)
         assert proc.wait(timeout=30) == 137, "the server was meant to die before the point's commit"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.parametrize("nth", [1, 3])
 @pytest.mark.parametrize("path", ["mlflow", "collected"])
 def test_a_server_killed_before_a_points_commit_loses_no_point(tmp_path: Path, path: str, nth: int) -> None:
     db = tmp_path / "t.db"
-    exp_token, trial_id = _prepare(db)
+    exp_token, trial_id = prepare(db)
     url, body = (_mlflow_call if path == "mlflow" else _collected_call)(trial_id)
     token = exp_token if path == "mlflow" else ADMIN
     _kill_during(db, nth, url, body, token)

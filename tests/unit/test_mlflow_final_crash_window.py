@@ -11,13 +11,10 @@ and the trial ended with an old value. Here a real tuner-server process dies jus
 just after, each commit of a script's calls (``os._exit`` from SQLite's statement trace, a
 hook only this test installs: as a SIGKILL would); a new server on the same database gets the
 unanswered call again and the rest, as the MLflow client's retry and the script send them.
-(The same dying-server approach as tests/unit/test_metric_crash_window.py.)"""
+(tests/unit/dying_server.py; the same approach as tests/unit/test_metric_crash_window.py.)"""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +22,20 @@ import httpx
 import pytest
 
 from tuner_server.embedded import EmbeddedServer
-from tuner_server.engine import Assignment, Engine, ExperimentConfig
+from tuner_server.engine import Engine
 from tuner_server.history import TrialState
 from tuner_server.mlflow_names import run_id_of, tracking_uri
 from tuner_server.store import Store
 
-ADMIN = "admin-token-0123456789"
-SPACE = json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}})
+from tests.unit.dying_server import ADMIN, dying_server, prepare
+
 API = "/api/2.0/mlflow/"
 COMMITS = 7  # the script's calls below make 7 commits (each final result one, with its event)
 
-# The dying server: a real tuner server whose SQLite connection exits the process just
-# before the n-th COMMIT ("before": that transaction never commits) or at the first statement
-# after it ("after": it committed, nothing later did).
-_DYING_SERVER = """
-import os, sys
-from tuner_server.embedded import EmbeddedServer
-from tuner_server.engine import Engine
-from tuner_server.store import Store
-
-db, admin, nth, where = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-store = Store(db)
-engine = Engine(store)
+# Exit just before the n-th COMMIT ("before": that transaction never commits) or at the first
+# statement after it ("after": it committed, nothing later did).
+_HOOK = """
+nth, where = int(args[0]), args[1]
 commits = 0
 
 def hook(sql: str) -> None:
@@ -57,25 +46,7 @@ def hook(sql: str) -> None:
         commits += 1
         if commits == nth and where == "before":
             os._exit(137)
-
-store._db.set_trace_callback(hook)
-with EmbeddedServer(engine, admin) as srv:
-    print(srv.url, flush=True)
-    sys.stdin.read()
 """
-
-
-def _prepare(db: Path) -> tuple[str, str]:
-    """An experiment with one running trial; (its token, the trial's id)."""
-    store = Store(db)
-    engine = Engine(store)
-    cfg = ExperimentConfig.model_validate({"searchSpace": SPACE, "tuner": {"name": "Random"}, "primaryMetric": "accuracy"})
-    h = engine.register("exp", "exp", cfg)
-    a = engine.suggest("exp")
-    assert isinstance(a, Assignment)
-    engine.started("exp", a.trial_id)
-    store.close()
-    return h.stored.token, a.trial_id
 
 
 def _script(trial_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -107,21 +78,13 @@ def _send(base: str, trial_id: str, calls: list[tuple[str, dict[str, Any]]], tok
                          + [(n, "after") for n in range(1, COMMITS)])
 def test_a_server_killed_at_any_commit_still_takes_values_logged_after_finished(tmp_path: Path, nth: int, where: str) -> None:
     db = tmp_path / "t.db"
-    token, trial_id = _prepare(db)
+    token, trial_id = prepare(db)
     calls = _script(trial_id)
-    proc = subprocess.Popen([sys.executable, "-c", _DYING_SERVER, str(db), ADMIN, str(nth), where],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        base = proc.stdout.readline().strip()
-        assert base.startswith("http://"), f"the tuner server did not start (exit {proc.poll()})"
+    with dying_server(db, _HOOK, str(nth), where) as (proc, base):
         unanswered = _send(base, trial_id, calls, token)
+        assert proc.stdin is not None
         proc.stdin.close()
         assert proc.wait(timeout=30) == 137, f"the server was meant to die {where} commit {nth}"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
     engine = Engine(Store(db))  # the restarted server
     # Whatever commit the kill stopped at, every final result has its mlflow_final event.
