@@ -2,7 +2,7 @@
 
 Usage: python bench/tfevents_speed.py [--scalars 200000] [--images 200] [--image-mb 1] [--repeat 3]
 
-Writes two event files (with its own small writer, valid CRCs):
+Writes two event files (with the tests' event-file encoder, valid CRCs):
 - scalar-only: --scalars scalars, one event each, TF1 simple_value and TF2 tensor alternating;
 - image-heavy: --images image records of --image-mb MB each (TF1 Image and TF2 image
   tensors alternating), with an event of two scalars after every tenth image;
@@ -43,24 +43,18 @@ if "--child-pure-crc" in sys.argv:
     hide_c_crc()
 
 from autotune_operator.metric_files import FileSource, read_new  # noqa: E402
-from autotune_operator.tfevents import (CRC_IMPLEMENTATION, HEADER_BYTES, crc32c_python, event_scalars,  # noqa: E402
+from autotune_operator.tfevents import (CRC_IMPLEMENTATION, DT_FLOAT, HEADER_BYTES, crc32c_python, event_scalars,  # noqa: E402
                                         masked_crc32c)
 
-# ----- a small event-file writer (the layouts of operator/tfevents.py's module doc) -----
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
+from tests.unit import tfevent_writer as w  # noqa: E402
 
 
-def varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def ld(number: int, payload: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
+# ----- event-file writing: the tests' encoder (tests/unit/tfevent_writer.py), written apart
+# from the decoder under test; records framed here with the fast CRC (the writer's own CRC is
+# bit-by-bit, far too slow for hundreds of megabytes) -----
+ld = w.length_delimited
+varint = w.varint
 
 
 def record(payload: bytes) -> bytes:
@@ -69,17 +63,15 @@ def record(payload: bytes) -> bytes:
 
 
 def event(step: int, *values: bytes) -> bytes:
-    summary = b"".join(ld(1, v) for v in values)
-    return (varint(1 << 3 | 1) + struct.pack("<d", 1.7e9 + step) + varint(2 << 3) + varint(step) + ld(5, summary))
+    return w.event(step, *values, wall_time=1.7e9 + step)
 
 
 def tf1_scalar(tag: str, v: float) -> bytes:
-    return ld(1, tag.encode()) + varint(2 << 3 | 5) + struct.pack("<f", v)
+    return w.simple_value(tag, v)
 
 
 def tf2_scalar(tag: str, v: float) -> bytes:
-    tensor = varint(1 << 3) + varint(1) + ld(2, b"") + ld(5, struct.pack("<f", v))  # DT_FLOAT, shape []
-    return ld(1, tag.encode()) + ld(9, ld(1, ld(1, b"scalars"))) + ld(8, tensor)
+    return w.tensor_value(tag, w.tensor(DT_FLOAT, float_val=[v]))
 
 
 def tf1_image(tag: str, png: bytes) -> bytes:
