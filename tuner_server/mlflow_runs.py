@@ -693,6 +693,9 @@ def _metric(m: Any) -> tuple[str, LoggedMetric]:
         value = float(v)  # "NaN"/"Infinity" strings are protobuf JSON's non-finite doubles
     except (TypeError, ValueError):
         raise invalid(f"metric '{key}' value must be a number, got {v!r}"[:200]) from None
+    except OverflowError:  # an integer beyond any double (float() of it raised: a 500)
+        raise invalid(f"metric '{key}' value must be a number a double can hold, got {str(v)[:20]}... "
+                      f"({len(str(v))} digits)") from None
     return key, LoggedMetric(value, _int(m.get("timestamp"), "timestamp", 0), _int(m.get("step"), "step", 0))
 
 

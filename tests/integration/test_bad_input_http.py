@@ -173,3 +173,28 @@ def test_import_refuses_non_finite_curves_and_times(server: ServerProcess, field
                        headers={"Content-Type": "application/json"})
         assert r.status_code == 422, r.text
         assert [e["loc"][:6] for e in r.json()["detail"]][0][:6] == ["body", "sources", 0, "trials", 0, field]
+
+
+@pytest.mark.parametrize("call, body", [
+    ("log-metric", '{{"run_id": "{run}", "key": "acc", "value": {big}, "timestamp": 1, "step": 0}}'),
+    ("log-metric", '{{"run_id": "{run}", "key": "acc", "value": -{big}, "timestamp": 1, "step": 0}}'),
+    ("log-batch", '{{"run_id": "{run}", "metrics": [{{"key": "acc", "value": {big}, "timestamp": 1, "step": 0}}]}}'),
+])
+def test_mlflow_metric_beyond_float_range_is_400_not_500(server: ServerProcess, call: str, body: str) -> None:
+    """float(10**400) raises OverflowError, which the MLflow routes did not catch: a 500 and a
+    reset connection for a trial's MLflow client, instead of MLflow's error naming the metric."""
+    token = register(server)
+    trial = started_trial(server)
+    base = f"/mlflow/e1/{trial}/api/2.0/mlflow/runs/"
+    with server.client(token=token) as own:
+        r = own.post(base + call, content=body.format(run=trial, big=BIG).encode(),
+                     headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "metric 'acc' value must be a number a double can hold" in r.json()["message"]
+        assert len(r.text) < 2000  # the 401-digit number is not echoed back whole
+        # Nothing was kept, and the run still takes a good value.
+        assert own.post(base + "log-metric", json={"run_id": trial, "key": "acc", "value": 0.5, "timestamp": 1,
+                                                   "step": 0}).status_code == 200
+        metrics = own.get(base.replace("runs/", "runs/get"), params={"run_id": trial}).json()["run"]["data"]["metrics"]
+        assert [(m["key"], m["value"]) for m in metrics] == [("acc", 0.5)]
