@@ -108,6 +108,8 @@ ClassArgs = Annotated[dict[str, Any], BeforeValidator(_class_args)]
 def _not_bool(v: Any) -> Any:
     if isinstance(v, bool):  # pydantic would read true as 1: 'maxExecSeconds: true' ended the run after 1 s
         raise ValueError("must be an integer, not a boolean")
+    if isinstance(v, str):  # pydantic would read '4' as 4, which the CRD (type: integer) refuses
+        raise ValueError("must be a valid integer, not a string (write the number unquoted)")
     return v
 
 

@@ -36,6 +36,7 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
     "old,new,expect",
     [
         ("maxTrialNum: 50", "maxTrialNum: 0", "spec.maxTrialNum"),
+        ("maxTrialNum: 50", 'maxTrialNum: "50"', "spec.maxTrialNum in body must be of type integer"),
         ("trialConcurrency: 3", "trialConcurrency: 0", "spec.trialConcurrency"),
         ("type: tensorflow", "type: mxnet", "spec.trainingConfig.type"),
         ("builtinTunerName: TPE", "builtinTunerName: NoSuchTuner", "spec.tuner.builtinTunerName"),
