@@ -667,9 +667,14 @@ def _int(v: Any, name: str, default: int) -> int:
     try:
         if isinstance(v, bool):
             raise ValueError
-        return int(v)
+        n = int(v)
     except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON Infinity (int() of it was a 500)
         raise invalid(f"{name} must be an integer, got {v!r}"[:200]) from None
+    # MLflow's steps and timestamps are int64: a larger step was kept, newer than any real one,
+    # and froze the run's latest value (and the trial's curve) at it.
+    if not -(2**63) <= n < 2**63:
+        raise invalid(f"{name} must be an integer that fits in 64 bits (as in MLflow), got {str(n)[:24]}...")
+    return n
 
 
 def _time(v: Any, name: str) -> int | None:

@@ -198,3 +198,24 @@ def test_mlflow_metric_beyond_float_range_is_400_not_500(server: ServerProcess, 
                                                    "step": 0}).status_code == 200
         metrics = own.get(base.replace("runs/", "runs/get"), params={"run_id": trial}).json()["run"]["data"]["metrics"]
         assert [(m["key"], m["value"]) for m in metrics] == [("acc", 0.5)]
+
+
+@pytest.mark.parametrize("field", ["step", "timestamp"])
+def test_mlflow_step_or_timestamp_beyond_int64_is_refused(server: ServerProcess, field: str) -> None:
+    """MLflow's steps and timestamps are int64 (its own server refuses larger ones). AutoTune
+    kept a step of 10**30: newer than any real step, it froze the run's latest value and the
+    trial's curve, so every later epoch's value was ignored and the final result was stale."""
+    token = register(server)
+    trial = started_trial(server)
+    base = f"/mlflow/e1/{trial}/api/2.0/mlflow/runs/"
+    with server.client(token=token) as own:
+        bad = {"run_id": trial, "key": "acc", "value": 0.1, "timestamp": 1, "step": 0, field: 10**30}
+        r = own.post(base + "log-metric", json=bad)
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert f"{field} must be an integer" in r.json()["message"] and "fits in 64 bits" in r.json()["message"]
+        for step, value in ((0, 0.5), (1, 0.7)):
+            assert own.post(base + "log-metric", json={"run_id": trial, "key": "acc", "value": value, "timestamp": 1,
+                                                       "step": step}).status_code == 200
+        metrics = own.get(base + "get", params={"run_id": trial}).json()["run"]["data"]["metrics"]
+        assert [(m["key"], m["value"], m["step"]) for m in metrics] == [("acc", 0.7, 1)]
