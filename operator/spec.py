@@ -146,7 +146,7 @@ class FinalTrainingSpec(_Model):
     """AutoTune extension (seed 000's "fullytrain"): after a search that ended DONE, rerun
     the best configuration (each of the Pareto front with spec.objectives) once more."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)  # strict: pydantic read 'false' or 0 as False; the CRD refuses both
     # Epochs for the rerun (AUTOTUNE_BUDGET); default: the advisor's largest budget, or
     # none with a plain tuner (the script trains its own full epochs).
     budget: Int | None = Field(default=None, ge=1)
