@@ -379,7 +379,7 @@ class ExperimentSpec(_Model):
     seed: Int = Field(default=0, ge=0)
     # AutoTune extension: several objectives, each a key of the reported metric dict with
     # its own direction (then no optimize_mode anywhere). Absent: one objective, as in NNI.
-    objectives: list[Objective] | None = None
+    objectives: list[Objective] | None = Field(default=None, max_length=8)  # the CRD's maxItems
     # Azure ML's primary_metric (AutoTune extension): the metric a trial logs through MLflow
     # (mlflow.log_metric) that is the objective; README "Your training script".
     primaryMetric: str | None = Field(default=None, min_length=1, max_length=250)

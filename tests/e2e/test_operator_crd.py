@@ -39,6 +39,8 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
         ("maxTrialNum: 50", 'maxTrialNum: "50"', "spec.maxTrialNum in body must be of type integer"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  finalTraining: {enabled: 'false'}\n",
          "spec.finalTraining.enabled in body must be of type boolean"),
+        ("  tuner:\n    builtinTunerName: TPE\n", "  objectives: [" + ", ".join(f"{{name: m{i}, optimizeMode: maximize}}"
+         for i in range(9)) + "]\n  tuner:\n    builtinTunerName: MOTPE\n", "spec.objectives: Too many: 9"),
         ("trialConcurrency: 3", "trialConcurrency: 0", "spec.trialConcurrency"),
         ("type: tensorflow", "type: mxnet", "spec.trainingConfig.type"),
         ("builtinTunerName: TPE", "builtinTunerName: NoSuchTuner", "spec.tuner.builtinTunerName"),
