@@ -39,3 +39,48 @@ def test_grid_of_a_qnormal_with_a_coarse_q_ends_without_evaluating_millions_of_p
     else:
         pytest.fail("the grid did not end")
     assert sorted((h.parameters["x"], h.parameters["c"]) for h in hist) == [(0, "a"), (0, "b")]
+
+
+SMALL = {"lr": {"_type": "choice", "_value": [0.1, 0.01, 0.001, 0.0001]}}  # 4 configs
+
+
+@pytest.mark.parametrize("name,args", [
+    ("SuccessiveHalving", {"optimize_mode": "maximize"}),  # rung 0 wants 81 configs
+    ("Hyperband", {"optimize_mode": "maximize", "R": 27}),
+    ("BOHB", {"optimize_mode": "maximize", "max_budget": 27}),
+    ("BOSS", {"optimize_mode": "maximize", "R": 27}),
+])
+def test_bracket_advisor_on_a_space_smaller_than_its_first_rung_promotes_the_best(name, args):
+    # With every config of a small space started, the bracket asked for a new one, the
+    # space was used up and the advisor said NoMoreTrials: the operator takes that as
+    # final, so nothing was ever promoted and the experiment ended DONE with only
+    # min-budget results. The first rung now closes with the configs it has.
+    from tuner_server.advisors import create_advisor
+    from tuner_server.tuners import TryLater
+
+    a = create_advisor(name, parse_search_space(SMALL), args, 0)
+    hist: list[TrialRecord] = []
+
+    def ask() -> None:
+        p = a.propose(hist, np.random.default_rng(len(hist)))
+        hist.append(TrialRecord(len(hist), f"t{len(hist)}", p.parameters, budget=p.budget, info=p.info))
+
+    for _ in range(4):
+        ask()  # all four running at once
+    with pytest.raises(TryLater):  # not NoMoreTrials: promotions are still to come
+        ask()
+    for _ in range(40):
+        for t in hist:
+            if not t.state.ended:
+                t.state, t.value = TrialState.SUCCEEDED, -abs(t.parameters["lr"] - 0.01) + 0.001 * (t.budget or 0)
+        try:
+            ask()
+        except TryLater:
+            continue
+        except NoMoreTrials:
+            break
+    else:
+        pytest.fail("never ended")
+    top = max(t.budget or 0 for t in hist)
+    assert top == a.max_budget
+    assert {t.parameters["lr"] for t in hist if t.budget == top} == {0.01}

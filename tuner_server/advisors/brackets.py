@@ -51,14 +51,20 @@ Step = New | Promote | Wait | Done
 Selector = Callable[[Sequence[Run], int, int], list[int]]
 
 
-def bracket_step(plan: BracketPlan, runs: Sequence[Run], select: Selector) -> Step:
-    """What this bracket needs next, from its runs alone."""
+def bracket_step(plan: BracketPlan, runs: Sequence[Run], select: Selector, exhausted: bool = False) -> Step:
+    """What this bracket needs next, from its runs alone. ``exhausted``: the search space
+    has no config left to start, so rung 0 closes with the configs it has (none: Done) and
+    later rungs shrink in proportion; otherwise a small finite space never got past rung 0."""
+    n0 = len({r.config for r in runs if r.rung == 0})
+    short = exhausted and n0 < plan.sizes[0]
     for k in range(len(plan.sizes)):
         at_k = [r for r in runs if r.rung == k]
         if k == 0:
-            target = plan.sizes[0]
+            target = n0 if short else plan.sizes[0]
         else:
             target = min(plan.sizes[k], len({r.config for r in runs if r.rung == k - 1}))
+            if short:
+                target = min(target, max(1, plan.sizes[k] * n0 // plan.sizes[0]))
         if len(at_k) < target:
             if k == 0:
                 return New()
@@ -77,18 +83,22 @@ def plan_next(
     select: Selector,
     parallel: bool,
     max_brackets: int | None,
+    exhausted: bool = False,
 ) -> tuple[int, Step]:
     """Which bracket acts next and how. Brackets run in order; with ``parallel`` a bracket
     that waits lets the next one start (NNI's ``exec_mode: parallelism``); with serial
     execution the experiment waits. Returns ``(bracket, Wait())`` when all must wait and
-    ``(n, Done())`` when ``max_brackets`` brackets have all ended."""
+    ``(n, Done())`` when ``max_brackets`` brackets have all ended, or when the space is
+    ``exhausted`` and the brackets that got configs have all ended."""
     by_bracket: dict[int, list[Run]] = {}
     for r in runs:
         by_bracket.setdefault(r.bracket, []).append(r)
     waiting: int | None = None
     i = 0
     while max_brackets is None or i < max_brackets:
-        step = bracket_step(plan_of(i), by_bracket.get(i, []), select)
+        if exhausted and i not in by_bracket:
+            break  # no config left to start this bracket with (nor any later one)
+        step = bracket_step(plan_of(i), by_bracket.get(i, []), select, exhausted)
         if isinstance(step, (New, Promote)):
             return i, step
         if isinstance(step, Wait):
@@ -129,7 +139,8 @@ class BracketAdvisor(Advisor):
 
     def propose(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> Proposal:
         runs = runs_of(history)
-        bracket, step = plan_next(runs, self.plan, self.selector(), self.exec_mode == "parallelism", self.max_brackets)
+        bracket, step = plan_next(runs, self.plan, self.selector(), self.exec_mode == "parallelism", self.max_brackets,
+                                  self.space_exhausted(history))
         plan = self.plan(bracket)
         if isinstance(step, New):
             return self.proposal(runs, bracket=bracket, rung=0, config=None, budget=plan.budgets[0],
@@ -140,4 +151,7 @@ class BracketAdvisor(Advisor):
                                  budget=plan.budgets[step.rung], parameters=params)
         if isinstance(step, Wait):
             raise TryLater(f"bracket {bracket} of {self.name} waits for its rung to end")
+        if self.max_brackets is None or bracket < self.max_brackets:
+            raise NoMoreTrials(f"all {self.space.cardinality()} configurations of the search space were tried "
+                               f"and the {bracket} bracket(s) of {self.name} ended")
         raise NoMoreTrials(f"all {self.max_brackets} bracket(s) of {self.name} ended")
