@@ -234,10 +234,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             if server is not None and args.ui:
                 _keep_ui_open(server, status)
         except KeyboardInterrupt:
-            status = controller.interrupt("interrupted by the user; run the same command again to continue")
+            status = controller.interrupt("interrupted by the user; it runs again, with the same parameters, "
+                                          "when the same command is run again")
             on_status(status)
             progress.close()
-            print(f"autotune: interrupted; every trial process was stopped. Results in {out}", file=sys.stderr)
+            print(f"autotune: interrupted; every trial process was stopped, and the trials it stopped run again when "
+                  f"the same command is run again. Results in {out}", file=sys.stderr)
             return EXIT_INTERRUPTED
         except (Conflict, TunerServerError) as e:
             progress.close()

@@ -30,7 +30,7 @@ from autotune_operator.decide import (
     overdue_trials,
     stopped_before_restart,
 )
-from autotune_operator.executors.base import Executor, TrialExit, TrialLaunch, trial_env
+from autotune_operator.executors.base import Executor, StopCause, TrialExit, TrialLaunch, trial_env
 from autotune_operator.log_metrics import Collected
 from autotune_operator.metric_parsers import MetricParser, parser_for, why_no_objective
 from autotune_operator.spec import Experiment
@@ -216,20 +216,20 @@ class ExperimentController:
         for tid in summary["stopRequested"]:
             if tid not in self.state.stopping:
                 self.state.stopping.add(tid)
-                self.executor.kill(tid, EARLY_STOP_REASON)
+                self.executor.kill(tid, EARLY_STOP_REASON, StopCause.ASSESSOR)
         limit = self.limits.max_trial_seconds
         since = attempt_since(summary.get("runningSince") or {}, self.executor.attempt_starts())
         for tid in overdue_trials(since, self.clock(), limit):
             if tid not in self.state.stopping and tid not in self.state.overdue and tid not in self.state.draining:
                 self.state.overdue[tid] = overdue_reason(limit)
-                self.executor.kill(tid, self.state.overdue[tid])
+                self.executor.kill(tid, self.state.overdue[tid], StopCause.OVERDUE)
         counts = summary["trials"]
         d = decide(self.limits, self._observe(summary), self.goal)
         # 3. Act.
         if d.stop_active:
             for tid in self.executor.active() - self.state.stopping:
                 self.state.stopping.add(tid)
-                self.executor.kill(tid, d.message)
+                self.executor.kill(tid, d.message, StopCause.EXPERIMENT)
         issued = counts["total"]
         self.state.tuner_waiting = False
         for _ in range(d.launch):
@@ -289,7 +289,21 @@ class ExperimentController:
         readable = r is not None and r.read
         # Stopped for maxTrialSeconds by this run, or by a run that died before the trial
         # exited (the executor kept the stop's reason): a failure of the trial either way.
-        overdue = self.state.overdue.get(ex.trial_id) or (ex.message if ex.killed and is_overdue_reason(ex.message) else None)
+        # The executor's cause when it kept one; else the reason's text (a Kubernetes stop
+        # annotation, a stop recomputed at a restart: decide.stopped_before_restart).
+        overdue = self.state.overdue.get(ex.trial_id) or (
+            ex.message if ex.killed and (ex.cause is StopCause.OVERDUE or (ex.cause is None and is_overdue_reason(ex.message)))
+            else None)
+        if ex.killed and ex.cause is StopCause.USER and overdue is None:
+            # An attempt the user interrupted (an earlier run's Ctrl-C that did not finish
+            # recording it): not a result; the trial runs again, as after a complete interrupt.
+            self._forget_log(ex.trial_id)
+            self.state.draining.pop(ex.trial_id, None)
+            self.state.stopping.discard(ex.trial_id)
+            if self.client.requeue(self.exp_id, ex.trial_id, ex.message or INTERRUPTED_MESSAGE) == "WAITING":
+                t = next(t for t in self.client.trials(self.exp_id) if t["name"] == ex.trial_id)
+                self._launch_or_fail(_assignment(t))
+            return
         killed = ex.killed or ex.trial_id in self.state.stopping
         since = self.state.draining.get(ex.trial_id, (ex, self.clock()))[1]
         if (not drained and readable and ex.exit_code == 0 and not killed and overdue is None
@@ -411,24 +425,42 @@ class ExperimentController:
             self.executor.wait(tick)
 
     def interrupt(self, reason: str) -> ExperimentStatus:
-        """Stop every running trial and record them as stopped (Ctrl-C)."""
+        """Stop every running trial (Ctrl-C). Their attempts are not results of their
+        configurations: each trial goes back to WAITING (Engine.requeue, saying so with
+        ``reason``) and runs again, under the same name, when the same command is run again.
+        A trial that ended by itself meanwhile, or that an assessor or maxTrialSeconds was
+        stopping, ends as it would have."""
         for tid in self.executor.active():
             self.state.stopping.add(tid)
-            self.executor.kill(tid, reason)
+            self.executor.kill(tid, reason, StopCause.USER)
         deadline = time.monotonic() + 15
         while self.executor.active() and time.monotonic() < deadline:
             self.executor.wait(0.2)
         for ex in [ex for ex, _ in self.state.draining.values()] + self.executor.poll():
-            self._collect(ex.trial_id, final=True)
-            self._forget_log(ex.trial_id)
-            self.client.end(self.exp_id, ex.trial_id, ex.exit_code, True, reason)
+            if ex.killed and ex.cause is StopCause.USER and ex.trial_id not in self.state.overdue:
+                self._forget_log(ex.trial_id)  # what it printed is the dropped attempt's
+                self.client.requeue(self.exp_id, ex.trial_id, reason)
+            else:
+                self.state.draining.pop(ex.trial_id, None)
+                self.state.stopping.discard(ex.trial_id)
+                self._ended(ex)
         self.state.draining.clear()
         for t in self.client.trials(self.exp_id):
-            if t["state"] in ("WAITING", "RUNNING"):
-                self.client.end(self.exp_id, t["name"], None, True, reason)
+            if t["state"] in ("WAITING", "RUNNING"):  # not started, or still not stopped: runs again too
+                self.client.requeue(self.exp_id, t["name"], reason)
         self.state.phase, self.state.message, self.state.reason = Phase.ERROR, reason, "Interrupted"
         self.state.completion = self.clock()
         return self.status()
+
+
+# A requeued trial's message when the stop that interrupted it left no reason.
+INTERRUPTED_MESSAGE = "interrupted by the user; it runs again when the experiment goes on"
+
+
+def _assignment(t: dict[str, Any]) -> Assignment:
+    """A trial of the tuner server's listing as an Assignment, to launch it (again)."""
+    info = t.get("info") or {}
+    return Assignment(t["name"], t["sequence"], t["parameters"], t.get("budget"), info.get("resume"), t.get("kind", "search"))
 
 
 def _chosen(summary: dict[str, Any]) -> list[dict[str, Any]]:

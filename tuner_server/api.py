@@ -95,6 +95,13 @@ class EndRequest(BaseModel):
     message: str | None = Field(default=None, max_length=4096)
 
 
+class RequeueRequest(BaseModel):
+    """A trial whose attempt the user interrupted: why, for its record (Engine.requeue)."""
+
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=4096)
+
+
 class StartRequest(BaseModel):
     """``at``: when the trial began running (epoch seconds), as its executor saw it (a pod's
     container startedAt); absent: now. An empty or absent body is an older client's "now"."""
@@ -280,6 +287,10 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     def end(exp_id: str, trial_id: str, body: EndRequest) -> dict[str, str]:
         with metrics.trial_end(engine, exp_id, trial_id):
             return {"state": engine.end(exp_id, trial_id, body.exitCode, body.killed, body.message).value}
+
+    @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/requeue", dependencies=[Admin])
+    def requeue(exp_id: str, trial_id: str, body: RequeueRequest) -> dict[str, str]:
+        return {"state": engine.requeue(exp_id, trial_id, body.message).value}
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/collected-metrics", dependencies=[Admin])
     def collected_metrics(exp_id: str, trial_id: str, body: CollectedRequest) -> dict[str, int]:

@@ -41,6 +41,7 @@ class TunerClient(Protocol):
     def started(self, exp_id: str, trial_id: str, at: float | None = None) -> None: ...
     def end(self, exp_id: str, trial_id: str, exit_code: int | None, killed: bool = False, message: str | None = None) -> str: ...
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None: ...
+    def requeue(self, exp_id: str, trial_id: str, message: str) -> str: ...
     def summary(self, exp_id: str) -> dict[str, Any]: ...
     def trials(self, exp_id: str) -> list[dict[str, Any]]: ...
     def final_trial(self, exp_id: str, sequence: int, parameters: dict[str, Any], budget: int | None) -> Assignment: ...
@@ -73,6 +74,10 @@ class InProcessClient:
 
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None:
         self.engine.request_stop(exp_id, trial_id, reason)
+
+    def requeue(self, exp_id: str, trial_id: str, message: str) -> str:
+        """The user interrupted the trial's attempt: WAITING again, to run anew (Engine.requeue)."""
+        return self.engine.requeue(exp_id, trial_id, message).value
 
     def summary(self, exp_id: str) -> dict[str, Any]:
         return self.engine.summary(exp_id)
@@ -227,6 +232,10 @@ class HttpClient:
 
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None:
         self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/stop", {"reason": reason})
+
+    def requeue(self, exp_id: str, trial_id: str, message: str) -> str:
+        """The user interrupted the trial's attempt: WAITING again, to run anew (Engine.requeue)."""
+        return self._call("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/requeue", {"message": message})["state"]
 
     def log_collected(self, exp_id: str, trial_id: str, metrics: Sequence[Mapping[str, Any]],
                       final: bool = False) -> int:

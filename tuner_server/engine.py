@@ -300,9 +300,12 @@ class Engine:
             if self._unloadable.pop(exp_id, None) is not None:
                 self.store.delete_experiment(exp_id)
             else:
-                self.get(exp_id)
-                self.store.delete_experiment(exp_id)
-                del self._experiments[exp_id]
+                # Under the experiment's lock: a suggestion or report in flight writes its row
+                # first and is deleted with the rest. Deleted under it, its row outlived the
+                # experiment and broke the next one registered under the id (sequence 0 taken).
+                with self.get(exp_id).lock:
+                    self.store.delete_experiment(exp_id)
+                    del self._experiments[exp_id]
         for hook in self.delete_hooks:
             hook(exp_id)
 
@@ -316,6 +319,8 @@ class Engine:
         """
         h = self.get(exp_id)
         with h.lock:
+            if self._experiments.get(exp_id) is not h:  # deleted while this waited for its lock
+                raise NotFound(f"no experiment '{exp_id}'")
             n = len(h.trials)
             if sequence is not None and sequence < n:
                 return Assignment.of(h.trials[sequence].record)
@@ -347,6 +352,8 @@ class Engine:
         ``sequence``; asking again for the same sequence returns the same trial."""
         h = self.get(exp_id)
         with h.lock:
+            if self._experiments.get(exp_id) is not h:  # deleted while this waited for its lock
+                raise NotFound(f"no experiment '{exp_id}'")
             n = len(h.trials)
             if sequence < n:
                 return Assignment.of(h.trials[sequence].record)
@@ -574,6 +581,31 @@ class Engine:
             rec.state, rec.value = state, value
             t.ended, t.exit_code, t.message = now, exit_code, message
             return state
+
+    def requeue(self, exp_id: str, trial_id: str, message: str) -> TrialState:
+        """The user interrupted the trial's attempt (Ctrl-C in local mode): it is not a result
+        of its configuration, so the trial goes back to WAITING, the attempt's curve and final
+        metric dropped, to run again under the same name when the experiment goes on. Never
+        ended, it counts toward neither maxTrialNum nor maxFailedTrialNum, and tuners see it
+        pending as before (its attempt's reports never reach their history twice). A trial an
+        assessor asked to stop ends EARLY_STOPPED instead (its stop was decided). Idempotent:
+        an ended trial keeps its state."""
+        h = self.get(exp_id)
+        with h.lock:
+            t = self.trial(exp_id, trial_id)
+            rec = t.record
+            if rec.state.ended:
+                return rec.state
+            if t.stop_requested:
+                return self.end(exp_id, trial_id, None, killed=True)
+            now = self.clock()
+            dropped = {"state": rec.state.value, "steps": len(rec.intermediate), "value": rec.value,
+                       "started": t.started}
+            self.store.requeue_trial(exp_id, trial_id, message, now, dropped)
+            rec.state, rec.value, rec.metrics, rec.values = TrialState.WAITING, None, None, None
+            rec.intermediate.clear()
+            t.stop_requested, t.created, t.started, t.ended, t.exit_code, t.message = False, now, None, None, None, message
+            return rec.state
 
     # ----- views -----
     def best(self, h: Hosted) -> StoredTrial | None:

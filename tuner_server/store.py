@@ -341,6 +341,24 @@ class Store:
             ],
         )
 
+    def requeue_trial(self, exp_id: str, trial_id: str, message: str, ts: float, dropped: Mapping[str, Any]) -> None:
+        """The trial's attempt was interrupted by the user: WAITING again, its curve, result,
+        times and stop request of that attempt dropped (the event keeps what was dropped, the
+        curve's points stay in their own events), created anew at ``ts`` so its MLflow run
+        starts anew too (mlflow_runs.py keys runs by the trial's creation)."""
+        self._tx(
+            exp_id,
+            trial_id,
+            "trial_requeued",
+            {"message": message, "dropped": dict(dropped)},
+            [
+                ("DELETE FROM intermediate WHERE exp_id = ? AND trial_id = ?", (exp_id, trial_id)),
+                ("UPDATE trials SET state = ?, value = NULL, metrics = NULL, stop_requested = 0, created = ?, started = NULL, "
+                 "ended = NULL, exit_code = NULL, message = ? WHERE exp_id = ? AND trial_id = ?",
+                 (TrialState.WAITING.value, ts, message, exp_id, trial_id)),
+            ],
+        )
+
     # ----- reads -----
     def experiments(self) -> Iterator[StoredExperiment]:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Collection, Mapping, Protocol
 
 from autotune_operator.spec import PLACEHOLDER
@@ -29,12 +30,25 @@ class TrialLaunch:
     stopped: str | None = None
 
 
+class StopCause(str, Enum):
+    """Why the experiment stopped a trial, as data (the reason's text is for people): the
+    local executor keeps it in kill.json, so a run started after the one that stopped the
+    trial died ends it as that one would have."""
+
+    OVERDUE = "overdue"  # maxTrialSeconds: the trial ends FAILED
+    ASSESSOR = "assessor"  # an early stop: EARLY_STOPPED
+    EXPERIMENT = "experiment"  # the experiment ends (maxExecSeconds, objectiveGoal, an error): STOPPED
+    USER = "user"  # Ctrl-C, SIGTERM, SIGHUP: the attempt is dropped and the trial runs again
+    SHUTDOWN = "shutdown"  # the executor shut down
+
+
 @dataclass(frozen=True)
 class TrialExit:
     trial_id: str
     exit_code: int | None
     killed: bool = False  # ended because the experiment killed it
     message: str | None = None
+    cause: StopCause | None = None  # why it was killed, when known as data (else only the message says)
 
 
 @dataclass(frozen=True)
@@ -77,7 +91,7 @@ class Executor(Protocol):
     def attempt_starts(self) -> Mapping[str, float | None]: ...
     def active(self) -> set[str]: ...
     def poll(self) -> list[TrialExit]: ...
-    def kill(self, trial_id: str, reason: str) -> None: ...
+    def kill(self, trial_id: str, reason: str, cause: StopCause | None = None) -> None: ...
     def wait(self, timeout: float) -> None: ...
     def shutdown(self) -> None: ...
 

@@ -28,7 +28,8 @@ from typing import Any, Callable, ClassVar
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch
+from autotune_operator.executors.base import LogChunk, StopCause, TrialExit, TrialLaunch
+from autotune_operator.relay_marks import Taken, take
 from autotune_operator.spec import API_GROUP, API_VERSION, KIND, ExperimentSpec
 from autotune_operator.workloads import (
     EXPERIMENT_LABEL,
@@ -41,8 +42,15 @@ from autotune_operator.workloads import (
 from autotune_operator.workloads.accelerators import AcceleratorPolicy
 from autotune_operator.workloads.common import TOKEN_KEY, Owner
 from autotune_operator.workloads.metrics_sidecar import SIDECAR, uses_sidecar
-from autotune_operator.workloads.outlived import SIDECAR_GRACE_SECONDS, Outlived, may_have_outlived, outlived
-from autotune_operator.workloads.pod_logs import PodLogCursor, resume, since_time
+from autotune_operator.workloads.outlived import (
+    OUTPUT_WAIT_SECONDS,
+    SIDECAR_GRACE_SECONDS,
+    Outlived,
+    delete_now,
+    may_have_outlived,
+    outlived,
+)
+from autotune_operator.workloads.pod_logs import PodLogCursor, SidecarCursor, resume, since_time
 from autotune_operator.workloads.pods import current_starts, disruptions, parse_time, trial_starts
 from autotune_operator.workloads.primary_pod import LogSource, primary_pod
 
@@ -170,9 +178,12 @@ class KubernetesExecutor:
         # Trial -> when the pod running it now started (None: none running, its replacement
         # waits), from the pod LISTs of passes that made one (attempt_starts).
         self._current: dict[str, float | None] = {}
-        # Trials ended because a sidecar outlived them (reported by a poll): their workloads
-        # are deleted after the controller read their output to its end (_delete_outlived).
-        self._outlived: set[str] = set()
+        # Trials ended because a sidecar outlived them (reported by a poll), with when (clock):
+        # their workloads are deleted once the controller read their output to its end (a
+        # final read_log that found nothing more), or OUTPUT_WAIT_SECONDS after (_delete_outlived).
+        self._outlived: dict[str, float] = {}
+        self._read_to_end: set[str] = set()
+        self._gave_up: set[str] = set()  # ... and those it said so of (one Event each)
         self._outlived_checked = float("-inf")  # self.clock() of the last look at their pods
         if self.events is None:
             self.events = EventRecorder(self.api, self.ref)
@@ -443,7 +454,7 @@ class KubernetesExecutor:
         assert self.events is not None
         for o in found:
             log.info("%s/%s: %s", self.ref.namespace, self.ref.name, o.event_message(grace))
-            self._outlived.add(o.trial)
+            self._outlived.setdefault(o.trial, self.clock())
             self._seen_active.discard(o.trial)
             if not (running[o.trial]["metadata"].get("annotations") or {}).get(ENDED_ANNOTATION):
                 self.events.emit("TrialSidecarOutlived", o.event_message(grace), warning=True)
@@ -451,17 +462,32 @@ class KubernetesExecutor:
         return found
 
     def _delete_outlived(self) -> None:
-        """Delete the workloads of the trials the last poll ended for an outliving sidecar. Called
-        by started() and poll(): the controller calls started() in the pass that ended them,
-        after it read their output to its end (controller.step), so the pods' logs were there
-        for that, and the sidecars stop before the experiment may finish."""
-        for tid in sorted(self._outlived):
+        """Delete the workloads of the trials a poll ended for an outliving sidecar, once their
+        output was read to its end. Called by started() and poll(): the controller calls
+        started() in the pass that ended them, after it read their output (controller.step),
+        so the pods' logs were there for that, and the sidecars stop before the experiment may
+        finish. A trial whose output could not be read to its end is kept for the next passes
+        (the controller reads it again while it waits for it), at most OUTPUT_WAIT_SECONDS."""
+        nothing_to_read = not self._collects or self._pods_forbidden or self._logs_forbidden
+        for tid, since in sorted(self._outlived.items()):
+            what = delete_now(nothing_to_read or tid in self._read_to_end, since, self.clock(), OUTPUT_WAIT_SECONDS)
+            if what is None:
+                continue
+            if what == "give up" and tid not in self._gave_up:
+                self._gave_up.add(tid)
+                msg = (f"trial {tid}: its output could not be read to its end within {OUTPUT_WAIT_SECONDS:g}s after "
+                       "its container ended (its sidecar outlived it); its workload is deleted now and the lines "
+                       "not read yet are lost")
+                log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
+                assert self.events is not None
+                self.events.emit("TrialOutputUnread", msg, warning=True)
             try:
                 self._delete_workload(tid)
             except Exception as e:  # an API hiccup must not fail the pass: deleted on the next one
                 log.warning("could not delete the workload of trial %s (its sidecar outlived it): %s", tid, e)
                 continue
-            self._outlived.discard(tid)
+            del self._outlived[tid]
+            self._read_to_end.discard(tid)
 
     def _list_pods(self, trials: list[str] | None) -> list[dict[str, Any]]:
         """One LIST of the experiment's pods (only ``trials``' when given)."""
@@ -514,7 +540,14 @@ class KubernetesExecutor:
         sidecar = SIDECAR if uses_sidecar(self.spec.metricsCollector) else None
         src = primary_pod(self.family, trial_id, pods, tasks, self._created.get(trial_id), container=sidecar)
         if src is None or not src.has_log:
+            if final and trial_id in self._outlived:
+                self._read_to_end.add(trial_id)  # no pod, or a container that never ran: nothing to lose
             return None
+        # The sidecar's lines carry their positions in the trial's files (relay_marks): what a
+        # restarted sidecar relays again is dropped. A new pod (its own files) starts afresh.
+        taken = cursor.taken if isinstance(cursor, SidecarCursor) and cursor.log.uid == src.uid else Taken()
+        if isinstance(cursor, SidecarCursor):
+            cursor = cursor.log
         cur = cursor if isinstance(cursor, PodLogCursor) and cursor.uid == src.uid else PodLogCursor(src.uid)
         try:
             data = self._pod_log(src, since_time(cur), LOG_READ_BYTES)
@@ -531,7 +564,11 @@ class KubernetesExecutor:
         except Exception as e:
             log.warning("could not read the output of trial %s (pod %s): %s", trial_id, src.pod, e)
             return None
-        return LogChunk(tuple(lines), after)
+        if sidecar is not None:
+            lines, taken = take(lines, taken, final)
+        if final and not lines and trial_id in self._outlived:
+            self._read_to_end.add(trial_id)  # its workload may go now (_delete_outlived)
+        return LogChunk(tuple(lines), after if sidecar is None else SidecarCursor(after, taken))
 
     def _forbid_logs(self) -> None:
         self._logs_forbidden = True
@@ -570,7 +607,7 @@ class KubernetesExecutor:
         except ApiException as e:  # only costs a repeated Event after a restart
             log.warning("could not annotate %s %s: %s", k.kind, trial_id, e.reason)
 
-    def kill(self, trial_id: str, reason: str) -> None:
+    def kill(self, trial_id: str, reason: str, cause: StopCause | None = None) -> None:
         if trial_id in self._killed:
             return
         self._killed[trial_id] = reason

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
-from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch, complete_lines, expand_vars, substitute
+from autotune_operator.decide import is_overdue_reason
+from autotune_operator.executors.base import (LogChunk, StopCause, TrialExit, TrialLaunch, complete_lines, expand_vars,
+                                              substitute)
 from autotune_operator.executors.metrics_path import METRICS_PATH_VAR, PathPlan, plan_path
 from autotune_operator.metric_files import file_source, read_new
 from autotune_operator.spec import MetricsCollectorSpec, reads_files
@@ -76,6 +78,7 @@ class _Running:
     key: str
     killed: bool = False
     kill_reason: str | None = None
+    kill_cause: StopCause | None = None
     notes: int | None = None  # the read end of the supervisor's NOTES_FD pipe (our child only)
 
 
@@ -161,7 +164,13 @@ class LocalExecutor:
             tdir.mkdir(parents=True, exist_ok=True)
             self._publish_url(trial.env.get("AUTOTUNE_SERVER_URL"))
             key = launch_key(trial)
-            if self._resume(trial.trial_id, tdir, key):
+            if self._resume(trial, tdir, key):
+                return
+            if trial.stopped is not None:
+                # An earlier run stopped it (decide.stopped_before_restart) and no process of it
+                # is left: not started again only to be stopped, as a cluster's gone workload is
+                # not created again. It ends with that stop's reason.
+                self._exits.put(TrialExit(trial.trial_id, None, True, trial.stopped))
                 return
             # The container's env as a pod has it (workloads/common.py): AutoTune's variables, then
             # the template's, each value's $(VAR) expanded from the variables before it -- after
@@ -237,9 +246,12 @@ class LocalExecutor:
             os.replace(tmp, self.url_file)
             self._published = url
 
-    def _resume(self, trial_id: str, tdir: Path, key: str) -> bool:
+    def _resume(self, trial: TrialLaunch, tdir: Path, key: str) -> bool:
         """A process an earlier run started for this trial: adopt it, or queue how it ended.
-        False when there is none (never started, or the record is another experiment's)."""
+        False when there is none to adopt or report (never started, the record is another
+        experiment's, or the user interrupted its attempt: its files are set aside, and it
+        starts anew)."""
+        trial_id = trial.trial_id
         record = tdir / "process.json"
         rec = _read_record(record)
         if rec is None:
@@ -252,22 +264,29 @@ class LocalExecutor:
                 _signal_group(pid, signal.SIGKILL)
             return False
         # Stopped by the earlier run (assessor, timeout) just before it died: still our stop.
-        kill = _read_record(tdir / "kill.json")
-        reason = kill.get("reason") if kill is not None and kill.get("key") == key else None
+        kill = read_kill(tdir / "kill.json", key)
+        reason, cause = kill if kill is not None else (None, None)
         pid = int(rec.get("pid") or 0)
         if "exit" not in rec and pid and _is_trial(pid, trial_id, tdir):
             device = _environ(pid).get("DEVICE_ID")
             r = _Running(_Adopted(pid, record), device if device in self.devices else None, key)
             self._watch(trial_id, r)
             if reason is not None:
-                r.killed, r.kill_reason = True, str(reason)
+                r.killed, r.kill_reason, r.kill_cause = True, reason, cause
                 _signal_group(pid, signal.SIGTERM)
                 threading.Thread(target=self._escalate, args=(r,), daemon=True).start()
             return True
+        if cause is StopCause.USER:
+            # Ctrl-C stopped this attempt and the tuner server put the trial back to WAITING
+            # (Engine.requeue): it runs again from its start, its old files kept aside.
+            set_aside(tdir)
+            return False
         rec = _read_record(record) or rec  # it may have ended since the first read
-        ex = _exit_of(trial_id, rec.get("exit"), rec.get("error"), tdir) if "exit" in rec else TrialExit(trial_id, None, True, GONE_MESSAGE)
+        ex = (_exit_of(trial_id, rec.get("exit"), rec.get("error"), tdir) if "exit" in rec
+              # Died unrecorded: as a cluster's gone workload, the stop an earlier run made says why.
+              else TrialExit(trial_id, None, True, trial.stopped or GONE_MESSAGE))
         if reason is not None:  # as for a live process: the stop decides, not how it ended
-            ex = TrialExit(trial_id, ex.exit_code, True, str(reason))
+            ex = TrialExit(trial_id, ex.exit_code, True, reason, cause)
         self._exits.put(ex)
         return True
 
@@ -301,7 +320,7 @@ class LocalExecutor:
             # run started after this one died would have lost the code. Say so.
             ex = TrialExit(trial_id, ex.exit_code, ex.killed, "; ".join(m for m in (ex.message, notes["unrecorded"]) if m))
         if r.killed:
-            ex = TrialExit(trial_id, code, True, r.kill_reason)
+            ex = TrialExit(trial_id, code, True, r.kill_reason, r.kill_cause)
         self._exits.put(ex)
 
     def active(self) -> set[str]:
@@ -330,14 +349,15 @@ class LocalExecutor:
             return
         self._exits.put(ex)
 
-    def kill(self, trial_id: str, reason: str) -> None:
+    def kill(self, trial_id: str, reason: str, cause: StopCause | None = None) -> None:
         with self._lock:
             r = self._running.get(trial_id)
             if r is None or r.killed:
                 return
-            r.killed, r.kill_reason = True, reason
+            r.killed, r.kill_reason, r.kill_cause = True, reason, cause
         try:  # a run killed before this trial exits must still know it was stopped, and why
-            _write_record(self.trial_dir(trial_id) / "kill.json", {"key": r.key, "reason": reason})
+            _write_record(self.trial_dir(trial_id) / "kill.json",
+                          {"key": r.key, "reason": reason, **({"cause": cause.value} if cause is not None else {})})
         except OSError:
             pass
         _signal_group(r.proc.pid, signal.SIGTERM)
@@ -381,7 +401,7 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         for tid in list(self.active()):
-            self.kill(tid, "executor shut down")
+            self.kill(tid, "executor shut down", StopCause.SHUTDOWN)
         deadline = time.monotonic() + KILL_GRACE_SECONDS + 1
         while self.active() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -401,6 +421,43 @@ def surviving_trials(output: Path) -> list[str]:
         if rec is not None and "exit" not in rec and pid and _is_trial(pid, tdir.name, tdir):
             alive.append(tdir.name)
     return alive
+
+
+def read_kill(path: Path, key: str) -> tuple[str, StopCause | None] | None:
+    """The stop kill.json records for this experiment's trial (``key``): its reason and its
+    cause. A kill.json written before the cause was recorded (reason only) still says an
+    overdue stop by its reason's text; any other cause of such a file is unknown (None).
+    None when there is no such stop (no file, another experiment's, unreadable)."""
+    kill = _read_record(path)
+    if kill is None or kill.get("key") != key or kill.get("reason") is None:
+        return None
+    reason = str(kill["reason"])
+    try:
+        cause: StopCause | None = StopCause(kill["cause"]) if "cause" in kill else None
+    except ValueError:  # a cause a newer version wrote: the reason still says it to people
+        cause = None
+    if "cause" not in kill and is_overdue_reason(reason):
+        cause = StopCause.OVERDUE
+    return reason, cause
+
+
+ASIDE_DIR = "interrupted"  # in a trial's folder: the files of each attempt the user interrupted
+
+
+def set_aside(tdir: Path) -> Path:
+    """Move the files of an interrupted attempt (its log, metrics file, process records) to
+    ``<trial>/interrupted/<n>/``: the attempt that runs next starts with none of them, so its
+    log and metrics are read from their start without the old attempt's lines."""
+    aside = tdir / ASIDE_DIR
+    n = 1
+    while (aside / str(n)).exists():
+        n += 1
+    dest = aside / str(n)
+    dest.mkdir(parents=True)
+    for entry in sorted(tdir.iterdir()):
+        if entry.name != ASIDE_DIR:
+            os.replace(entry, dest / entry.name)
+    return dest
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -285,8 +285,14 @@ def check_experiment(out: Path, db: Path, exp_id: str, max_trials: int, seen: se
         finals = [e["value"] for e in evs if e["ev"] == "ack_final"]
         if finals and tid in trials and trials[tid][3] != finals[-1]:
             o.add("metrics", f"{tid} final {finals[-1]} acknowledged, stored value {trials[tid][3]}")
-    events = db_query(db, "SELECT trial_id, kind, payload FROM events WHERE exp_id = ?", (exp_id,))
-    per_step = Counter((t, json.loads(p)["step"]) for t, k, p in events if k == "intermediate_metric")
+    events = db_query(db, "SELECT trial_id, kind, payload FROM events WHERE exp_id = ? ORDER BY id", (exp_id,))
+    per_step: Counter[tuple[str, int]] = Counter()
+    for t, k, p in events:
+        if k == "trial_requeued":  # Ctrl-C dropped the attempt: its points are not the trial's any more
+            for key in [key for key in per_step if key[0] == t]:
+                del per_step[key]
+        elif k == "intermediate_metric":
+            per_step[(t, json.loads(p)["step"])] += 1
     for (tid, step), n in per_step.items():
         if n != 1:
             o.add("metrics", f"{tid} step {step} recorded {n} times in the event log")

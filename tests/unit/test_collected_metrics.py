@@ -186,7 +186,7 @@ class ScriptedExecutor:
         self.running.discard(trial_id)
         self.exits.append(TrialExit(trial_id, code))
 
-    def kill(self, trial_id: str, reason: str) -> None:
+    def kill(self, trial_id: str, reason: str, cause: object = None) -> None:
         if trial_id in self.running:
             self.killed.add(trial_id)
             self.running.discard(trial_id)

@@ -404,7 +404,7 @@ class InstantExecutor:
         self.running = []
         return out
 
-    def kill(self, trial_id: str, reason: str) -> None:
+    def kill(self, trial_id: str, reason: str, cause: object = None) -> None:
         pass
 
     def wait(self, timeout: float) -> None:

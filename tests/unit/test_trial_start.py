@@ -196,7 +196,7 @@ class QueuedExecutor:
         out, self.exits = self.exits, []
         return out
 
-    def kill(self, trial_id: str, reason: str) -> None:
+    def kill(self, trial_id: str, reason: str, cause: object = None) -> None:
         if trial_id not in self.killed:
             self.killed[trial_id] = reason
             self.exits.append(TrialExit(trial_id, None, True, reason))

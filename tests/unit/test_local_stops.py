@@ -1,0 +1,117 @@
+"""The local executor's record of a stop (kill.json) says its cause as data, and a trial an
+earlier run stopped (TrialLaunch.stopped) is not started again when no process of it is left.
+Real processes and files."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from autotune_operator.decide import overdue_reason
+from autotune_operator.executors.base import StopCause, TrialExit, TrialLaunch
+from autotune_operator.executors.local import LocalExecutor, ProcessTemplate, read_kill
+
+
+def trial(stopped: str | None = None) -> TrialLaunch:
+    env = {"AUTOTUNE_TOKEN": "tok", "AUTOTUNE_EXPERIMENT_ID": "e", "AUTOTUNE_TRIAL_ID": "t-0",
+           "AUTOTUNE_SERVER_URL": "http://127.0.0.1:9"}
+    return TrialLaunch("t-0", 0, {}, env, stopped=stopped)
+
+
+def executor(tmp: Path, marker: Path, code: str = "") -> LocalExecutor:
+    code = code or f"import time; open({str(marker)!r}, 'a').write('run\\n'); time.sleep(60)"
+    return LocalExecutor(ProcessTemplate((sys.executable, "-c", code), {}, str(tmp)), tmp / "out")
+
+
+def ended(ex: LocalExecutor, timeout: float = 30) -> list[TrialExit]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = ex.poll()
+        if got:
+            return got
+        ex.wait(0.1)
+    raise AssertionError("no exit")
+
+
+def test_kill_json_reads_its_cause_and_old_text_only_files(tmp_path: Path) -> None:
+    p = tmp_path / "kill.json"
+    p.write_text(json.dumps({"key": "k", "reason": "whatever the text", "cause": "overdue"}))
+    assert read_kill(p, "k") == ("whatever the text", StopCause.OVERDUE)
+    assert read_kill(p, "other") is None  # another experiment's trial
+    p.write_text(json.dumps({"key": "k", "reason": "the experiment ended", "cause": "experiment"}))
+    assert read_kill(p, "k") == ("the experiment ended", StopCause.EXPERIMENT)
+    # Written before the cause was recorded: an overdue stop is still told by its text.
+    p.write_text(json.dumps({"key": "k", "reason": overdue_reason(30)}))
+    assert read_kill(p, "k") == (overdue_reason(30), StopCause.OVERDUE)
+    p.write_text(json.dumps({"key": "k", "reason": "stopped early by the assessor"}))
+    assert read_kill(p, "k") == ("stopped early by the assessor", None)
+    p.write_text(json.dumps({"key": "k", "reason": "r", "cause": "from a newer version"}))
+    assert read_kill(p, "k") == ("r", None)
+    p.write_text("{torn")
+    assert read_kill(p, "k") is None
+
+
+def test_a_kill_records_its_cause_and_the_exit_carries_it(tmp_path: Path) -> None:
+    marker = tmp_path / "runs.txt"
+    ex = executor(tmp_path, marker)
+    ex.launch(trial())
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ex.kill("t-0", "ran too long", StopCause.OVERDUE)
+    kill = json.loads((tmp_path / "out" / "trials" / "t-0" / "kill.json").read_text())
+    assert (kill["reason"], kill["cause"]) == ("ran too long", "overdue")
+    [got] = ended(ex)
+    assert (got.killed, got.message, got.cause) == (True, "ran too long", StopCause.OVERDUE)
+
+
+def test_a_trial_stopped_before_the_restart_with_no_process_is_not_started(tmp_path: Path) -> None:
+    """Its run died after the tuner server issued it and before its process was recorded;
+    by the restart the experiment had stopped it (maxExecSeconds): it ends with that reason,
+    as a cluster's gone workload does, and no process of it ever runs."""
+    marker = tmp_path / "runs.txt"
+    ex = executor(tmp_path, marker)
+    ex.launch(trial(stopped="maxExecSeconds (60s) reached after 3 trial(s) ended"))
+    [got] = ended(ex)
+    assert (got.exit_code, got.killed, got.message) == (None, True, "maxExecSeconds (60s) reached after 3 trial(s) ended")
+    assert ex.active() == set()
+    assert not (tmp_path / "out" / "trials" / "t-0" / "pid").exists()  # written by launch for each process it starts
+
+
+def test_a_stopped_trial_whose_process_died_unrecorded_ends_with_the_stop(tmp_path: Path) -> None:
+    """Its process died with the earlier run (no exit code, no kill.json): the stop the
+    restarted controller found says why, not 'its process was gone'."""
+    tdir = tmp_path / "out" / "trials" / "t-0"
+    tdir.mkdir(parents=True)
+    from autotune_operator.executors.local import launch_key
+
+    (tdir / "process.json").write_text(json.dumps({"pid": 2 ** 22 + 17, "key": launch_key(trial())}))
+    ex = executor(tmp_path, tmp_path / "runs.txt")
+    ex.launch(trial(stopped=overdue_reason(30)))
+    [got] = ended(ex)
+    assert (got.killed, got.message) == (True, overdue_reason(30))
+
+
+def test_an_attempt_the_user_interrupted_runs_again_with_its_files_set_aside(tmp_path: Path) -> None:
+    marker = tmp_path / "runs.txt"
+    code = (f"import os, sys, time; open({str(marker)!r}, 'a').write('run\\n'); print('attempt', flush=True); "
+            "time.sleep(60 if len(open(%r).read().split()) == 1 else 0)" % str(marker))
+    first = executor(tmp_path, marker, code)
+    first.launch(trial())
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.kill("t-0", "interrupted by the user", StopCause.USER)
+    [got] = ended(first)
+    assert got.cause is StopCause.USER
+    second = executor(tmp_path, marker, code)  # the resumed run, after Engine.requeue
+    second.launch(trial())
+    [again] = ended(second)
+    assert (again.exit_code, again.killed) == (0, False)
+    tdir = tmp_path / "out" / "trials" / "t-0"
+    assert json.loads((tdir / "interrupted" / "1" / "kill.json").read_text())["cause"] == "user"
+    assert not (tdir / "kill.json").exists()
+    assert (tdir / "trial.log").read_text() == "attempt\n"  # only the new attempt's output
+    assert marker.read_text() == "run\nrun\n"
