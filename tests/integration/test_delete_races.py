@@ -1,0 +1,82 @@
+"""Deleting an experiment while a suggestion for it is in flight, over real HTTP (the server
+in this process, so the test can hold the tuner or the experiment's lock at the exact point).
+
+The experiment's id may be registered again (`autotune run --server` names it
+``local.<name>``): a trial written for the deleted experiment after its rows were deleted
+stayed in the store under that id, so the new experiment's first suggestion hit the stored
+trial's sequence (a 500 for ever), and a restart gave the new experiment the old trial.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tuner_server.embedded import EmbeddedServer
+from tuner_server.engine import Engine
+from tuner_server.store import Store
+
+ADMIN = "admin-token-0123456789"
+EXP = "local.same-name"
+CONFIG = {"searchSpace": json.dumps({"x": {"_type": "uniform", "_value": [0, 1]}}), "tuner": {"name": "Random"},
+          "optimizeMode": "maximize"}
+
+
+def call(url: str, method: str, path: str, body: Any = None) -> httpx.Response:
+    return httpx.request(method, url + path, json=body, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
+
+
+def register(url: str) -> None:
+    r = call(url, "PUT", f"/api/v1/experiments/{EXP}", {"name": "same-name", "config": CONFIG})
+    assert r.status_code == 200, r.text
+
+
+def in_thread(fn: Any) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    return t, out
+
+
+def registered_again_works(db: Path, engine: Engine, url: str) -> None:
+    """The id registered again starts from nothing: sequence 0 is its own, also after a restart."""
+    register(url)
+    r = call(url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0})
+    assert r.status_code == 200, r.text
+    mine = r.json()["parameters"]
+    engine.store.close()
+    restarted = Engine(Store(db))
+    assert [t.record.parameters for t in restarted.get(EXP).trials] == [mine]
+    restarted.store.close()
+
+
+def test_delete_waits_for_a_suggestion_in_flight(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path / "t.db"))
+    with EmbeddedServer(engine, ADMIN) as srv:
+        register(srv.url)
+        tuner = engine.get(EXP).tuner
+        inside, release = threading.Event(), threading.Event()
+        suggest = tuner.suggest
+
+        def slow_suggest(*args: Any) -> Any:  # a model-based tuner thinking for a while
+            inside.set()
+            release.wait(30)
+            return suggest(*args)
+
+        tuner.suggest = slow_suggest  # type: ignore[method-assign]
+        asking, asked = in_thread(lambda: call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
+        assert inside.wait(30)
+        deleting, deleted = in_thread(lambda: call(srv.url, "DELETE", f"/api/v1/experiments/{EXP}"))
+        time.sleep(0.3)  # let the delete reach the engine while the tuner still thinks
+        release.set()
+        asking.join(30)
+        deleting.join(30)
+        assert asked[0].status_code == 200 and deleted[0].status_code == 200, (asked[0].text, deleted[0].text)
+        assert call(srv.url, "GET", f"/api/v1/experiments/{EXP}").status_code == 404
+        registered_again_works(tmp_path / "t.db", engine, srv.url)
+
