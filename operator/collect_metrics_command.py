@@ -8,7 +8,14 @@ this container's log (KubernetesExecutor.read_log) and parses the lines as local
 the file itself, so both modes see the same lines.
 
 It reads every ``--interval`` seconds (1 by default) what was added since, and prints only
-complete lines. On SIGTERM (the kubelet stops a native sidecar after the trial's containers
+complete lines, each marked with its position in the source (relay_marks.py: ``@KEY:GEN:INDEX
+TEXT``), so the operator can drop what a restarted sidecar relays again. With ``--state-dir``
+(the sidecar's own emptyDir, which outlives a restart of the container) it keeps its cursor
+there after each print: a restarted sidecar relays the source from its start again, in the
+generation its predecessor was in (the next one if the file was rewritten meanwhile). A File's
+last line still without a newline, unchanged for one interval, is printed marked as
+unfinished (the operator takes it only once the trial's container has ended: a pod kept alive
+by a mesh proxy never stops this sidecar, so the final read below never happens there). On SIGTERM (the kubelet stops a native sidecar after the trial's containers
 exited) or SIGINT it reads once more as a final read (a last line without a newline counts),
 until nothing is left, and exits 0. A missing file or directory is waited for.
 
@@ -22,6 +29,7 @@ message (``/dev/termination-log``, shown by ``kubectl describe pod``).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -32,13 +40,16 @@ from types import FrameType
 from typing import IO, Any, Callable
 
 from autotune_operator.executors.base import LogChunk
-from autotune_operator.metric_files import FileSource, read_new
+from autotune_operator.metric_files import FileSource, cursor_json, cursor_of_json, partial_line, read_new, replay_cursor
 
 KINDS = ("File", "TensorFlowEvent")
 INTERVAL = 1.0
 TERMINATION_LOG = "/dev/termination-log"
+STATE_FILE = "cursor.json"
 
 Reader = Callable[[Any, Any, bool], "LogChunk | None"]  # (source, cursor, final) -> chunk
+Saver = Callable[[Any], None]  # keeps the cursor after each print
+Peeker = Callable[[Any, Any], "str | None"]  # (source, cursor) -> the unfinished last line, marked
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--termination-log", default=TERMINATION_LOG,
                    help="when nothing was relayed, say why in this file if it exists (default: Kubernetes' "
                         "terminationMessagePath, /dev/termination-log)")
+    p.add_argument("--state-dir", default="",
+                   help="a writable directory that outlives a restart of this container (the sidecar's emptyDir): "
+                        "where it keeps its cursor, so a restarted sidecar numbers its lines as before")
 
 
 def _emit(out: IO[str], chunk: LogChunk) -> None:
@@ -56,14 +70,19 @@ def _emit(out: IO[str], chunk: LogChunk) -> None:
     out.flush()
 
 
-def relay(read: Reader, source: Any, out: IO[str], stop: threading.Event, interval: float = INTERVAL) -> int:
+def relay(read: Reader, source: Any, out: IO[str], stop: threading.Event, interval: float = INTERVAL,
+          cursor: Any = None, save: Saver | None = None, peek: Peeker | None = None) -> int:
     """Print what ``read`` returns until ``stop`` is set, then drain with final reads; the
     number of lines printed.
 
     ``read(source, cursor, final)`` follows Executor.read_log's contract (None: nothing to
-    read yet or an I/O error; the cursor is kept and the next read tries again)."""
-    cursor: Any = None
+    read yet or an I/O error; the cursor is kept and the next read tries again). ``cursor``:
+    where to start (None: the start). ``save`` gets the cursor after each print (after it:
+    a sidecar killed between the two prints the lines again, which their marks make harmless).
+    ``peek``: the unfinished last line, printed once it stayed the same for one interval."""
     printed = 0
+    seen: str | None = None  # the unfinished line the last idle pass saw
+    shown: str | None = None  # ... and the one printed
     while not stop.is_set():
         chunk = read(source, cursor, False)
         # A chunk that did not move the cursor is not printed (a reader that did so would
@@ -72,9 +91,18 @@ def relay(read: Reader, source: Any, out: IO[str], stop: threading.Event, interv
             _emit(out, chunk)
             printed += len(chunk.lines)
             cursor = chunk.cursor
+            if save is not None:
+                save(cursor)
             continue  # a capped read: the rest at once
         if chunk is not None:
             cursor = chunk.cursor
+        if peek is not None:
+            line = peek(source, cursor)
+            if line is not None and line == seen and line != shown:
+                out.write(line + "\n")
+                out.flush()
+                shown = line
+            seen = line
         stop.wait(interval)
     while True:  # the trial has ended: everything left, its last line even without a newline
         chunk = read(source, cursor, True)
@@ -83,6 +111,38 @@ def relay(read: Reader, source: Any, out: IO[str], stop: threading.Event, interv
         _emit(out, chunk)
         printed += len(chunk.lines)
         cursor = chunk.cursor
+        if save is not None:
+            save(cursor)
+
+
+def load_cursor(state_dir: str, source: FileSource) -> Any:
+    """Where this sidecar starts: a predecessor's generation (replay_cursor), else the start."""
+    if not state_dir:
+        return None
+    try:
+        doc = json.loads(Path(state_dir, STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # the first sidecar of this pod (or a damaged file: generation 0)
+    return replay_cursor(source, cursor_of_json(doc))
+
+
+def saver(state_dir: str) -> Saver | None:
+    """Keeps the cursor in ``state_dir`` (written whole, then renamed: never half a file)."""
+    if not state_dir:
+        return None
+    path = Path(state_dir, STATE_FILE)
+    tmp = path.with_name(STATE_FILE + ".tmp")
+
+    def save(cursor: Any) -> None:
+        doc = cursor_json(cursor)
+        if doc is None:
+            return
+        try:
+            tmp.write_text(json.dumps(doc), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # best effort: without it a restarted sidecar starts at generation 0
+    return save
 
 
 def why_nothing(source: FileSource) -> str:
@@ -135,8 +195,13 @@ def run(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     source = FileSource(args.kind, Path(args.path))
+
+    def read(src: FileSource, cursor: Any, final: bool) -> LogChunk | None:
+        return read_new(src, cursor, final, marked=True)
+
     try:
-        printed = relay(read_new, source, out or sys.stdout, stop, args.interval)
+        printed = relay(read, source, out or sys.stdout, stop, args.interval,
+                        load_cursor(args.state_dir, source), saver(args.state_dir), partial_line)
     except BrokenPipeError:  # nobody reads the output any more: nothing left to do
         return 0
     if not printed:

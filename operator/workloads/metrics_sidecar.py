@@ -25,7 +25,10 @@ What a pod template gets (``inject``):
   (TensorFlowEvent). When the primary container already mounts a volume covering that path
   (a PVC, the user's own emptyDir), the sidecar mounts that same volume at the same
   mountPath/subPath (with the env entries a subPathExpr names) instead and no emptyDir is
-  added, so the trial's files stay where the user put them.
+  added, so the trial's files stay where the user put them;
+* the sidecar's own emptyDir ``autotune-metrics-state`` (1 MiB at most, mounted only in the
+  sidecar, writable, at /var/run/autotune-metrics): it outlives a restart of the sidecar's
+  container, which keeps its cursor there (relay_marks.py says why).
 
 A relative ``path`` is relative to the primary container's ``workingDir`` (as the training
 code sees it); without a workingDir the image's directory is unknown here, so that is an error.
@@ -50,6 +53,10 @@ from autotune_operator.workloads.common import WorkloadError
 from autotune_operator.workloads.primary_pod import primary_replica
 
 SIDECAR = "autotune-metrics"  # the container's name, and the emptyDir volume's
+# The sidecar's own small emptyDir (only it mounts it, writable): where it keeps its cursor, so
+# a restarted sidecar numbers the lines it relays as its predecessor did (relay_marks.py).
+STATE_VOLUME = "autotune-metrics-state"
+STATE_DIR = "/var/run/autotune-metrics"
 KINDS = ("File", "TensorFlowEvent")  # the collector kinds that need a sidecar
 PATH_ENV = "AUTOTUNE_METRICS_PATH"
 # The operator image's user (images/operator.Dockerfile): runAsNonRoot needs a numeric one,
@@ -167,17 +174,19 @@ def _covering_mount(container: Mapping[str, Any], target: str) -> Mapping[str, A
 
 def _sidecar(collector: Collector, path: str, mount: Mapping[str, Any],
              env: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    state = {"name": STATE_VOLUME, "mountPath": STATE_DIR}
     return {
         "name": SIDECAR,
         "image": collector.image,
         "imagePullPolicy": "IfNotPresent",
         # Native sidecar: started before the main containers, stopped after them.
         "restartPolicy": "Always",
-        "command": ["autotune", "collect-metrics", "--kind", collector.kind, "--path", path],
+        "command": ["autotune", "collect-metrics", "--kind", collector.kind, "--path", path,
+                    "--state-dir", STATE_DIR],
         "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}, *(dict(e) for e in env)],
         "resources": copy.deepcopy(RESOURCES),
         "securityContext": copy.deepcopy(SECURITY_CONTEXT),
-        "volumeMounts": [dict(mount)],
+        "volumeMounts": [dict(mount), state],
     }
 
 
@@ -231,6 +240,10 @@ def inject(template: Mapping[str, Any], collector: Collector | None, sidecar: bo
     containers[0] = primary
     spec["containers"] = containers
     if sidecar:
+        if any(isinstance(v, Mapping) and v.get("name") == STATE_VOLUME for v in spec.get("volumes") or []):
+            raise WorkloadError(f"the trial's pod template already has a volume named {STATE_VOLUME!r}, the name "
+                                "of the metrics collector's own state directory: rename it")
+        spec["volumes"] = list(spec.get("volumes") or []) + [{"name": STATE_VOLUME, "emptyDir": {"sizeLimit": "1Mi"}}]
         spec["initContainers"] = list(spec.get("initContainers") or []) + [
             _sidecar(collector, path, {**mount, "readOnly": True}, expr_env)]
     t["spec"] = spec

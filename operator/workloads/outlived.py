@@ -44,6 +44,12 @@ from autotune_operator.workloads.primary_pod import primary_pod
 # or training operator to mark the workload done; short next to a trial's minutes or hours.
 SIDECAR_GRACE_SECONDS = 30.0
 MESSAGE_CHARS = 500  # of a container's terminated.message in the trial's message
+# How long an outlived trial's workload is kept for its output to be read to its end (the
+# controller reads it again each pass while it cannot: an API error, a restarting API server).
+# Longer than the controller's own wait for a succeeded trial's output (DRAIN_WAIT_SECONDS, 60),
+# so that one gives up first; then the workload is deleted and the unread lines are lost,
+# which a Warning Event TrialOutputUnread says.
+OUTPUT_WAIT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,16 @@ class Outlived:
         return (f"trial {self.trial}: container {self.container} of pod {self.pod} exited with code {self.exit_code}, "
                 f"but {', '.join(self.running)} still ran {grace:g}s after that (a sidecar that does not exit, such as "
                 "a service mesh's proxy); the trial ends with the container's exit code and its workload is deleted")
+
+
+def delete_now(read_to_end: bool, since: float, now: float, wait: float = OUTPUT_WAIT_SECONDS) -> str | None:
+    """What to do with an outlived trial's workload: ``"delete"`` once its output was read to
+    its end, ``"give up"`` (delete, the unread lines are lost) when it could not be within
+    ``wait`` seconds of ``since`` (when it was found outlived), else None (keep it: its pod's
+    log goes with it)."""
+    if read_to_end:
+        return "delete"
+    return "give up" if now - since >= wait else None
 
 
 def restarts(policy: str, rules: Sequence[Mapping[str, Any]], exit_code: int) -> bool:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from autotune_operator.relay_marks import Taken
 
 _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)")
 
@@ -33,6 +35,15 @@ class PodLogCursor:
     uid: str  # the pod read; another uid starts from the start
     max_ns: int | None = None  # the greatest timestamp of a line returned (ns since the epoch)
     seen: int = 0  # how many lines from ``max_ns``'s whole second on were returned
+
+
+@dataclass(frozen=True)
+class SidecarCursor:
+    """A metrics sidecar's log read so far, and the positions in the trial's files its lines
+    came from (relay_marks.py: what a restarted sidecar relays again is not taken twice)."""
+
+    log: PodLogCursor
+    taken: Taken = field(default_factory=Taken)
 
 
 def parse_timestamp(text: str) -> int | None:

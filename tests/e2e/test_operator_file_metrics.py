@@ -145,7 +145,9 @@ def test_plain_jobs_writing_katibs_fixed_metrics_file(kube_cluster, env):
         wrote = [float(v) for v in WROTE.findall(main)]
         assert len(wrote) == 4 and 0.1 < wrote[-1] <= 1.0, main
         relayed = kube_cluster.pod_log(ns, pod["metadata"]["name"], "autotune-metrics")
-        assert relayed == "".join(f"epoch={i} accuracy={v:.4f}\n" for i, v in enumerate(wrote))
+        # Each line marked with its place in the file (relay_marks.py: a restarted sidecar's replay
+        # is not counted twice).
+        assert relayed == "".join(f"@-:0:{i} epoch={i} accuracy={v:.4f}\n" for i, v in enumerate(wrote))
         t = trials[tid]
         assert t["state"] == "SUCCEEDED", t
         assert t["intermediate"] == wrote, (tid, t["intermediate"], wrote)  # this trial's own file only

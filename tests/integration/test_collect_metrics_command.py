@@ -19,6 +19,7 @@ import pytest
 from autotune_operator.collect_metrics_command import relay
 from autotune_operator.executors.base import LogChunk
 from autotune_operator.metric_files import FileSource, read_new
+from autotune_operator.relay_marks import Taken, take
 
 
 def autotune_cmd() -> list[str]:
@@ -27,17 +28,22 @@ def autotune_cmd() -> list[str]:
 
 
 class Lines:
-    """The process's stdout, line by line, collected by a thread."""
+    """The process's stdout, line by line, collected by a thread: ``raw`` as printed (each
+    line marked with its position, relay_marks.py), ``lines`` as the operator takes them."""
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.raw: list[str] = []
         self.lines: list[str] = []
+        self.taken = Taken()
         self._t = threading.Thread(target=self._read, args=(proc,), daemon=True)
         self._t.start()
 
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+            self.raw.append(line.rstrip("\n"))
+            new, self.taken = take([self.raw[-1]], self.taken)
+            self.lines.extend(new)
 
     def wait_for(self, n: int, timeout: float = 30) -> list[str]:
         deadline = time.monotonic() + timeout
@@ -73,6 +79,8 @@ def test_file_lines_are_relayed_as_written_and_the_last_one_on_sigterm(tmp_path)
             f.flush()
             time.sleep(0.6)
             assert len(out.lines) == 3
+            # ...shown as unfinished (taken only once the trial's container ended: relay_marks)
+            assert out.raw[-1] == "@-:0:3+ accuracy=0.91"
         proc.send_signal(signal.SIGTERM)  # ...until the kubelet stops the sidecar
         assert proc.wait(30) == 0
     finally:
@@ -137,6 +145,7 @@ def test_event_file_scalars_are_relayed_as_json_lines(tmp_path):
         if proc.poll() is None:
             proc.kill()
     lines = [json.loads(x) for x in out.join()]
+    assert all(x.startswith("@") for x in out.raw)
     assert json.loads(first[0]) == lines[0]
     assert [(x["tag"], x["step"], x["value"]) for x in lines] == [("accuracy", 0, 0.5), ("accuracy", 1, 0.75)]
     assert {x["dir"] for x in lines} == {"train"}

@@ -10,6 +10,8 @@ from autotune_operator.workloads import WorkloadError, build
 from autotune_operator.workloads.metrics_sidecar import (
     PATH_ENV,
     SIDECAR,
+    STATE_DIR,
+    STATE_VOLUME,
     Collector,
     default_image,
     inject,
@@ -17,6 +19,7 @@ from autotune_operator.workloads.metrics_sidecar import (
 )
 from tests.unit.test_workloads import pod_specs, spec_of, trial
 
+STATE = {"name": STATE_VOLUME, "emptyDir": {"sizeLimit": "1Mi"}}  # the sidecar's own (its cursor)
 FILE = Collector("File", "/var/log/katib/metrics.log", "reg/autotune/operator:1")
 EVENTS = Collector("TensorFlowEvent", "/var/log/katib/tfevent", "reg/autotune/operator:1")
 
@@ -36,7 +39,7 @@ def test_file_collector_gets_an_empty_dir_shared_with_a_native_sidecar():
     t = template()
     out = inject(t, FILE)
     assert t == template(), "the input template is not changed"
-    assert out["spec"]["volumes"] == [{"name": SIDECAR, "emptyDir": {}}]
+    assert out["spec"]["volumes"] == [{"name": SIDECAR, "emptyDir": {}}, STATE]
     main, helper = out["spec"]["containers"]
     assert main["volumeMounts"] == [{"name": SIDECAR, "mountPath": "/var/log/katib"}]
     assert {"name": PATH_ENV, "value": "/var/log/katib/metrics.log"} in main["env"]
@@ -44,8 +47,10 @@ def test_file_collector_gets_an_empty_dir_shared_with_a_native_sidecar():
     side = sidecar_of(out)
     assert side["restartPolicy"] == "Always"  # native sidecar: does not block the Job's completion
     assert side["image"] == "reg/autotune/operator:1"
-    assert side["command"] == ["autotune", "collect-metrics", "--kind", "File", "--path", "/var/log/katib/metrics.log"]
-    assert side["volumeMounts"] == [{"name": SIDECAR, "mountPath": "/var/log/katib", "readOnly": True}]
+    assert side["command"] == ["autotune", "collect-metrics", "--kind", "File", "--path", "/var/log/katib/metrics.log",
+                               "--state-dir", STATE_DIR]
+    assert side["volumeMounts"] == [{"name": SIDECAR, "mountPath": "/var/log/katib", "readOnly": True},
+                                    {"name": STATE_VOLUME, "mountPath": STATE_DIR}]
     assert side["resources"]["requests"] and side["resources"]["limits"]["memory"]
 
 
@@ -61,7 +66,7 @@ def test_sidecar_meets_the_restricted_pod_security_standard():
 def test_tensorflow_event_collector_shares_the_directory_itself():
     out = inject(template(), EVENTS)
     assert out["spec"]["containers"][0]["volumeMounts"] == [{"name": SIDECAR, "mountPath": "/var/log/katib/tfevent"}]
-    assert sidecar_of(out)["command"][-4:] == ["--kind", "TensorFlowEvent", "--path", "/var/log/katib/tfevent"]
+    assert sidecar_of(out)["command"][-6:-2] == ["--kind", "TensorFlowEvent", "--path", "/var/log/katib/tfevent"]
 
 
 def test_a_volume_the_container_already_mounts_over_the_path_is_reused():
@@ -69,11 +74,11 @@ def test_a_volume_the_container_already_mounts_over_the_path_is_reused():
                                {"name": "logs", "mountPath": "/var/log/", "subPath": "trial-logs"}])
     t["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}, {"name": "logs", "persistentVolumeClaim": {"claimName": "c"}}]
     out = inject(t, FILE)
-    assert out["spec"]["volumes"] == t["spec"]["volumes"]  # no emptyDir added
+    assert out["spec"]["volumes"] == t["spec"]["volumes"] + [STATE]  # no emptyDir shared with the trial added
     assert out["spec"]["containers"][0]["volumeMounts"] == t["spec"]["containers"][0]["volumeMounts"]
     # The deepest covering mount, as the container sees the file.
-    assert sidecar_of(out)["volumeMounts"] == [
-        {"name": "logs", "mountPath": "/var/log/", "subPath": "trial-logs", "readOnly": True}]
+    assert sidecar_of(out)["volumeMounts"][0] == {"name": "logs", "mountPath": "/var/log/", "subPath": "trial-logs",
+                                                  "readOnly": True}
 
 
 def test_a_mount_that_only_shares_a_prefix_does_not_cover_the_path():
@@ -87,7 +92,7 @@ def test_a_mount_that_only_shares_a_prefix_does_not_cover_the_path():
 def test_relative_path_is_resolved_against_the_working_dir_or_refused():
     out = inject(template(workingDir="/work"), Collector("File", "out/metrics.txt", "i"))
     assert out["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] == "/work/out"
-    assert sidecar_of(out)["command"][-1] == "/work/out/metrics.txt"
+    assert sidecar_of(out)["command"][5] == "/work/out/metrics.txt"
     with pytest.raises(WorkloadError, match="relative.*workingDir"):
         inject(template(), Collector("File", "out/metrics.txt", "i"))
 
@@ -105,6 +110,10 @@ def test_names_taken_by_the_user_are_refused():
     t = template()
     t["spec"]["initContainers"] = [{"name": SIDECAR, "image": "x"}]
     with pytest.raises(WorkloadError, match="container named"):
+        inject(t, FILE)
+    t = template()
+    t["spec"]["volumes"] = [{"name": STATE_VOLUME, "emptyDir": {}}]
+    with pytest.raises(WorkloadError, match="volume named 'autotune-metrics-state'"):
         inject(t, FILE)
 
 
@@ -166,7 +175,7 @@ def test_batch_job_gets_the_sidecar_with_the_default_image():
     t = m["spec"]["template"]
     side = sidecar_of(t)
     assert side["image"] == default_image() and default_image().startswith("autotune/operator:")
-    assert side["volumeMounts"] == [{"name": SIDECAR, "mountPath": "/logs/tb", "readOnly": True}]
+    assert side["volumeMounts"][0] == {"name": SIDECAR, "mountPath": "/logs/tb", "readOnly": True}
     # The Job's own behaviour is unchanged: one pod, never restarted, disruptions replaced.
     assert t["spec"]["restartPolicy"] == "Never" and m["spec"]["backoffLimit"] == 0
 
@@ -244,8 +253,8 @@ def test_a_covering_mount_with_a_sub_path_expr_gets_the_variables_it_names():
     t = template(env=env, volumeMounts=[{"name": "runs", "mountPath": "/var/log/katib",
                                          "subPathExpr": "$(AUTOTUNE_TRIAL_ID)/$(POD)"}])
     side = sidecar_of(inject(t, FILE))
-    assert side["volumeMounts"] == [{"name": "runs", "mountPath": "/var/log/katib",
-                                     "subPathExpr": "$(AUTOTUNE_TRIAL_ID)/$(POD)", "readOnly": True}]
+    assert side["volumeMounts"][0] == {"name": "runs", "mountPath": "/var/log/katib",
+                                       "subPathExpr": "$(AUTOTUNE_TRIAL_ID)/$(POD)", "readOnly": True}
     names = [e["name"] for e in side["env"]]
     assert names[-2:] == ["AUTOTUNE_TRIAL_ID", "POD"] and "AUTOTUNE_TOKEN" not in names  # only what it names
     plain = sidecar_of(inject(template(env=env, volumeMounts=[{"name": "v", "mountPath": "/var/log/katib"}]), FILE))
