@@ -23,7 +23,7 @@ from tuner_server.advisors import advisor_classes, advisor_names, create_advisor
 from tuner_server.assessors import assessor_names, create_assessor
 from tuner_server.history import OptimizeMode
 from tuner_server.objectives import MetricStrategy, Objective, duplicate_names
-from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
+from tuner_server.searchspace import NestedOption, SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.tuners import Tuner, TunerArgsError, create_tuner, tuner_classes
 
 API_GROUP = "tensorstack.dev"
@@ -742,7 +742,8 @@ def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner
     failed to start otherwise), and a near miss such as ${parameter.lr} would have reached
     the trial as literal text."""
     batch = tuner is not None and tuner.name == "Batch"  # Batch parameter sets carry their own keys
-    top_names = {space[k].name for k in space.top}
+    top_keys = {space[k].name: k for k in space.top}
+    top_names = set(top_keys)
     problems = []
     for ti, task in enumerate(spec.trainingConfig.tasks):
         for ci, c in enumerate(task.template["spec"]["containers"]):
@@ -751,13 +752,39 @@ def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner
             for field, a in texts:
                 where = f"spec.trainingConfig.tasks[{ti}].template.spec.containers[{ci}].{field}"
                 for ref in PLACEHOLDER.findall(a):
-                    if not batch and ref.split(".")[0] not in top_names:
+                    first, *rest = ref.split(".")
+                    if batch:
+                        continue
+                    if first not in top_names:
                         problems.append(
                             f"{where}: ${{parameters.{ref}}} names no search-space parameter (have {sorted(top_names)})"
                         )
+                    elif rest and not _reaches(space, top_keys[first], rest):
+                        problems.append(f"{where}: ${{parameters.{ref}}} is never a trial's value: "
+                                        f"'{first}' has no '{'.'.join(rest)}' in any of its values")
                 if NEAR_PLACEHOLDER.search(PLACEHOLDER.sub("", a)):
                     problems.append(f"{where}: {a!r} looks like a parameter placeholder; write ${{parameters.NAME}}")
     return problems
+
+
+def _reaches(space: SearchSpace, key: str, path: list[str]) -> bool:
+    """Some trial's value of parameter ``key`` has ``path`` (``_name``, a nested choice's
+    sub-parameter, a key of a mapping option). A dotted placeholder no value has, such as
+    ${parameters.lr.value} for a number, failed every trial at its start."""
+    if not path:
+        return True
+    d = space[key]
+    for opt in d.options if d.is_categorical else ():
+        if isinstance(opt, NestedOption):
+            if path == ["_name"] or any(space[c].name == path[0] and _reaches(space, c, path[1:]) for c in opt.children):
+                return True
+        else:
+            v: Any = opt
+            for part in path:
+                v = v.get(part) if isinstance(v, Mapping) else None
+            if v is not None:
+                return True
+    return False
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -1,0 +1,51 @@
+"""Dotted placeholders (${parameters.a.b}) are checked against the values trials can get:
+a path some trial's value has is accepted, one no value has is refused naming the field
+(it failed every trial at its start: executors/base.py substitute raised KeyError)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from autotune_operator.spec import SpecError, validate_manifest
+
+SEED = yaml.safe_load((Path(__file__).resolve().parents[1] / "fixtures" / "seed-001-example.yaml").read_text())
+SPACE = {
+    "optimizer": {"_type": "choice", "_value": [
+        {"_name": "adam"},
+        {"_name": "sgd", "momentum": {"_type": "uniform", "_value": [0.1, 0.9]},
+         "schedule": {"_type": "choice", "_value": [{"_name": "step", "gamma": {"_type": "uniform", "_value": [0.1, 0.5]}}]}},
+    ]},
+    "layers": {"_type": "choice", "_value": [{"depth": 2, "width": 64}, {"depth": 3, "width": 32}]},
+    "lr": {"_type": "loguniform", "_value": [0.0001, 0.1]},
+}
+
+
+def manifest(arg: str) -> dict[str, Any]:
+    doc = copy.deepcopy(SEED)
+    doc["spec"]["searchSpace"] = json.dumps(SPACE)
+    doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]["command"] = ["python3", arg]
+    return doc
+
+
+@pytest.mark.parametrize("ref", ["optimizer", "optimizer._name", "optimizer.momentum", "optimizer.schedule._name",
+                                 "optimizer.schedule.gamma", "layers", "layers.depth", "lr"])
+def test_a_path_some_trial_has_is_accepted(ref: str):
+    validate_manifest(manifest(f"--x=${{parameters.{ref}}}"))
+
+
+@pytest.mark.parametrize("ref,missing", [("lr.value", "'lr' has no 'value'"),
+                                         ("optimizer.momentun", "'optimizer' has no 'momentun'"),
+                                         ("optimizer.schedule.beta", "'optimizer' has no 'schedule.beta'"),
+                                         ("optimizer._name.x", "'optimizer' has no '_name.x'"),
+                                         ("layers.height", "'layers' has no 'height'")])
+def test_a_path_no_trial_has_is_refused(ref: str, missing: str):
+    with pytest.raises(SpecError) as e:
+        validate_manifest(manifest(f"--x=${{parameters.{ref}}}"))
+    assert e.value.problems == [f"spec.trainingConfig.tasks[0].template.spec.containers[0].command[1]: "
+                                f"${{parameters.{ref}}} is never a trial's value: {missing} in any of its values"]
