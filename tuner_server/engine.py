@@ -183,10 +183,25 @@ def check_metric_shape(metric: Any) -> None:
     if isinstance(metric, Mapping):
         if not metric:
             raise ValueError("a metric dict must not be empty")
+        if _nested_deeper(metric, MAX_METRIC_DEPTH):
+            raise ValueError(f"a metric dict may be nested at most {MAX_METRIC_DEPTH} levels deep (lists, dicts)")
         if "default" in metric:
             metric_value(metric)
         return
     metric_value(metric)
+
+
+# Deeper values were kept, then every answer holding the trial failed to serialize (pydantic
+# stops at ~250 levels): a 500 on the experiment's trials for the controller and the UI.
+MAX_METRIC_DEPTH = 32
+
+
+def _nested_deeper(v: Any, levels: int) -> bool:
+    if not isinstance(v, (Mapping, list)):
+        return False
+    if levels == 0:
+        return True
+    return any(_nested_deeper(x, levels - 1) for x in (v.values() if isinstance(v, Mapping) else v))
 
 
 def build_algorithms(config: ExperimentConfig) -> tuple[SearchSpace, Tuner, Assessor | None]:

@@ -219,3 +219,27 @@ def test_mlflow_step_or_timestamp_beyond_int64_is_refused(server: ServerProcess,
                                                        "step": step}).status_code == 200
         metrics = own.get(base + "get", params={"run_id": trial}).json()["run"]["data"]["metrics"]
         assert [(m["key"], m["value"], m["step"]) for m in metrics] == [("acc", 0.7, 1)]
+
+
+@pytest.mark.parametrize("route", ["intermediate", "final"])
+def test_deeply_nested_metric_is_422_not_a_broken_experiment(server: ServerProcess, route: str) -> None:
+    """A metric dict's extra values may be lists (a confusion matrix), but one nested some 250
+    levels deep was accepted and then made every read of the experiment's trials a 500
+    (pydantic's serialization depth limit): the controller and the web UI lost the experiment."""
+    token = register(server)
+    trial = started_trial(server)
+    deep = "[" * 300 + "1" + "]" * 300
+    step = ', "step": 0' if route == "intermediate" else ""
+    body = '{"metric": {"default": 0.5, "confusion": ' + deep + "}" + step + "}"
+    with server.client(token=token) as own:
+        r = own.post(f"/api/v1/experiments/e1/trials/{trial}/{route}", content=body.encode(),
+                     headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["body", "metric"]
+        assert "nested" in r.json()["detail"][0]["msg"] and len(r.text) < 2000
+        assert own.post(f"/api/v1/experiments/e1/trials/{trial}/final",
+                        json={"metric": {"default": 0.5, "confusion": [[1, 2], [3, 4]]}}).status_code == 200
+    with server.client() as admin:
+        for path in (f"/api/v1/experiments/e1/trials/{trial}", "/api/v1/experiments/e1/trials", "/api/v1/experiments/e1"):
+            assert admin.get(path).status_code == 200, path
+        assert admin.get(f"/api/v1/experiments/e1/trials/{trial}").json()["metrics"]["confusion"] == [[1, 2], [3, 4]]
