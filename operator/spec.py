@@ -746,11 +746,18 @@ def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner
     top_names = set(top_keys)
     problems = []
     for ti, task in enumerate(spec.trainingConfig.tasks):
-        for ci, c in enumerate(task.template["spec"]["containers"]):
-            texts = [(f"{key}[{ai}]", a) for key in ("command", "args") for ai, a in enumerate(c.get(key) or [])]
-            texts += [(f"env[{ei}].value", e["value"]) for ei, e in enumerate(c.get("env") or []) if "value" in e]
+        # initContainers too: a cluster's workload fills them in as well (workloads/common.py).
+        inits = task.template["spec"].get("initContainers")
+        pods = [("containers", ci, c) for ci, c in enumerate(task.template["spec"]["containers"])]
+        pods += [("initContainers", ci, c) for ci, c in enumerate(inits if isinstance(inits, list) else [])
+                 if isinstance(c, Mapping)]
+        for kind, ci, c in pods:
+            texts = [(f"{key}[{ai}]", a) for key in ("command", "args") for ai, a in enumerate(_list(c.get(key)))
+                     if isinstance(a, str)]
+            texts += [(f"env[{ei}].value", e["value"]) for ei, e in enumerate(_list(c.get("env")))
+                      if isinstance(e, Mapping) and isinstance(e.get("value"), str)]
             for field, a in texts:
-                where = f"spec.trainingConfig.tasks[{ti}].template.spec.containers[{ci}].{field}"
+                where = f"spec.trainingConfig.tasks[{ti}].template.spec.{kind}[{ci}].{field}"
                 for ref in PLACEHOLDER.findall(a):
                     first, *rest = ref.split(".")
                     if batch:
@@ -765,6 +772,12 @@ def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner
                 if NEAR_PLACEHOLDER.search(PLACEHOLDER.sub("", a)):
                     problems.append(f"{where}: {a!r} looks like a parameter placeholder; write ${{parameters.NAME}}")
     return problems
+
+
+def _list(v: Any) -> list[Any]:
+    """A list field as given, else none (an initContainer's fields are not type-checked
+    here: the API server refuses its wrong types)."""
+    return v if isinstance(v, list) else []
 
 
 def _reaches(space: SearchSpace, key: str, path: list[str]) -> bool:
