@@ -771,7 +771,24 @@ def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner
                                         f"'{first}' has no '{'.'.join(rest)}' in any of its values")
                 if NEAR_PLACEHOLDER.search(PLACEHOLDER.sub("", a)):
                     problems.append(f"{where}: {a!r} looks like a parameter placeholder; write ${{parameters.NAME}}")
+        for where, a in _texts(task.template, f"spec.trainingConfig.tasks[{ti}].template"):
+            if not FILLED_IN.search(where) and (ref := PLACEHOLDER.search(a)):
+                problems.append(f"{where}: {ref.group(0)} is not filled in here (it would reach the trial as "
+                                f"written); parameters are replaced in containers' command, args and env values only")
     return problems
+
+
+# Where ${parameters.NAME} is replaced (executors/local.py, workloads/common.py).
+FILLED_IN = re.compile(r"\.spec\.(containers|initContainers)\[\d+\]\.(command\[\d+\]|args\[\d+\]|env\[\d+\]\.value)$")
+
+
+def _texts(obj: Any, path: str) -> list[tuple[str, str]]:
+    """Every (path, string) in a parsed document."""
+    if isinstance(obj, Mapping):
+        return [t for k, v in obj.items() for t in _texts(v, f"{path}.{k}")]
+    if isinstance(obj, list):
+        return [t for i, v in enumerate(obj) for t in _texts(v, f"{path}[{i}]")]
+    return [(path, obj)] if isinstance(obj, str) else []
 
 
 def _list(v: Any) -> list[Any]:
