@@ -84,3 +84,19 @@ def test_bracket_advisor_on_a_space_smaller_than_its_first_rung_promotes_the_bes
     top = max(t.budget or 0 for t in hist)
     assert top == a.max_budget
     assert {t.parameters["lr"] for t in hist if t.budget == top} == {0.01}
+
+
+def test_pbt_fills_its_first_generation_on_a_space_smaller_than_the_population():
+    # Members of a generation are separate models with their own checkpoints, so two may
+    # share hyperparameters. Generation 0 drew without repeats and, once a 2-config space
+    # was used up, said NoMoreTrials: the operator ended the experiment after 2 trials,
+    # before any generation was trained further.
+    sp = parse_search_space({"opt": {"_type": "choice", "_value": ["adam", "sgd"]}})
+    t = create_tuner("PBTTuner", sp, {"optimize_mode": "maximize", "population_size": 4, "all_checkpoint_dir": "/ckpt"})
+    hist: list[TrialRecord] = []
+    for i in range(4):
+        hist.append(record(i, t.suggest(hist, np.random.default_rng(i)), value=float(i)))
+    assert {h.parameters["opt"] for h in hist} == {"adam", "sgd"}  # no repeat while new ones exist
+    assert [h.parameters["save_checkpoint_dir"] for h in hist] == [f"/ckpt/{m}/0" for m in range(4)]
+    nxt = t.suggest(hist, np.random.default_rng(4))  # generation 1, member 0
+    assert nxt["load_checkpoint_dir"] in {f"/ckpt/{m}/0" for m in range(4)} and nxt["save_checkpoint_dir"] == "/ckpt/0/1"

@@ -32,7 +32,7 @@ import numpy as np
 
 from tuner_server.history import OptimizeMode, TrialRecord
 from tuner_server.searchspace import LOG_TYPES, Dimension
-from tuner_server.tuners.base import TryLater, Tuner, TunerArgsError, arg, reject_unknown
+from tuner_server.tuners.base import NoMoreTrials, TryLater, Tuner, TunerArgsError, arg, reject_unknown
 
 LOAD = "load_checkpoint_dir"
 SAVE = "save_checkpoint_dir"
@@ -69,7 +69,10 @@ class PBTTuner(Tuner):
         trials = sorted(history, key=lambda t: t.sequence)
         g, m = divmod(len(trials), self.population_size)
         if g == 0:
-            params = dict(self.sample_new(trials, rng))
+            try:
+                params = dict(self.sample_new(trials, rng))
+            except NoMoreTrials:  # members are separate models: a repeat still fills the generation
+                params = dict(self.space.to_parameters(self.space.sample_flat(rng)))
             params.update({LOAD: "", SAVE: self.save_dir(m, 0)})
             return params
         prev = trials[(g - 1) * self.population_size : g * self.population_size]
