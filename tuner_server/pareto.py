@@ -15,6 +15,7 @@ callers never have to think about "maximize" again. No I/O, no state.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -141,8 +142,11 @@ def reference_point(points: Sequence[Point], margin: float = 0.1) -> tuple[float
     ranking within one history; benchmarks use a fixed reference point per problem)."""
     p = np.asarray(points, dtype=float)
     worst, best = p.max(axis=0), p.min(axis=0)
-    span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
-    return tuple(float(w + margin * s) for w, s in zip(worst, span))
+    # Capped at the largest float: results near it (1e308 is finite, so accepted) overflowed
+    # the sum to inf, which hypervolume() refuses: every MOTPE suggestion failed after that.
+    with np.errstate(over="ignore"):
+        span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
+        return tuple(min(float(w + margin * s), sys.float_info.max) for w, s in zip(worst, span))
 
 
 def finite(values: Sequence[float]) -> bool:

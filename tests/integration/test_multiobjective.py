@@ -117,3 +117,26 @@ def test_tuner_server_over_http(server: ServerProcess) -> None:
     with server.client() as admin:
         again = admin.get("/api/v1/experiments/mo").json()
     assert again["paretoFront"] == summary["paretoFront"]
+
+
+def test_extreme_finite_results_do_not_break_motpe(server: ServerProcess) -> None:
+    """Results are refused only when not finite; 1e308 (a script's "worst" sentinel) is finite.
+    MOTPE's reference point (the worst loss plus a margin) overflowed to inf on such results,
+    and then every suggestion was a 500 ("the reference point must be a finite vector"):
+    one trial's result ended the experiment."""
+    space = {"a": {"_type": "uniform", "_value": [0, 1]}, "b": {"_type": "choice", "_value": ["x", "y"]}}
+    cfg = {"searchSpace": json.dumps(space), "tuner": {"name": "MOTPE"}, "optimizeMode": "minimize", "seed": 3,
+           "objectives": [{"name": "acc", "optimizeMode": "maximize"}, {"name": "size", "optimizeMode": "minimize"}]}
+    with server.client() as admin:
+        assert admin.put("/api/v1/experiments/mo", json={"name": "mo", "config": cfg}).status_code == 200
+        for seq in range(30):
+            r = admin.post("/api/v1/experiments/mo/trials", json={"sequence": seq})
+            assert r.status_code == 200, (seq, r.text)
+            trial = r.json()["trialId"]
+            acc = (-1e308, 1e308, 0.5)[seq % 3]
+            metric = {"acc": acc, "size": seq / 30}
+            assert admin.post(f"/api/v1/experiments/mo/trials/{trial}/final", json={"metric": metric}).status_code == 200
+            assert admin.post(f"/api/v1/experiments/mo/trials/{trial}/end", json={"exitCode": 0}).json() == {
+                "state": "SUCCEEDED"}
+        front = admin.get("/api/v1/experiments/mo").json()["paretoFront"]
+        assert {"acc": 1e308, "size": 1 / 30} in [p["values"] for p in front]
