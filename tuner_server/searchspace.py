@@ -519,7 +519,7 @@ def _parse_choice(
     if not v:
         raise SearchSpaceError(key, "choice _value must not be empty")
     options: list[Any] = []
-    seen: set[str] = set()
+    seen: set[Any] = set()
     for i, opt in enumerate(v):
         if isinstance(opt, Mapping) and "_name" in opt:
             oname = opt["_name"]
@@ -528,7 +528,7 @@ def _parse_choice(
             sub = {k2: s for k2, s in opt.items() if k2 != "_name"}
             children = _parse_level(sub, prefix=f"{key}{SEP}{oname}{SEP}", parent=(key, i), dims=dims)
             options.append(NestedOption(oname, tuple(children)))
-            ident = "_name:" + oname
+            ident: Any = ("_name", oname)
         else:
             if isinstance(opt, float) and not math.isfinite(opt):
                 raise SearchSpaceError(key, f"option {i} is not a finite number")
@@ -539,11 +539,24 @@ def _parse_choice(
                     raise SearchSpaceError(key, f"option {i} has sub-parameters {subs} but no \"_name\"; "
                                                 f"a nested choice option needs one")
             options.append(opt)
-            ident = canonical({"v": opt}) + type(opt).__name__
+            ident = ("value", _json_identity(opt))
         if ident in seen:
             raise SearchSpaceError(key, f"option {i} ({opt!r}) is listed twice")
         seen.add(ident)
     return Dimension(key, name, "choice", tuple(v), parent, tuple(options))
+
+
+def _json_identity(v: Any) -> Any:
+    """A hashable identity under which values equal as JSON are equal: 1 and 1.0 are one
+    value once a spec has been through JSON (the apiserver writes 1.0 as 1), as the tuners'
+    repeat detection (tuners.base.param_key) treats them; booleans stay apart from numbers."""
+    if isinstance(v, Mapping):
+        return frozenset((k, _json_identity(x)) for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return tuple(_json_identity(x) for x in v)
+    if isinstance(v, bool):
+        return ("bool", v)
+    return v
 
 
 def yaml_number_hint(x: Any) -> str:

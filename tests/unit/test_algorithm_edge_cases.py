@@ -100,3 +100,20 @@ def test_pbt_fills_its_first_generation_on_a_space_smaller_than_the_population()
     assert [h.parameters["save_checkpoint_dir"] for h in hist] == [f"/ckpt/{m}/0" for m in range(4)]
     nxt = t.suggest(hist, np.random.default_rng(4))  # generation 1, member 0
     assert nxt["load_checkpoint_dir"] in {f"/ckpt/{m}/0" for m in range(4)} and nxt["save_checkpoint_dir"] == "/ckpt/0/1"
+
+
+@pytest.mark.parametrize("options", [[1, 1.0], [{"lr": 1, "bs": 8}, {"bs": 8, "lr": 1.0}]])
+def test_choice_listing_one_json_value_twice_is_refused(options):
+    # 1 and 1.0 are one value once the spec has been through JSON (the apiserver writes 1.0
+    # as 1), and tuners' repeat detection treats them so: with both listed, the space
+    # counted 2 configurations but only 1 could ever be new, so Random never reached
+    # NoMoreTrials and handed out the same value forever (GridSearch gave one trial).
+    from tuner_server.searchspace import SearchSpaceError
+
+    with pytest.raises(SearchSpaceError, match="listed twice"):
+        parse_search_space({"a": {"_type": "choice", "_value": options}})
+
+
+def test_choice_of_true_and_1_and_string_1_stays_three_options():
+    sp = parse_search_space({"a": {"_type": "choice", "_value": [1, True, "1", 1.5]}})
+    assert sp.cardinality() == 4
