@@ -267,6 +267,9 @@ def convert_trial(doc: Any, names: dict[str, str], resource: str | None) -> Tria
                            "inline it as spec.trialTemplate.trialSpec and convert again")
     trial_spec = mapping(tt.get("trialSpec"), "spec.trialTemplate.trialSpec", required=True)
     kind = trial_spec.get("kind")
+    if kind != "Job" and kind not in KUBEFLOW:  # first: where its placeholders are would not matter
+        raise ConvertError("spec.trialTemplate.trialSpec.kind", f"'{kind}' is not a trial kind AutoTune runs "
+                           "(Job, TFJob, PyTorchJob, XGBoostJob)")
     table = _trial_parameters(tt, names, resource, trial_spec, notes)
     for path, name in _placeholders(trial_spec, "spec.trialTemplate.trialSpec"):
         if name not in table:
@@ -283,12 +286,9 @@ def convert_trial(doc: Any, names: dict[str, str], resource: str | None) -> Tria
     if kind == "Job":
         config, deadline = _job(trial_spec, primary, notes)
         workload, defaults, labels = "job", JOB_DEFAULT_CONDITIONS, None
-    elif kind in KUBEFLOW:
+    else:
         config = _kubeflow(kind, trial_spec, primary, notes)
         workload, defaults, labels = "kubeflow", KUBEFLOW_DEFAULT_CONDITIONS, KUBEFLOW_PRIMARY_LABELS
-    else:
-        raise ConvertError("spec.trialTemplate.trialSpec.kind", f"'{kind}' is not a trial kind AutoTune runs "
-                           "(Job, TFJob, PyTorchJob, XGBoostJob)")
     meta = trial_spec.get("metadata")
     if meta:
         notes.append("spec.trialTemplate.trialSpec.metadata: AutoTune names and labels each trial's object itself; "

@@ -421,3 +421,24 @@ def test_sixty_four_additional_metrics_convert_to_a_valid_manifest() -> None:
     m = convert_katib(doc).manifest
     validate_manifest(m)
     assert len(m["spec"]["metricStrategies"]) == 65
+
+
+@pytest.mark.parametrize("trial_spec", [
+    # Katib's examples/v1beta1/kubeflow-trainer/trainjob-pytorch.yaml: the command is not a container's.
+    {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+     "spec": {"runtimeRef": {"name": "torch-distributed"},
+              "trainer": {"numNodes": 2, "image": "pytorch-mnist", "command": ["python3", "mnist.py",
+                                                                              "--lr=${trialParameters.learningRate}"]}}},
+    # Katib's Tekton example: parameters go in the PipelineRun's params.
+    {"apiVersion": "tekton.dev/v1beta1", "kind": "PipelineRun",
+     "spec": {"params": [{"name": "lr", "value": "${trialParameters.learningRate}"}], "pipelineRef": {"name": "p"}}},
+])
+def test_a_trial_kind_autotune_cannot_run_is_refused_for_its_kind(trial_spec: dict[str, Any]) -> None:
+    """Not for where its placeholders are: moving them would not help, the kind is the problem."""
+    doc = load("random-job.yaml")
+    doc["spec"]["trialTemplate"]["trialSpec"] = trial_spec
+    doc["spec"]["trialTemplate"]["trialParameters"] = [{"name": "learningRate", "reference": "lr"}]
+    with pytest.raises(ConvertError) as e:
+        convert_katib(doc)
+    assert e.value.field == "spec.trialTemplate.trialSpec.kind"
+    assert f"'{trial_spec['kind']}' is not a trial kind AutoTune runs" in str(e.value)
