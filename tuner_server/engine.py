@@ -640,7 +640,19 @@ class Engine:
     def listing(self) -> list[dict[str, Any]]:
         """Every hosted experiment's summary with its ``owner`` (None for local mode and for
         experiments an older operator created): what the orphan sweep decides on."""
-        return [{**self.summary(h.stored.id), "owner": h.stored.owner} for h in self.list()]
+        return [{**s, "owner": h.stored.owner} for h, s in self.summaries()]
+
+    def summaries(self) -> list[tuple[Hosted, dict[str, Any]]]:
+        """(experiment, summary) of every hosted experiment, leaving out one deleted meanwhile
+        (listed, then its summary was a 404 for the whole list: the orphan sweep runs beside
+        finalizers that delete)."""
+        out = []
+        for h in self.list():
+            try:
+                out.append((h, self.summary(h.stored.id)))
+            except NotFound:
+                continue
+        return out
 
     def summary(self, exp_id: str) -> dict[str, Any]:
         h = self.get(exp_id)

@@ -294,7 +294,7 @@ def install_ui(app: FastAPI, engine: Engine, admin_token: str, options: UiOption
 
     @router.get("/ui/api/experiments", dependencies=[Viewer])
     def experiments() -> JSONResponse:
-        return no_store([with_phase(engine.summary(h.stored.id)) for h in engine.list()])
+        return no_store([with_phase(s) for _, s in engine.summaries()])
 
     @router.get("/ui/api/experiments/{exp_id}", dependencies=[Viewer])
     def experiment(exp_id: str) -> JSONResponse:

@@ -80,3 +80,24 @@ def test_delete_waits_for_a_suggestion_in_flight(tmp_path: Path) -> None:
         assert call(srv.url, "GET", f"/api/v1/experiments/{EXP}").status_code == 404
         registered_again_works(tmp_path / "t.db", engine, srv.url)
 
+
+
+def test_listing_while_an_experiment_is_deleted_leaves_it_out(tmp_path: Path) -> None:
+    """GET /api/v1/experiments (the operator's orphan sweep, running beside finalizers that
+    delete) and the web UI's list were a 404 "no experiment 'b'" when b was deleted between
+    the listing's snapshot and its summary."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    with EmbeddedServer(engine, ADMIN) as srv:
+        for name in ("a", "b"):
+            r = call(srv.url, "PUT", f"/api/v1/experiments/{name}", {"name": name, "config": CONFIG})
+            assert r.status_code == 200, r.text
+        for path in ("/api/v1/experiments", "/ui/api/experiments"):
+            with engine.get("a").lock:  # the listing has its snapshot and waits at a's summary
+                listing, listed = in_thread(lambda: call(srv.url, "GET", path))
+                time.sleep(0.3)
+                engine.delete("b")
+            listing.join(30)
+            assert listed[0].status_code == 200, (path, listed[0].text)
+            assert [e["experimentId"] for e in listed[0].json()] == ["a"]
+            r = call(srv.url, "PUT", "/api/v1/experiments/b", {"name": "b", "config": CONFIG})
+            assert r.status_code == 200, r.text
