@@ -226,8 +226,10 @@ def _is_integral(v: Any) -> bool:
 
 def _tidy(x: float, q: float) -> float:
     """Remove float noise from k*q (0.1*3 -> 0.3) without changing the value's meaning."""
+    # Six digits below q's leading one. No cap: at most 15 decimals turned every multiple of
+    # a q below 1e-15 into 0.
     decimals = max(0, -int(math.floor(math.log10(abs(q))))) + 6 if q > 0 else 12
-    return round(x, min(decimals, 15))
+    return round(x, decimals)
 
 
 def quniform_grid(low: float, high: float, q: float) -> list[float]:

@@ -117,3 +117,14 @@ def test_choice_listing_one_json_value_twice_is_refused(options):
 def test_choice_of_true_and_1_and_string_1_stays_three_options():
     sp = parse_search_space({"a": {"_type": "choice", "_value": [1, True, "1", 1.5]}})
     assert sp.cardinality() == 4
+
+
+def test_quniform_with_a_q_below_1e_15_keeps_its_values():
+    # Tidying k*q rounded to at most 15 decimals, so every multiple of q = 1e-20 became
+    # 0.0: the space counted one configuration and every trial got 0.
+    d = parse_search_space({"a": {"_type": "quniform", "_value": [0, 1e-18, 1e-20]}}).dims[0]
+    assert d.cardinality() == 101
+    rng = np.random.default_rng(0)
+    vals = [d.sample(rng) for _ in range(20)]
+    assert len(set(vals)) > 10 and all(0 <= v <= 1e-18 for v in vals)
+    assert all(abs(v / 1e-20 - round(v / 1e-20)) < 1e-6 for v in vals)
