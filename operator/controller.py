@@ -295,11 +295,15 @@ class ExperimentController:
             ex.message if ex.killed and (ex.cause is StopCause.OVERDUE or (ex.cause is None and is_overdue_reason(ex.message)))
             else None)
         if ex.killed and ex.cause is StopCause.USER and overdue is None:
-            # An attempt the user interrupted (an earlier run's Ctrl-C that did not finish
-            # recording it): not a result; the trial runs again, as after a complete interrupt.
+            # An attempt the user interrupted (a Ctrl-C that reached the trial's processes, or
+            # an earlier run's interrupt, reported again at its restart): not a result; the
+            # trial runs again at once, as after a complete interrupt and a resume.
             self._forget_log(ex.trial_id)
             self.state.draining.pop(ex.trial_id, None)
             self.state.stopping.discard(ex.trial_id)
+            if self.state.phase.terminal:  # the experiment is ending: nothing starts again
+                self.client.end(self.exp_id, ex.trial_id, ex.exit_code, True, self.state.message or ex.message)
+                return
             if self.client.requeue(self.exp_id, ex.trial_id, ex.message or INTERRUPTED_MESSAGE) == "WAITING":
                 t = next(t for t in self.client.trials(self.exp_id) if t["name"] == ex.trial_id)
                 self._launch_or_fail(_assignment(t))

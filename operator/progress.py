@@ -37,7 +37,9 @@ def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None)
         detail.append(f"{c.earlyStopped} early-stopped")
     if c.stopped:
         detail.append(f"{c.stopped} stopped")
-    parts[-1] += f" ({', '.join(detail)}), {c.running + c.waiting} running"
+    left = c.running + c.waiting
+    # Unended trials of an ended run are ones Ctrl-C cut: they run again when it is resumed.
+    parts[-1] += f" ({', '.join(detail)}), " + (f"{left} to run again" if s.phase.terminal and left else f"{left} running")
     if s.finalTraining:
         ended = sum(t.state not in ("WAITING", "RUNNING") for t in s.finalTraining)
         parts.append(f"final {ended}/{len(s.finalTraining)} done")

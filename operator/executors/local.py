@@ -12,6 +12,14 @@ if it still runs (watching it instead of starting a second copy), ends it with t
 recorded exit code if it finished meanwhile, and ends it STOPPED if its process died
 unrecorded (killed together with autotune): nothing reported is lost and no trial runs
 twice. The trials find the new run's tuner server through ``<output>/server.url``.
+
+A stop the experiment makes is kept in ``<trial>/kill.json``: ``{"key", "reason", "cause"}``,
+``cause`` a :class:`StopCause` (files written before it had only the reason, read by
+:func:`read_kill`). A run started after the one that stopped the trial died ends it as that
+one would have: FAILED for ``overdue``, and for ``user`` (Ctrl-C: the tuner server put the
+trial back to WAITING) it starts the trial anew, its old files moved to ``interrupted/<n>/``.
+A trial the restarted controller found stopped (``TrialLaunch.stopped``) with no process
+left is not started again: it ends with that stop's reason, as a cluster's gone workload.
 """
 
 from __future__ import annotations
@@ -133,6 +141,7 @@ class LocalExecutor:
         self._running: dict[str, _Running] = {}
         self._exits: queue.Queue[TrialExit] = queue.Queue()
         self._lock = threading.Lock()
+        self._fresh: set[str] = set()  # trials whose interrupted attempt was reported (see _put)
         self._published: str | None = None
 
     def capacity(self) -> int | None:
@@ -253,6 +262,12 @@ class LocalExecutor:
         starts anew)."""
         trial_id = trial.trial_id
         record = tdir / "process.json"
+        if trial_id in self._fresh:
+            # Its interrupted attempt was reported and the trial requeued: this is its next
+            # attempt, from its start, without the old one's log, metrics file and records.
+            self._fresh.discard(trial_id)
+            set_aside(tdir)
+            return False
         rec = _read_record(record)
         if rec is None:
             return False
@@ -276,19 +291,25 @@ class LocalExecutor:
                 _signal_group(pid, signal.SIGTERM)
                 threading.Thread(target=self._escalate, args=(r,), daemon=True).start()
             return True
-        if cause is StopCause.USER:
-            # Ctrl-C stopped this attempt and the tuner server put the trial back to WAITING
-            # (Engine.requeue): it runs again from its start, its old files kept aside.
-            set_aside(tdir)
-            return False
         rec = _read_record(record) or rec  # it may have ended since the first read
-        ex = (_exit_of(trial_id, rec.get("exit"), rec.get("error"), tdir) if "exit" in rec
+        ex = ((_stopped_from_outside(trial_id, rec) or _exit_of(trial_id, rec.get("exit"), rec.get("error"), tdir))
+              if "exit" in rec
               # Died unrecorded: as a cluster's gone workload, the stop an earlier run made says why.
               else TrialExit(trial_id, None, True, trial.stopped or GONE_MESSAGE))
         if reason is not None:  # as for a live process: the stop decides, not how it ended
             ex = TrialExit(trial_id, ex.exit_code, True, reason, cause)
+        if ex.cause is StopCause.USER:  # (as _put does; the lock is held here)
+            self._fresh.add(trial_id)
         self._exits.put(ex)
         return True
+
+    def _put(self, ex: TrialExit) -> None:
+        """Queue a trial's end. One the user interrupted is put back to WAITING by the
+        controller (Engine.requeue) and launched again: that launch starts it anew."""
+        if ex.cause is StopCause.USER:
+            with self._lock:
+                self._fresh.add(ex.trial_id)
+        self._exits.put(ex)
 
     def _watch(self, trial_id: str, r: _Running) -> None:
         self._running[trial_id] = r
@@ -310,7 +331,8 @@ class LocalExecutor:
         rec = _read_record(self.trial_dir(trial_id) / "process.json")
         notes = _read_notes(r.notes)
         error = notes.get("error")
-        if rec is not None and rec.get("key") == r.key and "exit" in rec:
+        ours = rec is not None and rec.get("key") == r.key and "exit" in rec
+        if ours:
             code, error = rec.get("exit"), rec.get("error")  # the trial's own end, not its supervisor's
         with self._lock:
             self._running.pop(trial_id, None)
@@ -319,9 +341,12 @@ class LocalExecutor:
             # Its supervisor exited as the trial did (0 stays 0: its metrics count); only a
             # run started after this one died would have lost the code. Say so.
             ex = TrialExit(trial_id, ex.exit_code, ex.killed, "; ".join(m for m in (ex.message, notes["unrecorded"]) if m))
+        outside = _stopped_from_outside(trial_id, rec) if ours and rec is not None else None
         if r.killed:
             ex = TrialExit(trial_id, code, True, r.kill_reason, r.kill_cause)
-        self._exits.put(ex)
+        elif outside is not None:
+            ex = outside
+        self._put(ex)
 
     def active(self) -> set[str]:
         with self._lock:
@@ -472,6 +497,18 @@ def launch_key(trial: TrialLaunch) -> str:
     per experiment): a folder reused after deleting autotune.db holds other trials' records."""
     raw = f"{trial.env.get('AUTOTUNE_TOKEN', '')}\0{trial.env.get('AUTOTUNE_EXPERIMENT_ID', '')}\0{trial.trial_id}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _stopped_from_outside(trial_id: str, rec: Mapping[str, Any]) -> TrialExit | None:
+    """A trial that exited non-zero after a stop signal reached its processes from outside
+    AutoTune (its supervisor recorded it: a Ctrl-C or a shutdown that signalled them too):
+    interrupted, not failed; it runs again (cause USER). None otherwise."""
+    sig, code = rec.get("signal"), rec.get("exit")
+    if not sig or not isinstance(code, int) or code == 0:
+        return None
+    how = f"exited with code {code}" if code > 0 else f"was killed by signal {-code}"
+    return TrialExit(trial_id, code, True, f"interrupted: {sig} reached its processes from outside AutoTune and it {how}; "
+                                           f"it runs again, with the same parameters", StopCause.USER)
 
 
 def _exit_of(trial_id: str, code: int | None, error: str | None, tdir: Path | None = None) -> TrialExit:

@@ -21,7 +21,11 @@ one JSON line, to NOTES_FD, a pipe from the controller that needs no disk:
 from this process's own exit). It is also printed to stderr (trial.log), if that works.
 
 Signals that stop trials (SIGTERM, SIGINT, SIGHUP) are sent to the whole process group:
-the trial gets them itself, and this process waits for it to exit to record that.
+the trial gets them itself, and this process waits for it to exit to record that. The first
+of them it got before the trial exited is recorded too, ``"signal": "SIGINT"``: a trial that
+then exits non-zero was stopped from outside (a Ctrl-C or a shutdown that reached its
+processes), which its exit code alone (1, after a KeyboardInterrupt) would pass off as a
+failure of its own code.
 Standard library only; it is run with -I -S, so it starts in a few milliseconds and
 nothing on the trial's PYTHONPATH can break it.
 """
@@ -65,10 +69,6 @@ def _say(notes: int | None, kind: str, why: str) -> None:
         pass
 
 
-def _ignore(signum: int, frame: object) -> None:
-    """A handler, not SIG_IGN: an ignored signal would stay ignored in the trial after exec."""
-
-
 def main(argv: list[str]) -> int:
     notes: int | None = None
     if len(argv) >= 5 and argv[3] == "--":
@@ -79,8 +79,14 @@ def main(argv: list[str]) -> int:
         print("usage: local_supervisor.py RECORD CONTROLLER_PID KEY [NOTES_FD] -- COMMAND...", file=sys.stderr)
         return 2
     record, controller, key = argv[0], int(argv[1]), argv[2]
+    got: list[int] = []  # stop signals received, first first
+
+    def note(signum: int, frame: object) -> None:
+        # A handler, not SIG_IGN: an ignored signal would stay ignored in the trial after exec.
+        got.append(signum)
+
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _ignore)
+        signal.signal(sig, note)
     if os.getppid() != controller:
         # The controller died before it could note this process: the next `autotune run`
         # finds no record and starts the trial itself. Starting it here too would run it twice.
@@ -104,7 +110,7 @@ def main(argv: list[str]) -> int:
         return 127
     code = child.wait()
     try:
-        write_record(record, {**me, "exit": code})
+        write_record(record, {**me, "exit": code, **({"signal": signal.Signals(got[0]).name} if got else {})})
     except OSError as e:
         _say(notes, "unrecorded", f"its exit code ({code}) could not be recorded in {record}: {e}")
     if code < 0:  # end by the same signal

@@ -106,7 +106,14 @@ def test_an_attempt_the_user_interrupted_runs_again_with_its_files_set_aside(tmp
     first.kill("t-0", "interrupted by the user", StopCause.USER)
     [got] = ended(first)
     assert got.cause is StopCause.USER
-    second = executor(tmp_path, marker, code)  # the resumed run, after Engine.requeue
+    # The resumed run: the attempt's end is reported as the user's stop (the controller then
+    # requeues the trial, Engine.requeue, in case the interrupted run could not), and the
+    # launch that follows starts it anew.
+    second = executor(tmp_path, marker, code)
+    second.launch(trial())
+    [reported] = ended(second)
+    assert (reported.killed, reported.cause) == (True, StopCause.USER)
+    assert marker.read_text() == "run\n"
     second.launch(trial())
     [again] = ended(second)
     assert (again.exit_code, again.killed) == (0, False)
@@ -115,3 +122,28 @@ def test_an_attempt_the_user_interrupted_runs_again_with_its_files_set_aside(tmp
     assert not (tdir / "kill.json").exists()
     assert (tdir / "trial.log").read_text() == "attempt\n"  # only the new attempt's output
     assert marker.read_text() == "run\nrun\n"
+
+
+def test_a_trial_a_ctrl_c_reached_is_interrupted_not_failed(tmp_path: Path) -> None:
+    """SIGINT to the trial's processes (a Ctrl-C that reached them, not AutoTune's stop): the
+    Python trial dies of KeyboardInterrupt with code 1, which alone would read as a failure
+    of its code. Its supervisor got the signal too and recorded it: the end is the user's stop."""
+    import os
+    import signal
+
+    marker = tmp_path / "runs.txt"
+    # As a training launcher does: a KeyboardInterrupt becomes exit code 1.
+    code = (f"import sys, time\ntry:\n    open({str(marker)!r}, 'a').write('run\\n'); time.sleep(60)\n"
+            "except KeyboardInterrupt:\n    sys.exit(1)")
+    ex = executor(tmp_path, marker, code)
+    ex.launch(trial())
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pid = int((tmp_path / "out" / "trials" / "t-0" / "pid").read_text())
+    os.killpg(pid, signal.SIGINT)
+    [got] = ended(ex)
+    assert (got.exit_code, got.killed, got.cause) == (1, True, StopCause.USER)
+    assert got.message is not None and "SIGINT" in got.message and "exited with code 1" in got.message
+    record = json.loads((tmp_path / "out" / "trials" / "t-0" / "process.json").read_text())
+    assert (record["exit"], record["signal"]) == (1, "SIGINT")

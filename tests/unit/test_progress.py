@@ -40,3 +40,13 @@ def test_final_training_is_shown_apart_from_the_search_count() -> None:
     assert (c.total, c.succeeded, c.failed, c.running) == (22, 21, 1, 0)
     assert "final 2/3 done" in format_progress(mixed, 1.0, 22)
     assert mixed.trials.total == 25  # the status itself is left as reported
+
+
+def test_trials_cut_by_ctrl_c_are_shown_as_to_run_again() -> None:
+    """After Ctrl-C the cut trials wait (Engine.requeue): nothing runs, they run again on resume."""
+    from autotune_operator.decide import Phase
+    from autotune_operator.status import ExperimentStatus, TrialCounts
+
+    s = ExperimentStatus(phase=Phase.ERROR, trials=TrialCounts(total=4, succeeded=2, waiting=2))
+    line = format_progress(s, 3, 4)
+    assert "trials 2/4 done (2 ok), 2 to run again" in line and "running" not in line
