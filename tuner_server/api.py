@@ -159,7 +159,11 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, e: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes each error's input: a reported NaN made that a 500.
-        return JSONResponse(status_code=422, content={"detail": json_safe(jsonable_encoder(e.errors()))})
+        try:
+            detail = json_safe(jsonable_encoder(e.errors()))
+        except RecursionError:  # an input nested too deep to echo (~500 levels): was a 500
+            detail = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in e.errors()]
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     def bearer(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization or not authorization.lower().startswith("bearer "):

@@ -243,3 +243,19 @@ def test_deeply_nested_metric_is_422_not_a_broken_experiment(server: ServerProce
         for path in (f"/api/v1/experiments/e1/trials/{trial}", "/api/v1/experiments/e1/trials", "/api/v1/experiments/e1"):
             assert admin.get(path).status_code == 200, path
         assert admin.get(f"/api/v1/experiments/e1/trials/{trial}").json()["metrics"]["confusion"] == [[1, 2], [3, 4]]
+
+
+@pytest.mark.parametrize("depth", [600, 900])
+def test_refusal_of_a_very_deep_body_is_422_not_500(server: ServerProcess, depth: int) -> None:
+    """The 422 echoes each error's input; for a value nested ~500+ levels (Python's JSON still
+    reads it) copying that echo recursed past Python's limit: a 500 with no reason."""
+    token = register(server)
+    trial = started_trial(server)
+    body = '{"metric": {"default": 0.5, "x": ' + "[" * depth + "]" * depth + "}}"
+    with server.client(token=token) as own:
+        r = own.post(f"/api/v1/experiments/e1/trials/{trial}/final", content=body.encode(),
+                     headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"] == ["body", "metric"] and "nested at most 32 levels" in err["msg"]
+        assert own.post(f"/api/v1/experiments/e1/trials/{trial}/final", json={"metric": 0.5}).status_code == 200
