@@ -157,12 +157,19 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
         return JSONResponse(status_code=e.status, content={"detail": str(e)})
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, e: RequestValidationError) -> JSONResponse:
+    async def _invalid_request(request: Request, e: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes each error's input: a reported NaN made that a 500.
         try:
             detail = json_safe(jsonable_encoder(e.errors()))
         except RecursionError:  # an input nested too deep to echo (~500 levels): was a 500
             detail = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in e.errors()]
+        content_type = request.headers.get("content-type") or "none"
+        for err in detail:
+            # A JSON body sent as a form (curl -d) or with no type is read as a string: FastAPI
+            # said "Input should be a valid dictionary" about a body that looks like one.
+            if err.get("loc") in (["body"], ("body",)) and isinstance(err.get("input"), str) and "json" not in content_type:
+                err["msg"] = (f"the body must be a JSON object sent with Content-Type: application/json "
+                              f"(this request's Content-Type: {content_type})")
         return JSONResponse(status_code=422, content={"detail": detail})
 
     def bearer(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:

@@ -259,3 +259,18 @@ def test_refusal_of_a_very_deep_body_is_422_not_500(server: ServerProcess, depth
         (err,) = r.json()["detail"]
         assert err["loc"] == ["body", "metric"] and "nested at most 32 levels" in err["msg"]
         assert own.post(f"/api/v1/experiments/e1/trials/{trial}/final", json={"metric": 0.5}).status_code == 200
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_json_body_without_json_content_type_says_so(server: ServerProcess, content_type: str | None) -> None:
+    """`curl -d '{"metric": 0.5}'` sends a form content type: FastAPI then reads the body as a
+    string and answered "Input should be a valid dictionary", about a body that is one."""
+    token = register(server)
+    trial = started_trial(server)
+    headers = {"Content-Type": content_type} if content_type else {}
+    with server.client(token=token) as own:
+        r = own.post(f"/api/v1/experiments/e1/trials/{trial}/final", content=b'{"metric": 0.5}', headers=headers)
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"] == ["body"]
+        assert "Content-Type: application/json" in err["msg"] and (content_type or "none") in err["msg"]
