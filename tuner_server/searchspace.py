@@ -18,7 +18,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -254,6 +254,13 @@ def _quniform_steps(low: float, high: float, q: float) -> tuple[int, int]:
     k_lo = math.floor(snap(low / q - 0.5)) + 1  # smallest k with k + 0.5 > low/q
     k_hi = math.ceil(snap(high / q + 0.5)) - 1  # largest k with k - 0.5 < high/q
     return k_lo, k_hi
+
+
+def iter_quniform(low: float, high: float, q: float) -> Iterator[float]:
+    """quniform_grid's values one at a time, ascending (each kept k gives its own value)."""
+    k_lo, k_hi = _quniform_steps(low, high, q)
+    for k in range(k_lo, k_hi + 1):
+        yield min(max(_tidy(k * q, q), low), high)
 
 
 _LISTED_COUNT = 10_000

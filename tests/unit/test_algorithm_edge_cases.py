@@ -155,3 +155,37 @@ def test_cardinality_of_a_quniform_with_many_steps_is_counted_not_listed(monkeyp
     assert parse_search_space({"a": {"_type": "quniform", "_value": [0, 10, 4]}}).cardinality() == 3
     t = create_tuner("Random", big, {})
     assert set(t.suggest([], np.random.default_rng(0))) == {"a", "b", "c"}
+
+
+def test_grid_over_a_huge_randint_or_quniform_walks_it_lazily(monkeypatch):
+    # The grid listed every value of every dimension on each suggest: a seed's randint
+    # [0, 2**31) was a list of two billion ints (the tuner server ran out of memory), and
+    # quniform [0, 1e7, 1] took 25 s per suggest.
+    import tuner_server.searchspace as ss
+    import tuner_server.tuners.gridsearch as gs
+
+    def guarded_list(it=()):
+        if hasattr(it, "__len__") and len(it) > 1_000_000:
+            raise AssertionError(f"listing {len(it)} values")
+        return list(it)
+
+    calls = {"n": 0}
+    tidy = ss._tidy
+
+    def counted(x, q):
+        calls["n"] += 1
+        if calls["n"] > 100_000:
+            raise AssertionError("listed over 100,000 multiples of q")
+        return tidy(x, q)
+
+    monkeypatch.setattr(gs, "list", guarded_list, raising=False)  # the module's list() calls
+    monkeypatch.setattr(ss, "_tidy", counted)
+    sp = parse_search_space({"c": {"_type": "choice", "_value": ["a", "b"]},
+                             "seed": {"_type": "randint", "_value": [0, 2**31]},
+                             "n": {"_type": "quniform", "_value": [0, 1e7, 1]}})
+    t = create_tuner("GridSearch", sp, {})
+    hist: list[TrialRecord] = []
+    for i in range(4):
+        hist.append(record(i, t.suggest(hist, np.random.default_rng(i))))
+    assert [(h.parameters["c"], h.parameters["seed"], h.parameters["n"]) for h in hist] == [
+        ("a", 0, 0), ("a", 0, 1), ("a", 0, 2), ("a", 0, 3)]

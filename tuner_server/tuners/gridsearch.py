@@ -12,27 +12,40 @@ from __future__ import annotations
 import itertools
 import math
 from statistics import NormalDist
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from tuner_server.history import TrialRecord
-from tuner_server.searchspace import Dimension, NestedOption, SearchSpace, quniform_grid
+from tuner_server.searchspace import Dimension, NestedOption, SearchSpace, iter_quniform
 from tuner_server.tuners.base import NoMoreTrials, Tuner, param_key
 
 MAX_EPOCH = 24
 
 
-def dimension_values(d: Dimension, epoch: int) -> list[Any] | None:
-    """All grid values of a leaf dimension up to ``epoch`` (None: it is finite, see options)."""
+class _Again:
+    """An iterable that can be walked again (a generator function behind it): the values
+    of a dimension made as they are walked, never all held at once."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
+        self.make = make
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.make()
+
+
+def dimension_values(d: Dimension, epoch: int) -> Iterable[Any] | None:
+    """All grid values of a leaf dimension up to ``epoch`` (None: it is finite, see options).
+    randint and q-uniform values are produced lazily: a seed's randint [0, 2**31) listed
+    was two billion ints."""
     t = d.type
     if t in ("choice", "layer_choice"):
         return None
     if t == "randint":
-        return list(range(int(d.args[0]), int(d.args[1])))
+        return range(int(d.args[0]), int(d.args[1]))
     if t in ("quniform", "qloguniform"):
-        vals = quniform_grid(d.low, d.high, float(d.args[2]))
-        return [d.quantize(v) for v in vals]
+        low, high, q = d.low, d.high, float(d.args[2])
+        return _Again(lambda: (d.quantize(v) for v in iter_quniform(low, high, q)))
     if t == "input_choice":
         cands, k = d.args
         return [list(c) for c in itertools.combinations(cands, k)]
@@ -96,21 +109,32 @@ class GridSearchTuner(Tuner):
         raise NoMoreTrials(f"the grid of {len(seen)} configurations is exhausted")
 
     def _configs(self, keys: Sequence[str], epoch: int) -> Iterator[dict[str, Any]]:
-        per_key = [list(self._leaf_configs(k, epoch)) for k in keys]
-        for combo in itertools.product(*per_key):
+        per_key = [self._leaf_configs(k, epoch) for k in keys]
+        for combo in _product(per_key):
             out: dict[str, Any] = {}
             for k, v in zip(keys, combo):
                 out[self.space[k].name] = v
             yield out
 
-    def _leaf_configs(self, key: str, epoch: int) -> Iterator[Any]:
+    def _leaf_configs(self, key: str, epoch: int) -> Iterable[Any]:
         d = self.space[key]
         if d.type in ("choice", "layer_choice"):
+            out: list[Any] = []
             for opt in d.options:
                 if isinstance(opt, NestedOption):
-                    for sub in self._configs(opt.children, epoch):
-                        yield {"_name": opt.name, **sub}
+                    out.extend({"_name": opt.name, **sub} for sub in self._configs(opt.children, epoch))
                 else:
-                    yield opt
-            return
-        yield from dimension_values(d, epoch) or []
+                    out.append(opt)
+            return out
+        return dimension_values(d, epoch) or []
+
+
+def _product(seqs: Sequence[Iterable[Any]]) -> Iterator[tuple[Any, ...]]:
+    """itertools.product's order (the last varies fastest) without listing its inputs:
+    each is walked again for every combination of the ones before it."""
+    if not seqs:
+        yield ()
+        return
+    for v in seqs[0]:
+        for rest in _product(seqs[1:]):
+            yield (v, *rest)
