@@ -189,3 +189,23 @@ def test_grid_over_a_huge_randint_or_quniform_walks_it_lazily(monkeypatch):
         hist.append(record(i, t.suggest(hist, np.random.default_rng(i))))
     assert [(h.parameters["c"], h.parameters["seed"], h.parameters["n"]) for h in hist] == [
         ("a", 0, 0), ("a", 0, 1), ("a", 0, 2), ("a", 0, 3)]
+
+
+def test_grid_over_an_input_choice_with_billions_of_subsets_walks_it_lazily(monkeypatch):
+    import tuner_server.tuners.gridsearch as gs
+
+    made = {"n": 0}
+    combinations = gs.itertools.combinations
+
+    def counted(*a):
+        for c in combinations(*a):
+            made["n"] += 1
+            if made["n"] > 100_000:
+                raise AssertionError("listed over 100,000 subsets")
+            yield c
+
+    monkeypatch.setattr(gs.itertools, "combinations", counted)
+    sp = parse_search_space({"x": {"_type": "input_choice", "_value": {"candidates": [f"c{i}" for i in range(40)], "n_chosen": 20}}})
+    t = create_tuner("GridSearch", sp, {})
+    first = t.suggest([], np.random.default_rng(0))
+    assert first == {"x": [f"c{i}" for i in range(20)]}

@@ -48,7 +48,7 @@ def dimension_values(d: Dimension, epoch: int) -> Iterable[Any] | None:
         return _Again(lambda: (d.quantize(v) for v in iter_quniform(low, high, q)))
     if t == "input_choice":
         cands, k = d.args
-        return [list(c) for c in itertools.combinations(cands, k)]
+        return _Again(lambda: (list(c) for c in itertools.combinations(cands, k)))  # C(40, 20) ~ 1.4e11
 
     def at(p: float) -> Any:
         if t == "uniform":
