@@ -209,3 +209,18 @@ def test_grid_over_an_input_choice_with_billions_of_subsets_walks_it_lazily(monk
     t = create_tuner("GridSearch", sp, {})
     first = t.suggest([], np.random.default_rng(0))
     assert first == {"x": [f"c{i}" for i in range(20)]}
+
+
+@pytest.mark.parametrize("name", ["Random", "PBTTuner"])
+def test_random_draws_never_repeat_before_a_finite_space_is_used_up(name):
+    # After 200 draws that all hit tried configurations, sample_new returned a repeat: near
+    # the end of a 2,000-config space Random ran 26 duplicate trials before NoMoreTrials.
+    from tuner_server.tuners.base import param_key
+
+    sp = parse_search_space({"a": {"_type": "randint", "_value": [0, 300]}, "b": {"_type": "choice", "_value": ["x", "y"]}})
+    t = create_tuner(name, sp, {"population_size": 700, "all_checkpoint_dir": "/c"} if name == "PBTTuner" else {})
+    hist: list[TrialRecord] = []
+    for i in range(600):
+        p = t.suggest(hist, np.random.default_rng(i))
+        hist.append(record(i, {k: v for k, v in p.items() if k in ("a", "b")}))
+    assert len({param_key(h.parameters) for h in hist}) == 600

@@ -129,7 +129,17 @@ class Tuner(ABC):
             if param_key(params) not in seen:
                 return params
             params = self.space.to_parameters(self.space.sample_flat(rng))
-        return params  # a nearly exhausted finite space: a repeat beats stalling
+        # A nearly used-up finite space: draw among what is left (near the end of 2,000
+        # configurations, giving up with a repeat ran 26 duplicate trials).
+        from tuner_server.tuners.tpe import _ENUMERATE_LIMIT, enumerate_flats  # here: tpe imports this module
+
+        card = self.space.cardinality()
+        if card is not None and card <= _ENUMERATE_LIMIT:
+            rest = [p for p in map(self.space.to_parameters, enumerate_flats(self.space)) if param_key(p) not in seen]
+            if not rest:
+                raise NoMoreTrials(f"all {card} configurations of the search space were tried")
+            return rest[int(rng.integers(len(rest)))]
+        return params  # a huge space nearly used up: a repeat beats stalling
 
 
 def param_key(v: Any) -> Any:
