@@ -195,6 +195,19 @@ def test_interval_must_be_positive(tmp_path, interval):
     assert r.returncode == 2 and "--interval" in r.stderr
 
 
+def wait_until_it_catches_sigterm(proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Until the process installed its SIGTERM handler (Linux: /proc/PID/status SigCgt): a
+    SIGTERM sent before (its imports take over a second on a loaded machine) kills it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the sidecar never installed its SIGTERM handler")
+
+
 def test_nothing_relayed_says_why_in_the_termination_message(tmp_path):
     from autotune_operator.collect_metrics_command import why_nothing
 
@@ -203,7 +216,7 @@ def test_nothing_relayed_says_why_in_the_termination_message(tmp_path):
     missing = tmp_path / "katib" / "metrics.log"
     proc = subprocess.Popen([*autotune_cmd(), "collect-metrics", "--kind", "File", "--path", str(missing),
                              "--interval", "0.2", "--termination-log", str(term)], stdout=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    wait_until_it_catches_sigterm(proc)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0 and out == ""
