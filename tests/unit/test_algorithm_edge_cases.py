@@ -224,3 +224,17 @@ def test_random_draws_never_repeat_before_a_finite_space_is_used_up(name):
         p = t.suggest(hist, np.random.default_rng(i))
         hist.append(record(i, {k: v for k, v in p.items() if k in ("a", "b")}))
     assert len({param_key(h.parameters) for h in hist}) == 600
+
+
+def test_bohb_decodes_the_ends_of_a_loguniform_inside_its_bounds():
+    # exp(log(0.1)) is 0.10000000000000006: a candidate at the edge of the box (where the
+    # truncated draws give up) became a value above the declared high, which the trial
+    # received and a warm start from this experiment then skipped as out of range.
+    from tuner_server.advisors.kde import Encoder
+
+    sp = parse_search_space({"a": {"_type": "loguniform", "_value": [1e-4, 0.1]},
+                             "b": {"_type": "qloguniform", "_value": [0.003, 0.7, 0.001]}})
+    enc = Encoder(sp, "BOHB")
+    for d in sp.dims:
+        for u in (0.0, 1.0):
+            assert d.low <= enc._dec(d, u) <= d.high

@@ -75,7 +75,9 @@ class Encoder:
             lo, hi = int(d.args[0]), int(d.args[1])
             return d.quantize(lo + u * (hi - lo))
         if d.type in LOG_TYPES:
-            return d.quantize(math.exp(math.log(d.low) + u * (math.log(d.high) - math.log(d.low))))
+            # exp(log(high)) can exceed high by an ulp (0.1 -> 0.10000000000000006): clip.
+            x = math.exp(math.log(d.low) + u * (math.log(d.high) - math.log(d.low)))
+            return d.quantize(min(max(x, d.low), d.high))
         return d.quantize(d.low + u * (d.high - d.low))
 
 
