@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
-from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, is_finite_number,
-                                     metric_vector, strategy_of)
+from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, duplicate_names,
+                                     is_finite_number, metric_vector, strategy_of)
 from tuner_server.pareto import pareto_front, to_losses
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.store import ImportedTrial, Store, StoredExperiment, StoredTrial
@@ -52,6 +52,16 @@ class ExperimentConfig(BaseModel):
     primaryMetric: str | None = Field(default=None, min_length=1, max_length=250)
     # spec.metricStrategies: which logged value of each metric is final (default: latest).
     metricStrategies: list[MetricStrategy] | None = None
+
+    @field_validator("objectives")
+    @classmethod
+    def _distinct_objectives(cls, v: list[Objective] | None) -> list[Objective] | None:
+        # Checked here too, not only in the spec: the API took [acc maximize, acc minimize],
+        # putting every trial on the Pareto front.
+        dup = duplicate_names(v or [])
+        if dup:
+            raise ValueError(f"objective name(s) {dup} appear more than once; each objective needs its own metric")
+        return v
 
 
 class EngineError(Exception):

@@ -140,3 +140,19 @@ def test_extreme_finite_results_do_not_break_motpe(server: ServerProcess) -> Non
                 "state": "SUCCEEDED"}
         front = admin.get("/api/v1/experiments/mo").json()["paretoFront"]
         assert {"acc": 1e308, "size": 1 / 30} in [p["values"] for p in front]
+
+
+def test_objectives_named_twice_are_refused_by_the_server(server: ServerProcess) -> None:
+    """spec.objectives is checked by the operator and the CLI, but the tuner server's own API
+    took [acc maximize, acc minimize]: every trial was then on the Pareto front (one metric
+    both maximized and minimized) and the search optimized nothing."""
+    space = {"a": {"_type": "uniform", "_value": [0, 1]}}
+    cfg = {"searchSpace": json.dumps(space), "tuner": {"name": "MOTPE"},
+           "objectives": [{"name": "acc", "optimizeMode": "maximize"}, {"name": "acc", "optimizeMode": "minimize"}]}
+    with server.client() as admin:
+        r = admin.put("/api/v1/experiments/dup", json={"name": "dup", "config": cfg})
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"] == ["body", "config", "objectives"]
+        assert "['acc']" in err["msg"] and "more than once" in err["msg"]
+        assert admin.get("/api/v1/experiments/dup").status_code == 404
