@@ -123,3 +123,41 @@ def test_the_unfinished_last_line_is_shown_marked_once_everything_before_it_was_
     assert partial_line(src, None) is None  # nothing read yet: complete lines come first
     path.write_text("a=1\nacc=0.9\n")
     assert partial_line(src, chunk.cursor) is None  # finished: the next read relays it
+
+
+def test_an_operator_restarted_after_the_sidecar_restart_numbers_the_values_as_the_first_did(tmp_path: Path) -> None:
+    """A restarted operator reads the sidecar's (current instance's) log from its start: it
+    holds the whole file again, so the parser gives every value the step it had before and the
+    tuner server skips what it has."""
+    from autotune_operator.log_metrics import LogParser
+
+    path, state = tmp_path / "metrics.log", tmp_path / "state"
+    state.mkdir()
+    src = FileSource("File", path)
+    path.write_text("accuracy=0.1\naccuracy=0.2\n")
+    first = sidecar_run(src, state)
+    with open(path, "a") as f:
+        f.write("accuracy=0.3\n")
+    second = sidecar_run(src, state, final=True)
+    a, taken = take(first, Taken())
+    b, _ = take(second, taken)
+    before = LogParser.of(None, ["accuracy"]).feed(a + b)  # the operator that lived through it
+    after = LogParser.of(None, ["accuracy"]).feed(take(second, Taken())[0])  # one started afresh
+    assert [(c.value, c.step) for c in after] == [(c.value, c.step) for c in before] == [(0.1, 0), (0.2, 1), (0.3, 2)]
+
+
+def test_an_event_file_that_shrank_while_no_sidecar_ran_is_a_new_generation(tmp_path: Path) -> None:
+    root, state = tmp_path / "tb", tmp_path / "state"
+    root.mkdir()
+    state.mkdir()
+    f = root / "events.out.tfevents.1.host"
+    src = FileSource("TensorFlowEvent", root)
+    f.write_bytes(record(file_version()) + b"".join(record(event(s, simple_value("loss", 1.0 / (s + 1))))
+                                                    for s in range(3)))
+    first = sidecar_run(src, state)
+    f.write_bytes(record(file_version()) + record(event(0, simple_value("loss", 9.0))))  # rewritten, shorter
+    second = sidecar_run(src, state, final=True)
+    a, taken = take(first, Taken())
+    b, _ = take(second, taken)
+    assert len(a) == 3 and [json.loads(x)["value"] for x in b] == [9.0]
+    assert second[0].startswith(f"@{key_of('events.out.tfevents.1.host')}:1:0 ")
