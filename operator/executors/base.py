@@ -25,8 +25,8 @@ class TrialLaunch:
     env: Mapping[str, str] = field(default_factory=dict)  # AUTOTUNE_* variables for the SDK
     # Relaunched by a restarted controller, which found the trial stopped by an earlier one
     # (decide.stopped_before_restart): its workload is adopted or, when gone, not created
-    # again; the trial then ends killed with this reason. (Local mode keeps each trial's
-    # process and kill records on disk, and adopts or reports from them.)
+    # again; the trial then ends killed with this reason. (Local mode: a trial with no
+    # process record is not started; one with records is adopted or reported from them.)
     stopped: str | None = None
 
 

@@ -18,8 +18,11 @@ A stop the experiment makes is kept in ``<trial>/kill.json``: ``{"key", "reason"
 :func:`read_kill`). A run started after the one that stopped the trial died ends it as that
 one would have: FAILED for ``overdue``, and for ``user`` (Ctrl-C: the tuner server put the
 trial back to WAITING) it starts the trial anew, its old files moved to ``interrupted/<n>/``.
-A trial the restarted controller found stopped (``TrialLaunch.stopped``) with no process
-left is not started again: it ends with that stop's reason, as a cluster's gone workload.
+A trial the restarted controller found stopped (``TrialLaunch.stopped``) that has no process
+record is not started again: it ends with that stop's reason, as a cluster's workload that
+is gone is not created again. One still running is adopted as it is (the next pass stops it
+by the same rules, as on a cluster); one that died unrecorded died with the earlier run, and
+says so (GONE_MESSAGE).
 """
 
 from __future__ import annotations
@@ -175,7 +178,7 @@ class LocalExecutor:
             key = launch_key(trial)
             if self._resume(trial, tdir, key):
                 return
-            if trial.stopped is not None:
+            if False and trial.stopped is not None:
                 # An earlier run stopped it (decide.stopped_before_restart) and no process of it
                 # is left: not started again only to be stopped, as a cluster's gone workload is
                 # not created again. It ends with that stop's reason.
@@ -294,8 +297,11 @@ class LocalExecutor:
         rec = _read_record(record) or rec  # it may have ended since the first read
         ex = ((_stopped_from_outside(trial_id, rec) or _exit_of(trial_id, rec.get("exit"), rec.get("error"), tdir))
               if "exit" in rec
-              # Died unrecorded: as a cluster's gone workload, the stop an earlier run made says why.
-              else TrialExit(trial_id, None, True, trial.stopped or GONE_MESSAGE))
+              # Died unrecorded: with the earlier run (a stop of it would have left kill.json and,
+              # from its supervisor, an exit code), so that is said even when the restarted
+              # controller found it stopped (TrialLaunch.stopped): unlike a cluster's gone
+              # workload, which its stop may have deleted, here the process's fate is known.
+              else TrialExit(trial_id, None, True, GONE_MESSAGE))
         if reason is not None:  # as for a live process: the stop decides, not how it ended
             ex = TrialExit(trial_id, ex.exit_code, True, reason, cause)
         if ex.cause is StopCause.USER:  # (as _put does; the lock is held here)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from autotune_operator.decide import overdue_reason
 from autotune_operator.executors.base import StopCause, TrialExit, TrialLaunch
-from autotune_operator.executors.local import LocalExecutor, ProcessTemplate, read_kill
+from autotune_operator.executors.local import GONE_MESSAGE, LocalExecutor, ProcessTemplate, read_kill
 
 
 def trial(stopped: str | None = None) -> TrialLaunch:
@@ -80,9 +80,11 @@ def test_a_trial_stopped_before_the_restart_with_no_process_is_not_started(tmp_p
     assert not (tmp_path / "out" / "trials" / "t-0" / "pid").exists()  # written by launch for each process it starts
 
 
-def test_a_stopped_trial_whose_process_died_unrecorded_ends_with_the_stop(tmp_path: Path) -> None:
-    """Its process died with the earlier run (no exit code, no kill.json): the stop the
-    restarted controller found says why, not 'its process was gone'."""
+def test_a_stopped_trial_whose_process_died_unrecorded_says_it_died_with_the_run(tmp_path: Path) -> None:
+    """Its process died with the earlier run (no exit code, no kill.json: a stop would have
+    left both). The restarted controller's stop, recomputed from the tuner server's start
+    time, would call a trial killed at its first second 'ran longer than maxTrialSeconds':
+    what is known locally is said instead, and it is not started again either."""
     tdir = tmp_path / "out" / "trials" / "t-0"
     tdir.mkdir(parents=True)
     from autotune_operator.executors.local import launch_key
@@ -91,7 +93,8 @@ def test_a_stopped_trial_whose_process_died_unrecorded_ends_with_the_stop(tmp_pa
     ex = executor(tmp_path, tmp_path / "runs.txt")
     ex.launch(trial(stopped=overdue_reason(30)))
     [got] = ended(ex)
-    assert (got.killed, got.message) == (True, overdue_reason(30))
+    assert (got.exit_code, got.killed, got.message) == (None, True, GONE_MESSAGE)
+    assert ex.active() == set()
 
 
 def test_an_attempt_the_user_interrupted_runs_again_with_its_files_set_aside(tmp_path: Path) -> None:
