@@ -11,7 +11,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from autotune_operator.workloads import build
-from autotune_operator.workloads.metrics_sidecar import SIDECAR
+from autotune_operator.workloads.metrics_sidecar import SIDECAR, STATE_VOLUME
 from tests.unit.test_workloads import spec_of, trial
 
 RESTRICTED = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
@@ -46,7 +46,8 @@ def test_trial_pod_with_the_sidecar_is_admitted_under_restricted_pss(core_v1, re
     created = core_v1.create_namespaced_pod(restricted_ns, pod, dry_run="All")
     (side,) = [c for c in created.spec.init_containers if c.name == SIDECAR]
     assert side.restart_policy == "Always"  # kept: the API server knows native sidecars
-    assert [v.name for v in created.spec.volumes if v.empty_dir is not None] == [SIDECAR]
+    # The shared directory, and the sidecar's own (its cursor across its restarts).
+    assert [v.name for v in created.spec.volumes if v.empty_dir is not None] == [SIDECAR, STATE_VOLUME]
 
     # The namespace really enforces it: the same pod with a sidecar that may escalate is refused.
     bad = copy.deepcopy(pod)
