@@ -408,7 +408,7 @@ class MlflowRuns:
 
     def update_run(self, exp_id: str, trial_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         status = body.get("status")
-        if status is not None and status not in STATUSES:
+        if status is not None and (not isinstance(status, str) or status not in STATUSES):  # a dict: unhashable, was a 500
             raise invalid(f"status must be one of {sorted(STATUSES)}, got {status!r}")
         h = self._hosted(exp_id)
         with h.lock:

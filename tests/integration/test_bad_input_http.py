@@ -274,3 +274,15 @@ def test_json_body_without_json_content_type_says_so(server: ServerProcess, cont
         (err,) = r.json()["detail"]
         assert err["loc"] == ["body"]
         assert "Content-Type: application/json" in err["msg"] and (content_type or "none") in err["msg"]
+
+
+@pytest.mark.parametrize("status", [{"a": 1}, ["FINISHED"]])
+def test_mlflow_run_status_of_the_wrong_type_is_400_not_500(server: ServerProcess, status: object) -> None:
+    """runs/update checked ``status in STATUSES`` (a frozenset): a dict or list raised TypeError
+    (unhashable), a 500 and a reset connection instead of MLflow's error naming the field."""
+    token = register(server)
+    trial = started_trial(server)
+    with server.client(token=token) as own:
+        r = own.post(f"/mlflow/e1/{trial}/api/2.0/mlflow/runs/update", json={"run_id": trial, "status": status})
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE" and "status must be one of" in r.json()["message"]
