@@ -10,7 +10,10 @@ When each trial really started is read from its pods (workloads/pods.py), with o
 of pods per pass and only while some trial's start is still unknown.
 A trial whose own container has ended while an injected sidecar (a mesh proxy) keeps its
 pod running ends with that container's exit code after a grace period, and its workload is
-deleted (workloads/outlived.py decides, from pod status a restarted operator reads too).
+deleted once its output was read to its end, or OUTPUT_WAIT_SECONDS after (workloads/outlived.py
+decides, from pod status a restarted operator reads too). A File or TensorFlowEvent collector's
+sidecar marks each line with its place in the trial's files (relay_marks.py): the reader here
+drops what a restarted sidecar relays again.
 The experiment's tuner-server token lives in a per-experiment Secret that trials read
 through ``secretKeyRef``; it never appears in a workload.
 """

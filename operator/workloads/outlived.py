@@ -27,6 +27,9 @@ container):
   its object done, normally win. The start of the grace is in the pod's status, so an
   operator restarted meanwhile reaches the same decision at the same time.
 
+Then the workload is deleted, but not before the trial's output was read to its end
+(``delete_now``: its pod's log goes with it), at most OUTPUT_WAIT_SECONDS later.
+
 Nothing here talks to a cluster.
 """
 
