@@ -47,6 +47,10 @@ class EndedRun:
     best: float | None
     best_name: str
     message: str
+    # Search trials issued and not ended: none on a cluster; locally, those Ctrl-C cut (they
+    # wait to run again, Engine.requeue), so a run cut at its last trials still resumes.
+    active: int = 0
+    final_active: int = 0  # final-training trials likewise
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,9 @@ def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
         best=best.get("value"),
         best_name=str(best.get("name") or ""),
         message=str(status.get("message") or ""),
+        active=max(0, int(trials.get("waiting") or 0) + int(trials.get("running") or 0)
+                   - sum(1 for f in finals if f.get("state") in ("WAITING", "RUNNING"))),
+        final_active=sum(1 for f in finals if f.get("state") in ("WAITING", "RUNNING")),
     )
 
 
@@ -94,8 +101,8 @@ def plan_resume(run: EndedRun, limits: Limits, change: str, now: float, goal: Go
         reason = (f"an experiment that ended ERROR is not resumed ({run.message}); "
                   f"create a new experiment (spec.warmStart can reuse this one's trials)")
         return ResumePlan(False, f"{what}: {reason}", reason=reason)
-    obs = Observed(elapsed=run.ran_seconds, issued=run.issued, active=0, failed=run.failed,
-                   final_issued=run.final_issued, final_active=0, final_pending=run.final_pending,
+    obs = Observed(elapsed=run.ran_seconds, issued=run.issued, active=run.active, failed=run.failed,
+                   final_issued=run.final_issued, final_active=run.final_active, final_pending=run.final_pending,
                    best=run.best, best_name=run.best_name)
     d = decide(limits, obs, goal)
     if d.phase is Phase.RUNNING:

@@ -83,3 +83,20 @@ def test_a_trial_the_assessor_stopped_ends_early_stopped_and_an_ended_one_stays(
     e.end("e1", b.trial_id, 0)
     assert e.requeue("e1", b.trial_id, WHY) is TrialState.SUCCEEDED
     assert view(e, b.trial_id)["value"] == 0.9
+
+
+def test_resuming_a_run_cut_at_its_last_trials_says_it_resumes(tmp_path: Path) -> None:
+    """Ctrl-C with all maxTrialNum trials issued, two of them cut (WAITING): the resume runs
+    them, and its first line says so instead of 'has already ended' (they are not ended)."""
+    import json
+
+    from autotune_operator.local_resume import check_output, save_spec
+    from autotune_operator.spec import load_experiment_text
+    from tests.unit.test_resume import MANIFEST, T0, status
+
+    exp = load_experiment_text(MANIFEST)  # maxTrialNum 16
+    save_spec(tmp_path, exp)
+    st = status("ERROR", total=16, message="interrupted by the user")
+    st["trials"].update(succeeded=14, waiting=2)
+    (tmp_path / "status.json").write_text(json.dumps(st))
+    assert check_output(tmp_path, exp, T0 + 500).line == "resuming e: 16 trials so far (it ended ERROR: interrupted by the user)"
