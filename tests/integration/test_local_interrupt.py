@@ -17,6 +17,7 @@ from typing import Iterator
 import pytest
 
 from tests.integration import kill_harness as kh
+from tests.integration.conftest import ADMIN, ServerProcess, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -132,3 +133,35 @@ def test_a_ctrl_c_reaching_run_and_trials_at_once_requeues_them(tmp_path: Path) 
     assert ctx.finish(None) == 0, ctx.log
     final = json.loads((ctx.out / "status.json").read_text())
     assert final["phase"] == "DONE" and final["trials"]["succeeded"] == 4 and final["trials"]["total"] == 4, final
+
+
+def test_ctrl_c_with_a_separate_tuner_server_requeues_over_http(tmp_path: Path) -> None:
+    """`autotune run --server URL`: the requeue goes over HTTP (POST .../requeue, admin only);
+    the trials wait on the server, and the same command finishes them."""
+    doc = kh.ledger_manifest("srv", max_trials=3, concurrency=2, epochs=4, sleep=0.4)
+    ctx = kh.Ctx(tmp_path, "srv", doc)
+    ctx.server = ServerProcess(tmp_path / "tuner.db", free_port())
+    ctx.server_token = ADMIN
+    ctx.server.start()
+    try:
+        proc = ctx.start()
+        assert kh.wait_for(lambda: ctx.acks() >= 2, proc, what="two reports")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130, ctx.log
+        trials = ctx.server.get(f"/api/v1/experiments/{ctx.exp_id}/trials").json()
+        waiting = [t for t in trials if t["state"] == "WAITING"]
+        assert waiting and all(t["message"].startswith("interrupted by the user") for t in waiting), trials
+        assert not [t for t in trials if t["state"] in ("STOPPED", "FAILED")], trials
+        with ctx.server.client("not-the-admin-token") as c:
+            r = c.post(f"/api/v1/experiments/{ctx.exp_id}/trials/{waiting[0]['name']}/requeue", json={"message": "x"})
+            assert r.status_code in (401, 403)
+        with ctx.server.client() as c:
+            r = c.post(f"/api/v1/experiments/{ctx.exp_id}/trials/{waiting[0]['name']}/requeue", json={"message": ""})
+            assert r.status_code == 422  # a requeue says why
+        assert ctx.finish(None) == 0, ctx.log
+        final = json.loads((ctx.out / "status.json").read_text())
+        assert final["phase"] == "DONE" and final["trials"]["succeeded"] == 3 and final["trials"]["total"] == 3, final
+        o = ctx.check()
+        assert o.ok, (o.failed(), ctx.log, o.notes)
+    finally:
+        ctx.server.stop()
