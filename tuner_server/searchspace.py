@@ -407,6 +407,8 @@ class SearchSpace:
                     opt = d.options[idx]
                     if isinstance(opt, NestedOption):
                         walk(opt.children, v)
+                elif d.type == "input_choice":
+                    flat[k] = _subset_in_order(d, v)
                 else:
                     flat[k] = v
 
@@ -419,6 +421,22 @@ class SearchSpace:
         except (KeyError, ValueError, TypeError):
             return False
         return True
+
+
+def _subset_in_order(d: Dimension, v: Any) -> list[Any]:
+    """An input_choice value as its candidates in the space's order (as sampled): the same
+    subset listed in another order (a warm-start or converted trial) is the same
+    configuration, for repeat detection and for PPO's action lookup."""
+    cands, k = d.args
+    if not isinstance(v, (list, tuple)) or len(v) != k:
+        raise ValueError(f"value {v!r} of '{d.key}' is not {k} of its candidates")
+    picked: set[int] = set()
+    for x in v:
+        i = next((i for i, c in enumerate(cands) if i not in picked and _loose_equal(c, x)), None)
+        if i is None:
+            raise ValueError(f"value {v!r} of '{d.key}' is not {k} distinct candidates")
+        picked.add(i)
+    return [cands[i] for i in sorted(picked)]
 
 
 def _option_index(d: Dimension, v: Any) -> int:

@@ -238,3 +238,16 @@ def test_bohb_decodes_the_ends_of_a_loguniform_inside_its_bounds():
     for d in sp.dims:
         for u in (0.0, 1.0):
             assert d.low <= enc._dec(d, u) <= d.high
+
+
+def test_ppo_takes_an_input_choice_subset_listed_in_another_order():
+    # A warm-start trial (or one converted from NNI) may list the chosen inputs in another
+    # order: the warm start accepts it (same subset), but PPO looked the list up as it was
+    # and raised ValueError on every suggest, failing the experiment.
+    sp = parse_search_space({"op": {"_type": "choice", "_value": ["conv", "pool"]},
+                             "in": {"_type": "input_choice", "_value": {"candidates": ["a", "b", "c"], "n_chosen": 2}}})
+    t = create_tuner("PPOTuner", sp, {"optimize_mode": "maximize", "trials_per_update": 2, "minibatch_size": 1}, 0)
+    hist = [record(0, {"op": "conv", "in": ["c", "a"]}, 1.0), record(1, {"op": "pool", "in": ["b", "a"]}, 0.0)]
+    p = t.suggest(hist, np.random.default_rng(0))
+    assert p["op"] in ("conv", "pool") and len(p["in"]) == 2
+    assert {(p["op"], tuple(p["in"]))} - {("conv", ("a", "c")), ("pool", ("a", "b"))}  # not a repeat of either
