@@ -45,6 +45,7 @@ SMALL = {"lr": {"_type": "choice", "_value": [0.1, 0.01, 0.001, 0.0001]}}  # 4 c
 
 
 @pytest.mark.parametrize("name,args", [
+    ("ASHA", {"optimize_mode": "maximize"}),  # floor(4 / 3) = 1 promoted from rung 0, 0 from rung 1
     ("SuccessiveHalving", {"optimize_mode": "maximize"}),  # rung 0 wants 81 configs
     ("Hyperband", {"optimize_mode": "maximize", "R": 27}),
     ("BOHB", {"optimize_mode": "maximize", "max_budget": 27}),

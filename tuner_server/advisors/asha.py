@@ -40,13 +40,16 @@ class ASHAAdvisor(Advisor):
     def max_budget(self) -> int:
         return self.budgets[-1]
 
-    def promotable(self, history: Sequence[TrialRecord]) -> tuple[int, int] | None:
-        """(config, rung to promote it to), or None."""
+    def promotable(self, history: Sequence[TrialRecord], at_least_one: bool = False) -> tuple[int, int] | None:
+        """(config, rung to promote it to), or None. ``at_least_one``: the top of a rung is
+        at least its best config (once no new config can start, the rungs will not grow)."""
         runs = runs_of(history)
         for k in range(len(self.budgets) - 2, -1, -1):
             done = [r for r in runs if r.rung == k and r.ended]
             promoted = {r.config for r in runs if r.rung == k + 1}
             n_top = int(len(done) // self.eta + 1e-9)
+            if at_least_one and done:
+                n_top = max(n_top, 1)
             ranked = sorted(done, key=lambda r: (run_loss(self.mode, r), r.config))[:n_top]
             for r in ranked:
                 if r.config not in promoted and math.isfinite(run_loss(self.mode, r)):
@@ -65,5 +68,12 @@ class ASHAAdvisor(Advisor):
         except NoMoreTrials:
             if any(not r.ended for r in runs):
                 raise TryLater("every configuration has started; waiting for results to promote") from None
-            raise
+            # A finite space used up: the rungs stop growing, so floor(n / eta) may stay 0 and
+            # nothing would pass rung 0 of a small space; promote each rung's best instead.
+            up = self.promotable(history, at_least_one=True)
+            if up is None:
+                raise
+            config, rung = up
+            params = dict(next(r.trial.parameters for r in runs if r.config == config))
+            return self.proposal(runs, bracket=0, rung=rung, config=config, budget=self.budgets[rung], parameters=params)
         return self.proposal(runs, bracket=0, rung=0, config=None, budget=self.budgets[0], parameters=params)
