@@ -54,6 +54,8 @@ def convert_collector(spec: dict[str, Any], additional: list[str], notes: list[s
     mcs = mapping(spec.get("metricsCollectorSpec"), "spec.metricsCollectorSpec")
     collector = mapping(mcs.get("collector"), "spec.metricsCollectorSpec.collector")
     kind = collector.get("kind", "StdOut")
+    if not isinstance(kind, str):
+        raise ConvertError("spec.metricsCollectorSpec.collector.kind", f"must be a string, got {type(kind).__name__}")
     source = mapping(mcs.get("source"), "spec.metricsCollectorSpec.source")
     if kind in SELF_REPORTING:
         notes.append(f"spec.metricsCollectorSpec.collector.kind {kind}: the trial reports its metrics itself; with "

@@ -186,6 +186,29 @@ def _containers(obj: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _check_pods(obj: Any, path: str) -> None:
+    """The shapes the conversion reads: a pod template's spec is a mapping, its (init)containers
+    a list of mappings whose command, args and env are lists (else a traceback, not the field)."""
+    if isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _check_pods(v, f"{path}[{i}]")
+    if not isinstance(obj, dict):
+        return
+    for k, v in obj.items():
+        where = f"{path}.{k}"
+        if k == "template" and isinstance(v, dict) and v.get("spec") is not None and not isinstance(v["spec"], dict):
+            raise ConvertError(f"{where}.spec", f"must be a mapping (a pod spec), got {type(v['spec']).__name__}")
+        if k in ("containers", "initContainers") and v is not None:
+            if not isinstance(v, list) or not all(isinstance(c, dict) for c in v):
+                raise ConvertError(where, "must be a list of containers (mappings)")
+            for i, c in enumerate(v):
+                for key in ("command", "args", "env"):
+                    if c.get(key) is not None and not isinstance(c[key], list):
+                        raise ConvertError(f"{where}[{i}].{key}", f"must be a list, got {type(c[key]).__name__}")
+        else:
+            _check_pods(v, where)
+
+
 def _set_namespace_var(trial_spec: dict[str, Any]) -> None:
     """Give each container that uses $(AUTOTUNE_TRIAL_NAMESPACE) the variable, first in its env:
     Kubernetes expands $(VAR) in an env value only from the variables listed before it."""
@@ -239,6 +262,8 @@ def _kubeflow(kind: str, trial_spec: dict[str, Any], primary: Any, notes: list[s
     framework, replica_field = KUBEFLOW[kind]
     spec = mapping(trial_spec.get("spec"), "spec.trialTemplate.trialSpec.spec", required=True)
     replicas = mapping(spec.get(replica_field), f"spec.trialTemplate.trialSpec.spec.{replica_field}", required=True)
+    if not replicas:
+        raise ConvertError(f"spec.trialTemplate.trialSpec.spec.{replica_field}", "lists no replica type (e.g. Master)")
     for k in sorted(set(spec) - {replica_field}):
         notes.append(f"spec.trialTemplate.trialSpec.spec.{k}: AutoTune sets the {kind}'s run policy itself "
                      f"(backoffLimit 0, cleanPodPolicy Running); dropped")
@@ -267,7 +292,7 @@ def convert_trial(doc: Any, names: dict[str, str], resource: str | None) -> Tria
                            "inline it as spec.trialTemplate.trialSpec and convert again")
     trial_spec = mapping(tt.get("trialSpec"), "spec.trialTemplate.trialSpec", required=True)
     kind = trial_spec.get("kind")
-    if kind != "Job" and kind not in KUBEFLOW:  # first: where its placeholders are would not matter
+    if not isinstance(kind, str) or (kind != "Job" and kind not in KUBEFLOW):  # first: placeholders would not matter
         raise ConvertError("spec.trialTemplate.trialSpec.kind", f"'{kind}' is not a trial kind AutoTune runs "
                            "(Job, TFJob, PyTorchJob, XGBoostJob)")
     table = _trial_parameters(tt, names, resource, trial_spec, notes)
@@ -279,6 +304,7 @@ def convert_trial(doc: Any, names: dict[str, str], resource: str | None) -> Tria
             raise ConvertError(path, f"${{trialParameters.{name}}} here cannot be carried over: AutoTune puts "
                                "parameters (and a trial's name and namespace) only in a container's command, args "
                                "and env values")
+    _check_pods(trial_spec, "spec.trialTemplate.trialSpec")
     trial_spec = _substitute(trial_spec, table)
     _set_namespace_var(trial_spec)
     primary = tt.get("primaryContainerName")

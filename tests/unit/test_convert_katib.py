@@ -442,3 +442,31 @@ def test_a_trial_kind_autotune_cannot_run_is_refused_for_its_kind(trial_spec: di
         convert_katib(doc)
     assert e.value.field == "spec.trialTemplate.trialSpec.kind"
     assert f"'{trial_spec['kind']}' is not a trial kind AutoTune runs" in str(e.value)
+
+
+def _pod(d: dict[str, Any]) -> dict[str, Any]:
+    return d["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("name,edit,field", [
+    ("random-job.yaml", lambda d: d["spec"]["trialTemplate"]["trialSpec"].update(kind=["Job"]),
+     "spec.trialTemplate.trialSpec.kind"),
+    ("random-job.yaml", lambda d: d["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"].update(spec="x"),
+     "spec.trialTemplate.trialSpec.spec.template.spec"),
+    ("random-job.yaml", lambda d: _pod(d).update(containers=-1), "spec.trialTemplate.trialSpec.spec.template.spec.containers"),
+    ("random-job.yaml", lambda d: _pod(d)["containers"][0].update(command=-1),
+     "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"),
+    ("random-job.yaml", lambda d: _pod(d)["containers"][0].update(env=-1),
+     "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].env"),
+    ("pytorchjob-medianstop.yaml", lambda d: d["spec"]["trialTemplate"]["trialSpec"]["spec"].update(pytorchReplicaSpecs={}),
+     "spec.trialTemplate.trialSpec.spec.pytorchReplicaSpecs"),
+    ("random-job.yaml", lambda d: d["spec"].update(metricsCollectorSpec={"collector": {"kind": ["File"]}}),
+     "spec.metricsCollectorSpec.collector.kind"),
+])
+def test_malformed_katib_input_names_the_field_not_a_traceback(name: str, edit: Any, field: str) -> None:
+    """Each crashed `autotune convert` with a TypeError/AttributeError/IndexError traceback."""
+    doc = load(name)
+    edit(doc)
+    with pytest.raises(ConvertError) as e:
+        convert_katib(doc)
+    assert e.value.field == field and "\n" not in str(e.value)
