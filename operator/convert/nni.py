@@ -193,7 +193,7 @@ def _role_container(role: str, r: dict[str, Any], framework: str, notes: list[st
 
 def _kubeflow(ts: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     operator = ts.get("operator", "tf-operator")
-    framework = {"tf-operator": "tensorflow", "pytorch-operator": "pytorch"}.get(operator)
+    framework = {"tf-operator": "tensorflow", "pytorch-operator": "pytorch"}.get(operator) if isinstance(operator, str) else None
     if framework is None:
         raise ConvertError("trainingService.operator", f"must be tf-operator or pytorch-operator, got {operator!r}")
     tasks = []

@@ -157,3 +157,12 @@ def test_v1_notes_and_errors_name_the_v1_fields() -> None:
     with pytest.raises(ConvertError) as e:
         convert_nni(doc, search_space=SPACE)
     assert e.value.field == "maxExecDuration"
+
+
+def test_a_kubeflow_operator_that_is_not_a_name_is_refused_naming_it() -> None:
+    """'operator: [tf-operator]' crashed `autotune convert` with TypeError: unhashable type: 'list'."""
+    doc = load("config_kubeflow.yml")
+    doc["trainingService"]["operator"] = ["tf-operator"]
+    with pytest.raises(ConvertError) as e:
+        convert_nni(doc, search_space=SPACE)
+    assert e.value.field == "trainingService.operator" and "tf-operator or pytorch-operator" in str(e.value)
