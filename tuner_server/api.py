@@ -7,6 +7,7 @@ unknown tokens from one address -> 429 with Retry-After for a while (failed_logi
 """
 
 
+import json
 import math
 import threading
 from typing import Annotated, Any
@@ -161,7 +162,9 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
         # FastAPI's own handler echoes each error's input: a reported NaN made that a 500.
         try:
             detail = json_safe(jsonable_encoder(e.errors()))
-        except RecursionError:  # an input nested too deep to echo (~500 levels): was a 500
+            json.dumps(detail, ensure_ascii=False).encode("utf-8")  # what JSONResponse does, below
+        except (RecursionError, UnicodeEncodeError):  # an input nested too deep (~500 levels) or holding a
+            # lone surrogate (\udcxx) cannot be echoed: was a 500
             detail = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in e.errors()]
         content_type = request.headers.get("content-type") or "none"
         for err in detail:

@@ -195,6 +195,9 @@ def check_metric_shape(metric: Any) -> None:
             raise ValueError("a metric dict must not be empty")
         if _nested_deeper(metric, MAX_METRIC_DEPTH):
             raise ValueError(f"a metric dict may be nested at most {MAX_METRIC_DEPTH} levels deep (lists, dicts)")
+        bad = _not_unicode(metric)
+        if bad is not None:
+            raise ValueError(f"a metric dict holds a string that is not valid Unicode (a lone surrogate): {bad!r}"[:200])
         if "default" in metric:
             metric_value(metric)
         return
@@ -204,6 +207,19 @@ def check_metric_shape(metric: Any) -> None:
 # Deeper values were kept, then every answer holding the trial failed to serialize (pydantic
 # stops at ~250 levels): a 500 on the experiment's trials for the controller and the UI.
 MAX_METRIC_DEPTH = 32
+
+
+def _not_unicode(v: Any) -> str | None:
+    """A key or string in ``v`` that UTF-8 cannot encode (a lone surrogate, which JSON's \\udcxx
+    escapes carry): kept, it made every answer holding the trial a 500."""
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return v
+        return None
+    items = [*v.keys(), *v.values()] if isinstance(v, Mapping) else v if isinstance(v, list) else []
+    return next((b for b in map(_not_unicode, items) if b is not None), None)
 
 
 def _nested_deeper(v: Any, levels: int) -> bool:

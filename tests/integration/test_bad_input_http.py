@@ -286,3 +286,23 @@ def test_mlflow_run_status_of_the_wrong_type_is_400_not_500(server: ServerProces
         r = own.post(f"/mlflow/e1/{trial}/api/2.0/mlflow/runs/update", json={"run_id": trial, "status": status})
         assert r.status_code == 400, r.text
         assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE" and "status must be one of" in r.json()["message"]
+
+
+@pytest.mark.parametrize("route", ["intermediate", "final"])
+def test_metric_with_a_lone_surrogate_is_422_not_a_broken_experiment(server: ServerProcess, route: str) -> None:
+    r"""Python's json escapes a lone surrogate (a str decoded with surrogateescape: a non-UTF-8
+    file name from argv or os.listdir) as \udcxx; the server kept it, and then every read of
+    the experiment's trials was a 500 (UTF-8 cannot encode it)."""
+    token = register(server)
+    trial = started_trial(server)
+    step = ', "step": 0' if route == "intermediate" else ""
+    with server.client(token=token) as own:
+        for metric in ('{"default": 0.5, "file": "data-\\udcff.csv"}', '{"default": 0.5, "\\ud800": 1}'):
+            r = own.post(f"/api/v1/experiments/e1/trials/{trial}/{route}", content=f'{{"metric": {metric}{step}}}'.encode(),
+                         headers={"Content-Type": "application/json"})
+            assert r.status_code == 422, r.text
+            (err,) = r.json()["detail"]
+            assert err["loc"] == ["body", "metric"] and "not valid Unicode" in err["msg"]
+    with server.client() as admin:
+        for path in (f"/api/v1/experiments/e1/trials/{trial}", "/api/v1/experiments/e1/trials", "/ui/api/experiments/e1/trials"):
+            assert admin.get(path).status_code == 200, path
