@@ -69,9 +69,10 @@ class ControllerState:
     # restarted controller reads each log from its start and the tuner server skips the
     # steps it has (MlflowRuns.log_collected).
     logs: dict[str, "TrialLog"] = field(default_factory=dict)
-    # Trials that exited 0 whose output could not be read to its end or recorded yet (a log
-    # API error, the tuner server refusing for now) -> (the exit, when it was first seen).
-    # Their end waits: ending them now would make an earlier printed value their result.
+    # Trials that exited by themselves whose output could not be read to its end or recorded
+    # yet (a log API error, the tuner server refusing for now) -> (the exit, when it was first
+    # seen). Their end waits: ending them now would make an earlier printed value a succeeded
+    # trial's result, and drop a failed one's last values (the server takes none once it ended).
     draining: dict[str, tuple[TrialExit, float]] = field(default_factory=dict)
 
 
@@ -279,9 +280,12 @@ class ExperimentController:
 
     def _ended(self, ex: TrialExit) -> None:
         """Record a trial's end, after reading all it printed (spec.metricsCollector): its last
-        values are its final result. A succeeded trial whose output (read before) could not be
-        read whole or recorded now waits for a later pass (at most DRAIN_WAIT_SECONDS); others
-        end at once."""
+        values are its final result. A trial that exited by itself (succeeded or failed) whose
+        output (read before) could not be read whole or recorded now waits for a later pass (at
+        most DRAIN_WAIT_SECONDS): a failed trial's last values are its curve's end, which the
+        record and assessors judging later trials keep, and the tuner server takes no value for
+        an ended trial. Trials the experiment stopped, and workloads gone (no exit code), end at
+        once."""
         drained = self._collect(ex.trial_id, final=True)
         # Only a log read before is waited for: one never read may not exist (a pod gone, logs
         # the operator may not read), and every trial would wait for nothing.
@@ -310,7 +314,7 @@ class ExperimentController:
             return
         killed = ex.killed or ex.trial_id in self.state.stopping
         since = self.state.draining.get(ex.trial_id, (ex, self.clock()))[1]
-        if (not drained and readable and ex.exit_code == 0 and not killed and overdue is None
+        if (not drained and readable and ex.exit_code is not None and not killed and overdue is None
                 and self.clock() - since < DRAIN_WAIT_SECONDS):
             self.state.draining[ex.trial_id] = (ex, since)
             log.info("trial %s exited; its end waits until its output is read and recorded", ex.trial_id)
@@ -336,11 +340,15 @@ class ExperimentController:
         r = self.state.logs.get(trial_id)
         if r is None:
             r = self.state.logs[trial_id] = TrialLog(parser_for(self.collector, self.collected_names))
-        if not self._send(trial_id, r, final):
-            return False  # what an earlier read found is not recorded yet: read no more (bounded memory)
         to_end = False
         try:
             for _ in range(MAX_FINAL_READS if final else 1):
+                # What an earlier read found is recorded before anything more is read (bounded
+                # memory), so a final read that finds nothing more follows the tuner server's
+                # acceptance of all read before: an executor may then let the output go (a
+                # Kubernetes workload deleted with its pods' logs: executors/kubernetes.py).
+                if not self._send(trial_id, r, final):
+                    return False
                 chunk = self.executor.read_log(trial_id, r.cursor, final)
                 if chunk is None:
                     break

@@ -421,7 +421,10 @@ def test_values_not_sent_are_sent_before_more_is_read(tmp_path: Path) -> None:
 
 def test_an_end_waits_for_the_output_at_most_a_while(tmp_path: Path) -> None:
     """A log gone for good (a deleted pod) does not keep the trial running: past
-    DRAIN_WAIT_SECONDS it ends with what was recorded. A failed trial does not wait."""
+    DRAIN_WAIT_SECONDS it ends with what was recorded. A failed trial waits the same way (it
+    ended at once, its output read only once: a failed read lost its last values for good,
+    the tuner server takes none for an ended trial, and on a cluster its outlived pod was then
+    kept for a read that never came: test_a_failed_trials_last_values_are_read_on_a_later_pass)."""
     from autotune_operator.controller import DRAIN_WAIT_SECONDS
 
     now = [1000.0]
@@ -438,12 +441,62 @@ def test_an_end_waits_for_the_output_at_most_a_while(tmp_path: Path) -> None:
     ex.exit(b, 1)
     c.step()
     assert engine.trial("c", a).record.state is TrialState.RUNNING
-    assert engine.trial("c", b).record.state is TrialState.FAILED  # its output decides nothing: no wait
+    assert engine.trial("c", b).record.state is TrialState.RUNNING  # its last values are waited for too
     now[0] += DRAIN_WAIT_SECONDS + 1
     c.step()
     t = engine.trial("c", a)
     assert t.record.state is TrialState.SUCCEEDED and t.record.value == 0.5
+    assert engine.trial("c", b).record.state is TrialState.FAILED
     assert not c.state.draining and not c.state.logs
+
+
+def test_a_failed_trials_last_values_are_read_on_a_later_pass(tmp_path: Path) -> None:
+    """A failed trial's curve ends with what it printed last (the record, and an assessor
+    judging later trials against it): a read or a send that fails when it exited is made
+    again on a later pass, and only then is it ended."""
+    for cause in ("read", "send"):
+        engine, ex, client, c, a = one_running_trial(tmp_path / cause, FlakyClient)
+        ex.logs[a] += "accuracy=0.5\n"
+        c.step()
+        ex.logs[a] += "accuracy=0.6\nTraceback (most recent call last): ...\n"
+        ex.exit(a, 1)
+        if cause == "read":
+            ex.broken.add(a)  # the log API fails on this pass
+        else:
+            client.down = True  # the tuner server restarts during this pass
+        c.step()
+        assert engine.trial("c", a).record.state is TrialState.RUNNING, cause
+        ex.broken.discard(a)
+        client.down = False
+        c.step()
+        t = engine.trial("c", a)
+        assert t.record.state is TrialState.FAILED and t.record.intermediate == [0.5, 0.6], cause
+        assert t.exit_code == 1 and not c.state.draining and a not in c.state.logs
+
+
+def test_the_final_read_that_finds_nothing_more_follows_the_servers_acceptance(tmp_path: Path) -> None:
+    """An executor lets a trial's output go (a Kubernetes workload deleted with its pods'
+    logs) on the final read that finds nothing more: the controller makes that read only
+    once all it read before was recorded, so a tuner server restarting then loses nothing."""
+    engine, ex, client, c, a = one_running_trial(tmp_path, FlakyClient)
+    ends: list[Any] = []  # (what was recorded) at each final read that returned no line
+    read_log = ex.read_log
+
+    def recording(trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None:
+        chunk = read_log(trial_id, cursor, final)
+        if final and chunk is not None and not chunk.lines:
+            ends.append(list(engine.trial("c", trial_id).record.intermediate))
+        return chunk
+
+    ex.read_log = recording  # type: ignore[method-assign]
+    ex.logs[a] += "accuracy=0.5\naccuracy=0.7\n"
+    ex.exit(a, 0)
+    client.down = True
+    c.step()
+    assert ends == []  # before: [[]], the end found while 0.5 and 0.7 were only in memory
+    client.down = False
+    c.step()
+    assert ends == [[0.5, 0.7]] and engine.trial("c", a).record.state is TrialState.SUCCEEDED
 
 
 def test_collected_values_do_not_fill_the_mlflow_retry_set(tmp_path: Path) -> None:
