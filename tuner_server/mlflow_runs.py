@@ -650,7 +650,17 @@ def _text(v: Any, name: str, limit: int) -> str | None:
         raise invalid(f"{name} must be a string, got {v!r}"[:200])
     if len(v) > limit:
         raise invalid(f"{name} is {len(v)} characters, more than {limit}")
+    _check_unicode(v, name)
     return v
+
+
+def _check_unicode(v: str, name: str) -> None:
+    """Refuse a lone surrogate (JSON's \\udcxx): kept, it made runs/get, and the trial's reads
+    once it was in its final result, a 500 (UTF-8 cannot encode it)."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise invalid(f"{name} is not valid Unicode (it holds a lone surrogate): {v!r}"[:200]) from None
 
 
 def _key(v: Any, what: str) -> str:
@@ -658,6 +668,7 @@ def _key(v: Any, what: str) -> str:
         raise invalid(f"{what} key must be a non-empty string, got {v!r}"[:200])
     if len(v) > MAX_KEY:
         raise invalid(f"{what} key {v[:40]!r}... is longer than {MAX_KEY} characters")
+    _check_unicode(v, f"{what} key")
     return v
 
 

@@ -306,3 +306,23 @@ def test_metric_with_a_lone_surrogate_is_422_not_a_broken_experiment(server: Ser
     with server.client() as admin:
         for path in (f"/api/v1/experiments/e1/trials/{trial}", "/api/v1/experiments/e1/trials", "/ui/api/experiments/e1/trials"):
             assert admin.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("entry", [
+    '"metrics": [{"key": "acc\\ud800", "value": 0.5, "timestamp": 1, "step": 0}]',
+    '"params": [{"key": "lr", "value": "0.1\\udcff"}]',
+    '"tags": [{"key": "f\\udcff", "value": "x"}]',
+])
+def test_mlflow_text_with_a_lone_surrogate_is_400_not_a_broken_run(server: ServerProcess, entry: str) -> None:
+    """MLflow keys and values with a lone surrogate (\\udcxx) were kept, and then the run's
+    runs/get (and, once its metrics made the trial's final result, every read of the
+    experiment's trials) was a 500."""
+    token = register(server)
+    trial = started_trial(server)
+    base = f"/mlflow/e1/{trial}/api/2.0/mlflow/runs/"
+    with server.client(token=token) as own:
+        r = own.post(base + "log-batch", content=f'{{"run_id": "{trial}", {entry}}}'.encode(),
+                     headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE" and "not valid Unicode" in r.json()["message"]
+        assert own.get(base + "get", params={"run_id": trial}).status_code == 200
