@@ -99,7 +99,10 @@ class Executor(Protocol):
     # metrics printed by the trial (spec.metricsCollector, autotune_operator/log_metrics.py).
     # Only complete lines, unless ``final`` (the trial ended: its last line counts without a
     # newline). None when there is no log to read yet or on a transient error (logged): the
-    # caller keeps its cursor and tries again. Never raises for API or I/O errors.
+    # caller keeps its cursor and tries again. Never raises for API or I/O errors. The
+    # controller makes a ``final`` read only once the tuner server accepted all it read
+    # before, so one that returns no line says the output is recorded whole (an executor
+    # may then let it go: a Kubernetes workload deleted with its pods' logs).
     def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None: ...
 
 

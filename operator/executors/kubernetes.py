@@ -10,8 +10,8 @@ When each trial really started is read from its pods (workloads/pods.py), with o
 of pods per pass and only while some trial's start is still unknown.
 A trial whose own container has ended while an injected sidecar (a mesh proxy) keeps its
 pod running ends with that container's exit code after a grace period, and its workload is
-deleted once its output was read to its end, or OUTPUT_WAIT_SECONDS after (workloads/outlived.py
-decides, from pod status a restarted operator reads too). A File or TensorFlowEvent collector's
+deleted once its output was read to its end and recorded by the tuner server, or OUTPUT_WAIT_SECONDS
+after (workloads/outlived.py decides, from pod status a restarted operator reads too). A File or TensorFlowEvent collector's
 sidecar marks each line with its place in the trial's files (relay_marks.py): the reader here
 drops what a restarted sidecar relays again.
 The experiment's tuner-server token lives in a per-experiment Secret that trials read
@@ -183,7 +183,9 @@ class KubernetesExecutor:
         self._current: dict[str, float | None] = {}
         # Trials ended because a sidecar outlived them (reported by a poll), with when (clock):
         # their workloads are deleted once the controller read their output to its end (a
-        # final read_log that found nothing more), or OUTPUT_WAIT_SECONDS after (_delete_outlived).
+        # final read_log that found nothing more, which the controller makes only once the tuner
+        # server accepted all it read before: unsent values live in its memory only, lost on a
+        # restart or a failed pass), or OUTPUT_WAIT_SECONDS after (_delete_outlived).
         self._outlived: dict[str, float] = {}
         self._read_to_end: set[str] = set()
         self._gave_up: set[str] = set()  # ... and those it said so of (one Event each)
@@ -469,8 +471,11 @@ class KubernetesExecutor:
         output was read to its end. Called by started() and poll(): the controller calls
         started() in the pass that ended them, after it read their output (controller.step),
         so the pods' logs were there for that, and the sidecars stop before the experiment may
-        finish. A trial whose output could not be read to its end is kept for the next passes
-        (the controller reads it again while it waits for it), at most OUTPUT_WAIT_SECONDS."""
+        finish. A trial whose output could not be read to its end, or whose values read could
+        not be recorded by the tuner server (down, restarting), is kept for the next passes (the
+        controller reads and sends again while it waits for them, and an operator restarted
+        meanwhile reads the log again from its start: the server skips the steps it has), at
+        most OUTPUT_WAIT_SECONDS."""
         nothing_to_read = not self._collects or self._pods_forbidden or self._logs_forbidden
         for tid, since in sorted(self._outlived.items()):
             what = delete_now(nothing_to_read or tid in self._read_to_end, since, self.clock(), OUTPUT_WAIT_SECONDS)
@@ -478,9 +483,9 @@ class KubernetesExecutor:
                 continue
             if what == "give up" and tid not in self._gave_up:
                 self._gave_up.add(tid)
-                msg = (f"trial {tid}: its output could not be read to its end within {OUTPUT_WAIT_SECONDS:g}s after "
-                       "its container ended (its sidecar outlived it); its workload is deleted now and the lines "
-                       "not read yet are lost")
+                msg = (f"trial {tid}: its output could not be read to its end and recorded by the tuner server within "
+                       f"{OUTPUT_WAIT_SECONDS:g}s after its container ended (its sidecar outlived it); its workload is "
+                       "deleted now and the lines not recorded yet are lost")
                 log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
                 assert self.events is not None
                 self.events.emit("TrialOutputUnread", msg, warning=True)
@@ -570,7 +575,9 @@ class KubernetesExecutor:
         if sidecar is not None:
             lines, taken = take(lines, taken, final)
         if final and not lines and trial_id in self._outlived:
-            self._read_to_end.add(trial_id)  # its workload may go now (_delete_outlived)
+            # Its workload may go now (_delete_outlived): the controller makes this read only
+            # once the tuner server accepted all it read before (controller._collect).
+            self._read_to_end.add(trial_id)
         return LogChunk(tuple(lines), after if sidecar is None else SidecarCursor(after, taken))
 
     def _forbid_logs(self) -> None:

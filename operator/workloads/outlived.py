@@ -27,8 +27,10 @@ container):
   its object done, normally win. The start of the grace is in the pod's status, so an
   operator restarted meanwhile reaches the same decision at the same time.
 
-Then the workload is deleted, but not before the trial's output was read to its end
-(``delete_now``: its pod's log goes with it), at most OUTPUT_WAIT_SECONDS later.
+Then the workload is deleted, but not before the trial's output was read to its end and
+what was read was accepted by the tuner server (``delete_now``: its pod's log goes with it,
+and values read but not sent live only in the operator's memory), at most
+OUTPUT_WAIT_SECONDS later.
 
 Nothing here talks to a cluster.
 """
@@ -47,8 +49,9 @@ from autotune_operator.workloads.primary_pod import primary_pod
 # or training operator to mark the workload done; short next to a trial's minutes or hours.
 SIDECAR_GRACE_SECONDS = 30.0
 MESSAGE_CHARS = 500  # of a container's terminated.message in the trial's message
-# How long an outlived trial's workload is kept for its output to be read to its end (the
-# controller reads it again each pass while it cannot: an API error, a restarting API server).
+# How long an outlived trial's workload is kept for its output to be read to its end and
+# recorded (the controller reads and sends again each pass while it cannot: an API error, a
+# restarting API server or tuner server).
 # Longer than the controller's own wait for a succeeded trial's output (DRAIN_WAIT_SECONDS, 60),
 # so that one gives up first; then the workload is deleted and the unread lines are lost,
 # which a Warning Event TrialOutputUnread says.
@@ -85,7 +88,7 @@ class Outlived:
 
 def delete_now(read_to_end: bool, since: float, now: float, wait: float = OUTPUT_WAIT_SECONDS) -> str | None:
     """What to do with an outlived trial's workload: ``"delete"`` once its output was read to
-    its end, ``"give up"`` (delete, the unread lines are lost) when it could not be within
+    its end and recorded, ``"give up"`` (delete, the unread lines are lost) when it could not be within
     ``wait`` seconds of ``since`` (when it was found outlived), else None (keep it: its pod's
     log goes with it)."""
     if read_to_end:
