@@ -821,6 +821,14 @@ class _StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping (kubectl refuses it;
     PyYAML alone would silently keep the last one, e.g. the second of two ``tuner:``)."""
 
+    def construct_document(self, node: yaml.Node) -> Any:
+        data = super().construct_document(node)
+        if _expanded_size(data, {}) > MAX_EXPANDED_VALUES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"found a document that expands to more than {MAX_EXPANDED_VALUES:,} values through "
+                f"aliases (*name); write the values out", node.start_mark)
+        return data
+
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
@@ -841,6 +849,22 @@ def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+# Values a document may expand to through aliases (*name): nine nested lists of nine aliases
+# are a few lines of YAML but 387 million values, and validating, saving or converting them
+# never ended (kubectl refuses such "excessive aliasing" too). A real manifest has thousands.
+MAX_EXPANDED_VALUES = 1_000_000
+
+
+def _expanded_size(obj: Any, memo: dict[int, int]) -> int:
+    """How many values ``obj`` is once every alias is expanded; shared nodes counted once each
+    time they appear, computed once (so this is cheap however large the result)."""
+    if not isinstance(obj, (dict, list)):
+        return 1
+    if id(obj) not in memo:
+        items = list(obj.keys()) + list(obj.values()) if isinstance(obj, dict) else obj
+        memo[id(obj)] = 1 + sum(_expanded_size(v, memo) for v in items)
+    return memo[id(obj)]
 
 
 def _yaml_problem(source: str, e: yaml.YAMLError) -> str:
