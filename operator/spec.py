@@ -80,8 +80,15 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+class _TooDeep(ValueError):
+    """JSON nested deeper than Python's parser recurses (it raised RecursionError)."""
+
+
 def _json_loads(text: str) -> Any:
-    return json.loads(text, object_pairs_hook=_unique_object)
+    try:
+        return json.loads(text, object_pairs_hook=_unique_object)
+    except RecursionError:
+        raise _TooDeep("is nested too deeply to read (thousands of levels of [ or {)") from None
 
 
 def _class_args(v: Any) -> dict[str, Any]:
@@ -625,7 +632,7 @@ def validate_manifest(doc: Any) -> Experiment:
     if isinstance(spec.searchSpace, str):
         try:
             _json_loads(spec.searchSpace)
-        except _DuplicateKey as e:
+        except (_DuplicateKey, _TooDeep) as e:
             raise SpecError([f"spec.searchSpace: {e}"]) from None
         except ValueError:
             pass  # not JSON at all: parse_search_space says where
@@ -633,6 +640,8 @@ def validate_manifest(doc: Any) -> Experiment:
         space = parse_search_space(spec.searchSpace)
     except SearchSpaceError as e:
         raise SpecError([f"spec.{e}"]) from None
+    except RecursionError:  # a choice's values hundreds of lists deep: the parser walks them recursively
+        raise SpecError(["spec.searchSpace: is nested too deeply to read (hundreds of levels of [ or {)"]) from None
     mode, source = resolve_mode(spec)
     warnings: list[str] = []
     objectives = [o.optimizeMode for o in spec.objectives or []]
@@ -886,6 +895,8 @@ def load_experiment_text(text: str, source: str = "<input>") -> Experiment:
         docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
     except yaml.YAMLError as e:
         raise SpecError([_yaml_problem(source, e)]) from None
+    except RecursionError:  # PyYAML's parser recurses once per level of [ or {
+        raise SpecError([f"{source} is not valid YAML: nested too deeply to read (thousands of levels)"]) from None
     if not docs:
         raise SpecError([f"{source} is empty"])
     exps = [d for d in docs if isinstance(d, Mapping) and d.get("kind") == KIND]
