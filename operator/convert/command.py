@@ -70,6 +70,8 @@ def _load(path: str) -> tuple[Any, list[str]]:
         docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
     except yaml.YAMLError as e:
         raise ConvertError("", _yaml_problem(path, e)) from None
+    except RecursionError:  # PyYAML's parser recurses once per level of [ or {
+        raise ConvertError("", f"{path} is not valid YAML: nested too deeply to read (thousands of levels)") from None
     if len(docs) == 1:
         return docs[0], []
     # Katib's examples often ship the Experiment with its ConfigMap or PVC in one file.
@@ -101,12 +103,15 @@ def _search_space(args: argparse.Namespace, doc: dict[str, Any], config_dir: Pat
         why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
         raise ConvertError(field, f"cannot read the search space {path}: {why} (pass --search-space FILE)") from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        try:  # NNI reads JSON; a YAML file of the same shape is accepted too
-            return yaml.load(text, Loader=_StrictLoader)
-        except yaml.YAMLError as e:
-            raise ConvertError(field, f"{path} is neither JSON nor YAML ({_yaml_problem(str(path), e)})") from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            try:  # NNI reads JSON; a YAML file of the same shape is accepted too
+                return yaml.load(text, Loader=_StrictLoader)
+            except yaml.YAMLError as e:
+                raise ConvertError(field, f"{path} is neither JSON nor YAML ({_yaml_problem(str(path), e)})") from None
+    except RecursionError:
+        raise ConvertError(field, f"{path} is nested too deeply to read (thousands of levels of [ or {{)") from None
 
 
 def nni_files(code_dir: Path) -> list[str]:

@@ -470,3 +470,11 @@ def test_malformed_katib_input_names_the_field_not_a_traceback(name: str, edit: 
     with pytest.raises(ConvertError) as e:
         convert_katib(doc)
     assert e.value.field == field and "\n" not in str(e.value)
+
+
+def test_cli_input_nested_too_deeply_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PyYAML's parser recurses per level: this crashed `autotune convert` with a RecursionError traceback."""
+    text = (CORPUS / "random-job.yaml").read_text().replace("spec:\n", "spec:\n  x: " + "[" * 5000 + "]" * 5000 + "\n", 1)
+    rc, out, err = run_cli(tmp_path, text, capsys)
+    assert rc == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "is not valid YAML: nested too deeply" in err, err
