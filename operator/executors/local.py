@@ -178,7 +178,7 @@ class LocalExecutor:
             key = launch_key(trial)
             if self._resume(trial, tdir, key):
                 return
-            if False and trial.stopped is not None:
+            if trial.stopped is not None:
                 # An earlier run stopped it (decide.stopped_before_restart) and no process of it
                 # is left: not started again only to be stopped, as a cluster's gone workload is
                 # not created again. It ends with that stop's reason.
