@@ -284,6 +284,10 @@ class LocalExecutor:
         # Stopped by the earlier run (assessor, timeout) just before it died: still our stop.
         kill = read_kill(tdir / "kill.json", key)
         reason, cause = kill if kill is not None else (None, None)
+        if cause is StopCause.SHUTDOWN:
+            # Stopped because its `autotune run` stopped on an error (a full disk, the tuner
+            # server gone): an interruption of the run, not a result of the trial, as Ctrl-C's.
+            cause = StopCause.USER
         pid = int(rec.get("pid") or 0)
         if "exit" not in rec and pid and _is_trial(pid, trial_id, tdir):
             device = _environ(pid).get("DEVICE_ID")
@@ -432,7 +436,7 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         for tid in list(self.active()):
-            self.kill(tid, "executor shut down", StopCause.SHUTDOWN)
+            self.kill(tid, SHUTDOWN_REASON, StopCause.SHUTDOWN)
         deadline = time.monotonic() + KILL_GRACE_SECONDS + 1
         while self.active() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -452,6 +456,10 @@ def surviving_trials(output: Path) -> list[str]:
         if rec is not None and "exit" not in rec and pid and _is_trial(pid, tdir.name, tdir):
             alive.append(tdir.name)
     return alive
+
+
+# Why the trials still running when `autotune run` stops on an error were stopped.
+SHUTDOWN_REASON = "interrupted: 'autotune run' stopped before it; it runs again when the same command is run again"
 
 
 def read_kill(path: Path, key: str) -> tuple[str, StopCause | None] | None:

@@ -150,3 +150,27 @@ def test_a_trial_a_ctrl_c_reached_is_interrupted_not_failed(tmp_path: Path) -> N
     assert got.message is not None and "SIGINT" in got.message and "exited with code 1" in got.message
     record = json.loads((tmp_path / "out" / "trials" / "t-0" / "process.json").read_text())
     assert (record["exit"], record["signal"]) == (1, "SIGINT")
+
+
+def test_a_trial_stopped_by_the_executors_shutdown_is_an_interruption_on_resume(tmp_path: Path) -> None:
+    """`autotune run` stopped on an error (a full disk) and shut its executor down: its trials'
+    attempts were cut by the run, not ended by themselves. The resumed run reports them as the
+    user's stop (the controller requeues them) and the next launch starts each anew."""
+    marker = tmp_path / "runs.txt"
+    code = (f"import time; open({str(marker)!r}, 'a').write('run\\n'); "
+            "time.sleep(60 if len(open(%r).read().split()) == 1 else 0)" % str(marker))
+    first = executor(tmp_path, marker, code)
+    first.launch(trial())
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.shutdown()
+    assert first.active() == set()
+    second = executor(tmp_path, marker, code)
+    second.launch(trial())
+    [reported] = ended(second)
+    assert (reported.killed, reported.cause) == (True, StopCause.USER)
+    assert reported.message is not None and reported.message.startswith("interrupted: 'autotune run' stopped before it")
+    second.launch(trial())
+    [again] = ended(second)
+    assert (again.exit_code, again.killed) == (0, False) and marker.read_text() == "run\nrun\n"
