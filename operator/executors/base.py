@@ -39,7 +39,7 @@ class StopCause(str, Enum):
     ASSESSOR = "assessor"  # an early stop: EARLY_STOPPED
     EXPERIMENT = "experiment"  # the experiment ends (maxExecSeconds, objectiveGoal, an error): STOPPED
     USER = "user"  # Ctrl-C, SIGTERM, SIGHUP: the attempt is dropped and the trial runs again
-    SHUTDOWN = "shutdown"  # the executor shut down
+    SHUTDOWN = "shutdown"  # the executor shut down (the run stopped on an error): an interruption, as USER
 
 
 @dataclass(frozen=True)
