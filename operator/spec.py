@@ -41,6 +41,10 @@ PLACEHOLDER = re.compile(r"\$\{parameters\.([A-Za-z0-9_.\-]+)\}")
 NEAR_PLACEHOLDER = re.compile(r"\$\s*[{(]\s*param(eter)?s?\s*[.:]", re.IGNORECASE)
 # RFC 1123 subdomain, as Kubernetes requires of metadata.name.
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# A trial's Job (and its pods' job-name label) is <name>-<n> or <name>-final-<n>, which
+# Kubernetes limits to 63 characters: 47 leaves room for "-final-" and 9 digits. With 63,
+# a 62-character name was valid and every trial's Job was refused on a cluster.
+MAX_NAME_CHARS = 47
 
 Number = int | float
 
@@ -470,8 +474,11 @@ class Metadata(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v) or len(v) > 63:
-            raise ValueError("must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.'; at most 63 characters)")
+        if not NAME_RE.match(v):
+            raise ValueError(f"must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.'; at most {MAX_NAME_CHARS} characters)")
+        if len(v) > MAX_NAME_CHARS:
+            raise ValueError(f"is {len(v)} characters; at most {MAX_NAME_CHARS} characters: each trial's Job is named "
+                             f"<name>-<n> or <name>-final-<n>, and Kubernetes allows 63")
         return v
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 from autotune_operator.function_ref import FunctionRef
-from autotune_operator.spec import API_GROUP, API_VERSION, KIND, with_mode
+from autotune_operator.spec import API_GROUP, API_VERSION, KIND, MAX_NAME_CHARS, with_mode
 from tuner_server.history import OptimizeMode
 
 LAUNCHER = "autotune_operator.function_trial"
@@ -95,7 +95,7 @@ class TuneArgumentError(ValueError):
 def default_name(ref: FunctionRef) -> str:
     """The experiment's name from the function's: 'train_mlp' -> 'train-mlp' (an RFC 1123 name)."""
     text = re.sub(r"[^a-z0-9.-]+", "-", ref.qualname.lower()).strip("-.")
-    return (text or "tune")[:63].rstrip("-.") or "tune"
+    return (text or "tune")[:MAX_NAME_CHARS].rstrip("-.") or "tune"
 
 
 def trial_command(ref: FunctionRef, python: str, argv: Sequence[str] = (), *, check: bool = False) -> list[str]:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from autotune_operator.spec import API_GROUP, API_VERSION, KIND, NAME_RE
+from autotune_operator.spec import API_GROUP, API_VERSION, KIND, MAX_NAME_CHARS, NAME_RE
 
 API = f"{API_GROUP}/{API_VERSION}"
 # The operator annotation that pins the trial workload kind (operator/runtime.py): a Katib
@@ -104,12 +104,12 @@ def duration_seconds(value: Any, where: str) -> int:
 def k8s_name(raw: str) -> str:
     """A lowercase RFC 1123 name close to ``raw`` ("MNIST example" -> "mnist-example")."""
     name = re.sub(r"[^a-z0-9.-]+", "-", raw.strip().lower())
-    name = re.sub(r"-{2,}", "-", name).strip("-.")[:63].strip("-.")
+    name = re.sub(r"-{2,}", "-", name).strip("-.")[:MAX_NAME_CHARS].strip("-.")
     return name or "experiment"
 
 
 def valid_name(name: str) -> bool:
-    return bool(NAME_RE.match(name)) and len(name) <= 63
+    return bool(NAME_RE.match(name)) and len(name) <= MAX_NAME_CHARS
 
 
 def mapping(doc: Any, where: str, required: bool = False) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from autotune_operator.convert.katib_algorithms import convert_algorithm, conver
 from autotune_operator.convert.katib_metrics import convert_collector, convert_strategies
 from autotune_operator.convert.katib_space import convert_parameters
 from autotune_operator.convert.katib_trial import convert_trial
+from autotune_operator.spec import MAX_NAME_CHARS
 
 GROUP = "kubeflow.org"
 DEFAULT_PARALLEL = 3  # Katib's DefaultTrialParallelCount
@@ -90,7 +91,8 @@ def convert_katib(doc: Any) -> Conversion:
     meta = mapping(doc.get("metadata"), "metadata", required=True)
     name = meta.get("name")
     if not isinstance(name, str) or not valid_name(name):
-        raise ConvertError("metadata.name", f"must be a lowercase RFC 1123 name, got {name!r}")
+        raise ConvertError("metadata.name", f"must be a lowercase RFC 1123 name of at most {MAX_NAME_CHARS} characters "
+                           f"(AutoTune names each trial's Job <name>-<n>), got {name!r}")
     server = sorted(set(meta) & SERVER_METADATA)
     if server:
         notes.append(f"metadata {server}: set by the API server for the Katib object; dropped")

@@ -41,6 +41,8 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
          "spec.finalTraining.enabled in body must be of type boolean"),
         ("  tuner:\n    builtinTunerName: TPE\n", "  objectives: [" + ", ".join(f"{{name: m{i}, optimizeMode: maximize}}"
          for i in range(9)) + "]\n  tuner:\n    builtinTunerName: MOTPE\n", "spec.objectives: Too many: 9"),
+        ("name: experiment-sample", "name: resnet50-imagenet-lr-sweep-with-cosine-schedule-v2",
+         "metadata.name: Too long: may not be more than 47"),
         ("trialConcurrency: 3", "trialConcurrency: 0", "spec.trialConcurrency"),
         ("type: tensorflow", "type: mxnet", "spec.trainingConfig.type"),
         ("builtinTunerName: TPE", "builtinTunerName: NoSuchTuner", "spec.tuner.builtinTunerName"),

@@ -478,3 +478,11 @@ def test_cli_input_nested_too_deeply_exits_2_with_one_line(tmp_path: Path, capsy
     rc, out, err = run_cli(tmp_path, text, capsys)
     assert rc == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "is not valid YAML: nested too deeply" in err, err
+
+
+def test_a_katib_name_too_long_for_autotunes_trial_names_says_so() -> None:
+    doc = load("random-job.yaml")
+    doc["metadata"]["name"] = "resnet50-imagenet-lr-sweep-with-cosine-schedule-v2"
+    with pytest.raises(ConvertError) as e:
+        convert_katib(doc)
+    assert e.value.field == "metadata.name" and "at most 47 characters" in str(e.value)

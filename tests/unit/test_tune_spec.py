@@ -236,3 +236,9 @@ def test_only_a_scripts_own_function_gets_the_scripts_arguments() -> None:
 
 def top_level(params: dict) -> float:
     return 1.0
+
+
+def test_a_long_function_name_gives_a_name_trials_can_be_named_after() -> None:
+    """Trial Jobs are <name>-<n> or <name>-final-<n>, at most 63 characters on Kubernetes."""
+    name = default_name(FunctionRef("/f.py", "train_a_residual_network_on_imagenet_with_cosine_schedule", None, "/"))
+    assert len(name) <= 47 and name == "train-a-residual-network-on-imagenet-with-cosin"
