@@ -132,6 +132,9 @@ class Hosted:
     # (source, source trial id) of each, so importing a source again adds nothing.
     imported: list[TrialRecord] = field(default_factory=list)
     imported_keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Set (under the engine-wide lock) when a delete is waiting for this experiment's lock: a
+    # registration of the same id meanwhile waits for the delete rather than get the doomed one.
+    deleting: bool = False
 
     @property
     def mode(self) -> OptimizeMode:
@@ -300,23 +303,32 @@ class Engine:
 
         ``owner`` ({namespace, name, uid} of the AutoTuneExperiment) is stored at creation
         only: the operator's orphan sweep deletes nothing without one."""
-        with self._lock:
-            if exp_id in self._unloadable:
-                raise Conflict(self._unloadable_message(exp_id))
-            h = self._experiments.get(exp_id)
-            if h is not None:
-                if h.config != config or h.stored.name != name:
-                    raise Conflict(f"experiment '{exp_id}' exists with a different configuration; delete it first")
-                if token is not None and token != h.stored.token:
-                    raise Conflict(f"experiment '{exp_id}' exists with a different token")
-                return h
-            space, tuner, assessor = build_algorithms(config)
-            se = StoredExperiment(exp_id, name, config.model_dump(mode="json"), token or secrets.token_urlsafe(32), self.clock(),
-                                  dict(owner) if owner else None)
-            self.store.add_experiment(se)
-            h = Hosted(se, config, space, tuner, assessor)
-            self._experiments[exp_id] = h
+        while True:
+            with self._lock:
+                h = self._experiments.get(exp_id)
+                if h is None or not h.deleting:
+                    return self._register_locked(exp_id, name, config, token, owner)
+            with h.lock:  # a delete of this id is under way: wait for it to end, then create anew
+                pass
+
+    def _register_locked(self, exp_id: str, name: str, config: ExperimentConfig, token: str | None,
+                         owner: Mapping[str, str] | None) -> Hosted:
+        if exp_id in self._unloadable:
+            raise Conflict(self._unloadable_message(exp_id))
+        h = self._experiments.get(exp_id)
+        if h is not None:
+            if h.config != config or h.stored.name != name:
+                raise Conflict(f"experiment '{exp_id}' exists with a different configuration; delete it first")
+            if token is not None and token != h.stored.token:
+                raise Conflict(f"experiment '{exp_id}' exists with a different token")
             return h
+        space, tuner, assessor = build_algorithms(config)
+        se = StoredExperiment(exp_id, name, config.model_dump(mode="json"), token or secrets.token_urlsafe(32), self.clock(),
+                              dict(owner) if owner else None)
+        self.store.add_experiment(se)
+        h = Hosted(se, config, space, tuner, assessor)
+        self._experiments[exp_id] = h
+        return h
 
     def get(self, exp_id: str) -> Hosted:
         h = self._experiments.get(exp_id)
@@ -338,15 +350,28 @@ class Engine:
 
     def delete(self, exp_id: str) -> None:
         with self._lock:
-            if self._unloadable.pop(exp_id, None) is not None:
+            unloadable = self._unloadable.pop(exp_id, None) is not None
+            if unloadable:
                 self.store.delete_experiment(exp_id)
-            else:
-                # Under the experiment's lock: a suggestion or report in flight writes its row
-                # first and is deleted with the rest. Deleted under it, its row outlived the
-                # experiment and broke the next one registered under the id (sequence 0 taken).
-                with self.get(exp_id).lock:
+        if not unloadable:
+            # Under the experiment's lock: a suggestion or report in flight writes its row
+            # first and is deleted with the rest. Deleted under it, its row outlived the
+            # experiment and broke the next one registered under the id (sequence 0 taken).
+            # That lock is taken before the engine-wide one, which is held only for the
+            # removal: waiting for a slow suggestion (GP: seconds) under the engine-wide lock
+            # held up registering and deleting every other experiment.
+            with self._lock:
+                h = self.get(exp_id)
+                h.deleting = True
+            with h.lock, self._lock:
+                if self._experiments.get(exp_id) is not h:  # deleted by a concurrent call
+                    raise NotFound(f"no experiment '{exp_id}'")
+                try:
                     self.store.delete_experiment(exp_id)
-                    del self._experiments[exp_id]
+                except BaseException:
+                    h.deleting = False  # still there: registrations must not wait on it for ever
+                    raise
+                del self._experiments[exp_id]
         for hook in self.delete_hooks:
             hook(exp_id)
 

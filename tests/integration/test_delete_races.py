@@ -82,6 +82,76 @@ def test_delete_waits_for_a_suggestion_in_flight(tmp_path: Path) -> None:
 
 
 
+def test_a_delete_waiting_for_a_slow_suggestion_holds_up_no_other_experiment(tmp_path: Path) -> None:
+    """The delete waits for the suggestion under the experiment's lock only: registering (and
+    deleting) another experiment meanwhile is answered at once, not after the tuner's thinking."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    with EmbeddedServer(engine, ADMIN) as srv:
+        register(srv.url)
+        tuner = engine.get(EXP).tuner
+        inside, release = threading.Event(), threading.Event()
+        suggest = tuner.suggest
+
+        def slow_suggest(*args: Any) -> Any:
+            inside.set()
+            release.wait(60)
+            return suggest(*args)
+
+        tuner.suggest = slow_suggest  # type: ignore[method-assign]
+        asking, asked = in_thread(lambda: call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
+        assert inside.wait(30)
+        deleting, deleted = in_thread(lambda: call(srv.url, "DELETE", f"/api/v1/experiments/{EXP}"))
+        time.sleep(0.3)  # the delete is now waiting for the suggestion
+        other = "local.other"
+        registering, registered = in_thread(
+            lambda: call(srv.url, "PUT", f"/api/v1/experiments/{other}", {"name": "other", "config": CONFIG}))
+        registering.join(20)  # well before the suggestion is released
+        held_up = registering.is_alive()
+        release.set()
+        asking.join(30)
+        deleting.join(30)
+        registering.join(30)
+        assert not held_up, "registering another experiment waited for a delete blocked on a suggestion"
+        assert registered[0].status_code == 200, registered[0].text
+        assert deleted[0].status_code == 200, deleted[0].text
+        assert call(srv.url, "GET", f"/api/v1/experiments/{EXP}").status_code == 404
+        assert call(srv.url, "GET", f"/api/v1/experiments/{other}").status_code == 200
+
+
+def test_registering_the_id_a_delete_is_waiting_to_remove_gets_a_new_experiment(tmp_path: Path) -> None:
+    """A registration racing the delete of the same id waits for it, then creates the id anew:
+    answered with the doomed experiment, the caller would use an id deleted a moment later."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    with EmbeddedServer(engine, ADMIN) as srv:
+        register(srv.url)
+        doomed = engine.get(EXP)
+        tuner = doomed.tuner
+        inside, release = threading.Event(), threading.Event()
+        suggest = tuner.suggest
+
+        def slow_suggest(*args: Any) -> Any:
+            inside.set()
+            release.wait(60)
+            return suggest(*args)
+
+        tuner.suggest = slow_suggest  # type: ignore[method-assign]
+        asking, _ = in_thread(lambda: call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
+        assert inside.wait(30)
+        deleting, deleted = in_thread(lambda: call(srv.url, "DELETE", f"/api/v1/experiments/{EXP}"))
+        time.sleep(0.3)
+        registering, registered = in_thread(lambda: register(srv.url))
+        time.sleep(0.3)
+        release.set()
+        for t in (asking, deleting, registering):
+            t.join(30)
+        assert deleted[0].status_code == 200, deleted[0].text
+        assert registered == [None]  # register() asserts its own 200
+        assert engine.get(EXP) is not doomed
+        assert engine.get(EXP).trials == []
+        r = call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0})
+        assert r.status_code == 200, r.text
+
+
 def test_listing_while_an_experiment_is_deleted_leaves_it_out(tmp_path: Path) -> None:
     """GET /api/v1/experiments (the operator's orphan sweep, running beside finalizers that
     delete) and the web UI's list were a 404 "no experiment 'b'" when b was deleted between
