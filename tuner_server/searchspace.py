@@ -477,15 +477,47 @@ def parse_search_space(source: str | Mapping[str, Any]) -> SearchSpace:
             raw = json.loads(source)
         except json.JSONDecodeError as e:
             raise SearchSpaceError("", f"is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        except RecursionError:  # json.loads recurses per level: a 500 on the tuner server's PUT
+            raise SearchSpaceError("", "is nested too deeply to read (thousands of levels of [ or {)") from None
     else:
         raw = source
     if not isinstance(raw, Mapping):
         raise SearchSpaceError("", f"must be a JSON object of parameters, got {_json_type(raw)}")
     if not raw:
         raise SearchSpaceError("", "has no parameters")
+    for name, spec in raw.items():
+        # Before parsing: the parser recurses per level, and a deep choice value was accepted,
+        # then every suggestion and listing of the trials was a 500 (pydantic stops at ~250).
+        if _deeper_than(spec, MAX_SPACE_DEPTH - 1):  # the space's own object is one level
+            raise SearchSpaceError(str(name), f"is nested too deeply: more than {MAX_SPACE_DEPTH} levels of lists "
+                                              "and objects (a trial's parameters are sent back as JSON)")
     dims: list[Dimension] = []
     top = _parse_level(raw, prefix="", parent=None, dims=dims)
     return SearchSpace(dims=tuple(dims), top=tuple(top), raw=raw)
+
+
+# Levels of lists and objects a search space may have, its own object included: far more
+# than any real space (a choice of dicts holding lists is 5), far fewer than the ~250 at
+# which a trial's parameters could no longer be serialized in an answer.
+MAX_SPACE_DEPTH = 64
+
+
+def _deeper_than(v: Any, levels: int) -> bool:
+    """``v`` has lists/objects nested more than ``levels`` deep (``v`` itself one level).
+    Iterative: what it looks at may be deeper than Python's recursion limit."""
+    stack: list[tuple[Any, int]] = [(v, 1)]
+    while stack:
+        x, depth = stack.pop()
+        if isinstance(x, Mapping):
+            children: Iterable[Any] = x.values()
+        elif isinstance(x, (list, tuple)):
+            children = x
+        else:
+            continue
+        if depth > levels:
+            return True
+        stack.extend((c, depth + 1) for c in children)
+    return False
 
 
 def _json_type(v: Any) -> str:
