@@ -687,4 +687,7 @@ def _parse_numeric(key: str, name: str, t: str, v: Any, parent: tuple[str, int] 
         q = _num(key, t, "q", v[2])
         if q <= 0:
             raise SearchSpaceError(key, f"{t} q must be > 0, got {v[2]!r}")
+        if t in ("quniform", "qloguniform") and not (math.isfinite(low / q) and math.isfinite(high / q)):
+            # Counting the grid rounded inf: OverflowError in every tuner that asks the cardinality.
+            raise SearchSpaceError(key, f"{t} q={v[2]!r} is too small for its range (high/q or low/q overflows a float)")
     return Dimension(key, name, t, tuple(v), parent)
