@@ -17,7 +17,7 @@ from autotune_operator.controller import ExperimentController
 from autotune_operator.executors.kubernetes import ExperimentRef, KubernetesExecutor
 from autotune_operator.spec import validate_manifest
 from tests.unit.test_collected_metrics import FlakyClient
-from tests.unit.test_k8s_read_log import Api, lines_at, manifest
+from tests.unit.test_k8s_read_log import Api, lines_at, manifest, pod
 from tests.unit.test_k8s_trial_start import UID, Events
 from tests.unit.test_outlived_output import DeletingCluster, outlived_pod, running_job
 from tests.unit.test_trial_start import T0
@@ -45,14 +45,16 @@ class CreatingCluster(DeletingCluster):
                 j["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
 
 
-def operator(engine: Engine, cluster: CreatingCluster, events: Events) -> tuple[ExperimentController, FlakyClient]:
+def operator(engine: Engine, cluster: CreatingCluster, events: Events, clock: list[float] | None = None
+             ) -> tuple[ExperimentController, FlakyClient]:
     """A controller and executor as the operator builds them (again after a failed pass)."""
+    now = clock if clock is not None else [0.0]
     m = copy.deepcopy(manifest())
     m["metadata"]["name"] = "q"
     m["spec"].update(maxTrialNum=1, trialConcurrency=1)
     exp = validate_manifest(m)
     ex = KubernetesExecutor(Api(cluster), ExperimentRef("ns", "q", UID), exp.spec, "job", events=events,  # type: ignore[arg-type]
-                            clock=lambda: 0.0)
+                            clock=lambda: now[0])
     ex.custom = cluster  # type: ignore[assignment]
     ex.core = cluster  # type: ignore[assignment]
     ex.now = lambda: T0 + 200  # the trial's container ended 100 s ago: past the 30 s grace
@@ -80,3 +82,32 @@ def test_a_workload_whose_read_output_the_tuner_server_refused_is_kept_until_it_
     assert t.state is TrialState.SUCCEEDED and t.intermediate == [0.5, 0.9] and t.value == 0.9
     assert cluster.deleted == ["q-0"] and cluster.created == ["q-0"]  # deleted now; never created twice
     assert [r for r, _ in events.emitted] == ["TrialCreated", "TrialSidecarOutlived"]  # nothing given up
+
+
+def test_a_failed_outlived_trials_output_is_read_again_after_a_failed_read(tmp_path: Path) -> None:
+    """Its container exited 1 beside the proxy and the log API failed on the pass that ended
+    it. Before, the controller read a failed trial's output once and ended it at once: its last
+    values were lost, and its Job was kept OUTPUT_WAIT_SECONDS for a read that never came, then
+    deleted with TrialOutputUnread. Now it is read again on the next pass, like a succeeded one."""
+    engine, cluster, events, clock = Engine(Store(tmp_path / "t.db")), CreatingCluster(), Events(), [0.0]
+    c, _ = operator(engine, cluster, events, clock)
+    c.start()
+    c.step()
+    cluster.pods = [pod("q-0-a", "q-0", "u0", containers=("c", "istio-proxy"))]  # running, printing
+    lines_at(cluster, "q-0-a", "c", (1.0, "accuracy=0.5"))
+    c.step()
+    assert engine.trial("q", "q-0").record.intermediate == [0.5]
+    p = outlived_pod()
+    p["status"]["containerStatuses"][0]["state"]["terminated"].update(exitCode=1, reason="Error")
+    cluster.pods = [p]
+    lines_at(cluster, "q-0-a", "c", (90.0, "accuracy=0.4"), (95.0, "ValueError: diverged"))
+    cluster.down = True  # the log GETs of this pass fail
+    clock[0] += 10  # (pods are looked at for an outliving sidecar at most every 10 s)
+    c.step()
+    assert engine.trial("q", "q-0").record.state is TrialState.RUNNING and cluster.deleted == []
+    cluster.down = False
+    c.step()
+    t = engine.trial("q", "q-0")
+    assert t.record.state is TrialState.FAILED and t.exit_code == 1 and t.record.intermediate == [0.5, 0.4]
+    assert cluster.deleted == ["q-0"]
+    assert [r for r, _ in events.emitted] == ["TrialCreated", "TrialSidecarOutlived"]  # no TrialOutputUnread
