@@ -54,7 +54,10 @@ MESSAGE_CHARS = 500  # of a container's terminated.message in the trial's messag
 # restarting API server or tuner server).
 # Longer than the controller's own wait for a succeeded trial's output (DRAIN_WAIT_SECONDS, 60),
 # so that one gives up first; then the workload is deleted and the unread lines are lost,
-# which a Warning Event TrialOutputUnread says.
+# which a Warning Event TrialOutputUnread says. Counted from when this executor found the trial
+# outlived: an operator restarted, or rebuilt after a failed pass (the tuner server down: every
+# pass fails at once), waits anew, so the pod stays while what it printed has nowhere to go.
+# (A wait counted from the pod's finishedAt would give up at once after a long outage, unread.)
 OUTPUT_WAIT_SECONDS = 120.0
 
 
