@@ -486,11 +486,11 @@ def parse_search_space(source: str | Mapping[str, Any]) -> SearchSpace:
     if not raw:
         raise SearchSpaceError("", "has no parameters")
     for name, spec in raw.items():
-        # Before parsing: the parser recurses per level, and a deep choice value was accepted,
-        # then every suggestion and listing of the trials was a 500 (pydantic stops at ~250).
-        if _deeper_than(spec, MAX_SPACE_DEPTH - 1):  # the space's own object is one level
-            raise SearchSpaceError(str(name), f"is nested too deeply: more than {MAX_SPACE_DEPTH} levels of lists "
-                                              "and objects (a trial's parameters are sent back as JSON)")
+        # Before parsing: the parser recurses per level, and a deep choice value or a lone
+        # surrogate was accepted, then every answer holding a trial's parameters was a 500.
+        problem = _unsendable([name, spec], MAX_SPACE_DEPTH)  # [name, spec]: the space's own object's level
+        if problem is not None:
+            raise SearchSpaceError(str(name).encode("utf-8", "backslashreplace").decode("utf-8"), problem)
     dims: list[Dimension] = []
     top = _parse_level(raw, prefix="", parent=None, dims=dims)
     return SearchSpace(dims=tuple(dims), top=tuple(top), raw=raw)
@@ -502,22 +502,32 @@ def parse_search_space(source: str | Mapping[str, Any]) -> SearchSpace:
 MAX_SPACE_DEPTH = 64
 
 
-def _deeper_than(v: Any, levels: int) -> bool:
-    """``v`` has lists/objects nested more than ``levels`` deep (``v`` itself one level).
-    Iterative: what it looks at may be deeper than Python's recursion limit."""
+def _unsendable(v: Any, levels: int) -> str | None:
+    """Why ``v`` could not be sent back in a JSON answer, or None: lists/objects nested more
+    than ``levels`` deep (``v`` itself one level), or a key or string UTF-8 cannot encode (a
+    lone surrogate: JSON's \\udcxx escapes carry them). Iterative: ``v`` may be deeper than
+    Python's recursion limit."""
     stack: list[tuple[Any, int]] = [(v, 1)]
     while stack:
         x, depth = stack.pop()
+        if isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = x.encode("utf-8", "backslashreplace").decode("utf-8")
+                return f"holds a string that is not valid Unicode (a lone surrogate): {shown[:60]!r}"
+            continue
         if isinstance(x, Mapping):
-            children: Iterable[Any] = x.values()
+            children: Iterable[Any] = [*x.keys(), *x.values()]
         elif isinstance(x, (list, tuple)):
             children = x
         else:
             continue
         if depth > levels:
-            return True
+            return (f"is nested too deeply: more than {levels} levels of lists and objects (a trial's "
+                    "parameters are sent back as JSON)")
         stack.extend((c, depth + 1) for c in children)
-    return False
+    return None
 
 
 def _json_type(v: Any) -> str:

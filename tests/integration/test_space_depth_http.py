@@ -25,3 +25,14 @@ def test_deeply_nested_choice_value_is_422_naming_the_parameter(server: ServerPr
         assert admin.put("/api/v1/experiments/deep", json={"name": "deep", "config": config}).status_code == 200
         assert admin.post("/api/v1/experiments/deep/trials", json={"sequence": 0}).status_code == 200
         assert admin.get("/api/v1/experiments/deep/trials").status_code == 200
+
+
+def test_a_lone_surrogate_in_the_space_is_422_not_an_experiment_whose_trials_are_500(server: ServerProcess) -> None:
+    space = json.dumps({"opt": {"_type": "choice", "_value": ["PLACEHOLDER", "sgd"]}}).replace("PLACEHOLDER", "\\udc80")
+    body = json.dumps({"name": "u", "config": {"searchSpace": space, "tuner": {"name": "Random"},
+                                                "optimizeMode": "maximize"}})
+    with server.client() as admin:
+        r = admin.put("/api/v1/experiments/u", content=body.encode(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert "'opt'" in r.text and "not valid Unicode" in r.text
+        assert admin.get("/api/v1/experiments/u").status_code == 404

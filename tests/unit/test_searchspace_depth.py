@@ -44,3 +44,16 @@ def test_a_sensibly_nested_space_is_still_valid() -> None:
     for _ in range(5):
         inner = {"_type": "choice", "_value": [{"_name": "a", "y": inner}, {"_name": "b"}]}
     assert parse_search_space({"x": inner}).cardinality() == 7
+
+
+@pytest.mark.parametrize("space", [
+    '{"x": {"_type": "choice", "_value": ["\\udc80", "b"]}}',  # a choice value
+    '{"x": {"_type": "choice", "_value": [{"k\\udc80": 1}]}}',  # a key inside one
+    '{"\\udc80": {"_type": "uniform", "_value": [0, 1]}}',  # a parameter's name
+])
+def test_a_string_that_is_not_valid_unicode_is_refused(space: str) -> None:
+    # JSON's \udcxx escape gives a lone surrogate, which UTF-8 cannot encode: the space was
+    # accepted, then every answer holding a trial's parameters was a 500.
+    with pytest.raises(SearchSpaceError, match="not valid Unicode") as e:
+        parse_search_space(space)
+    str(e.value).encode("utf-8")  # the error itself can be sent
