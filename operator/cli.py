@@ -178,6 +178,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"autotune: {resume.line}", file=sys.stderr)
     for w in exp.warnings:
         print(f"autotune: warning: {w}", file=sys.stderr)
+    engine: Engine | None = None
+    if not args.server:  # before anything is written here: a folder it refuses stays as it was
+        try:
+            engine = Engine(Store(out / "autotune.db"))
+        except sqlite3.DatabaseError as e:  # left untouched: it may be someone's results
+            print(f"autotune: {out / 'autotune.db'} is not an AutoTune history ({e}); use another --output",
+                  file=sys.stderr)
+            return EXIT_INVALID
     save_spec(out, exp)
     exp_id = f"local.{exp.name}"
     executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out), collector=exp.spec.metricsCollector)
@@ -208,13 +216,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         client, url = HttpClient(args.server, token), args.server
     else:
+        assert engine is not None
         token = secrets.token_urlsafe(32)
-        try:
-            engine = Engine(Store(out / "autotune.db"))
-        except sqlite3.DatabaseError as e:  # left untouched: it may be someone's results
-            print(f"autotune: {out / 'autotune.db'} is not an AutoTune history ({e}); use another --output",
-                  file=sys.stderr)
-            return EXIT_INVALID
         ui = UiOptions(trial_log=local_trial_log(out), phase=local_phase(out))
         server = _embedded_server(engine, token, ui, out).__enter__()
         client, url = InProcessClient(engine), server.url
