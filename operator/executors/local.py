@@ -16,8 +16,11 @@ twice. The trials find the new run's tuner server through ``<output>/server.url`
 A stop the experiment makes is kept in ``<trial>/kill.json``: ``{"key", "reason", "cause"}``,
 ``cause`` a :class:`StopCause` (files written before it had only the reason, read by
 :func:`read_kill`). A run started after the one that stopped the trial died ends it as that
-one would have: FAILED for ``overdue``, and for ``user`` (Ctrl-C: the tuner server put the
-trial back to WAITING) it starts the trial anew, its old files moved to ``interrupted/<n>/``.
+one would have: FAILED for ``overdue``; ``user`` (Ctrl-C) and ``shutdown`` (the run stopped
+on an error) are interruptions, as is a stop signal that reached the trial's own processes
+(its supervisor records it): the attempt's end is reported with cause ``user``, the controller
+puts the trial back to WAITING (Engine.requeue), and its next launch starts it anew, the old
+attempt's files moved to ``interrupted/<n>/``.
 A trial the restarted controller found stopped (``TrialLaunch.stopped``) that has no process
 record is not started again: it ends with that stop's reason, as a cluster's workload that
 is gone is not created again. One still running is adopted as it is (the next pass stops it
@@ -261,8 +264,8 @@ class LocalExecutor:
     def _resume(self, trial: TrialLaunch, tdir: Path, key: str) -> bool:
         """A process an earlier run started for this trial: adopt it, or queue how it ended.
         False when there is none to adopt or report (never started, the record is another
-        experiment's, or the user interrupted its attempt: its files are set aside, and it
-        starts anew)."""
+        experiment's, or this is the launch after its interrupted attempt was reported: the
+        old files are set aside, and it starts anew)."""
         trial_id = trial.trial_id
         record = tdir / "process.json"
         if trial_id in self._fresh:
