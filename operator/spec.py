@@ -36,7 +36,8 @@ REPLICA_TYPES: dict[str, frozenset[str]] = {
     "pytorch": frozenset({"master", "worker"}),
     "xgboost": frozenset({"master", "worker"}),
 }
-PLACEHOLDER = re.compile(r"\$\{parameters\.([A-Za-z0-9_.\-]+)\}")
+# Any parameter name: a search space may name one in Chinese or with a space ('.' nests).
+PLACEHOLDER = re.compile(r"\$\{parameters\.([^}]+)\}")
 # What is left of a mistyped one: ${parameter.x}, $(parameters.x), ${params.x}, ${ parameters.x }.
 NEAR_PLACEHOLDER = re.compile(r"\$\s*[{(]\s*param(eter)?s?\s*[.:]", re.IGNORECASE)
 # RFC 1123 subdomain, as Kubernetes requires of metadata.name.

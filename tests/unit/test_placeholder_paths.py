@@ -49,3 +49,18 @@ def test_a_path_no_trial_has_is_refused(ref: str, missing: str):
         validate_manifest(manifest(f"--x=${{parameters.{ref}}}"))
     assert e.value.problems == [f"spec.trainingConfig.tasks[0].template.spec.containers[0].command[1]: "
                                 f"${{parameters.{ref}}} is never a trial's value: {missing} in any of its values"]
+
+
+@pytest.mark.parametrize("name", ["学习率", "learning rate", "lr (base)"])
+def test_any_parameter_name_can_be_a_placeholder(name: str) -> None:
+    """A search space may name a parameter in Chinese (the manual's language) or with a space;
+    ${parameters.学习率} was refused as 'looks like a parameter placeholder; write
+    ${parameters.NAME}', which it already was."""
+    from autotune_operator.executors.base import substitute
+
+    doc = copy.deepcopy(SEED)
+    doc["spec"]["searchSpace"] = json.dumps({name: {"_type": "uniform", "_value": [0, 1]}})
+    doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]["command"] = [
+        "python3", f"--lr=${{parameters.{name}}}"]
+    validate_manifest(doc)
+    assert substitute(f"--lr=${{parameters.{name}}}", {name: 0.5}) == "--lr=0.5"
