@@ -12,6 +12,12 @@ problems) and the average rank per budget. Prints a markdown table and writes
 bench/results/quality.md, quality.png (score against trials) and quality-runs.json.
 Peers are deterministic given their seed, so their runs are cached in
 bench/results/quality-peer-cache.json (--no-cache to redo them); AutoTune's are always run.
+
+Outliers: ``--outliers 0.05 --methods GP,Metis`` makes ~5% of AutoTune's trials (seeded per
+run and trial) report OUTLIER_LOSS to the tuner instead of their loss -- a diverged training
+or a script's "worst" sentinel -- while the score still uses the true loss (the question is
+how well the tuner searches despite them). Peers do not get outliers: compare AutoTune with
+itself (``--tag`` the runs; use --methods so that no peer is run).
 """
 
 from __future__ import annotations
@@ -47,11 +53,16 @@ RESULTS = os.path.join(HERE, "results")
 BUDGETS = (25, 50, 100)
 BASELINE = "AutoTune Random"
 CACHE_VERSION = 1
+#: what an outlying trial reports: the largest float a script can print as its "worst"
+OUTLIER_LOSS = 1.7e308
 
 
-def ours(name: str, class_args: Mapping[str, Any] | None = None, attrs: Mapping[str, Any] | None = None) -> peers.Runner:
+def ours(name: str, class_args: Mapping[str, Any] | None = None, attrs: Mapping[str, Any] | None = None,
+         outliers: float = 0.0) -> peers.Runner:
     """``attrs``: tuner attributes set after construction (bench-only: trying a model
-    component that has no classArg yet; each must already exist on the tuner)."""
+    component that has no classArg yet; each must already exist on the tuner).
+    ``outliers``: the fraction of trials that report OUTLIER_LOSS to the tuner (the
+    returned losses stay the true ones)."""
 
     def run(raw: dict[str, Any], loss: qp.Loss, seed: int, n: int) -> list[float]:
         space = parse_search_space(raw)
@@ -72,28 +83,33 @@ def ours(name: str, class_args: Mapping[str, Any] | None = None, attrs: Mapping[
                 break
             v = loss(p)
             out.append(v)
-            hist.append(TrialRecord(i, f"t{i}", p, TrialState.SUCCEEDED, v))
+            bad = outliers > 0 and np.random.default_rng([seed, i, 7]).random() < outliers
+            hist.append(TrialRecord(i, f"t{i}", p, TrialState.SUCCEEDED, OUTLIER_LOSS if bad else v))
         return out
 
     return run
 
 
-def methods(with_nni: bool, with_optuna_gp: bool, tpe_variants: Mapping[str, Any] | None = None) -> dict[str, peers.Runner]:
+def methods(with_nni: bool, with_optuna_gp: bool, tpe_variants: Mapping[str, Any] | None = None,
+            outliers: float = 0.0) -> dict[str, peers.Runner]:
     """Every method by display name. ``tpe_variants``: extra "AutoTune TPE <name>" runs with
     those tpe_args (for tuning TPE's defaults with --tpe-variants); a variant's "_attrs" object
     sets tuner attributes instead (model components without a classArg)."""
+    def at(name: str, class_args: Mapping[str, Any] | None = None, attrs: Mapping[str, Any] | None = None) -> peers.Runner:
+        return ours(name, class_args, attrs, outliers)
+
     m: dict[str, peers.Runner] = {
-        "AutoTune Random": ours("Random"),
-        "AutoTune Random sobol": ours("Random", {"rule": "sobol"}),
-        "AutoTune TPE": ours("TPE"),
-        "AutoTune TPE univariate": ours("TPE", {"tpe_args": {"multivariate": False}}),
-        **{f"AutoTune TPE {k}": ours("TPE", {"tpe_args": {a: b for a, b in v.items() if a != "_attrs"}}, v.get("_attrs"))
+        "AutoTune Random": at("Random"),
+        "AutoTune Random sobol": at("Random", {"rule": "sobol"}),
+        "AutoTune TPE": at("TPE"),
+        "AutoTune TPE univariate": at("TPE", {"tpe_args": {"multivariate": False}}),
+        **{f"AutoTune TPE {k}": at("TPE", {"tpe_args": {a: b for a, b in v.items() if a != "_attrs"}}, v.get("_attrs"))
            for k, v in (tpe_variants or {}).items()},
-        "AutoTune Anneal": ours("Anneal"),
-        "AutoTune Evolution": ours("Evolution"),
-        "AutoTune GP": ours("GPTuner"),
-        "AutoTune Metis": ours("MetisTuner"),
-        "AutoTune GridSearch": ours("GridSearch"),
+        "AutoTune Anneal": at("Anneal"),
+        "AutoTune Evolution": at("Evolution"),
+        "AutoTune GP": at("GPTuner"),
+        "AutoTune Metis": at("MetisTuner"),
+        "AutoTune GridSearch": at("GridSearch"),
         "hyperopt tpe": peers.hyperopt_runner("tpe"),
         "hyperopt anneal": peers.hyperopt_runner("anneal"),
         "hyperopt rand": peers.hyperopt_runner("rand"),
@@ -121,14 +137,14 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker(tables: dict[str, dict[str, float]], with_nni: bool, with_optuna_gp: bool,
-                 tpe_variants: Mapping[str, Any] | None = None) -> None:
+                 tpe_variants: Mapping[str, Any] | None = None, outliers: float = 0.0) -> None:
     try:
         os.nice(10)  # also when started without nice: this benchmark yields to everything else
     except OSError:
         pass
     warnings.filterwarnings("ignore")
     _STATE["problems"] = {p.name: p for p in qp.problems(tables)}
-    _STATE["methods"] = methods(with_nni, with_optuna_gp, tpe_variants)
+    _STATE["methods"] = methods(with_nni, with_optuna_gp, tpe_variants, outliers)
 
 
 def _run_one(task: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], list[float] | str, float]:
@@ -244,6 +260,8 @@ def main() -> None:
                     help='extra AutoTune TPE runs, JSON {"name": tpe_args}, e.g. {"g1": {"gamma": 1.0}}')
     ap.add_argument("--from-cache", default="", help="methods (substrings) taken only from the cache, however many seeds it has")
     ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--outliers", type=float, default=0.0,
+                    help="fraction of AutoTune's trials that report OUTLIER_LOSS to the tuner (scored on the true loss)")
     ap.add_argument("--rescore", default="", help="a quality*-runs.json to score again instead of running")
     ap.add_argument("--time-budget", type=float, default=0.0,
                     help="seconds; then stop and score the runs that finished (tasks go seed by seed, "
@@ -332,7 +350,7 @@ def main() -> None:
     done = 0
     last_flush = time.perf_counter()
     out_of_time = False
-    with ctx.Pool(a.workers, initializer=_init_worker, initargs=(tables, not nni_why, not gp_why, variants)) as pool:
+    with ctx.Pool(a.workers, initializer=_init_worker, initargs=(tables, not nni_why, not gp_why, variants, a.outliers)) as pool:
         it = pool.imap_unordered(_run_one, tasks, chunksize=1)
         while True:
             left = (a.time_budget - (time.perf_counter() - t_start)) if a.time_budget else None
@@ -390,6 +408,8 @@ def main() -> None:
           f"(cached peer runs keep the time measured when they ran).\n"
     md += f"NNI 3.0: {'included' if not nni_why else nni_why}. Optuna GPSampler: {'included' if not gp_why else gp_why}.\n"
     md += f"Seeds {seed_ids.start}-{seed_ids.stop - 1}.\n"
+    if a.outliers:
+        md += f"Outliers: {a.outliers:.0%} of AutoTune's trials reported {OUTLIER_LOSS:g} to the tuner (scored on the true loss).\n"
     if out_of_time:
         md += f"Stopped by --time-budget {a.time_budget:.0f} s after {done} of {len(tasks)} runs.\n"
     for m, counts in partial.items():

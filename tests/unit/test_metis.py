@@ -87,3 +87,12 @@ def test_beats_random_on_branin():
     m = np.median([optimize("MetisTuner", BRANIN, branin, 30, s, args)[0] for s in range(4)]) - 0.397887
     r = np.median([optimize("Random", BRANIN, branin, 30, s)[0] for s in range(4)]) - 0.397887
     assert m < 0.3 * r, (m, r)
+
+
+@pytest.mark.parametrize("mode, outlier", [("minimize", 1.7e308), ("maximize", -1.7e308), ("maximize", -10.0)])
+def test_one_outlier_does_not_wreck_the_model(mode, outlier):
+    """See test_gp.py's test of the same name: Metis shares GPTuner's model."""
+    from tests.unit.test_gp import outlier_scenario, random_distance
+
+    d = np.median([outlier_scenario("MetisTuner", mode, outlier, s) for s in range(3)])
+    assert d < 0.5 * random_distance(), d

@@ -7,7 +7,8 @@
   the acquisition is evaluated at the point that will actually be run.
 * Model: GP with a Matern kernel (nu in 0.5, 1.5, 2.5 or inf), one length scale per
   encoded column plus an amplitude, observation noise ``alpha``, y normalised to zero mean
-  and unit variance. The kernel hyper-parameters maximise the log marginal likelihood
+  and unit variance after replacing bad results beyond Q3 + 3 IQR by Q3 (robust_targets.py:
+  one diverged trial reporting 1e6 or -1.7e308 would otherwise set the scale alone). The kernel hyper-parameters maximise the log marginal likelihood
   (analytic gradient, L-BFGS-B, two starts: a fixed one and a random one).
   For speed the likelihood is fitted on at most 150 trials (the 75 best and 75 spread
   over the rest); the posterior then uses every trial.
@@ -40,6 +41,7 @@ from scipy.special import ndtr
 from tuner_server.history import OptimizeMode, TrialRecord
 from tuner_server.searchspace import LOG_TYPES, Dimension, SearchSpace
 from tuner_server.tuners.base import NoMoreTrials, Tuner, TunerArgsError, arg, reject_unknown
+from tuner_server.tuners.robust_targets import targets
 from tuner_server.tuners.tpe import HistoryMemo, flat_key, fresh_prior_sample
 
 WARM_UP_CAP = 1000
@@ -401,8 +403,7 @@ class GPTuner(Tuner):
             raise NoMoreTrials(f"all {self._card} configurations of the search space were tried")
         if len(done) < max(self.cold_start_num, 2):
             return None, None, seen
-        mean, std = losses.mean(), losses.std()
-        y = (losses - mean) / (std if std > 0 else 1.0)
+        y = targets(losses)  # winsorized: one diverged trial must not set the scale (robust_targets.py)
         X = self.encoder.encode(done)
         gp = GP(self.nu, self.alpha)
         gp.fit(X, y, rng)
