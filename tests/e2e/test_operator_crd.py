@@ -71,6 +71,12 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
          "spec.metricStrategies choose among logged values"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: a\n  metricStrategies: [{name: a, value: best}]\n",
          "spec.metricStrategies[0].value"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: a\n  metricStrategies: [{name: a, value: max}, "
+         "{name: a, value: min}]\n", "each metricStrategies name may appear once"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  objectiveGoal: 0.5\n  objectives: [{name: a, optimizeMode: "
+         "maximize}, {name: b, optimizeMode: minimize}]\n", "spec.objectiveGoal applies to a single objective"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: File, "
+         "path: /var/log/katib/}\n", "kind File reads one file: name the file"),
     ],
 )
 def test_schema_refuses_invalid(kube_cluster, crd, old, new, expect):
