@@ -74,10 +74,16 @@ class ControllerState:
     # seen). Their end waits: ending them now would make an earlier printed value a succeeded
     # trial's result, and drop a failed one's last values (the server takes none once it ended).
     draining: dict[str, tuple[TrialExit, float]] = field(default_factory=dict)
+    # Trial -> its interrupted attempts this controller relaunched at once (_ended): bounded by
+    # MAX_RELAUNCHES. Not persisted: a resumed run may try each again that many times.
+    relaunched: dict[str, int] = field(default_factory=dict)
 
 
 # A drained log (final=True) is read in parts (the executor caps one read): at most this many.
 MAX_FINAL_READS = 256
+
+# Interrupted attempts of one trial relaunched at once (_ended) before it ends FAILED.
+MAX_RELAUNCHES = 3
 # How long a succeeded trial's end waits for its output to be read whole and recorded; past
 # this it ends with what was recorded (a log that is gone for good: a deleted pod).
 DRAIN_WAIT_SECONDS = 60.0
@@ -307,6 +313,15 @@ class ExperimentController:
             self.state.stopping.discard(ex.trial_id)
             if self.state.phase.terminal:  # the experiment is ending: nothing starts again
                 self.client.end(self.exp_id, ex.trial_id, ex.exit_code, True, self.state.message or ex.message)
+                return
+            n = self.state.relaunched[ex.trial_id] = self.state.relaunched.get(ex.trial_id, 0) + 1
+            if n > MAX_RELAUNCHES:
+                # Interrupted each time it ran: most likely its own code signals its process
+                # group (bash's trap 'kill 0' EXIT), which looks like a signal from outside.
+                # Relaunched for ever, it counted toward neither maxTrialNum nor maxFailedTrialNum.
+                why = (f"{ex.message or INTERRUPTED_MESSAGE}; interrupted {n} times in a row, so it ends as failed "
+                       "instead of running again (does its own code signal its process group?)")
+                self.client.end(self.exp_id, ex.trial_id, ex.exit_code, False, why)
                 return
             if self.client.requeue(self.exp_id, ex.trial_id, ex.message or INTERRUPTED_MESSAGE) == "WAITING":
                 t = next(t for t in self.client.trials(self.exp_id) if t["name"] == ex.trial_id)
