@@ -7,7 +7,7 @@
   the acquisition is evaluated at the point that will actually be run.
 * Model: GP with a Matern kernel (nu in 0.5, 1.5, 2.5 or inf), one length scale per
   encoded column plus an amplitude, observation noise ``alpha``, y normalised to zero mean
-  and unit variance after replacing bad results beyond Q3 + 3 IQR by Q3 (robust_targets.py:
+  and unit variance after replacing bad results beyond Q3 + 10 IQR by Q3 (robust_targets.py:
   one diverged trial reporting 1e6 or -1.7e308 would otherwise set the scale alone). The kernel hyper-parameters maximise the log marginal likelihood
   (analytic gradient, L-BFGS-B, two starts: a fixed one and a random one).
   For speed the likelihood is fitted on at most 150 trials (the 75 best and 75 spread

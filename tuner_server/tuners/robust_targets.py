@@ -7,10 +7,10 @@ squeezed into a sliver of the normalized range, the likelihood fit explains them
 and the suggestions that follow are no better than random (1.7e308 even overflows the
 standard deviation to inf and y to NaN). The engine already refuses NaN and inf.
 
-What: losses above Tukey's "far out" fence, Q3 + 3 * IQR, are replaced by Q3 (one-sided
+What: losses above the fence Q3 + 10 * IQR (see FENCE_IQR) are replaced by Q3 (one-sided
 winsorizing). Such a trial still counts as bad -- worse than three quarters of the results --
 but neither sets the scale nor makes a spike the GP must bend around: measured on a 2-d bowl
-(tests/unit/test_gp.py's outlier scenario, the maximize / -10 case, 3 seeds), the median
+(tests/unit/test_gp.py's outlier scenario, maximize / -10, 3 seeds, a 3 IQR fence), the median
 distance of the next 10 suggestions to the optimum was 0.52 untreated, 0.38 clipped to the
 fence, 0.24 set to the worst inlier, 0.14 set to Q3 (0.11 without the outlier; random 0.45).
 Results inside the fence are untouched, so a history without outliers is modelled exactly
@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Tukey's "far out" fence: Q3 + 3 IQR. A normal result is rarely beyond it (for a Gaussian,
-#: 4.7 standard deviations above the mean); on a skewed but smooth loss surface only its
-#: worst corner is beyond, which the model need not resolve.
-FENCE_IQR = 3.0
+#: The fence Q3 + 10 IQR: far beyond anything a Gaussian produces (14 standard deviations)
+#: and beyond the worst corners of the heavy-tailed test functions of bench/quality.py
+#: (Rosenbrock, Levy, Styblinski-Tang). Tukey's "far out" 3 IQR was tried first: it
+#: replaced those corners' legitimate values by Q3 and changed the benchmark's scores on
+#: those problems (better on some, worse on others), while every outlier this guards against
+#: (1e6, 1.7e308, -10 among scores in [-1, 0]) lies far beyond 10 IQR too.
+FENCE_IQR = 10.0
 
 
 def winsorize_losses(losses: np.ndarray, k: float = FENCE_IQR) -> np.ndarray:
