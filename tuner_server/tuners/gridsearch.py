@@ -119,13 +119,17 @@ class GridSearchTuner(Tuner):
     def _leaf_configs(self, key: str, epoch: int) -> Iterable[Any]:
         d = self.space[key]
         if d.type in ("choice", "layer_choice"):
-            out: list[Any] = []
-            for opt in d.options:
-                if isinstance(opt, NestedOption):
-                    out.extend({"_name": opt.name, **sub} for sub in self._configs(opt.children, epoch))
-                else:
-                    out.append(opt)
-            return out
+            # Made as walked, as the other dimensions' values: a nested option's sub-space may be
+            # huge (a randint [0, 2**31) under it listed was the tuner server's memory).
+            def options() -> Iterator[Any]:
+                for opt in d.options:
+                    if isinstance(opt, NestedOption):
+                        for sub in self._configs(opt.children, epoch):
+                            yield {"_name": opt.name, **sub}
+                    else:
+                        yield opt
+
+            return _Again(options)
         return dimension_values(d, epoch) or []
 
 
