@@ -43,6 +43,21 @@ def in_thread(fn: Any) -> tuple[threading.Thread, list[Any]]:
     return t, out
 
 
+def until(cond: Any, what: str, timeout: float = 30) -> None:
+    """Wait for a state (not for a time: a loaded machine may take longer to reach it)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.01)
+
+
+def delete_reached_engine(engine: Engine, deleting: threading.Thread) -> bool:
+    """The DELETE is waiting for the experiment's lock (Hosted.deleting), or has ended (code
+    without that wait deletes at once: the race then plays out as it did before the fix)."""
+    h = engine._experiments.get(EXP)
+    return not deleting.is_alive() or (h is not None and getattr(h, "deleting", False))
+
+
 def registered_again_works(db: Path, engine: Engine, url: str) -> None:
     """The id registered again starts from nothing: sequence 0 is its own, also after a restart."""
     register(url)
@@ -72,7 +87,7 @@ def test_delete_waits_for_a_suggestion_in_flight(tmp_path: Path) -> None:
         asking, asked = in_thread(lambda: call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
         assert inside.wait(30)
         deleting, deleted = in_thread(lambda: call(srv.url, "DELETE", f"/api/v1/experiments/{EXP}"))
-        time.sleep(0.3)  # let the delete reach the engine while the tuner still thinks
+        until(lambda: delete_reached_engine(engine, deleting), "the delete reached the engine")  # tuner still thinks
         release.set()
         asking.join(30)
         deleting.join(30)
@@ -101,7 +116,7 @@ def test_a_delete_waiting_for_a_slow_suggestion_holds_up_no_other_experiment(tmp
         asking, asked = in_thread(lambda: call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
         assert inside.wait(30)
         deleting, deleted = in_thread(lambda: call(srv.url, "DELETE", f"/api/v1/experiments/{EXP}"))
-        time.sleep(0.3)  # the delete is now waiting for the suggestion
+        until(lambda: delete_reached_engine(engine, deleting), "the delete waits for the suggestion")
         other = "local.other"
         registering, registered = in_thread(
             lambda: call(srv.url, "PUT", f"/api/v1/experiments/{other}", {"name": "other", "config": CONFIG}))
@@ -138,7 +153,7 @@ def test_registering_the_id_a_delete_is_waiting_to_remove_gets_a_new_experiment(
         asking, _ = in_thread(lambda: call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
         assert inside.wait(30)
         deleting, deleted = in_thread(lambda: call(srv.url, "DELETE", f"/api/v1/experiments/{EXP}"))
-        time.sleep(0.3)
+        until(lambda: delete_reached_engine(engine, deleting), "the delete waits for the suggestion")
         registering, registered = in_thread(lambda: register(srv.url))
         time.sleep(0.3)
         release.set()
@@ -161,10 +176,20 @@ def test_listing_while_an_experiment_is_deleted_leaves_it_out(tmp_path: Path) ->
         for name in ("a", "b"):
             r = call(srv.url, "PUT", f"/api/v1/experiments/{name}", {"name": name, "config": CONFIG})
             assert r.status_code == 200, r.text
+        snapshot = threading.Event()
+        listed_all = engine.list
+
+        def list_and_say() -> Any:
+            out = listed_all()
+            snapshot.set()
+            return out
+
+        engine.list = list_and_say  # type: ignore[method-assign]
         for path in ("/api/v1/experiments", "/ui/api/experiments"):
+            snapshot.clear()
             with engine.get("a").lock:  # the listing has its snapshot and waits at a's summary
                 listing, listed = in_thread(lambda: call(srv.url, "GET", path))
-                time.sleep(0.3)
+                assert snapshot.wait(30), "the listing never took its snapshot"
                 engine.delete("b")
             listing.join(30)
             assert listed[0].status_code == 200, (path, listed[0].text)
