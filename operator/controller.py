@@ -468,7 +468,9 @@ class ExperimentController:
                 self._forget_log(ex.trial_id)  # what it printed is the dropped attempt's
                 self.client.requeue(self.exp_id, ex.trial_id, reason)
             else:
-                self.state.draining.pop(ex.trial_id, None)
+                # No later pass will read its output: one still waiting for it ends now with what
+                # was recorded (as when DRAIN_WAIT_SECONDS runs out), not requeued with the rest.
+                self.state.draining[ex.trial_id] = (ex, float("-inf"))
                 self.state.stopping.discard(ex.trial_id)
                 self._ended(ex)
         self.state.draining.clear()
