@@ -20,7 +20,7 @@ not chosen: they would also reshape every normal history that the tuner is tuned
 
 The quartiles are taken on the raw losses (dividing by the largest magnitude first would
 turn ordinary losses next to 1.7e308 into subnormal numbers, losing their differences);
-the standardization divides by the largest magnitude, so nothing overflows.
+the standardization divides by the largest magnitude when the variance would overflow.
 """
 
 from __future__ import annotations
@@ -57,13 +57,16 @@ def winsorize_losses(losses: np.ndarray, k: float = FENCE_IQR) -> np.ndarray:
 def standardize(y: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance (a constant history: zero mean only).
 
-    Divided by the largest magnitude first, so that values near the float range's ends
-    (left when nothing was clipped) do not overflow the variance to inf.
+    Values near the float range's ends (left when nothing was clipped) overflow the variance
+    to inf: then they are divided by the largest magnitude first. Otherwise the formula is the
+    one GPTuner always used, so a history without outliers gets bit-identical targets.
     """
-    top = float(np.max(np.abs(y))) if y.size else 0.0
-    z = y / top if top > 0 else y
-    std = float(z.std())
-    return (z - z.mean()) / (std if std > 0 else 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = y.mean(), y.std()
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        y = y / float(np.max(np.abs(y)))
+        mean, std = y.mean(), y.std()
+    return (y - mean) / (std if std > 0 else 1.0)
 
 
 def targets(losses: np.ndarray) -> np.ndarray:
