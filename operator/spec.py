@@ -828,10 +828,17 @@ def _reaches(space: SearchSpace, key: str, path: list[str]) -> bool:
         else:
             v: Any = opt
             for part in path:
-                v = v.get(part) if isinstance(v, Mapping) else None
-            if v is not None:
+                # A key holding null is there (substitute() fills in `null`): only a missing
+                # key, or a value that is not a mapping, ends the path.
+                v = v.get(part, _MISSING) if isinstance(v, Mapping) else _MISSING
+                if v is _MISSING:
+                    break
+            else:
                 return True
     return False
+
+
+_MISSING = object()  # _reaches: no such key (a null value is one)
 
 
 class _StrictLoader(yaml.SafeLoader):

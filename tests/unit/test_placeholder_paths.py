@@ -64,3 +64,18 @@ def test_any_parameter_name_can_be_a_placeholder(name: str) -> None:
         "python3", f"--lr=${{parameters.{name}}}"]
     validate_manifest(doc)
     assert substitute(f"--lr=${{parameters.{name}}}", {name: 0.5}) == "--lr=0.5"
+
+
+def test_a_mapping_key_whose_value_is_null_is_still_a_path_trials_have() -> None:
+    """substitute() fills ${parameters.clip.max} with `null` when the option's max is null: the
+    key is there. It was refused as 'never a trial's value' (a null counted as a missing key)."""
+    from autotune_operator.executors.base import substitute
+
+    doc = manifest("--clip=${parameters.clip.max}")
+    doc["spec"]["searchSpace"] = json.dumps({"clip": {"_type": "choice", "_value": [{"max": None}, {"max": None, "p": 2}]}})
+    validate_manifest(doc)
+    assert substitute("--clip=${parameters.clip.max}", {"clip": {"max": None}}) == "--clip=null"
+    doc = manifest("--clip=${parameters.clip.min}")  # a key no option has is still refused
+    doc["spec"]["searchSpace"] = json.dumps({"clip": {"_type": "choice", "_value": [{"max": None}]}})
+    with pytest.raises(SpecError, match="'clip' has no 'min'"):
+        validate_manifest(doc)
