@@ -626,21 +626,25 @@ def _parse_choice(
                     raise SearchSpaceError(key, f"option {i} has sub-parameters {subs} but no \"_name\"; "
                                                 f"a nested choice option needs one")
             options.append(opt)
-            ident = ("value", _json_identity(opt))
+            ident = ("value", param_key(opt))
         if ident in seen:
             raise SearchSpaceError(key, f"option {i} ({opt!r}) is listed twice")
         seen.add(ident)
     return Dimension(key, name, "choice", tuple(v), parent, tuple(options))
 
 
-def _json_identity(v: Any) -> Any:
-    """A hashable identity under which values equal as JSON are equal: 1 and 1.0 are one
-    value once a spec has been through JSON (the apiserver writes 1.0 as 1), as the tuners'
-    repeat detection (tuners.base.param_key) treats them; booleans stay apart from numbers."""
+def param_key(v: Any) -> Any:
+    """A hashable identity of a parameter set or value, for finding repeats.
+
+    Equal as JSON values are equal (1 == 1.0: the apiserver writes 1.0 as 1), except that
+    booleans stay apart from numbers (a choice may list both True and 1). Key order is
+    irrelevant. Much cheaper than json.dumps(sort_keys=True). The tuners' repeat detection
+    and the parser's "listed twice" check share it, so they agree on what a repeat is.
+    """
     if isinstance(v, Mapping):
-        return frozenset((k, _json_identity(x)) for k, x in v.items())
+        return frozenset((k, param_key(x)) for k, x in v.items())
     if isinstance(v, (list, tuple)):
-        return tuple(_json_identity(x) for x in v)
+        return tuple(param_key(x) for x in v)
     if isinstance(v, bool):
         return ("bool", v)
     return v

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from tuner_server.history import OptimizeMode, TrialRecord
-from tuner_server.searchspace import SearchSpace
+from tuner_server.searchspace import SearchSpace, param_key  # noqa: F401  (re-exported: tuners import it from here)
 
 
 class NoMoreTrials(Exception):
@@ -140,22 +140,6 @@ class Tuner(ABC):
                 raise NoMoreTrials(f"all {card} configurations of the search space were tried")
             return rest[int(rng.integers(len(rest)))]
         return params  # a huge space nearly used up: a repeat beats stalling
-
-
-def param_key(v: Any) -> Any:
-    """A hashable identity of a parameter set, for finding repeats.
-
-    Equal as JSON values are equal (1 == 1.0, as JSON round trips need), except that
-    booleans stay apart from numbers (a choice may list both True and 1). Key order is
-    irrelevant. Much cheaper than json.dumps(sort_keys=True).
-    """
-    if isinstance(v, Mapping):
-        return frozenset((k, param_key(x)) for k, x in v.items())
-    if isinstance(v, (list, tuple)):
-        return tuple(param_key(x) for x in v)
-    if isinstance(v, bool):
-        return ("bool", v)
-    return v
 
 
 def reject_unknown(tuner: str, args: Mapping[str, Any], known: Sequence[str]) -> None:
