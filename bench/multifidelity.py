@@ -44,6 +44,14 @@ Measures, per seed:
   epochs saved versus no assessor, and the drop in the best full-budget accuracy.
 Also prints the Spearman rank correlation of the accuracy after 1, 3, 9 epochs with the final one
 (how well the low rungs rank configurations). Prints tables and writes bench/results/multifidelity-<space>[-cv<K>]-R<R>.json.
+
+Uncertainty: a median over a few dozen seeds can land on either side of a line by luck, so each
+method's ratio (its median epochs to target / Random's) comes with a 95% paired seed-bootstrap
+percentile interval (2000 resamples of the seeds with replacement, RNG seed 0; one resampled seed
+set for the method and for Random, since seed s gives both the same target), and with the share
+of seeds in which the method spent at most a third of Random's epochs on that seed (JSON keys
+``ratio_ci95`` and ``share_le_third``). ``--from-results FILE`` recomputes these from a results
+file's per-seed runs without re-simulating, and adds them to that file.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -307,6 +315,83 @@ def advisors(R: int, space_doc: dict[str, Any]) -> dict[str, Callable[[], Adviso
     }
 
 
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def paired_bootstrap_ratio_ci(method: Sequence[float], base: Sequence[float], n_resamples: int = BOOTSTRAP_RESAMPLES,
+                              seed: int = BOOTSTRAP_SEED, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of median(method) / median(base) when seeds are resampled with replacement.
+
+    ``method[i]`` and ``base[i]`` belong to the same seed i (same reference target), so one resampled
+    index set is applied to both: the pairing keeps a hard seed hard for both methods. Pure: the
+    interval depends only on the inputs and ``seed``."""
+    m, b = np.asarray(method, dtype=float), np.asarray(base, dtype=float)
+    if m.ndim != 1 or m.shape != b.shape:
+        raise ValueError(f"method and base need one value per seed each, got shapes {m.shape} and {b.shape}")
+    if m.size == 0:
+        raise ValueError("no seeds: method and base are empty")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    if np.any(b <= 0):
+        raise ValueError("base epochs must be positive (a ratio to a zero median is undefined)")
+    idx = np.random.default_rng(seed).integers(0, m.size, size=(n_resamples, m.size))
+    ratios = np.median(m[idx], axis=1) / np.median(b[idx], axis=1)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(ratios, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def share_within_fraction(method: Sequence[float], base: Sequence[float], divisor: int = 3) -> float:
+    """Share of seeds in which the method spent at most 1/``divisor`` of the base's epochs on that seed."""
+    if len(method) != len(base) or not method:
+        raise ValueError(f"method and base need one value per seed each, got {len(method)} and {len(base)}")
+    return sum(m * divisor <= b for m, b in zip(method, base)) / len(method)
+
+
+def summarise(rows: dict[str, list[dict[str, Any]]], cap: int) -> tuple[float, list[dict[str, Any]]]:
+    """Per-method table rows from the per-seed runs (a seed that missed the target counts as ``cap``)."""
+    rand = [r["epochs_to_target"] or cap for r in rows["Random (full budget)"]]
+    base = statistics.median(rand)
+    table = []
+    for m, rs in rows.items():
+        e = [r["epochs_to_target"] or cap for r in rs]
+        med = statistics.median(e)
+        hit = sum(r["epochs_to_target"] is not None for r in rs)
+        lo, hi = paired_bootstrap_ratio_ci(e, rand)
+        table.append({"method": m, "median": med, "mean": statistics.mean(e), "reached": hit, "ratio": med / base,
+                      "ratio_ci95": [lo, hi], "share_le_third": share_within_fraction(e, rand),
+                      "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED, "paired_by": "seed"}})
+    return base, table
+
+
+def print_table(table: list[dict[str, Any]], n_seeds: int) -> None:
+    print(f"{'method':24} {'median':>8} {'mean':>8} {'reached':>8} {'vs random':>10} {'95% CI':>13} {'seeds <=1/3':>12}")
+    for t in table:
+        lo, hi = t["ratio_ci95"]
+        print(f"{t['method']:24} {t['median']:8.0f} {t['mean']:8.0f} {t['reached']:5d}/{n_seeds:<2d} {t['ratio']:10.2f}"
+              f"   [{lo:.2f}, {hi:.2f}] {t['share_le_third']:11.0%}")
+
+
+def from_results(path: Path) -> None:
+    """Recompute the table (with intervals) from a results file's per-seed runs; add the new keys to it."""
+    out = json.loads(path.read_text())
+    base, table = summarise(out["runs"], out["cap"])
+    print(f"{path.name}: {out['space']}, folds {out.get('folds', 1)}, R = {out['R']}, {out['seeds']} seeds, ref {out['ref']}; "
+          f"Random's median {base:.0f} epochs")
+    print_table(table, out["seeds"])
+    old = {t["method"]: t for t in out["table"]}
+    for t in table:  # add keys only: existing ones keep their values
+        old.setdefault(t["method"], {"method": t["method"]})
+        for k, v in t.items():
+            old[t["method"]].setdefault(k, v)
+    out["table"] = list(old.values())
+    path.write_text(json.dumps(out, indent=1))
+    print(f"\nupdated {path}")
+
+
 def early_rank_correlation(curves: dict[str, list[float]], R: int) -> dict[int, float]:
     """How well the low rungs rank configurations: Spearman correlation of epoch-k accuracy with epoch-R accuracy."""
     from scipy.stats import spearmanr
@@ -330,7 +415,14 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=1,
                     help="mlp only: average the validation accuracy over K stratified folds (default 1: one 70/30 split)")
     ap.add_argument("--jobs", type=int, default=2, help="processes computing --folds curves")
+    ap.add_argument("--from-results", type=Path, metavar="FILE",
+                    help="no simulation: recompute the table with bootstrap intervals from FILE's per-seed runs")
     args = ap.parse_args()
+    if args.from_results:
+        if not args.from_results.is_file():
+            ap.error(f"--from-results: no such file: {args.from_results}")
+        from_results(args.from_results)
+        return
     R = args.R
     cap = args.cap or 150 * R
     space_doc = {"wide": WIDE, "small": SPACE, "coarse": COARSE, **MLP_SPACES}[args.space]
@@ -366,17 +458,12 @@ def main() -> None:
         for m, fn in methods.items():
             o = fn(target, s)
             rows[m].append({"seed": s, "target": target, **o.__dict__})
-    base = statistics.median(r["epochs_to_target"] or cap for r in rows["Random (full budget)"])
+    base, table = summarise(rows, cap)
     print(f"\nepochs to a configuration within 0.005 of the best of a {args.ref}-config full-budget random search "
           f"(R = {R}, {args.seeds} seeds, cap {cap}; targets {min(targets):.4f}..{max(targets):.4f})")
-    print(f"{'method':24} {'median':>8} {'mean':>8} {'reached':>8} {'vs random':>10}")
-    table = []
-    for m, rs in rows.items():
-        e = [r["epochs_to_target"] or cap for r in rs]
-        med = statistics.median(e)
-        hit = sum(r["epochs_to_target"] is not None for r in rs)
-        table.append({"method": m, "median": med, "mean": statistics.mean(e), "reached": hit, "ratio": med / base})
-        print(f"{m:24} {med:8.0f} {statistics.mean(e):8.0f} {hit:5d}/{len(rs):<2d} {med / base:10.2f}")
+    print("(95% CI: paired seed-bootstrap percentile interval of the ratio; seeds <=1/3: share of seeds where the "
+          "method spent at most a third of Random's epochs)")
+    print_table(table, args.seeds)
 
     # Assessors: same Random configurations with and without early stopping, fixed trial count.
     print(f"\nearly stopping over {args.n_assess} Random trials of {R} epochs (same configurations per seed)")
