@@ -27,6 +27,7 @@ import http.client
 import json
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -55,6 +56,20 @@ class ReportError(RuntimeError):
 
 
 _state: dict[str, Any] = {"step": 0, "params": None}
+# Held from taking a step number until the server has it: threads reporting at once would
+# otherwise take the same step (the server keeps the first, drops the other as a retry) or
+# send step n+1 before n (refused with 409). A fork child gets a new lock, as the fork may
+# have copied it held by a thread that does not exist there.
+_report_lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    global _report_lock
+    _report_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def _env(name: str) -> str | None:
@@ -180,12 +195,13 @@ def _check_metric(metric: Any) -> Any:
 def report_intermediate_result(metric: Any) -> bool:
     """Report a per-epoch metric. Returns True when the trial should stop early."""
     metric = _check_metric(metric)
-    step = _state["step"]
-    _state["step"] = step + 1
-    if not _connected():
-        print(f"[autotune] intermediate result {step}: {metric}", file=sys.stderr)
-        return False
-    answer = _request("POST", _trial_path() + "/intermediate", {"metric": metric, "step": step})
+    with _report_lock:
+        step = _state["step"]
+        _state["step"] = step + 1
+        if not _connected():
+            print(f"[autotune] intermediate result {step}: {metric}", file=sys.stderr)
+            return False
+        answer = _request("POST", _trial_path() + "/intermediate", {"metric": metric, "step": step})
     return bool(answer.get("stop"))
 
 
