@@ -739,9 +739,12 @@ class Engine:
             }
 
     def _multi_objective_view(self, h: Hosted) -> dict[str, Any]:
-        """The Pareto front of the succeeded trials and the best trial of each objective."""
+        """The Pareto front of the succeeded search trials and the best trial of each objective.
+        Final-training reruns are left out, as from best(): each reruns a front member, so it
+        would list that member twice, or push members off the front that final training chose."""
         objs = h.objectives
-        done = [t for t in h.trials if t.record.state is TrialState.SUCCEEDED and t.record.values is not None]
+        done = [t for t in h.trials if t.record.kind == "search" and t.record.state is TrialState.SUCCEEDED
+                and t.record.values is not None]
         losses = [to_losses(t.record.values or (), [o.optimizeMode for o in objs]) for t in done]
         front = [done[i] for i in pareto_front(losses)]
         best_each = []

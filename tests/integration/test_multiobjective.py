@@ -156,3 +156,34 @@ def test_objectives_named_twice_are_refused_by_the_server(server: ServerProcess)
         assert err["loc"] == ["body", "config", "objectives"]
         assert "['acc']" in err["msg"] and "more than once" in err["msg"]
         assert admin.get("/api/v1/experiments/dup").status_code == 404
+
+
+def test_final_training_leaves_the_front_to_search_trials(tmp_path: Path) -> None:
+    """spec.finalTraining with objectives reruns each front member once; the reruns are in
+    status.finalTraining, not on the front. The front counted them too: a deterministic
+    trial's rerun has its search trial's values, so every member was listed twice (the
+    front of 2 showed 4, FRONT in `kubectl get ate` doubled), and a rerun that did better
+    at its final budget pushed search trials off the front that final training had chosen."""
+    doc = manifest("mo-final", space={"x": {"_type": "uniform", "_value": [0, 2]}},
+                   command=[sys.executable, str(TRIALS / "mo_report.py")], tuner="Random", class_args={},
+                   max_trials=6, concurrency=2)
+    doc["spec"]["objectives"] = OBJS
+    doc["spec"]["tuner"]["classArgs"] = "{}"
+    doc["spec"]["finalTraining"] = {"enabled": True}
+    path = write_manifest(tmp_path / "m.yaml", doc)
+    r = run_autotune(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"])
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path / "out", "mo-final")
+    table = {t["id"]: json.loads(t["metrics"]) for t in rows(tmp_path / "out", "mo-final")
+             if t["state"] == "SUCCEEDED" and t["kind"] == "search"}
+    assert len(table) == 6
+    names = list(table)
+    losses = [to_losses((m["score"], m["cost"]), (OptimizeMode.MAXIMIZE, OptimizeMode.MINIMIZE)) for m in table.values()]
+    expected = {names[i] for i in pareto_front(losses)}
+    assert {p["name"] for p in s["paretoFront"]} == expected
+    assert s["paretoFrontSize"] == len(expected) >= 1
+    assert {b["name"] for b in s["bestTrials"]} <= expected
+    finals = s["finalTraining"]
+    assert not {f["name"] for f in finals} & {p["name"] for p in s["paretoFront"]}
+    assert len(finals) == len(expected) and all(f["state"] == "SUCCEEDED" for f in finals)
+    assert sorted(json.dumps(f["parameters"]) for f in finals) == sorted(json.dumps(p["parameters"]) for p in s["paretoFront"])
