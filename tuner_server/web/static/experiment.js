@@ -70,6 +70,11 @@ function renderOverview() {
       `best ${b.objective} (${b.optimizeMode})`,
       `${b.name}: ${Object.entries(b.values || {}).map(([k, v]) => `${k}=${fmtNumber(v)}`).join(", ")}`,
     ])));
+  } else {
+    // No best (yet): say so, or an experiment deleted and created again under this id
+    // (the page keeps polling it) would go on showing the old one's best trial.
+    bestBody.className = "body muted";
+    bestBody.replaceChildren("no trial has succeeded yet");
   }
   const front = paretoNames(s);
   document.querySelector("#about .body").replaceChildren(kv([

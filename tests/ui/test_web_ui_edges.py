@@ -1,0 +1,47 @@
+"""AutoTune Web in headless Chromium on edge cases of an experiment's life (one re-created
+under the same id while its page is open). A tuner server process of its own, no
+pre-built history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.integration.conftest import ServerProcess, free_port
+from tests.ui.conftest import VIEWER, UiPage, UiServer
+from tests.ui.test_web_ui import _register, _run_trial, rows, show, wait_until
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
+    proc = ServerProcess(tmp_path_factory.mktemp("ui-edges") / "tuner.db", free_port(), extra_env={"AUTOTUNE_VIEWER_TOKEN": VIEWER})
+    proc.start()
+    try:
+        yield UiServer(proc, {}, [])
+    finally:
+        proc.stop()
+
+
+CONFIG = {"searchSpace": json.dumps({"lr": {"_type": "uniform", "_value": [0.0, 1.0]}}), "tuner": {"name": "Random"},
+          "optimizeMode": "maximize"}
+
+
+def test_an_experiment_recreated_while_its_page_is_open_drops_the_old_best(ui_page: UiPage, ui_server: UiServer) -> None:
+    with ui_server.admin() as c:
+        _register(c, "again", CONFIG).raise_for_status()
+        old = _run_trial(c, "again", [0.5], 0.75)
+        ui_page.login(VIEWER, "/ui/experiments/again")
+        ui_page.wait_loaded()
+        assert old in ui_page.page.inner_text("#best")
+        c.delete("/api/v1/experiments/again").raise_for_status()
+        _register(c, "again", CONFIG).raise_for_status()
+        wait_until(ui_page, "autotuneUI.summary.bestTrial === null && autotuneUI.trials.length === 0")
+        # Before the fix the card kept the deleted experiment's best trial and its value.
+        best = ui_page.page.inner_text("#best")
+        assert old not in best and "0.75" not in best
+        assert "no trial has succeeded yet" in best
+        c.delete("/api/v1/experiments/again").raise_for_status()
+    assert ui_page.errors == []
