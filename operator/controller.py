@@ -254,7 +254,7 @@ class ExperimentController:
             self._launch_or_fail(a)
             issued += 1
         if d.launch_final:
-            self._final_training(summary, issued)
+            self._final_training(summary, issued, d.final_room)
         self.state.phase, self.state.message, self.state.reason = d.phase, d.message, d.reason
         if d.finished and self.state.completion is None:
             self.state.completion = self.clock()
@@ -410,16 +410,17 @@ class ExperimentController:
         except Exception as e:  # a trial that cannot start is a failed trial, not a lost one
             self.client.end(self.exp_id, a.trial_id, None, False, f"could not start: {e}")
 
-    def _final_training(self, summary: dict[str, Any], sequence: int) -> None:
+    def _final_training(self, summary: dict[str, Any], sequence: int, room: int) -> None:
         """Rerun the best configuration (each of the Pareto front with several objectives)
-        at the final budget, as trials of kind "final". A configuration final-trained before
+        at the final budget, as trials of kind "final", at most ``room`` now (the free slots:
+        the rest start on later passes, as these end). A configuration final-trained before
         (a resumed experiment whose best did not change) is not trained again."""
         ft = self.exp.spec.finalTraining
         budget = ft.budget if ft is not None and ft.budget is not None else summary.get("maxBudget")
         chosen = _chosen(summary)
         finals = [f["parameters"] for f in summary.get("finalTrials") or []]
         todo = [c for c in chosen if final_pending([c["parameters"]], finals)]
-        for i, best in enumerate(todo):
+        for i, best in enumerate(todo[:room]):
             a = self.client.final_trial(self.exp_id, sequence + i, dict(best["parameters"]), budget)
             self._launch_or_fail(a)
         if not chosen:  # nothing to rerun: the experiment ends as the search did

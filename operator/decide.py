@@ -75,6 +75,7 @@ class Decision:
     finished: bool = False  # terminal and nothing left running: the loop may end
     message: str = ""
     launch_final: bool = False  # start final training now (the search is DONE)
+    final_room: int = 0  # with launch_final: how many final trials may start now (free slots)
     # Why, as one CamelCase word for machines (the conditions' reason, Kubernetes-style;
     # Katib's GoalReached / MaxTrialsReached); the message says it to people.
     reason: str = "Running"
@@ -163,16 +164,26 @@ def decide(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:
         return replace(d, stop_active=True, finished=False)  # stop final training too, then end
     if not limits.final_training or d.phase is not Phase.DONE:
         return d
-    if obs.final_active > 0:
-        return Decision(Phase.RUNNING, message=f"{d.message}; final training", reason="FinalTraining")
     pending = obs.final_issued == 0 if obs.final_pending is None else obs.final_pending
+    # Final trials take the search's slots (trialConcurrency, devices): a Pareto front of
+    # dozens is rerun a few at a time, not as dozens of workloads at once (or, past the
+    # devices, trials that cannot start).
+    room = max(_slots(limits) - obs.final_active, 0)
+    if obs.final_active > 0 and not (pending and room):
+        return Decision(Phase.RUNNING, message=f"{d.message}; final training", reason="FinalTraining")
     if pending:
         if not d.finished:  # (stopping what still runs when the goal was reached)
             return Decision(Phase.RUNNING, stop_active=d.stop_active, message=d.message, reason=d.reason)
-        return Decision(Phase.RUNNING, launch_final=True, message=f"{d.message}; final training", reason="FinalTraining")
+        return Decision(Phase.RUNNING, launch_final=True, final_room=room, message=f"{d.message}; final training",
+                        reason="FinalTraining")
     if obs.final_issued == 0:
         return d  # no trial succeeded: nothing to rerun
     return Decision(Phase.DONE, finished=True, message=f"{d.message}; final training ended", reason=d.reason)
+
+
+def _slots(limits: Limits) -> int:
+    """How many trials may run at once: trialConcurrency, and no more than the executor's slots."""
+    return limits.concurrency if limits.capacity is None else min(limits.concurrency, limits.capacity)
 
 
 def final_pending(chosen: Sequence[Mapping[str, Any]], finals: Sequence[Mapping[str, Any]]) -> bool:
@@ -218,8 +229,7 @@ def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> De
     if obs.exhausted and obs.active == 0:
         return Decision(Phase.DONE, finished=True, message=f"the tuner has no new configurations after {obs.issued} trial(s)",
                         reason="SearchExhausted")
-    slots = limits.concurrency if limits.capacity is None else min(limits.concurrency, limits.capacity)
-    budget = slots - obs.active
+    budget = _slots(limits) - obs.active
     if limits.max_trials is not None:
         budget = min(budget, limits.max_trials - obs.issued)
     launch = 0 if obs.exhausted else max(budget, 0)

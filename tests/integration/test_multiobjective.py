@@ -187,3 +187,26 @@ def test_final_training_leaves_the_front_to_search_trials(tmp_path: Path) -> Non
     assert not {f["name"] for f in finals} & {p["name"] for p in s["paretoFront"]}
     assert len(finals) == len(expected) and all(f["state"] == "SUCCEEDED" for f in finals)
     assert sorted(json.dumps(f["parameters"]) for f in finals) == sorted(json.dumps(p["parameters"]) for p in s["paretoFront"])
+
+
+def test_final_training_of_a_front_waits_for_a_free_device(tmp_path: Path) -> None:
+    """Final training of a front larger than the slots (trialConcurrency, --devices) runs the
+    reruns a slot at a time, as the search's trials. All were started at once: with one
+    device the second got no device and ended FAILED ('could not start: no free device'), and
+    on a cluster a front of dozens was dozens of Jobs at once whatever trialConcurrency said."""
+    doc = manifest("mo-devices", space={"x": {"_type": "choice", "_value": [0.25, 0.5, 0.75, 1.5]}},
+                   command=[sys.executable, str(TRIALS / "mo_report.py")], tuner="GridSearch", class_args={},
+                   max_trials=4, concurrency=2)
+    doc["spec"]["objectives"] = OBJS
+    doc["spec"]["tuner"]["classArgs"] = "{}"
+    doc["spec"]["finalTraining"] = {"enabled": True}
+    path = write_manifest(tmp_path / "m.yaml", doc)
+    r = run_autotune(["run", str(path), "--output", str(tmp_path / "out"), "--quiet", "--devices", "0"])
+    assert r.returncode == 0, r.stderr
+    s = read_status(tmp_path / "out", "mo-devices")
+    # x in (0, 1]: more score needs more cost, so 0.25, 0.5 and 0.75 are the front; 1.5 is beaten by 0.75.
+    assert sorted(p["parameters"]["x"] for p in s["paretoFront"]) == [0.25, 0.5, 0.75]
+    finals = s["finalTraining"]
+    assert sorted(f["parameters"]["x"] for f in finals) == [0.25, 0.5, 0.75]
+    assert [f["state"] for f in finals] == ["SUCCEEDED"] * 3, [t["message"] for t in rows(tmp_path / "out", "mo-devices")]
+    assert s["phase"] == "DONE" and s["trials"]["failed"] == 0

@@ -134,3 +134,19 @@ def test_final_training_keeps_the_search_reason_once_it_ends() -> None:
     assert decide(lim, Observed(0, issued=2, active=0)).reason == "FinalTraining"
     assert decide(lim, Observed(0, issued=2, active=0, final_issued=1, final_active=1)).reason == "FinalTraining"
     assert decide(lim, Observed(0, issued=2, active=0, final_issued=1, final_active=0)).reason == "MaxTrialsReached"
+
+
+def test_final_training_of_a_front_takes_the_free_slots_only() -> None:
+    # A front of 5 to rerun with 2 slots (trialConcurrency 3, 2 devices): 2 start, then one
+    # more as each ends; none while the slots are full. All 5 at once overran the devices.
+    lim = Limits(max_trials=10, concurrency=3, max_seconds=None, capacity=2, final_training=True)
+    d = decide(lim, Observed(0, issued=10, active=0, final_pending=True))
+    assert d.launch_final and d.final_room == 2 and d.phase is Phase.RUNNING
+    d = decide(lim, Observed(0, issued=10, active=0, final_issued=2, final_active=2, final_pending=True))
+    assert not d.launch_final and d.phase is Phase.RUNNING and d.reason == "FinalTraining"
+    d = decide(lim, Observed(0, issued=10, active=0, final_issued=2, final_active=1, final_pending=True))
+    assert d.launch_final and d.final_room == 1
+    d = decide(lim, Observed(0, issued=10, active=0, final_issued=5, final_active=1, final_pending=False))
+    assert not d.launch_final and d.phase is Phase.RUNNING
+    d = decide(lim, Observed(0, issued=10, active=0, final_issued=5, final_active=0, final_pending=False))
+    assert d.phase is Phase.DONE and d.finished
