@@ -1,6 +1,6 @@
-"""AutoTune Web in headless Chromium on edge cases of an experiment's life (one re-created
-under the same id while its page is open). A tuner server process of its own, no
-pre-built history."""
+"""AutoTune Web in headless Chromium on edge cases: an experiment re-created under the same
+id while its page is open, parameters whose values are objects (nested search spaces).
+A tuner server process of its own, no pre-built history."""
 
 from __future__ import annotations
 
@@ -44,4 +44,29 @@ def test_an_experiment_recreated_while_its_page_is_open_drops_the_old_best(ui_pa
         assert old not in best and "0.75" not in best
         assert "no trial has succeeded yet" in best
         c.delete("/api/v1/experiments/again").raise_for_status()
+    assert ui_page.errors == []
+
+
+NESTED = {"searchSpace": json.dumps({"model": {"_type": "choice", "_value": [
+    {"_name": "svm", "C": {"_type": "uniform", "_value": [0.1, 1.0]}},
+    {"_name": "tree", "depth": {"_type": "choice", "_value": [2, 4]}}]}}),
+    "tuner": {"name": "Random"}, "optimizeMode": "maximize", "seed": 7}
+
+
+def test_a_nested_parameter_column_sorts_by_its_values(ui_page: UiPage, ui_server: UiServer) -> None:
+    with ui_server.admin() as c:
+        _register(c, "nested", NESTED).raise_for_status()
+        for k in range(6):
+            _run_trial(c, "nested", [0.1 * k], 0.1 * k)
+        ui_page.login(VIEWER, "/ui/experiments/nested")
+        ui_page.wait_loaded()
+        show(ui_page, "trials")
+        ui_page.page.click("#trials th[data-key='param:model']")
+        cells = ui_page.page.eval_on_selector_all(
+            "#trials tbody tr", "trs => trs.map(t => t.children[4].textContent)")
+        assert len(cells) == 6 and len(set(cells)) > 1
+        # Before the fix every object compared equal ("[object Object]"): the rows stayed in
+        # trial order, svm and tree configurations mixed.
+        assert cells == sorted(cells)
+        c.delete("/api/v1/experiments/nested").raise_for_status()
     assert ui_page.errors == []

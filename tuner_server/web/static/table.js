@@ -7,6 +7,13 @@ function cmp(a, b) {
   const bn = b === null || b === undefined;
   if (an || bn) return an && bn ? 0 : an ? 1 : -1; // blanks last either way
   if (typeof a === "number" && typeof b === "number") return a - b;
+  if (typeof a === "object" || typeof b === "object") {
+    // A nested choice's value is an object: compare the JSON the cell shows, as plain text
+    // (String() made every one "[object Object]", so the column never sorted; numeric
+    // collation would read a decimal's digits after the point as a whole number).
+    const [x, y] = [a, b].map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v)));
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
   return String(a).localeCompare(String(b), undefined, { numeric: true });
 }
 
