@@ -45,6 +45,7 @@ from autotune_operator.workloads import (
 from autotune_operator.workloads.accelerators import AcceleratorPolicy
 from autotune_operator.workloads.common import TOKEN_KEY, Owner
 from autotune_operator.workloads.metrics_sidecar import SIDECAR, uses_sidecar
+from autotune_operator.workloads.names import workload_name
 from autotune_operator.workloads.outlived import (
     OUTPUT_WAIT_SECONDS,
     SIDECAR_GRACE_SECONDS,
@@ -194,6 +195,10 @@ class KubernetesExecutor:
             self.events = EventRecorder(self.api, self.ref)
 
     # ----- helpers -----
+    def _name(self, trial_id: str) -> str:
+        """The name of the trial's workload: a training job's may differ from the trial's (names.py)."""
+        return workload_name(self.family, trial_id, [(t.type, t.replicas) for t in self.spec.trainingConfig.tasks])
+
     def _list(self) -> list[dict[str, Any]]:
         k = self.kind
         resp = self.custom.list_namespaced_custom_object(
@@ -262,12 +267,14 @@ class KubernetesExecutor:
             if e.status != 409:
                 self._launched.discard(trial.trial_id)
                 raise
-            log.info("adopted existing %s %s/%s", k.kind, self.ref.namespace, trial.trial_id)
+            log.info("adopted existing %s %s/%s", k.kind, self.ref.namespace, body["metadata"]["name"])
             return
         if self.on_created:
             self.on_created(trial.trial_id)
         assert self.events is not None
-        self.events.emit("TrialCreated", f"created {k.kind} {trial.trial_id} with parameters {dict(trial.parameters)}")
+        name = body["metadata"]["name"]
+        what = name if name == trial.trial_id else f"{name} for trial {trial.trial_id}"
+        self.events.emit("TrialCreated", f"created {k.kind} {what} with parameters {dict(trial.parameters)}")
 
     def active(self) -> set[str]:
         out = set()
@@ -453,7 +460,7 @@ class KubernetesExecutor:
             else:
                 log.warning("could not list the pods of %s/%s: %s %s", self.ref.namespace, self.ref.name, e.status, e.reason)
             return []
-        tasks = [{"type": t.type, "template": t.template} for t in self.spec.trainingConfig.tasks]
+        tasks = [{"type": t.type, "replicas": t.replicas, "template": t.template} for t in self.spec.trainingConfig.tasks]
         found = [o for o in (outlived(self.family, t, pods, tasks, self.now(), grace, self._created.get(t))
                              for t in sorted(candidates)) if o is not None]
         assert self.events is not None
@@ -543,7 +550,7 @@ class KubernetesExecutor:
         except Exception as e:  # the API server unreachable, a connection cut: the next pass tries again
             log.warning("could not list the pods of %s/%s: %s", self.ref.namespace, self.ref.name, e)
             return None
-        tasks = [{"type": t.type, "template": t.template} for t in self.spec.trainingConfig.tasks]
+        tasks = [{"type": t.type, "replicas": t.replicas, "template": t.template} for t in self.spec.trainingConfig.tasks]
         # File / TensorFlowEvent: the lines the sidecar relays from the trial's files.
         sidecar = SIDECAR if uses_sidecar(self.spec.metricsCollector) else None
         src = primary_pod(self.family, trial_id, pods, tasks, self._created.get(trial_id), container=sidecar)
@@ -611,7 +618,7 @@ class KubernetesExecutor:
         k = self.kind
         try:
             self.custom.patch_namespaced_custom_object(
-                k.group, k.version, self.ref.namespace, k.plural, trial_id,
+                k.group, k.version, self.ref.namespace, k.plural, self._name(trial_id),
                 {"metadata": {"annotations": {ENDED_ANNOTATION: "true"}}},
             )
         except ApiException as e:  # only costs a repeated Event after a restart
@@ -636,7 +643,7 @@ class KubernetesExecutor:
         k = self.kind
         try:
             self.custom.patch_namespaced_custom_object(
-                k.group, k.version, self.ref.namespace, k.plural, trial_id,
+                k.group, k.version, self.ref.namespace, k.plural, self._name(trial_id),
                 {"metadata": {"annotations": {STOP_ANNOTATION: reason}}},
             )
         except ApiException as e:  # gone (404), or not now: the stop goes on, its reason is recomputed after a restart
@@ -648,7 +655,7 @@ class KubernetesExecutor:
         k = self.kind
         try:
             self.custom.delete_namespaced_custom_object(
-                k.group, k.version, self.ref.namespace, k.plural, trial_id, propagation_policy="Background"
+                k.group, k.version, self.ref.namespace, k.plural, self._name(trial_id), propagation_policy="Background"
             )
         except ApiException as e:
             if e.status != 404:

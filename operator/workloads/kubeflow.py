@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from autotune_operator.spec import TrainingConfig
 from autotune_operator.workloads.common import Outcome, TrialWorkload, condition, metadata, pod_template
+from autotune_operator.workloads.names import training_job_name
 
 GROUP = "kubeflow.org"
 VERSION = "v1"
@@ -27,8 +28,10 @@ def build(config: TrainingConfig, trial: TrialWorkload) -> dict[str, Any]:
             "restartPolicy": policy,
             "template": pod_template(task.template, trial),
         }
+    # Named so that each replica's Service, <job>-<type>-<index>, is a valid name (names.py).
+    meta = {**metadata(trial), "name": training_job_name(trial.name, [(t.type, t.replicas) for t in config.tasks])}
     return {
-        "metadata": metadata(trial),
+        "metadata": meta,
         "spec": {
             "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": 0},
             REPLICA_FIELD[config.type]: replicas,

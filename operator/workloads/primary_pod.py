@@ -16,7 +16,8 @@ container of one pod, the one local mode runs (the task's first container):
 A pod's replica type and index are read from the operators' labels
 (``training.kubeflow.org/replica-type``/``replica-index``, the older unprefixed
 ``replica-type``/``replica-index``, or any ``<prefix>/replica-type``), else from its name:
-both operators name a replica's pod ``<job>-<type>-<index>`` (the job is the trial).
+both operators name a replica's pod ``<job>-<type>-<index>`` (the job is named after the
+trial, names.py; ``tasks`` give the replica counts that name depends on).
 Of several pods of that replica (a pod re-created after a restart) the newest wins.
 
 The container is the first container of that replica's template in the experiment's
@@ -33,6 +34,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from autotune_operator.workloads.names import workload_name
 from autotune_operator.workloads.pods import newest, pods_by_trial
 
 # Replica types every supported framework uses (spec.REPLICA_TYPES' union).
@@ -61,8 +63,9 @@ def primary_replica(task_types: Sequence[str]) -> str:
     return types[0]
 
 
-def replica_of(pod: Mapping[str, Any], trial: str) -> tuple[str, int] | None:
-    """(replica type, index) of a training job's pod, from labels or its name."""
+def replica_of(pod: Mapping[str, Any], job: str) -> tuple[str, int] | None:
+    """(replica type, index) of a training job's pod, from labels or its name (``job``: the
+    training job's name)."""
     md = pod.get("metadata") or {}
     labels: Mapping[str, str] = md.get("labels") or {}
     rtype = next((labels[k] for k in _TYPE_LABELS if k in labels), None)
@@ -73,7 +76,7 @@ def replica_of(pod: Mapping[str, Any], trial: str) -> tuple[str, int] | None:
         index = next((v for k, v in labels.items() if k.endswith("/replica-index")), None)
     if rtype is not None and index is not None and str(index).isdigit():
         return str(rtype).lower(), int(index)
-    m = re.fullmatch(rf"{re.escape(trial)}-({'|'.join(REPLICA_TYPES)})-(\d+)", str(md.get("name") or ""), re.I)
+    m = re.fullmatch(rf"{re.escape(job)}-({'|'.join(REPLICA_TYPES)})-(\d+)", str(md.get("name") or ""), re.I)
     if m:
         return m.group(1).lower(), int(m.group(2))
     return None
@@ -106,7 +109,7 @@ def primary_pod(family: str, trial: str, pods: Iterable[Mapping[str, Any]], task
     """The pod and container whose log is trial ``trial``'s output, or None while it has no pod.
 
     ``pods``: pods of the namespace (those not labelled with the trial are ignored).
-    ``tasks``: the experiment's ``trainingConfig.tasks`` as mappings (type, template).
+    ``tasks``: the experiment's ``trainingConfig.tasks`` as mappings (type, replicas, template).
     ``not_before``: the workload's creation time; an older pod belongs to an earlier
     experiment of the same name (trial names are reused) and is ignored.
     ``container``: read this container (or init container) of the primary pod instead of
@@ -120,7 +123,8 @@ def primary_pod(family: str, trial: str, pods: Iterable[Mapping[str, Any]], task
         chosen = newest(mine)
     else:
         replica = primary_replica([str(t.get("type", "")) for t in tasks])
-        leaders = [p for p in mine if replica_of(p, trial) == (replica, 0)]
+        job = workload_name(family, trial, [(str(t.get("type", "")), int(t.get("replicas") or 1)) for t in tasks])
+        leaders = [p for p in mine if replica_of(p, job) == (replica, 0)]
         if not leaders:  # unknown labels and names: Kubeflow's role label still says
             leaders = [p for p in mine if ((p.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL) == "master"]
         chosen = newest(leaders)

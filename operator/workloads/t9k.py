@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from autotune_operator.spec import TrainingConfig
 from autotune_operator.workloads.common import Outcome, TrialWorkload, condition, metadata, pod_template
+from autotune_operator.workloads.names import training_job_name
 
 GROUP = "batch.tensorstack.dev"
 VERSION = "v1beta1"
@@ -27,7 +28,9 @@ def build(config: TrainingConfig, trial: TrialWorkload) -> dict[str, Any]:
                 "template": pod_template(task.template, trial),
             }
         )
-    return {"metadata": metadata(trial), "spec": {"replicaSpecs": specs}}
+    # Named so that each replica's Service, <job>-<type>-<index>, is a valid name (names.py).
+    meta = {**metadata(trial), "name": training_job_name(trial.name, [(t.type, t.replicas) for t in config.tasks])}
+    return {"metadata": meta, "spec": {"replicaSpecs": specs}}
 
 
 def outcome(obj: Mapping[str, Any]) -> Outcome | None:

@@ -165,3 +165,77 @@ def test_kubeflow_xgboost_job_kind(kube_cluster, env):
     (o,) = wait_for(lambda: workloads(kube_cluster, ns, "xgboostjobs", name), 60, "an XGBoostJob")
     assert set(o["spec"]["xgbReplicaSpecs"]) == {"Master"}
     kube_cluster.kubectl("delete", "ate", name, "-n", ns, "--timeout=60s")
+
+
+# ----- names: the Services a training operator creates for each replica -----
+#
+# Kubeflow's training operator (and T9k's) names each replica's pod AND Service
+# <job>-<replica type, lowercase>-<index>; a Service name must be a DNS-1035 label (a-z first,
+# then a-z, 0-9, '-', at most 63 characters), and Kubeflow's admission webhook holds the job's
+# own name to the same rule. An experiment's name is a DNS-1123 subdomain of at most 47
+# characters (dots, a leading digit allowed), and its trials are <name>-<n>, <name>-final-<n>.
+
+LONGEST = "a" * 47
+LEGAL_NAMES = [LONGEST, "dotted.experiment.name", "1st-try", "9" * 40 + ".x" * 3]
+
+
+def replica_services(family: str, body: dict) -> list[str]:
+    """The Service names the family's training operator derives from the workload (one per replica)."""
+    name = body["metadata"]["name"]
+    if family == "kubeflow":
+        specs = next(v for k, v in body["spec"].items() if k.endswith("ReplicaSpecs"))
+        pairs = [(rtype, r["replicas"]) for rtype, r in specs.items()]
+    else:
+        pairs = [(r["type"], r["replicas"]) for r in body["spec"]["replicaSpecs"]]
+    return [f"{name}-{rtype.lower()}-{i}" for rtype, n in pairs for i in range(n)]
+
+
+def tf_roles(script: Path) -> list[dict]:
+    """Every TensorFlow replica type, the longest one (evaluator) with 12 replicas (index 11)."""
+    return [task(role, x_command(script), replicas=n, container="tensorflow", image="tf")
+            for role, n in (("chief", 1), ("ps", 2), ("worker", 10), ("evaluator", 12))]
+
+
+@pytest.mark.parametrize("family", ["kubeflow", "t9k"])
+@pytest.mark.parametrize("exp", LEGAL_NAMES)
+def test_replica_service_names_accepted_by_apiserver(kube_cluster, tmp_path, family, exp):
+    """For every legal experiment name, each replica Service of its trials' (and final
+    trials') workloads is a name the real kube-apiserver accepts, distinct per trial."""
+    from autotune_operator.spec import validate_manifest
+    from autotune_operator.workloads import build
+    from autotune_operator.workloads.common import Owner, TrialWorkload
+
+    spec = validate_manifest(trial_experiment(exp, tmp_path / "t.py", training_type="tensorflow",
+                                              tasks=tf_roles(tmp_path / "t.py"))).spec
+    seen: set[str] = set()
+    for trial in (f"{exp}-1", f"{exp}-123456789", f"{exp}-final-123456789"):
+        tw = TrialWorkload(trial, "default", exp, Owner("tensorstack.dev/v1beta1", "AutoTuneExperiment", exp, "u"),
+                           {"x": 1}, {}, f"{exp}-autotune-token")
+        body = build(family, spec, tw)
+        assert body["metadata"]["labels"]["autotune.tensorstack.dev/trial"] == trial
+        services = replica_services(family, body)
+        assert not seen & set(services), (trial, seen & set(services))
+        seen |= set(services)
+        doc = "\n---\n".join(json.dumps({"apiVersion": "v1", "kind": "Service",
+                                         "metadata": {"name": s, "namespace": "default"},
+                                         "spec": {"clusterIP": "None", "ports": [{"port": 2222}]}})
+                             for s in services)
+        r = kube_cluster.kubectl("create", "--dry-run=server", "-f", "-", input=doc, check=False)
+        assert r.returncode == 0, (trial, r.stderr[-2000:])
+
+
+def test_kubeflow_dotted_name_trial_stopped_by_name(kube_cluster, env):
+    """A dotted experiment name on Kubeflow: the PyTorchJob's Services are accepted, and
+    stopping the trial (maxExecSeconds) deletes its workload (looked up by the name it has)."""
+    ns, name = env["ns"], "kf.dotted"
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=1, training_type="pytorch",
+                                                      tasks=pt_tasks(env["script"]), annotations=KUBEFLOW,
+                                                      maxExecSeconds=8))
+    (o,) = wait_for(lambda: workloads(kube_cluster, ns, "pytorchjobs", name), 60,
+                    f"a PyTorchJob; operator log:\n{env['op'].output()[-3000:]}")
+    for s in replica_services("kubeflow", o):
+        kube_cluster.kubectl("create", "service", "clusterip", s, "--clusterip=None", "--tcp=23456:23456", "-n", ns)
+    st = wait_for_phase(kube_cluster, ns, name, "TIMEOUT", timeout=60, interval=0.3, log=env["op"].output)["status"]
+    assert st["trials"]["stopped"] == 1, st
+    wait_for(lambda: not workloads(kube_cluster, ns, "pytorchjobs", name), 30,
+             f"the stopped trial's PyTorchJob deleted; operator log:\n{env['op'].output()[-3000:]}")

@@ -113,3 +113,17 @@ def test_only_the_role_label_left_and_no_leader_at_all() -> None:
 def test_a_pod_without_the_templates_container_is_read_from_its_first() -> None:
     p = pod("e-1-x", containers=("renamed", "istio-proxy"))
     assert primary_pod("job", "e-1", [p], [task("master", "main")]).container == "renamed"
+
+
+def test_t9k_pods_of_a_renamed_training_job_recognised_by_name() -> None:
+    """A dotted trial's training job is named <trial with '-'>-<hash> (workloads/names.py); its
+    replica pods (T9k labels them with the trial only) are found under that name."""
+    from autotune_operator.workloads.names import training_job_name
+    trial = "my.exp-3"
+    tasks = [task("master", "pytorch"), task("worker", "pytorch")]
+    job = training_job_name(trial, [("master", 1), ("worker", 1)])
+    assert job != trial
+    pods = [pod(f"{job}-worker-0", trial=trial, containers=("pytorch",)),
+            pod(f"{job}-master-0", trial=trial, containers=("pytorch",))]
+    src = primary_pod("t9k", trial, pods, tasks)
+    assert src is not None and src.pod == f"{job}-master-0"
