@@ -405,6 +405,24 @@ class ExperimentSpec(_Model):
     # (StdOut), a file it writes (File) or its TensorBoard event files (TensorFlowEvent).
     metricsCollector: MetricsCollectorSpec | None = None
 
+    # The CRD leaves these two schemaless (a string or a mapping) and its admission policy
+    # (crds/autotuneexperiments-immutable.yaml) refuses other shapes with these same words;
+    # pydantic's own two "should be a valid string/dictionary" lines said less.
+    @field_validator("searchSpace", mode="before")
+    @classmethod
+    def _space_shape(cls, v: Any) -> Any:
+        if not isinstance(v, (str, Mapping)):
+            raise ValueError("must be the search space as a JSON string (a |- block) or a mapping "
+                             '{"name": {"_type": ..., "_value": [...]}}, not a list, number or boolean')
+        return v
+
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _storage_shape(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, (str, Mapping, StorageSpec)):
+            raise ValueError("must be a string or a mapping {size, storageClassName}, not a list, number or boolean")
+        return v
+
     @field_validator("objectives")
     @classmethod
     def _objectives(cls, v: list[Objective] | None) -> list[Objective] | None:
@@ -414,6 +432,9 @@ class ExperimentSpec(_Model):
             raise ValueError(
                 "needs at least 2 objectives; for one objective leave spec.objectives out and set optimize_mode in classArgs"
             )
+        for i, o in enumerate(v):
+            if not o.name.strip():  # the CRD's rule on spec.objectives[].name says the same
+                raise FieldError(f"[{i}].name", "must name a metric, not be blank")
         dup = duplicate_names(v)
         if dup:
             raise ValueError(f"objective name(s) {dup} appear more than once; each objective needs its own metric")
@@ -461,6 +482,8 @@ class ExperimentSpec(_Model):
                              "spec.primaryMetric (or spec.objectives) to say which metric that is")
         seen: set[str] = set()
         for i, st in enumerate(strategies):
+            if not st.name.strip():  # as the CRD's rule on spec.metricStrategies[].name
+                raise FieldError(f"metricStrategies[{i}].name", "must name a metric, not be blank")
             if st.name in seen:
                 raise FieldError(f"metricStrategies[{i}].name", f"'{st.name}' is listed twice; give each metric one "
                                  "strategy")

@@ -39,6 +39,8 @@ def test_multi_objective_experiment_applies(kube_cluster, crd):  # noqa: F811
         (OBJECTIVES.replace("latency", "accuracy"), "each objective name may appear once"),
         (OBJECTIVES.replace("optimizeMode: minimize", "optimizeMode: smallest"), "spec.objectives[1].optimizeMode"),
         ("  objectives:\n    - {name: accuracy, optimizeMode: maximize}\n", "spec.objectives"),
+        (OBJECTIVES.replace("name: latency", "name: '  '"),
+         'spec.objectives[1].name: Invalid value: "string": must name a metric, not be blank'),
     ],
 )
 def test_schema_refuses_bad_objectives(kube_cluster, crd, objectives, expect):  # noqa: F811

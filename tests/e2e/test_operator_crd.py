@@ -15,6 +15,10 @@ def crd(kube_cluster):
     install_crd(kube_cluster)
 
 
+# The seed's whole searchSpace: |- block, to put another value in its place.
+SPACE_BLOCK = SEED_EXAMPLE[SEED_EXAMPLE.index("  searchSpace: |-\n"):SEED_EXAMPLE.index("  trainingConfig:\n")]
+
+
 def apply(kube_cluster, ns: str, text: str) -> subprocess.CompletedProcess:
     return kube_cluster.kubectl("apply", "-n", ns, "-f", "-", input=text, check=False)
 
@@ -77,6 +81,20 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
          "maximize}, {name: b, optimizeMode: minimize}]\n", "spec.objectiveGoal applies to a single objective"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: File, "
          "path: /var/log/katib/}\n", "kind File reads one file: name the file"),
+        # What `autotune validate` refuses with the same words (tests/unit/test_crd_refusals.py):
+        # a blank metric name, a warmStart naming the experiment itself, a searchSpace or
+        # storage that is neither a string nor a mapping (the admission policy: CEL in the CRD
+        # cannot see these schemaless fields).
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: \" \\t\"\n",
+         "spec.primaryMetric: Invalid value: \"string\": must name a metric, not be blank"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: a\n  metricStrategies: [{name: a, value: max}, "
+         "{name: '  ', value: min}]\n", "spec.metricStrategies[1].name: Invalid value: \"string\": must name a metric"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  warmStart: {experiments: [older, experiment-sample]}\n",
+         "spec.warmStart.experiments: Invalid value: \"object\": 'experiment-sample' is this experiment itself"),
+        (SPACE_BLOCK, "  searchSpace: [batch_size, learning_rate]\n",
+         "spec.searchSpace must be the search space as a JSON string"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  storage: [10Gi]\n", "spec.storage must be a string or a mapping"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  storage: 10\n", "spec.storage must be a string or a mapping"),
     ],
 )
 def test_schema_refuses_invalid(kube_cluster, crd, old, new, expect):
@@ -85,6 +103,27 @@ def test_schema_refuses_invalid(kube_cluster, crd, old, new, expect):
     r = apply(kube_cluster, ns, SEED_EXAMPLE.replace(old, new))
     assert r.returncode != 0
     assert expect in r.stderr, r.stderr
+
+
+def test_a_mapping_search_space_storage_and_other_warm_start_source_apply(kube_cluster, crd):
+    # The admission policy's shape checks (CREATE and UPDATE) let every valid shape through,
+    # and its immutability checks still hold on updates.
+    ns = kube_cluster.new_namespace("crdshape")
+    text = SEED_EXAMPLE.replace(SPACE_BLOCK, "  searchSpace:\n    lr: {_type: choice, _value: [0.1, 0.01]}\n").replace(
+        "  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  storage: {size: 1Gi}\n"
+        "  warmStart: {experiments: [experiment-sample-v1]}\n")
+    r = apply(kube_cluster, ns, text)
+    assert r.returncode == 0, r.stderr
+    got = kube_cluster.kubectl("get", "ate", "experiment-sample", "-n", ns, "-o",
+                               "jsonpath={.spec.searchSpace.lr._type} {.spec.storage.size}").stdout
+    assert got == "choice 1Gi"
+    r = apply(kube_cluster, ns, text.replace("maxTrialNum: 50", "maxTrialNum: 60"))
+    assert r.returncode == 0, r.stderr
+    r = apply(kube_cluster, ns, text.replace("size: 1Gi", "size: 2Gi"))
+    assert r.returncode != 0 and "spec.storage cannot change" in r.stderr, r.stderr
+    r = apply(kube_cluster, ns, SEED_EXAMPLE.replace("name: experiment-sample", "name: other").replace(
+        "  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  storage: 10Gi\n"))
+    assert r.returncode == 0, r.stderr
 
 
 def test_crd_file_is_the_one_in_the_chart():
