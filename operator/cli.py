@@ -47,7 +47,7 @@ from autotune_operator.warm_start import local_finder
 from tuner_server.client import HttpClient, InProcessClient, TunerClient, TunerServerError, is_http_url
 from tuner_server.embedded import EmbeddedServer
 from tuner_server.engine import Conflict, Engine
-from tuner_server.store import Store
+from tuner_server.store import Store, open_problem
 from tuner_server.ui import UiOptions, local_phase, local_trial_log
 
 EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -183,8 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             engine = Engine(Store(out / "autotune.db"))
         except sqlite3.DatabaseError as e:  # left untouched: it may be someone's results
-            print(f"autotune: {out / 'autotune.db'} is not an AutoTune history ({e}); use another --output",
-                  file=sys.stderr)
+            print(f"autotune: {open_problem(out / 'autotune.db', e)}; use another --output", file=sys.stderr)
             return EXIT_INVALID
     save_spec(out, exp)
     exp_id = f"local.{exp.name}"

@@ -18,7 +18,7 @@ from types import FrameType
 
 from tuner_server.embedded import EmbeddedServer
 from tuner_server.engine import Engine
-from tuner_server.store import Store
+from tuner_server.store import Store, open_problem
 from tuner_server.ui import UiOptions, local_phase, local_trial_log
 
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         engine = Engine(Store(db))
     except sqlite3.DatabaseError as e:
-        print(f"autotune ui: {db} is not an AutoTune history ({e})", file=sys.stderr)
+        print(f"autotune ui: {open_problem(db, e)}", file=sys.stderr)
         return 2
     ids = [h.stored.id for h in engine.list()]
     page = f"/ui/experiments/{ids[0]}" if len(ids) == 1 else "/ui/"

@@ -21,7 +21,7 @@ from tuner_server.engine import Engine  # noqa: E402
 from tuner_server.failed_logins import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_SECONDS, FailedLogins  # noqa: E402
 from tuner_server.purge import PurgeSettings, Sweeper  # noqa: E402
 from tuner_server.retention import DEFAULT_RETENTION, parse_retention  # noqa: E402
-from tuner_server.store import Store  # noqa: E402
+from tuner_server.store import Store, open_problem  # noqa: E402
 from tuner_server.ui import UiOptions  # noqa: E402
 
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         engine = Engine(Store(args.db))
     except sqlite3.DatabaseError as e:  # left as it is: it may be a history worth saving
-        p.exit(2, f"tuner server: {args.db} is not an AutoTune history ({e})\n")
+        p.exit(2, f"tuner server: {open_problem(args.db, e)}\n")
     try:
         app = create_app(engine, _admin_token(args), UiOptions(viewer_token=_viewer_token(args)), failed,
                          metrics_auth=args.metrics_auth == "token", body_limits=limits)

@@ -89,6 +89,12 @@ CREATE TABLE IF NOT EXISTS imported_trials (
 );
 """
 
+# The schema this version writes, kept in the file (PRAGMA user_version): a database of a
+# newer one is refused (NewerDatabase) before anything is written to it, as an AutoTune rolled
+# back (pip, helm rollback) would write rows that schema does not expect. 0: written before
+# versions were kept (migrated by Store._migrate, then marked with this one).
+SCHEMA_VERSION = 1
+
 # Columns added after the first release: (name, declaration), added by Store._migrate.
 _TRIAL_COLUMNS_ADDED = (("budget", "INTEGER"), ("info", "TEXT"), ("kind", "TEXT NOT NULL DEFAULT 'search'"))
 # owner: JSON {namespace, name, uid} of the AutoTuneExperiment that created the experiment
@@ -131,6 +137,15 @@ class StoredTrial:
     message: str | None
 
 
+class NewerDatabase(sqlite3.DatabaseError):
+    """The database was written by a newer AutoTune (its schema version is above ours)."""
+
+
+def open_problem(path: str | Path, e: sqlite3.DatabaseError) -> str:
+    """What to tell the user when :class:`Store` cannot open ``path``."""
+    return str(e) if isinstance(e, NewerDatabase) else f"{path} is not an AutoTune history ({e})"
+
+
 class Store:
     """One SQLite database; a lock serialises writers (SQLite would anyway)."""
 
@@ -141,6 +156,11 @@ class Store:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         with self._lock:
+            found = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if found > SCHEMA_VERSION:  # first, before the pragmas below change the file
+                self._db.close()
+                raise NewerDatabase(f"{self.path} was written by a newer AutoTune (schema version {found}; this one "
+                                    f"reads up to {SCHEMA_VERSION}): upgrade AutoTune to use it; it was left as it was")
             # Space freed by purging deleted experiments' events (purge.py) is given back to the
             # file system page by page (Store.reclaim). Takes effect only on a new, empty
             # database: an older one keeps auto_vacuum NONE, its freed pages reused by new
@@ -150,6 +170,8 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._migrate()
+            if found < SCHEMA_VERSION:
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _migrate(self) -> None:
         """Add the columns a database written by an older version lacks (budget, info, kind; owner)."""
