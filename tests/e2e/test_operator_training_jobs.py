@@ -239,3 +239,16 @@ def test_kubeflow_dotted_name_trial_stopped_by_name(kube_cluster, env):
     assert st["trials"]["stopped"] == 1, st
     wait_for(lambda: not workloads(kube_cluster, ns, "pytorchjobs", name), 30,
              f"the stopped trial's PyTorchJob deleted; operator log:\n{env['op'].output()[-3000:]}")
+
+
+def test_kubeflow_job_without_the_frameworks_container_is_an_error_at_once(kube_cluster, env):
+    """Kubeflow's training operator refuses a PyTorchJob replica without a container named
+    'pytorch' (its webhook; without one it cannot make the replica's Service): the experiment
+    ends ERROR naming the field instead of creating jobs that never run."""
+    ns, name = env["ns"], "kf-no-pytorch"
+    tasks = [task("master", x_command(env["script"]), container="trainer", image="pytorch")]
+    apply_manifest(kube_cluster, ns, trial_experiment(name, env["script"], max_trials=1, training_type="pytorch",
+                                                      tasks=tasks, annotations=KUBEFLOW))
+    st = wait_for_phase(kube_cluster, ns, name, "ERROR", timeout=60, interval=0.3, log=env["op"].output)["status"]
+    assert "tasks[0].template.spec.containers: a PyTorchJob needs a container named 'pytorch'" in st["message"], st
+    assert not workloads(kube_cluster, ns, "pytorchjobs", name)

@@ -287,7 +287,8 @@ def test_every_workload_kinds_pods_are_found_by_the_executors_selector() -> None
                           ("kubeflow", "xgboost"), ("t9k", "tensorflow"), ("t9k", "pytorch"), ("t9k", "xgboost")]:
         def fw(doc: dict[str, Any], ftype: str = ftype) -> None:
             doc["spec"]["trainingConfig"]["type"] = ftype
-            doc["spec"]["trainingConfig"]["tasks"][0]["type"] = "master" if ftype == "pytorch" else "worker"
+            doc["spec"]["trainingConfig"]["tasks"][0]["type"] = "worker" if ftype == "tensorflow" else "master"
+            doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]["name"] = ftype  # Kubeflow's rule
 
         for tpl in pod_specs(build(family, spec_of(mutate=fw), trial())):
             labels = tpl["metadata"]["labels"]

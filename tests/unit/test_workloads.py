@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -200,10 +202,37 @@ def test_kubeflow_pytorch_xgboost(ftype, kind, field):
     def fw(doc):
         doc["spec"]["trainingConfig"]["type"] = ftype
         doc["spec"]["trainingConfig"]["tasks"][0]["type"] = "master"
+        doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]["name"] = ftype
 
     m = build("kubeflow", spec_of(mutate=fw), trial())
     assert m["kind"] == kind and set(m["spec"][field]) == {"Master"}
     check_common(m)
+
+
+KF_TASK = {"type": "worker", "template": {"spec": {"containers": [{"name": "pytorch", "image": "i"}]}}}
+
+
+@pytest.mark.parametrize("ftype,tasks,refused", [
+    # the webhook's rules: a container named after the framework in every replica ...
+    ("pytorch", [{**KF_TASK, "type": "master", "template": {"spec": {"containers": [{"name": "main", "image": "i"}]}}}],
+     "tasks[0].template.spec.containers: a PyTorchJob needs a container named 'pytorch'"),
+    ("tensorflow", [{**KF_TASK, "template": {"spec": {"containers": [{"name": "pytorch", "image": "i"}]}}}],
+     "a TFJob needs a container named 'tensorflow'"),
+    # ... one master (PyTorch, XGBoost: exactly one replica; XGBoost: required) ...
+    ("pytorch", [{**KF_TASK, "type": "master", "replicas": 2}], "tasks[0].replicas: a PyTorchJob has exactly 1 master"),
+    ("xgboost", [{**KF_TASK, "template": {"spec": {"containers": [{"name": "xgboost", "image": "i"}]}}}],
+     "a XGBoostJob needs a master task"),
+    # ... and a TFJob's chief or master, not both
+    ("tensorflow", [{**KF_TASK, "type": t, "template": {"spec": {"containers": [{"name": "tensorflow", "image": "i"}]}}}
+                    for t in ("chief", "master")], "a TFJob has a chief or a master task, not both"),
+])
+def test_kubeflow_jobs_the_training_operator_refuses_are_refused_naming_the_field(ftype, tasks, refused):
+    def fw(doc):
+        doc["spec"]["trainingConfig"] = {"type": ftype, "tasks": tasks}
+
+    spec = spec_of(mutate=fw)
+    with pytest.raises(WorkloadError, match=re.escape(refused)):
+        build("kubeflow", spec, trial())
 
 
 @pytest.mark.parametrize(
