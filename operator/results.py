@@ -34,15 +34,18 @@ def write_status(directory: Path, status: ExperimentStatus) -> None:
 
 
 def write_pareto_plot(directory: Path, status: ExperimentStatus, trials: list[dict[str, Any]]) -> Path | None:
-    """pareto.svg: every succeeded trial on the first two objectives, the front highlighted.
-    Plain SVG text, so no plotting library is needed. None for single-objective experiments."""
+    """pareto.svg: every succeeded search trial on the first two objectives, the front
+    highlighted (final-training reruns left out, as from the front: each would be drawn over
+    its front member). Plain SVG text, so no plotting library is needed. None for
+    single-objective experiments."""
     if not status.objectives or status.paretoFront is None:
         return None
     names = [o.name for o in status.objectives]
     points = []
     for t in trials:
         m = t.get("metrics")
-        if t.get("state") == "SUCCEEDED" and isinstance(m, dict) and all(n in m for n in names[:2]):
+        if (t.get("state") == "SUCCEEDED" and t.get("kind", "search") == "search" and isinstance(m, dict)
+                and all(n in m for n in names[:2])):
             points.append((t["name"], float(m[names[0]]), float(m[names[1]])))
     front = {p.name for p in status.paretoFront}
     svg = pareto_svg(points, front, [(o.name, o.optimizeMode) for o in status.objectives], title=f"Pareto front ({len(front)} of {len(points)} trials)")

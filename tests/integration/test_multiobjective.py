@@ -187,6 +187,10 @@ def test_final_training_leaves_the_front_to_search_trials(tmp_path: Path) -> Non
     assert not {f["name"] for f in finals} & {p["name"] for p in s["paretoFront"]}
     assert len(finals) == len(expected) and all(f["state"] == "SUCCEEDED" for f in finals)
     assert sorted(json.dumps(f["parameters"]) for f in finals) == sorted(json.dumps(p["parameters"]) for p in s["paretoFront"])
+    # pareto.svg draws the search trials, as the front and importance count them.
+    svg = xml.dom.minidom.parse(str(tmp_path / "out" / "mo-final" / "pareto.svg"))
+    assert len(svg.getElementsByTagName("circle")) == 6
+    assert f"Pareto front ({len(expected)} of 6 trials)" in (tmp_path / "out" / "mo-final" / "pareto.svg").read_text()
 
 
 def test_final_training_of_a_front_waits_for_a_free_device(tmp_path: Path) -> None:
