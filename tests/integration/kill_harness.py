@@ -34,11 +34,14 @@ def autotune_cmd() -> list[str]:
 
 
 def ledger_manifest(name: str, max_trials: int, concurrency: int, *, epochs: int = 4, sleep: float = 0.0,
-                    linger: float = 0.0, vary: bool = True, term_grace: float = 0.0, tuner: dict[str, Any] | None = None, advisor: dict[str, Any] | None = None,
+                    linger: float = 0.0, vary: bool = True, term_grace: float = 0.0, term_until_resent: bool = False,
+                    tuner: dict[str, Any] | None = None, advisor: dict[str, Any] | None = None,
                     assessor: dict[str, Any] | None = None, final: bool = False, report: str = "sdk") -> dict[str, Any]:
-    """``report``: how the trial reports each epoch (ledger_sgd.py --report: sdk, mlflow, print)."""
+    """``report``: how the trial reports each epoch (ledger_sgd.py --report: sdk, mlflow, print).
+    ``term_until_resent``: a SIGTERM's grace ends at the next SIGTERM (ledger_sgd.py --term-until-resent)."""
     command = [sys.executable, str(LEDGER_TRIAL), "--epochs", str(epochs), "--sleep", str(sleep), "--linger", str(linger),
-               "--term-grace", str(term_grace)] + (["--vary"] if vary else []) + (["--report", report] if report != "sdk" else [])
+               "--term-grace", str(term_grace)] + (["--term-until-resent"] if term_until_resent else []) + (
+               ["--vary"] if vary else []) + (["--report", report] if report != "sdk" else [])
     container = {"name": "trainer", "image": "python:3.11", "command": command}
     spec: dict[str, Any] = {
         "maxTrialNum": max_trials,
@@ -488,6 +491,18 @@ def kill_when(ctx: Ctx, proc: subprocess.Popen[bytes], cond: Callable[[], bool],
     ctx.killed_with_run |= kill_controller(proc, how, ctx.out)
     ctx.log.append(f"killed ({how}) at {what}; trials {sorted(ctx.seen)}")
     return reached
+
+
+def kill_run_in_term_grace(ctx: Ctx, proc: subprocess.Popen[bytes]) -> str:
+    """SIGKILL `autotune run` once a trial noted the SIGTERM of a stop (ledger_sgd.py
+    --term-grace: it is taking its time to exit); that trial's id."""
+    assert kill_when(ctx, proc, lambda: count_events(ctx.out, "sigterm") >= 1, "a trial got SIGTERM")
+    return next(t for t, evs in ledgers(ctx.out).items() if any(e["ev"] == "sigterm" for e in evs))
+
+
+def end_term_grace(ctx: Ctx, tid: str) -> None:
+    """SIGTERM the trial script itself again: with --term-until-resent it exits (143) now."""
+    os.kill(runs_of(ledgers(ctx.out)[tid])[-1][0]["pid"], signal.SIGTERM)
 
 
 def kill_trial_when(ctx: Ctx, proc: subprocess.Popen[bytes], acks: int) -> str | None:

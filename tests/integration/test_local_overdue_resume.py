@@ -20,6 +20,10 @@ def _no_leftovers(tmp_path: Path) -> Iterator[None]:
     kh.kill_groups_naming(tmp_path)
 
 
+# A stopped trial's grace: ended by an event (a SIGTERM again) long before this; only a bound.
+GRACE = 120.0
+
+
 def rerun(ctx: kh.Ctx) -> tuple[int, str]:
     proc = ctx.start()
     code = proc.wait(timeout=180)
@@ -31,11 +35,11 @@ def test_a_max_trial_seconds_stop_in_progress_when_the_run_dies_fails_the_trial(
     run` is killed meanwhile and the trial exits (143) while no run watches. The next run
     ends it FAILED for maxTrialSeconds (as the dead run would have), not STOPPED."""
     ctx = kh.Ctx(tmp_path, "overdue", kh.ledger_manifest("overdue", max_trials=2, concurrency=1, epochs=200, sleep=0.1,
-                                                        term_grace=1.0))
+                                                        term_grace=GRACE, term_until_resent=True))
     ctx.doc["spec"]["maxTrialSeconds"] = 3
-    proc = ctx.start()
-    assert kh.kill_when(ctx, proc, lambda: kh.count_events(ctx.out, "sigterm") >= 1, "the trial got SIGTERM")
-    tid = next(t for t, evs in kh.ledgers(ctx.out).items() if any(e["ev"] == "sigterm" for e in evs))
+    tid = kh.kill_run_in_term_grace(ctx, ctx.start())
+    # The trial ends its grace now (an event, not a fixed grace the kill had to beat): no run watches its exit.
+    kh.end_term_grace(ctx, tid)
     record = ctx.out / "trials" / tid / "process.json"
     kh.wait_for(lambda: "exit" in json.loads(record.read_text()), None, timeout=30, what=f"{tid} exited")
     code, log = rerun(ctx)
@@ -50,15 +54,18 @@ def test_a_max_trial_seconds_stop_of_an_adopted_trial_fails_it(tmp_path: Path) -
     """The same, but the trial is still shutting down when the next run starts: that run
     adopts it, waits for its exit and ends it FAILED for maxTrialSeconds."""
     ctx = kh.Ctx(tmp_path, "overdue2", kh.ledger_manifest("overdue2", max_trials=2, concurrency=1, epochs=200, sleep=0.1,
-                                                         term_grace=4.0))
+                                                         term_grace=GRACE, term_until_resent=True))
     ctx.doc["spec"]["maxTrialSeconds"] = 3
-    proc = ctx.start()
-    assert kh.kill_when(ctx, proc, lambda: kh.count_events(ctx.out, "sigterm") >= 1, "the trial got SIGTERM")
-    tid = next(t for t, evs in kh.ledgers(ctx.out).items() if any(e["ev"] == "sigterm" for e in evs))
+    tid = kh.kill_run_in_term_grace(ctx, ctx.start())
+    # Its grace lasts until the next SIGTERM, so it still runs however long the next run takes to start.
     assert "exit" not in json.loads((ctx.out / "trials" / tid / "process.json").read_text())
     code, log = rerun(ctx)
     assert code == 0, log
-    state, message = kh.db_query(ctx.db, "SELECT state, message FROM trials WHERE trial_id = ?", (tid,))[0]
-    assert state == "FAILED" and "maxTrialSeconds" in message, (state, message, log)
-    assert len(kh.runs_of(kh.ledgers(ctx.out)[tid])) == 1
+    state, message, exit_code = kh.db_query(ctx.db, "SELECT state, message, exit_code FROM trials WHERE trial_id = ?",
+                                            (tid,))[0]
+    assert (state, exit_code) == ("FAILED", 143) and "maxTrialSeconds" in message, (state, message, exit_code, log)
+    evs = kh.ledgers(ctx.out)[tid]
+    assert len(kh.runs_of(evs)) == 1
+    # The second SIGTERM, which ended the grace, is the next run's stop of the trial it adopted.
+    assert [e["ev"] for e in evs if e["ev"] in ("sigterm", "term_exit")] == ["sigterm", "sigterm", "term_exit"], evs
 

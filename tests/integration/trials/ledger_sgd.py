@@ -12,7 +12,11 @@ or may not have (a send without an ack: the process died in between).
 --linger S waits S seconds between the final report and exit. --vary seeds the model
 from the process id, as a training run without a fixed seed: two runs of one trial then
 report different curves, so a curve mixed from two runs shows. --term-grace S: on
-SIGTERM, note it and take S seconds to exit (a trainer saving a checkpoint first).
+SIGTERM, note it and take S seconds to exit (a trainer saving a checkpoint first); with
+--term-until-resent the grace ends early at the next SIGTERM (noted too), so a test can end
+it by an event (a restarted run adopting the stopped trial signals it again) instead of
+racing a fixed grace. The handler is in place before the slow imports (scikit-learn takes
+seconds on a loaded machine): a stop that comes early still finds it.
 --report mlflow logs each epoch's accuracy with ``mlflow.log_metric`` (the ack: the call
 returned), --report print prints ``accuracy=<value>`` for the controller to read (the ack:
 the line is flushed; the experiment must read every printed line); sdk (default): the SDK.
@@ -26,20 +30,13 @@ import pickle
 import signal
 import time
 
-import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.linear_model import SGDClassifier
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
-
-import autotune
-
 p = argparse.ArgumentParser()
 p.add_argument("--epochs", type=int, default=4)
 p.add_argument("--sleep", type=float, default=0.0)
 p.add_argument("--linger", type=float, default=0.0)
 p.add_argument("--vary", action="store_true")
 p.add_argument("--term-grace", type=float, default=0.0)
+p.add_argument("--term-until-resent", action="store_true")
 p.add_argument("--report", choices=("sdk", "mlflow", "print"), default="sdk")
 args = p.parse_args()
 ledger_dir = os.environ.get("AUTOTUNE_TRIAL_DIR") or "."
@@ -54,10 +51,26 @@ note("start")
 if args.term_grace:
     def on_term(signum, frame):
         note("sigterm")
-        time.sleep(args.term_grace)
+        if args.term_until_resent:
+            # Blocked, the next SIGTERM waits for sigtimedwait instead of running this handler again.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            if signal.sigtimedwait({signal.SIGTERM}, args.term_grace) is not None:
+                note("sigterm")
+        else:
+            time.sleep(args.term_grace)
         note("term_exit")
         os._exit(143)
     signal.signal(signal.SIGTERM, on_term)
+
+# Only now the slow imports (see the module docstring).
+import numpy as np  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.linear_model import SGDClassifier  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+import autotune  # noqa: E402
+
 params = autotune.get_next_parameter()
 budget = autotune.get_budget() or args.epochs
 X, y = load_digits(return_X_y=True)
