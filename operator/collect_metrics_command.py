@@ -185,6 +185,12 @@ def run(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     if not (args.interval > 0):
         print(f"autotune collect-metrics: --interval must be > 0 seconds, not {args.interval}", file=sys.stderr)
         return 2
+    # Path("") is the working directory: a blank --path was waited for there for ever
+    # (spec.metricsCollector.path refuses blank the same way).
+    if not args.path.strip():
+        print("autotune collect-metrics: --path must name the file (File) or the directory of event files "
+              "(TensorFlowEvent) the trial writes, not be blank", file=sys.stderr)
+        return 2
     # Silent: read_new logs I/O errors, and a log line here would be read as the trial's output.
     logging.disable(logging.CRITICAL)
     stop = threading.Event()

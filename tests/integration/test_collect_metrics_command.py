@@ -195,6 +195,17 @@ def test_interval_must_be_positive(tmp_path, interval):
     assert r.returncode == 2 and "--interval" in r.stderr
 
 
+@pytest.mark.parametrize("kind", ["File", "TensorFlowEvent"])
+@pytest.mark.parametrize("path", ["", "   "])
+def test_a_blank_path_is_refused_at_once(kind, path):
+    # Path("") is the working directory: the sidecar waited there for ever for a metrics
+    # file that could never appear (or read a directory of no event files), silently.
+    r = subprocess.run([*autotune_cmd(), "collect-metrics", "--kind", kind, "--path", path, "--interval", "0.2"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r
+    assert "--path" in r.stderr and "blank" in r.stderr and r.stdout == ""
+
+
 def wait_until_it_catches_sigterm(proc: subprocess.Popen[str], timeout: float = 60) -> None:
     """Until the process installed its SIGTERM handler (Linux: /proc/PID/status SigCgt): a
     SIGTERM sent before (its imports take over a second on a loaded machine) kills it."""
