@@ -12,8 +12,9 @@ import math
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -508,6 +509,13 @@ class Engine:
             raise NotFound(f"no trial '{trial_id}' in experiment '{exp_id}'")
         return t
 
+    @contextmanager
+    def _locked_trial(self, exp_id: str, trial_id: str) -> Iterator[tuple[Hosted, StoredTrial]]:
+        """The experiment and its trial, under the experiment's lock (what changes a trial's state holds)."""
+        h = self.get(exp_id)
+        with h.lock:
+            yield h, self.trial(exp_id, trial_id)
+
     def started(self, exp_id: str, trial_id: str, at: float | None = None) -> None:
         """The trial began running: WAITING -> RUNNING, started now or ``at``.
 
@@ -518,9 +526,7 @@ class Engine:
         says when it really began (and right after an operator restart too). ``at`` is kept
         between the trial's creation and now (a node clock off from this one).
         """
-        h = self.get(exp_id)
-        with h.lock:
-            t = self.trial(exp_id, trial_id)
+        with self._locked_trial(exp_id, trial_id) as (_, t):
             now = self.clock()
             ts = now if at is None else min(max(at, t.created), now)
             if t.record.state is TrialState.WAITING:
@@ -596,9 +602,7 @@ class Engine:
             t.record.values = values
 
     def request_stop(self, exp_id: str, trial_id: str, reason: str) -> None:
-        h = self.get(exp_id)
-        with h.lock:
-            t = self.trial(exp_id, trial_id)
+        with self._locked_trial(exp_id, trial_id) as (_, t):
             if not t.stop_requested and not t.record.state.ended:
                 self.store.set_stop_requested(exp_id, trial_id, reason)
                 t.stop_requested = True
@@ -613,9 +617,7 @@ class Engine:
         - anything else -> FAILED with a message saying why (never silently dropped)
         Idempotent: ending an ended trial returns its state.
         """
-        h = self.get(exp_id)
-        with h.lock:
-            t = self.trial(exp_id, trial_id)
+        with self._locked_trial(exp_id, trial_id) as (h, t):
             rec = t.record
             if rec.state.ended:
                 return rec.state
@@ -656,9 +658,7 @@ class Engine:
         pending as before (its attempt's reports never reach their history twice). A trial an
         assessor asked to stop ends EARLY_STOPPED instead (its stop was decided). Idempotent:
         an ended trial keeps its state."""
-        h = self.get(exp_id)
-        with h.lock:
-            t = self.trial(exp_id, trial_id)
+        with self._locked_trial(exp_id, trial_id) as (_, t):
             rec = t.record
             if rec.state.ended:
                 return rec.state
