@@ -35,6 +35,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "autotune.image" -}}
 {{- $img := index .root.Values.image .which -}}
 {{- $tag := default .root.Chart.AppVersion $img.tag -}}
+{{- /* YAML reads tag: 2 as a number (a float64 from a values file): printf %s would render
+       it as %!s(float64=2). A whole number is written as one; any other number may have lost
+       its text already (1.10 is read as 1.1), so it must be quoted. */}}
+{{- if or (kindIs "float64" $tag) (kindIs "int64" $tag) (kindIs "int" $tag) -}}
+{{- if ne (float64 $tag) (floor $tag) -}}
+{{- fail (printf "image.%s.tag: %v is read as a number; quote it (tag: \"%v\") so the image tag is the text you wrote" .which $tag $tag) -}}
+{{- end -}}
+{{- $tag = toString (int64 $tag) -}}
+{{- end -}}
 {{- if .root.Values.image.registry -}}
 {{- printf "%s/%s:%s" .root.Values.image.registry $img.repository $tag -}}
 {{- else -}}

@@ -1,0 +1,46 @@
+"""The Helm chart with non-default values: what it renders, and what a real kube-apiserver
+and kube-controller-manager make of it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import yaml
+
+from tests.e2e.test_operator_helpers import ROOT, install_crd, wait_for
+
+CHART = str(ROOT / "helm" / "autotune")
+
+
+def rendered(kube_cluster, tmp_path, values: str, *args: str) -> list[dict]:
+    """The chart's objects as `helm template` renders them with this values.yaml text."""
+    f = tmp_path / "values.yaml"
+    f.write_text(values)
+    out = kube_cluster.helm("template", "r", CHART, "-f", str(f), *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def container(objs: list[dict], component: str) -> dict:
+    (dep,) = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == f"r-autotune-{component}"]
+    return dep["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_numeric_image_tags_render_as_written(kube_cluster, tmp_path):
+    """YAML (and --set) read a tag such as 2 or 20240101 as a number: the image must still be
+    repo:2, not Go's 'repo:%!s(float64=2)' (a reference no kubelet can pull). A number that is
+    not whole may have lost its text (1.10 reads as 1.1): refused, saying to quote it."""
+    objs = rendered(kube_cluster, tmp_path, "image:\n  operator: {tag: 2}\n  tunerServer: {tag: 20240101}\n",
+                    "--set", "image.registry=registry.example.com:5000")
+    assert container(objs, "operator")["image"] == "registry.example.com:5000/autotune/operator:2"
+    assert container(objs, "tuner-server")["image"] == "registry.example.com:5000/autotune/tuner-server:20240101"
+    env = {e["name"]: e.get("value") for e in container(objs, "operator")["env"]}
+    assert env["AUTOTUNE_COLLECTOR_IMAGE"] == "registry.example.com:5000/autotune/operator:2"
+    objs = rendered(kube_cluster, tmp_path, "", "--set", "image.tunerServer.tag=7")
+    assert container(objs, "tuner-server")["image"] == "autotune/tuner-server:7"
+    objs = rendered(kube_cluster, tmp_path, "image:\n  tunerServer: {tag: \"1.10\"}\n")  # quoted: kept as written
+    assert container(objs, "tuner-server")["image"] == "autotune/tuner-server:1.10"
+    (tmp_path / "float.yaml").write_text("image:\n  tunerServer: {tag: 1.10}\n")
+    r = kube_cluster.helm("template", "r", CHART, "-f", str(tmp_path / "float.yaml"), check=False)
+    assert r.returncode != 0 and 'image.tunerServer.tag: 1.1 is read as a number; quote it (tag: "1.1")' in r.stderr, r.stderr
+
