@@ -44,3 +44,15 @@ def test_numeric_image_tags_render_as_written(kube_cluster, tmp_path):
     r = kube_cluster.helm("template", "r", CHART, "-f", str(tmp_path / "float.yaml"), check=False)
     assert r.returncode != 0 and 'image.tunerServer.tag: 1.1 is read as a number; quote it (tag: "1.1")' in r.stderr, r.stderr
 
+
+def test_accelerator_node_selectors_as_a_mapping_or_a_json_string(kube_cluster, tmp_path):
+    """values.yaml says 'JSON object': written there as one (a YAML mapping) it must reach the
+    operator as JSON, not Go's 'map[...]' (the operator exits: not valid JSON)."""
+    want = {"huawei.com/Ascend910": {"accelerator": "npu-910b"}, "nvidia.com/gpu": {"gpu": "a100"}}
+    for values in (f"operator:\n  acceleratorNodeSelectors: {json.dumps(want)}\n",
+                   f"operator:\n  acceleratorNodeSelectors: {json.dumps(json.dumps(want))}\n"):
+        env = {e["name"]: e.get("value") for e in container(rendered(kube_cluster, tmp_path, values), "operator")["env"]}
+        assert json.loads(env["AUTOTUNE_ACCELERATOR_NODE_SELECTORS"]) == want, values
+    env = {e["name"] for e in container(rendered(kube_cluster, tmp_path, ""), "operator")["env"]}
+    assert "AUTOTUNE_ACCELERATOR_NODE_SELECTORS" not in env  # default: the built-in selectors
+
