@@ -56,3 +56,34 @@ def test_accelerator_node_selectors_as_a_mapping_or_a_json_string(kube_cluster, 
     env = {e["name"] for e in container(rendered(kube_cluster, tmp_path, ""), "operator")["env"]}
     assert "AUTOTUNE_ACCELERATOR_NODE_SELECTORS" not in env  # default: the built-in selectors
 
+
+def test_existing_service_account_install_starts_the_tuner_server(kube_cluster):
+    """serviceAccount.create=false with the operator's own ServiceAccount named: the tuner
+    server's pods must still be creatable (its ServiceAccount, which has no API access, was
+    created only with serviceAccount.create, so its ReplicaSet could not create a pod)."""
+    install_crd(kube_cluster)
+    ns = kube_cluster.new_namespace("hsa")
+    kube_cluster.kubectl("create", "serviceaccount", "ops-made", "-n", ns)
+    name = "sa" + uuid.uuid4().hex[:6]
+    kube_cluster.helm("install", name, CHART, "-n", ns, "--set", "serviceAccount.create=false",
+                      "--set", "serviceAccount.name=ops-made", "--set", "operator.replicas=0",
+                      "--set", "tunerServer.persistence.enabled=false")
+    try:
+        def pods() -> list[dict]:
+            out = kube_cluster.kubectl("get", "pods", "-n", ns, "-l", "app.kubernetes.io/component=tuner-server",
+                                       "-o", "json").stdout
+            return json.loads(out)["items"]
+
+        def why() -> str:
+            return kube_cluster.kubectl("get", "rs,events", "-n", ns, "-o", "wide", check=False).stdout[-3000:]
+
+        (pod,) = wait_for(pods, 60, "the tuner server's pod")
+        assert pod["spec"]["serviceAccountName"] == f"{name}-autotune-tuner-server", why()
+        assert pod["spec"]["automountServiceAccountToken"] is False
+        sa = json.loads(kube_cluster.kubectl("get", "sa", f"{name}-autotune-tuner-server", "-n", ns, "-o", "json").stdout)
+        assert sa["automountServiceAccountToken"] is False
+        # the operator's ServiceAccount is the one named, not created
+        kube_cluster.kubectl("get", "sa", "ops-made", "-n", ns)
+        assert kube_cluster.kubectl("get", "sa", f"{name}-autotune-operator", "-n", ns, check=False).returncode != 0
+    finally:
+        kube_cluster.helm("uninstall", name, "-n", ns, check=False)
