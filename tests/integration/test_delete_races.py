@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tuner_server.embedded import EmbeddedServer
-from tuner_server.engine import Engine
+from tuner_server.engine import Engine, Hosted
 from tuner_server.store import Store
 
 ADMIN = "admin-token-0123456789"
@@ -58,6 +59,46 @@ def delete_reached_engine(engine: Engine, deleting: threading.Thread) -> bool:
     return not deleting.is_alive() or (h is not None and getattr(h, "deleting", False))
 
 
+@dataclass
+class SlowSuggestion:
+    """A suggestion for EXP the tuner is holding (a model-based tuner thinking for a while)
+    and a DELETE of EXP waiting for it; each request's thread and what it got."""
+
+    hosted: Hosted  # the experiment the DELETE is removing
+    release: threading.Event
+    asking: threading.Thread
+    asked: list[Any]
+    deleting: threading.Thread
+    deleted: list[Any]
+
+    def finish(self) -> None:
+        """Let the tuner answer; the suggestion and the DELETE then end."""
+        self.release.set()
+        self.asking.join(30)
+        self.deleting.join(30)
+
+
+def delete_during_a_slow_suggestion(engine: Engine, url: str) -> SlowSuggestion:
+    """Register EXP, hold its tuner inside a suggestion, and DELETE EXP: returns once the
+    DELETE is waiting for the suggestion."""
+    register(url)
+    hosted = engine.get(EXP)
+    inside, release = threading.Event(), threading.Event()
+    suggest = hosted.tuner.suggest
+
+    def slow_suggest(*args: Any) -> Any:
+        inside.set()
+        release.wait(60)
+        return suggest(*args)
+
+    hosted.tuner.suggest = slow_suggest  # type: ignore[method-assign]
+    asking, asked = in_thread(lambda: call(url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
+    assert inside.wait(30)
+    deleting, deleted = in_thread(lambda: call(url, "DELETE", f"/api/v1/experiments/{EXP}"))
+    until(lambda: delete_reached_engine(engine, deleting), "the delete waits for the suggestion")
+    return SlowSuggestion(hosted, release, asking, asked, deleting, deleted)
+
+
 def registered_again_works(db: Path, engine: Engine, url: str) -> None:
     """The id registered again starts from nothing: sequence 0 is its own, also after a restart."""
     register(url)
@@ -73,28 +114,12 @@ def registered_again_works(db: Path, engine: Engine, url: str) -> None:
 def test_delete_waits_for_a_suggestion_in_flight(tmp_path: Path) -> None:
     engine = Engine(Store(tmp_path / "t.db"))
     with EmbeddedServer(engine, ADMIN) as srv:
-        register(srv.url)
-        tuner = engine.get(EXP).tuner
-        inside, release = threading.Event(), threading.Event()
-        suggest = tuner.suggest
-
-        def slow_suggest(*args: Any) -> Any:  # a model-based tuner thinking for a while
-            inside.set()
-            release.wait(30)
-            return suggest(*args)
-
-        tuner.suggest = slow_suggest  # type: ignore[method-assign]
-        asking, asked = in_thread(lambda: call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
-        assert inside.wait(30)
-        deleting, deleted = in_thread(lambda: call(srv.url, "DELETE", f"/api/v1/experiments/{EXP}"))
-        until(lambda: delete_reached_engine(engine, deleting), "the delete reached the engine")  # tuner still thinks
-        release.set()
-        asking.join(30)
-        deleting.join(30)
+        race = delete_during_a_slow_suggestion(engine, srv.url)
+        race.finish()
+        asked, deleted = race.asked, race.deleted
         assert asked[0].status_code == 200 and deleted[0].status_code == 200, (asked[0].text, deleted[0].text)
         assert call(srv.url, "GET", f"/api/v1/experiments/{EXP}").status_code == 404
         registered_again_works(tmp_path / "t.db", engine, srv.url)
-
 
 
 def test_a_delete_waiting_for_a_slow_suggestion_holds_up_no_other_experiment(tmp_path: Path) -> None:
@@ -102,33 +127,17 @@ def test_a_delete_waiting_for_a_slow_suggestion_holds_up_no_other_experiment(tmp
     deleting) another experiment meanwhile is answered at once, not after the tuner's thinking."""
     engine = Engine(Store(tmp_path / "t.db"))
     with EmbeddedServer(engine, ADMIN) as srv:
-        register(srv.url)
-        tuner = engine.get(EXP).tuner
-        inside, release = threading.Event(), threading.Event()
-        suggest = tuner.suggest
-
-        def slow_suggest(*args: Any) -> Any:
-            inside.set()
-            release.wait(60)
-            return suggest(*args)
-
-        tuner.suggest = slow_suggest  # type: ignore[method-assign]
-        asking, asked = in_thread(lambda: call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
-        assert inside.wait(30)
-        deleting, deleted = in_thread(lambda: call(srv.url, "DELETE", f"/api/v1/experiments/{EXP}"))
-        until(lambda: delete_reached_engine(engine, deleting), "the delete waits for the suggestion")
+        race = delete_during_a_slow_suggestion(engine, srv.url)
         other = "local.other"
         registering, registered = in_thread(
             lambda: call(srv.url, "PUT", f"/api/v1/experiments/{other}", {"name": "other", "config": CONFIG}))
         registering.join(20)  # well before the suggestion is released
         held_up = registering.is_alive()
-        release.set()
-        asking.join(30)
-        deleting.join(30)
+        race.finish()
         registering.join(30)
         assert not held_up, "registering another experiment waited for a delete blocked on a suggestion"
         assert registered[0].status_code == 200, registered[0].text
-        assert deleted[0].status_code == 200, deleted[0].text
+        assert race.deleted[0].status_code == 200, race.deleted[0].text
         assert call(srv.url, "GET", f"/api/v1/experiments/{EXP}").status_code == 404
         assert call(srv.url, "GET", f"/api/v1/experiments/{other}").status_code == 200
 
@@ -138,30 +147,14 @@ def test_registering_the_id_a_delete_is_waiting_to_remove_gets_a_new_experiment(
     answered with the doomed experiment, the caller would use an id deleted a moment later."""
     engine = Engine(Store(tmp_path / "t.db"))
     with EmbeddedServer(engine, ADMIN) as srv:
-        register(srv.url)
-        doomed = engine.get(EXP)
-        tuner = doomed.tuner
-        inside, release = threading.Event(), threading.Event()
-        suggest = tuner.suggest
-
-        def slow_suggest(*args: Any) -> Any:
-            inside.set()
-            release.wait(60)
-            return suggest(*args)
-
-        tuner.suggest = slow_suggest  # type: ignore[method-assign]
-        asking, _ = in_thread(lambda: call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0}))
-        assert inside.wait(30)
-        deleting, deleted = in_thread(lambda: call(srv.url, "DELETE", f"/api/v1/experiments/{EXP}"))
-        until(lambda: delete_reached_engine(engine, deleting), "the delete waits for the suggestion")
+        race = delete_during_a_slow_suggestion(engine, srv.url)
         registering, registered = in_thread(lambda: register(srv.url))
         time.sleep(0.3)
-        release.set()
-        for t in (asking, deleting, registering):
-            t.join(30)
-        assert deleted[0].status_code == 200, deleted[0].text
+        race.finish()
+        registering.join(30)
+        assert race.deleted[0].status_code == 200, race.deleted[0].text
         assert registered == [None]  # register() asserts its own 200
-        assert engine.get(EXP) is not doomed
+        assert engine.get(EXP) is not race.hosted
         assert engine.get(EXP).trials == []
         r = call(srv.url, "POST", f"/api/v1/experiments/{EXP}/trials", {"sequence": 0})
         assert r.status_code == 200, r.text
