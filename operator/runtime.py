@@ -34,7 +34,7 @@ from autotune_operator.orphans import PendingDeletes
 from autotune_operator.resume import ENDED, ended_run, plan_resume
 from autotune_operator.spec_change import MUTABLE, SpecChange, describe_limits, diff_spec, limits_of, refused_message
 from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_manifest
-from autotune_operator.status import ExperimentStatus
+from autotune_operator.status import ExperimentStatus, for_cluster
 from autotune_operator.warm_start import Lookup, cluster_finder, merge_status
 from autotune_operator.workloads import WorkloadError, build, choose_family, kubeflow, t9k
 from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy
@@ -80,7 +80,9 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
         url = env.get("AUTOTUNE_SERVER_URL", "http://autotune-tuner-server:8080")
-        token = env.get("AUTOTUNE_ADMIN_TOKEN", "")
+        # Stripped as the file is (and as the tuner server reads it): a Secret made from a
+        # file ends in its newline, which an Authorization header cannot carry.
+        token = env.get("AUTOTUNE_ADMIN_TOKEN", "").strip()
         if not token and env.get("AUTOTUNE_ADMIN_TOKEN_FILE"):
             try:
                 with open(env["AUTOTUNE_ADMIN_TOKEN_FILE"], encoding="utf-8") as f:
@@ -532,7 +534,7 @@ def _announce_warm_start(controller: ExperimentController, events: EventRecorder
 
 
 def _status_patch(st: ExperimentStatus, family: str) -> dict[str, Any]:
-    out = st.model_dump(mode="json")
+    out = for_cluster(st).model_dump(mode="json")  # a front of thousands would not fit in the object
     out["workloadKind"] = family
     return out
 

@@ -92,6 +92,33 @@ class ExperimentStatus(BaseModel):
     warmStart: WarmStartStatus | None = None
 
 
+# The most Pareto front members an AutoTuneExperiment's status lists (paretoFrontSize counts
+# them all): a front can hold most trials (a pure trade-off, such as accuracy against model
+# size, puts every one on it), and thousands of members, a few hundred bytes each, made the
+# status larger than the API server stores (etcd's ~1.5 MiB): every status write then failed
+# and the experiment's status stopped at the last one that fit. The whole front is in the web
+# UI and the tuner server's API; local mode's status.json keeps it whole.
+CLUSTER_FRONT_LIMIT = 100
+
+
+def spread(front: list[ParetoTrial], limit: int) -> list[ParetoTrial]:
+    """At most ``limit`` members of ``front`` (in its order: along the first objective), evenly
+    spaced and both ends kept, so the shape of the trade-off still shows."""
+    n = len(front)
+    if n <= limit:
+        return front
+    if limit < 2:
+        return front[:limit]
+    return [front[i] for i in sorted({round(k * (n - 1) / (limit - 1)) for k in range(limit)})]
+
+
+def for_cluster(st: ExperimentStatus) -> ExperimentStatus:
+    """The status as an AutoTuneExperiment's: its Pareto front bounded (CLUSTER_FRONT_LIMIT)."""
+    if st.paretoFront is None or len(st.paretoFront) <= CLUSTER_FRONT_LIMIT:
+        return st
+    return st.model_copy(update={"paretoFront": spread(st.paretoFront, CLUSTER_FRONT_LIMIT)})
+
+
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
