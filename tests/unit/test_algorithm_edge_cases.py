@@ -9,6 +9,8 @@ from tuner_server.history import TrialRecord, TrialState
 from tuner_server.searchspace import Dimension, parse_search_space
 from tuner_server.tuners import NoMoreTrials, create_tuner
 
+from tests.unit.work_caps import capped_calls, capped_yields
+
 
 def record(i: int, params, value: float | None = 1.0, state: TrialState = TrialState.SUCCEEDED) -> TrialRecord:
     return TrialRecord(i, f"t{i}", params, state, value)
@@ -18,16 +20,8 @@ def test_grid_of_a_qnormal_with_a_coarse_q_ends_without_evaluating_millions_of_p
     # qnormal [5, 3, 100] rounds everything within 16 sigma to 0: one value. Once it was
     # tried, the grid bisected the CDF down to 2^-24 (tens of millions of inverse-CDF
     # evaluations, over a minute holding the experiment's lock) to learn nothing new.
-    calls = {"n": 0}
-    quantize = Dimension.quantize
-
-    def counted(self, x):
-        calls["n"] += 1
-        if calls["n"] > 100_000:
-            raise AssertionError("the grid evaluated over 100,000 points of a one-value dimension")
-        return quantize(self, x)
-
-    monkeypatch.setattr(Dimension, "quantize", counted)
+    monkeypatch.setattr(Dimension, "quantize", capped_calls(
+        Dimension.quantize, "the grid evaluated over 100,000 points of a one-value dimension"))
     sp = parse_search_space({"x": {"_type": "qnormal", "_value": [5, 3, 100]}, "c": {"_type": "choice", "_value": ["a", "b"]}})
     t = create_tuner("GridSearch", sp, {})
     hist: list[TrialRecord] = []
@@ -137,16 +131,7 @@ def test_cardinality_of_a_quniform_with_many_steps_is_counted_not_listed(monkeyp
     # [0, 1e12, 1] never finished.
     import tuner_server.searchspace as ss
 
-    calls = {"n": 0}
-    tidy = ss._tidy
-
-    def counted(x, q):
-        calls["n"] += 1
-        if calls["n"] > 100_000:
-            raise AssertionError("listed over 100,000 values to count them")
-        return tidy(x, q)
-
-    monkeypatch.setattr(ss, "_tidy", counted)
+    monkeypatch.setattr(ss, "_tidy", capped_calls(ss._tidy, "listed over 100,000 values to count them"))
     big = parse_search_space({"a": {"_type": "quniform", "_value": [0, 1e12, 1]},
                               "b": {"_type": "qloguniform", "_value": [1, 1e9, 1]},
                               "c": {"_type": "quniform", "_value": [0.5, 1e6 + 0.5, 0.25]}})
@@ -170,17 +155,8 @@ def test_grid_over_a_huge_randint_or_quniform_walks_it_lazily(monkeypatch):
             raise AssertionError(f"listing {len(it)} values")
         return list(it)
 
-    calls = {"n": 0}
-    tidy = ss._tidy
-
-    def counted(x, q):
-        calls["n"] += 1
-        if calls["n"] > 100_000:
-            raise AssertionError("listed over 100,000 multiples of q")
-        return tidy(x, q)
-
     monkeypatch.setattr(gs, "list", guarded_list, raising=False)  # the module's list() calls
-    monkeypatch.setattr(ss, "_tidy", counted)
+    monkeypatch.setattr(ss, "_tidy", capped_calls(ss._tidy, "listed over 100,000 multiples of q"))
     sp = parse_search_space({"c": {"_type": "choice", "_value": ["a", "b"]},
                              "seed": {"_type": "randint", "_value": [0, 2**31]},
                              "n": {"_type": "quniform", "_value": [0, 1e7, 1]}})
@@ -195,17 +171,7 @@ def test_grid_over_a_huge_randint_or_quniform_walks_it_lazily(monkeypatch):
 def test_grid_over_an_input_choice_with_billions_of_subsets_walks_it_lazily(monkeypatch):
     import tuner_server.tuners.gridsearch as gs
 
-    made = {"n": 0}
-    combinations = gs.itertools.combinations
-
-    def counted(*a):
-        for c in combinations(*a):
-            made["n"] += 1
-            if made["n"] > 100_000:
-                raise AssertionError("listed over 100,000 subsets")
-            yield c
-
-    monkeypatch.setattr(gs.itertools, "combinations", counted)
+    monkeypatch.setattr(gs.itertools, "combinations", capped_yields(gs.itertools.combinations, "listed over 100,000 subsets"))
     sp = parse_search_space({"x": {"_type": "input_choice", "_value": {"candidates": [f"c{i}" for i in range(40)], "n_chosen": 20}}})
     t = create_tuner("GridSearch", sp, {})
     first = t.suggest([], np.random.default_rng(0))

@@ -4,7 +4,7 @@ a randint [0, 2**31) under one was a MemoryError, the tuner server's memory)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +12,8 @@ import pytest
 from tuner_server.history import TrialRecord, TrialState
 from tuner_server.searchspace import parse_search_space
 from tuner_server.tuners import create_tuner
+
+from tests.unit.work_caps import capped_yields
 
 
 def suggestions(space: dict[str, Any], n: int) -> list[dict[str, Any]]:
@@ -25,17 +27,8 @@ def suggestions(space: dict[str, Any], n: int) -> list[dict[str, Any]]:
 def test_a_huge_randint_under_a_nested_choice_is_walked_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     import tuner_server.tuners.gridsearch as gs
 
-    walked = {"n": 0}
-    configs = gs.GridSearchTuner._configs
-
-    def counted(self: Any, keys: Any, epoch: int) -> Iterator[dict[str, Any]]:
-        for c in configs(self, keys, epoch):
-            walked["n"] += 1
-            if walked["n"] > 100_000:
-                raise AssertionError("walked over 100,000 configurations to make 4 suggestions")
-            yield c
-
-    monkeypatch.setattr(gs.GridSearchTuner, "_configs", counted)
+    monkeypatch.setattr(gs.GridSearchTuner, "_configs", capped_yields(
+        gs.GridSearchTuner._configs, "walked over 100,000 configurations to make 4 suggestions"))
     space = {"c": {"_type": "choice", "_value": ["x", "y"]},
              "m": {"_type": "choice", "_value": [{"_name": "a", "seed": {"_type": "randint", "_value": [0, 2**31]}}, "b"]}}
     assert suggestions(space, 4) == [{"c": "x", "m": {"_name": "a", "seed": s}} for s in range(4)]
