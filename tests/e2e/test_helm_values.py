@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 import yaml
 
 from tests.e2e.test_operator_helpers import ROOT, install_crd, wait_for
@@ -87,3 +88,24 @@ def test_existing_service_account_install_starts_the_tuner_server(kube_cluster):
         assert kube_cluster.kubectl("get", "sa", f"{name}-autotune-operator", "-n", ns, check=False).returncode != 0
     finally:
         kube_cluster.helm("uninstall", name, "-n", ns, check=False)
+
+
+@pytest.mark.parametrize("release", ["team.autotune", "2024-autotune", "r" + "-abcdefgh" * 5 + "-xyz", "myrel"])
+def test_every_object_is_accepted_for_any_legal_release_name(kube_cluster, release):
+    """Helm allows release names of up to 53 characters, with dots and a leading digit; the
+    chart's Services (<fullname>-tuner-server, -operator-metrics) must still be DNS-1035
+    labels, and the operator's tuner-server URL must name the Service that exists."""
+    assert len(release) <= 53
+    ns = kube_cluster.new_namespace("hrel")
+    out = kube_cluster.helm("template", release, CHART, "-n", ns).stdout
+    r = kube_cluster.kubectl("create", "--dry-run=server", "-n", ns, "-f", "-", input=out, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    objs = [d for d in yaml.safe_load_all(out) if d]
+    services = {o["metadata"]["name"] for o in objs if o["kind"] == "Service"}
+    env = {e["name"]: e.get("value") for e in next(
+        o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-operator")
+    )["spec"]["template"]["spec"]["containers"][0]["env"]}
+    host = env["AUTOTUNE_SERVER_URL"].split("//")[1].split(".")[0]
+    assert host in services and host.endswith("-tuner-server"), (host, services)
+    if release == "myrel":  # a name that was valid keeps its Services' names
+        assert services == {"myrel-autotune-tuner-server", "myrel-autotune-operator-metrics"}

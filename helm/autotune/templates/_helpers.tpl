@@ -71,6 +71,23 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{- /* A Service's name, <fullname>-<suffix>: a Service name must be a DNS-1035 label (a
+       letter first, no dots, at most 63 characters), while a release name may hold dots,
+       begin with a digit and be 53 characters long. Such a name becomes
+       <fullname with '-' for '.', cut>-<8 hex of its sha256>-<suffix> ('a-' before a digit);
+       every other name is unchanged. Call with (dict "root" . "suffix" "tuner-server"). */}}
+{{- define "autotune.serviceName" -}}
+{{- $full := include "autotune.fullname" .root -}}
+{{- $name := printf "%s-%s" $full .suffix -}}
+{{- if or (gt (len $name) 63) (not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $name)) -}}
+{{- $base := replace "." "-" $full -}}
+{{- if not (regexMatch "^[a-z]" $base) }}{{ $base = printf "a-%s" $base }}{{ end -}}
+{{- $base = trunc (int (sub 63 (add (len .suffix) 10))) $base | trimSuffix "-" -}}
+{{- $name = printf "%s-%s-%s" $base (sha256sum $full | trunc 8) .suffix -}}
+{{- end -}}
+{{- $name -}}
+{{- end -}}
+
 {{- define "autotune.serverURL" -}}
-{{- printf "http://%s-tuner-server.%s.svc:%v" (include "autotune.fullname" .) .Release.Namespace .Values.tunerServer.port -}}
+{{- printf "http://%s.%s.svc:%v" (include "autotune.serviceName" (dict "root" . "suffix" "tuner-server")) .Release.Namespace .Values.tunerServer.port -}}
 {{- end -}}
