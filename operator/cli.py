@@ -209,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     server: EmbeddedServer | None = None
     client: TunerClient
     if args.server:
-        token = os.environ.get("AUTOTUNE_ADMIN_TOKEN", "")
+        token = os.environ.get("AUTOTUNE_ADMIN_TOKEN", "").strip()  # as the tuner server reads it
         if not token:
             print("autotune: --server needs the admin token in $AUTOTUNE_ADMIN_TOKEN", file=sys.stderr)
             return EXIT_INVALID

@@ -29,7 +29,9 @@ def _admin_token(args: argparse.Namespace) -> str:
     if args.admin_token_file:
         with open(args.admin_token_file, encoding="utf-8") as f:
             return f.read().strip()
-    token = os.environ.get("AUTOTUNE_ADMIN_TOKEN", "")
+    # Stripped like the file's: a Secret key made with `kubectl create secret --from-file`
+    # ends in the file's newline, which no Authorization header can carry.
+    token = os.environ.get("AUTOTUNE_ADMIN_TOKEN", "").strip()
     if not token:
         sys.exit("tuner server: set AUTOTUNE_ADMIN_TOKEN or pass --admin-token-file")
     return token
@@ -40,7 +42,7 @@ def _viewer_token(args: argparse.Namespace) -> str | None:
     if args.viewer_token_file:
         with open(args.viewer_token_file, encoding="utf-8") as f:
             return f.read().strip() or None
-    return os.environ.get("AUTOTUNE_VIEWER_TOKEN") or None
+    return os.environ.get("AUTOTUNE_VIEWER_TOKEN", "").strip() or None
 
 
 def main(argv: list[str] | None = None) -> None:

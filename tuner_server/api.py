@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from tuner_server.body_limit import BodyLimit, BodyLimits
 from tuner_server.engine import Assignment, Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
@@ -59,7 +59,9 @@ class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=ID_PATTERN)
     config: ExperimentConfig
-    token: str | None = Field(default=None, min_length=16)
+    # Stripped: a bearer token is read from its header without surrounding whitespace, so a
+    # padded one (a file's newline) would never match the experiment's trials.
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=16)] | None = None
     owner: ExperimentOwner | None = None
 
 
