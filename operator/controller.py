@@ -25,6 +25,7 @@ from autotune_operator.decide import (
     decide,
     experiment_stop_before_restart,
     final_pending,
+    final_trained,
     is_overdue_reason,
     overdue_reason,
     overdue_trials,
@@ -278,7 +279,7 @@ class ExperimentController:
             last_failure=f"{last_failure['name']}: {last_failure['message']}" if last_failure else "",
             final_issued=len(finals),
             final_active=final_active,
-            final_pending=(final_pending([c["parameters"] for c in _chosen(summary)], [f["parameters"] for f in finals])
+            final_pending=(final_pending([c["parameters"] for c in _chosen(summary)], final_trained(finals))
                            if self.limits.final_training else None),  # a pass's JSON work only when it matters
             best=best.get("value"),
             best_name=best.get("name", ""),
@@ -418,7 +419,7 @@ class ExperimentController:
         ft = self.exp.spec.finalTraining
         budget = ft.budget if ft is not None and ft.budget is not None else summary.get("maxBudget")
         chosen = _chosen(summary)
-        finals = [f["parameters"] for f in summary.get("finalTrials") or []]
+        finals = final_trained(summary.get("finalTrials") or [])
         todo = [c for c in chosen if final_pending([c["parameters"]], finals)]
         for i, best in enumerate(todo[:room]):
             a = self.client.final_trial(self.exp_id, sequence + i, dict(best["parameters"]), budget)

@@ -186,8 +186,16 @@ def _slots(limits: Limits) -> int:
     return limits.concurrency if limits.capacity is None else min(limits.concurrency, limits.capacity)
 
 
+def final_trained(finals: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The parameters of the final trials (status.finalTraining entries) that count as their
+    configuration's final training: all but those the experiment stopped (STOPPED: cut short
+    by maxExecSeconds or a stop, no result), whose configuration a resume trains again."""
+    return [f.get("parameters") or {} for f in finals if f.get("state") != "STOPPED"]
+
+
 def final_pending(chosen: Sequence[Mapping[str, Any]], finals: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether a chosen configuration (its parameters) has no final trial yet."""
+    """Whether a chosen configuration (its parameters) has no final trial yet (``finals``:
+    the parameters of :func:`final_trained`)."""
     done = {json.dumps(f, sort_keys=True, default=str) for f in finals}
     return any(json.dumps(c, sort_keys=True, default=str) not in done for c in chosen)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from autotune_operator.decide import Goal, Limits, Observed, Phase, decide, final_pending
+from autotune_operator.decide import Goal, Limits, Observed, Phase, decide, final_pending, final_trained
 from autotune_operator.status import parse_time
 
 ENDED = ("DONE", "TIMEOUT", "ERROR")
@@ -81,7 +81,7 @@ def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
         issued=int(trials.get("total") or 0) - len(finals),
         failed=int(trials.get("failed") or 0) - sum(1 for f in finals if f.get("state") == "FAILED"),
         final_issued=len(finals),
-        final_pending=final_pending([c.get("parameters") or {} for c in chosen], [f.get("parameters") or {} for f in finals]),
+        final_pending=final_pending([c.get("parameters") or {} for c in chosen], final_trained(finals)),
         best=best.get("value"),
         best_name=str(best.get("name") or ""),
         message=str(status.get("message") or ""),

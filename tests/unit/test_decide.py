@@ -1,6 +1,6 @@
 """The experiment's phase rules, as a pure function of observed state (no clock, no I/O)."""
 
-from autotune_operator.decide import Goal, Limits, Observed, Phase, decide
+from autotune_operator.decide import Goal, Limits, Observed, Phase, decide, final_pending, final_trained
 
 
 def test_fills_concurrency_without_passing_max_trials() -> None:
@@ -150,3 +150,13 @@ def test_final_training_of_a_front_takes_the_free_slots_only() -> None:
     assert not d.launch_final and d.phase is Phase.RUNNING
     d = decide(lim, Observed(0, issued=10, active=0, final_issued=5, final_active=0, final_pending=False))
     assert d.phase is Phase.DONE and d.finished
+
+
+def test_a_stopped_final_trial_leaves_its_configuration_to_train_again() -> None:
+    # maxExecSeconds (or a stop) cut it short: no result, so a resume trains it again; a
+    # failed or succeeded one, or one still running, is that configuration's final training.
+    best = [{"C": 1.0}]
+    stopped = [{"name": "e-final-3", "parameters": {"C": 1.0}, "state": "STOPPED"}]
+    assert final_pending(best, final_trained(stopped))
+    for state in ("SUCCEEDED", "FAILED", "RUNNING", "WAITING"):
+        assert not final_pending(best, final_trained(stopped + [{"parameters": {"C": 1.0}, "state": state}]))
