@@ -19,18 +19,18 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """About ``n`` round tick values covering [lo, hi]."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return []
-    if hi <= lo:
-        return [lo]
     raw = (hi - lo) / max(n, 1)
+    if raw <= 0:  # hi <= lo, or a difference so small that dividing it underflows
+        return [lo]
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.ceil(lo / step) * step
-    ticks = []
-    v = start
-    while v <= hi + step * 1e-9:
-        ticks.append(round(v, 12))
-        v += step
-    return ticks
+    # Counted, not accumulated (v += step): when the values differ in their last bits
+    # (0.3 and 0.1 + 0.2), start + step == start and that loop never ended, filling
+    # memory. 12 significant digits drop float noise; ticks that then coincide count once.
+    count = math.floor((hi - start) / step + 1e-9) + 1
+    ticks = [float(f"{start + i * step:.12g}") for i in range(max(count, 0))]
+    return list(dict.fromkeys(ticks)) or [lo]
 
 
 def use_log(vals: Sequence[float]) -> bool:
