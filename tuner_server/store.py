@@ -142,8 +142,14 @@ class NewerDatabase(sqlite3.DatabaseError):
 
 
 def open_problem(path: str | Path, e: sqlite3.DatabaseError) -> str:
-    """What to tell the user when :class:`Store` cannot open ``path``."""
-    return str(e) if isinstance(e, NewerDatabase) else f"{path} is not an AutoTune history ({e})"
+    """What to tell the user when :class:`Store` cannot open ``path``. A history another
+    program holds locked (an sqlite3 shell or a backup in a transaction) is not called 'not
+    an AutoTune history': its owner might then throw it away."""
+    if isinstance(e, NewerDatabase):
+        return str(e)
+    if getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return f"{path} is locked by another program ({e}); end that program's use of it and try again"
+    return f"{path} is not an AutoTune history ({e})"
 
 
 class Store:

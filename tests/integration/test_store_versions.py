@@ -93,3 +93,28 @@ def test_a_history_of_the_first_schema_is_migrated_and_resumed(tmp_path: Path) -
     with sqlite3.connect(db) as con:
         kinds = [k for (k,) in con.execute("SELECT kind FROM trials ORDER BY sequence")]
     assert kinds == ["search"] * 4
+
+
+def test_a_history_another_program_holds_locked_is_called_locked_not_foreign(tmp_path: Path) -> None:
+    """An sqlite3 shell (or a backup) in a write transaction on autotune.db: `autotune run`
+    said '... is not an AutoTune history (database is locked); use another --output', which
+    invites throwing a good history away."""
+    out = tmp_path / "out"
+    path = write_manifest(tmp_path / "e.yaml", digits(2))
+    r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=300)
+    assert r.returncode == 0, r.stderr
+    db = out / NAME / "autotune.db"
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        write_manifest(path, digits(3))
+        r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=300)
+        assert r.returncode == 2, r.stderr
+        assert f"{db} is locked by another program (database is locked)" in r.stderr, r.stderr
+        assert "not an AutoTune history" not in r.stderr
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=300)  # once it is free
+    assert r.returncode == 0, r.stderr
+    assert read_status(out, NAME)["trials"]["total"] == 3
