@@ -1,5 +1,6 @@
 """AutoTune Web in headless Chromium on edge cases: an experiment re-created under the same
-id while its page is open, parameters whose values are objects (nested search spaces).
+id while its page is open, parameters and metrics whose values are objects (nested search
+spaces, per-class scores).
 A tuner server process of its own, no pre-built history."""
 
 from __future__ import annotations
@@ -69,4 +70,19 @@ def test_a_nested_parameter_column_sorts_by_its_values(ui_page: UiPage, ui_serve
         # trial order, svm and tree configurations mixed.
         assert cells == sorted(cells)
         c.delete("/api/v1/experiments/nested").raise_for_status()
+    assert ui_page.errors == []
+
+
+def test_the_best_trial_card_shows_structured_metrics_as_json(ui_page: UiPage, ui_server: UiServer) -> None:
+    final = {"default": 0.9, "per_class": {"cat": 0.8, "dog": 1.0}, "confusion": [[5, 1], [0, 6]]}
+    with ui_server.admin() as c:
+        _register(c, "structured", CONFIG).raise_for_status()
+        _run_trial(c, "structured", [0.5], final)
+        ui_page.login(VIEWER, "/ui/experiments/structured")
+        ui_page.wait_loaded()
+        best = ui_page.page.inner_text("#best")
+        # Before the fix: "per_class (metric) [object Object]" and "confusion (metric) 5,1,0,6".
+        assert "[object Object]" not in best
+        assert '{"cat":0.8,"dog":1}' in best and "[[5,1],[0,6]]" in best
+        c.delete("/api/v1/experiments/structured").raise_for_status()
     assert ui_page.errors == []

@@ -1,7 +1,7 @@
 // One experiment: counts, best trial, the trials table and the charts, kept live by
 // polling. A poll that finds the same revision touches nothing; a new revision re-renders
 // the table and the visible chart, and marks the hidden charts to redraw when shown.
-import { el, fmtNumber, fmtTime, getJSON, poll, setLive, showError } from "./common.js";
+import { el, fmtNumber, fmtTime, fmtValue, getJSON, poll, setLive, showError } from "./common.js";
 import { curvesOption, historyOption, importanceInfo, importanceOption, paretoOption, parallelOption, scatterOption } from "./charts.js";
 import { dimensions, metricNames, paramNames, paretoNames, paretoObjectives } from "./model.js";
 import { TrialsTable } from "./table.js";
@@ -61,7 +61,8 @@ function renderOverview() {
     bestBody.replaceChildren(kv([
       ["trial", best.name], [`value (${s.optimizeMode})`, fmtNumber(best.value)],
       ...Object.entries(best.parameters || {}).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : fmtNumber(v)]),
-      ...(full && full.metrics ? Object.entries(full.metrics).filter(([k]) => k !== "default").map(([k, v]) => [`${k} (metric)`, fmtNumber(v)]) : []),
+      // fmtValue: a metric may hold a dict or a list (per-class scores), shown as JSON.
+      ...(full && full.metrics ? Object.entries(full.metrics).filter(([k]) => k !== "default").map(([k, v]) => [`${k} (metric)`, fmtValue(v)]) : []),
     ]), el("a", { href: logHref, target: "_blank", rel: "noopener" }, "trial log"));
   } else if (Array.isArray(s.bestTrials) && s.bestTrials.length) {
     // Multi-objective: no single best; the best trial of each objective.
