@@ -6,6 +6,7 @@ import sys
 import time
 from typing import TextIO
 
+from autotune_operator.decide import final_pending, final_trained
 from autotune_operator.status import ExperimentStatus, TrialCounts
 
 # A final trial's state (tuner_server's TrialState value) -> the TrialCounts field it sits in.
@@ -25,6 +26,17 @@ def search_counts(s: ExperimentStatus) -> TrialCounts:
     return c
 
 
+def final_to_start(s: ExperimentStatus) -> int:
+    """Chosen configurations (the Pareto front, or the best trial) with no final trial yet:
+    final training starts them as slots free up (decide.decide), so the count of final
+    trials so far is not yet how many there will be."""
+    if s.phase.terminal:
+        return 0
+    chosen = [p.parameters for p in s.paretoFront] if s.paretoFront else [s.bestTrial.parameters] if s.bestTrial else []
+    trained = final_trained([t.model_dump() for t in s.finalTraining or []])
+    return sum(final_pending([c], trained) for c in chosen)
+
+
 def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None) -> str:
     c = search_counts(s)
     done = c.succeeded + c.failed + c.earlyStopped + c.stopped
@@ -42,7 +54,7 @@ def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None)
     parts[-1] += f" ({', '.join(detail)}), " + (f"{left} to run again" if s.phase.terminal and left else f"{left} running")
     if s.finalTraining:
         ended = sum(t.state not in ("WAITING", "RUNNING") for t in s.finalTraining)
-        parts.append(f"final {ended}/{len(s.finalTraining)} done")
+        parts.append(f"final {ended}/{len(s.finalTraining) + final_to_start(s)} done")
     if s.bestTrial:
         parts.append(f"best {s.bestTrial.value:.6g} ({s.bestTrial.name})")
     if s.paretoFront:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from autotune_operator.decide import Phase
 from autotune_operator.progress import format_progress, search_counts
-from autotune_operator.status import BestTrial, ExperimentStatus, FinalTrial, TrialCounts
+from autotune_operator.status import BestTrial, ExperimentStatus, FinalTrial, ParetoTrial, TrialCounts
 
 
 def status(counts: TrialCounts, finals: list[str] | None = None) -> ExperimentStatus:
@@ -50,3 +50,15 @@ def test_trials_cut_by_ctrl_c_are_shown_as_to_run_again() -> None:
     s = ExperimentStatus(phase=Phase.ERROR, trials=TrialCounts(total=4, succeeded=2, waiting=2))
     line = format_progress(s, 3, 4)
     assert "trials 2/4 done (2 ok), 2 to run again" in line and "running" not in line
+
+
+def test_final_training_of_a_front_counts_the_reruns_still_to_start() -> None:
+    # A front of 3 rerun 2 at a time: one done, one running, the third waits for a slot.
+    front = [ParetoTrial(name=f"mo-{i}", sequence=i, parameters={"x": i}, values={"a": i, "b": -i}) for i in range(3)]
+    finals = [FinalTrial(name="mo-final-6", sequence=6, parameters={"x": 0}, state="SUCCEEDED"),
+              FinalTrial(name="mo-final-7", sequence=7, parameters={"x": 1}, state="RUNNING")]
+    s = ExperimentStatus(phase=Phase.RUNNING, trials=TrialCounts(total=8, succeeded=7, running=1),
+                         paretoFront=front, paretoFrontSize=3, finalTraining=finals)
+    assert "final 1/3 done" in format_progress(s, 1.0, 6)
+    ended = s.model_copy(update={"phase": Phase.TIMEOUT})  # an ended run starts no more
+    assert "final 1/2 done" in format_progress(ended, 1.0, 6)
