@@ -6,36 +6,18 @@ processes; with /proc (Linux) and without it (as on macOS: signal 0, no environm
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from autotune_operator.executors import local
-from autotune_operator.executors.base import TrialExit, TrialLaunch
-from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
+from autotune_operator.executors.local import LocalExecutor
 
-
-def trial(token: str = "tok") -> TrialLaunch:
-    env = {"AUTOTUNE_TOKEN": token, "AUTOTUNE_EXPERIMENT_ID": "e", "AUTOTUNE_TRIAL_ID": "t-0",
-           "AUTOTUNE_SERVER_URL": "http://127.0.0.1:9"}
-    return TrialLaunch("t-0", 0, {}, env)
+from tests.unit.local_trials import ended, python_executor, trial, wait_for_file
 
 
 def executor(tmp: Path, marker: Path) -> LocalExecutor:
-    code = f"import sys, time; open({str(marker)!r}, 'a').write('run\\n'); time.sleep(1.0); sys.exit(5)"
-    return LocalExecutor(ProcessTemplate((sys.executable, "-c", code), {}, str(tmp)), tmp / "out")
-
-
-def ended(ex: LocalExecutor, timeout: float = 30) -> list[TrialExit]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = ex.poll()
-        if got:
-            return got
-        ex.wait(0.1)
-    raise AssertionError("no exit")
+    return python_executor(tmp, f"import sys, time; open({str(marker)!r}, 'a').write('run\\n'); time.sleep(1.0); sys.exit(5)")
 
 
 @pytest.fixture(params=[True, False], ids=["proc", "no-proc"])
@@ -49,9 +31,7 @@ def test_a_running_trial_is_adopted_and_an_ended_one_reports_its_code(tmp_path: 
     first = executor(tmp_path, marker)
     first.launch(trial())
     record = tmp_path / "out" / "trials" / "t-0" / "process.json"
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_file(marker)
     pid = json.loads(record.read_text())["pid"]
     # A second run while it still runs: adopted, not started again.
     second = executor(tmp_path, marker)

@@ -5,34 +5,24 @@ Real processes and files."""
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 
 from autotune_operator.decide import overdue_reason
-from autotune_operator.executors.base import StopCause, TrialExit, TrialLaunch
-from autotune_operator.executors.local import GONE_MESSAGE, LocalExecutor, ProcessTemplate, read_kill
+from autotune_operator.executors.base import StopCause
+from autotune_operator.executors.local import GONE_MESSAGE, LocalExecutor, read_kill
 
-
-def trial(stopped: str | None = None) -> TrialLaunch:
-    env = {"AUTOTUNE_TOKEN": "tok", "AUTOTUNE_EXPERIMENT_ID": "e", "AUTOTUNE_TRIAL_ID": "t-0",
-           "AUTOTUNE_SERVER_URL": "http://127.0.0.1:9"}
-    return TrialLaunch("t-0", 0, {}, env, stopped=stopped)
+from tests.unit.local_trials import ended, python_executor, trial, wait_for_file
 
 
 def executor(tmp: Path, marker: Path, code: str = "") -> LocalExecutor:
-    code = code or f"import time; open({str(marker)!r}, 'a').write('run\\n'); time.sleep(60)"
-    return LocalExecutor(ProcessTemplate((sys.executable, "-c", code), {}, str(tmp)), tmp / "out")
+    return python_executor(tmp, code or f"import time; open({str(marker)!r}, 'a').write('run\\n'); time.sleep(60)")
 
 
-def ended(ex: LocalExecutor, timeout: float = 30) -> list[TrialExit]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = ex.poll()
-        if got:
-            return got
-        ex.wait(0.1)
-    raise AssertionError("no exit")
+def long_only_at_first(marker: Path, then: str = "") -> str:
+    """A trial's code: it notes each run in ``marker``, runs ``then``, and runs until stopped
+    the first time only (an attempt to interrupt), later exiting 0 at once."""
+    return (f"import time; open({str(marker)!r}, 'a').write('run\\n'); {then}"
+            "time.sleep(60 if len(open(%r).read().split()) == 1 else 0)" % str(marker))
 
 
 def test_kill_json_reads_its_cause_and_old_text_only_files(tmp_path: Path) -> None:
@@ -57,9 +47,7 @@ def test_a_kill_records_its_cause_and_the_exit_carries_it(tmp_path: Path) -> Non
     marker = tmp_path / "runs.txt"
     ex = executor(tmp_path, marker)
     ex.launch(trial())
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_file(marker)
     ex.kill("t-0", "ran too long", StopCause.OVERDUE)
     kill = json.loads((tmp_path / "out" / "trials" / "t-0" / "kill.json").read_text())
     assert (kill["reason"], kill["cause"]) == ("ran too long", "overdue")
@@ -99,13 +87,10 @@ def test_a_stopped_trial_whose_process_died_unrecorded_says_it_died_with_the_run
 
 def test_an_attempt_the_user_interrupted_runs_again_with_its_files_set_aside(tmp_path: Path) -> None:
     marker = tmp_path / "runs.txt"
-    code = (f"import os, sys, time; open({str(marker)!r}, 'a').write('run\\n'); print('attempt', flush=True); "
-            "time.sleep(60 if len(open(%r).read().split()) == 1 else 0)" % str(marker))
+    code = long_only_at_first(marker, then="print('attempt', flush=True); ")
     first = executor(tmp_path, marker, code)
     first.launch(trial())
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_file(marker)
     first.kill("t-0", "interrupted by the user", StopCause.USER)
     [got] = ended(first)
     assert got.cause is StopCause.USER
@@ -140,9 +125,7 @@ def test_a_trial_a_ctrl_c_reached_is_interrupted_not_failed(tmp_path: Path) -> N
             "except KeyboardInterrupt:\n    sys.exit(1)")
     ex = executor(tmp_path, marker, code)
     ex.launch(trial())
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_file(marker)
     pid = int((tmp_path / "out" / "trials" / "t-0" / "pid").read_text())
     os.killpg(pid, signal.SIGINT)
     [got] = ended(ex)
@@ -157,13 +140,10 @@ def test_a_trial_stopped_by_the_executors_shutdown_is_an_interruption_on_resume(
     attempts were cut by the run, not ended by themselves. The resumed run reports them as the
     user's stop (the controller requeues them) and the next launch starts each anew."""
     marker = tmp_path / "runs.txt"
-    code = (f"import time; open({str(marker)!r}, 'a').write('run\\n'); "
-            "time.sleep(60 if len(open(%r).read().split()) == 1 else 0)" % str(marker))
+    code = long_only_at_first(marker)
     first = executor(tmp_path, marker, code)
     first.launch(trial())
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_file(marker)
     first.shutdown()
     assert first.active() == set()
     second = executor(tmp_path, marker, code)
