@@ -36,10 +36,10 @@ from autotune_operator.spec_change import MUTABLE, SpecChange, describe_limits, 
 from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_manifest
 from autotune_operator.status import ExperimentStatus, for_cluster
 from autotune_operator.warm_start import Lookup, cluster_finder, merge_status
-from autotune_operator.workloads import WorkloadError, build, choose_family, kubeflow, t9k
+from autotune_operator.workloads import WorkloadError, build, choose_family, kind_for, kubeflow, t9k
 from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy
-from autotune_operator.workloads.common import Owner, TrialWorkload
-from autotune_operator.workloads.metrics_sidecar import uses_sidecar, version_problem
+from autotune_operator.workloads.common import TrialWorkload
+from autotune_operator.workloads.metrics_sidecar import sidecar_dropped, uses_sidecar, version_problem
 from autotune_operator.workloads.outlived import SIDECAR_GRACE_SECONDS
 from tuner_server.client import HttpClient, TunerClient, TunerServerError, is_http_url
 
@@ -364,9 +364,10 @@ class OperatorRuntime:
             doc["metadata"] = {"name": md["name"], "namespace": md["namespace"]}
             exp = validate_manifest(doc)
             family = self._family(body)
-            _check_buildable(exp.spec, ref, family, self.settings.accelerators, self.settings.collector_image)
+            sample = _check_buildable(exp.spec, ref, family, self.settings.accelerators, self.settings.collector_image)
             if uses_sidecar(exp.spec.metricsCollector):
                 _check_native_sidecars(self.api)
+                _check_sidecar_kept(self.api, ref, family, exp.spec.trainingConfig.type, sample)
         except (SpecError, WorkloadError) as e:
             self._fail(writer, events, str(e), md.get("generation"), reason="InvalidExperiment")
             return md.get("generation")
@@ -582,13 +583,44 @@ def _check_native_sidecars(api: client.ApiClient) -> None:
 
 
 def _check_buildable(spec: Any, ref: ExperimentRef, family: str, acc: AcceleratorPolicy,
-                     collector_image: str | None = None) -> None:
-    """Build one dummy trial's workload so a spec this workload kind cannot run is an ERROR now."""
-    params = {}
-    env = trial_env("http://x", "t", ref.uid, f"{ref.name}-0", 0, params)
-    tw = TrialWorkload(f"{ref.name}-0", ref.namespace, ref.name, Owner("a/b", "K", ref.name, ref.uid), params, env,
+                     collector_image: str | None = None) -> dict[str, Any]:
+    """Build one dummy trial's workload so a spec this workload kind cannot run is an ERROR now;
+    returns the workload built (its ${parameters.X} filled with a stand-in value)."""
+    env = trial_env("http://x", "t", ref.uid, f"{ref.name}-0", 0, {})
+    tw = TrialWorkload(f"{ref.name}-0", ref.namespace, ref.name, ref.owner, _AnyParameters(), env,
                        ref.token_secret, 0, acc, collector_image)
+    return build(family, spec, tw)
+
+
+class _AnyParameters(dict):  # type: ignore[type-arg]
+    """The dummy trial's parameters: every name (dotted ones too) is there, as {} (placeholders
+    were checked by validation; only the workload's shape matters here)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> "_AnyParameters":
+        return _AnyParameters()
+
+
+def _check_sidecar_kept(api: client.ApiClient, ref: ExperimentRef, family: str, training_type: str,
+                        sample: Mapping[str, Any]) -> None:
+    """A training job whose CRD drops the collector sidecar's restartPolicy: an ERROR now, not
+    trials that never start (metrics_sidecar.sidecar_dropped). A server-side dry run of the
+    dummy trial's job (a generated name: nothing is created, nothing named is touched) shows
+    what the API server keeps. A batch Job's pod template is the cluster's own (the version
+    check covers it); a dry run that fails leaves the question to the trials."""
+    if family == "job":
+        return
+    kind = kind_for(family, training_type)
+    body = {**sample, "metadata": {k: v for k, v in sample["metadata"].items() if k != "name"}}
+    body["metadata"]["generateName"] = f"{ref.name}-check-"
     try:
-        build(family, spec, tw)
-    except KeyError:
-        pass  # ${parameters.X} with no value in the dummy trial: placeholders were checked by validation
+        stored = client.CustomObjectsApi(api).create_namespaced_custom_object(
+            kind.group, kind.version, ref.namespace, kind.plural, body, dry_run="All")
+    except Exception as e:
+        log.warning("could not dry-run a %s to check its metrics sidecar: %s", kind.kind, e)
+        return
+    why = sidecar_dropped(family, sample, stored, f"{kind.kind} ({kind.api_version})")
+    if why:
+        raise WorkloadError(why)

@@ -278,3 +278,30 @@ def inject_workload(family: str, body: Mapping[str, Any], task_types: Sequence[s
     for rtype, holder in _templates(family, out):
         holder["template"] = inject(holder["template"], collector, sidecar=family == "job" or rtype == primary)
     return out
+
+
+def _native_sidecars(family: str, body: Mapping[str, Any]) -> list[str]:
+    """The restartPolicy ('' when absent) of each sidecar in the workload's pod templates."""
+    out: list[str] = []
+    for _, holder in _templates(family, body):
+        spec = (holder.get("template") or {}).get("spec") or {}
+        out += [str(c.get("restartPolicy") or "") for c in spec.get("initContainers") or []
+                if isinstance(c, Mapping) and c.get("name") == SIDECAR]
+    return out
+
+
+def sidecar_dropped(family: str, sent: Mapping[str, Any], stored: Mapping[str, Any], kind: str) -> str | None:
+    """Why the API server's copy of a workload (``stored``, e.g. a server-side dry run of
+    ``sent``) cannot run the sidecar, or None. A training job's CRD is a structural schema of
+    the pod template as Kubernetes' API was when it was generated; one from before 1.28 has no
+    ``initContainers[].restartPolicy`` and the API server prunes it, so the sidecar would run
+    as an ordinary init container that never ends and no trial's container would start."""
+    want = _native_sidecars(family, sent)
+    if not want or _native_sidecars(family, stored) == want:
+        return None
+    return (f"spec.metricsCollector kind File and TensorFlowEvent run a native sidecar container "
+            f"(an init container with restartPolicy: Always), but this cluster's {kind} drops that field: "
+            f"its CRD was generated from a Kubernetes API older than 1.28 (upgrade the training operator), "
+            f"so the sidecar would never end and no trial would start. Use kind StdOut (print the metrics), "
+            f"report them with the SDK or MLflow, or run trials as batch Jobs "
+            f"(annotation autotune.tensorstack.dev/workload-kind: job)")
