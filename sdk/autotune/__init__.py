@@ -59,13 +59,14 @@ _state: dict[str, Any] = {"step": 0, "params": None}
 # Held from taking a step number until the server has it: threads reporting at once would
 # otherwise take the same step (the server keeps the first, drops the other as a retry) or
 # send step n+1 before n (refused with 409). A fork child gets a new lock, as the fork may
-# have copied it held by a thread that does not exist there.
-_report_lock = threading.Lock()
+# have copied it held by a thread that does not exist there. Reentrant: a signal handler that
+# reports runs in the thread it interrupted, maybe inside a report, and must not deadlock.
+_report_lock = threading.RLock()
 
 
 def _new_lock_in_child() -> None:
     global _report_lock
-    _report_lock = threading.Lock()
+    _report_lock = threading.RLock()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
