@@ -11,7 +11,6 @@ only wires kopf's callbacks to these methods.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 import os
@@ -37,7 +36,7 @@ from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_m
 from autotune_operator.status import ExperimentStatus, for_cluster
 from autotune_operator.warm_start import Lookup, cluster_finder, merge_status
 from autotune_operator.workloads import WorkloadError, build, choose_family, kind_for, kubeflow, t9k
-from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy
+from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy, parse_node_selectors
 from autotune_operator.workloads.common import TrialWorkload
 from autotune_operator.workloads.metrics_sidecar import sidecar_dropped, uses_sidecar, version_problem
 from autotune_operator.workloads.outlived import SIDECAR_GRACE_SECONDS
@@ -99,9 +98,9 @@ class Settings:
         selectors = dict(DEFAULT_NODE_SELECTORS)
         if env.get("AUTOTUNE_ACCELERATOR_NODE_SELECTORS"):
             try:
-                selectors = json.loads(env["AUTOTUNE_ACCELERATOR_NODE_SELECTORS"])
-            except json.JSONDecodeError as e:
-                raise SystemExit(f"AUTOTUNE_ACCELERATOR_NODE_SELECTORS is not valid JSON: {e}") from None
+                selectors = parse_node_selectors(env["AUTOTUNE_ACCELERATOR_NODE_SELECTORS"])
+            except ValueError as e:
+                raise SystemExit(f"AUTOTUNE_ACCELERATOR_NODE_SELECTORS {e}") from None
         return cls(
             server_url=url,
             admin_token=token,

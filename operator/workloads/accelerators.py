@@ -10,6 +10,7 @@ and win on conflicts.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -35,6 +36,32 @@ DEFAULT_NODE_SELECTORS: dict[str, dict[str, str]] = {
 class AcceleratorPolicy:
     tolerate: bool = True
     node_selectors: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: dict(DEFAULT_NODE_SELECTORS))
+
+
+def parse_node_selectors(text: str) -> dict[str, dict[str, str]]:
+    """The operator setting AUTOTUNE_ACCELERATOR_NODE_SELECTORS: a JSON object of resource name
+    -> node labels, e.g. {"huawei.com/Ascend910": {"accelerator": "huawei-Ascend910"}}. A label
+    value written as a number or boolean (the Helm chart's values.yaml: accelerator: true) is
+    that text ("true", "1"), as a label holds it; any other shape is refused naming the entry
+    (it would otherwise fail every accelerator trial: a string where labels belong broke the
+    build, a number made every trial's workload invalid)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"must be a JSON object of resource name -> {{label: value}}, not {type(doc).__name__}")
+    out: dict[str, dict[str, str]] = {}
+    for resource, labels in doc.items():
+        if not isinstance(labels, dict):
+            raise ValueError(f"{resource!r} must map to an object of node labels ({{\"accelerator\": \"...\"}}), "
+                             f"not {json.dumps(labels)}")
+        out[resource] = {}
+        for key, value in labels.items():
+            if isinstance(value, (dict, list)) or value is None:
+                raise ValueError(f"{resource!r}: label {key!r} must have a text value, not {json.dumps(value)}")
+            out[resource][key] = value if isinstance(value, str) else json.dumps(value)
+    return out
 
 
 def requested(pod_spec: Mapping[str, Any]) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from autotune_operator.decide import Phase
@@ -21,6 +23,27 @@ def test_settings_from_env():
     assert s.accelerators.node_selectors == {"nvidia.com/gpu": {"gpu": "yes"}} and not s.accelerators.tolerate
     with pytest.raises(SystemExit, match="AUTOTUNE_ADMIN_TOKEN"):
         Settings.from_env({})
+
+
+@pytest.mark.parametrize("text,refused", [
+    ('{"nvidia.com/gpu": "a100"}', "'nvidia.com/gpu' must map to an object of node labels"),
+    ('{"nvidia.com/gpu": {"gpu": {"model": "a100"}}}', "'nvidia.com/gpu': label 'gpu' must have a text value"),
+    ('{"nvidia.com/gpu": {"gpu": null}}', "'nvidia.com/gpu': label 'gpu' must have a text value, not null"),
+    ('[["nvidia.com/gpu", "a100"]]', "must be a JSON object of resource name"),
+    ("{nvidia.com/gpu: a100}", "is not valid JSON"),
+])
+def test_accelerator_node_selectors_of_the_wrong_shape_stop_the_operator_naming_the_entry(text, refused):
+    """Before, any JSON was taken: a string where the labels belong crashed every GPU
+    experiment's start (dict.update('a100')), a null or number broke every trial's workload."""
+    with pytest.raises(SystemExit, match=re.escape(f"AUTOTUNE_ACCELERATOR_NODE_SELECTORS {refused}")):
+        Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "x", "AUTOTUNE_ACCELERATOR_NODE_SELECTORS": text})
+
+
+def test_accelerator_node_selector_values_written_as_numbers_or_booleans_are_label_text():
+    # The Helm chart renders a values.yaml mapping with toJson: accelerator: true stays a boolean.
+    s = Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "x",
+                           "AUTOTUNE_ACCELERATOR_NODE_SELECTORS": '{"nvidia.com/gpu": {"gpu": true, "gen": 3}}'})
+    assert s.accelerators.node_selectors == {"nvidia.com/gpu": {"gpu": "true", "gen": "3"}}
 
 
 def test_settings_token_file(tmp_path):
