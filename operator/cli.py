@@ -39,8 +39,8 @@ from autotune_operator.executors.metrics_path import not_given_message, plan_pat
 from autotune_operator.heartbeat import Heartbeat, last_sign_of_life
 from autotune_operator.local_resume import SpecChanged, check_output, save_spec
 from autotune_operator.progress import Progress
-from autotune_operator.results import (format_importance, format_pareto, write_importance, write_pareto_plot, write_status,
-                                       write_trials_csv)
+from autotune_operator.results import (format_final, format_importance, format_pareto, write_importance, write_pareto_plot,
+                                       write_status, write_trials_csv)
 from autotune_operator.spec import Experiment, SpecError, load_experiment, reads_files
 from autotune_operator.status import ExperimentStatus
 from autotune_operator.warm_start import local_finder
@@ -351,6 +351,8 @@ def _print_result(s: ExperimentStatus, out: Path, trials: Sequence[dict[str, Any
         print("\n".join(format_pareto(s)))
     else:
         print(f"best trial: none (no trial succeeded{_failure_hint(trials, out)})")
+    for line in format_final(s, list(trials)):
+        print(line)
     for line in importance:
         print(line)
     plot = f", {out}/pareto.svg" if s.paretoFront is not None else ""

@@ -70,6 +70,23 @@ def format_pareto(status: ExperimentStatus, limit: int = 10) -> list[str]:
     return out
 
 
+def format_final(status: ExperimentStatus, trials: list[dict[str, Any]], limit: int = 10) -> list[str]:
+    """Lines saying how each final-training rerun went (spec.finalTraining), for the end of
+    `autotune run`: its result is what final training is for, and one that failed or was
+    stopped says why (``trials``: the trial views, which carry the message)."""
+    why = {t.get("name"): t.get("message") for t in trials}
+    out = []
+    for f in (status.finalTraining or [])[:limit]:
+        if f.state == "SUCCEEDED" and f.value is not None:
+            out.append(f"final training: {f.name} SUCCEEDED value={f.value:.6g} parameters={f.parameters}")
+        else:
+            reason = f" ({why[f.name]})" if why.get(f.name) else ""
+            out.append(f"final training: {f.name} {f.state}{reason} parameters={f.parameters}")
+    if len(status.finalTraining or []) > limit:
+        out.append(f"final training: ... and {len(status.finalTraining or []) - limit} more (status.json)")
+    return out
+
+
 def write_importance(directory: Path, search_space: str | dict[str, Any], status: ExperimentStatus,
                      trials: list[dict[str, Any]]) -> list[importance.Result]:
     """importance.json: which parameters mattered (PED-ANOVA over the succeeded trials, one

@@ -32,6 +32,8 @@ def test_final_training_stopped_by_max_exec_seconds_runs_again_once_it_is_raised
     assert s["phase"] == "TIMEOUT" and s["trials"]["succeeded"] == 3, s
     (stopped,) = s["finalTraining"]
     assert stopped["state"] == "STOPPED" and stopped["parameters"] == s["bestTrial"]["parameters"]
+    # The run's summary says how final training went, not only the search's best.
+    assert f"final training: {NAME}-final-3 STOPPED (maxExecSeconds (30s) reached" in r.stdout, r.stdout
 
     write_manifest(path, spec(600))
     r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], env={"FINAL_SLEEP": "0"}, timeout=300)
@@ -44,3 +46,5 @@ def test_final_training_stopped_by_max_exec_seconds_runs_again_once_it_is_raised
     assert again["name"] == f"{NAME}-final-4" and again["state"] == "SUCCEEDED"
     assert again["parameters"] == s["bestTrial"]["parameters"] and 0.5 < again["value"] <= 1.0
     assert s["trials"]["total"] == 5
+    assert f"final training: {NAME}-final-4 SUCCEEDED value={again['value']:.6g} parameters=" in r.stdout, r.stdout
+    assert f"final training: {NAME}-final-3 STOPPED" in r.stdout
