@@ -303,8 +303,17 @@ def test_pareto_front_of_a_multi_objective_experiment(ui_page: UiPage, ui_server
         r.raise_for_status()
         for acc, size in points:
             _run_trial(c, "pareto", [], {"accuracy": acc, "size": size})
-        front = {t["name"] for t in c.get("/api/v1/experiments/pareto").json()["paretoFront"]}
+        summary = c.get("/api/v1/experiments/pareto").json()
+        front = {t["name"] for t in summary["paretoFront"]}
         assert len(front) == 3
+        # Final training reran a front member, with its values: drawn neither as a dominated
+        # trial nor as a second front point (the front is the search trials').
+        member = summary["paretoFront"][0]
+        final = c.post("/api/v1/experiments/pareto/final-trials",
+                       json={"sequence": len(points), "parameters": member["parameters"]}).json()["trialId"]
+        c.post(f"/api/v1/experiments/pareto/trials/{final}/start", json={}).raise_for_status()
+        c.post(f"/api/v1/experiments/pareto/trials/{final}/final", json={"metric": member["values"]}).raise_for_status()
+        c.post(f"/api/v1/experiments/pareto/trials/{final}/end", json={"exitCode": 0}).raise_for_status()
         ui_page.login(VIEWER, "/ui/experiments/pareto")
         ui_page.wait_loaded()
         show(ui_page, "pareto")

@@ -196,6 +196,9 @@ export function paretoOption(trials, frontNames, xKey, yKey) {
   const all = [];
   const onFront = [];
   for (const t of trials) {
+    // Final-training reruns are not on the front (the search trials' front): drawn, one
+    // would sit on its front member's point as a "dominated" trial.
+    if (t.kind === "final") continue;
     const x = dimValue(t, xKey);
     const y = dimValue(t, yKey);
     if (typeof x !== "number" || typeof y !== "number") continue;
