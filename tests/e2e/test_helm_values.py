@@ -109,3 +109,12 @@ def test_every_object_is_accepted_for_any_legal_release_name(kube_cluster, relea
     assert host in services and host.endswith("-tuner-server"), (host, services)
     if release == "myrel":  # a name that was valid keeps its Services' names
         assert services == {"myrel-autotune-tuner-server", "myrel-autotune-operator-metrics"}
+
+
+def test_operator_metrics_port_cannot_be_the_health_port(kube_cluster, tmp_path):
+    """The operator's liveness endpoint listens on 8080; metrics.operatorPort=8080 (a common
+    metrics port) rendered two listeners on one port: the operator could not start both."""
+    r = kube_cluster.helm("template", "r", CHART, "--set", "metrics.operatorPort=8080", check=False)
+    assert r.returncode != 0 and "metrics.operatorPort: 8080 is the operator's health port" in r.stderr, r.stderr
+    # with metrics off the port is not used at all
+    rendered(kube_cluster, tmp_path, "", "--set", "metrics.operatorPort=8080", "--set", "metrics.enabled=false")
