@@ -31,7 +31,7 @@ from autotune_operator.decide import (
     overdue_trials,
     stopped_before_restart,
 )
-from autotune_operator.executors.base import Executor, StopCause, TrialExit, TrialLaunch, trial_env
+from autotune_operator.executors.base import Executor, LaunchRefused, StopCause, TrialExit, TrialLaunch, trial_env
 from autotune_operator.log_metrics import Collected
 from autotune_operator.metric_parsers import MetricParser, parser_for, why_no_objective
 from autotune_operator.spec import Experiment
@@ -174,8 +174,11 @@ class ExperimentController:
             if t["state"] in ("WAITING", "RUNNING") and t["name"] not in running:
                 # Left over from a crashed controller: start it again (or adopt it: launch is idempotent).
                 info = t.get("info") or {}
-                self._launch(Assignment(t["name"], t["sequence"], t["parameters"], t.get("budget"), info.get("resume"),
-                                        t.get("kind", "search")), stopped=stops.get(t["name"]))
+                try:
+                    self._launch(Assignment(t["name"], t["sequence"], t["parameters"], t.get("budget"),
+                                            info.get("resume"), t.get("kind", "search")), stopped=stops.get(t["name"]))
+                except LaunchRefused as e:  # (other errors: the pass fails and the whole start is retried)
+                    self.client.end(self.exp_id, t["name"], None, False, f"could not start: {e}")
 
     def _checkpoint_dir(self, trial_id: str | None) -> str | None:
         if trial_id is None or self.checkpoint_root is None:

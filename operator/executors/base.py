@@ -30,6 +30,12 @@ class TrialLaunch:
     stopped: str | None = None
 
 
+class LaunchRefused(Exception):
+    """The trial cannot start, and trying again would not help (a Kubernetes workload of the
+    trial's name that this experiment did not make, left behind by an earlier one of the
+    same name): the controller ends the trial FAILED with this message, instead of retrying."""
+
+
 class StopCause(str, Enum):
     """Why the experiment stopped a trial, as data (the reason's text is for people): the
     local executor keeps it in kill.json, so a run started after the one that stopped the

@@ -31,7 +31,7 @@ from typing import Any, Callable, ClassVar
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from autotune_operator.executors.base import LogChunk, StopCause, TrialExit, TrialLaunch
+from autotune_operator.executors.base import LaunchRefused, LogChunk, StopCause, TrialExit, TrialLaunch
 from autotune_operator.relay_marks import Taken, take
 from autotune_operator.spec import API_GROUP, API_VERSION, KIND, ExperimentSpec
 from autotune_operator.workloads import (
@@ -155,6 +155,14 @@ class KubernetesExecutor:
         # -> the reason; their workload, being deleted or gone, is not created again.
         self._stopped_before: dict[str, str] = {}
         self._launched: set[str] = set()
+        # Trials whose workload name an earlier experiment of this name still holds (its
+        # workload being deleted: the garbage collector's, after that experiment went): created
+        # by a later poll() once the name is free; until then WAITING, as pods waiting for a node.
+        self._blocked: dict[str, TrialLaunch] = {}
+        # ... and those whose name another's workload holds for good (LaunchRefused): the pods
+        # under their name are not theirs, so their logs are never read.
+        self._not_ours: set[str] = set()
+        self._blocked_before: set[str] = set()  # (one Event per trial)
         self._token: str | None = None
         # Trial -> when any of its containers first ran (epoch seconds), once seen.
         self._started: dict[str, float] = {}
@@ -261,14 +269,22 @@ class KubernetesExecutor:
             # it carries, is what poll reports), one gone ends the trial with this reason.
             self._stopped_before[trial.trial_id] = trial.stopped
             return
+        self._create(trial, body)
+
+    def _create(self, trial: TrialLaunch, body: dict[str, Any]) -> None:
+        k = self.kind
+        self._blocked.pop(trial.trial_id, None)
         try:
             self.custom.create_namespaced_custom_object(k.group, k.version, self.ref.namespace, k.plural, body)
         except ApiException as e:
             if e.status != 409:
                 self._launched.discard(trial.trial_id)
                 raise
+            if self._name_taken(trial, body["metadata"]["name"]):
+                return
             log.info("adopted existing %s %s/%s", k.kind, self.ref.namespace, body["metadata"]["name"])
             return
+        self._not_ours.discard(trial.trial_id)
         if self.on_created:
             self.on_created(trial.trial_id)
         assert self.events is not None
@@ -276,8 +292,59 @@ class KubernetesExecutor:
         what = name if name == trial.trial_id else f"{name} for trial {trial.trial_id}"
         self.events.emit("TrialCreated", f"created {k.kind} {what} with parameters {dict(trial.parameters)}")
 
+    def _name_taken(self, trial: TrialLaunch, name: str) -> bool:
+        """After a 409 on create: False when the workload there is this experiment's (made by
+        an operator before a restart: adopted). Another's is never adopted (the owner filter
+        of every LIST would never show it: the trial ended FAILED as 'deleted'; with a metrics
+        collector, reading the old pods' logs as its own). One going away (being deleted, or
+        owned by an earlier experiment of this name, which the garbage collector deletes)
+        blocks the trial until a later poll() can create it (True); one that stays (orphaned
+        by kubectl delete --cascade=orphan, or made by someone else) is not ours to delete:
+        LaunchRefused, naming it."""
+        k = self.kind
+        try:
+            o = self.custom.get_namespaced_custom_object(k.group, k.version, self.ref.namespace, k.plural, name)
+        except ApiException as e:
+            if e.status != 404:
+                self._launched.discard(trial.trial_id)
+                raise
+            o = None  # gone since the create: made on the next pass
+        if o is not None and _owned_by(o, self.ref.uid):
+            return False
+        self._launched.discard(trial.trial_id)
+        self._not_ours.add(trial.trial_id)
+        where = f"{k.kind} {self.ref.namespace}/{name}"
+        if o is None or _going(o, self.ref.name):
+            if trial.trial_id not in self._blocked_before:
+                self._blocked_before.add(trial.trial_id)
+                assert self.events is not None
+                self.events.emit("TrialWaitsForWorkloadName",
+                                 f"trial {trial.trial_id} waits: {where} of an earlier experiment named {self.ref.name} "
+                                 "is still being deleted; the trial's workload is created once it is gone")
+            self._blocked[trial.trial_id] = trial
+            return True
+        raise LaunchRefused(f"{where} is in the way and is not this experiment's (left by an earlier experiment named "
+                            f"{self.ref.name} deleted with --cascade=orphan, or made by someone else); delete it, or "
+                            "create the experiment under another name")
+
+    def _create_blocked(self) -> list[TrialExit]:
+        """Create the workloads of the trials waiting for their name to come free (_name_taken);
+        the exits of those whose name turned out to be taken for good."""
+        out = []
+        for trial in list(self._blocked.values()):
+            self._launched.add(trial.trial_id)
+            try:
+                self._create(trial, self.manifest(trial))
+            except LaunchRefused as e:
+                out.append(TrialExit(trial.trial_id, None, False, f"could not start: {e}"))
+            except Exception:
+                self._blocked.setdefault(trial.trial_id, trial)  # tried again on the next pass
+                self._launched.discard(trial.trial_id)
+                raise
+        return out
+
     def active(self) -> set[str]:
-        out = set()
+        out = set(self._blocked)  # launched and not ended: they wait for their workload's name
         for o in self._list():
             tid = _trial(o)
             self._note_created(tid, o)
@@ -294,6 +361,7 @@ class KubernetesExecutor:
         assert self.events is not None
         self._pods = None  # a new pass: pods are listed again when needed
         self._delete_outlived()
+        exits.extend(self._create_blocked())
         running: dict[str, dict[str, Any]] = {}
         for o in self._list():
             tid = _trial(o)
@@ -537,7 +605,7 @@ class KubernetesExecutor:
         metrics_sidecar.py), read as ``kubectl logs --timestamps --since-time`` does
         (workloads/pod_logs.py). None while the container has not run, when its pod is gone,
         and on API errors (logged; a 403 once as a Warning Event)."""
-        if self._pods_forbidden or self._logs_forbidden:
+        if self._pods_forbidden or self._logs_forbidden or trial_id in self._not_ours:
             return None
         try:
             pods = self._pods_of({trial_id})
@@ -628,6 +696,11 @@ class KubernetesExecutor:
         if trial_id in self._killed:
             return
         self._killed[trial_id] = reason
+        if self._blocked.pop(trial_id, None) is not None:
+            # No workload of its own: the one under its name is another experiment's (the next
+            # poll reports the trial ended with this reason).
+            self.wake.set()
+            return
         self._annotate_stop(trial_id, reason)
         self._delete_workload(trial_id)
         assert self.events is not None
@@ -676,6 +749,16 @@ def stop_reason(o: dict[str, Any]) -> str | None:
 
 def _trial(o: dict[str, Any]) -> str | None:
     return ((o.get("metadata") or {}).get("labels") or {}).get(TRIAL_LABEL)
+
+
+def _going(o: dict[str, Any], experiment: str) -> bool:
+    """Whether a workload (not this experiment's) goes away by itself: being deleted, or owned
+    by an AutoTuneExperiment of this name (an earlier one: the name is this one's now, so that
+    owner is gone and the garbage collector deletes the workload)."""
+    md = o.get("metadata") or {}
+    return bool(md.get("deletionTimestamp")) or any(
+        r.get("kind") == KIND and r.get("name") == experiment and str(r.get("apiVersion", "")).startswith(f"{API_GROUP}/")
+        for r in md.get("ownerReferences") or [])
 
 
 def _owned_by(o: dict[str, Any], uid: str) -> bool:

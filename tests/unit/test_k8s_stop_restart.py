@@ -83,6 +83,12 @@ class Stopping(Cluster):
         obj["metadata"]["creationTimestamp"] = iso(self.clock())
         self.jobs.append(obj)
 
+    def get_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str) -> dict:
+        j = self.find(name)  # (whose it is, after a 409 on create)
+        if j is None:
+            raise ApiException(status=404, reason="NotFound")
+        return copy.deepcopy(j)
+
     def patch_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str, body: dict) -> None:
         self.calls.append(("patch", name))
         j = self.find(name)
