@@ -232,8 +232,12 @@ def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> De
             reason="MaxExecSecondsReached",
         )
     if limits.max_trials is not None and ended >= limits.max_trials:
-        return Decision(Phase.DONE, finished=obs.active == 0, message=f"all {limits.max_trials} trials ended",
-                        reason="MaxTrialsReached")
+        # Trials still running here were started before maxTrialNum was lowered below the
+        # trials issued (never more are issued than it allows): the limit is reached, so they
+        # are stopped, as by maxExecSeconds, not left to hold their nodes under a DONE phase.
+        extra = f"; the {obs.active} still running stopped (maxTrialNum lowered)" if obs.active else ""
+        return Decision(Phase.DONE, stop_active=obs.active > 0, finished=obs.active == 0,
+                        message=f"all {limits.max_trials} trials ended{extra}", reason="MaxTrialsReached")
     if obs.exhausted and obs.active == 0:
         return Decision(Phase.DONE, finished=True, message=f"the tuner has no new configurations after {obs.issued} trial(s)",
                         reason="SearchExhausted")

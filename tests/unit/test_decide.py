@@ -18,6 +18,22 @@ def test_done_when_max_trials_ended_any_way() -> None:
     assert d.phase is Phase.DONE and d.finished and d.launch == 0
 
 
+def test_max_trials_lowered_below_the_issued_stops_the_rest_once_reached() -> None:
+    # maxTrialNum 8 -> 2 with 4 running: none stopped before 2 ended (stops count as ended:
+    # stopping 2 at once would end all 4 with no result), then the 2 still running are
+    # stopped and the experiment ends. Before, they ran on under phase DONE.
+    lim = Limits(max_trials=2, concurrency=4, max_seconds=None)
+    d = decide(lim, Observed(0, issued=4, active=3))
+    assert d.phase is Phase.RUNNING and d.launch == 0 and not d.stop_active
+    d = decide(lim, Observed(0, issued=4, active=2))
+    assert d.phase is Phase.DONE and d.stop_active and not d.finished and d.reason == "MaxTrialsReached"
+    assert d.message == "all 2 trials ended; the 2 still running stopped (maxTrialNum lowered)"
+    d = decide(lim, Observed(0, issued=4, active=0))
+    assert d.phase is Phase.DONE and d.finished and not d.stop_active and d.message == "all 2 trials ended"
+    final = decide(Limits(max_trials=2, concurrency=4, max_seconds=None, final_training=True), Observed(0, issued=4, active=2))
+    assert final.phase is Phase.RUNNING and final.stop_active and not final.launch_final
+
+
 def test_capacity_caps_concurrency() -> None:
     lim = Limits(max_trials=None, concurrency=4, max_seconds=None, capacity=2)
     assert decide(lim, Observed(0, issued=0, active=0)).launch == 2
