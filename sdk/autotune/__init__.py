@@ -24,6 +24,7 @@ AUTOTUNE_TRIAL_ID, AUTOTUNE_SEQUENCE_ID, AUTOTUNE_PARAMETERS (JSON).
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import os
 import sys
@@ -274,6 +275,21 @@ def _moved_server() -> str | None:
     return url
 
 
+def _open(req: urllib.request.Request) -> Any:
+    """urlopen, but never through a proxy for a server on this machine's loopback (local
+    mode's server is on 127.0.0.1): urllib sends every http:// URL to $http_proxy unless
+    $no_proxy names the host, and a proxy cannot reach our loopback, so with a proxy set in
+    the shell (behind a corporate proxy) every trial of `autotune run` failed."""
+    host = urllib.parse.urlsplit(req.full_url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if loopback:
+        return urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30)
+    return urllib.request.urlopen(req, timeout=30)
+
+
 def _request(method: str, path: str, body: Any) -> Any:
     """One call to the tuner server, retried while it is unreachable (it may be restarting,
     or, in local mode, have moved: see :func:`_moved_server`)."""
@@ -287,7 +303,7 @@ def _request(method: str, path: str, body: Any) -> Any:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with _open(req) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as e:
             now = time.monotonic()
