@@ -75,9 +75,15 @@ def format_final(status: ExperimentStatus, trials: list[dict[str, Any]], limit: 
     `autotune run`: its result is what final training is for, and one that failed or was
     stopped says why (``trials``: the trial views, which carry the message)."""
     why = {t.get("name"): t.get("message") for t in trials}
+    metrics = {t.get("name"): t.get("metrics") for t in trials}
+    names = [o.name for o in status.objectives or []]
     out = []
     for f in (status.finalTraining or [])[:limit]:
-        if f.state == "SUCCEEDED" and f.value is not None:
+        m = metrics.get(f.name)
+        if f.state == "SUCCEEDED" and names and isinstance(m, dict) and all(isinstance(m.get(n), (int, float)) for n in names):
+            vals = " ".join(f"{n}={m[n]:.6g}" for n in names)  # each objective, as the front is printed
+            out.append(f"final training: {f.name} SUCCEEDED {vals} parameters={f.parameters}")
+        elif f.state == "SUCCEEDED" and f.value is not None:
             out.append(f"final training: {f.name} SUCCEEDED value={f.value:.6g} parameters={f.parameters}")
         else:
             reason = f" ({why[f.name]})" if why.get(f.name) else ""
