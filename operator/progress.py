@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TextIO
@@ -37,7 +38,8 @@ def final_to_start(s: ExperimentStatus) -> int:
     return sum(final_pending([c], trained) for c in chosen)
 
 
-def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None) -> str:
+def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None, compact: bool = False) -> str:
+    """``compact``: without the per-state counts and the best trial's name (a narrow terminal)."""
     c = search_counts(s)
     done = c.succeeded + c.failed + c.earlyStopped + c.stopped
     of = f"/{max_trials}" if max_trials else ""
@@ -51,12 +53,12 @@ def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None)
         detail.append(f"{c.stopped} stopped")
     left = c.running + c.waiting
     # Unended trials of an ended run are ones Ctrl-C cut: they run again when it is resumed.
-    parts[-1] += f" ({', '.join(detail)}), " + (f"{left} to run again" if s.phase.terminal and left else f"{left} running")
+    parts[-1] += ("" if compact else f" ({', '.join(detail)})") + ", " + (f"{left} to run again" if s.phase.terminal and left else f"{left} running")
     if s.finalTraining:
         ended = sum(t.state not in ("WAITING", "RUNNING") for t in s.finalTraining)
         parts.append(f"final {ended}/{len(s.finalTraining) + final_to_start(s)} done")
     if s.bestTrial:
-        parts.append(f"best {s.bestTrial.value:.6g} ({s.bestTrial.name})")
+        parts.append(f"best {s.bestTrial.value:.6g}" + ("" if compact else f" ({s.bestTrial.name})"))
     if s.paretoFront:
         parts.append(f"pareto front {len(s.paretoFront)} trial(s)")
     return " | ".join(parts)
@@ -76,15 +78,29 @@ class Progress:
     def update(self, s: ExperimentStatus) -> None:
         if self.quiet:
             return
-        line = format_progress(s, time.monotonic() - self.start, self.max_trials)
+        elapsed = time.monotonic() - self.start
+        line = format_progress(s, elapsed, self.max_trials)
         key = line.split("]", 1)[1]
         if self.tty:
+            # One row at most: a longer line wraps, and "\r\033[K" then goes back to and
+            # clears only its last row, so every rewrite left the rows above on screen.
+            columns = self._columns()
+            if columns and len(line) >= columns:
+                line = format_progress(s, elapsed, self.max_trials, compact=True)
+                if len(line) >= columns:
+                    line = line[: max(columns - 4, 0)] + "..."
             self.stream.write("\r\033[K" + line)
             self.stream.flush()
         elif key != self._last:
             self.stream.write(line + "\n")
             self.stream.flush()
         self._last = key
+
+    def _columns(self) -> int | None:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or None
+        except (OSError, ValueError, AttributeError):  # not a terminal after all, or closed
+            return None
 
     def close(self) -> None:
         if self.tty and not self.quiet:
