@@ -72,6 +72,10 @@ def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
     trials = status.get("trials") or {}
     finals = list(status.get("finalTraining") or [])
     chosen = list(status.get("paretoFront") or ([status["bestTrial"]] if status.get("bestTrial") else []))
+    # A cluster's status lists part of a large front (status.CLUSTER_FRONT_LIMIT): a member
+    # it leaves out may lack its final trial. Only a DONE run is sure to have trained them
+    # all; else a resume looks (with the tuner server's whole front) rather than never does.
+    partial = len(status.get("paretoFront") or []) < int(status.get("paretoFrontSize") or 0) and phase != "DONE"
     best = status.get("bestTrial") or {}
     return EndedRun(
         phase=Phase(phase),
@@ -81,7 +85,7 @@ def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
         issued=int(trials.get("total") or 0) - len(finals),
         failed=int(trials.get("failed") or 0) - sum(1 for f in finals if f.get("state") == "FAILED"),
         final_issued=len(finals),
-        final_pending=final_pending([c.get("parameters") or {} for c in chosen], final_trained(finals)),
+        final_pending=partial or final_pending([c.get("parameters") or {} for c in chosen], final_trained(finals)),
         best=best.get("value"),
         best_name=str(best.get("name") or ""),
         message=str(status.get("message") or ""),
