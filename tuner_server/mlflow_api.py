@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from tuner_server.engine import EngineError
 from tuner_server.mlflow_names import PREFIX
@@ -82,7 +83,14 @@ def install_mlflow(app: FastAPI, runs: MlflowRuns, authorize: Authorize) -> None
                 raise unsupported(f"{request.method} {request.url.path}")
             body: Any = {}
             if request.method != "GET":
-                raw = await request.body()
+                try:
+                    raw = await request.body()
+                except ClientDisconnect:
+                    # The trial is gone mid-request (an assessor or maxTrialSeconds killed it):
+                    # nothing to record and no one to answer, but no server error either
+                    # (uncaught, uvicorn printed a traceback into `autotune run`'s output).
+                    raise MlflowError(400, "MALFORMED_REQUEST",
+                                      "the client disconnected before its request body arrived") from None
                 try:
                     body = json.loads(raw) if raw else {}
                 except (ValueError, UnicodeDecodeError):
