@@ -3,30 +3,23 @@ orphaned by a killed `autotune run` reports to the next run's server, on another
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 import autotune
+from tests.unit.stub_server import answer_json, read_json, serving
 
 
 class _Handler(BaseHTTPRequestHandler):
     seen: list[tuple[str, dict]] = []
 
     def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.seen.append((self.path, body))
-        data = json.dumps({"stop": False}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.seen.append((self.path, read_json(self)))
+        answer_json(self, {"stop": False})
 
     def log_message(self, *args: object) -> None:
         pass
@@ -34,11 +27,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def live() -> Iterator[str]:
-    srv = HTTPServer(("127.0.0.1", 0), _Handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
+    with serving(_Handler) as url:
+        yield url
 
 
 def dead_url() -> str:

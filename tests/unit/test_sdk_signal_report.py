@@ -4,18 +4,19 @@ preemption) may run while the interrupted code is inside a report: the SDK's rep
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.unit.stub_server import answer_json, read_json, serving
 
 SDK = Path(__file__).resolve().parents[2] / "sdk"
 
@@ -25,7 +26,7 @@ class _Handler(BaseHTTPRequestHandler):
     trial_pid: list[int] = []
 
     def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = read_json(self)
         self.seen.append(body)
         if body.get("step") == 0:
             # The trial is now blocked in its first report: interrupt it there, and answer
@@ -35,12 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if len(self.seen) > 1:
                     break
                 threading.Event().wait(0.05)
-        data = b'{"stop": false}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        answer_json(self, {"stop": False})
 
     def log_message(self, *args: object) -> None:
         pass
@@ -48,11 +44,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stub() -> Iterator[str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
+    with serving(_Handler) as url:
+        yield url
 
 
 TRIAL = textwrap.dedent("""
