@@ -37,6 +37,7 @@ class FinalTrial(BaseModel):
     value: float | None = None
     budget: int | None = None
     state: str
+    values: dict[str, float] | None = None  # each objective's value (spec.objectives); value is the first's
 
 
 class ObjectiveStatus(BaseModel):

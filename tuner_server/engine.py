@@ -730,7 +730,7 @@ class Engine:
                 **(self._multi_objective_view(h) if h.objectives else {}),
                 "stopRequested": [t.record.trial_id for t in h.trials if t.stop_requested and not t.record.state.ended],
                 "maxBudget": h.tuner.max_budget if isinstance(h.tuner, Advisor) else None,
-                "finalTrials": [{**trial_brief(t), "state": t.record.state.value} for t in h.trials if t.record.kind == "final"],
+                "finalTrials": [final_brief(t, h.objectives) for t in h.trials if t.record.kind == "final"],
                 "lastFailure": last_failure(h.trials),
                 # When each running trial started: the controller stops one past maxTrialSeconds.
                 "runningSince": {t.record.trial_id: t.started for t in h.trials
@@ -787,6 +787,15 @@ def trial_brief(t: StoredTrial) -> dict[str, Any]:
     brief = {"name": r.trial_id, "sequence": r.sequence, "parameters": dict(r.parameters), "value": r.value}
     if r.budget is not None:
         brief["budget"] = r.budget
+    return brief
+
+
+def final_brief(t: StoredTrial, objectives: list[Objective]) -> dict[str, Any]:
+    """A final-training rerun: with several objectives each one's value too (``value`` is the
+    first alone), as the front it reruns shows them."""
+    brief = {**trial_brief(t), "state": t.record.state.value}
+    if objectives and t.record.values is not None:
+        brief["values"] = {o.name: v for o, v in zip(objectives, t.record.values)}
     return brief
 
 

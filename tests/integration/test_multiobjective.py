@@ -187,9 +187,10 @@ def test_final_training_leaves_the_front_to_search_trials(tmp_path: Path) -> Non
     assert not {f["name"] for f in finals} & {p["name"] for p in s["paretoFront"]}
     assert len(finals) == len(expected) and all(f["state"] == "SUCCEEDED" for f in finals)
     assert sorted(json.dumps(f["parameters"]) for f in finals) == sorted(json.dumps(p["parameters"]) for p in s["paretoFront"])
-    # The summary gives each rerun's objectives, as it gives the front's.
+    # The status and the summary give each rerun's objectives, as they give the front's.
     for f in finals:
         m = table[next(p["name"] for p in s["paretoFront"] if p["parameters"] == f["parameters"])]
+        assert f["values"] == {"score": m["score"], "cost": m["cost"]}  # a deterministic rerun
         assert f"final training: {f['name']} SUCCEEDED score={m['score']:.6g} cost={m['cost']:.6g}" in r.stdout, r.stdout
     # pareto.svg draws the search trials, as the front and importance count them.
     svg = xml.dom.minidom.parse(str(tmp_path / "out" / "mo-final" / "pareto.svg"))
