@@ -91,10 +91,15 @@ def _safe_next(value: str | None) -> str:
 def _same_origin(request: Request) -> bool:
     """Refuse a form posted from another site (login CSRF). Browsers send Sec-Fetch-Site
     and Origin on a POST; a client that sends neither (curl, a script) is not a browser
-    that could be tricked."""
+    that could be tricked.
+
+    A browser's Sec-Fetch-Site decides alone (pages cannot forge it): behind a reverse proxy
+    that sends its own Host upstream (nginx's proxy_pass by default) the Origin names the
+    proxy, and comparing it with Host refused every log-in. Origin vs Host is for browsers
+    too old to send Sec-Fetch-Site."""
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
     if origin and origin != "null":
         return urlsplit(origin).netloc == request.headers.get("host", "")

@@ -5,9 +5,11 @@ A tuner server process of its own, no pre-built history."""
 
 from __future__ import annotations
 
+import http.client
 import json
-from pathlib import Path
-from typing import Iterator
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
 
 import pytest
 
@@ -86,3 +88,56 @@ def test_the_best_trial_card_shows_structured_metrics_as_json(ui_page: UiPage, u
         assert '{"cat":0.8,"dog":1}' in best and "[[5,1],[0,6]]" in best
         c.delete("/api/v1/experiments/structured").raise_for_status()
     assert ui_page.errors == []
+
+
+class _HostRewritingProxy(BaseHTTPRequestHandler):
+    """A reverse proxy as nginx's proxy_pass is by default: it sends the upstream's own
+    host:port as Host (``proxy_set_header Host $proxy_host``), the rest as it came."""
+
+    upstream: tuple[str, int] = ("127.0.0.1", 0)
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        headers["Host"] = f"{self.upstream[0]}:{self.upstream[1]}"
+        conn = http.client.HTTPConnection(*self.upstream, timeout=30)
+        conn.request(self.command, self.path, body=body or None, headers=headers)
+        r = conn.getresponse()
+        data = r.read()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_POST = _forward
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_login_through_a_reverse_proxy_that_sets_its_own_host_header(browser: Any, ui_server: UiServer) -> None:
+    _HostRewritingProxy.upstream = ("127.0.0.1", ui_server.proc.port)
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _HostRewritingProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    # "localhost" rather than 127.0.0.1: the browser's Origin then differs from the Host the
+    # server sees, as with any proxy in front of it under another name.
+    base = f"http://localhost:{proxy.server_address[1]}"
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(base + "/ui/login")
+        page.fill("#token", VIEWER)
+        with page.expect_navigation():
+            page.click("#login-form button[type=submit]")
+        # Before the fix: 403 "cross-site login refused", although the browser said
+        # Sec-Fetch-Site: same-origin (its Origin named the proxy, not the server's Host).
+        assert page.url == base + "/ui/", page.content()[:500]
+        page.wait_for_selector("body[data-loaded='1']", state="attached", timeout=20_000)
+        assert [c["name"] for c in context.cookies()] == ["autotune_ui"]
+    finally:
+        context.close()
+        proxy.shutdown()
