@@ -600,9 +600,10 @@ def _check_accepted(api: client.ApiClient, ref: ExperimentRef, family: str, trai
     with '_' pass `kubectl apply`), and each suggestion became a trial FAILED 'could not
     start: (422)' until maxTrialNum was used up. A server-side dry run of the dummy trial's
     workload (generateName: nothing is created; ${parameters.X} are filled only in command,
-    args and env values, so it is every trial's shape). Only 422 Invalid and 400 BadRequest (a
-    value that cannot even be decoded: a quantity) count: a quota, RBAC or an API server that
-    is down now is left to the trials."""
+    args and env values, so it is every trial's shape). Only 422 Invalid and a 400 that the
+    body cannot be decoded (a quantity) count: a quota, RBAC, an API server that is down now,
+    or an admission webhook's 400 (one with side effects refuses every dry run with 400 'does
+    not support dry run') is left to the trials."""
     kind = kind_for(family, training_type)
     body = {**sample, "metadata": {k: v for k, v in sample["metadata"].items() if k != "name"}}
     body["metadata"]["generateName"] = f"{ref.name}-check-"
@@ -610,7 +611,7 @@ def _check_accepted(api: client.ApiClient, ref: ExperimentRef, family: str, trai
         client.CustomObjectsApi(api).create_namespaced_custom_object(
             kind.group, kind.version, ref.namespace, kind.plural, body, dry_run="All")
     except ApiException as e:
-        if e.status in (400, 422):
+        if e.status == 422 or (e.status == 400 and " cannot be handled as a" in _refusal(e)):
             raise WorkloadError(f"the API server refuses the trials' {kind.kind} (built from spec.trainingConfig.tasks): "
                                 f"{_refusal(e)}") from None
         log.warning("could not dry-run a %s of %s/%s: %s %s", kind.kind, ref.namespace, ref.name, e.status, e.reason)

@@ -1,0 +1,64 @@
+"""The start-up dry run of a trial's workload (runtime._check_accepted): which refusals make
+the experiment an ERROR (every trial would be refused) and which are left to the trials."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from autotune_operator import runtime
+from autotune_operator.executors.kubernetes import ExperimentRef
+from autotune_operator.workloads import WorkloadError
+
+REF = ExperimentRef("ns", "exp", "uid-1")
+SAMPLE = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "exp-0", "namespace": "ns"}, "spec": {}}
+
+
+def _refusing(monkeypatch: pytest.MonkeyPatch, status: int, body: dict[str, Any]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    class Custom:
+        def __init__(self, api: Any) -> None:
+            pass
+
+        def create_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, obj: dict[str, Any],
+                                            dry_run: str) -> None:
+            sent.append({"obj": obj, "dry_run": dry_run, "plural": plural})
+            e = ApiException(status=status, reason=body.get("reason"))
+            e.body = json.dumps(body)
+            raise e
+
+    monkeypatch.setattr(runtime.client, "CustomObjectsApi", Custom)
+    return sent
+
+
+def test_an_invalid_workload_is_an_error_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = _refusing(monkeypatch, 422, {"reason": "Invalid", "message": 'Job.batch "exp-check-abcde" is invalid: ...',
+                                        "details": {"causes": [{"field": "spec.template.spec.containers[0].name",
+                                                                "message": "Invalid value: \"A_b\""}]}})
+    with pytest.raises(WorkloadError, match=r"refuses the trials' Job .*: spec\.template\.spec\.containers\[0\]\.name: "
+                                            r"Invalid value: \"A_b\"$"):
+        runtime._check_accepted(None, REF, "job", "pytorch", SAMPLE)  # type: ignore[arg-type]
+    (call,) = sent
+    assert call["dry_run"] == "All" and call["obj"]["metadata"] == {"namespace": "ns", "generateName": "exp-check-"}
+
+
+def test_a_body_that_cannot_be_decoded_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _refusing(monkeypatch, 400, {"reason": "BadRequest",
+                                 "message": 'Job in version "v1" cannot be handled as a Job: quantities must match'})
+    with pytest.raises(WorkloadError, match="quantities must match"):
+        runtime._check_accepted(None, REF, "job", "pytorch", SAMPLE)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status, message", [
+    (400, 'admission webhook "audit.example.com" does not support dry run'),  # side effects: every dry run refused
+    (400, 'admission webhook "policy.example.com" denied the request: not now'),
+    (403, 'jobs.batch "exp-check-x" is forbidden: exceeded quota: compute'),
+    (500, "etcdserver: request timed out"),
+])
+def test_other_refusals_are_left_to_the_trials(monkeypatch: pytest.MonkeyPatch, status: int, message: str) -> None:
+    _refusing(monkeypatch, status, {"reason": "x", "message": message})
+    runtime._check_accepted(None, REF, "job", "pytorch", SAMPLE)  # type: ignore[arg-type]
