@@ -26,16 +26,26 @@ def test_each_rewrite_of_the_line_fits_the_terminal_width() -> None:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     stream = os.fdopen(slave, "w", encoding="utf-8")
+    chunks = []
     try:
         p = Progress(50, stream=stream)
         assert p.tty
         for k in range(3):
             p.update(_status(10 + k))
-        stream.flush()
-        written = os.read(master, 65536).decode()
+        stream.close()  # then the master reads everything written, and EIO at its end
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
     finally:
-        stream.close()
+        if not stream.closed:
+            stream.close()
         os.close(master)
+    written = b"".join(chunks).decode()
     lines = [x for x in written.split("\r\x1b[K") if x]
     assert len(lines) == 3
     # Before the fix each was the whole ~110-character line: it wrapped onto a second
