@@ -90,7 +90,7 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: a\n  metricStrategies: [{name: a, value: max}, "
          "{name: '  ', value: min}]\n", "spec.metricStrategies[1].name: Invalid value: \"string\": must name a metric"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  warmStart: {experiments: [older, experiment-sample]}\n",
-         "spec.warmStart.experiments: Invalid value: \"object\": 'experiment-sample' is this experiment itself"),
+         "spec.warmStart.experiments: 'experiment-sample' is this experiment itself; name an earlier one"),
         (SPACE_BLOCK, "  searchSpace: [batch_size, learning_rate]\n",
          "spec.searchSpace must be the search space as a JSON string"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  storage: [10Gi]\n", "spec.storage must be a string or a mapping"),
