@@ -53,7 +53,13 @@ __all__ = [
 
 
 class ReportError(RuntimeError):
-    """The tuner server refused a report (bad metric, wrong token, unknown trial)."""
+    """The tuner server refused a report (bad metric, wrong token, unknown trial).
+    ``refused``: it answered no (4xx), so nothing was recorded; False when it was
+    unreachable, which leaves open whether a report got through."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 _state: dict[str, Any] = {"step": 0, "params": None}
@@ -203,7 +209,14 @@ def report_intermediate_result(metric: Any) -> bool:
         if not _connected():
             print(f"[autotune] intermediate result {step}: {metric}", file=sys.stderr)
             return False
-        answer = _request("POST", _trial_path() + "/intermediate", {"metric": metric, "step": step})
+        try:
+            answer = _request("POST", _trial_path() + "/intermediate", {"metric": metric, "step": step})
+        except ReportError as e:
+            # Not recorded: the next report takes this step. Kept, a trial that catches the
+            # error and reports again sent step n+1 before n, refused (409) from then on.
+            if e.refused:
+                _state["step"] = step
+            raise
     return bool(answer.get("stop"))
 
 
@@ -319,7 +332,8 @@ def _request(method: str, path: str, body: Any) -> Any:
                     detail = json.loads(e.read()).get("detail")
                 except Exception:
                     detail = e.reason
-                raise ReportError(f"tuner server refused {method} {path}: {e.code} {detail}") from None
+                raise ReportError(f"tuner server refused {method} {path}: {e.code} {detail}",
+                                  refused=400 <= e.code < 500 and e.code != 429) from None
         # HTTPException: a server killed mid-response leaves an IncompleteRead (not an OSError).
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, http.client.HTTPException) as e:
             moved = _moved_server()
