@@ -48,6 +48,7 @@ from typing import Any, Mapping, Protocol, Sequence
 from autotune_operator.decide import is_overdue_reason
 from autotune_operator.executors.base import (LogChunk, StopCause, TrialExit, TrialLaunch, complete_lines, expand_vars,
                                               substitute)
+from autotune_operator.executors.loopback_proxy import no_proxy_for
 from autotune_operator.executors.metrics_path import METRICS_PATH_VAR, PathPlan, plan_path
 from autotune_operator.metric_files import file_source, read_new
 from autotune_operator.spec import MetricsCollectorSpec, reads_files
@@ -200,6 +201,8 @@ class LocalExecutor:
                     pod_vars[k] = expand_vars(plan.replace(text, tdir) if plan is not None else text, pod_vars)
             env = dict(os.environ)
             env.update(pod_vars)
+            # No proxy for the run's own server on the loopback (loopback_proxy.py: MLflow's client).
+            env.update(no_proxy_for(env, env.get("AUTOTUNE_SERVER_URL", "")))
             if trial.env.get("PIPESTEP") == "fullytrain":
                 env.pop("EPOCHS", None)  # seed 000: final training runs without EPOCHS
             env["AUTOTUNE_TRIAL_DIR"] = str(tdir)
