@@ -568,11 +568,23 @@ class Engine:
                 try:
                     stop = h.assessor.should_stop(t.record, h.history())
                 except Exception as e:
-                    raise AlgorithmFailure(f"assessor {h.assessor.name} failed: {type(e).__name__}: {e}") from e
+                    # No decision, not a 500: the point is already stored, and a 500 made the
+                    # SDK end the trial (ReportError), so one odd curve cost a whole trial.
+                    stop = False
+                    self._assessor_failed(exp_id, trial_id, h.assessor.name, e)
                 if stop:
                     self.store.set_stop_requested(exp_id, trial_id, f"{h.assessor.name}: early stop at step {step}")
                     t.stop_requested = True
             return t.stop_requested
+
+    def _assessor_failed(self, exp_id: str, trial_id: str, assessor: str, e: Exception) -> None:
+        """Record an assessor's failure on a trial once (its first), as an event and a log line."""
+        if self.store.trial_events(exp_id, trial_id, "assessor_failed"):
+            return
+        error = f"{type(e).__name__}: {e}"[:1000]
+        logging.getLogger(__name__).warning("assessor %s failed on trial %s of %s (no decision, the trial goes on): %s",
+                                            assessor, trial_id, exp_id, error)
+        self.store.add_event(exp_id, trial_id, "assessor_failed", {"assessor": assessor, "error": error})
 
     def report_final(self, exp_id: str, trial_id: str, metric: Any,
                      event: tuple[str, Mapping[str, Any]] | None = None) -> None:
