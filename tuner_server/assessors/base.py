@@ -7,6 +7,7 @@ server answers exactly as before.
 from __future__ import annotations
 
 import math
+import sys
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -47,6 +48,10 @@ def number_arg(name: str, args: dict[str, Any], key: str, default: float, low: f
                                 f"got {v!r}{'' if integer else yaml_number_hint(v)}")
     if isinstance(v, float) and not math.isfinite(v):  # JSON's NaN passed every 'v < low' check
         raise AssessorArgsError(f"{name} classArgs.{key} must be a finite number, got {v!r}")
+    if not -sys.float_info.max <= v <= sys.float_info.max:
+        # An int beyond float range (JSON has no limit): float(v) raised OverflowError, at
+        # create (a 500) or at every assessment (Curvefitting's epoch_num).
+        raise AssessorArgsError(f"{name} classArgs.{key} must be within float range, got an integer of {len(str(abs(v)))} digits")
     if low is not None and v < low:
         raise AssessorArgsError(f"{name} classArgs.{key} must be >= {low}, got {v!r}")
     return v
