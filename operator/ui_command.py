@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     # A finished run's history: this process reads it once (a run still going in another
     # process is better watched with `autotune run --ui`).
     try:
-        engine = Engine(Store(db))
+        engine = Engine(Store(db, readonly=True))  # shown, never changed: the folder may be read-only
     except sqlite3.DatabaseError as e:
         print(f"autotune ui: {open_problem(db, e)}", file=sys.stderr)
         return 2

@@ -210,8 +210,8 @@ def from_local_run(entry: str, output: Path, cwd: Path) -> Lookup:
     if not db.is_file():
         return Missing(entry, f"no {db}")
     try:
-        store = Store(db)
-    except sqlite3.DatabaseError as e:  # another file by that name, or read-only: a missing source, not a crash
+        store = Store(db, readonly=True)  # a source is read, never changed (its folder may be read-only)
+    except sqlite3.DatabaseError as e:  # another file by that name, an older one: a missing source, not a crash
         return Missing(entry, f"cannot open {db} as an AutoTune history ({e})")
     try:
         try:

@@ -155,11 +155,17 @@ def open_problem(path: str | Path, e: sqlite3.DatabaseError) -> str:
 class Store:
     """One SQLite database; a lock serialises writers (SQLite would anyway)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        """``readonly``: read a history without writing to it or its folder (`autotune ui`, a
+        warm start's source), which may then be read-only (an archive, a colleague's folder):
+        no pragma, schema or migration is applied, and every write raises."""
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if readonly:
+            self._db = _open_read_only(Path(self.path))
+        else:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         with self._lock:
             found = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -167,6 +173,9 @@ class Store:
                 self._db.close()
                 raise NewerDatabase(f"{self.path} was written by a newer AutoTune (schema version {found}; this one "
                                     f"reads up to {SCHEMA_VERSION}): upgrade AutoTune to use it; it was left as it was")
+            if readonly:
+                self._check_readable()
+                return
             # Space freed by purging deleted experiments' events (purge.py) is given back to the
             # file system page by page (Store.reclaim). Takes effect only on a new, empty
             # database: an older one keeps auto_vacuum NONE, its freed pages reused by new
@@ -178,6 +187,18 @@ class Store:
             self._migrate()
             if found < SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_readable(self) -> None:
+        """A history opened read-only cannot be migrated: refuse one that lacks what the reads use."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = [t for t in ("experiments", "trials", "intermediate", "events", "imported_trials") if t not in tables]
+        for table, added in (("trials", _TRIAL_COLUMNS_ADDED), ("experiments", _EXPERIMENT_COLUMNS_ADDED)):
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})").fetchall()}
+            missing += [f"{table}.{col}" for col, _ in added if have and col not in have]
+        if missing:
+            self._db.close()
+            raise sqlite3.DatabaseError(f"it lacks {', '.join(missing)}: written by an older AutoTune, it is updated "
+                                        f"when opened where it can be written (autotune run on its folder)")
 
     def _migrate(self) -> None:
         """Add the columns a database written by an older version lacks (budget, info, kind; owner)."""
@@ -542,6 +563,25 @@ class Store:
             start = time.perf_counter()
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             return time.perf_counter() - start
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to ``path``. SQLite reads a WAL database through a shared-memory
+    file beside it, which a read-only folder cannot hold: there the file is read as it is
+    (immutable), which holds the whole history once its run ended (the last connection
+    copies the log into it) -- unless a log is left over (a run that died), then refused."""
+    if not path.is_file():
+        raise sqlite3.OperationalError("unable to open database file")
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA user_version").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False, isolation_level=None)
 
 
 def _dict_or_none(v: Any) -> dict[str, Any] | None:

@@ -13,8 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import free_port, manifest, read_status, run_autotune, write_manifest
-from tuner_server.store import SCHEMA_VERSION
+from tuner_server.store import SCHEMA_VERSION, Store
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "digits-versions"
@@ -118,3 +120,24 @@ def test_a_history_another_program_holds_locked_is_called_locked_not_foreign(tmp
     r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=300)  # once it is free
     assert r.returncode == 0, r.stderr
     assert read_status(out, NAME)["trials"]["total"] == 3
+
+
+def test_a_first_schema_history_opened_read_only_says_how_to_update_it(tmp_path: Path) -> None:
+    """Read-only (autotune ui, a warm start's source) nothing can be migrated: it says so
+    rather than failing on the first query with 'no such column: budget'."""
+    db = tmp_path / "autotune.db"
+    con = sqlite3.connect(db)
+    con.executescript("CREATE TABLE experiments (id TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL, "
+                      "token TEXT NOT NULL, created REAL NOT NULL);"
+                      "CREATE TABLE trials (exp_id TEXT, trial_id TEXT, sequence INTEGER, parameters TEXT, state TEXT, "
+                      "value REAL, metrics TEXT, stop_requested INTEGER, created REAL, started REAL, ended REAL, "
+                      "exit_code INTEGER, message TEXT);"
+                      "CREATE TABLE intermediate (exp_id TEXT, trial_id TEXT, step INTEGER, value REAL, metrics TEXT, ts REAL);"
+                      "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, exp_id TEXT, trial_id TEXT, kind TEXT, "
+                      "payload TEXT, ts REAL);")
+    con.close()
+    with pytest.raises(sqlite3.DatabaseError, match=r"lacks imported_trials, trials.budget, trials.info, trials.kind, "
+                                                    r"experiments.owner: written by an older AutoTune"):
+        Store(db, readonly=True)
+    Store(db).close()  # where it can be written it is migrated
+    Store(db, readonly=True).close()
