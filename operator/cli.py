@@ -266,6 +266,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor.shutdown()
         if server is not None:
             server.__exit__(None, None, None)
+        if engine is not None:
+            # Closing checkpoints SQLite's write-ahead log into autotune.db: left open, the
+            # history stayed in autotune.db-wal and a copy of autotune.db alone was empty.
+            engine.store.close()
     progress.close()
     _print_result(status, out, last_trials, _importance(out, exp, status, last_trials))
     return EXIT_ERROR if status.phase is Phase.ERROR else EXIT_OK
