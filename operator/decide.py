@@ -178,7 +178,9 @@ def decide(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:
                         reason="FinalTraining")
     if obs.final_issued == 0:
         return d  # no trial succeeded: nothing to rerun
-    return Decision(Phase.DONE, finished=True, message=f"{d.message}; final training ended", reason=d.reason)
+    # (search trials may still run: maxTrialNum lowered after a resume; stopped first, as by d)
+    return Decision(Phase.DONE, stop_active=d.stop_active, finished=d.finished, message=f"{d.message}; final training ended",
+                    reason=d.reason)
 
 
 def _slots(limits: Limits) -> int:

@@ -176,3 +176,15 @@ def test_a_stopped_final_trial_leaves_its_configuration_to_train_again() -> None
     assert final_pending(best, final_trained(stopped))
     for state in ("SUCCEEDED", "FAILED", "RUNNING", "WAITING"):
         assert not final_pending(best, final_trained(stopped + [{"parameters": {"C": 1.0}, "state": state}]))
+
+
+def test_max_trials_lowered_after_final_training_stops_the_rest_before_it_ends() -> None:
+    # An experiment that ended DONE with its final training, resumed (maxTrialNum raised), then
+    # lowered below the trials issued while 2 still run and the best did not change (no final
+    # training pending): they are stopped first (628106f's rule), not left running under DONE
+    # with completionTime set ("final training ended" said finished regardless).
+    lim = Limits(max_trials=4, concurrency=2, max_seconds=None, final_training=True)
+    d = decide(lim, Observed(0, issued=6, active=2, final_issued=1, final_active=0, final_pending=False))
+    assert d.stop_active and not d.finished and d.phase is Phase.DONE
+    d = decide(lim, Observed(0, issued=6, active=0, final_issued=1, final_active=0, final_pending=False))
+    assert d.finished and not d.stop_active and d.message.endswith("final training ended")
