@@ -23,6 +23,7 @@ import threading
 from typing import Any, Mapping
 
 import kopf
+from kopf._core.reactor import observation as _observation
 from kubernetes import client, config
 
 from autotune_operator.resume import ENDED
@@ -31,6 +32,31 @@ from autotune_operator.spec import API_GROUP, API_VERSION
 from autotune_operator.workloads import EXPERIMENT_LABEL, all_kinds
 
 PREFIX = "autotune.tensorstack.dev"
+
+
+def namespace_gone(raw_event: Mapping[str, Any]) -> bool:
+    """Whether kopf may stop watching a namespace (with --namespaces it watches each one):
+    when it is deleted, or marked for deletion with its content and finalizers reported gone.
+
+    kopf (1.45) stops at a namespace marked for deletion whose status has conditions, none
+    True. The namespace controller's first status write is just that (discovery, parsing and
+    content deletion: no failure) before it reports NamespaceContentRemaining and
+    NamespaceFinalizersRemaining True: kopf stopped watching right there, never ran the
+    experiment's deletion handler, and the namespace stayed Terminating on our finalizer for
+    as long as the operator ran (kopf #1088 was fixed only for a later status write)."""
+    obj = raw_event.get("object") or {}
+    if raw_event.get("type") == "DELETED":
+        return True
+    if not (obj.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    conditions = {c.get("type"): c.get("status") for c in (obj.get("status") or {}).get("conditions") or []}
+    return ("True" not in conditions.values() and conditions.get("NamespaceContentRemaining") == "False"
+            and conditions.get("NamespaceFinalizersRemaining") == "False")
+
+
+# kopf's rule, read by name when each namespace event comes (kopf._core.reactor.observation).
+if callable(getattr(_observation, "is_deleted", None)):
+    _observation.is_deleted = namespace_gone
 
 
 def _api_client() -> client.ApiClient:
