@@ -10,6 +10,7 @@ in a Kubernetes finalizer, which must not hold an object's deletion for minutes.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import time
 import urllib.error
@@ -134,6 +135,16 @@ def collected_parts(items: list[dict[str, Any]], max_bytes: int = COLLECTED_PART
         yield part
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's host name or address) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
 def is_http_url(url: str) -> bool:
     """Whether HttpClient can call ``url``: urllib calls 'localhost:8080' an unknown URL
     type, which the client's retries would turn into minutes of waiting."""
@@ -157,6 +168,13 @@ class HttpClient:
         self.timeout = timeout
         self.retry_seconds = retry_seconds
         self.delete_retry_seconds = delete_retry_seconds
+        # A server on this machine's loopback is never reached through a proxy: urllib sends
+        # every http:// URL to $http_proxy unless $no_proxy names the host, so `autotune run
+        # --server http://127.0.0.1:PORT` from a shell with a proxy set retried a 'tuner server
+        # unreachable' for retry_seconds and failed. Other hosts follow the environment
+        # (http_proxy, no_proxy) as before.
+        loopback = _is_loopback(urllib.parse.urlsplit(self.url).hostname or "")
+        self._open = urllib.request.build_opener(urllib.request.ProxyHandler({})).open if loopback else urllib.request.urlopen
 
     def _call(self, method: str, path: str, body: Any = None, retry_seconds: float | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -171,7 +189,7 @@ class HttpClient:
             if data is not None:
                 req.add_header("Content-Type", "application/json")
             try:
-                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                with self._open(req, timeout=timeout) as resp:
                     return json.loads(resp.read() or b"null")
             except urllib.error.HTTPError as e:
                 try:
