@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.test_operator_helpers import CRD, SEED_EXAMPLE, install_crd
+from tests.e2e.test_operator_helpers import CRD, ROOT, SEED_EXAMPLE, install_crd
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,14 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
     got = kube_cluster.kubectl("get", "autotuneexperiment", "experiment-sample", "-n", ns, "-o",
                                "jsonpath={.spec.trainingConfig.tasks[0].template.spec.containers[0].image}").stdout
     assert got == "t9kpublic/tensorflow-1.15.2:tuner-2.23"  # pod template kept, not pruned
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_applies(kube_cluster, crd, example):
+    # The README's `kubectl apply -f examples/...`: the CRD's rules must take each of them.
+    ns = kube_cluster.new_namespace("crdex")
+    r = apply(kube_cluster, ns, example.read_text())
+    assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.parametrize(
@@ -91,6 +99,13 @@ def test_seed_example_applies_unchanged(kube_cluster, crd):
          "{name: '  ', value: min}]\n", "spec.metricStrategies[1].name: Invalid value: \"string\": must name a metric"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  warmStart: {experiments: [older, experiment-sample]}\n",
          "spec.warmStart.experiments: 'experiment-sample' is this experiment itself; name an earlier one"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: File, "
+         "path: '  '}\n", "spec.metricsCollector.path: Invalid value: \"string\": must be a file or directory path"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: "
+         "TensorFlowEvent, path: .}\n", "spec.metricsCollector.path: Invalid value: \"string\": is no place for metrics files"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: StdOut, "
+         "additionalMetricNames: [loss, ' ']}\n",
+         "spec.metricsCollector.additionalMetricNames[1]: Invalid value: \"string\": must name a metric, not be blank"),
         (SPACE_BLOCK, "  searchSpace: [batch_size, learning_rate]\n",
          "spec.searchSpace must be the search space as a JSON string"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  storage: [10Gi]\n", "spec.storage must be a string or a mapping"),

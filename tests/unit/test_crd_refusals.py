@@ -66,6 +66,35 @@ def test_a_blank_metric_name_is_refused_in_the_crds_words(edit, where, crd_field
     assert refusal(edit) == [f"{where}: {message}"]
 
 
+def field_messages(*path: str) -> list[str]:
+    """The messages of the CEL rules on the CRD field at ``path`` (under spec)."""
+    node = schema()["properties"]["spec"]
+    for p in path:
+        node = node["items"] if p == "[]" else node["properties"][p]
+    return [r["message"] for r in node.get("x-kubernetes-validations") or []]
+
+
+def collector(path: str) -> Callable[[dict[str, Any]], None]:
+    def edit(s: dict[str, Any]) -> None:
+        s.update(primaryMetric="accuracy", metricsCollector={"kind": "File", "path": path})
+    return edit
+
+
+@pytest.mark.parametrize("edit, where, crd_field", [
+    (collector("   "), "spec.metricsCollector.path", ("metricsCollector", "path")),
+    (collector("/"), "spec.metricsCollector.path", ("metricsCollector", "path")),
+    (collector("./"), "spec.metricsCollector.path", ("metricsCollector", "path")),
+    (lambda s: s.update(primaryMetric="accuracy", metricsCollector={"kind": "StdOut", "additionalMetricNames": ["loss", " "]}),
+     "spec.metricsCollector.additionalMetricNames[1]", ("metricsCollector", "additionalMetricNames", "[]")),
+])
+def test_a_blank_or_rootlike_collector_path_or_metric_name_is_refused_in_the_crds_words(edit, where, crd_field) -> None:
+    # autotune validate refused these and the operator ended ERROR, while kubectl apply took them.
+    (problem,) = refusal(edit)
+    assert problem.startswith(f"{where}: "), problem
+    said = problem[len(where) + 2:].split(" (got ")[0]  # (validate also quotes the value)
+    assert said in field_messages(*crd_field)
+
+
 def test_warm_start_from_itself_is_refused_in_the_policys_words_on_create_only() -> None:
     # The admission policy's, not a CRD root rule: that one is checked on every update, so an
     # object made before it could no longer lose its finalizer (tests/e2e/test_crd_rules_old_objects.py).
