@@ -272,7 +272,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             engine.store.close()
     progress.close()
     _print_result(status, out, last_trials, _importance(out, exp, status, last_trials))
-    return EXIT_ERROR if status.phase is Phase.ERROR else EXIT_OK
+    if status.phase is Phase.ERROR:
+        return EXIT_ERROR
+    if status.bestTrial is None and not status.paretoFront:
+        # The phase stays DONE (every trial ended, as NNI's DONE), but a script or CI job
+        # must not take 'every trial failed' for a result: exit 1, saying so last.
+        c = status.trials
+        sys.stdout.flush()
+        print(f"autotune: no trial succeeded ({c.failed} failed, {c.earlyStopped} early-stopped, {c.stopped} stopped): "
+              f"the experiment has no result; exit code {EXIT_ERROR}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 def _importance(out: Path, exp: Experiment, status: ExperimentStatus, trials: list[dict[str, Any]]) -> list[str]:

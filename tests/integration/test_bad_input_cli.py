@@ -64,7 +64,7 @@ def test_summary_says_why_every_trial_failed(tmp_path: Path) -> None:
     of only 'best trial: none', and trials.csv keeps the reason of each."""
     m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=2, command=["pythn3", "train.py"]))
     r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--quiet"])
-    assert r.returncode == 0, r.stderr  # DONE: every trial ended
+    assert r.returncode == 1, r.stderr  # DONE (every trial ended) with no result: exit 1
     assert "Traceback" not in r.stdout + r.stderr
     out = tmp_path / "out" / "toy"
     assert (f"best trial: none (no trial succeeded; toy-0 could not start: [Errno 2] No such file or directory: "
@@ -77,7 +77,7 @@ def test_summary_says_why_every_trial_failed(tmp_path: Path) -> None:
 def test_summary_names_a_trial_that_never_reported(tmp_path: Path) -> None:
     m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=1, command=[sys.executable, "-c", "print('trained')"]))
     r = run_autotune(["run", str(m), "--output", str(tmp_path / "out"), "--quiet"])
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # no trial succeeded: no result
     assert "no trial succeeded; toy-0 exited 0 without reporting a final metric, see " in r.stdout
 
 
