@@ -10,7 +10,6 @@ in a Kubernetes finalizer, which must not hold an object's deletion for minutes.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from tuner_server.engine import Assignment, Engine, ExperimentConfig, NotFound, NotNow
 from tuner_server.mlflow_runs import COLLECTED_BATCH, MlflowError, MlflowRuns
+from tuner_server.net import is_loopback
 from tuner_server.warm_start import ImportRequest
 
 DELETE_RETRY_SECONDS = 10.0
@@ -135,16 +135,6 @@ def collected_parts(items: list[dict[str, Any]], max_bytes: int = COLLECTED_PART
         yield part
 
 
-def _is_loopback(host: str) -> bool:
-    """Whether ``host`` (a URL's host name or address) is this machine's loopback."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name
-        return False
-
-
 def is_http_url(url: str) -> bool:
     """Whether HttpClient can call ``url``: urllib calls 'localhost:8080' an unknown URL
     type, which the client's retries would turn into minutes of waiting."""
@@ -173,7 +163,7 @@ class HttpClient:
         # --server http://127.0.0.1:PORT` from a shell with a proxy set retried a 'tuner server
         # unreachable' for retry_seconds and failed. Other hosts follow the environment
         # (http_proxy, no_proxy) as before.
-        loopback = _is_loopback(urllib.parse.urlsplit(self.url).hostname or "")
+        loopback = is_loopback(urllib.parse.urlsplit(self.url).hostname or "")
         self._open = urllib.request.build_opener(urllib.request.ProxyHandler({})).open if loopback else urllib.request.urlopen
 
     def _call(self, method: str, path: str, body: Any = None, retry_seconds: float | None = None) -> Any:

@@ -6,7 +6,6 @@ thread of ``autotune run`` instead of a Deployment.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
@@ -17,14 +16,8 @@ import uvicorn
 from tuner_server.api import create_app
 from tuner_server.engine import Engine
 from tuner_server.failed_logins import FailedLogins
+from tuner_server.net import is_loopback
 from tuner_server.ui import UiOptions
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 class EmbeddedServer:

@@ -10,21 +10,12 @@ connect to proxy'). Pure: the variables to set, from the environment the trial w
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 from typing import Mapping
 
+from tuner_server.net import is_loopback
+
 NO_PROXY_VARS = ("no_proxy", "NO_PROXY")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a URL's host name or address) is this machine's loopback."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name
-        return False
 
 
 def no_proxy_for(env: Mapping[str, str], server_url: str) -> dict[str, str]:
