@@ -118,8 +118,13 @@ def test_second_run_on_the_same_output_is_refused_and_the_first_loses_nothing(tm
 
     from tests.integration.conftest import autotune_cmd
 
+    # The trials wait for the test's go-ahead (at most 60 s), not a fixed 2 s: under load the
+    # second run's start-up alone took longer than the first run's trials, so it found the
+    # folder free and the refusal was never exercised.
+    release = tmp_path / "release"
     m = write_manifest(tmp_path / "e.yaml", manifest(max_trials=2, command=[
-        sys.executable, "-c", "import autotune, time; p = autotune.get_next_parameter(); time.sleep(2); "
+        sys.executable, "-c", "import autotune, os, time; p = autotune.get_next_parameter(); t = time.monotonic()\n"
+                              f"while not os.path.exists({str(release)!r}) and time.monotonic() - t < 60: time.sleep(0.05)\n"
                               "autotune.report_final_result(p['x'])"]))
     out = tmp_path / "out"
     first = subprocess.Popen(autotune_cmd() + ["run", str(m), "--output", str(out), "--quiet"],
@@ -131,6 +136,8 @@ def test_second_run_on_the_same_output_is_refused_and_the_first_loses_nothing(tm
     second = run_autotune(["run", str(m), "--output", str(out), "--quiet"])
     assert second.returncode == 2
     one_clear_line(second.stderr, f"another 'autotune run' is using {out / 'toy'}; wait for it to end or use another --output")
+    assert first.poll() is None, "the first run ended before the second was refused"
+    release.touch()
     stdout, stderr = first.communicate(timeout=120)
     assert first.returncode == 0, stderr
     rows = list(csv.DictReader((out / "toy" / "trials.csv").open()))
