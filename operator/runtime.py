@@ -586,11 +586,23 @@ def _check_native_sidecars(api: client.ApiClient) -> None:
 def _check_buildable(spec: Any, ref: ExperimentRef, family: str, acc: AcceleratorPolicy,
                      collector_image: str | None = None) -> dict[str, Any]:
     """Build one dummy trial's workload so a spec this workload kind cannot run is an ERROR now;
-    returns the workload built (its ${parameters.X} filled with a stand-in value)."""
+    returns the workload built (its ${parameters.X} filled with a stand-in value).
+
+    The CRD keeps a task's pod template as written, so a field of the wrong shape (resources:
+    'lots', metadata.labels a string, initContainers a string) reaches the builders, which read
+    Kubernetes' shapes: what they raise then is the template's fault, an ERROR too. Before, it
+    escaped the start-up checks, kopf retried the start for ever and the experiment stayed
+    PENDING 'starting'."""
     env = trial_env("http://x", "t", ref.uid, f"{ref.name}-0", 0, {})
     tw = TrialWorkload(f"{ref.name}-0", ref.namespace, ref.name, ref.owner, _AnyParameters(), env,
                        ref.token_secret, 0, acc, collector_image)
-    return build(family, spec, tw)
+    try:
+        return build(family, spec, tw)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as e:
+        raise WorkloadError(f"spec.trainingConfig.tasks: a trial's {family} workload cannot be built from this pod "
+                            f"template ({type(e).__name__}: {e}); a field has a shape Kubernetes does not give it "
+                            "(a mapping where it takes one, a list where it takes a list: resources, metadata.labels, "
+                            "initContainers, volumes, tolerations, nodeSelector)") from None
 
 
 def _check_accepted(api: client.ApiClient, ref: ExperimentRef, family: str, training_type: str,

@@ -62,3 +62,24 @@ def test_a_body_that_cannot_be_decoded_is_an_error(monkeypatch: pytest.MonkeyPat
 def test_other_refusals_are_left_to_the_trials(monkeypatch: pytest.MonkeyPatch, status: int, message: str) -> None:
     _refusing(monkeypatch, status, {"reason": "x", "message": message})
     runtime._check_accepted(None, REF, "job", "pytorch", SAMPLE)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("family", ["job", "t9k"])
+@pytest.mark.parametrize("template", [
+    {"spec": {"containers": [{"name": "c", "image": "i", "resources": "lots"}]}},
+    {"spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": ["x"]}}]}},
+    {"metadata": "x", "spec": {"containers": [{"name": "c", "image": "i"}]}},
+    {"metadata": {"labels": "x"}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+    {"spec": {"initContainers": "x", "containers": [{"name": "c", "image": "i"}]}},
+    {"spec": {"tolerations": ["y"], "containers": [{"name": "c", "image": "i", "resources": {"limits": {"nvidia.com/gpu": 1}}}]}},
+])
+def test_a_template_of_a_shape_no_workload_can_be_built_from_is_a_workload_error(family: str, template: Any) -> None:
+    # (each raised AttributeError/TypeError/ValueError before: the start was retried for ever)
+    from autotune_operator.spec import validate_manifest
+    from autotune_operator.workloads.accelerators import AcceleratorPolicy
+    m = {"apiVersion": "tensorstack.dev/v1beta1", "kind": "AutoTuneExperiment", "metadata": {"name": "exp"},
+         "spec": {"maxTrialNum": 1, "searchSpace": '{"x": {"_type": "choice", "_value": [1]}}',
+                  "tuner": {"builtinTunerName": "GridSearch", "classArgs": '{"optimize_mode": "maximize"}'},
+                  "trainingConfig": {"type": "pytorch", "tasks": [{"type": "master", "replicas": 1, "template": template}]}}}
+    with pytest.raises(WorkloadError, match=r"^spec\.trainingConfig\.tasks: a trial's .* workload cannot be built"):
+        runtime._check_buildable(validate_manifest(m).spec, REF, family, AcceleratorPolicy())
