@@ -176,6 +176,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if resume.line:  # the first line: which experiment this is
         print(f"autotune: {resume.line}", file=sys.stderr)
+    if resume.stays is not None:  # its limits still end it: nothing runs, nothing here is rewritten
+        print(f"autotune: nothing was run; its results are unchanged in {out}", file=sys.stderr)
+        if resume.stays is not Phase.ERROR and not resume.has_result:  # the exit code its run ended with
+            print(f"autotune: no trial succeeded: the experiment has no result; exit code {EXIT_ERROR}", file=sys.stderr)
+        return EXIT_ERROR if resume.stays is Phase.ERROR or not resume.has_result else EXIT_OK
     for w in exp.warnings:
         print(f"autotune: warning: {w}", file=sys.stderr)
     engine: Engine | None = None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from autotune_operator.decide import Goal, Limits
+from autotune_operator.decide import Goal, Limits, Phase
 from autotune_operator.resume import ended_run, paused_after_crash, plan_resume
 from autotune_operator.spec import Experiment
 from autotune_operator.spec_change import MUTABLE, describe_limits, diff_spec
@@ -35,6 +35,11 @@ class SpecChanged(ValueError):
 class LocalResume:
     line: str | None  # what to tell the user first; None: a new experiment
     paused_seconds: float = 0.0  # seconds it sat ended (not counted against maxExecSeconds)
+    # The phase it stays in when its limits still end it: nothing runs and nothing in the
+    # folder is written (running the controller anyway restamped its end, and a TIMEOUT one
+    # issued new trials only to stop them), so the result agrees with the line.
+    stays: Phase | None = None
+    has_result: bool = True  # it has a best trial or a Pareto front (else `autotune run` exits 1)
 
 
 def spec_of(exp: Experiment) -> dict[str, Any]:
@@ -93,7 +98,9 @@ def check_output(out: Path, exp: Experiment, now: float, last_alive: float | Non
     paused = run.paused_seconds + (max(0.0, now - run.completion) if run.completion is not None else 0.0)
     if plan.resume:
         return LocalResume(f"{head} (it ended {run.phase.value}: {run.message}){unchecked}", paused)
-    return LocalResume(f"{exp.name} has already ended with {status['trials']['total']} trials: {plan.reason}{unchecked}", paused)
+    return LocalResume(f"{exp.name} has already ended with {status['trials']['total']} trials: {plan.reason}{unchecked}",
+                       paused, stays=run.phase,
+                       has_result=bool(status.get("bestTrial") or status.get("paretoFront")))
 
 
 def _gap_text(last_alive: float | None, now: float, survivors: Sequence[str]) -> str:

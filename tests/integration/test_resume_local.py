@@ -83,8 +83,8 @@ def test_a_timed_out_run_resumes_with_more_time(tmp_path: Path) -> None:
     # Trials of 20 epochs on 2 slots cannot finish 4 trials in 3 s: TIMEOUT, trials stopped.
     path = write_manifest(tmp_path / "e.yaml", digits(4, epochs=20, tuner="Random", maxExecSeconds=3))
     r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=120)
-    assert r.returncode == 0, r.stderr
     s = read_status(out, NAME)
+    assert r.returncode == (0 if s["bestTrial"] else 1), r.stderr  # 1: no trial succeeded (README)
     assert s["phase"] == "TIMEOUT" and s["trials"]["total"] <= 4 and s["trials"]["stopped"] >= 1, s
     ended = s["trials"]["total"]
 
