@@ -598,6 +598,8 @@ def _check_buildable(spec: Any, ref: ExperimentRef, family: str, acc: Accelerato
                        ref.token_secret, 0, acc, collector_image)
     try:
         return build(family, spec, tw)
+    except WorkloadError:  # (a ValueError) the builder's own refusal, which names the field itself
+        raise
     except (AttributeError, TypeError, ValueError, KeyError, IndexError) as e:
         raise WorkloadError(f"spec.trainingConfig.tasks: a trial's {family} workload cannot be built from this pod "
                             f"template ({type(e).__name__}: {e}); a field has a shape Kubernetes does not give it "

@@ -83,3 +83,20 @@ def test_a_template_of_a_shape_no_workload_can_be_built_from_is_a_workload_error
                   "trainingConfig": {"type": "pytorch", "tasks": [{"type": "master", "replicas": 1, "template": template}]}}}
     with pytest.raises(WorkloadError, match=r"^spec\.trainingConfig\.tasks: a trial's .* workload cannot be built"):
         runtime._check_buildable(validate_manifest(m).spec, REF, family, AcceleratorPolicy())
+
+
+def test_a_builders_own_refusal_keeps_its_message() -> None:
+    # A WorkloadError is a ValueError: the wrong-shape wrapping (10145cf) must not take it, or
+    # the Kubeflow rule's message (8cd1656) got "cannot be built ... a field has a shape
+    # Kubernetes does not give it" around it, pointing at the wrong fix.
+    from autotune_operator.spec import validate_manifest
+    from autotune_operator.workloads.accelerators import AcceleratorPolicy
+    m = {"apiVersion": "tensorstack.dev/v1beta1", "kind": "AutoTuneExperiment", "metadata": {"name": "exp"},
+         "spec": {"maxTrialNum": 1, "searchSpace": '{"x": {"_type": "choice", "_value": [1]}}',
+                  "tuner": {"builtinTunerName": "GridSearch", "classArgs": '{"optimize_mode": "maximize"}'},
+                  "trainingConfig": {"type": "pytorch", "tasks": [{"type": "master", "replicas": 1, "template": {
+                      "spec": {"containers": [{"name": "trainer", "image": "i"}]}}}]}}}
+    with pytest.raises(WorkloadError) as e:
+        runtime._check_buildable(validate_manifest(m).spec, REF, "kubeflow", AcceleratorPolicy())
+    assert str(e.value).startswith("the Kubeflow training operator would refuse these trials: ")
+    assert "cannot be built" not in str(e.value)
