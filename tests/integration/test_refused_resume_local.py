@@ -62,15 +62,17 @@ def test_a_timed_out_run_rerun_without_more_time_stays_timeout(tmp_path: Path) -
     # Trials of 30 epochs on 2 slots cannot finish 4 trials in 3 s: TIMEOUT, trials stopped.
     path = write_manifest(tmp_path / "e.yaml", digits(4, epochs=30, maxExecSeconds=3))
     r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=120)
-    # No trial succeeded: exit 1 (README), and the refused rerun exits as its run did.
-    assert r.returncode == 1 and "no trial succeeded" in r.stderr, r.stderr
     s = read_status(out, NAME)
-    assert s["phase"] == "TIMEOUT" and s["bestTrial"] is None, s
-    rerun_is_refused(path, out, "TIMEOUT", 1, "raise maxExecSeconds above that or remove it to resume")
+    assert s["phase"] == "TIMEOUT", s
+    # Usually no trial succeeds in 3 s (exit 1, README), but on an idle machine one 30-epoch
+    # trial can: then it exits 0. Either way the refused rerun exits as its run did.
+    code = 0 if s["bestTrial"] else 1
+    assert r.returncode == code and (code == 0 or "no trial succeeded" in r.stderr), r.stderr
+    rerun_is_refused(path, out, "TIMEOUT", code, "raise maxExecSeconds above that or remove it to resume")
     # A limit changed that still ends it (trialConcurrency): refused the same way, and the
     # spec kept is still the last run's, so a later resume names what changed since that run.
     write_manifest(path, digits(4, epochs=30, maxExecSeconds=3, trialConcurrency=1))
-    rerun_is_refused(path, out, "TIMEOUT", 1, "stays TIMEOUT")
+    rerun_is_refused(path, out, "TIMEOUT", code, "stays TIMEOUT")
 
 
 def test_a_done_run_rerun_unchanged_stays_done(tmp_path: Path) -> None:
