@@ -17,6 +17,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from starlette.requests import ClientDisconnect
 
 from tuner_server.body_limit import BodyLimit, BodyLimits
 from tuner_server.engine import Assignment, Engine, EngineError, ExperimentConfig, NotNow, check_metric_shape, trial_view
@@ -158,6 +159,13 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, e: EngineError) -> JSONResponse:
         return JSONResponse(status_code=e.status, content={"detail": str(e)})
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_: Request, __: ClientDisconnect) -> JSONResponse:
+        # A route that reads its body itself (the UI's login form) and whose client left
+        # mid-body (a killed trial, a closed tab): no one to answer, but no server error
+        # either (uncaught, uvicorn printed a traceback into `autotune run`'s output).
+        return JSONResponse(status_code=400, content={"detail": "the client disconnected before its request body arrived"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, e: RequestValidationError) -> JSONResponse:
