@@ -24,7 +24,8 @@ Models (x = step, 1-based; z as above): pow3, log_power, weibull (= janoschek, s
 reparametrized), mmf, exp4, vap, ilog2, logx_linear, linear. dr_hill_zero_background is
 mmf with beta = 0 and pow4 is close to pow3, so they are left out.
 
-Degenerate curves: fewer than 3 points -> no decision (never stop); a constant curve
+Degenerate curves: fewer than 3 points, or a curve whose range or forecast overflows
+floats (values near ±1.8e308) -> no decision (never stop); a constant curve
 (range ~ 0) -> predicted to stay constant. A trial whose best value so far already meets
 the bar is not stopped. At or beyond ``epoch_num`` nothing is extrapolated: the last value
 is the prediction.
@@ -140,7 +141,11 @@ def predict_final(curve: Sequence[float], epoch_num: int, mode: OptimizeMode = O
         return float(y[-1])
     sign = 1.0 if mode is OptimizeMode.MAXIMIZE else -1.0
     yp = sign * y
-    lo_y, span = float(yp.min()), float(np.ptp(yp))
+    lo_y = float(yp.min())
+    with np.errstate(over="ignore"):
+        span = float(np.ptp(yp))
+    if not math.isfinite(span):
+        return None  # values of both signs near the float limit: z below would be NaN
     if span <= 1e-12 * max(1.0, float(np.abs(yp).max())):
         return float(y[-1])  # constant: nothing to extrapolate
     n = y.size
@@ -171,7 +176,10 @@ def predict_final(curve: Sequence[float], epoch_num: int, mode: OptimizeMode = O
     a = np.asarray(aics)
     w = np.exp(-0.5 * (a - a.min()))
     z_pred = float(np.dot(w, preds) / w.sum())
-    return sign * ((z_pred - 1.0) * span + lo_y)
+    pred_y = sign * ((z_pred - 1.0) * span + lo_y)  # Python floats: overflow gives ±inf, no error
+    # A forecast past the float range (a curve near ±1e308) is no forecast: no decision,
+    # rather than stopping a trial on an infinity.
+    return pred_y if math.isfinite(pred_y) else None
 
 
 class CurvefittingAssessor(Assessor):
