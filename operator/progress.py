@@ -8,11 +8,7 @@ import time
 from typing import TextIO
 
 from autotune_operator.decide import final_pending, final_trained
-from autotune_operator.status import ExperimentStatus, TrialCounts
-
-# A final trial's state (tuner_server's TrialState value) -> the TrialCounts field it sits in.
-_COUNT_FIELD = {"WAITING": "waiting", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed",
-                "EARLY_STOPPED": "earlyStopped", "STOPPED": "stopped"}
+from autotune_operator.status import STATE_COUNT_FIELD, ExperimentStatus, TrialCounts
 
 
 def search_counts(s: ExperimentStatus) -> TrialCounts:
@@ -20,7 +16,7 @@ def search_counts(s: ExperimentStatus) -> TrialCounts:
     so "N/M trials" must not count them (they are shown apart, as "final k/n")."""
     c = s.trials.model_copy()
     for t in s.finalTraining or []:
-        field = _COUNT_FIELD.get(t.state)
+        field = STATE_COUNT_FIELD.get(t.state)
         if field is not None and getattr(c, field) > 0:
             setattr(c, field, getattr(c, field) - 1)
             c.total -= 1

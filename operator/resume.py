@@ -75,23 +75,33 @@ def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
     # A cluster's status lists part of a large front (status.CLUSTER_FRONT_LIMIT): a member
     # it leaves out may lack its final trial. Only a DONE run is sure to have trained them
     # all; else a resume looks (with the tuner server's whole front) rather than never does.
-    partial = len(status.get("paretoFront") or []) < int(status.get("paretoFrontSize") or 0) and phase != "DONE"
+    # Its finalTraining too, then counted whole in finalTrainingCounts (for_cluster).
+    counts = status.get("finalTrainingCounts")
+    listed = counts is None
+    partial = (len(status.get("paretoFront") or []) < int(status.get("paretoFrontSize") or 0) or not listed) \
+        and phase != "DONE"
+    c = counts if isinstance(counts, Mapping) else {}
+    n_finals = len(finals) if listed else int(c.get("total") or 0)
+    failed_finals = sum(1 for f in finals if f.get("state") == "FAILED") if listed else int(c.get("failed") or 0)
+    active_finals = (sum(1 for f in finals if f.get("state") in ("WAITING", "RUNNING")) if listed
+                     else int(c.get("waiting") or 0) + int(c.get("running") or 0))
     best = status.get("bestTrial") or {}
     return EndedRun(
         phase=Phase(phase),
         ran_seconds=ran,
         paused_seconds=paused,
         completion=end,
-        issued=int(trials.get("total") or 0) - len(finals),
-        failed=int(trials.get("failed") or 0) - sum(1 for f in finals if f.get("state") == "FAILED"),
-        final_issued=len(finals),
-        final_pending=partial or final_pending([c.get("parameters") or {} for c in chosen], final_trained(finals)),
+        issued=int(trials.get("total") or 0) - n_finals,
+        failed=int(trials.get("failed") or 0) - failed_finals,
+        final_issued=n_finals,
+        # A DONE run trained them all; a part of its final trials cannot show that.
+        final_pending=partial or (listed and final_pending([m.get("parameters") or {} for m in chosen],
+                                                           final_trained(finals))),
         best=best.get("value"),
         best_name=str(best.get("name") or ""),
         message=str(status.get("message") or ""),
-        active=max(0, int(trials.get("waiting") or 0) + int(trials.get("running") or 0)
-                   - sum(1 for f in finals if f.get("state") in ("WAITING", "RUNNING"))),
-        final_active=sum(1 for f in finals if f.get("state") in ("WAITING", "RUNNING")),
+        active=max(0, int(trials.get("waiting") or 0) + int(trials.get("running") or 0) - active_finals),
+        final_active=active_finals,
     )
 
 

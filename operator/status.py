@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -90,6 +90,9 @@ class ExperimentStatus(BaseModel):
     paretoFrontSize: int | None = None
     bestTrials: list[ObjectiveBest] | None = None
     finalTraining: list[FinalTrial] | None = None
+    # Every final trial's count by state, when finalTraining lists only part of them (a
+    # cluster's status: for_cluster); a resume counts with it (resume.ended_run).
+    finalTrainingCounts: TrialCounts | None = None
     warmStart: WarmStartStatus | None = None
 
 
@@ -102,9 +105,18 @@ class ExperimentStatus(BaseModel):
 CLUSTER_FRONT_LIMIT = 100
 
 
-def spread(front: list[ParetoTrial], limit: int) -> list[ParetoTrial]:
+# A final trial's state (tuner_server's TrialState value) -> the TrialCounts field it sits in.
+STATE_COUNT_FIELD = {"WAITING": "waiting", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed",
+                     "EARLY_STOPPED": "earlyStopped", "STOPPED": "stopped"}
+
+_T = TypeVar("_T")
+
+
+def spread(front: list[_T], limit: int) -> list[_T]:
     """At most ``limit`` members of ``front`` (in its order: along the first objective), evenly
-    spaced and both ends kept, so the shape of the trade-off still shows."""
+    spaced and both ends kept, so the shape of the trade-off still shows. Final training
+    reruns the front in its order, so spreading its final trials lists those of the members
+    listed (when every member has one)."""
     n = len(front)
     if n <= limit:
         return front
@@ -113,11 +125,26 @@ def spread(front: list[ParetoTrial], limit: int) -> list[ParetoTrial]:
     return [front[i] for i in sorted({round(k * (n - 1) / (limit - 1)) for k in range(limit)})]
 
 
+def final_counts(finals: list[FinalTrial]) -> TrialCounts:
+    c = TrialCounts(total=len(finals))
+    for f in finals:
+        field = STATE_COUNT_FIELD.get(f.state)
+        if field is not None:
+            setattr(c, field, getattr(c, field) + 1)
+    return c
+
+
 def for_cluster(st: ExperimentStatus) -> ExperimentStatus:
-    """The status as an AutoTuneExperiment's: its Pareto front bounded (CLUSTER_FRONT_LIMIT)."""
-    if st.paretoFront is None or len(st.paretoFront) <= CLUSTER_FRONT_LIMIT:
-        return st
-    return st.model_copy(update={"paretoFront": spread(st.paretoFront, CLUSTER_FRONT_LIMIT)})
+    """The status as an AutoTuneExperiment's: its Pareto front and its final training (a rerun
+    of every front member: as many entries, each as large) bounded (CLUSTER_FRONT_LIMIT), the
+    latter counted whole in finalTrainingCounts."""
+    update: dict[str, Any] = {}
+    if st.paretoFront is not None and len(st.paretoFront) > CLUSTER_FRONT_LIMIT:
+        update["paretoFront"] = spread(st.paretoFront, CLUSTER_FRONT_LIMIT)
+    if st.finalTraining is not None and len(st.finalTraining) > CLUSTER_FRONT_LIMIT:
+        update["finalTraining"] = spread(st.finalTraining, CLUSTER_FRONT_LIMIT)
+        update["finalTrainingCounts"] = final_counts(st.finalTraining)
+    return st.model_copy(update=update) if update else st
 
 
 def iso(ts: float | None) -> str | None:
