@@ -359,8 +359,20 @@ class OperatorRuntime:
             paused, resumed_message = resumed, str(writer.last.get("message") or "")
         if not status.get("phase"):
             writer.write({"phase": Phase.PENDING.value, "message": "starting"})
+        # The spec this loop runs with. After an operator restart, the one the status recorded:
+        # where no admission policy refused it (Kubernetes < 1.30, Helm immutableSpecPolicy off)
+        # the object may carry an edit that spec_change refuses; taking it now would register
+        # a different configuration with the tuner server, whose 409 turned the running
+        # experiment ERROR. The edit is ignored as the running operator ignores it, with its
+        # Warning unless that operator already gave it (it had observed this generation).
+        applied: dict[str, Any] = dict(body.get("spec") or {})
+        recorded = status.get("appliedSpec")
+        if isinstance(recorded, Mapping):
+            told = status.get("observedGeneration") == md.get("generation")
+            applied = _apply_spec_edit(dict(recorded), applied, None if told else events, ref, announce_limits=False)
         try:
-            doc = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
+            doc = {k: body[k] for k in ("apiVersion", "kind", "metadata") if k in body}
+            doc["spec"] = applied
             doc["metadata"] = {"name": md["name"], "namespace": md["namespace"]}
             exp = validate_manifest(doc)
             family = self._family(body)
@@ -373,7 +385,6 @@ class OperatorRuntime:
             self._fail(writer, events, str(e), md.get("generation"), reason="InvalidExperiment")
             return md.get("generation")
         wake = self.waker(ref.namespace, ref.name)
-        applied: dict[str, Any] = dict(body.get("spec") or {})  # the spec this loop runs with
         applied_gen = md.get("generation")
 
         def fresh() -> ExperimentController:
@@ -449,6 +460,7 @@ class OperatorRuntime:
             if warm is not None:
                 patch["warmStart"] = warm
             patch["limits"] = limits_of(applied)  # what a resume's Event compares the new limits with
+            patch["appliedSpec"] = applied  # what a restarted operator runs with (above)
             if resumed_message and st.phase is Phase.RUNNING and not st.message:
                 patch["message"] = resumed_message  # a resumed run says so until it has more to say
             writer.write({**patch, **({"observedGeneration": applied_gen} if applied_gen else {})})
@@ -554,19 +566,25 @@ def _valid_limit(key: str, value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _apply_spec_edit(applied: dict[str, Any], new: dict[str, Any], events: EventRecorder, ref: ExperimentRef) -> dict[str, Any]:
-    """Take the new limits; refuse (Warning Event) every other change. Returns the spec to run with."""
+def _apply_spec_edit(applied: dict[str, Any], new: dict[str, Any], events: EventRecorder | None, ref: ExperimentRef,
+                     announce_limits: bool = True) -> dict[str, Any]:
+    """Take the new limits; refuse (Warning Event) every other change. Returns the spec to run with.
+
+    ``events`` None: no Events (already given). ``announce_limits`` False: no SpecUpdated
+    (at a restart, where a resume's Event or status.limits tells the limits instead)."""
     change = diff_spec(applied, new)
     bad = [k for k in change.limits if not _valid_limit(k, new.get(k))]
     if bad or change.refused:
         refused = SpecChange({}, tuple(sorted({*change.refused, *bad})))
         log.warning("%s/%s: %s", ref.namespace, ref.name, refused_message(refused))
-        events.emit("SpecChangeRefused", refused_message(refused), warning=True)
+        if events is not None:
+            events.emit("SpecChangeRefused", refused_message(refused), warning=True)
     ok = SpecChange({k: v for k, v in change.limits.items() if k not in bad})
     if ok.empty:
         return applied
     log.info("%s/%s: spec updated: %s", ref.namespace, ref.name, describe_limits(ok))
-    events.emit("SpecUpdated", f"{describe_limits(ok)} (applies from now on)")
+    if events is not None and announce_limits:
+        events.emit("SpecUpdated", f"{describe_limits(ok)} (applies from now on)")
     return {**applied, **{k: new.get(k) for k in MUTABLE if k in ok.limits}}
 
 
