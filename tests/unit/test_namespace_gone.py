@@ -9,7 +9,7 @@ from typing import Any
 
 from kopf._core.reactor import observation
 
-from autotune_operator.kopf_handlers import namespace_gone
+from autotune_operator.kopf_handlers import NAMESPACE_RULE_REPLACED, namespace_gone
 
 
 def _event(kind: str, marked: bool, conditions: dict[str, str]) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def test_a_namespace_is_watched_until_its_content_and_finalizers_are_gone() -> N
     assert not namespace_gone(_event("MODIFIED", False, {}))
     assert not namespace_gone(_event("MODIFIED", True, {}))
     assert not namespace_gone(_event("MODIFIED", True, FIRST))  # kopf's own rule stopped here
-    assert observation.is_deleted is namespace_gone
+    assert observation.is_deleted is namespace_gone and NAMESPACE_RULE_REPLACED
     remaining = {**FIRST, "NamespaceContentRemaining": "True", "NamespaceFinalizersRemaining": "True"}
     assert not namespace_gone(_event("MODIFIED", True, remaining))
     done = {**FIRST, "NamespaceContentRemaining": "False", "NamespaceFinalizersRemaining": "False"}
