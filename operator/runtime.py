@@ -36,7 +36,7 @@ from autotune_operator.spec_change import MUTABLE, SpecChange, describe_limits, 
 from autotune_operator.spec import API_GROUP, API_VERSION, SpecError, validate_manifest
 from autotune_operator.status import ExperimentStatus, for_cluster
 from autotune_operator.warm_start import Lookup, cluster_finder, merge_status
-from autotune_operator.workloads import WorkloadError, build, choose_family, kind_for, kubeflow, t9k
+from autotune_operator.workloads import WorkloadError, WorkloadKind, build, choose_family, kind_for, kubeflow, t9k
 from autotune_operator.workloads.accelerators import DEFAULT_NODE_SELECTORS, AcceleratorPolicy, parse_node_selectors
 from autotune_operator.workloads.common import TrialWorkload
 from autotune_operator.workloads.metrics_sidecar import sidecar_dropped, uses_sidecar, version_problem
@@ -637,11 +637,8 @@ def _check_accepted(api: client.ApiClient, ref: ExperimentRef, family: str, trai
     or an admission webhook's 400 (one with side effects refuses every dry run with 400 'does
     not support dry run') is left to the trials."""
     kind = kind_for(family, training_type)
-    body = {**sample, "metadata": {k: v for k, v in sample["metadata"].items() if k != "name"}}
-    body["metadata"]["generateName"] = f"{ref.name}-check-"
     try:
-        client.CustomObjectsApi(api).create_namespaced_custom_object(
-            kind.group, kind.version, ref.namespace, kind.plural, body, dry_run="All")
+        _dry_run(api, ref, kind, sample)
     except ApiException as e:
         if e.status == 422 or (e.status == 400 and " cannot be handled as a" in _refusal(e)):
             raise WorkloadError(f"the API server refuses the trials' {kind.kind} (built from spec.trainingConfig.tasks): "
@@ -649,6 +646,15 @@ def _check_accepted(api: client.ApiClient, ref: ExperimentRef, family: str, trai
         log.warning("could not dry-run a %s of %s/%s: %s %s", kind.kind, ref.namespace, ref.name, e.status, e.reason)
     except Exception as e:  # unknown: the trials show it
         log.warning("could not dry-run a %s of %s/%s: %s", kind.kind, ref.namespace, ref.name, e)
+
+
+def _dry_run(api: client.ApiClient, ref: ExperimentRef, kind: WorkloadKind, sample: Mapping[str, Any]) -> Any:
+    """Create the dummy trial's workload with dryRun=All under a generated name: nothing is
+    created and nothing named is touched; returns what the API server would store."""
+    body = {**sample, "metadata": {k: v for k, v in sample["metadata"].items() if k != "name"}}
+    body["metadata"]["generateName"] = f"{ref.name}-check-"
+    return client.CustomObjectsApi(api).create_namespaced_custom_object(
+        kind.group, kind.version, ref.namespace, kind.plural, body, dry_run="All")
 
 
 def _refusal(e: ApiException) -> str:
@@ -686,11 +692,8 @@ def _check_sidecar_kept(api: client.ApiClient, ref: ExperimentRef, family: str, 
     if family == "job":
         return
     kind = kind_for(family, training_type)
-    body = {**sample, "metadata": {k: v for k, v in sample["metadata"].items() if k != "name"}}
-    body["metadata"]["generateName"] = f"{ref.name}-check-"
     try:
-        stored = client.CustomObjectsApi(api).create_namespaced_custom_object(
-            kind.group, kind.version, ref.namespace, kind.plural, body, dry_run="All")
+        stored = _dry_run(api, ref, kind, sample)
     except Exception as e:
         log.warning("could not dry-run a %s to check its metrics sidecar: %s", kind.kind, e)
         return
