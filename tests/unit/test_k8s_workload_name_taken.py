@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autotune_operator.controller import ExperimentController
 from autotune_operator.spec import API_GROUP, API_VERSION, KIND
 from tests.unit.test_k8s_stop_restart import Stopping, operator
-from tests.unit.test_k8s_trial_start import UID, job
+from tests.unit.test_k8s_trial_start import UID, Events, job
 from tuner_server.engine import Engine
 from tuner_server.store import Store
 
@@ -22,7 +23,8 @@ def _old_job() -> dict:
     return old
 
 
-def test_a_trial_waits_for_its_name_and_is_created_once_free(tmp_path: Path) -> None:
+def _started(tmp_path: Path) -> tuple[Stopping, dict, Engine, ExperimentController, Events]:
+    """An experiment 'q' started, its first pass done, while the earlier q's workload q-0 is there."""
     cluster = Stopping()
     old = _old_job()
     cluster.jobs.append(old)
@@ -30,6 +32,11 @@ def test_a_trial_waits_for_its_name_and_is_created_once_free(tmp_path: Path) -> 
     c, events = operator(cluster, engine)
     c.start()
     c.step()
+    return cluster, old, engine, c, events
+
+
+def test_a_trial_waits_for_its_name_and_is_created_once_free(tmp_path: Path) -> None:
+    cluster, old, engine, c, events = _started(tmp_path)
     c.step()
     assert engine.trial("q", "q-0").record.state.value == "WAITING"
     assert events.emitted == [("TrialWaitsForWorkloadName", False)]  # once, not per pass
@@ -42,13 +49,7 @@ def test_a_trial_waits_for_its_name_and_is_created_once_free(tmp_path: Path) -> 
 
 
 def test_a_waiting_trial_stopped_by_the_experiment_leaves_the_other_workload_alone(tmp_path: Path) -> None:
-    cluster = Stopping()
-    old = _old_job()
-    cluster.jobs.append(old)
-    engine = Engine(Store(tmp_path / "t.db"), clock=cluster.clock)
-    c, events = operator(cluster, engine)
-    c.start()
-    c.step()
+    cluster, old, engine, c, events = _started(tmp_path)
     c.state.error = "tuner failed: boom"  # the experiment ends ERROR, stopping what it runs
     c.step()
     d = c.step()
