@@ -81,7 +81,7 @@ def tidy(x: float) -> int | float:
     return int(r) if r.is_integer() and abs(r) < 2**53 else r
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([smhd]?)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([smhd]?)\s*$", re.IGNORECASE)  # NNI lowercases first
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -93,7 +93,7 @@ def duration_seconds(value: Any, where: str) -> int:
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+        seconds = float(m.group(1)) * _UNIT[m.group(2).lower()]
     else:
         raise ConvertError(where, f"must be a duration like '1h', '30m' or '0.5h' (number + s|m|h|d), got {value!r}")
     if not math.isfinite(seconds) or seconds <= 0:

@@ -105,8 +105,9 @@ def test_tuner_names_are_canonical_and_substitutes_noted() -> None:
 
 
 @pytest.mark.parametrize("value,seconds", [("1h", 3600), ("30m", 1800), ("0.5h", 1800), ("2d", 172800), ("90", 90),
-                                           ("1.5s", 2), (45, 45)])
+                                           ("1.5s", 2), (45, 45), ("1H", 3600), ("1.5H", 5400), ("90S", 90)])
 def test_durations(value: Any, seconds: int) -> None:
+    """NNI lowercases a duration before parsing it (parse_time), so '1H' is an hour there too."""
     assert duration_seconds(value, "maxExperimentDuration") == seconds
 
 
