@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from autotune_operator.convert import Conversion, ConvertError, convert_katib, convert_nni, detect
+from autotune_operator.convert.nni import canonical_keys
 from autotune_operator.spec import SpecError, _StrictLoader, _yaml_problem, validate_manifest
 
 EXIT_OK, EXIT_INVALID = 0, 2
@@ -137,6 +138,7 @@ def convert_file(args: argparse.Namespace) -> Conversion:
         conv = convert_katib(doc)
         conv.notes[:0] = extra
         return conv
+    doc = canonical_keys(doc)  # search_space_file, trial_code_directory: NNI's snake_case spellings
     config_dir = Path(args.source).resolve().parent
     out_dir = Path(args.output).resolve().parent if args.output else Path.cwd()
     conv = convert_nni(doc, search_space=_search_space(args, doc, config_dir),

@@ -39,9 +39,54 @@ TRIAL_CODE_NOTE = ("trial code: NNI's nni.get_next_parameter(), nni.report_inter
                    "`import autotune as nni` instead of `import nni` (README \"Your training script\")")
 
 
+ALGORITHM_FIELDS = {"name", "classArgs", "className", "codeDirectory"}
+SERVICE_FIELDS = {"platform", "gpuIndices", "useActiveGpu", "maxTrialNumberPerGpu", "operator", "master", "worker", "ps"}
+ROLE_FIELDS = {"replicas", "command", "gpuNumber", "cpuNumber", "memorySize", "dockerImage"}
+
+
+def _fold(key: str) -> str:
+    """NNI's own key matching (config utils ``case_insensitive``): 'trial_command' is 'trialCommand'."""
+    return key.lower().replace("_", "")
+
+
+def _canonical(block: Any, known: set[str], where: str) -> Any:
+    """``block`` with each key NNI would read as a known v2 field under that field's camelCase
+    name; other keys and all values as they are (classArgs and the search space are user data)."""
+    if not isinstance(block, Mapping):
+        return block
+    by_fold = {_fold(k): k for k in known}
+    out: dict[Any, Any] = {}
+    for k, v in block.items():
+        name = by_fold.get(_fold(k), k) if isinstance(k, str) else k
+        if name in out:
+            raise ConvertError(f"{where}{name}", f"is given twice (as {name!r} and {k!r}); NNI reads keys without "
+                               f"regard to case or '_'; keep one")
+        out[name] = v
+    return out
+
+
+def canonical_keys(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The v2 config with snake_case (or otherwise cased) keys under NNI's camelCase names, as
+    NNI itself accepts them, so ``trial_command`` converts like ``trialCommand``."""
+    out = _canonical(doc, V2_FIELDS, "")
+    for role in ("tuner", "assessor", "advisor"):
+        out[role] = _canonical(out.get(role), ALGORITHM_FIELDS, f"{role}.")
+        if out[role] is None:
+            del out[role]
+    ts = out.get("trainingService")
+    if isinstance(ts, Mapping):
+        ts = _canonical(ts, SERVICE_FIELDS, "trainingService.")
+        for r in ("master", "worker", "ps"):
+            if isinstance(ts.get(r), Mapping):
+                ts[r] = _canonical(ts[r], ROLE_FIELDS, f"trainingService.{r}.")
+        out["trainingService"] = ts
+    return out
+
+
 def is_nni(doc: Mapping[str, Any]) -> bool:
-    keys = ("trialCommand", "trainingServicePlatform", "searchSpacePath", "searchSpaceFile", "trainingService")
-    return any(k in doc for k in keys) or isinstance(doc.get("trial"), Mapping)
+    keys = {_fold(k) for k in ("trialCommand", "trainingServicePlatform", "searchSpacePath", "searchSpaceFile",
+                               "trainingService")}
+    return any(isinstance(k, str) and _fold(k) in keys for k in doc) or isinstance(doc.get("trial"), Mapping)
 
 
 def _from_v1(doc: dict[str, Any], notes: list[str]) -> dict[str, Any]:
@@ -248,6 +293,7 @@ def convert_nni(doc: Any, *, search_space: Any = None, code_base: str = ".", def
     doc = mapping(doc, "", required=True)
     if not is_nni(doc):
         raise ConvertError("trialCommand", "is missing: not an NNI experiment config")
+    doc = canonical_keys(doc)
     if not any(k in doc for k in ("trainingServicePlatform", "trial", "searchSpacePath")):
         return _convert(doc, [], search_space, code_base, default_name, image)
     notes: list[str] = []

@@ -167,3 +167,37 @@ def test_a_kubeflow_operator_that_is_not_a_name_is_refused_naming_it() -> None:
     with pytest.raises(ConvertError) as e:
         convert_nni(doc, search_space=SPACE)
     assert e.value.field == "trainingService.operator" and "tf-operator or pytorch-operator" in str(e.value)
+
+
+def test_snake_case_keys_convert_as_nni_reads_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """NNI matches v2 keys without regard to case or '_' (trial_command is trialCommand);
+    `autotune convert` said such a config was not an NNI config at all."""
+    (tmp_path / "code").mkdir()
+    (tmp_path / "space.json").write_text(json.dumps(SPACE))
+    (tmp_path / "c.yml").write_text(yaml.safe_dump({
+        "experiment_name": "snake", "search_space_file": "space.json", "trial_command": "python3 train.py",
+        "trial_code_directory": "code", "trial_concurrency": 2, "max_trial_number": 3,
+        "max_experiment_duration": "1h", "trial_gpu_number": 0,
+        "tuner": {"name": "TPE", "class_args": {"optimize_mode": "maximize"}},
+        "training_service": {"platform": "local", "use_active_gpu": False}}))
+    out = tmp_path / "exp.yaml"
+    assert main(["convert", str(tmp_path / "c.yml"), "-o", str(out)]) == 0, capsys.readouterr().err
+    exp = load_experiment(str(out))
+    s = exp.spec
+    assert yaml.safe_load(out.read_text())["metadata"]["name"] == "snake" and json.loads(s.searchSpace) == SPACE  # type: ignore[arg-type]
+    assert s.maxTrialNum == 3 and s.trialConcurrency == 2 and s.maxExecSeconds == 3600
+    assert s.tuner is not None and s.tuner.builtinTunerName == "TPE"
+    assert "maximize" in str(s.tuner.classArgs)  # class_args is classArgs; its own keys stay as written
+    c = s.trainingConfig.tasks[0].template["spec"]["containers"][0]
+    assert (out.parent / c["workingDir"]).resolve() == (tmp_path / "code").resolve()
+    assert c["env"] == [{"name": "CUDA_VISIBLE_DEVICES", "value": ""}]
+    err = capsys.readouterr().err
+    assert "not an NNI v2 field" not in err and "useActiveGpu" in err
+
+
+def test_a_key_given_twice_in_two_spellings_is_refused_naming_it() -> None:
+    doc = load("config.yml")
+    doc["trial_command"] = "python3 other.py"
+    with pytest.raises(ConvertError) as e:
+        convert_nni(doc, search_space=SPACE)
+    assert e.value.field == "trialCommand" and "trial_command" in str(e.value)
