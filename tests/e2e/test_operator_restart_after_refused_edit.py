@@ -57,10 +57,14 @@ def test_a_refused_search_space_edit_survives_operator_restarts(kube_cluster, en
     wait_for(lambda: refused(kube_cluster, ns, name), 30, "the SpecChangeRefused Event")
 
     # A restart after that edit, and an edit made while no operator runs, then a restart.
+    # The status already says generation 2 and RUNNING (the running operator wrote it), so
+    # the restarted operator is known to run the experiment only once it issues a trial.
     op.kill()
+    issued = get_experiment(kube_cluster, ns, name)["status"]["trials"]["total"]
     op.start()
-    wait_for(lambda: (get_experiment(kube_cluster, ns, name).get("status") or {}).get("observedGeneration") == 2
-             and "RUNNING" == get_experiment(kube_cluster, ns, name)["status"].get("phase"), 60, "the restarted operator")
+    wait_for(lambda: (st := get_experiment(kube_cluster, ns, name)["status"])["trials"]["total"] > issued
+             and st.get("phase") == "RUNNING" and st.get("observedGeneration") == 2, 120,
+             "the restarted operator's next trial")
     op.kill()
     patch_space(kube_cluster, ns, name, EDITED[1])
     op.start()
