@@ -32,7 +32,7 @@ DROPPED = {"nniManagerIp": "AutoTune's trials reach its tuner server on their ow
            "tunerGpuIndices": "AutoTune's tuners run on the CPU",
            "sharedStorage": "mount shared storage in the trial's pod template instead"}
 # NNI tuners AutoTune does not have, and the model-based tuner that stands in (noted).
-SUBSTITUTES = {"smac": "TPE", "dngo": "TPE"}
+SUBSTITUTES = {"smac": "TPE", "dngo": "TPE", "dngotuner": "TPE"}  # NNI registers DNGO as DNGOTuner
 SHELL = set("$`|&;<>()*?[]{}~!#\n\\")
 TRIAL_CODE_NOTE = ("trial code: NNI's nni.get_next_parameter(), nni.report_intermediate_result() and "
                    "nni.report_final_result() are AutoTune's SDK calls of the same names and arguments: write "

@@ -201,3 +201,13 @@ def test_a_key_given_twice_in_two_spellings_is_refused_naming_it() -> None:
     with pytest.raises(ConvertError) as e:
         convert_nni(doc, search_space=SPACE)
     assert e.value.field == "trialCommand" and "trial_command" in str(e.value)
+
+
+def test_dngo_under_nni_s_own_name_dngotuner_becomes_tpe() -> None:
+    """NNI's builtin name is DNGOTuner (its docs: `tuner: {name: DNGOTuner}`); docs/convert.md
+    promises DNGO becomes TPE, but that name was refused as an unknown tuner."""
+    doc = load("config.yml")
+    doc["tuner"] = {"name": "DNGOTuner", "classArgs": {"optimize_mode": "maximize", "num_epochs_per_training": 500}}
+    m, notes = convert(doc, search_space=SPACE)
+    assert m["spec"]["tuner"] == {"builtinTunerName": "TPE", "classArgs": {"optimize_mode": "maximize"}}
+    assert has_note(notes, "no DNGOTuner", "TPE", "num_epochs_per_training")
