@@ -263,13 +263,17 @@ def _local_container(doc: dict[str, Any], code_base: str, image: str | None, not
         notes.append("spec.trainingConfig.tasks[0].template.spec.containers[0].image: none (NNI ran the command on "
                      "this machine); local mode needs none, a cluster does: pass --image IMAGE or add it")
     c["command"] = _command(doc.get("trialCommand"), "trialCommand")
-    code = str(doc.get("trialCodeDirectory") or ".")
+    code = doc.get("trialCodeDirectory") or "."
+    if not isinstance(code, str):
+        raise ConvertError("trialCodeDirectory", f"must be a path (a string), got {type(code).__name__}")
     code = os.path.expanduser(code)
     wd = code if os.path.isabs(code) else os.path.normpath(os.path.join(code_base, code))
     c["workingDir"] = wd
     gpus = doc.get("trialGpuNumber")
     if gpus is not None:
         n = integer(gpus, "trialGpuNumber")
+        if n < 0:
+            raise ConvertError("trialGpuNumber", f"must be >= 0, got {n}")
         if n == 0:  # NNI hides every GPU from such trials
             c["env"] = [{"name": "CUDA_VISIBLE_DEVICES", "value": ""}]
         else:

@@ -119,6 +119,8 @@ def test_durations(value: Any, seconds: int) -> None:
     (lambda d: d.pop("tuner") and d.pop("assessor"), "tuner"),
     (lambda d: d.update(trialCommand=""), "trialCommand"),
     (lambda d: d.update(experimentType="nas"), "experimentType"),
+    (lambda d: d.update(trialGpuNumber=-1), "trialGpuNumber"),  # was a limit nvidia.com/gpu: -1
+    (lambda d: d.update(trialCodeDirectory=["src"]), "trialCodeDirectory"),  # was workingDir "['src']"
 ])
 def test_bad_nni_input_names_the_field(edit: Any, field: str) -> None:
     doc = load("config.yml")
