@@ -70,9 +70,12 @@ def test_an_experiment_made_before_a_refusal_can_still_be_deleted(kube_cluster, 
         wait_for(created, 60, "the experiment created under the old CRD, without the policy")
     finally:
         install_crd(kube_cluster)
-    # The refusal is in force again: a new object like it is refused ...
-    wait_for(lambda: refused in kube_cluster.kubectl("create", "-n", ns, "-f", "-", input=_experiment("experiment-sample-2", edit),
-                                                     check=False).stderr, 60, "the refusal in force again")
+    # The refusal is in force again: a new object like it is refused ... (a dry run: a real
+    # create made before the new rule or binding reached the apiserver's checks would succeed,
+    # and every later try would then be AlreadyExists, never the refusal)
+    wait_for(lambda: refused in kube_cluster.kubectl("create", "--dry-run=server", "-n", ns, "-f", "-",
+                                                     input=_experiment("experiment-sample-2", edit), check=False).stderr,
+             60, "the refusal in force again")
     # ... but the old one still takes a status write and loses its finalizer.
     r = kube_cluster.kubectl("patch", "ate", name, "-n", ns, "--subresource=status", "--type=merge",
                              "-p", '{"status":{"phase":"ERROR","message":"invalid"}}', check=False)
