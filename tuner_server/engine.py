@@ -234,7 +234,8 @@ def _nested_deeper(v: Any, levels: int) -> bool:
     return any(_nested_deeper(x, levels - 1) for x in (v.values() if isinstance(v, Mapping) else v))
 
 
-def build_algorithms(config: ExperimentConfig) -> tuple[SearchSpace, Tuner, Assessor | None]:
+def build_algorithms(config: ExperimentConfig, experiment: str | None = None) -> tuple[SearchSpace, Tuner, Assessor | None]:
+    """``experiment``: the id the tuner is bound to (PBT keys its default checkpoint root by it)."""
     try:
         space = parse_search_space(config.searchSpace)
     except SearchSpaceError as e:
@@ -247,6 +248,8 @@ def build_algorithms(config: ExperimentConfig) -> tuple[SearchSpace, Tuner, Asse
                 raise TunerArgsError(f"advisor {config.tuner.name} optimizes a single objective; remove spec.objectives")
             return space, create_advisor(config.tuner.name, space, args, seed=config.seed), _assessor(config)
         tuner = create_tuner(config.tuner.name, space, args, seed=config.seed, objectives=objectives)
+        if experiment is not None:
+            tuner.bind_experiment(experiment)
     except TunerArgsError as e:
         raise InvalidConfig(f"tuner: {e}") from None
     return space, tuner, _assessor(config)
@@ -280,7 +283,7 @@ class Engine:
         for se in store.experiments():
             try:
                 config = ExperimentConfig.model_validate(se.config)
-                space, tuner, assessor = build_algorithms(config)
+                space, tuner, assessor = build_algorithms(config, se.id)
             except (InvalidConfig, ValidationError) as e:
                 self._unloadable[se.id] = str(e).replace("\n", " ")
                 logging.getLogger(__name__).error("experiment %s is stored but does not load: %s", se.id, e)
@@ -323,7 +326,7 @@ class Engine:
             if token is not None and token != h.stored.token:
                 raise Conflict(f"experiment '{exp_id}' exists with a different token")
             return h
-        space, tuner, assessor = build_algorithms(config)
+        space, tuner, assessor = build_algorithms(config, exp_id)
         se = StoredExperiment(exp_id, name, config.model_dump(mode="json"), token or secrets.token_urlsafe(32), self.clock(),
                               dict(owner) if owner else None)
         self.store.add_experiment(se)

@@ -124,3 +124,22 @@ def test_deterministic_and_improves_over_generations():
     a = pbt({"population_size": 8}).suggest(hist, np.random.default_rng(3))
     b = pbt({"population_size": 8}).suggest(list(hist), np.random.default_rng(3))
     assert a == b
+
+
+def test_default_root_is_keyed_by_the_experiment_and_a_resume_keeps_the_first_trials_root(monkeypatch):
+    monkeypatch.setenv("AUTOTUNE_CHECKPOINT_DIR", "/shared/ckpt")
+    a, b = pbt({"population_size": 2}), pbt({"population_size": 2})
+    a.bind_experiment("exp-a")
+    b.bind_experiment("team/exp b")  # not a path: one directory level, safe characters
+    rng = np.random.default_rng(0)
+    assert a.suggest([], rng)["save_checkpoint_dir"] == "/shared/ckpt/exp-a/0/0"
+    assert b.suggest([], rng)["save_checkpoint_dir"] == "/shared/ckpt/team_exp_b/0/0"
+    given = pbt({"all_checkpoint_dir": "/mnt/c"})
+    given.bind_experiment("exp-a")  # an explicit root is the user's choice
+    assert given.checkpoint_dir == "/mnt/c"
+    # trials recorded under another root (an experiment started before this default, or
+    # with another $AUTOTUNE_CHECKPOINT_DIR) go on under that root, where their models are
+    hist = [record(i, {**pbt({}).space.to_parameters(pbt({}).space.sample_flat(rng)), "load_checkpoint_dir": "",
+                       "save_checkpoint_dir": f"/old/0/{i}/0"}, float(i)) for i in range(2)]
+    nxt = a.suggest(hist, rng)
+    assert nxt["save_checkpoint_dir"] == "/old/0/0/1" and nxt["load_checkpoint_dir"].startswith("/old/0/")

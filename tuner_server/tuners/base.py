@@ -88,6 +88,10 @@ class Tuner(ABC):
         """Validate and take the algorithm's own classArgs; the default takes none."""
         reject_unknown(self.name, args, ())
 
+    def bind_experiment(self, experiment: str) -> None:
+        """Told the id of the experiment this tuner serves (the engine calls it once built);
+        a tuner that names files on disk keys them by it. The default needs nothing."""
+
     @abstractmethod
     def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
         """The next trial's parameters. Raise NoMoreTrials when nothing new remains."""

@@ -19,13 +19,19 @@ the trial loads its model from the former and saves to the latter (creating it).
   members continue unchanged from their own checkpoint.
 
 State is rebuilt from the history each call. The default ``all_checkpoint_dir`` is
-``$AUTOTUNE_CHECKPOINT_DIR/<seed>``, else ``~/autotune-checkpoints/<seed>``.
+``$AUTOTUNE_CHECKPOINT_DIR/<experiment id>``, else ``~/autotune-checkpoints/<experiment id>``
+(as NNI's ``~/nni/checkpoint/<experiment id>``): keyed by the seed, as it was, every two
+experiments left at the default seed 0 wrote ``<root>/0/<member>/<generation>`` alike, so
+two running at once overwrote and loaded each other's models. Once trials exist, the root
+is the one the first trial was given, so a resumed experiment keeps its checkpoints even
+if the default (or ``$AUTOTUNE_CHECKPOINT_DIR``) changed in between.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -52,8 +58,9 @@ class PBTTuner(Tuner):
                 raise TunerArgsError(f"tuner {n} does not support nested choice (parameter '{d.key}')")
             if d.name in (LOAD, SAVE):
                 raise TunerArgsError(f"tuner {n}: parameter name '{d.name}' is reserved for checkpoint paths")
-        base = os.environ.get("AUTOTUNE_CHECKPOINT_DIR") or os.path.join(os.path.expanduser("~"), "autotune-checkpoints")
-        self.checkpoint_dir = arg(n, args, "all_checkpoint_dir", os.path.join(base, str(self.seed)), str,
+        self.checkpoint_dir_given = "all_checkpoint_dir" in args
+        # Keyed by the seed until the engine binds the experiment (bind_experiment).
+        self.checkpoint_dir = arg(n, args, "all_checkpoint_dir", os.path.join(_default_base(), str(self.seed)), str,
                                   lambda v: bool(v.strip()), "must be a non-empty path")
         self.population_size = arg(n, args, "population_size", 10, int, lambda v: v >= 2, "must be >= 2")
         self.factor = float(arg(n, args, "factor", 0.2, (int, float), lambda v: 0 < v < 1, "must be in (0, 1)"))
@@ -62,18 +69,30 @@ class PBTTuner(Tuner):
         self.fraction = float(arg(n, args, "fraction", 0.2, (int, float), lambda v: 0 < v <= 0.5, "must be in (0, 0.5]"))
         self.n_exploit = max(1, int(self.fraction * self.population_size))
 
-    def save_dir(self, member: int, generation: int) -> str:
-        return os.path.join(self.checkpoint_dir, str(member), str(generation))
+    def bind_experiment(self, experiment: str) -> None:
+        if not self.checkpoint_dir_given:
+            self.checkpoint_dir = os.path.join(_default_base(), re.sub(r"[^A-Za-z0-9._-]", "_", experiment))
+
+    def root(self, trials: Sequence[TrialRecord]) -> str:
+        """The checkpoint root: the one trial 0 (member 0, generation 0) was given, once it exists."""
+        first = trials[0].parameters.get(SAVE) if trials else None
+        if isinstance(first, str) and first:
+            return os.path.dirname(os.path.dirname(first))
+        return self.checkpoint_dir
+
+    def save_dir(self, member: int, generation: int, root: str | None = None) -> str:
+        return os.path.join(self.checkpoint_dir if root is None else root, str(member), str(generation))
 
     def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
         trials = sorted(history, key=lambda t: t.sequence)
         g, m = divmod(len(trials), self.population_size)
+        root = self.root(trials)
         if g == 0:
             try:
                 params = dict(self.sample_new(trials, rng))
             except NoMoreTrials:  # members are separate models: a repeat still fills the generation
                 params = dict(self.space.to_parameters(self.space.sample_flat(rng)))
-            params.update({LOAD: "", SAVE: self.save_dir(m, 0)})
+            params.update({LOAD: "", SAVE: self.save_dir(m, 0, root)})
             return params
         prev = trials[(g - 1) * self.population_size : g * self.population_size]
         if any(not t.state.ended for t in prev):
@@ -84,12 +103,12 @@ class PBTTuner(Tuner):
         if m in bottom:
             src = top[int(rng.integers(len(top)))]
             flat = self.explore(self.space.to_flat(prev[src].parameters), rng)
-            load = self.save_dir(src, g - 1)
+            load = self.save_dir(src, g - 1, root)
         else:
             flat = self.space.to_flat(prev[m].parameters)
-            load = self.save_dir(m, g - 1)
+            load = self.save_dir(m, g - 1, root)
         params = dict(self.space.to_parameters(flat))
-        params.update({LOAD: load, SAVE: self.save_dir(m, g)})
+        params.update({LOAD: load, SAVE: self.save_dir(m, g, root)})
         return params
 
     def explore(self, flat: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -101,6 +120,10 @@ class PBTTuner(Tuner):
             else:
                 out[k] = _perturb(d, v, self.factor, rng)
         return out
+
+
+def _default_base() -> str:
+    return os.environ.get("AUTOTUNE_CHECKPOINT_DIR") or os.path.join(os.path.expanduser("~"), "autotune-checkpoints")
 
 
 def _perturb(d: Dimension, v: Any, factor: float, rng: np.random.Generator) -> Any:
