@@ -224,6 +224,8 @@ def _role_container(role: str, r: dict[str, Any], framework: str, notes: list[st
     limits: dict[str, Any] = {}
     if r.get("gpuNumber"):
         limits["nvidia.com/gpu"] = integer(r["gpuNumber"], f"{where}.gpuNumber")
+        if limits["nvidia.com/gpu"] < 0:
+            raise ConvertError(f"{where}.gpuNumber", f"must be >= 0, got {limits['nvidia.com/gpu']}")
     if r.get("cpuNumber"):
         limits["cpu"] = str(r["cpuNumber"])
     if r.get("memorySize"):

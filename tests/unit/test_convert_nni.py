@@ -213,3 +213,12 @@ def test_dngo_under_nni_s_own_name_dngotuner_becomes_tpe() -> None:
     m, notes = convert(doc, search_space=SPACE)
     assert m["spec"]["tuner"] == {"builtinTunerName": "TPE", "classArgs": {"optimize_mode": "maximize"}}
     assert has_note(notes, "no DNGOTuner", "TPE", "num_epochs_per_training")
+
+
+def test_a_negative_kubeflow_role_gpu_number_is_refused_naming_it() -> None:
+    """gpuNumber: -1 became the limit nvidia.com/gpu: -1, which Kubernetes rejects at pod creation."""
+    doc = load("config_kubeflow.yml")
+    doc["trainingService"]["worker"]["gpuNumber"] = -1
+    with pytest.raises(ConvertError) as e:
+        convert_nni(doc, search_space=SPACE)
+    assert e.value.field == "trainingService.worker.gpuNumber" and ">= 0" in str(e.value)
