@@ -143,3 +143,28 @@ def test_default_root_is_keyed_by_the_experiment_and_a_resume_keeps_the_first_tr
                        "save_checkpoint_dir": f"/old/0/{i}/0"}, float(i)) for i in range(2)]
     nxt = a.suggest(hist, rng)
     assert nxt["save_checkpoint_dir"] == "/old/0/0/1" and nxt["load_checkpoint_dir"].startswith("/old/0/")
+
+
+def test_a_member_whose_trial_failed_never_loads_a_checkpoint_it_did_not_write():
+    # More failures than the bottom fraction: a failed member outside the bottom used to
+    # "continue from its own checkpoint", which its failed trial never saved (and a failed
+    # member could be an exploit source when most failed), so every later generation of it
+    # failed loading. Now it exploits a member with a result, or starts afresh if none has.
+    t = pbt({"all_checkpoint_dir": "/ckpt", "population_size": 4, "fraction": 0.25})
+    hist = []
+    gen0 = run_generation(t, hist, 0, finish=False)
+    for i in range(4):
+        ok = i >= 2
+        hist[i] = record(i, gen0[i].parameters, score(gen0[i].parameters) if ok else None,
+                         TrialState.SUCCEEDED if ok else TrialState.FAILED)
+    gen1 = run_generation(t, hist, 1, finish=False)
+    written = {"/ckpt/2/0", "/ckpt/3/0"}
+    assert all(p.parameters["load_checkpoint_dir"] in written for p in gen1)
+    assert [p.parameters["load_checkpoint_dir"] for p in gen1[2:]] == ["/ckpt/2/0", "/ckpt/3/0"]  # they go on
+    for i in range(4, 8):
+        hist[i] = record(i, hist[i].parameters, None, TrialState.FAILED)
+    gen2 = run_generation(t, hist, 2, finish=False)
+    assert [p.parameters["load_checkpoint_dir"] for p in gen2] == [""] * 4  # nothing to load: from scratch
+    assert [p.parameters["save_checkpoint_dir"] for p in gen2] == [f"/ckpt/{m}/2" for m in range(4)]
+    assert all(parse_search_space(SPACE).contains({k: v for k, v in p.parameters.items() if not k.endswith("checkpoint_dir")})
+               for p in gen2)

@@ -11,8 +11,10 @@ the trial loads its model from the former and saves to the latter (creating it).
   are still running, ``suggest`` raises :class:`TryLater` (the engine should ask again
   when a trial ends).
 * Ranking of generation g by result (failed trials, or ones without a result, rank last).
-  The bottom ``fraction`` of members **exploit**: each copies the hyper-parameters of a
-  random member of the top ``fraction`` and loads that member's checkpoint; then
+  The bottom ``fraction`` of members, and every member whose trial failed (it saved no
+  checkpoint), **exploit**: each copies the hyper-parameters of a random member of the top
+  ``fraction`` that has a result and loads that member's checkpoint (if no member of the
+  generation has a result, they start afresh: no checkpoint, explored parameters); then
   **explore**: every parameter is re-sampled from the prior with probability
   ``resample_probability``, else perturbed by a factor ``1 +/- factor`` (numbers; clipped
   to bounds and rounded as the type says) or moved one index step (choice). The other
@@ -99,8 +101,14 @@ class PBTTuner(Tuner):
             raise TryLater(f"generation {g - 1} of {self.name} still has running trials")
         losses = [self.mode.loss(float(t.value)) if t.value is not None and math.isfinite(t.value) else math.inf for t in prev]
         ranking = sorted(range(len(prev)), key=lambda i: (losses[i], i))
-        top, bottom = ranking[: self.n_exploit], ranking[-self.n_exploit :]
-        if m in bottom:
+        # A member without a result (its trial failed) saved no checkpoint to go on from, nor
+        # to be copied: it always exploits, and only members with a result are sources.
+        top = [i for i in ranking[: self.n_exploit] if math.isfinite(losses[i])]
+        bottom = set(ranking[-self.n_exploit :]) | {i for i in ranking if not math.isfinite(losses[i])}
+        if m in bottom and not top:  # the whole generation failed: start afresh, its own parameters explored
+            flat = self.explore(self.space.to_flat(prev[m].parameters), rng)
+            load = ""
+        elif m in bottom:
             src = top[int(rng.integers(len(top)))]
             flat = self.explore(self.space.to_flat(prev[src].parameters), rng)
             load = self.save_dir(src, g - 1, root)
