@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import yaml
+
 from kube_harness.experiments import experiment_manifest
 from tests.integration.conftest import ADMIN
 from tests.integration.conftest import ServerProcess as TunerServer  # the same real tuner-server process
@@ -28,10 +30,19 @@ X_SPACE = '{"x": {"_type": "choice", "_value": [1, 2, 3, 4]}}'
 
 
 def install_crd(cluster) -> None:
-    """The CRD and the admission policy next to it (everything in crds/)."""
+    """The CRD and the admission policy next to it (everything in crds/), once the policy is
+    in force: the apiserver takes up a (re)applied binding a moment after the apply returns
+    (test_operator_restart_after_refused_edit and test_crd_rules_old_objects remove it), and
+    a test expecting its refusal must not run before. Probed with a dry run (nothing made)."""
     cluster.kubectl("apply", "-f", str(ROOT / "crds"))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                     "crd/autotuneexperiments.tensorstack.dev")
+    probe = yaml.safe_load(SEED_EXAMPLE)
+    probe["metadata"] = {"generateName": "policy-probe-"}
+    probe["spec"]["searchSpace"] = [1]  # the policy's refusal (the CRD cannot see this schemaless field)
+    wait_for(lambda: "spec.searchSpace must be" in cluster.kubectl(
+        "create", "--dry-run=server", "-n", "default", "-f", "-", input=json.dumps(probe), check=False).stderr,
+        60, "the admission policy in force")
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
