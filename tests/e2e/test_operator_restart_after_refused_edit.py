@@ -55,6 +55,11 @@ def test_a_refused_search_space_edit_survives_operator_restarts(kube_cluster, en
     # Edited while the operator runs: refused with one Warning, as before.
     patch_space(kube_cluster, ns, name, EDITED[0])
     wait_for(lambda: refused(kube_cluster, ns, name), 30, "the SpecChangeRefused Event")
+    # ... and recorded as handled (observedGeneration, written after the Event in the same
+    # pass): killed in between, the restarted operator cannot know the Warning was given and
+    # gives it again (3 Warnings, seen once here).
+    wait_for(lambda: get_experiment(kube_cluster, ns, name)["status"].get("observedGeneration") == 2, 30,
+             "the refused edit's generation observed")
 
     # A restart after that edit, and an edit made while no operator runs, then a restart.
     # The status already says generation 2 and RUNNING (the running operator wrote it), so
