@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,13 +27,20 @@ def test_two_pbt_experiments_at_once_keep_their_checkpoints_apart(tmp_path: Path
     record = tmp_path / "runs.jsonl"
     env = {**os.environ, "AUTOTUNE_CHECKPOINT_DIR": str(tmp_path / "ckpt")}
     procs = []
-    for name in ("pbt-a", "pbt-b"):
-        path = write_manifest(tmp_path / f"{name}.yaml", pbt_manifest(name, record))
-        procs.append(subprocess.Popen(autotune_cmd() + ["run", str(path), "--output", str(tmp_path / "out")], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for p in procs:
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err
+    try:
+        for name in ("pbt-a", "pbt-b"):
+            path = write_manifest(tmp_path / f"{name}.yaml", pbt_manifest(name, record))
+            # Own sessions: the runs and their trials are ended by group below, never pytest's.
+            procs.append(subprocess.Popen(autotune_cmd() + ["run", str(path), "--output", str(tmp_path / "out")], env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True))
+        for p in procs:
+            _, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
     for name in ("pbt-a", "pbt-b"):
         s = read_status(tmp_path / "out", name)
         assert s["phase"] == "DONE", s["message"]
