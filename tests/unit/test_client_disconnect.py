@@ -1,10 +1,10 @@
 """A client that goes away before its request body arrived is no server error, on every
-route that reads a body (not only the MLflow one, 97cc451).
+route that reads a body: the MLflow routes (97cc451: a trial's MLflow client killed by the
+assessor mid-log_metric, as in examples/digits-mlflow.yaml), the login form, the JSON API.
 
 Uncaught, starlette's ClientDisconnect made uvicorn print "Exception in ASGI application"
-and a long traceback. The app is driven through ASGI directly, as in
-test_mlflow_client_disconnect.py: a real HTTP client cannot be made to vanish at one exact
-point of the server's read.
+and a long traceback into the user's `autotune run` output. The app is driven through ASGI
+directly: a real HTTP client cannot be made to vanish at one exact point of the server's read.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from tuner_server.api import create_app
 from tuner_server.engine import Engine, ExperimentConfig
+from tuner_server.mlflow_names import PREFIX
 from tuner_server.store import Store
 from tuner_server.ui import UiOptions
 
@@ -79,4 +80,20 @@ def test_a_metric_report_whose_client_left_is_answered_400(tmp_path: Path) -> No
     # (held here: a FastAPI change must not bring the traceback back).
     assert status_of(sent) == 400
     assert body_of(sent)["detail"] == "There was an error parsing the body"
+    engine.store.close()
+
+
+def test_an_mlflow_client_gone_before_its_body_is_answered_in_mlflow_s_format(tmp_path: Path) -> None:
+    engine = Engine(Store(tmp_path / "t.db"))
+    h = engine.register("exp", "exp", ExperimentConfig.model_validate(
+        {"searchSpace": SPACE, "tuner": {"name": "Random"}, "primaryMetric": "accuracy"}))
+    trial = engine.suggest("exp").trial_id
+    engine.started("exp", trial)
+    app = create_app(engine, ADMIN)
+
+    sent = call_with_client_gone(app, f"{PREFIX}/exp/{trial}/api/2.0/mlflow/runs/log-metric", [
+        (b"content-type", b"application/json"), (b"authorization", f"Bearer {h.stored.token}".encode())])
+
+    assert status_of(sent) == 400
+    assert "disconnected" in body_of(sent)["message"]  # MLflow's error shape, not FastAPI's detail
     engine.store.close()
