@@ -21,6 +21,13 @@ import pytest
 TRIALS = Path(__file__).parent / "trials"
 ADMIN = "test-admin-token-0123456789"
 
+# A test run started in the background of a non-interactive shell (`./scripts/test ... &`)
+# inherits SIGINT ignored, and every `autotune run` it starts would inherit that too and shrug
+# off the Ctrl-C the interrupt tests send (they then fail with exit 0 for 130). A handler of
+# our own here is reset to the default in each child at exec, which an ignored one is not.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -137,6 +144,14 @@ def run_autotune(args: list[str], env: dict[str, str] | None = None, timeout: fl
 
 def read_status(out: Path, name: str) -> dict[str, Any]:
     return json.loads((out / name / "status.json").read_text())
+
+
+def exit_code_for(folder: Path) -> int:
+    """What `autotune run` exits with for the experiment whose results are in ``folder``
+    (f92d75c, README): 1 when it ended ERROR or with no result (no best trial, no Pareto
+    front), else 0. Tests whose runs may or may not leave a trial succeeded compare with it."""
+    s = json.loads((folder / "status.json").read_text())
+    return 1 if s.get("phase") == "ERROR" or not (s.get("bestTrial") or s.get("paretoFront")) else 0
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

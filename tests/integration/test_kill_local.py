@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 
 from tests.integration import kill_harness as kh
-from tests.integration.conftest import ADMIN, ServerProcess, free_port
+from tests.integration.conftest import ADMIN, ServerProcess, exit_code_for, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -254,7 +254,7 @@ def test_a_stop_in_progress_when_the_run_dies_is_still_a_stop(tmp_path: Path) ->
     record = ctx.out / "trials" / tid / "process.json"
     kh.wait_for(lambda: "exit" in json.loads(record.read_text()), None, timeout=30, what=f"{tid} exited")
     rerun = ctx.start()
-    assert rerun.wait(timeout=120) == 0
+    assert rerun.wait(timeout=120) == exit_code_for(ctx.out)
     status = json.loads((ctx.out / "status.json").read_text())
     assert status["phase"] == "TIMEOUT", status["message"]
     state, message, code = kh.db_query(ctx.db, "SELECT state, message, exit_code FROM trials WHERE trial_id = ?", (tid,))[0]

@@ -18,6 +18,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.integration.conftest import exit_code_for
 from tests.integration import kill_harness as kh
 
 HOUR = 3600.0
@@ -77,6 +78,6 @@ def test_with_a_trial_still_running_the_outage_counts(tmp_path: Path) -> None:
     backdate(ctx, HOUR)
     code, log = rerun(ctx)
     status = json.loads((ctx.out / "status.json").read_text())
-    assert (code, status["phase"]) == (0, "TIMEOUT"), (status["message"], log)
+    assert (code, status["phase"]) == (exit_code_for(ctx.out), "TIMEOUT"), (status["message"], log)
     assert "still run" in log and "count toward maxExecSeconds" in log, log
     assert not status.get("pausedSeconds")

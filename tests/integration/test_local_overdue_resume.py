@@ -11,6 +11,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.integration.conftest import exit_code_for
 from tests.integration import kill_harness as kh
 
 
@@ -43,7 +44,7 @@ def test_a_max_trial_seconds_stop_in_progress_when_the_run_dies_fails_the_trial(
     record = ctx.out / "trials" / tid / "process.json"
     kh.wait_for(lambda: "exit" in json.loads(record.read_text()), None, timeout=30, what=f"{tid} exited")
     code, log = rerun(ctx)
-    assert code == 0, log
+    assert code == exit_code_for(ctx.out), log
     state, message, exit_code = kh.db_query(ctx.db, "SELECT state, message, exit_code FROM trials WHERE trial_id = ?",
                                             (tid,))[0]
     assert (state, exit_code) == ("FAILED", 143) and "maxTrialSeconds" in message, message
@@ -60,7 +61,7 @@ def test_a_max_trial_seconds_stop_of_an_adopted_trial_fails_it(tmp_path: Path) -
     # Its grace lasts until the next SIGTERM, so it still runs however long the next run takes to start.
     assert "exit" not in json.loads((ctx.out / "trials" / tid / "process.json").read_text())
     code, log = rerun(ctx)
-    assert code == 0, log
+    assert code == exit_code_for(ctx.out), log
     state, message, exit_code = kh.db_query(ctx.db, "SELECT state, message, exit_code FROM trials WHERE trial_id = ?",
                                             (tid,))[0]
     assert (state, exit_code) == ("FAILED", 143) and "maxTrialSeconds" in message, (state, message, exit_code, log)

@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 import yaml
 
+from tests.integration.conftest import exit_code_for
 from tests.integration import kill_harness as kh
 
 
@@ -46,7 +47,7 @@ def test_a_trial_stopped_at_the_restart_with_no_process_record_is_not_started(tm
     doc["spec"]["maxExecSeconds"] = 1
     ctx.manifest.write_text(yaml.safe_dump(doc, sort_keys=False))
     code = ctx.start().wait(timeout=120)
-    assert code == 0, ctx.log  # TIMEOUT
+    assert code == exit_code_for(ctx.out), ctx.log  # TIMEOUT
     status = json.loads((ctx.out / "status.json").read_text())
     assert status["phase"] == "TIMEOUT", status
     [(state, message)] = kh.db_query(ctx.db, "SELECT state, message FROM trials WHERE exp_id = ? AND trial_id = ?",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.conftest import TRIALS, ServerProcess, manifest, read_status, run_autotune, write_manifest
+from tests.integration.conftest import TRIALS, ServerProcess, exit_code_for, manifest, read_status, run_autotune, write_manifest
 from tuner_server.history import OptimizeMode
 from tuner_server.pareto import pareto_front, to_losses
 
@@ -66,7 +66,7 @@ def test_missing_objective_fails_the_trial_with_the_reason(tmp_path: Path) -> No
     doc["spec"]["tuner"]["classArgs"] = "{}"  # the directions come from spec.objectives
     path = write_manifest(tmp_path / "m.yaml", doc)
     r = run_autotune(["run", str(path), "--output", str(tmp_path / "out"), "--quiet"])
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == exit_code_for(tmp_path / "out" / "mo-missing"), r.stderr
     s = read_status(tmp_path / "out", "mo-missing")
     assert s["trials"]["failed"] == 2 and s["paretoFront"] == []
     for t in rows(tmp_path / "out", "mo-missing"):
