@@ -6,12 +6,20 @@ could ever reach; a host that is not a loopback still follows the environment.""
 from __future__ import annotations
 
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import ADMIN, TRIALS, ServerProcess, free_port, manifest, read_status, run_autotune, write_manifest
 from tuner_server.client import HttpClient
+
+
+def fresh_urlopen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urlopen's process-wide opener reads the proxy settings once, when first used: after an
+    earlier test in this process (the e2e tier runs first) it still had none, so these tests
+    saw 'name not known' for 'refused'. Rebuilt from this test's environment, put back after."""
+    monkeypatch.setattr(urllib.request, "_opener", None)
 
 
 def dead_proxy_env() -> dict[str, str]:
@@ -37,6 +45,7 @@ def test_the_client_still_uses_the_proxy_for_other_hosts(monkeypatch: pytest.Mon
     # The environment of this process (not production code) is what changes here.
     for k, v in dead_proxy_env().items():
         monkeypatch.setenv(k, v)
+    fresh_urlopen(monkeypatch)
     c = HttpClient("http://tuner.invalid:8080", ADMIN, timeout=2, retry_seconds=0)
     with pytest.raises(OSError) as e:
         c.list_experiments()
@@ -47,6 +56,7 @@ def test_the_client_still_uses_the_proxy_for_other_hosts(monkeypatch: pytest.Mon
 def test_no_proxy_is_respected_for_other_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in dead_proxy_env().items():
         monkeypatch.setenv(k, v)
+    fresh_urlopen(monkeypatch)
     monkeypatch.setenv("no_proxy", "tuner.invalid")
     monkeypatch.setenv("NO_PROXY", "tuner.invalid")
     c = HttpClient("http://tuner.invalid:8080", ADMIN, timeout=2, retry_seconds=0)
