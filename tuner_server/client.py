@@ -19,7 +19,7 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from tuner_server.engine import Assignment, Engine, ExperimentConfig, NotFound, NotNow
 from tuner_server.mlflow_runs import COLLECTED_BATCH, MlflowError, MlflowRuns
-from tuner_server.net import is_loopback
+from tuner_server.net import opener_for
 from tuner_server.warm_start import ImportRequest
 
 DELETE_RETRY_SECONDS = 10.0
@@ -158,13 +158,10 @@ class HttpClient:
         self.timeout = timeout
         self.retry_seconds = retry_seconds
         self.delete_retry_seconds = delete_retry_seconds
-        # A server on this machine's loopback is never reached through a proxy: urllib sends
-        # every http:// URL to $http_proxy unless $no_proxy names the host, so `autotune run
-        # --server http://127.0.0.1:PORT` from a shell with a proxy set retried a 'tuner server
-        # unreachable' for retry_seconds and failed. Other hosts follow the environment
-        # (http_proxy, no_proxy) as before.
-        loopback = is_loopback(urllib.parse.urlsplit(self.url).hostname or "")
-        self._open = urllib.request.build_opener(urllib.request.ProxyHandler({})).open if loopback else urllib.request.urlopen
+        # No proxy for a loopback server (`autotune run --server http://127.0.0.1:PORT` from a
+        # shell with a proxy set); other hosts: the proxies of the environment now, not those
+        # urlopen's process-wide opener kept from its first use (see opener_for).
+        self._open = opener_for(self.url).open
 
     def _call(self, method: str, path: str, body: Any = None, retry_seconds: float | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()

@@ -289,18 +289,20 @@ def _moved_server() -> str | None:
 
 
 def _open(req: urllib.request.Request) -> Any:
-    """urlopen, but never through a proxy for a server on this machine's loopback (local
-    mode's server is on 127.0.0.1): urllib sends every http:// URL to $http_proxy unless
-    $no_proxy names the host, and a proxy cannot reach our loopback, so with a proxy set in
-    the shell (behind a corporate proxy) every trial of `autotune run` failed."""
+    """Send ``req`` through an opener made for it, never urlopen's. A server on this machine's
+    loopback (local mode's is on 127.0.0.1) is reached directly: urllib sends every http://
+    URL to $http_proxy unless $no_proxy names the host, and a proxy cannot reach our loopback,
+    so with a proxy set in the shell every trial of `autotune run` failed. Other hosts follow
+    the environment now, not urlopen's process-wide opener, which keeps the proxies of its
+    first use or whatever opener the training script (or a library) installed.
+    (tuner_server/net.py opener_for does the same; this file must not import it.)"""
     host = urllib.parse.urlsplit(req.full_url).hostname or ""
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name
         loopback = False
-    if loopback:
-        return urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30)
-    return urllib.request.urlopen(req, timeout=30)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({} if loopback else None))
+    return opener.open(req, timeout=30)
 
 
 def _request(method: str, path: str, body: Any) -> Any:

@@ -15,11 +15,12 @@ from tests.integration.conftest import ADMIN, TRIALS, ServerProcess, free_port, 
 from tuner_server.client import HttpClient
 
 
-def fresh_urlopen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """urlopen's process-wide opener reads the proxy settings once, when first used: after an
-    earlier test in this process (the e2e tier runs first) it still had none, so these tests
-    saw 'name not known' for 'refused'. Rebuilt from this test's environment, put back after."""
-    monkeypatch.setattr(urllib.request, "_opener", None)
+def direct_global_opener(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urlopen's process-wide opener as an earlier use in this process leaves it when no proxy
+    was set then (in CI the e2e tier runs first), or as code that installs its own opener
+    does: going direct. The client must not take it (it did before each client had its own
+    opener: these tests saw 'name not known' for 'refused'). Put back after the test."""
+    monkeypatch.setattr(urllib.request, "_opener", urllib.request.build_opener(urllib.request.ProxyHandler({})))
 
 
 def dead_proxy_env() -> dict[str, str]:
@@ -45,7 +46,7 @@ def test_the_client_still_uses_the_proxy_for_other_hosts(monkeypatch: pytest.Mon
     # The environment of this process (not production code) is what changes here.
     for k, v in dead_proxy_env().items():
         monkeypatch.setenv(k, v)
-    fresh_urlopen(monkeypatch)
+    direct_global_opener(monkeypatch)
     c = HttpClient("http://tuner.invalid:8080", ADMIN, timeout=2, retry_seconds=0)
     with pytest.raises(OSError) as e:
         c.list_experiments()
@@ -56,7 +57,6 @@ def test_the_client_still_uses_the_proxy_for_other_hosts(monkeypatch: pytest.Mon
 def test_no_proxy_is_respected_for_other_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in dead_proxy_env().items():
         monkeypatch.setenv(k, v)
-    fresh_urlopen(monkeypatch)
     monkeypatch.setenv("no_proxy", "tuner.invalid")
     monkeypatch.setenv("NO_PROXY", "tuner.invalid")
     c = HttpClient("http://tuner.invalid:8080", ADMIN, timeout=2, retry_seconds=0)
