@@ -252,8 +252,17 @@ def tune(function: Any, search_space: Any, **kwargs: Any) -> Any:
     return _tune(function, search_space, **kwargs)
 
 
+def _token() -> str | None:
+    """$AUTOTUNE_TOKEN without surrounding whitespace (blank: unset), as the tuner server reads
+    tokens: a Secret key made with `kubectl create secret --from-file` ends in the file's
+    newline, which no HTTP header can carry (urllib refused to send it: every report failed)."""
+    v = os.environ.get("AUTOTUNE_TOKEN", "").strip()
+    return v if v else None
+
+
 def _connected() -> bool:
-    return all(_env(k) for k in ("AUTOTUNE_SERVER_URL", "AUTOTUNE_TOKEN", "AUTOTUNE_EXPERIMENT_ID", "AUTOTUNE_TRIAL_ID"))
+    return _token() is not None and all(
+        _env(k) for k in ("AUTOTUNE_SERVER_URL", "AUTOTUNE_EXPERIMENT_ID", "AUTOTUNE_TRIAL_ID"))
 
 
 def _trial_path() -> str:
@@ -314,7 +323,7 @@ def _request(method: str, path: str, body: Any) -> Any:
     while True:
         url = os.environ["AUTOTUNE_SERVER_URL"].rstrip("/") + path
         req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + os.environ["AUTOTUNE_TOKEN"])
+        req.add_header("Authorization", f"Bearer {_token() or ''}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:

@@ -5,6 +5,10 @@ whitespace (it is dropped when the header is read), so the padded value could ne
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Iterator
 
@@ -68,3 +72,25 @@ def test_autotune_run_with_server_reads_its_env_token_without_the_newline(tmp_pa
                      env={"AUTOTUNE_ADMIN_TOKEN": f" {ADMIN}\n"})
     assert r.returncode == 0, r.stderr
     assert read_status(tmp_path / "out", "toy")["trials"]["succeeded"] == 1
+
+
+SDK_TRIAL = textwrap.dedent("""
+    import autotune
+    assert autotune.report_intermediate_result(0.25) is False
+    autotune.report_final_result(0.5)
+""")
+
+
+def test_the_sdks_env_token_is_read_without_its_newline(server: ServerProcess) -> None:
+    with server.client() as admin:
+        r = admin.put("/api/v1/experiments/e2", json={"name": "e2", "config": CONFIG, "token": EXP_TOKEN})
+        assert r.status_code == 200, r.text
+        tid = admin.post("/api/v1/experiments/e2/trials", json={}).json()["trialId"]
+    # A trial's token from a Secret key made with --from-file: the file's newline is kept.
+    env = {**os.environ, "AUTOTUNE_SERVER_URL": server.url, "AUTOTUNE_TOKEN": f" {EXP_TOKEN}\n",
+           "AUTOTUNE_EXPERIMENT_ID": "e2", "AUTOTUNE_TRIAL_ID": tid, "AUTOTUNE_REPORT_TIMEOUT": "30"}
+    run = subprocess.run([sys.executable, "-c", SDK_TRIAL], env=env, capture_output=True, text=True, timeout=120)
+    # Before the fix urllib refused the header ('Invalid header value'): the trial crashed.
+    assert run.returncode == 0, run.stderr[-2000:]
+    trial = server.get(f"/api/v1/experiments/e2/trials/{tid}").json()
+    assert (trial["intermediate"], trial["value"]) == ([0.25], 0.5), trial
