@@ -178,8 +178,12 @@ class HistoryMemo:
 
 
 def flat_key(flat: Mapping[str, Any]) -> tuple:
-    """A hashable identity of a flat assignment (1 == 1.0, as JSON round trips need)."""
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in flat.items())
+    """A hashable identity of a flat assignment (1 == 1.0, as JSON round trips need).
+
+    Independent of key order: the joint model builds its proposal group by group, not in
+    the parents-first order of to_flat, and an order-sensitive key let a configuration
+    already tried pass the repeat check (a duplicate trial on a nested space)."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in flat.items()))
 
 
 # --------------------------------------------------------------------------- new configurations
