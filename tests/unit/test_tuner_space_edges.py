@@ -56,3 +56,35 @@ def test_tpe_never_repeats_a_nested_configuration() -> None:
     assert len(hist) == 40
     assert len(set(keys)) == len(keys), [k for k in keys if keys.count(k) > 1]
 
+
+INTS = {
+    "r": {"_type": "randint", "_value": [0, 10]},
+    "q": {"_type": "quniform", "_value": [0, 10, 2]},
+    "u": {"_type": "uniform", "_value": [0, 1]},
+}
+
+
+def _imported(space: Mapping[str, Any], rows: list[dict[str, Any]]) -> list[TrialRecord]:
+    """Warm-start trials as the engine shows them, checked as the engine checks them."""
+    from tuner_server.warm_start import misfit
+
+    sp = parse_search_space(space)
+    out = []
+    for i, p in enumerate(rows):
+        assert misfit(sp, p) is None, misfit(sp, p)
+        out.append(TrialRecord(i, f"imported:src:{i}", p, TrialState.SUCCEEDED, float(i % 7), kind="imported"))
+    return out
+
+
+def test_evolution_hands_out_integers_where_imported_trials_had_floats() -> None:
+    # JSON from another tool may write 8.0 for an integer quniform and 3.0 for a randint; the
+    # warm-start check accepts them (they are the same numbers). Evolution's children keep
+    # all but one parameter of a parent, and passed such floats on to new trials.
+    rows = [{"r": float(i % 10), "q": float(2 * (i % 5)), "u": (i % 10) / 10} for i in range(12)]
+    hist = _run("Evolution", INTS, 30, _imported(INTS, rows), {"population_size": 4})
+    own = [h.parameters for h in hist if h.kind == "search"]
+    assert len(own) == 30
+    for p in own:
+        assert type(p["r"]) is int and 0 <= p["r"] < 10, p
+        assert type(p["q"]) is int and p["q"] in (0, 2, 4, 6, 8, 10), p
+        assert type(p["u"]) is float and 0 <= p["u"] <= 1, p

@@ -95,7 +95,15 @@ class EvolutionTuner(Tuner):
             for k in keys:
                 d = self.space[k]
                 redo = fresh or k == target
-                out[k] = d.sample(rng) if redo or k not in flat else flat[k]
+                if redo or k not in flat:
+                    out[k] = d.sample(rng)
+                elif d.is_categorical or d.type == "input_choice":
+                    out[k] = flat[k]
+                else:
+                    # A kept value is handed out again: in the space's own form, as a sample
+                    # is. An imported trial's 8.0 for an integer quniform (or 3.0 for a
+                    # randint) passes the warm-start check and went on to the trial as a float.
+                    out[k] = d.quantize(flat[k])
                 if d.is_nested_choice:
                     opt = d.options[int(out[k])]
                     if isinstance(opt, NestedOption):
