@@ -169,12 +169,22 @@ class HistoryMemo:
         losses = np.asarray(done_losses, dtype=float)
         n_done = len(done_flats)
         if pending and liar is not None and n_done:
-            lie = {"best": losses.min, "worst": losses.max, "mean": losses.mean}[liar]()
+            lie = {"best": losses.min, "worst": losses.max, "mean": lambda: finite_mean(losses)}[liar]()
             # Pending trials join in sequence order after the results: ties in the ranking
             # are broken by position, so a real result ranks before an equal lie.
             done_flats = done_flats + pending
             losses = np.concatenate([losses, np.full(len(pending), lie)])
         return Observations(done_flats, losses, n_done, seen)
+
+
+def finite_mean(values: np.ndarray) -> float:
+    """The mean of finite ``values``, finite itself: results near the float range's ends (a
+    script's +-1.7e308 sentinel) overflow the plain sum to +-inf or, both signs present, to
+    NaN -- a constant liar of -inf ranked every running trial first, NaN last. Each value
+    divided by the count first cannot overflow (no partial sum exceeds the largest value)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = float(values.mean())
+    return m if math.isfinite(m) else float(np.sum(values / len(values)))
 
 
 def flat_key(flat: Mapping[str, Any]) -> tuple:

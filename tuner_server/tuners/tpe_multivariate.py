@@ -53,10 +53,21 @@ GOOD_WEIGHTS = ("uniform", "ei")
 def ei_weights(good_losses: np.ndarray, bad_losses: np.ndarray) -> np.ndarray:
     """Watanabe 2023's EI weighting of the good observations: each weighs its improvement
     over the split, y* - y with y* the best bad loss (a tiny floor keeps ties in). With no
-    bad observation there is no split to improve on: all weigh 1."""
+    bad observation there is no split to improve on: all weigh 1.
+
+    Results near the float range's ends (a script's +-1.7e308 "worst" sentinel is finite,
+    so the server keeps it) make y* - y overflow to inf, and the estimator's weights became
+    inf / inf = NaN: every score NaN, the proposal a fixed arbitrary point. Then all the
+    weights are taken as half the improvement (halves of finite floats cannot overflow, and
+    only the weights' ratios matter)."""
     if len(bad_losses) == 0:
         return np.ones(len(good_losses))
-    return np.maximum(float(np.min(bad_losses)) - good_losses, 1e-12)
+    split = float(np.min(bad_losses))
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = split - good_losses
+    if not np.all(np.isfinite(w)):
+        return np.maximum(0.5 * split - 0.5 * good_losses, 0.5e-12)
+    return np.maximum(w, 1e-12)
 
 
 @dataclass
@@ -86,7 +97,10 @@ def _fit(
     weighs ``prior_weight`` times their mean (so it keeps its share against them)."""
     n = len(next(iter(cols.values()))) if cols else 0
     if obs_weights is not None and n:
-        w = np.append(obs_weights, obs_weights.mean() * prior_weight)
+        # Only ratios matter: scaled to at most 1, so that weights near the float range
+        # (EI improvements of results near +-1e308) cannot overflow the sum to inf.
+        ow = obs_weights / obs_weights.max()
+        w = np.append(ow, ow.mean() * prior_weight)
         logw = np.log(w / w.sum())
     else:
         logw = np.log(_weights(n, prior_weight, lf))
