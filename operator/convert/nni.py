@@ -161,7 +161,10 @@ def _v1_note(note: str) -> str:
 
 def _command(cmd: Any, where: str) -> list[str]:
     """NNI runs the command in bash: kept as one bash -c when it needs a shell, else split."""
-    if not isinstance(cmd, str) or not cmd.strip():
+    if cmd is not None and not isinstance(cmd, str):  # NNI's field is one bash command line
+        raise ConvertError(where, f"must be a string (one command line, which NNI runs in bash), "
+                                  f"got {type(cmd).__name__} {cmd!r}")
+    if cmd is None or not cmd.strip():
         raise ConvertError(where, "is required (the command that runs one trial)")
     if SHELL & set(cmd):
         return ["bash", "-c", cmd]

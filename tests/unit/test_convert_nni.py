@@ -130,6 +130,17 @@ def test_bad_nni_input_names_the_field(edit: Any, field: str) -> None:
     assert e.value.field == field and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("value,kind", [(["python3", "mnist.py"], "list"), (7, "int"), ({"cmd": "x"}, "dict")])
+def test_a_trial_command_that_is_not_a_string_says_so(value: Any, kind: str) -> None:
+    doc = load("config.yml")
+    doc["trialCommand"] = value
+    with pytest.raises(ConvertError) as e:
+        convert_nni(doc, search_space=SPACE)
+    # It said "is required" of a field that was there.
+    assert e.value.field == "trialCommand" and f"must be a string (one command line, which NNI runs in bash), got {kind}" in str(e.value)
+    assert "required" not in str(e.value)
+
+
 def test_cli_reads_search_space_file_and_finds_nni_imports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sub" / "exp.yaml"
     out.parent.mkdir()
