@@ -79,3 +79,38 @@ def test_the_mean_liar_of_results_near_the_float_range_is_their_mean(done, mean)
     hist.append(TrialRecord(9, "t9", {"x": 0.95, "y": 0.5}, TrialState.RUNNING))
     obs = HistoryMemo(sp).observations(hist, OptimizeMode.MINIMIZE, "mean")
     assert obs.losses[-1] == pytest.approx(mean)
+
+
+# --------------------------------------------------------------------------- MOTPE's hypervolume tie-break
+
+FRONT = [(0.8, 0.15), (0.0, 1.0), (1.0, 0.0), (0.45, 0.45)]  # (0.45, 0.45) adds 0.19, (0.8, 0.15) 0.06
+
+
+@pytest.mark.parametrize("sentinel", [(2.0, 2.0), (1e308, 1e308), (HUGE, 0.5), (0.5, HUGE), (HUGE, HUGE)])
+def test_motpe_cut_keeps_the_larger_contribution_beside_a_dominated_sentinel(sentinel):
+    """The fifth trial is dominated; it sets the reference point. Before, with a sentinel
+    there, the hypervolumes overflowed, every contribution was NaN and the third good
+    trial was the older (0.8, 0.15) instead of (0.45, 0.45)."""
+    from tuner_server.tuners.motpe import motpe_order
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        order = [int(i) for i in np.argsort(motpe_order(FRONT + [sentinel], n_good=3))]
+    assert set(order[:2]) == {1, 2}  # each objective's best first
+    assert order[2:] == [3, 0, 4]
+
+
+def test_motpe_suggests_with_sentinels_on_and_off_the_front():
+    """A sentinel can also be on the front (the best of one objective): no NaN, no error."""
+    sp = parse_search_space(SQUARE)
+    tuner = create_tuner("MOTPE", sp, {}, 0, objectives=(OptimizeMode.MINIMIZE, OptimizeMode.MINIMIZE))
+    rng = np.random.default_rng(0)
+    hist = []
+    for i in range(20):
+        p = sp.to_parameters(sp.sample_flat(rng))
+        v = {3: (-HUGE, HUGE), 7: (HUGE, HUGE), 11: (HUGE, -1.0)}.get(i, (p["x"], 1 - p["x"] + p["y"]))
+        hist.append(TrialRecord(i, f"t{i}", p, TrialState.SUCCEEDED, v[0], values=v))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = tuner.suggest(hist, np.random.default_rng(1))
+    assert 0 <= p["x"] <= 1 and 0 <= p["y"] <= 1

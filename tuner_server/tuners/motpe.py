@@ -33,6 +33,31 @@ from tuner_server.tuners.base import TunerArgsError
 from tuner_server.tuners.tpe import Observations, TPETuner
 
 
+#: How far past the front, in spans of the front, the reference point may lie when the
+#: contributions are computed. Beyond this (a dominated trial reporting a sentinel such as
+#: 1.7e308 sets the reference point) the front's own hypervolumes drown in it: the products
+#: overflowed to inf, the contributions became inf - inf = NaN and the cut fell by age.
+REF_CAP_SPANS = 1e3
+
+
+def front_contributions(front: np.ndarray, ref: Sequence[float]) -> np.ndarray:
+    """Each point's exclusive hypervolume against ``ref``, up to one common factor.
+
+    Computed on the front mapped onto [0, 1] per objective (an affine map scales every
+    contribution by the same factor, so the order is unchanged), from halves so that no
+    difference of finite floats overflows, with the reference point at most REF_CAP_SPANS
+    spans past the front. With two objectives the reference point moves only the front's
+    ends, which motpe_order keeps first anyway."""
+    lo, hi = front.min(axis=0), front.max(axis=0)
+    half_ref = 0.5 * np.asarray(ref, dtype=float) - 0.5 * lo
+    span = 0.5 * hi - 0.5 * lo
+    scale = np.where(span > 0, span, np.where(half_ref > 0, half_ref, 1.0))
+    u = (0.5 * front - 0.5 * lo) / scale
+    with np.errstate(over="ignore"):
+        r = np.minimum(half_ref / scale, REF_CAP_SPANS)
+    return np.asarray(hypervolume_contributions(u.tolist(), r.tolist()))
+
+
 def motpe_order(losses: Sequence[Sequence[float]], n_good: int) -> np.ndarray:
     """Position of every loss vector in MOTPE's order (0 = best): by non-dominated rank,
     then, inside the rank that the good set's cut splits, each objective's best point first
@@ -48,7 +73,7 @@ def motpe_order(losses: Sequence[Sequence[float]], n_good: int) -> np.ndarray:
         members = np.flatnonzero(by_rank == r)
         if counted < n_good < counted + len(members):
             pts = [losses[i] for i in members]
-            contrib = np.asarray(hypervolume_contributions(pts, reference_point(losses)))
+            contrib = front_contributions(np.asarray(pts, dtype=float), reference_point(losses))
             # Each objective's best point of the front is kept first (as NSGA-II's infinite
             # crowding distance does): measured against a reference point just past the
             # worst, an end of the front contributes little, yet it anchors the front's spread.
