@@ -398,7 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     operator_main.add_arguments(o)
     u = sub.add_parser("ui", help="open a finished local run's results in the web UI (127.0.0.1, until Ctrl-C)")
     ui_command.add_arguments(u)
-    c = sub.add_parser("convert", help="a Katib Experiment or an NNI config as an AutoTuneExperiment (notes on stderr)")
+    c = sub.add_parser("convert", help="a Katib Experiment, an NNI config or an Azure ML sweep job as an "
+                       "AutoTuneExperiment (notes on stderr)")
     convert_command.add_arguments(c)
     m = sub.add_parser("collect-metrics", help="relay a trial's metrics file or TensorFlow event files to stdout "
                        "(the metrics collector's sidecar in trial pods; until SIGTERM)")

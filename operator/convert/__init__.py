@@ -1,6 +1,7 @@
-"""`autotune convert`: Katib Experiments and NNI experiment configs as AutoTuneExperiments.
+"""`autotune convert`: Katib Experiments, NNI experiment configs and Azure ML sweep jobs as
+AutoTuneExperiments.
 
-One module per source format (``katib*.py``, ``nni.py``), each a pure function from the
+One module per source format (``katib*.py``, ``nni.py``, ``azure*.py``), each a pure function from the
 parsed document to a :class:`Conversion` (the manifest and one note per thing not
 carried over exactly); ``command.py`` does the reading, writing and printing.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from autotune_operator.convert.azure import convert_azure, is_azure
 from autotune_operator.convert.common import Conversion, ConvertError
 from autotune_operator.convert.katib import convert_katib, is_katib
 from autotune_operator.convert.nni import convert_nni, is_nni
@@ -16,18 +18,21 @@ from autotune_operator.spec import KIND
 
 
 def detect(doc: Any) -> str:
-    """'katib' or 'nni'; ConvertError naming what is missing otherwise."""
+    """'katib', 'nni' or 'azure'; ConvertError naming what is missing otherwise."""
     if not isinstance(doc, Mapping):
-        raise ConvertError("", f"the file must hold a YAML mapping (a Katib Experiment or an NNI config), "
+        raise ConvertError("", f"the file must hold a YAML mapping (a Katib Experiment, an NNI config or an Azure ML "
+                           f"sweep job), "
                            f"got {type(doc).__name__}")
     if doc.get("kind") == KIND:
         raise ConvertError("kind", f"is already {KIND}; nothing to convert (check it with `autotune validate`)")
     if is_katib(doc):
         return "katib"
+    if is_azure(doc):  # before NNI: a sweep job's `trial` mapping would read as NNI v1's
+        return "azure"
     if is_nni(doc):
         return "nni"
-    raise ConvertError("apiVersion", "neither a Katib Experiment (apiVersion kubeflow.org/v1beta1, kind Experiment) "
-                       "nor an NNI experiment config (trialCommand)")
+    raise ConvertError("apiVersion", "neither a Katib Experiment (apiVersion kubeflow.org/v1beta1, kind Experiment), "
+                       "an NNI experiment config (trialCommand) nor an Azure ML sweep job (type: sweep)")
 
 
-__all__ = ["Conversion", "ConvertError", "convert_katib", "convert_nni", "detect"]
+__all__ = ["Conversion", "ConvertError", "convert_azure", "convert_katib", "convert_nni", "detect"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from autotune_operator.convert import Conversion, ConvertError, convert_katib, convert_nni, detect
+from autotune_operator.convert import Conversion, ConvertError, convert_azure, convert_katib, convert_nni, detect
 from autotune_operator.convert.nni import canonical_keys
 from autotune_operator.spec import SpecError, _StrictLoader, _yaml_problem, validate_manifest
 
@@ -25,10 +25,11 @@ MAX_SCANNED = 500  # files of trialCodeDirectory looked at for `import nni`
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="a Katib Experiment (kubeflow.org/v1beta1) or an NNI experiment config (YAML)")
+    p.add_argument("source", help="a Katib Experiment (kubeflow.org/v1beta1), an NNI experiment config or an Azure ML "
+                   "sweep job (type: sweep), as YAML")
     p.add_argument("-o", "--output", help="write the AutoTuneExperiment here (default: standard output)")
     p.add_argument("--search-space", help="NNI: the search-space JSON file (default: the config's searchSpaceFile)")
-    p.add_argument("--image", help="NNI: the container image trials run in on a cluster")
+    p.add_argument("--image", help="NNI, Azure: the container image trials run in on a cluster")
 
 
 class _Dumper(yaml.SafeDumper):
@@ -138,9 +139,14 @@ def convert_file(args: argparse.Namespace) -> Conversion:
         conv = convert_katib(doc)
         conv.notes[:0] = extra
         return conv
-    doc = canonical_keys(doc)  # search_space_file, trial_code_directory: NNI's snake_case spellings
     config_dir = Path(args.source).resolve().parent
     out_dir = Path(args.output).resolve().parent if args.output else Path.cwd()
+    if kind == "azure":
+        if args.search_space:
+            raise ConvertError("--search-space", "is for NNI configs; an Azure sweep job holds its search_space")
+        return convert_azure(doc, code_base=os.path.relpath(config_dir, out_dir), default_name=Path(args.source).stem,
+                             image=args.image)
+    doc = canonical_keys(doc)  # search_space_file, trial_code_directory: NNI's snake_case spellings
     conv = convert_nni(doc, search_space=_search_space(args, doc, config_dir),
                        code_base=os.path.relpath(config_dir, out_dir), default_name=Path(args.source).stem,
                        image=args.image)
