@@ -88,3 +88,17 @@ def test_evolution_hands_out_integers_where_imported_trials_had_floats() -> None
         assert type(p["r"]) is int and 0 <= p["r"] < 10, p
         assert type(p["q"]) is int and p["q"] in (0, 2, 4, 6, 8, 10), p
         assert type(p["u"]) is float and 0 <= p["u"] <= 1, p
+
+
+def test_batch_refuses_a_nested_choice_saying_so() -> None:
+    # One top-level choice, but nested: the message said "exactly one 'choice' parameter ...;
+    # this one has 1: ['sets']", true of the space and no help.
+    import pytest
+
+    from tuner_server.tuners import TunerArgsError
+
+    space = {"sets": {"_type": "choice", "_value": [{"_name": "a", "lr": {"_type": "uniform", "_value": [0, 1]}}, {"_name": "b"}]}}
+    with pytest.raises(TunerArgsError) as e:
+        create_tuner("Batch", parse_search_space(space), {})
+    assert "nested choice" in str(e.value) and "'sets'" in str(e.value), str(e.value)
+    assert "this one has 1" not in str(e.value)

@@ -22,10 +22,16 @@ class BatchTuner(Tuner):
     ignored_args = frozenset({"optimize_mode", "population_size"})
 
     def __init__(self, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0) -> None:
-        if len(space.top) != 1 or space.is_nested:
+        if len(space.top) != 1:
             raise TunerArgsError(
                 f"Batch needs a search space with exactly one 'choice' parameter listing the parameter "
                 f"sets; this one has {len(space.top)}: {list(space.top)}"
+            )
+        if space.is_nested:
+            # Said apart: "exactly one ... this one has 1" left the user guessing.
+            raise TunerArgsError(
+                f"Batch does not support nested choice (parameter '{space.top[0]}'): its options are "
+                f"whole parameter sets, given as plain objects without '_name' or sub-parameters"
             )
         super().__init__(space, class_args, seed)
         dim = space[space.top[0]]
