@@ -11,13 +11,15 @@ ranks them by Pareto dominance instead:
 * within the front that the cut falls into, each objective's best trial comes first, then
   trials adding more hypervolume, so the good set keeps the front's spread rather than one
   crowded corner;
-* trials still running count as dominated (the bad set): the next suggestions move away
-  from them, which spreads concurrent trials out.
+* trials still running count as dominated (the bad set, never the good one, however few
+  results a split has): the next suggestions move away from them, which spreads concurrent
+  trials out.
 
 Everything else (Parzen estimators, candidates, nested choices, no repeats) is TPE's, with
 MOTPE's defaults: ``n_startup_jobs`` 10, ``gamma`` 0.1, one estimator per parameter.
 Like every tuner it is a pure function of the history and the RNG. Given a
-single-objective experiment it behaves as TPE.
+single-objective experiment it behaves as TPE, running trials in the bad set as above
+(TPE's default liar would rank them with the best result, in l(x)).
 """
 
 from __future__ import annotations
@@ -106,18 +108,29 @@ class MOTPETuner(TPETuner):
         # multivariate mode did worse on 2 of 4 problems (tpe_args.multivariate: true to use them).
         defaults = {"n_startup_jobs": 10, "gamma": 0.1, "multivariate": False}
         super().configure({**args, "tpe_args": {**defaults, **tpe_args}})
+        self.liar = "worst"  # which lie does not matter: _observations replaces it by inf
 
     def _split(self, idx: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.objectives:
-            return super()._split(idx, losses)
-        m = len(idx)
-        n_below = min(int(math.ceil(self.gamma * m)), 25) if m else 0
-        order = np.argsort(losses[idx], kind="stable")
-        return np.sort(order[:n_below]), np.sort(order[n_below:])
+            good, bad = super()._split(idx, losses)
+        else:
+            m = len(idx)
+            n_below = min(int(math.ceil(self.gamma * m)), 25) if m else 0
+            order = np.argsort(losses[idx], kind="stable")
+            good, bad = np.sort(order[:n_below]), np.sort(order[n_below:])
+        # Running trials (loss inf) rank last, yet the good share is of every observation in
+        # idx: where results are few (a nested option tried mostly by running trials, a large
+        # gamma) the cut reached into them and l(x) was fitted on points with no result.
+        pending = ~np.isfinite(losses[idx[good]])
+        if pending.any():
+            good, bad = good[~pending], np.sort(np.concatenate([bad, good[pending]]))
+        return good, bad
 
     def _observations(self, history: Sequence[TrialRecord]) -> Observations:
         if not self.objectives:
-            return super()._observations(history)
+            obs = super()._observations(history)
+            obs.losses[obs.n_completed:] = math.inf  # running trials: no result, never good
+            return obs
         flats: list[dict[str, Any]] = []
         vectors: list[tuple[float, ...]] = []
         pending: list[dict[str, Any]] = []
@@ -135,6 +148,6 @@ class MOTPETuner(TPETuner):
                 vectors.append(tuple(m.loss(v) for m, v in zip(self.objectives, t.values)))
         n_good = min(int(math.ceil(self.gamma * (len(flats) + len(pending)))), 25)
         pos = motpe_order(vectors, n_good)
-        # Pending trials rank after every result: in g(x), never in l(x).
-        losses = np.concatenate([pos, np.full(len(pending), float(len(flats)))]) if pending else pos
+        # Pending trials rank after every result: in g(x), never in l(x) (_split).
+        losses = np.concatenate([pos, np.full(len(pending), math.inf)]) if pending else pos
         return Observations(flats + pending, losses, len(flats), seen)
