@@ -125,7 +125,9 @@ def _misfit_value(space: SearchSpace, d: Dimension, v: Any) -> str | None:
         return f"parameter '{d.key}' = {_short(v)} is not a finite number"
     if d.type == "randint":
         lo, hi = int(d.args[0]), int(d.args[1])
-        if float(v) != int(v) or not lo <= v < hi:
+        # Not float(v) != int(v): past 2**53 a float rounds, and a valid int such as
+        # 2**62 - 1 of a randint [0, 2**62) compared unequal with itself.
+        if (isinstance(v, float) and not v.is_integer()) or not lo <= v < hi:
             return f"parameter '{d.key}' = {_short(v)} is not an integer in [{lo}, {hi})"
         return None
     if d.bounded and not d.low <= v <= d.high:

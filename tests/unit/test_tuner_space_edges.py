@@ -102,3 +102,17 @@ def test_batch_refuses_a_nested_choice_saying_so() -> None:
         create_tuner("Batch", parse_search_space(space), {})
     assert "nested choice" in str(e.value) and "'sets'" in str(e.value), str(e.value)
     assert "this one has 1" not in str(e.value)
+
+
+def test_warm_start_takes_a_randint_value_beyond_float_precision() -> None:
+    # randint bounds may reach 2**63; the fit check compared float(v) with int(v), which for
+    # an odd integer past 2**53 differ, so a trial of the same space was skipped as
+    # "not an integer" (and so would every such trial of a seed-like parameter).
+    from tuner_server.warm_start import misfit
+
+    sp = parse_search_space({"seed": {"_type": "randint", "_value": [0, 2**62]}})
+    assert misfit(sp, {"seed": 2**62 - 1}) is None
+    assert misfit(sp, {"seed": 1263248596961149231}) is None
+    assert misfit(sp, {"seed": 2**62}) is not None  # the upper bound stays excluded
+    assert misfit(sp, {"seed": 1.5}) is not None
+    assert misfit(sp, {"seed": 3.0}) is None
