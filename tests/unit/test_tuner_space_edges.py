@@ -116,3 +116,19 @@ def test_warm_start_takes_a_randint_value_beyond_float_precision() -> None:
     assert misfit(sp, {"seed": 2**62}) is not None  # the upper bound stays excluded
     assert misfit(sp, {"seed": 1.5}) is not None
     assert misfit(sp, {"seed": 3.0}) is None
+
+
+def test_batch_refuses_parameter_sets_mixed_with_plain_values() -> None:
+    # An object option is a whole parameter set, a plain value fills the one parameter: mixed,
+    # trial 0 got {"lr": 0.01} and trial 1 {"sets": 0.1}, with no warning.
+    import pytest
+
+    from tuner_server.tuners import TunerArgsError
+
+    space = {"sets": {"_type": "choice", "_value": [{"lr": 0.01}, 0.1]}}
+    with pytest.raises(TunerArgsError) as e:
+        create_tuner("Batch", parse_search_space(space), {})
+    assert "'sets' mixes parameter sets" in str(e.value) and "option 1: 0.1" in str(e.value), str(e.value)
+    # Either kind alone is still a batch.
+    assert create_tuner("Batch", parse_search_space({"sets": {"_type": "choice", "_value": [{"lr": 0.01}, {"lr": 0.1}]}}), {})
+    assert create_tuner("Batch", parse_search_space({"lr": {"_type": "choice", "_value": [0.01, 0.1]}}), {})

@@ -33,8 +33,18 @@ class BatchTuner(Tuner):
                 f"Batch does not support nested choice (parameter '{space.top[0]}'): its options are "
                 f"whole parameter sets, given as plain objects without '_name' or sub-parameters"
             )
-        super().__init__(space, class_args, seed)
         dim = space[space.top[0]]
+        sets = [i for i, o in enumerate(dim.options) if isinstance(o, Mapping)]
+        if sets and len(sets) < len(dim.options):
+            # Objects are whole parameter sets and other values fill the one parameter: mixed,
+            # some trials got {"lr": 0.1} and others {"sets": 0.2}; which was meant cannot be told.
+            plain = next(i for i in range(len(dim.options)) if i not in sets)
+            raise TunerArgsError(
+                f"Batch parameter '{dim.key}' mixes parameter sets (objects, e.g. option {sets[0]}) with plain "
+                f"values (e.g. option {plain}: {dim.options[plain]!r}); list either whole parameter sets or "
+                f"values of the one parameter"
+            )
+        super().__init__(space, class_args, seed)
         # A dict element is a whole parameter set (NNI's combine_params); a scalar is the
         # value of the single parameter.
         self.sets: list[dict[str, Any]] = [
