@@ -148,6 +148,8 @@ def _command(doc: dict[str, Any], trial: dict[str, Any], space: Mapping[str, Any
         if kind == "search_space":
             return m.group(0)  # filled in per trial, below
         if kind == "inputs":
+            if name in space:  # a swept input (the Python SDK's command_job(lr=Uniform(...))): the sample wins
+                return "${{search_space." + name + "}}"
             if name not in inputs:
                 raise ConvertError("trial.command", f"{m.group(0)}: inputs has no '{name}'")
             return _input_text(name, inputs[name], code, notes)

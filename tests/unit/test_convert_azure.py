@@ -185,6 +185,17 @@ def test_outputs_literal_inputs_and_shell_commands() -> None:
     assert c["workingDir"] == "."
 
 
+def test_an_input_named_like_a_parameter_is_the_parameter() -> None:
+    """The Python SDK sweeps a command job's inputs (command_job(learning_rate=Uniform(...))):
+    its command says ${{inputs.learning_rate}}, and each trial gets the sampled value."""
+    doc = job(inputs={"learning_rate": 0.9, "iris_csv": {"type": "uri_file", "path": "data/iris.csv"}},
+              trial={"code": "src", "command": "python main.py --iris-csv ${{inputs.iris_csv}} "
+                                               "--learning-rate ${{inputs.learning_rate}} --boosting ${{inputs.boosting}}"})
+    m, _ = convert(doc)
+    assert container(m)["command"] == ["python", "main.py", "--iris-csv", "../data/iris.csv", "--learning-rate",
+                                       "${parameters.learning_rate}", "--boosting", "${parameters.boosting}"]
+
+
 def test_image_flag_and_unused_parameter() -> None:
     m, notes = convert(job(trial={"command": "python t.py --lr ${{search_space.learning_rate}}"}), image="my/img:1")
     assert container(m)["image"] == "my/img:1"
