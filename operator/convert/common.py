@@ -39,7 +39,7 @@ class Conversion:
 
     manifest: dict[str, Any]
     notes: list[str] = field(default_factory=list)
-    source: str = ""  # "katib" | "nni"
+    source: str = ""  # "katib" | "nni" | "azure"
 
 
 def number(value: Any, where: str) -> int | float:
