@@ -21,7 +21,9 @@ from autotune_operator.spec import SpecError, _StrictLoader, _yaml_problem, vali
 
 EXIT_OK, EXIT_INVALID = 0, 2
 NNI_IMPORT = re.compile(r"^\s*(import\s+nni\b|from\s+nni(\.|\s+import)\b)", re.MULTILINE)
-MAX_SCANNED = 500  # files of trialCodeDirectory looked at for `import nni`
+# Azure ML's v1 logging (azureml.core's Run.get_context().log), which no sweep outside Azure reads.
+AZUREML_RUN = re.compile(r"^\s*(import\s+azureml\.core\b|from\s+azureml\.core(\.run)?\s+import\b)", re.MULTILINE)
+MAX_SCANNED = 500  # files of trialCodeDirectory (trial.code) looked at for `import nni` (azureml.core)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -116,8 +118,8 @@ def _search_space(args: argparse.Namespace, doc: dict[str, Any], config_dir: Pat
         raise ConvertError(field, f"{path} is nested too deeply to read (thousands of levels of [ or {{)") from None
 
 
-def nni_files(code_dir: Path) -> list[str]:
-    """Python files under the trial code directory that import nni (relative paths)."""
+def files_importing(code_dir: Path, pattern: re.Pattern[str]) -> list[str]:
+    """Python files under the trial code directory whose imports match ``pattern`` (relative paths)."""
     found: list[str] = []
     if not code_dir.is_dir():
         return found
@@ -125,7 +127,7 @@ def nni_files(code_dir: Path) -> list[str]:
         if i >= MAX_SCANNED:
             break
         try:
-            if NNI_IMPORT.search(f.read_text(encoding="utf-8", errors="replace")):
+            if pattern.search(f.read_text(encoding="utf-8", errors="replace")):
                 found.append(str(f.relative_to(code_dir)))
         except OSError:
             continue
@@ -144,14 +146,21 @@ def convert_file(args: argparse.Namespace) -> Conversion:
     if kind == "azure":
         if args.search_space:
             raise ConvertError("--search-space", "is for NNI configs; an Azure sweep job holds its search_space")
-        return convert_azure(doc, code_base=os.path.relpath(config_dir, out_dir), default_name=Path(args.source).stem,
+        conv = convert_azure(doc, code_base=os.path.relpath(config_dir, out_dir), default_name=Path(args.source).stem,
                              image=args.image)
+        code = (doc.get("trial") or {}).get("code") or "."
+        files = files_importing(config_dir / os.path.expanduser(str(code)), AZUREML_RUN)
+        if files:
+            conv.notes.append(f"trial code: {', '.join(files[:10])}{' ...' if len(files) > 10 else ''} import "
+                              f"azureml.core (Azure ML v1's Run.get_context().log): AutoTune reads metrics logged "
+                              f"with MLflow, as CLI v2 sweep jobs do: log the primary metric with mlflow.log_metric")
+        return conv
     doc = canonical_keys(doc)  # search_space_file, trial_code_directory: NNI's snake_case spellings
     conv = convert_nni(doc, search_space=_search_space(args, doc, config_dir),
                        code_base=os.path.relpath(config_dir, out_dir), default_name=Path(args.source).stem,
                        image=args.image)
     code = str(doc.get("trialCodeDirectory") or (doc.get("trial") or {}).get("codeDir") or ".")
-    files = nni_files(config_dir / os.path.expanduser(code))
+    files = files_importing(config_dir / os.path.expanduser(code), NNI_IMPORT)
     if files:
         conv.notes[-1] += f"; files that import nni: {', '.join(files[:10])}{' ...' if len(files) > 10 else ''}"
     return conv

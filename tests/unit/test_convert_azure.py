@@ -281,6 +281,19 @@ def test_cli_converts_without_flags(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]["workingDir"] == "../azure/src"
 
 
+def test_cli_names_trial_files_that_log_with_azureml_v1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A script logging with azureml.core's Run reports nothing AutoTune reads: every trial would
+    fail for a missing objective, so the conversion says which files to change."""
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "main.py").write_text("import mlflow\nmlflow.log_metric('acc', 1.0)\n")
+    (tmp_path / "src" / "pkg" / "old.py").write_text("from azureml.core import Run\nrun = Run.get_context()\n")
+    (tmp_path / "job.yml").write_text(JOB)
+    assert main(["convert", str(tmp_path / "job.yml"), "-o", str(tmp_path / "exp.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "trial code: pkg/old.py import azureml.core" in err and "mlflow.log_metric" in err
+    assert "main.py" not in err
+
+
 def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "job.yml"
     src.write_text(JOB.replace("sampling_algorithm: random", "sampling_algorithm: grid"))
