@@ -195,11 +195,21 @@ def final_trained(finals: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
     return [f.get("parameters") or {} for f in finals if f.get("state") != "STOPPED"]
 
 
+# A parameter the tuner server gives a final rerun afresh rather than copying it from the
+# trial it reruns: PBTTuner's save_checkpoint_dir (a rerun saves to its own folder, never over
+# the chosen trial's model). A rerun is matched to its configuration without it.
+RERUN_OWN_KEYS = frozenset({"save_checkpoint_dir"})
+
+
+def _configuration(parameters: Mapping[str, Any]) -> str:
+    return json.dumps({k: v for k, v in parameters.items() if k not in RERUN_OWN_KEYS}, sort_keys=True, default=str)
+
+
 def final_pending(chosen: Sequence[Mapping[str, Any]], finals: Sequence[Mapping[str, Any]]) -> bool:
     """Whether a chosen configuration (its parameters) has no final trial yet (``finals``:
-    the parameters of :func:`final_trained`)."""
-    done = {json.dumps(f, sort_keys=True, default=str) for f in finals}
-    return any(json.dumps(c, sort_keys=True, default=str) not in done for c in chosen)
+    the parameters of :func:`final_trained`), compared without :data:`RERUN_OWN_KEYS`."""
+    done = {_configuration(f) for f in finals}
+    return any(_configuration(c) not in done for c in chosen)
 
 
 def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:

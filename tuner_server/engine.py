@@ -429,6 +429,8 @@ class Engine:
                 return Assignment.of(h.trials[sequence].record)
             if sequence > n:
                 raise Conflict(f"trial sequence {sequence} requested but the next one is {n}")
+            if not isinstance(h.tuner, Advisor):  # (advisors name no files in parameters)
+                parameters = h.tuner.final_parameters(parameters, n, h.history())
             rec = TrialRecord(sequence=n, trial_id=f"{h.stored.name}-final-{n}", parameters=dict(parameters),
                               budget=budget, kind="final")
             now = self.clock()

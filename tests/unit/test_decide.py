@@ -178,6 +178,19 @@ def test_a_stopped_final_trial_leaves_its_configuration_to_train_again() -> None
         assert not final_pending(best, final_trained(stopped + [{"parameters": {"C": 1.0}, "state": state}]))
 
 
+def test_a_pbt_rerun_with_its_own_save_folder_counts_as_its_configurations_final_training() -> None:
+    """PBTTuner gives a final rerun its own save_checkpoint_dir (never the best trial's): the
+    rerun is matched to the configuration without it, else it never counted as done and
+    final training, and every resume, reran the best again and again."""
+    best = [{"alpha": 0.01, "load_checkpoint_dir": "/ck/1/0", "save_checkpoint_dir": "/ck/0/1"}]
+    rerun = {**best[0], "save_checkpoint_dir": "/ck/final/4"}
+    assert not final_pending(best, final_trained([{"parameters": rerun, "state": "SUCCEEDED"}]))
+    # Other parameters, the starting checkpoint included, still tell configurations apart.
+    assert final_pending(best, final_trained([{"parameters": {**rerun, "load_checkpoint_dir": "/ck/0/0"},
+                                               "state": "SUCCEEDED"}]))
+    assert final_pending(best, final_trained([{"parameters": {**rerun, "alpha": 0.02}, "state": "SUCCEEDED"}]))
+
+
 def test_max_trials_lowered_after_final_training_stops_the_rest_before_it_ends() -> None:
     # An experiment that ended DONE with its final training, resumed (maxTrialNum raised), then
     # lowered below the trials issued while 2 still run and the best did not change (no final

@@ -168,3 +168,18 @@ def test_a_member_whose_trial_failed_never_loads_a_checkpoint_it_did_not_write()
     assert [p.parameters["save_checkpoint_dir"] for p in gen2] == [f"/ckpt/{m}/2" for m in range(4)]
     assert all(parse_search_space(SPACE).contains({k: v for k, v in p.parameters.items() if not k.endswith("checkpoint_dir")})
                for p in gen2)
+
+
+def test_a_final_rerun_loads_what_the_trial_loaded_and_saves_to_its_own_folder():
+    t = pbt({"population_size": 2, "all_checkpoint_dir": "/mnt/c"})
+    rng = np.random.default_rng(0)
+    hist = [record(i, {**t.space.to_parameters(t.space.sample_flat(rng)), "load_checkpoint_dir": "",
+                       "save_checkpoint_dir": f"/old/{i}/0"}, float(i)) for i in range(2)]
+    best = t.suggest(hist, rng)  # generation 1, member 0: loads a generation-0 folder
+    hist.append(record(2, best, 5.0))
+    again = t.final_parameters(best, 3, hist)
+    # the trials' own root (trial 0's), a folder no member writes; the rest as the trial had it
+    assert again["save_checkpoint_dir"] == "/old/final/3" != best["save_checkpoint_dir"]
+    assert {k: v for k, v in again.items() if k != "save_checkpoint_dir"} == \
+        {k: v for k, v in best.items() if k != "save_checkpoint_dir"}
+    assert best["save_checkpoint_dir"] == "/old/0/1"  # the trial's own parameters are untouched

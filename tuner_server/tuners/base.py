@@ -92,6 +92,14 @@ class Tuner(ABC):
         """Told the id of the experiment this tuner serves (the engine calls it once built);
         a tuner that names files on disk keys them by it. The default needs nothing."""
 
+    def final_parameters(self, parameters: Mapping[str, Any], sequence: int,
+                         history: Sequence[TrialRecord]) -> dict[str, Any]:
+        """The parameters a final-training rerun (trial ``sequence``) of a chosen search
+        trial's ``parameters`` is given. A tuner whose parameters name where a trial writes
+        (PBT's checkpoint folder) gives the rerun its own place, so it never writes over the
+        trial it reruns. The default: the same parameters."""
+        return dict(parameters)
+
     @abstractmethod
     def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
         """The next trial's parameters. Raise NoMoreTrials when nothing new remains."""

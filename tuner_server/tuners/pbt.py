@@ -4,7 +4,9 @@ Trials are issued in generations of ``population_size``: trial number ``k`` (in 
 order) is member ``k % population_size`` of generation ``k // population_size``. Every
 trial's parameters carry two extra strings, ``load_checkpoint_dir`` (empty in generation
 0: start from scratch) and ``save_checkpoint_dir`` = ``<all_checkpoint_dir>/<member>/<generation>``;
-the trial loads its model from the former and saves to the latter (creating it).
+the trial loads its model from the former and saves to the latter (creating it). A
+final-training rerun of a trial loads what that trial loaded and saves to
+``<all_checkpoint_dir>/final/<sequence>`` (:meth:`PBTTuner.final_parameters`).
 
 * Generation 0: prior samples (no repeats while the space has new ones).
 * Generation g+1 is issued only when every trial of generation g has ended. While some
@@ -34,7 +36,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -44,6 +46,7 @@ from tuner_server.tuners.base import NoMoreTrials, TryLater, Tuner, TunerArgsErr
 
 LOAD = "load_checkpoint_dir"
 SAVE = "save_checkpoint_dir"
+FINAL = "final"  # <root>/final/<sequence>: final-training reruns (members are <root>/<number>/...)
 
 
 class PBTTuner(Tuner):
@@ -84,6 +87,19 @@ class PBTTuner(Tuner):
 
     def save_dir(self, member: int, generation: int, root: str | None = None) -> str:
         return os.path.join(self.checkpoint_dir if root is None else root, str(member), str(generation))
+
+    def final_parameters(self, parameters: Mapping[str, Any], sequence: int,
+                         history: Sequence[TrialRecord]) -> dict[str, Any]:
+        """A final rerun of a member's trial repeats that trial's step of its checkpoint chain:
+        the same hyper-parameters, loading what it loaded (an earlier generation's folder,
+        which no later trial writes), but saving to ``<root>/final/<sequence>``. Given the
+        trial's own folder, a rerun wrote over the very model it was meant to reproduce (and,
+        crashing, left it half-written)."""
+        params = dict(parameters)
+        if SAVE in params:
+            trials = sorted(history, key=lambda t: t.sequence)
+            params[SAVE] = os.path.join(self.root(trials), FINAL, str(sequence))
+        return params
 
     def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
         trials = sorted(history, key=lambda t: t.sequence)

@@ -1,10 +1,12 @@
 """A real PBT member: SGDClassifier.partial_fit on scikit-learn's digits, two epochs per
 generation, continuing from the model in ``load_checkpoint_dir`` (empty: from scratch) and
-saving to ``save_checkpoint_dir`` with a tag ($PBT_TAG) naming the run that wrote it.
-Appends one JSON line per trial to $PBT_RECORD: its tag, the directories, and the tag
-found in the checkpoint it loaded (another run's tag: two experiments shared a directory).
+saving to ``save_checkpoint_dir`` with a tag ($PBT_TAG) naming the run that wrote it, and
+``writer.txt`` naming the trial that did. Appends one JSON line per trial to $PBT_RECORD:
+its tag and trial id, the directories, and the tag found in the checkpoint it loaded
+(another run's tag: two experiments shared a directory).
 """
 
+import hashlib
 import json
 import os
 import pickle
@@ -42,6 +44,12 @@ for _ in range(2):
 os.makedirs(save, exist_ok=True)
 with open(os.path.join(save, "model.pkl"), "wb") as f:
     pickle.dump((model, tag), f)
+trial = os.environ["AUTOTUNE_TRIAL_ID"]
+with open(os.path.join(save, "model.pkl"), "rb") as f:
+    digest = hashlib.sha256(f.read()).hexdigest()
+with open(os.path.join(save, "writer.txt"), "w") as f:
+    f.write(trial)
 with open(os.environ["PBT_RECORD"], "a") as f:
-    f.write(json.dumps({"tag": tag, "load": load, "save": save, "loaded_tag": loaded_tag}) + "\n")
+    f.write(json.dumps({"tag": tag, "trial": trial, "load": load, "save": save, "sha256": digest,
+                        "loaded_tag": loaded_tag}) + "\n")
 autotune.report_final_result(acc)
