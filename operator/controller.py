@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from autotune_operator.cut_lines import dropped_line_note, killed_mid_write
 from autotune_operator.decide import (
     EARLY_STOP_REASON,
     Decision,
@@ -98,6 +99,8 @@ class TrialLog:
     cursor: Any = None
     read: bool = False  # some of the log was read (else nothing can be said of what it printed)
     pending: list[Collected] = field(default_factory=list)
+    # Why an unterminated last line of a killed trial was dropped (cut_lines), for its message.
+    cut_note: str | None = None
 
 
 class ExperimentController:
@@ -295,12 +298,18 @@ class ExperimentController:
         most DRAIN_WAIT_SECONDS): a failed trial's last values are its curve's end, which the
         record and assessors judging later trials keep, and the tuner server takes no value for
         an ended trial. Trials the experiment stopped, and workloads gone (no exit code), end at
-        once."""
-        drained = self._collect(ex.trial_id, final=True)
+        once.
+
+        A last output line without a newline counts only when the trial exited by itself: a
+        killed trial's may be cut mid-write (cut_lines.py)."""
+        cut = killed_mid_write(ex.exit_code, ex.killed or ex.trial_id in self.state.stopping
+                               or ex.trial_id in self.state.overdue)
+        drained = self._collect(ex.trial_id, final=True, whole_last_line=not cut)
         # Only a log read before is waited for: one never read may not exist (a pod gone, logs
         # the operator may not read), and every trial would wait for nothing.
         r = self.state.logs.get(ex.trial_id)
         readable = r is not None and r.read
+        cut_note = r.cut_note if r is not None else None
         # Stopped for maxTrialSeconds by this run, or by a run that died before the trial
         # exited (the executor kept the stop's reason): a failure of the trial either way.
         # The executor's cause when it kept one; else the reason's text (a Kubernetes stop
@@ -342,18 +351,20 @@ class ExperimentController:
         unread = self._forget_log(ex.trial_id)
         self.state.overdue.pop(ex.trial_id, None)
         if overdue is not None:  # we killed it for its time: a failure of the trial, not our stop
-            state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, False, overdue)
+            state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, False, _joined(overdue, cut_note))
         else:
             why = ex.message or (unread if ex.exit_code == 0 and not killed else None)
-            state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, killed, why)
+            state = self.client.end(self.exp_id, ex.trial_id, ex.exit_code, killed, _joined(why, cut_note))
         self.state.stopping.discard(ex.trial_id)
         log.info("trial %s ended: %s", ex.trial_id, state)
 
-    def _collect(self, trial_id: str, final: bool = False) -> bool:
+    def _collect(self, trial_id: str, final: bool = False, whole_last_line: bool = True) -> bool:
         """Read what the trial printed since the last read and send its metrics to the tuner
         server (spec.metricsCollector; nothing without one). ``final``: the trial ended; read
-        to the end. Never raises: a log that cannot be read or sent now is read or sent on a
-        later pass. True when all of it was read (``final``: to its end) and recorded."""
+        to the end. ``whole_last_line``: a last line without a newline is data (the trial
+        exited by itself); else it is dropped and noted (cut_lines.py). Never raises: a log
+        that cannot be read or sent now is read or sent on a later pass. True when all of it
+        was read (``final``: to its end) and recorded."""
         if self.collector is None:
             return True
         r = self.state.logs.get(trial_id)
@@ -372,7 +383,11 @@ class ExperimentController:
                 if chunk is None:
                     break
                 r.read = True
-                r.pending.extend(r.parser.feed(chunk.lines))
+                lines = chunk.lines
+                if chunk.unterminated and not whole_last_line and lines:
+                    r.cut_note = dropped_line_note(r.parser, lines[-1])
+                    lines = lines[:-1]
+                r.pending.extend(r.parser.feed(lines))
                 r.cursor = chunk.cursor
                 if not chunk.lines:
                     to_end = True
@@ -500,3 +515,8 @@ def _assignment(t: dict[str, Any]) -> Assignment:
 def _chosen(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """What final training reruns: the Pareto front, or the best trial (none: nothing succeeded)."""
     return list(summary.get("paretoFront") or ([summary["bestTrial"]] if summary.get("bestTrial") else []))
+
+
+def _joined(*parts: str | None) -> str | None:
+    """A trial's message of several parts ("; "), None when there is none."""
+    return "; ".join(p for p in parts if p) or None

@@ -185,11 +185,14 @@ def _read_file(path: Path, cursor: FileCursor | None, final: bool, max_bytes: in
     except OSError as e:
         log.warning("cannot read the metrics file %s: %s", path, e)
         return None
-    lines, end = complete_lines(data, max_bytes, final)
+    lines, end, unterminated = complete_lines(data, max_bytes, final)
     new_tail = (tail + data[:end])[-TAIL_BYTES:]
     if marked:
-        lines = tuple(mark(FILE_KEY, gen, index + k, line) for k, line in enumerate(lines))
-    return LogChunk(lines, FileCursor(start + end, new_tail, gen, index + len(lines)))
+        # The sidecar's last line without a newline keeps its '+' (relay_marks): the operator
+        # then knows it is one, and drops it if the trial was killed (controller._collect).
+        lines = tuple(mark(FILE_KEY, gen, index + k, line, partial=unterminated and k == len(lines) - 1)
+                      for k, line in enumerate(lines))
+    return LogChunk(lines, FileCursor(start + end, new_tail, gen, index + len(lines)), unterminated)
 
 
 def _tail_changed(f: Any, start: int, tail: bytes) -> bool:

@@ -22,6 +22,9 @@ held, not taken: a later complete line at the same position replaces it; it is t
 by a final read (the trial's container has ended: the line will never be finished), which
 is what a trial whose pod is kept alive by a non-native sidecar (a mesh proxy: the kubelet
 never stops ``autotune-metrics`` there, so its own final read never happens) needs.
+The sidecar's own final read marks a last line without a newline the same way, so a line
+taken so is known as unterminated (``Taken.unterminated``): the operator drops it when the
+trial was killed (a line cut mid-write), as it does for a local trial's file.
 
 A line without a mark (a collector image older than the operator) is taken as it is.
 """
@@ -53,6 +56,8 @@ class Taken:
 
     at: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     partial: tuple[str, int, int, str] | None = None
+    # The last line the latest ``take`` returned is a held unterminated line (final only).
+    unterminated: bool = False
 
 
 def take(lines: Iterable[str], taken: Taken, final: bool = False) -> tuple[list[str], Taken]:
@@ -76,10 +81,12 @@ def take(lines: Iterable[str], taken: Taken, final: bool = False) -> tuple[list[
             partial = None  # finished (or the file rewritten): the complete line counts
         at[key] = pos
         out.append(text)
+    unterminated = False
     if final and partial is not None:
         key, gen, index, text = partial
         if (gen, index) > at.get(key, (-1, -1)):
             at[key] = (gen, index)
             out.append(text)
+            unterminated = True
         partial = None
-    return out, Taken(at, partial)
+    return out, Taken(at, partial, unterminated)

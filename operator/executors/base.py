@@ -63,22 +63,29 @@ class LogChunk:
 
     lines: tuple[str, ...]  # complete lines after the cursor, in order, without the newline
     cursor: Any  # opaque; the caller passes it back next time
+    # The last of ``lines`` had no newline: the output ended there (only a ``final`` read
+    # takes such a line). Whether it is data depends on how the writer ended, which only the
+    # controller knows: a process killed mid-write leaves half a line ('accuracy=0.9' of
+    # 'accuracy=0.9734'), so the controller drops it for a killed trial (controller._collect).
+    unterminated: bool = False
 
 
-def complete_lines(data: bytes, limit: int, final: bool) -> tuple[tuple[str, ...], int]:
-    """The complete lines of ``data``, read with ``f.read(limit + 1)`` from a file, and how
-    many bytes they took (the next read starts there). With ``final`` (the writer is done)
-    a last line without a newline counts; a single line longer than ``limit`` is cut there
-    rather than never returned."""
+def complete_lines(data: bytes, limit: int, final: bool) -> tuple[tuple[str, ...], int, bool]:
+    """The complete lines of ``data``, read with ``f.read(limit + 1)`` from a file, how many
+    bytes they took (the next read starts there), and whether the last of them is a last line
+    without a newline (LogChunk.unterminated). With ``final`` (the writer is done) such a
+    line is returned, flagged; a single line longer than ``limit`` is cut there rather than
+    never returned."""
     more = len(data) > limit
     data = data[:limit]
     end = data.rfind(b"\n") + 1
-    if (final and not more) or (end == 0 and more):
+    unterminated = final and not more and end < len(data)
+    if unterminated or (end == 0 and more):
         end = len(data)
     lines = data[:end].decode("utf-8", errors="replace").split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # after the last newline
-    return tuple(line.removesuffix("\r") for line in lines), end
+    return tuple(line.removesuffix("\r") for line in lines), end, unterminated
 
 
 class Executor(Protocol):

@@ -637,7 +637,11 @@ class KubernetesExecutor:
             capped = len(data) >= LOG_READ_BYTES  # more follows: its last piece is no last line
             lines, after = resume(data, cur, final and not capped)
             if capped and not lines:  # over LOG_READ_BYTES within one second: read it whole
-                lines, after = resume(self._pod_log(src, since_time(cur), None), cur, final)
+                data = self._pod_log(src, since_time(cur), None)
+                capped = False
+                lines, after = resume(data, cur, final)
+            # The container's last line had no newline (LogChunk.unterminated).
+            unterminated = bool(final and not capped and lines and data and not data.endswith(b"\n"))
         except ApiException as e:
             if e.status == 403:
                 self._forbid_logs()
@@ -649,11 +653,12 @@ class KubernetesExecutor:
             return None
         if sidecar is not None:
             lines, taken = take(lines, taken, final)
+            unterminated = taken.unterminated
         if final and not lines and trial_id in self._outlived:
             # Its workload may go now (_delete_outlived): the controller makes this read only
             # once the tuner server accepted all it read before (controller._collect).
             self._read_to_end.add(trial_id)
-        return LogChunk(tuple(lines), after if sidecar is None else SidecarCursor(after, taken))
+        return LogChunk(tuple(lines), after if sidecar is None else SidecarCursor(after, taken), unterminated)
 
     def _forbid_logs(self) -> None:
         self._logs_forbidden = True

@@ -437,8 +437,8 @@ class LocalExecutor:
         except OSError as e:
             log.warning("cannot read the log of trial %s: %s", trial_id, e)
             return None
-        lines, end = complete_lines(data, READ_LOG_BYTES, final)
-        return LogChunk(lines, start + end)
+        lines, end, unterminated = complete_lines(data, READ_LOG_BYTES, final)
+        return LogChunk(lines, start + end, unterminated)
 
     def shutdown(self) -> None:
         for tid in list(self.active()):

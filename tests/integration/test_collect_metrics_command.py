@@ -52,7 +52,10 @@ class Lines:
         return list(self.lines)
 
     def join(self) -> list[str]:
+        """Every line, as the operator's final read (the trial's container ended) takes them."""
         self._t.join(10)
+        new, self.taken = take([], self.taken, final=True)
+        self.lines.extend(new)
         return list(self.lines)
 
 
@@ -87,6 +90,8 @@ def test_file_lines_are_relayed_as_written_and_the_last_one_on_sigterm(tmp_path)
         if proc.poll() is None:
             proc.kill()
     assert out.join() == ["epoch=0 accuracy=0.5", "epoch=1 accuracy=0.6", "epoch=2 accuracy=0.7", "accuracy=0.91"]
+    # Still marked unfinished after the final read: the operator drops it if the trial was killed.
+    assert out.raw[-1] == "@-:0:3+ accuracy=0.91" and out.taken.unterminated
     assert proc.stderr is not None and proc.stderr.read() == ""  # nothing but the relayed lines
 
 

@@ -184,6 +184,7 @@ def test_a_replaced_pod_is_read_from_its_start_and_a_final_read_takes_the_last_l
     assert "sinceTime" not in cluster.log_gets[-1][1] and second.cursor.uid == "u1"
     last = ex.read_log("q-0", second.cursor, final=True)
     assert last is not None and last.lines == ("accuracy=0.3",)
+    assert last.unterminated and not second.unterminated  # the controller drops it if the trial was killed
 
 
 def test_kubeflow_reads_the_masters_first_template_container() -> None:

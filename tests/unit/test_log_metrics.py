@@ -138,6 +138,8 @@ def test_read_log_returns_complete_lines_and_a_cursor_to_continue_from(tmp_path:
     # The trial ended: its last line counts without a newline.
     c4 = ex.read_log("t-0", c3.cursor, final=True)
     assert c4 is not None and c4.lines == ("last=1",)
+    # ...flagged, for the controller to drop if the trial was killed (cut_lines.py).
+    assert c4.unterminated and not c3.unterminated
     assert ex.read_log("t-0", c4.cursor, final=True) == type(c4)((), c4.cursor)
 
 

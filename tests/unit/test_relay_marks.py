@@ -161,3 +161,17 @@ def test_an_event_file_that_shrank_while_no_sidecar_ran_is_a_new_generation(tmp_
     b, _ = take(second, taken)
     assert len(a) == 3 and [json.loads(x)["value"] for x in b] == [9.0]
     assert second[0].startswith(f"@{key_of('events.out.tfevents.1.host')}:1:0 ")
+
+
+def test_the_sidecars_final_read_keeps_an_unterminated_last_line_marked_so_the_operator_knows(tmp_path: Path) -> None:
+    """The trial was killed mid-line: the sidecar's final read relays 'acc=0.9' marked
+    unfinished, and the operator's final take says the line it took was one (the controller
+    drops it for a killed trial: cut_lines.py). Unmarked, it read as a whole line."""
+    path = tmp_path / "m.log"
+    path.write_text("acc=0.5\nacc=0.9")
+    printed = sidecar_run(FileSource("File", path), tmp_path / "state", final=True)
+    assert printed == [mark(FILE_KEY, 0, 0, "acc=0.5"), mark(FILE_KEY, 0, 1, "acc=0.9", partial=True)]
+    got, taken = take(printed, Taken(), final=True)
+    assert got == ["acc=0.5", "acc=0.9"] and taken.unterminated
+    whole, taken = take([mark(FILE_KEY, 0, 2, "acc=0.97")], taken, final=True)
+    assert whole == ["acc=0.97"] and not taken.unterminated
