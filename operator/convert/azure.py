@@ -208,6 +208,9 @@ def _environment(trial: dict[str, Any], image: str | None, notes: list[str]) -> 
 
 def _container(doc: dict[str, Any], space: Mapping[str, Any], code_base: str, image: str | None,
                notes: list[str]) -> dict[str, Any]:
+    if isinstance(doc.get("trial"), str):  # a pipeline's sweep node may name a component file
+        raise ConvertError("trial", f"{doc['trial']!r} refers to a component; write its command, code and "
+                           f"environment into trial")
     trial = mapping(doc.get("trial"), "trial", required=True)
     code = trial.get("code") or "."
     if not isinstance(code, str):

@@ -244,6 +244,7 @@ def test_defaults_of_limits_and_name() -> None:
     ({"trial": {"command": "python t.py ${{parent.jobs.x}}"}}, "trial.command", "${{parent.jobs.x}}"),
     ({"trial": {"code": "src"}}, "trial.command", "is required"),
     ({"trial": None}, "trial", "is required"),
+    ({"trial": "file:./train.yml"}, "trial", "refers to a component"),
 ])
 def test_bad_input_names_the_field(change: dict[str, Any], field: str, words: str) -> None:
     doc = job()
