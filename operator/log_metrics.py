@@ -12,6 +12,9 @@ returns to the tuner server, where the values take MLflow's path (tuner_server/m
   is ignored, as Katib does: ``epoch=3`` is not a metric unless named.
 - A value that ``float()`` cannot read (the default format also matches ``lr=`` with an
   empty value), or that is not finite, is skipped and does not take a step.
+- Terminal escape sequences (ANSI colours: ``\x1b[32maccuracy=0.9\x1b[0m`` from a coloured
+  logger) are removed before matching: the default format's name group reads ``32maccuracy``
+  otherwise, and the value is silently lost.
 - The N-th value of a name (from 0, since the start of the log) is its step N. Steps count
   from the start of the log so that a restarted controller, re-reading a log from its
   start, gives every value the step it had before: the tuner server skips what it has.
@@ -34,6 +37,9 @@ MAX_NAMES = 64
 MAX_NAME_CHARS = 250  # MLflow's limit on a metric key, which these become
 MAX_OTHERS = 8  # uncollected names remembered for a failure message
 LAST_LINE_CHARS = 200
+# ECMA-48 control sequences (CSI: colours, cursor moves) and OSC ones (a terminal title,
+# hyperlinks), as coloured loggers and progress bars print them.
+ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 
 
 class FormatError(ValueError):
@@ -114,6 +120,8 @@ class LogParser:
         """The metrics in ``lines`` (complete lines, in order), each with its step."""
         out: list[Collected] = []
         for line in lines:
+            if "\x1b" in line:
+                line = ESCAPES.sub("", line)
             if line.strip():
                 self.last_line = line.strip()[:LAST_LINE_CHARS]
             for pattern in self.formats:

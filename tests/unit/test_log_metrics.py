@@ -222,3 +222,15 @@ def test_a_valid_collector_is_accepted() -> None:
 def test_a_bad_collector_is_refused_naming_the_field(collector: Any, spec: dict[str, Any], expected: str) -> None:
     got = problems(collector, **spec)
     assert len(got) == 1 and got[0].startswith(expected), got
+
+
+def test_colour_codes_around_a_metric_do_not_hide_it() -> None:
+    """A coloured logger's line: the default format's name group read '32maccuracy' (the
+    escape's tail) and the value was lost, the trial 'printed no accuracy'."""
+    p = LogParser.of(None, ["accuracy", "loss"])
+    got = p.feed(["\x1b[32maccuracy=0.9\x1b[0m",
+                  "\x1b[1;32mINFO\x1b[0m epoch=1 \x1b[36maccuracy\x1b[0m=\x1b[33m0.75\x1b[0m loss=0.2",
+                  "\x1b]0;training\x07\x1b[2Kaccuracy=0.8"])
+    assert got == [Collected("accuracy", 0.9, 0), Collected("accuracy", 0.75, 1), Collected("loss", 0.2, 0),
+                   Collected("accuracy", 0.8, 2)]
+    assert list(p.others) == ["epoch"] and p.last_line == "accuracy=0.8"
