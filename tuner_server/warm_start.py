@@ -132,6 +132,13 @@ def _misfit_value(space: SearchSpace, d: Dimension, v: Any) -> str | None:
         return None
     if d.bounded and not d.low <= v <= d.high:
         return f"parameter '{d.key}' = {_short(v)} is outside [{d.args[0]}, {d.args[1]}]"
+    q = d.q
+    if q is not None and abs(d.quantize(v) - v) > q * 1e-6:
+        # Never a value of this space (a source with another q): kept, it counted as a tried
+        # configuration, and enough of them made a finite space look used up before any
+        # of its own values ran (the experiment ended DONE with no trial).
+        ends = " and its bounds" if d.bounded else ""
+        return f"parameter '{d.key}' = {_short(v)} is not on its grid ({d.type} gives multiples of q={d.args[2]}{ends})"
     if d.type.startswith("qlog") or d.type in ("loguniform", "lognormal"):
         if v < 0 or (v == 0 and d.type in ("loguniform", "lognormal")):
             return f"parameter '{d.key}' = {_short(v)} is not positive (a log type)"

@@ -132,3 +132,38 @@ def test_batch_refuses_parameter_sets_mixed_with_plain_values() -> None:
     # Either kind alone is still a batch.
     assert create_tuner("Batch", parse_search_space({"sets": {"_type": "choice", "_value": [{"lr": 0.01}, {"lr": 0.1}]}}), {})
     assert create_tuner("Batch", parse_search_space({"lr": {"_type": "choice", "_value": [0.01, 0.1]}}), {})
+
+
+def test_warm_start_off_grid_values_do_not_use_up_a_finite_space(tmp_path) -> None:
+    # A source ran with q=1, the new space has q=2 (6 values). Its odd values passed the fit
+    # check and counted as tried configurations: six imports and every tuner said the space
+    # was used up, so the experiment ended DONE before running anything. Off-grid values
+    # are now skipped with a reason; the on-grid one (4) still counts as tried.
+    from tuner_server.engine import Engine, ExperimentConfig
+    from tuner_server.store import Store
+    from tuner_server.warm_start import ImportRequest, misfit
+
+    space = {"q": {"_type": "quniform", "_value": [0, 10, 2]}}
+    sp = parse_search_space(space)
+    assert misfit(sp, {"q": 4}) is None and misfit(sp, {"q": 4.0}) is None
+    assert "not on its grid" in (misfit(sp, {"q": 3}) or "")
+    # The clipped bounds are values of the space, and float noise of a grid value is no misfit.
+    clipped = parse_search_space({"q": {"_type": "quniform", "_value": [0.1, 0.95, 0.2]}})
+    assert misfit(clipped, {"q": 0.95}) is None and misfit(clipped, {"q": 3 * 0.2}) is None
+    assert misfit(parse_search_space({"q": {"_type": "qnormal", "_value": [0, 1, 0.5]}}), {"q": 0.75}) is not None
+
+    engine = Engine(Store(tmp_path / "db.sqlite"))
+    cfg = ExperimentConfig.model_validate({"searchSpace": json.dumps(space), "tuner": {"name": "TPE", "classArgs": {}},
+                                           "optimizeMode": "maximize"})
+    engine.register("new", "new", cfg)
+    rows = [{"id": f"old-{v}", "parameters": {"q": v}, "metric": float(v), "ended": 1000.0 + v} for v in (1, 3, 4, 5, 7, 9)]
+    r = engine.import_trials("new", ImportRequest.model_validate({"sources": [{"name": "old", "trials": rows}]}))
+    assert r["imported"] == 1 and r["sources"][0]["skipped"] == 5, r
+    assert "not on its grid" in r["sources"][0]["firstSkipReason"]
+    issued = []
+    while (a := engine.suggest("new")) is not None:
+        issued.append(a.parameters["q"])
+        engine.started("new", a.trial_id)
+        engine.report_final("new", a.trial_id, 1.0)
+        engine.end("new", a.trial_id, 0)
+    assert sorted(issued) == [0, 2, 6, 8, 10], issued
