@@ -143,6 +143,35 @@ def test_trial_end_states(server: ServerProcess) -> None:
         assert s["bestTrial"]["name"] == ids[0] and s["bestTrial"]["value"] == 0.9
 
 
+@pytest.mark.parametrize("over, stops", [("completed", [False, False]), ("all", [False, True])])
+def test_medianstop_median_over_running_trials(server: ServerProcess, over, stops) -> None:
+    """Two running trials report 0.9, 0.9; a third 0.1, 0.2 with evaluation_interval 2. No trial
+    has completed, so NNI's median (completed trials) does not exist and nothing stops; Azure's
+    (all trials at step 2: 0.9, 0.9 and its own 0.15) is 0.9, and its best 0.2 is worse."""
+    args = {"evaluation_interval": 2, "median_over": over}
+    token = register(server, assessor={"name": "Medianstop", "classArgs": args})
+    with server.client() as admin, server.client(token=token) as trial:
+        ids = [admin.post("/api/v1/experiments/e1/trials", json={}).json()["trialId"] for _ in range(3)]
+
+        def report(tid, values):
+            return [trial.post(f"/api/v1/experiments/e1/trials/{tid}/intermediate", json={"metric": v}).json()["stop"]
+                    for v in values]
+
+        assert report(ids[0], [0.9, 0.9]) == [False, False]
+        assert report(ids[1], [0.9, 0.9]) == [False, False]
+        assert report(ids[2], [0.1, 0.2]) == stops
+
+
+@pytest.mark.parametrize("class_args, field", [({"median_over": "running"}, "classArgs.median_over"),
+                                               ({"evaluation_interval": 0}, "classArgs.evaluation_interval")])
+def test_bad_medianstop_args_are_422_naming_the_field(server: ServerProcess, class_args, field) -> None:
+    with server.client() as c:
+        r = c.put("/api/v1/experiments/bad", json={"name": "bad", "config": config(
+            assessor={"name": "Medianstop", "classArgs": class_args})})
+        assert r.status_code == 422 and field in r.json()["detail"], r.text
+        assert c.get("/api/v1/experiments").json() == []
+
+
 def test_restarted_server_rebuilds_the_grid_and_never_repeats(server: ServerProcess) -> None:
     register(server, tuner="GridSearch")
     seen = []

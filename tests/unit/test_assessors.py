@@ -43,6 +43,72 @@ def test_medianstop_waits_for_start_step_then_applies_the_median_rule() -> None:
     assert not a.should_stop(good, done + [good])
 
 
+def test_medianstop_evaluation_interval_decides_only_on_the_interval() -> None:
+    done = [rec(1, [1.0] * 10)]
+    lagging = [0.0] * 10  # below the median at every step: stopped whenever the rule looks
+    for over in ("completed", "all"):
+        a = create_assessor("Medianstop", {"evaluation_interval": 2, "delay_evaluation": 3, "median_over": over})
+        stops = [n for n in range(1, 11) if a.should_stop(rec(2, lagging[:n], R), done)]
+        assert stops == [4, 6, 8, 10], over
+    every = create_assessor("Medianstop", {})  # default 1: every report, as NNI
+    assert [n for n in range(1, 11) if every.should_stop(rec(2, lagging[:n], R), done)] == list(range(1, 11))
+
+
+def test_medianstop_delay_evaluation_is_start_step() -> None:
+    done = [rec(1, [1.0] * 6)]
+    lagging = [0.0] * 6
+    for args in ({"delay_evaluation": 3}, {"start_step": 3}):
+        a = create_assessor("Medianstop", args)
+        assert [n for n in range(1, 7) if a.should_stop(rec(2, lagging[:n], R), done)] == [3, 4, 5, 6], args
+    with pytest.raises(AssessorArgsError, match="classArgs.start_step and classArgs.delay_evaluation"):
+        create_assessor("Medianstop", {"start_step": 3, "delay_evaluation": 3})
+
+
+def test_medianstop_all_trials_median_differs_from_completed_only() -> None:
+    nni = create_assessor("Medianstop", {})
+    azure = create_assessor("Medianstop", {"median_over": "all"})
+    me = rec(9, [0.4, 0.5], R)  # best 0.5, own running average 0.45
+    # Completed trials low, running ones high: completed-only median 0.3 keeps it; over all
+    # (0.45, 0.3, 0.9, 0.9) the median is 0.675 > 0.5, so Azure's rule stops it.
+    history = [rec(1, [0.3, 0.3]), rec(2, [0.9, 0.9], R), rec(3, [0.9, 0.9], R), me]
+    assert not nni.should_stop(me, history)
+    assert azure.should_stop(me, history)
+    # Completed trials high, running ones low: the other way round.
+    history = [rec(1, [0.9, 0.9]), rec(2, [0.1, 0.1], R), rec(3, [0.1, 0.1], R), me]
+    assert nni.should_stop(me, history)
+    assert not azure.should_stop(me, history)
+    # No completed trial yet: NNI's rule has no median and never stops; Azure's uses the running.
+    history = [rec(2, [0.9, 0.9], R), rec(3, [0.9, 0.9], R), me]
+    assert not nni.should_stop(me, history)
+    assert azure.should_stop(me, history)
+
+
+def test_medianstop_all_counts_only_trials_that_reached_the_step() -> None:
+    azure = create_assessor("Medianstop", {"median_over": "all"})
+    me = rec(9, [0.4, 0.42], R)  # best 0.42, own average 0.41
+    reached = [rec(1, [0.3, 0.3]), rec(4, [0.3, 0.3], TrialState.EARLY_STOPPED)]
+    short = [rec(2, [0.9], R), rec(3, [0.9], R), rec(5, [0.9])]  # one report: no average for 1:2
+    # median of (0.41, 0.3, 0.3) = 0.3: kept. Counting the short ones (0.9 each) would make it 0.655: stopped.
+    assert not azure.should_stop(me, reached + short + [me])
+    # a stopped trial that reached the step counts (Azure: all runs): here it tips the median
+    high_stopped = [rec(6, [0.8, 0.8], TrialState.EARLY_STOPPED), rec(7, [0.8, 0.8], TrialState.FAILED)]
+    assert azure.should_stop(me, [rec(1, [0.3, 0.3])] + high_stopped + [me])
+
+
+def test_medianstop_args_are_validated_naming_the_field() -> None:
+    for bad, field in (
+        ({"median_over": "running"}, "classArgs.median_over"),
+        ({"median_over": True}, "classArgs.median_over"),
+        ({"evaluation_interval": 0}, "classArgs.evaluation_interval"),
+        ({"evaluation_interval": 1.5}, "classArgs.evaluation_interval"),
+        ({"delay_evaluation": -1}, "classArgs.delay_evaluation"),
+        ({"start_step": -1}, "classArgs.start_step"),
+        ({"slack_factor": 0.1}, "slack_factor"),
+    ):
+        with pytest.raises(AssessorArgsError, match=field):
+            create_assessor("Medianstop", bad)
+
+
 # --- Curvefitting ---
 
 
