@@ -174,17 +174,12 @@ def assessor(raw: Any, mode: str, notes: list[str]) -> dict[str, Any] | None:
     delay = integer(policy.get("delay_evaluation") or 0, "early_termination.delay_evaluation")
     if delay < 0:
         raise ConvertError("early_termination.delay_evaluation", f"must be >= 0, got {delay}")
-    if kind == "median_stopping":
-        # AutoTune's Medianstop (Vizier's rule) checks at every report from start_step on.
-        args["start_step"] = delay
-        if interval > 1:
-            notes.append(f"early_termination.evaluation_interval {interval}: Medianstop checks at every report from "
-                         f"delay_evaluation on, not every {interval}th")
-        notes.append("early_termination median_stopping: Medianstop compares a trial's best value with the median of "
-                     "the running averages of completed trials (Azure: of all trials)")
-        return {"builtinAssessorName": POLICIES[kind], "classArgs": args}
     args["evaluation_interval"] = interval
     args["delay_evaluation"] = delay
+    if kind == "median_stopping":
+        # Azure's median is over all runs; Medianstop's default (NNI's) over completed ones.
+        args["median_over"] = "all"
+        return {"builtinAssessorName": POLICIES[kind], "classArgs": args}
     if kind == "bandit":
         given = [k for k in ("slack_factor", "slack_amount") if policy.get(k) is not None]
         if len(given) != 1:

@@ -160,11 +160,14 @@ def test_early_termination_policies() -> None:
         "exclude_finished_jobs": True}}
     m, notes = convert(job(early_termination={"type": "median_stopping", "delay_evaluation": 5,
                                               "evaluation_interval": 2}))
-    assert m["spec"]["assessor"] == {"builtinAssessorName": "Medianstop",
-                                     "classArgs": {"optimize_mode": "minimize", "start_step": 5}}
-    assert has_note(notes, "evaluation_interval 2", "every report")
+    # Azure's rule: applied every evaluation_interval from delay_evaluation, median over all runs
+    assert m["spec"]["assessor"] == {"builtinAssessorName": "Medianstop", "classArgs": {
+        "optimize_mode": "minimize", "evaluation_interval": 2, "delay_evaluation": 5, "median_over": "all"}}
+    assert not [n for n in notes if "median" in n.lower() or "evaluation_interval" in n], notes
     m, notes = convert(job(early_termination={"type": "MedianStopping", "evaluation_interval": 0}))
-    assert m["spec"]["assessor"]["builtinAssessorName"] == "Medianstop"  # the REST API's spelling
+    assert m["spec"]["assessor"] == {"builtinAssessorName": "Medianstop", "classArgs": {  # the REST API's spelling
+        "optimize_mode": "minimize", "evaluation_interval": 1, "delay_evaluation": 0, "median_over": "all"}}
+    assert has_note(notes, "evaluation_interval 0", "every report")
 
 
 def test_outputs_literal_inputs_and_shell_commands() -> None:
