@@ -191,6 +191,8 @@ def _hyperband(s: _Settings, args: dict[str, Any], notes: list[str]) -> Algorith
         raise ConvertError("spec.algorithm.algorithmSettings[r_l]", "is required by Katib's hyperband (the largest budget)")
     if r_l < 1:
         raise ConvertError("spec.algorithm.algorithmSettings[r_l]", f"must be >= 1 (a budget in epochs), got {r_l}")
+    if r_l != int(r_l):  # Katib's budgets may be fractional; AutoTune's trials get an integer EPOCHS
+        raise ConvertError("spec.algorithm.algorithmSettings[r_l]", f"must be a whole number of epochs, got {r_l}")
     eta = s.take("eta", number)
     eta = 3 if eta is None or int(eta) <= 0 else int(eta)  # Katib: int(float(eta)), 3 when <= 0
     if eta < 2:

@@ -237,11 +237,24 @@ def test_boss_promotes_a_dropped_config_from_its_own_checkpoint():
         ("BOSS", {"eta": float("inf")}, "classArgs.eta must be >= 2 and <= 1e+09"),
         ("ASHA", {"max_budget": 1e300}, "classArgs.max_budget must be >= 1 and <= 1e+09"),
         ("BOHB", {"min_budget": float("nan")}, "classArgs.min_budget must be >= 1"),
+        # Budgets are whole epochs (EPOCHS is an integer): 3.9 trained 4 epochs, silently.
+        ("BOHB", {"max_budget": 3.9}, "BOHB classArgs.max_budget must be a whole number of epochs"),
+        ("BOHB", {"min_budget": 1.5, "max_budget": 9}, "BOHB classArgs.min_budget must be a whole number of epochs"),
+        ("SuccessiveHalving", {"max_budget": 80.5}, "classArgs.max_budget must be a whole number of epochs"),
+        ("ASHA", {"min_budget": 2.5}, "ASHA classArgs.min_budget must be a whole number of epochs"),
+        ("Hyperband", {"R": 60.5}, "Hyperband classArgs.R must be a whole number of epochs"),
+        ("BOSS", {"R": 8.9}, "BOSS classArgs.R must be a whole number of epochs"),
     ],
 )
 def test_bad_class_args_name_the_argument(name: str, args: dict[str, Any], msg: str):
     with pytest.raises(TunerArgsError, match=re.escape(msg)):
         create_advisor(name, SPACE, args)
+
+
+def test_whole_budgets_written_as_floats_are_taken():
+    # YAML/JSON may give 27.0 for 27: the same budgets as the integer.
+    assert create_advisor("BOHB", SPACE, {"max_budget": 27.0}).all_budgets == create_advisor("BOHB", SPACE, {"max_budget": 27}).all_budgets
+    assert create_advisor("Hyperband", SPACE, {"R": 9.0}).max_budget == 9
 
 
 def test_minimize_ranks_low_values_first():

@@ -137,6 +137,17 @@ def test_hyperband_resource_parameter_becomes_the_budget() -> None:
     assert has_note(notes, "resource_name", "num-epochs", "$EPOCHS")
 
 
+def test_hyperband_fractional_r_l_is_refused_naming_it() -> None:
+    doc = load("hyperband.yaml")
+    for setting in doc["spec"]["algorithm"]["algorithmSettings"]:
+        if setting["name"] == "r_l":
+            setting["value"] = "9.5"
+    with pytest.raises(ConvertError) as e:
+        convert_katib(doc)
+    assert e.value.field == "spec.algorithm.algorithmSettings[r_l]"
+    assert "whole number of epochs, got 9.5" in str(e.value)
+
+
 def test_grid_steps_keep_katibs_values() -> None:
     m, notes = convert("grid.yaml")
     space = m["spec"]["searchSpace"]

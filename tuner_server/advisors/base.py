@@ -139,6 +139,16 @@ def budget_ok(v: float) -> bool:
     return 1 <= v <= MAX_BUDGET
 
 
+def check_whole_budget(name: str, key: str, v: float) -> float:
+    """A budget the user gives (min_budget, max_budget, R) must be whole epochs: EPOCHS is an
+    integer, so 3.9 would silently train 4 (or 3). Rungs between the two are rounded as the
+    algorithm's arithmetic makes them fractional; the ends are what the user asked for."""
+    if v != int(v):
+        raise TunerArgsError(f"{name} classArgs.{key} must be a whole number of epochs "
+                             f"(trials get an integer EPOCHS), got {v!r}")
+    return v
+
+
 def check_eta(name: str, args: dict[str, Any]) -> float:
     return float(arg(name, args, "eta", 3, (int, float), lambda v: 2 <= v <= MAX_BUDGET, f"must be >= 2 and <= {MAX_BUDGET:g}"))
 
@@ -146,6 +156,8 @@ def check_eta(name: str, args: dict[str, Any]) -> float:
 def check_budgets(name: str, args: dict[str, Any], low_key: str, low: float, high_key: str, high: float) -> tuple[float, float]:
     lo = float(arg(name, args, low_key, low, (int, float), budget_ok, f"must be >= 1 and <= {MAX_BUDGET:g} (budgets are epochs)"))
     hi = float(arg(name, args, high_key, high, (int, float), budget_ok, f"must be >= 1 and <= {MAX_BUDGET:g}"))
+    check_whole_budget(name, low_key, lo)
+    check_whole_budget(name, high_key, hi)
     if hi < lo:
         raise TunerArgsError(f"{name} classArgs.{high_key} ({hi:g}) must be >= classArgs.{low_key} ({lo:g})")
     return lo, hi

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tuner_server.advisors.base import MAX_BUDGET, budget_ok, check_eta, integer_budgets
+from tuner_server.advisors.base import MAX_BUDGET, budget_ok, check_eta, check_whole_budget, integer_budgets
 from tuner_server.advisors.brackets import BracketAdvisor, BracketPlan
 from tuner_server.advisors.successive_halving import rung_count
 from tuner_server.tuners.base import arg, reject_unknown
@@ -43,8 +43,8 @@ class HyperbandAdvisor(BracketAdvisor):
     def take_hyperband_args(self, args: dict[str, Any]) -> None:
         """R, eta and the bracket settings (shared with BOSS, which runs Hyperband's brackets)."""
         n = self.name
-        self.R = float(arg(n, args, "R", self.default_R, (int, float), budget_ok,
-                           f"must be >= 1 and <= {MAX_BUDGET:g} (the largest budget, in epochs)"))
+        self.R = check_whole_budget(n, "R", float(arg(n, args, "R", self.default_R, (int, float), budget_ok,
+                                                      f"must be >= 1 and <= {MAX_BUDGET:g} (the largest budget, in epochs)")))
         self.eta = check_eta(n, args)
         self.s_max = rung_count(1, self.R, self.eta)
         self.take_exec_mode(args)
