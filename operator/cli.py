@@ -186,7 +186,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine: Engine | None = None
     if not args.server:  # before anything is written here: a folder it refuses stays as it was
         try:
-            engine = Engine(Store(out / "autotune.db"))
+            # PBT's default checkpoint root under this folder: keyed by the id alone (local.<name>),
+            # two runs of one experiment name into different --output folders shared it.
+            engine = Engine(Store(out / "autotune.db"), checkpoint_base=str(out / "checkpoints"))
         except sqlite3.DatabaseError as e:  # left untouched: it may be someone's results
             print(f"autotune: {open_problem(out / 'autotune.db', e)}; use another --output", file=sys.stderr)
             return EXIT_INVALID

@@ -234,8 +234,10 @@ def _nested_deeper(v: Any, levels: int) -> bool:
     return any(_nested_deeper(x, levels - 1) for x in (v.values() if isinstance(v, Mapping) else v))
 
 
-def build_algorithms(config: ExperimentConfig, experiment: str | None = None) -> tuple[SearchSpace, Tuner, Assessor | None]:
-    """``experiment``: the id the tuner is bound to (PBT keys its default checkpoint root by it)."""
+def build_algorithms(config: ExperimentConfig, experiment: str | None = None,
+                     checkpoint_base: str | None = None) -> tuple[SearchSpace, Tuner, Assessor | None]:
+    """``experiment``: the id the tuner is bound to (PBT keys its default checkpoint root by
+    it), under ``checkpoint_base`` if given (see :class:`Engine`)."""
     try:
         space = parse_search_space(config.searchSpace)
     except SearchSpaceError as e:
@@ -249,7 +251,7 @@ def build_algorithms(config: ExperimentConfig, experiment: str | None = None) ->
             return space, create_advisor(config.tuner.name, space, args, seed=config.seed), _assessor(config)
         tuner = create_tuner(config.tuner.name, space, args, seed=config.seed, objectives=objectives)
         if experiment is not None:
-            tuner.bind_experiment(experiment)
+            tuner.bind_experiment(experiment, checkpoint_base)
     except TunerArgsError as e:
         raise InvalidConfig(f"tuner: {e}") from None
     return space, tuner, _assessor(config)
@@ -265,9 +267,14 @@ def _assessor(config: ExperimentConfig) -> Assessor | None:
 
 
 class Engine:
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time, checkpoint_base: str | None = None) -> None:
+        """``checkpoint_base``: where tuners that keep files (PBT) put them by default, a folder
+        per experiment id; None: their own default ($AUTOTUNE_CHECKPOINT_DIR, else the home
+        folder). A local run gives its output folder, which two runs never share: their ids
+        (local.<name>) do."""
         self.store = store
         self.clock = clock
+        self.checkpoint_base = checkpoint_base
         # Called as hook(exp_id, trial_id) when a trial exits 0 (not killed, not stopped), before
         # its state is decided: a trial that reported through MLflow gets its final result
         # there, or a hook returns why the trial fails all the same (mlflow_runs.py).
@@ -283,7 +290,7 @@ class Engine:
         for se in store.experiments():
             try:
                 config = ExperimentConfig.model_validate(se.config)
-                space, tuner, assessor = build_algorithms(config, se.id)
+                space, tuner, assessor = build_algorithms(config, se.id, checkpoint_base)
             except (InvalidConfig, ValidationError) as e:
                 self._unloadable[se.id] = str(e).replace("\n", " ")
                 logging.getLogger(__name__).error("experiment %s is stored but does not load: %s", se.id, e)
@@ -326,7 +333,7 @@ class Engine:
             if token is not None and token != h.stored.token:
                 raise Conflict(f"experiment '{exp_id}' exists with a different token")
             return h
-        space, tuner, assessor = build_algorithms(config, exp_id)
+        space, tuner, assessor = build_algorithms(config, exp_id, self.checkpoint_base)
         se = StoredExperiment(exp_id, name, config.model_dump(mode="json"), token or secrets.token_urlsafe(32), self.clock(),
                               dict(owner) if owner else None)
         self.store.add_experiment(se)

@@ -19,21 +19,23 @@ from tests.integration.conftest import TRIALS, autotune_cmd, manifest, read_stat
 SPACE = {"alpha": {"_type": "loguniform", "_value": [1e-5, 1e-1]}}
 
 
-def pbt_manifest(name: str, record: Path) -> dict:
+def pbt_manifest(name: str, record: Path, tag: str | None = None) -> dict:
     return manifest(name=name, space=SPACE, command=[sys.executable, str(TRIALS / "pbt_sgd.py")], tuner="PBTTuner",
                     class_args={"optimize_mode": "maximize", "population_size": 2, "fraction": 0.5}, max_trials=6,
-                    concurrency=2, env=[{"name": "PBT_RECORD", "value": str(record)}, {"name": "PBT_TAG", "value": name}])
+                    concurrency=2, env=[{"name": "PBT_RECORD", "value": str(record)},
+                                        {"name": "PBT_TAG", "value": tag or name}])
 
 
-def test_two_pbt_experiments_at_once_keep_their_checkpoints_apart(tmp_path: Path) -> None:
-    record = tmp_path / "runs.jsonl"
+def run_at_once(tmp_path: Path, runs: list[tuple[str, dict, Path]]) -> None:
+    """``autotune run`` of each (tag, manifest, --output) at the same time; each must exit 0.
+    $AUTOTUNE_CHECKPOINT_DIR is set to <tmp>/ckpt: what a local run no longer uses."""
     env = {**os.environ, "AUTOTUNE_CHECKPOINT_DIR": str(tmp_path / "ckpt")}
     procs = []
     try:
-        for name in ("pbt-a", "pbt-b"):
-            path = write_manifest(tmp_path / f"{name}.yaml", pbt_manifest(name, record))
+        for tag, doc, out in runs:
+            path = write_manifest(tmp_path / f"{tag}.yaml", doc)
             # Own sessions: the runs and their trials are ended by group below, never pytest's.
-            procs.append(subprocess.Popen(autotune_cmd() + ["run", str(path), "--output", str(tmp_path / "out")], env=env,
+            procs.append(subprocess.Popen(autotune_cmd() + ["run", str(path), "--output", str(out)], env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True))
         for p in procs:
             _, err = p.communicate(timeout=600)
@@ -43,20 +45,46 @@ def test_two_pbt_experiments_at_once_keep_their_checkpoints_apart(tmp_path: Path
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
-    for name in ("pbt-a", "pbt-b"):
-        s = read_status(tmp_path / "out", name)
-        assert s["phase"] == "DONE", s["message"]
+
+
+def assert_apart(record: Path, folders: dict[str, Path]) -> None:
+    """Each tagged run's 6 trials saved in its own directories under ``folders[tag]`` (its
+    output folder's checkpoints/), none shared, and every later generation loaded a model its
+    own run saved."""
     runs = [json.loads(line) for line in record.read_text().splitlines()]
     assert len(runs) == 12
-    saves = {name: {r["save"] for r in runs if r["tag"] == name} for name in ("pbt-a", "pbt-b")}
+    saves = {tag: {r["save"] for r in runs if r["tag"] == tag} for tag in folders}
     # 3 generations x 2 members, each trial its own directory, none shared between the runs
-    assert len(saves["pbt-a"]) == len(saves["pbt-b"]) == 6
-    assert not saves["pbt-a"] & saves["pbt-b"]
-    assert all(d.startswith(str(tmp_path / "ckpt")) for s in saves.values() for d in s)
-    # every later generation loaded a model its own experiment saved
+    assert all(len(s) == 6 for s in saves.values())
+    a, b = saves.values()
+    assert not a & b
+    assert all(d.startswith(str(folders[tag] / "checkpoints") + os.sep) for tag, s in saves.items() for d in s)
     loaded = [r for r in runs if r["load"]]
     assert len(loaded) == 8
     assert all(r["loaded_tag"] == r["tag"] and r["load"] in saves[r["tag"]] for r in loaded)
+
+
+def test_two_pbt_experiments_at_once_keep_their_checkpoints_apart(tmp_path: Path) -> None:
+    record, out = tmp_path / "runs.jsonl", tmp_path / "out"
+    run_at_once(tmp_path, [(name, pbt_manifest(name, record), out) for name in ("pbt-a", "pbt-b")])
+    for name in ("pbt-a", "pbt-b"):
+        s = read_status(out, name)
+        assert s["phase"] == "DONE", s["message"]
+    assert_apart(record, {name: out / name for name in ("pbt-a", "pbt-b")})
+
+
+def test_two_local_runs_of_one_experiment_into_two_output_folders_keep_their_checkpoints_apart(tmp_path: Path) -> None:
+    """Both runs' experiment id is local.pbt-same: the default root, keyed by it alone
+    ($AUTOTUNE_CHECKPOINT_DIR/local.pbt-same), was one folder for both, so they overwrote and
+    loaded each other's models. A local run's default root is now under its output folder."""
+    record = tmp_path / "runs.jsonl"
+    outs = {tag: tmp_path / tag for tag in ("out-1", "out-2")}
+    run_at_once(tmp_path, [(tag, pbt_manifest("pbt-same", record, tag), out) for tag, out in outs.items()])
+    for out in outs.values():
+        s = read_status(out, "pbt-same")
+        assert s["phase"] == "DONE", s["message"]
+    assert_apart(record, {tag: out / "pbt-same" for tag, out in outs.items()})
+    assert not (tmp_path / "ckpt").exists()
 
 
 def test_pbt_final_training_keeps_the_best_members_checkpoint(tmp_path: Path) -> None:

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from tests.unit.tuner_helpers import record
+from tuner_server.engine import Engine, ExperimentConfig
 from tuner_server.history import OptimizeMode, TrialState
 from tuner_server.searchspace import parse_search_space
+from tuner_server.store import Store
 from tuner_server.tuners import TryLater, TunerArgsError, create_tuner
 
 SPACE = {
@@ -183,3 +185,28 @@ def test_a_final_rerun_loads_what_the_trial_loaded_and_saves_to_its_own_folder()
     assert {k: v for k, v in again.items() if k != "save_checkpoint_dir"} == \
         {k: v for k, v in best.items() if k != "save_checkpoint_dir"}
     assert best["save_checkpoint_dir"] == "/old/0/1"  # the trial's own parameters are untouched
+
+
+def test_an_engine_with_a_checkpoint_base_keeps_an_older_experiments_root_on_resume(tmp_path, monkeypatch):
+    """A local run's engine puts PBT's default root under its output folder; an experiment
+    whose trials were given the older default ($AUTOTUNE_CHECKPOINT_DIR/<id>) goes on there,
+    where its models are, when the run resumes with the new engine."""
+    monkeypatch.setenv("AUTOTUNE_CHECKPOINT_DIR", str(tmp_path / "shared"))
+    cfg = ExperimentConfig.model_validate({"searchSpace": '{"x": {"_type": "uniform", "_value": [0, 1]}}',
+                                           "tuner": {"name": "PBTTuner", "classArgs": {"population_size": 2}}})
+    db, out = tmp_path / "autotune.db", str(tmp_path / "out" / "checkpoints")
+    new = Engine(Store(tmp_path / "new.db"), checkpoint_base=out)
+    new.register("local.e", "e", cfg)
+    assert new.suggest("local.e", 0).parameters["save_checkpoint_dir"] == os.path.join(out, "local.e", "0", "0")
+    old = Engine(Store(db))  # before: no base, so the default under $AUTOTUNE_CHECKPOINT_DIR
+    old.register("local.e", "e", cfg)
+    for i in range(2):
+        a = old.suggest("local.e", i)
+        assert a.parameters["save_checkpoint_dir"] == str(tmp_path / "shared" / "local.e" / str(i) / "0")
+        old.report_final("local.e", a.trial_id, float(i))
+        old.end("local.e", a.trial_id, 0)
+    old.store.close()
+    resumed = Engine(Store(db), checkpoint_base=out)
+    nxt = resumed.suggest("local.e", 2).parameters
+    assert nxt["save_checkpoint_dir"] == str(tmp_path / "shared" / "local.e" / "0" / "1")
+    assert nxt["load_checkpoint_dir"].startswith(str(tmp_path / "shared" / "local.e"))

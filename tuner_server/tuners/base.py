@@ -88,9 +88,10 @@ class Tuner(ABC):
         """Validate and take the algorithm's own classArgs; the default takes none."""
         reject_unknown(self.name, args, ())
 
-    def bind_experiment(self, experiment: str) -> None:
+    def bind_experiment(self, experiment: str, checkpoint_base: str | None = None) -> None:
         """Told the id of the experiment this tuner serves (the engine calls it once built);
-        a tuner that names files on disk keys them by it. The default needs nothing."""
+        a tuner that names files on disk keys them by it, under ``checkpoint_base`` when the
+        engine has one (a local run's output folder). The default needs nothing."""
 
     def final_parameters(self, parameters: Mapping[str, Any], sequence: int,
                          history: Sequence[TrialRecord]) -> dict[str, Any]:

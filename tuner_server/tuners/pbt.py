@@ -26,9 +26,11 @@ State is rebuilt from the history each call. The default ``all_checkpoint_dir`` 
 ``$AUTOTUNE_CHECKPOINT_DIR/<experiment id>``, else ``~/autotune-checkpoints/<experiment id>``
 (as NNI's ``~/nni/checkpoint/<experiment id>``): keyed by the seed, as it was, every two
 experiments left at the default seed 0 wrote ``<root>/0/<member>/<generation>`` alike, so
-two running at once overwrote and loaded each other's models. Once trials exist, the root
-is the one the first trial was given, so a resumed experiment keeps its checkpoints even
-if the default (or ``$AUTOTUNE_CHECKPOINT_DIR``) changed in between.
+two running at once overwrote and loaded each other's models. A local run's engine gives
+its output folder as the base instead (``<output>/<name>/checkpoints/<experiment id>``): its
+id, ``local.<name>``, is the same for every run of one experiment name, in any ``--output``.
+Once trials exist, the root is the one the first trial was given, so a resumed experiment
+keeps its checkpoints even if the default (or ``$AUTOTUNE_CHECKPOINT_DIR``) changed in between.
 """
 
 from __future__ import annotations
@@ -74,9 +76,10 @@ class PBTTuner(Tuner):
         self.fraction = float(arg(n, args, "fraction", 0.2, (int, float), lambda v: 0 < v <= 0.5, "must be in (0, 0.5]"))
         self.n_exploit = max(1, int(self.fraction * self.population_size))
 
-    def bind_experiment(self, experiment: str) -> None:
+    def bind_experiment(self, experiment: str, checkpoint_base: str | None = None) -> None:
         if not self.checkpoint_dir_given:
-            self.checkpoint_dir = os.path.join(_default_base(), re.sub(r"[^A-Za-z0-9._-]", "_", experiment))
+            self.checkpoint_dir = os.path.join(checkpoint_base or _default_base(),
+                                               re.sub(r"[^A-Za-z0-9._-]", "_", experiment))
 
     def root(self, trials: Sequence[TrialRecord]) -> str:
         """The checkpoint root: the one trial 0 (member 0, generation 0) was given, once it exists."""
