@@ -167,3 +167,15 @@ def test_warm_start_off_grid_values_do_not_use_up_a_finite_space(tmp_path) -> No
         engine.report_final("new", a.trial_id, 1.0)
         engine.end("new", a.trial_id, 0)
     assert sorted(issued) == [0, 2, 6, 8, 10], issued
+
+
+def test_gp_and_metis_keep_a_huge_randint_in_range() -> None:
+    # Their encoder turned a bin back into a value as (k + low).astype(int), in floats: a
+    # low of 9223372036854770000 came back as ...769664, below the range, and went to the trial.
+    lo, hi = 9223372036854770000, 9223372036854774784
+    space = {"seed": {"_type": "randint", "_value": [lo, hi]}, "x": {"_type": "uniform", "_value": [0, 1]}}
+    for tuner in ("GPTuner", "MetisTuner"):
+        hist = _run(tuner, space, 20)
+        assert len(hist) == 20
+        for h in hist:
+            assert type(h.parameters["seed"]) is int and lo <= h.parameters["seed"] < hi, (tuner, h.parameters)

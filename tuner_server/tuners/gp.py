@@ -131,7 +131,7 @@ class Encoder:
                 a, b = int(d.args[0]), int(d.args[1])
                 k = np.minimum(np.floor(u * (b - a)), b - a - 1)
                 X[:, c] = (k + 0.5) / (b - a)
-                raws.append((k + a).astype(int))
+                raws.append(k)  # the offset from a: a + k in floats loses a huge a's digits
             else:
                 if d.type in LOG_TYPES:
                     lo, hi = self._log_bounds(d)
@@ -152,7 +152,12 @@ class Encoder:
         out: dict[str, Any] = {}
         for (d, _, _, kind), r in zip(self.blocks, raws):
             v = r[i]
-            out[d.key] = int(v) if kind in ("onehot", "numchoice", "randint") else d.quantize(float(v))
+            if kind == "randint":
+                # In Python ints: (k + a).astype(int) rounded a bound such as 2**63 - 5000 to a
+                # float (a value below low) or overflowed int64 at 2**63 (-2**63 handed out).
+                out[d.key] = min(int(d.args[0]) + int(v), int(d.args[1]) - 1)
+            else:
+                out[d.key] = int(v) if kind in ("onehot", "numchoice") else d.quantize(float(v))
         return out
 
 
