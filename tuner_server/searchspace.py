@@ -688,9 +688,10 @@ def _parse_numeric(key: str, name: str, t: str, v: Any, parent: tuple[str, int] 
         if t == "randint":
             if not _is_integral(v[0]) or not _is_integral(v[1]):
                 raise SearchSpaceError(key, f"randint bounds must be integers, got {v!r}")
-            if not (-(2**63) <= low and high <= 2**63 - 1):  # numpy samples int64: every tuner failed
+            # Compared as ints: float(2**63 - 1) is 2**63, so the largest int64 was refused.
+            if not (-(2**63) <= int(v[0]) and int(v[1]) <= 2**63 - 1):  # numpy samples int64: every tuner failed
                 raise SearchSpaceError(key, f"randint bounds must be 64-bit integers (|bound| < 2**63), got {v!r}")
-            if high <= low:
+            if int(v[1]) <= int(v[0]):
                 raise SearchSpaceError(key, f"randint needs lower < upper (upper is exclusive), got {v!r}")
             v = [int(v[0]), int(v[1])]
         elif high <= low:

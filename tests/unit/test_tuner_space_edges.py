@@ -179,3 +179,22 @@ def test_gp_and_metis_keep_a_huge_randint_in_range() -> None:
         assert len(hist) == 20
         for h in hist:
             assert type(h.parameters["seed"]) is int and lo <= h.parameters["seed"] < hi, (tuner, h.parameters)
+
+
+def test_randint_bounds_are_compared_as_integers() -> None:
+    # Compared as floats, 2**63 - 1 was 2**63 (refused as "not a 64-bit integer", which it
+    # is) and [2**63 - 5, 2**63 - 1] had "lower < upper" false.
+    import pytest
+
+    from tuner_server.searchspace import SearchSpaceError
+
+    top = 2**63 - 1
+    assert parse_search_space({"s": {"_type": "randint", "_value": [0, top]}}).cardinality() == top
+    space = {"s": {"_type": "randint", "_value": [top - 4, top]}}
+    assert parse_search_space(space).cardinality() == 4
+    for tuner in ("Random", "TPE", "GPTuner", "GridSearch", "Evolution"):
+        got = sorted(h.parameters["s"] for h in _run(tuner, space, 10))
+        assert got == [top - 4, top - 3, top - 2, top - 1], (tuner, got)
+    for bad in ([0, 2**63], [top, top], [-(2**63) - 1, 0]):
+        with pytest.raises(SearchSpaceError):
+            parse_search_space({"s": {"_type": "randint", "_value": bad}})
