@@ -198,3 +198,36 @@ def test_randint_bounds_are_compared_as_integers() -> None:
     for bad in ([0, 2**63], [top, top], [-(2**63) - 1, 0]):
         with pytest.raises(SearchSpaceError):
             parse_search_space({"s": {"_type": "randint", "_value": bad}})
+
+
+def test_docs_table_of_search_spaces_matches_the_algorithms() -> None:
+    """docs/algorithms.md's table of types and nested-choice support is what they accept."""
+    import re
+    from pathlib import Path
+
+    from tuner_server.advisors import advisor_classes, create_advisor
+    from tuner_server.tuners import TunerArgsError, tuner_classes
+
+    ten = {"choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal", "lognormal", "qlognormal"}
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "algorithms.md").read_text()
+    section = doc.split("## Which search spaces each algorithm takes", 1)[1].split("\n## ", 1)[0]
+    rows = [r for r in section.splitlines() if r.startswith("| `")]
+    classes = {**{c.name: c for c in tuner_classes().values()}, **{c.name: c for c in advisor_classes().values()}}
+    nested = parse_search_space({"o": {"_type": "choice", "_value": [
+        {"_name": "a", "c": {"_type": "choice", "_value": [1, 2]}}, {"_name": "b"}]}})
+    listed = set()
+    for row in rows:
+        names_cell, types_cell, nested_cell = (c.strip() for c in row.strip("|").split("|"))
+        types = set(re.findall(r"`(\w+)`", types_cell)) | (ten if "all ten" in types_cell else set())
+        for name in re.findall(r"`(\w+)`", names_cell):
+            cls = classes[name]
+            listed.add(name)
+            assert set(cls.supported_types) == types, (name, sorted(cls.supported_types))
+            make = create_advisor if name in {c.name for c in advisor_classes().values()} else create_tuner
+            try:
+                make(name, nested, {}, 0)
+                takes_nested = "yes"
+            except TunerArgsError:
+                takes_nested = "no"
+            assert nested_cell == takes_nested, name
+    assert listed == set(classes), sorted(set(classes) - listed)
