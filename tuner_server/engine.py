@@ -28,7 +28,7 @@ from tuner_server.pareto import pareto_front, to_losses
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.store import ImportedTrial, Store, StoredExperiment, StoredTrial
 from tuner_server.tuners import NoMoreTrials, TryLater, Tuner, TunerArgsError, create_tuner
-from tuner_server.warm_start import ImportRequest, misfit, objective_mismatch
+from tuner_server.warm_start import ImportRequest, in_space_form, misfit, objective_mismatch
 
 
 class AlgorithmSpec(BaseModel):
@@ -498,7 +498,7 @@ class Engine:
                         continue
                     keys.add((src.name, t.id))
                     rep["imported"] += 1
-                    it = ImportedTrial(src.name, t.id, 0, dict(t.parameters), TrialState(t.state), value, t.metric,
+                    it = ImportedTrial(src.name, t.id, 0, in_space_form(h.space, t.parameters), TrialState(t.state), value, t.metric,
                                        list(t.intermediate))
                     new.append((t.ended if t.ended is not None else math.inf, len(new), it))
             # Oldest first (ended, then as given): tuners weigh the most recent observations most.

@@ -88,6 +88,20 @@ def misfit(space: SearchSpace, params: Any) -> str | None:
     return _misfit_level(space, space.top, params, "")
 
 
+def in_space_form(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A fitting parameter set (misfit None) written as this space writes its own: each
+    number through its dimension's rounding (0.1 * 3 = 0.30000000000000004 of a quniform q=0.1
+    becomes 0.3, a randint's 3.0 becomes 3) and each choice as its option. Kept as given, such
+    a trial was a configuration apart from the space's own 0.3: the tuner ran 0.3 again and
+    counted the space used up with a value never tried."""
+    flat = space.to_flat(params)
+    for k, v in flat.items():
+        d = space[k]
+        if not d.is_categorical and d.type != "input_choice":
+            flat[k] = d.quantize(v)
+    return space.to_parameters(flat)
+
+
 def _misfit_level(space: SearchSpace, keys: Sequence[str], values: Mapping[str, Any], where: str) -> str | None:
     dims = [space[k] for k in keys]
     names = {d.name for d in dims}

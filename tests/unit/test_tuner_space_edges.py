@@ -231,3 +231,40 @@ def test_docs_table_of_search_spaces_matches_the_algorithms() -> None:
                 takes_nested = "no"
             assert nested_cell == takes_nested, name
     assert listed == set(classes), sorted(set(classes) - listed)
+
+
+def test_warm_start_stores_imported_values_in_the_spaces_own_form(tmp_path) -> None:
+    # Another tool wrote 0.1 * 3 = 0.30000000000000004 for a quniform q=0.1 (it fits: float
+    # noise), 3.0 for a randint and 2.0 for the choice option 2. Kept as given, 0.3...04 was a
+    # configuration apart from the space's own 0.3: TPE ran 0.3 again and then ended with
+    # 0.1 never tried.
+    from tuner_server.engine import Engine, ExperimentConfig
+    from tuner_server.store import Store
+    from tuner_server.warm_start import ImportRequest
+
+    space = {"q": {"_type": "quniform", "_value": [0, 0.5, 0.1]}}
+    engine = Engine(Store(tmp_path / "db.sqlite"))
+    cfg = ExperimentConfig.model_validate({"searchSpace": json.dumps(space), "tuner": {"name": "TPE", "classArgs": {}},
+                                           "optimizeMode": "maximize"})
+    engine.register("new", "new", cfg)
+    rows = [{"id": "a", "parameters": {"q": 0.1 * 3}, "metric": 1.0, "ended": 1.0},
+            {"id": "b", "parameters": {"q": 0.4}, "metric": 2.0, "ended": 2.0}]
+    assert engine.import_trials("new", ImportRequest.model_validate({"sources": [{"name": "old", "trials": rows}]}))["imported"] == 2
+    assert [t.parameters for t in engine.get("new").history()] == [{"q": 0.3}, {"q": 0.4}]
+    assert [t.parameters for t in Engine(Store(tmp_path / "db.sqlite")).get("new").history()] == [{"q": 0.3}, {"q": 0.4}]
+    issued = []
+    while (a := engine.suggest("new")) is not None:
+        issued.append(a.parameters["q"])
+        engine.started("new", a.trial_id)
+        engine.report_final("new", a.trial_id, 0.0)
+        engine.end("new", a.trial_id, 0)
+    assert sorted(issued) == [0.0, 0.1, 0.2, 0.5], issued
+
+    # Types too: a randint's 3.0 and a choice's 2.0 are stored as the space writes them.
+    from tuner_server.warm_start import in_space_form
+
+    sp = parse_search_space({"r": {"_type": "randint", "_value": [0, 5]}, "c": {"_type": "choice", "_value": [1, 2]},
+                             "o": {"_type": "choice", "_value": [{"_name": "a", "x": {"_type": "quniform", "_value": [0, 4, 2]}}]}})
+    got = in_space_form(sp, {"r": 3.0, "c": 2.0, "o": {"_name": "a", "x": 4.0}})
+    assert got == {"r": 3, "c": 2, "o": {"_name": "a", "x": 4}}
+    assert [type(got["r"]), type(got["c"]), type(got["o"]["x"])] == [int, int, int]
