@@ -667,6 +667,12 @@ def _num(key: str, t: str, what: str, x: Any) -> float:
     return float(x)
 
 
+# How far out (in sigmas) a normal-family draw is taken to reach, and the largest x with a
+# finite exp(x).
+_REACH_SIGMAS = 20
+_LOG_FLOAT_MAX = math.log(sys.float_info.max)
+
+
 def _parse_numeric(key: str, name: str, t: str, v: Any, parent: tuple[str, int] | None) -> Dimension:
     n = _ARITY[t]
     if not isinstance(v, list):
@@ -681,7 +687,15 @@ def _parse_numeric(key: str, name: str, t: str, v: Any, parent: tuple[str, int] 
         sigma = _num(key, t, "sigma", v[1])
         if sigma <= 0:
             raise SearchSpaceError(key, f"{t} sigma must be > 0, got {v[1]!r}")
-        del mu
+        # Draws reach a few sigmas out (20 is beyond any draw); past a float's range one
+        # was -inf (a parameter JSON cannot carry) or exp() raised mid-run, ending the
+        # experiment ERROR at some trial instead of refusing the space.
+        if t in LOG_TYPES and mu + _REACH_SIGMAS * sigma > _LOG_FLOAT_MAX:
+            raise SearchSpaceError(key, f"{t} [mu={v[0]!r}, sigma={v[1]!r}]: exp(mu + {_REACH_SIGMAS} sigma) overflows "
+                                        f"a float; its values would reach infinity")
+        if t not in LOG_TYPES and not math.isfinite(abs(mu) + _REACH_SIGMAS * sigma):
+            raise SearchSpaceError(key, f"{t} [mu={v[0]!r}, sigma={v[1]!r}]: mu +- {_REACH_SIGMAS} sigma overflows "
+                                        f"a float; its values would reach infinity")
     else:
         low = _num(key, t, "low", v[0])
         high = _num(key, t, "high", v[1])
@@ -696,6 +710,8 @@ def _parse_numeric(key: str, name: str, t: str, v: Any, parent: tuple[str, int] 
             v = [int(v[0]), int(v[1])]
         elif high <= low:
             raise SearchSpaceError(key, f"{t} needs low < high, got low={v[0]!r} high={v[1]!r}")
+        elif not math.isfinite(high - low):  # numpy's uniform(low, high) raised OverflowError in every tuner
+            raise SearchSpaceError(key, f"{t} range high - low overflows a float (low={v[0]!r} high={v[1]!r})")
         if t in LOG_TYPES and low <= 0:
             raise SearchSpaceError(key, f"{t} needs low > 0 (it samples in log space), got low={v[0]!r}")
     if t in Q_TYPES:

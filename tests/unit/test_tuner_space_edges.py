@@ -268,3 +268,22 @@ def test_warm_start_stores_imported_values_in_the_spaces_own_form(tmp_path) -> N
     got = in_space_form(sp, {"r": 3.0, "c": 2.0, "o": {"_name": "a", "x": 4.0}})
     assert got == {"r": 3, "c": 2, "o": {"_name": "a", "x": 4}}
     assert [type(got["r"]), type(got["c"]), type(got["o"]["x"])] == [int, int, int]
+
+
+def test_spaces_whose_values_overflow_a_float_are_refused_at_parse() -> None:
+    # Accepted before, then every tuner failed at a trial: numpy's uniform(-1e308, 1e308)
+    # raised OverflowError at once, lognormal [700, 10] raised in exp() some trials in, and
+    # normal [0, 1e308] handed out -inf, which the JSON answer cannot carry.
+    import pytest
+
+    from tuner_server.searchspace import SearchSpaceError
+
+    for t, value in (("uniform", [-1e308, 1e308]), ("quniform", [-1e308, 1e308, 1e300]), ("normal", [0, 1e308]),
+                     ("qnormal", [0, 1e307, 1]), ("lognormal", [700, 10]), ("qlognormal", [0, 400, 1])):
+        with pytest.raises(SearchSpaceError) as e:
+            parse_search_space({"p": {"_type": t, "_value": value}})
+        assert e.value.path == "p" and "overflows a float" in str(e.value), (t, str(e.value))
+    # Wide but representable spaces still parse and sample finite values.
+    for t, value in (("uniform", [0, 1e308]), ("normal", [0, 1e300]), ("lognormal", [0, 30]), ("loguniform", [1e-300, 1e300])):
+        hist = _run("Random", {"p": {"_type": t, "_value": value}}, 30)
+        assert len(hist) == 30, t
