@@ -287,3 +287,20 @@ def test_spaces_whose_values_overflow_a_float_are_refused_at_parse() -> None:
     for t, value in (("uniform", [0, 1e308]), ("normal", [0, 1e300]), ("lognormal", [0, 30]), ("loguniform", [1e-300, 1e300])):
         hist = _run("Random", {"p": {"_type": t, "_value": value}}, 30)
         assert len(hist) == 30, t
+
+
+def test_gp_and_metis_take_numeric_choices_beyond_a_float() -> None:
+    # The encoder put a choice of numbers on a line by value: an option 10**400 raised
+    # OverflowError once the model was built (trial 10, the experiment ended ERROR), and
+    # options -1e308 .. 1e308 spread to inf, encoding 1e308 as NaN.
+    from tuner_server.tuners.gp import Encoder
+
+    for options in ([10**400, 1, 2], [-1e308, 0, 1e308]):
+        space = {"c": {"_type": "choice", "_value": options}, "x": {"_type": "uniform", "_value": [0, 1]}}
+        for tuner in ("GPTuner", "MetisTuner"):
+            hist = _run(tuner, space, 16)
+            assert len(hist) == 16 and all(h.parameters["c"] in options for h in hist), tuner
+        sp = parse_search_space(space)
+        enc = Encoder(sp, "GPTuner")
+        X = enc.encode([sp.to_flat({"c": o, "x": 0.5}) for o in options])
+        assert np.isfinite(X).all() and len({tuple(r) for r in X}) == 3, X

@@ -57,6 +57,19 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _numeric_options(options: Sequence[Any]) -> bool:
+    """Options a choice can be encoded by value: numbers whose spread is a finite float. An
+    int past 1e308 raised OverflowError once the model was built (trial 10), and options
+    -1e308 and 1e308 spread to inf, encoding the top one as NaN; such a choice is one-hot."""
+    if not all(_is_number(o) for o in options):
+        return False
+    try:
+        vals = [float(o) for o in options]
+    except OverflowError:
+        return False
+    return math.isfinite(max(vals) - min(vals))
+
+
 class Encoder:
     """Maps flat assignments of a non-nested space to points of [0, 1]^width and back."""
 
@@ -68,7 +81,7 @@ class Encoder:
             if d.is_nested_choice:
                 raise TunerArgsError(f"tuner {tuner} does not support nested choice (parameter '{d.key}')")
             if d.type == "choice":
-                if all(_is_number(o) for o in d.options):
+                if _numeric_options(d.options):
                     kind, w = "numchoice", 1
                 else:
                     kind, w = "onehot", len(d.options)
