@@ -29,6 +29,10 @@ This is test harness, not a kubelet. What it does:
     restarts per restartPolicy (Always/OnFailure/Never), kills the process group on graceful
     deletion (an eviction included), reports the pod Failed (Succeeded if every container
     exited 0) and then removes it with grace period 0;
+  * ``spec.activeDeadlineSeconds`` (which may be set or lowered on a running pod): once that
+    long has passed since status.startTime the containers are killed as on deletion and the
+    pod ends Failed, reason DeadlineExceeded, and stays (its logs readable), as the
+    kubelet's active deadline handler does;
   * gives each pod's processes KUBECONFIG pointing at a kubeconfig with a token of the
     pod's ServiceAccount (TokenRequest bound to the pod) unless automountServiceAccountToken
     is false, so in-pod clients that load a kubeconfig act as that ServiceAccount under
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import calendar
 import datetime as _dt
 import json
 import logging
@@ -114,6 +119,16 @@ def pod_requests(pod: dict) -> dict[str, float]:
         for k, v in of(c).items():
             total[k] = max(total.get(k, 0.0), v)
     return total
+
+
+def past_deadline(pod: dict, at: float) -> bool:
+    """Whether a pod has run past its spec.activeDeadlineSeconds (counted from status.startTime)."""
+    limit = pod["spec"].get("activeDeadlineSeconds")
+    start = (pod.get("status") or {}).get("startTime")
+    if not limit or not start:
+        return False
+    began = calendar.timegm(time.strptime(start, "%Y-%m-%dT%H:%M:%SZ"))
+    return at >= began + int(limit)
 
 
 def tolerates(tolerations: list[dict], taint: dict) -> bool:
@@ -222,7 +237,8 @@ class PodRunner(threading.Thread):
         self.ns, self.name, self.uid = m["namespace"], m["name"], m["uid"]
         self.dir = agent.state_dir / "pods" / f"{self.ns}_{self.name}_{self.uid}"
         self.restart_policy = pod["spec"].get("restartPolicy", "Always")
-        self.delete_grace: float | None = None  # set when the pod is being deleted
+        self.delete_grace: float | None = None  # set when the pod is being deleted or past its deadline
+        self.deadline_exceeded = False  # spec.activeDeadlineSeconds ran out: killed, the pod kept
         self.wake = threading.Event()
         self.procs: dict[str, subprocess.Popen] = {}
         self.pumps: dict[str, container_logs.LogPump] = {}  # container -> its log's copier
@@ -233,6 +249,7 @@ class PodRunner(threading.Thread):
         self.phase = "Pending"
         self.initialized = False
         self.message = ""
+        self.reason = ""
         self.sa_kubeconfig: Path | None = None
 
     # -- plumbing -----------------------------------------------------------------
@@ -240,6 +257,15 @@ class PodRunner(threading.Thread):
         if self.delete_grace is None:
             self.delete_grace = grace
             self.wake.set()
+
+    def request_deadline(self) -> None:
+        """spec.activeDeadlineSeconds has passed since the pod's startTime: its containers are
+        killed as on deletion (SIGTERM, SIGKILL after the pod's grace period, at most 10 s) and
+        the pod ends Failed, reason DeadlineExceeded, but stays, with its logs (the kubelet's
+        active deadline handler). The field may be set or lowered on a running pod."""
+        if self.delete_grace is None:
+            self.deadline_exceeded = True
+            self.request_delete(float(self.pod["spec"].get("terminationGracePeriodSeconds", 30)))
 
     def _status_doc(self) -> dict:
         t = now()
@@ -271,6 +297,8 @@ class PodRunner(threading.Thread):
             doc["initContainerStatuses"] = list(self.init_statuses.values())
         if self.message:
             doc["message"] = self.message
+        if self.reason:
+            doc["reason"] = self.reason
         return doc
 
     def report(self) -> None:
@@ -531,7 +559,9 @@ class PodRunner(threading.Thread):
             log.exception("pod %s/%s", self.ns, self.name)
         finally:
             self.kill_all(0)
-            if self.delete_grace is not None:
+            if self.deadline_exceeded:
+                self._report_killed()  # Failed, DeadlineExceeded; the pod is not removed
+            elif self.delete_grace is not None:
                 self._report_killed()
                 self.agent.delete_now(self.pod)
 
@@ -549,7 +579,10 @@ class PodRunner(threading.Thread):
             st = self.statuses.get(n) or self.init_statuses.get(n)
             if st is not None and "running" in st["state"]:
                 self._finish(p, st, st["state"]["running"].get("startedAt") or now())
-        if self.phase not in ("Succeeded", "Failed"):
+        if self.deadline_exceeded:  # whatever the exit codes (the kubelet's rule)
+            self.phase, self.reason = "Failed", "DeadlineExceeded"
+            self.message = "Pod was active on the node longer than the specified deadline"
+        elif self.phase not in ("Succeeded", "Failed"):
             codes = [(s["state"].get("terminated") or {}).get("exitCode") for s in self.statuses.values()]
             self.phase = "Succeeded" if codes and all(c == 0 for c in codes) else "Failed"
         self.report()
@@ -948,6 +981,8 @@ class Agent:
                     self.deleting[uid] = time.monotonic()
                     self.delete_now(pod)
                 continue
+            if runner is not None and runner.is_alive() and past_deadline(pod, time.time()):
+                runner.request_deadline()
             if runner is not None or uid in self.finished:
                 continue
             if phase == "Pending":

@@ -121,6 +121,31 @@ def test_deleting_job_removes_its_pod_and_process(kube_cluster, core_v1, namespa
     assert not pid_alive(pid), "the pod is gone but its process still runs"
 
 
+def test_a_pod_past_its_active_deadline_is_killed_and_kept_with_its_log(kube_cluster, core_v1, namespace, tmp_path):
+    # spec.activeDeadlineSeconds set on a running Job pod (the field may be set or lowered on
+    # a running pod): as the kubelet does, its process is killed, the pod ends Failed with
+    # reason DeadlineExceeded and stays, its log readable; the Job (backoffLimit 0) fails.
+    batch = client.BatchV1Api(kube_cluster.api_client())
+    pidfile = tmp_path / "pid"
+    code = (f"import os, pathlib, time; print('working', flush=True); "
+            f"pathlib.Path({str(pidfile)!r}).write_text(str(os.getpid())); time.sleep(600)")
+    batch.create_namespaced_job(namespace, job("deadline", code))
+    wait_for(lambda: pidfile.exists() and pidfile.read_text(), 60, "the pod's process")
+    pid = int(pidfile.read_text())
+    [pod] = job_pods(core_v1, namespace, "deadline")
+    core_v1.patch_namespaced_pod(pod.metadata.name, namespace, {"spec": {"activeDeadlineSeconds": 1}})
+    wait_for(lambda: core_v1.read_namespaced_pod(pod.metadata.name, namespace).status.phase == "Failed", 60,
+             "the pod to end for its deadline")
+    assert not pid_alive(pid), "the pod ended but its process still runs"
+    p = core_v1.read_namespaced_pod(pod.metadata.name, namespace)
+    assert p.status.reason == "DeadlineExceeded" and not p.metadata.deletion_timestamp, p.status
+    assert p.status.message == "Pod was active on the node longer than the specified deadline"
+    assert p.status.container_statuses[0].state.terminated is not None
+    assert "working" in kube_cluster.kubectl("logs", "-n", namespace, pod.metadata.name).stdout
+    assert wait_for(lambda: job_condition(batch, namespace, "deadline"), 60, "the Job to fail") == {"Failed"}
+    assert [q.metadata.name for q in job_pods(core_v1, namespace, "deadline")] == [pod.metadata.name]
+
+
 def test_an_evicted_pod_is_killed_and_ends_failed_with_its_disruption_condition(kube_cluster, core_v1, namespace,
                                                                                   tmp_path):
     # As the kubelet does: the process is killed and the pod reported Failed before it goes,
