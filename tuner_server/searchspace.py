@@ -585,6 +585,8 @@ def _parse_param(
     if t == "layer_choice":
         if not isinstance(v, list) or not v:
             raise SearchSpaceError(key, "layer_choice _value must be a non-empty array of candidate names")
+        if _holds_non_finite(v):
+            raise SearchSpaceError(key, "layer_choice _value holds a number that is not finite (NaN or Infinity)")
         return Dimension(key, name, t, tuple(v), parent, tuple(v))
     if t == "input_choice":
         if not isinstance(v, Mapping) or "candidates" not in v:
@@ -592,10 +594,26 @@ def _parse_param(
         cands, k = v["candidates"], v.get("n_chosen", 1)
         if not isinstance(cands, list) or not cands:
             raise SearchSpaceError(key, "input_choice candidates must be a non-empty array")
+        if _holds_non_finite(cands):
+            raise SearchSpaceError(key, "input_choice candidates hold a number that is not finite (NaN or Infinity)")
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(cands):
             raise SearchSpaceError(key, f"input_choice n_chosen must be an integer in [1, {len(cands)}], got {k!r}")
         return Dimension(key, name, t, (tuple(cands), k), parent)
     return _parse_numeric(key, name, t, v, parent)
+
+
+def _holds_non_finite(v: Any) -> bool:
+    """A NaN or an infinity anywhere in an option ([NaN], {"lr": Infinity}): Python's JSON
+    reads them, and the server's answers write them as null, so a trial drawing one ran with
+    null, a value the space never listed. The parser runs this after _unsendable, so ``v``
+    is at most MAX_SPACE_DEPTH deep."""
+    if isinstance(v, float):
+        return not math.isfinite(v)
+    if isinstance(v, Mapping):
+        return any(_holds_non_finite(x) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return any(_holds_non_finite(x) for x in v)
+    return False
 
 
 def _parse_choice(
@@ -619,6 +637,9 @@ def _parse_choice(
         else:
             if isinstance(opt, float) and not math.isfinite(opt):
                 raise SearchSpaceError(key, f"option {i} is not a finite number")
+            if _holds_non_finite(opt):
+                raise SearchSpaceError(key, f"option {i} holds a number that is not finite (NaN or Infinity); "
+                                            f"a trial's parameters are sent as JSON, which has none")
             if isinstance(opt, Mapping):
                 # Without _name it is a plain value: the trial would get the {_type, _value} specs.
                 subs = sorted(k2 for k2, s in opt.items() if isinstance(s, Mapping) and "_type" in s)
