@@ -75,17 +75,47 @@ def complete_lines(data: bytes, limit: int, final: bool) -> tuple[tuple[str, ...
     bytes they took (the next read starts there), and whether the last of them is a last line
     without a newline (LogChunk.unterminated). With ``final`` (the writer is done) such a
     line is returned, flagged; a single line longer than ``limit`` is cut there rather than
-    never returned."""
+    never returned: after its last carriage return (a progress bar's update: tqdm rewrites its
+    line with '\r' and may print megabytes before a newline), else its last blank, else at a
+    character's boundary, so that no ``name=value`` is cut in two ('accuracy=0.97' of
+    'accuracy=0.9734' would be read as a value)."""
     more = len(data) > limit
     data = data[:limit]
     end = data.rfind(b"\n") + 1
     unterminated = final and not more and end < len(data)
-    if unterminated or (end == 0 and more):
+    if unterminated:
         end = len(data)
+    elif end == 0 and more:
+        end = _cut(data)
     lines = data[:end].decode("utf-8", errors="replace").split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # after the last newline
     return tuple(line.removesuffix("\r") for line in lines), end, unterminated
+
+
+TOKEN_BYTES = 4096
+_TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+-=:|")
+
+
+def _cut(data: bytes) -> int:
+    """Where to cut ``data``, a piece of one line too long to return whole (see complete_lines)."""
+    for sep in (b"\r", b" ", b"\t"):
+        at = data.rfind(sep) + 1
+        if at:
+            return at
+    # No blank: before the trailing run of the characters a 'name=value' is made of (it
+    # goes whole to the next read), unless the run is the whole piece.
+    k = len(data)
+    while k > 0 and len(data) - k < TOKEN_BYTES and data[k - 1] in _TOKEN:
+        k -= 1
+    if 0 < k < len(data) and len(data) - k < TOKEN_BYTES:
+        return k
+    # Else before the last UTF-8 character when it may be incomplete, so that it is not
+    # decoded in two halves (the next read starts with it whole).
+    k = len(data)
+    while k > 0 and len(data) - k < 3 and 0x80 <= data[k - 1] < 0xC0:
+        k -= 1
+    return k - 1 if k > 1 and data[k - 1] >= 0xC0 else len(data)
 
 
 class Executor(Protocol):

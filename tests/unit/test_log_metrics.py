@@ -158,7 +158,35 @@ def test_read_log_reads_a_large_log_in_parts(tmp_path: Path) -> None:
     assert total == n and reads == 3 and cursor == len(line) * n
 
 
-# ----- spec.metricsCollector -----
+
+def read_all(ex: LocalExecutor, trial: str) -> list[str]:
+    lines: list[str] = []
+    cursor = None
+    while (chunk := ex.read_log(trial, cursor, final=True)) is not None and chunk.lines:
+        lines.extend(chunk.lines)
+        cursor = chunk.cursor
+    return lines
+
+
+@pytest.mark.parametrize("sep", ["\r", " ", ""], ids=["progress-bar", "blanks", "no-blank"])
+def test_a_line_longer_than_a_read_is_never_cut_inside_a_value(tmp_path: Path, sep: str) -> None:
+    """A progress bar (tqdm rewrites its line with '\r') printing megabytes before its newline:
+    the line is returned in pieces of at most READ_LOG_BYTES, and a piece ended exactly where
+    the read did, inside 'accuracy=0.9734', so 'accuracy=0.97' was read as a value. Now a
+    piece ends after a '\r' or a blank, else before the trailing 'name=value' characters,
+    and never inside a multi-byte character."""
+    ex = executor(tmp_path)
+    first = b"accuracy=0.5\n"
+    metric = f"{sep}accuracy=0.9734".encode()
+    # The second read starts after the first line: its end falls between '0.97' and '34'.
+    size = READ_LOG_BYTES - len(f"{sep}accuracy=0.97".encode())
+    # No blank: 3-byte characters ('€'), so a cut at the read's end may fall inside one.
+    filler = sep.encode() * size if sep else "€".encode() * (size // 3) + b"x" * (size % 3)
+    write_log(tmp_path, "t-0", first + filler + metric + f"{sep}done".encode() * 3 + b"\n")
+    lines = read_all(ex, "t-0")
+    values = [c.value for c in LogParser.of(None, ["accuracy"]).feed(lines)]
+    assert values == [0.5, 0.9734]
+    assert "\ufffd" not in "".join(lines)
 
 BASE: dict[str, Any] = {
     "apiVersion": "tensorstack.dev/v1beta1", "kind": "AutoTuneExperiment", "metadata": {"name": "q"},
