@@ -493,7 +493,21 @@ def parse_search_space(source: str | Mapping[str, Any]) -> SearchSpace:
             raise SearchSpaceError(str(name).encode("utf-8", "backslashreplace").decode("utf-8"), problem)
     dims: list[Dimension] = []
     top = _parse_level(raw, prefix="", parent=None, dims=dims)
+    _check_distinct_keys(dims)
     return SearchSpace(dims=tuple(dims), top=tuple(top), raw=raw)
+
+
+def _check_distinct_keys(dims: Sequence[Dimension]) -> None:
+    """Two parameters with one flat key: possible through an option ``_name`` holding the
+    separator (option "a/b/x" with sub-parameter y, and option "a" > b > option "x" > y). The
+    second silently replaced the first, so one y was handed the other's values ('p' for a
+    choice of [1, 2]) and the space was counted wrong."""
+    seen: set[str] = set()
+    for d in dims:
+        if d.key in seen:
+            raise SearchSpaceError(d.key, f"is named twice in the nested space: an option _name containing "
+                                          f"'{SEP}' makes two parameters one; rename that option")
+        seen.add(d.key)
 
 
 # Levels of lists and objects a search space may have, its own object included: far more

@@ -304,3 +304,22 @@ def test_gp_and_metis_take_numeric_choices_beyond_a_float() -> None:
         enc = Encoder(sp, "GPTuner")
         X = enc.encode([sp.to_flat({"c": o, "x": 0.5}) for o in options])
         assert np.isfinite(X).all() and len({tuple(r) for r in X}) == 3, X
+
+
+def test_two_nested_parameters_with_one_flat_key_are_refused() -> None:
+    # Option "a/b/x" with sub-parameter y and option "a" > b > option "x" > y flattened to one
+    # key, 'opt/a/b/x/y': the second replaced the first, so the 'a' branch's y (a choice of
+    # [1, 2]) was handed 'p', 'q' and 'r', and the space counted 6 configurations, not 5.
+    import pytest
+
+    from tuner_server.searchspace import SearchSpaceError
+
+    space = {"opt": {"_type": "choice", "_value": [
+        {"_name": "a", "b": {"_type": "choice", "_value": [{"_name": "x", "y": {"_type": "choice", "_value": [1, 2]}}]}},
+        {"_name": "a/b/x", "y": {"_type": "choice", "_value": ["p", "q", "r"]}}]}}
+    with pytest.raises(SearchSpaceError) as e:
+        parse_search_space(space)
+    assert e.value.path == "opt/a/b/x/y" and "named twice" in str(e.value)
+    # A '/' in an option name that collides with nothing is still fine.
+    ok = {"opt": {"_type": "choice", "_value": [{"_name": "sgd/momentum", "m": {"_type": "choice", "_value": [0.9]}}, {"_name": "adam"}]}}
+    assert parse_search_space(ok).cardinality() == 2
