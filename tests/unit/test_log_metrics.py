@@ -5,6 +5,9 @@ validation."""
 from __future__ import annotations
 
 import copy
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ import pytest
 
 from autotune_operator.executors.local import READ_LOG_BYTES, LocalExecutor, ProcessTemplate
 from autotune_operator.log_metrics import (DEFAULT_FORMAT, MAX_OTHERS, Collected, FormatError, LogParser,
-                                          compile_formats, why_no_objective)
+                                          compile_formats, default_matches, why_no_objective)
 from autotune_operator.spec import SpecError, validate_manifest
 
 
@@ -262,3 +265,26 @@ def test_colour_codes_around_a_metric_do_not_hide_it() -> None:
     assert got == [Collected("accuracy", 0.9, 0), Collected("accuracy", 0.75, 1), Collected("loss", 0.2, 0),
                    Collected("accuracy", 0.8, 2)]
     assert list(p.others) == ["epoch"] and p.last_line == "accuracy=0.8"
+
+
+def test_the_default_format_reads_a_long_word_in_linear_time() -> None:
+    """A line holding a long run of name characters with no '=' (a base64 blob, a hex dump):
+    Python's backtracking re tried the default format at each of its positions, rescanning the
+    rest each time (40 KB took 9 s; this 4 MB line, hours), and the controller was stuck there.
+    Run in a child process with a generous limit (the fixed parser needs well under a second):
+    the old code could not finish it within the limit on any machine."""
+    script = ("from autotune_operator.log_metrics import LogParser\n"
+              "p = LogParser.of(None, ['accuracy'])\n"
+              "got = p.feed(['x' * 4_000_000 + ' accuracy=0.9', '7' * 4_000_000])\n"
+              "print([(c.key, c.value) for c in got])\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "[('accuracy', 0.9)]", r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("line", [
+    "epoch=3 accuracy=0.9512 loss=0.2", "e=20_==\t7", "accuracy=0.5x=1", "a-b|c = -1.5e-3,d=", "x=y=1", "=1 a= 2",
+    "ab=cd=ef=1.0.2", "naïve=1 ünit = 2", "lr=1e-3acc=0.5", "|=1 -=2", "a=1=2=3", "  k =  .5e+2x"])
+def test_the_default_format_reads_what_katibs_regex_reads(line: str) -> None:
+    """The linear matcher gives exactly re.finditer(DEFAULT_FORMAT)'s matches."""
+    want = [(m.span(), m.groups()) for m in re.finditer(DEFAULT_FORMAT, line)]
+    assert [(m.span(), m.groups()) for m in default_matches(line)] == want
