@@ -76,6 +76,9 @@ class Settings:
     # The image of the File/TensorFlowEvent metrics collectors' sidecar in trial pods
     # (workloads/metrics_sidecar.py); None: autotune/operator:<this version>.
     collector_image: str | None = None
+    # A trial the experiment stops keeps its batch Job and pods, stopped, with their logs
+    # (workloads/stop_in_place.py); False: its Job is deleted with its pods.
+    keep_stopped_pods: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -118,11 +121,23 @@ class Settings:
                                            env.get("AUTOTUNE_SIDECAR_GRACE_SECONDS", str(SIDECAR_GRACE_SECONDS)),
                                            zero_means="never end a trial for it"),
             collector_image=env.get("AUTOTUNE_COLLECTOR_IMAGE", "").strip() or None,
+            keep_stopped_pods=_flag("AUTOTUNE_KEEP_STOPPED_PODS", env.get("AUTOTUNE_KEEP_STOPPED_PODS", "true")),
             accelerators=AcceleratorPolicy(
                 tolerate=env.get("AUTOTUNE_ACCELERATOR_TOLERATIONS", "true").lower() != "false",
                 node_selectors=selectors,
             ),
         )
+
+
+def _flag(var: str, raw: str) -> bool:
+    """true/false from the environment (an empty value: the default, true); anything else is
+    refused in one line naming the variable, rather than read as one or the other."""
+    value = raw.strip().lower()
+    if value in ("", "true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise SystemExit(f"{var} must be true or false, not {raw!r}")
 
 
 def _seconds(var: str, raw: str, *, zero_means: str | None = None) -> float:
@@ -395,6 +410,7 @@ class OperatorRuntime:
                                           accelerators=self.settings.accelerators, events=events,
                                           sidecar_grace=self.settings.sidecar_grace_seconds or None,
                                           collector_image=self.settings.collector_image,
+                                          keep_stopped_pods=self.settings.keep_stopped_pods,
                                           on_created=lambda _trial: self.metrics.workload_created(family))
             c = ExperimentController(exp, ref.uid, self.tuner, executor, self.settings.trial_server_url,
                                      checkpoint_root=self.settings.checkpoint_root,

@@ -14,6 +14,10 @@ deleted once its output was read to its end and recorded by the tuner server, or
 after (workloads/outlived.py decides, from pod status a restarted operator reads too). A File or TensorFlowEvent collector's
 sidecar marks each line with its place in the trial's files (relay_marks.py): the reader here
 drops what a restarted sidecar relays again.
+A trial the experiment stops (an assessor, maxTrialSeconds, the experiment's end) has its
+pods stopped and kept, logs and all, when its workload is a batch Job whose pods have run
+(workloads/stop_in_place.py); otherwise its workload is deleted, its pods with it. Finished
+trials' workloads stay until the experiment is deleted (ownerReferences: garbage collection).
 The experiment's tuner-server token lives in a per-experiment Secret that trials read
 through ``secretKeyRef``; it never appears in a workload.
 """
@@ -55,8 +59,9 @@ from autotune_operator.workloads.outlived import (
     outlived,
 )
 from autotune_operator.workloads.pod_logs import PodLogCursor, SidecarCursor, resume, since_time
-from autotune_operator.workloads.pods import current_starts, disruptions, parse_time, trial_starts
+from autotune_operator.workloads.pods import current_starts, disruptions, parse_time, pods_by_trial, trial_starts
 from autotune_operator.workloads.primary_pod import LogSource, primary_pod
+from autotune_operator.workloads.stop_in_place import pods_to_stop, stop_patch
 
 log = logging.getLogger("autotune.k8s")
 
@@ -142,6 +147,9 @@ class KubernetesExecutor:
     sidecar_grace: float | None = SIDECAR_GRACE_SECONDS
     now: Callable[[], float] = time.time  # wall clock, against a container's finishedAt
     collector_image: str | None = None  # File/TensorFlowEvent collectors' sidecar (None: the default)
+    # A stopped trial's batch-Job pods are stopped and kept with their logs (stop_in_place.py);
+    # False: its Job is deleted with its pods, as for the other kinds.
+    keep_stopped_pods: bool = True
     # A created workload may wait for a node: ``started`` says when each trial began.
     starts_on_launch: ClassVar[bool] = False
 
@@ -173,6 +181,7 @@ class KubernetesExecutor:
         # up once (its pods show terminated.startedAt), so its duration is right.
         self._seen_active: set[str] = set()
         self._pods_forbidden = False
+        self._patch_forbidden = False  # no 'patch' on pods: a stopped trial's workload is deleted (kill)
         # spec.metricsCollector: trials' logs are read each pass (read_log), from the pods of
         # one LIST per pass (shared with started()) and one log GET per running trial.
         self._collects = self.spec.metricsCollector is not None
@@ -374,8 +383,11 @@ class KubernetesExecutor:
             md = o["metadata"]
             stop = stop_reason(o)
             if tid in self._killed or stop is not None:
-                if stop is not None and tid not in self._killed and not md.get("deletionTimestamp"):
-                    self._delete_workload(tid)  # the operator that wrote the reason died before its DELETE
+                if (stop is not None and tid not in self._killed and not md.get("deletionTimestamp")
+                        and outcome(self.family, o) is None):
+                    # The operator that wrote the reason died before it stopped the trial (or
+                    # while its pods stop): stopped now (again: the patch is idempotent).
+                    self._stop_workload(tid)
                 # The reason the workload carries first: the stop's own (a restarted operator's
                 # recomputed one may differ: maxTrialSeconds raised since).
                 exits.append(TrialExit(tid, None, True, stop or self._killed[tid]))
@@ -707,17 +719,73 @@ class KubernetesExecutor:
             self.wake.set()
             return
         self._annotate_stop(trial_id, reason)
-        self._delete_workload(trial_id)
+        kept = self._stop_workload(trial_id)
         assert self.events is not None
         early = "assessor" in reason
-        self.events.emit("TrialEarlyStopped" if early else "TrialStopped", f"{trial_id}: {reason}")
+        where = (f"; its pod{'s' if len(kept) > 1 else ''} {', '.join(kept)} stopped and kept with "
+                 f"{'their' if len(kept) > 1 else 'its'} logs (kubectl logs)") if kept else ""
+        self.events.emit("TrialEarlyStopped" if early else "TrialStopped", f"{trial_id}: {reason}{where}")
         self.wake.set()
 
+    def _stop_workload(self, trial_id: str) -> list[str]:
+        """Stop the trial's pods, keeping them and their logs where the workload kind allows
+        (workloads/stop_in_place.py: a batch Job whose pods have run); else delete its
+        workload, its pods with it. Returns the pods stopped in place (empty: deleted)."""
+        kept = self._stop_in_place(trial_id)
+        if kept is None:
+            self._delete_workload(trial_id)
+            return []
+        return kept
+
+    def _stop_in_place(self, trial_id: str) -> list[str] | None:
+        """Set activeDeadlineSeconds on the trial's running pods, so the kubelet stops them and
+        keeps them; the pods so stopped (some may have ended already), or None when the
+        workload must be deleted instead (another kind, no pod has run, a pod waiting, the
+        operator may not list or patch pods, an API error)."""
+        if not self.keep_stopped_pods or self.family != "job" or self._pods_forbidden or self._patch_forbidden:
+            return None
+        try:
+            listed = self._list_pods([trial_id])
+        except Exception as e:  # not now: deleted, as before
+            log.warning("could not list the pods of trial %s to stop them: %s", trial_id, e)
+            return None
+        pods = pods_by_trial(listed, {trial_id: self._created.get(trial_id, 0.0)})[trial_id]
+        names = pods_to_stop(pods)
+        if names is None:
+            return None
+        for name in names:
+            try:
+                self.core.patch_namespaced_pod(name, self.ref.namespace, stop_patch())
+            except ApiException as e:
+                if e.status == 404:
+                    continue  # gone meanwhile: nothing left to stop
+                if e.status == 403:
+                    self._forbid_patch()
+                else:
+                    log.warning("could not stop pod %s of trial %s in place: %s %s", name, trial_id, e.status, e.reason)
+                return None
+            except Exception as e:
+                log.warning("could not stop pod %s of trial %s in place: %s", name, trial_id, e)
+                return None
+        all_pods = [str((p.get("metadata") or {}).get("name")) for p in pods]
+        return sorted(set(all_pods))
+
+    def _forbid_patch(self) -> None:
+        # An operator upgraded without the chart's new RBAC: stopped trials' workloads are
+        # deleted with their pods (the old rule); said once.
+        self._patch_forbidden = True
+        msg = ("the operator may not patch pods, so a stopped trial's Job is deleted with its pods and their logs "
+               "instead of its pods being stopped and kept; grant 'patch' on pods (the Helm chart's RBAC does)")
+        log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
+        assert self.events is not None
+        self.events.emit("PodsNotPatchable", msg, warning=True)
+
     def _annotate_stop(self, trial_id: str, reason: str) -> None:
-        """Write the stop's reason on the workload (STOP_ANNOTATION), before deleting it. A
-        Job is gone at once (Background deletion: its pods stop after), and then a restarted
-        operator has the tuner server's start times only (decide.stopped_before_restart); a
-        workload kept while it stops (a finalizer of a training job's operator) says why."""
+        """Write the stop's reason on the workload (STOP_ANNOTATION), before stopping it. A
+        workload that stays (a batch Job whose pods were stopped in place, a training job's
+        operator's finalizer keeping it while it stops) says why; a deleted Job is gone at once
+        (Background deletion: its pods stop after), and then a restarted operator has the tuner
+        server's start times only (decide.stopped_before_restart)."""
         k = self.kind
         try:
             self.custom.patch_namespaced_custom_object(

@@ -118,3 +118,15 @@ def test_operator_metrics_port_cannot_be_the_health_port(kube_cluster, tmp_path)
     assert r.returncode != 0 and "metrics.operatorPort: 8080 is the operator's health port" in r.stderr, r.stderr
     # with metrics off the port is not used at all
     rendered(kube_cluster, tmp_path, "", "--set", "metrics.operatorPort=8080", "--set", "metrics.enabled=false")
+
+
+def test_keep_stopped_pods_reaches_the_operator_as_true_or_false(kube_cluster, tmp_path):
+    """operator.keepStoppedPods (default true) is AUTOTUNE_KEEP_STOPPED_PODS, which the operator
+    reads as true/false (anything else stops it with a message naming the variable)."""
+    from autotune_operator.runtime import Settings
+
+    for values, want in (("", True), ("operator:\n  keepStoppedPods: false\n", False)):
+        env = {e["name"]: e.get("value") for e in container(rendered(kube_cluster, tmp_path, values), "operator")["env"]}
+        assert env["AUTOTUNE_KEEP_STOPPED_PODS"] == str(want).lower(), values
+        keep = env["AUTOTUNE_KEEP_STOPPED_PODS"]
+        assert Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t", "AUTOTUNE_KEEP_STOPPED_PODS": keep}).keep_stopped_pods is want

@@ -18,6 +18,7 @@ from tests.e2e.test_operator_helpers import (
     events_of,
     jobs,
     operator_env,
+    stopped_in_place,
     trial_experiment,
     wait_for,
 )
@@ -113,7 +114,11 @@ def test_timeout_stops_running_trials(kube_cluster, env):
         get_experiment(kube_cluster, ns, name)["status"]), 30, "the stopped trials to be counted")
     assert st["trials"]["stopped"] == 2 and st["phase"] == "TIMEOUT", st
     assert "maxExecSeconds" in st["message"]
-    wait_for(lambda: not jobs(kube_cluster, ns, name), 30, "the timed-out trials' Jobs to be deleted")
+    # Their Jobs stay, their pods stopped by the kubelet and kept with their logs (stop_in_place.py).
+    kept = sorted(j["metadata"]["name"] for j in jobs(kube_cluster, ns, name))
+    assert len(kept) == 2, kept
+    for trial in kept:
+        wait_for(lambda: stopped_in_place(kube_cluster, ns, trial), 30, f"{trial}'s pod stopped and kept")
     assert any(c["type"] == "TimedOut" and c["status"] == "True" and c["reason"] == "MaxExecSecondsReached"
                for c in st["conditions"]), st["conditions"]
 
@@ -152,7 +157,8 @@ def test_a_trial_past_max_trial_seconds_is_stopped_and_failed(kube_cluster, env)
     assert st["trials"]["failed"] == 1 and st["trials"]["stopped"] == 0, st
     (trial,) = env["server"].get(f"/api/v1/experiments/{get_experiment(kube_cluster, ns, name)['metadata']['uid']}/trials").json()
     assert trial["state"] == "FAILED" and trial["message"] == "ran longer than maxTrialSeconds (3s) and was stopped", trial
-    wait_for(lambda: not jobs(kube_cluster, ns, name), 30, "the stopped trial's Job to be deleted")
+    wait_for(lambda: stopped_in_place(kube_cluster, ns, f"{name}-0"), 30, "the stopped trial's pod stopped and kept")
+    assert [j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)] == [f"{name}-0"]
 
 
 @pytest.mark.parametrize(
@@ -221,7 +227,8 @@ autotune.report_final_result(x * 4)
 
 def test_assessor_stops_a_bad_trial_early(kube_cluster, env, tmp_path):
     """Medianstop: the second trial (x=1) is below the first one's (x=4) running average at
-    step 1, so the operator deletes its Job; the trial ends EARLY_STOPPED with an Event."""
+    step 1, so the operator stops its pod (kept, with its logs); the trial ends EARLY_STOPPED
+    with an Event."""
     ns, name = env["ns"], "median"
     script = tmp_path / "early.py"
     script.write_text(EARLY_STOP_SCRIPT)
@@ -233,8 +240,8 @@ def test_assessor_stops_a_bad_trial_early(kube_cluster, env, tmp_path):
     assert st["bestTrial"]["parameters"] == {"x": 4}
     evs = events_of(kube_cluster, ns, name)
     assert any(e["reason"] == "TrialEarlyStopped" and f"{name}-1" in e["message"] for e in evs), [e["reason"] for e in evs]
-    wait_for(lambda: [j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)] == [f"{name}-0"], 30,
-             "the stopped trial's Job to be deleted")
+    wait_for(lambda: stopped_in_place(kube_cluster, ns, f"{name}-1"), 30, "the stopped trial's pod stopped and kept")
+    assert sorted(j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)) == [f"{name}-0", f"{name}-1"]
 
 
 def patch_spec(kube_cluster, ns: str, name: str, spec: dict):

@@ -96,6 +96,7 @@ def test_operator_service_account_has_least_privilege(kube_cluster, release):
         ("create", "secrets", team, "", None),
         ("create", "events", team, "", None),
         ("list", "pods", team, "", None),  # when trials really started
+        ("patch", "pods", team, "", None),  # a stopped trial's pods: activeDeadlineSeconds (kept with their logs)
         ("get", "pods", team, "", "log"),  # what trials print (spec.metricsCollector)
         ("list", "customresourcedefinitions", None, "apiextensions.k8s.io", None),
     ]
@@ -107,6 +108,7 @@ def test_operator_service_account_has_least_privilege(kube_cluster, release):
         ("list", "secrets", team, "", None),
         ("create", "pods", team, "", None),
         ("delete", "pods", team, "", None),
+        ("patch", "pods", other, "", None),  # only where it runs trials
         ("get", "pods", other, "", "log"),  # logs only where it runs trials
         ("create", "pods", team, "", "exec"),
         ("create", "deployments", team, "apps", None),

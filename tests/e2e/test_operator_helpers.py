@@ -129,6 +129,17 @@ def jobs(cluster, ns: str, exp: str) -> list[dict[str, Any]]:
     return json.loads(out)["items"]
 
 
+def stopped_in_place(cluster, ns: str, trial: str) -> list[dict[str, Any]] | None:
+    """The pods of a trial the operator stopped, once the kubelet (the fake node agent) has
+    stopped them for the activeDeadlineSeconds the operator set (workloads/stop_in_place.py):
+    each kept, Failed with reason DeadlineExceeded. None until then (or if any was deleted)."""
+    out = cluster.kubectl("get", "pods", "-n", ns, "-l", f"autotune.tensorstack.dev/trial={trial}", "-o", "json").stdout
+    pods = json.loads(out)["items"]
+    done = [p for p in pods if p["spec"].get("activeDeadlineSeconds") == 1 and not p["metadata"].get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") == "Failed" and p["status"].get("reason") == "DeadlineExceeded"]
+    return pods if pods and len(done) == len(pods) else None
+
+
 def events_of(cluster, ns: str, name: str) -> list[dict[str, Any]]:
     """The Events whose involved object is `name` (the experiment's, mostly)."""
     return json.loads(cluster.kubectl("get", "events", "-n", ns, "--field-selector",

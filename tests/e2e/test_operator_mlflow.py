@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from kube_harness.experiments import MAXIMIZE, get_experiment, wait_for_phase
-from tests.e2e.test_operator_helpers import apply_manifest, jobs, operator_env, trial_experiment, wait_for
+from tests.e2e.test_operator_helpers import apply_manifest, jobs, operator_env, stopped_in_place, trial_experiment, wait_for
 
 pytest.importorskip("mlflow", reason="the MLflow client is a test extra (pip install -e '.[test]')")
 
@@ -55,5 +55,6 @@ def test_mlflow_trials_report_and_are_stopped_early_on_a_cluster(kube_cluster, e
     good, bad = trials[f"{name}-0"], trials[f"{name}-1"]
     assert good["intermediate"] == [4, 8, 12, 16] and good["metrics"] == {"default": 16, "accuracy": 16, "loss": 0.25}
     assert bad["state"] == "EARLY_STOPPED" and len(bad["intermediate"]) < 4
-    wait_for(lambda: [j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)] == [f"{name}-0"], 30,
-             "the stopped trial's Job to be deleted")
+    # Its Job stays, its pod stopped and kept with its logs (stop_in_place.py).
+    wait_for(lambda: stopped_in_place(kube_cluster, ns, f"{name}-1"), 30, "the stopped trial's pod stopped and kept")
+    assert sorted(j["metadata"]["name"] for j in jobs(kube_cluster, ns, name)) == [f"{name}-0", f"{name}-1"]

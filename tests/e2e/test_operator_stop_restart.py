@@ -13,7 +13,12 @@ test then SIGKILLs that operator and starts another, talking to the server direc
   the Job carries (the stop-reason annotation);
 - a stop asked for the trial (the flag an assessor sets): EARLY_STOPPED, its last metric kept;
 - the experiment's own stop (maxExecSeconds: TIMEOUT), the Job gone: STOPPED with the
-  experiment's message (decide.experiment_stop_before_restart, on the state recorded).
+  experiment's message (decide.experiment_stop_before_restart, on the state recorded);
+- maxTrialSeconds with the stopped trial's pod kept (the operator's default: the pod stopped
+  by activeDeadlineSeconds, its Job kept, stop_in_place.py): FAILED with the message the Job
+  carries, the Job and pod still there.
+The "Job gone" cases run the operator with AUTOTUNE_KEEP_STOPPED_PODS=false (a stopped
+trial's Job deleted at once, as for training jobs).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from tests.e2e.test_operator_helpers import (
     events_of,
     install_crd,
     jobs,
+    stopped_in_place,
     trial_experiment,
     wait_for,
 )
@@ -105,8 +111,9 @@ def env(kube_cluster, tmp_path_factory) -> Iterator[dict[str, Any]]:
         server.stop()
 
 
-def operator(kube_cluster, env: dict[str, Any], log: str, proxied: bool) -> OperatorProcess:
-    extra = {"AUTOTUNE_WORKLOAD_KIND": "job", "AUTOTUNE_RESYNC_SECONDS": "0.5"}
+def operator(kube_cluster, env: dict[str, Any], log: str, proxied: bool, keep: bool = False) -> OperatorProcess:
+    extra = {"AUTOTUNE_WORKLOAD_KIND": "job", "AUTOTUNE_RESYNC_SECONDS": "0.5",
+             "AUTOTUNE_KEEP_STOPPED_PODS": "true" if keep else "false"}
     if proxied:
         extra |= {"AUTOTUNE_SERVER_URL": env["proxy"].url, "AUTOTUNE_TRIAL_SERVER_URL": env["server"].url}
     op = OperatorProcess(kube_cluster, env["server"], [env["ns"]], env["tmp"] / log, extra_env=extra)
@@ -124,13 +131,13 @@ def reasons(kube_cluster, ns: str, name: str) -> list[str]:
 
 
 def stop_then_die(kube_cluster, env: dict[str, Any], name: str, manifest: dict[str, Any], hold: bool = False,
-                  stop_request: bool = False) -> tuple[str, str]:
+                  stop_request: bool = False, keep: bool = False) -> tuple[str, str]:
     """Run the experiment's one trial under a proxied operator, let it stop the trial (past
     LIMIT, or asked by the test), and SIGKILL the operator as it tries to record the end."""
     ns, proxy = env["ns"], env["proxy"]
     proxy.armed.set()
     proxy.refused.clear()
-    op = operator(kube_cluster, env, f"{name}-1.log", proxied=True)
+    op = operator(kube_cluster, env, f"{name}-1.log", proxied=True, keep=keep)
     try:
         apply_manifest(kube_cluster, ns, manifest)
         (job,) = wait_for(lambda: jobs(kube_cluster, ns, name), 60, "the trial's Job")
@@ -148,7 +155,10 @@ def stop_then_die(kube_cluster, env: dict[str, Any], name: str, manifest: dict[s
         op.kill()  # SIGKILL: right after the stop, its end not recorded
     assert the_trial(env, uid)["state"] == "RUNNING", the_trial(env, uid)
     left = jobs(kube_cluster, ns, name)
-    if hold:
+    if keep:
+        (j,) = left
+        assert not j["metadata"].get("deletionTimestamp"), j["metadata"]
+    elif hold:
         (j,) = left
         assert j["metadata"].get("deletionTimestamp"), j["metadata"]
     else:
@@ -156,8 +166,8 @@ def stop_then_die(kube_cluster, env: dict[str, Any], name: str, manifest: dict[s
     return tid, uid
 
 
-def restart_and_finish(kube_cluster, env: dict[str, Any], name: str) -> dict[str, Any]:
-    op = operator(kube_cluster, env, f"{name}-2.log", proxied=False)
+def restart_and_finish(kube_cluster, env: dict[str, Any], name: str, keep: bool = False) -> dict[str, Any]:
+    op = operator(kube_cluster, env, f"{name}-2.log", proxied=False, keep=keep)
     try:
         return wait_for_phase(kube_cluster, env["ns"], name, "DONE", timeout=90, log=op.output)["status"]
     finally:
@@ -237,5 +247,23 @@ def test_a_trial_the_timed_out_experiment_stopped_whose_job_is_gone_ends_stopped
     assert st["trials"]["stopped"] == 1, st
     # Not created again, and stopped once: one Job created (none now), one stop.
     assert jobs(kube_cluster, ns, name) == []
+    evs = reasons(kube_cluster, ns, name)
+    assert evs.count("TrialCreated") == 1 and evs.count("TrialStopped") == 1, evs
+
+
+def test_an_overdue_trial_whose_pod_was_stopped_and_kept_ends_failed_after_the_operator_died(kube_cluster, env):
+    ns, name = env["ns"], "kept"
+    space = '{"x": {"_type": "choice", "_value": [1]}, "sleep": {"_type": "choice", "_value": [60]}}'
+    tid, uid = stop_then_die(kube_cluster, env, name, trial_experiment(
+        name, env["script"], max_trials=1, space=space, maxTrialSeconds=LIMIT), keep=True)
+    wait_for(lambda: stopped_in_place(kube_cluster, ns, tid), 60, "the stopped trial's pod stopped and kept")
+    st = restart_and_finish(kube_cluster, env, name, keep=True)
+    t = the_trial(env, uid)
+    assert t["state"] == "FAILED" and t["message"] == OVERDUE, t
+    assert st["trials"]["failed"] == 1 and st["trials"]["stopped"] == 0, st
+    # Neither deleted nor created again: its Job and its one pod are still there, stopped.
+    (j,) = jobs(kube_cluster, ns, name)
+    assert j["metadata"]["annotations"]["autotune.tensorstack.dev/stop-reason"] == OVERDUE, j["metadata"]
+    assert len(stopped_in_place(kube_cluster, ns, tid) or []) == 1
     evs = reasons(kube_cluster, ns, name)
     assert evs.count("TrialCreated") == 1 and evs.count("TrialStopped") == 1, evs

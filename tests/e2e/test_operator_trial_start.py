@@ -97,7 +97,14 @@ def test_a_trial_queued_for_a_gpu_is_not_stopped_and_its_clock_starts_when_it_ru
         assert t["started"] == s, (t, s)
         assert t["ended"] - t["started"] >= LIMIT, t
         assert s - created >= 3 * LIMIT, (s, created)
-        wait_for(lambda: not jobs(kube_cluster, ns, name), 30, "the stopped trial's Job to be deleted")
+        # Stopped in place (stop_in_place.py): this test plays the kubelet, so what is checked is
+        # the operator's part: the pod asked to stop (activeDeadlineSeconds), neither it nor its
+        # Job deleted, the Job saying why.
+        (p,) = wait_for(lambda: [p for p in pods_of(core, ns, name) if p.spec.active_deadline_seconds == 1], 30,
+                        "the stopped trial's pod to get activeDeadlineSeconds")
+        assert not p.metadata.deletion_timestamp
+        (j,) = jobs(kube_cluster, ns, name)
+        assert j["metadata"]["annotations"]["autotune.tensorstack.dev/stop-reason"] == t["message"], j["metadata"]
     finally:
         # No kubelet confirms the deletion of a pod on KUBELET_NODE: remove it as one would.
         for p in pods_of(core, ns, name):

@@ -6,7 +6,9 @@ with its message, an assessor's stop EARLY_STOPPED with its last metric, each re
 and never started again. The workload is then gone (a Job: Background deletion) and the rule
 is decide.stopped_before_restart (the tuner server's start times, the limit now), or it is
 still there (a training job's finalizer keeps it while it stops) with the reason the stop
-wrote on it (STOP_ANNOTATION), which wins. Controllers and the Kubernetes executor run here
+wrote on it (STOP_ANNOTATION), which wins. Most tests here run the deleting path (a training
+job's stop, or a batch Job with keepStoppedPods false); a batch Job whose pods are stopped in
+place and kept (stop_in_place.py) is the last one. Controllers and the Kubernetes executor run here
 against the real engine and a recorded stand-in for the API server; the real path is
 tests/e2e/test_operator_stop_restart.py.
 """
@@ -96,6 +98,9 @@ class Stopping(Cluster):
             raise ApiException(status=404, reason="NotFound")
         j["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
 
+    def patch_namespaced_pod(self, name: str, ns: str, body: dict) -> None:
+        self.calls.append(("stop-pod", name))  # (activeDeadlineSeconds: the kubelet stops it, not here)
+
     def delete_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str,
                                         propagation_policy: str) -> None:
         self.calls.append(("delete", name))
@@ -116,10 +121,13 @@ def manifest(limit: int = LIMIT) -> Any:
     return validate_manifest(m)
 
 
-def operator(cluster: Stopping, engine: Engine, limit: int = LIMIT) -> tuple[ExperimentController, Events]:
-    """A (re)started operator's controller for the experiment: a new executor, new memory."""
+def operator(cluster: Stopping, engine: Engine, limit: int = LIMIT, keep: bool = False) -> tuple[ExperimentController, Events]:
+    """A (re)started operator's controller for the experiment: a new executor, new memory.
+    ``keep``: a stopped trial's pods are stopped in place and its Job kept (the default of a
+    real operator); False: its Job is deleted."""
     events = Events()
     ex: KubernetesExecutor = executor(cluster, events)
+    ex.keep_stopped_pods = keep
     return ExperimentController(manifest(limit), "q", InProcessClient(engine), ex, "http://x", clock=cluster.clock), events
 
 
@@ -266,6 +274,7 @@ def test_a_trial_the_timed_out_experiment_stopped_whose_job_is_gone_ends_stopped
     def run_operator() -> tuple[ExperimentController, Events]:
         events = Events()
         ex: KubernetesExecutor = executor(cluster, events)
+        ex.keep_stopped_pods = False  # its Job deleted (a training job's path)
         return ExperimentController(validate_manifest(m), "q", InProcessClient(engine), ex, "http://x",
                                     clock=cluster.clock), events
 
@@ -292,3 +301,36 @@ def test_a_trial_the_timed_out_experiment_stopped_whose_job_is_gone_ends_stopped
     stops = [e for e in first_events.emitted + events.emitted if e[0] != "TrialCreated"]
     assert len(stops) <= 1 and events.emitted == []  # one stop Event at most, by the operator that stopped it
     assert d.finished and d.phase.value == "TIMEOUT" and c2.status().trials.stopped == 1
+
+
+def test_a_stopped_trial_whose_pod_was_stopped_in_place_ends_failed_after_a_restart_and_its_job_stays(
+        tmp_path: Path) -> None:
+    """keepStoppedPods (the default): the first operator writes the reason and stops the pod
+    (activeDeadlineSeconds), the Job stays; it dies before recording the end. The next one
+    ends the trial FAILED with the reason the Job carries, stops the pod again (the first may
+    have died before it did), and neither deletes nor re-creates the Job."""
+    cluster = Stopping()
+    engine = Engine(Store(tmp_path / "t.db"), clock=cluster.clock)
+    c, events = operator(cluster, engine, keep=True)
+    c.start()
+    c.step()
+    ((_, tid),) = [x for x in cluster.calls if x[0] == "create"]
+    cluster.pods.append(pod(tid, T0, [running(T0)]))
+    cluster.clock.now = T0 + LIMIT
+    c.step()
+    pod_name = cluster.pods[0]["metadata"]["name"]
+    assert cluster.calls[-2:] == [("patch", tid), ("stop-pod", pod_name)]  # the reason first, then the stop
+    assert events.emitted == [("TrialCreated", False), ("TrialStopped", False)]
+    (j,) = cluster.jobs
+    assert stop_reason(j) == overdue_reason(LIMIT) and not j["metadata"].get("deletionTimestamp")
+    assert engine.trial("q", tid).record.state.value == "RUNNING"  # the operator dies here
+    cluster.clock.now += 5
+    c2, events2 = operator(cluster, engine, keep=True)
+    c2.start()
+    assert c2.executor.active() == set()
+    d = c2.step()
+    t = engine.trial("q", tid)
+    assert t.record.state.value == "FAILED" and t.message == overdue_reason(LIMIT), (t.record, t.message)
+    assert cluster.calls[-1] == ("stop-pod", pod_name) and len(cluster.jobs) == 1
+    assert [x for x in cluster.calls if x[0] in ("create", "delete")] == [("create", tid)]
+    assert events2.emitted == [] and d.finished

@@ -1,0 +1,49 @@
+"""Stopping a trial's pods without deleting them: pure functions over pod objects.
+
+A trial the experiment stops (an assessor, maxTrialSeconds, the experiment's end) must give
+back its node's devices at once, but deleting its workload deletes its pods and, with
+them, everything the trial printed (``kubectl logs`` has nothing left to show: why did it
+diverge, how far did it get). A pod's ``spec.activeDeadlineSeconds`` is one of the few pod
+fields that may change on a running pod (set, or lowered); once that many seconds have
+passed since the pod's ``status.startTime`` the kubelet kills its containers (SIGTERM, then
+SIGKILL after the pod's grace period, as for a deletion) and the pod ends ``Failed`` with
+reason ``DeadlineExceeded``, but stays, with its logs. A terminal pod holds no resources
+(the scheduler and the device plugins count only pods that are not Succeeded or Failed).
+
+Used for batch Jobs only: with ``backoffLimit: 0`` the Job controller counts that failed pod
+(no ``DisruptionTarget`` condition, so our podFailurePolicy does not ignore it) and fails
+the Job instead of making another pod. The Kubeflow and T9k training operators decide by
+each replica's restartPolicy whether a failed pod is replaced, so their jobs are still
+deleted. A pod that has not run yet (waiting for a node, a device, an image) printed
+nothing and may wait for hours: then the workload is deleted as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from autotune_operator.workloads.pods import pod_started
+
+# The smallest value the API accepts: past at once for any pod that has started.
+STOP_DEADLINE_SECONDS = 1
+TERMINAL = ("Succeeded", "Failed")
+
+
+def stop_patch() -> dict[str, Any]:
+    """The pod patch that makes the kubelet stop the pod and keep it."""
+    return {"spec": {"activeDeadlineSeconds": STOP_DEADLINE_SECONDS}}
+
+
+def pods_to_stop(pods: Iterable[Mapping[str, Any]]) -> list[str] | None:
+    """The names of a trial's pods to stop in place (patch with :func:`stop_patch`), or None
+    when its workload must be deleted instead: no pod has run yet (nothing printed, and a
+    pod waiting for a node would keep waiting), or a pod still waits to run (a disrupted
+    pod's replacement). An empty list: every pod has already ended, nothing to stop."""
+    pods = list(pods)
+    if not pods or all(pod_started(p) is None for p in pods):
+        return None
+    live = [p for p in pods if (p.get("status") or {}).get("phase") not in TERMINAL
+            and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    if any(pod_started(p) is None for p in live):
+        return None
+    return [str((p.get("metadata") or {}).get("name")) for p in live]

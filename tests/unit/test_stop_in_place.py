@@ -1,0 +1,159 @@
+"""A trial the experiment stops keeps its batch Job and its pods, stopped, with their logs.
+
+The pure rule (workloads/stop_in_place.py) and the Kubernetes executor's kill against a
+recorded stand-in for the API server (no kubelet here: what the kubelet does with the
+patch is tested on a real kube-apiserver in tests/e2e/test_operator_stopped_pods_kept.py).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from autotune_operator.executors.base import StopCause
+from autotune_operator.executors.kubernetes import STOP_ANNOTATION
+from autotune_operator.runtime import Settings
+from autotune_operator.workloads.stop_in_place import pods_to_stop, stop_patch
+from tests.unit.test_k8s_trial_start import Cluster, Events, executor, job
+from tests.unit.test_trial_start import T0, iso, pod, running
+
+
+def ended(at: float) -> dict[str, Any]:
+    return {"name": "c", "state": {"terminated": {"startedAt": iso(at), "exitCode": 0}}}
+
+
+def named(p: dict[str, Any], name: str, phase: str | None = None) -> dict[str, Any]:
+    p = copy.deepcopy(p)
+    p["metadata"]["name"] = name
+    if phase:
+        p["status"]["phase"] = phase
+    return p
+
+
+# ----- the pure rule -----
+
+def test_running_pods_are_stopped_in_place_and_a_trial_that_never_ran_is_deleted() -> None:
+    assert stop_patch() == {"spec": {"activeDeadlineSeconds": 1}}
+    assert pods_to_stop([]) is None  # no pod yet: the Job is deleted (its pod would still come)
+    assert pods_to_stop([pod("q-0", T0)]) is None  # waiting for a node: nothing printed, deleted
+    assert pods_to_stop([named(pod("q-0", T0, [running(T0)]), "a", "Running")]) == ["a"]
+    # Ended already (its Job not marked yet): kept, nothing to stop.
+    assert pods_to_stop([named(pod("q-0", T0, [ended(T0)]), "a", "Succeeded")]) == []
+    # A disrupted pod that ran, its replacement waiting for a node: deleted (the new one would wait).
+    assert pods_to_stop([named(pod("q-0", T0, [ended(T0)]), "a", "Failed"), named(pod("q-0", T0), "b")]) is None
+    # A pod being deleted (evicted) is not patched.
+    going = named(pod("q-0", T0, [running(T0)]), "a", "Running")
+    going["metadata"]["deletionTimestamp"] = "2027-01-01T00:00:00Z"
+    assert pods_to_stop([going, named(pod("q-0", T0, [running(T0)]), "b", "Running")]) == ["b"]
+
+
+# ----- the executor against a stand-in API server -----
+
+@dataclass
+class Patching(Cluster):
+    """Pods may be patched (recorded), or refused with ``refuse`` (403: an older chart's RBAC)."""
+
+    refuse: int | None = None
+    pod_patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def patch_namespaced_pod(self, name: str, ns: str, body: dict[str, Any]) -> None:
+        if self.refuse is not None:
+            raise ApiException(status=self.refuse, reason="Forbidden")
+        self.pod_patches.append((name, body))
+
+    def delete_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str,
+                                        propagation_policy: str) -> None:
+        self.deleted.append(name)
+        self.jobs = [j for j in self.jobs if j["metadata"]["name"] != name]
+
+
+def running_trial(cluster: Patching) -> None:
+    cluster.jobs.append(job("q-0"))
+    cluster.pods.append(named(pod("q-0", T0, [running(T0)]), "q-0-abc", "Running"))
+
+
+def test_a_stopped_job_trial_has_its_pod_stopped_by_deadline_and_keeps_its_job() -> None:
+    cluster, events = Patching(), Events()
+    running_trial(cluster)
+    ex = executor(cluster, events)
+    ex.poll()
+    messages: list[str] = []
+    ex.events.emit = lambda reason, message, warning=False: messages.append(f"{reason}: {message}")  # type: ignore[union-attr]
+    ex.kill("q-0", "ran longer than maxTrialSeconds (60s) and was stopped", StopCause.OVERDUE)
+    assert cluster.pod_patches == [("q-0-abc", {"spec": {"activeDeadlineSeconds": 1}})]
+    assert cluster.deleted == [] and [j["metadata"]["name"] for j in cluster.jobs] == ["q-0"]
+    assert cluster.jobs[0]["metadata"]["annotations"][STOP_ANNOTATION].startswith("ran longer")
+    assert messages == ["TrialStopped: q-0: ran longer than maxTrialSeconds (60s) and was stopped; "
+                        "its pod q-0-abc stopped and kept with its logs (kubectl logs)"]
+    assert ex.active() == set()  # a stopped trial is not running, though its Job is there
+    (exit_,) = ex.poll()
+    assert exit_.trial_id == "q-0" and exit_.killed and exit_.message.startswith("ran longer")
+    assert ex.poll() == []  # reported once
+
+
+def test_a_trial_whose_pod_never_ran_has_its_job_deleted() -> None:
+    cluster, events = Patching(), Events()
+    cluster.jobs.append(job("q-0"))
+    cluster.pods.append(pod("q-0", T0))  # Pending: waiting for a GPU
+    ex = executor(cluster, events)
+    ex.poll()
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert cluster.pod_patches == [] and cluster.deleted == ["q-0"]
+
+
+def test_with_keep_stopped_pods_off_the_job_is_deleted() -> None:
+    cluster, events = Patching(), Events()
+    running_trial(cluster)
+    ex = executor(cluster, events)
+    ex.keep_stopped_pods = False
+    ex.poll()
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert cluster.pod_patches == [] and cluster.deleted == ["q-0"]
+    assert events.emitted[-1] == ("TrialStopped", False)
+
+
+def test_an_operator_that_may_not_patch_pods_deletes_the_job_and_says_so_once() -> None:
+    cluster, events = Patching(refuse=403), Events()
+    running_trial(cluster)
+    cluster.jobs.append(job("q-1"))
+    cluster.pods.append(named(pod("q-1", T0, [running(T0)]), "q-1-abc", "Running"))
+    ex = executor(cluster, events)
+    ex.poll()
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    ex.kill("q-1", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert cluster.deleted == ["q-0", "q-1"]
+    assert events.emitted == [("PodsNotPatchable", True), ("TrialStopped", False), ("TrialStopped", False)]
+
+
+def test_a_restarted_operator_stops_again_a_stopped_trial_still_running_and_never_deletes_it() -> None:
+    """The operator that wrote the stop's reason died before patching the pod: the next one
+    patches it (idempotent), reports the trial stopped once, and keeps the Job."""
+    cluster, events = Patching(), Events()
+    running_trial(cluster)
+    cluster.jobs[0]["metadata"]["annotations"] = {STOP_ANNOTATION: "stopped by the experiment"}
+    ex = executor(cluster, events)
+    (exit_,) = ex.poll()
+    assert exit_.killed and exit_.message == "stopped by the experiment"
+    assert cluster.pod_patches == [("q-0-abc", stop_patch())] and cluster.deleted == []
+    # Its Job failed since (the pod's deadline): a later operator leaves it alone.
+    cluster.pod_patches.clear()
+    cluster.jobs[0]["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+    (exit_,) = executor(cluster, Events()).poll()
+    assert exit_.killed and cluster.pod_patches == [] and cluster.deleted == []
+
+
+@pytest.mark.parametrize("raw,expect", [("", True), ("true", True), ("TRUE", True), ("false", False), ("0", False)])
+def test_the_setting_reads_true_and_false(raw: str, expect: bool) -> None:
+    env = {"AUTOTUNE_ADMIN_TOKEN": "t" * 20, "AUTOTUNE_KEEP_STOPPED_PODS": raw}
+    assert Settings.from_env(env).keep_stopped_pods is expect
+    assert Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t" * 20}).keep_stopped_pods is True
+
+
+def test_a_bad_setting_is_refused_naming_the_variable() -> None:
+    with pytest.raises(SystemExit, match="AUTOTUNE_KEEP_STOPPED_PODS must be true or false, not 'sometimes'"):
+        Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t" * 20, "AUTOTUNE_KEEP_STOPPED_PODS": "sometimes"})
