@@ -233,7 +233,8 @@ class WarmStartSpec(_Model):
     not this experiment's trials. ``experiments``: AutoTuneExperiments of the same namespace
     on a cluster; earlier local runs by name (``<output>/<name>``) or by folder locally."""
 
-    experiments: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(min_length=1, max_length=16)
+    # (blank, '' included, is refused by _distinct, in the words of the CRD's rule)
+    experiments: list[Annotated[str, Field(max_length=1024)]] = Field(min_length=1, max_length=16)
     # At most this many imported trials in all: each source's most recent first, the
     # sources in the order listed. Absent: every completed trial that fits.
     maxTrials: Int | None = Field(default=None, ge=1)  # Int: 'maxTrials: true' is not 1
@@ -241,6 +242,9 @@ class WarmStartSpec(_Model):
     @field_validator("experiments")
     @classmethod
     def _distinct(cls, v: list[str]) -> list[str]:
+        for i, e in enumerate(v):
+            if not e.strip():  # as the CRD's rule on spec.warmStart.experiments[]
+                raise FieldError(f"[{i}]", "must name an earlier experiment, not be blank")
         dup = sorted({e for e in v if v.count(e) > 1})
         if dup:
             raise ValueError(f"{dup} listed more than once")

@@ -41,6 +41,10 @@ def _blank_primary_metric(doc: dict[str, Any]) -> None:
     doc["spec"]["primaryMetric"] = "  "
 
 
+def _blank_warm_start_source(doc: dict[str, Any]) -> None:
+    doc["spec"]["warmStart"] = {"experiments": ["older", "  "]}
+
+
 def _experiment(name: str, edit: Callable[[dict[str, Any]], None]) -> str:
     doc = yaml.safe_load(SEED_EXAMPLE)
     doc["metadata"] = {"name": name, "finalizers": ["example.com/hold"]}  # as the operator's finalizer
@@ -53,7 +57,10 @@ def _experiment(name: str, edit: Callable[[dict[str, Any]], None]) -> str:
     (lambda r: "warmStart" in r["rule"], _self_warm_start, "is this experiment itself"),
     # a field's rule: ratcheted (not checked on an update that leaves the field as it was)
     (lambda r: "trim()" in r["rule"], _blank_primary_metric, "must name a metric, not be blank"),
-], ids=["warm-start-itself", "blank-primary-metric"])
+    # a rule on a list's items (atomic list): the old object's unchanged list is not refused either
+    (lambda r: r.get("message", "").startswith("must name an earlier experiment"), _blank_warm_start_source,
+     "must name an earlier experiment, not be blank"),
+], ids=["warm-start-itself", "blank-primary-metric", "blank-warm-start-source"])
 def test_an_experiment_made_before_a_refusal_can_still_be_deleted(kube_cluster, drop, edit, refused):
     ns = kube_cluster.new_namespace("crd-old")
     name = "experiment-sample"

@@ -99,6 +99,8 @@ def test_every_example_applies(kube_cluster, crd, example):
          "{name: '  ', value: min}]\n", "spec.metricStrategies[1].name: Invalid value: \"string\": must name a metric"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  warmStart: {experiments: [older, experiment-sample]}\n",
          "spec.warmStart.experiments: 'experiment-sample' is this experiment itself; name an earlier one"),
+        ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  warmStart: {experiments: [older, '  ']}\n",
+         "spec.warmStart.experiments[1]: Invalid value: \"string\": must name an earlier experiment, not be blank"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: File, "
          "path: '  '}\n", "spec.metricsCollector.path: Invalid value: \"string\": must be a file or directory path"),
         ("  maxExecSeconds: 7200\n", "  maxExecSeconds: 7200\n  primaryMetric: accuracy\n  metricsCollector: {kind: "

@@ -95,6 +95,15 @@ def test_a_blank_or_rootlike_collector_path_or_metric_name_is_refused_in_the_crd
     assert said in field_messages(*crd_field)
 
 
+@pytest.mark.parametrize("experiments, index", [(["older", "  "], 1), (["\t"], 0), ([""], 0)])
+def test_a_blank_warm_start_experiment_is_refused_in_the_crds_words(experiments: list[str], index: int) -> None:
+    # A rule on the item, never the root (a990558): an old object keeps taking status writes.
+    message = field_message("warmStart", "experiments", "[]")
+    assert message == "must name an earlier experiment, not be blank"
+    problems = refusal(lambda s: s.update(warmStart={"experiments": experiments}))
+    assert problems == [f"spec.warmStart.experiments[{index}]: {message}"]
+
+
 def test_warm_start_from_itself_is_refused_in_the_policys_words_on_create_only() -> None:
     # The admission policy's, not a CRD root rule: that one is checked on every update, so an
     # object made before it could no longer lose its finalizer (tests/e2e/test_crd_rules_old_objects.py).

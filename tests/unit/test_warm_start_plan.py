@@ -192,7 +192,10 @@ def test_spec_accepts_warm_start() -> None:
     ("TPE", "{experiments: [new]}", "spec.warmStart.experiments[0]: 'new' is this experiment itself"),
     ("TPE", "{experiments: [old], maxTrial: 3}", "spec.warmStart.maxTrial: unknown field"),
     ("TPE", "{experiments: old}", "spec.warmStart.experiments: Input should be a valid list"),
-    ("TPE", "{experiments: ['']}", "spec.warmStart.experiments[0]: String should have at least 1 character"),
+    ("TPE", "{experiments: ['']}", "spec.warmStart.experiments[0]: must name an earlier experiment, not be blank"),
+    # Whitespace only was taken, and the operator then gave a Warning Event for 'experiment '  ''.
+    ("TPE", "{experiments: [old, '  ']}", "spec.warmStart.experiments[1]: must name an earlier experiment, not be blank"),
+    ("TPE", "{experiments: [\"\\t\\n\"]}", "spec.warmStart.experiments[0]: must name an earlier experiment, not be blank"),
     ("TPE", "{experiments: [old], maxTrials: true}", "spec.warmStart.maxTrials: must be an integer, not a boolean"),
     ("Batch", "{experiments: [old]}", "spec.warmStart: Batch takes no imported trials"),
     ("PBTTuner", "{experiments: [old]}", "spec.warmStart: PBTTuner takes no imported trials"),
