@@ -803,14 +803,17 @@ def _placeholder_problems(spec: ExperimentSpec, space: SearchSpace, tuner: Tuner
             for field, a in texts:
                 where = f"spec.trainingConfig.tasks[{ti}].template.spec.{kind}[{ci}].{field}"
                 for ref in PLACEHOLDER.findall(a):
-                    first, *rest = ref.split(".")
                     if batch:
                         continue
-                    if first not in top_names:
+                    parts = ref.split(".")
+                    # A name may hold dots ('a.b'): every top-level name the placeholder starts with, longest first.
+                    heads = [j for j in range(len(parts), 0, -1) if ".".join(parts[:j]) in top_names]
+                    if not heads:
                         problems.append(
                             f"{where}: ${{parameters.{ref}}} names no search-space parameter (have {sorted(top_names)})"
                         )
-                    elif rest and not _reaches(space, top_keys[first], rest):
+                    elif not any(_reaches(space, top_keys[".".join(parts[:j])], parts[j:]) for j in heads):
+                        first, rest = ".".join(parts[:heads[0]]), parts[heads[0]:]
                         problems.append(f"{where}: ${{parameters.{ref}}} is never a trial's value: "
                                         f"'{first}' has no '{'.'.join(rest)}' in any of its values")
                 if NEAR_PLACEHOLDER.search(PLACEHOLDER.sub("", a)):
@@ -841,6 +844,29 @@ def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
 
 
+NOT_FOUND = object()  # follow_dotted: no such value (a null value is one)
+
+
+def follow_dotted(value: Any, path: list[str]) -> Any:
+    """What ``path`` (a placeholder's name split at its dots) names in ``value``, or NOT_FOUND.
+
+    Dots nest (``opt.lr``: a nested choice's sub-parameter), but a name may hold dots itself:
+    the longest name that leads on is taken, so a parameter 'a.b' is ${parameters.a.b}
+    (split at every dot it named nothing, and such a parameter could not be placed at all).
+    """
+    if not path:
+        return value
+    if not isinstance(value, Mapping):
+        return NOT_FOUND
+    for j in range(len(path), 0, -1):
+        name = ".".join(path[:j])
+        if name in value:
+            found = follow_dotted(value[name], path[j:])
+            if found is not NOT_FOUND:
+                return found
+    return NOT_FOUND
+
+
 def _reaches(space: SearchSpace, key: str, path: list[str]) -> bool:
     """Some trial's value of parameter ``key`` has ``path`` (``_name``, a nested choice's
     sub-parameter, a key of a mapping option). A dotted placeholder no value has, such as
@@ -850,22 +876,13 @@ def _reaches(space: SearchSpace, key: str, path: list[str]) -> bool:
     d = space[key]
     for opt in d.options if d.is_categorical else ():
         if isinstance(opt, NestedOption):
-            if path == ["_name"] or any(space[c].name == path[0] and _reaches(space, c, path[1:]) for c in opt.children):
+            # Names may hold dots, as at the top (substitute() takes the longest that leads on).
+            if path == ["_name"] or any(space[c].name == ".".join(path[:j]) and _reaches(space, c, path[j:])
+                                        for c in opt.children for j in range(1, len(path) + 1)):
                 return True
-        else:
-            v: Any = opt
-            for part in path:
-                # A key holding null is there (substitute() fills in `null`): only a missing
-                # key, or a value that is not a mapping, ends the path.
-                v = v.get(part, _MISSING) if isinstance(v, Mapping) else _MISSING
-                if v is _MISSING:
-                    break
-            else:
-                return True
+        elif follow_dotted(opt, path) is not NOT_FOUND:  # a key holding null is there (filled in as `null`)
+            return True
     return False
-
-
-_MISSING = object()  # _reaches: no such key (a null value is one)
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Collection, Mapping, Protocol
 
-from autotune_operator.spec import PLACEHOLDER
+from autotune_operator.spec import NOT_FOUND, PLACEHOLDER, follow_dotted
 from tuner_server.mlflow_names import run_id_of, tracking_uri
 
 
@@ -68,6 +68,9 @@ class LogChunk:
     # controller knows: a process killed mid-write leaves half a line ('accuracy=0.9' of
     # 'accuracy=0.9734'), so the controller drops it for a killed trial (controller._collect).
     unterminated: bool = False
+    # Why the trial's output can never be read where it was looked for (a File collector's
+    # path that is a directory): said in the message of a trial that reported nothing.
+    note: str | None = None
 
 
 def complete_lines(data: bytes, limit: int, final: bool) -> tuple[tuple[str, ...], int, bool]:
@@ -158,12 +161,10 @@ def substitute(text: str, parameters: Mapping[str, Any]) -> str:
     """Replace ``${parameters.NAME}`` (dotted for nested choices) with the trial's values."""
 
     def one(m: re.Match[str]) -> str:
-        cur: Any = parameters
-        for part in m.group(1).split("."):
-            if not isinstance(cur, Mapping) or part not in cur:
-                raise KeyError(f"${{parameters.{m.group(1)}}} is not among this trial's parameters")
-            cur = cur[part]
-        return format_parameter(cur)
+        found = follow_dotted(parameters, m.group(1).split("."))
+        if found is NOT_FOUND:
+            raise KeyError(f"${{parameters.{m.group(1)}}} is not among this trial's parameters")
+        return format_parameter(found)
 
     return PLACEHOLDER.sub(one, text)
 

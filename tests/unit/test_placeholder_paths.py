@@ -79,3 +79,27 @@ def test_a_mapping_key_whose_value_is_null_is_still_a_path_trials_have() -> None
     doc["spec"]["searchSpace"] = json.dumps({"clip": {"_type": "choice", "_value": [{"max": None}]}})
     with pytest.raises(SpecError, match="'clip' has no 'min'"):
         validate_manifest(doc)
+
+
+def test_a_parameter_name_holding_dots_can_be_a_placeholder() -> None:
+    """A search space may name a parameter 'model.lr' (a module path) or a nested one
+    'sgd.momentum'. The placeholder was split at every dot, so ${parameters.model.lr} was
+    refused as 'names no search-space parameter (have ['model.lr'])' and substitute() could
+    not fill it in: such a parameter reached no command line. The longest name that leads on
+    is now taken; nesting through dots still works beside it."""
+    from autotune_operator.executors.base import substitute
+
+    space = {"model.lr": {"_type": "uniform", "_value": [0, 1]},
+             "opt": {"_type": "choice", "_value": [{"_name": "sgd", "sgd.momentum": {"_type": "choice", "_value": [0.9]}}]},
+             "layers": {"_type": "choice", "_value": [{"a.b": 1, "a": {"c": 2}}]}}
+    refs = ["model.lr", "opt.sgd.momentum", "opt._name", "layers.a.b", "layers.a.c"]
+    doc = manifest("x")
+    doc["spec"]["searchSpace"] = json.dumps(space)
+    doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]["command"] = [
+        "python3", *[f"--x=${{parameters.{r}}}" for r in refs]]
+    validate_manifest(doc)
+    params = {"model.lr": 0.5, "opt": {"_name": "sgd", "sgd.momentum": 0.9}, "layers": {"a.b": 1, "a": {"c": 2}}}
+    assert [substitute(f"${{parameters.{r}}}", params) for r in refs] == ["0.5", "0.9", "sgd", "1", "2"]
+    doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]["command"] = ["--x=${parameters.model.lr.x}"]
+    with pytest.raises(SpecError, match="'model.lr' has no 'x'"):
+        validate_manifest(doc)
