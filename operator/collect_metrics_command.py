@@ -40,7 +40,8 @@ from types import FrameType
 from typing import IO, Any, Callable
 
 from autotune_operator.executors.base import LogChunk
-from autotune_operator.metric_files import FileSource, cursor_json, cursor_of_json, partial_line, read_new, replay_cursor
+from autotune_operator.metric_files import (FileSource, cursor_json, cursor_of_json, not_a_metrics_file, partial_line, read_new,
+                                            replay_cursor)
 
 KINDS = ("File", "TensorFlowEvent")
 INTERVAL = 1.0
@@ -152,6 +153,9 @@ def why_nothing(source: FileSource) -> str:
         return (f"{path} was never created in this pod: the trial writes its metrics there "
                 f"(spec.metricsCollector.path; $AUTOTUNE_METRICS_PATH holds it)")
     if source.kind == "File":
+        wrong = not_a_metrics_file(source)
+        if wrong is not None:
+            return wrong
         if not path.is_file():
             return f"{path} is not a file"
         if not os.access(path, os.R_OK):

@@ -101,6 +101,8 @@ class TrialLog:
     pending: list[Collected] = field(default_factory=list)
     # Why an unterminated last line of a killed trial was dropped (cut_lines), for its message.
     cut_note: str | None = None
+    # Why its output cannot be read (LogChunk.note), for the message of a trial without a value.
+    unreadable: str | None = None
 
 
 class ExperimentController:
@@ -383,6 +385,7 @@ class ExperimentController:
                 if chunk is None:
                     break
                 r.read = True
+                r.unreadable = chunk.note
                 lines = chunk.lines
                 if chunk.unterminated and not whole_last_line and lines:
                     r.cut_note = dropped_line_note(r.parser, lines[-1])
@@ -421,6 +424,8 @@ class ExperimentController:
         r = self.state.logs.pop(trial_id, None)
         if r is None or not r.read or any(r.parser.counts.get(n) for n in self.objective_names):
             return None
+        if r.unreadable is not None:
+            return f"exited 0, but nothing could be read: {r.unreadable}"
         return f"exited 0, but {why_no_objective(r.parser, self.objective_names)}"
 
     def _launch_or_fail(self, a: Assignment) -> None:

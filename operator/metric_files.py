@@ -58,6 +58,14 @@ def file_source(kind: str, path: Path) -> FileSource:
     raise ValueError(f"kind {kind} reads no files")
 
 
+def not_a_metrics_file(source: FileSource) -> str | None:
+    """Why a File source can never be read, in the words its trial's message and the
+    sidecar's termination message both use; None when it is not a directory."""
+    if source.kind == "File" and source.path.is_dir():
+        return f"{source.path} is a directory, not a metrics file"
+    return None
+
+
 @dataclass(frozen=True)
 class FileCursor:
     """Where a File was read to: the offset of the first unread byte, and the bytes just
@@ -180,7 +188,9 @@ def _read_file(path: Path, cursor: FileCursor | None, final: bool, max_bytes: in
                 start, tail, gen, index = 0, b"", gen + 1, 0
             f.seek(start)
             data = f.read(max_bytes + 1)
-    except (FileNotFoundError, NotADirectoryError):
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        # A directory is waited for as a missing file is (the trial may replace it); its
+        # reader says why once (not_a_metrics_file), not a warning on every read.
         return None
     except OSError as e:
         log.warning("cannot read the metrics file %s: %s", path, e)

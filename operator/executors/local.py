@@ -50,7 +50,7 @@ from autotune_operator.executors.base import (LogChunk, StopCause, TrialExit, Tr
                                               substitute)
 from autotune_operator.executors.loopback_proxy import no_proxy_for
 from autotune_operator.executors.metrics_path import METRICS_PATH_VAR, PathPlan, plan_path
-from autotune_operator.metric_files import file_source, read_new
+from autotune_operator.metric_files import file_source, not_a_metrics_file, read_new
 from autotune_operator.spec import MetricsCollectorSpec, reads_files
 
 log = logging.getLogger("autotune.local")
@@ -142,6 +142,7 @@ class LocalExecutor:
         # (executors/metrics_path.py), which read_log reads. None: read_log reads trial.log.
         self.collector = collector if reads_files(collector) else None
         self.metrics_plan: PathPlan | None = None
+        self._wrong_paths: set[str] = set()  # trials told their File path is a directory
         if self.collector is not None and self.collector.path:
             self.metrics_plan = (plan_path(self.collector.path, template.command, template.env)
                                  or PathPlan(self.collector.path))
@@ -423,9 +424,17 @@ class LocalExecutor:
         failure says nothing was written there."""
         mpath = self.metrics_path(trial_id)
         if mpath is not None and self.collector is not None:
-            chunk = read_new(file_source(self.collector.kind, mpath), cursor, final)
-            if chunk is None and final and not mpath.exists():
-                return LogChunk((), cursor)
+            source = file_source(self.collector.kind, mpath)
+            chunk = read_new(source, cursor, final)
+            if chunk is None:
+                # A directory at a File's path is waited for as a missing file (the trial
+                # may still replace it), said once, and named in the message at its end.
+                wrong = not_a_metrics_file(source)
+                if wrong is not None and trial_id not in self._wrong_paths:
+                    self._wrong_paths.add(trial_id)
+                    log.warning("trial %s: %s", trial_id, wrong)
+                if final and (wrong is not None or not mpath.exists()):
+                    return LogChunk((), cursor, note=wrong)
             return chunk
         start = int(cursor or 0)
         try:

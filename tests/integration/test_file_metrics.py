@@ -216,3 +216,28 @@ def test_a_killed_run_started_again_loses_and_duplicates_no_value(tmp_path: Path
             assert len(list((exp / "trials" / tid / "metrics" / name).glob("events.out.tfevents.*"))) == 1, tid
         assert json.loads(row["intermediate"]) == values, tid
         assert float(row["value"]) == values[-1], tid
+
+
+def test_a_directory_at_the_metrics_path_is_named_in_the_message_and_warned_of_once(tmp_path: Path) -> None:
+    """The trial makes a directory where its metrics file should be: read like a missing file
+    (no I/O warning on every read), one warning, and the failed trial's message names it."""
+    doc = example("digits-file.yaml", trials=1)
+    container = doc["spec"]["trainingConfig"]["tasks"][0]["template"]["spec"]["containers"][0]
+    # It lives a while after making the directory, so the controller reads the path many times.
+    container["command"] = [sys.executable, "-c",
+                            "import os, sys, time; os.makedirs(sys.argv[1]); time.sleep(3)", SPEC_FILE]
+    out = tmp_path / "out"
+    r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(out),
+                      "--workdir", str(EXAMPLES)], timeout=300)
+    exp = out / doc["metadata"]["name"]
+    assert r.returncode == exit_code_for(exp), r.stderr[-3000:]
+    (row,) = trials(exp).values()
+    assert row["state"] == "FAILED"
+    path = exp / "trials" / row["id"]
+    assert row["message"].startswith("exited 0, but nothing could be read: "), row["message"]
+    assert row["message"].endswith(" is a directory, not a metrics file"), row["message"]
+    named = row["message"].removeprefix("exited 0, but nothing could be read: ").removesuffix(
+        " is a directory, not a metrics file")
+    assert Path(named).is_dir() and Path(named).is_relative_to(path)
+    assert "Is a directory" not in r.stderr
+    assert r.stderr.count("is a directory, not a metrics file") == 1, r.stderr[-3000:]

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
+from autotune_operator.collect_metrics_command import why_nothing
 from autotune_operator.executors.local import LocalExecutor, ProcessTemplate
 from autotune_operator.executors.metrics_path import PathPlan, not_given_message, plan_path
 from autotune_operator.json_metrics import JsonLineParser
 from autotune_operator.log_metrics import Collected, LogParser
+from autotune_operator.metric_files import FileSource, not_a_metrics_file, read_new
 from autotune_operator.metric_parsers import parser_for, why_no_objective
 from autotune_operator.spec import MetricsCollectorSpec, SpecError, reads_files, validate_manifest
 from autotune_operator.tfevent_metrics import EventLineParser, katib_matches
@@ -305,3 +307,10 @@ def test_a_path_given_through_an_env_variable_of_another_is_the_trials_own(tmp_p
     assert own == tmp_path / "trials" / "t-1" / "metrics" / "katib" / "metrics.log"
     log = (tmp_path / "trials" / "t-1" / "trial.log").read_text().splitlines()
     assert log[-3:] == [str(own), str(own.parent), str(own)]
+
+
+def test_a_directory_at_a_file_path_is_named_so_by_the_sidecar_and_reads_as_missing(tmp_path: Path) -> None:
+    source = FileSource("File", tmp_path)
+    assert why_nothing(source) == not_a_metrics_file(source) == f"{tmp_path} is a directory, not a metrics file"
+    assert read_new(source, None, final=True) is None
+    assert not_a_metrics_file(FileSource("TensorFlowEvent", tmp_path)) is None
