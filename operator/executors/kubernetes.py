@@ -182,6 +182,9 @@ class KubernetesExecutor:
         self._seen_active: set[str] = set()
         self._pods_forbidden = False
         self._patch_forbidden = False  # no 'patch' on pods: a stopped trial's workload is deleted (kill)
+        # Trials whose pods were stopped in place and whose Job has not ended yet: looked at
+        # each pass (_keep_stopping), as a pod disrupted meanwhile would be replaced.
+        self._stopping_in_place: set[str] = set()
         # spec.metricsCollector: trials' logs are read each pass (read_log), from the pods of
         # one LIST per pass (shared with started()) and one log GET per running trial.
         self._collects = self.spec.metricsCollector is not None
@@ -378,6 +381,8 @@ class KubernetesExecutor:
                 continue
             self._note_created(tid, o)
             seen.add(tid)
+            if tid in self._stopping_in_place:
+                self._keep_stopping(tid, o)
             if tid in self._reported:
                 continue
             md = o["metadata"]
@@ -421,6 +426,7 @@ class KubernetesExecutor:
             else:
                 self.events.emit("TrialFailed", f"{self.kind.kind} {tid} failed: {res.message or ''}", warning=True)
             self._mark_ended(tid)
+        self._stopping_in_place &= seen  # (a Job gone: nothing left to stop)
         for tid in (set(self._killed) | self._launched) - seen - self._reported:
             reason = self._killed.get(tid) or self._stopped_before.get(tid)
             exits.append(TrialExit(tid, None, reason is not None, reason or "the trial's workload was deleted"))
@@ -733,11 +739,31 @@ class KubernetesExecutor:
         workload, its pods with it. Returns the pods stopped in place (empty: deleted)."""
         kept = self._stop_in_place(trial_id)
         if kept is None:
+            self._stopping_in_place.discard(trial_id)
             self._delete_workload(trial_id)
             return []
+        self._stopping_in_place.add(trial_id)
         return kept
 
-    def _stop_in_place(self, trial_id: str) -> list[str] | None:
+    def _keep_stopping(self, trial_id: str, job: dict[str, Any]) -> None:
+        """A trial stopped in place whose Job has not ended: its pod may have been disrupted
+        before the kubelet's kill (a node drain, a preemption, a lost node), and the Job's
+        podFailurePolicy then replaces it with a pod that would run the stopped trial again.
+        Stop such a replacement too, or delete the Job while one waits (stop_in_place.py)."""
+        if outcome(self.family, job) is not None or job["metadata"].get("deletionTimestamp"):
+            self._stopping_in_place.discard(trial_id)
+            return
+        try:
+            listed = self._list_pods([trial_id])
+        except Exception as e:  # its pods are patched already: looked at again next pass
+            log.warning("could not list the pods of stopped trial %s: %s", trial_id, e)
+            return
+        if self._stop_in_place(trial_id, listed) is None:
+            log.info("trial %s: a pod of its stopped Job was disrupted or replaced; the Job is deleted", trial_id)
+            self._stopping_in_place.discard(trial_id)
+            self._delete_workload(trial_id)
+
+    def _stop_in_place(self, trial_id: str, listed: list[dict[str, Any]] | None = None) -> list[str] | None:
         """Set activeDeadlineSeconds on the trial's running pods, so the kubelet stops them and
         keeps them; the pods so stopped (some may have ended already), or None when the
         workload must be deleted instead (another kind, no pod has run, a pod waiting, the
@@ -745,7 +771,7 @@ class KubernetesExecutor:
         if not self.keep_stopped_pods or self.family != "job" or self._pods_forbidden or self._patch_forbidden:
             return None
         try:
-            listed = self._list_pods([trial_id])
+            listed = self._list_pods([trial_id]) if listed is None else listed
         except Exception as e:  # not now: deleted, as before
             log.warning("could not list the pods of trial %s to stop them: %s", trial_id, e)
             return None

@@ -115,7 +115,8 @@ def disruptions(pods: Iterable[Mapping[str, Any]], trials: Collection[str]) -> l
     return out
 
 
-def _disrupted(pod: Mapping[str, Any]) -> bool:
+def disrupted(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod carries DisruptionTarget (status True): a batch Job replaces it."""
     return any(isinstance(c, Mapping) and c.get("type") == DISRUPTED and str(c.get("status")) == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
 
@@ -129,6 +130,6 @@ def current_starts(pods: Iterable[Mapping[str, Any]], not_before: Mapping[str, f
     trial never disrupted this is its first pod's start, i.e. its own start."""
     out: dict[str, float | None] = {}
     for trial, mine in pods_by_trial(pods, not_before).items():
-        current = newest(p for p in mine if not ((p.get("metadata") or {}).get("deletionTimestamp") or _disrupted(p)))
+        current = newest(p for p in mine if not ((p.get("metadata") or {}).get("deletionTimestamp") or disrupted(p)))
         out[trial] = pod_started(current) if current is not None else None
     return out

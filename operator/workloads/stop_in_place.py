@@ -15,14 +15,19 @@ Used for batch Jobs only: with ``backoffLimit: 0`` the Job controller counts tha
 the Job instead of making another pod. The Kubeflow and T9k training operators decide by
 each replica's restartPolicy whether a failed pod is replaced, so their jobs are still
 deleted. A pod that has not run yet (waiting for a node, a device, an image) printed
-nothing and may wait for hours: then the workload is deleted as before.
+nothing and may wait for hours: then the workload is deleted as before. So is a Job whose
+pod was disrupted (evicted by a node drain, preempted, its node lost) before it ended: the
+podFailurePolicy replaces such a pod without counting it, and the new pod, without the
+deadline, would run the stopped trial again from its start. That can happen after the patch,
+in the seconds before the kubelet's kill (for a lost node, minutes), so the executor applies
+this rule again on each pass until the Job has ended.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from autotune_operator.workloads.pods import pod_started
+from autotune_operator.workloads.pods import disrupted, pod_started
 
 # The smallest value the API accepts: past at once for any pod that has started.
 STOP_DEADLINE_SECONDS = 1
@@ -37,13 +42,18 @@ def stop_patch() -> dict[str, Any]:
 def pods_to_stop(pods: Iterable[Mapping[str, Any]]) -> list[str] | None:
     """The names of a trial's pods to stop in place (patch with :func:`stop_patch`), or None
     when its workload must be deleted instead: no pod has run yet (nothing printed, and a
-    pod waiting for a node would keep waiting), or a pod still waits to run (a disrupted
-    pod's replacement). An empty list: every pod has already ended, nothing to stop."""
+    pod waiting for a node would keep waiting), a pod still waits to run (a disrupted
+    pod's replacement), or a pod not ended yet is disrupted (its replacement would run the
+    trial again). An empty list: every pod has ended or is stopping (patched), nothing to
+    stop."""
     pods = list(pods)
     if not pods or all(pod_started(p) is None for p in pods):
         return None
-    live = [p for p in pods if (p.get("status") or {}).get("phase") not in TERMINAL
-            and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    not_ended = [p for p in pods if (p.get("status") or {}).get("phase") not in TERMINAL]
+    if any(disrupted(p) for p in not_ended):
+        return None
+    live = [p for p in not_ended if not (p.get("metadata") or {}).get("deletionTimestamp")]
     if any(pod_started(p) is None for p in live):
         return None
-    return [str((p.get("metadata") or {}).get("name")) for p in live]
+    return [str((p.get("metadata") or {}).get("name")) for p in live
+            if (p.get("spec") or {}).get("activeDeadlineSeconds") != STOP_DEADLINE_SECONDS]

@@ -65,6 +65,9 @@ class Patching(Cluster):
         if self.refuse is not None:
             raise ApiException(status=self.refuse, reason="Forbidden")
         self.pod_patches.append((name, body))
+        for p in self.pods:  # applied, as the API server does (a later LIST shows the deadline)
+            if p["metadata"]["name"] == name:
+                p.setdefault("spec", {}).update(body["spec"])
 
     def delete_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str,
                                         propagation_policy: str) -> None:
@@ -145,6 +148,65 @@ def test_a_restarted_operator_stops_again_a_stopped_trial_still_running_and_neve
     cluster.jobs[0]["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
     (exit_,) = executor(cluster, Events()).poll()
     assert exit_.killed and cluster.pod_patches == [] and cluster.deleted == []
+
+
+def disrupted(p: dict[str, Any], phase: str = "Running") -> dict[str, Any]:
+    """The pod as the Eviction API (a node drain), the scheduler's preemption or the taint
+    manager leave it: condition DisruptionTarget, and deleting unless already ended."""
+    p = copy.deepcopy(p)
+    p["status"]["phase"] = phase
+    p["status"]["conditions"] = [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}]
+    if phase not in ("Succeeded", "Failed"):
+        p["metadata"]["deletionTimestamp"] = iso(T0 + 70)
+    return p
+
+
+def test_a_disrupted_pod_not_ended_yet_means_a_replacement_so_the_job_is_deleted() -> None:
+    # Our podFailurePolicy ignores a DisruptionTarget pod's failure and the Job makes a new pod:
+    # it would run the stopped trial again from its start.
+    assert pods_to_stop([disrupted(named(pod("q-0", T0, [running(T0)]), "a", "Running"))]) is None
+    # One disrupted and replaced long ago, its replacement running: the replacement is stopped.
+    old = disrupted(named(pod("q-0", T0, [ended(T0)]), "a"), "Failed")
+    assert pods_to_stop([old, named(pod("q-0", T0, [running(T0 + 5)]), "b", "Running")]) == ["b"]
+    # Patched already (activeDeadlineSeconds 1): the kubelet is stopping it, not patched again.
+    b = named(pod("q-0", T0, [running(T0 + 5)]), "b", "Running")
+    b["spec"] = {"activeDeadlineSeconds": 1}
+    assert pods_to_stop([old, b]) == []
+
+
+@pytest.mark.parametrize("replacement", ["pending", "running"])
+def test_a_stopped_trial_whose_pod_is_disrupted_while_it_stops_does_not_run_again(replacement: str) -> None:
+    """The pod is evicted (a node drain), preempted or its node lost during the seconds (the
+    grace period; for a lost node, minutes) between the patch and the kubelet's kill. The Job's
+    podFailurePolicy then replaces it without counting a failure, and the new pod, without the
+    deadline, would run the stopped trial from its start, holding its GPUs, while the
+    experiment counts it stopped (or has ended). The executor keeps looking at a trial it
+    stopped in place until its Job has ended: a replacement that has run is stopped too, one
+    waiting has its Job deleted."""
+    cluster, events = Patching(), Events()
+    running_trial(cluster)
+    ex = executor(cluster, events)
+    ex.poll()
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert [n for n, _ in cluster.pod_patches] == ["q-0-abc"] and cluster.deleted == []
+    (exit_,) = ex.poll()
+    assert exit_.killed
+    cluster.pods[0] = disrupted(cluster.pods[0], "Failed")  # evicted before the kubelet's kill
+    new = named(pod("q-0", T0 + 80, [running(T0 + 85)] if replacement == "running" else None), "q-0-def",
+                "Running" if replacement == "running" else "Pending")
+    cluster.pods.append(new)  # the Job controller's replacement; the Job has no outcome yet
+    assert ex.poll() == []  # (the trial was reported stopped once)
+    if replacement == "running":
+        assert [n for n, _ in cluster.pod_patches] == ["q-0-abc", "q-0-def"] and cluster.deleted == []
+    else:
+        assert cluster.deleted == ["q-0"]
+    # Its Job ended (failed by the deadline, or deleted): no more LISTs for it.
+    for j in cluster.jobs:
+        j["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+    ex.poll()
+    n = len(cluster.pod_lists)
+    ex.poll()
+    assert len(cluster.pod_lists) == n
 
 
 @pytest.mark.parametrize("raw,expect", [("", True), ("true", True), ("TRUE", True), ("false", False), ("0", False)])
