@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -61,7 +61,7 @@ from autotune_operator.workloads.outlived import (
 from autotune_operator.workloads.pod_logs import PodLogCursor, SidecarCursor, resume, since_time
 from autotune_operator.workloads.pods import current_starts, disruptions, parse_time, pods_by_trial, trial_starts
 from autotune_operator.workloads.primary_pod import LogSource, primary_pod
-from autotune_operator.workloads.stop_in_place import pods_to_stop, stop_patch
+from autotune_operator.workloads.stop_in_place import job_deadline, pods_to_stop, stop_patch
 
 log = logging.getLogger("autotune.k8s")
 
@@ -793,8 +793,25 @@ class KubernetesExecutor:
             except Exception as e:
                 log.warning("could not stop pod %s of trial %s in place: %s", name, trial_id, e)
                 return None
+        if names:
+            self._bound_job(trial_id, pods)
         all_pods = [str((p.get("metadata") or {}).get("name")) for p in pods]
         return sorted(set(all_pods))
+
+    def _bound_job(self, trial_id: str, pods: list[Mapping[str, Any]]) -> None:
+        """Give the stopped trial's Job a deadline a little past its pods' grace period
+        (stop_in_place.job_deadline): a pod that replaces a disrupted one is deleted then,
+        even once no operator loop looks at this experiment any more (its end)."""
+        created = self._created.get(trial_id)
+        if created is None:
+            return
+        k = self.kind
+        body = {"spec": {"activeDeadlineSeconds": job_deadline(created, self.now(), pods)}}
+        try:
+            self.custom.patch_namespaced_custom_object(
+                k.group, k.version, self.ref.namespace, k.plural, self._name(trial_id), body)
+        except Exception as e:  # the pods are stopped; only the bound on a replacement is missing
+            log.warning("could not set a deadline on the Job of stopped trial %s: %s", trial_id, e)
 
     def _forbid_patch(self) -> None:
         # An operator upgraded without the chart's new RBAC: stopped trials' workloads are

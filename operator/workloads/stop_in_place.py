@@ -20,17 +20,22 @@ pod was disrupted (evicted by a node drain, preempted, its node lost) before it 
 podFailurePolicy replaces such a pod without counting it, and the new pod, without the
 deadline, would run the stopped trial again from its start. That can happen after the patch,
 in the seconds before the kubelet's kill (for a lost node, minutes), so the executor applies
-this rule again on each pass until the Job has ended.
+this rule again on each pass until the Job has ended, and gives the Job a deadline
+(:func:`job_deadline`) for after the experiment's end, when no pass looks at it any more.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Mapping
 
 from autotune_operator.workloads.pods import disrupted, pod_started
 
 # The smallest value the API accepts: past at once for any pod that has started.
 STOP_DEADLINE_SECONDS = 1
+# How long past its pods' grace period a stopped trial's Job may still run (job_deadline).
+JOB_MARGIN_SECONDS = 60
+DEFAULT_GRACE_SECONDS = 30  # a pod's terminationGracePeriodSeconds when not given
 TERMINAL = ("Succeeded", "Failed")
 
 
@@ -57,3 +62,19 @@ def pods_to_stop(pods: Iterable[Mapping[str, Any]]) -> list[str] | None:
         return None
     return [str((p.get("metadata") or {}).get("name")) for p in live
             if (p.get("spec") or {}).get("activeDeadlineSeconds") != STOP_DEADLINE_SECONDS]
+
+
+def job_deadline(created: float, now: float, pods: Iterable[Mapping[str, Any]]) -> int:
+    """The Job's ``spec.activeDeadlineSeconds`` (mutable on a running Job) that bounds a stopped
+    trial whatever happens to its pods after the patch: the Job controller fails a Job past
+    its deadline and deletes its pods that are still active, never the ended ones. Its pods
+    end well before (the kubelet kills them within their grace period) and fail the Job first
+    (backoffLimit 0), so normally it never fires. It does when a pod was disrupted meanwhile
+    and replaced (a node drain, a preemption, a lost node whose pod the taint manager evicts
+    minutes later), also after the experiment and its operator loop have ended: the new pod,
+    which would run the stopped trial again, is deleted then. Counted from the Job's
+    ``status.startTime``, which is not before its creation (``created``), so it never fires
+    sooner than ``now`` + the longest grace period + JOB_MARGIN_SECONDS."""
+    graces = [(p.get("spec") or {}).get("terminationGracePeriodSeconds") for p in pods]
+    grace = max((int(g) for g in graces if isinstance(g, (int, float))), default=DEFAULT_GRACE_SECONDS)
+    return max(0, math.ceil(now - created)) + max(grace, DEFAULT_GRACE_SECONDS) + JOB_MARGIN_SECONDS

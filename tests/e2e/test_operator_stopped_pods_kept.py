@@ -101,6 +101,14 @@ def test_a_trial_stopped_for_its_time_keeps_its_pod_and_logs_and_gives_back_its_
                          (jobs_named(kube_cluster, ns, stopped)["status"].get("conditions") or [])),
              60, "the stopped trial's Job to fail")
     assert len(pods_of(kube_cluster, ns, f"{TRIAL_LABEL}={stopped}")) == 1
+    # Its Job also got a deadline (mutable on a running Job: the API server took the patch)
+    # past the pod's grace period (30 s) and a margin, so a pod replacing a disrupted one
+    # would be deleted even after the experiment ended; here it never fired: the pod's own
+    # failure ended the Job.
+    j = jobs_named(kube_cluster, ns, stopped)
+    assert j["spec"].get("activeDeadlineSeconds", 0) >= 30 + 60, j["spec"]
+    (failed,) = [c for c in j["status"]["conditions"] if c["type"] == "Failed"]
+    assert failed["reason"] == "BackoffLimitExceeded", failed
 
     msgs = [e["message"] for e in events_of(kube_cluster, ns, name) if e["reason"] == "TrialStopped"]
     assert msgs == [f"{stopped}: {trials[stopped]['message']}; its pod {p['metadata']['name']} stopped and kept "

@@ -96,7 +96,8 @@ class Stopping(Cluster):
         j = self.find(name)
         if j is None:
             raise ApiException(status=404, reason="NotFound")
-        j["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
+        j["metadata"].setdefault("annotations", {}).update((body.get("metadata") or {}).get("annotations") or {})
+        j.setdefault("spec", {}).update(body.get("spec") or {})  # (a stopped trial's Job deadline)
 
     def patch_namespaced_pod(self, name: str, ns: str, body: dict) -> None:
         self.calls.append(("stop-pod", name))  # (activeDeadlineSeconds: the kubelet stops it, not here)
@@ -319,7 +320,8 @@ def test_a_stopped_trial_whose_pod_was_stopped_in_place_ends_failed_after_a_rest
     cluster.clock.now = T0 + LIMIT
     c.step()
     pod_name = cluster.pods[0]["metadata"]["name"]
-    assert cluster.calls[-2:] == [("patch", tid), ("stop-pod", pod_name)]  # the reason first, then the stop
+    # The reason first, then the stop, then the Job's deadline (stop_in_place.job_deadline).
+    assert cluster.calls[-3:] == [("patch", tid), ("stop-pod", pod_name), ("patch", tid)]
     assert events.emitted == [("TrialCreated", False), ("TrialStopped", False)]
     (j,) = cluster.jobs
     assert stop_reason(j) == overdue_reason(LIMIT) and not j["metadata"].get("deletionTimestamp")
@@ -331,6 +333,6 @@ def test_a_stopped_trial_whose_pod_was_stopped_in_place_ends_failed_after_a_rest
     d = c2.step()
     t = engine.trial("q", tid)
     assert t.record.state.value == "FAILED" and t.message == overdue_reason(LIMIT), (t.record, t.message)
-    assert cluster.calls[-1] == ("stop-pod", pod_name) and len(cluster.jobs) == 1
+    assert cluster.calls[-2:] == [("stop-pod", pod_name), ("patch", tid)] and len(cluster.jobs) == 1
     assert [x for x in cluster.calls if x[0] in ("create", "delete")] == [("create", tid)]
     assert events2.emitted == [] and d.finished

@@ -49,7 +49,8 @@ class Cluster:
     def patch_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str, body: dict) -> None:
         for j in self.jobs:  # the executor's "ended" annotation (its Event is posted once)
             if j["metadata"]["name"] == name:
-                j["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
+                j["metadata"].setdefault("annotations", {}).update((body.get("metadata") or {}).get("annotations") or {})
+                j.setdefault("spec", {}).update(body.get("spec") or {})  # (a stopped trial's Job deadline)
 
     def create_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, body: dict) -> None:
         self.jobs.append(body)

@@ -209,6 +209,29 @@ def test_a_stopped_trial_whose_pod_is_disrupted_while_it_stops_does_not_run_agai
     assert len(cluster.pod_lists) == n
 
 
+@pytest.mark.parametrize("grace,expect", [(None, 100 + 30 + 60), (120, 100 + 120 + 60), (0, 100 + 30 + 60)])
+def test_a_stopped_trials_job_gets_a_deadline_past_its_pods_grace_period(grace: int | None, expect: int) -> None:
+    """The bound that holds after the experiment's loop has ended (no one looks at the Job
+    any more): the Job controller fails the Job at its deadline and deletes a pod that
+    replaced a disrupted one. Counted from the Job's start (not before its creation, T0):
+    never before the pods' grace period (at least the default 30 s) and a margin have passed."""
+    cluster, events = Patching(), Events()
+    running_trial(cluster)
+    if grace is not None:
+        cluster.pods[0]["spec"] = {"terminationGracePeriodSeconds": grace}
+    ex = executor(cluster, events)
+    ex.now = lambda: T0 + 99.5  # (whole seconds, rounded up)
+    ex.poll()
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert cluster.jobs[0]["spec"]["activeDeadlineSeconds"] == expect
+    assert cluster.deleted == [] and [n for n, _ in cluster.pod_patches] == ["q-0-abc"]
+    # Its pod patched already: a later look (each pass) neither patches it nor moves the deadline.
+    ex.now = lambda: T0 + 130
+    ex.poll()
+    ex.poll()
+    assert cluster.jobs[0]["spec"]["activeDeadlineSeconds"] == expect and len(cluster.pod_patches) == 1
+
+
 @pytest.mark.parametrize("raw,expect", [("", True), ("true", True), ("TRUE", True), ("false", False), ("0", False)])
 def test_the_setting_reads_true_and_false(raw: str, expect: bool) -> None:
     env = {"AUTOTUNE_ADMIN_TOKEN": "t" * 20, "AUTOTUNE_KEEP_STOPPED_PODS": raw}
