@@ -32,12 +32,16 @@ GP_TYPES = frozenset({"choice", "randint", "uniform", "quniform", "loguniform", 
 
 
 def _exp(log_bound: float, where: str) -> float:
+    why = (f"is the logarithm of the bound (Azure's loguniform samples exp(uniform(min_value, max_value))); "
+           f"exp({log_bound}) is too")
     try:
         # 12 significant digits: exp(log(1e-4)) is 1e-4, not 9.999999999999991e-05
-        return float(f"{math.exp(log_bound):.12g}")
+        value = float(f"{math.exp(log_bound):.12g}")
     except OverflowError:
-        raise ConvertError(where, f"is the logarithm of the bound (Azure's loguniform samples exp(uniform(min_value, "
-                           f"max_value))); exp({log_bound}) is too large for a number") from None
+        raise ConvertError(where, f"{why} large for a number") from None
+    if value == 0:  # underflow: the converted space's own check would only say 'low=0.0'
+        raise ConvertError(where, f"{why} small for a number (it is 0)")
+    return value
 
 
 def parameter(name: str, raw: Any, notes: list[str]) -> dict[str, Any]:

@@ -113,6 +113,22 @@ def test_loguniform_bounds_are_logarithms() -> None:
     assert (low, high) == (0.0001, 0.1)
 
 
+@pytest.mark.parametrize("kind", ["loguniform", "qloguniform"])
+def test_a_log_bound_whose_exp_underflows_is_refused_naming_it(kind: str) -> None:
+    """exp(-800) is 0.0 in a float: the converted loguniform [0.0, ...] was refused by the
+    experiment's own check as 'loguniform needs low > 0, got low=0.0', with no word of the
+    -800 the user wrote or that Azure's bounds are logarithms."""
+    space = {"lr": {"type": kind, "min_value": -800, "max_value": -2, **({"q": 1} if kind == "qloguniform" else {})}}
+    with pytest.raises(ConvertError) as e:
+        convert(job(search_space=space, trial={"command": "python t.py --lr ${{search_space.lr}}"}))
+    assert e.value.field == "search_space.lr.min_value", e.value
+    assert "logarithm" in e.value.message and "exp(-800" in e.value.message and "too small" in e.value.message, e.value
+    # A small but representable bound still converts (exp(-700) is about 1e-304).
+    space["lr"]["min_value"] = -700
+    m, _ = convert(job(search_space=space, trial={"command": "python t.py --lr ${{search_space.lr}}"}))
+    assert 0 < m["spec"]["searchSpace"]["lr"]["_value"][0] < 1e-300
+
+
 def test_normal_family_randint_and_quniform_keep_their_arguments() -> None:
     space = {"a": {"type": "normal", "mu": 10, "sigma": 3}, "b": {"type": "qnormal", "mu": 0, "sigma": 1, "q": 2},
              "c": {"type": "lognormal", "mu": 0, "sigma": 0.5}, "d": {"type": "qlognormal", "mu": 1, "sigma": 1, "q": 1},
