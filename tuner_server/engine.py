@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
+from tuner_server.curve_source import SDK, Action, both_note, decide
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, duplicate_names,
                                      is_finite_number, metric_vector, strategy_of)
@@ -136,6 +137,10 @@ class Hosted:
     # Set (under the engine-wide lock) when a delete is waiting for this experiment's lock: a
     # registration of the same id meanwhile waits for the delete rather than get the doomed one.
     deleting: bool = False
+    # Per trial: the channel its curve's points came by (curve_source.py; None: not recorded),
+    # read from the store on first need; and the trials whose use of two channels was said.
+    curve_sources: dict[str, str | None] = field(default_factory=dict)
+    curve_noted: set[str] = field(default_factory=set)
 
     @property
     def mode(self) -> OptimizeMode:
@@ -550,13 +555,17 @@ class Engine:
                 t.started = ts
 
     def report_intermediate(self, exp_id: str, trial_id: str, metric: Any, step: int | None = None,
-                            assess: bool = True, event: tuple[str, Mapping[str, Any]] | None = None) -> bool:
+                            assess: bool = True, event: tuple[str, Mapping[str, Any]] | None = None,
+                            source: str = SDK) -> bool:
         """Record an intermediate metric; True when the trial should stop (assessor or stop).
         ``assess`` False: not judged by the assessor (values read from the output of a trial
         that already exited: stopping it now would only take a finished trial's success).
         ``event``: (kind, payload) of the trial, recorded in the point's transaction (with no
         point when the trial has ended or the step was recorded before): mlflow_runs.py's
-        record of the logged value, which must never outlive a crash without its point."""
+        record of the logged value, which must never outlive a crash without its point.
+        ``source``: the channel it came by; a curve comes from one (curve_source.py): a value
+        read from the output makes no point once the trial reported explicitly, and its first
+        explicit report drops the points read from the output before it."""
         h = self.get(exp_id)
         try:
             value, raw = (curve_value(metric, h.objectives), metric) if h.objectives else metric_value(metric)
@@ -565,6 +574,17 @@ class Engine:
         with h.lock:
             t = self.trial(exp_id, trial_id)
             curve = t.record.intermediate
+            if not t.record.state.ended and curve:
+                current = self._curve_source(h, exp_id, trial_id)
+                action = decide(current, source, len(curve))
+                if action is Action.IGNORE:
+                    self._say_sources(h, exp_id, trial_id, current or SDK)
+                    if event is not None:
+                        self.store.add_event(exp_id, trial_id, *event)
+                    return t.stop_requested
+                if action is Action.REPLACE:
+                    self._say_sources(h, exp_id, trial_id, source, dropped=len(curve))
+                    curve.clear()
             step = len(curve) if step is None else step
             if t.record.state.ended or step < len(curve):  # ended, or a retried report: idempotent
                 if event is not None:
@@ -572,8 +592,9 @@ class Engine:
                 return t.record.state.ended or t.stop_requested
             if step > len(curve):
                 raise Conflict(f"intermediate step {step} reported but the next step of {trial_id} is {len(curve)}")
-            self.store.add_intermediate(exp_id, trial_id, step, value, raw, self.clock(), also=event)
+            self.store.add_intermediate(exp_id, trial_id, step, value, raw, self.clock(), also=event, source=source)
             curve.append(value)
+            h.curve_sources[trial_id] = source
             if t.record.state is TrialState.WAITING:
                 self.started(exp_id, trial_id)
             if assess and not t.stop_requested and h.assessor is not None and t.record.kind == "search":
@@ -588,6 +609,28 @@ class Engine:
                     self.store.set_stop_requested(exp_id, trial_id, f"{h.assessor.name}: early stop at step {step}")
                     t.stop_requested = True
             return t.stop_requested
+
+    def _curve_source(self, h: Hosted, exp_id: str, trial_id: str) -> str | None:
+        """The channel of the trial's curve points (its newest point's, once after a restart)."""
+        if trial_id not in h.curve_sources:
+            newest = self.store.trial_events(exp_id, trial_id, "intermediate_metric", newest=True)
+            h.curve_sources[trial_id] = (newest[0]["payload"] or {}).get("source") if newest else None
+        return h.curve_sources[trial_id]
+
+    def _say_sources(self, h: Hosted, exp_id: str, trial_id: str, used: str, dropped: int = 0) -> None:
+        """Say once which channel makes the curve of a trial that used two (a warning, and an
+        event 'curve_source'); ``dropped`` points read from its output are deleted with it."""
+        metric = h.objectives[0].name if h.objectives else (h.config.primaryMetric or "the objective")
+        note = both_note(metric, used, dropped)
+        if dropped:
+            self.store.drop_curve(exp_id, trial_id, {"used": used, "dropped": dropped, "note": note})
+        elif trial_id in h.curve_noted or self.store.trial_events(exp_id, trial_id, "curve_source"):
+            h.curve_noted.add(trial_id)
+            return
+        else:
+            self.store.add_event(exp_id, trial_id, "curve_source", {"used": used, "dropped": 0, "note": note})
+        h.curve_noted.add(trial_id)
+        logging.getLogger(__name__).warning("trial %s of %s: %s", trial_id, exp_id, note)
 
     def _assessor_failed(self, exp_id: str, trial_id: str, assessor: str, e: Exception) -> None:
         """Record an assessor's failure on a trial once (its first), as an event and a log line."""
@@ -682,7 +725,7 @@ class Engine:
         pending as before (its attempt's reports never reach their history twice). A trial an
         assessor asked to stop ends EARLY_STOPPED instead (its stop was decided). Idempotent:
         an ended trial keeps its state."""
-        with self._locked_trial(exp_id, trial_id) as (_, t):
+        with self._locked_trial(exp_id, trial_id) as (h, t):
             rec = t.record
             if rec.state.ended:
                 return rec.state
@@ -694,6 +737,7 @@ class Engine:
             self.store.requeue_trial(exp_id, trial_id, message, now, dropped)
             rec.state, rec.value, rec.metrics, rec.values = TrialState.WAITING, None, None, None
             rec.intermediate.clear()
+            h.curve_sources.pop(trial_id, None)
             t.stop_requested, t.created, t.started, t.ended, t.exit_code, t.message = False, now, None, None, None, message
             return rec.state
 

@@ -40,6 +40,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from tuner_server.curve_source import COLLECTED, MLFLOW
 from tuner_server.engine import Engine, EngineError, Hosted, NotFound
 from tuner_server.mlflow_names import experiment_id_of, run_id_of
 from tuner_server.objectives import MetricError, metric_vector, strategy_of
@@ -363,7 +364,8 @@ class MlflowRuns:
         rebuilt from the store, which alone knows whether the event was written."""
         try:
             self.engine.report_intermediate(exp_id, t.record.trial_id, value, assess=assess,
-                                            event=(kind, {**payload, "created": t.created}))
+                                            event=(kind, {**payload, "created": t.created}),
+                                            source=COLLECTED if kind == "mlflow_collected" else MLFLOW)
         except BaseException:
             with self._runs_lock:
                 self._runs.pop((exp_id, t.record.trial_id, t.created), None)

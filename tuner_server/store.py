@@ -325,16 +325,17 @@ class Store:
         )
 
     def add_intermediate(self, exp_id: str, trial_id: str, step: int, value: float, metrics: Any, ts: float,
-                         also: tuple[str, Mapping[str, Any]] | None = None) -> None:
+                         also: tuple[str, Mapping[str, Any]] | None = None, source: str | None = None) -> None:
         """A curve point; with ``also``, the event (kind, payload) that logged it in the same
         transaction: an MLflow or collected metric (mlflow_runs.py) recorded in a transaction
         of its own before its point was lost the point for ever when the server died between
-        the two commits (replayed, the event made the retry look done)."""
+        the two commits (replayed, the event made the retry look done). ``source``: the
+        channel it came by (curve_source.py), kept in its event for a restarted server."""
         self._tx(
             exp_id,
             trial_id,
             "intermediate_metric",
-            {"step": step, "value": value, "metrics": metrics},
+            {"step": step, "value": value, "metrics": metrics, **({"source": source} if source else {})},
             [
                 (
                     "INSERT OR REPLACE INTO intermediate (exp_id, trial_id, step, value, metrics, ts) VALUES (?, ?, ?, ?, ?, ?)",
@@ -408,6 +409,12 @@ class Store:
             ],
         )
 
+    def drop_curve(self, exp_id: str, trial_id: str, payload: Mapping[str, Any]) -> None:
+        """The trial's curve so far is dropped (values read from its output, replaced by its
+        explicit reports: curve_source.py); the event ``curve_source`` says so."""
+        self._tx(exp_id, trial_id, "curve_source", dict(payload),
+                 [("DELETE FROM intermediate WHERE exp_id = ? AND trial_id = ?", (exp_id, trial_id))])
+
     # ----- reads -----
     def experiments(self) -> Iterator[StoredExperiment]:
         with self._lock:
@@ -465,11 +472,11 @@ class Store:
             ).fetchall()
         return [{"step": r[0], "value": r[1], "metrics": json.loads(r[2]) if r[2] else None, "ts": r[3]} for r in rows]
 
-    def trial_events(self, exp_id: str, trial_id: str, prefix: str) -> list[dict[str, Any]]:
+    def trial_events(self, exp_id: str, trial_id: str, prefix: str, newest: bool = False) -> list[dict[str, Any]]:
         """One trial's events whose kind starts with ``prefix``, oldest first, since the
         experiment's newest registration: an id registered again after a deletion has trials
         of the same names, and its runs neither inherit the deleted ones' events nor read
-        them (up to a million per trial) until they are purged."""
+        them (up to a million per trial) until they are purged. ``newest``: only the last one."""
         with self._lock:
             # The kind IN (...) term lets SQLite use the partial index events_lifecycle.
             (since,) = self._db.execute(
@@ -479,7 +486,7 @@ class Store:
             ).fetchone()
             rows = self._db.execute(
                 "SELECT kind, payload FROM events WHERE exp_id = ? AND id > ? AND trial_id = ? AND substr(kind, 1, ?) = ? "
-                "ORDER BY id",
+                + ("ORDER BY id DESC LIMIT 1" if newest else "ORDER BY id"),
                 (exp_id, since, trial_id, len(prefix), prefix),
             ).fetchall()
         return [{"kind": r[0], "payload": json.loads(r[1] or "null")} for r in rows]

@@ -535,3 +535,39 @@ def test_long_non_ascii_names_are_sent_in_parts_under_the_body_limit(server: Ser
     assert len(json.dumps({"metrics": values})) > 1 << 20
     assert server.client.log_collected("e", tid, values) == 1000
     assert server.client.log_collected("e", tid, values) == 0  # the same steps again: nothing new
+
+
+def test_the_sdk_makes_the_curve_of_a_trial_that_also_prints_it_across_a_restart(tmp_path: Path) -> None:
+    """One source per curve (tuner_server/curve_source.py): collected values neither extend an
+    SDK curve nor take its steps, and the first SDK report replaces a collected curve. The
+    source of the points is read back from the store by a restarted server; the use of both
+    is said once (an event), not on every value."""
+    first = Server(tmp_path / "t.db")
+    first.engine.register("e", "e", config())
+    sdk_first, print_first = new_trial(first.engine), new_trial(first.engine)
+    first.engine.report_intermediate("e", sdk_first, 0.5, step=0)
+    assert first.client.log_collected("e", sdk_first, steps("accuracy", [0.1])) == 1
+    assert first.client.log_collected("e", print_first, steps("accuracy", [0.1, 0.2])) == 2
+    assert first.engine.trial("e", print_first).record.intermediate == [0.1, 0.2]
+    first.close()
+
+    second = Server(tmp_path / "t.db")
+    try:
+        e = second.engine
+        assert second.client.log_collected("e", sdk_first, steps("accuracy", [0.1, 0.2])) == 1
+        e.report_intermediate("e", sdk_first, 0.6, step=1)
+        assert e.trial("e", sdk_first).record.intermediate == [0.5, 0.6]
+        e.report_intermediate("e", print_first, 0.5, step=0)
+        assert second.client.log_collected("e", print_first, steps("accuracy", [0.1, 0.2, 0.3])) == 1
+        e.report_intermediate("e", print_first, 0.6, step=1)
+        assert e.trial("e", print_first).record.intermediate == [0.5, 0.6]
+        assert [p["step"] for p in e.store.intermediate("e", print_first)] == [0, 1]
+        for tid, dropped in ((sdk_first, 0), (print_first, 2)):
+            (said,) = e.store.trial_events("e", tid, "curve_source")
+            assert said["payload"]["dropped"] == dropped and said["payload"]["used"] == "sdk"
+            assert "the curve of 'accuracy' is its SDK reports" in said["payload"]["note"]
+        # The printed values still are the run's latest metrics; the SDK's final result wins.
+        e.report_final("e", sdk_first, 0.7)
+        assert e.end("e", sdk_first, 0) is TrialState.SUCCEEDED and e.trial("e", sdk_first).record.value == 0.7
+    finally:
+        second.close()
