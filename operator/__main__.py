@@ -23,6 +23,9 @@ flag instead, which wins:
                                                          another container (a mesh proxy) keeps its
                                                          pod running ends this long after; default
                                                          30, 0: never
+    --[no-]keep-stopped-pods  AUTOTUNE_KEEP_STOPPED_PODS  a stopped trial's batch-Job pods are stopped
+                                                         and kept with their logs (default true);
+                                                         false: its Job is deleted with them
     --log-level L          AUTOTUNE_LOG_LEVEL
     --leader-election      AUTOTUNE_LEADER_ELECTION     true: act only while holding a Lease, so
                                                          several replicas can run (default off;
@@ -63,6 +66,7 @@ FLAG_ENV = {
     "metrics_endpoint": "AUTOTUNE_METRICS_ENDPOINT",
     "collector_image": "AUTOTUNE_COLLECTOR_IMAGE",
     "sidecar_grace_seconds": "AUTOTUNE_SIDECAR_GRACE_SECONDS",
+    "keep_stopped_pods": "AUTOTUNE_KEEP_STOPPED_PODS",
     "log_level": "AUTOTUNE_LOG_LEVEL",
     "leader_election": "AUTOTUNE_LEADER_ELECTION",
     "leader_election_namespace": "AUTOTUNE_LEADER_ELECTION_NAMESPACE",
@@ -96,6 +100,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a trial whose container ended while another container of its pod (an injected mesh proxy) "
                         "still runs ends this long after, with the container's exit code; 0: never "
                         "(AUTOTUNE_SIDECAR_GRACE_SECONDS, default 30)")
+    p.add_argument("--keep-stopped-pods", action=argparse.BooleanOptionalAction, default=None,
+                   help="a trial the experiment stops keeps its batch Job and pods, stopped (activeDeadlineSeconds), "
+                        "with their logs; --no-keep-stopped-pods: its Job is deleted with its pods "
+                        "(AUTOTUNE_KEEP_STOPPED_PODS, default true)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(AUTOTUNE_LOG_LEVEL)")
     le = p.add_argument_group("leader election (several replicas; one acts, the others wait as standbys)")
     le.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=None,

@@ -25,6 +25,15 @@ def test_flags_override_the_environment_and_unset_flags_keep_it():
     assert base["AUTOTUNE_NAMESPACES"] == "from-env", "the caller's environment is not modified"
 
 
+def test_keep_stopped_pods_is_a_flag_too():
+    """AUTOTUNE_KEEP_STOPPED_PODS (cd48a08) had no flag, though every setting may be one."""
+    base = {"AUTOTUNE_ADMIN_TOKEN": "tok"}
+    assert Settings.from_env(environment(parse("--no-keep-stopped-pods"), base)).keep_stopped_pods is False
+    assert Settings.from_env(environment(parse("--keep-stopped-pods"), {**base, "AUTOTUNE_KEEP_STOPPED_PODS": "false"}
+                                         )).keep_stopped_pods is True
+    assert Settings.from_env(environment(parse(), base)).keep_stopped_pods is True
+
+
 def test_every_flag_names_a_variable_settings_or_the_entry_point_reads():
     p = argparse.ArgumentParser()
     add_arguments(p)
