@@ -598,6 +598,13 @@ class KubernetesExecutor:
         resp = self.core.list_namespaced_pod(self.ref.namespace, label_selector=selector, _preload_content=False)
         return json.loads(resp.data).get("items") or []
 
+    def _warn_missing_permission(self, reason: str, msg: str) -> None:
+        """Said once per missing permission (the caller sets its flag): in the operator's log
+        and as a Warning Event on the experiment, where `kubectl describe ate` shows it."""
+        log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
+        assert self.events is not None
+        self.events.emit(reason, msg, warning=True)
+
     def _forbid_pods(self) -> None:
         # An operator upgraded without the chart's new RBAC: a trial's time counts from the
         # workload's creation (the old rule) and no log is read; said once.
@@ -606,9 +613,7 @@ class KubernetesExecutor:
                "waiting for a node included" + (", and no trial's output is read for spec.metricsCollector"
                                                  if self._collects else "")
                + "; grant 'list' on pods (the Helm chart's RBAC does)")
-        log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
-        assert self.events is not None
-        self.events.emit("PodsNotReadable", msg, warning=True)
+        self._warn_missing_permission("PodsNotReadable", msg)
 
     def _note_created(self, trial: str | None, obj: dict[str, Any]) -> None:
         created = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
@@ -682,9 +687,7 @@ class KubernetesExecutor:
         self._logs_forbidden = True
         msg = ("the operator may not read pod logs, so no metric printed by a trial is collected "
                "(spec.metricsCollector); grant 'get' on pods/log (the Helm chart's RBAC does)")
-        log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
-        assert self.events is not None
-        self.events.emit("PodLogsNotReadable", msg, warning=True)
+        self._warn_missing_permission("PodLogsNotReadable", msg)
 
     def _pod_log(self, src: LogSource, since: str | None, limit: int | None) -> bytes:
         """GET .../pods/{pod}/log with timestamps and sinceTime, which the generated client's
@@ -819,9 +822,7 @@ class KubernetesExecutor:
         self._patch_forbidden = True
         msg = ("the operator may not patch pods, so a stopped trial's Job is deleted with its pods and their logs "
                "instead of its pods being stopped and kept; grant 'patch' on pods (the Helm chart's RBAC does)")
-        log.warning("%s/%s: %s", self.ref.namespace, self.ref.name, msg)
-        assert self.events is not None
-        self.events.emit("PodsNotPatchable", msg, warning=True)
+        self._warn_missing_permission("PodsNotPatchable", msg)
 
     def _annotate_stop(self, trial_id: str, reason: str) -> None:
         """Write the stop's reason on the workload (STOP_ANNOTATION), before stopping it. A
