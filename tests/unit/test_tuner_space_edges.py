@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from tuner_server.history import TrialRecord, TrialState
 from tuner_server.searchspace import canonical, parse_search_space
 from tuner_server.tuners import NoMoreTrials, create_tuner
 from tuner_server.tuners.tpe import flat_key
+
+if TYPE_CHECKING:
+    from tuner_server.engine import Engine
 
 NESTED = {
     "opt": {"_type": "choice", "_value": [
@@ -42,6 +45,18 @@ def _run(tuner: str, space: Mapping[str, Any], n: int, history: list[TrialRecord
         hist.append(TrialRecord(len(hist), f"t{i}", p, TrialState.SUCCEEDED, _score(p)))
     return hist
 
+
+
+def drain(engine: Engine, exp: str, name: str, value: float) -> list[Any]:
+    """Run an experiment's suggestions to the end, each trial reporting ``value``: the values
+    of parameter ``name`` it handed out."""
+    issued = []
+    while (a := engine.suggest(exp)) is not None:
+        issued.append(a.parameters[name])
+        engine.started(exp, a.trial_id)
+        engine.report_final(exp, a.trial_id, value)
+        engine.end(exp, a.trial_id, 0)
+    return issued
 
 def test_flat_key_ignores_key_order() -> None:
     assert flat_key({"opt": 1, "opt/adam/lr": 0.25, "bs": 1}) == flat_key({"opt": 1, "bs": 1, "opt/adam/lr": 0.25})
@@ -160,12 +175,7 @@ def test_warm_start_off_grid_values_do_not_use_up_a_finite_space(tmp_path) -> No
     r = engine.import_trials("new", ImportRequest.model_validate({"sources": [{"name": "old", "trials": rows}]}))
     assert r["imported"] == 1 and r["sources"][0]["skipped"] == 5, r
     assert "not on its grid" in r["sources"][0]["firstSkipReason"]
-    issued = []
-    while (a := engine.suggest("new")) is not None:
-        issued.append(a.parameters["q"])
-        engine.started("new", a.trial_id)
-        engine.report_final("new", a.trial_id, 1.0)
-        engine.end("new", a.trial_id, 0)
+    issued = drain(engine, "new", "q", 1.0)
     assert sorted(issued) == [0, 2, 6, 8, 10], issued
 
 
@@ -252,12 +262,7 @@ def test_warm_start_stores_imported_values_in_the_spaces_own_form(tmp_path) -> N
     assert engine.import_trials("new", ImportRequest.model_validate({"sources": [{"name": "old", "trials": rows}]}))["imported"] == 2
     assert [t.parameters for t in engine.get("new").history()] == [{"q": 0.3}, {"q": 0.4}]
     assert [t.parameters for t in Engine(Store(tmp_path / "db.sqlite")).get("new").history()] == [{"q": 0.3}, {"q": 0.4}]
-    issued = []
-    while (a := engine.suggest("new")) is not None:
-        issued.append(a.parameters["q"])
-        engine.started("new", a.trial_id)
-        engine.report_final("new", a.trial_id, 0.0)
-        engine.end("new", a.trial_id, 0)
+    issued = drain(engine, "new", "q", 0.0)
     assert sorted(issued) == [0.0, 0.1, 0.2, 0.5], issued
 
     # Types too: a randint's 3.0 and a choice's 2.0 are stored as the space writes them.
