@@ -130,3 +130,14 @@ def test_keep_stopped_pods_reaches_the_operator_as_true_or_false(kube_cluster, t
         assert env["AUTOTUNE_KEEP_STOPPED_PODS"] == str(want).lower(), values
         keep = env["AUTOTUNE_KEEP_STOPPED_PODS"]
         assert Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t", "AUTOTUNE_KEEP_STOPPED_PODS": keep}).keep_stopped_pods is want
+
+
+def test_patch_on_pods_is_granted_only_when_stopped_pods_are_kept(kube_cluster, tmp_path):
+    """RBAC cannot narrow 'patch' on pods to activeDeadlineSeconds, so a chart with
+    keepStoppedPods false (stopped trials' Jobs deleted) does not grant it at all."""
+    for values, want in (("", True), ("operator:\n  keepStoppedPods: false\n", False)):
+        objs = rendered(kube_cluster, tmp_path, values)
+        pod_verbs = [set(rule["verbs"]) for o in objs if o["kind"] in ("ClusterRole", "Role")
+                     for rule in o.get("rules") or [] if "pods" in rule.get("resources", [])]
+        assert pod_verbs and all("list" in v for v in pod_verbs), (values, pod_verbs)
+        assert any("patch" in v for v in pod_verbs) is want, (values, pod_verbs)
