@@ -179,6 +179,11 @@ class RunState:
     # The last step of each metric read from the trial's output (spec.metricsCollector): a
     # restarted controller re-reads the log from its start and sends those steps again.
     collected: dict[str, int] = field(default_factory=dict)
+    # Each metric's latest (step, timestamp) logged through MLflow alone: the order an MLflow
+    # value must pass to extend the curve. The printed values' steps count 0, 1, 2... while
+    # mlflow.log_metric without step= logs step 0 each time, so ordered against those (the
+    # latest of both, ``metrics``) an MLflow value after the second print never made a point.
+    explicit: dict[str, tuple[int, int]] = field(default_factory=dict)
     # How many metric values were recorded (both kinds): checked against
     # MAX_METRIC_VALUES_PER_RUN on every call without counting the store's events.
     values: int = 0
@@ -192,6 +197,7 @@ class RunState:
                     self.collected[m["key"]] = max(m["step"], self.collected.get(m["key"], -1))
                 else:  # what a retried MLflow call is recognised by
                     self.logged.add(_identity(m["key"], m["value"], m["timestamp"], m["step"]))
+                    self.explicit[m["key"]] = max((m["step"], m["timestamp"]), self.explicit.get(m["key"], (-1, -1)))
                 # A metric's value is its latest by (step, timestamp), as MLflow's own "latest
                 # metrics" are, not the last to arrive: async logging sends batches from a
                 # thread pool, and they arrive out of order.
@@ -523,6 +529,8 @@ class MlflowRuns:
         names = objective_names(h)
         head = s.metrics.get(names[0]) if names else None
         newest = (head.step, head.timestamp) if head is not None else None
+        if kind != "mlflow_collected" and names:  # (an MLflow value: ordered among MLflow's own, RunState.explicit)
+            newest = s.explicit.get(names[0])
         curve = bool(names) and not t.record.state.ended
         # Each curve point is stored in one transaction with the event recording its value
         # and the values before it in (step, timestamp) order (Store.add_intermediate's

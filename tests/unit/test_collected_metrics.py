@@ -6,6 +6,7 @@ logs each pass and drains an ended trial's log before ending it."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -571,3 +572,21 @@ def test_the_sdk_makes_the_curve_of_a_trial_that_also_prints_it_across_a_restart
         assert e.end("e", sdk_first, 0) is TrialState.SUCCEEDED and e.trial("e", sdk_first).record.value == 0.7
     finally:
         second.close()
+
+
+def test_mlflow_values_without_a_step_make_the_curve_of_a_trial_that_also_prints_them(server: Server) -> None:
+    """mlflow.log_metric without step= logs step 0 every time. The printed values of the same
+    metric count their steps 0, 1, 2...; they must not hide the MLflow values from the curve
+    (which is MLflow's alone once it reported: curve_source.py), as they did when the newest
+    printed step was taken as the curve's newest point ([0.5, 0.6], the MLflow 0.7 dropped)."""
+    from tuner_server.mlflow_names import run_id_of
+    from tuner_server.mlflow_runs import MlflowRuns
+
+    server.engine.register("e", "e", config())
+    tid = new_trial(server.engine)
+    runs = MlflowRuns.of(server.engine)
+    for i, (logged, printed) in enumerate(((0.5, 0.1), (0.6, 0.2), (0.7, 0.3))):
+        runs.log_metric("e", tid, {"run_id": run_id_of(tid), "key": "accuracy", "value": logged,
+                                   "timestamp": int(time.time() * 1000)})
+        assert server.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3][:i + 1])) == 1, printed
+    assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.6, 0.7]
