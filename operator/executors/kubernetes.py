@@ -61,7 +61,7 @@ from autotune_operator.workloads.outlived import (
 from autotune_operator.workloads.pod_logs import PodLogCursor, SidecarCursor, resume, since_time
 from autotune_operator.workloads.pods import current_starts, disruptions, parse_time, pods_by_trial, trial_starts
 from autotune_operator.workloads.primary_pod import LogSource, primary_pod
-from autotune_operator.workloads.stop_in_place import job_deadline, pods_to_stop, stop_patch
+from autotune_operator.workloads.stop_in_place import job_deadline, job_deadline_to_set, pods_to_stop, stop_patch
 
 log = logging.getLogger("autotune.k8s")
 
@@ -189,6 +189,7 @@ class KubernetesExecutor:
         # one LIST per pass (shared with started()) and one log GET per running trial.
         self._collects = self.spec.metricsCollector is not None
         self._created: dict[str, float] = {}  # trial -> its workload's creation (older pods are not its)
+        self._deadlines: dict[str, Any] = {}  # trial -> its workload's spec.activeDeadlineSeconds, as last listed
         self._pods: list[dict[str, Any]] | None = None  # pods listed this pass
         self._pods_for: frozenset[str] | None = None  # ... of these trials (None: all the experiment's)
         self._pods_at = 0.0
@@ -619,6 +620,8 @@ class KubernetesExecutor:
         created = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
         if trial and created is not None:
             self._created[trial] = created
+        if trial:  # (a stopped trial's Job is bounded only when it lacks a deadline: _bound_job)
+            self._deadlines[trial] = (obj.get("spec") or {}).get("activeDeadlineSeconds")
 
     # ----- the trial's output (spec.metricsCollector) -----
     def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None:
@@ -796,8 +799,9 @@ class KubernetesExecutor:
             except Exception as e:
                 log.warning("could not stop pod %s of trial %s in place: %s", name, trial_id, e)
                 return None
-        if names:
-            self._bound_job(trial_id, pods)
+        # Also when no pod needed the patch: an operator that died between the pods' patch and
+        # the Job's finds them patched, and the Job still needs its bound (once: job_deadline_to_set).
+        self._bound_job(trial_id, pods)
         all_pods = [str((p.get("metadata") or {}).get("name")) for p in pods]
         return sorted(set(all_pods))
 
@@ -808,13 +812,18 @@ class KubernetesExecutor:
         created = self._created.get(trial_id)
         if created is None:
             return
+        deadline = job_deadline_to_set(self._deadlines.get(trial_id), job_deadline(created, self.now(), pods))
+        if deadline is None:
+            return
         k = self.kind
-        body = {"spec": {"activeDeadlineSeconds": job_deadline(created, self.now(), pods)}}
+        body = {"spec": {"activeDeadlineSeconds": deadline}}
         try:
             self.custom.patch_namespaced_custom_object(
                 k.group, k.version, self.ref.namespace, k.plural, self._name(trial_id), body)
         except Exception as e:  # the pods are stopped; only the bound on a replacement is missing
             log.warning("could not set a deadline on the Job of stopped trial %s: %s", trial_id, e)
+            return
+        self._deadlines[trial_id] = deadline  # (until the next LIST says what the Job holds)
 
     def _forbid_patch(self) -> None:
         # An operator upgraded without the chart's new RBAC: stopped trials' workloads are

@@ -78,3 +78,16 @@ def job_deadline(created: float, now: float, pods: Iterable[Mapping[str, Any]]) 
     graces = [(p.get("spec") or {}).get("terminationGracePeriodSeconds") for p in pods]
     grace = max((int(g) for g in graces if isinstance(g, (int, float))), default=DEFAULT_GRACE_SECONDS)
     return max(0, math.ceil(now - created)) + max(grace, DEFAULT_GRACE_SECONDS) + JOB_MARGIN_SECONDS
+
+
+def job_deadline_to_set(current: Any, wanted: int) -> int | None:
+    """The deadline to patch on a stopped trial's Job whose ``spec.activeDeadlineSeconds`` is
+    ``current``, or None to leave it. Asked on every stop and every later look, not only when a
+    pod was patched: an operator that died between the pods' patch and the Job's finds the pods
+    patched (nothing to stop) and must still bound the Job. Set when the Job has none or one
+    later than ``wanted``; kept when at or before it: one set at an earlier stop (``wanted``
+    grows with the clock, so later looks never move it) or a shorter one set by others (our
+    Job manifest sets none; an admission policy may): never raised."""
+    if isinstance(current, int) and not isinstance(current, bool) and current <= wanted:
+        return None
+    return wanted

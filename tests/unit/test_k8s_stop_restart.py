@@ -326,6 +326,7 @@ def test_a_stopped_trial_whose_pod_was_stopped_in_place_ends_failed_after_a_rest
     (j,) = cluster.jobs
     assert stop_reason(j) == overdue_reason(LIMIT) and not j["metadata"].get("deletionTimestamp")
     assert engine.trial("q", tid).record.state.value == "RUNNING"  # the operator dies here
+    deadline = j["spec"]["activeDeadlineSeconds"]
     cluster.clock.now += 5
     c2, events2 = operator(cluster, engine, keep=True)
     c2.start()
@@ -333,6 +334,9 @@ def test_a_stopped_trial_whose_pod_was_stopped_in_place_ends_failed_after_a_rest
     d = c2.step()
     t = engine.trial("q", tid)
     assert t.record.state.value == "FAILED" and t.message == overdue_reason(LIMIT), (t.record, t.message)
-    assert cluster.calls[-2:] == [("stop-pod", pod_name), ("patch", tid)] and len(cluster.jobs) == 1
+    # The pod stopped again (this stand-in does not apply the pod's patch); the Job has its
+    # deadline already, so it is not patched again (stop_in_place.job_deadline_to_set).
+    assert cluster.calls[-1] == ("stop-pod", pod_name) and len(cluster.jobs) == 1
+    assert cluster.jobs[0]["spec"]["activeDeadlineSeconds"] == deadline
     assert [x for x in cluster.calls if x[0] in ("create", "delete")] == [("create", tid)]
     assert events2.emitted == [] and d.finished

@@ -242,3 +242,43 @@ def test_the_setting_reads_true_and_false(raw: str, expect: bool) -> None:
 def test_a_bad_setting_is_refused_naming_the_variable() -> None:
     with pytest.raises(SystemExit, match="AUTOTUNE_KEEP_STOPPED_PODS must be true or false, not 'sometimes'"):
         Settings.from_env({"AUTOTUNE_ADMIN_TOKEN": "t" * 20, "AUTOTUNE_KEEP_STOPPED_PODS": "sometimes"})
+
+
+@pytest.mark.parametrize("template_deadline", [None, 150, 7200])
+def test_an_operator_restarted_between_the_pods_patch_and_the_jobs_still_bounds_the_job(
+        template_deadline: int | None) -> None:
+    """The operator wrote the stop's reason and patched the pod, then died before it patched
+    the Job: the restarted one finds the pod patched already (nothing to stop) and must still
+    give the Job its deadline, or a replacement of a pod disrupted meanwhile would run the
+    stopped trial again after the experiment's end. Once: later passes do not move it. A
+    shorter deadline set by others (150 s: our Job manifest sets none, an admission policy
+    may) is kept, never raised; a longer one is lowered."""
+    cluster, events = Patching(), Events()
+    running_trial(cluster)
+    j = cluster.jobs[0]
+    if template_deadline is not None:
+        j["spec"] = {"activeDeadlineSeconds": template_deadline}
+    j["metadata"]["annotations"] = {STOP_ANNOTATION: "ran longer than maxTrialSeconds (60s) and was stopped"}
+    cluster.pods[0]["spec"] = {"activeDeadlineSeconds": 1}  # the first operator's patch; still stopping
+    ex = executor(cluster, events)  # the restarted operator
+    ex.now = lambda: T0 + 99.5
+    (exit_,) = ex.poll()
+    assert exit_.killed and cluster.pod_patches == [] and cluster.deleted == []
+    expect = 150 if template_deadline == 150 else 100 + 30 + 60
+    assert j["spec"]["activeDeadlineSeconds"] == expect
+    ex.now = lambda: T0 + 130
+    ex.poll()
+    ex.poll()
+    assert j["spec"]["activeDeadlineSeconds"] == expect and cluster.pod_patches == []
+
+
+def test_a_stop_keeps_a_shorter_deadline_the_job_already_has() -> None:
+    cluster, events = Patching(), Events()
+    running_trial(cluster)
+    cluster.jobs[0]["spec"] = {"activeDeadlineSeconds": 150}  # (set by others: an admission policy)
+    ex = executor(cluster, events)
+    ex.now = lambda: T0 + 99.5
+    ex.poll()
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert [n for n, _ in cluster.pod_patches] == ["q-0-abc"]
+    assert cluster.jobs[0]["spec"]["activeDeadlineSeconds"] == 150  # not raised to 190
