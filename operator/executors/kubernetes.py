@@ -190,6 +190,7 @@ class KubernetesExecutor:
         self._collects = self.spec.metricsCollector is not None
         self._created: dict[str, float] = {}  # trial -> its workload's creation (older pods are not its)
         self._deadlines: dict[str, Any] = {}  # trial -> its workload's spec.activeDeadlineSeconds, as last listed
+        self._job_started: dict[str, float] = {}  # trial -> its workload's status.startTime (its deadline's origin)
         self._pods: list[dict[str, Any]] | None = None  # pods listed this pass
         self._pods_for: frozenset[str] | None = None  # ... of these trials (None: all the experiment's)
         self._pods_at = 0.0
@@ -622,6 +623,9 @@ class KubernetesExecutor:
             self._created[trial] = created
         if trial:  # (a stopped trial's Job is bounded only when it lacks a deadline: _bound_job)
             self._deadlines[trial] = (obj.get("spec") or {}).get("activeDeadlineSeconds")
+            started = parse_time((obj.get("status") or {}).get("startTime"))
+            if started is not None:
+                self._job_started[trial] = started
 
     # ----- the trial's output (spec.metricsCollector) -----
     def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None:
@@ -809,10 +813,12 @@ class KubernetesExecutor:
         """Give the stopped trial's Job a deadline a little past its pods' grace period
         (stop_in_place.job_deadline): a pod that replaces a disrupted one is deleted then,
         even once no operator loop looks at this experiment any more (its end)."""
-        created = self._created.get(trial_id)
-        if created is None:
+        # From the Job's startTime, as the Job controller counts: a Job queued suspended (Kueue)
+        # starts long after its creation, which would put the bound that much later.
+        origin = self._job_started.get(trial_id, self._created.get(trial_id))
+        if origin is None:
             return
-        deadline = job_deadline_to_set(self._deadlines.get(trial_id), job_deadline(created, self.now(), pods))
+        deadline = job_deadline_to_set(self._deadlines.get(trial_id), job_deadline(origin, self.now(), pods))
         if deadline is None:
             return
         k = self.kind

@@ -64,7 +64,7 @@ def pods_to_stop(pods: Iterable[Mapping[str, Any]]) -> list[str] | None:
             if (p.get("spec") or {}).get("activeDeadlineSeconds") != STOP_DEADLINE_SECONDS]
 
 
-def job_deadline(created: float, now: float, pods: Iterable[Mapping[str, Any]]) -> int:
+def job_deadline(started: float, now: float, pods: Iterable[Mapping[str, Any]]) -> int:
     """The Job's ``spec.activeDeadlineSeconds`` (mutable on a running Job) that bounds a stopped
     trial whatever happens to its pods after the patch: the Job controller fails a Job past
     its deadline and deletes its pods that are still active, never the ended ones. Its pods
@@ -73,11 +73,13 @@ def job_deadline(created: float, now: float, pods: Iterable[Mapping[str, Any]]) 
     and replaced (a node drain, a preemption, a lost node whose pod the taint manager evicts
     minutes later), also after the experiment and its operator loop have ended: the new pod,
     which would run the stopped trial again, is deleted then. Counted from the Job's
-    ``status.startTime``, which is not before its creation (``created``), so it never fires
-    sooner than ``now`` + the longest grace period + JOB_MARGIN_SECONDS."""
+    ``status.startTime`` (``started``; its creation when not known yet, which is not later, so
+    it never fires sooner than ``now`` + the longest grace period + JOB_MARGIN_SECONDS), as the
+    Job controller counts it: from its creation, a Job queued suspended (Kueue) for an hour
+    got its bound an hour late."""
     graces = [(p.get("spec") or {}).get("terminationGracePeriodSeconds") for p in pods]
     grace = max((int(g) for g in graces if isinstance(g, (int, float))), default=DEFAULT_GRACE_SECONDS)
-    return max(0, math.ceil(now - created)) + max(grace, DEFAULT_GRACE_SECONDS) + JOB_MARGIN_SECONDS
+    return max(0, math.ceil(now - started)) + max(grace, DEFAULT_GRACE_SECONDS) + JOB_MARGIN_SECONDS
 
 
 def job_deadline_to_set(current: Any, wanted: int) -> int | None:

@@ -282,3 +282,21 @@ def test_a_stop_keeps_a_shorter_deadline_the_job_already_has() -> None:
     ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
     assert [n for n, _ in cluster.pod_patches] == ["q-0-abc"]
     assert cluster.jobs[0]["spec"]["activeDeadlineSeconds"] == 150  # not raised to 190
+
+
+def test_a_queued_jobs_deadline_counts_from_its_start_not_its_creation() -> None:
+    """The Job controller counts spec.activeDeadlineSeconds from status.startTime, which a Job
+    created suspended (queued by Kueue) gets only when it is admitted, hours after its
+    creation maybe. Counted from the creation, the bound came that much later than the pods'
+    grace period and margin after the stop: a replacement of a disrupted pod ran the stopped
+    trial (holding its GPUs) for the hour it had waited."""
+    cluster, events = Patching(), Events()
+    cluster.jobs.append(job("q-0", created=T0 - 3600))  # queued an hour, then admitted at T0
+    cluster.jobs[0]["status"] = {"startTime": iso(T0), "active": 1}
+    cluster.pods.append(named(pod("q-0", T0, [running(T0)]), "q-0-abc", "Running"))
+    ex = executor(cluster, events)
+    ex.now = lambda: T0 + 99.5
+    ex.poll()
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert [n for n, _ in cluster.pod_patches] == ["q-0-abc"]
+    assert cluster.jobs[0]["spec"]["activeDeadlineSeconds"] == 100 + 30 + 60  # not 3600 + 190
