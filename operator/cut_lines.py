@@ -22,15 +22,18 @@ import copy
 from autotune_operator.metric_parsers import MetricParser
 
 SHOWN_CHARS = 80
-# Shells and Kubernetes report a process ended by signal N as exit code 128 + N.
+# Shells and Kubernetes report a process ended by signal N as exit code 128 + N; Linux's
+# signals are 1..64 (SIGRTMAX), so 193..255 are codes a script chose (`exit 255`, sys.exit(-1)).
 SIGNAL_EXIT_BASE = 128
+LAST_SIGNAL = 64
 
 
 def killed_mid_write(exit_code: int | None, killed: bool) -> bool:
     """Whether a trial that ended so may have been stopped in the middle of a line: killed by
     the experiment, ended by a signal (a negative code from a local process, 128+N from a
     shell or a container), or gone without an exit code (a workload deleted)."""
-    return killed or exit_code is None or exit_code < 0 or exit_code > SIGNAL_EXIT_BASE
+    return (killed or exit_code is None or exit_code < 0
+            or SIGNAL_EXIT_BASE < exit_code <= SIGNAL_EXIT_BASE + LAST_SIGNAL)
 
 
 def dropped_line_note(parser: MetricParser, line: str) -> str | None:
