@@ -11,17 +11,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import manifest, read_status, run_autotune, write_manifest
+from tests.integration.conftest import TRIALS, manifest, read_status, run_autotune, write_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "digits-resume"
 
 
 def digits(max_trials: int, *, epochs: int = 3, tuner: str = "TPE", **spec: Any) -> dict[str, Any]:
+    # held.py runs digits_mlp.py after $TRIAL_HOLD seconds (none unless a test sets it).
     doc = manifest(name=NAME, tuner=tuner, max_trials=max_trials, concurrency=2,
                    space={"hidden_units": {"_type": "choice", "_value": [16, 32, 64]},
                           "learning_rate": {"_type": "loguniform", "_value": [0.0001, 0.1]}},
-                   command=[sys.executable, str(REPO / "examples" / "digits_mlp.py"), "--epochs", str(epochs)],
+                   command=[sys.executable, str(TRIALS / "held.py"), str(REPO / "examples" / "digits_mlp.py"),
+                            "--epochs", str(epochs)],
                    class_args={"optimize_mode": "maximize", "tpe_args": {"n_startup_jobs": 4}} if tuner == "TPE"
                    else {"optimize_mode": "maximize"})
     doc["spec"].update(spec)
@@ -80,12 +82,13 @@ def test_a_done_run_resumes_with_a_raised_max_trial_num_and_keeps_its_history(tm
 
 def test_a_timed_out_run_resumes_with_more_time(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    # Trials of 20 epochs on 2 slots cannot finish 4 trials in 3 s: TIMEOUT, trials stopped.
+    # The trials wait 600 s before training, so none ends in 3 s however fast the machine:
+    # TIMEOUT, trials stopped. (Trials of 20 epochs, with no wait, once all ended in 3 s on CI.)
     path = write_manifest(tmp_path / "e.yaml", digits(4, epochs=20, tuner="Random", maxExecSeconds=3))
-    r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=120)
+    r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], env={"TRIAL_HOLD": "600"}, timeout=120)
     s = read_status(out, NAME)
-    assert r.returncode == (0 if s["bestTrial"] else 1), r.stderr  # 1: no trial succeeded (README)
-    assert s["phase"] == "TIMEOUT" and s["trials"]["total"] <= 4 and s["trials"]["stopped"] >= 1, s
+    assert r.returncode == 1 and not s["bestTrial"], r.stderr  # 1: no trial succeeded (README)
+    assert s["phase"] == "TIMEOUT" and 1 <= s["trials"]["stopped"] == s["trials"]["total"] <= 4, s
     ended = s["trials"]["total"]
 
     write_manifest(path, digits(6, epochs=3, tuner="Random", maxExecSeconds=300))
