@@ -189,8 +189,12 @@ class KubernetesExecutor:
         # one LIST per pass (shared with started()) and one log GET per running trial.
         self._collects = self.spec.metricsCollector is not None
         self._created: dict[str, float] = {}  # trial -> its workload's creation (older pods are not its)
-        self._deadlines: dict[str, Any] = {}  # trial -> its workload's spec.activeDeadlineSeconds, as last listed
-        self._job_started: dict[str, float] = {}  # trial -> its workload's status.startTime (its deadline's origin)
+        # Trial -> its workload's spec.activeDeadlineSeconds and status.startTime (the deadline's
+        # origin), as last listed: for bounding a stopped trial's Job (_bound_job). Only for
+        # workloads not ended and not being deleted, rebuilt from each LIST (_note_listed): a
+        # long experiment's thousands of finished trials leave nothing here.
+        self._deadlines: dict[str, Any] = {}
+        self._job_started: dict[str, float] = {}
         self._pods: list[dict[str, Any]] | None = None  # pods listed this pass
         self._pods_for: frozenset[str] | None = None  # ... of these trials (None: all the experiment's)
         self._pods_at = 0.0
@@ -359,9 +363,10 @@ class KubernetesExecutor:
 
     def active(self) -> set[str]:
         out = set(self._blocked)  # launched and not ended: they wait for their workload's name
-        for o in self._list():
+        listed = self._list()
+        self._note_listed(listed)
+        for o in listed:
             tid = _trial(o)
-            self._note_created(tid, o)
             if (tid and tid not in self._killed and tid not in self._outlived and outcome(self.family, o) is None
                     and not o["metadata"].get("deletionTimestamp") and stop_reason(o) is None):
                 out.add(tid)
@@ -377,11 +382,12 @@ class KubernetesExecutor:
         self._delete_outlived()
         exits.extend(self._create_blocked())
         running: dict[str, dict[str, Any]] = {}
-        for o in self._list():
+        listed = self._list()
+        self._note_listed(listed)
+        for o in listed:
             tid = _trial(o)
             if not tid:
                 continue
-            self._note_created(tid, o)
             seen.add(tid)
             if tid in self._stopping_in_place:
                 self._keep_stopping(tid, o)
@@ -617,13 +623,23 @@ class KubernetesExecutor:
                + "; grant 'list' on pods (the Helm chart's RBAC does)")
         self._warn_missing_permission("PodsNotReadable", msg)
 
-    def _note_created(self, trial: str | None, obj: dict[str, Any]) -> None:
-        created = parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
-        if trial and created is not None:
-            self._created[trial] = created
-        if trial:  # (a stopped trial's Job is bounded only when it lacks a deadline: _bound_job)
-            self._deadlines[trial] = (obj.get("spec") or {}).get("activeDeadlineSeconds")
-            started = parse_time((obj.get("status") or {}).get("startTime"))
+    def _note_listed(self, listed: list[dict[str, Any]]) -> None:
+        """What a LIST of the experiment's workloads says that later calls need: each one's
+        creation, and the deadline of those still running (a trial the experiment may stop)."""
+        self._deadlines, self._job_started = {}, {}
+        for o in listed:
+            trial = _trial(o)
+            if not trial:
+                continue
+            md = o.get("metadata") or {}
+            created = parse_time(md.get("creationTimestamp"))
+            if created is not None:
+                self._created[trial] = created
+            if outcome(self.family, o) is not None or md.get("deletionTimestamp"):
+                continue  # nothing left to bound
+            # (a stopped trial's Job is bounded only when it lacks a deadline: _bound_job)
+            self._deadlines[trial] = (o.get("spec") or {}).get("activeDeadlineSeconds")
+            started = parse_time((o.get("status") or {}).get("startTime"))
             if started is not None:
                 self._job_started[trial] = started
 
@@ -815,8 +831,9 @@ class KubernetesExecutor:
         even once no operator loop looks at this experiment any more (its end)."""
         # From the Job's startTime, as the Job controller counts: a Job queued suspended (Kueue)
         # starts long after its creation, which would put the bound that much later.
+        # Not listed running (ended, being deleted, gone, or never listed yet): nothing to bound.
         origin = self._job_started.get(trial_id, self._created.get(trial_id))
-        if origin is None:
+        if trial_id not in self._deadlines or origin is None:
             return
         deadline = job_deadline_to_set(self._deadlines.get(trial_id), job_deadline(origin, self.now(), pods))
         if deadline is None:

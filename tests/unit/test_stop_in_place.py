@@ -300,3 +300,29 @@ def test_a_queued_jobs_deadline_counts_from_its_start_not_its_creation() -> None
     ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
     assert [n for n, _ in cluster.pod_patches] == ["q-0-abc"]
     assert cluster.jobs[0]["spec"]["activeDeadlineSeconds"] == 100 + 30 + 60  # not 3600 + 190
+
+
+def test_the_executor_forgets_a_jobs_deadline_once_its_trial_has_ended() -> None:
+    """What bounds a stopped trial's Job (its deadline and start, read from each LIST) is kept
+    for the workloads still running only: an experiment's executor lives as long as the
+    experiment, and a long one has thousands of trials. Before, one entry per trial stayed."""
+    cluster, events = Patching(), Events()
+    for tid in ("q-0", "q-1", "q-2"):
+        cluster.jobs.append(job(tid))
+        cluster.jobs[-1]["status"] = {"startTime": iso(T0), "active": 1}
+        cluster.pods.append(named(pod(tid, T0, [running(T0)]), f"{tid}-abc", "Running"))
+    ex = executor(cluster, events)
+    ex.now = lambda: T0 + 99.5
+    ex.poll()
+    assert sorted(ex._deadlines) == ["q-0", "q-1", "q-2"]  # (what a stop needs: kill has no LIST of its own)
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert cluster.jobs[0]["spec"]["activeDeadlineSeconds"] == 100 + 30 + 60  # the behaviour kept
+    ex.poll()
+    assert sorted(ex._deadlines) == ["q-0", "q-1", "q-2"]  # q-0 is stopping: still looked at
+    failed = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
+    cluster.jobs[0]["status"] = failed  # its pod's DeadlineExceeded failed the Job
+    cluster.jobs[1] = job("q-1", complete=True)
+    del cluster.jobs[2]  # deleted by someone
+    ex.poll()
+    assert ex._deadlines == {} and ex._job_started == {}
+    assert ex.active() == set() and ex._deadlines == {} and ex._job_started == {}
