@@ -8,6 +8,12 @@ without I/O (:func:`plan`): a source that is gone is a warning and the experimen
 without it (a deleted old experiment must not block a new one); a source that optimizes
 something else is an error (its results would steer the search the wrong way); the rest is
 imported. The tuner server skips (and counts) trials that do not fit the search space.
+
+A source's tuner may write keys of its own into its trials' parameters (PBTTuner's
+load_checkpoint_dir and save_checkpoint_dir): they are no search-space parameters of the
+source (its validation refuses such names), so they are left out here, and the trial is
+matched against the new search space by the source's search-space parameters alone. A
+parameter the user named so under another tuner is one of theirs and is kept.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from tuner_server.engine import Engine, EngineError, InvalidConfig, NotFound
 from tuner_server.history import OptimizeMode
 from tuner_server.objectives import Objective
 from tuner_server.store import Store
+from tuner_server.tuners import tuner_class
 from tuner_server.warm_start import ImportRequest, ImportSource, objective_mismatch
 
 # Trials that carry a result a tuner can learn from (a failed or stopped one has none).
@@ -38,6 +45,7 @@ class SourceHistory:
     objectives: list[Objective] | None
     trials: list[dict[str, Any]]
     max_budget: int | None = None  # an advisor's largest budget (None without an advisor)
+    tuner: str | None = None  # the algorithm that ran it (its trials carry the keys it adds)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class WarmStartPlan:
     request: ImportRequest | None  # None: nothing to import
     warnings: list[str] = field(default_factory=list)
     error: str | None = None  # the experiment cannot start as asked
+    notes: list[str] = field(default_factory=list)  # what was done to the trials offered, for the report
 
 
 @dataclass
@@ -75,7 +84,11 @@ def import_source(src: SourceHistory) -> ImportSource:
 
     From a multi-fidelity source only the runs at its largest budget are results of a whole
     training; the others are skipped and counted (a tuner here would read a 1-epoch accuracy
-    as the accuracy of the configuration)."""
+    as the accuracy of the configuration). Likewise a trial that went on training another
+    trial's model (a later PBT generation: :meth:`Tuner.not_own_result`). The keys the
+    source's tuner added to the parameters are left out (:func:`added_keys`)."""
+    algo = tuner_class(src.tuner)
+    added = added_keys(src)
     done = [t for t in src.trials
             if t.get("kind", "search") == "search" and t.get("state") in _COMPLETED and t.get("value") is not None]
     done.sort(key=lambda t: (t.get("ended") or 0.0, t.get("sequence", 0)), reverse=True)
@@ -87,10 +100,18 @@ def import_source(src: SourceHistory) -> ImportSource:
             skipped += 1
             reason = reason or f"{t['name']}: trained {budget} of {src.max_budget} epochs"
             continue
+        params = t.get("parameters") or {}
+        why = algo.not_own_result(params) if algo is not None and isinstance(params, Mapping) else None
+        if why is not None:
+            skipped += 1
+            reason = reason or f"{t['name']}: {why}"
+            continue
+        if added and isinstance(params, Mapping):
+            params = {k: v for k, v in params.items() if k not in added}
         metrics = t.get("metrics")
         keep.append({
             "id": t["name"],
-            "parameters": t.get("parameters") or {},
+            "parameters": params,
             "metric": metrics if isinstance(metrics, Mapping) else t["value"],
             "state": t["state"],
             "intermediate": list(t.get("intermediate") or []),
@@ -102,9 +123,24 @@ def import_source(src: SourceHistory) -> ImportSource:
     })
 
 
+def added_keys(src: SourceHistory) -> frozenset[str]:
+    """The parameter keys the source's own tuner added to its trials (not the user's)."""
+    algo = tuner_class(src.tuner)
+    return algo.added_parameters if algo is not None else frozenset()
+
+
+def added_note(src: SourceHistory) -> str | None:
+    """What the report says of the keys left out of a source's trials (None: none were)."""
+    keys = added_keys(src)
+    if not keys:
+        return None
+    return f"{src.name}'s trials taken without the keys {src.tuner} adds ({', '.join(sorted(keys))})"
+
+
 def plan(ws: WarmStartSpec, mode: OptimizeMode, objectives: Sequence[Objective] | None, found: Sequence[Lookup]) -> WarmStartPlan:
     """What to import, what to warn about, and whether the experiment must end ERROR."""
     warnings: list[str] = []
+    notes: list[str] = []
     sources: list[ImportSource] = []
     for src in found:
         if isinstance(src, Missing):
@@ -114,12 +150,16 @@ def plan(ws: WarmStartSpec, mode: OptimizeMode, objectives: Sequence[Objective] 
         if why is not None:
             return WarmStartPlan(None, warnings, f"spec.warmStart: experiment '{src.name}' cannot guide this one: {why}")
         sources.append(import_source(src))
+        note = added_note(src)
+        if note is not None:
+            notes.append(note)
     request = ImportRequest(sources=sources, maxTrials=ws.maxTrials) if sources else None
-    return WarmStartPlan(request, warnings)
+    return WarmStartPlan(request, warnings, notes=notes)
 
 
-def report_line(result: Mapping[str, Any]) -> str:
-    """'warm start: imported 12 trials from a, b, skipped 3 (a-4: parameter 'x' is missing)'."""
+def report_line(result: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
+    """'warm start: imported 12 trials from a, b, skipped 3 (a-4: parameter 'x' is missing)',
+    then ``notes`` (what was done to the trials offered: :func:`added_note`)."""
     srcs = result.get("sources") or []
     skipped = sum(s["skipped"] for s in srcs)
     reason = next((s["firstSkipReason"] for s in srcs if s.get("firstSkipReason")), None)
@@ -136,7 +176,7 @@ def report_line(result: Mapping[str, Any]) -> str:
         line += f" (first: {reason})"
     if over:
         line += f"; {over} more left out by maxTrials"
-    return line
+    return "; ".join([line, *notes])
 
 
 def run_warm_start(
@@ -169,7 +209,7 @@ def run_warm_start(
     out.imported, out.total = result["imported"], result["total"]
     out.skipped = sum(s["skipped"] for s in result["sources"])
     out.first_skip_reason = next((s["firstSkipReason"] for s in result["sources"] if s.get("firstSkipReason")), None)
-    out.line = report_line(result)
+    out.line = report_line(result, p.notes)
     return out
 
 
@@ -190,7 +230,8 @@ def from_server(client: TunerClient, exp_id: str, name: str) -> Lookup:
             return Missing(name, str(e))
         raise
     objectives = [Objective.model_validate(o) for o in summary["objectives"]] if summary.get("objectives") else None
-    return SourceHistory(name, OptimizeMode(summary["optimizeMode"]), objectives, trials, summary.get("maxBudget"))
+    return SourceHistory(name, OptimizeMode(summary["optimizeMode"]), objectives, trials, summary.get("maxBudget"),
+                         summary.get("tuner"))
 
 
 def local_run_dir(entry: str, output: Path, cwd: Path) -> Path:
@@ -223,7 +264,8 @@ def from_local_run(entry: str, output: Path, cwd: Path) -> Lookup:
         if h is None:
             return Missing(entry, f"{db} holds {len(hosted)} experiments, none named local.{run.name}")
         exp_id = h.stored.id
-        return SourceHistory(entry, h.mode, list(h.objectives) or None, engine.trials_view(exp_id), engine.max_budget(exp_id))
+        return SourceHistory(entry, h.mode, list(h.objectives) or None, engine.trials_view(exp_id), engine.max_budget(exp_id),
+                             h.tuner.name)
     finally:
         store.close()
 

@@ -785,6 +785,9 @@ class Engine:
                 "name": h.stored.name,
                 "created": h.stored.created,
                 "optimizeMode": h.mode.value,
+                # Whose trials these are: another experiment importing them (warm start)
+                # leaves out the keys this tuner adds to their parameters (Tuner.added_parameters).
+                "tuner": h.tuner.name,
                 "trials": {
                     "total": len(h.trials),
                     "waiting": counts[TrialState.WAITING],

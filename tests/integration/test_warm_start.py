@@ -129,3 +129,38 @@ def test_import_over_http_survives_a_server_kill_without_duplicates(server: Serv
         assert e.status == 422 and "warm start from 'e0'" in str(e)
     db = Engine(Store(tmp_path / "tuner.db"))
     assert len(db.get("e2").imported) == 20
+
+
+def test_a_pbt_experiment_is_a_source(tmp_path: Path) -> None:
+    """A real PBT run (scikit-learn's digits, checkpoints on disk) as the source of a TPE run.
+    Its trials carry load_checkpoint_dir and save_checkpoint_dir, which PBTTuner adds and no
+    search space has: every one was skipped and the TPE run imported nothing. Now they are
+    taken without those keys; the second generation, which went on from the first's models,
+    is skipped and counted (its accuracy is not its hyper-parameters' own from scratch)."""
+    out = tmp_path / "runs"
+    space = {"alpha": {"_type": "loguniform", "_value": [1e-5, 1e-1]}}
+    src = manifest(name="pbt-src", space=space, command=[sys.executable, str(TRIALS / "pbt_sgd.py")], tuner="PBTTuner",
+                   class_args={"optimize_mode": "maximize", "population_size": 2, "fraction": 0.5}, max_trials=4,
+                   concurrency=2, env=[{"name": "PBT_RECORD", "value": str(tmp_path / "pbt.jsonl")},
+                                       {"name": "PBT_TAG", "value": "pbt-src"}])
+    first = run_autotune(["run", str(write_manifest(tmp_path / "src.yaml", src)), "--output", str(out)], timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert read_status(out, "pbt-src")["trials"]["succeeded"] == 4
+
+    doc = manifest(name="tpe-new", space=space, tuner="TPE", max_trials=1, concurrency=1,
+                   command=[sys.executable, str(TRIALS / "toy.py"), "--steps", "1"])
+    doc["spec"]["warmStart"] = {"experiments": ["pbt-src"]}
+    r = run_autotune(["run", str(write_manifest(tmp_path / "new.yaml", doc)), "--output", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert "autotune: warm start: imported 2 trials from pbt-src, skipped 2 (first: pbt-src-" in r.stderr, r.stderr
+    assert "went on training the model of an earlier PBT generation (load_checkpoint_dir '" in r.stderr, r.stderr
+    assert ("; pbt-src's trials taken without the keys PBTTuner adds (load_checkpoint_dir, save_checkpoint_dir)"
+            in r.stderr), r.stderr
+    s = read_status(out, "tpe-new")
+    assert s["warmStart"]["imported"] == 2 and s["warmStart"]["sources"] == {"pbt-src": 2}
+    assert s["trials"]["total"] == 1
+    store = Store(out / "tpe-new" / "autotune.db")
+    held = store.imported("local.tpe-new")
+    store.close()
+    assert sorted(t.source_trial for t in held) == ["pbt-src-0", "pbt-src-1"]  # generation 0
+    assert all(set(t.parameters) == {"alpha"} for t in held), held

@@ -15,6 +15,7 @@ from autotune_operator.warm_start import (
     Missing,
     SourceHistory,
     from_local_run,
+    from_server,
     import_source,
     local_finder,
     merge_status,
@@ -23,7 +24,7 @@ from autotune_operator.warm_start import (
     run_warm_start,
 )
 from tuner_server.client import InProcessClient
-from tuner_server.engine import Engine, ExperimentConfig
+from tuner_server.engine import Engine, ExperimentConfig, NotNow
 from tuner_server.history import OptimizeMode
 from tuner_server.objectives import Objective
 from tuner_server.store import Store
@@ -135,6 +136,72 @@ def test_imports_once_before_the_first_trial() -> None:
     engine.suggest("n")
     later = run_warm_start(ws, MAX, None, client, "n", lambda name: pytest.fail("looked up after the experiment started"))
     assert later.earlier and later.total == 2 and later.line == "warm start: 2 trials imported when the experiment started"
+
+
+# ----- sources whose tuner adds parameters of its own (PBT) -----
+def run_pbt(engine: Engine, exp_id: str, generations: int = 2) -> None:
+    """A real PBTTuner experiment of population 2: generation 0 from scratch, later ones
+    going on from a checkpoint (their parameters carry load/save_checkpoint_dir)."""
+    engine.register(exp_id, exp_id, ExperimentConfig.model_validate({
+        "searchSpace": json.dumps(SPACE), "optimizeMode": "maximize",
+        "tuner": {"name": "PBTTuner", "classArgs": {"population_size": 2, "all_checkpoint_dir": "/ck"}}}))
+    for g in range(generations):
+        for m in range(2):
+            a = engine.suggest(exp_id)
+            assert a is not None and not isinstance(a, NotNow)
+            engine.started(exp_id, a.trial_id)
+            engine.report_final(exp_id, a.trial_id, 0.1 * (2 * g + m + 1))
+            engine.end(exp_id, a.trial_id, 0)
+
+
+def test_a_pbt_sources_trials_are_imported_without_the_keys_pbt_added() -> None:
+    """PBT trials carry load_checkpoint_dir and save_checkpoint_dir, which no search space
+    has: every trial was skipped ("parameter(s) [...] are not in the search space") and a
+    warm start from a PBT experiment imported nothing. Those keys are left out now; a later
+    generation's trial (it went on from another's model) is skipped and counted, as an
+    advisor's lower rungs are."""
+    engine = Engine(Store(":memory:"))
+    run_pbt(engine, "pbt")
+    engine.register("n", "n", config())
+    client = InProcessClient(engine)
+    found = from_server(client, "pbt", "pbt")  # the tuner server's summary names the source's tuner
+    assert isinstance(found, SourceHistory) and found.tuner == "PBTTuner"
+    out = run_warm_start(WarmStartSpec(experiments=["pbt"]), MAX, None, client, "n", lambda name: found)
+    assert (out.imported, out.skipped, out.error) == (2, 2, None), out.line
+    assert out.line.startswith("warm start: imported 2 trials from pbt, skipped 2 (first: pbt-3: went on training the "
+                               "model of an earlier PBT generation (load_checkpoint_dir '/ck/"), out.line
+    assert out.line.endswith("; pbt's trials taken without the keys PBTTuner adds "
+                             "(load_checkpoint_dir, save_checkpoint_dir)"), out.line
+    imported = engine.summary("n")["imported"]
+    assert imported == {"total": 2, "sources": {"pbt": 2}}
+    held = {t.trial_id: t.parameters for t in engine.get("n").imported}
+    assert sorted(held) == ["imported:pbt:pbt-0", "imported:pbt:pbt-1"], held
+    assert all(set(p) == {"x"} for p in held.values()), held
+
+
+def test_a_pbt_run_on_disk_is_a_source_with_its_tuner(tmp_path: Path) -> None:
+    e = Engine(Store(tmp_path / "runs" / "pbt" / "autotune.db"))
+    run_pbt(e, "local.pbt", generations=1)
+    e.store.close()
+    found = from_local_run("pbt", tmp_path / "runs", tmp_path)
+    assert isinstance(found, SourceHistory) and found.tuner == "PBTTuner"
+    s = import_source(found)
+    assert [t.parameters for t in s.trials] == [{"x": t["parameters"]["x"]} for t in reversed(found.trials)]
+
+
+def test_a_users_own_parameter_named_like_pbts_is_kept() -> None:
+    """Only the keys the source's own tuner added are left out: under TPE a parameter named
+    save_checkpoint_dir is the user's, and a space without it must not take the trial."""
+    trials = [view("old-0", parameters={"x": 0.5, "save_checkpoint_dir": "/a"})]
+    s = import_source(source(trials=trials, tuner="TPE"))
+    assert s.trials[0].parameters == {"x": 0.5, "save_checkpoint_dir": "/a"}
+    assert plan(WarmStartSpec(experiments=["old"]), MAX, None, [source(trials=trials, tuner="TPE")]).notes == []
+    engine = Engine(Store(":memory:"))
+    engine.register("n", "n", config())
+    out = run_warm_start(WarmStartSpec(experiments=["old"]), MAX, None, InProcessClient(engine), "n",
+                         lambda name: source(trials=trials, tuner="TPE"))
+    assert (out.imported, out.skipped) == (0, 1)
+    assert out.first_skip_reason == "old-0: parameter(s) ['save_checkpoint_dir'] are not in the search space"
 
 
 # ----- local runs on disk -----

@@ -37,6 +37,11 @@ def tuner_classes() -> dict[str, type[Tuner]]:
     return out
 
 
+def tuner_class(name: str | None) -> type[Tuner] | None:
+    """The tuner class a builtinTunerName (or alias) names; None for another name (an advisor's)."""
+    return tuner_classes().get(name.lower()) if name else None
+
+
 def tuner_names() -> list[str]:
     return sorted({c.name for c in tuner_classes().values()})
 
@@ -62,4 +67,4 @@ def create_tuner(
     return tuner
 
 
-__all__ = ["NoMoreTrials", "TryLater", "Tuner", "TunerArgsError", "create_tuner", "multi_objective_tuner_names", "tuner_classes", "tuner_names"]
+__all__ = ["NoMoreTrials", "TryLater", "Tuner", "TunerArgsError", "create_tuner", "multi_objective_tuner_names", "tuner_class", "tuner_classes", "tuner_names"]

@@ -52,6 +52,10 @@ class Tuner(ABC):
     #: tuner reading only results and parameters learns from them; one that counts or
     #: orders its own trials (a grid, a batch, generations, brackets) would be thrown off.
     warm_start_refused: ClassVar[str] = ""
+    #: Keys this tuner writes into every trial's parameters itself (PBT's checkpoint folders).
+    #: Never a search-space parameter: its configure refuses such a name. Another experiment
+    #: importing these trials (warm start) leaves them out: its search space has no such keys.
+    added_parameters: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0) -> None:
         self.space = space
@@ -100,6 +104,13 @@ class Tuner(ABC):
         (PBT's checkpoint folder) gives the rerun its own place, so it never writes over the
         trial it reruns. The default: the same parameters."""
         return dict(parameters)
+
+    @classmethod
+    def not_own_result(cls, parameters: Mapping[str, Any]) -> str | None:
+        """Why a trial of this tuner given ``parameters`` measured more than its
+        configuration trained from scratch (None: it did not), so that another experiment
+        must not import its result as that configuration's (warm start). The default: never."""
+        return None
 
     @abstractmethod
     def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:

@@ -55,6 +55,7 @@ class PBTTuner(Tuner):
     name = "PBTTuner"
     aliases = ("PBT",)
     warm_start_refused = "PBTTuner's generations are this experiment's own trials, with their checkpoints"
+    added_parameters = frozenset({LOAD, SAVE})
     default_mode = OptimizeMode.MAXIMIZE
 
     def configure(self, args: dict[str, Any]) -> None:
@@ -103,6 +104,17 @@ class PBTTuner(Tuner):
             trials = sorted(history, key=lambda t: t.sequence)
             params[SAVE] = os.path.join(self.root(trials), FINAL, str(sequence))
         return params
+
+    @classmethod
+    def not_own_result(cls, parameters: Mapping[str, Any]) -> str | None:
+        """A member of a later generation went on training a model it loaded: its result is
+        that model's whole chain (earlier generations' epochs and hyper-parameters), which
+        its own hyper-parameters trained from scratch would not reach. Only generation 0
+        (and members started afresh) trained from scratch."""
+        load = parameters.get(LOAD)
+        if isinstance(load, str) and load:
+            return f"went on training the model of an earlier PBT generation ({LOAD} {load!r}), not from scratch"
+        return None
 
     def suggest(self, history: Sequence[TrialRecord], rng: np.random.Generator) -> dict[str, Any]:
         trials = sorted(history, key=lambda t: t.sequence)
