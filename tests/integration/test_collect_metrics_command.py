@@ -51,6 +51,13 @@ class Lines:
             time.sleep(0.05)
         return list(self.lines)
 
+    def wait_for_raw(self, line: str, timeout: float = 30) -> list[str]:
+        """Until ``line`` was printed (polled: a loaded machine relays later, not never)."""
+        deadline = time.monotonic() + timeout
+        while line not in self.raw and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.raw)
+
     def join(self) -> list[str]:
         """Every line, as the operator's final read (the trial's container ended) takes them."""
         self._t.join(10)
@@ -78,12 +85,11 @@ def test_file_lines_are_relayed_as_written_and_the_last_one_on_sigterm(tmp_path)
                 f.flush()
                 # Each line is printed while the trial goes on writing (not only at the end).
                 assert out.wait_for(epoch + 1)[-1] == f"epoch={epoch} accuracy=0.{epoch + 5}"
-            f.write("accuracy=0.91")  # the trial's last line, without a newline: held back...
+            f.write("accuracy=0.91")  # the trial's last line, without a newline: shown as unfinished...
             f.flush()
-            time.sleep(0.6)
+            assert out.wait_for_raw("@-:0:3+ accuracy=0.91")[-1] == "@-:0:3+ accuracy=0.91"
+            # ...and held back (taken only once the trial's container ended: relay_marks)
             assert len(out.lines) == 3
-            # ...shown as unfinished (taken only once the trial's container ended: relay_marks)
-            assert out.raw[-1] == "@-:0:3+ accuracy=0.91"
         proc.send_signal(signal.SIGTERM)  # ...until the kubelet stops the sidecar
         assert proc.wait(30) == 0
     finally:
