@@ -61,7 +61,15 @@ from autotune_operator.workloads.outlived import (
 from autotune_operator.workloads.pod_logs import PodLogCursor, SidecarCursor, resume, since_time
 from autotune_operator.workloads.pods import current_starts, disruptions, parse_time, pods_by_trial, trial_starts
 from autotune_operator.workloads.primary_pod import LogSource, primary_pod
-from autotune_operator.workloads.stop_in_place import job_deadline, job_deadline_to_set, pods_to_stop, stop_patch
+from autotune_operator.workloads.stop_in_place import (
+    DEADLINE_ANNOTATION,
+    JobDeadline,
+    job_deadline,
+    job_deadline_needed,
+    job_deadline_to_set,
+    pods_to_stop,
+    stop_patch,
+)
 
 log = logging.getLogger("autotune.k8s")
 
@@ -189,11 +197,11 @@ class KubernetesExecutor:
         # one LIST per pass (shared with started()) and one log GET per running trial.
         self._collects = self.spec.metricsCollector is not None
         self._created: dict[str, float] = {}  # trial -> its workload's creation (older pods are not its)
-        # Trial -> its workload's spec.activeDeadlineSeconds and status.startTime (the deadline's
-        # origin), as last listed: for bounding a stopped trial's Job (_bound_job). Only for
-        # workloads not ended and not being deleted, rebuilt from each LIST (_note_listed): a
-        # long experiment's thousands of finished trials leave nothing here.
-        self._deadlines: dict[str, Any] = {}
+        # Trial -> its workload's spec.activeDeadlineSeconds (and the one we set) and status.startTime
+        # (the deadline's origin), as last listed: for bounding a stopped trial's Job (_bound_job).
+        # Only for workloads not ended and not being deleted, rebuilt from each LIST (_note_listed):
+        # a long experiment's thousands of finished trials leave nothing here.
+        self._deadlines: dict[str, JobDeadline] = {}
         self._job_started: dict[str, float] = {}
         self._pods: list[dict[str, Any]] | None = None  # pods listed this pass
         self._pods_for: frozenset[str] | None = None  # ... of these trials (None: all the experiment's)
@@ -637,8 +645,8 @@ class KubernetesExecutor:
                 self._created[trial] = created
             if outcome(self.family, o) is not None or md.get("deletionTimestamp"):
                 continue  # nothing left to bound
-            # (a stopped trial's Job is bounded only when it lacks a deadline: _bound_job)
-            self._deadlines[trial] = (o.get("spec") or {}).get("activeDeadlineSeconds")
+            # (a stopped trial's Job is bounded when it lacks a deadline, or ours is too short: _bound_job)
+            self._deadlines[trial] = JobDeadline.of(o)
             started = parse_time((o.get("status") or {}).get("startTime"))
             if started is not None:
                 self._job_started[trial] = started
@@ -805,9 +813,11 @@ class KubernetesExecutor:
         names = pods_to_stop(pods)
         if names is None:
             return None
+        stopped_now: list[Mapping[str, Any]] = []
         for name in names:
             try:
                 self.core.patch_namespaced_pod(name, self.ref.namespace, stop_patch())
+                stopped_now.extend(p for p in pods if (p.get("metadata") or {}).get("name") == name)
             except ApiException as e:
                 if e.status == 404:
                     continue  # gone meanwhile: nothing left to stop
@@ -821,32 +831,38 @@ class KubernetesExecutor:
                 return None
         # Also when no pod needed the patch: an operator that died between the pods' patch and
         # the Job's finds them patched, and the Job still needs its bound (once: job_deadline_to_set).
-        self._bound_job(trial_id, pods)
+        self._bound_job(trial_id, pods, stopped_now)
         all_pods = [str((p.get("metadata") or {}).get("name")) for p in pods]
         return sorted(set(all_pods))
 
-    def _bound_job(self, trial_id: str, pods: list[Mapping[str, Any]]) -> None:
+    def _bound_job(self, trial_id: str, pods: list[Mapping[str, Any]], stopped_now: list[Mapping[str, Any]]) -> None:
         """Give the stopped trial's Job a deadline a little past its pods' grace period
         (stop_in_place.job_deadline): a pod that replaces a disrupted one is deleted then,
-        even once no operator loop looks at this experiment any more (its end)."""
+        even once no operator loop looks at this experiment any more (its end). Pushed out
+        when a pod stopped now (``stopped_now``: such a replacement) needs it for its grace
+        period (stop_in_place.job_deadline_needed)."""
         # From the Job's startTime, as the Job controller counts: a Job queued suspended (Kueue)
         # starts long after its creation, which would put the bound that much later.
         # Not listed running (ended, being deleted, gone, or never listed yet): nothing to bound.
         origin = self._job_started.get(trial_id, self._created.get(trial_id))
-        if trial_id not in self._deadlines or origin is None:
+        held = self._deadlines.get(trial_id)
+        if held is None or origin is None:
             return
-        deadline = job_deadline_to_set(self._deadlines.get(trial_id), job_deadline(origin, self.now(), pods))
+        now = self.now()
+        deadline = job_deadline_to_set(held, job_deadline(origin, now, pods), job_deadline_needed(origin, now, stopped_now))
         if deadline is None:
             return
         k = self.kind
-        body = {"spec": {"activeDeadlineSeconds": deadline}}
+        # The annotation says it is ours (never raise one set by others), to a restarted operator too.
+        body = {"metadata": {"annotations": {DEADLINE_ANNOTATION: str(deadline)}},
+                "spec": {"activeDeadlineSeconds": deadline}}
         try:
             self.custom.patch_namespaced_custom_object(
                 k.group, k.version, self.ref.namespace, k.plural, self._name(trial_id), body)
         except Exception as e:  # the pods are stopped; only the bound on a replacement is missing
             log.warning("could not set a deadline on the Job of stopped trial %s: %s", trial_id, e)
             return
-        self._deadlines[trial_id] = deadline  # (until the next LIST says what the Job holds)
+        self._deadlines[trial_id] = JobDeadline(deadline, deadline)  # (until the next LIST says what the Job holds)
 
     def _forbid_patch(self) -> None:
         # An operator upgraded without the chart's new RBAC: stopped trials' workloads are

@@ -22,12 +22,14 @@ deadline, would run the stopped trial again from its start. That can happen afte
 in the seconds before the kubelet's kill (for a lost node, minutes), so the executor applies
 this rule again on each pass until the Job has ended, and gives the Job a deadline
 (:func:`job_deadline`) for after the experiment's end, when no pass looks at it any more.
+A replacement stopped on a later pass pushes that deadline out when it would cut the
+replacement's grace period (:func:`job_deadline_needed`, :func:`job_deadline_to_set`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from autotune_operator.workloads.pods import disrupted, pod_started
 
@@ -36,7 +38,31 @@ STOP_DEADLINE_SECONDS = 1
 # How long past its pods' grace period a stopped trial's Job may still run (job_deadline).
 JOB_MARGIN_SECONDS = 60
 DEFAULT_GRACE_SECONDS = 30  # a pod's terminationGracePeriodSeconds when not given
+# A pod stopped now must be able to use its whole grace period, plus this (the kubelet noticing
+# the patch, its kill reaching the API server), before the Job's deadline (job_deadline_needed).
+STOP_SLACK_SECONDS = 10
 TERMINAL = ("Succeeded", "Failed")
+# On a stopped trial's Job: the spec.activeDeadlineSeconds the operator set (job_deadline_to_set
+# moves only its own; one set by others is never raised). Read back from the Job, so a
+# restarted operator knows it too.
+DEADLINE_ANNOTATION = "autotune.tensorstack.dev/stop-deadline"
+
+
+class JobDeadline(NamedTuple):
+    """A Job's ``spec.activeDeadlineSeconds`` (``current``, as listed: None when it has none)
+    and the one the operator last set on it (``ours``, from DEADLINE_ANNOTATION; None: never)."""
+
+    current: Any
+    ours: int | None
+
+    @classmethod
+    def of(cls, job: Mapping[str, Any]) -> JobDeadline:
+        raw = ((job.get("metadata") or {}).get("annotations") or {}).get(DEADLINE_ANNOTATION)
+        try:
+            ours = int(raw) if raw is not None else None
+        except (TypeError, ValueError):  # edited by hand: not ours to trust
+            ours = None
+        return cls((job.get("spec") or {}).get("activeDeadlineSeconds"), ours)
 
 
 def stop_patch() -> dict[str, Any]:
@@ -77,19 +103,42 @@ def job_deadline(started: float, now: float, pods: Iterable[Mapping[str, Any]]) 
     it never fires sooner than ``now`` + the longest grace period + JOB_MARGIN_SECONDS), as the
     Job controller counts it: from its creation, a Job queued suspended (Kueue) for an hour
     got its bound an hour late."""
+    return max(0, math.ceil(now - started)) + _grace(pods) + JOB_MARGIN_SECONDS
+
+
+def job_deadline_needed(started: float, now: float, stopped_now: Iterable[Mapping[str, Any]]) -> int:
+    """The least Job deadline (counted as :func:`job_deadline`) that lets the pods stopped
+    ``now`` (patched this pass) use their whole grace period before the Job controller would
+    delete them, logs and all; 0 when no pod was stopped now. A replacement of a disrupted pod
+    stopped on a pass after the first stop needs more than that stop's deadline left, once
+    more than JOB_MARGIN_SECONDS - STOP_SLACK_SECONDS have passed since."""
+    stopped_now = list(stopped_now)
+    if not stopped_now:
+        return 0
+    return max(0, math.ceil(now - started)) + _grace(stopped_now) + STOP_SLACK_SECONDS
+
+
+def _grace(pods: Iterable[Mapping[str, Any]]) -> int:
+    """The longest terminationGracePeriodSeconds of the pods, at least the default."""
     graces = [(p.get("spec") or {}).get("terminationGracePeriodSeconds") for p in pods]
     grace = max((int(g) for g in graces if isinstance(g, (int, float))), default=DEFAULT_GRACE_SECONDS)
-    return max(0, math.ceil(now - started)) + max(grace, DEFAULT_GRACE_SECONDS) + JOB_MARGIN_SECONDS
+    return max(grace, DEFAULT_GRACE_SECONDS)
 
 
-def job_deadline_to_set(current: Any, wanted: int) -> int | None:
-    """The deadline to patch on a stopped trial's Job whose ``spec.activeDeadlineSeconds`` is
-    ``current``, or None to leave it. Asked on every stop and every later look, not only when a
-    pod was patched: an operator that died between the pods' patch and the Job's finds the pods
-    patched (nothing to stop) and must still bound the Job. Set when the Job has none or one
-    later than ``wanted``; kept when at or before it: one set at an earlier stop (``wanted``
-    grows with the clock, so later looks never move it) or a shorter one set by others (our
-    Job manifest sets none; an admission policy may): never raised."""
-    if isinstance(current, int) and not isinstance(current, bool) and current <= wanted:
-        return None
-    return wanted
+def job_deadline_to_set(held: JobDeadline, wanted: int, needed: int = 0) -> int | None:
+    """The deadline to patch on a stopped trial's Job that holds ``held``, or None to leave it.
+    ``wanted`` is :func:`job_deadline` now, ``needed`` :func:`job_deadline_needed`. Asked on
+    every stop and every later look, not only when a pod was patched: an operator that died
+    between the pods' patch and the Job's finds the pods patched (nothing to stop) and must
+    still bound the Job. Set when the Job has none or one later than ``wanted``. Kept when at
+    or before it: one set at an earlier stop (``wanted`` grows with the clock, so later looks
+    never move it) or a shorter one set by others (our Job manifest sets none; an admission
+    policy may): never raised. Except ours when a pod stopped now needs more (a replacement
+    of a disrupted pod, stopped a minute or more after the first stop): pushed out to
+    ``wanted``, or the Job controller would delete that pod within its grace period."""
+    current = held.current
+    if not isinstance(current, int) or isinstance(current, bool) or current > wanted:
+        return wanted
+    if current < needed and current == held.ours:
+        return wanted
+    return None

@@ -17,7 +17,15 @@ from kubernetes.client.rest import ApiException
 from autotune_operator.executors.base import StopCause
 from autotune_operator.executors.kubernetes import STOP_ANNOTATION
 from autotune_operator.runtime import Settings
-from autotune_operator.workloads.stop_in_place import pods_to_stop, stop_patch
+from autotune_operator.workloads.stop_in_place import (
+    DEADLINE_ANNOTATION,
+    JobDeadline,
+    job_deadline,
+    job_deadline_needed,
+    job_deadline_to_set,
+    pods_to_stop,
+    stop_patch,
+)
 from tests.unit.test_k8s_trial_start import Cluster, Events, executor, job
 from tests.unit.test_trial_start import T0, iso, pod, running
 
@@ -326,3 +334,67 @@ def test_the_executor_forgets_a_jobs_deadline_once_its_trial_has_ended() -> None
     ex.poll()
     assert ex._deadlines == {} and ex._job_started == {}
     assert ex.active() == set() and ex._deadlines == {} and ex._job_started == {}
+
+
+# ----- a replacement stopped on a later pass -----
+
+def test_a_pod_stopped_later_pushes_out_our_deadline_when_it_would_cut_its_grace_period() -> None:
+    """The Job's deadline set at the first stop (100 s after the Job's start: 100 + 30 + 60) is
+    enough for a pod stopped then. A replacement of a disrupted pod stopped at 200 s needs
+    200 + 30 + the slack: the Job controller would delete it (its logs with it) within its
+    grace period. Ours is pushed out to the deadline wanted now; one set by others is not."""
+    b = named(pod("q-0", T0, [running(T0 + 150)]), "b", "Running")
+    assert job_deadline_needed(T0, T0 + 199.5, []) == 0  # nothing stopped now: nothing needed
+    assert job_deadline_needed(T0, T0 + 199.5, [b]) == 200 + 30 + 10
+    wanted = job_deadline(T0, T0 + 199.5, [b])
+    assert wanted == 200 + 30 + 60
+    assert job_deadline_to_set(JobDeadline(190, 190), wanted, 240) == wanted  # ours, too short: pushed out
+    assert job_deadline_to_set(JobDeadline(190, None), wanted, 240) is None  # others': never raised
+    assert job_deadline_to_set(JobDeadline(190, 150), wanted, 240) is None  # changed since we set it: others'
+    assert job_deadline_to_set(JobDeadline(250, 250), wanted, 240) is None  # ours, long enough: kept
+    assert job_deadline_to_set(JobDeadline(190, 190), wanted, 0) is None  # no pod stopped now: kept
+    assert job_deadline_to_set(JobDeadline(None, None), wanted, 0) == wanted
+    assert job_deadline_to_set(JobDeadline(7200, None), wanted, 0) == wanted  # later than wanted: lowered
+    # A pod with a long grace period needs it all.
+    b["spec"] = {"terminationGracePeriodSeconds": 300}
+    assert job_deadline_needed(T0, T0 + 199.5, [b]) == 200 + 300 + 10
+    assert JobDeadline.of({"spec": {"activeDeadlineSeconds": 190},
+                           "metadata": {"annotations": {DEADLINE_ANNOTATION: "190"}}}) == (190, 190)
+    assert JobDeadline.of({"metadata": {"annotations": {DEADLINE_ANNOTATION: "soon"}}}) == (None, None)
+
+
+@pytest.mark.parametrize("others", [False, True])
+def test_a_replacement_stopped_on_a_later_pass_gets_its_grace_period_before_the_jobs_deadline(others: bool) -> None:
+    """The trial is stopped 100 s after its Job started (the Job's deadline: 190). Its pod is
+    evicted before the kubelet's kill; the Job controller's replacement runs and the operator
+    first sees it, and stops it, at 200 s. Before, the Job kept 190: the Job controller failed
+    the Job at 190 s and deleted the replacement while it stopped, its logs with it. Now ours
+    becomes 290 (200 + 30 + 60), once; a deadline set by others (here 190 too, without our
+    annotation) is kept."""
+    cluster, events = Patching(), Events()
+    running_trial(cluster)
+    j = cluster.jobs[0]
+    j["status"] = {"startTime": iso(T0), "active": 1}
+    if others:
+        j["spec"] = {"activeDeadlineSeconds": 190}  # (an admission policy's)
+    ex = executor(cluster, events)
+    ex.now = lambda: T0 + 99.5
+    ex.poll()
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert j["spec"]["activeDeadlineSeconds"] == 190
+    assert (j["metadata"].get("annotations") or {}).get(DEADLINE_ANNOTATION) == (None if others else "190")
+    (exit_,) = ex.poll()
+    assert exit_.killed
+    cluster.pods[0] = disrupted(cluster.pods[0], "Failed")  # evicted before the kubelet's kill
+    cluster.pods.append(named(pod("q-0", T0 + 150, [running(T0 + 160)]), "q-0-def", "Running"))
+    ex.now = lambda: T0 + 199.5
+    assert ex.poll() == []
+    assert [n for n, _ in cluster.pod_patches] == ["q-0-abc", "q-0-def"] and cluster.deleted == []
+    expect = 190 if others else 200 + 30 + 60
+    assert j["spec"]["activeDeadlineSeconds"] == expect
+    assert (j["metadata"].get("annotations") or {}).get(DEADLINE_ANNOTATION) == (None if others else "290")
+    # The replacement still stopping (patched): later passes do not move it again.
+    ex.now = lambda: T0 + 260
+    ex.poll()
+    ex.poll()
+    assert j["spec"]["activeDeadlineSeconds"] == expect and len(cluster.pod_patches) == 2
