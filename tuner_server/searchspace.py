@@ -142,10 +142,19 @@ class Dimension:
         """Apply NNI's rounding (and clipping, for bounded types) to a raw sample."""
         q = self.q
         if q is not None:
-            x = round(x / q) * q
+            k = round(x / q)
             if self.bounded:
-                x = min(max(x, self.low), self.high)
-            x = _tidy(x, q)
+                # Onto the grid quniform_grid lists (the same k, tidied then clipped, so the
+                # two agree): a bound at a half-step (low 0.15 for q 0.1, 1 for [1, 10, 2]) is
+                # the limit of no draw's rounding, so x at or beyond it takes the first
+                # multiple inside; and clipping after tidying keeps a bound with more digits
+                # than the tidying (166.2202119229652 -> 166.220212) inside [low, high].
+                k_lo, k_hi = _quniform_steps(self.low, self.high, q)
+                if k_lo <= k_hi:
+                    k = min(max(k, k_lo), k_hi)
+                x = min(max(_tidy(k * q, q), self.low), self.high)
+            else:
+                x = _tidy(k * q, q)
         if self.type == "randint":
             return int(min(max(math.floor(x), int(self.args[0])), int(self.args[1]) - 1))
         if self.is_integer:
