@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import manifest, read_status, run_autotune, write_manifest
+from tests.integration.conftest import TRIALS, manifest, read_status, run_autotune, write_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "digits-refused"
@@ -19,10 +19,12 @@ STORED = ("status.json", "trials.csv", "experiment.json")
 
 
 def digits(max_trials: int, *, epochs: int = 2, units: list[int] | None = None, **spec: Any) -> dict[str, Any]:
+    # held.py runs digits_mlp.py after $TRIAL_HOLD seconds (none unless a test sets it).
     doc = manifest(name=NAME, tuner="Random", max_trials=max_trials, concurrency=2,
                    space={"hidden_units": {"_type": "choice", "_value": units or [16, 32]},
                           "learning_rate": {"_type": "loguniform", "_value": [0.001, 0.1]}},
-                   command=[sys.executable, str(REPO / "examples" / "digits_mlp.py"), "--epochs", str(epochs)],
+                   command=[sys.executable, str(TRIALS / "held.py"), str(REPO / "examples" / "digits_mlp.py"),
+                            "--epochs", str(epochs)],
                    class_args={"optimize_mode": "maximize"})
     doc["spec"].update(spec)
     return doc
@@ -59,10 +61,11 @@ def rerun_is_refused(path: Path, out: Path, phase: str, code: int, says: str) ->
 
 def test_a_timed_out_run_rerun_without_more_time_stays_timeout(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    # Trials of 1000 epochs (tens of seconds each) cannot end in 3 s, however fast the machine:
-    # TIMEOUT, trials stopped. (With 30 epochs an idle machine finished one, and could all 4.)
+    # The trials wait 600 s before training, so none ends in 3 s however fast the machine:
+    # TIMEOUT, trials stopped. (1000 epochs with no wait took ~5 s a trial on an idle 2-core
+    # machine, too close to 3 s; with 30 epochs an idle machine finished one.)
     path = write_manifest(tmp_path / "e.yaml", digits(4, epochs=1000, maxExecSeconds=3))
-    r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], timeout=120)
+    r = run_autotune(["run", str(path), "--output", str(out), "--quiet"], env={"TRIAL_HOLD": "600"}, timeout=120)
     s = read_status(out, NAME)
     assert s["phase"] == "TIMEOUT", s
     # No trial succeeded: exit 1 (README), and the refused rerun exits as its run did.
