@@ -392,13 +392,17 @@ class KubernetesExecutor:
         running: dict[str, dict[str, Any]] = {}
         listed = self._list()
         self._note_listed(listed)
+        stopping: list[str] = []  # stopped in place, their Jobs not ended: looked at after the loop
         for o in listed:
             tid = _trial(o)
             if not tid:
                 continue
             seen.add(tid)
             if tid in self._stopping_in_place:
-                self._keep_stopping(tid, o)
+                if outcome(self.family, o) is not None or o["metadata"].get("deletionTimestamp"):
+                    self._stopping_in_place.discard(tid)
+                else:
+                    stopping.append(tid)
             if tid in self._reported:
                 continue
             md = o["metadata"]
@@ -442,6 +446,7 @@ class KubernetesExecutor:
             else:
                 self.events.emit("TrialFailed", f"{self.kind.kind} {tid} failed: {res.message or ''}", warning=True)
             self._mark_ended(tid)
+        self._keep_stopping(stopping)
         self._stopping_in_place &= seen  # (a Job gone: nothing left to stop)
         for tid in (set(self._killed) | self._launched) - seen - self._reported:
             reason = self._killed.get(tid) or self._stopped_before.get(tid)
@@ -779,23 +784,25 @@ class KubernetesExecutor:
         self._stopping_in_place.add(trial_id)
         return kept
 
-    def _keep_stopping(self, trial_id: str, job: dict[str, Any]) -> None:
-        """A trial stopped in place whose Job has not ended: its pod may have been disrupted
+    def _keep_stopping(self, trials: list[str]) -> None:
+        """Trials stopped in place whose Jobs have not ended: a pod may have been disrupted
         before the kubelet's kill (a node drain, a preemption, a lost node), and the Job's
         podFailurePolicy then replaces it with a pod that would run the stopped trial again.
-        Stop such a replacement too, or delete the Job while one waits (stop_in_place.py)."""
-        if outcome(self.family, job) is not None or job["metadata"].get("deletionTimestamp"):
-            self._stopping_in_place.discard(trial_id)
+        Stop such a replacement too, or delete the Job while one waits (stop_in_place.py).
+        One pod LIST for them all (by experiment past MAX_NAMED_TRIALS), as an experiment's end
+        stops all its running trials at once."""
+        if not trials:
             return
         try:
-            listed = self._list_pods([trial_id])
-        except Exception as e:  # its pods are patched already: looked at again next pass
-            log.warning("could not list the pods of stopped trial %s: %s", trial_id, e)
+            listed = self._list_pods(sorted(trials) if len(trials) <= MAX_NAMED_TRIALS else None)
+        except Exception as e:  # their pods are patched already: looked at again next pass
+            log.warning("could not list the pods of stopped trials %s: %s", ", ".join(sorted(trials)), e)
             return
-        if self._stop_in_place(trial_id, listed) is None:
-            log.info("trial %s: a pod of its stopped Job was disrupted or replaced; the Job is deleted", trial_id)
-            self._stopping_in_place.discard(trial_id)
-            self._delete_workload(trial_id)
+        for trial_id in sorted(trials):
+            if self._stop_in_place(trial_id, listed) is None:
+                log.info("trial %s: a pod of its stopped Job was disrupted or replaced; the Job is deleted", trial_id)
+                self._stopping_in_place.discard(trial_id)
+                self._delete_workload(trial_id)
 
     def _stop_in_place(self, trial_id: str, listed: list[dict[str, Any]] | None = None) -> list[str] | None:
         """Set activeDeadlineSeconds on the trial's running pods, so the kubelet stops them and

@@ -17,6 +17,7 @@ from kubernetes.client.rest import ApiException
 from autotune_operator.executors.base import StopCause
 from autotune_operator.executors.kubernetes import STOP_ANNOTATION
 from autotune_operator.runtime import Settings
+from autotune_operator.workloads.common import EXPERIMENT_LABEL, TRIAL_LABEL
 from autotune_operator.workloads.stop_in_place import (
     DEADLINE_ANNOTATION,
     JobDeadline,
@@ -398,3 +399,28 @@ def test_a_replacement_stopped_on_a_later_pass_gets_its_grace_period_before_the_
     ex.poll()
     ex.poll()
     assert j["spec"]["activeDeadlineSeconds"] == expect and len(cluster.pod_patches) == 2
+
+
+def test_the_trials_stopped_in_place_are_looked_at_with_one_pod_list_per_pass() -> None:
+    """The experiment's end stops all its running trials at once; until their Jobs end, each
+    pass looks at their pods (a replacement to stop, or a disrupted pod). One LIST naming
+    them all, not one per trial; each trial's own pods decide for it."""
+    cluster, events = Patching(), Events()
+    for tid in ("q-0", "q-1", "q-2"):
+        cluster.jobs.append(job(tid))
+        cluster.pods.append(named(pod(tid, T0, [running(T0)]), f"{tid}-abc", "Running"))
+    ex = executor(cluster, events)
+    ex.poll()
+    for tid in ("q-0", "q-1", "q-2"):
+        ex.kill(tid, "stopped by the experiment", StopCause.EXPERIMENT)
+    assert len(ex.poll()) == 3
+    # q-1's pod evicted before the kubelet's kill: its replacement waits, so its Job goes.
+    cluster.pods[1] = disrupted(cluster.pods[1], "Failed")
+    cluster.pods.append(named(pod("q-1", T0 + 80), "q-1-def", "Pending"))
+    n = len(cluster.pod_lists)
+    assert ex.poll() == []
+    assert cluster.pod_lists[n:] == [f"{EXPERIMENT_LABEL}=q,{TRIAL_LABEL} in (q-0,q-1,q-2)"]
+    assert cluster.deleted == ["q-1"] and len(cluster.pod_patches) == 3
+    n = len(cluster.pod_lists)
+    ex.poll()
+    assert cluster.pod_lists[n:] == [f"{EXPERIMENT_LABEL}=q,{TRIAL_LABEL} in (q-0,q-2)"]
