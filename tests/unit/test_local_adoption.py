@@ -17,7 +17,16 @@ from tests.unit.local_trials import ended, python_executor, trial, wait_for_file
 
 
 def executor(tmp: Path, marker: Path) -> LocalExecutor:
-    return python_executor(tmp, f"import sys, time; open({str(marker)!r}, 'a').write('run\\n'); time.sleep(1.0); sys.exit(5)")
+    """Its trial exits 5 once the test creates ``tmp``/release (at most 60 s): it is still
+    running when a test needs it to be, however slow the machine (a fixed 1 s was not)."""
+    release = tmp / "release"
+    return python_executor(tmp, f"import os, sys, time; open({str(marker)!r}, 'a').write('run\\n'); t = time.monotonic()\n"
+                                f"while not os.path.exists({str(release)!r}) and time.monotonic() - t < 60: time.sleep(0.02)\n"
+                                "sys.exit(5)")
+
+
+def release(tmp: Path) -> None:
+    (tmp / "release").touch()
 
 
 @pytest.fixture(params=[True, False], ids=["proc", "no-proc"])
@@ -37,6 +46,7 @@ def test_a_running_trial_is_adopted_and_an_ended_one_reports_its_code(tmp_path: 
     second = executor(tmp_path, marker)
     second.launch(trial())
     assert second.active() == {"t-0"}
+    release(tmp_path)
     assert [(e.exit_code, e.killed, e.message) for e in ended(second)] == [(5, False, None)]
     assert json.loads(record.read_text()) == {"pid": pid, "key": local.launch_key(trial()), "exit": 5}
     ended(first)
@@ -49,6 +59,7 @@ def test_a_running_trial_is_adopted_and_an_ended_one_reports_its_code(tmp_path: 
 
 def test_another_experiments_record_starts_the_trial_afresh(tmp_path: Path, has_proc: bool) -> None:
     marker = tmp_path / "runs.txt"
+    release(tmp_path)
     first = executor(tmp_path, marker)
     first.launch(trial())
     ended(first)
@@ -63,6 +74,7 @@ def test_a_process_gone_without_a_record_ends_stopped_saying_so(tmp_path: Path, 
     tdir = tmp_path / "out" / "trials" / "t-0"
     tdir.mkdir(parents=True)
     # What a supervisor killed with `autotune run` leaves: its start, no end (pid of a dead process).
+    release(tmp_path)
     dead = executor(tmp_path, marker)
     dead.launch(trial())
     ended(dead)
