@@ -33,7 +33,7 @@ from autotune_operator import __main__ as operator_main
 from autotune_operator import collect_metrics_command, ui_command
 from autotune_operator.convert import command as convert_command
 from autotune_operator.controller import ExperimentController
-from autotune_operator.decide import Phase
+from autotune_operator.decide import Phase, rerun_own_keys
 from autotune_operator.executors.local import LocalExecutor, ProcessTemplate, surviving_trials
 from autotune_operator.executors.metrics_path import not_given_message, plan_path
 from autotune_operator.heartbeat import Heartbeat, last_sign_of_life
@@ -195,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     save_spec(out, exp)
     exp_id = f"local.{exp.name}"
     executor = LocalExecutor(template, out, devices, sdk_path=_install_sdk(out), collector=exp.spec.metricsCollector)
-    progress = Progress(exp.spec.maxTrialNum, quiet=args.quiet)
+    progress = Progress(exp.spec.maxTrialNum, quiet=args.quiet, rerun_own=rerun_own_keys(exp.algorithm))
     heartbeat = Heartbeat(out)  # when this run was last alive, should it die unended
 
     def on_status(s: ExperimentStatus) -> None:

@@ -30,6 +30,7 @@ from autotune_operator.decide import (
     is_overdue_reason,
     overdue_reason,
     overdue_trials,
+    rerun_own_keys,
     stopped_before_restart,
 )
 from autotune_operator.executors.base import Executor, LaunchRefused, StopCause, TrialExit, TrialLaunch, trial_env
@@ -121,6 +122,9 @@ class ExperimentController:
     ) -> None:
         self.exp = experiment
         self.exp_id = exp_id
+        # Parameters the tuner gives a final rerun afresh (PBT's save folder): not compared
+        # when telling whether a configuration was final-trained.
+        self.rerun_own = rerun_own_keys(experiment.algorithm)
         self.client = client
         self.executor = executor
         self.server_url = server_url
@@ -287,7 +291,7 @@ class ExperimentController:
             last_failure=f"{last_failure['name']}: {last_failure['message']}" if last_failure else "",
             final_issued=len(finals),
             final_active=final_active,
-            final_pending=(final_pending([c["parameters"] for c in _chosen(summary)], final_trained(finals))
+            final_pending=(final_pending([c["parameters"] for c in _chosen(summary)], final_trained(finals), self.rerun_own)
                            if self.limits.final_training else None),  # a pass's JSON work only when it matters
             best=best.get("value"),
             best_name=best.get("name", ""),
@@ -443,7 +447,7 @@ class ExperimentController:
         budget = ft.budget if ft is not None and ft.budget is not None else summary.get("maxBudget")
         chosen = _chosen(summary)
         finals = final_trained(summary.get("finalTrials") or [])
-        todo = [c for c in chosen if final_pending([c["parameters"]], finals)]
+        todo = [c for c in chosen if final_pending([c["parameters"]], finals, self.rerun_own)]
         for i, best in enumerate(todo[:room]):
             a = self.client.final_trial(self.exp_id, sequence + i, dict(best["parameters"]), budget)
             self._launch_or_fail(a)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Collection, Mapping, Sequence
 
+from tuner_server.tuners import tuner_class
+
 
 class Phase(str, Enum):
     PENDING = "PENDING"
@@ -195,21 +197,27 @@ def final_trained(finals: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
     return [f.get("parameters") or {} for f in finals if f.get("state") != "STOPPED"]
 
 
-# A parameter the tuner server gives a final rerun afresh rather than copying it from the
-# trial it reruns: PBTTuner's save_checkpoint_dir (a rerun saves to its own folder, never over
-# the chosen trial's model). A rerun is matched to its configuration without it.
-RERUN_OWN_KEYS = frozenset({"save_checkpoint_dir"})
+def rerun_own_keys(algorithm: str | None) -> frozenset[str]:
+    """The parameters the experiment's tuner (builtinTunerName) gives a final rerun afresh
+    rather than copying them from the trial it reruns: PBTTuner's save_checkpoint_dir (a rerun
+    saves to its own folder, never over the chosen trial's model). Asked of the tuner, not
+    fixed by name: under any other tuner a parameter so named is the user's own, from the
+    search space, and tells configurations apart (PBTTuner refuses it as a search-space name)."""
+    algo = tuner_class(algorithm)
+    return algo.rerun_own_parameters if algo is not None else frozenset()
 
 
-def _configuration(parameters: Mapping[str, Any]) -> str:
-    return json.dumps({k: v for k, v in parameters.items() if k not in RERUN_OWN_KEYS}, sort_keys=True, default=str)
+def _configuration(parameters: Mapping[str, Any], rerun_own: Collection[str]) -> str:
+    return json.dumps({k: v for k, v in parameters.items() if k not in rerun_own}, sort_keys=True, default=str)
 
 
-def final_pending(chosen: Sequence[Mapping[str, Any]], finals: Sequence[Mapping[str, Any]]) -> bool:
+def final_pending(chosen: Sequence[Mapping[str, Any]], finals: Sequence[Mapping[str, Any]],
+                  rerun_own: Collection[str]) -> bool:
     """Whether a chosen configuration (its parameters) has no final trial yet (``finals``:
-    the parameters of :func:`final_trained`), compared without :data:`RERUN_OWN_KEYS`."""
-    done = {_configuration(f) for f in finals}
-    return any(_configuration(c) not in done for c in chosen)
+    the parameters of :func:`final_trained`), compared without ``rerun_own``
+    (:func:`rerun_own_keys`): a rerun is matched to its configuration without them."""
+    done = {_configuration(f, rerun_own) for f in finals}
+    return any(_configuration(c, rerun_own) not in done for c in chosen)
 
 
 def decide_search(limits: Limits, obs: Observed, goal: Goal | None = None) -> Decision:

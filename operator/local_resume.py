@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from autotune_operator.decide import Goal, Limits, Phase
+from autotune_operator.decide import Goal, Limits, Phase, rerun_own_keys
 from autotune_operator.resume import ended_run, paused_after_crash, plan_resume
 from autotune_operator.spec import Experiment
 from autotune_operator.spec_change import MUTABLE, describe_limits, diff_spec
@@ -83,7 +83,7 @@ def check_output(out: Path, exp: Experiment, now: float, last_alive: float | Non
     # A folder from before experiment.json, or it was deleted: say what could not be checked.
     unchecked = ("" if change is not None else f"; {SPEC_FILE} was missing, so only the search space and "
                  f"algorithms were checked for changes, not the trials' command or the limits")
-    run = ended_run(status)
+    run = ended_run(status, rerun_own_keys(exp.algorithm))
     if run is None:  # it did not end (the process was killed): pick up the trials it left
         paused = paused_after_crash(last_alive, now, len(survivors), float(status.get("pausedSeconds") or 0))
         return LocalResume(f"{head} (the last run stopped before it ended; {_gap_text(last_alive, now, survivors)})"

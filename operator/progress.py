@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TextIO
+from typing import Collection, TextIO
 
 from autotune_operator.decide import final_pending, final_trained
 from autotune_operator.status import STATE_COUNT_FIELD, ExperimentStatus, TrialCounts
@@ -23,19 +23,21 @@ def search_counts(s: ExperimentStatus) -> TrialCounts:
     return c
 
 
-def final_to_start(s: ExperimentStatus) -> int:
+def final_to_start(s: ExperimentStatus, rerun_own: Collection[str] = frozenset()) -> int:
     """Chosen configurations (the Pareto front, or the best trial) with no final trial yet:
     final training starts them as slots free up (decide.decide), so the count of final
-    trials so far is not yet how many there will be."""
+    trials so far is not yet how many there will be. ``rerun_own``: decide.rerun_own_keys."""
     if s.phase.terminal:
         return 0
     chosen = [p.parameters for p in s.paretoFront] if s.paretoFront else [s.bestTrial.parameters] if s.bestTrial else []
     trained = final_trained([t.model_dump() for t in s.finalTraining or []])
-    return sum(final_pending([c], trained) for c in chosen)
+    return sum(final_pending([c], trained, rerun_own) for c in chosen)
 
 
-def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None, compact: bool = False) -> str:
-    """``compact``: without the per-state counts and the best trial's name (a narrow terminal)."""
+def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None, compact: bool = False,
+                    rerun_own: Collection[str] = frozenset()) -> str:
+    """``compact``: without the per-state counts and the best trial's name (a narrow terminal);
+    ``rerun_own``: the parameters the tuner gives a final rerun afresh (decide.rerun_own_keys)."""
     c = search_counts(s)
     done = c.succeeded + c.failed + c.earlyStopped + c.stopped
     of = f"/{max_trials}" if max_trials else ""
@@ -52,7 +54,7 @@ def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None,
     parts[-1] += ("" if compact else f" ({', '.join(detail)})") + ", " + (f"{left} to run again" if s.phase.terminal and left else f"{left} running")
     if s.finalTraining:
         ended = sum(t.state not in ("WAITING", "RUNNING") for t in s.finalTraining)
-        parts.append(f"final {ended}/{len(s.finalTraining) + final_to_start(s)} done")
+        parts.append(f"final {ended}/{len(s.finalTraining) + final_to_start(s, rerun_own)} done")
     if s.bestTrial:
         parts.append(f"best {s.bestTrial.value:.6g}" + ("" if compact else f" ({s.bestTrial.name})"))
     if s.paretoFront:
@@ -63,8 +65,10 @@ def format_progress(s: ExperimentStatus, elapsed: float, max_trials: int | None,
 class Progress:
     """Rewrites one line on a terminal; prints a line per change otherwise (CI logs)."""
 
-    def __init__(self, max_trials: int | None, stream: TextIO = sys.stderr, quiet: bool = False) -> None:
+    def __init__(self, max_trials: int | None, stream: TextIO = sys.stderr, quiet: bool = False,
+                 rerun_own: Collection[str] = frozenset()) -> None:
         self.max_trials = max_trials
+        self.rerun_own = rerun_own
         self.stream = stream
         self.quiet = quiet
         self.tty = stream.isatty()
@@ -75,14 +79,14 @@ class Progress:
         if self.quiet:
             return
         elapsed = time.monotonic() - self.start
-        line = format_progress(s, elapsed, self.max_trials)
+        line = format_progress(s, elapsed, self.max_trials, rerun_own=self.rerun_own)
         key = line.split("]", 1)[1]
         if self.tty:
             # One row at most: a longer line wraps, and "\r\033[K" then goes back to and
             # clears only its last row, so every rewrite left the rows above on screen.
             columns = self._columns()
             if columns and len(line) >= columns:
-                line = format_progress(s, elapsed, self.max_trials, compact=True)
+                line = format_progress(s, elapsed, self.max_trials, compact=True, rerun_own=self.rerun_own)
                 if len(line) >= columns:
                     line = line[: max(columns - 4, 0)] + "..."
             self.stream.write("\r\033[K" + line)

@@ -23,7 +23,7 @@ so that :func:`decide` would no longer end it: more trials, a later or no time l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from autotune_operator.decide import Goal, Limits, Observed, Phase, decide, final_pending, final_trained
 from autotune_operator.status import parse_time
@@ -61,8 +61,9 @@ class ResumePlan:
     reason: str = ""  # why it stays ended (the message without what changed)
 
 
-def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
-    """The ended run an experiment's ``.status`` (or status.json) describes; None if it has not ended."""
+def ended_run(status: Mapping[str, Any], rerun_own: Collection[str] = frozenset()) -> EndedRun | None:
+    """The ended run an experiment's ``.status`` (or status.json) describes; None if it has not
+    ended. ``rerun_own``: the parameters its tuner gives a final rerun afresh (decide.rerun_own_keys)."""
     phase = status.get("phase")
     if phase not in ENDED:
         return None
@@ -96,7 +97,7 @@ def ended_run(status: Mapping[str, Any]) -> EndedRun | None:
         final_issued=n_finals,
         # A DONE run trained them all; a part of its final trials cannot show that.
         final_pending=partial or (listed and final_pending([m.get("parameters") or {} for m in chosen],
-                                                           final_trained(finals))),
+                                                           final_trained(finals), rerun_own)),
         best=best.get("value"),
         best_name=str(best.get("name") or ""),
         message=str(status.get("message") or ""),

@@ -24,7 +24,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from autotune_operator.controller import ExperimentController
-from autotune_operator.decide import Goal, Limits, Phase
+from autotune_operator.decide import Goal, Limits, Phase, rerun_own_keys
 from autotune_operator.executors.base import trial_env
 from autotune_operator.executors.kubernetes import EventRecorder, ExperimentRef, KubernetesExecutor
 from autotune_operator.metrics import OperatorMetrics, metered
@@ -516,10 +516,11 @@ class OperatorRuntime:
         status = writer.last
         if generation is None or status.get("observedGeneration") == generation:
             return None
-        run = ended_run(status)
+        spec = dict(body.get("spec") or {})
+        tuner = spec.get("tuner")
+        run = ended_run(status, rerun_own_keys(tuner.get("builtinTunerName") if isinstance(tuner, Mapping) else None))
         if run is None:
             return None
-        spec = dict(body.get("spec") or {})
         new = limits_of(spec)
         old = status.get("limits")  # None: it ended before the operator recorded its limits
         change = (describe_limits(diff_spec(old, new)) if isinstance(old, Mapping)

@@ -1,6 +1,6 @@
 """The experiment's phase rules, as a pure function of observed state (no clock, no I/O)."""
 
-from autotune_operator.decide import Goal, Limits, Observed, Phase, decide, final_pending, final_trained
+from autotune_operator.decide import Goal, Limits, Observed, Phase, decide, final_pending, final_trained, rerun_own_keys
 
 
 def test_fills_concurrency_without_passing_max_trials() -> None:
@@ -173,9 +173,9 @@ def test_a_stopped_final_trial_leaves_its_configuration_to_train_again() -> None
     # failed or succeeded one, or one still running, is that configuration's final training.
     best = [{"C": 1.0}]
     stopped = [{"name": "e-final-3", "parameters": {"C": 1.0}, "state": "STOPPED"}]
-    assert final_pending(best, final_trained(stopped))
+    assert final_pending(best, final_trained(stopped), frozenset())
     for state in ("SUCCEEDED", "FAILED", "RUNNING", "WAITING"):
-        assert not final_pending(best, final_trained(stopped + [{"parameters": {"C": 1.0}, "state": state}]))
+        assert not final_pending(best, final_trained(stopped + [{"parameters": {"C": 1.0}, "state": state}]), frozenset())
 
 
 def test_a_pbt_rerun_with_its_own_save_folder_counts_as_its_configurations_final_training() -> None:
@@ -184,11 +184,12 @@ def test_a_pbt_rerun_with_its_own_save_folder_counts_as_its_configurations_final
     final training, and every resume, reran the best again and again."""
     best = [{"alpha": 0.01, "load_checkpoint_dir": "/ck/1/0", "save_checkpoint_dir": "/ck/0/1"}]
     rerun = {**best[0], "save_checkpoint_dir": "/ck/final/4"}
-    assert not final_pending(best, final_trained([{"parameters": rerun, "state": "SUCCEEDED"}]))
+    pbt = rerun_own_keys("PBTTuner")
+    assert not final_pending(best, final_trained([{"parameters": rerun, "state": "SUCCEEDED"}]), pbt)
     # Other parameters, the starting checkpoint included, still tell configurations apart.
     assert final_pending(best, final_trained([{"parameters": {**rerun, "load_checkpoint_dir": "/ck/0/0"},
-                                               "state": "SUCCEEDED"}]))
-    assert final_pending(best, final_trained([{"parameters": {**rerun, "alpha": 0.02}, "state": "SUCCEEDED"}]))
+                                               "state": "SUCCEEDED"}]), pbt)
+    assert final_pending(best, final_trained([{"parameters": {**rerun, "alpha": 0.02}, "state": "SUCCEEDED"}]), pbt)
 
 
 def test_max_trials_lowered_after_final_training_stops_the_rest_before_it_ends() -> None:

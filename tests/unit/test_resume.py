@@ -51,10 +51,10 @@ def limits(max_trials: int | None = 16, max_seconds: int | None = None, final: b
 # ----- final training of a resumed search (decide) -----
 
 def test_final_pending_compares_parameters_not_names() -> None:
-    assert final_pending([{"x": 3, "y": "a"}], [{"y": "a", "x": 3}]) is False
-    assert final_pending([{"x": 3}], [{"x": 2}]) is True
-    assert final_pending([], []) is False
-    assert final_pending([{"x": 1}, {"x": 2}], [{"x": 1}]) is True  # a Pareto front that grew
+    assert final_pending([{"x": 3, "y": "a"}], [{"y": "a", "x": 3}], frozenset()) is False
+    assert final_pending([{"x": 3}], [{"x": 2}], frozenset()) is True
+    assert final_pending([], [], frozenset()) is False
+    assert final_pending([{"x": 1}, {"x": 2}], [{"x": 1}], frozenset()) is True  # a Pareto front that grew
 
 
 def test_a_resumed_search_whose_best_did_not_change_trains_nothing_again() -> None:

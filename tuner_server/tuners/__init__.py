@@ -37,9 +37,9 @@ def tuner_classes() -> dict[str, type[Tuner]]:
     return out
 
 
-def tuner_class(name: str | None) -> type[Tuner] | None:
+def tuner_class(name: object) -> type[Tuner] | None:
     """The tuner class a builtinTunerName (or alias) names; None for another name (an advisor's)."""
-    return tuner_classes().get(name.lower()) if name else None
+    return tuner_classes().get(name.lower()) if isinstance(name, str) and name else None
 
 
 def tuner_names() -> list[str]:

@@ -56,6 +56,9 @@ class Tuner(ABC):
     #: Never a search-space parameter: its configure refuses such a name. Another experiment
     #: importing these trials (warm start) leaves them out: its search space has no such keys.
     added_parameters: ClassVar[frozenset[str]] = frozenset()
+    #: Those of :attr:`added_parameters` that :meth:`final_parameters` gives a rerun afresh:
+    #: a final rerun is matched to the configuration it reruns without them.
+    rerun_own_parameters: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, space: SearchSpace, class_args: Mapping[str, Any], seed: int = 0) -> None:
         self.space = space

@@ -56,6 +56,7 @@ class PBTTuner(Tuner):
     aliases = ("PBT",)
     warm_start_refused = "PBTTuner's generations are this experiment's own trials, with their checkpoints"
     added_parameters = frozenset({LOAD, SAVE})
+    rerun_own_parameters = frozenset({SAVE})  # final_parameters: a rerun saves to <root>/final/<sequence>
     default_mode = OptimizeMode.MAXIMIZE
 
     def configure(self, args: dict[str, Any]) -> None:
