@@ -354,3 +354,29 @@ def test_ei_weighting_changes_the_joint_proposal_and_stays_deterministic():
     t.good_weights = "best-only"
     with pytest.raises(ValueError, match="good_weights"):
         t.suggest([record(i, {f"x{k}": 0.1 * i for k in range(4)}, float(i)) for i in range(20)], np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("multivariate", [True, False])
+@pytest.mark.parametrize("base", [2**63 - 100, -(2**63)])
+def test_a_randint_near_the_int64_ends_is_modelled_as_one_near_zero(multivariate, base):
+    # Floats near +-2**63 are 2048 apart, so TPE's model saw [2**63 - 100, 2**63 - 1) as
+    # one point: zero bandwidths (RuntimeWarnings: divide by zero, invalid value) and every
+    # proposal 2**63 - 2, replaced by a prior draw, so it never learned. The model now
+    # counts from the lower bound: the same proposals, shifted, as randint [0, 99).
+    import warnings
+
+    from tests.unit.tuner_helpers import record
+
+    def run(lo: int) -> list[int]:
+        space = parse_search_space({"r": {"_type": "randint", "_value": [lo, lo + 99]},
+                                    "u": {"_type": "uniform", "_value": [0, 1]}})
+        t = create_tuner("TPE", space, {"tpe_args": {"n_startup_jobs": 4, "multivariate": multivariate}}, 0)
+        hist = []
+        for i in range(25):
+            p = t.suggest(hist, np.random.default_rng([5, i]))
+            hist.append(record(i, p, abs(p["r"] - lo - 60) + p["u"]))
+        return [h.parameters["r"] - lo for h in hist]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert run(base) == run(0)

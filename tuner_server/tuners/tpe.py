@@ -350,14 +350,18 @@ class NumericModel:
     randint: bool
     x_lo: float | None  # value-space bounds for clipping bins
     x_hi: float | None
+    # randint: its lower bound, subtracted in integers before a value becomes a float. Near
+    # +-2**63 a float is 2048 apart, so [2**63 - 100, 2**63 - 1) as floats was one point:
+    # zero bandwidths (RuntimeWarnings) and every proposal 2**63 - 2, replaced by a prior draw.
+    offset: int = 0
 
     @staticmethod
     def of(d: Dimension) -> "NumericModel":
         t = d.type
         log = t in LOG_TYPES
         if t == "randint":
-            lo, hi = float(d.args[0]), float(d.args[1])
-            return NumericModel(False, lo, hi, (lo + hi) / 2, hi - lo, 1.0, True, lo, hi)
+            width = float(int(d.args[1]) - int(d.args[0]))
+            return NumericModel(False, 0.0, width, width / 2, width, 1.0, True, 0.0, width, int(d.args[0]))
         if t in NORMAL_TYPES:
             mu, sigma = float(d.args[0]), float(d.args[1])
             return NumericModel(log, None, None, mu, sigma, d.q, False, None, None)
@@ -365,8 +369,18 @@ class NumericModel:
         mlo, mhi = (math.log(lo), math.log(hi)) if log else (lo, hi)
         return NumericModel(log, mlo, mhi, (mlo + mhi) / 2, mhi - mlo, d.q, False, lo, hi)
 
+    def column(self, values: Sequence[Any]) -> np.ndarray:
+        """Trial values (NaN where inactive) -> the floats to_model takes (randint: offset)."""
+        if not self.offset:
+            return np.asarray(values, dtype=float)
+        return np.array([v if isinstance(v, float) and math.isnan(v) else v - self.offset for v in values], dtype=float)
+
+    def trial_value(self, d: Dimension, v: float) -> Any:
+        """A value of values() (randint: offset) -> the value a trial receives."""
+        return d.quantize(int(v) + self.offset if self.randint else float(v))
+
     def to_model(self, values: np.ndarray) -> np.ndarray:
-        """Observed values -> model space (bin centre for randint, log for log types)."""
+        """column() values -> model space (bin centre for randint, log for log types)."""
         if self.randint:
             return values + 0.5
         if self.log:
@@ -485,7 +499,8 @@ class TPETuner(Tuner):
                 pairs = [(i, f[k]) for i, f in enumerate(obs.flats) if k in f]
                 idx = np.fromiter((p[0] for p in pairs), dtype=np.intp, count=len(pairs))
                 vals = [p[1] for p in pairs]
-            cols[k] = (idx, np.asarray(vals, dtype=float))
+            nm = self._models.get(k)
+            cols[k] = (idx, nm.column(vals) if nm is not None else np.asarray(vals, dtype=float))
         return cols
 
     def _split(self, idx: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -541,7 +556,7 @@ class TPETuner(Tuner):
         lo_e, hi_e = nm.bins(uv)
         score = (mixture_logmass(l_mix, lo_e, hi_e) - mixture_logmass(g_mix, lo_e, hi_e))[inv.reshape(-1)]
         # quantize() makes the value exactly what the search space semantics produce.
-        vals = [d.quantize(float(r)) for r in v]
+        vals = [nm.trial_value(d, r) for r in v]
         return _distinct_by_score(vals, score)
 
     def _dedup(

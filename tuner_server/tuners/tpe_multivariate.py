@@ -194,9 +194,9 @@ def _sample(
         raw = np.exp(x) if nm.log else x
         if nm.x_lo is not None and not nm.randint:
             raw = np.clip(raw, nm.x_lo, nm.x_hi)
-        vals = [d.quantize(float(r)) for r in (nm.values(x) if (nm.q is not None or nm.randint) else raw)]
+        vals = [nm.trial_value(d, r) for r in (nm.values(x) if (nm.q is not None or nm.randint) else raw)]
         values[k] = vals
-        model[k] = nm.to_model(np.asarray(vals, dtype=float))  # scored where the trial will run
+        model[k] = nm.to_model(nm.column(vals))  # scored where the trial will run
     return model, values
 
 
@@ -218,7 +218,9 @@ def propose(
 
     def values_of(k: str) -> np.ndarray:
         if k not in column:
-            column[k] = np.fromiter((f.get(k, math.nan) for f in flats), dtype=float, count=len(flats))
+            nm = models.get(k)
+            raw = [f.get(k, math.nan) for f in flats]
+            column[k] = nm.column(raw) if nm is not None else np.asarray(raw, dtype=float)
         return column[k]
 
     def group(keys: Sequence[str], idx: np.ndarray) -> None:
