@@ -122,3 +122,21 @@ def test_beats_random_on_sphere():
     a = np.median([optimize("Anneal", SPHERE, sphere, 60, s)[0] for s in seeds])
     r = np.median([optimize("Random", SPHERE, sphere, 60, s)[0] for s in seeds])
     assert a < 0.4 * r, (a, r)
+
+
+@pytest.mark.parametrize("base", [2**63 - 100, -(2**63)])
+def test_a_randint_near_the_int64_ends_is_perturbed_as_one_near_zero(base):
+    # Floats near +-2**63 are 2048 apart: the neighbourhood of a randint [2**63 - 100,
+    # 2**63 - 1) value was one float, so every perturbation gave 2**63 - 2 (a repeat, then
+    # a prior draw). Counted from the lower bound it moves as in randint [0, 99).
+    def run(lo: int) -> list[int]:
+        space = parse_search_space({"r": {"_type": "randint", "_value": [lo, lo + 99]},
+                                    "u": {"_type": "uniform", "_value": [0, 1]}})
+        t = create_tuner("Anneal", space, {}, 0)
+        hist = []
+        for i in range(N_STARTUP + 20):
+            p = t.suggest(hist, np.random.default_rng([5, i]))
+            hist.append(record(i, p, abs(p["r"] - lo - 60) + p["u"]))
+        return [h.parameters["r"] - lo for h in hist]
+
+    assert run(base) == run(0)

@@ -95,7 +95,10 @@ def _perturb(d: Dimension, value: Any, shrink: float, rng: np.random.Generator) 
             return d.quantize(math.exp(rng.normal(c, sigma * shrink)))
         return d.quantize(rng.normal(float(value), sigma * shrink))
     if t == "randint":
-        lo, hi, c = float(d.args[0]), float(d.args[1]), float(value) + 0.5
+        # Counted from the lower bound, in integers: floats near 2**63 are 2048 apart, so
+        # a neighbourhood of [2**63 - 100, 2**63 - 1) was one float (always 2**63 - 2).
+        base = int(d.args[0])
+        lo, hi, c = 0.0, float(int(d.args[1]) - base), float(int(value) - base) + 0.5
     elif t in LOG_TYPES:
         lo, hi, c = math.log(d.low), math.log(d.high), math.log(max(float(value), d.low))
     else:
@@ -105,4 +108,6 @@ def _perturb(d: Dimension, value: Any, shrink: float, rng: np.random.Generator) 
     x = rng.uniform(mid - half, mid + half)
     if t in LOG_TYPES:
         x = min(max(math.exp(x), d.low), d.high)  # exp(log(high)) can exceed high by an ulp
+    if t == "randint":
+        return d.quantize(math.floor(x) + int(d.args[0]))
     return d.quantize(x)
