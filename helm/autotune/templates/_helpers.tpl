@@ -91,3 +91,39 @@ seccompProfile:
 {{- define "autotune.serverURL" -}}
 {{- printf "http://%s.%s.svc:%v" (include "autotune.serviceName" (dict "root" . "suffix" "tuner-server")) .Release.Namespace .Values.tunerServer.port -}}
 {{- end -}}
+
+{{- /* Checks a component's extraEnv: a list of EnvVar objects, none naming a variable the
+       chart sets itself (`chartEnv`: the chart's env list as rendered with these values) or
+       one named before. Kubernetes takes such a list silently and uses the later duplicate,
+       so the chart's own setting (and the checks on its value here) would be overridden,
+       and a strategic-merge upgrade that drops one duplicate drops both: refused instead,
+       naming the variable and the value that sets it (`sources`, YAML: variable -> value).
+       Renders nothing. Call with
+       (dict "component" "operator" "extra" .Values.operator.extraEnv "chartEnv" ... "sources" ...). */}}
+{{- define "autotune.checkExtraEnv" -}}
+{{- $where := printf "%s.extraEnv" .component -}}
+{{- $extra := .extra | default list -}}
+{{- if not (kindIs "slice" $extra) -}}
+{{- fail (printf "%s must be a list of EnvVar objects such as [{name: HTTP_PROXY, value: \"http://proxy:3128\"}], not %s" $where (toJson $extra)) -}}
+{{- end -}}
+{{- $chart := dict -}}
+{{- range (fromYamlArray .chartEnv) }}{{ $_ := set $chart .name true }}{{ end -}}
+{{- $sources := fromYaml .sources -}}
+{{- $seen := dict -}}
+{{- range $i, $e := $extra -}}
+{{- if not (and (kindIs "map" $e) $e.name (kindIs "string" $e.name)) -}}
+{{- fail (printf "%s[%d] must be an EnvVar object, {name: ..., value: ...} or {name: ..., valueFrom: ...}, not %s" $where $i (toJson $e)) -}}
+{{- end -}}
+{{- if hasKey $chart $e.name -}}
+{{- if hasKey $sources $e.name -}}
+{{- fail (printf "%s[%d]: %s is set by the chart itself, from %s: set that value instead (Kubernetes would silently keep only one of the two)" $where $i $e.name (index $sources $e.name)) -}}
+{{- else -}}
+{{- fail (printf "%s[%d]: %s is set by the chart itself, to a value the rest of the chart relies on: leave it out (Kubernetes would silently keep only one of the two)" $where $i $e.name) -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $seen $e.name -}}
+{{- fail (printf "%s[%d]: %s is named twice (also in %s[%v]); Kubernetes would silently keep only the last" $where $i $e.name $where (index $seen $e.name)) -}}
+{{- end -}}
+{{- $_ := set $seen $e.name $i -}}
+{{- end -}}
+{{- end -}}
