@@ -245,9 +245,13 @@ def test_a_stop_in_progress_when_the_run_dies_is_still_a_stop(tmp_path: Path) ->
     checkpoint); `autotune run` is killed meanwhile and the trial exits (143) while no run
     watches. The next run knows it stopped the trial: STOPPED for the timeout, not FAILED
     for the exit code the stop caused (which would count toward maxFailedTrialNum)."""
-    ctx = ctx_for(tmp_path, "grace", max_trials=2, concurrency=1, epochs=200, sleep=0.1, term_grace=120.0,
+    # The trial never ends by itself (0.1 s a report): only the stop ends it. The limit leaves
+    # the run time to start it and the trial time to install its SIGTERM handler however loaded
+    # the machine (with 4 s, a trial starting 5 s late died of the SIGTERM before its handler, and
+    # the test never saw the stop it waits for).
+    ctx = ctx_for(tmp_path, "grace", max_trials=2, concurrency=1, epochs=100000, sleep=0.1, term_grace=120.0,
                   term_until_resent=True)
-    ctx.doc["spec"]["maxExecSeconds"] = 4
+    ctx.doc["spec"]["maxExecSeconds"] = 15
     ctx.doc["spec"]["maxFailedTrialNum"] = 1
     tid = kh.kill_run_in_term_grace(ctx, ctx.start())
     kh.end_term_grace(ctx, tid)  # (an event, not a fixed grace the kill had to beat): no run watches its exit
