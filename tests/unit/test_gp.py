@@ -239,3 +239,22 @@ def test_winsorize_only_touches_the_bad_tail():
     good = np.append(normal, -1e6)  # a surprisingly good result is kept as is
     assert winsorize_losses(good)[-1] == -1e6
     assert np.isfinite(targets(np.array([0.5] * 10 + [1.7e308, -1.7e308]))).all()  # no overflow
+
+
+@pytest.mark.parametrize("name", ["GPTuner", "MetisTuner"])
+@pytest.mark.parametrize("base", [2**63 - 100, -(2**63)])
+def test_a_randint_near_the_int64_ends_is_encoded_as_one_near_zero(name, base):
+    # The encoder took a randint's observed values as floats, 2048 apart near +-2**63:
+    # every trial of [2**63 - 100, 2**63 - 1) encoded to one point, so the GP saw no
+    # difference between them. Counted from the lower bound it learns as in [0, 99).
+    def run(lo: int) -> list[int]:
+        space = parse_search_space({"r": {"_type": "randint", "_value": [lo, lo + 99]},
+                                    "u": {"_type": "uniform", "_value": [0, 1]}})
+        t = create_tuner(name, space, {"cold_start_num": 4}, 0)
+        hist = []
+        for i in range(12):
+            p = t.suggest(hist, np.random.default_rng([5, i]))
+            hist.append(record(i, p, abs(p["r"] - lo - 60) + p["u"]))
+        return [h.parameters["r"] - lo for h in hist]
+
+    assert run(base) == run(0)

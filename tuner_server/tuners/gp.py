@@ -110,7 +110,9 @@ class Encoder:
                 X[:, c] = self._numchoice(d)[np.asarray(v, dtype=int)]
             elif kind == "randint":
                 a, b = int(d.args[0]), int(d.args[1])
-                X[:, c] = (np.asarray(v, dtype=float) - a + 0.5) / (b - a)
+                # The offset from a in integers: as floats, values near 2**63 are 2048 apart
+                # and every trial of [2**63 - 100, 2**63 - 1) encoded to one point.
+                X[:, c] = (np.array([int(x) - a for x in v], dtype=float) + 0.5) / (b - a)
             elif d.type in LOG_TYPES:
                 lo, hi = self._log_bounds(d)
                 X[:, c] = (np.log(np.asarray(v, dtype=float)) - lo) / (hi - lo)
