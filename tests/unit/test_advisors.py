@@ -274,3 +274,25 @@ def test_bohb_model_never_repeats_a_configuration_of_a_small_grid():
         p = a.propose(h, np.random.default_rng(i))
         finish(add(h, p), float(p.parameters["a"]))
     assert len({(t.parameters["a"], t.parameters["b"]) for t in h}) == 8
+
+
+@pytest.mark.parametrize("name", ["BOHB", "BOSS"])
+@pytest.mark.parametrize("base", [2**63 - 100, -(2**63)])
+def test_a_randint_near_the_int64_ends_is_modelled_as_one_near_zero(name, base):
+    # The KDE encoded a randint's values as floats, 2048 apart near +-2**63: every trial of
+    # [2**63 - 100, 2**63 - 1) encoded to one point and every model proposal decoded to
+    # 2**63 - 2. Counted from the lower bound it proposes as in [0, 99).
+    def run(lo: int) -> list[int]:
+        space = parse_search_space({"r": {"_type": "randint", "_value": [lo, lo + 99]},
+                                    "u": {"_type": "uniform", "_value": [0, 1]}})
+        args = {"min_budget": 1, "max_budget": 1, "random_fraction": 0.0, "min_points_in_model": 3}
+        if name == "BOSS":
+            args = {"R": 1, "eta": 3, "random_fraction": 0.0, "min_points_in_model": 3}
+        a = create_advisor(name, space, args, 0)
+        h: list[TrialRecord] = []
+        for i in range(15):
+            t = add(h, a.propose(h, np.random.default_rng([5, i])))
+            finish(t, abs(t.parameters["r"] - lo - 60) + t.parameters["u"])
+        return [t.parameters["r"] - lo for t in h]
+
+    assert run(base) == run(0)

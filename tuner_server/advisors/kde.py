@@ -50,14 +50,16 @@ class Encoder:
     def _enc(d: Dimension, v: Any) -> float:
         if d.is_categorical:
             return float(v)
+        if d.type == "randint":
+            # The offset from lo in integers: as floats, values near 2**63 are 2048 apart
+            # and every trial of [2**63 - 100, 2**63 - 1) encoded to one point.
+            lo, hi = int(d.args[0]), int(d.args[1])
+            return (int(v) - lo + 0.5) / (hi - lo)
         x = float(v)
         if d.type in _NORMAL:
             mu, sigma = float(d.args[0]), float(d.args[1])
             z = (math.log(max(x, 1e-300)) if d.type in ("lognormal", "qlognormal") else x) - mu
             return float(np.clip(_STD_NORMAL.cdf(z / sigma), 1e-6, 1 - 1e-6))
-        if d.type == "randint":
-            lo, hi = int(d.args[0]), int(d.args[1])
-            return (x - lo + 0.5) / (hi - lo)
         if d.type in LOG_TYPES:
             return (math.log(x) - math.log(d.low)) / (math.log(d.high) - math.log(d.low))
         return (x - d.low) / (d.high - d.low) if d.high > d.low else 0.5
@@ -73,7 +75,7 @@ class Encoder:
             return d.quantize(math.exp(z) if d.type in ("lognormal", "qlognormal") else z)
         if d.type == "randint":
             lo, hi = int(d.args[0]), int(d.args[1])
-            return d.quantize(lo + u * (hi - lo))
+            return d.quantize(lo + math.floor(u * (hi - lo)))  # added in integers (see _enc)
         if d.type in LOG_TYPES:
             # exp(log(high)) can exceed high by an ulp (0.1 -> 0.10000000000000006): clip.
             x = math.exp(math.log(d.low) + u * (math.log(d.high) - math.log(d.low)))
