@@ -98,7 +98,7 @@ def test_empty_extras_render_what_no_extras_render(kube_cluster, tmp_path):
     ("operator", "AUTOTUNE_NAMESPACES", "from watchNamespaces: set that value instead"),
     ("operator", "AUTOTUNE_LEADER_ELECTION", "from operator.leaderElection.enabled: set that value instead"),
     ("operator", "POD_NAME", "to a value the rest of the chart relies on: leave it out"),
-    ("operator", "AUTOTUNE_LIVENESS_ENDPOINT", "to a value the rest of the chart relies on: leave it out"),
+    ("operator", "AUTOTUNE_LIVENESS_ENDPOINT", "from operator.healthPort: set that value instead"),
     ("tunerServer", "AUTOTUNE_MAX_BODY", "from tunerServer.maxBody: set that value instead"),
     ("tunerServer", "AUTOTUNE_VIEWER_TOKEN", "from viewerToken (or existingAdminTokenSecret): set that value instead"),
 ])
@@ -197,14 +197,10 @@ def forward_proxy(upstream: str) -> Iterator[ForwardProxy]:
         proxy.close()
 
 
-def port_free(port: int) -> bool:
+def free_port() -> int:
     with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-        return True
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
 
 
 def test_the_charts_operator_pod_runs_with_its_extra_env(kube_cluster, tmp_path):
@@ -213,8 +209,8 @@ def test_the_charts_operator_pod_runs_with_its_extra_env(kube_cluster, tmp_path)
     (extraEnvFrom) and the Lease identity from extraEnv. The operator's calls to the tuner
     server's in-cluster Service (a name that resolves nowhere here) go through that proxy,
     which forwards them to a real tuner server, and an experiment runs to its end."""
-    # The fake node runs pods on this host's network: the operator listens on the chart's health port.
-    assert port_free(8080), "port 8080 is in use on this host; the chart's operator pod (a local process here) listens there"
+    # The fake node runs pods on this host's network: the operator's health port must be free here.
+    health_port = free_port()
     install_crd(kube_cluster)
     rel_ns, team = kube_cluster.new_namespace("hxr"), kube_cluster.new_namespace("teamhxr")
     script = tmp_path / "trial.py"
@@ -228,7 +224,7 @@ def test_the_charts_operator_pod_runs_with_its_extra_env(kube_cluster, tmp_path)
             values = tmp_path / "values.yaml"
             values.write_text(yaml.safe_dump({
                 "adminToken": ADMIN, "watchNamespaces": [team], "metrics": {"enabled": False},
-                "operator": {"replicas": 1, "orphanSweepSeconds": 0,
+                "operator": {"replicas": 1, "orphanSweepSeconds": 0, "healthPort": health_port,
                              "extraEnvFrom": [{"configMapRef": {"name": "proxy-settings"}}],
                              "extraEnv": [{"name": "AUTOTUNE_LEADER_ELECTION_IDENTITY", "value": "from-extra-env"}]},
                 # trials are not the operator: they report straight to the tuner server

@@ -112,12 +112,21 @@ def test_every_object_is_accepted_for_any_legal_release_name(kube_cluster, relea
 
 
 def test_operator_metrics_port_cannot_be_the_health_port(kube_cluster, tmp_path):
-    """The operator's liveness endpoint listens on 8080; metrics.operatorPort=8080 (a common
+    """The operator's liveness endpoint listens on operator.healthPort (8080); metrics.operatorPort=8080 (a common
     metrics port) rendered two listeners on one port: the operator could not start both."""
     r = kube_cluster.helm("template", "r", CHART, "--set", "metrics.operatorPort=8080", check=False)
     assert r.returncode != 0 and "metrics.operatorPort: 8080 is the operator's health port" in r.stderr, r.stderr
     # with metrics off the port is not used at all
     rendered(kube_cluster, tmp_path, "", "--set", "metrics.operatorPort=8080", "--set", "metrics.enabled=false")
+    # operator.healthPort moves the health port, and the same rule follows it
+    r = kube_cluster.helm("template", "r", CHART, "--set", "operator.healthPort=9090", check=False)
+    assert r.returncode != 0 and "metrics.operatorPort: 9090 is the operator's health port" in r.stderr, r.stderr
+    objs = rendered(kube_cluster, tmp_path, "", "--set", "operator.healthPort=8181", "--set", "metrics.operatorPort=8080")
+    op = container(objs, "operator")
+    env = {e["name"]: e.get("value") for e in op["env"]}
+    assert env["AUTOTUNE_LIVENESS_ENDPOINT"] == "http://0.0.0.0:8181/healthz", env
+    assert {"name": "health", "containerPort": 8181} in op["ports"], op["ports"]
+    assert op["livenessProbe"]["httpGet"]["port"] == "health"
 
 
 def test_keep_stopped_pods_reaches_the_operator_as_true_or_false(kube_cluster, tmp_path):
