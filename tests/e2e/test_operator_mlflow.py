@@ -22,7 +22,9 @@ p.add_argument("--x", type=float)
 x = p.parse_args().x
 mlflow.log_param("x", x)
 for step in range(4):
-    time.sleep(1.5)
+    # The poor trial (x=1), judged at its first value, then trains on slowly: only its stop
+    # ends it, however late the operator looks; it cannot finish first on a slow machine.
+    time.sleep(1.5 if x >= 2 or step == 0 else 600)
     mlflow.log_metric("accuracy", x * (step + 1), step=step)
 mlflow.log_metric("loss", 1 / x)
 '''
