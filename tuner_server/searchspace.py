@@ -150,8 +150,7 @@ class Dimension:
                 # multiple inside; and clipping after tidying keeps a bound with more digits
                 # than the tidying (166.2202119229652 -> 166.220212) inside [low, high].
                 k_lo, k_hi = _quniform_steps(self.low, self.high, q)
-                if k_lo <= k_hi:
-                    k = min(max(k, k_lo), k_hi)
+                k = min(max(k, k_lo), k_hi)
                 x = min(max(_tidy(k * q, q), self.low), self.high)
             else:
                 x = _tidy(k * q, q)
@@ -262,6 +261,11 @@ def _quniform_steps(low: float, high: float, q: float) -> tuple[int, int]:
 
     k_lo = math.floor(snap(low / q - 0.5)) + 1  # smallest k with k + 0.5 > low/q
     k_hi = math.ceil(snap(high / q + 0.5)) - 1  # largest k with k - 0.5 < high/q
+    if k_lo > k_hi:
+        # The whole range is within the snap's noise of one half-step (k_hi + 0.5), where
+        # draws round either way: both neighbours count (clipped, the two bounds). Else
+        # the space counted no value and every tuner ended the experiment at once.
+        return k_hi, k_lo
     return k_lo, k_hi
 
 

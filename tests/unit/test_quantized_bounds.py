@@ -254,3 +254,17 @@ def test_pbt_perturbation_from_the_grids_ends_stays_on_the_grid():
         flat = {d.key: quniform_grid(d.low, d.high, float(d.args[2]))[end] for d in sp.dims}
         for _ in range(50):
             check_params(space, sp.to_parameters(tuner.explore(flat, rng)), "PBT explore")
+
+
+@pytest.mark.parametrize("lo, hi, q", [(0.5, 0.5000000001, 1), (0.15, 0.150000000001, 0.1), (0.25, 0.25 + 1e-12, 0.5)])
+def test_a_range_narrower_than_the_rounding_noise_at_a_half_step_has_its_values(lo, hi, q):
+    # quniform_grid takes k/q within 1e-9 of a whole number for one (k*q's float noise), so
+    # a range that narrow around a half-step counted no multiple at all: 0 configurations,
+    # and every tuner ended the experiment at once ('all 0 configurations ... were tried').
+    # Draws there round either way: its values are both bounds.
+    space = space_of([("quniform", lo, hi, q)])
+    sp = parse_search_space(space)
+    assert quniform_grid(lo, hi, q) == [lo, hi] and sp.cardinality() == 2
+    for name in ("Random", "GridSearch", "TPE", "Anneal", "Evolution", "GPTuner"):
+        got = sorted(p["p0"] for p in _drive(create_tuner(name, sp, {}, 0).suggest, 5, _plain))
+        assert got == [lo, hi], (name, got)
