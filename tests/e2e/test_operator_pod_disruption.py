@@ -28,11 +28,15 @@ from kubernetes import client
 from kube_harness.experiments import experiment_manifest, get_experiment, wait_for_phase
 from tests.e2e.test_operator_helpers import LABEL, apply_manifest, events_of, jobs, operator_env, wait_for
 
-# Real training, reported by printing (the StdOut collector), slow enough to be evicted midway;
-# on SIGTERM it takes 2 s to stop, as a script saving a checkpoint does (the disrupted pod stays
-# visible meanwhile: the operator's TrialPodDisrupted Event is read from it).
+# Real training, reported by printing (the StdOut collector). The trial's first pod holds after
+# its second epoch until it is evicted, so it is evicted midway however slowly the test gets to
+# the eviction (1 s epochs left it about 4 s, which a loaded machine can use up); a later pod
+# (the replacement) trains its 6 epochs through. On SIGTERM it takes 2 s to stop, as a script
+# saving a checkpoint does (the disrupted pod stays visible meanwhile: the operator's
+# TrialPodDisrupted Event is read from it).
 TRAIN = '''\
 import argparse
+import os
 import signal
 import sys
 import time
@@ -54,17 +58,20 @@ def on_term(signum, frame):  # what a training script does when its pod is ended
 
 
 signal.signal(signal.SIGTERM, on_term)
+ran_before = os.path.join(os.path.dirname(os.path.abspath(__file__)), "a-pod-ran")
+first_pod = not os.path.exists(ran_before)
+open(ran_before, "a").close()
 X, y = load_digits(return_X_y=True)
 Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
 clf = SGDClassifier(loss="log_loss", alpha=a.alpha, random_state=0)
 for epoch in range(6):
     clf.partial_fit(Xtr, ytr, classes=np.arange(10))
     print(f"epoch={epoch} accuracy={clf.score(Xte, yte):.4f}", flush=True)
-    time.sleep(1.0)
+    time.sleep(600 if first_pod and epoch == 1 else 1.0)
 '''
 SPACE = '{"alpha": {"_type": "choice", "_value": [0.0001]}}'
 PRINTED = re.compile(r"accuracy=([\d.]+)")
-LIMIT = 20  # maxTrialSeconds: one pod's run (about 7 s) fits, the first start + the drain's wait does not
+LIMIT = 30  # maxTrialSeconds: a whole pod run (~7 s idle) fits with room; the first start + the drain's wait does not
 
 
 @pytest.fixture(scope="module")
