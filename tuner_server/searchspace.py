@@ -149,7 +149,7 @@ class Dimension:
                 # the limit of no draw's rounding, so x at or beyond it takes the first
                 # multiple inside; and clipping after tidying keeps a bound with more digits
                 # than the tidying (166.2202119229652 -> 166.220212) inside [low, high].
-                k_lo, k_hi = _quniform_steps(self.low, self.high, q)
+                k_lo, k_hi = quniform_steps(self.low, self.high, q)
                 k = min(max(k, k_lo), k_hi)
                 x = min(max(_tidy(k * q, q), self.low), self.high)
             else:
@@ -248,11 +248,11 @@ def quniform_grid(low: float, high: float, q: float) -> list[float]:
     {2, 5, 10} (2 is round(u/5)=0 clipped up to low).
     """
 
-    k_lo, k_hi = _quniform_steps(low, high, q)
+    k_lo, k_hi = quniform_steps(low, high, q)
     return sorted({min(max(_tidy(k * q, q), low), high) for k in range(k_lo, k_hi + 1)})
 
 
-def _quniform_steps(low: float, high: float, q: float) -> tuple[int, int]:
+def quniform_steps(low: float, high: float, q: float) -> tuple[int, int]:
     """The first and last k whose multiple k*q quniform_grid keeps (see there)."""
 
     def snap(x: float) -> float:  # k*q noise: 0.3/0.1 = 2.9999999999999996
@@ -271,7 +271,7 @@ def _quniform_steps(low: float, high: float, q: float) -> tuple[int, int]:
 
 def iter_quniform(low: float, high: float, q: float) -> Iterator[float]:
     """quniform_grid's values one at a time, ascending (each kept k gives its own value)."""
-    k_lo, k_hi = _quniform_steps(low, high, q)
+    k_lo, k_hi = quniform_steps(low, high, q)
     for k in range(k_lo, k_hi + 1):
         yield min(max(_tidy(k * q, q), low), high)
 
@@ -283,7 +283,7 @@ def quniform_count(low: float, high: float, q: float) -> int:
     """len(quniform_grid(low, high, q)) without listing many values: every kept k gives its
     own value (only the end ones are clipped, into [low, high] where no other lies), so
     beyond a few thousand the count is k_hi - k_lo + 1; listing [0, 1e7, 1] took 25 s."""
-    k_lo, k_hi = _quniform_steps(low, high, q)
+    k_lo, k_hi = quniform_steps(low, high, q)
     if k_hi - k_lo + 1 > _LISTED_COUNT:
         return k_hi - k_lo + 1
     return len(quniform_grid(low, high, q))

@@ -258,3 +258,24 @@ def test_a_randint_near_the_int64_ends_is_encoded_as_one_near_zero(name, base):
         return [h.parameters["r"] - lo for h in hist]
 
     assert run(base) == run(0)
+
+
+def test_the_encoders_snapped_point_is_the_encoding_of_the_value_handed_out():
+    # snap() rounded a q-type with round(v/q)*q clipped, while the value handed out is
+    # Dimension.quantize's: at a half-step bound (quniform [1, 10, 2]: 1 is no value, 2 is)
+    # the GP scored the point of 1 and the trial got 2.
+    from tuner_server.tuners.gp import Encoder
+
+    space = parse_search_space({
+        "a": {"_type": "quniform", "_value": [1, 10, 2]},
+        "b": {"_type": "quniform", "_value": [0.15, 0.95, 0.1]},
+        "c": {"_type": "qloguniform", "_value": [0.15, 0.95, 0.1]},
+        "d": {"_type": "quniform", "_value": [143.40490155374005, 166.2202119229652, 3.222582057387417]},
+    })
+    enc = Encoder(space, "GPTuner")
+    U = np.vstack([np.zeros(4), np.ones(4), np.random.default_rng(0).random((200, 4))])
+    X, raws = enc.snap(U)
+    for i in range(len(U)):
+        flat = enc.flat_at(raws, i)
+        # Equal up to quantize's tidying of k*q (at most 1e-6 q; a half-step is q/2).
+        assert np.allclose(enc.encode([flat])[0], X[i], rtol=0, atol=1e-5), (U[i], flat, X[i])

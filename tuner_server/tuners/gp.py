@@ -39,7 +39,7 @@ from scipy.optimize import minimize
 from scipy.special import ndtr
 
 from tuner_server.history import OptimizeMode, TrialRecord
-from tuner_server.searchspace import LOG_TYPES, Dimension, SearchSpace
+from tuner_server.searchspace import LOG_TYPES, Dimension, SearchSpace, quniform_steps
 from tuner_server.tuners.base import NoMoreTrials, Tuner, TunerArgsError, arg, reject_unknown
 from tuner_server.tuners.robust_targets import targets
 from tuner_server.tuners.tpe import HistoryMemo, flat_key, fresh_prior_sample
@@ -155,7 +155,12 @@ class Encoder:
                     val = d.low + u * (d.high - d.low)
                 q = d.q
                 if q is not None:
-                    val = np.clip(np.round(val / q) * q, d.low, d.high)
+                    # Onto the grid's multiples as Dimension.quantize (which flat_at applies):
+                    # a half-step bound (1 of [1, 10, 2]) is no value, so the GP scored the
+                    # point of 1 while the trial got 2.
+                    k_lo, k_hi = quniform_steps(d.low, d.high, q)
+                    k = np.clip(np.round(val / q), float(k_lo), float(k_hi))
+                    val = np.clip(k * q, d.low, d.high)
                 if d.type in LOG_TYPES:
                     X[:, c] = (np.log(val) - lo) / (hi - lo)
                 else:
