@@ -249,7 +249,10 @@ def _axis(d: Dimension, values: list[Any], points: int) -> _Axis | None:
         where = {c: i for i, c in enumerate(cats)}
         return _Axis(np.array([where[k] for k in keys]), len(cats))
     log = d.type in LOG_TYPES
-    x = np.array([float(v) for v in values])
+    # A randint counted from its lower bound, in integers: as floats, values near 2**63 are
+    # 2048 apart and [2**63 - 100, 2**63 - 1) looked like one value (importance 0).
+    base = int(d.args[0]) if d.type == "randint" else 0
+    x = np.array([float(v - base) if base else float(v) for v in values])
     if log:
         # qlognormal rounds values below q/2 to 0: place them at q/2, where they came from.
         x = np.log(np.maximum(x, (d.q or 0.0) / 2))
@@ -265,7 +268,7 @@ def _grid(d: Dimension, x: np.ndarray, log: bool, points: int) -> np.ndarray:
     small = d.cardinality()
     if small is not None and small <= points:
         # A small discrete domain: each value its own grid point (randint, q-types).
-        vals = (np.arange(int(d.args[0]), int(d.args[1]), dtype=float) if d.type == "randint"
+        vals = (np.arange(int(d.args[1]) - int(d.args[0]), dtype=float) if d.type == "randint"  # as _axis's x
                 else np.array(quniform_grid(d.low, d.high, float(d.args[2]))))
         vals = np.log(vals) if log else vals
         if vals.size >= 2:
@@ -276,7 +279,10 @@ def _grid(d: Dimension, x: np.ndarray, log: bool, points: int) -> np.ndarray:
         mu, sigma = float(d.args[0]), float(d.args[1])
         lo, hi = min(mu - 3 * sigma, float(x.min())), max(mu + 3 * sigma, float(x.max()))
     else:
-        lo, hi = (math.log(d.low), math.log(d.high)) if log else (d.low, d.high)
+        if d.type == "randint":  # as _axis's x
+            lo, hi = 0.0, float(int(d.args[1]) - int(d.args[0]))
+        else:
+            lo, hi = (math.log(d.low), math.log(d.high)) if log else (d.low, d.high)
         lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
     return np.linspace(lo, hi, points)
 

@@ -243,3 +243,16 @@ def test_a_binary_objective_reached_by_few_trials_still_gives_importances() -> N
     (r,) = from_trials(parse_search_space(XY), trials, MAX)
     assert r.reason is None and r.top_trials == sum(t["value"] for t in trials)
     assert r.importances[0][0] == "x" and dict(r.importances)["x"] > 0.8
+
+
+@pytest.mark.parametrize("base", [2**63 - 100, -(2**63)])
+def test_a_randint_near_the_int64_ends_is_read_as_one_near_zero(base: int) -> None:
+    # Its values were read as floats, 2048 apart near +-2**63: every trial of
+    # [2**63 - 100, 2**63 - 1) had the same r, which 'never varied' and got 0, while it
+    # decides the objective. Counted from the lower bound it scores as in [0, 99).
+    def run(lo: int) -> dict[str, float]:
+        space = {"r": {"_type": "randint", "_value": [lo, lo + 99]}, "y": {"_type": "uniform", "_value": [0, 1]}}
+        return scores(space, history(space, lambda p: -abs(p["r"] - lo - 60) - 0.1 * p["y"], 100))
+
+    assert run(base) == run(0)
+    assert run(base)["r"] > 0.8
