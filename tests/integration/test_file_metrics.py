@@ -25,6 +25,7 @@ import yaml
 
 from autotune_operator.tfevents import event_scalars, split_records
 from tests.integration.conftest import TRIALS, autotune_cmd, exit_code_for, manifest, read_status, run_autotune, write_manifest
+from tests.integration.kill_harness import db_query
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EPOCHS = 6
@@ -191,6 +192,11 @@ def test_a_killed_run_started_again_loses_and_duplicates_no_value(tmp_path: Path
     exp = out / "restart"
     name = "metrics.log" if kind == "json" else "tfevent"
 
+    def recorded_steps(db: Path) -> int:
+        """The fewest steps the tuner server has recorded for a trial (0 until both have some)."""
+        counts = [n for _, n in db_query(db, "SELECT trial_id, COUNT(*) FROM intermediate GROUP BY trial_id")]
+        return min(counts) if len(counts) == 2 else 0
+
     def progress() -> list[int]:
         return [len(written_values(d / "metrics" / name, kind)) for d in sorted((exp / "trials").glob("*"))
                 if (d / "metrics" / name).exists()]
@@ -198,10 +204,11 @@ def test_a_killed_run_started_again_loses_and_duplicates_no_value(tmp_path: Path
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not ((p := progress()) and len(p) == 2 and min(p) >= 2):  # both trials wrote 2 epochs
+        # Both trials wrote 2 epochs and the tuner server recorded them (polled, not a pause
+        # hoped to be long enough: the next run must meet steps already kept).
+        while not ((p := progress()) and len(p) == 2 and min(p) >= 2 and recorded_steps(exp / "autotune.db") >= 2):
             assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
             time.sleep(0.1)
-        time.sleep(1.0)  # and were read by the controller
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import TRIALS, autotune_cmd, manifest, read_records, read_status, write_manifest
+from tests.integration.kill_harness import db_query
 
 # GOOD_A (the better one) runs after GOOD_B, so Medianstop never stops it (its running best
 # stays above GOOD_B's running average at every step).
@@ -60,6 +61,12 @@ def printed(out: Path, name: str, trial: str) -> list[dict[str, float]]:
             kv = dict(part.split("=") for part in line.split())
             rows.append({"accuracy": float(kv["accuracy"]), "loss": float(kv["loss"])})
     return rows
+
+
+def recorded_steps(db: Path, trials: set[str]) -> int:
+    """The fewest steps the tuner server has recorded for any of ``trials`` (0 if none yet)."""
+    rows = dict(db_query(db, "SELECT trial_id, COUNT(*) FROM intermediate GROUP BY trial_id"))
+    return min((rows.get(t, 0) for t in trials), default=0)
 
 
 def by_trial(record: Path) -> dict[str, list[dict[str, Any]]]:
@@ -120,11 +127,12 @@ def test_a_killed_run_started_again_loses_and_duplicates_no_step(tmp_path: Path,
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        # Killed once both trials printed 2 epochs (and, 0.5 s passes on, were read).
-        while not (len(logs := by_trial(record)) == 2 and all(len(v) >= 2 for v in logs.values())):
+        # Killed once both trials printed 2 epochs and the tuner server recorded them (polled,
+        # not a pause hoped to be long enough: the next run must meet steps already kept).
+        while not (len(logs := by_trial(record)) == 2 and all(len(v) >= 2 for v in logs.values())
+                   and recorded_steps(out / "restart" / "autotune.db", set(logs)) >= 2):
             assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
             time.sleep(0.1)
-        time.sleep(1.0)
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
