@@ -99,6 +99,28 @@ def delete_during_a_slow_suggestion(engine: Engine, url: str) -> SlowSuggestion:
     return SlowSuggestion(hosted, release, asking, asked, deleting, deleted)
 
 
+class _NotingLock:
+    """An experiment's lock that sets ``entered`` when a caller is about to wait for it."""
+
+    def __init__(self, lock: Any, entered: threading.Event) -> None:
+        self._lock, self._entered = lock, entered
+
+    def __enter__(self) -> Any:
+        self._entered.set()
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._lock.__exit__(*exc)
+
+
+def note_waiting_for_the_lock(hosted: Hosted) -> threading.Event:
+    """An event set once a caller goes for ``hosted``'s lock from now on (the suggestion and
+    the DELETE already took or wait for it; the next one is the racing registration)."""
+    entered = threading.Event()
+    hosted.lock = _NotingLock(hosted.lock, entered)  # type: ignore[assignment]
+    return entered
+
+
 def registered_again_works(db: Path, engine: Engine, url: str) -> None:
     """The id registered again starts from nothing: sequence 0 is its own, also after a restart."""
     register(url)
@@ -148,8 +170,11 @@ def test_registering_the_id_a_delete_is_waiting_to_remove_gets_a_new_experiment(
     engine = Engine(Store(tmp_path / "t.db"))
     with EmbeddedServer(engine, ADMIN) as srv:
         race = delete_during_a_slow_suggestion(engine, srv.url)
+        reached = note_waiting_for_the_lock(race.hosted)
         registering, registered = in_thread(lambda: register(srv.url))
-        time.sleep(0.3)
+        # Released only once the registration waits for the doomed experiment's lock (an
+        # event, not a pause: a slow machine's registration came after the delete, untested).
+        assert reached.wait(30), "the registration never waited for the delete"
         race.finish()
         registering.join(30)
         assert race.deleted[0].status_code == 200, race.deleted[0].text
