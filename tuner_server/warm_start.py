@@ -151,8 +151,11 @@ def _misfit_value(space: SearchSpace, d: Dimension, v: Any) -> str | None:
         # Never a value of this space (a source with another q): kept, it counted as a tried
         # configuration, and enough of them made a finite space look used up before any
         # of its own values ran (the experiment ended DONE with no trial).
-        ends = " and its bounds" if d.bounded else ""
-        return f"parameter '{d.key}' = {_short(v)} is not on its grid ({d.type} gives multiples of q={d.args[2]}{ends})"
+        # Not 'and its bounds': a bound halfway between multiples is no value (0.15 of
+        # [0.15, 0.95, 0.1]), and the reason named as a value the number it refused.
+        ends = f", the end ones clipped to [{d.args[0]}, {d.args[1]}]" if d.bounded else ""
+        return (f"parameter '{d.key}' = {_short(v)} is not on its grid ({d.type} gives multiples of q={d.args[2]}{ends}; "
+                f"the nearest value is {_short(d.quantize(v))})")
     if d.type.startswith("qlog") or d.type in ("loguniform", "lognormal"):
         if v < 0 or (v == 0 and d.type in ("loguniform", "lognormal")):
             return f"parameter '{d.key}' = {_short(v)} is not positive (a log type)"

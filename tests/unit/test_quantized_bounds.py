@@ -156,6 +156,18 @@ def test_a_warm_start_value_is_written_as_the_space_writes_it():
     assert misfit(space, {"p0": 0.2}) is None and misfit(space, {"p0": 0.9}) is None
 
 
+def test_an_off_grid_warm_start_value_is_refused_naming_the_nearest_value():
+    # The reason said '(quniform gives multiples of q=0.1 and its bounds)' of 0.15, which is
+    # its low bound: it named as a value the very number it refused.
+    space = parse_search_space(space_of([("quniform", 0.15, 0.95, 0.1)]))
+    assert misfit(space, {"p0": 0.15}) == (
+        "parameter 'p0' = 0.15 is not on its grid (quniform gives multiples of q=0.1, the end ones clipped "
+        "to [0.15, 0.95]; the nearest value is 0.2)")
+    space = parse_search_space({"p0": {"_type": "qnormal", "_value": [0, 1, 0.5]}})
+    assert misfit(space, {"p0": 0.7}) == (
+        "parameter 'p0' = 0.7 is not on its grid (qnormal gives multiples of q=0.5; the nearest value is 0.5)")
+
+
 # ----- every tuner and advisor, driven on the tricky ranges -----
 
 def _score(p: dict[str, Any]) -> float:
