@@ -2,47 +2,56 @@
 assessor judges) when more than one sends it (pure).
 
 A trial may report with the SDK and also print the same metric for a metrics collector
-(Katib's StdOut is on whenever spec.metricsCollector is set). Interleaved, the two made one
-curve of mixed values, and the SDK's later reports found their steps taken by printed values
-and were dropped as retries. So a curve comes from one source: a value reported explicitly
-(the SDK, or MLflow's log_metric) wins over one read from the output, whichever arrived
-first. Collected values keep their other uses (the run's latest metrics, the final result
-when no explicit one is given).
+(Katib's StdOut is on whenever spec.metricsCollector is set), or log it with MLflow beside
+the SDK. Interleaved, the channels made one curve of mixed values, and the SDK's later
+reports found their steps taken by another channel's values and were dropped as retries. So
+a curve comes from one channel, the highest ranked that sent it, whichever arrived first (an
+order-free rule: MLflow's async logging and the collector's reads arrive when they do): the
+SDK (AutoTune's own channel), then MLflow's log_metric (an explicit report too), then values
+read from the output. The other channels' values keep their other uses (the run's latest
+metrics; a metric's final value when no channel above sent it: mlflow_runs.final_metric).
 """
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any, Mapping
 
 COLLECTED = "collected"  # read from the trial's output by spec.metricsCollector
 SDK = "sdk"  # autotune.report_intermediate_result
 MLFLOW = "mlflow"  # mlflow.log_metric through the tuner server's MLflow endpoint
 
+RANK = {COLLECTED: 0, MLFLOW: 1, SDK: 2}
 SAID = {SDK: "its SDK reports", MLFLOW: "its MLflow-logged values", COLLECTED: "the values read from its output"}
+HOW = {SDK: "reported", MLFLOW: "logged", COLLECTED: "read from the output"}
 
 
 class Action(Enum):
     ADD = "add"  # the value extends the curve
-    IGNORE = "ignore"  # a collected value: the curve is another source's
-    REPLACE = "replace"  # an explicit value: the collected points so far are dropped first
+    IGNORE = "ignore"  # the curve is a higher ranked channel's
+    REPLACE = "replace"  # the curve so far (a lower ranked channel's) is dropped first
 
 
 def decide(current: str | None, incoming: str, points: int) -> Action:
     """What a value from ``incoming`` does to a curve of ``points`` points from ``current``
-    (None: not known, a point stored before sources were recorded: as before, it extends)."""
+    (None: not known, a point stored before channels were recorded: as before, it extends)."""
     if current is None or points == 0 or current == incoming:
         return Action.ADD
-    if incoming == COLLECTED:
-        return Action.IGNORE
-    if current == COLLECTED:
-        return Action.REPLACE
-    return Action.ADD  # the SDK and MLflow: both explicit, the trial's own choice
+    return Action.REPLACE if RANK[incoming] > RANK[current] else Action.IGNORE
 
 
-def both_note(metric: str, used: str, dropped: int) -> str:
-    """The one line saying which source made the curve of a trial that used both."""
-    out = (f"the curve of {metric!r} is {SAID.get(used, used)}; {SAID[COLLECTED]} (spec.metricsCollector) "
-           f"are not part of it")
+def both_note(metric: str, used: str, ignored: str, dropped: int) -> str:
+    """The one line saying which channel made the curve of a trial that used two, ``ignored``
+    being the other (``dropped``: its points so far, replaced)."""
+    out = f"the curve of {metric!r} is {SAID[used]}; {SAID[ignored]}"
+    out += " (spec.metricsCollector)" if ignored == COLLECTED else ""
+    out += " are not part of it"
     if dropped:
-        out += f" (its first {dropped} point(s), read from the output before the first report, were dropped)"
+        out += f" (its first {dropped} point(s), {HOW[ignored]} before the first report, were dropped)"
     return out
+
+
+def same_note(payload: Mapping[str, Any], ignored: str) -> bool:
+    """Whether a stored 'curve_source' event said the use of ``ignored``. Events written
+    before they carried the key were about printed values."""
+    return payload.get("ignored", COLLECTED) == ignored

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
-from tuner_server.curve_source import SDK, Action, both_note, decide
+from tuner_server.curve_source import SDK, Action, both_note, decide, same_note
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, duplicate_names,
                                      is_finite_number, metric_vector, strategy_of)
@@ -138,9 +138,10 @@ class Hosted:
     # registration of the same id meanwhile waits for the delete rather than get the doomed one.
     deleting: bool = False
     # Per trial: the channel its curve's points came by (curve_source.py; None: not recorded),
-    # read from the store on first need; and the trials whose use of two channels was said.
+    # read from the store on first need; and the (trial, ignored channel) whose use of two
+    # channels was said.
     curve_sources: dict[str, str | None] = field(default_factory=dict)
-    curve_noted: set[str] = field(default_factory=set)
+    curve_noted: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def mode(self) -> OptimizeMode:
@@ -578,12 +579,12 @@ class Engine:
                 current = self._curve_source(h, exp_id, trial_id)
                 action = decide(current, source, len(curve))
                 if action is Action.IGNORE:
-                    self._say_sources(h, exp_id, trial_id, current or SDK)
+                    self._say_sources(h, exp_id, t, used=current or SDK, ignored=source)
                     if event is not None:
                         self.store.add_event(exp_id, trial_id, *event)
                     return t.stop_requested
                 if action is Action.REPLACE:
-                    self._say_sources(h, exp_id, trial_id, source, dropped=len(curve))
+                    self._say_sources(h, exp_id, t, used=source, ignored=current or SDK, dropped=len(curve))
                     curve.clear()
             step = len(curve) if step is None else step
             if t.record.state.ended or step < len(curve):  # ended, or a retried report: idempotent
@@ -617,19 +618,24 @@ class Engine:
             h.curve_sources[trial_id] = (newest[0]["payload"] or {}).get("source") if newest else None
         return h.curve_sources[trial_id]
 
-    def _say_sources(self, h: Hosted, exp_id: str, trial_id: str, used: str, dropped: int = 0) -> None:
-        """Say once which channel makes the curve of a trial that used two (a warning, and an
-        event 'curve_source'); ``dropped`` points read from its output are deleted with it."""
+    def _say_sources(self, h: Hosted, exp_id: str, t: StoredTrial, used: str, ignored: str, dropped: int = 0) -> None:
+        """Say once per ignored channel which channel makes the curve of a trial that used
+        two (a warning, and an event 'curve_source'); ``dropped`` points of the ignored
+        channel are deleted with it."""
+        trial_id = t.record.trial_id
         metric = h.objectives[0].name if h.objectives else (h.config.primaryMetric or "the objective")
-        note = both_note(metric, used, dropped)
+        note = both_note(metric, used, ignored, dropped)
+        payload = {"used": used, "ignored": ignored, "dropped": dropped, "note": note}
+        key = (trial_id, ignored)
         if dropped:
-            self.store.drop_curve(exp_id, trial_id, {"used": used, "dropped": dropped, "note": note})
-        elif trial_id in h.curve_noted or self.store.trial_events(exp_id, trial_id, "curve_source"):
-            h.curve_noted.add(trial_id)
+            self.store.drop_curve(exp_id, trial_id, payload)
+        elif key in h.curve_noted or any(same_note(e["payload"] or {}, ignored)
+                                         for e in self.store.trial_events(exp_id, trial_id, "curve_source")):
+            h.curve_noted.add(key)
             return
         else:
-            self.store.add_event(exp_id, trial_id, "curve_source", {"used": used, "dropped": 0, "note": note})
-        h.curve_noted.add(trial_id)
+            self.store.add_event(exp_id, trial_id, "curve_source", payload)
+        h.curve_noted.add(key)
         logging.getLogger(__name__).warning("trial %s of %s: %s", trial_id, exp_id, note)
 
     def _assessor_failed(self, exp_id: str, trial_id: str, assessor: str, e: Exception) -> None:

@@ -590,3 +590,30 @@ def test_mlflow_values_without_a_step_make_the_curve_of_a_trial_that_also_prints
                                    "timestamp": int(time.time() * 1000)})
         assert server.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3][:i + 1])) == 1, printed
     assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.6, 0.7]
+
+
+def _log_mlflow(server: Server, tid: str, value: float, step: int) -> None:
+    from tuner_server.mlflow_names import run_id_of
+    from tuner_server.mlflow_runs import MlflowRuns
+
+    MlflowRuns.of(server.engine).log_metric("e", tid, {"run_id": run_id_of(tid), "key": "accuracy", "value": value,
+                                                       "step": step, "timestamp": int(time.time() * 1000)})
+
+
+def test_the_sdk_replaces_an_mlflow_curve_whichever_came_first(server: Server) -> None:
+    """Both explicit: the SDK (AutoTune's own channel) outranks MLflow as MLflow outranks printed
+    values, so the curve does not depend on which reported first. Before, MLflow's values took
+    the SDK's steps and the SDK's reports were dropped as retries ([0.1, 0.2])."""
+    server.engine.register("e", "e", config())
+    tid = new_trial(server.engine)
+    _log_mlflow(server, tid, 0.1, step=0)
+    _log_mlflow(server, tid, 0.2, step=1)
+    server.engine.report_intermediate("e", tid, 0.5, step=0)
+    _log_mlflow(server, tid, 0.3, step=2)
+    server.engine.report_intermediate("e", tid, 0.6, step=1)
+    assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.6]
+    assert [p["value"] for p in server.engine.store.intermediate("e", tid)] == [0.5, 0.6]
+    (note,) = server.engine.store.trial_events("e", tid, "curve_source")
+    assert note["payload"]["dropped"] == 2 and note["payload"]["ignored"] == "mlflow"
+    assert note["payload"]["note"] == ("the curve of 'accuracy' is its SDK reports; its MLflow-logged values are not "
+                                       "part of it (its first 2 point(s), logged before the first report, were dropped)")
