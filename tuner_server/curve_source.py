@@ -51,7 +51,8 @@ def both_note(metric: str, used: str, ignored: str, dropped: int) -> str:
     return out
 
 
-def same_note(payload: Mapping[str, Any], ignored: str) -> bool:
-    """Whether a stored 'curve_source' event said the use of ``ignored``. Events written
-    before they carried the key were about printed values."""
-    return payload.get("ignored", COLLECTED) == ignored
+def same_note(payload: Mapping[str, Any], created: float, ignored: str) -> bool:
+    """Whether a stored 'curve_source' event said the use of ``ignored`` in the attempt
+    created at ``created``. Events written before they carried these keys were about
+    printed values, and are taken as the current attempt's (no second warning on upgrade)."""
+    return payload.get("ignored", COLLECTED) == ignored and payload.get("created", created) == created

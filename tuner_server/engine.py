@@ -138,10 +138,10 @@ class Hosted:
     # registration of the same id meanwhile waits for the delete rather than get the doomed one.
     deleting: bool = False
     # Per trial: the channel its curve's points came by (curve_source.py; None: not recorded),
-    # read from the store on first need; and the (trial, ignored channel) whose use of two
-    # channels was said.
+    # read from the store on first need; and the (trial, attempt's creation, ignored channel)
+    # whose use of two channels was said.
     curve_sources: dict[str, str | None] = field(default_factory=dict)
-    curve_noted: set[tuple[str, str]] = field(default_factory=set)
+    curve_noted: set[tuple[str, float, str]] = field(default_factory=set)
 
     @property
     def mode(self) -> OptimizeMode:
@@ -619,17 +619,18 @@ class Engine:
         return h.curve_sources[trial_id]
 
     def _say_sources(self, h: Hosted, exp_id: str, t: StoredTrial, used: str, ignored: str, dropped: int = 0) -> None:
-        """Say once per ignored channel which channel makes the curve of a trial that used
-        two (a warning, and an event 'curve_source'); ``dropped`` points of the ignored
-        channel are deleted with it."""
+        """Say once per attempt and ignored channel which channel makes the curve of a trial
+        that used two (a warning, and an event 'curve_source'); ``dropped`` points of the
+        ignored channel are deleted with it. Per attempt: a requeued trial's attempt is a run
+        of its own, which a user reads apart (its events carry their attempt's ``created``)."""
         trial_id = t.record.trial_id
         metric = h.objectives[0].name if h.objectives else (h.config.primaryMetric or "the objective")
         note = both_note(metric, used, ignored, dropped)
-        payload = {"used": used, "ignored": ignored, "dropped": dropped, "note": note}
-        key = (trial_id, ignored)
+        payload = {"used": used, "ignored": ignored, "dropped": dropped, "note": note, "created": t.created}
+        key = (trial_id, t.created, ignored)
         if dropped:
             self.store.drop_curve(exp_id, trial_id, payload)
-        elif key in h.curve_noted or any(same_note(e["payload"] or {}, ignored)
+        elif key in h.curve_noted or any(same_note(e["payload"] or {}, t.created, ignored)
                                          for e in self.store.trial_events(exp_id, trial_id, "curve_source")):
             h.curve_noted.add(key)
             return

@@ -617,3 +617,20 @@ def test_the_sdk_replaces_an_mlflow_curve_whichever_came_first(server: Server) -
     assert note["payload"]["dropped"] == 2 and note["payload"]["ignored"] == "mlflow"
     assert note["payload"]["note"] == ("the curve of 'accuracy' is its SDK reports; its MLflow-logged values are not "
                                        "part of it (its first 2 point(s), logged before the first report, were dropped)")
+
+
+def test_a_requeued_attempt_that_uses_both_channels_is_said_again(server: Server) -> None:
+    """The use of two channels is said once per attempt: a requeued trial's new attempt (its
+    curve started anew) that uses both gets its own warning and event. Before, the first
+    attempt's event kept the second silent."""
+    server.engine.register("e", "e", config())
+    tid = new_trial(server.engine)
+    for attempt in range(2):
+        server.engine.report_intermediate("e", tid, 0.5, step=0)
+        # (each attempt is a run of its own: its steps count from 0)
+        assert server.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2])) == 2
+        if attempt == 0:
+            assert server.engine.requeue("e", tid, "interrupted") is TrialState.WAITING
+            server.engine.started("e", tid)
+    assert server.engine.trial("e", tid).record.intermediate == [0.5]
+    assert len(server.engine.store.trial_events("e", tid, "curve_source")) == 2
