@@ -611,6 +611,14 @@ class Engine:
                     t.stop_requested = True
             return t.stop_requested
 
+    def curve_source(self, exp_id: str, trial_id: str) -> str | None:
+        """The channel that made the trial's curve (curve_source.py); None when it has no
+        points, or points stored before channels were recorded."""
+        h = self.get(exp_id)
+        with h.lock:
+            t = self.trial(exp_id, trial_id)
+            return self._curve_source(h, exp_id, trial_id) if t.record.intermediate else None
+
     def _curve_source(self, h: Hosted, exp_id: str, trial_id: str) -> str | None:
         """The channel of the trial's curve points (its newest point's, once after a restart)."""
         if trial_id not in h.curve_sources:

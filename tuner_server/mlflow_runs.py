@@ -18,7 +18,10 @@ How logged values become AutoTune results:
   last value of every metric is the final result: ``{"default": <objective>, <every
   metric>: <last value>}`` (single objective) or ``{<every metric>: <last value>}``. The
   other metrics are thus the trial's extra metrics (trials.csv, the web UI).
-- A final report of the SDK wins: it is never overwritten.
+- A final report of the SDK wins: it is never overwritten. Without one, each metric's final
+  value comes from the channel its curve would (curve_source.py's ranks): a metric logged
+  through MLflow from MLflow's values only, not printed ones; the objective of a trial whose
+  curve is its SDK reports from that curve (:func:`final_metric`).
 - A run ended FAILED or KILLED fails the trial even if the process exits 0.
 
 Metrics read from a trial's output (spec.metricsCollector, Katib's StdOut collector) arrive
@@ -40,10 +43,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from tuner_server.curve_source import COLLECTED, MLFLOW
+from tuner_server.curve_source import COLLECTED, MLFLOW, SDK
 from tuner_server.engine import Engine, EngineError, Hosted, NotFound
 from tuner_server.mlflow_names import experiment_id_of, run_id_of
-from tuner_server.objectives import MetricError, metric_vector, strategy_of
+from tuner_server.objectives import MetricError, chosen_value, metric_vector, strategy_of
 from tuner_server.store import StoredTrial
 
 EVENT_PREFIX = "mlflow_"
@@ -156,6 +159,31 @@ class LoggedMetric:
 
 
 @dataclass
+class MetricValues:
+    """Each metric's latest value (by step, then timestamp, as MLflow's own "latest metrics"
+    are: async logging sends batches from a thread pool, and they arrive out of order, so
+    not the last to arrive) and its least and greatest finite values."""
+
+    latest: dict[str, LoggedMetric] = field(default_factory=dict)
+    lowest: dict[str, float] = field(default_factory=dict)
+    highest: dict[str, float] = field(default_factory=dict)
+
+    def add(self, key: str, m: LoggedMetric) -> None:
+        last = self.latest.get(key)
+        if last is None or (m.step, m.timestamp) >= (last.step, last.timestamp):
+            self.latest[key] = m
+        if math.isfinite(m.value):
+            self.lowest[key] = min(m.value, self.lowest.get(key, m.value))
+            self.highest[key] = max(m.value, self.highest.get(key, m.value))
+
+    def chosen(self, key: str, strategy: str) -> float:
+        """The metric's value by spec.metricStrategies: its latest, or the min/max of its
+        finite values (the latest when it has none)."""
+        extreme = {"min": self.lowest, "max": self.highest}.get(strategy, {})
+        return extreme.get(key, self.latest[key].value)
+
+
+@dataclass
 class RunState:
     """What MLflow knows of one trial's run (AutoTune keeps only the latest value per metric)."""
 
@@ -163,7 +191,9 @@ class RunState:
     start_time: int | None = None
     end_time: int | None = None
     run_name: str | None = None
-    metrics: dict[str, LoggedMetric] = field(default_factory=dict)
+    # Every metric's values, logged through MLflow and read from the output alike (the run's
+    # metrics as MLflow's API shows them).
+    metrics: MetricValues = field(default_factory=MetricValues)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     # The final metric this module reported to the engine (None: none yet). A trial whose
@@ -173,17 +203,16 @@ class RunState:
     # by it, as MLflow's own store keys metrics, however many values were logged since. Not
     # values read from the output: a trial printing a loss per batch would fill it for nothing.
     logged: set[tuple[str, Any, int, int]] = field(default_factory=set)
-    # The least and greatest finite value of each metric, for spec.metricStrategies min/max.
-    lowest: dict[str, float] = field(default_factory=dict)
-    highest: dict[str, float] = field(default_factory=dict)
     # The last step of each metric read from the trial's output (spec.metricsCollector): a
     # restarted controller re-reads the log from its start and sends those steps again.
     collected: dict[str, int] = field(default_factory=dict)
-    # Each metric's latest (step, timestamp) logged through MLflow alone: the order an MLflow
-    # value must pass to extend the curve. The printed values' steps count 0, 1, 2... while
-    # mlflow.log_metric without step= logs step 0 each time, so ordered against those (the
-    # latest of both, ``metrics``) an MLflow value after the second print never made a point.
-    explicit: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # The values logged through MLflow alone. Its latest (step, timestamp) of the objective is
+    # the order an MLflow value must pass to extend the curve: the printed values' steps count
+    # 0, 1, 2... while mlflow.log_metric without step= logs step 0 each time, so ordered
+    # against those (the latest of both, ``metrics``) an MLflow value after the second print
+    # never made a point. And a metric MLflow logged takes its final value from these only
+    # (final_metric), as its curve is MLflow's.
+    explicit: MetricValues = field(default_factory=MetricValues)
     # How many metric values were recorded (both kinds): checked against
     # MAX_METRIC_VALUES_PER_RUN on every call without counting the store's events.
     values: int = 0
@@ -193,21 +222,13 @@ class RunState:
         if kind in ("mlflow_metrics", "mlflow_collected"):
             self.values += len(p["metrics"])
             for m in p["metrics"]:
+                value = LoggedMetric(m["value"], m["timestamp"], m["step"])
                 if kind == "mlflow_collected":  # told apart by step (log_collected), not by identity
                     self.collected[m["key"]] = max(m["step"], self.collected.get(m["key"], -1))
                 else:  # what a retried MLflow call is recognised by
                     self.logged.add(_identity(m["key"], m["value"], m["timestamp"], m["step"]))
-                    self.explicit[m["key"]] = max((m["step"], m["timestamp"]), self.explicit.get(m["key"], (-1, -1)))
-                # A metric's value is its latest by (step, timestamp), as MLflow's own "latest
-                # metrics" are, not the last to arrive: async logging sends batches from a
-                # thread pool, and they arrive out of order.
-                last = self.metrics.get(m["key"])
-                if last is None or (m["step"], m["timestamp"]) >= (last.step, last.timestamp):
-                    self.metrics[m["key"]] = LoggedMetric(m["value"], m["timestamp"], m["step"])
-                v = m["value"]
-                if math.isfinite(v):
-                    self.lowest[m["key"]] = min(v, self.lowest.get(m["key"], v))
-                    self.highest[m["key"]] = max(v, self.highest.get(m["key"], v))
+                    self.explicit.add(m["key"], value)
+                self.metrics.add(m["key"], value)
         elif kind == "mlflow_params":
             self.params.update(p["params"])
         elif kind == "mlflow_tags":
@@ -245,16 +266,20 @@ def objective_names(h: Hosted) -> list[str]:
     return [h.config.primaryMetric] if h.config.primaryMetric else []
 
 
-def final_metric(h: Hosted, state: RunState) -> tuple[dict[str, Any] | None, str | None]:
-    """(the final metric to report, None) from the last logged values, or (None, why not)."""
+def final_metric(h: Hosted, state: RunState, sdk_curve: Sequence[float] = ()) -> tuple[dict[str, Any] | None, str | None]:
+    """(the final metric to report, None) from the last logged values, or (None, why not).
+    Each metric's from the channel that outranks the others for it (curve_source.py): a
+    metric logged through MLflow takes MLflow's values only, not printed ones; and the
+    objective of a trial whose curve is its SDK reports (``sdk_curve``), the curve's value,
+    whatever was logged or printed beside it (the assessor judged that curve)."""
     names = objective_names(h)
-    logged = sorted(state.metrics)
+    logged = sorted(state.metrics.latest)
     if not names:
         if not logged:
             return None, None
         return None, (f"it logged MLflow metrics ({', '.join(logged[:8])}) but spec.primaryMetric does not say "
                       f"which one is the objective")
-    missing = [n for n in names if n not in state.metrics]
+    missing = [n for n in names if n not in state.metrics.latest]
     if missing:
         what = "spec.objectives" if h.objectives else "spec.primaryMetric"
         if state.collected:  # the values came from its output (spec.metricsCollector), not MLflow
@@ -263,7 +288,9 @@ def final_metric(h: Hosted, state: RunState) -> tuple[dict[str, Any] | None, str
         return None, (f"no value of MLflow metric(s) {missing} ({what}) was logged"
                       + (f"; it logged {', '.join(logged[:8])}" if logged else ""))
     # Non-finite extra metrics are left out: a final metric must be JSON (the objective's are checked below).
-    extra = {k: _chosen_value(h, state, k) for k in state.metrics}
+    extra = {k: _chosen_value(h, state, k) for k in state.metrics.latest}
+    if sdk_curve:
+        extra[names[0]] = chosen_value(sdk_curve, strategy_of(h.config.metricStrategies, names[0]))
     extra = {k: v for k, v in extra.items() if math.isfinite(v) or k in names}
     if h.objectives:
         try:
@@ -279,11 +306,10 @@ def final_metric(h: Hosted, state: RunState) -> tuple[dict[str, Any] | None, str
 
 
 def _chosen_value(h: Hosted, state: RunState, key: str) -> float:
-    """The metric's value by spec.metricStrategies: its latest, or the min/max of its finite
-    values (the latest when it has none)."""
-    strategy = strategy_of(h.config.metricStrategies, key)
-    extreme = {"min": state.lowest, "max": state.highest}.get(strategy, {})
-    return extreme.get(key, state.metrics[key].value)
+    """The metric's value by spec.metricStrategies, among its MLflow-logged values when it
+    has some (they outrank printed ones), else among its printed ones."""
+    values = state.explicit if key in state.explicit.latest else state.metrics
+    return values.chosen(key, strategy_of(h.config.metricStrategies, key))
 
 
 class MlflowRuns:
@@ -527,10 +553,9 @@ class MlflowRuns:
         # other limits), and the client's retry is refused again.
         check_metric_room(s.values, len(new), run_id_of(t.record.trial_id))
         names = objective_names(h)
-        head = s.metrics.get(names[0]) if names else None
+        # (an MLflow value: ordered among MLflow's own, RunState.explicit)
+        head = (s.metrics if kind == "mlflow_collected" else s.explicit).latest.get(names[0]) if names else None
         newest = (head.step, head.timestamp) if head is not None else None
-        if kind != "mlflow_collected" and names:  # (an MLflow value: ordered among MLflow's own, RunState.explicit)
-            newest = s.explicit.get(names[0])
         curve = bool(names) and not t.record.state.ended
         # Each curve point is stored in one transaction with the event recording its value
         # and the values before it in (step, timestamp) order (Store.add_intermediate's
@@ -569,7 +594,8 @@ class MlflowRuns:
             return None
         if t.record.value is not None and (s.final is None or dict(t.record.metrics or {}) != s.final):
             return None  # the SDK's final report wins
-        metric, why = final_metric(h, s)
+        sdk = self.engine.curve_source(exp_id, t.record.trial_id) == SDK
+        metric, why = final_metric(h, s, t.record.intermediate if sdk else ())
         if metric is None:
             return why
         if s.final == metric and t.record.value is not None:
@@ -591,7 +617,7 @@ class MlflowRuns:
             with h.lock:
                 t = self._trial(h, trial_id)
                 s = self._state(exp_id, t)
-                if not (s.metrics or s.params or s.tags or s.status != "RUNNING"):
+                if not (s.metrics.latest or s.params or s.tags or s.status != "RUNNING"):
                     return None  # the trial never used MLflow
                 if s.status in ENDED_BADLY:
                     return f"its MLflow run ended {s.status}"
@@ -619,7 +645,7 @@ class MlflowRuns:
             "info": info,
             "data": {
                 "metrics": [{"key": k, "value": _json_number(m.value), "timestamp": m.timestamp, "step": m.step}
-                            for k, m in s.metrics.items()],
+                            for k, m in s.metrics.latest.items()],
                 "params": [{"key": k, "value": v} for k, v in s.params.items()],
                 "tags": [{"key": k, "value": v} for k, v in s.tags.items()],
             },

@@ -600,6 +600,46 @@ def _log_mlflow(server: Server, tid: str, value: float, step: int) -> None:
                                                        "step": step, "timestamp": int(time.time() * 1000)})
 
 
+@pytest.mark.parametrize("strategy, expected", [("latest", 0.7), ("min", 0.5)])
+def test_without_a_final_report_the_objectives_result_comes_from_the_curves_channel(
+        server: Server, strategy: str, expected: float) -> None:
+    """A trial that logs accuracy with MLflow (0.5, 0.6, 0.7) and prints it (0.1, 0.2, 0.3, each
+    after MLflow's of the same step, so each is the run's newest) has MLflow's curve; its result
+    on exit 0 is MLflow's last (or least, spec.metricStrategies) value too, not a printed one
+    (before: 0.3, and 0.1 as the min over both). Metrics only printed stay in the result."""
+    server.engine.register("e", "e", config(metricStrategies=[{"name": "accuracy", "value": strategy}]))
+    tid = new_trial(server.engine)
+    for i, (logged, printed) in enumerate(((0.5, 0.1), (0.6, 0.2), (0.7, 0.3))):
+        _log_mlflow(server, tid, logged, step=i)
+        assert server.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3][:i + 1])
+                                           + steps("loss", [1.0, 0.9, 0.8][:i + 1])) == 2, printed
+    assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.6, 0.7]
+    assert server.engine.end("e", tid, 0) is TrialState.SUCCEEDED
+    t = server.engine.trial("e", tid)
+    assert t.record.value == expected
+    assert t.record.metrics == {"default": expected, "accuracy": expected, "loss": 0.8}
+
+
+def test_the_sdk_curves_last_value_is_the_result_over_printed_and_logged_ones_and_its_final_report_wins(
+        server: Server) -> None:
+    """The SDK makes the curve over MLflow and printed values: without a final report the
+    objective's result on exit 0 is the curve's; a final report of the SDK still wins."""
+    server.engine.register("e", "e", config())
+    implicit, explicit = new_trial(server.engine), new_trial(server.engine)
+    for tid in (implicit, explicit):
+        for i, (reported, other) in enumerate(((0.5, 0.1), (0.6, 0.2), (0.7, 0.3))):
+            server.engine.report_intermediate("e", tid, reported, step=i)
+            _log_mlflow(server, tid, other, step=i)
+            assert server.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3][:i + 1])) == 1
+        assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.6, 0.7]
+    server.engine.report_final("e", explicit, 0.65)
+    for tid, value in ((implicit, 0.7), (explicit, 0.65)):
+        assert server.engine.end("e", tid, 0) is TrialState.SUCCEEDED
+        assert server.engine.trial("e", tid).record.value == value
+    notes = [e["payload"] for e in server.engine.store.trial_events("e", implicit, "curve_source")]
+    assert sorted(n["ignored"] for n in notes) == ["collected", "mlflow"], notes
+
+
 def test_the_sdk_replaces_an_mlflow_curve_whichever_came_first(server: Server) -> None:
     """Both explicit: the SDK (AutoTune's own channel) outranks MLflow as MLflow outranks printed
     values, so the curve does not depend on which reported first. Before, MLflow's values took

@@ -1,9 +1,13 @@
-"""A trial that both prints its objective (read by the StdOut collector) and reports it with
-the SDK, each epoch, different values from each: 'accuracy=0.1', '0.2', '0.3' printed and
-0.5, 0.6, 0.7 reported. --order says which of the two comes first in an epoch; after the
-printed one the trial waits until the tuner server has recorded it (the latest 'accuracy' of
-the trial's run on the server's MLflow endpoint, where collected values are kept, is that
-value), so the two sources reach the server interleaved as they are here.
+"""A trial that reports its objective with the SDK and also sends it by another channel, each
+epoch, different values from each: 0.5, 0.6, 0.7 reported with the SDK, and 0.1, 0.2, 0.3
+printed (--other print: 'accuracy=0.1', read by the StdOut collector) or logged with MLflow
+(--other mlflow: mlflow.log_metric, through the variables AutoTune sets). --order says which
+of the two comes first in an epoch (sdk-first, or print-first: the other channel first).
+After a printed value the trial waits until the tuner server has recorded it (the latest
+'accuracy' of the trial's run on the server's MLflow endpoint, where collected values are
+kept, is that value); an MLflow call returns once it is recorded. So the two channels reach
+the server interleaved as they are here. --no-final: no autotune.report_final_result, so the
+final result is the one AutoTune takes by itself on exit 0.
 """
 
 import argparse
@@ -22,6 +26,8 @@ REPORTED = [0.5, 0.6, 0.7]
 
 p = argparse.ArgumentParser()
 p.add_argument("--order", choices=["sdk-first", "print-first"], required=True)
+p.add_argument("--other", choices=["print", "mlflow"], default="print")
+p.add_argument("--no-final", action="store_true")
 args = p.parse_args()
 autotune.get_next_parameter()
 
@@ -48,11 +54,21 @@ def print_and_wait(text: str) -> None:
         time.sleep(0.1)
 
 
-for printed, reported in zip(PRINTED, REPORTED):
+def send_other(step: int, text: str) -> None:
+    if args.other == "print":
+        print_and_wait(text)
+    else:
+        import mlflow  # (only here: the print case runs without MLflow's client)
+
+        mlflow.log_metric("accuracy", float(text), step=step)
+
+
+for step, (printed, reported) in enumerate(zip(PRINTED, REPORTED)):
     if args.order == "sdk-first":
         autotune.report_intermediate_result(reported)
-        print_and_wait(printed)
+        send_other(step, printed)
     else:
-        print_and_wait(printed)
+        send_other(step, printed)
         autotune.report_intermediate_result(reported)
-autotune.report_final_result(REPORTED[-1])
+if not args.no_final:
+    autotune.report_final_result(REPORTED[-1])
