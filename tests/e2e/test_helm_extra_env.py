@@ -260,3 +260,21 @@ def test_the_charts_operator_pod_runs_with_its_extra_env(kube_cluster, tmp_path)
                          60, "the operator pod to be gone")
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("key", ["operator", "tunerServer"])
+def test_an_extra_env_value_that_is_no_string_is_refused_naming_the_entry(kube_cluster, tmp_path, key):
+    """YAML reads `value: 4`, `value: true` and `value: 1.10` as a number or a boolean, while an
+    EnvVar's value is a string: the chart rendered them as they were read, `helm template` and
+    `helm lint` passed, and the API server refused the whole Deployment at install (1.10 had
+    already become 1.1). Refused at render time instead, naming the entry; a quoted value and
+    a valueFrom stay fine."""
+    for value, shown, kind in ((4, "4", "number"), (True, "true", "boolean"), (1.1, "1.1", "number")):
+        err = refusal(kube_cluster, tmp_path, {key: {"extraEnv": [{"name": "FINE", "value": "4"},
+                                                                  {"name": "WORKERS", "value": value}]}})
+        assert f"{key}.extraEnv[1]: WORKERS's value {shown} is read as a {kind}" in err, err
+        assert f'quote it (value: "{shown}")' in err, err
+    out = render(kube_cluster, tmp_path, {key: {"extraEnv": [{"name": "WORKERS", "value": "4"}, {"name": "EMPTY", "value": None}]}})
+    env = pod_spec(out, "operator" if key == "operator" else "tuner-server")["containers"][0]["env"]
+    assert {"name": "WORKERS", "value": "4"} in env, env
+

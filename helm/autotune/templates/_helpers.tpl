@@ -121,9 +121,15 @@ seccompProfile:
 {{- fail (printf "%s[%d]: %s is set by the chart itself, to a value the rest of the chart relies on: leave it out (Kubernetes would silently keep only one of the two)" $where $i $e.name) -}}
 {{- end -}}
 {{- end -}}
+{{- /* YAML reads value: 4 / true / 1.10 as a number or a boolean (1.10 already as 1.1), and
+       the API server refuses an EnvVar value that is no string, the whole Deployment with it. */ -}}
+{{- if and (hasKey $e "value") (not (kindIs "invalid" $e.value)) (not (kindIs "string" $e.value)) -}}
+{{- fail (printf "%s[%d]: %s's value %s is read as a %s, and an environment variable's value is text: quote it (value: \"%s\")" $where $i $e.name (toJson $e.value) (ternary "boolean" "number" (kindIs "bool" $e.value)) (toJson $e.value)) -}}
+{{- end -}}
 {{- if hasKey $seen $e.name -}}
 {{- fail (printf "%s[%d]: %s is named twice (also in %s[%v]); Kubernetes would silently keep only the last" $where $i $e.name $where (index $seen $e.name)) -}}
 {{- end -}}
 {{- $_ := set $seen $e.name $i -}}
 {{- end -}}
 {{- end -}}
+
