@@ -278,3 +278,20 @@ def test_an_extra_env_value_that_is_no_string_is_refused_naming_the_entry(kube_c
     env = pod_spec(out, "operator" if key == "operator" else "tuner-server")["containers"][0]["env"]
     assert {"name": "WORKERS", "value": "4"} in env, env
 
+
+@pytest.mark.parametrize("key", ["operator", "tunerServer"])
+def test_extra_lists_that_are_not_lists_are_refused_naming_the_value(kube_cluster, tmp_path, key):
+    """extraEnvFrom, extraVolumes and extraVolumeMounts given as a mapping (one entry written
+    without its '-') or a string: a volume map broke the rendered YAML ('did not find expected
+    '-' indicator', naming no value) and an envFrom map rendered an object the API server
+    refuses. The render names the value and what it must be."""
+    cases = {
+        "extraEnvFrom": ({"configMapRef": {"name": "x"}}, "a list of envFrom sources"),
+        "extraVolumes": ({"name": "corp", "emptyDir": {}}, "a list of Volume objects"),
+        "extraVolumeMounts": ("/etc/corp-ca", "a list of VolumeMount objects"),
+    }
+    for field, (value, what) in cases.items():
+        err = refusal(kube_cluster, tmp_path, {key: {field: value}})
+        assert f"{key}.{field} must be {what}" in err and json.dumps(value, separators=(",", ":"), sort_keys=True) in err, err
+        err = refusal(kube_cluster, tmp_path, {key: {field: ["x"]}})
+        assert f'{key}.{field}[0] must be an object, not "x"' in err, err

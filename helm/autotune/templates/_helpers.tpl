@@ -133,3 +133,23 @@ seccompProfile:
 {{- end -}}
 {{- end -}}
 
+{{- /* Checks a component's extraEnvFrom, extraVolumes and extraVolumeMounts: each a list of
+       objects. A mapping (an entry written without its '-') broke the rendered YAML with an
+       error naming no value, or rendered an envFrom object the API server refuses. Renders
+       nothing. Call with (dict "component" "operator" "values" .Values.operator). */}}
+{{- define "autotune.checkExtraLists" -}}
+{{- $what := dict "extraEnvFrom" "envFrom sources ({configMapRef: {name: ...}} or {secretRef: {name: ...}})" "extraVolumes" "Volume objects" "extraVolumeMounts" "VolumeMount objects" -}}
+{{- range $key := list "extraEnvFrom" "extraVolumes" "extraVolumeMounts" -}}
+{{- $v := index $.values $key -}}
+{{- if $v -}}
+{{- if not (kindIs "slice" $v) -}}
+{{- fail (printf "%s.%s must be a list of %s, not %s" $.component $key (index $what $key) (toJson $v)) -}}
+{{- end -}}
+{{- range $i, $e := $v -}}
+{{- if not (kindIs "map" $e) -}}
+{{- fail (printf "%s.%s[%d] must be an object, not %s" $.component $key $i (toJson $e)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
