@@ -150,3 +150,19 @@ def test_patch_on_pods_is_granted_only_when_stopped_pods_are_kept(kube_cluster, 
                      for rule in o.get("rules") or [] if "pods" in rule.get("resources", [])]
         assert pod_verbs and all("list" in v for v in pod_verbs), (values, pod_verbs)
         assert any("patch" in v for v in pod_verbs) is want, (values, pod_verbs)
+
+
+def test_operator_health_port_must_be_a_port_number(kube_cluster, tmp_path):
+    """operator.healthPort rendered whatever it was: null gave `containerPort: ` and the
+    liveness endpoint http://0.0.0.0:<nil>/healthz (the operator failing at start), text a
+    port the API server refuses. Refused at render time, naming the value; a number as text
+    (--set-string) is a port too."""
+    (tmp_path / "half.yaml").write_text("operator: {healthPort: 8080.5}\n")
+    for args, shown in ((("--set", "operator.healthPort=null"), "null"), (("--set", "operator.healthPort=http"), '"http"'),
+                        (("--set", "operator.healthPort=0"), "0"), (("--set", "operator.healthPort=70000"), "70000"),
+                        (("-f", str(tmp_path / "half.yaml")), "8080.5")):
+        r = kube_cluster.helm("template", "r", CHART, *args, check=False)
+        assert r.returncode != 0 and f"operator.healthPort must be a port number (1-65535), not {shown}" in r.stderr, r.stderr
+    op = container(rendered(kube_cluster, tmp_path, "", "--set-string", "operator.healthPort=8181"), "operator")
+    assert {"name": "health", "containerPort": 8181} in op["ports"], op["ports"]
+
