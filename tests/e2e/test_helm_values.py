@@ -166,3 +166,10 @@ def test_operator_health_port_must_be_a_port_number(kube_cluster, tmp_path):
     op = container(rendered(kube_cluster, tmp_path, "", "--set-string", "operator.healthPort=8181"), "operator")
     assert {"name": "health", "containerPort": 8181} in op["ports"], op["ports"]
 
+
+def test_the_port_clash_message_does_not_suggest_the_clashing_port(kube_cluster, tmp_path):
+    """With operator.healthPort 9090 (metrics.operatorPort's default) the refusal said
+    'choose another, e.g. 9090': the very port that clashed."""
+    r = kube_cluster.helm("template", "r", CHART, "--set", "operator.healthPort=9090", check=False)
+    assert r.returncode != 0 and "metrics.operatorPort: 9090 is the operator's health port" in r.stderr, r.stderr
+    assert "e.g. 9090" not in r.stderr and "give one of the two another port" in r.stderr, r.stderr
