@@ -32,23 +32,14 @@ from kubernetes import client
 
 from kube_harness.experiments import experiment_manifest, task
 from tests.e2e.test_operator_helpers import OperatorProcess, apply_manifest, jobs, operator_env, wait_for
+# The same trial: reports a step each 0.5 s and ignores SIGTERM, so only the kubelet's kill ends it.
+from tests.e2e.test_operator_stopped_pod_evicted import SCRIPT
 
 TRIAL_LABEL = "autotune.tensorstack.dev/trial"
 STOP_ANNOTATION = "autotune.tensorstack.dev/stop-reason"
 DEADLINE_ANNOTATION = "autotune.tensorstack.dev/stop-deadline"
 GRACE = 300  # the pods' terminationGracePeriodSeconds
 SLACK = 10  # stop_in_place.STOP_SLACK_SECONDS
-SCRIPT = '''\
-import signal, time
-import autotune
-p = autotune.get_next_parameter()
-signal.signal(signal.SIGTERM, lambda *a: print("SIGTERM: ignored, still training", flush=True))
-for step in range(int(p["steps"])):
-    autotune.report_intermediate_result(float(step))
-    print(f"step {step}", flush=True)
-    time.sleep(0.5)
-autotune.report_final_result(1.0)
-'''
 EXTRA = {"AUTOTUNE_WORKLOAD_KIND": "job", "AUTOTUNE_RESYNC_SECONDS": "0.5"}
 
 
