@@ -51,6 +51,16 @@ def both_note(metric: str, used: str, ignored: str, dropped: int) -> str:
     return out
 
 
+def no_final_note(metric: str) -> str:
+    """Why a trial whose curve is its SDK reports has no result on exit 0, said after another
+    message (the collector's or MLflow's: what its output lacked, true but beside the fix):
+    its objective came by the SDK alone, whose curve is not taken as the result
+    (mlflow_runs.final_metric), so the result must come by report_final_result."""
+    return (f"the cause: its curve of {metric!r} is its SDK reports (autotune.report_intermediate_result) and it "
+            f"never called autotune.report_final_result, which gives the result of a trial whose objective only "
+            f"the SDK sends: call it before the trial exits")
+
+
 def same_note(payload: Mapping[str, Any], created: float, ignored: str) -> bool:
     """Whether a stored 'curve_source' event said the use of ``ignored`` in the attempt
     created at ``created``. Events written before they carried these keys were about

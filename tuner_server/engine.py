@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
-from tuner_server.curve_source import SDK, Action, both_note, decide, same_note
+from tuner_server.curve_source import SDK, Action, both_note, decide, no_final_note, same_note
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, duplicate_names,
                                      is_finite_number, metric_vector, strategy_of)
@@ -626,14 +626,18 @@ class Engine:
             h.curve_sources[trial_id] = (newest[0]["payload"] or {}).get("source") if newest else None
         return h.curve_sources[trial_id]
 
+    @staticmethod
+    def _curve_metric(h: Hosted) -> str:
+        """The name of the metric whose values make a trial's curve."""
+        return h.objectives[0].name if h.objectives else (h.config.primaryMetric or "the objective")
+
     def _say_sources(self, h: Hosted, exp_id: str, t: StoredTrial, used: str, ignored: str, dropped: int = 0) -> None:
         """Say once per attempt and ignored channel which channel makes the curve of a trial
         that used two (a warning, and an event 'curve_source'); ``dropped`` points of the
         ignored channel are deleted with it. Per attempt: a requeued trial's attempt is a run
         of its own, which a user reads apart (its events carry their attempt's ``created``)."""
         trial_id = t.record.trial_id
-        metric = h.objectives[0].name if h.objectives else (h.config.primaryMetric or "the objective")
-        note = both_note(metric, used, ignored, dropped)
+        note = both_note(self._curve_metric(h), used, ignored, dropped)
         payload = {"used": used, "ignored": ignored, "dropped": dropped, "note": note, "created": t.created}
         key = (trial_id, t.created, ignored)
         if dropped:
@@ -722,7 +726,12 @@ class Engine:
                 state = TrialState.SUCCEEDED
             elif exit_code == 0:
                 state = TrialState.FAILED
-                message = message or veto or "exited 0 without reporting a final metric"
+                why = message or veto
+                if why and rec.intermediate and self._curve_source(h, exp_id, trial_id) == SDK:
+                    # The other message says what its output or MLflow run lacked; the script's
+                    # fix is the SDK's final report (the default message below already says so).
+                    why = f"{why}; {no_final_note(self._curve_metric(h))}"
+                message = why or "exited 0 without reporting a final metric"
             else:
                 state = TrialState.FAILED
                 message = message or (f"exited with code {exit_code}" if exit_code is not None else "ended without an exit code")

@@ -674,3 +674,47 @@ def test_a_requeued_attempt_that_uses_both_channels_is_said_again(server: Server
             server.engine.started("e", tid)
     assert server.engine.trial("e", tid).record.intermediate == [0.5]
     assert len(server.engine.store.trial_events("e", tid, "curve_source")) == 2
+
+
+CAUSE = ("the cause: its curve of 'accuracy' is its SDK reports (autotune.report_intermediate_result) and it never "
+         "called autotune.report_final_result")
+
+
+def test_a_trial_whose_sdk_curve_has_no_final_report_is_told_so_not_only_what_it_printed(tmp_path: Path) -> None:
+    """A trial that reports accuracy with the SDK, prints only loss, and never calls
+    report_final_result fails on exit 0 (the SDK's curve alone is no result). Its message said
+    only what its output lacked: true, but the script's fix is report_final_result. Through the
+    controller (its message about the output); the tuner server's own, below."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex = ScriptedExecutor()
+    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", InProcessClient(engine), ex, "http://u")
+    c.start()
+    c.step()
+    (a,) = ex.running
+    engine.report_intermediate("c", a, 0.5, step=0)
+    engine.report_intermediate("c", a, 0.6, step=1)
+    ex.logs[a] += "loss=0.3\nloss=0.2\n"
+    ex.exit(a, 0)
+    c.step()
+    t = engine.trial("c", a)
+    assert t.record.state is TrialState.FAILED
+    assert (t.message or "").startswith("exited 0, but no value of 'accuracy' was read from its output"), t.message
+    assert CAUSE in t.message, t.message
+
+
+def test_the_servers_message_for_an_sdk_curve_without_a_final_report_names_the_cause(server: Server) -> None:
+    """The same trial ended with no message of the controller: the tuner server's (its MLflow
+    run has the printed loss) said only 'no value of metric(s) ['accuracy'] ... was read from
+    its output; it printed loss'. A trial that printed accuracy too still gets the SDK curve's
+    value (39a0c21), and one without an SDK curve keeps its message as it was."""
+    server.engine.register("e", "e", config())
+    sdk, printed_only = new_trial(server.engine), new_trial(server.engine)
+    server.engine.report_intermediate("e", sdk, 0.5, step=0)
+    for tid in (sdk, printed_only):
+        assert server.client.log_collected("e", tid, steps("loss", [0.3, 0.2])) == 2
+        assert server.engine.end("e", tid, 0) is TrialState.FAILED
+    said = ("exited 0 without a final result: no value of metric(s) ['accuracy'] (spec.primaryMetric) was read from "
+            "its output; it printed loss")
+    message = server.engine.trial("e", sdk).message or ""
+    assert message.startswith(said) and CAUSE in message, message
+    assert server.engine.trial("e", printed_only).message == said
