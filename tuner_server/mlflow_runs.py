@@ -20,8 +20,8 @@ How logged values become AutoTune results:
   other metrics are thus the trial's extra metrics (trials.csv, the web UI).
 - A final report of the SDK wins: it is never overwritten. Without one, each metric's final
   value comes from the channel its curve would (curve_source.py's ranks): a metric logged
-  through MLflow from MLflow's values only, not printed ones; the objective of a trial whose
-  curve is its SDK reports from that curve (:func:`final_metric`).
+  through MLflow from MLflow's values only, not printed ones; the objective from the channel
+  that made its curve (for the SDK, from that curve: :func:`final_metric`).
 - A run ended FAILED or KILLED fails the trial even if the process exits 0.
 
 Metrics read from a trial's output (spec.metricsCollector, Katib's StdOut collector) arrive
@@ -213,6 +213,9 @@ class RunState:
     # never made a point. And a metric MLflow logged takes its final value from these only
     # (final_metric), as its curve is MLflow's.
     explicit: MetricValues = field(default_factory=MetricValues)
+    # The values read from the output alone: the objective's final value when they made its
+    # curve (MLflow's values of it, if any, all NaN or out of order, made no point).
+    printed: MetricValues = field(default_factory=MetricValues)
     # How many metric values were recorded (both kinds): checked against
     # MAX_METRIC_VALUES_PER_RUN on every call without counting the store's events.
     values: int = 0
@@ -225,6 +228,7 @@ class RunState:
                 value = LoggedMetric(m["value"], m["timestamp"], m["step"])
                 if kind == "mlflow_collected":  # told apart by step (log_collected), not by identity
                     self.collected[m["key"]] = max(m["step"], self.collected.get(m["key"], -1))
+                    self.printed.add(m["key"], value)
                 else:  # what a retried MLflow call is recognised by
                     self.logged.add(_identity(m["key"], m["value"], m["timestamp"], m["step"]))
                     self.explicit.add(m["key"], value)
@@ -266,12 +270,16 @@ def objective_names(h: Hosted) -> list[str]:
     return [h.config.primaryMetric] if h.config.primaryMetric else []
 
 
-def final_metric(h: Hosted, state: RunState, sdk_curve: Sequence[float] = ()) -> tuple[dict[str, Any] | None, str | None]:
+def final_metric(h: Hosted, state: RunState, channel: str | None = None,
+                 curve: Sequence[float] = ()) -> tuple[dict[str, Any] | None, str | None]:
     """(the final metric to report, None) from the last logged values, or (None, why not).
-    Each metric's from the channel that outranks the others for it (curve_source.py): a
-    metric logged through MLflow takes MLflow's values only, not printed ones; and the
-    objective of a trial whose curve is its SDK reports (``sdk_curve``), the curve's value,
-    whatever was logged or printed beside it (the assessor judged that curve)."""
+    The objective (the first) takes its value from ``channel``, the one that made the
+    trial's ``curve`` (curve_source.py; None: no curve, or one stored before channels were
+    recorded): the curve's own value for the SDK, else that channel's values, whatever was
+    logged or printed beside it (the assessor judged that curve: MLflow values that were all
+    NaN leave it, and the result, to printed ones). Every other metric, and the objective
+    without a known channel, from the channel that outranks the others for it: a metric
+    logged through MLflow takes MLflow's values only, not printed ones."""
     names = objective_names(h)
     logged = sorted(state.metrics.latest)
     if not names:
@@ -289,8 +297,13 @@ def final_metric(h: Hosted, state: RunState, sdk_curve: Sequence[float] = ()) ->
                       + (f"; it logged {', '.join(logged[:8])}" if logged else ""))
     # Non-finite extra metrics are left out: a final metric must be JSON (the objective's are checked below).
     extra = {k: _chosen_value(h, state, k) for k in state.metrics.latest}
-    if sdk_curve:
-        extra[names[0]] = chosen_value(sdk_curve, strategy_of(h.config.metricStrategies, names[0]))
+    strategy = strategy_of(h.config.metricStrategies, names[0])
+    if channel == SDK and curve:
+        extra[names[0]] = chosen_value(curve, strategy)
+    elif channel in (MLFLOW, COLLECTED) and curve:
+        values = state.explicit if channel == MLFLOW else state.printed
+        if names[0] in values.latest:
+            extra[names[0]] = values.chosen(names[0], strategy)
     extra = {k: v for k, v in extra.items() if math.isfinite(v) or k in names}
     if h.objectives:
         try:
@@ -594,8 +607,7 @@ class MlflowRuns:
             return None
         if t.record.value is not None and (s.final is None or dict(t.record.metrics or {}) != s.final):
             return None  # the SDK's final report wins
-        sdk = self.engine.curve_source(exp_id, t.record.trial_id) == SDK
-        metric, why = final_metric(h, s, t.record.intermediate if sdk else ())
+        metric, why = final_metric(h, s, self.engine.curve_source(exp_id, t.record.trial_id), t.record.intermediate)
         if metric is None:
             return why
         if s.final == metric and t.record.value is not None:

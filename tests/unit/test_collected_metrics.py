@@ -718,3 +718,21 @@ def test_the_servers_message_for_an_sdk_curve_without_a_final_report_names_the_c
     message = server.engine.trial("e", sdk).message or ""
     assert message.startswith(said) and CAUSE in message, message
     assert server.engine.trial("e", printed_only).message == said
+
+
+@pytest.mark.parametrize("strategy, expected", [("latest", 0.3), ("min", 0.1)])
+def test_mlflow_values_that_are_all_nan_leave_curve_and_result_to_the_printed_ones(
+        server: Server, strategy: str, expected: float) -> None:
+    """A trial logging accuracy with MLflow, every value NaN (a diverged run), and printing it
+    (0.1, 0.2, 0.3): NaN makes no curve point, so its curve is the printed values. Its result
+    on exit 0 comes from that channel too (as a curve of SDK reports gives it): before, it took
+    MLflow's NaN and the trial failed ('... is nan, not a finite number') with a finite curve."""
+    server.engine.register("e", "e", config(metricStrategies=[{"name": "accuracy", "value": strategy}]))
+    tid = new_trial(server.engine)
+    for i in range(3):
+        _log_mlflow(server, tid, float("nan"), step=i)
+        assert server.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3][:i + 1])) == 1
+    assert server.engine.trial("e", tid).record.intermediate == [0.1, 0.2, 0.3]
+    assert server.engine.end("e", tid, 0) is TrialState.SUCCEEDED, server.engine.trial("e", tid).message
+    t = server.engine.trial("e", tid)
+    assert t.record.value == expected and t.record.metrics == {"default": expected, "accuracy": expected}
