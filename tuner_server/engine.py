@@ -727,9 +727,11 @@ class Engine:
             elif exit_code == 0:
                 state = TrialState.FAILED
                 why = message or veto
-                if why and rec.intermediate and self._curve_source(h, exp_id, trial_id) == SDK:
+                if why and value is None and rec.intermediate and self._curve_source(h, exp_id, trial_id) == SDK:
                     # The other message says what its output or MLflow run lacked; the script's
                     # fix is the SDK's final report (the default message below already says so).
+                    # Not when it gave one (value): it failed for another reason (its MLflow run
+                    # ended FAILED), and the note would say it never called report_final_result.
                     why = f"{why}; {no_final_note(self._curve_metric(h))}"
                 message = why or "exited 0 without reporting a final metric"
             else:

@@ -131,6 +131,21 @@ def test_a_run_ended_failed_or_killed_fails_the_trial_even_on_exit_0(setup: Setu
     assert setup.view(t)["message"] == f"its MLflow run ended {status}"
 
 
+@pytest.mark.parametrize("status", ["FAILED", "KILLED"])
+def test_a_failed_run_of_a_trial_that_reported_its_final_result_is_not_said_to_lack_it(setup: Setup, status: str) -> None:
+    """A trial whose curve is its SDK reports, that called report_final_result, and whose MLflow
+    run ended FAILED: it fails for its run (as above), and its message must not add that it
+    never called report_final_result (6c6321d appended that cause to any message of a trial
+    with an SDK curve failing on exit 0, also when the SDK had given its final result)."""
+    t = setup.trial()
+    name = setup.view(t)["name"]
+    setup.engine.report_intermediate("exp.one", name, 0.5, step=0)  # the SDK's curve
+    setup.engine.report_final("exp.one", name, 0.6)  # and its final result
+    t.end(status)
+    assert setup.engine.end("exp.one", name, 0) is TrialState.FAILED
+    assert setup.view(t)["message"] == f"its MLflow run ended {status}"
+
+
 def test_a_non_zero_exit_fails_even_after_finished(setup: Setup) -> None:
     """MLflow's atexit hook ends the run FINISHED even on Ctrl-C: the exit code decides."""
     t = setup.trial()
