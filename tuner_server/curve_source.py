@@ -51,6 +51,12 @@ def both_note(metric: str, used: str, ignored: str, dropped: int) -> str:
     return out
 
 
+def replace_note(used: str, ignored: str, points: int) -> str:
+    """Why the first report of ``used`` must be step 0: it starts the curve anew, replacing the
+    ``points`` of ``ignored``."""
+    return f"{SAID[used]} replace the curve's {points} point(s) {HOW[ignored]} and start it anew from step 0"
+
+
 def no_final_note(metric: str) -> str:
     """Why a trial whose curve is its SDK reports has no result on exit 0, said after another
     message (the collector's or MLflow's: what its output lacked, true but beside the fix):

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tuner_server.advisors import Advisor, create_advisor, is_advisor
 from tuner_server.assessors import Assessor, create_assessor
-from tuner_server.curve_source import SDK, Action, both_note, decide, no_final_note, same_note
+from tuner_server.curve_source import SDK, Action, both_note, decide, no_final_note, replace_note, same_note
 from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, duplicate_names,
                                      is_finite_number, metric_vector, strategy_of)
@@ -584,6 +584,11 @@ class Engine:
                         self.store.add_event(exp_id, trial_id, *event)
                     return t.stop_requested
                 if action is Action.REPLACE:
+                    if step not in (None, 0):
+                        # Checked before the drop: refused after it, the lower channel's points
+                        # were gone and the report was not taken either.
+                        raise Conflict(f"intermediate step {step} reported but the next step of {trial_id} is 0: "
+                                       f"{replace_note(source, current or SDK, len(curve))}; nothing was changed")
                     self._say_sources(h, exp_id, t, used=source, ignored=current or SDK, dropped=len(curve))
                     curve.clear()
             step = len(curve) if step is None else step

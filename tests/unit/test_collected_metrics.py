@@ -736,3 +736,30 @@ def test_mlflow_values_that_are_all_nan_leave_curve_and_result_to_the_printed_on
     assert server.engine.end("e", tid, 0) is TrialState.SUCCEEDED, server.engine.trial("e", tid).message
     t = server.engine.trial("e", tid)
     assert t.record.value == expected and t.record.metrics == {"default": expected, "accuracy": expected}
+
+
+def test_a_first_sdk_report_refused_for_its_step_drops_no_printed_point(server: Server) -> None:
+    """The SDK's first report replaces a printed curve, from step 0. One sent with a later step
+    (a report before it lost, or a script sending its own steps) is refused with 409, as any
+    step past the curve's next is; it dropped the printed points first (Store.drop_curve
+    committed, the event 'curve_source' said so) and then was refused: the curve lost and the
+    report not taken. Now neither happens; the report of step 0 then replaces the curve."""
+    h = server.engine.register("e", "e", config())
+    tid = new_trial(server.engine)
+    assert server.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3])) == 3
+    url = f"{server.srv.url}/api/v1/experiments/e/trials/{tid}/intermediate"
+    auth = {"Authorization": f"Bearer {h.stored.token}"}
+    r = httpx.post(url, json={"metric": 0.5, "step": 2}, headers=auth)
+    assert r.status_code == 409, r.text
+    assert "intermediate step 2 reported but the next step" in r.json()["detail"] and " is 0" in r.json()["detail"]
+    assert server.engine.trial("e", tid).record.intermediate == [0.1, 0.2, 0.3]
+    assert [p["value"] for p in server.engine.store.intermediate("e", tid)] == [0.1, 0.2, 0.3]
+    assert server.engine.store.trial_events("e", tid, "curve_source") == []
+    # The printed values still extend it meanwhile; step 0 replaces it.
+    assert server.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3, 0.4])) == 1
+    assert server.engine.trial("e", tid).record.intermediate == [0.1, 0.2, 0.3, 0.4]
+    assert httpx.post(url, json={"metric": 0.5, "step": 0}, headers=auth).status_code == 200
+    assert server.engine.trial("e", tid).record.intermediate == [0.5]
+    assert [p["value"] for p in server.engine.store.intermediate("e", tid)] == [0.5]
+    (said,) = server.engine.store.trial_events("e", tid, "curve_source")
+    assert said["payload"]["dropped"] == 4
