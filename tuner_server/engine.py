@@ -138,10 +138,11 @@ class Hosted:
     # registration of the same id meanwhile waits for the delete rather than get the doomed one.
     deleting: bool = False
     # Per trial: the channel its curve's points came by (curve_source.py; None: not recorded),
-    # read from the store on first need; and the (trial, attempt's creation, ignored channel)
-    # whose use of two channels was said.
+    # read from the store on first need; and the (attempt's creation, ignored channel) whose
+    # use of two channels was said. Live trials only (dropped at their end or requeue): both
+    # are rebuilt from the store's events when needed, so they do not grow with the trials.
     curve_sources: dict[str, str | None] = field(default_factory=dict)
-    curve_noted: set[tuple[str, float, str]] = field(default_factory=set)
+    curve_noted: dict[str, set[tuple[float, str]]] = field(default_factory=dict)
 
     @property
     def mode(self) -> OptimizeMode:
@@ -576,7 +577,7 @@ class Engine:
             t = self.trial(exp_id, trial_id)
             curve = t.record.intermediate
             if not t.record.state.ended and curve:
-                current = self._curve_source(h, exp_id, trial_id)
+                current = self._curve_source(h, exp_id, t)
                 action = decide(current, source, len(curve))
                 if action is Action.IGNORE:
                     self._say_sources(h, exp_id, t, used=current or SDK, ignored=source)
@@ -622,14 +623,19 @@ class Engine:
         h = self.get(exp_id)
         with h.lock:
             t = self.trial(exp_id, trial_id)
-            return self._curve_source(h, exp_id, trial_id) if t.record.intermediate else None
+            return self._curve_source(h, exp_id, t) if t.record.intermediate else None
 
-    def _curve_source(self, h: Hosted, exp_id: str, trial_id: str) -> str | None:
-        """The channel of the trial's curve points (its newest point's, once after a restart)."""
-        if trial_id not in h.curve_sources:
-            newest = self.store.trial_events(exp_id, trial_id, "intermediate_metric", newest=True)
-            h.curve_sources[trial_id] = (newest[0]["payload"] or {}).get("source") if newest else None
-        return h.curve_sources[trial_id]
+    def _curve_source(self, h: Hosted, exp_id: str, t: StoredTrial) -> str | None:
+        """The channel of the trial's curve points (its newest point's, read once after a
+        restart; each time for an ended trial, whose curve is complete: not kept for it)."""
+        trial_id = t.record.trial_id
+        if trial_id in h.curve_sources:
+            return h.curve_sources[trial_id]
+        newest = self.store.trial_events(exp_id, trial_id, "intermediate_metric", newest=True)
+        source = (newest[0]["payload"] or {}).get("source") if newest else None
+        if not t.record.state.ended:
+            h.curve_sources[trial_id] = source
+        return source
 
     @staticmethod
     def _curve_metric(h: Hosted) -> str:
@@ -644,16 +650,16 @@ class Engine:
         trial_id = t.record.trial_id
         note = both_note(self._curve_metric(h), used, ignored, dropped)
         payload = {"used": used, "ignored": ignored, "dropped": dropped, "note": note, "created": t.created}
-        key = (trial_id, t.created, ignored)
+        key, noted = (t.created, ignored), h.curve_noted.setdefault(trial_id, set())
         if dropped:
             self.store.drop_curve(exp_id, trial_id, payload)
-        elif key in h.curve_noted or any(same_note(e["payload"] or {}, t.created, ignored)
-                                         for e in self.store.trial_events(exp_id, trial_id, "curve_source")):
-            h.curve_noted.add(key)
+        elif key in noted or any(same_note(e["payload"] or {}, t.created, ignored)
+                                 for e in self.store.trial_events(exp_id, trial_id, "curve_source")):
+            noted.add(key)
             return
         else:
             self.store.add_event(exp_id, trial_id, "curve_source", payload)
-        h.curve_noted.add(key)
+        noted.add(key)
         logging.getLogger(__name__).warning("trial %s of %s: %s", trial_id, exp_id, note)
 
     def _assessor_failed(self, exp_id: str, trial_id: str, assessor: str, e: Exception) -> None:
@@ -732,7 +738,7 @@ class Engine:
             elif exit_code == 0:
                 state = TrialState.FAILED
                 why = message or veto
-                if why and value is None and rec.intermediate and self._curve_source(h, exp_id, trial_id) == SDK:
+                if why and value is None and rec.intermediate and self._curve_source(h, exp_id, t) == SDK:
                     # The other message says what its output or MLflow run lacked; the script's
                     # fix is the SDK's final report (the default message below already says so).
                     # Not when it gave one (value): it failed for another reason (its MLflow run
@@ -746,6 +752,9 @@ class Engine:
             self.store.set_ended(exp_id, trial_id, state, value, exit_code, message, now)
             rec.state, rec.value = state, value
             t.ended, t.exit_code, t.message = now, exit_code, message
+            # Its curve takes no more values: what decided them is kept no longer (the store has it).
+            h.curve_sources.pop(trial_id, None)
+            h.curve_noted.pop(trial_id, None)
             return state
 
     def requeue(self, exp_id: str, trial_id: str, message: str) -> TrialState:
@@ -769,6 +778,7 @@ class Engine:
             rec.state, rec.value, rec.metrics, rec.values = TrialState.WAITING, None, None, None
             rec.intermediate.clear()
             h.curve_sources.pop(trial_id, None)
+            h.curve_noted.pop(trial_id, None)  # the notes of an attempt that is over
             t.stop_requested, t.created, t.started, t.ended, t.exit_code, t.message = False, now, None, None, None, message
             return rec.state
 

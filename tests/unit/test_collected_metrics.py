@@ -763,3 +763,25 @@ def test_a_first_sdk_report_refused_for_its_step_drops_no_printed_point(server: 
     assert [p["value"] for p in server.engine.store.intermediate("e", tid)] == [0.5]
     (said,) = server.engine.store.trial_events("e", tid, "curve_source")
     assert said["payload"]["dropped"] == 4
+
+
+def test_an_ended_trials_curve_channel_is_not_kept_in_memory(server: Server) -> None:
+    """Hosted.curve_sources and curve_noted (340b596, 795ebf6) got an entry per trial (and per
+    attempt and channel left out) for the experiment's life: a long experiment's every trial
+    stayed in memory. They are dropped when the trial ends (or is requeued): an ended trial's
+    curve takes no more values, and what they cache is in the store (its points' events, its
+    'curve_source' events), read back when asked, as after a restart."""
+    h = server.engine.register("e", "e", config())
+    done, requeued, live = (new_trial(server.engine) for _ in range(3))
+    for tid in (done, requeued, live):
+        server.engine.report_intermediate("e", tid, 0.5, step=0)
+        assert server.client.log_collected("e", tid, steps("accuracy", [0.1])) == 1
+    server.engine.report_final("e", done, 0.5)
+    assert server.engine.end("e", done, 0) is TrialState.SUCCEEDED
+    assert server.engine.requeue("e", requeued, "interrupted") is TrialState.WAITING
+    assert set(h.curve_sources) == {live} and set(h.curve_noted) == {live}
+    # Asked after its end, the channel is read from the store, not kept again.
+    assert server.engine.curve_source("e", done) == "sdk" and done not in h.curve_sources
+    # The live trial is still warned once, however many values it prints.
+    assert server.client.log_collected("e", live, steps("accuracy", [0.1, 0.2])) == 1
+    assert len(server.engine.store.trial_events("e", live, "curve_source")) == 1
