@@ -127,6 +127,28 @@ class ControlPlane:
         return subprocess.run([build.binary("kubectl"), *args], env=self.env(), input=input,
                               capture_output=True, text=True, check=check, timeout=timeout)
 
+    def wait_crd_established(self, name: str, timeout: float = 60) -> None:
+        """Wait until the CustomResourceDefinition ``name`` (plural.group) is Established.
+
+        Polls rather than `kubectl wait`: right after a CRD is applied to a fresh control
+        plane, `kubectl wait --for=condition=Established` sometimes exited 1 at once instead
+        of waiting (2 of ~17 runs of a test installing the CRD first thing), failing a test
+        on a transient answer. Raises with kubectl's last output if the time runs out."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            r = self.kubectl("get", "crd", name, "-o", "json", check=False)
+            if r.returncode == 0:
+                conditions = json.loads(r.stdout).get("status", {}).get("conditions") or []
+                if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+                    return
+                last = f"conditions: {conditions}"
+            else:
+                last = r.stderr.strip()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {name} not Established within {timeout:g}s; last: {last}")
+            time.sleep(0.2)
+
     def helm(self, *args: str, check: bool = True,
              timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run([build.binary("helm"), *args], env=self.env(),

@@ -71,7 +71,7 @@ def test_an_experiment_made_before_a_refusal_can_still_be_deleted(kube_cluster, 
         return r.returncode == 0 or "AlreadyExists" in r.stderr
 
     kube_cluster.kubectl("apply", "-f", "-", input=_old_crd(drop))
-    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/autotuneexperiments.tensorstack.dev")
+    kube_cluster.wait_crd_established("autotuneexperiments.tensorstack.dev")
     kube_cluster.kubectl("delete", POLICY_BINDING, "--ignore-not-found")
     try:
         wait_for(created, 60, "the experiment created under the old CRD, without the policy")

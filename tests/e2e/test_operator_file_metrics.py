@@ -99,7 +99,7 @@ CRD = ("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs")
 @pytest.fixture(scope="module")
 def env(kube_cluster, tmp_path_factory):
     kube_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd(*CRD)))
-    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD[3]}.{CRD[0]}")
+    kube_cluster.wait_crd_established(f"{CRD[3]}.{CRD[0]}")
     with operator_env(kube_cluster, tmp_path_factory.mktemp("filemetrics"), "filemetrics", script=TRAIN,
                       extra_env={"AUTOTUNE_COLLECTOR_IMAGE": IMAGE}) as e:
         yield e

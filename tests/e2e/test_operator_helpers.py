@@ -35,8 +35,7 @@ def install_crd(cluster) -> None:
     (test_operator_restart_after_refused_edit and test_crd_rules_old_objects remove it), and
     a test expecting its refusal must not run before. Probed with a dry run (nothing made)."""
     cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/autotuneexperiments.tensorstack.dev")
+    cluster.wait_crd_established("autotuneexperiments.tensorstack.dev")
     probe = yaml.safe_load(SEED_EXAMPLE)
     probe["metadata"] = {"generateName": "policy-probe-"}
     probe["spec"]["searchSpace"] = [1]  # the policy's refusal (the CRD cannot see this schemaless field)

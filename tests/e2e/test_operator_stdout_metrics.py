@@ -63,7 +63,7 @@ CRDS = [("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs"),
 def env(kube_cluster, tmp_path_factory):
     kube_cluster.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(crd(*c)) for c in CRDS))
     for g, _, _, p in CRDS:
-        kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{p}.{g}")
+        kube_cluster.wait_crd_established(f"{p}.{g}")
     with operator_env(kube_cluster, tmp_path_factory.mktemp("stdout"), "stdout", script=TRAIN) as e:
         yield e
     # Gone before the next module: another one applies the same CRDs, and a CRD still

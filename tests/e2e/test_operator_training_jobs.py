@@ -49,7 +49,7 @@ def env(kube_cluster, tmp_path_factory):
     docs = "\n---\n".join(yaml.safe_dump(crd(*k)) for k in KINDS)
     kube_cluster.kubectl("apply", "-f", "-", input=docs)
     for g, _, _, p in KINDS:
-        kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{p}.{g}")
+        kube_cluster.wait_crd_established(f"{p}.{g}")
     with operator_env(kube_cluster, tmp_path_factory.mktemp("training-jobs"), "tj") as e:  # workload kind: discovered
         yield e
     # Gone before the next module: another one applies the same CRDs, and a CRD still

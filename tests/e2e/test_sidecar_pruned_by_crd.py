@@ -48,7 +48,7 @@ OLD_CRD = {
 @pytest.fixture(scope="module")
 def env(kube_cluster, tmp_path_factory):
     kube_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(OLD_CRD))
-    kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/pytorchjobs.kubeflow.org")
+    kube_cluster.wait_crd_established("pytorchjobs.kubeflow.org")
     with operator_env(kube_cluster, tmp_path_factory.mktemp("oldcrd"), "oldcrd") as e:
         yield e
     kube_cluster.kubectl("delete", "crd", "pytorchjobs.kubeflow.org", "--timeout=50s", check=False)
