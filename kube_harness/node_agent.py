@@ -14,7 +14,7 @@ This is test harness, not a kubelet. What it does:
   * native sidecars (Kubernetes >= 1.29): an init container with ``restartPolicy: Always``
     is started in its turn among the init containers and not waited for; it is restarted
     (with a short back-off) when it exits while the pod runs, gets SIGTERM (then SIGKILL after the grace period,
-    at most 10 s) once every regular container has ended for good, and its exit code does
+    below) once every regular container has ended for good, and its exit code does
     not decide the pod's phase;
   * ``emptyDir`` volumes and the volumeMounts that name them: the pod gets a directory per
     emptyDir (<pod dir>/volumes/<name>, mode 0777) and a container with such mounts runs in
@@ -33,6 +33,11 @@ This is test harness, not a kubelet. What it does:
     long has passed since status.startTime the containers are killed as on deletion and the
     pod ends Failed, reason DeadlineExceeded, and stays (its logs readable), as the
     kubelet's active deadline handler does;
+  * the grace period between SIGTERM and SIGKILL (a deletion, the active deadline, a native
+    sidecar's stop) is the pod's, capped at 10 s (MAX_GRACE_SECONDS) unless the pod has the
+    annotation ``kube-harness/honour-grace-period: "true"``, a test-harness knob for tests
+    that act on a pod while it terminates; a later deletion with a shorter grace period brings
+    the SIGKILL forward (never later), as the kubelet's pod worker does;
   * gives each pod's processes KUBECONFIG pointing at a kubeconfig with a token of the
     pod's ServiceAccount (TokenRequest bound to the pod) unless automountServiceAccountToken
     is false, so in-pod clients that load a kubeconfig act as that ServiceAccount under
@@ -88,6 +93,15 @@ DEFAULT_NODES = [
 PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
 LEASE_SECONDS = 40
 POLL = 0.3
+# The kubelet gives a pod its whole terminationGracePeriodSeconds (30 s by default) between
+# SIGTERM and SIGKILL; this agent gives at most MAX_GRACE_SECONDS, so that tests whose pods
+# ignore SIGTERM do not wait that long for each kill.
+MAX_GRACE_SECONDS = 10.0
+# A test-harness knob, not a Kubernetes one: a pod annotated with this set to "true" gets its
+# whole grace period, uncapped. For a test that must act on a pod while it terminates (evict
+# it, say) however slowly the test gets there; it gives the pod a long grace period and ends
+# it with a deletion of a short one (a grace period only ever shortens, as in the kubelet).
+HONOUR_GRACE_ANNOTATION = "kube-harness/honour-grace-period"
 
 
 def now() -> str:
@@ -129,6 +143,16 @@ def past_deadline(pod: dict, at: float) -> bool:
         return False
     began = calendar.timegm(time.strptime(start, "%Y-%m-%dT%H:%M:%SZ"))
     return at >= began + int(limit)
+
+
+def kill_grace(pod: dict, grace: float) -> float:
+    """The seconds this agent waits between SIGTERM and SIGKILL for a kill the API asked
+    `grace` seconds for: at most MAX_GRACE_SECONDS, unless the pod opts out of the cap
+    (HONOUR_GRACE_ANNOTATION)."""
+    notes = pod["metadata"].get("annotations") or {}
+    if notes.get(HONOUR_GRACE_ANNOTATION) == "true":
+        return grace
+    return min(grace, MAX_GRACE_SECONDS)
 
 
 def tolerates(tolerations: list[dict], taint: dict) -> bool:
@@ -238,6 +262,7 @@ class PodRunner(threading.Thread):
         self.dir = agent.state_dir / "pods" / f"{self.ns}_{self.name}_{self.uid}"
         self.restart_policy = pod["spec"].get("restartPolicy", "Always")
         self.delete_grace: float | None = None  # set when the pod is being deleted or past its deadline
+        self.kill_at: float | None = None  # time.monotonic() of the SIGKILL the kills asked for so far
         self.deadline_exceeded = False  # spec.activeDeadlineSeconds ran out: killed, the pod kept
         self.wake = threading.Event()
         self.procs: dict[str, subprocess.Popen] = {}
@@ -254,13 +279,22 @@ class PodRunner(threading.Thread):
 
     # -- plumbing -----------------------------------------------------------------
     def request_delete(self, grace: float) -> None:
-        if self.delete_grace is None:
-            self.delete_grace = grace
+        """Kill the pod's containers: SIGTERM, SIGKILL `grace` seconds later (kill_grace). A
+        later request (a deletion of a pod already stopping for its deadline, a deletion with
+        a shorter grace period) may bring the SIGKILL forward, never put it off: the
+        kubelet's pod worker likewise only ever shortens a terminating pod's grace period."""
+        at = time.monotonic() + kill_grace(self.pod, grace)
+        with self.lock:
+            first = self.delete_grace is None
+            if first:
+                self.delete_grace = grace
+            self.kill_at = at if self.kill_at is None else min(self.kill_at, at)
+        if first:
             self.wake.set()
 
     def request_deadline(self) -> None:
         """spec.activeDeadlineSeconds has passed since the pod's startTime: its containers are
-        killed as on deletion (SIGTERM, SIGKILL after the pod's grace period, at most 10 s) and
+        killed as on deletion (SIGTERM, SIGKILL after the pod's grace period, kill_grace) and
         the pod ends Failed, reason DeadlineExceeded, but stays, with its logs (the kubelet's
         active deadline handler). The field may be set or lowered on a running pod."""
         if self.delete_grace is None:
@@ -527,6 +561,8 @@ class PodRunner(threading.Thread):
         return code
 
     def kill_all(self, grace: float) -> None:
+        """SIGTERM every process group, then SIGKILL what is left after `grace` seconds, or
+        sooner when a deletion asks for it meanwhile (request_delete's kill_at)."""
         with self.lock:
             procs = [p for p in self.procs.values() if p.poll() is None]
         for p in procs:
@@ -535,11 +571,12 @@ class PodRunner(threading.Thread):
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + grace
-        for p in procs:
-            try:
-                p.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
+        while any(p.poll() is None for p in procs):
+            with self.lock:
+                left = min(deadline, self.kill_at if self.kill_at is not None else deadline) - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, 0.1))
         for p in procs:
             try:
                 os.killpg(p.pid, signal.SIGKILL)  # whatever is left in the group, too
@@ -642,7 +679,7 @@ class PodRunner(threading.Thread):
         retry_sidecar: dict[str, float] = {}  # sidecar -> when to start it again (a back-off)
         while True:
             if self.delete_grace is not None:
-                self.kill_all(min(self.delete_grace, 10))
+                self.kill_all(kill_grace(self.pod, self.delete_grace))
                 return
             changed = False
             for n, c in sidecars.items():  # a sidecar that exits while the pod runs is restarted
@@ -721,8 +758,8 @@ class PodRunner(threading.Thread):
 
     def _stop_sidecars(self, names: list[str], started: dict[str, str]) -> None:
         """Every regular container has ended: SIGTERM the native sidecars, last started first,
-        each given the pod's grace period (at most 10 s) before SIGKILL, as the kubelet does."""
-        grace = min(float(self.pod["spec"].get("terminationGracePeriodSeconds", 30)), 10.0)
+        each given the pod's grace period (kill_grace) before SIGKILL, as the kubelet does."""
+        grace = kill_grace(self.pod, float(self.pod["spec"].get("terminationGracePeriodSeconds", 30)))
         for n in reversed(names):
             with self.lock:
                 p = self.procs.pop(n, None)
@@ -760,7 +797,7 @@ class PodRunner(threading.Thread):
         self.report()
         while p.poll() is None:
             if self.delete_grace is not None:
-                self.kill_all(min(self.delete_grace, 10))
+                self.kill_all(kill_grace(self.pod, self.delete_grace))
                 return None
             self.wake.wait(0.2)
         with self.lock:

@@ -175,6 +175,46 @@ def test_an_evicted_pod_is_killed_and_ends_failed_with_its_disruption_condition(
              60, "the evicted pod to be removed")
 
 
+def test_a_pod_may_opt_into_its_whole_grace_period_and_a_shorter_deletion_ends_it(kube_cluster, core_v1, namespace,
+                                                                                    tmp_path):
+    # The agent caps a pod's grace period at 10 s, unless the pod has the harness's annotation
+    # (node_agent.HONOUR_GRACE_ANNOTATION). Two pods that ignore SIGTERM, with an hour of grace,
+    # are stopped by their deadline, the one that opted in first: once the capped one has been
+    # SIGKILLed, the other, SIGTERMed earlier, still runs (terminating, as under a kubelet),
+    # which it would not if it were capped too. Then a deletion with a grace period of 1 s
+    # shortens its kill, as the kubelet's pod worker does.
+    code = ("import os, pathlib, signal, sys, time; d = pathlib.Path(sys.argv[1]); "
+            "signal.signal(signal.SIGTERM, lambda *a: (d / 'sigterm').write_text('1')); "
+            "(d / 'pid').write_text(str(os.getpid())); time.sleep(3600)")
+    pids = {}
+    try:
+        for name, notes in (("honoured", {"kube-harness/honour-grace-period": "true"}), ("capped", {})):
+            d = tmp_path / name
+            d.mkdir()
+            core_v1.create_namespaced_pod(namespace, {
+                "metadata": {"name": name, "annotations": notes},
+                "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 3600,
+                         "containers": [{"name": "main", "image": "none", "command": [PY, "-c", code, str(d)]}]}})
+            pids[name] = int(wait_for(lambda d=d: (d / "pid").exists() and (d / "pid").read_text(), 60,
+                                      f"{name}'s process"))
+            core_v1.patch_namespaced_pod(name, namespace, {"spec": {"activeDeadlineSeconds": 1}})
+            wait_for(lambda d=d: (d / "sigterm").exists(), 60, f"{name}'s SIGTERM (its deadline)")
+        capped = wait_for(lambda: (p := core_v1.read_namespaced_pod("capped", namespace)).status.phase == "Failed"
+                          and p, 60, "the capped pod killed after at most 10 s")
+        assert capped.status.reason == "DeadlineExceeded" and not pid_alive(pids["capped"]), capped.status
+        honoured = core_v1.read_namespaced_pod("honoured", namespace)
+        assert honoured.status.phase == "Running" and pid_alive(pids["honoured"]), honoured.status
+    finally:  # (an hour of grace: not left to the namespace's deletion)
+        try:
+            core_v1.delete_namespaced_pod("honoured", namespace, grace_period_seconds=1)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+    wait_for(lambda: not pid_alive(pids["honoured"]), 60, "the deletion's 1 s grace period to end the process")
+    wait_for(lambda: not [p for p in core_v1.list_namespaced_pod(namespace).items if p.metadata.name == "honoured"],
+             60, "the deleted pod to be removed")
+
+
 def test_env_from_secret_configmap_and_downward_api(kube_cluster, core_v1, namespace):
     core_v1.create_namespaced_secret(namespace, {
         "metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}})
