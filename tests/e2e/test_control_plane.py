@@ -341,8 +341,7 @@ spec:
 def test_kubectl_apply_crd_and_custom_resource(kube_cluster, namespace):
     kube_cluster.kubectl("apply", "-f", "-", input=CRD)
     try:
-        kube_cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
-                             "crd/widgets.example.com")
+        kube_cluster.wait_crd_established("widgets.example.com", timeout=30)
         good = ("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\n"
                 "spec: {size: 3}\n")
         # Discovery of the new type can lag a moment behind Established.
