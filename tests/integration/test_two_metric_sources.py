@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,11 +21,9 @@ import pytest
 from tests.integration.conftest import TRIALS, manifest, run_autotune, write_manifest
 
 
-@pytest.mark.parametrize("order", ["sdk-first", "print-first"])
-def test_the_curve_is_the_sdk_reports_when_the_trial_also_prints_them(tmp_path: Path, order: str) -> None:
-    doc = manifest(name="two-sources", max_trials=1, concurrency=1,
-                   command=[sys.executable, str(TRIALS / "two_sources.py"), "--order", order])
-    doc["spec"].update({"primaryMetric": "accuracy", "metricsCollector": {"kind": "StdOut"}})
+def run_one_trial(tmp_path: Path, doc: dict) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """`autotune run` of the one-trial experiment; its trial must succeed with the SDK's curve
+    (0.5, 0.6, 0.7). Returns the run and the trial's trials.csv row."""
     out = tmp_path / "out"
     r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(out)], timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -32,6 +31,15 @@ def test_the_curve_is_the_sdk_reports_when_the_trial_also_prints_them(tmp_path: 
         (row,) = csv.DictReader(f)
     assert row["state"] == "SUCCEEDED", row
     assert json.loads(row["intermediate"]) == [0.5, 0.6, 0.7], row
+    return r, row
+
+
+@pytest.mark.parametrize("order", ["sdk-first", "print-first"])
+def test_the_curve_is_the_sdk_reports_when_the_trial_also_prints_them(tmp_path: Path, order: str) -> None:
+    doc = manifest(name="two-sources", max_trials=1, concurrency=1,
+                   command=[sys.executable, str(TRIALS / "two_sources.py"), "--order", order])
+    doc["spec"].update({"primaryMetric": "accuracy", "metricsCollector": {"kind": "StdOut"}})
+    r, row = run_one_trial(tmp_path, doc)
     assert float(row["value"]) == 0.7
     # Which source made the curve is said once.
     said = [line for line in r.stderr.splitlines() if "the curve of 'accuracy' is its SDK reports" in line]
@@ -47,13 +55,7 @@ def test_without_a_final_report_the_result_is_the_curves_last_value_not_a_printe
     doc = manifest(name="two-sources", max_trials=1, concurrency=1,
                    command=[sys.executable, str(TRIALS / "two_sources.py"), "--order", order, "--no-final"])
     doc["spec"].update({"primaryMetric": "accuracy", "metricsCollector": {"kind": "StdOut"}})
-    out = tmp_path / "out"
-    r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(out)], timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    with open(out / "two-sources" / "trials.csv") as f:
-        (row,) = csv.DictReader(f)
-    assert row["state"] == "SUCCEEDED", row
-    assert json.loads(row["intermediate"]) == [0.5, 0.6, 0.7], row
+    _, row = run_one_trial(tmp_path, doc)
     assert float(row["value"]) == 0.7, row
     assert json.loads(row["metrics"])["accuracy"] == 0.7, row
 
@@ -70,13 +72,7 @@ def test_a_trial_reporting_with_the_sdk_and_mlflow_gets_the_sdks_curve_and_resul
                    command=[sys.executable, str(TRIALS / "two_sources.py"), "--order", order, "--other", "mlflow",
                             "--no-final"])
     doc["spec"]["primaryMetric"] = "accuracy"  # no metricsCollector: AutoTune sets the MLflow variables
-    out = tmp_path / "out"
-    r = run_autotune(["run", str(write_manifest(tmp_path / "e.yaml", doc)), "--output", str(out)], timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    with open(out / "two-sources" / "trials.csv") as f:
-        (row,) = csv.DictReader(f)
-    assert row["state"] == "SUCCEEDED", row
-    assert json.loads(row["intermediate"]) == [0.5, 0.6, 0.7], row
+    r, row = run_one_trial(tmp_path, doc)
     assert float(row["value"]) == 0.7, row
     said = [line for line in r.stderr.splitlines()
             if "the curve of 'accuracy' is its SDK reports; its MLflow-logged values are not part of it" in line]
