@@ -208,24 +208,43 @@ class ConfigError(Exception):
     """The container cannot start yet (CreateContainerConfigError)."""
 
 
-# Run in a new mount namespace: bind each (source, target, ro|rw) triple; keep the pod's
-# kubeconfig visible where a mount hid it (bound from a descriptor opened before, as a kubelet
-# mounts the token whatever else is mounted); cd to the working directory again (a mount over
-# it is seen only through its path; where it is hidden the process stays in the original)
-# and exec the command.
+# Run in a new mount namespace: first bind every source under a private tmpfs at the stage
+# directory (none of the pod's mountPaths covers it), then each staged source at its target,
+# parents first. Bound straight to their targets, the sources below a mount made before
+# (a chart's /tmp over the agent's state, where emptyDirs' folders and a checkout under /tmp
+# live) were hidden by it. Keep the pod's kubeconfig visible where a mount hid it (bound from
+# a descriptor opened before, as a kubelet mounts the token whatever else is mounted); cd to
+# the working directory again (a mount over it is seen only through its path; where it is
+# hidden the process stays in the original) and exec the command.
+# Arguments: wd kubeconfig stage SOURCE... -- TARGET ro|rw ... -- COMMAND...
 _MOUNT_SCRIPT = (
-    'wd="$1"; kc="$2"; shift 2; '
+    'wd="$1"; kc="$2"; stage="$3"; shift 3; '
     'if [ -n "$kc" ]; then exec 8<"$kc"; fi; '
-    'while [ "$1" != "--" ]; do '
-    'mkdir -p "$1" "$2" && mount --bind "$1" "$2" || exit 125; '
-    'if [ "$3" = ro ]; then mount -o remount,bind,ro "$2" || exit 125; fi; '
-    'shift 3; done; shift; '
+    'mount -t tmpfs kube-harness-stage "$stage" || exit 125; '
+    'i=0; while [ "$1" != "--" ]; do i=$((i + 1)); '
+    'mkdir -p "$1" "$stage/$i" && mount --bind "$1" "$stage/$i" || exit 125; '
+    'shift; done; shift; '
+    'i=0; while [ "$1" != "--" ]; do i=$((i + 1)); '
+    'mkdir -p "$1" && mount --bind "$stage/$i" "$1" || exit 125; '
+    'if [ "$2" = ro ]; then mount -o remount,bind,ro "$1" || exit 125; fi; '
+    'shift 2; done; shift; '
     'if [ -n "$kc" ] && [ ! -e "$kc" ]; then '
     '{ mkdir -p "$(dirname "$kc")" && touch "$kc" && mount --no-canonicalize --bind /proc/self/fd/8 "$kc"; } '
     '|| echo "[fake-node] a volume mount hides KUBECONFIG $kc" >&2; fi; '
     'if [ -n "$kc" ]; then exec 8<&-; fi; '
     'cd "$wd" 2>/dev/null; exec "$@"'
 )
+# Where the sources are staged: the first of these no mountPath is at or above (the host's
+# directory stays empty: a tmpfs covers it in the pod's own namespace).
+_STAGES = ("/run/kube-harness-stage", "/var/tmp/kube-harness-stage", "/mnt/kube-harness-stage")
+
+
+def stage_for(targets: list[str]) -> str:
+    """A stage directory that no target covers (see _MOUNT_SCRIPT)."""
+    for stage in _STAGES:
+        if not any(stage == t or stage.startswith(t.rstrip("/") + "/") for t in targets):
+            return stage
+    raise ValueError(f"every staging directory {_STAGES} is covered by a mount of {targets}")
 
 
 def mount_namespaces_work() -> str | None:
@@ -241,14 +260,20 @@ def mount_namespaces_work() -> str | None:
 
 
 def volume_argv(argv: list[str], wd: str, mounts: list[tuple[str, str, bool]], kubeconfig: str = "") -> list[str]:
-    """``argv`` run with each (host dir, mountPath, read-only) bind-mounted in a mount
+    """``argv`` run with each (source, mountPath, read-only) bind-mounted in a mount
     namespace of its own (so other processes of this host, other pods included, see none),
-    the file ``kubeconfig`` (if any) still there when a mount covers its directory."""
+    the file ``kubeconfig`` (if any) still there when a mount covers its directory. Every
+    source is staged before any target is mounted (_MOUNT_SCRIPT): a mount at /tmp would
+    otherwise hide the later sources below it (an emptyDir's folder in the agent's state,
+    a hostPath there)."""
+    targets = [dst for _, dst, _ in mounts]
+    stage = stage_for(targets)
+    os.makedirs(stage, exist_ok=True)
     binds: list[str] = []
-    for src, dst, ro in mounts:
-        binds += [src, dst, "ro" if ro else "rw"]
-    return ["unshare", "-m", "--propagation", "private", "sh", "-c", _MOUNT_SCRIPT, "sh", wd, kubeconfig, *binds,
-            "--", *argv]
+    for _, dst, ro in mounts:
+        binds += [dst, "ro" if ro else "rw"]
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", _MOUNT_SCRIPT, "sh", wd, kubeconfig, stage,
+            *[src for src, _, _ in mounts], "--", *binds, "--", *argv]
 
 
 # ---------------------------------------------------------------------------- pod runner
@@ -499,7 +524,7 @@ class PodRunner(threading.Thread):
         if mounts:
             why = self.agent.mount_namespaces()
             if why is not None:
-                msg = (f"container {name} mounts emptyDir volumes, which the fake node gives it in a mount "
+                msg = (f"container {name} mounts emptyDir or hostPath volumes, which the fake node gives it in a mount "
                        f"namespace of its own, and `unshare -m` fails here ({why}): run the node agent as "
                        "root with CAP_SYS_ADMIN")
                 if status["state"].get("waiting", {}).get("message") != msg:
@@ -531,14 +556,20 @@ class PodRunner(threading.Thread):
         return p
 
     def _mounts(self, c: dict) -> list[tuple[str, str, bool]]:
-        """(host dir, mountPath, read-only) of the container's mounts of emptyDir volumes,
-        parents first (as the kubelet orders them); mounts of other volumes are ignored."""
-        empty = {v.get("name") for v in self.pod["spec"].get("volumes") or [] if "emptyDir" in v}
+        """(host dir, mountPath, read-only) of the container's mounts of emptyDir and
+        hostPath (directory) volumes, parents first (as the kubelet orders them); mounts of
+        other volumes are ignored."""
+        sources: dict[str, Path] = {}
+        for v in self.pod["spec"].get("volumes") or []:
+            if "emptyDir" in v:
+                sources[v.get("name")] = self.dir / "volumes" / v["name"]
+            elif "hostPath" in v and (v["hostPath"] or {}).get("path"):
+                sources[v.get("name")] = Path(v["hostPath"]["path"])
         out = []
         for m in c.get("volumeMounts") or []:
-            if m.get("name") not in empty or not m.get("mountPath"):
+            src = sources.get(m.get("name"))
+            if src is None or not m.get("mountPath"):
                 continue
-            src = self.dir / "volumes" / m["name"]
             if m.get("subPath"):
                 src = src / m["subPath"]
             out.append((str(src), os.path.normpath(m["mountPath"]), bool(m.get("readOnly"))))

@@ -113,3 +113,41 @@ def test_a_sidecar_that_exits_is_restarted_while_the_pod_runs(core_v1, namespace
     # Restarted with a back-off (1 s, 2 s, 4 s...): a few times in 6 s, not in a busy loop.
     assert p.status.phase == "Succeeded" and 1 <= side.restart_count <= 4, side
     assert side.last_state.terminated.exit_code == 1
+
+
+READER = """
+import os, sys
+print("host:", open(os.path.join(sys.argv[1], "f")).read().strip(), flush=True)
+with open(os.path.join(sys.argv[2], "x"), "w") as f:
+    f.write("data")
+print("data:", sorted(os.listdir(sys.argv[2])), flush=True)
+"""
+
+
+def test_volumes_whose_sources_a_parent_mount_covers_are_still_mounted(kube_cluster, core_v1, namespace):
+    """Mounts go parents first, and a parent mount over the agent's directory (a chart's /tmp,
+    where test clusters and a checkout under /tmp live) used to hide the sources of the mounts
+    after it: an emptyDir's folder in the agent's state, or a hostPath there. Sources are now
+    held open before any mount. A hostPath directory is mounted too (the chart's
+    extraVolumes in test_helm_extra_env mount a checkout under /tmp back into place)."""
+    state = kube_cluster.state_dir
+    src = state / "host-src"
+    src.mkdir(exist_ok=True)
+    (src / "f").write_text("from the host\n")
+    host_at, data_at = "/var/lib/autotune-harness-host", "/var/lib/autotune-harness-data"
+    core_v1.create_namespaced_pod(namespace, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nested"},
+        "spec": {"restartPolicy": "Never",
+                 "volumes": [{"name": "over", "emptyDir": {}}, {"name": "data", "emptyDir": {}},
+                             {"name": "host", "hostPath": {"path": str(src)}}],
+                 "containers": [{"name": "main", "image": "python",
+                                 "command": [sys.executable, "-c", READER, host_at, data_at],
+                                 "volumeMounts": [{"name": "over", "mountPath": str(state)},
+                                                  {"name": "data", "mountPath": data_at},
+                                                  {"name": "host", "mountPath": host_at, "readOnly": True}]}]}})
+    wait_for(lambda: core_v1.read_namespaced_pod("nested", namespace).status.phase in ("Succeeded", "Failed"), 60,
+             "the pod to end")
+    out = kube_cluster.pod_log(namespace, "nested", "main")
+    assert out == "host: from the host\ndata: ['x']\n", out
+    assert core_v1.read_namespaced_pod("nested", namespace).status.phase == "Succeeded"
+    assert not Path(data_at).exists() or not Path(data_at, "x").exists()  # the pod's own folder, not the host's

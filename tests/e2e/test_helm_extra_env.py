@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import sys
 import threading
 import urllib.parse
 import uuid
@@ -197,6 +198,12 @@ def forward_proxy(upstream: str) -> Iterator[ForwardProxy]:
         proxy.close()
 
 
+def host_dirs() -> list[str]:
+    """The checkout and the Python environment running the tests (one when it is inside the other)."""
+    dirs = sorted({str(ROOT), sys.prefix})
+    return [d for d in dirs if not any(d != o and d.startswith(o.rstrip("/") + "/") for o in dirs)]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("0.0.0.0", 0))
@@ -226,6 +233,13 @@ def test_the_charts_operator_pod_runs_with_its_extra_env(kube_cluster, tmp_path)
                 "adminToken": ADMIN, "watchNamespaces": [team], "metrics": {"enabled": False},
                 "operator": {"replicas": 1, "orphanSweepSeconds": 0, "healthPort": health_port,
                              "extraEnvFrom": [{"configMapRef": {"name": "proxy-settings"}}],
+                             # The pod's "image" is this host: the chart's emptyDir at /tmp would
+                             # hide `autotune` of a checkout (and its .venv) under /tmp, so the
+                             # checkout and the Python environment are mounted back in place.
+                             "extraVolumes": [{"name": f"host{i}", "hostPath": {"path": d}}
+                                              for i, d in enumerate(host_dirs())],
+                             "extraVolumeMounts": [{"name": f"host{i}", "mountPath": d, "readOnly": True}
+                                                   for i, d in enumerate(host_dirs())],
                              "extraEnv": [{"name": "AUTOTUNE_LEADER_ELECTION_IDENTITY", "value": "from-extra-env"}]},
                 # trials are not the operator: they report straight to the tuner server
                 "tunerServer": {"replicas": 0, "persistence": {"enabled": False}, "externalURL": server.url},
