@@ -576,6 +576,7 @@ class Engine:
         with h.lock:
             t = self.trial(exp_id, trial_id)
             curve = t.record.intermediate
+            replacing: dict[str, Any] | None = None  # the 'curve_source' event of a replaced curve
             if not t.record.state.ended and curve:
                 current = self._curve_source(h, exp_id, t)
                 action = decide(current, source, len(curve))
@@ -590,16 +591,22 @@ class Engine:
                         # were gone and the report was not taken either.
                         raise Conflict(f"intermediate step {step} reported but the next step of {trial_id} is 0: "
                                        f"{replace_note(source, current or SDK, len(curve))}; nothing was changed")
-                    self._say_sources(h, exp_id, t, used=source, ignored=current or SDK, dropped=len(curve))
-                    curve.clear()
-            step = len(curve) if step is None else step
-            if t.record.state.ended or step < len(curve):  # ended, or a retried report: idempotent
+                    # Dropped in the new point's transaction (Store.add_intermediate's
+                    # ``replacing``): dropped apart, a kill between the two left no curve.
+                    replacing = self._sources_event(h, t, used=source, ignored=current or SDK, dropped=len(curve))
+            following = 0 if replacing is not None else len(curve)  # the step the report must have
+            step = following if step is None else step
+            if t.record.state.ended or step < following:  # ended, or a retried report: idempotent
                 if event is not None:
                     self.store.add_event(exp_id, trial_id, *event)
                 return t.record.state.ended or t.stop_requested
-            if step > len(curve):
-                raise Conflict(f"intermediate step {step} reported but the next step of {trial_id} is {len(curve)}")
-            self.store.add_intermediate(exp_id, trial_id, step, value, raw, self.clock(), also=event, source=source)
+            if step > following:
+                raise Conflict(f"intermediate step {step} reported but the next step of {trial_id} is {following}")
+            self.store.add_intermediate(exp_id, trial_id, step, value, raw, self.clock(), also=event, source=source,
+                                        replacing=replacing)
+            if replacing is not None:
+                curve.clear()
+                self._said(h, exp_id, t, replacing)
             curve.append(value)
             h.curve_sources[trial_id] = source
             if t.record.state is TrialState.WAITING:
@@ -642,25 +649,33 @@ class Engine:
         """The name of the metric whose values make a trial's curve."""
         return h.objectives[0].name if h.objectives else (h.config.primaryMetric or "the objective")
 
-    def _say_sources(self, h: Hosted, exp_id: str, t: StoredTrial, used: str, ignored: str, dropped: int = 0) -> None:
-        """Say once per attempt and ignored channel which channel makes the curve of a trial
-        that used two (a warning, and an event 'curve_source'); ``dropped`` points of the
-        ignored channel are deleted with it. Per attempt: a requeued trial's attempt is a run
-        of its own, which a user reads apart (its events carry their attempt's ``created``)."""
-        trial_id = t.record.trial_id
+    def _sources_event(self, h: Hosted, t: StoredTrial, used: str, ignored: str, dropped: int = 0) -> dict[str, Any]:
+        """The payload of the event 'curve_source' saying which channel makes the curve of a
+        trial that used two; ``dropped``: the ignored channel's points it replaces."""
         note = both_note(self._curve_metric(h), used, ignored, dropped)
-        payload = {"used": used, "ignored": ignored, "dropped": dropped, "note": note, "created": t.created}
+        return {"used": used, "ignored": ignored, "dropped": dropped, "note": note, "created": t.created}
+
+    def _say_sources(self, h: Hosted, exp_id: str, t: StoredTrial, used: str, ignored: str) -> None:
+        """Say once per attempt and ignored channel which channel makes the curve of a trial
+        that used two (a warning, and an event 'curve_source'). Per attempt: a requeued
+        trial's attempt is a run of its own, which a user reads apart (its events carry their
+        attempt's ``created``). (A replaced curve is said with its new point: report_intermediate.)"""
+        trial_id = t.record.trial_id
+        payload = self._sources_event(h, t, used, ignored)
         key, noted = (t.created, ignored), h.curve_noted.setdefault(trial_id, set())
-        if dropped:
-            self.store.drop_curve(exp_id, trial_id, payload)
-        elif key in noted or any(same_note(e["payload"] or {}, t.created, ignored)
-                                 for e in self.store.trial_events(exp_id, trial_id, "curve_source")):
+        if key in noted or any(same_note(e["payload"] or {}, t.created, ignored)
+                               for e in self.store.trial_events(exp_id, trial_id, "curve_source")):
             noted.add(key)
             return
-        else:
-            self.store.add_event(exp_id, trial_id, "curve_source", payload)
-        noted.add(key)
-        logging.getLogger(__name__).warning("trial %s of %s: %s", trial_id, exp_id, note)
+        self.store.add_event(exp_id, trial_id, "curve_source", payload)
+        self._said(h, exp_id, t, payload)
+
+    @staticmethod
+    def _said(h: Hosted, exp_id: str, t: StoredTrial, payload: Mapping[str, Any]) -> None:
+        """A 'curve_source' event was written: not said again in this attempt, and logged."""
+        trial_id = t.record.trial_id
+        h.curve_noted.setdefault(trial_id, set()).add((t.created, payload["ignored"]))
+        logging.getLogger(__name__).warning("trial %s of %s: %s", trial_id, exp_id, payload["note"])
 
     def _assessor_failed(self, exp_id: str, trial_id: str, assessor: str, e: Exception) -> None:
         """Record an assessor's failure on a trial once (its first), as an event and a log line."""

@@ -325,24 +325,34 @@ class Store:
         )
 
     def add_intermediate(self, exp_id: str, trial_id: str, step: int, value: float, metrics: Any, ts: float,
-                         also: tuple[str, Mapping[str, Any]] | None = None, source: str | None = None) -> None:
+                         also: tuple[str, Mapping[str, Any]] | None = None, source: str | None = None,
+                         replacing: Mapping[str, Any] | None = None) -> None:
         """A curve point; with ``also``, the event (kind, payload) that logged it in the same
         transaction: an MLflow or collected metric (mlflow_runs.py) recorded in a transaction
         of its own before its point was lost the point for ever when the server died between
         the two commits (replayed, the event made the retry look done). ``source``: the
-        channel it came by (curve_source.py), kept in its event for a restarted server."""
+        channel it came by (curve_source.py), kept in its event for a restarted server.
+        ``replacing``: the payload of the event ``curve_source`` when this point replaces the
+        trial's curve so far (a lower ranked channel's, curve_source.py): those points are
+        deleted in this point's transaction. Dropped in a transaction of their own, a server
+        killed before the point's commit left the trial with no curve at all."""
+        point = ("intermediate_metric",
+                 {"step": step, "value": value, "metrics": metrics, **({"source": source} if source else {})})
+        events = [*([("curve_source", dict(replacing))] if replacing is not None else []), point,
+                  *([also] if also is not None else [])]
+        drop = [("DELETE FROM intermediate WHERE exp_id = ? AND trial_id = ?", (exp_id, trial_id))]
         self._tx(
             exp_id,
             trial_id,
-            "intermediate_metric",
-            {"step": step, "value": value, "metrics": metrics, **({"source": source} if source else {})},
+            *events[0],
             [
+                *(drop if replacing is not None else []),
                 (
                     "INSERT OR REPLACE INTO intermediate (exp_id, trial_id, step, value, metrics, ts) VALUES (?, ?, ?, ?, ?, ?)",
                     (exp_id, trial_id, step, value, json.dumps(metrics), ts),
-                )
+                ),
             ],
-            [also] if also is not None else (),
+            events[1:],
         )
 
     def set_final(self, exp_id: str, trial_id: str, value: float, metrics: Any,
@@ -408,12 +418,6 @@ class Store:
                  (TrialState.WAITING.value, ts, message, exp_id, trial_id)),
             ],
         )
-
-    def drop_curve(self, exp_id: str, trial_id: str, payload: Mapping[str, Any]) -> None:
-        """The trial's curve so far is dropped (values read from its output, replaced by its
-        explicit reports: curve_source.py); the event ``curve_source`` says so."""
-        self._tx(exp_id, trial_id, "curve_source", dict(payload),
-                 [("DELETE FROM intermediate WHERE exp_id = ? AND trial_id = ?", (exp_id, trial_id))])
 
     # ----- reads -----
     def experiments(self) -> Iterator[StoredExperiment]:

@@ -6,6 +6,7 @@ logs each pass and drains an ended trial's log before ending it."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -785,3 +786,48 @@ def test_an_ended_trials_curve_channel_is_not_kept_in_memory(server: Server) -> 
     # The live trial is still warned once, however many values it prints.
     assert server.client.log_collected("e", live, steps("accuracy", [0.1, 0.2])) == 1
     assert len(server.engine.store.trial_events("e", live, "curve_source")) == 1
+
+
+def _refuse_curve_points(store: Store) -> None:
+    """A simulated crash at the write of a curve point: SQLite refuses every INSERT into the
+    curve's table (an authorizer; setting one re-prepares the cached statements), so that
+    write's transaction never commits, as when the server is killed before its commit."""
+    def authorize(action: int, table: str | None, *_: Any) -> int:
+        refused = action == sqlite3.SQLITE_INSERT and table == "intermediate"
+        return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+    store._db.set_authorizer(authorize)
+
+
+def test_a_curve_replaced_by_a_higher_channel_survives_a_crash_before_the_new_point(tmp_path: Path) -> None:
+    """The SDK's first report replaces a printed curve: the printed points are deleted and the
+    report's point written. They were two transactions (Store.drop_curve, then the point), so a
+    server killed between the two commits left the trial with no curve (and the retried report
+    after the restart found the curve empty). Now one transaction: the crash (simulated, see
+    _refuse_curve_points) keeps the old curve whole across a restart, and the retry replaces it."""
+    first = Server(tmp_path / "t.db")
+    h = first.engine.register("e", "e", config())
+    tid = new_trial(first.engine)
+    assert first.client.log_collected("e", tid, steps("accuracy", [0.1, 0.2, 0.3])) == 3
+    url = f"{first.srv.url}/api/v1/experiments/e/trials/{tid}/intermediate"
+    auth = {"Authorization": f"Bearer {h.stored.token}"}
+    _refuse_curve_points(first.engine.store)
+    assert httpx.post(url, json={"metric": 0.5, "step": 0}, headers=auth).status_code == 500  # the crash
+    first.close()
+
+    second = Server(tmp_path / "t.db")  # the restarted server reads the store back
+    try:
+        e = second.engine
+        assert [p["value"] for p in e.store.intermediate("e", tid)] == [0.1, 0.2, 0.3]
+        assert e.trial("e", tid).record.intermediate == [0.1, 0.2, 0.3]
+        assert e.store.trial_events("e", tid, "curve_source") == []
+        # The SDK's retry replaces it now, in one write.
+        url = f"{second.srv.url}/api/v1/experiments/e/trials/{tid}/intermediate"
+        assert httpx.post(url, json={"metric": 0.5, "step": 0}, headers=auth).status_code == 200
+        assert e.trial("e", tid).record.intermediate == [0.5]
+        assert [p["value"] for p in e.store.intermediate("e", tid)] == [0.5]
+        (said,) = e.store.trial_events("e", tid, "curve_source")
+        assert said["payload"]["dropped"] == 3 and said["payload"]["used"] == "sdk"
+        assert e.curve_source("e", tid) == "sdk"
+    finally:
+        second.close()
