@@ -88,6 +88,12 @@ class BadMetric(EngineError):
     status = 422
 
 
+class FailsAnyway(str):
+    """An end hook's reason that fails a trial whatever its result (its MLflow run ended FAILED
+    or KILLED): no final report would have made it succeed, so its message says that cause
+    alone, never that it lacked report_final_result (curve_source.no_final_note)."""
+
+
 class AlgorithmFailure(EngineError):
     """The tuner or assessor raised: a bug or a state it cannot handle. The experiment errs."""
 
@@ -284,7 +290,8 @@ class Engine:
         self.checkpoint_base = checkpoint_base
         # Called as hook(exp_id, trial_id) when a trial exits 0 (not killed, not stopped), before
         # its state is decided: a trial that reported through MLflow gets its final result
-        # there, or a hook returns why the trial fails all the same (mlflow_runs.py).
+        # there, or a hook returns why the trial fails all the same (mlflow_runs.py; a
+        # FailsAnyway when no final report would have made it succeed).
         self.end_hooks: list[Callable[[str, str], str | None]] = []
         # Called as hook(exp_id) after an experiment is deleted (the purge sweeper: purge.py).
         self.delete_hooks: list[Callable[[str], None]] = []
@@ -752,12 +759,13 @@ class Engine:
                 state = TrialState.SUCCEEDED
             elif exit_code == 0:
                 state = TrialState.FAILED
-                why = message or veto
-                if why and value is None and rec.intermediate and self._curve_source(h, exp_id, t) == SDK:
+                why = message or (str(veto) if veto is not None else None)  # (a plain str is stored)
+                if (why and value is None and not isinstance(veto, FailsAnyway) and rec.intermediate
+                        and self._curve_source(h, exp_id, t) == SDK):
                     # The other message says what its output or MLflow run lacked; the script's
                     # fix is the SDK's final report (the default message below already says so).
-                    # Not when it gave one (value): it failed for another reason (its MLflow run
-                    # ended FAILED), and the note would say it never called report_final_result.
+                    # Not when it gave one (value), nor when none would have done (its MLflow run
+                    # ended FAILED): it failed for that, which the note would hide.
                     why = f"{why}; {no_final_note(self._curve_metric(h))}"
                 message = why or "exited 0 without reporting a final metric"
             else:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from tuner_server.curve_source import COLLECTED, MLFLOW, SDK
-from tuner_server.engine import Engine, EngineError, Hosted, NotFound
+from tuner_server.engine import Engine, EngineError, FailsAnyway, Hosted, NotFound
 from tuner_server.mlflow_names import experiment_id_of, run_id_of
 from tuner_server.objectives import MetricError, chosen_value, metric_vector, strategy_of
 from tuner_server.store import StoredTrial
@@ -631,8 +631,8 @@ class MlflowRuns:
                 s = self._state(exp_id, t)
                 if not (s.metrics.latest or s.params or s.tags or s.status != "RUNNING"):
                     return None  # the trial never used MLflow
-                if s.status in ENDED_BADLY:
-                    return f"its MLflow run ended {s.status}"
+                if s.status in ENDED_BADLY:  # the cause, whatever the SDK reported
+                    return FailsAnyway(f"its MLflow run ended {s.status}")
                 why = self._finish(exp_id, h, t, s)
         except (MlflowError, EngineError) as e:  # never keep a trial from ending
             return f"exited 0, but its MLflow result could not be recorded: {e}"

@@ -146,6 +146,29 @@ def test_a_failed_run_of_a_trial_that_reported_its_final_result_is_not_said_to_l
     assert setup.view(t)["message"] == f"its MLflow run ended {status}"
 
 
+@pytest.mark.parametrize("status", ["FAILED", "KILLED"])
+@pytest.mark.parametrize("mlflow_first", [False, True], ids=["sdk-first", "mlflow-first"])
+def test_a_failed_run_of_a_trial_without_a_final_result_is_said_to_fail_for_its_run(
+        setup: Setup, status: str, mlflow_first: bool) -> None:
+    """A trial whose curve is its SDK reports (alone, or replacing the values it logged with
+    MLflow first), that never called report_final_result, and whose MLflow run ended FAILED:
+    it fails for its run, which no final report would have changed. Its message said that
+    and added 'the cause: ... it never called autotune.report_final_result ...: call it before
+    the trial exits', a cause that was not one (with the call it fails all the same)."""
+    t = setup.trial()
+    name = setup.view(t)["name"]
+    sdk = f"{setup.srv.url}/api/v1/experiments/exp.one/trials/{name}/intermediate"
+    auth = {"Authorization": f"Bearer {setup.h.stored.token}"}
+    if mlflow_first:
+        assert t.log("accuracy", 0.8).status_code == 200
+    assert httpx.post(sdk, json={"metric": 0.5, "step": 0}, headers=auth).status_code == 200
+    assert t.log("accuracy", 0.9, step=1).status_code == 200
+    assert setup.view(t)["intermediate"] == [0.5] and setup.engine.curve_source("exp.one", name) == "sdk"
+    assert t.end(status).status_code == 200
+    assert setup.engine.end("exp.one", name, 0) is TrialState.FAILED
+    assert setup.view(t)["message"] == f"its MLflow run ended {status}"
+
+
 def test_a_non_zero_exit_fails_even_after_finished(setup: Setup) -> None:
     """MLflow's atexit hook ends the run FINISHED even on Ctrl-C: the exit code decides."""
     t = setup.trial()
