@@ -21,7 +21,8 @@ How logged values become AutoTune results:
 - A final report of the SDK wins: it is never overwritten. Without one, each metric's final
   value comes from the channel its curve would (curve_source.py's ranks): a metric logged
   through MLflow from MLflow's values only, not printed ones; the objective from the channel
-  that made its curve (for the SDK, from that curve: :func:`final_metric`).
+  that made its curve (for the SDK, from that curve: :func:`final_metric`), and so every
+  other objective the SDK's reports of that curve carry.
 - A run ended FAILED or KILLED fails the trial even if the process exits 0.
 
 Metrics read from a trial's output (spec.metricsCollector, Katib's StdOut collector) arrive
@@ -46,7 +47,7 @@ from typing import Any, Mapping, Sequence
 from tuner_server.curve_source import COLLECTED, MLFLOW, SDK
 from tuner_server.engine import Engine, EngineError, FailsAnyway, Hosted, NotFound
 from tuner_server.mlflow_names import experiment_id_of, run_id_of
-from tuner_server.objectives import MetricError, chosen_value, metric_vector, strategy_of
+from tuner_server.objectives import MetricError, chosen_value, is_finite_number, metric_vector, strategy_of
 from tuner_server.store import StoredTrial
 
 EVENT_PREFIX = "mlflow_"
@@ -270,15 +271,18 @@ def objective_names(h: Hosted) -> list[str]:
     return [h.config.primaryMetric] if h.config.primaryMetric else []
 
 
-def final_metric(h: Hosted, state: RunState, channel: str | None = None,
-                 curve: Sequence[float] = ()) -> tuple[dict[str, Any] | None, str | None]:
+def final_metric(h: Hosted, state: RunState, channel: str | None = None, curve: Sequence[float] = (),
+                 reports: Sequence[Any] = ()) -> tuple[dict[str, Any] | None, str | None]:
     """(the final metric to report, None) from the last logged values, or (None, why not).
     The objective (the first) takes its value from ``channel``, the one that made the
     trial's ``curve`` (curve_source.py; None: no curve, or one stored before channels were
     recorded): the curve's own value for the SDK, else that channel's values, whatever was
     logged or printed beside it (the assessor judged that curve: MLflow values that were all
-    NaN leave it, and the result, to printed ones). Every other metric, and the objective
-    without a known channel, from the channel that outranks the others for it: a metric
+    NaN leave it, and the result, to printed ones). With several objectives, each other one
+    the SDK's reports (``reports``: the metrics as reported of an SDK curve's points) carry
+    takes its value from them too: the SDK outranks the channels below for every objective,
+    not only the curve's. Every other metric, and an objective without a known channel or
+    not among the SDK's reports, from the channel that outranks the others for it: a metric
     logged through MLflow takes MLflow's values only, not printed ones."""
     names = objective_names(h)
     logged = sorted(state.metrics.latest)
@@ -300,6 +304,10 @@ def final_metric(h: Hosted, state: RunState, channel: str | None = None,
     strategy = strategy_of(h.config.metricStrategies, names[0])
     if channel == SDK and curve:
         extra[names[0]] = chosen_value(curve, strategy)
+        for name in names[1:]:
+            given = reported_values(reports, name)
+            if given:
+                extra[name] = chosen_value(given, strategy_of(h.config.metricStrategies, name))
     elif channel in (MLFLOW, COLLECTED) and curve:
         values = state.explicit if channel == MLFLOW else state.printed
         if names[0] in values.latest:
@@ -316,6 +324,14 @@ def final_metric(h: Hosted, state: RunState, channel: str | None = None,
         return None, f"the last value of MLflow metric '{names[0]}' (spec.primaryMetric) is {v}, not a finite number"
     # "default" last: a metric the script itself named "default" must not replace the objective.
     return {**extra, "default": v}, None
+
+
+def reported_values(reports: Sequence[Any], key: str) -> list[float]:
+    """The finite numbers the SDK's reports (numbers or dicts, oldest first) gave ``key``
+    (pure). Finite as the curve's own values are (objectives.curve_value); an int beyond a
+    double's range would raise in float()."""
+    values = (r.get(key) for r in reports if isinstance(r, Mapping))
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and is_finite_number(v)]
 
 
 def _chosen_value(h: Hosted, state: RunState, key: str) -> float:
@@ -607,7 +623,12 @@ class MlflowRuns:
             return None
         if t.record.value is not None and (s.final is None or dict(t.record.metrics or {}) != s.final):
             return None  # the SDK's final report wins
-        metric, why = final_metric(h, s, self.engine.curve_source(exp_id, t.record.trial_id), t.record.intermediate)
+        channel = self.engine.curve_source(exp_id, t.record.trial_id)
+        # An SDK curve's reports give the other objectives too (final_metric): read from the
+        # store, which keeps each point's metric as reported.
+        reports = ([p["metrics"] for p in self.engine.store.intermediate(exp_id, t.record.trial_id)]
+                   if channel == SDK and len(objective_names(h)) > 1 else [])
+        metric, why = final_metric(h, s, channel, t.record.intermediate, reports)
         if metric is None:
             return why
         if s.final == metric and t.record.value is not None:

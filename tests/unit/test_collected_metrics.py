@@ -831,3 +831,45 @@ def test_a_curve_replaced_by_a_higher_channel_survives_a_crash_before_the_new_po
         assert e.curve_source("e", tid) == "sdk"
     finally:
         second.close()
+
+
+@pytest.mark.parametrize("other", ["mlflow", "print"])
+def test_without_a_final_report_every_objective_the_sdk_reported_comes_from_the_sdk(server: Server, other: str) -> None:
+    """Several objectives (acc, size); the SDK's intermediate reports carry both, and MLflow
+    (or printed lines) send both too, other values. With no final report the result on exit 0
+    follows the channel ranks for every objective: the SDK's acc (the curve's) and the SDK's
+    size, by its strategy (min). Before, only the curve's objective came from the SDK: size
+    was MLflow's (printed) last value, 120, in a result whose acc was the SDK's. An objective
+    the SDK's reports lack (a second trial: they carry acc alone, as intermediate reports
+    may) still comes from the channel below that has it."""
+    from tuner_server.mlflow_names import run_id_of, tracking_uri
+
+    h = server.engine.register("e", "e", config(
+        primaryMetric=None, objectives=[{"name": "acc", "optimizeMode": "maximize"},
+                                        {"name": "size", "optimizeMode": "minimize"}],
+        metricStrategies=[{"name": "size", "value": "min"}]))
+    auth = {"Authorization": f"Bearer {h.stored.token}"}
+
+    def send_other(tid: str, key: str, value: float, step: int) -> None:
+        if other == "print":
+            assert server.client.log_collected("e", tid, [{"key": key, "value": value, "step": step}]) == 1
+            return
+        r = httpx.post(f"{tracking_uri(server.srv.url, 'e', tid)}/api/2.0/mlflow/runs/log-metric", headers=auth,
+                       json={"run_id": run_id_of(tid), "key": key, "value": value, "step": step,
+                             "timestamp": 1_700_000_000_000 + step})
+        assert r.status_code == 200, r.text
+
+    results = []
+    for sdk_keys in (("acc", "size"), ("acc",)):
+        tid = new_trial(server.engine)
+        url = f"{server.srv.url}/api/v1/experiments/e/trials/{tid}/intermediate"
+        for step, (acc, size) in enumerate(((0.5, 20.0), (0.6, 30.0))):
+            reported = {k: v for k, v in (("acc", acc), ("size", size)) if k in sdk_keys}
+            assert httpx.post(url, json={"metric": reported, "step": step}, headers=auth).status_code == 200
+            send_other(tid, "acc", acc - 0.4, step)
+            send_other(tid, "size", size + 100, step)
+        assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.6]
+        assert server.client.end("e", tid, 0) == "SUCCEEDED", server.engine.trial("e", tid).message
+        results.append(server.engine.trial("e", tid).record.metrics)
+    assert results[0] == {"acc": 0.6, "size": 20.0}
+    assert results[1] == {"acc": 0.6, "size": 120.0}
