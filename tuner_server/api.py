@@ -25,6 +25,7 @@ from tuner_server.failed_logins import FailedLogins
 from tuner_server.metrics import install_metrics
 from tuner_server.mlflow_api import install_mlflow
 from tuner_server.mlflow_runs import COLLECTED_BATCH, MlflowError, MlflowRuns
+from tuner_server.report_session import HEADER as SESSION_HEADER, check_session
 from tuner_server.ui import UiOptions, client_address, count_unless_known, install_ui, too_many_failures
 from tuner_server.ui_auth import TokenCheck, matches_any
 from tuner_server.warm_start import ImportRequest
@@ -293,8 +294,15 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
         return {"ok": True}
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/intermediate", dependencies=[Member])
-    def intermediate(exp_id: str, trial_id: str, body: MetricRequest) -> dict[str, bool]:
-        return {"stop": engine.report_intermediate(exp_id, trial_id, body.metric, body.step)}
+    def intermediate(exp_id: str, trial_id: str, body: MetricRequest,
+                     session: Annotated[str | None, Header(alias=SESSION_HEADER)] = None) -> dict[str, bool]:
+        # A header, not a body field: a server older than sessions ignores it (its bodies
+        # forbid unknown fields), so a newer SDK still reports to it as before.
+        try:
+            sender = check_session(session)
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
+        return {"stop": engine.report_intermediate(exp_id, trial_id, body.metric, body.step, session=sender)}
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/final", dependencies=[Member])
     def final(exp_id: str, trial_id: str, body: MetricRequest) -> dict[str, bool]:

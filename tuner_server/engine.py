@@ -26,6 +26,9 @@ from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, duplicate_names,
                                      is_finite_number, metric_vector, strategy_of)
 from tuner_server.pareto import pareto_front, to_losses
+from tuner_server.report_session import Report, Sessions, restart_event
+from tuner_server.report_session import decide as decide_report
+from tuner_server.report_session import from_events as sessions_from_events
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
 from tuner_server.store import ImportedTrial, Store, StoredExperiment, StoredTrial
 from tuner_server.tuners import NoMoreTrials, TryLater, Tuner, TunerArgsError, create_tuner
@@ -149,6 +152,8 @@ class Hosted:
     # are rebuilt from the store's events when needed, so they do not grow with the trials.
     curve_sources: dict[str, str | None] = field(default_factory=dict)
     curve_noted: dict[str, set[tuple[float, str]]] = field(default_factory=dict)
+    # Per live trial: its SDK processes (report_session.py), rebuilt from the events likewise.
+    report_sessions: dict[str, Sessions] = field(default_factory=dict)
 
     @property
     def mode(self) -> OptimizeMode:
@@ -565,7 +570,7 @@ class Engine:
 
     def report_intermediate(self, exp_id: str, trial_id: str, metric: Any, step: int | None = None,
                             assess: bool = True, event: tuple[str, Mapping[str, Any]] | None = None,
-                            source: str = SDK) -> bool:
+                            source: str = SDK, session: str | None = None) -> bool:
         """Record an intermediate metric; True when the trial should stop (assessor or stop).
         ``assess`` False: not judged by the assessor (values read from the output of a trial
         that already exited: stopping it now would only take a finished trial's success).
@@ -574,7 +579,10 @@ class Engine:
         record of the logged value, which must never outlive a crash without its point.
         ``source``: the channel it came by; a curve comes from one (curve_source.py): a value
         read from the output makes no point once the trial reported explicitly, and its first
-        explicit report drops the points read from the output before it."""
+        explicit report drops the points read from the output before it. ``session``: the SDK
+        process that sent it (report_session.py): a step already held is a retry from the
+        process that sent it, and from another a new run of the trial, whose values the curve
+        goes on with from that step; reports of a process a newer one replaced are ignored."""
         h = self.get(exp_id)
         try:
             value, raw = (curve_value(metric, h.objectives), metric) if h.objectives else metric_value(metric)
@@ -603,19 +611,34 @@ class Engine:
                     replacing = self._sources_event(h, t, used=source, ignored=current or SDK, dropped=len(curve))
             following = 0 if replacing is not None else len(curve)  # the step the report must have
             step = following if step is None else step
-            if t.record.state.ended or step < following:  # ended, or a retried report: idempotent
+            restarting: dict[str, Any] | None = None  # the 'curve_restarted' event of a new run
+            if session is not None and not t.record.state.ended:
+                sessions = self._report_sessions(h, exp_id, t)
+                verdict = decide_report(step, following, session, sessions)
+                if verdict is Report.STALE:
+                    if event is not None:
+                        self.store.add_event(exp_id, trial_id, *event)
+                    return t.stop_requested
+                if verdict is Report.RESTART:
+                    restarting = restart_event(step, following, session, sessions.current, t.created)
+            if t.record.state.ended or (step < following and restarting is None):  # ended, or a retry: idempotent
                 if event is not None:
                     self.store.add_event(exp_id, trial_id, *event)
                 return t.record.state.ended or t.stop_requested
             if step > following:
                 raise Conflict(f"intermediate step {step} reported but the next step of {trial_id} is {following}")
             self.store.add_intermediate(exp_id, trial_id, step, value, raw, self.clock(), also=event, source=source,
-                                        replacing=replacing)
+                                        replacing=replacing, session=session, restarting=restarting)
             if replacing is not None:
                 curve.clear()
                 self._said(h, exp_id, t, replacing)
+            if restarting is not None:
+                del curve[step:]
+                logging.getLogger(__name__).warning("trial %s of %s: %s", trial_id, exp_id, restarting["note"])
             curve.append(value)
             h.curve_sources[trial_id] = source
+            if session is not None:
+                self._report_sessions(h, exp_id, t).took_over(session)
             if t.record.state is TrialState.WAITING:
                 self.started(exp_id, trial_id)
             if assess and not t.stop_requested and h.assessor is not None and t.record.kind == "search":
@@ -650,6 +673,17 @@ class Engine:
         if not t.record.state.ended:
             h.curve_sources[trial_id] = source
         return source
+
+    def _report_sessions(self, h: Hosted, exp_id: str, t: StoredTrial) -> Sessions:
+        """The SDK processes of a live trial's attempt (report_session.py), read from its
+        events once after a restart: its newest point's sender and the senders replaced."""
+        trial_id = t.record.trial_id
+        if trial_id not in h.report_sessions:
+            newest = self.store.trial_events(exp_id, trial_id, "intermediate_metric", newest=True)
+            h.report_sessions[trial_id] = sessions_from_events(
+                (newest[0]["payload"] or {}) if newest else None,
+                (e["payload"] or {} for e in self.store.trial_events(exp_id, trial_id, "curve_restarted")), t.created)
+        return h.report_sessions[trial_id]
 
     @staticmethod
     def _curve_metric(h: Hosted) -> str:
@@ -778,6 +812,7 @@ class Engine:
             # Its curve takes no more values: what decided them is kept no longer (the store has it).
             h.curve_sources.pop(trial_id, None)
             h.curve_noted.pop(trial_id, None)
+            h.report_sessions.pop(trial_id, None)
             return state
 
     def requeue(self, exp_id: str, trial_id: str, message: str) -> TrialState:
@@ -802,6 +837,7 @@ class Engine:
             rec.intermediate.clear()
             h.curve_sources.pop(trial_id, None)
             h.curve_noted.pop(trial_id, None)  # the notes of an attempt that is over
+            h.report_sessions.pop(trial_id, None)
             t.stop_requested, t.created, t.started, t.ended, t.exit_code, t.message = False, now, None, None, None, message
             return rec.state
 

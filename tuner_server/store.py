@@ -326,7 +326,8 @@ class Store:
 
     def add_intermediate(self, exp_id: str, trial_id: str, step: int, value: float, metrics: Any, ts: float,
                          also: tuple[str, Mapping[str, Any]] | None = None, source: str | None = None,
-                         replacing: Mapping[str, Any] | None = None) -> None:
+                         replacing: Mapping[str, Any] | None = None, session: str | None = None,
+                         restarting: Mapping[str, Any] | None = None) -> None:
         """A curve point; with ``also``, the event (kind, payload) that logged it in the same
         transaction: an MLflow or collected metric (mlflow_runs.py) recorded in a transaction
         of its own before its point was lost the point for ever when the server died between
@@ -335,18 +336,28 @@ class Store:
         ``replacing``: the payload of the event ``curve_source`` when this point replaces the
         trial's curve so far (a lower ranked channel's, curve_source.py): those points are
         deleted in this point's transaction. Dropped in a transaction of their own, a server
-        killed before the point's commit left the trial with no curve at all."""
+        killed before the point's commit left the trial with no curve at all.
+        ``session``: the SDK process that sent it (report_session.py), kept in its event.
+        ``restarting``: the payload of the event ``curve_restarted`` when this point is a new
+        run's (report_session.py): the points after its step go in its transaction too (the
+        one at its step it replaces), their events staying."""
         point = ("intermediate_metric",
-                 {"step": step, "value": value, "metrics": metrics, **({"source": source} if source else {})})
-        events = [*([("curve_source", dict(replacing))] if replacing is not None else []), point,
+                 {"step": step, "value": value, "metrics": metrics, **({"source": source} if source else {}),
+                  **({"session": session} if session else {})})
+        events = [*([("curve_source", dict(replacing))] if replacing is not None else []),
+                  *([("curve_restarted", dict(restarting))] if restarting is not None else []), point,
                   *([also] if also is not None else [])]
-        drop = [("DELETE FROM intermediate WHERE exp_id = ? AND trial_id = ?", (exp_id, trial_id))]
+        drop: list[tuple[str, tuple]] = []
+        if replacing is not None:
+            drop = [("DELETE FROM intermediate WHERE exp_id = ? AND trial_id = ?", (exp_id, trial_id))]
+        elif restarting is not None:
+            drop = [("DELETE FROM intermediate WHERE exp_id = ? AND trial_id = ? AND step > ?", (exp_id, trial_id, step))]
         self._tx(
             exp_id,
             trial_id,
             *events[0],
             [
-                *(drop if replacing is not None else []),
+                *drop,
                 (
                     "INSERT OR REPLACE INTO intermediate (exp_id, trial_id, step, value, metrics, ts) VALUES (?, ?, ?, ?, ?, ?)",
                     (exp_id, trial_id, step, value, json.dumps(metrics), ts),

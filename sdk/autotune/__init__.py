@@ -19,6 +19,12 @@ the calls print the metric and return False, so the same script runs by hand.
 The trial's identity and the server come from environment variables set by the local
 runner or the operator: AUTOTUNE_SERVER_URL, AUTOTUNE_TOKEN, AUTOTUNE_EXPERIMENT_ID,
 AUTOTUNE_TRIAL_ID, AUTOTUNE_SEQUENCE_ID, AUTOTUNE_PARAMETERS (JSON).
+
+Each process numbers its reports from step 0 and sends them with a session id of its own, so
+the tuner server tells a retried report (same process) from a new run of the trial (a pod
+re-created, a script started again), whose values replace the curve from that step on. In a
+distributed trial (torchrun, a PyTorchJob, mpirun) only rank 0 records metrics: the other
+ranks' calls send nothing and return the trial's stop decision (see _reporting_rank).
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+import uuid
+from typing import Any, Mapping
 
 __all__ = [
     "get_next_parameter",
@@ -63,6 +70,15 @@ class ReportError(RuntimeError):
 
 
 _state: dict[str, Any] = {"step": 0, "params": None}
+# This process's run of the trial, sent with each report: a new process's step 0 is then a new
+# run, not a retry of the step 0 of the process before it (tuner_server/report_session.py). A
+# fork child keeps it: it is part of its parent's run (and shares its numbering, as before).
+_SESSION = uuid.uuid4().hex
+_SESSION_HEADER = "X-AutoTune-Session"
+# Launchers' (rank, world size) variables: torchrun, PyTorchJob and DeepSpeed; Open MPI; MPICH
+# and Intel MPI; Horovod's gloo launcher.
+_RANK_VARIABLES = (("RANK", "WORLD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+                   ("PMI_RANK", "PMI_SIZE"), ("HOROVOD_RANK", "HOROVOD_SIZE"))
 # Held from taking a step number until the server has it: threads reporting at once would
 # otherwise take the same step (the server keeps the first, drops the other as a retry) or
 # send step n+1 before n (refused with 409). A fork child gets a new lock, as the fork may
@@ -200,6 +216,47 @@ def _check_metric(metric: Any) -> Any:
     return metric
 
 
+def _env_rank(environ: Mapping[str, str]) -> int | None:
+    """This process's rank in a distributed trial as its launcher's variables give it; None
+    when they say no more than one process (or nothing, or not numbers)."""
+    for rank, size in _RANK_VARIABLES:
+        try:
+            if int(environ.get(size, "")) > 1:
+                return int(environ.get(rank, ""))
+        except ValueError:
+            continue
+    return None
+
+
+def _torch_rank() -> int | None:
+    """The rank torch.distributed was initialized with, if the script did so (mp.spawn sets
+    no variables): read only when torch is already imported, never importing it here."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            return int(dist.get_rank())
+    except Exception:  # a half-initialized group: taken as not distributed
+        return None
+    return None
+
+
+def _reporting_rank() -> bool:
+    """Whether this process records metrics: rank 0 of a distributed trial, or a process that
+    is not one. Every rank reporting the same epoch made one curve of several processes' steps;
+    rank 0 alone is what Katib reads (the master replica) and what NNI's examples report."""
+    rank = _torch_rank()
+    if rank is None:
+        rank = _env_rank(os.environ)
+    return rank is None or rank == 0
+
+
+def _stop_requested() -> bool:
+    """For a rank that does not report: whether the trial should stop (an assessor's stop
+    reached by rank 0's reports, a stop request, or the trial's end), as its reports would say."""
+    trial = _request("GET", _trial_path(), None)
+    return bool(trial.get("stopRequested")) or trial.get("state") not in (None, "WAITING", "RUNNING")
+
+
 def report_intermediate_result(metric: Any) -> bool:
     """Report a per-epoch metric. Returns True when the trial should stop early."""
     metric = _check_metric(metric)
@@ -209,8 +266,11 @@ def report_intermediate_result(metric: Any) -> bool:
         if not _connected():
             print(f"[autotune] intermediate result {step}: {metric}", file=sys.stderr)
             return False
+        if not _reporting_rank():
+            return _stop_requested()
         try:
-            answer = _request("POST", _trial_path() + "/intermediate", {"metric": metric, "step": step})
+            answer = _request("POST", _trial_path() + "/intermediate", {"metric": metric, "step": step},
+                              {_SESSION_HEADER: _SESSION})
         except ReportError as e:
             # Not recorded: the next report takes this step. Kept, a trial that catches the
             # error and reports again sent step n+1 before n, refused (409) from then on.
@@ -225,6 +285,9 @@ def report_final_result(metric: Any) -> bool:
     metric = _check_metric(metric)
     if not _connected():
         print(f"[autotune] final result: {metric}", file=sys.stderr)
+        _state["final"] = True
+        return False
+    if not _reporting_rank():  # rank 0 reports the result
         _state["final"] = True
         return False
     answer = _request("POST", _trial_path() + "/final", {"metric": metric})
@@ -314,7 +377,7 @@ def _open(req: urllib.request.Request) -> Any:
     return opener.open(req, timeout=30)
 
 
-def _request(method: str, path: str, body: Any) -> Any:
+def _request(method: str, path: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
     """One call to the tuner server, retried while it is unreachable (it may be restarting,
     or, in local mode, have moved: see :func:`_moved_server`)."""
     data = None if body is None else json.dumps(body).encode()
@@ -326,6 +389,8 @@ def _request(method: str, path: str, body: Any) -> Any:
         req.add_header("Authorization", f"Bearer {_token() or ''}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
         try:
             with _open(req) as resp:
                 return json.loads(resp.read() or b"{}")

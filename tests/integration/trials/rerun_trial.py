@@ -1,0 +1,22 @@
+"""One process of a trial: reports each value of $RUN_VALUES (comma-separated) as an
+intermediate result, writing the answers (stop or not) to $RUN_ANSWERS (JSON list) when set.
+Then, with $RUN_READY set, it creates that file and sleeps until it is killed (a process killed
+mid-training, held deterministically); else it reports its last value as the final result and
+exits 0. Run again for the same trial, it is the trial's restarted process (steps from 0)."""
+
+import json
+import os
+import time
+
+import autotune
+
+values = [float(v) for v in os.environ["RUN_VALUES"].split(",")]
+answers = [autotune.report_intermediate_result(v) for v in values]
+if os.environ.get("RUN_ANSWERS"):
+    with open(os.environ["RUN_ANSWERS"], "w") as f:
+        json.dump(answers, f)
+if os.environ.get("RUN_READY"):
+    open(os.environ["RUN_READY"], "w").close()
+    while True:
+        time.sleep(3600)
+autotune.report_final_result(values[-1])

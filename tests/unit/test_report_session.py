@@ -1,0 +1,127 @@
+"""A report at a step the curve already holds: a retry from the process that sent that step,
+a new run of the trial from another process (report_session.py). Before, every such report
+was a retry, so a trial's restarted process (step 0 again) had its values dropped until it
+passed the old process's last step, and the assessor judged the old values. The pure decision,
+then a real engine on a real SQLite store, read back by a second engine as a restarted server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuner_server.engine import Assignment, Engine, ExperimentConfig
+from tuner_server.history import TrialState
+from tuner_server.report_session import Report, Sessions, check_session, decide, from_events
+from tuner_server.store import Store
+
+SPACE = '{"x": {"_type": "uniform", "_value": [0, 1]}}'
+
+
+# ----- the decision (pure) -----
+
+def test_a_held_step_is_a_retry_from_its_sender_and_a_new_run_from_another() -> None:
+    s = Sessions(current="a")
+    assert decide(3, 3, "a", s) is Report.APPEND
+    assert decide(1, 3, "a", s) is Report.RETRY
+    assert decide(0, 3, "b", s) is Report.RESTART
+    assert decide(3, 3, "b", s) is Report.APPEND  # the caller refuses a step beyond the next
+
+
+def test_without_a_session_on_either_side_a_held_step_stays_a_retry() -> None:
+    assert decide(0, 3, None, Sessions(current="a")) is Report.RETRY  # an SDK older than sessions
+    assert decide(0, 3, "b", Sessions(current=None)) is Report.RETRY  # points of unknown sender
+    assert decide(3, 3, None, Sessions(current="a")) is Report.APPEND
+
+
+def test_a_replaced_process_is_stale_at_any_step() -> None:
+    s = Sessions(current="a")
+    s.took_over("b")
+    assert (s.current, s.replaced) == ("b", {"a"})
+    assert decide(0, 1, "a", s) is Report.STALE
+    assert decide(1, 1, "a", s) is Report.STALE  # would have extended the new run's curve
+    assert decide(0, 1, "b", s) is Report.RETRY
+    s.took_over(None)  # a point of no session changes nothing
+    assert (s.current, s.replaced) == ("b", {"a"})
+
+
+def test_sessions_are_rebuilt_from_the_events_of_the_current_attempt_only() -> None:
+    restarts = [{"created": 1.0, "replaced": "old-attempt"}, {"created": 2.0, "replaced": "a"},
+                {"created": 2.0, "replaced": None}]
+    s = from_events({"session": "b"}, restarts, created=2.0)
+    assert (s.current, s.replaced) == ("b", {"a"})
+    assert from_events(None, [], created=2.0) == Sessions()
+
+
+def test_a_bad_session_header_is_refused_naming_the_header() -> None:
+    assert check_session(" 0f3a ") == "0f3a"
+    assert check_session("") is None
+    with pytest.raises(ValueError, match="X-AutoTune-Session"):
+        check_session("a b")
+    with pytest.raises(ValueError, match="X-AutoTune-Session"):
+        check_session("x" * 65)
+
+
+# ----- the engine over a real store -----
+
+def engine(db: Path) -> Engine:
+    e = Engine(Store(db))
+    e.register("e1", "e1", ExperimentConfig.model_validate({"searchSpace": SPACE, "tuner": {"name": "Random"}}))
+    return e
+
+
+def running(e: Engine) -> str:
+    a = e.suggest("e1", 0)
+    assert isinstance(a, Assignment)
+    e.started("e1", a.trial_id)
+    return a.trial_id
+
+
+def curve(e: Engine, tid: str) -> list[float]:
+    return list(e.trial("e1", tid).record.intermediate)
+
+
+def test_a_restarted_process_takes_over_the_curve_and_the_old_values_stay_in_the_events(tmp_path: Path) -> None:
+    e = engine(tmp_path / "a.db")
+    tid = running(e)
+    for step, v in enumerate((0.1, 0.2, 0.3)):
+        e.report_intermediate("e1", tid, v, step, session="a")
+    e.report_intermediate("e1", tid, 0.2, 1, session="a")  # a retry: nothing changes
+    assert curve(e, tid) == [0.1, 0.2, 0.3]
+    e.report_intermediate("e1", tid, 0.5, 0, session="b")  # the process restarted at step 0
+    assert curve(e, tid) == [0.5]
+    e.report_intermediate("e1", tid, 0.6, 1, session="b")
+    e.report_intermediate("e1", tid, 0.9, 3, session="a")  # the old one, still alive: ignored
+    assert curve(e, tid) == [0.5, 0.6]
+    assert [p["value"] for p in e.store.intermediate("e1", tid)] == [0.5, 0.6]
+    events = e.store.trial_events("e1", tid, "intermediate_metric")
+    assert [(p["payload"]["step"], p["payload"]["value"], p["payload"]["session"]) for p in events] == [
+        (0, 0.1, "a"), (1, 0.2, "a"), (2, 0.3, "a"), (0, 0.5, "b"), (1, 0.6, "b")]
+    [note] = e.store.trial_events("e1", tid, "curve_restarted")
+    assert {k: note["payload"][k] for k in ("step", "dropped", "session", "replaced")} == {
+        "step": 0, "dropped": 3, "session": "b", "replaced": "a"}
+    assert "step 0" in note["payload"]["note"]
+
+    # A restarted server knows the sessions from the events: b's retry is one, a is still stale,
+    # and a third process restarting at step 1 keeps b's step 0.
+    again = engine(tmp_path / "a.db")
+    again.report_intermediate("e1", tid, 0.6, 1, session="b")
+    again.report_intermediate("e1", tid, 0.9, 2, session="a")
+    assert curve(again, tid) == [0.5, 0.6]
+    again.report_intermediate("e1", tid, 0.7, 1, session="c")
+    assert curve(again, tid) == [0.5, 0.7]
+    again.report_final("e1", tid, 0.7)
+    assert again.end("e1", tid, 0) is TrialState.SUCCEEDED
+    assert [r.intermediate for r in again.get("e1").history()] == [[0.5, 0.7]]
+    assert curve(engine(tmp_path / "a.db"), tid) == [0.5, 0.7]
+
+
+def test_reports_without_a_session_keep_the_old_rule(tmp_path: Path) -> None:
+    e = engine(tmp_path / "a.db")
+    tid = running(e)
+    for step, v in enumerate((0.1, 0.2)):
+        e.report_intermediate("e1", tid, v, step)
+    e.report_intermediate("e1", tid, 0.5, 0)  # an old SDK's restarted process: dropped, as before
+    e.report_intermediate("e1", tid, 0.5, 0, session="b")  # the sender of the held points is unknown
+    assert curve(e, tid) == [0.1, 0.2]
+    assert e.store.trial_events("e1", tid, "curve_restarted") == []

@@ -1,0 +1,109 @@
+"""Which process of a trial an SDK report comes from, and what a report at a step the curve
+already has means (pure).
+
+The SDK numbers a process's reports 0, 1, 2, ... and sends each with the session id the
+process made when it started (sdk/autotune, header ``X-AutoTune-Session``). A report at a
+step the curve has was taken as a retry (its answer lost on the way), and so was every report
+of a trial's new process (a pod the Job re-created, a script run again without a checkpoint):
+its counter starts at 0 again, so its values were dropped until it passed the old process's
+last step, and an assessor judged the old values. Now:
+
+- same session, step already held: a retry, idempotent as before;
+- another session, step already held: a new run of the trial. The curve is cut back to that
+  step and goes on with the new run's values (the earlier run's points stay in the trial's
+  stored events), and a note says so;
+- a session a newer one replaced: stale (a pod cut off from the cluster still running beside
+  its replacement, or one of two processes that both report). Answered, not recorded: one
+  process makes the curve, and two never take turns cutting it back;
+- no session (an SDK older than sessions): the old rule, a step already held is a retry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Iterable, Mapping
+
+HEADER = "X-AutoTune-Session"
+# What the SDK sends (32 hex digits), with room for other clients; no spaces or controls,
+# as it is written into events and log lines.
+SESSION_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+EVENT = "curve_restarted"  # the trial's event saying a new run took over its curve
+
+
+class Report(Enum):
+    APPEND = "append"  # the next step (the caller refuses a step beyond it)
+    RETRY = "retry"  # a step already held, sent again by the process that sent it
+    RESTART = "restart"  # a step already held, from a new run: the curve restarts there
+    STALE = "stale"  # from a process a newer one replaced: not part of the curve
+
+
+@dataclass
+class Sessions:
+    """The SDK processes of one attempt of a trial: the one whose points end the curve
+    (None: not known, points of an SDK without sessions or another channel), and those a
+    newer one replaced."""
+
+    current: str | None = None
+    replaced: set[str] = field(default_factory=set)
+
+    def took_over(self, session: str | None) -> None:
+        """``session`` sent the curve's newest point: an earlier current one is replaced."""
+        if session is None or session == self.current:
+            return
+        if self.current is not None:
+            self.replaced.add(self.current)
+        self.current = session
+
+
+def check_session(value: str | None) -> str | None:
+    """The header's value, or ValueError naming what is wrong with it (blank: no session)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not SESSION_PATTERN.fullmatch(value):
+        raise ValueError(f"header {HEADER} must be 1 to 64 characters of letters, digits and ._:- "
+                         f"(the SDK sends a random hex id), got {value[:80]!r}")
+    return value
+
+
+def decide(step: int, points: int, session: str | None, sessions: Sessions) -> Report:
+    """What an SDK report at ``step`` from ``session`` does to a curve of ``points`` points."""
+    if session is not None and session in sessions.replaced:
+        return Report.STALE
+    if step >= points:
+        return Report.APPEND
+    if session is None or sessions.current is None or session == sessions.current:
+        # Unknown sender of the held points: as before sessions, a retry (a restarted
+        # server's curve from before sessions were recorded, an old SDK's).
+        return Report.RETRY
+    return Report.RESTART
+
+
+def restart_note(step: int, points: int) -> str:
+    """The one line saying a new run of the trial took over its curve at ``step``, replacing
+    the ``points`` - ``step`` points held from there."""
+    return (f"another process of this trial (restarted, or a second one reporting too) reported step {step} again: "
+            f"the curve goes on with its values from step {step}; the {points - step} point(s) the earlier "
+            f"process reported from there are kept in the trial's events only, and its later reports are ignored")
+
+
+def restart_event(step: int, points: int, session: str, replaced: str | None, created: float) -> dict[str, Any]:
+    """The payload of the trial's event EVENT (``created``: the attempt's, as requeued
+    attempts are runs of their own)."""
+    return {"step": step, "dropped": points - step, "session": session, "replaced": replaced,
+            "created": created, "note": restart_note(step, points)}
+
+
+def from_events(newest_point: Mapping[str, Any] | None, restarts: Iterable[Mapping[str, Any]],
+                created: float) -> Sessions:
+    """The sessions of a trial's attempt as its stored events give them (a restarted server):
+    the newest point's sender is current, and each restart of this attempt replaced one."""
+    out = Sessions(current=(newest_point or {}).get("session"))
+    for r in restarts:
+        if r.get("created") == created and r.get("replaced"):
+            out.replaced.add(r["replaced"])
+    if out.current is not None:
+        out.replaced.discard(out.current)
+    return out
