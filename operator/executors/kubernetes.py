@@ -64,6 +64,7 @@ from autotune_operator.workloads.primary_pod import LogSource, primary_pod
 from autotune_operator.workloads.stop_in_place import (
     DEADLINE_ANNOTATION,
     JobDeadline,
+    as_patched,
     job_deadline,
     job_deadline_needed,
     job_deadline_to_set,
@@ -820,11 +821,12 @@ class KubernetesExecutor:
         names = pods_to_stop(pods)
         if names is None:
             return None
-        stopped_now: list[Mapping[str, Any]] = []
+        patch = stop_patch(self.now())  # (it says when: STOPPED_AT_ANNOTATION)
+        stopped_now: set[str] = set()
         for name in names:
             try:
-                self.core.patch_namespaced_pod(name, self.ref.namespace, stop_patch())
-                stopped_now.extend(p for p in pods if (p.get("metadata") or {}).get("name") == name)
+                self.core.patch_namespaced_pod(name, self.ref.namespace, patch)
+                stopped_now.add(name)
             except ApiException as e:
                 if e.status == 404:
                     continue  # gone meanwhile: nothing left to stop
@@ -837,17 +839,19 @@ class KubernetesExecutor:
                 log.warning("could not stop pod %s of trial %s in place: %s", name, trial_id, e)
                 return None
         # Also when no pod needed the patch: an operator that died between the pods' patch and
-        # the Job's finds them patched, and the Job still needs its bound (once: job_deadline_to_set).
-        self._bound_job(trial_id, pods, stopped_now)
+        # the Job's finds them patched, and the Job still needs its bound (once: job_deadline_to_set)
+        # and, for a pod stopped just before (its stopped-at), its push.
+        self._bound_job(trial_id, [as_patched(p, patch) if (p.get("metadata") or {}).get("name") in stopped_now
+                                   else p for p in pods])
         all_pods = [str((p.get("metadata") or {}).get("name")) for p in pods]
         return sorted(set(all_pods))
 
-    def _bound_job(self, trial_id: str, pods: list[Mapping[str, Any]], stopped_now: list[Mapping[str, Any]]) -> None:
+    def _bound_job(self, trial_id: str, pods: list[Mapping[str, Any]]) -> None:
         """Give the stopped trial's Job a deadline a little past its pods' grace period
         (stop_in_place.job_deadline): a pod that replaces a disrupted one is deleted then,
         even once no operator loop looks at this experiment any more (its end). Pushed out
-        when a pod stopped now (``stopped_now``: such a replacement) needs it for its grace
-        period (stop_in_place.job_deadline_needed)."""
+        when a pod stopped since (such a replacement; ``pods`` as they are after this pass's
+        patches) needs it for its grace period (stop_in_place.job_deadline_needed)."""
         # From the Job's startTime, as the Job controller counts: a Job queued suspended (Kueue)
         # starts long after its creation, which would put the bound that much later.
         # Not listed running (ended, being deleted, gone, or never listed yet): nothing to bound.
@@ -856,7 +860,7 @@ class KubernetesExecutor:
         if held is None or origin is None:
             return
         now = self.now()
-        deadline = job_deadline_to_set(held, job_deadline(origin, now, pods), job_deadline_needed(origin, now, stopped_now))
+        deadline = job_deadline_to_set(held, job_deadline(origin, now, pods), job_deadline_needed(origin, pods))
         if deadline is None:
             return
         k = self.kind

@@ -23,22 +23,27 @@ in the seconds before the kubelet's kill (for a lost node, minutes), so the exec
 this rule again on each pass until the Job has ended, and gives the Job a deadline
 (:func:`job_deadline`) for after the experiment's end, when no pass looks at it any more.
 A replacement stopped on a later pass pushes that deadline out when it would cut the
-replacement's grace period (:func:`job_deadline_needed`, :func:`job_deadline_to_set`).
+replacement's grace period (:func:`job_deadline_needed`, :func:`job_deadline_to_set`). The
+patch that stops a pod also writes when (STOPPED_AT_ANNOTATION), so what the Job's deadline
+must leave is read from the pods as listed: an operator that died between a pod's patch and
+the Job's finds the pod patched, and its successor still pushes the deadline out.
 """
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import math
 from typing import Any, Iterable, Mapping, NamedTuple
 
-from autotune_operator.workloads.pods import disrupted, pod_started
+from autotune_operator.workloads.pods import disrupted, parse_time, pod_started
 
 # The smallest value the API accepts: past at once for any pod that has started.
 STOP_DEADLINE_SECONDS = 1
 # How long past its pods' grace period a stopped trial's Job may still run (job_deadline).
 JOB_MARGIN_SECONDS = 60
 DEFAULT_GRACE_SECONDS = 30  # a pod's terminationGracePeriodSeconds when not given
-# A pod stopped now must be able to use its whole grace period, plus this (the kubelet noticing
+# A stopped pod must be able to use its whole grace period, plus this (the kubelet noticing
 # the patch, its kill reaching the API server), before the Job's deadline (job_deadline_needed).
 STOP_SLACK_SECONDS = 10
 TERMINAL = ("Succeeded", "Failed")
@@ -46,6 +51,11 @@ TERMINAL = ("Succeeded", "Failed")
 # moves only its own; one set by others is never raised). Read back from the Job, so a
 # restarted operator knows it too.
 DEADLINE_ANNOTATION = "autotune.tensorstack.dev/stop-deadline"
+# On a pod the operator stopped: when (RFC 3339, whole seconds rounded up), written by the
+# patch that stops it, so the stop and its time land together. Read back from each pod LIST
+# (job_deadline_needed): a restarted operator knows what a pod its predecessor stopped just
+# before dying needs from the Job's deadline, which only that operator's memory held before.
+STOPPED_AT_ANNOTATION = "autotune.tensorstack.dev/stopped-at"
 
 
 class JobDeadline(NamedTuple):
@@ -65,9 +75,29 @@ class JobDeadline(NamedTuple):
         return cls((job.get("spec") or {}).get("activeDeadlineSeconds"), ours)
 
 
-def stop_patch() -> dict[str, Any]:
-    """The pod patch that makes the kubelet stop the pod and keep it."""
-    return {"spec": {"activeDeadlineSeconds": STOP_DEADLINE_SECONDS}}
+def stop_patch(now: float) -> dict[str, Any]:
+    """The pod patch that makes the kubelet stop the pod and keep it, and says when (``now``,
+    epoch seconds, rounded up: never earlier than the stop, so never less deadline needed)."""
+    at = dt.datetime.fromtimestamp(math.ceil(now), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"metadata": {"annotations": {STOPPED_AT_ANNOTATION: at}},
+            "spec": {"activeDeadlineSeconds": STOP_DEADLINE_SECONDS}}
+
+
+def stopped_at(pod: Mapping[str, Any]) -> float | None:
+    """When the operator stopped the pod (STOPPED_AT_ANNOTATION), None when it did not say: not
+    stopped, or stopped by an operator from before the annotation."""
+    return parse_time(((pod.get("metadata") or {}).get("annotations") or {}).get(STOPPED_AT_ANNOTATION))
+
+
+def as_patched(pod: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """The pod as the API server holds it after ``patch`` (:func:`stop_patch`): what the next
+    LIST shows, so a pass that patched decides as the passes after it (and a restarted
+    operator) do."""
+    out = copy.deepcopy(dict(pod))
+    md = out.setdefault("metadata", {})
+    md["annotations"] = {**(md.get("annotations") or {}), **patch["metadata"]["annotations"]}
+    out["spec"] = {**(out.get("spec") or {}), **patch["spec"]}
+    return out
 
 
 def pods_to_stop(pods: Iterable[Mapping[str, Any]]) -> list[str] | None:
@@ -106,16 +136,22 @@ def job_deadline(started: float, now: float, pods: Iterable[Mapping[str, Any]]) 
     return max(0, math.ceil(now - started)) + _grace(pods) + JOB_MARGIN_SECONDS
 
 
-def job_deadline_needed(started: float, now: float, stopped_now: Iterable[Mapping[str, Any]]) -> int:
-    """The least Job deadline (counted as :func:`job_deadline`) that lets the pods stopped
-    ``now`` (patched this pass) use their whole grace period before the Job controller would
-    delete them, logs and all; 0 when no pod was stopped now. A replacement of a disrupted pod
-    stopped on a pass after the first stop needs more than that stop's deadline left, once
-    more than JOB_MARGIN_SECONDS - STOP_SLACK_SECONDS have passed since."""
-    stopped_now = list(stopped_now)
-    if not stopped_now:
-        return 0
-    return max(0, math.ceil(now - started)) + _grace(stopped_now) + STOP_SLACK_SECONDS
+def job_deadline_needed(started: float, pods: Iterable[Mapping[str, Any]]) -> int:
+    """The least Job deadline (counted as :func:`job_deadline`) that lets each pod the operator
+    stopped (STOPPED_AT_ANNOTATION) and that is still stopping use its whole grace period, from
+    its stop, before the Job controller would delete it, logs and all; 0 when there is none. A
+    replacement of a disrupted pod stopped on a pass after the first stop needs more than that
+    stop's deadline left, once more than JOB_MARGIN_SECONDS - STOP_SLACK_SECONDS have passed
+    since. Read from the pods, not from what this process patched: an operator restarted
+    between a pod's patch and the Job's needs it as much as the one that died."""
+    needs = []
+    for p in pods:
+        at = stopped_at(p)
+        ended = (p.get("status") or {}).get("phase") in TERMINAL
+        if at is None or ended or (p.get("metadata") or {}).get("deletionTimestamp"):
+            continue  # (a pod being deleted goes with its own grace period, whatever the Job's deadline)
+        needs.append(max(0, math.ceil(at - started)) + _grace([p]) + STOP_SLACK_SECONDS)
+    return max(needs, default=0)
 
 
 def _grace(pods: Iterable[Mapping[str, Any]]) -> int:
@@ -127,15 +163,16 @@ def _grace(pods: Iterable[Mapping[str, Any]]) -> int:
 
 def job_deadline_to_set(held: JobDeadline, wanted: int, needed: int = 0) -> int | None:
     """The deadline to patch on a stopped trial's Job that holds ``held``, or None to leave it.
-    ``wanted`` is :func:`job_deadline` now, ``needed`` :func:`job_deadline_needed`. Asked on
+    ``wanted`` is :func:`job_deadline` now, ``needed`` :func:`job_deadline_needed` of its pods. Asked on
     every stop and every later look, not only when a pod was patched: an operator that died
     between the pods' patch and the Job's finds the pods patched (nothing to stop) and must
     still bound the Job. Set when the Job has none or one later than ``wanted``. Kept when at
     or before it: one set at an earlier stop (``wanted`` grows with the clock, so later looks
     never move it) or a shorter one set by others (our Job manifest sets none; an admission
-    policy may): never raised. Except ours when a pod stopped now needs more (a replacement
-    of a disrupted pod, stopped a minute or more after the first stop): pushed out to
-    ``wanted``, or the Job controller would delete that pod within its grace period."""
+    policy may): never raised. Except ours when a pod stopped since needs more (a replacement
+    of a disrupted pod, stopped a minute or more after the first stop, by this pass or by an
+    operator that died before it pushed the deadline): pushed out to ``wanted``, or the Job
+    controller would delete that pod within its grace period."""
     current = held.current
     if not isinstance(current, int) or isinstance(current, bool) or current > wanted:
         return wanted

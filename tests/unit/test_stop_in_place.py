@@ -25,7 +25,10 @@ from autotune_operator.workloads.stop_in_place import (
     job_deadline_needed,
     job_deadline_to_set,
     pods_to_stop,
+    STOPPED_AT_ANNOTATION,
+    as_patched,
     stop_patch,
+    stopped_at,
 )
 from tests.unit.test_k8s_trial_start import Cluster, Events, executor, job
 from tests.unit.test_trial_start import T0, iso, pod, running
@@ -46,7 +49,8 @@ def named(p: dict[str, Any], name: str, phase: str | None = None) -> dict[str, A
 # ----- the pure rule -----
 
 def test_running_pods_are_stopped_in_place_and_a_trial_that_never_ran_is_deleted() -> None:
-    assert stop_patch() == {"spec": {"activeDeadlineSeconds": 1}}
+    assert stop_patch(T0 + 99.5) == {"metadata": {"annotations": {STOPPED_AT_ANNOTATION: iso(T0 + 100)}},
+                                     "spec": {"activeDeadlineSeconds": 1}}
     assert pods_to_stop([]) is None  # no pod yet: the Job is deleted (its pod would still come)
     assert pods_to_stop([pod("q-0", T0)]) is None  # waiting for a node: nothing printed, deleted
     assert pods_to_stop([named(pod("q-0", T0, [running(T0)]), "a", "Running")]) == ["a"]
@@ -77,6 +81,7 @@ class Patching(Cluster):
         for p in self.pods:  # applied, as the API server does (a later LIST shows the deadline)
             if p["metadata"]["name"] == name:
                 p.setdefault("spec", {}).update(body["spec"])
+                p["metadata"].setdefault("annotations", {}).update((body.get("metadata") or {}).get("annotations") or {})
 
     def delete_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str,
                                         propagation_policy: str) -> None:
@@ -97,7 +102,8 @@ def test_a_stopped_job_trial_has_its_pod_stopped_by_deadline_and_keeps_its_job()
     messages: list[str] = []
     ex.events.emit = lambda reason, message, warning=False: messages.append(f"{reason}: {message}")  # type: ignore[union-attr]
     ex.kill("q-0", "ran longer than maxTrialSeconds (60s) and was stopped", StopCause.OVERDUE)
-    assert cluster.pod_patches == [("q-0-abc", {"spec": {"activeDeadlineSeconds": 1}})]
+    assert [(n, b["spec"]) for n, b in cluster.pod_patches] == [("q-0-abc", {"activeDeadlineSeconds": 1})]
+    assert STOPPED_AT_ANNOTATION in cluster.pod_patches[0][1]["metadata"]["annotations"]
     assert cluster.deleted == [] and [j["metadata"]["name"] for j in cluster.jobs] == ["q-0"]
     assert cluster.jobs[0]["metadata"]["annotations"][STOP_ANNOTATION].startswith("ran longer")
     assert messages == ["TrialStopped: q-0: ran longer than maxTrialSeconds (60s) and was stopped; "
@@ -151,7 +157,8 @@ def test_a_restarted_operator_stops_again_a_stopped_trial_still_running_and_neve
     ex = executor(cluster, events)
     (exit_,) = ex.poll()
     assert exit_.killed and exit_.message == "stopped by the experiment"
-    assert cluster.pod_patches == [("q-0-abc", stop_patch())] and cluster.deleted == []
+    assert [(n, b["spec"]) for n, b in cluster.pod_patches] == [("q-0-abc", stop_patch(T0)["spec"])]
+    assert cluster.deleted == []
     # Its Job failed since (the pod's deadline): a later operator leaves it alone.
     cluster.pod_patches.clear()
     cluster.jobs[0]["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}
@@ -345,8 +352,13 @@ def test_a_pod_stopped_later_pushes_out_our_deadline_when_it_would_cut_its_grace
     200 + 30 + the slack: the Job controller would delete it (its logs with it) within its
     grace period. Ours is pushed out to the deadline wanted now; one set by others is not."""
     b = named(pod("q-0", T0, [running(T0 + 150)]), "b", "Running")
-    assert job_deadline_needed(T0, T0 + 199.5, []) == 0  # nothing stopped now: nothing needed
-    assert job_deadline_needed(T0, T0 + 199.5, [b]) == 200 + 30 + 10
+    assert job_deadline_needed(T0, []) == 0  # nothing stopped: nothing needed
+    assert job_deadline_needed(T0, [b]) == 0  # running, not stopped (yet)
+    b = as_patched(b, stop_patch(T0 + 199.5))
+    assert stopped_at(b) == T0 + 200 and b["spec"]["activeDeadlineSeconds"] == 1
+    assert job_deadline_needed(T0, [b]) == 200 + 30 + 10
+    # Once it has ended (or goes: being deleted), it needs nothing more of the Job.
+    assert job_deadline_needed(T0, [named(b, "b", "Failed")]) == 0
     wanted = job_deadline(T0, T0 + 199.5, [b])
     assert wanted == 200 + 30 + 60
     assert job_deadline_to_set(JobDeadline(190, 190), wanted, 240) == wanted  # ours, too short: pushed out
@@ -358,7 +370,7 @@ def test_a_pod_stopped_later_pushes_out_our_deadline_when_it_would_cut_its_grace
     assert job_deadline_to_set(JobDeadline(7200, None), wanted, 0) == wanted  # later than wanted: lowered
     # A pod with a long grace period needs it all.
     b["spec"] = {"terminationGracePeriodSeconds": 300}
-    assert job_deadline_needed(T0, T0 + 199.5, [b]) == 200 + 300 + 10
+    assert job_deadline_needed(T0, [b]) == 200 + 300 + 10
     assert JobDeadline.of({"spec": {"activeDeadlineSeconds": 190},
                            "metadata": {"annotations": {DEADLINE_ANNOTATION: "190"}}}) == (190, 190)
     assert JobDeadline.of({"metadata": {"annotations": {DEADLINE_ANNOTATION: "soon"}}}) == (None, None)
@@ -400,6 +412,60 @@ def test_a_replacement_stopped_on_a_later_pass_gets_its_grace_period_before_the_
     ex.poll()
     assert j["spec"]["activeDeadlineSeconds"] == expect and len(cluster.pod_patches) == 2
 
+
+
+def crashed_after_the_pods_patch(marked: bool) -> tuple[Patching, dict[str, Any]]:
+    """What an operator leaves when it dies (its process killed) after it stopped a replacement
+    on a later pass (the pod patched at 200 s, 100 s after the first stop) and before it pushed
+    out the Job's deadline (ours, 190, from the first stop). ``marked``: the patch said when
+    (STOPPED_AT_ANNOTATION); not: an operator from before it, which patched the deadline only."""
+    cluster = Patching()
+    running_trial(cluster)
+    j = cluster.jobs[0]
+    j["status"] = {"startTime": iso(T0), "active": 1}
+    j["spec"] = {"activeDeadlineSeconds": 190}
+    j["metadata"]["annotations"] = {STOP_ANNOTATION: "stopped by the experiment", DEADLINE_ANNOTATION: "190"}
+    cluster.pods[0] = disrupted(cluster.pods[0], "Failed")  # the first pod, evicted before the kubelet's kill
+    b = named(pod("q-0", T0 + 150, [running(T0 + 160)]), "q-0-def", "Running")
+    cluster.pods.append(as_patched(b, stop_patch(T0 + 199.5)) if marked else
+                        {**b, "spec": {**b.get("spec", {}), "activeDeadlineSeconds": 1}})
+    return cluster, j
+
+
+def test_a_pod_stopped_just_before_an_operator_crash_still_gets_its_grace_period_from_the_restarted_one() -> None:
+    """The operator died between the replacement's patch and the Job's. Before, the restarted
+    one found the pod patched (nothing to stop, so nothing 'stopped now') and kept our 190: the
+    Job controller then failed the Job at 190 s (DeadlineExceeded) and deleted the replacement
+    while it used its grace period, its logs with it. The pod's stopped-at (written by the same
+    patch) says it needs 200 + 30 + 10: the restarted operator pushes ours out to the deadline
+    wanted now (205 + 30 + 60), once, patching no pod."""
+    cluster, j = crashed_after_the_pods_patch(marked=True)
+    # The pure decision on that observed state (the crash: the pod patched, the Job not).
+    held, listed = JobDeadline.of(j), cluster.pods
+    assert job_deadline_needed(T0, listed) == 200 + 30 + 10
+    assert job_deadline_to_set(held, job_deadline(T0, T0 + 204.5, listed), job_deadline_needed(T0, listed)) == 295
+    # The restarted operator acts on it.
+    ex = executor(cluster, Events())
+    ex.now = lambda: T0 + 204.5
+    (exit_,) = ex.poll()
+    assert exit_.killed and exit_.message == "stopped by the experiment"
+    assert cluster.pod_patches == [] and cluster.deleted == []
+    assert j["spec"]["activeDeadlineSeconds"] == 205 + 30 + 60
+    assert j["metadata"]["annotations"][DEADLINE_ANNOTATION] == "295"
+    ex.now = lambda: T0 + 260
+    ex.poll()
+    ex.poll()
+    assert j["spec"]["activeDeadlineSeconds"] == 295 and cluster.pod_patches == []
+
+
+def test_a_pod_stopped_without_its_time_by_an_older_operator_leaves_the_deadline_as_before() -> None:
+    """An operator upgraded mid-stop: the pod its predecessor patched says nothing of when, so
+    nothing is pushed (the rule before the annotation); the deadline is never lowered either."""
+    cluster, j = crashed_after_the_pods_patch(marked=False)
+    ex = executor(cluster, Events())
+    ex.now = lambda: T0 + 204.5
+    (exit_,) = ex.poll()
+    assert exit_.killed and cluster.pod_patches == [] and j["spec"]["activeDeadlineSeconds"] == 190
 
 def test_the_trials_stopped_in_place_are_looked_at_with_one_pod_list_per_pass() -> None:
     """The experiment's end stops all its running trials at once; until their Jobs end, each
