@@ -23,8 +23,9 @@ This is test harness, not a kubelet. What it does:
     on this host if missing, as an empty directory; what the host has below it is hidden,
     except the pod's kubeconfig). So two pods writing the same fixed path
     (/var/log/katib/metrics.log) each write their own file, and containers of one pod share
-    theirs. This needs root with CAP_SYS_ADMIN; where ``unshare -m`` fails the container
-    does not start (CreateContainerError saying so, and a Warning Event);
+    theirs. This needs root with CAP_SYS_ADMIN; where ``unshare -m`` fails, or the mounts
+    cover every directory the sources are staged in (a mount at /), the container does not
+    start (CreateContainerError saying so, and a Warning Event);
   * reports phase, conditions and (init)containerStatuses through the status subresource,
     restarts per restartPolicy (Always/OnFailure/Never), kills the process group on graceful
     deletion (an eviction included), reports the pod Failed (Succeeded if every container
@@ -208,6 +209,10 @@ class ConfigError(Exception):
     """The container cannot start yet (CreateContainerConfigError)."""
 
 
+class MountError(Exception):
+    """The container's volumes cannot be mounted (CreateContainerError, a FailedMount Event)."""
+
+
 # Run in a new mount namespace: first bind every source under a private tmpfs at the stage
 # directory (none of the pod's mountPaths covers it), then each staged source at its target,
 # parents first. Bound straight to their targets, the sources below a mount made before
@@ -239,12 +244,19 @@ _MOUNT_SCRIPT = (
 _STAGES = ("/run/kube-harness-stage", "/var/tmp/kube-harness-stage", "/mnt/kube-harness-stage")
 
 
+def _covers(target: str, path: str) -> bool:
+    return path == target or path.startswith(target.rstrip("/") + "/")
+
+
 def stage_for(targets: list[str]) -> str:
-    """A stage directory that no target covers (see _MOUNT_SCRIPT)."""
+    """A stage directory that no target covers (see _MOUNT_SCRIPT); ValueError naming the
+    targets that cover them when each does (a mount at /, say)."""
     for stage in _STAGES:
-        if not any(stage == t or stage.startswith(t.rstrip("/") + "/") for t in targets):
+        if not any(_covers(t, stage) for t in targets):
             return stage
-    raise ValueError(f"every staging directory {_STAGES} is covered by a mount of {targets}")
+    covering = sorted({t for t in targets if any(_covers(t, stage) for stage in _STAGES)})
+    raise ValueError(f"its volumeMounts at {', '.join(covering)} cover every directory the fake node can stage "
+                     f"volume sources in ({', '.join(_STAGES)}), so it cannot mount them: mount them elsewhere")
 
 
 def mount_namespaces_work() -> str | None:
@@ -259,16 +271,14 @@ def mount_namespaces_work() -> str | None:
     return None
 
 
-def volume_argv(argv: list[str], wd: str, mounts: list[tuple[str, str, bool]], kubeconfig: str = "") -> list[str]:
+def volume_argv(argv: list[str], wd: str, mounts: list[tuple[str, str, bool]], stage: str,
+                kubeconfig: str = "") -> list[str]:
     """``argv`` run with each (source, mountPath, read-only) bind-mounted in a mount
     namespace of its own (so other processes of this host, other pods included, see none),
     the file ``kubeconfig`` (if any) still there when a mount covers its directory. Every
-    source is staged before any target is mounted (_MOUNT_SCRIPT): a mount at /tmp would
-    otherwise hide the later sources below it (an emptyDir's folder in the agent's state,
-    a hostPath there)."""
-    targets = [dst for _, dst, _ in mounts]
-    stage = stage_for(targets)
-    os.makedirs(stage, exist_ok=True)
+    source is staged at ``stage`` (stage_for; the caller makes the directory) before any
+    target is mounted (_MOUNT_SCRIPT): a mount at /tmp would otherwise hide the later
+    sources below it (an emptyDir's folder in the agent's state, a hostPath there)."""
     binds: list[str] = []
     for _, dst, ro in mounts:
         binds += [dst, "ro" if ro else "rw"]
@@ -522,17 +532,15 @@ class PodRunner(threading.Thread):
             wd = str(sandbox)
         mounts = self._mounts(c)
         if mounts:
-            why = self.agent.mount_namespaces()
-            if why is not None:
-                msg = (f"container {name} mounts emptyDir or hostPath volumes, which the fake node gives it in a mount "
-                       f"namespace of its own, and `unshare -m` fails here ({why}): run the node agent as "
-                       "root with CAP_SYS_ADMIN")
+            try:
+                argv = self._mounted(name, argv, wd, mounts)
+            except MountError as e:
+                msg = str(e)
                 if status["state"].get("waiting", {}).get("message") != msg:
                     log.warning("%s/%s: %s", self.ns, self.name, msg)
                     self.agent.event(self.pod, "FailedMount", msg, "Warning")
                 status["state"] = {"waiting": {"reason": "CreateContainerError", "message": msg}}
                 return None
-            argv = volume_argv(argv, wd, mounts, str(self.sa_kubeconfig or ""))
         try:
             # Through a pipe, so each line gets the time it was written (timestamps=true).
             p = subprocess.Popen(argv, cwd=wd, env=env, stdout=subprocess.PIPE,
@@ -554,6 +562,26 @@ class PodRunner(threading.Thread):
         status["ready"] = True
         status["containerID"] = f"fakeproc://{p.pid}"
         return p
+
+    def _mounted(self, name: str, argv: list[str], wd: str, mounts: list[tuple[str, str, bool]]) -> list[str]:
+        """``argv`` run with ``mounts`` (volume_argv), its stage directory made; MountError
+        saying why it cannot be, for _start to report (any other exception would end the
+        pod's thread and leave the pod ContainerCreating, unreported)."""
+        why = self.agent.mount_namespaces()
+        if why is not None:
+            raise MountError(f"container {name} mounts emptyDir or hostPath volumes, which the fake node gives it in "
+                             f"a mount namespace of its own, and `unshare -m` fails here ({why}): run the node agent "
+                             "as root with CAP_SYS_ADMIN")
+        try:
+            stage = stage_for([dst for _, dst, _ in mounts])
+        except ValueError as e:
+            raise MountError(f"container {name}: {e}") from None
+        try:
+            os.makedirs(stage, exist_ok=True)
+        except OSError as e:
+            raise MountError(f"container {name}: cannot make the directory {stage} to stage its volumes in: {e}"
+                             ) from None
+        return volume_argv(argv, wd, mounts, stage, str(self.sa_kubeconfig or ""))
 
     def _mounts(self, c: dict) -> list[tuple[str, str, bool]]:
         """(host dir, mountPath, read-only) of the container's mounts of emptyDir and

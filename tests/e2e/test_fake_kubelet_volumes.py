@@ -151,3 +151,34 @@ def test_volumes_whose_sources_a_parent_mount_covers_are_still_mounted(kube_clus
     assert out == "host: from the host\ndata: ['x']\n", out
     assert core_v1.read_namespaced_pod("nested", namespace).status.phase == "Succeeded"
     assert not Path(data_at).exists() or not Path(data_at, "x").exists()  # the pod's own folder, not the host's
+
+
+def test_mounts_covering_every_staging_directory_leave_the_container_waiting_saying_so(core_v1, namespace):
+    """Sources are staged under a directory no mountPath covers (/run, /var/tmp or /mnt); a pod
+    whose mounts cover all three (or that mounts a volume at /) cannot be run. The fake node
+    raised in the pod's thread, which ended it unreported: the pod stayed ContainerCreating for
+    ever. Like the other mount errors, the container now waits with CreateContainerError and
+    a FailedMount Event naming the mounts."""
+    cases = {"at-root": ["/"], "over-stages": ["/run", "/var/tmp", "/mnt"]}
+    for name, paths in cases.items():
+        core_v1.create_namespaced_pod(namespace, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never",
+                     "volumes": [{"name": f"v{i}", "emptyDir": {}} for i in range(len(paths))],
+                     "containers": [{"name": "main", "image": "python", "command": [sys.executable, "-c", "pass"],
+                                     "volumeMounts": [{"name": f"v{i}", "mountPath": p}
+                                                      for i, p in enumerate(paths)]}]}})
+
+    def waiting(name: str) -> object:
+        statuses = core_v1.read_namespaced_pod(name, namespace).status.container_statuses or []
+        return next((cs.state.waiting for cs in statuses if cs.state.waiting
+                     and cs.state.waiting.reason == "CreateContainerError"), None)
+
+    for name, paths in cases.items():
+        wait_for(lambda: waiting(name) is not None, 60, f"{name}'s container to wait with CreateContainerError")
+        message = waiting(name).message
+        said = f"container main: its volumeMounts at {', '.join(sorted(paths))} cover every directory "
+        assert message.startswith(said) and "(/run/kube-harness-stage, " in message, message
+        assert core_v1.read_namespaced_pod(name, namespace).status.phase == "Pending"
+        wait_for(lambda: any(e.reason == "FailedMount" and e.message == message for e in core_v1.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name}").items), 60, f"{name}'s FailedMount Event")
