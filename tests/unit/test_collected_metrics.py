@@ -9,7 +9,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from autotune_operator.controller import ExperimentController
 from autotune_operator.executors.base import LogChunk, TrialExit, TrialLaunch
 from autotune_operator.spec import validate_manifest
+from tests.unit.fake_executor import FakeExecutor
 from tuner_server.client import HttpClient, InProcessClient, TunerServerError
 from tuner_server.embedded import EmbeddedServer
 from tuner_server.engine import Engine, ExperimentConfig
@@ -151,10 +152,8 @@ def test_values_read_after_the_trial_exited_are_not_judged_by_the_assessor(serve
 
 # ----- the controller -----
 
-class ScriptedExecutor:
+class ScriptedExecutor(FakeExecutor):
     """Trials that 'print' what the test appends to their log, and exit when told."""
-
-    starts_on_launch = True
 
     def __init__(self) -> None:
         self.logs: dict[str, str] = {}
@@ -164,18 +163,9 @@ class ScriptedExecutor:
         self.broken: set[str] = set()  # read_log raises (an executor bug) for these
         self.finals: list[str] = []  # the order of final reads, to compare with client.end
 
-    def capacity(self) -> int | None:
-        return None
-
     def launch(self, trial: TrialLaunch) -> None:
         self.running.add(trial.trial_id)
         self.logs.setdefault(trial.trial_id, "")
-
-    def attempt_starts(self) -> dict[str, float | None]:
-        return {}
-
-    def started(self) -> Mapping[str, float]:
-        return {}
 
     def active(self) -> set[str]:
         return set(self.running)
@@ -193,12 +183,6 @@ class ScriptedExecutor:
             self.killed.add(trial_id)
             self.running.discard(trial_id)
             self.exits.append(TrialExit(trial_id, -15, True, reason))
-
-    def wait(self, timeout: float) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
 
     def read_log(self, trial_id: str, cursor: Any, final: bool = False) -> LogChunk | None:
         if trial_id in self.broken:
@@ -220,6 +204,18 @@ def experiment(**spec: Any) -> Any:
                  "metricsCollector": {"kind": "StdOut", "additionalMetricNames": ["loss"]},
                  "trainingConfig": {"type": "pytorch", "tasks": [{"type": "master", "template": {
                      "spec": {"containers": [{"name": "c", "image": "i", "command": ["train"]}]}}}]}, **spec}})
+
+
+def one_running_trial(tmp_path: Path, client: type[InProcessClient] = InProcessClient
+                      ) -> tuple[Engine, ScriptedExecutor, Any, ExperimentController, str]:
+    """A controller with one trial launched and running: (engine, executor, client, controller, trial)."""
+    engine = Engine(Store(tmp_path / "t.db"))
+    ex, tuner = ScriptedExecutor(), client(engine)
+    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", tuner, ex, "http://u")
+    c.start()
+    c.step()
+    (a,) = ex.running
+    return engine, ex, tuner, c, a
 
 
 def test_the_controller_reads_each_pass_and_drains_before_the_end(tmp_path: Path) -> None:
@@ -253,12 +249,7 @@ def test_the_controller_reads_each_pass_and_drains_before_the_end(tmp_path: Path
 
 
 def test_a_trial_that_printed_no_objective_fails_saying_so(tmp_path: Path) -> None:
-    engine = Engine(Store(tmp_path / "t.db"))
-    ex = ScriptedExecutor()
-    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", InProcessClient(engine), ex, "http://u")
-    c.start()
-    c.step()
-    (a,) = ex.running
+    engine, ex, _, c, a = one_running_trial(tmp_path)
     ex.logs[a] += "training... loss=0.3\nacc=0.9\n"
     ex.exit(a, 0)
     c.step()
@@ -350,18 +341,6 @@ def test_mlflow_variables_only_when_the_objective_is_read_from_mlflow(tmp_path: 
         assert has == ({False} if name == "with" else {True}), name
         # Unbuffered output only matters when the output is read.
         assert {env.get("PYTHONUNBUFFERED") for env in envs.values()} == ({"1"} if name == "with" else {None})
-
-
-def one_running_trial(tmp_path: Path, client: type[InProcessClient] = InProcessClient
-                      ) -> tuple[Engine, ScriptedExecutor, Any, ExperimentController, str]:
-    """A controller with one trial launched and running: (engine, executor, client, controller, trial)."""
-    engine = Engine(Store(tmp_path / "t.db"))
-    ex, tuner = ScriptedExecutor(), client(engine)
-    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", tuner, ex, "http://u")
-    c.start()
-    c.step()
-    (a,) = ex.running
-    return engine, ex, tuner, c, a
 
 
 class FlakyClient(InProcessClient):
@@ -686,12 +665,7 @@ def test_a_trial_whose_sdk_curve_has_no_final_report_is_told_so_not_only_what_it
     report_final_result fails on exit 0 (the SDK's curve alone is no result). Its message said
     only what its output lacked: true, but the script's fix is report_final_result. Through the
     controller (its message about the output); the tuner server's own, below."""
-    engine = Engine(Store(tmp_path / "t.db"))
-    ex = ScriptedExecutor()
-    c = ExperimentController(experiment(maxTrialNum=1, trialConcurrency=1), "c", InProcessClient(engine), ex, "http://u")
-    c.start()
-    c.step()
-    (a,) = ex.running
+    engine, ex, _, c, a = one_running_trial(tmp_path)
     engine.report_intermediate("c", a, 0.5, step=0)
     engine.report_intermediate("c", a, 0.6, step=1)
     ex.logs[a] += "loss=0.3\nloss=0.2\n"

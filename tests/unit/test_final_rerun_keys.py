@@ -24,6 +24,7 @@ from autotune_operator.progress import format_progress
 from autotune_operator.resume import ended_run
 from autotune_operator.spec import SpecError, load_experiment_text
 from autotune_operator.status import ExperimentStatus
+from tests.unit.fake_executor import FakeExecutor
 from tuner_server.client import InProcessClient
 from tuner_server.engine import Engine
 from tuner_server.store import Store
@@ -47,28 +48,17 @@ spec:
 """
 
 
-class ReportingExecutor:
+class ReportingExecutor(FakeExecutor):
     """Every launched trial reports ``metric`` and ends at the next poll (no process)."""
-
-    starts_on_launch = True
 
     def __init__(self, engine: Engine, exp_id: str, metric: Any) -> None:
         self.engine, self.exp_id, self.metric = engine, exp_id, metric
         self.running: list[str] = []
         self.launched: list[dict[str, Any]] = []
 
-    def capacity(self) -> int | None:
-        return None
-
     def launch(self, trial: Any) -> None:
         self.running.append(trial.trial_id)
         self.launched.append(dict(trial.parameters))
-
-    def attempt_starts(self) -> dict[str, float | None]:
-        return {}
-
-    def started(self) -> dict[str, float]:
-        return {}
 
     def active(self) -> set[str]:
         return set(self.running)
@@ -82,12 +72,6 @@ class ReportingExecutor:
         return out
 
     def kill(self, trial_id: str, reason: str, cause: object = None) -> None:
-        pass
-
-    def wait(self, timeout: float) -> None:
-        pass
-
-    def shutdown(self) -> None:
         pass
 
 

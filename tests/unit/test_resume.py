@@ -18,6 +18,7 @@ from autotune_operator.resume import ended_run, plan_resume
 from autotune_operator.runtime import OperatorRuntime, conditions
 from autotune_operator.spec import load_experiment_text
 from autotune_operator.spec_change import MUTABLE
+from tests.unit.fake_executor import FakeExecutor
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -372,26 +373,15 @@ def test_an_ended_experiment_without_a_loop_still_counts_in_the_phase_gauge() ->
 
 # ----- the controller: the pause is not run time -----
 
-class InstantExecutor:
+class InstantExecutor(FakeExecutor):
     """Every launched trial reports its x and ends at the next poll (no process)."""
-
-    starts_on_launch = True
 
     def __init__(self, engine: Any, exp_id: str) -> None:
         self.engine, self.exp_id = engine, exp_id
         self.running: list[str] = []
 
-    def capacity(self) -> int | None:
-        return None
-
     def launch(self, trial: Any) -> None:
         self.running.append(trial.trial_id)
-
-    def attempt_starts(self) -> dict[str, float | None]:
-        return {}
-
-    def started(self) -> dict[str, float]:
-        return {}
 
     def active(self) -> set[str]:
         return set(self.running)
@@ -407,12 +397,6 @@ class InstantExecutor:
         return out
 
     def kill(self, trial_id: str, reason: str, cause: object = None) -> None:
-        pass
-
-    def wait(self, timeout: float) -> None:
-        pass
-
-    def shutdown(self) -> None:
         pass
 
 

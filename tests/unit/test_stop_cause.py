@@ -7,12 +7,12 @@ store; a scripted executor (trials end when the test says)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
 
 from autotune_operator.controller import ExperimentController
 from autotune_operator.decide import overdue_reason
 from autotune_operator.executors.base import StopCause, TrialExit, TrialLaunch
 from autotune_operator.spec import validate_manifest
+from tests.unit.fake_executor import FakeExecutor
 from tuner_server.client import InProcessClient
 from tuner_server.engine import Engine
 from tuner_server.store import Store
@@ -20,10 +20,8 @@ from tuner_server.store import Store
 T0 = 1_800_000_000.0
 
 
-class ScriptedExecutor:
+class ScriptedExecutor(FakeExecutor):
     """Processes that start at launch and end when the test queues their exit."""
-
-    starts_on_launch = True
 
     def __init__(self) -> None:
         self.launches: list[str] = []
@@ -31,21 +29,12 @@ class ScriptedExecutor:
         self.exits: list[TrialExit] = []
         self.kills: list[tuple[str, StopCause | None]] = []
 
-    def capacity(self) -> int | None:
-        return None
-
     def launch(self, trial: TrialLaunch) -> None:
         self.launches.append(trial.trial_id)
         self.running.add(trial.trial_id)
 
     def active(self) -> set[str]:
         return set(self.running)
-
-    def attempt_starts(self) -> dict[str, float | None]:
-        return {}
-
-    def started(self) -> Mapping[str, float]:
-        return {}
 
     def end(self, ex: TrialExit) -> None:
         self.running.discard(ex.trial_id)
@@ -59,12 +48,6 @@ class ScriptedExecutor:
         self.kills.append((trial_id, cause))
         if trial_id in self.running:
             self.end(TrialExit(trial_id, -15, True, reason, cause))
-
-    def wait(self, timeout: float) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
 
 
 MANIFEST = {

@@ -18,6 +18,7 @@ from autotune_operator.executors.base import TrialExit, TrialLaunch
 from autotune_operator.spec import validate_manifest
 from autotune_operator.workloads.common import EXPERIMENT_LABEL, TRIAL_LABEL
 from autotune_operator.workloads.pods import parse_time, pod_started, trial_starts
+from tests.unit.fake_executor import FakeExecutor
 from tuner_server.client import InProcessClient
 from tuner_server.engine import Engine, ExperimentConfig
 from tuner_server.store import Store
@@ -164,7 +165,7 @@ def test_only_started_trials_can_be_overdue(tmp_path: Path) -> None:
 
 # ----- the controller: WAITING until the executor sees the trial run -----
 
-class QueuedExecutor:
+class QueuedExecutor(FakeExecutor):
     """Stands in for a cluster whose trials queue: launch creates a workload that runs only
     when the test says so (``begin``). The real one is KubernetesExecutor (e2e)."""
 
@@ -176,18 +177,12 @@ class QueuedExecutor:
         self.killed: dict[str, str] = {}
         self.exits: list[TrialExit] = []
 
-    def capacity(self) -> int | None:
-        return None
-
     def launch(self, trial: TrialLaunch) -> None:
         if trial.trial_id not in self.launched:
             self.launched.append(trial.trial_id)
 
     def active(self) -> set[str]:
         return set(self.launched) - set(self.killed)
-
-    def attempt_starts(self) -> dict[str, float | None]:
-        return {}
 
     def started(self) -> Mapping[str, float]:
         return dict(self.begun)
@@ -200,12 +195,6 @@ class QueuedExecutor:
         if trial_id not in self.killed:
             self.killed[trial_id] = reason
             self.exits.append(TrialExit(trial_id, None, True, reason))
-
-    def wait(self, timeout: float) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
 
 
 MANIFEST = {
