@@ -166,6 +166,8 @@ class KubernetesExecutor:
         self.kind = kind_for(self.family, self.spec.trainingConfig.type)
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
+        # Per-trial records: each is dropped once its trial is over (reported, its workload ended
+        # or gone: _forget), or rebuilt from each LIST, so none grows with the experiment's age.
         self._reported: set[str] = set()
         self._killed: dict[str, str] = {}
         # Trials a restarted controller found stopped by an earlier one (TrialLaunch.stopped)
@@ -213,7 +215,7 @@ class KubernetesExecutor:
         # pass's pod LIST covers them, and each disrupted pod gets one TrialPodDisrupted Event.
         self._replacing: set[str] = set()  # trials whose Job has our podFailurePolicy
         self._disrupting: set[str] = set()  # ... whose Job reports a pod terminating or not ready
-        self._announced: set[str] = set()  # uids of disrupted pods an Event was posted for
+        self._announced: dict[str, str] = {}  # uids of disrupted pods an Event was posted for -> their trial
         # Trial -> when the pod running it now started (None: none running, its replacement
         # waits), from the pod LISTs of passes that made one (attempt_starts).
         self._current: dict[str, float | None] = {}
@@ -394,11 +396,14 @@ class KubernetesExecutor:
         listed = self._list()
         self._note_listed(listed)
         stopping: list[str] = []  # stopped in place, their Jobs not ended: looked at after the loop
+        live: set[str] = set()  # trials whose workload has not ended and is not being deleted
         for o in listed:
             tid = _trial(o)
             if not tid:
                 continue
             seen.add(tid)
+            if outcome(self.family, o) is None and not o["metadata"].get("deletionTimestamp"):
+                live.add(tid)
             if tid in self._stopping_in_place:
                 if outcome(self.family, o) is not None or o["metadata"].get("deletionTimestamp"):
                     self._stopping_in_place.discard(tid)
@@ -457,11 +462,41 @@ class KubernetesExecutor:
         for out in self._sidecars_outlived(running, set(awaiting) | self._disrupting):
             # Exit 0: no message, so a trial that printed no objective still says so.
             exits.append(TrialExit(out.trial, out.exit_code, False, out.trial_message() if out.exit_code else None))
+        # Reported by an earlier poll (so started() has handed over their starts since) and over:
+        # their workloads ended, being deleted or gone, nothing left to stop, delete or read.
+        self._forget(self._reported - live - self._stopping_in_place - set(self._outlived) - set(self._blocked)
+                     - {ex.trial_id for ex in exits}, seen)
         for ex in exits:
             self._reported.add(ex.trial_id)
         self._awaiting = awaiting
         self._live = (seen - self._reported) | {ex.trial_id for ex in exits}
         return exits
+
+    def _forget(self, over: set[str], listed: set[str]) -> None:
+        """Drop what this executor holds for trials that are ``over``: it lives as long as the
+        experiment, and a long one runs thousands of trials. Kept while a trial's workload is
+        still ``listed`` (finished Jobs stay until the experiment is deleted, so these are
+        bounded by the LIST itself): ``_reported`` (without it each pass would report each of
+        them again) and ``_created`` (the controller may read an ended trial's log for passes
+        after its end, while its output drains, and the creation tells its pods from those of an
+        earlier experiment of the same name). Kept always: ``_not_ours`` (rare: a trial whose name
+        another's workload holds; its log must never be read from that workload's pods, whenever
+        the controller asks)."""
+        if not over:
+            return
+        for tid in over:
+            self._killed.pop(tid, None)  # (kill: the controller stops only trials still active)
+            self._stopped_before.pop(tid, None)
+            self._launched.discard(tid)
+            self._started.pop(tid, None)
+            self._seen_active.discard(tid)
+            self._current.pop(tid, None)
+            self._replacing.discard(tid)
+            self._blocked_before.discard(tid)
+        self._announced = {uid: t for uid, t in self._announced.items() if t not in over}
+        for tid in over - listed:
+            self._reported.discard(tid)
+            self._created.pop(tid, None)
 
     def started(self) -> dict[str, float]:
         """When each trial began running (epoch seconds, from the kubelet's container
@@ -540,7 +575,7 @@ class KubernetesExecutor:
         for d in disruptions(pods, self._replacing & self._live):
             if d.uid in self._announced:
                 continue
-            self._announced.add(d.uid)
+            self._announced[d.uid] = d.trial
             why = ": ".join(x for x in (d.reason, d.message) if x) or "condition DisruptionTarget"
             self.events.emit("TrialPodDisrupted",
                              f"trial {d.trial}: pod {d.pod} was disrupted ({why}); "
@@ -611,6 +646,7 @@ class KubernetesExecutor:
                 continue
             del self._outlived[tid]
             self._read_to_end.discard(tid)
+            self._gave_up.discard(tid)
 
     def _list_pods(self, trials: list[str] | None) -> list[dict[str, Any]]:
         """One LIST of the experiment's pods (only ``trials``' when given)."""
