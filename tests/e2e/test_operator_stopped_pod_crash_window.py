@@ -103,7 +103,11 @@ def test_a_pod_stopped_by_an_operator_killed_before_the_jobs_patch_gets_its_grac
         wait_for(lambda: "SIGTERM: ignored" in kube_cluster.pod_log(ns, pod.metadata.name), 60,
                  "the stopped pod's SIGTERM in its log")
     finally:
-        try:  # (while an operator runs: it removes the experiment's finalizer)
+        if op is None and env["op"].proc.poll() is not None:  # failed between the kill and the restart:
+            # an operator runs the cleanup (it removes the experiment's finalizer)
+            op = OperatorProcess(kube_cluster, env["server"], [ns], env["tmp"] / "operator-2.log", extra_env=dict(EXTRA))
+            op.start()
+        try:
             _end_experiment(kube_cluster, ns, name)  # (the pod's whole grace: ended with a 1 s deletion)
         finally:
             if op is not None:
