@@ -305,9 +305,14 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
         return {"stop": engine.report_intermediate(exp_id, trial_id, body.metric, body.step, session=sender)}
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/final", dependencies=[Member])
-    def final(exp_id: str, trial_id: str, body: MetricRequest) -> dict[str, bool]:
+    def final(exp_id: str, trial_id: str, body: MetricRequest,
+              session: Annotated[str | None, Header(alias=SESSION_HEADER)] = None) -> dict[str, bool]:
+        try:
+            sender = check_session(session)
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
         with metrics.trial_end(engine, exp_id, trial_id):  # a bad multi-objective metric fails the trial
-            engine.report_final(exp_id, trial_id, body.metric)
+            engine.report_final(exp_id, trial_id, body.metric, session=sender)
         return {"stop": False}
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/stop", dependencies=[Admin])

@@ -26,7 +26,8 @@ from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, duplicate_names,
                                      is_finite_number, metric_vector, strategy_of)
 from tuner_server.pareto import pareto_front, to_losses
-from tuner_server.report_session import Report, Sessions, restart_event
+from tuner_server.report_session import (STALE_FINAL_EVENT, Report, Sessions, final_is_stale, restart_event,
+                                         stale_final_event)
 from tuner_server.report_session import decide as decide_report
 from tuner_server.report_session import from_events as sessions_from_events
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
@@ -620,7 +621,9 @@ class Engine:
                         self.store.add_event(exp_id, trial_id, *event)
                     return t.stop_requested
                 if verdict is Report.RESTART:
-                    restarting = restart_event(step, following, session, sessions.current, t.created)
+                    # A final result already recorded was the replaced run's: dropped with it.
+                    restarting = restart_event(step, following, session, sessions.current, t.created,
+                                               final=t.record.value)
             if t.record.state.ended or (step < following and restarting is None):  # ended, or a retry: idempotent
                 if event is not None:
                     self.store.add_event(exp_id, trial_id, *event)
@@ -634,6 +637,8 @@ class Engine:
                 self._said(h, exp_id, t, replacing)
             if restarting is not None:
                 del curve[step:]
+                if restarting["droppedFinal"] is not None:
+                    t.record.value, t.record.metrics, t.record.values = None, None, None
                 logging.getLogger(__name__).warning("trial %s of %s: %s", trial_id, exp_id, restarting["note"])
             curve.append(value)
             h.curve_sources[trial_id] = source
@@ -728,9 +733,11 @@ class Engine:
         self.store.add_event(exp_id, trial_id, "assessor_failed", {"assessor": assessor, "error": error})
 
     def report_final(self, exp_id: str, trial_id: str, metric: Any,
-                     event: tuple[str, Mapping[str, Any]] | None = None) -> None:
+                     event: tuple[str, Mapping[str, Any]] | None = None, session: str | None = None) -> None:
         """Record the trial's final metric. ``event``: (kind, payload) of the trial, recorded in
-        the same transaction (mlflow_runs.py's record that this result came from MLflow)."""
+        the same transaction (mlflow_runs.py's record that this result came from MLflow).
+        ``session``: the SDK process that sent it (report_session.py): a process a newer one
+        replaced gives no result (the event STALE_FINAL_EVENT and a log warning say so)."""
         h = self.get(exp_id)
         values: tuple[float, ...] | None = None
         try:
@@ -740,16 +747,30 @@ class Engine:
             else:
                 value, raw = metric_value(metric)
         except ValueError as e:
-            if h.objectives and trial_id in h.by_id and not h.by_id[trial_id].record.state.ended:
-                # The trial cannot give this experiment a result: it fails now, saying why
-                # (the process exits on the SDK's error and its end keeps this reason).
-                self.end(exp_id, trial_id, None, message=f"bad final metric: {e}")
+            with h.lock:
+                live = h.by_id.get(trial_id)
+                if live is not None and live.record.state.ended:
+                    live = None
+                # A replaced process's bad result is not the trial's either: it fails nothing.
+                stale = live is not None and session is not None and final_is_stale(
+                    session, self._report_sessions(h, exp_id, live))
+                if h.objectives and live is not None and not stale:
+                    # The trial cannot give this experiment a result: it fails now, saying why
+                    # (the process exits on the SDK's error and its end keeps this reason).
+                    self.end(exp_id, trial_id, None, message=f"bad final metric: {e}")
             raise BadMetric(str(e)) from None
         with h.lock:
             t = self.trial(exp_id, trial_id)
             if t.record.state.ended:
                 raise Conflict(f"trial {trial_id} already ended ({t.record.state.value})")
-            self.store.set_final(exp_id, trial_id, value, raw, also=event)
+            if session is not None:
+                sessions = self._report_sessions(h, exp_id, t)
+                if final_is_stale(session, sessions):
+                    note = stale_final_event(value, raw, session, sessions.current)
+                    self.store.add_event(exp_id, trial_id, STALE_FINAL_EVENT, note)
+                    logging.getLogger(__name__).warning("trial %s of %s: %s", trial_id, exp_id, note["note"])
+                    return
+            self.store.set_final(exp_id, trial_id, value, raw, also=event, session=session)
             t.record.value = value
             t.record.metrics = raw if isinstance(raw, Mapping) else None
             t.record.values = values

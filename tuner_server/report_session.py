@@ -16,6 +16,18 @@ last step, and an assessor judged the old values. Now:
   its replacement, or one of two processes that both report). Answered, not recorded: one
   process makes the curve, and two never take turns cutting it back;
 - no session (an SDK older than sessions): the old rule, a step already held is a retry.
+
+A final result is the result of the run that sent it (the SDK sends it with its session too):
+
+- from a session a newer one replaced: stale, answered but not recorded (with a note). Before,
+  a replaced process still running beside its replacement overwrote the new run's result, or
+  gave the trial the result of a run whose curve was replaced, the last final report winning;
+- from any other session, or none: recorded as before (a process that sent no intermediate
+  report replaced nobody: an evaluation script beside the training, a process resumed at its
+  last epoch). It does not take over the curve either;
+- a new run that takes over the curve drops a final result recorded before it (its step's
+  transaction): that result was the replaced run's, so the trial's result is the new run's
+  own, or none if it ends without one, as for a trial whose process never reported one.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ HEADER = "X-AutoTune-Session"
 # as it is written into events and log lines.
 SESSION_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 EVENT = "curve_restarted"  # the trial's event saying a new run took over its curve
+STALE_FINAL_EVENT = "stale_final_ignored"  # a replaced run's final result, not recorded
 
 
 class Report(Enum):
@@ -81,19 +94,39 @@ def decide(step: int, points: int, session: str | None, sessions: Sessions) -> R
     return Report.RESTART
 
 
-def restart_note(step: int, points: int) -> str:
+def restart_note(step: int, points: int, final: float | None = None) -> str:
     """The one line saying a new run of the trial took over its curve at ``step``, replacing
-    the ``points`` - ``step`` points held from there."""
+    the ``points`` - ``step`` points held from there (and ``final``, the earlier run's final
+    result, when one was recorded)."""
+    dropped_final = ("" if final is None else
+                     f"; the final result {final} the earlier process reported is dropped (the new run reports its own)")
     return (f"another process of this trial (restarted, or a second one reporting too) reported step {step} again: "
             f"the curve goes on with its values from step {step}; the {points - step} point(s) the earlier "
-            f"process reported from there are kept in the trial's events only, and its later reports are ignored")
+            f"process reported from there are kept in the trial's events only, and its later reports are ignored"
+            f"{dropped_final}")
 
 
-def restart_event(step: int, points: int, session: str, replaced: str | None, created: float) -> dict[str, Any]:
+def restart_event(step: int, points: int, session: str, replaced: str | None, created: float,
+                  final: float | None = None) -> dict[str, Any]:
     """The payload of the trial's event EVENT (``created``: the attempt's, as requeued
-    attempts are runs of their own)."""
+    attempts are runs of their own; ``final``: the trial's recorded final result, which the
+    restart drops, None when it had none)."""
     return {"step": step, "dropped": points - step, "session": session, "replaced": replaced,
-            "created": created, "note": restart_note(step, points)}
+            "created": created, "droppedFinal": final, "note": restart_note(step, points, final)}
+
+
+def final_is_stale(session: str | None, sessions: Sessions) -> bool:
+    """Whether a final result from ``session`` belongs to a run a newer one replaced (not
+    recorded). No session (an SDK older than sessions, MLflow's result): recorded as before."""
+    return session is not None and session in sessions.replaced
+
+
+def stale_final_event(value: float, metrics: Any, session: str, current: str | None) -> dict[str, Any]:
+    """The payload of the trial's event STALE_FINAL_EVENT: the ignored result, kept for the record."""
+    return {"value": value, "metrics": metrics, "session": session, "current": current,
+            "note": (f"a final result ({value}) came from a process of this trial that a newer one replaced "
+                     f"(a pod or process still running beside its replacement): not recorded, the trial's "
+                     f"result is its current run's")}
 
 
 def from_events(newest_point: Mapping[str, Any] | None, restarts: Iterable[Mapping[str, Any]],

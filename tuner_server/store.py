@@ -340,7 +340,8 @@ class Store:
         ``session``: the SDK process that sent it (report_session.py), kept in its event.
         ``restarting``: the payload of the event ``curve_restarted`` when this point is a new
         run's (report_session.py): the points after its step go in its transaction too (the
-        one at its step it replaces), their events staying."""
+        one at its step it replaces), their events staying, and the trial's final result when
+        the payload's ``droppedFinal`` says the replaced run had reported one."""
         point = ("intermediate_metric",
                  {"step": step, "value": value, "metrics": metrics, **({"source": source} if source else {}),
                   **({"session": session} if session else {})})
@@ -352,6 +353,9 @@ class Store:
             drop = [("DELETE FROM intermediate WHERE exp_id = ? AND trial_id = ?", (exp_id, trial_id))]
         elif restarting is not None:
             drop = [("DELETE FROM intermediate WHERE exp_id = ? AND trial_id = ? AND step > ?", (exp_id, trial_id, step))]
+            if restarting.get("droppedFinal") is not None:  # the replaced run's final result
+                drop.append(("UPDATE trials SET value = NULL, metrics = NULL WHERE exp_id = ? AND trial_id = ?",
+                             (exp_id, trial_id)))
         self._tx(
             exp_id,
             trial_id,
@@ -367,16 +371,17 @@ class Store:
         )
 
     def set_final(self, exp_id: str, trial_id: str, value: float, metrics: Any,
-                  also: tuple[str, Mapping[str, Any]] | None = None) -> None:
+                  also: tuple[str, Mapping[str, Any]] | None = None, session: str | None = None) -> None:
         """The trial's final result; with ``also``, the event (kind, payload) that made it in
         the same transaction: mlflow_runs.py's ``mlflow_final``, which tells a final result
         taken from MLflow from the SDK's (written apart, a crash between the two commits left
-        MLflow's result looking like the SDK's, which later logged values never replace)."""
+        MLflow's result looking like the SDK's, which later logged values never replace).
+        ``session``: the SDK process that sent it (report_session.py), kept in its event."""
         self._tx(
             exp_id,
             trial_id,
             "final_metric",
-            {"value": value, "metrics": metrics},
+            {"value": value, "metrics": metrics, **({"session": session} if session else {})},
             [("UPDATE trials SET value = ?, metrics = ? WHERE exp_id = ? AND trial_id = ?",
               (value, json.dumps(metrics), exp_id, trial_id))],
             [also] if also is not None else (),

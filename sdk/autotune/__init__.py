@@ -290,7 +290,8 @@ def report_final_result(metric: Any) -> bool:
     if not _reporting_rank():  # rank 0 reports the result
         _state["final"] = True
         return False
-    answer = _request("POST", _trial_path() + "/final", {"metric": metric})
+    # With the session: the server ignores the result of a process a newer one replaced.
+    answer = _request("POST", _trial_path() + "/final", {"metric": metric}, {_SESSION_HEADER: _SESSION})
     _state["final"] = True  # autotune.tune()'s trial reports a function's return value only if not
     return bool(answer.get("stop"))
 

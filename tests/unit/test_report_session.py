@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tuner_server.engine import Assignment, Engine, ExperimentConfig
+from tuner_server.engine import Assignment, BadMetric, Engine, ExperimentConfig
 from tuner_server.history import TrialState
-from tuner_server.report_session import Report, Sessions, check_session, decide, from_events
+from tuner_server.report_session import (Report, Sessions, check_session, decide, final_is_stale, from_events,
+                                         restart_event)
 from tuner_server.store import Store
 
 SPACE = '{"x": {"_type": "uniform", "_value": [0, 1]}}'
@@ -51,6 +52,22 @@ def test_sessions_are_rebuilt_from_the_events_of_the_current_attempt_only() -> N
     s = from_events({"session": "b"}, restarts, created=2.0)
     assert (s.current, s.replaced) == ("b", {"a"})
     assert from_events(None, [], created=2.0) == Sessions()
+
+
+def test_a_final_result_is_stale_only_from_a_replaced_process() -> None:
+    s = Sessions(current="a")
+    s.took_over("b")
+    assert final_is_stale("a", s)  # a pod still running beside its replacement
+    assert not final_is_stale("b", s)
+    assert not final_is_stale("c", s)  # sent no report: replaced nobody, as an evaluation script
+    assert not final_is_stale(None, s)  # an SDK older than sessions, MLflow's result
+
+
+def test_a_restart_says_which_final_result_it_drops() -> None:
+    kept = restart_event(1, 3, "b", "a", 2.0)
+    assert kept["droppedFinal"] is None and "final" not in kept["note"]
+    dropped = restart_event(0, 3, "b", "a", 2.0, final=0.25)
+    assert dropped["droppedFinal"] == 0.25 and "final result 0.25" in dropped["note"]
 
 
 def test_a_bad_session_header_is_refused_naming_the_header() -> None:
@@ -125,3 +142,54 @@ def test_reports_without_a_session_keep_the_old_rule(tmp_path: Path) -> None:
     e.report_intermediate("e1", tid, 0.5, 0, session="b")  # the sender of the held points is unknown
     assert curve(e, tid) == [0.1, 0.2]
     assert e.store.trial_events("e1", tid, "curve_restarted") == []
+
+
+def test_a_replaced_process_gives_no_final_result_even_after_a_server_restart(tmp_path: Path) -> None:
+    e = engine(tmp_path / "a.db")
+    tid = running(e)
+    e.report_intermediate("e1", tid, 0.1, 0, session="a")
+    e.report_intermediate("e1", tid, 0.5, 0, session="b")  # a restarted process took over
+    e.report_final("e1", tid, 0.5, session="b")
+    e.report_final("e1", tid, 0.9, session="a")  # the old one, still alive: answered, not recorded
+    assert e.trial("e1", tid).record.value == 0.5
+    again = engine(tmp_path / "a.db")
+    again.report_final("e1", tid, 0.8, session="a")
+    assert again.trial("e1", tid).record.value == 0.5
+    assert [(n["payload"]["value"], n["payload"]["session"], n["payload"]["current"])
+            for n in again.store.trial_events("e1", tid, "stale_final_ignored")] == [(0.9, "a", "b"), (0.8, "a", "b")]
+    [kept] = again.store.trial_events("e1", tid, "final_metric")
+    assert kept["payload"]["session"] == "b"
+    again.report_final("e1", tid, 0.6, session="b")  # the current run's and a sessionless result count
+    assert again.trial("e1", tid).record.value == 0.6
+    again.report_final("e1", tid, 0.7)
+    assert again.end("e1", tid, 0) is TrialState.SUCCEEDED
+    assert again.trial("e1", tid).record.value == 0.7
+
+
+def test_a_new_run_after_the_final_report_drops_the_replaced_runs_result(tmp_path: Path) -> None:
+    e = engine(tmp_path / "a.db")
+    tid = running(e)
+    e.report_intermediate("e1", tid, 0.1, 0, session="a")
+    e.report_final("e1", tid, 0.1, session="a")
+    e.report_intermediate("e1", tid, 0.5, 0, session="b")  # started again before the trial ended
+    assert (curve(e, tid), e.trial("e1", tid).record.value) == ([0.5], None)
+    again = engine(tmp_path / "a.db")
+    assert (curve(again, tid), again.trial("e1", tid).record.value) == ([0.5], None)
+    # Without its own final result the new run ends as any run that reported none.
+    assert again.end("e1", tid, 0) is TrialState.FAILED
+
+
+def test_a_replaced_processs_bad_final_metric_fails_nothing(tmp_path: Path) -> None:
+    e = Engine(Store(tmp_path / "m.db"))
+    objectives = [{"name": "accuracy", "optimizeMode": "maximize"}, {"name": "size", "optimizeMode": "minimize"}]
+    e.register("e1", "e1", ExperimentConfig.model_validate(
+        {"searchSpace": SPACE, "tuner": {"name": "Random"}, "objectives": objectives}))
+    tid = running(e)
+    e.report_intermediate("e1", tid, {"accuracy": 0.1}, 0, session="a")
+    e.report_intermediate("e1", tid, {"accuracy": 0.5}, 0, session="b")
+    with pytest.raises(BadMetric, match="size"):
+        e.report_final("e1", tid, {"accuracy": 0.9}, session="a")  # refused: no result of the trial's
+    assert e.trial("e1", tid).record.state is TrialState.RUNNING
+    with pytest.raises(BadMetric, match="size"):
+        e.report_final("e1", tid, {"accuracy": 0.9}, session="b")  # the current run's: fails the trial, as before
+    assert e.trial("e1", tid).record.state is TrialState.FAILED

@@ -1,8 +1,9 @@
 """One process of a trial: reports each value of $RUN_VALUES (comma-separated) as an
 intermediate result, writing the answers (stop or not) to $RUN_ANSWERS (JSON list) when set.
 Then, with $RUN_READY set, it creates that file and sleeps until it is killed (a process killed
-mid-training, held deterministically); else it reports its last value as the final result and
-exits 0. Run again for the same trial, it is the trial's restarted process (steps from 0)."""
+mid-training, held deterministically), or with $RUN_RELEASE set too until that file exists (a
+process that goes on beside its replacement); then it reports its last value as the final result
+and exits 0. Run again for the same trial, it is the trial's restarted process (steps from 0)."""
 
 import json
 import os
@@ -17,6 +18,7 @@ if os.environ.get("RUN_ANSWERS"):
         json.dump(answers, f)
 if os.environ.get("RUN_READY"):
     open(os.environ["RUN_READY"], "w").close()
-    while True:
-        time.sleep(3600)
+    release = os.environ.get("RUN_RELEASE")
+    while not (release and os.path.exists(release)):
+        time.sleep(0.05 if release else 3600)
 autotune.report_final_result(values[-1])
