@@ -792,7 +792,10 @@ class KubernetesExecutor:
             log.warning("could not annotate %s %s: %s", k.kind, trial_id, e.reason)
 
     def kill(self, trial_id: str, reason: str, cause: StopCause | None = None) -> None:
-        if trial_id in self._killed:
+        if trial_id in self._killed or trial_id in self._reported:
+            # Reported ended: nothing to stop. A stop that raced the end (decided before the
+            # poll that reported it) must not mark the finished Job stopped, post a TrialStopped
+            # Event or delete the Job with its logs, once _killed forgot the trial (_forget).
             return
         self._killed[trial_id] = reason
         if self._blocked.pop(trial_id, None) is not None:

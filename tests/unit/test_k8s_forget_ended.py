@@ -70,3 +70,36 @@ def test_trials_that_ended_leave_nothing_but_what_their_listed_workloads_need() 
     assert ex._reported == set() and ex._created == {}
     assert {name: getattr(ex, name) for name in PER_TRIAL if getattr(ex, name)} == {}
     assert [r for r, _ in events.emitted].count("TrialPodDisrupted") == 1
+
+
+def test_a_stop_that_races_a_trial_end_leaves_the_ended_workload_alone() -> None:
+    # The controller decides its stops from what it saw before a poll; a trial that poll reports
+    # ended (and a later pass forgets) may still be asked to stop. Its finished Job is not
+    # annotated, deleted or said stopped.
+    cluster, events = Patching(), Events()
+    ex = executor(cluster, events)
+    ex.now = lambda: T0 + 100
+    for i, tid in enumerate(("q-0", "q-1")):
+        ex.launch(TrialLaunch(tid, i, {}, {}))
+    for j in cluster.jobs:
+        j["metadata"]["creationTimestamp"] = iso(T0)
+        j["status"] = {"startTime": iso(T0), "active": 1}
+    cluster.pods.append(named(pod("q-0", T0, [running(T0 + 1)]), "q-0-abc", "Running"))
+    cluster.pods.append(named(pod("q-1", T0, [running(T0 + 1)]), "q-1-abc", "Running"))
+    step(ex)
+    ex.kill("q-1", "stopped by the experiment", StopCause.EXPERIMENT)
+    cluster.jobs[0]["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    cluster.jobs[1]["status"] = FAILED  # q-1's pod deadline failed it
+    ex.started()
+    assert sorted((e.trial_id, e.killed) for e in ex.poll()) == [("q-0", False), ("q-1", True)]
+    for _ in range(2):  # forgotten: _killed no longer holds q-1
+        step(ex)
+        ex.poll()
+    assert ex._killed == {}
+    patches, emitted = list(cluster.pod_patches), list(events.emitted)
+    jobs = [dict(j["metadata"].get("annotations") or {}) for j in cluster.jobs]
+    ex.kill("q-0", "stopped by the experiment", StopCause.EXPERIMENT)
+    ex.kill("q-1", "stopped by the experiment", StopCause.EXPERIMENT)
+    assert cluster.deleted == [] and cluster.pod_patches == patches and events.emitted == emitted
+    assert [dict(j["metadata"].get("annotations") or {}) for j in cluster.jobs] == jobs
+    assert ex.poll() == [] and ex._killed == {}
