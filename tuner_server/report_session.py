@@ -11,7 +11,9 @@ last step, and an assessor judged the old values. Now:
 - same session, step already held: a retry, idempotent as before;
 - another session, step already held: a new run of the trial. The curve is cut back to that
   step and goes on with the new run's values (the earlier run's points stay in the trial's
-  stored events), and a note says so;
+  stored events), and a note says so. A script resumed from a checkpoint at epoch k says so
+  with the SDK's step=k: the curve keeps steps 0..k-1; at the curve's next step the new run
+  takes over just as well (nothing cut), so the earlier run's reports are stale from then on;
 - a session a newer one replaced: stale (a pod cut off from the cluster still running beside
   its replacement, or one of two processes that both report). Answered, not recorded: one
   process makes the curve, and two never take turns cutting it back;
@@ -48,7 +50,7 @@ STALE_FINAL_EVENT = "stale_final_ignored"  # a replaced run's final result, not 
 class Report(Enum):
     APPEND = "append"  # the next step (the caller refuses a step beyond it)
     RETRY = "retry"  # a step already held, sent again by the process that sent it
-    RESTART = "restart"  # a step already held, from a new run: the curve restarts there
+    RESTART = "restart"  # a held step or the next, from a new run: the curve restarts there
     STALE = "stale"  # from a process a newer one replaced: not part of the curve
 
 
@@ -85,13 +87,14 @@ def decide(step: int, points: int, session: str | None, sessions: Sessions) -> R
     """What an SDK report at ``step`` from ``session`` does to a curve of ``points`` points."""
     if session is not None and session in sessions.replaced:
         return Report.STALE
-    if step >= points:
-        return Report.APPEND
     if session is None or sessions.current is None or session == sessions.current:
         # Unknown sender of the held points: as before sessions, a retry (a restarted
         # server's curve from before sessions were recorded, an old SDK's).
-        return Report.RETRY
-    return Report.RESTART
+        return Report.APPEND if step >= points else Report.RETRY
+    # Another process: a new run, also when it goes on at the next step (a script resumed
+    # from a checkpoint, the SDK's step=): it replaces the earlier one from here, which the
+    # event says, so a restarted server still knows the earlier one's reports are stale.
+    return Report.APPEND if step > points else Report.RESTART
 
 
 def restart_note(step: int, points: int, final: float | None = None) -> str:
@@ -100,6 +103,10 @@ def restart_note(step: int, points: int, final: float | None = None) -> str:
     result, when one was recorded)."""
     dropped_final = ("" if final is None else
                      f"; the final result {final} the earlier process reported is dropped (the new run reports its own)")
+    if step == points:  # a resumed run going on where the earlier one stopped
+        return (f"another process of this trial (restarted, or a second one reporting too) went on at step {step}: "
+                f"the curve goes on with its values, and the earlier process's later reports are ignored"
+                f"{dropped_final}")
     return (f"another process of this trial (restarted, or a second one reporting too) reported step {step} again: "
             f"the curve goes on with its values from step {step}; the {points - step} point(s) the earlier "
             f"process reported from there are kept in the trial's events only, and its later reports are ignored"

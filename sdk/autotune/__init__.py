@@ -20,9 +20,10 @@ The trial's identity and the server come from environment variables set by the l
 runner or the operator: AUTOTUNE_SERVER_URL, AUTOTUNE_TOKEN, AUTOTUNE_EXPERIMENT_ID,
 AUTOTUNE_TRIAL_ID, AUTOTUNE_SEQUENCE_ID, AUTOTUNE_PARAMETERS (JSON).
 
-Each process numbers its reports from step 0 and sends them with a session id of its own, so
-the tuner server tells a retried report (same process) from a new run of the trial (a pod
-re-created, a script started again), whose values replace the curve from that step on. In a
+Each process numbers its reports from step 0 (or from the step= it names, resuming from a
+checkpoint) and sends them with a session id of its own, so the tuner server tells a retried
+report (same process) from a new run of the trial (a pod re-created, a script started again),
+whose values replace the curve from that step on. In a
 distributed trial (torchrun, a PyTorchJob, mpirun) only rank 0 records metrics: the other
 ranks' calls send nothing and return the trial's stop decision (see _reporting_rank).
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import numbers
 import os
 import sys
 import threading
@@ -64,9 +66,10 @@ class ReportError(RuntimeError):
     ``refused``: it answered no (4xx), so nothing was recorded; False when it was
     unreachable, which leaves open whether a report got through."""
 
-    def __init__(self, message: str, refused: bool = False) -> None:
+    def __init__(self, message: str, refused: bool = False, status: int | None = None) -> None:
         super().__init__(message)
         self.refused = refused
+        self.status = status  # the HTTP status of a refusal
 
 
 _state: dict[str, Any] = {"step": 0, "params": None}
@@ -257,11 +260,32 @@ def _stop_requested() -> bool:
     return bool(trial.get("stopRequested")) or trial.get("state") not in (None, "WAITING", "RUNNING")
 
 
-def report_intermediate_result(metric: Any) -> bool:
-    """Report a per-epoch metric. Returns True when the trial should stop early."""
+def _check_step(step: Any) -> int | None:
+    """``step`` as given to report_intermediate_result: None (the process's next), or a
+    non-negative integer (numpy's too); anything else is an error naming it."""
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step must be a non-negative int (the report's 0-based step), got {step!r} "
+                        f"({type(step).__name__})")
+    if step < 0:
+        raise ValueError(f"step must be a non-negative int (the report's 0-based step), got {step}")
+    return int(step)
+
+
+def report_intermediate_result(metric: Any, step: int | None = None) -> bool:
+    """Report a per-epoch metric. Returns True when the trial should stop early.
+
+    ``step``: this report's step, 0-based as the tuner server numbers them; by default the
+    process's next (0, 1, 2, ...). A script that resumes from a checkpoint at epoch k passes
+    step=k, and the curve goes on from there: a new process's report at a step the earlier
+    run reported cuts the curve there, keeping the steps before it. Later reports without a
+    step take the steps after it. A step beyond the curve's next (a gap) is refused: ReportError."""
     metric = _check_metric(metric)
+    given = _check_step(step)
     with _report_lock:
-        step = _state["step"]
+        counter = _state["step"]
+        step = counter if given is None else given
         _state["step"] = step + 1
         if not _connected():
             print(f"[autotune] intermediate result {step}: {metric}", file=sys.stderr)
@@ -275,7 +299,11 @@ def report_intermediate_result(metric: Any) -> bool:
             # Not recorded: the next report takes this step. Kept, a trial that catches the
             # error and reports again sent step n+1 before n, refused (409) from then on.
             if e.refused:
-                _state["step"] = step
+                _state["step"] = counter
+            if given is not None and e.status == 409:
+                raise ReportError(f"report_intermediate_result(step={given}) was refused: a step may not leave a "
+                                  f"gap after the trial's curve on the tuner server (resume at most at the next "
+                                  f"step it names; nothing was recorded): {e}", refused=True, status=e.status) from None
             raise
     return bool(answer.get("stop"))
 
@@ -410,7 +438,7 @@ def _request(method: str, path: str, body: Any, headers: Mapping[str, str] | Non
                 except Exception:
                     detail = e.reason
                 raise ReportError(f"tuner server refused {method} {path}: {e.code} {detail}",
-                                  refused=400 <= e.code < 500 and e.code != 429) from None
+                                  refused=400 <= e.code < 500 and e.code != 429, status=e.code) from None
         # HTTPException: a server killed mid-response leaves an IncompleteRead (not an OSError).
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, http.client.HTTPException) as e:
             moved = _moved_server()

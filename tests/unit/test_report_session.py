@@ -26,7 +26,9 @@ def test_a_held_step_is_a_retry_from_its_sender_and_a_new_run_from_another() -> 
     assert decide(3, 3, "a", s) is Report.APPEND
     assert decide(1, 3, "a", s) is Report.RETRY
     assert decide(0, 3, "b", s) is Report.RESTART
-    assert decide(3, 3, "b", s) is Report.APPEND  # the caller refuses a step beyond the next
+    assert decide(3, 3, "b", s) is Report.RESTART  # a run resumed at the next step (SDK's step=) takes over
+    assert decide(4, 3, "b", s) is Report.APPEND  # the caller refuses a step beyond the next
+    assert decide(3, 3, "a", s) is Report.APPEND
 
 
 def test_without_a_session_on_either_side_a_held_step_stays_a_retry() -> None:
@@ -193,3 +195,21 @@ def test_a_replaced_processs_bad_final_metric_fails_nothing(tmp_path: Path) -> N
     with pytest.raises(BadMetric, match="size"):
         e.report_final("e1", tid, {"accuracy": 0.9}, session="b")  # the current run's: fails the trial, as before
     assert e.trial("e1", tid).record.state is TrialState.FAILED
+
+
+def test_a_run_resumed_at_a_step_keeps_the_steps_before_it_and_its_takeover_survives_a_restart(tmp_path: Path) -> None:
+    e = engine(tmp_path / "a.db")
+    tid = running(e)
+    for step, v in enumerate((0.1, 0.2, 0.3)):
+        e.report_intermediate("e1", tid, v, step, session="a")
+    e.report_intermediate("e1", tid, 0.5, 2, session="b")  # resumed from the checkpoint of epoch 1
+    assert curve(e, tid) == [0.1, 0.2, 0.5]
+    e.report_intermediate("e1", tid, 0.6, 3, session="c")  # resumed at the next step: takes over, cuts nothing
+    assert curve(e, tid) == [0.1, 0.2, 0.5, 0.6]
+    notes = [n["payload"] for n in e.store.trial_events("e1", tid, "curve_restarted")]
+    assert [(n["step"], n["dropped"], n["replaced"]) for n in notes] == [(2, 1, "a"), (3, 0, "b")]
+    assert "went on at step 3" in notes[1]["note"]
+    again = engine(tmp_path / "a.db")
+    again.report_intermediate("e1", tid, 0.9, 3, session="b")  # b was replaced: still stale
+    again.report_final("e1", tid, 0.9, session="b")
+    assert (curve(again, tid), again.trial("e1", tid).record.value) == ([0.1, 0.2, 0.5, 0.6], None)
