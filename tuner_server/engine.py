@@ -26,8 +26,8 @@ from tuner_server.history import OptimizeMode, TrialRecord, TrialState
 from tuner_server.objectives import (MetricError, MetricStrategy, Objective, chosen_value, curve_value, duplicate_names,
                                      is_finite_number, metric_vector, strategy_of)
 from tuner_server.pareto import pareto_front, to_losses
-from tuner_server.report_session import (STALE_FINAL_EVENT, Report, Sessions, final_is_stale, restart_event,
-                                         stale_final_event)
+from tuner_server.report_session import (STALE_FINAL_EVENT, STALE_REPORT_EVENT, Report, Sessions, final_is_stale,
+                                         restart_event, stale_final_event, stale_report_event)
 from tuner_server.report_session import decide as decide_report
 from tuner_server.report_session import from_events as sessions_from_events
 from tuner_server.searchspace import SearchSpace, SearchSpaceError, parse_search_space
@@ -619,6 +619,11 @@ class Engine:
                 if verdict is Report.STALE:
                     if event is not None:
                         self.store.add_event(exp_id, trial_id, *event)
+                    if session not in sessions.said_stale:  # once per replaced process and attempt
+                        note = stale_report_event(step, value, session, sessions.current, t.created)
+                        self.store.add_event(exp_id, trial_id, STALE_REPORT_EVENT, note)
+                        sessions.said_stale.add(session)
+                        logging.getLogger(__name__).warning("trial %s of %s: %s", trial_id, exp_id, note["note"])
                     return t.stop_requested
                 if verdict is Report.RESTART:
                     # A final result already recorded was the replaced run's: dropped with it.
@@ -687,7 +692,8 @@ class Engine:
             newest = self.store.trial_events(exp_id, trial_id, "intermediate_metric", newest=True)
             h.report_sessions[trial_id] = sessions_from_events(
                 (newest[0]["payload"] or {}) if newest else None,
-                (e["payload"] or {} for e in self.store.trial_events(exp_id, trial_id, "curve_restarted")), t.created)
+                (e["payload"] or {} for e in self.store.trial_events(exp_id, trial_id, "curve_restarted")), t.created,
+                (e["payload"] or {} for e in self.store.trial_events(exp_id, trial_id, STALE_REPORT_EVENT)))
         return h.report_sessions[trial_id]
 
     @staticmethod

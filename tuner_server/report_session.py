@@ -16,7 +16,8 @@ last step, and an assessor judged the old values. Now:
   takes over just as well (nothing cut), so the earlier run's reports are stale from then on;
 - a session a newer one replaced: stale (a pod cut off from the cluster still running beside
   its replacement, or one of two processes that both report). Answered, not recorded: one
-  process makes the curve, and two never take turns cutting it back;
+  process makes the curve, and two never take turns cutting it back. Its first such report
+  in the attempt makes the event STALE_REPORT_EVENT (and a log warning), the later ones none;
 - no session (an SDK older than sessions): the old rule, a step already held is a retry.
 
 A final result is the result of the run that sent it (the SDK sends it with its session too):
@@ -45,6 +46,7 @@ HEADER = "X-AutoTune-Session"
 SESSION_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 EVENT = "curve_restarted"  # the trial's event saying a new run took over its curve
 STALE_FINAL_EVENT = "stale_final_ignored"  # a replaced run's final result, not recorded
+STALE_REPORT_EVENT = "stale_report_ignored"  # a replaced run's intermediate reports, not recorded
 
 
 class Report(Enum):
@@ -62,6 +64,9 @@ class Sessions:
 
     current: str | None = None
     replaced: set[str] = field(default_factory=set)
+    # Replaced sessions whose ignored reports were said (STALE_REPORT_EVENT): once each, as a
+    # zombie process reports every epoch.
+    said_stale: set[str] = field(default_factory=set)
 
     def took_over(self, session: str | None) -> None:
         """``session`` sent the curve's newest point: an earlier current one is replaced."""
@@ -136,14 +141,28 @@ def stale_final_event(value: float, metrics: Any, session: str, current: str | N
                      f"result is its current run's")}
 
 
+def stale_report_event(step: int, value: float, session: str, current: str | None, created: float) -> dict[str, Any]:
+    """The payload of the trial's event STALE_REPORT_EVENT, made at the first ignored report of
+    a replaced ``session`` in the attempt ``created`` (its later ones are ignored silently)."""
+    return {"step": step, "value": value, "session": session, "current": current, "created": created,
+            "note": (f"intermediate reports (the first: step {step}, {value}) come from a process of this trial "
+                     f"that a newer one replaced (a pod or process still running beside its replacement): "
+                     f"answered but not recorded, the curve is its current run's; its later reports are "
+                     f"ignored without a further note")}
+
+
 def from_events(newest_point: Mapping[str, Any] | None, restarts: Iterable[Mapping[str, Any]],
-                created: float) -> Sessions:
+                created: float, stale_notes: Iterable[Mapping[str, Any]] = ()) -> Sessions:
     """The sessions of a trial's attempt as its stored events give them (a restarted server):
-    the newest point's sender is current, and each restart of this attempt replaced one."""
+    the newest point's sender is current, each restart of this attempt replaced one, and each
+    STALE_REPORT_EVENT of this attempt said one's reports were ignored."""
     out = Sessions(current=(newest_point or {}).get("session"))
     for r in restarts:
         if r.get("created") == created and r.get("replaced"):
             out.replaced.add(r["replaced"])
+    for n in stale_notes:
+        if n.get("created") == created and n.get("session"):
+            out.said_stale.add(n["session"])
     if out.current is not None:
         out.replaced.discard(out.current)
     return out

@@ -213,3 +213,24 @@ def test_a_run_resumed_at_a_step_keeps_the_steps_before_it_and_its_takeover_surv
     again.report_intermediate("e1", tid, 0.9, 3, session="b")  # b was replaced: still stale
     again.report_final("e1", tid, 0.9, session="b")
     assert (curve(again, tid), again.trial("e1", tid).record.value) == ([0.1, 0.2, 0.5, 0.6], None)
+
+
+def test_a_replaced_processs_reports_are_said_once_per_attempt_even_across_a_server_restart(tmp_path: Path) -> None:
+    # Before, they were answered and dropped with no event or log line: a zombie pod reporting
+    # beside its replacement was invisible.
+    e = engine(tmp_path / "a.db")
+    tid = running(e)
+    e.report_intermediate("e1", tid, 0.1, 0, session="a")
+    e.report_intermediate("e1", tid, 0.5, 0, session="b")  # a restarted process took over
+    e.report_intermediate("e1", tid, 0.2, 1, session="a")  # the old one, still alive
+    e.report_intermediate("e1", tid, 0.3, 2, session="a")
+    again = engine(tmp_path / "a.db")  # a restarted server does not say it again
+    again.report_intermediate("e1", tid, 0.4, 3, session="a")
+    again.report_intermediate("e1", tid, 0.6, 0, session="c")  # b replaced in turn: said once too
+    again.report_intermediate("e1", tid, 0.7, 1, session="b")
+    again.report_intermediate("e1", tid, 0.8, 2, session="b")
+    assert curve(again, tid) == [0.6]
+    notes = [n["payload"] for n in again.store.trial_events("e1", tid, "stale_report_ignored")]
+    assert [(n["session"], n["current"], n["step"], n["value"]) for n in notes] == [
+        ("a", "b", 1, 0.2), ("b", "c", 1, 0.7)]
+    assert "not recorded" in notes[0]["note"]
