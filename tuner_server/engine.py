@@ -689,7 +689,10 @@ class Engine:
         events once after a restart: its newest point's sender and the senders replaced."""
         trial_id = t.record.trial_id
         if trial_id not in h.report_sessions:
-            newest = self.store.trial_events(exp_id, trial_id, "intermediate_metric", newest=True)
+            # No point: none of this attempt's (a requeue keeps the events of the points of the
+            # attempt before, whose sender replaces nobody in this one).
+            newest = (self.store.trial_events(exp_id, trial_id, "intermediate_metric", newest=True)
+                      if t.record.intermediate else [])
             h.report_sessions[trial_id] = sessions_from_events(
                 (newest[0]["payload"] or {}) if newest else None,
                 (e["payload"] or {} for e in self.store.trial_events(exp_id, trial_id, "curve_restarted")), t.created,

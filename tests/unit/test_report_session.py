@@ -234,3 +234,26 @@ def test_a_replaced_processs_reports_are_said_once_per_attempt_even_across_a_ser
     assert [(n["session"], n["current"], n["step"], n["value"]) for n in notes] == [
         ("a", "b", 1, 0.2), ("b", "c", 1, 0.7)]
     assert "not recorded" in notes[0]["note"]
+
+
+def test_a_requeued_trials_new_attempt_replaces_no_process_of_the_attempt_before(tmp_path: Path) -> None:
+    # The requeue drops the interrupted attempt's curve, but its points' events stay: their
+    # newest sender was taken as the new attempt's current process, so the new attempt's first
+    # report was a 'curve_restarted' (and a log warning) replacing a process of another attempt.
+    e = engine(tmp_path / "a.db")
+    tid = running(e)
+    e.report_intermediate("e1", tid, 0.1, 0, session="a")
+    e.report_intermediate("e1", tid, 0.2, 1, session="a")
+    e.requeue("e1", tid, "interrupted")
+    e.started("e1", tid)
+    e.report_intermediate("e1", tid, 0.5, 0, session="b")
+    e.report_intermediate("e1", tid, 0.6, 1, session="b")
+    assert curve(e, tid) == [0.5, 0.6]
+    assert e.store.trial_events("e1", tid, "curve_restarted") == []
+    # The same after a server restart between the requeue and the new attempt's first report.
+    e.requeue("e1", tid, "interrupted")
+    again = engine(tmp_path / "a.db")
+    again.started("e1", tid)
+    again.report_intermediate("e1", tid, 0.7, 0, session="c")
+    assert curve(again, tid) == [0.7]
+    assert again.store.trial_events("e1", tid, "curve_restarted") == []
