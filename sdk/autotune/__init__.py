@@ -301,9 +301,15 @@ def report_intermediate_result(metric: Any, step: int | None = None) -> bool:
             if e.refused:
                 _state["step"] = counter
             if given is not None and e.status == 409:
+                # A promoted trial is a new trial: the checkpoint it continues is another's, whose
+                # epochs are not in its curve (the natural step=epoch of a resumed loop is refused).
+                promoted = ("; this trial was promoted from another trial's checkpoint (get_resume_dir()): its "
+                            "own curve starts at step 0, so report the epochs it trains without step="
+                            if get_resume_dir() is not None else "")
                 raise ReportError(f"report_intermediate_result(step={given}) was refused: a step may not leave a "
                                   f"gap after the trial's curve on the tuner server (resume at most at the next "
-                                  f"step it names; nothing was recorded): {e}", refused=True, status=e.status) from None
+                                  f"step it names; nothing was recorded){promoted}: {e}",
+                                  refused=True, status=e.status) from None
             raise
     return bool(answer.get("stop"))
 

@@ -56,3 +56,20 @@ def test_a_step_beyond_the_curve_is_refused_naming_it(server: ServerProcess) -> 
     assert "report_intermediate_result(step=3) was refused" in gap.stderr and "gap" in gap.stderr, gap.stderr[-2000:]
     assert "the next step of" in gap.stderr and "is 1" in gap.stderr, gap.stderr[-2000:]
     assert trial(server, tid)["intermediate"] == [0.1]
+
+
+def test_a_promoted_trial_naming_its_checkpoints_epoch_is_told_its_curve_starts_at_0(server: ServerProcess,
+                                                                                      tmp_path: Path) -> None:
+    # A promoted trial continues another trial's checkpoint (get_resume_dir) but is a new trial
+    # with an empty curve: a loop resumed with step=epoch, as for its own checkpoint, is refused,
+    # and before the error said only that the step leaves a gap.
+    token, tid = new_trial(server)
+    checkpoint = tmp_path / "checkpoint-of-the-lower-rung"
+    checkpoint.mkdir()
+    promoted = subprocess.run([sys.executable, str(TRIALS / "rerun_trial.py")], capture_output=True, text=True,
+                              timeout=300, env=trial_env(server, token, tid, RUN_VALUES="0.5", RUN_FROM_STEP="3",
+                                                         AUTOTUNE_RESUME_DIR=str(checkpoint)))
+    assert promoted.returncode != 0
+    assert "promoted from another trial's checkpoint" in promoted.stderr, promoted.stderr[-2000:]
+    assert "starts at step 0" in promoted.stderr and "is 0" in promoted.stderr, promoted.stderr[-2000:]
+    assert trial(server, tid)["intermediate"] == []
