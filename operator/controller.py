@@ -222,10 +222,15 @@ class ExperimentController:
             self._ended(ex)
         # When trials really began (before the summary, so its runningSince, the clock of
         # maxTrialSeconds below, already has them). Trials not begun stay WAITING: never overdue.
-        for tid, at in sorted(self.executor.started().items()):
+        starts = self.executor.started()
+        for tid, at in sorted(starts.items()):
             if tid not in self.state.start_reported:
                 self.client.started(self.exp_id, tid, at)
                 self.state.start_reported.add(tid)
+        # Only what the executor still reports: it forgets ended trials (a long experiment runs
+        # thousands), and this set lives as long as the experiment. One it reported again would
+        # be told again: idempotent in the tuner server.
+        self.state.start_reported &= set(starts)
         # What running trials printed since the last pass (their curves: the assessor may ask
         # for a stop, acted on below in this same pass).
         if self.collector is not None:

@@ -286,3 +286,24 @@ def test_every_workload_kinds_pods_are_found_by_the_executors_selector() -> None
             p = {"metadata": {**tpl["metadata"], "creationTimestamp": iso(T0)}, "status": {"containerStatuses": [
                 {"name": c["name"], "state": {"running": {"startedAt": iso(T0 + 7)}}} for c in tpl["spec"]["containers"]]}}
             assert trial_starts([p], {"experiment-sample-3": T0}) == {"experiment-sample-3": T0 + 7}, family
+
+
+def test_the_controller_forgets_a_start_the_executor_no_longer_reports(tmp_path: Path) -> None:
+    # The Kubernetes executor forgets an ended trial (7587d24); the controller's record of the
+    # starts it told the tuner server must not keep every trial of a long experiment either.
+    clock = Clock()
+    engine = Engine(Store(tmp_path / "t.db"), clock=clock)
+    ex = QueuedExecutor()
+    c = ExperimentController(validate_manifest(MANIFEST), "q", InProcessClient(engine), ex, "http://x", clock=clock)
+    c.start()
+    c.step()
+    (tid,) = ex.launched
+    ex.begun[tid] = T0 + 5
+    clock.now = T0 + 20
+    c.step()
+    assert c.state.start_reported == {tid} and engine.trial("q", tid).started == T0 + 5
+    c.step()  # still reported by the executor: told once
+    assert c.state.start_reported == {tid}
+    del ex.begun[tid]  # the executor forgot it
+    c.step()
+    assert c.state.start_reported == set() and engine.trial("q", tid).started == T0 + 5
