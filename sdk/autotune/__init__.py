@@ -222,13 +222,38 @@ def _check_metric(metric: Any) -> Any:
 def _env_rank(environ: Mapping[str, str]) -> int | None:
     """This process's rank in a distributed trial as its launcher's variables give it; None
     when they say no more than one process (or nothing, or not numbers)."""
+    return _env_rank_and_problem(environ)[0]
+
+
+def _env_rank_and_problem(environ: Mapping[str, str]) -> tuple[int | None, str | None]:
+    """_env_rank's rank, and what is wrong when a launcher says several processes run but
+    not which one this is (a rank that is no integer from 0 to the world size - 1)."""
+    problem = None
     for rank, size in _RANK_VARIABLES:
         try:
-            if int(environ.get(size, "")) > 1:
-                return int(environ.get(rank, ""))
+            world = int(environ.get(size, ""))
         except ValueError:
             continue
-    return None
+        if world <= 1:
+            continue
+        raw = environ.get(rank)
+        try:
+            value = int(raw if raw is not None else "")
+        except ValueError:
+            value = -1
+        if 0 <= value < world:
+            return value, None
+        problem = problem or (f"{size}={world} but {rank}={raw!r} is not a rank from 0 to {world - 1}: "
+                              f"this process reports as rank 0 (every rank that does so makes the trial's curve in turn)")
+    return None, problem
+
+
+def _warn_once(key: str, message: str) -> None:
+    """A warning on stderr, once per process (a script reports every epoch)."""
+    said = _state.setdefault("warned", set())
+    if key not in said:
+        said.add(key)
+        print(f"[autotune] warning: {message}", file=sys.stderr)
 
 
 def _torch_rank() -> int | None:
@@ -249,7 +274,9 @@ def _reporting_rank() -> bool:
     rank 0 alone is what Katib reads (the master replica) and what NNI's examples report."""
     rank = _torch_rank()
     if rank is None:
-        rank = _env_rank(os.environ)
+        rank, problem = _env_rank_and_problem(os.environ)
+        if problem is not None:
+            _warn_once("rank", problem)
     return rank is None or rank == 0
 
 
