@@ -291,7 +291,11 @@ def final_metric(h: Hosted, state: RunState, channel: str | None = None, curve: 
             return None, None
         return None, (f"it logged MLflow metrics ({', '.join(logged[:8])}) but spec.primaryMetric does not say "
                       f"which one is the objective")
-    missing = [n for n in names if n not in state.metrics.latest]
+    # The other objectives an SDK curve's reports carry (below): counted as given, as the
+    # result takes them from those reports; one no channel sent is missing.
+    sdk_given = ({name: given for name in names[1:] if (given := reported_values(reports, name))}
+                 if channel == SDK and curve else {})
+    missing = [n for n in names if n not in state.metrics.latest and n not in sdk_given]
     if missing:
         what = "spec.objectives" if h.objectives else "spec.primaryMetric"
         if state.collected:  # the values came from its output (spec.metricsCollector), not MLflow
@@ -304,10 +308,8 @@ def final_metric(h: Hosted, state: RunState, channel: str | None = None, curve: 
     strategy = strategy_of(h.config.metricStrategies, names[0])
     if channel == SDK and curve:
         extra[names[0]] = chosen_value(curve, strategy)
-        for name in names[1:]:
-            given = reported_values(reports, name)
-            if given:
-                extra[name] = chosen_value(given, strategy_of(h.config.metricStrategies, name))
+        for name, given in sdk_given.items():
+            extra[name] = chosen_value(given, strategy_of(h.config.metricStrategies, name))
     elif channel in (MLFLOW, COLLECTED) and curve:
         values = state.explicit if channel == MLFLOW else state.printed
         if names[0] in values.latest:

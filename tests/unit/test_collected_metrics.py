@@ -847,3 +847,47 @@ def test_without_a_final_report_every_objective_the_sdk_reported_comes_from_the_
         results.append(server.engine.trial("e", tid).record.metrics)
     assert results[0] == {"acc": 0.6, "size": 20.0}
     assert results[1] == {"acc": 0.6, "size": 120.0}
+
+
+@pytest.mark.parametrize("other", ["mlflow", "print"])
+def test_an_objective_only_the_sdk_reports_carry_is_no_missing_objective(server: Server, other: str) -> None:
+    """Several objectives (acc, size); the SDK's intermediate reports carry both, MLflow (or
+    printed lines) only acc, and no final report. The result on exit 0 takes size from the SDK's
+    reports (c671ead), so their size counts as given: the trial succeeds with the SDK's values.
+    Before, the check for missing objectives looked at MLflow's (printed) values alone and failed
+    it: "no value of MLflow metric(s) ['size'] (spec.objectives) was logged; it logged acc". An
+    objective no channel sent (a second trial: the SDK's reports carry acc alone) still fails
+    the trial, the message naming it."""
+    from tuner_server.mlflow_names import run_id_of, tracking_uri
+
+    h = server.engine.register("e", "e", config(
+        primaryMetric=None, objectives=[{"name": "acc", "optimizeMode": "maximize"},
+                                        {"name": "size", "optimizeMode": "minimize"}],
+        metricStrategies=[{"name": "size", "value": "min"}]))
+    auth = {"Authorization": f"Bearer {h.stored.token}"}
+
+    def send_acc(tid: str, value: float, step: int) -> None:
+        if other == "print":
+            assert server.client.log_collected("e", tid, [{"key": "acc", "value": value, "step": step}]) == 1
+            return
+        r = httpx.post(f"{tracking_uri(server.srv.url, 'e', tid)}/api/2.0/mlflow/runs/log-metric", headers=auth,
+                       json={"run_id": run_id_of(tid), "key": "acc", "value": value, "step": step,
+                             "timestamp": 1_700_000_000_000 + step})
+        assert r.status_code == 200, r.text
+
+    ended = []
+    for sdk_keys in (("acc", "size"), ("acc",)):
+        tid = new_trial(server.engine)
+        url = f"{server.srv.url}/api/v1/experiments/e/trials/{tid}/intermediate"
+        for step, (acc, size) in enumerate(((0.5, 20.0), (0.6, 30.0))):
+            reported = {k: v for k, v in (("acc", acc), ("size", size)) if k in sdk_keys}
+            assert httpx.post(url, json={"metric": reported, "step": step}, headers=auth).status_code == 200
+            send_acc(tid, acc - 0.4, step)
+        assert server.engine.trial("e", tid).record.intermediate == [0.5, 0.6]
+        state = server.client.end("e", tid, 0)
+        ended.append((state, server.engine.trial("e", tid)))
+    (state, both), (state_acc_only, acc_only) = ended
+    assert state == "SUCCEEDED", both.message
+    assert both.record.metrics == {"acc": 0.6, "size": 20.0}
+    assert state_acc_only == "FAILED"
+    assert "['size']" in (acc_only.message or "") and "report_final_result" in (acc_only.message or ""), acc_only.message
