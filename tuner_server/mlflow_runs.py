@@ -23,6 +23,9 @@ How logged values become AutoTune results:
   through MLflow from MLflow's values only, not printed ones; the objective from the channel
   that made its curve (for the SDK, from that curve: :func:`final_metric`), and so every
   other objective the SDK's reports of that curve carry.
+- After an SDK ``curve_restarted`` (a new process of the trial took over: report_session.py),
+  only the values logged or printed since the latest one make that result
+  (:meth:`RunState.result_view`); the replaced run's stay in the run and the store.
 - A run ended FAILED or KILLED fails the trial even if the process exits 0.
 
 Metrics read from a trial's output (spec.metricsCollector, Katib's StdOut collector) arrive
@@ -48,6 +51,7 @@ from tuner_server.curve_source import COLLECTED, MLFLOW, SDK
 from tuner_server.engine import Engine, EngineError, FailsAnyway, Hosted, NotFound
 from tuner_server.mlflow_names import experiment_id_of, run_id_of
 from tuner_server.objectives import MetricError, chosen_value, is_finite_number, metric_vector, strategy_of
+from tuner_server.report_session import EVENT as RESTART_EVENT
 from tuner_server.store import StoredTrial
 
 EVENT_PREFIX = "mlflow_"
@@ -220,6 +224,17 @@ class RunState:
     # How many metric values were recorded (both kinds): checked against
     # MAX_METRIC_VALUES_PER_RUN on every call without counting the store's events.
     values: int = 0
+    # The curve_restarted events of the attempt applied (a new SDK process took over the
+    # trial: report_session.py), and the values logged or printed since the latest one, which
+    # alone make the trial's result (result_view): those before are the replaced run's, and a
+    # result mixing two runs (the new run's SDK objective, the old run's MLflow one) is what
+    # the restart drops the old final result for. None before any restart: every value counts.
+    restarts: int = 0
+    since_restart: RunState | None = None
+
+    def result_view(self) -> RunState:
+        """The values the trial's result is made of (final_metric): since the latest restart."""
+        return self if self.since_restart is None else self.since_restart
 
     def apply(self, kind: str, p: Mapping[str, Any]) -> None:
         """One recorded change (also how a restarted server replays the store's events)."""
@@ -234,6 +249,12 @@ class RunState:
                     self.logged.add(_identity(m["key"], m["value"], m["timestamp"], m["step"]))
                     self.explicit.add(m["key"], value)
                 self.metrics.add(m["key"], value)
+            if self.since_restart is not None:
+                self.since_restart.apply(kind, p)
+        elif kind == RESTART_EVENT:
+            # The values stay (the run's view, its events); the result starts over.
+            self.restarts += 1
+            self.since_restart = RunState(restarts=self.restarts)
         elif kind == "mlflow_params":
             self.params.update(p["params"])
         elif kind == "mlflow_tags":
@@ -298,10 +319,13 @@ def final_metric(h: Hosted, state: RunState, channel: str | None = None, curve: 
     missing = [n for n in names if n not in state.metrics.latest and n not in sdk_given]
     if missing:
         what = "spec.objectives" if h.objectives else "spec.primaryMetric"
+        # After a restart, what the replaced run sent is no value of this run (RunState.restarts).
+        since = (" since its process restarted (curve_restarted: the values before are the replaced run's)"
+                 if state.restarts else "")
         if state.collected:  # the values came from its output (spec.metricsCollector), not MLflow
-            return None, (f"no value of metric(s) {missing} ({what}) was read from its output; it printed "
+            return None, (f"no value of metric(s) {missing} ({what}) was read from its output{since}; it printed "
                           f"{', '.join(logged[:8])}")
-        return None, (f"no value of MLflow metric(s) {missing} ({what}) was logged"
+        return None, (f"no value of MLflow metric(s) {missing} ({what}) was logged{since}"
                       + (f"; it logged {', '.join(logged[:8])}" if logged else ""))
     # Non-finite extra metrics are left out: a final metric must be JSON (the objective's are checked below).
     extra = {k: _chosen_value(h, state, k) for k in state.metrics.latest}
@@ -390,10 +414,14 @@ class MlflowRuns:
             s = self._runs.get(key)
         if s is None:
             s = RunState(start_time=_ms(t.started or t.created))
-            for e in self.engine.store.trial_events(exp_id, t.record.trial_id, EVENT_PREFIX):
+            store = self.engine.store
+            # With the attempt's restarts, in the order written: which values came before each.
+            events = sorted(store.trial_events(exp_id, t.record.trial_id, EVENT_PREFIX)
+                            + store.trial_events(exp_id, t.record.trial_id, RESTART_EVENT), key=lambda e: e["id"])
+            for e in events:
                 # Events outlive a deleted experiment: one re-created under the same id has
                 # trials of the same names, which must not inherit the old runs.
-                if e["payload"].get("created") == t.created:
+                if (e["payload"] or {}).get("created") == t.created:
                     s.apply(e["kind"], e["payload"])
             with self._runs_lock:
                 self._runs[key] = s
@@ -625,12 +653,13 @@ class MlflowRuns:
             return None
         if t.record.value is not None and (s.final is None or dict(t.record.metrics or {}) != s.final):
             return None  # the SDK's final report wins
+        s = self._restarts_applied(exp_id, t, s)
         channel = self.engine.curve_source(exp_id, t.record.trial_id)
         # An SDK curve's reports give the other objectives too (final_metric): read from the
         # store, which keeps each point's metric as reported.
         reports = ([p["metrics"] for p in self.engine.store.intermediate(exp_id, t.record.trial_id)]
                    if channel == SDK and len(objective_names(h)) > 1 else [])
-        metric, why = final_metric(h, s, channel, t.record.intermediate, reports)
+        metric, why = final_metric(h, s.result_view(), channel, t.record.intermediate, reports)
         if metric is None:
             return why
         if s.final == metric and t.record.value is not None:
@@ -644,6 +673,19 @@ class MlflowRuns:
                                  event=("mlflow_final", {**payload, "created": t.created}))
         s.apply("mlflow_final", payload)
         return None
+
+    def _restarts_applied(self, exp_id: str, t: StoredTrial, s: RunState) -> RunState:
+        """``s`` with every curve_restarted of the attempt applied in its place. The engine
+        writes them (an SDK report), not this module: a run kept in memory since before one is
+        rebuilt from the store, which orders the values around it. Read at a result only (a
+        restart is rare; a query on every MLflow call is not)."""
+        restarts = [e for e in self.engine.store.trial_events(exp_id, t.record.trial_id, RESTART_EVENT)
+                    if (e["payload"] or {}).get("created") == t.created]
+        if len(restarts) == s.restarts:
+            return s
+        with self._runs_lock:
+            self._runs.pop((exp_id, t.record.trial_id, t.created), None)
+        return self._state(exp_id, t)
 
     def on_exit(self, exp_id: str, trial_id: str) -> str | None:
         """Engine end hook (the trial exited 0): a final result from the run, or why it fails."""

@@ -31,6 +31,8 @@ A final result is the result of the run that sent it (the SDK sends it with its 
 - a new run that takes over the curve drops a final result recorded before it (its step's
   transaction): that result was the replaced run's, so the trial's result is the new run's
   own, or none if it ends without one, as for a trial whose process never reported one.
+  Whether the SDK or MLflow gave it, the note says "recorded before". Values the replaced run
+  logged through MLflow or printed make no result either (mlflow_runs.RunState.result_view).
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def restart_note(step: int, points: int, final: float | None = None) -> str:
     the ``points`` - ``step`` points held from there (and ``final``, the earlier run's final
     result, when one was recorded)."""
     dropped_final = ("" if final is None else
-                     f"; the final result {final} the earlier process reported is dropped (the new run reports its own)")
+                     f"; the final result {final} recorded before is dropped (the new run reports its own)")
     if step == points:  # a resumed run going on where the earlier one stopped
         return (f"another process of this trial (restarted, or a second one reporting too) went on at step {step}: "
                 f"the curve goes on with its values, and the earlier process's later reports are ignored"

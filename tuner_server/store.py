@@ -496,7 +496,8 @@ class Store:
         """One trial's events whose kind starts with ``prefix``, oldest first, since the
         experiment's newest registration: an id registered again after a deletion has trials
         of the same names, and its runs neither inherit the deleted ones' events nor read
-        them (up to a million per trial) until they are purged. ``newest``: only the last one."""
+        them (up to a million per trial) until they are purged. ``newest``: only the last one.
+        Each with its ``id``, the order events of several kinds were written in."""
         with self._lock:
             # The kind IN (...) term lets SQLite use the partial index events_lifecycle.
             (since,) = self._db.execute(
@@ -505,11 +506,11 @@ class Store:
                 (exp_id,),
             ).fetchone()
             rows = self._db.execute(
-                "SELECT kind, payload FROM events WHERE exp_id = ? AND id > ? AND trial_id = ? AND substr(kind, 1, ?) = ? "
+                "SELECT kind, payload, id FROM events WHERE exp_id = ? AND id > ? AND trial_id = ? AND substr(kind, 1, ?) = ? "
                 + ("ORDER BY id DESC LIMIT 1" if newest else "ORDER BY id"),
                 (exp_id, since, trial_id, len(prefix), prefix),
             ).fetchall()
-        return [{"kind": r[0], "payload": json.loads(r[1] or "null")} for r in rows]
+        return [{"kind": r[0], "payload": json.loads(r[1] or "null"), "id": r[2]} for r in rows]
 
     def last_event_id(self, exp_id: str) -> int:
         """The newest event's id for this experiment (0 if none): a cheap change marker."""

@@ -891,3 +891,68 @@ def test_an_objective_only_the_sdk_reports_carry_is_no_missing_objective(server:
     assert both.record.metrics == {"acc": 0.6, "size": 20.0}
     assert state_acc_only == "FAILED"
     assert "['size']" in (acc_only.message or "") and "report_final_result" in (acc_only.message or ""), acc_only.message
+
+
+@pytest.mark.parametrize("server_restart", [False, True])
+@pytest.mark.parametrize("other", ["mlflow", "print"])
+def test_values_a_replaced_process_logged_make_no_result_of_the_new_run(tmp_path: Path, other: str,
+                                                                        server_restart: bool) -> None:
+    """Several objectives (acc, size). Process A reports acc by the SDK (session header a) and
+    sends acc and size by MLflow (or printed lines); the trial's process restarts: B (session b)
+    reports step 0 again (a curve_restarted), acc only. No final report. The result on exit 0
+    is B's alone: sending nothing by the other channel it fails, naming size and the restart; a
+    second trial whose B sends acc and size there too takes B's size (and acc from its curve). Before, size came from A's values: the trial
+    SUCCEEDED with {acc: 0.3 (B), size: 21.0 (A)}, a result of two runs. A's values stay in the
+    store. The same with the tuner server restarted before the end (the run replayed from the
+    events) and without (the run kept in memory since before the restart)."""
+    from tuner_server.mlflow_names import run_id_of, tracking_uri
+
+    server = Server(tmp_path / "t.db")
+    h = server.engine.register("e", "e", config(
+        primaryMetric=None, objectives=[{"name": "acc", "optimizeMode": "maximize"},
+                                        {"name": "size", "optimizeMode": "minimize"}]))
+    auth = {"Authorization": f"Bearer {h.stored.token}"}
+
+    def send_other(tid: str, key: str, value: float, step: int, ts: int) -> None:
+        if other == "print":
+            assert server.client.log_collected("e", tid, [{"key": key, "value": value, "step": step}]) == 1
+            return
+        r = httpx.post(f"{tracking_uri(server.srv.url, 'e', tid)}/api/2.0/mlflow/runs/log-metric", headers=auth,
+                       json={"run_id": run_id_of(tid), "key": key, "value": value, "step": step,
+                             "timestamp": 1_700_000_000_000 + ts})
+        assert r.status_code == 200, r.text
+
+    def report(tid: str, session: str, step: int, acc: float) -> None:
+        r = httpx.post(f"{server.srv.url}/api/v1/experiments/e/trials/{tid}/intermediate",
+                       json={"metric": {"acc": acc}, "step": step}, headers={**auth, "X-AutoTune-Session": session})
+        assert r.status_code == 200, r.text
+
+    trials = []
+    for b_sends_size in (False, True):
+        tid = new_trial(server.engine)
+        for step, (acc, size) in enumerate(((0.5, 20.0), (0.6, 21.0))):  # process A
+            report(tid, "a" * 32, step, acc)
+            send_other(tid, "acc", acc - 0.5, step, step)
+            send_other(tid, "size", size, step, step)
+        report(tid, "b" * 32, 0, 0.3)  # process B: a new run from step 0
+        if b_sends_size:  # (a step the output read has not had: the controller skips those it had)
+            send_other(tid, "acc", -0.1, 2 if other == "print" else 0, 10)
+            send_other(tid, "size", 40.0, 2 if other == "print" else 0, 10)
+        assert server.engine.trial("e", tid).record.intermediate == [0.3]
+        trials.append(tid)
+    if server_restart:
+        server.close()
+        server = Server(tmp_path / "t.db")  # the runs are replayed from the store's events
+    try:
+        without, with_size = trials
+        assert server.client.end("e", without, 0) == "FAILED", server.engine.trial("e", without).record.metrics
+        message = server.engine.trial("e", without).message or ""
+        assert "'size'" in message and "restarted" in message, message
+        assert server.client.end("e", with_size, 0) == "SUCCEEDED", server.engine.trial("e", with_size).message
+        assert server.engine.trial("e", with_size).record.metrics == {"acc": 0.3, "size": 40.0}
+        # A's values are kept in the store all the same.
+        kept = [m["value"] for e in server.engine.store.trial_events("e", without, "mlflow_")
+                if e["kind"] in ("mlflow_metrics", "mlflow_collected") for m in e["payload"]["metrics"]]
+        assert sorted(kept) == sorted([0.5 - 0.5, 0.6 - 0.5, 20.0, 21.0])
+    finally:
+        server.close()

@@ -70,6 +70,8 @@ def test_a_restart_says_which_final_result_it_drops() -> None:
     assert kept["droppedFinal"] is None and "final" not in kept["note"]
     dropped = restart_event(0, 3, "b", "a", 2.0, final=0.25)
     assert dropped["droppedFinal"] == 0.25 and "final result 0.25" in dropped["note"]
+    # Neutral on who recorded it: the SDK's final report, or a result taken from MLflow's values.
+    assert "the final result 0.25 recorded before is dropped" in dropped["note"]
 
 
 def test_a_bad_session_header_is_refused_naming_the_header() -> None:
