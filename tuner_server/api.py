@@ -140,6 +140,16 @@ def assignment_view(a: Assignment) -> dict[str, Any]:
             "resume": a.resume, "kind": a.kind}
 
 
+def sdk_session(session: Annotated[str | None, Header(alias=SESSION_HEADER)] = None) -> str | None:
+    """The SDK process that sent a trial's report (report_session.py), or 400 naming what is
+    wrong with the header. A header, not a body field: a server older than sessions ignores
+    it (its bodies forbid unknown fields), so a newer SDK still reports to it as before."""
+    try:
+        return check_session(session)
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from None
+
+
 def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
                failed_logins: FailedLogins | None = None, metrics_auth: bool = True,
                body_limits: BodyLimits | None = None) -> FastAPI:
@@ -295,22 +305,12 @@ def create_app(engine: Engine, admin_token: str, ui: UiOptions | None = None,
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/intermediate", dependencies=[Member])
     def intermediate(exp_id: str, trial_id: str, body: MetricRequest,
-                     session: Annotated[str | None, Header(alias=SESSION_HEADER)] = None) -> dict[str, bool]:
-        # A header, not a body field: a server older than sessions ignores it (its bodies
-        # forbid unknown fields), so a newer SDK still reports to it as before.
-        try:
-            sender = check_session(session)
-        except ValueError as e:
-            raise HTTPException(400, str(e)) from None
+                     sender: Annotated[str | None, Depends(sdk_session)]) -> dict[str, bool]:
         return {"stop": engine.report_intermediate(exp_id, trial_id, body.metric, body.step, session=sender)}
 
     @app.post("/api/v1/experiments/{exp_id}/trials/{trial_id}/final", dependencies=[Member])
     def final(exp_id: str, trial_id: str, body: MetricRequest,
-              session: Annotated[str | None, Header(alias=SESSION_HEADER)] = None) -> dict[str, bool]:
-        try:
-            sender = check_session(session)
-        except ValueError as e:
-            raise HTTPException(400, str(e)) from None
+              sender: Annotated[str | None, Depends(sdk_session)]) -> dict[str, bool]:
         with metrics.trial_end(engine, exp_id, trial_id):  # a bad multi-objective metric fails the trial
             engine.report_final(exp_id, trial_id, body.metric, session=sender)
         return {"stop": False}
